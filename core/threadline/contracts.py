@@ -1,0 +1,289 @@
+"""The contracts between threadline and its plugins, in one file.
+
+A *source* declares streams (a name, an Arrow schema, a primary key, a cursor) and yields
+`Batch` messages (Arrow record batches) and `Checkpoint` messages (resumable state). A
+*destination* writes a stream's batches and commits them durably when asked; the engine saves
+a checkpoint's state only after that commit. Errors are classified so the engine knows what
+to do with them: a `ConfigError` is for the user to fix, a `TransientError` is retried, a
+`FatalError` stops the stream.
+
+Everything else in threadline (the engine, the HTTP kit, the plugins) is built on these.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+# --------------------------------------------------------------------------- errors
+
+
+class ThreadlineError(Exception):
+    """Base of every error threadline raises on purpose (as opposed to a bug)."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str = "", where: str = "") -> None:
+        self.message = message
+        self.where = where
+        if hint:
+            self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text}\n  → {self.hint}" if self.hint else text
+
+
+class ConfigError(ThreadlineError):
+    """Something the user must fix: a config field, a credential, a job file.
+
+    `field` names the config field (dotted path) when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str = "", hint: str = "", where: str = "") -> None:
+        self.field = field
+        super().__init__(message, hint=hint, where=where)
+
+
+class TransientError(ThreadlineError):
+    """A failure that may go away on retry: a timeout, a 503, a dropped connection."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class FatalError(ThreadlineError):
+    """A failure that stops the stream: the message names connector, stream and request."""
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class SyncMode(str, enum.Enum):
+    FULL_REFRESH = "full_refresh"
+    INCREMENTAL = "incremental"
+
+
+class WriteDisposition(str, enum.Enum):
+    APPEND = "append"
+    REPLACE = "replace"  # the stream's table is swapped for this run's rows when the stream ends
+    UPSERT = "upsert"  # insert or update by primary key
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One kind of record a source offers: what discovery returns for each stream.
+
+    `schema` is the Arrow schema every batch is coerced to. A field's metadata may carry
+    `format` (for example `%m/%d/%y`) when the source delivers the value as text that the
+    engine should parse with that format.
+
+    `cursor_field` makes incremental sync possible: the engine tracks the largest cursor value
+    it has written and hands it back as `ReadRequest.cursor_start` next time. Set
+    `cursor_sorted=False` when the source does not return records in cursor order; the cursor
+    is then saved only when the stream finishes, never at a mid-stream checkpoint.
+    """
+
+    name: str
+    schema: pa.Schema
+    primary_key: tuple[str, ...] = ()
+    cursor_field: str | None = None
+    cursor_sorted: bool = True
+    sync_modes: tuple[SyncMode, ...] = (SyncMode.FULL_REFRESH,)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        names = set(self.schema.names)
+        missing = [k for k in self.primary_key if k not in names]
+        if missing:
+            raise ValueError(f"stream {self.name!r}: primary key {missing} not in its schema")
+        if self.cursor_field and self.cursor_field not in names:
+            raise ValueError(f"stream {self.name!r}: cursor {self.cursor_field!r} not in its schema")
+        if self.cursor_field and SyncMode.INCREMENTAL not in self.sync_modes:
+            object.__setattr__(self, "sync_modes", (*self.sync_modes, SyncMode.INCREMENTAL))
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly description, for `threadline discover` and stability checks."""
+        return {
+            "name": self.name,
+            "primary_key": list(self.primary_key),
+            "cursor_field": self.cursor_field,
+            "sync_modes": [m.value for m in self.sync_modes],
+            "fields": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in self.schema],
+        }
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The streams a source offers, in a stable order."""
+
+    streams: tuple[Stream, ...]
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.streams]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"catalog declares streams more than once: {sorted(dupes)}")
+
+    def __iter__(self) -> Iterator[Stream]:
+        return iter(self.streams)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.streams]
+
+    def get(self, name: str) -> Stream:
+        for stream in self.streams:
+            if stream.name == name:
+                return stream
+        raise ConfigError(
+            f"no stream named {name!r}",
+            hint=f"this source offers: {', '.join(self.names()) or '(none)'}",
+        )
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records of one stream, as Arrow. Columns are matched to the stream schema by name."""
+
+    stream: str
+    records: pa.RecordBatch
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A point the source can resume from. `state` must be JSON-serialisable.
+
+    The engine saves it only after the destination has committed every batch before it.
+    """
+
+    stream: str
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Records the source itself could not turn into a row (a ragged CSV line, broken JSON).
+
+    They go to quarantine with `reason`; they are never dropped silently. `records` hold the
+    raw text or fields so a person can repair and replay them.
+    """
+
+    stream: str
+    records: list[dict[str, Any]]
+    reason: str
+
+
+Message = Batch | Checkpoint | Rejected
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What the engine asks a source to read for one stream.
+
+    `state` is the stream's last saved checkpoint state (empty on a first sync).
+    For incremental syncs `cursor_start` is the inclusive lower bound: read records whose
+    cursor is >= it. Inclusive on purpose: records that share the boundary value with the
+    last sync are read again rather than lost, and upserts make the re-read harmless.
+    """
+
+    stream: Stream
+    sync_mode: SyncMode
+    state: dict[str, Any] = field(default_factory=dict)
+    cursor_start: Any = None
+
+
+# --------------------------------------------------------------------------- plugins
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class Spec(BaseModel):
+    """Base for connector config models: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(ABC, Generic[ConfigT]):
+    """A source of records. Subclasses set `name` (the connector name used in job files)
+    and `spec` (a pydantic model of their config), and implement the three methods."""
+
+    name: ClassVar[str]
+    spec: ClassVar[type[BaseModel]]
+
+    @abstractmethod
+    def check(self, config: ConfigT) -> None:
+        """Verify config and credentials; raise ConfigError naming the field if they are wrong."""
+
+    @abstractmethod
+    def discover(self, config: ConfigT) -> Catalog:
+        """The streams this config gives access to."""
+
+    @abstractmethod
+    def read(self, config: ConfigT, request: ReadRequest) -> Iterator[Message]:
+        """Yield batches of `request.stream`, with a Checkpoint whenever a resume point is reached."""
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """Where and how one stream lands in a destination."""
+
+    source: str  # the source's name in the job file
+    stream: Stream
+    disposition: WriteDisposition
+    table: str
+    run_id: str
+
+
+@dataclass
+class WriteReport:
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rejections: list[str] = field(default_factory=list)  # reasons, never record values
+
+
+class StreamWriter(ABC):
+    """Writes one stream for one run. The engine calls `write` for each batch, `commit` at each
+    checkpoint (after which the written rows must survive a crash), and `finish` once at the end
+    of the stream (REPLACE swaps the table there). `abort` undoes anything not yet committed."""
+
+    @abstractmethod
+    def write(self, batch: pa.RecordBatch) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def finish(self) -> WriteReport: ...
+
+    def abort(self) -> None:  # noqa: B027 - optional hook
+        """Called when the stream fails; the default leaves committed data as it is."""
+
+
+class Destination(ABC, Generic[ConfigT]):
+    """A place records land. Subclasses set `name` and `spec` and implement two methods."""
+
+    name: ClassVar[str]
+    spec: ClassVar[type[BaseModel]]
+
+    @abstractmethod
+    def check(self, config: ConfigT) -> None:
+        """Verify the destination can be written; raise ConfigError naming the field if not."""
+
+    @abstractmethod
+    def open_stream(self, config: ConfigT, target: StreamTarget) -> StreamWriter:
+        """A writer for one stream of one run."""
+
+    def check_targets(self, config: ConfigT, targets: list[StreamTarget]) -> None:
+        """Called by `threadline check` with every stream the job will send here, so that a
+        destination can reject, before any run, config that names a missing column."""
