@@ -9,6 +9,7 @@ from threadline.contracts import (
     ConfigError,
     Destination,
     FatalError,
+    JobPath,
     ReadRequest,
     Rejected,
     Source,
@@ -28,7 +29,7 @@ hookimpl = pluggy.HookimplMarker("threadline")
 __version__ = "0.1.0"
 
 __all__ = [
-    "Batch", "Catalog", "Checkpoint", "ConfigError", "Destination", "FatalError", "ReadRequest",
+    "Batch", "Catalog", "Checkpoint", "ConfigError", "Destination", "FatalError", "JobPath", "ReadRequest",
     "Rejected", "Source", "Spec", "Stream", "StreamTarget", "StreamWriter", "SyncMode",
     "ThreadlineError", "TransientError", "WriteDisposition", "WriteReport", "hookimpl",
 ]

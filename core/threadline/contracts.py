@@ -16,10 +16,11 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
 # --------------------------------------------------------------------------- errors
 
@@ -214,6 +215,16 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _relative_to_job(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    value = value.expanduser()
+    return value if value.is_absolute() or base is None else Path(base) / value
+
+
+JobPath = Annotated[Path, AfterValidator(_relative_to_job)]
+"""A path in a connector's config: relative paths are taken from the job file's folder."""
+
+
 class Source(ABC, Generic[ConfigT]):
     """A source of records. Subclasses set `name` (the connector name used in job files)
     and `spec` (a pydantic model of their config), and implement the three methods."""
@@ -275,6 +286,7 @@ class Destination(ABC, Generic[ConfigT]):
 
     name: ClassVar[str]
     spec: ClassVar[type[BaseModel]]
+    dispositions: ClassVar[tuple[WriteDisposition, ...]] = tuple(WriteDisposition)  # what it can do
 
     @abstractmethod
     def check(self, config: ConfigT) -> None:

@@ -1,0 +1,299 @@
+"""The `threadline` command.
+
+Commands live in this package: every module here that defines a click command named
+`command` is added (sandbox.py, new.py, ...), and plugins add theirs through the
+`register_commands` hook. Bad input ends with a message that says what, where and what to
+do next, and exit status 2; a failed sync exits 1; a stack trace means a bug.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from threadline import __version__, plugins
+from threadline.contracts import ConfigError, ThreadlineError
+from threadline.secrets import RedactingFilter, redact
+
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class CLIGroup(click.Group):
+    """Turns threadline's errors into clear messages instead of stack traces."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ThreadlineError as exc:
+            err.print(f"[bold red]error:[/] {redact(exc.render())}", markup=True, highlight=False)
+            sys.exit(2 if isinstance(exc, ConfigError) or type(exc).__name__ == "JobLockedError" else 1)
+
+
+@click.group(cls=CLIGroup)
+@click.version_option(__version__, prog_name="threadline")
+@click.option("--log-format", type=click.Choice(["auto", "plain", "json"]), default="auto",
+              help="How log lines look; auto: readable on a terminal, plain otherwise.")
+@click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, log_format: str, verbose: int) -> None:
+    """threadline: sync customer data from sources into a unified profile store and out to
+    the channels that reach people."""
+    ctx.ensure_object(dict)
+    ctx.obj["log_format"] = "plain" if log_format == "auto" and not sys.stderr.isatty() else log_format
+    setup_logging(ctx.obj["log_format"], verbose)
+
+
+def setup_logging(fmt: str, verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
+    handler: logging.Handler
+    if fmt == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    elif fmt == "plain":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=err, show_path=False, markup=False)
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger("threadline")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {"time": self.formatTime(record), "level": record.levelname.lower(),
+                   "logger": record.name, "message": record.getMessage()}
+        payload.update(getattr(record, "fields", {}))
+        return json.dumps(payload, default=str)
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins, their versions and what each registers."""
+    reg = plugins.registry()
+    if as_json:
+        console.print_json(json.dumps([p.__dict__ for p in reg.plugins]))
+        return
+    table = Table(title="threadline plugins")
+    for col in ("plugin", "distribution", "version", "sources", "destinations", "sandboxes"):
+        table.add_column(col)
+    for p in reg.plugins:
+        table.add_row(p.name, p.distribution, p.version,
+                      ", ".join(p.sources) or ("[red]failed to load[/]" if p.error else "-"),
+                      ", ".join(p.destinations) or "-", ", ".join(p.sandboxes) or "-")
+    console.print(table)
+    for p in reg.plugins:
+        if p.error:
+            err.print(f"[yellow]warning:[/] plugin {p.name!r} ({p.distribution}) failed to load: {p.error}")
+
+
+@cli.command("install")
+@click.argument("requirements", nargs=-1, required=True)
+@click.option("--editable", "-e", is_flag=True, help="Install a local folder in editable mode.")
+def install_command(requirements: tuple[str, ...], editable: bool) -> None:
+    """Install plugins (a PyPI name, a requirement or a local folder) into this environment,
+    then list what they registered."""
+    args = [sys.executable, "-m", "pip", "install", "--quiet"]
+    for req in requirements:
+        args += ["-e", req] if editable or (Path(req).is_dir() and editable) else [req]
+    console.print(f"installing {' '.join(requirements)} ...")
+    result = subprocess.run(args)
+    if result.returncode != 0:
+        raise ThreadlineError(f"pip could not install {' '.join(requirements)} (exit {result.returncode})",
+                              hint="see pip's message above; a local plugin folder needs a pyproject.toml")
+    # a fresh process sees the new entry points without stale import caches
+    subprocess.run([sys.executable, "-m", "threadline", "plugins"])
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@cli.command("check")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+def check_command(job_file: str) -> None:
+    """Validate a job file and run every connector's check; print what passed."""
+    from threadline.checks import check_job
+
+    results = check_job(job_file)
+    table = Table(title=f"check {job_file}")
+    for col in ("kind", "name", "connector", "result"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.kind, r.name, r.connector, "[green]ok[/]" if r.ok else "[red]failed[/]")
+    console.print(table)
+    for r in results:
+        if not r.ok:
+            err.print(f"[red]{r.kind} {r.name} ({r.connector}):[/] {redact(r.message)}", markup=True)
+    if not all(r.ok for r in results):
+        sys.exit(2)
+
+
+@cli.command("sync")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, help="Sync only this source, or source.stream (repeatable).")
+@click.option("--wait", is_flag=True, help="If the job is already running, wait for it instead of stopping.")
+@click.pass_context
+def sync_command(ctx: click.Context, job_file: str, only: tuple[str, ...], wait: bool) -> None:
+    """Run a sync job: sources → destinations, with progress and a summary."""
+    from threadline.cli.progress import make_progress
+    from threadline.engine import run_job
+    from threadline.job import load_job
+
+    job = load_job(job_file)
+    with make_progress(ctx.obj["log_format"], err) as progress:
+        report = run_job(job, only=list(only) or None, progress=progress, wait=wait)
+    print_report(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+def print_report(report: Any) -> None:
+    table = Table(title=f"run {report.run_id} · {report.outcome} · {report.seconds:.1f}s")
+    for col in ("source", "stream", "mode", "read", "written", "rejected", "rows/s", "outcome"):
+        table.add_column(col, justify="right" if col in ("read", "written", "rejected", "rows/s") else "left")
+    for s in report.streams:
+        table.add_row(s.source, s.stream, s.sync_mode, f"{s.rows_read:,}", f"{s.rows_written:,}",
+                      f"{s.rows_rejected:,}", f"{s.rate:,.0f}",
+                      "[green]ok[/]" if s.outcome == "succeeded" else f"[red]{s.outcome}[/]")
+    console.print(table)
+    for s in report.streams:
+        if s.error:
+            err.print(f"[red]{s.source}.{s.stream} failed:[/] {redact(s.error)}")
+    if report.quarantine:
+        console.print(f"rejected rows and their reasons: {report.quarantine}")
+
+
+@cli.group("state")
+def state_group() -> None:
+    """Show or reset the saved state of a job's streams."""
+
+
+@state_group.command("show")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+def state_show(job_file: str) -> None:
+    """Print each stream's saved state (cursors, files read, ...)."""
+    from threadline.job import load_job
+    from threadline.state import StateStore
+
+    job = load_job(job_file)
+    store = StateStore(job.state_dir)
+    rows = store.all_states(job.name)
+    if not rows:
+        console.print(f"no saved state for job {job.name!r} (nothing synced yet)")
+    for source, stream, state, at in rows:
+        console.print(f"[bold]{source}.{stream}[/] (saved {at})")
+        console.print_json(json.dumps(state, default=str))
+
+
+@state_group.command("reset")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@click.option("--source", help="Only this source.")
+@click.option("--stream", help="Only this stream (with --source).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def state_reset(job_file: str, source: str | None, stream: str | None, yes: bool) -> None:
+    """Forget saved state, so the next sync reads everything again."""
+    from threadline.job import load_job
+    from threadline.state import StateStore
+
+    job = load_job(job_file)
+    what = ".".join(x for x in (source, stream) if x) or "every stream"
+    if not yes and not click.confirm(f"forget the state of {what} in job {job.name!r}?"):
+        return
+    n = StateStore(job.state_dir).reset(job.name, source, stream)
+    console.print(f"forgot the state of {n} stream(s)")
+
+
+@cli.command("runs")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@click.option("--limit", default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def runs_command(job_file: str, limit: int, as_json: bool) -> None:
+    """Show the job's run history: rows read, written and rejected, duration, outcome."""
+    from threadline.job import load_job
+    from threadline.state import StateStore
+
+    job = load_job(job_file)
+    runs = StateStore(job.state_dir).runs(job.name, limit)
+    if as_json:
+        console.print_json(json.dumps([r.to_dict() for r in runs], default=str))
+        return
+    table = Table(title=f"runs of {job.name}")
+    for col in ("run", "started", "outcome", "streams", "read", "written", "rejected", "seconds"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r.run_id, r.started_at, r.outcome, str(len(r.streams)),
+                      f"{sum(s.rows_read for s in r.streams):,}", f"{sum(s.rows_written for s in r.streams):,}",
+                      f"{sum(s.rows_rejected for s in r.streams):,}", f"{sum(s.seconds for s in r.streams):.1f}")
+    console.print(table)
+
+
+@cli.command("discover")
+@click.argument("job_file", type=click.Path(dir_okay=False))
+@click.option("--source", "source_name", help="Only this source.")
+def discover_command(job_file: str, source_name: str | None) -> None:
+    """Print the streams each source offers, with schema, primary key and cursor."""
+    from threadline.job import load_job
+
+    job = load_job(job_file)
+    reg = plugins.registry()
+    for name, src in job.sources.items():
+        if source_name and name != source_name:
+            continue
+        source = reg.source(src.connector)
+        config = job.validate_config(("sources", name, "config"), source.spec, src.config)
+        for stream in source.discover(config):
+            d = stream.describe()
+            console.print(f"[bold]{name}.{d['name']}[/]  key={d['primary_key']} cursor={d['cursor_field']} "
+                          f"modes={','.join(d['sync_modes'])}")
+            for f in d["fields"]:
+                console.print(f"    {f['name']}: {f['type']}")
+
+
+def _add_package_commands() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        command = getattr(module, "command", None)
+        if isinstance(command, click.Command):
+            cli.add_command(command)
+
+
+def _add_plugin_commands() -> None:
+    """Each plugin's commands, one plugin at a time: a broken plugin is named and skipped."""
+    try:
+        manager = plugins.registry().manager
+    except ThreadlineError as exc:  # e.g. two plugins registering one name
+        err.print(f"[bold red]error:[/] {redact(exc.render())}")
+        sys.exit(2)
+    for impl in manager.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            logging.getLogger("threadline.plugins").warning(
+                "plugin %s failed to add its commands and they are skipped: %s: %s",
+                impl.plugin_name, type(exc).__name__, exc)
+
+
+def main() -> None:
+    _add_package_commands()
+    _add_plugin_commands()
+    cli(prog_name="threadline")

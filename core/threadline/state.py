@@ -1,0 +1,259 @@
+"""State, run history, quarantine and the job lock: everything a job keeps between runs.
+
+One SQLite file per job's state folder (default `.threadline/` beside the job file). SQLite
+is embedded, durable on commit and needs no server, which is what a default should be.
+State is keyed by job, source and stream, and holds only what a source checkpointed (cursor
+values, tokens' positions) — never secrets or record values.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.json  # noqa: F401 - registers pa.json
+
+from threadline.contracts import ThreadlineError
+
+_SCHEMA = """
+create table if not exists stream_state (
+  job text not null, source text not null, stream text not null,
+  state text not null, updated_at text not null,
+  primary key (job, source, stream)
+);
+create table if not exists runs (
+  run_id text primary key, job text not null, started_at text not null, finished_at text,
+  outcome text not null, error text, pid integer
+);
+create table if not exists run_streams (
+  run_id text not null, source text not null, stream text not null,
+  sync_mode text, rows_read integer, rows_written integer, rows_rejected integer,
+  seconds real, outcome text, error text,
+  primary key (run_id, source, stream)
+);
+"""
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StreamRun:
+    """What one stream did in one run."""
+
+    source: str
+    stream: str
+    sync_mode: str = ""
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    outcome: str = "running"
+    error: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    job: str
+    started_at: str
+    finished_at: str | None = None
+    outcome: str = "running"
+    error: str | None = None
+    streams: list[StreamRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JobLockedError(ThreadlineError):
+    """Another sync of the same job is running."""
+
+
+class StateStore:
+    """The state database of one job's state folder. Safe to use from several threads."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "state.sqlite"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=full")  # state must survive a power cut, not just a kill
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- stream state
+
+    def get(self, job: str, source: str, stream: str) -> dict[str, Any]:
+        with self._lock:
+            row = self._db.execute(
+                "select state from stream_state where job=? and source=? and stream=?", (job, source, stream)
+            ).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def set(self, job: str, source: str, stream: str, state: dict[str, Any]) -> None:
+        payload = json.dumps(state, sort_keys=True, default=str)
+        with self._lock:
+            self._db.execute(
+                "insert into stream_state values (?,?,?,?,?) on conflict (job, source, stream) "
+                "do update set state=excluded.state, updated_at=excluded.updated_at",
+                (job, source, stream, payload, utcnow()),
+            )
+
+    def all_states(self, job: str) -> list[tuple[str, str, dict[str, Any], str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "select source, stream, state, updated_at from stream_state where job=? order by source, stream",
+                (job,),
+            ).fetchall()
+        return [(s, st, json.loads(v), at) for s, st, v, at in rows]
+
+    def reset(self, job: str, source: str | None = None, stream: str | None = None) -> int:
+        sql, args = "delete from stream_state where job=?", [job]
+        if source:
+            sql, args = sql + " and source=?", [*args, source]
+        if stream:
+            sql, args = sql + " and stream=?", [*args, stream]
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    # ---- runs
+
+    def start_run(self, run: RunRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "insert into runs (run_id, job, started_at, outcome, pid) values (?,?,?,?,?)",
+                (run.run_id, run.job, run.started_at, run.outcome, os.getpid()),
+            )
+
+    def save_stream_run(self, run_id: str, s: StreamRun) -> None:
+        with self._lock:
+            self._db.execute(
+                "insert or replace into run_streams values (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, s.source, s.stream, s.sync_mode, s.rows_read, s.rows_written, s.rows_rejected,
+                 round(s.seconds, 3), s.outcome, s.error),
+            )
+
+    def finish_run(self, run: RunRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "update runs set finished_at=?, outcome=?, error=? where run_id=?",
+                (run.finished_at, run.outcome, run.error, run.run_id),
+            )
+
+    def runs(self, job: str, limit: int = 20) -> list[RunRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "select run_id, job, started_at, finished_at, outcome, error, pid from runs where job=? "
+                "order by started_at desc, rowid desc limit ?",
+                (job, limit),
+            ).fetchall()
+            records = []
+            for run_id, job_, started, finished, outcome, error, pid in rows:
+                if outcome == "running" and pid and not _alive(pid):
+                    outcome = "killed"  # the process died without recording an end
+                streams = [
+                    StreamRun(*r)
+                    for r in self._db.execute(
+                        "select source, stream, sync_mode, rows_read, rows_written, rows_rejected, seconds, outcome, error "
+                        "from run_streams where run_id=? order by source, stream",
+                        (run_id,),
+                    ).fetchall()
+                ]
+                records.append(RunRecord(run_id, job_, started, finished, outcome, error, streams))
+        return records
+
+    # ---- quarantine
+
+    def quarantine_dir(self, run_id: str) -> Path:
+        return self.folder / "quarantine" / run_id
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Quarantine:
+    """Rows that could not be coerced or parsed, kept with their reason, source, stream and
+    run id as JSON lines (one file per stream and run) so that they can be read, fixed and
+    replayed. Never silently dropped."""
+
+    def __init__(self, folder: Path, run_id: str, source: str, stream: str) -> None:
+        self.path = folder / f"{source}__{stream}.jsonl"
+        self.run_id, self.source, self.stream = run_id, source, stream
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, rows: pa.Table | list[dict[str, Any]], reasons: list[str] | str) -> None:
+        records = rows.to_pylist() if isinstance(rows, pa.Table) else rows
+        if not records:
+            return
+        if isinstance(reasons, str):
+            reasons = [reasons] * len(records)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            for record, reason in zip(records, reasons):  # only rejected rows: a cold path
+                out.write(json.dumps(
+                    {"run_id": self.run_id, "source": self.source, "stream": self.stream,
+                     "reason": reason, "record": record},
+                    default=str, ensure_ascii=False,
+                ) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        self.count += len(records)
+
+
+@contextmanager
+def job_lock(folder: Path, job: str, wait: bool = False) -> Iterator[None]:
+    """Hold the job's lock for a run. A second sync of the same job waits (`wait=True`) or
+    stops with a message naming the run that holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{job}.lock"
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise JobLockedError(
+                f"job {job!r} is already being synced ({holder})",
+                hint="wait for that run to finish, or run `threadline sync --wait` to queue behind it",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {utcnow()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the flock; the file stays for the next run
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid() % 10000:04d}{int(time.time_ns()) % 1000:03d}"
