@@ -1,0 +1,256 @@
+"""The profile store's configuration: where it lives, how each source stream maps onto
+identifiers and traits, and how records are resolved into profiles.
+
+A job file carries it under ``destinations.<name>.config``::
+
+    engine: duckdb
+    path: profiles.duckdb
+    mappings:
+      crm.contacts:
+        identifiers: {email: email, mobile: phone, id: "customer_id:crm"}
+        traits: {first_name: first_name, last_name: last_name, birth_date: dob}
+        cleaning: {phone_region: US, date_formats: {dob: ["%m/%d/%Y"]}, priority: 10}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from threadline.contracts import Spec
+
+try:  # relative paths are taken from the job file's folder once the core offers it
+    from threadline.contracts import JobPath
+except ImportError:  # pragma: no cover - older core
+    JobPath = Path  # type: ignore[misc]
+
+# Identifier types a column can be mapped to; `customer_id:<system>` names the system.
+IDENTIFIER_TYPES = ("email", "phone", "loyalty_card", "social_handle", "device_id")
+CUSTOMER_ID = re.compile(r"^customer_id:[a-z0-9_]+$")
+
+# Traits the store understands (each is normalized by its kind); any other trait name is
+# kept as text. Address parts are traits too, set through the `address` block.
+TRAIT_KINDS = {
+    "first_name": "name",
+    "last_name": "name",
+    "middle_name": "name",
+    "full_name": "name",
+    "birth_date": "date",
+    "address_line1": "address_line",
+    "address_line2": "address_line",
+    "city": "place",
+    "region": "place",
+    "postal_code": "postal_code",
+    "country": "country",
+}
+
+SURVIVORSHIP = Literal["source_priority", "most_recent", "most_frequent", "first_non_null"]
+
+
+def identifier_kind(id_type: str) -> str:
+    """The normalizer an identifier type uses: customer ids of every system share one."""
+    return "customer_id" if id_type.startswith("customer_id:") else id_type
+
+
+class AddressMapping(Spec):
+    """Which columns hold the parts of a postal address."""
+
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+    def columns(self) -> dict[str, str]:
+        """Trait name -> column, for the parts that are mapped."""
+        names = {"line1": "address_line1", "line2": "address_line2"}
+        return {names.get(k, k): v for k, v in self.model_dump().items() if v}
+
+
+class EventMapping(Spec):
+    """A stream of things a person did (page views, opens, clicks)."""
+
+    timestamp: str
+    name: str | None = None
+
+
+class OrderMapping(Spec):
+    """A stream of purchases."""
+
+    order_id: str
+    timestamp: str
+    amount: str | None = None
+    currency: str | None = None
+
+
+class Cleaning(Spec):
+    """How to read this source's values."""
+
+    phone_region: str | None = None  # ISO 3166 alpha-2, for numbers written without +country
+    date_formats: dict[str, list[str]] = Field(default_factory=dict)  # column -> strptime formats
+    priority: int = 0  # higher wins under the `source_priority` survivorship rule
+
+    @field_validator("date_formats", mode="before")
+    @classmethod
+    def _one_format_is_a_list(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region_is_upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+class StreamMapping(Spec):
+    """How one source stream (``"source.stream"``) maps onto the profile model."""
+
+    identifiers: dict[str, str] = Field(default_factory=dict)  # column -> identifier type
+    traits: dict[str, str] = Field(default_factory=dict)  # trait name -> column
+    address: AddressMapping | None = None
+    updated_at: str | None = None  # column saying when the record last changed
+    events: EventMapping | None = None
+    orders: OrderMapping | None = None
+    cleaning: Cleaning = Field(default_factory=Cleaning)
+
+    @field_validator("identifiers")
+    @classmethod
+    def _known_identifier_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, id_type in value.items():
+            if id_type not in IDENTIFIER_TYPES and not CUSTOMER_ID.match(id_type):
+                raise ValueError(
+                    f"column {column!r} is mapped to unknown identifier type {id_type!r}; "
+                    f"use one of {', '.join(IDENTIFIER_TYPES)} or customer_id:<system>"
+                )
+        return value
+
+    def trait_columns(self) -> dict[str, str]:
+        """Every trait (address parts included) -> its column."""
+        out = dict(self.traits)
+        if self.address:
+            out.update(self.address.columns())
+        return out
+
+    def columns_by_path(self) -> dict[str, str]:
+        """Config path (relative to the mapping) -> column, for every column named."""
+        paths = {f"identifiers.{c}": c for c in self.identifiers}
+        paths.update({f"traits.{t}": c for t, c in self.traits.items()})
+        if self.address:
+            paths.update({f"address.{k}": v for k, v in self.address.model_dump().items() if v})
+        if self.updated_at:
+            paths["updated_at"] = self.updated_at
+        for block in ("events", "orders"):
+            value = getattr(self, block)
+            if value is not None:
+                paths.update({f"{block}.{k}": v for k, v in value.model_dump().items() if v})
+        paths.update({f"cleaning.date_formats.{c}": c for c in self.cleaning.date_formats})
+        return paths
+
+
+class IdentityRule(Spec):
+    """Records that agree on every field of `match` belong to one person.
+
+    A rule matches either one identifier type (``[email]``, ``[customer_id:crm]``) or
+    several single-valued traits together (``[first_name, last_name, birth_date]``).
+    """
+
+    name: str
+    match: list[str]
+
+    @model_validator(mode="after")
+    def _identifier_alone(self) -> IdentityRule:
+        ids = [m for m in self.match if m in IDENTIFIER_TYPES or m == "email_canonical" or CUSTOMER_ID.match(m)]
+        if ids and len(self.match) > 1:
+            raise ValueError(
+                f"rule {self.name!r}: identifier {ids[0]!r} can only be matched on its own; "
+                "combine traits (first_name, last_name, birth_date, postal_code, ...) instead"
+            )
+        return self
+
+
+# The built-in composite rules, used when the mapped traits allow them. Each tolerates an
+# error in the field it leaves out.
+DEFAULT_TRAIT_RULES = (
+    IdentityRule(name="name_birth_date", match=["first_name", "last_name", "birth_date"]),
+    IdentityRule(name="name_postal_code_address", match=["first_name", "last_name", "postal_code", "address_line1"]),
+    IdentityRule(name="first_name_birth_date_postal_code", match=["first_name", "birth_date", "postal_code"]),
+    IdentityRule(name="last_name_birth_date_postal_code", match=["last_name", "birth_date", "postal_code"]),
+)
+
+DEFAULT_LIMITS = {"customer_id:*": 1, "loyalty_card": 3, "email": 10, "phone": 10}
+
+
+class Resolution(Spec):
+    """How records become profiles."""
+
+    rules: list[IdentityRule] | None = None  # priority order; None = the defaults
+    max_records_per_value: int = 50  # an identifier shared by more records than this is blocked
+    blocked_values: list[str] = Field(default_factory=list)  # normalized values never used to link
+    blocked_patterns: list[str] = Field(default_factory=list)  # regexes over normalized values
+    limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMITS))  # type -> max values per profile
+    always_merge: list[tuple[str, str]] = Field(default_factory=list)  # record refs "source.stream:pk"
+    never_merge: list[tuple[str, str]] = Field(default_factory=list)
+
+    @field_validator("blocked_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"blocked pattern {pattern!r} is not a regular expression: {exc}") from exc
+        return value
+
+
+class Survivorship(Spec):
+    """Which value of a field wins in the golden record."""
+
+    default: SURVIVORSHIP = "source_priority"
+    fields: dict[str, SURVIVORSHIP] = Field(default_factory=dict)
+
+    def rule_for(self, field: str) -> str:
+        return self.fields.get(field, self.default)
+
+
+class ProfilesConfig(Spec):
+    """Configuration of the `profiles` destination."""
+
+    engine: Literal["duckdb", "postgres"] = "duckdb"
+    path: JobPath = Path("profiles.duckdb")  # DuckDB file
+    dsn: str = "postgresql://postgres@127.0.0.1:5432/test"  # Postgres connection string
+    db_schema: str = Field(default="threadline_profiles", alias="schema")  # Postgres schema
+    mappings: dict[str, StreamMapping] = Field(default_factory=dict)  # "source.stream" -> mapping
+    resolution: Resolution = Field(default_factory=Resolution)
+    survivorship: Survivorship = Field(default_factory=Survivorship)
+    resolve_on_finish: bool = True  # resolve once the run has landed every stream
+    report_dir: JobPath | None = None  # default: "<store>_reports" next to the DuckDB file, or ./
+
+    @field_validator("mappings")
+    @classmethod
+    def _keys_are_source_dot_stream(cls, value: dict[str, StreamMapping]) -> dict[str, StreamMapping]:
+        for key in value:
+            if key.count(".") < 1:
+                raise ValueError(f"mapping key {key!r} must be 'source.stream'")
+        return value
+
+    @field_validator("db_schema")
+    @classmethod
+    def _schema_is_a_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", value):
+            raise ValueError(f"schema {value!r} must be lower-case letters, digits and underscores")
+        return value
+
+    def mapping_for(self, source: str, stream: str) -> StreamMapping | None:
+        return self.mappings.get(f"{source}.{stream}")
+
+    def reports_path(self) -> Path:
+        if self.report_dir is not None:
+            return self.report_dir
+        if self.engine == "duckdb":
+            return self.path.parent / f"{self.path.stem}_reports"
+        return Path("profiles_reports")

@@ -1,0 +1,168 @@
+"""The `profiles` destination: lands each stream, and resolves profiles once per run.
+
+Streams of one run may land concurrently (the engine runs them in threads): every writer
+gets its own handle on the store (a DuckDB cursor or a Postgres connection) and merges into
+its own raw table; catalog changes and merges are serialised by the store's lock.
+Resolution runs once, when the run has finished (`run_finished` hook), over everything
+landed so far; `threadline profiles build` runs it by hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import uuid
+
+import pyarrow as pa
+
+from threadline.contracts import (
+    Destination,
+    StreamTarget,
+    StreamWriter,
+    WriteDisposition,
+    WriteReport,
+)
+
+from threadline_profiles import landing
+from threadline_profiles.config import ProfilesConfig
+from threadline_profiles.engines import safe_name
+from threadline_profiles.mapping import check_all, check_mapping
+from threadline_profiles.store import ProfileStore, shared_store
+
+log = logging.getLogger("threadline.profiles")
+
+# Stores that landed data in a run and should be resolved when it finishes: run id -> configs.
+_pending: dict[str, dict[str, ProfilesConfig]] = {}
+_pending_lock = threading.Lock()
+
+
+def raw_table_name(target: StreamTarget) -> str:
+    return "raw_" + safe_name(target.table or f"{target.source}__{target.stream.name}")
+
+
+class ProfilesWriter(StreamWriter):
+    """Writes one stream of one run into its raw table."""
+
+    _ids = itertools.count()
+
+    def __init__(self, store: ProfileStore, config: ProfilesConfig, target: StreamTarget) -> None:
+        self.store, self.config, self.target = store, config, target
+        self.schema = target.stream.schema
+        self.engine = store.engine.handle()
+        self.raw = raw_table_name(target)
+        suffix = uuid.uuid4().hex[:8]
+        self.stage = f"_tl_stage_{self.raw}_{suffix}"
+        self.side = f"_tl_replace_{self.raw}_{suffix}" if target.disposition is WriteDisposition.REPLACE else None
+        self.report = WriteReport()
+        self._seq = 0
+        self._closed = False
+        with store.lock:
+            self.engine.run(landing.create_raw_table(self.raw, self.schema))
+            self.engine.run(landing.add_missing_columns(self.raw, self.schema, self.engine.table_columns(self.raw)))
+            self.engine.run(landing.register_stream(target.source, target.stream.name, self.raw, target.stream.primary_key))
+            self.engine.run(landing.create_stage_table(self.stage, self.schema))
+            if self.side:
+                self.engine.run(landing.create_side_table(self.side, self.raw))
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        keys = landing.record_keys(batch, self.target.stream.primary_key, f"{self.target.run_id}", self._seq)
+        table = pa.Table.from_batches([batch]).select(self.schema.names)
+        table = table.append_column("_tl_key", keys)
+        table = table.append_column("_tl_seq", pa.array(range(self._seq, self._seq + batch.num_rows), pa.int64()))
+        self._seq += batch.num_rows
+        missing = table.column("_tl_key").null_count
+        if missing:
+            table = table.filter(table.column("_tl_key").is_valid())
+            self.report.rows_rejected += missing
+            self.report.rejections.append(f"{missing} rows without a primary key value ({', '.join(self.target.stream.primary_key)})")
+        view = f"_tl_batch_{next(self._ids)}"
+        self.engine.register_arrow(view, table)
+        try:
+            self.engine.execute(landing.insert_into_stage(self.stage, view, self.schema))
+        finally:
+            self.engine.unregister(view)
+        self.report.rows_written += table.num_rows
+
+    def commit(self) -> None:
+        into = self.side or self.raw
+        statements = landing.merge_stage(self.stage, into, self.schema, self.target.source, self.target.stream.name, self.target.run_id)
+        with self.store.lock, self.engine.transaction():
+            self.engine.run(statements)
+
+    def finish(self) -> WriteReport:
+        self.commit()
+        with self.store.lock:
+            if self.side:
+                with self.engine.transaction():
+                    self.engine.run(landing.replace_table(self.raw, self.side))
+            self.engine.execute(f"DROP TABLE IF EXISTS {self.stage}")
+        self._close()
+        if self.config.resolve_on_finish:
+            with _pending_lock:
+                _pending.setdefault(self.target.run_id, {})[self.store.key] = self.config
+        return self.report
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        try:
+            with self.store.lock:
+                self.engine.execute(f"DROP TABLE IF EXISTS {self.stage}")
+                if self.side:
+                    self.engine.execute(f"DROP TABLE IF EXISTS {self.side}")
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.engine.close()
+            self.store.release()
+
+
+class ProfilesDestination(Destination[ProfilesConfig]):
+    """The unified profile store, as a destination named `profiles`."""
+
+    name = "profiles"
+    spec = ProfilesConfig
+
+    def check(self, config: ProfilesConfig) -> None:
+        store = shared_store(config)
+        try:
+            store.ensure_catalog()
+        finally:
+            store.release()
+
+    def check_targets(self, config: ProfilesConfig, targets: list[StreamTarget]) -> None:
+        check_all(config, {f"{t.source}.{t.stream.name}": t.stream.schema.names for t in targets})
+
+    def open_stream(self, config: ProfilesConfig, target: StreamTarget) -> ProfilesWriter:
+        key = f"{target.source}.{target.stream.name}"
+        mapping = config.mapping_for(target.source, target.stream.name)
+        if mapping is not None:
+            check_mapping(key, mapping, target.stream.schema.names)
+        store = shared_store(config)
+        try:
+            return ProfilesWriter(store, config, target)
+        except BaseException:
+            store.release()
+            raise
+
+    def finish_run(self, run_id: str) -> list[object]:
+        """Resolve every store this run landed data in (the engine calls this through the
+        `run_finished` hook; call it yourself when driving writers by hand)."""
+        return finish_run(run_id)
+
+
+def finish_run(run_id: str) -> list[object]:
+    with _pending_lock:
+        configs = _pending.pop(run_id, {})
+    results = []
+    for config in configs.values():
+        store = shared_store(config)
+        try:
+            results.append(store.build(run_id=run_id))
+        finally:
+            store.release()
+    return results

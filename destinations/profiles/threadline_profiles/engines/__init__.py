@@ -1,0 +1,21 @@
+"""Engines run the stages' SQL: DuckDB (embedded, the default) and Postgres (a shared server)."""
+
+from __future__ import annotations
+
+from threadline_profiles.config import ProfilesConfig
+from threadline_profiles.engines.base import Engine, lit, quote, safe_name, sql_type
+from threadline_profiles.engines.duckdb_engine import DuckDBEngine, StoreLockedError
+from threadline_profiles.engines.postgres_engine import PostgresEngine, PostgresUnreachableError
+
+
+def open_engine(config: ProfilesConfig) -> Engine:
+    """The engine a destination config asks for, connected."""
+    if config.engine == "postgres":
+        return PostgresEngine(config.dsn, config.db_schema)
+    return DuckDBEngine(config.path)
+
+
+__all__ = [
+    "DuckDBEngine", "Engine", "PostgresEngine", "PostgresUnreachableError", "StoreLockedError",
+    "lit", "open_engine", "quote", "safe_name", "sql_type",
+]

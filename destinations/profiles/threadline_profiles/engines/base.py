@@ -1,0 +1,141 @@
+"""What every engine offers the stages: run SQL, read results as Arrow, bring Arrow in.
+
+Stages write SQL in DuckDB's dialect; an engine for another database transpiles it with
+sqlglot before running it. No stage talks to a database driver directly.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+
+_NAME = re.compile(r"[^a-z0-9_]+")
+
+
+def safe_name(text: str) -> str:
+    """A lower-case identifier made of letters, digits and underscores."""
+    name = _NAME.sub("_", text.lower()).strip("_")
+    return name if name and not name[0].isdigit() else f"t_{name}"
+
+
+def quote(name: str) -> str:
+    """A quoted SQL identifier (columns keep their case and may hold spaces)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: Any) -> str:
+    """A SQL literal. Used for values the store itself produced or normalized, so stage SQL
+    stays one readable string that sqlglot can transpile."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_type(t: pa.DataType) -> str:
+    """The column type (DuckDB dialect) a raw table uses for an Arrow type."""
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({min(t.precision, 38)}, {t.scale})"
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "BLOB"
+    return "VARCHAR"  # strings, and nested values kept as JSON text
+
+
+class Engine(ABC):
+    """A connection to the store's database, as the stages see it."""
+
+    dialect: str = "duckdb"
+
+    @abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run one statement (DuckDB dialect)."""
+
+    @abstractmethod
+    def query(self, sql: str) -> pa.Table:
+        """Run one SELECT (DuckDB dialect) and return its rows as Arrow."""
+
+    @abstractmethod
+    def register_arrow(self, name: str, data: pa.Table) -> None:
+        """Make `data` queryable as table `name` on this handle until `unregister`."""
+
+    @abstractmethod
+    def unregister(self, name: str) -> None: ...
+
+    @abstractmethod
+    def begin(self) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+    @abstractmethod
+    def table_columns(self, table: str) -> list[str]:
+        """The columns of `table`, in order; empty when the table does not exist."""
+
+    @abstractmethod
+    def handle(self) -> Engine:
+        """Another handle on the same store, for use by one thread."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the store is, for messages (a file path or host/database/schema; no secrets)."""
+
+    # ------------------------------------------------------------------ shared helpers
+
+    def run(self, statements: list[str] | str) -> None:
+        for sql in [statements] if isinstance(statements, str) else statements:
+            self.execute(sql)
+
+    def scalar(self, sql: str) -> Any:
+        table = self.query(sql)
+        return table.column(0)[0].as_py() if table.num_rows else None
+
+    def table_exists(self, table: str) -> bool:
+        return bool(self.table_columns(table))
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        return self.query(sql).to_pylist()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def load_table(self, name: str, data: pa.Table) -> None:
+        """Create (or replace) table `name` holding `data`."""
+        view = f"_tl_load_{safe_name(name)}"
+        self.register_arrow(view, data)
+        try:
+            self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE TABLE {name} AS SELECT * FROM {view}"])
+        finally:
+            self.unregister(view)

@@ -1,0 +1,85 @@
+"""The embedded engine: one DuckDB file, the default store."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from threadline.contracts import FatalError
+
+from threadline_profiles.engines.base import Engine, lit
+
+
+class StoreLockedError(FatalError):
+    """Another process has the store file open for writing."""
+
+
+_PID = re.compile(r"PID (\d+)")
+
+
+def connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open (or create) the store file; a file held by another process is a clear error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" not in text.lower():
+            raise FatalError(f"cannot open the profile store {path}: {text}") from exc
+        pid = _PID.search(text)
+        holder = f" (process {pid.group(1)})" if pid else ""
+        raise StoreLockedError(
+            f"the profile store {path} is in use by another process{holder}",
+            hint="wait for the other sync or `threadline profiles` command to finish, "
+            "or point this job at another `path`",
+        ) from exc
+
+
+class DuckDBEngine(Engine):
+    dialect = "duckdb"
+
+    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.path = Path(path)
+        self._root = connection is None
+        self.con = connection if connection is not None else connect_duckdb(self.path)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def execute(self, sql: str) -> None:
+        self.con.execute(sql)
+
+    def query(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    def register_arrow(self, name: str, data: pa.Table) -> None:
+        self.con.register(name, data)
+
+    def unregister(self, name: str) -> None:
+        self.con.unregister(name)
+
+    def begin(self) -> None:
+        self.con.begin()
+
+    def commit(self) -> None:
+        self.con.commit()
+
+    def rollback(self) -> None:
+        self.con.rollback()
+
+    def table_columns(self, table: str) -> list[str]:
+        rows = self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' "
+            f"AND table_name = {lit(table)} ORDER BY ordinal_position"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def handle(self) -> DuckDBEngine:
+        return DuckDBEngine(self.path, self.con.cursor())
+
+    def close(self) -> None:
+        self.con.close()

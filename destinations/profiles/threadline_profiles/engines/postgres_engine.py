@@ -1,0 +1,148 @@
+"""The shared-server engine: one schema in a Postgres database.
+
+Stages are written in DuckDB's dialect; this engine transpiles each statement with sqlglot.
+Arrow comes in through COPY (CSV written by pyarrow), never row by row.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlglot
+
+from threadline.contracts import FatalError
+
+from threadline_profiles.engines.base import Engine, lit, quote, sql_type
+
+try:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+except ImportError:  # pragma: no cover - psycopg is a dependency; kept for a clear message
+    psycopg = None  # type: ignore[assignment]
+
+
+class PostgresUnreachableError(FatalError):
+    """The Postgres server could not be reached or dropped the connection."""
+
+
+@lru_cache(maxsize=4096)
+def to_postgres(sql: str) -> str:
+    """One DuckDB-dialect statement in Postgres' dialect."""
+    return sqlglot.transpile(sql, read="duckdb", write="postgres")[0]
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database as user, without any password, for messages."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "(the configured dsn)"
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '?')} as {parts.get('user', '?')}"
+
+
+
+class PostgresEngine(Engine):
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.con = self._connect()
+
+    def _connect(self) -> "psycopg.Connection":
+        try:
+            con = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            raise PostgresUnreachableError(
+                f"cannot reach the Postgres profile store at {describe_dsn(self.dsn)}",
+                hint="check that the server is running and that `dsn` in the destination config is right",
+            ) from exc
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        con.execute(f"SET search_path TO {quote(self.schema)}")
+        return con
+
+    @property
+    def location(self) -> str:
+        return f"{describe_dsn(self.dsn)} schema {self.schema}"
+
+    def _run(self, sql: str):
+        try:
+            return self.con.execute(to_postgres(sql))
+        except psycopg.OperationalError as exc:
+            raise PostgresUnreachableError(
+                f"lost the connection to the Postgres profile store at {self.location}",
+                hint="the run can be repeated: committed data is kept and resolution starts over",
+            ) from exc
+
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def query(self, sql: str) -> pa.Table:
+        cur = self._run(sql)
+        names = [d.name for d in cur.description]
+        rows = cur.fetchall()
+        columns = list(zip(*rows)) if rows else [[] for _ in names]
+        return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns)}) if names else pa.table({})
+
+    def register_arrow(self, name: str, data: pa.Table) -> None:
+        data = _plain(data)
+        cols = ", ".join(f"{quote(f.name)} {sql_type(f.type)}" for f in data.schema)
+        self.execute(f"DROP TABLE IF EXISTS {name}")
+        self.execute(f"CREATE TEMPORARY TABLE {name} ({cols})")
+        if data.num_rows == 0:
+            return
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        column_list = ", ".join(quote(n) for n in data.column_names)
+        try:
+            with self.con.cursor().copy(f"COPY {name} ({column_list}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
+        except psycopg.OperationalError as exc:
+            raise PostgresUnreachableError(f"lost the connection to the Postgres profile store at {self.location}") from exc
+
+    def unregister(self, name: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def begin(self) -> None:
+        self.con.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+    def table_columns(self, table: str) -> list[str]:
+        rows = self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"{lit(self.schema)} AND table_name = {lit(table)} ORDER BY ordinal_position"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def load_table(self, name: str, data: pa.Table) -> None:
+        view = f"_tl_load_{name}"
+        self.register_arrow(view, data)
+        self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE TABLE {name} AS SELECT * FROM {view}"])
+        self.unregister(view)
+
+    def handle(self) -> PostgresEngine:
+        return PostgresEngine(self.dsn, self.schema)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _plain(data: pa.Table) -> pa.Table:
+    """Nested Arrow values as JSON-ish text, since CSV cannot carry them."""
+    cols = []
+    for f, col in zip(data.schema, data.columns):
+        if pa.types.is_nested(f.type) or pa.types.is_dictionary(f.type):
+            col = pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())
+        cols.append(col)
+    return pa.table(cols, names=data.column_names)

@@ -1,0 +1,29 @@
+"""threadline hooks: the `profiles` destination, the `threadline profiles` commands, and
+resolution once a run has finished."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline import hookimpl
+
+from threadline_profiles.destination import ProfilesDestination, finish_run
+
+
+@hookimpl
+def register_destinations(register):  # type: ignore[no-untyped-def]
+    register(ProfilesDestination)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from threadline_profiles.cli import profiles
+
+    cli.add_command(profiles)
+
+
+@hookimpl
+def run_finished(run: Any, report: Any) -> None:
+    run_id = getattr(run, "run_id", None)
+    if run_id:
+        finish_run(run_id)
