@@ -1,0 +1,308 @@
+"""The HTTP client every HTTP connector uses: retries, rate limits, auth refresh, classified errors.
+
+    client = HttpClient("https://api.example.com/v2", auth=BearerAuth(token), connector="crm")
+    page = client.request("GET", "/contacts", params={"limit": 100}, stream="contacts")
+
+What happens to each response or exception is decided by an `ActionTable` (see `actions`);
+how long to wait by a `RetryPolicy` and the server's own headers (see `backoff`); how many
+requests may go per window by an optional `RequestBudget`. Errors raised are the contract
+classes: `ConfigError` (credentials, permissions), `TransientError` (retries exhausted on
+something that may pass), `FatalError` (anything else); each names the connector, the stream
+and the request (method and URL, secrets masked).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
+
+from threadline.contracts import ConfigError, FatalError, TransientError
+from threadline.http.actions import DEFAULT_ACTIONS, Action, ActionTable, BadPage, NotJson
+from threadline.http.auth import Auth, NoAuth, OAuth2Auth
+from threadline.http.backoff import RetryPolicy, server_wait
+from threadline.http.budget import RequestBudget
+from threadline.secrets import RedactingFilter, redact
+
+log = logging.getLogger("threadline.http")
+log.addFilter(RedactingFilter())
+
+T = TypeVar("T")
+
+# Query parameters masked in request descriptions even when their value was never registered.
+SENSITIVE_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token", "client_secret", "refresh_token"})
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait for a connection, and for each read of the answer."""
+
+    connect: float = 10.0
+    read: float = 60.0
+
+    def as_requests(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+@dataclass
+class ClientStats:
+    """Counters a progress display can show."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # waits because the server said "too many requests"
+    waited: float = 0.0  # seconds spent waiting (back-off, rate limits, budget)
+    auth_refreshes: int = 0
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a way worth retrying (tenacity catches it)."""
+
+    def __init__(self, action: Action, reason: str, server_wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.action, self.reason, self.server_wait = action, reason, server_wait
+
+
+def describe_request(method: str, url: str) -> str:
+    """`GET https://host/path?a=1&api_key=***`: for errors and logs, secrets masked."""
+    parts = urlsplit(url)
+    if parts.query:
+        query = [(k, "***" if k.lower() in SENSITIVE_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        url = urlunsplit(parts._replace(query=urlencode(query, safe="*:/")))
+    return redact(f"{method.upper()} {url}")
+
+
+def expect_json_response(response: requests.Response) -> requests.Response:
+    """The default check of a successful response: it must not be an HTML page."""
+    content_type = response.headers.get("Content-Type", "")
+    if "html" in content_type or response.content[:64].lstrip()[:1] == b"<":
+        raise NotJson(f"expected JSON but the server answered with HTML ({content_type or 'no content type'})")
+    return response
+
+
+class HttpClient:
+    """A `requests` session with the retry, rate-limit, budget and auth rules of one connector."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        actions: ActionTable = DEFAULT_ACTIONS,
+        retry: RetryPolicy = RetryPolicy(),
+        budget: RequestBudget | None = None,
+        timeouts: Timeouts = Timeouts(),
+        headers: dict[str, str] | None = None,
+        connector: str = "",
+        session: requests.Session | None = None,
+        on_wait: Callable[[float, str], None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth or NoAuth()
+        self.actions, self.retry, self.budget, self.timeouts = actions, retry, budget, timeouts
+        self.connector = connector
+        self.session = session or requests.Session()
+        self.session.headers.update(headers or {})
+        self.stats = ClientStats()
+        self.on_wait = on_wait  # progress hook: (seconds, why)
+        if isinstance(self.auth, OAuth2Auth):
+            self.auth.bind(self.session, timeouts.as_requests())
+
+    def url(self, path_or_url: str) -> str:
+        """Absolute URLs (next-page links) pass through; paths are joined to the base URL."""
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}" if path_or_url else self.base_url
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------------ the request loop
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        stream: str = "",
+        parse: Callable[[requests.Response], T] = expect_json_response,  # type: ignore[assignment]
+    ) -> T | None:
+        """Send a request, retrying as the action table says; `parse` turns a successful
+        response into the value returned (raising `MalformedJson` / `NotJson` if it cannot).
+        Returns None when the table says IGNORE."""
+        url = self.url(path_or_url)
+        where = " / ".join(p for p in (self.connector, stream) if p)
+        started = time.monotonic()
+        refreshed = False
+        last: dict[str, Any] = {"line": describe_request(method, _with_params(url, params))}
+
+        def attempt() -> T | None:
+            nonlocal refreshed
+            self._spend_budget(where)
+            self.stats.requests += 1
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, data=data, headers=headers,
+                    auth=self.auth, timeout=self.timeouts.as_requests(),
+                )
+            except requests.RequestException as exc:
+                action = self.actions.for_exception(exc)
+                reason = _exception_reason(exc)
+                if action in (Action.RETRY, Action.RATE_LIMITED):
+                    raise _Retry(action, reason) from None
+                raise FatalError(f"{last['line']} failed: {reason}", where=where) from None
+            last["line"] = describe_request(method, response.request.url or url)
+            action = self.actions.for_status(response.status_code)
+            if action is Action.SUCCESS:
+                try:
+                    return parse(response)
+                except BadPage as exc:
+                    action = self.actions.for_exception(exc)
+                    if action is Action.RETRY:
+                        raise _Retry(action, f"{exc}") from None
+                    if action is Action.IGNORE:
+                        return None
+                    raise FatalError(f"{last['line']}: {exc}", where=where, hint=exc.hint) from None
+            if action is Action.IGNORE:
+                return None
+            status_text = f"answered {response.status_code}: {_snippet(response)}"
+            if action is Action.REFRESH_AUTH:
+                if refreshed or not self.auth.can_refresh:
+                    raise ConfigError(
+                        f"{last['line']} {status_text} — the credentials were refused"
+                        + (" again after refreshing the token" if refreshed else ""),
+                        field=self.auth.field, where=where,
+                        hint="check the credentials in the job file (or the environment variables they come from)",
+                    )
+                refreshed = True
+                self.auth.refresh(self.session, self.timeouts.as_requests())
+                self.stats.auth_refreshes += 1
+                log.info("%s: %s; refreshed the access token and retrying", where, f"{last['line']} {status_text}")
+                raise _Retry(action, status_text, server_wait=0.0)
+            if action in (Action.RETRY, Action.RATE_LIMITED):
+                raise _Retry(action, status_text, server_wait(response.headers))
+            if action is Action.CONFIG_ERROR:
+                raise ConfigError(
+                    f"{last['line']} {status_text}", field=self.auth.field, where=where,
+                    hint="the credentials lack permission for this resource, or the config points at the wrong one",
+                )
+            raise FatalError(f"{last['line']} {status_text}", where=where, hint=_hint_for(response.status_code))
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.max_attempts) | stop_before_delay(self.retry.max_retry_time),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retry),
+            before_sleep=lambda state: self._before_sleep(state, where, last["line"]),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retry as exc:
+            elapsed = time.monotonic() - started
+            asked = f"; the server asked to wait {exc.server_wait:.0f}s" if exc.server_wait else ""
+            raise TransientError(
+                f"{last['line']} still failing after {self.stats_attempts(retrying)} attempts over "
+                f"{elapsed:.1f}s: {exc.reason}{asked}",
+                retry_after=exc.server_wait, where=where,
+                hint=_transient_hint(exc.reason),
+            ) from None
+
+    @staticmethod
+    def stats_attempts(retrying: Retrying) -> int:
+        return int(retrying.statistics.get("attempt_number", 1))
+
+    # ------------------------------------------------------------------ waiting
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retry) and exc.server_wait is not None:
+            return exc.server_wait
+        return self.retry.backoff(state.attempt_number)
+
+    def _before_sleep(self, state: RetryCallState, where: str, line: str) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        self.stats.retries += 1
+        self.stats.waited += seconds
+        if isinstance(exc, _Retry) and exc.action is Action.RATE_LIMITED:
+            self.stats.rate_limited += 1
+            why = "as the server asked" if exc.server_wait is not None else "(back-off)"
+            log.warning("%s: rate limited by the API (%s); waiting %.1fs %s before retrying", where, line, seconds, why)
+            self._notify(seconds, "rate limited")
+        elif isinstance(exc, _Retry) and exc.action is not Action.REFRESH_AUTH:
+            log.warning(
+                "%s: %s — %s; retry %d of %d in %.1fs", where, line, exc.reason,
+                state.attempt_number, self.retry.max_attempts - 1, seconds,
+            )
+            self._notify(seconds, "retrying")
+
+    def _spend_budget(self, where: str) -> None:
+        if self.budget is None:
+            return
+        waited = self.budget.acquire()
+        if waited > 0:
+            self.stats.waited += waited
+            log.info(
+                "%s: request budget of %d calls per %gs spent; waited %.1fs",
+                where, self.budget.calls, self.budget.per_seconds, waited,
+            )
+            self._notify(waited, "request budget")
+
+    def _notify(self, seconds: float, why: str) -> None:
+        if self.on_wait is not None:
+            self.on_wait(seconds, why)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _with_params(url: str, params: dict[str, Any] | None) -> str:
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
+
+
+def _snippet(response: requests.Response, limit: int = 200) -> str:
+    text = response.text[:limit].replace("\n", " ").strip()
+    return redact(text) or "(empty body)"
+
+
+def _exception_reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "no answer within the read timeout"
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        if "refused" in text.lower():
+            return "connection refused"
+        if "aborted" in text.lower() or "reset" in text.lower() or "closed" in text.lower():
+            return "the server closed the connection without answering"
+        return f"connection failed: {redact(text)[:200]}"
+    return f"{type(exc).__name__}: {redact(exc)[:200]}"
+
+
+def _transient_hint(reason: str) -> str:
+    if reason == "connection refused":
+        return "nothing is listening at that address: check base_url (host and port) and that the service is up"
+    if "timed out" in reason or "timeout" in reason:
+        return "the API is slow or unreachable; try again later or raise the timeouts in the connector config"
+    return "the API kept failing; the sync can be re-run later and resumes from the last checkpoint"
+
+
+def _hint_for(status: int) -> str:
+    if status == 404:
+        return "check base_url and the stream's path"
+    if status == 400:
+        return "the API rejected the request's parameters; check the stream's params and cursor settings"
+    return "see the API's answer above"
