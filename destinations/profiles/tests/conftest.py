@@ -8,45 +8,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
-from threadline.contracts import Stream, StreamTarget, WriteDisposition
-
-from threadline_profiles import ProfilesConfig, ProfilesDestination, ProfileStore
+from threadline_profiles import ProfileStore
+from threadline_profiles.testing import Lander
 
 PG_DSN = os.environ.get("THREADLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-class Lander:
-    """Lands tables into one store, as the engine would."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.raw_config = config
-        self.destination = ProfilesDestination()
-
-    @property
-    def config(self) -> ProfilesConfig:
-        return ProfilesConfig.model_validate(self.raw_config)
-
-    def land(self, source: str, stream: str, table: pa.Table | list[dict[str, Any]], *, pk: tuple[str, ...] = ("id",),
-             run_id: str = "run-1", disposition: WriteDisposition = WriteDisposition.UPSERT,
-             batch_rows: int = 1000, schema: pa.Schema | None = None) -> Any:
-        if isinstance(table, list):
-            table = pa.Table.from_pylist(table, schema=schema)
-        target = StreamTarget(source, Stream(stream, table.schema, primary_key=pk), disposition, f"{source}__{stream}", run_id)
-        writer = self.destination.open_stream(self.config, target)
-        for batch in table.to_batches(max_chunksize=batch_rows):
-            writer.write(batch)
-        writer.commit()
-        return writer.finish()
-
-    def build(self, **kw: Any) -> Any:
-        with ProfileStore.open(self.config) as store:
-            return store.build(**kw)
-
-    def store(self) -> ProfileStore:
-        return ProfileStore.open(self.config)
 
 
 @pytest.fixture
@@ -81,3 +48,29 @@ def pg_schema() -> Any:
     yield schema
     with psycopg.connect(PG_DSN, autocommit=True) as con:
         con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def resolve_with(tmp_path: Path):
+    """Land {"source.stream": rows} (pk "id") with the given mappings and resolution
+    settings, build, and return the open store."""
+    opened: list[ProfileStore] = []
+
+    def run(streams: dict[str, list[dict[str, Any]]], mappings: dict[str, Any], **settings: Any) -> ProfileStore:
+        config = {"path": str(tmp_path / "profiles.duckdb"), "resolve_on_finish": False, "mappings": mappings}
+        config.update({k: v for k, v in settings.items() if k in ("survivorship",)})
+        resolution = {k: v for k, v in settings.items() if k not in ("survivorship",)}
+        if resolution:
+            config["resolution"] = resolution
+        lander = Lander(config)
+        for key, rows in streams.items():
+            source, stream = key.split(".", 1)
+            lander.land(source, stream, rows)
+        store = lander.store()
+        opened.append(store)
+        store.build(report=False)
+        return store
+
+    yield run
+    for store in opened:
+        store.close()

@@ -1,0 +1,287 @@
+"""Stage 4, resolve: which records are one person.
+
+1. keys      — per rule, the key each record offers (a normalized identifier, or several
+               traits joined); one SELECT per rule, UNION ALL-ed.
+2. groups    — records sharing a rule's key. A key held by more than
+               `max_records_per_value` records is blocked (placeholders, shared inboxes).
+3. edges     — each record to its group's first record: an equi-join, linear in the group
+               size (a star, not all pairs; the components are the same).
+4. clusters  — rules are applied in priority order. A rule's links are accepted unless the
+               merged profile would exceed a per-profile limit (at most one customer id per
+               system, say) or join a never-merge pair; those links are dropped and counted.
+               Components come from `components.connected_components`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from threadline_profiles.components import connected_components
+from threadline_profiles.config import (
+    CUSTOMER_ID,
+    DEFAULT_TRAIT_RULES,
+    IDENTIFIER_TYPES,
+    IdentityRule,
+    Resolution,
+)
+from threadline_profiles.engines.base import Engine, lit, quote
+
+MANUAL_RULE = "always_merge"
+_ID_ORDER = ("loyalty_card", "email", "phone", "device_id", "social_handle", "email_canonical")
+
+
+def is_identifier_rule(rule: IdentityRule) -> bool:
+    m = rule.match[0]
+    return len(rule.match) == 1 and (m in IDENTIFIER_TYPES or m == "email_canonical" or bool(CUSTOMER_ID.match(m)))
+
+
+def default_rules(id_types: set[str], traits: set[str]) -> list[IdentityRule]:
+    """The built-in rules for what the mappings provide: customer ids, loyalty cards, emails,
+    phones, devices and handles each on their own, then the canonical email, then the
+    composite trait rules whose every field is mapped somewhere."""
+    ids = sorted(t for t in id_types if t.startswith("customer_id:"))
+    ids += [t for t in _ID_ORDER if t in id_types or (t == "email_canonical" and "email" in id_types)]
+    rules = [IdentityRule(name=t, match=[t]) for t in ids]
+    rules += [r for r in DEFAULT_TRAIT_RULES if set(r.match) <= traits]
+    return rules
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def identifier_keys_sql(rule: IdentityRule) -> str:
+    id_type = rule.match[0]
+    source_field, column = ("email", "match_key") if id_type == "email_canonical" else (
+        id_type, "value" if id_type == "email" else "match_key")
+    return (
+        f"SELECT rid, {lit(rule.name)} AS rule, {column} AS key FROM tl_work_nv "
+        f"WHERE field = {lit(source_field)} AND status = 'ok'"
+    )
+
+
+def person_sql(fields: list[str]) -> str:
+    """tl_work_person: one row per record with the matching key of each single-valued trait."""
+    cols = ", ".join(f"MAX(CASE WHEN field = {lit(f)} THEN match_key END) AS {quote(f)}" for f in fields)
+    names = ", ".join(lit(f) for f in fields)
+    return f"CREATE TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
+
+
+def trait_keys_sql(rule: IdentityRule) -> str:
+    key = " || '|' || ".join(quote(f) for f in rule.match)
+    present = " AND ".join(f"{quote(f)} IS NOT NULL" for f in rule.match)
+    return f"SELECT rid, {lit(rule.name)} AS rule, {key} AS key FROM tl_work_person WHERE {present}"
+
+
+def keys_sql(rules: list[IdentityRule]) -> str:
+    """tl_work_keys: (rid, rule, key), one row per record and key it offers to a rule."""
+    parts = [identifier_keys_sql(r) if is_identifier_rule(r) else trait_keys_sql(r) for r in rules]
+    if not parts:
+        parts = ["SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS key WHERE 1 = 0"]
+    return f"CREATE TABLE tl_work_keys AS SELECT DISTINCT rid, rule, key FROM ({' UNION ALL '.join(parts)}) AS k"
+
+
+def groups_sql() -> str:
+    """tl_work_groups: every key held by two or more records, with its first record."""
+    return (
+        "CREATE TABLE tl_work_groups AS SELECT rule, key, COUNT(*) AS records, MIN(rid) AS anchor "
+        "FROM tl_work_keys GROUP BY rule, key HAVING COUNT(*) > 1"
+    )
+
+
+def blocked_groups_sql(max_records: int) -> str:
+    """tl_work_blocked: keys shared by too many records to be one person's."""
+    return (
+        "CREATE TABLE tl_work_blocked AS SELECT rule, key, records, 'shared by more than "
+        f"{max_records} records' AS reason FROM tl_work_groups WHERE records > {max_records}"
+    )
+
+
+def edges_sql(max_records: int, always_merge: list[tuple[str, str]]) -> str:
+    """tl_work_edges: (rid, anchor, rule, key). Rule edges join each record to its key's
+    anchor (an equi-join on rule and key); manual always-merge pairs are edges too."""
+    parts = [
+        "SELECT k.rid, g.anchor, k.rule, k.key FROM tl_work_keys AS k JOIN tl_work_groups AS g "
+        f"ON g.rule = k.rule AND g.key = k.key WHERE g.records <= {max_records} AND k.rid <> g.anchor"
+    ]
+    for a, b in always_merge:
+        parts.append(
+            f"SELECT x.rid, y.rid AS anchor, {lit(MANUAL_RULE)} AS rule, {lit(a + ' = ' + b)} AS key "
+            f"FROM tl_work_rec AS x JOIN tl_work_rec AS y ON x.record_key = {lit(a)} AND y.record_key = {lit(b)}"
+        )
+    return f"CREATE TABLE tl_work_edges AS {' UNION ALL '.join(parts)}"
+
+
+# --------------------------------------------------------------------------- constraints
+
+
+def limits_table(limits: dict[str, int], id_types: set[str], never_merge: list[tuple[str, str]]) -> pa.Table:
+    """(ctype, max_values): the per-profile limits for the identifier types present, with
+    `customer_id:*` expanded to each system, and one constraint per never-merge pair."""
+    rows: dict[str, int] = {}
+    for pattern, most in limits.items():
+        if pattern.endswith(":*"):
+            prefix = pattern[:-1]
+            rows.update({t: most for t in id_types if t.startswith(prefix) and t not in limits})
+        elif pattern in id_types:
+            rows[pattern] = most
+    for i in range(len(never_merge)):
+        rows[f"never_merge:{i}"] = 1
+    return pa.table({"ctype": pa.array(list(rows), pa.string()), "max_values": pa.array(list(rows.values()), pa.int64())})
+
+
+def constraints_sql(limited_types: list[str], never_merge: list[tuple[str, str]]) -> str:
+    """tl_work_constraints: (rid, ctype, cvalue): what each record brings that a profile may
+    hold only so many of."""
+    parts = [
+        f"SELECT rid, field AS ctype, match_key AS cvalue FROM tl_work_nv WHERE status = 'ok' "
+        f"AND field IN ({', '.join(lit(t) for t in limited_types)})"
+    ] if limited_types else []
+    for i, (a, b) in enumerate(never_merge):
+        for side, ref in (("a", a), ("b", b)):
+            parts.append(f"SELECT rid, {lit(f'never_merge:{i}')} AS ctype, {lit(side)} AS cvalue FROM tl_work_rec WHERE record_key = {lit(ref)}")
+    if not parts:
+        parts = ["SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS ctype, CAST(NULL AS VARCHAR) AS cvalue WHERE 1 = 0"]
+    return f"CREATE TABLE tl_work_constraints AS SELECT DISTINCT rid, ctype, cvalue FROM ({' UNION ALL '.join(parts)}) AS c"
+
+
+# --------------------------------------------------------------------------- clustering steps
+
+CLUSTERS = "tl_work_cl"  # (rid, cid) for every record in a cluster of two or more
+
+
+def rule_links_sql(rules: list[str]) -> str:
+    """tl_work_e: distinct cluster pairs (a < b) the given rules would join."""
+    names = ", ".join(lit(r) for r in rules)
+    return (
+        "CREATE TABLE tl_work_e AS SELECT DISTINCT LEAST(ca, cb) AS a, GREATEST(ca, cb) AS b FROM ("
+        "SELECT COALESCE(c1.cid, e.rid) AS ca, COALESCE(c2.cid, e.anchor) AS cb FROM tl_work_edges AS e "
+        f"LEFT JOIN {CLUSTERS} AS c1 ON c1.rid = e.rid LEFT JOIN {CLUSTERS} AS c2 ON c2.rid = e.anchor "
+        f"WHERE e.rule IN ({names})) AS p WHERE ca <> cb"
+    )
+
+
+def cluster_constraints_sql() -> str:
+    """tl_work_cc: the constraint values each cluster touched by this rule holds."""
+    return (
+        "CREATE TABLE tl_work_cc AS SELECT DISTINCT COALESCE(c.cid, k.rid) AS cid, k.ctype, k.cvalue "
+        f"FROM tl_work_constraints AS k LEFT JOIN {CLUSTERS} AS c ON c.rid = k.rid "
+        "WHERE COALESCE(c.cid, k.rid) IN (SELECT a FROM tl_work_e UNION SELECT b FROM tl_work_e)"
+    )
+
+
+def pair_violations_sql() -> str:
+    """tl_work_pair_bad: links whose two clusters together exceed a limit (with the type)."""
+    return (
+        "CREATE TABLE tl_work_pair_bad AS SELECT u.a, u.b, MIN(u.ctype) AS ctype FROM ("
+        "SELECT e.a, e.b, x.ctype, x.cvalue FROM tl_work_e AS e JOIN tl_work_cc AS x ON x.cid = e.a "
+        "UNION SELECT e.a, e.b, y.ctype, y.cvalue FROM tl_work_e AS e JOIN tl_work_cc AS y ON y.cid = e.b"
+        ") AS u JOIN tl_work_limits AS l ON l.ctype = u.ctype GROUP BY u.a, u.b, u.ctype, l.max_values "
+        "HAVING COUNT(*) > l.max_values"
+    )
+
+
+def pair_ok_sql() -> str:
+    return (
+        "CREATE TABLE tl_work_ok AS SELECT e.a, e.b FROM tl_work_e AS e "
+        "LEFT JOIN tl_work_pair_bad AS p ON p.a = e.a AND p.b = e.b WHERE p.a IS NULL"
+    )
+
+
+def group_violations_sql(labels: str) -> str:
+    """tl_work_group_bad: merged groups that exceed a limit although every link alone did not
+    (A-X and X-B fine, A-X-B two customer ids)."""
+    return (
+        "CREATE TABLE tl_work_group_bad AS SELECT DISTINCT g.label, g.ctype FROM ("
+        f"SELECT DISTINCT l.label, c.ctype, c.cvalue FROM {labels} AS l JOIN tl_work_cc AS c ON c.cid = l.node"
+        ") AS g JOIN tl_work_limits AS m ON m.ctype = g.ctype GROUP BY g.label, g.ctype, m.max_values "
+        "HAVING COUNT(*) > m.max_values"
+    )
+
+
+def group_ok_sql(labels: str) -> str:
+    return (
+        "CREATE TABLE tl_work_ok2 AS SELECT o.a, o.b FROM tl_work_ok AS o JOIN "
+        f"{labels} AS l ON l.node = o.a WHERE l.label NOT IN (SELECT label FROM tl_work_group_bad)"
+    )
+
+
+def apply_labels_sql(labels: str) -> list[str]:
+    """Re-point every clustered record at its merged cluster; add newly clustered records."""
+    return [
+        f"CREATE TABLE tl_work_cl_next AS SELECT c.rid, COALESCE(l.label, c.cid) AS cid FROM {CLUSTERS} AS c "
+        f"LEFT JOIN {labels} AS l ON l.node = c.cid "
+        f"UNION ALL SELECT l.node AS rid, l.label AS cid FROM {labels} AS l WHERE l.node NOT IN (SELECT rid FROM {CLUSTERS})",
+        f"DROP TABLE {CLUSTERS}",
+        f"CREATE TABLE {CLUSTERS} AS SELECT rid, cid FROM tl_work_cl_next",
+        "DROP TABLE tl_work_cl_next",
+    ]
+
+
+@dataclass
+class ClusterStats:
+    rounds: int = 0
+    dropped: dict[tuple[str, str], int] = field(default_factory=dict)  # (rule, why) -> links
+
+
+def cluster_records(engine: Engine, rules: list[str], constrained: bool) -> ClusterStats:
+    """Apply the rules in priority order, building tl_work_cl. With no constraints at all the
+    order cannot change the result, so every rule's links are joined in one pass."""
+    stats = ClusterStats()
+    drop = [f"DROP TABLE IF EXISTS {t}" for t in ("tl_work_e", "tl_work_cc", "tl_work_pair_bad", "tl_work_ok",
+                                                  "tl_work_ok2", "tl_work_group_bad", "tl_work_lab", "tl_work_lab2")]
+    engine.run([f"DROP TABLE IF EXISTS {CLUSTERS}", f"CREATE TABLE {CLUSTERS} (rid BIGINT, cid BIGINT)"])
+    passes = [[r] for r in rules] if constrained else [rules]
+    for names in passes:
+        engine.run(drop)
+        engine.run(rule_links_sql(names))
+        if not engine.scalar("SELECT COUNT(*) FROM tl_work_e"):
+            continue
+        manual = names == [MANUAL_RULE]
+        if not constrained or manual:
+            stats.rounds += connected_components(engine, "tl_work_e", "tl_work_lab")
+            engine.run(apply_labels_sql("tl_work_lab"))
+            continue
+        engine.run([cluster_constraints_sql(), pair_violations_sql(), pair_ok_sql()])
+        for row in engine.rows("SELECT ctype, COUNT(*) AS n FROM tl_work_pair_bad GROUP BY ctype"):
+            why = "never-merge pair" if row["ctype"].startswith("never_merge:") else f"profile limit on {row['ctype']}"
+            stats.dropped[(names[0], why)] = stats.dropped.get((names[0], why), 0) + row["n"]
+        if not engine.scalar("SELECT COUNT(*) FROM tl_work_ok"):
+            continue
+        stats.rounds += connected_components(engine, "tl_work_ok", "tl_work_lab")
+        engine.run(group_violations_sql("tl_work_lab"))
+        if engine.scalar("SELECT COUNT(*) FROM tl_work_group_bad"):
+            engine.run(group_ok_sql("tl_work_lab"))
+            dropped = engine.scalar("SELECT COUNT(*) FROM tl_work_ok") - engine.scalar("SELECT COUNT(*) FROM tl_work_ok2")
+            key = (names[0], "profile limit across several links")
+            stats.dropped[key] = stats.dropped.get(key, 0) + dropped
+            if not engine.scalar("SELECT COUNT(*) FROM tl_work_ok2"):
+                continue
+            stats.rounds += connected_components(engine, "tl_work_ok2", "tl_work_lab2")
+            engine.run(apply_labels_sql("tl_work_lab2"))
+        else:
+            engine.run(apply_labels_sql("tl_work_lab"))
+    engine.run(drop)
+    return stats
+
+
+def final_clusters_sql() -> str:
+    """tl_work_comp: every record with its component (its smallest rid)."""
+    return (
+        "CREATE TABLE tl_work_comp AS SELECT r.rid, COALESCE(c.cid, r.rid) AS comp FROM tl_work_rec AS r "
+        f"LEFT JOIN {CLUSTERS} AS c ON c.rid = r.rid"
+    )
+
+
+def links_sql() -> str:
+    """tl_work_links: the edges that hold inside a final component (the why of each link)."""
+    return (
+        "CREATE TABLE tl_work_links AS SELECT e.rid, e.anchor, e.rule, e.key FROM tl_work_edges AS e "
+        "JOIN tl_work_comp AS x ON x.rid = e.rid JOIN tl_work_comp AS y ON y.rid = e.anchor WHERE x.comp = y.comp"
+    )
+
+
+def settings_rules(settings: Resolution, id_types: set[str], traits: set[str]) -> list[IdentityRule]:
+    """The rules in force: the configured ones, or the defaults for what is mapped."""
+    return list(settings.rules) if settings.rules is not None else default_rules(id_types, traits)

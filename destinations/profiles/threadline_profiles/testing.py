@@ -1,0 +1,63 @@
+"""Helpers for testing code that uses the profile store: land Arrow tables through the real
+destination contract (open_stream / write / commit / finish), and read profiles back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from threadline.contracts import Stream, StreamTarget, WriteDisposition
+
+from threadline_profiles.config import ProfilesConfig
+from threadline_profiles.destination import ProfilesDestination
+from threadline_profiles.store import ProfileStore
+
+
+class Lander:
+    """Lands tables into one store, as the engine would."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.raw_config = config
+        self.destination = ProfilesDestination()
+
+    @property
+    def config(self) -> ProfilesConfig:
+        return ProfilesConfig.model_validate(self.raw_config)
+
+    def land(self, source: str, stream: str, table: pa.Table | list[dict[str, Any]], *, pk: tuple[str, ...] = ("id",),
+             run_id: str = "run-1", disposition: WriteDisposition = WriteDisposition.UPSERT,
+             batch_rows: int = 1000, schema: pa.Schema | None = None) -> Any:
+        if isinstance(table, list):
+            table = pa.Table.from_pylist(table, schema=schema)
+        target = StreamTarget(source, Stream(stream, table.schema, primary_key=pk), disposition, f"{source}__{stream}", run_id)
+        writer = self.destination.open_stream(self.config, target)
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            writer.write(batch)
+        writer.commit()
+        return writer.finish()
+
+    def build(self, **kw: Any) -> Any:
+        with ProfileStore.open(self.config) as store:
+            return store.build(**kw)
+
+    def store(self) -> ProfileStore:
+        return ProfileStore.open(self.config)
+
+
+def profiles_of(store: ProfileStore) -> set[frozenset[str]]:
+    """The published profiles as sets of record keys."""
+    groups: dict[str, set[str]] = {}
+    for row in store.engine.rows("SELECT profile_id, record_key FROM tl_members"):
+        groups.setdefault(row["profile_id"], set()).add(row["record_key"])
+    return {frozenset(g) for g in groups.values()}
+
+
+def profile_ids(store: ProfileStore) -> dict[str, str]:
+    """record key -> profile id."""
+    return {r["record_key"]: r["profile_id"] for r in store.engine.rows("SELECT record_key, profile_id FROM tl_members")}
+
+
+def together(store: ProfileStore, *keys: str) -> bool:
+    ids = profile_ids(store)
+    return len({ids[k] for k in keys}) == 1
