@@ -22,7 +22,7 @@ class RecordedRequest:
     body: str
     time: float  # time.time() when the request arrived
     fault: str = ""  # the fault kind injected into the answer, if any
-    status: int = 0  # the status answered (0 when the connection was dropped)
+    status: int = -1  # the status answered (0: connection dropped; -1: not answered yet)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> str | None:

@@ -31,6 +31,7 @@ can be driven over HTTP; they are never faulted nor recorded):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -309,7 +310,7 @@ class Sandbox:
         except SandboxError as exc:
             return Reply.json({"error": exc.error}, exc.status)
 
-    def _record(self, req: SandboxRequest, fault: Fault | None, status: int, arrived: float) -> None:
+    def _record(self, req: SandboxRequest, fault: Fault | None, arrived: float) -> int:
         masked = set(self.secrets())
         query = {
             k: ["***" if k.lower() in SENSITIVE_PARAMS or v in masked else redact(v) for v in vs]
@@ -320,10 +321,16 @@ class Sandbox:
             body = body.replace(secret, "***")
         recorded = RecordedRequest(
             method=req.method, path=req.path, query=query, headers=mask_headers(req.headers),
-            body=redact(body), time=arrived, fault=fault.kind.value if fault else "", status=status,
+            body=redact(body), time=arrived, fault=fault.kind.value if fault else "",
         )
         with self._lock:
             self._requests.append(recorded)
+            return len(self._requests) - 1
+
+    def _set_status(self, index: int, status: int) -> None:
+        with self._lock:
+            if index < len(self._requests):  # cleared meanwhile: nothing to fill in
+                self._requests[index] = dataclasses.replace(self._requests[index], status=status)
 
 
 # ---------------------------------------------------------------------- the HTTP plumbing
@@ -352,8 +359,10 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 self._send(sandbox._control(req))
                 return
             fault = sandbox._take_fault(req.method, req.path)
+            # Recorded on arrival (a slow answer is already visible), status filled in after.
+            index = sandbox._record(req, fault, arrived)
             reply = self._faulted(req, fault)
-            sandbox._record(req, fault, 0 if reply is None else reply.status, arrived)
+            sandbox._set_status(index, 0 if reply is None else reply.status)
             if reply is None:
                 self._drop()
             else:
