@@ -1,0 +1,133 @@
+"""What both contract suites share: a registry holding just the plugins under test, sync jobs
+into a DuckDB file in a temporary folder, and a folder of files as the "sandbox" of file-based
+sources.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from threadline import hookspecs
+from threadline.contracts import Destination, FatalError, Source, Stream, SyncMode
+from threadline.engine.runner import RunReport, run_job
+from threadline.job import job_from_dict
+from threadline.plugins import Registry, registry as installed_registry
+
+JOB_NAME = "contract"
+SOURCE_NAME = "src"
+DESTINATION_NAME = "db"
+
+
+class SimulatedCrash(FatalError):
+    """Raised by the suite in the middle of a read, to test that a sync resumes cleanly."""
+
+
+def registry_of(sources: list[type[Source]] = (), destinations: list[type[Destination]] = ()) -> Registry:
+    """A registry with only these plugins (none of the installed ones can conflict with them)."""
+    manager = pluggy.PluginManager("threadline")
+    manager.add_hookspecs(hookspecs)
+    return Registry(
+        manager=manager, plugins=[],
+        sources={s.name: s for s in sources}, destinations={d.name: d for d in destinations},
+    )
+
+
+def installed_destination(name: str) -> type[Destination]:
+    found = installed_registry().destinations.get(name)
+    if found is None:
+        raise AssertionError(
+            f"the source contract suite lands data in the {name!r} destination, which is not installed: "
+            f"pip install threadline-{name} (or `pip install -e destinations/{name}` in the threadline repo)"
+        )
+    return found
+
+
+def table_name(stream: Stream) -> str:
+    return f"{SOURCE_NAME}__{stream.name}"
+
+
+def sync(
+    source: type[Source], config: dict[str, Any], workdir: Path, streams: list[Stream], *,
+    mode: SyncMode = SyncMode.INCREMENTAL, destination: type[Destination] | None = None,
+) -> RunReport:
+    """One run of a job `src → db` (DuckDB at `workdir/contract.duckdb`), state in `workdir`.
+    Streams with a primary key are upserted, others appended."""
+    destination = destination or installed_destination("duckdb")
+    choices = {}
+    for s in streams:
+        stream_mode = mode if mode in s.sync_modes else SyncMode.FULL_REFRESH
+        choices[s.name] = {"sync_mode": stream_mode.value, "write": "upsert" if s.primary_key else "append"}
+    job = job_from_dict({
+        "name": JOB_NAME,
+        "sources": {SOURCE_NAME: {"connector": source.name, "config": config, "streams": choices}},
+        "destinations": {DESTINATION_NAME: {"connector": destination.name, "config": {"path": str(duckdb_path(workdir))}}},
+        "state": str(workdir / ".threadline"),
+        "concurrency": 1,
+        "max_rejected_share": 0,
+    }, base_dir=workdir)
+    return run_job(job, registry=registry_of([source], [destination]))
+
+
+def duckdb_path(workdir: Path) -> Path:
+    return workdir / "contract.duckdb"
+
+
+def interrupting(source: type[Source], after_batches: dict[str, int]) -> type[Source]:
+    """`source`, except that reading stream S crashes right after its `after_batches[S]`-th batch."""
+
+    class Interrupted(source):  # type: ignore[misc, valid-type]
+        def read(self, config, request):  # noqa: ANN001 - same signature as the source's
+            limit = after_batches.get(request.stream.name)
+            seen = 0
+            for message in super().read(config, request):
+                yield message
+                if limit is not None and type(message).__name__ == "Batch":
+                    seen += 1
+                    if seen >= limit:
+                        raise SimulatedCrash(f"the contract suite crashed this read after {seen} batch(es) on purpose")
+
+    Interrupted.__name__ = Interrupted.__qualname__ = f"Interrupted{source.__name__}"
+    return Interrupted
+
+
+def report_problem(report: RunReport) -> str:
+    lines = [f"run {report.outcome}: {report.error or ''}"]
+    lines += [f"  {s.source}.{s.stream}: {s.outcome} {s.error or ''}" for s in report.streams]
+    return "\n".join(lines)
+
+
+class FolderSandbox:
+    """The "sandbox" of a file-based source: a folder that tests write files into.
+
+    `write(name, records)` writes CSV (`.csv`) or JSON lines (`.jsonl`) and remembers the
+    records, so `records` is what a full read of the folder should return.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, list[dict[str, Any]]] = {}
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [r for name in sorted(self.files) for r in self.files[name]]
+
+    def write(self, name: str, records: list[dict[str, Any]]) -> Path:
+        target = self.path / name
+        if target.suffix == ".csv":
+            with target.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.DictWriter(out, fieldnames=list(records[0]))
+                writer.writeheader()
+                writer.writerows(records)
+        else:
+            target.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        self.files[name] = [dict(r) for r in records]
+        return target
+
+    def stop(self) -> None:
+        """Nothing runs: a folder needs no stopping (the same call as a server sandbox)."""

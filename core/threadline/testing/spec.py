@@ -1,0 +1,127 @@
+"""Checks on a plugin's config spec shared by the source and destination suites: it is a
+strict pydantic model, it has a JSON schema, and every field is documented — with a
+`Field(description=...)` or a row of the plugin's README config table.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from threadline.contracts import ConfigError
+
+_ROW = re.compile(r"^\s*\|\s*`([^`]+)`")
+
+
+def leaf_fields(spec: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
+    """`(path, description)` of every leaf field: `streams[].csv.delimiter`, `columns.*.type`."""
+    out: list[tuple[str, str]] = []
+    for name, info in spec.model_fields.items():
+        path = f"{prefix}.{name}" if prefix else name
+        model, suffix = _nested_model(info.annotation)
+        if model is not None:
+            out += leaf_fields(model, path + suffix)
+        else:
+            out.append((path, info.description or ""))
+    return out
+
+
+def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
+    """The model inside `Model`, `Model | None`, `list[Model]`, `dict[str, Model]`, if any."""
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation, ""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            model, suffix = _nested_model(arg)
+            if model is not None:
+                return model, suffix
+    if origin in (list, tuple, set, frozenset) and args:
+        model, suffix = _nested_model(args[0])
+        return (model, "[]" + suffix) if model is not None else (None, "")
+    if origin is dict and len(args) == 2:
+        model, suffix = _nested_model(args[1])
+        return (model, ".*" + suffix) if model is not None else (None, "")
+    if origin is typing.Annotated and args:
+        return _nested_model(args[0])
+    return None, ""
+
+
+def normalize(path: str) -> str:
+    """`streams[].columns.<col>.type` and `streams[0].columns.*.type` → `streams.columns.type`."""
+    path = re.sub(r"\[[^\]]*\]", "", path)
+    return ".".join(p for p in path.split(".") if p and p != "*" and not p.startswith("<"))
+
+
+def readme_rows(readme: Path | None) -> set[str]:
+    """The normalized field paths named in the first cell of the README's table rows."""
+    if readme is None or not readme.exists():
+        return set()
+    rows = set()
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        m = _ROW.match(line)
+        if m:
+            rows.add(normalize(m.group(1)))
+    return rows
+
+
+def undocumented(spec: type[BaseModel], readme: Path | None) -> list[str]:
+    documented = readme_rows(readme)
+    return [path for path, description in leaf_fields(spec) if not description and normalize(path) not in documented]
+
+
+def plugin_readme(plugin_class: type) -> Path | None:
+    """The README.md beside the plugin's package: `<plugin folder>/README.md`."""
+    module = inspect.getmodule(plugin_class)
+    if module is None or not getattr(module, "__file__", None):
+        return None
+    for folder in Path(module.__file__).resolve().parents[:3]:
+        if (folder / "README.md").exists() and (folder / "pyproject.toml").exists():
+            return folder / "README.md"
+    return None
+
+
+def set_path(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `config` with `dotted` (`a.b`, `streams[0].path`) set to `value`."""
+    import copy
+
+    out = copy.deepcopy(config)
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", dotted) if p]
+    node: Any = out
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return out
+
+
+def config_error(exc: BaseException) -> ConfigError | None:
+    """The ConfigError a bad config is reported as (pydantic errors become one naming the field)."""
+    if isinstance(exc, ConfigError):
+        return exc
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        return ConfigError(err["msg"], field=field)
+    return None
+
+
+def names_field(err: ConfigError, field: str) -> bool:
+    """Does the error point at `field` (by its `field` attribute, or in its text)? A parent or
+    child path counts: `auth` names `auth.token` and the other way round."""
+    want, got = normalize(field), normalize(err.field or "")
+    if got:
+        for a, b in ((want, got), (got, want)):
+            if a == b or a.endswith("." + b) or a.startswith(b + "."):
+                return True
+    return bool(field) and field in err.render()
