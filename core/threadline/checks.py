@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from threadline.contracts import ThreadlineError
+from threadline.contracts import ConfigError, ThreadlineError
 from threadline.engine.runner import plan_job
 from threadline.job import load_job
 from threadline.plugins import registry as default_registry
@@ -50,10 +50,8 @@ def _check_source(job, reg, name: str) -> None:
     config = job.validate_config(("sources", name, "config"), source.spec, src.config)
     try:
         source.check(config)
-    except ThreadlineError as exc:
-        field = getattr(exc, "field", "")
-        exc.where = job.where(("sources", name, "config")) + (f".{field}" if field else "")
-        raise ThreadlineError(exc.message, where=exc.where, hint=exc.hint) from None
+    except ConfigError as exc:
+        raise job.rewhere(exc, ("sources", name, "config")) from None
 
 
 def _check_destination(job, reg, name: str) -> None:

@@ -110,6 +110,12 @@ class Job(_Strict):
         dotted = _dotted(path) or "(top level)"
         return f"{self.source_file}:{line} at {dotted}" if line else f"{self.source_file} at {dotted}"
 
+    def rewhere(self, exc: ConfigError, config_path: YamlPath) -> ConfigError:
+        """A connector's ConfigError (whose `field` is relative to its config) re-pointed at
+        the file, line and full YAML path of that field."""
+        path = (*config_path, *_undotted(exc.field)) if exc.field else config_path
+        return ConfigError(exc.message, where=self.where(path), hint=exc.hint, field=_dotted(path))
+
     def error(self, path: YamlPath, message: str, *, hint: str = "", field: str = "") -> ConfigError:
         return ConfigError(message, where=self.where(path), hint=hint, field=field or _dotted(path))
 
@@ -220,6 +226,14 @@ def _dotted(path: YamlPath) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def _undotted(field: str) -> YamlPath:
+    """`streams[0].path` → ("streams", 0, "path")."""
+    parts: list[str | int] = []
+    for piece in re.findall(r"[^.\[\]]+|\[\d+\]", field):
+        parts.append(int(piece[1:-1]) if piece.startswith("[") else piece)
+    return tuple(parts)
 
 
 def _validation_error(exc: ValidationError, job: Job, prefix: YamlPath = ()) -> ConfigError:

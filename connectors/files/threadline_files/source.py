@@ -140,7 +140,8 @@ class FilesSource(Source[FilesConfig]):
 
     def _files(self, config: FilesConfig, fs: FileStream) -> list[Path]:
         pattern = fs.path if Path(fs.path).is_absolute() else str(self._root(config) / fs.path)
-        return [Path(p) for p in sorted(glob.glob(pattern, recursive=True)) if Path(p).is_file()]
+        # named pipes count: an export can be streamed in through one
+        return [Path(p) for p in sorted(glob.glob(pattern, recursive=True)) if Path(p).is_file() or Path(p).is_fifo()]
 
     def _stream(self, config: FilesConfig, index: int, fs: FileStream) -> Stream:
         files = self._files(config, fs)
@@ -229,11 +230,33 @@ def _infer_schema(path: Path, fmt: Format, fs: FileStream) -> pa.Schema:
             convert = pacsv.ConvertOptions(null_values=o.null_values, strings_can_be_null=True)
             with pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert) as reader:
                 return reader.schema
-        sample = path.open("rb").read(_SAMPLE_BYTES)
+        with path.open("rb") as handle:
+            sample = handle.read(_SAMPLE_BYTES)
         sample = sample[: sample.rfind(b"\n") + 1] or sample
-        return pajson.read_json(io.BytesIO(sample)).schema
+        try:
+            return pajson.read_json(io.BytesIO(sample)).schema
+        except pa.ArrowInvalid:  # a broken line in the sample: infer from the lines that parse
+            return _infer_from_good_lines(sample)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _file_error(path, fs, exc) from None
+
+
+def _infer_from_good_lines(sample: bytes) -> pa.Schema:
+    rows = []
+    for line in sample.decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            rows.append(record)
+    fields = []
+    for name in dict.fromkeys(k for r in rows for k in r):
+        try:
+            fields.append(pa.field(name, pa.array([r.get(name) for r in rows]).type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            fields.append(pa.field(name, pa.string()))  # mixed types: let the engine sort it out
+    return pa.schema(fields)
 
 
 def _read_csv(path: Path, fs: FileStream) -> Iterator[Message]:

@@ -164,8 +164,7 @@ def _discover(source: Source, config: BaseModel, job: Job, name: str):
     try:
         return source.discover(config)
     except ConfigError as exc:
-        field = f".{exc.field}" if exc.field else ""
-        raise ConfigError(exc.message, where=job.where(("sources", name, "config")) + field, hint=exc.hint) from None
+        raise job.rewhere(exc, ("sources", name, "config")) from None
 
 
 def _sync_mode(job: Job, source: str, stream: Stream, choice: StreamChoice) -> SyncMode:

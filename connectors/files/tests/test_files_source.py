@@ -1,0 +1,153 @@
+"""The files source, synced through the real engine into a real DuckDB file."""
+
+import json
+import os
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from threadline.contracts import ConfigError
+from threadline.engine import plan_job, run_job
+from threadline.job import job_from_dict
+from threadline_duckdb.destination import close_all
+
+
+@pytest.fixture
+def sync(tmp_path):
+    """sync(stream_config, **job_options) runs a job with one files stream into DuckDB and
+    returns (report, rows as dicts ordered by the first column)."""
+
+    def run(stream, **options):
+        job = job_from_dict({
+            "name": "files_test",
+            "sources": {"src": {"connector": "files", "config": {"streams": [{"name": "s", **stream}]}}},
+            "destinations": {"db": {"connector": "duckdb", "config": {"path": "out.duckdb"}}},
+            **options,
+        }, tmp_path)
+        report = run_job(job)
+        close_all()
+        con = duckdb.connect(str(tmp_path / "out.duckdb"))
+        try:
+            rel = con.sql('select * exclude (_threadline_run_id, _threadline_loaded_at) from src__s order by 1')
+            rows = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
+        except duckdb.CatalogException:
+            rows = []
+        con.close()
+        return report, rows
+
+    yield run
+    close_all()
+
+
+def test_csv_options_delimiter_encoding_and_header(tmp_path, sync):
+    (tmp_path / "a.csv").write_bytes("1;Müller;x\n2;Zoë;y\n".encode("latin-1"))
+    report, rows = sync({"path": "a.csv", "csv": {"delimiter": ";", "encoding": "latin-1", "header": False,
+                                                   "column_names": ["id", "name", "tag"]}, "primary_key": ["id"]})
+    assert report.ok, report.error
+    assert [(r["id"], r["name"]) for r in rows] == [(1, "Müller"), (2, "Zoë")]
+
+
+def test_each_column_can_declare_its_own_date_format(tmp_path, sync):
+    (tmp_path / "a.csv").write_text("id,us,eu\n1,12/31/24,31.12.2024\n")
+    _, rows = sync({"path": "a.csv", "columns": {"us": {"format": "%m/%d/%y"}, "eu": {"format": "%d.%m.%Y"}}})
+    assert str(rows[0]["us"]) == str(rows[0]["eu"]) == "2024-12-31"
+
+
+def test_a_glob_reads_every_matching_file_in_name_order(tmp_path, sync):
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        (tmp_path / "in" / f"part{i}.csv").write_text(f"id,v\n{i},{i * 10}\n")
+    (tmp_path / "in" / "ignore.txt").write_text("not me")
+    report, rows = sync({"path": "in/part*.csv"})
+    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert report.streams[0].rows_read == 3
+
+
+def test_incremental_reads_only_new_or_changed_files(tmp_path, sync):
+    (tmp_path / "a.csv").write_text("id,v\n1,a\n")
+    (tmp_path / "b.csv").write_text("id,v\n2,b\n")
+    stream = {"path": "*.csv", "primary_key": ["id"]}
+    assert sync(stream)[0].streams[0].rows_read == 2
+    (tmp_path / "c.csv").write_text("id,v\n3,c\n")
+    (tmp_path / "a.csv").write_text("id,v\n1,A\n")  # changed: same size, new mtime
+    os.utime(tmp_path / "a.csv", ns=(1, 10**18))
+    report, rows = sync(stream)
+    assert report.streams[0].rows_read == 2
+    assert [(r["id"], r["v"]) for r in rows] == [(1, "A"), (2, "b"), (3, "c")]
+    assert sync(stream)[0].streams[0].rows_read == 0
+
+
+def test_a_ragged_csv_row_is_quarantined_and_the_others_land(tmp_path, sync):
+    (tmp_path / "a.csv").write_text("id,name,email\n1,Ann,a@x.io\n2,Bob\n3,Cy,c@x.io\n")
+    report, rows = sync({"path": "a.csv"}, max_rejected_share=0.5)
+    assert [r["id"] for r in rows] == [1, 3]
+    quarantined = [json.loads(x) for x in open(f"{report.quarantine}/src__s.jsonl")]
+    assert [(q["reason"], q["record"]["text"]) for q in quarantined] == [
+        ("malformed CSV line (wrong number of columns)", "2,Bob")]
+
+
+def test_a_bad_date_sends_its_row_to_quarantine_with_the_reason(tmp_path, sync):
+    (tmp_path / "a.csv").write_text("id,d\n1,01/02/24\n2,yesterday\n")
+    report, rows = sync({"path": "a.csv", "columns": {"d": {"format": "%m/%d/%y"}}}, max_rejected_share=0.5)
+    assert [r["id"] for r in rows] == [1]
+    q = json.loads(open(f"{report.quarantine}/src__s.jsonl").readline())
+    assert q["reason"] == "d: not a date in the format %m/%d/%y" and q["record"]["d"] == "yesterday"
+
+
+def test_a_column_whose_type_changes_mid_file_quarantines_only_the_rows_that_do_not_fit(tmp_path, sync):
+    # past the first MiB that schema inference samples, so `amount` is inferred as a number
+    n = 150_000
+    lines = ["id,amount"] + [f"{i},{i}" for i in range(n)] + [f"{n},twelve", f"{n + 1},5"]
+    (tmp_path / "a.csv").write_text("\n".join(lines) + "\n")
+    report, rows = sync({"path": "a.csv", "batch_bytes": 65536})
+    s = report.streams[0]
+    assert (s.rows_read, s.rows_written, s.rows_rejected) == (n + 2, n + 1, 1)
+    assert rows[-1] == {"id": n + 1, "amount": 5}
+
+
+def test_a_wrong_encoding_is_a_clear_error_that_loses_nothing(tmp_path, sync):
+    (tmp_path / "a.csv").write_bytes("id,name\n1,Müller\n".encode("latin-1"))
+    report, rows = sync({"path": "a.csv"})
+    assert not report.ok
+    assert "a.csv is not valid utf-8 text" in report.error and "encoding: latin-1" in report.error
+    assert rows == []
+    # fixed config: the same file lands in full
+    report, rows = sync({"path": "a.csv", "csv": {"encoding": "latin-1"}})
+    assert report.ok and rows == [{"id": 1, "name": "Müller"}]
+
+
+def test_json_lines_with_a_broken_line_land_the_rest_and_quarantine_it(tmp_path, sync):
+    (tmp_path / "a.jsonl").write_text('{"id": 1, "v": "a"}\n{"id": 2, "v": \n{"id": 3, "v": "c"}\n')
+    report, rows = sync({"path": "a.jsonl"}, max_rejected_share=0.5)
+    assert [r["id"] for r in rows] == [1, 3]
+    q = json.loads(open(f"{report.quarantine}/src__s.jsonl").readline())
+    assert q["reason"] == "malformed JSON line" and q["record"]["line"] == 2
+
+
+def test_parquet_files_are_read_with_their_own_types(tmp_path, sync):
+    pq.write_table(pa.table({"id": pa.array([1, 2], pa.int32()), "x": [0.5, 1.5]}), tmp_path / "a.parquet")
+    report, rows = sync({"path": "a.parquet", "primary_key": ["id"]})
+    assert report.ok and rows == [{"id": 1, "x": 0.5}, {"id": 2, "x": 1.5}]
+
+
+def test_a_glob_that_matches_nothing_is_a_config_error_naming_the_field(tmp_path):
+    job = job_from_dict({"name": "j", "sources": {"src": {"connector": "files", "config": {
+        "streams": [{"name": "s", "path": "nothing/*.csv"}]}}},
+        "destinations": {"db": {"connector": "duckdb", "config": {"path": "x.duckdb"}}}}, tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        plan_job(job)
+    assert "no file matches 'nothing/*.csv'" in exc.value.render()
+    assert "sources.src.config.streams[0].path" in exc.value.render()
+
+
+def test_a_configured_column_missing_from_the_file_lists_the_columns_it_has(tmp_path):
+    (tmp_path / "a.csv").write_text("id,email\n1,a@x.io\n")
+    job = job_from_dict({"name": "j", "sources": {"src": {"connector": "files", "config": {
+        "streams": [{"name": "s", "path": "a.csv", "columns": {"emial": {"type": "string"}}}]}}},
+        "destinations": {"db": {"connector": "duckdb", "config": {"path": "x.duckdb"}}}}, tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        plan_job(job)
+    assert "column 'emial' is configured but a.csv has no such column" in exc.value.render()
+    assert "email, id" in exc.value.hint

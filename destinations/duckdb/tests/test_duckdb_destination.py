@@ -1,0 +1,114 @@
+"""The duckdb destination: dispositions, commits, new columns and a locked file."""
+
+import subprocess
+import sys
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from threadline.contracts import ConfigError, Stream, StreamTarget, WriteDisposition
+from threadline_duckdb.destination import DuckDBConfig, DuckDBDestination, close_all
+
+SCHEMA = pa.schema([("id", pa.int64()), ("email", pa.string())])
+
+
+@pytest.fixture
+def dest(tmp_path):
+    config = DuckDBConfig(path=tmp_path / "db.duckdb")
+
+    def open_stream(disposition, run="r1", key=("id",)):
+        stream = Stream("people", SCHEMA, key)
+        return DuckDBDestination().open_stream(config, StreamTarget("src", stream, disposition, "people", run))
+
+    def rows(sql="select id, email from people order by id"):
+        close_all()
+        con = duckdb.connect(str(config.path))
+        try:
+            return con.sql(sql).fetchall()
+        finally:
+            con.close()
+
+    yield open_stream, rows
+    close_all()
+
+
+def batch(**cols):
+    return pa.RecordBatch.from_pydict(cols)
+
+
+def test_upsert_replaces_rows_with_the_same_key_and_the_last_row_in_a_batch_wins(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.write(batch(id=[1, 2], email=["a", "b"]))
+    w.commit()
+    w.write(batch(id=[2, 3, 3], email=["B", "c", "C"]))
+    w.finish()
+    assert rows() == [(1, "a"), (2, "B"), (3, "C")]
+
+
+def test_append_adds_rows(dest):
+    open_stream, rows = dest
+    for run in ("r1", "r2"):
+        w = open_stream(WriteDisposition.APPEND, run, key=())
+        w.write(batch(id=[1], email=["a"]))
+        w.finish()
+    assert rows() == [(1, "a"), (1, "a")]
+
+
+def test_replace_swaps_in_the_new_rows_only_when_the_stream_finishes(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.REPLACE, "r1", key=())
+    w.write(batch(id=[1, 2], email=["a", "b"]))
+    w.finish()
+    w = open_stream(WriteDisposition.REPLACE, "r2", key=())
+    w.write(batch(id=[9], email=["z"]))
+    w.commit()
+    w.abort()  # the second run fails: the first run's table is untouched
+    assert rows() == [(1, "a"), (2, "b")]
+    w = open_stream(WriteDisposition.REPLACE, "r3", key=())
+    w.write(batch(id=[9], email=["z"]))
+    w.finish()
+    assert rows() == [(9, "z")]
+
+
+def test_rows_committed_before_a_failure_survive_and_uncommitted_ones_do_not(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.write(batch(id=[1], email=["a"]))
+    w.commit()
+    w.write(batch(id=[2], email=["b"]))
+    w.abort()
+    assert rows() == [(1, "a")]
+
+
+def test_new_columns_are_added_as_they_appear(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.write(batch(id=[1], email=["a"]))
+    w.write(batch(id=[2], email=["b"], tier=["gold"]))
+    w.finish()
+    assert rows("select id, tier from people order by id") == [(1, None), (2, "gold")]
+
+
+def test_lineage_columns_record_the_run(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT, "run-42")
+    w.write(batch(id=[1], email=["a"]))
+    w.finish()
+    assert rows("select _threadline_run_id, _threadline_loaded_at is not null from people") == [("run-42", True)]
+
+
+def test_a_file_locked_by_another_process_is_a_clear_error(tmp_path):
+    path = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(ConfigError) as exc:
+            DuckDBDestination().check(DuckDBConfig(path=path))
+        assert f"it is locked by another process (pid {holder.pid})" in exc.value.render()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -1,0 +1,172 @@
+"""The engine's promises: bulk coercion with quarantine, commit-then-state, incremental
+cursors that neither skip nor lose records, bounded concurrency."""
+
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+
+from threadline.engine import coerce, run_job
+from threadline.state import StateStore
+
+
+# ---------------------------------------------------------------- coercion
+
+
+def test_coercion_casts_whole_columns_and_isolates_only_the_bad_values():
+    batch = pa.record_batch({"id": [str(i) for i in range(10_000)], "n": ["1"] * 9_997 + ["x", "2", "y"]})
+    schema = pa.schema([("id", pa.int64()), ("n", pa.int32())])
+    result = coerce(batch, schema)
+    assert result.good.num_rows == 9_998
+    assert result.good.schema.field("n").type == pa.int32()
+    assert result.rejected.column("id").to_pylist() == ["9997", "9999"]
+    assert result.reasons == ["n: not a valid integer"] * 2
+
+
+def test_text_dates_are_parsed_with_the_format_the_column_declares():
+    schema = pa.schema([pa.field("d", pa.date32(), metadata={"format": "%d.%m.%Y"})])
+    result = coerce(pa.record_batch({"d": ["31.12.2024", "12/31/2024", None]}), schema)
+    assert [str(v) for v in result.good.column("d").to_pylist()] == ["2024-12-31", "None"]
+    assert result.reasons == ["d: not a date in the format %d.%m.%Y"]
+
+
+def test_rows_with_an_empty_primary_key_are_rejected_not_landed():
+    schema = pa.schema([("id", pa.string()), ("x", pa.int64())])
+    result = coerce(pa.record_batch({"id": ["a", None], "x": [1, 2]}), schema, ("id",))
+    assert result.good.column("id").to_pylist() == ["a"]
+    assert result.reasons == ["id: primary key is empty"]
+
+
+def test_columns_the_schema_does_not_declare_are_kept():
+    schema = pa.schema([("id", pa.int64())])
+    result = coerce(pa.record_batch({"id": ["1"], "custom_field": ["kept"]}), schema)
+    assert result.good.to_pylist() == [{"id": 1, "custom_field": "kept"}]
+
+
+def test_empty_text_in_a_typed_column_is_null_not_an_error():
+    result = coerce(pa.record_batch({"n": ["", " ", "3"]}), pa.schema([("n", pa.int64())]))
+    assert result.rejected is None
+    assert result.good.column("n").to_pylist() == [None, None, 3]
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+def test_rows_that_do_not_fit_are_quarantined_with_reason_source_stream_and_run(memory, tmp_path):
+    class BadRows(memory.source):
+        def read(self, config, request):
+            from threadline.contracts import Batch, Checkpoint
+            good = pa.record_batch({"id": ["1", "2", "oops"], "email": ["a@x.io", "b@x.io", "c@x.io"],
+                                    "updated_at": ["2026-01-01T00:00:00Z"] * 3})
+            yield Batch("people", good)
+            yield Checkpoint("people", {})
+
+    memory.registry.sources["memory"] = BadRows
+    report = run_job(memory.job(max_rejected_share=0.5), registry=memory.registry)
+    assert report.ok
+    stream = report.stream("app", "people")
+    assert (stream.rows_read, stream.rows_written, stream.rows_rejected) == (3, 2, 1)
+    lines = [json.loads(x) for x in open(f"{report.quarantine}/app__people.jsonl")]
+    assert lines == [{"run_id": report.run_id, "source": "app", "stream": "people",
+                      "reason": "id: not a valid integer",
+                      "record": {"id": "oops", "email": "c@x.io", "updated_at": "2026-01-01T00:00:00Z"}}]
+
+
+def test_the_job_fails_when_the_rejected_share_passes_its_limit(memory):
+    class MostlyBad(memory.source):
+        def read(self, config, request):
+            from threadline.contracts import Batch
+            yield Batch("people", pa.record_batch({"id": ["1", "x", "y"]}))
+
+    memory.registry.sources["memory"] = MostlyBad
+    report = run_job(memory.job(max_rejected_share=0.5), registry=memory.registry)
+    assert not report.ok
+    assert "2 of 3 rows (66.7%) could not be used" in report.error
+    assert "max_rejected_share" in report.error
+    assert memory.destination.tables.get("app__people", []) == []  # the stream was not finished
+
+
+# ---------------------------------------------------------------- commit, then state
+
+
+def test_state_is_saved_only_after_the_destination_committed(memory, tmp_path):
+    memory.source.records = [{"id": i, "email": f"{i}@x.io", "updated_at": memory.ts(1, i)} for i in range(6)]
+    # pages of 2: the 2nd page's write fails, so only page 1 was committed
+    job = memory.job(destination_config={"fail_on_write": 2})
+    report = run_job(job, registry=memory.registry)
+    assert not report.ok and "disk full (injected)" in report.error
+    saved = StateStore(job.state_dir).get("memjob", "app", "people")
+    assert saved == {"page": 0, "cursor": memory.ts(1, 1).isoformat()}
+    assert [r["id"] for r in memory.destination.tables["app__people"]] == [0, 1]
+
+
+def test_a_rerun_after_a_failed_write_lands_every_row_exactly_once(memory):
+    memory.source.records = [{"id": i, "email": f"{i}@x.io", "updated_at": memory.ts(1, i)} for i in range(6)]
+    assert not run_job(memory.job(destination_config={"fail_on_write": 2}), registry=memory.registry).ok
+    memory.destination.writes = 0
+    assert run_job(memory.job(), registry=memory.registry).ok
+    assert sorted(r["id"] for r in memory.destination.tables["app__people"]) == [0, 1, 2, 3, 4, 5]
+
+
+# ---------------------------------------------------------------- incremental cursor
+
+
+def test_records_sharing_the_last_cursor_value_are_not_lost(memory):
+    memory.source.records = [{"id": 1, "email": "a", "updated_at": memory.ts(1)},
+                             {"id": 2, "email": "b", "updated_at": memory.ts(2)}]
+    run_job(memory.job(), registry=memory.registry)
+    # a record written later with exactly the boundary timestamp
+    memory.source.records.append({"id": 3, "email": "c", "updated_at": memory.ts(2)})
+    report = run_job(memory.job(), registry=memory.registry)
+    assert report.stream("app", "people").rows_read == 2  # the boundary is read again, nothing earlier
+    assert sorted(r["id"] for r in memory.destination.tables["app__people"]) == [1, 2, 3]
+
+
+def test_the_saved_cursor_never_passes_the_moment_the_sync_started(memory):
+    future = datetime.now(timezone.utc) + timedelta(days=3)
+    memory.source.records = [{"id": 1, "email": "a", "updated_at": memory.ts(1)},
+                             {"id": 2, "email": "b", "updated_at": future}]
+    job = memory.job()
+    before = datetime.now(timezone.utc)
+    run_job(job, registry=memory.registry)
+    saved = datetime.fromisoformat(StateStore(job.state_dir).get("memjob", "app", "people")["cursor"])
+    assert before - timedelta(seconds=5) <= saved < future
+    # the next run starts from the cap, so the record stamped in the future is read again
+    assert run_job(job, registry=memory.registry).stream("app", "people").rows_read == 1
+
+
+def test_a_full_refresh_ignores_the_saved_cursor(memory):
+    memory.source.records = [{"id": i, "email": "a", "updated_at": memory.ts(1, i)} for i in range(3)]
+    run_job(memory.job(), registry=memory.registry)
+    job = memory.job(sources={"app": {"connector": "memory", "streams": {"people": {"sync_mode": "full_refresh"}}}})
+    assert run_job(job, registry=memory.registry).stream("app", "people").rows_read == 3
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_streams_of_one_source_run_concurrently_up_to_the_limit(memory):
+    memory.source.records = [{"id": 1, "email": "a", "updated_at": memory.ts(1)}]
+    memory.source.gate = threading.Barrier(2)  # two streams must be inside read() at once to pass
+    job = memory.job(concurrency=2, source_config={"streams": ["a", "b", "c", "d"]})
+    report = run_job(job, registry=memory.registry)
+    assert report.ok, report.error
+    assert memory.source.max_active == 2
+
+
+def test_one_failing_stream_does_not_stop_the_others(memory):
+    class HalfBroken(memory.source):
+        def read(self, config, request):
+            if request.stream.name == "b":
+                raise RuntimeError("boom")
+            yield from super().read(config, request)
+
+    memory.source.records = [{"id": 1, "email": "a", "updated_at": memory.ts(1)}]
+    memory.registry.sources["memory"] = HalfBroken
+    report = run_job(memory.job(source_config={"streams": ["a", "b"]}), registry=memory.registry)
+    assert report.outcome == "failed"
+    assert report.stream("app", "a").outcome == "succeeded"
+    assert report.stream("app", "b").outcome == "failed"
+    assert "RuntimeError" in report.stream("app", "b").error and "memory" in report.stream("app", "b").error

@@ -1,0 +1,74 @@
+"""Plugins are found through entry points; conflicts and broken plugins are reported by name."""
+
+import logging
+import sys
+import textwrap
+
+import pytest
+
+from threadline.plugins import PluginConflictError, load_registry
+
+
+def make_distribution(root, dist, module, body, version="1.2.3"):
+    """A real installed distribution on disk: a module and a dist-info with entry points."""
+    (root / f"{module}.py").write_text(textwrap.dedent(body))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[threadline]\n{module} = {module}\n")
+
+
+SOURCE_PLUGIN = """
+from threadline import hookimpl
+from threadline_files.source import FilesSource
+
+class {cls}(FilesSource):
+    name = "{name}"
+
+@hookimpl
+def register_sources(register):
+    register({cls})
+"""
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("tlplug_")]:
+        del sys.modules[name]
+
+
+def test_installed_plugins_are_listed_with_distribution_version_and_what_they_register():
+    registry = load_registry()
+    by_name = {p.name: p for p in registry.plugins}
+    assert by_name["files"].distribution == "threadline-files"
+    assert by_name["files"].sources == ["files"]
+    assert by_name["duckdb"].destinations == ["duckdb"]
+    assert by_name["files"].version
+
+
+def test_a_plugin_found_through_its_entry_point_registers_its_source(site):
+    make_distribution(site, "threadline-acme", "tlplug_acme", SOURCE_PLUGIN.format(cls="Acme", name="acme"))
+    registry = load_registry()
+    assert "acme" in registry.sources
+    info = next(p for p in registry.plugins if p.name == "tlplug_acme")
+    assert (info.distribution, info.version, info.sources) == ("threadline-acme", "1.2.3", ["acme"])
+
+
+def test_two_plugins_registering_one_name_is_an_error_naming_both_distributions(site):
+    make_distribution(site, "threadline-acme", "tlplug_acme", SOURCE_PLUGIN.format(cls="A", name="crm"))
+    make_distribution(site, "threadline-other", "tlplug_other", SOURCE_PLUGIN.format(cls="B", name="crm"), "0.9")
+    with pytest.raises(PluginConflictError) as exc:
+        load_registry()
+    assert "threadline-acme 1.2.3" in str(exc.value) and "threadline-other 0.9" in str(exc.value)
+
+
+def test_a_plugin_that_fails_to_import_is_named_in_a_warning_and_the_rest_still_work(site, caplog):
+    make_distribution(site, "threadline-broken", "tlplug_broken", "import not_a_module_anywhere\n")
+    with caplog.at_level(logging.WARNING, logger="threadline.plugins"):
+        registry = load_registry()
+    assert "files" in registry.sources  # the others keep working
+    warning = next(r.getMessage() for r in caplog.records if "tlplug_broken" in r.getMessage())
+    assert "threadline-broken" in warning and "ModuleNotFoundError" in warning
+    assert next(p for p in registry.plugins if p.name == "tlplug_broken").error
