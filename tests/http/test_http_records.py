@@ -142,7 +142,7 @@ def test_malformed_json_that_persists_is_a_transient_error(crm):
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("int64", pa.int64()), ("timestamp[ms]", pa.timestamp("ms", tz="UTC")), ("decimal(18,2)", pa.decimal128(18, 2)),
+    ("int64", pa.int64()), ("timestamp", pa.timestamp("us", tz="UTC")), ("decimal(18,2)", pa.decimal128(18, 2)),
     ("list<string>", pa.list_(pa.string())), ("struct<a: int64, b: list<string>>",
                                                pa.struct([("a", pa.int64()), ("b", pa.list_(pa.string()))])),
 ])

@@ -1,6 +1,6 @@
 """Stream schemas written as `column: type` strings, the way job files and declarations say them.
 
-    string  int64  int32  float64  bool  date  timestamp  timestamp[ms]
+    string  int64  int32  float64  bool  date  timestamp  timestamp(tz=Europe/Paris)
     decimal(18,2)  list<string>  struct<city: string, postcode: string>  json
 
 `json` keeps a nested value as JSON text (a string column marked with field metadata) for
@@ -10,40 +10,23 @@ an error: a struct's fields must be declared, or `json` chosen.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import pyarrow as pa
 
+from threadline import types as core_types
 from threadline.contracts import ConfigError
 
 JSON_METADATA = {b"threadline.json": b"true"}
 
-_SIMPLE: dict[str, pa.DataType] = {
-    "string": pa.string(), "str": pa.string(), "text": pa.string(),
-    "int64": pa.int64(), "int": pa.int64(), "integer": pa.int64(), "int32": pa.int32(),
-    "float64": pa.float64(), "float": pa.float64(), "double": pa.float64(), "number": pa.float64(),
-    "bool": pa.bool_(), "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-_TIMESTAMP = re.compile(r"timestamp\[(s|ms|us|ns)\]")
-_DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
-
 
 def parse_type(text: str, where: str = "type") -> pa.DataType:
-    """The Arrow type for a type string (`json` gives string; use `field_for` to keep the mark)."""
+    """The Arrow type for a type string (`json` gives string; use `field_for` to keep the mark).
+
+    Scalar names are `threadline.types.parse_type`'s (one vocabulary for every connector);
+    this adds `struct<...>` and lists of structs, which nested JSON needs."""
     spec = text.strip()
     lowered = spec.lower()
-    if lowered in _SIMPLE:
-        return _SIMPLE[lowered]
-    if lowered == "json":
-        return pa.string()
-    if m := _TIMESTAMP.fullmatch(lowered):
-        return pa.timestamp(m.group(1), tz="UTC")
-    if m := _DECIMAL.fullmatch(lowered):
-        precision, scale = int(m.group(1)), int(m.group(2))
-        return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
     if lowered.startswith("list<") and lowered.endswith(">"):
         return pa.list_(parse_type(spec[5:-1], where))
     if lowered.startswith("struct<") and lowered.endswith(">"):
@@ -53,11 +36,10 @@ def parse_type(text: str, where: str = "type") -> pa.DataType:
             "a struct needs its fields, e.g. struct<city: string, postcode: string>", field=where,
             hint="or use `json` to keep the nested object as JSON text",
         )
-    raise ConfigError(
-        f"unknown type {text!r}", field=where,
-        hint="use one of: string, int64, int32, float64, bool, date, timestamp, timestamp[ms], "
-        "decimal(p,s), list<type>, struct<name: type, ...>, json",
-    )
+    try:
+        return core_types.parse_type(spec)
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field=where, hint=exc.hint + ", struct<name: type, ...>") from None
 
 
 def field_for(name: str, type_text: str, where: str = "schema") -> pa.Field:
