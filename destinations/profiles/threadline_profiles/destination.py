@@ -144,6 +144,8 @@ class ProfilesDestination(Destination[ProfilesConfig]):
             check_mapping(key, mapping, target.stream.schema.names)
         store = shared_store(config)
         try:
+            if config.mappings:
+                store.save_settings()
             return ProfilesWriter(store, config, target)
         except BaseException:
             store.release()

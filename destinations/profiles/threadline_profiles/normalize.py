@@ -290,7 +290,7 @@ PLACEHOLDER_EMAILS = {"test@test.com", "test@example.com", "email@email.com", "n
                       "na@na.com", "a@a.com", "x@x.com", "abc@abc.com", "asdf@asdf.com", "user@example.com"}
 PLACEHOLDER_EMAIL_LOCALS = {"noemail", "no-email", "no.email", "noreply", "no-reply", "donotreply", "do-not-reply",
                             "none", "null", "unknown", "nomail", "invalid", "test"}
-PLACEHOLDER_EMAIL_DOMAINS = {"example.com", "example.org", "example.net", "test.com", "invalid", "none.com"}
+PLACEHOLDER_EMAIL_DOMAINS = {"test.com", "invalid", "none.com", "noemail.com"}
 PLACEHOLDER_CODES = {"0", "-1", "null", "none", "n/a", "na", "unknown", "test", "undefined", "nan", "000000"}
 
 

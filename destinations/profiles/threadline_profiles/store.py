@@ -6,13 +6,14 @@ process per file; threads get their own cursors). The Python API is `ProfileStor
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from threadline_profiles import landing
 from threadline_profiles.config import ProfilesConfig
-from threadline_profiles.engines import Engine, open_engine
+from threadline_profiles.engines import Engine, lit, open_engine
 
 # Tables that outlive a build: the next build reads them to keep profile ids stable.
 PERSISTENT = [
@@ -56,6 +57,11 @@ class ProfileStore:
             config = ProfilesConfig.model_validate(config)
         store = cls(config)
         store.ensure_catalog()
+        if not config.mappings:
+            saved = store.saved_settings()
+            if saved:
+                base = config.model_dump(by_alias=True, exclude={"mappings", "resolution", "survivorship"})
+                store.config = ProfilesConfig.model_validate({**base, **saved})
         return store
 
     def __enter__(self) -> ProfileStore:
@@ -92,6 +98,31 @@ class ProfileStore:
         from threadline_profiles.lookup import get_profile
 
         return get_profile(self, email=email, phone=phone, profile_id=profile_id, region=region)
+
+    def find(self, *, email: str | None = None, phone: str | None = None, profile_id: str | None = None,
+             region: str | None = None) -> list[Any]:
+        """Every profile holding this email or phone (a shared value can be in several)."""
+        from threadline_profiles.lookup import find_profile_ids, load_profile
+
+        ids = find_profile_ids(self, email=email, phone=phone, profile_id=profile_id, region=region)
+        return [p for p in (load_profile(self, i) for i in ids) if p is not None]
+
+    # ---------------------------------------------------------------- saved settings
+
+    def save_settings(self) -> None:
+        """Keep the mappings and resolution settings in the store, so that `threadline
+        profiles build --path ...` can resolve without the job file (no connection details)."""
+        settings = self.config.model_dump_json(include={"mappings", "resolution", "survivorship"}, by_alias=True)
+        with self.lock:
+            self.engine.run(["CREATE TABLE IF NOT EXISTS tl_meta (key VARCHAR, value VARCHAR)",
+                             "DELETE FROM tl_meta WHERE key = 'settings'",
+                             f"INSERT INTO tl_meta VALUES ('settings', {lit(settings)})"])
+
+    def saved_settings(self) -> dict[str, Any]:
+        if not self.engine.table_exists("tl_meta"):
+            return {}
+        text = self.engine.scalar("SELECT value FROM tl_meta WHERE key = 'settings'")
+        return json.loads(text) if text else {}
 
     # ---------------------------------------------------------------- sharing
 

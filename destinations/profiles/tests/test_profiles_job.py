@@ -1,0 +1,158 @@
+"""The profile store driven by the real engine: a job lands several sources, resolution runs
+once when the run finishes, and the CLI and Python API look profiles up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from threadline.contracts import FatalError
+
+from threadline_profiles import ProfileStore, plugin
+from threadline_profiles.cli import profiles
+
+JOB = """
+name: people
+sources:
+  crm:
+    connector: files
+    config:
+      streams:
+        - {name: contacts, path: crm.csv, primary_key: [id]}
+  shop:
+    connector: files
+    config:
+      streams:
+        - {name: customers, path: shop.csv, primary_key: [cid]}
+destinations:
+  store:
+    connector: profiles
+    config:
+      path: profiles.duckdb
+      mappings:
+        crm.contacts:
+          identifiers: {email: email, phone: phone, id: "customer_id:crm"}
+          traits: {first_name: first, last_name: last}
+          cleaning: {phone_region: US, priority: 10}
+        shop.customers:
+          identifiers: {mail: email, cid: "customer_id:shop"}
+          traits: {first_name: name}
+"""
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Path:
+    (tmp_path / "job.yaml").write_text(JOB)
+    (tmp_path / "crm.csv").write_text(
+        "id,email,phone,first,last\n1,Ana@Mail.com,(415) 555-2671,ANA,Lee\n2,bob@mail.com,4155552672,Bob,Ray\n3,bad-email,12,Zed,Q\n")
+    (tmp_path / "shop.csv").write_text("cid,mail,name\ns1,ana@mail.com,Ana\ns2,test@test.com,T\ns3,test@test.com,U\n")
+    return tmp_path
+
+
+def sync(job_dir: Path):
+    from threadline.engine import run_job
+    from threadline.job import load_job
+    from threadline.plugins import reset
+
+    reset()
+    return run_job(load_job(job_dir / "job.yaml"))
+
+
+def test_a_sync_lands_every_source_and_resolves_once_at_the_end(job_dir):
+    report = sync(job_dir)
+    assert report.ok, report.error
+    with ProfileStore.open({"path": str(job_dir / "profiles.duckdb")}) as store:
+        assert store.engine.scalar("SELECT COUNT(*) FROM tl_builds") == 1
+        assert store.engine.scalar("SELECT run_id FROM tl_builds") == report.run_id
+        profile = store.get(email="ANA@mail.com")
+        assert {m.record_key for m in profile.members} == {"crm.contacts:1", "shop.customers:s1"}
+        assert profile.golden["first_name"].value == "Ana"
+        assert profile.golden["first_name"].record_key == "crm.contacts:1"
+
+
+def test_each_build_writes_an_html_report(job_dir):
+    sync(job_dir)
+    report = job_dir / "profiles_reports" / "latest.html"
+    text = report.read_text()
+    assert "<svg" in text and "Overlap between sources" in text and "placeholder email" in text
+
+
+def test_check_targets_through_the_job_names_the_missing_column(job_dir):
+    from threadline.contracts import ConfigError
+    from threadline.engine import plan_job
+    from threadline.job import load_job
+
+    (job_dir / "job.yaml").write_text(JOB.replace("traits: {first_name: name}", "traits: {first_name: given}"))
+    job = load_job(job_dir / "job.yaml")
+    plans = [p for p in plan_job(job) if p.source_name == "shop"]
+    targets = [p.target("check") for p in plans]
+    with pytest.raises(ConfigError, match="'given'"):
+        plans[0].destination.check_targets(plans[0].destination_config, targets)
+
+
+def test_the_cli_gets_a_profile_by_email_with_an_explanation(job_dir):
+    sync(job_dir)
+    result = CliRunner().invoke(profiles, ["get", "--job", str(job_dir / "job.yaml"), "--email", "ana@mail.com", "--explain"])
+    assert result.exit_code == 0, result.output
+    assert "shop.customers:s1 ↔ crm.contacts:1: rule email, key ana@mail.com" in result.output
+    assert "first_name" in result.output and "← crm.contacts:1" in result.output
+
+
+def test_the_cli_gets_a_profile_by_phone_and_by_id_as_json(job_dir):
+    sync(job_dir)
+    runner = CliRunner()
+    by_phone = runner.invoke(profiles, ["get", "--path", str(job_dir / "profiles.duckdb"), "--phone", "+1 415 555 2671", "--json"])
+    assert by_phone.exit_code == 0, by_phone.output
+    profile_id = json.loads(by_phone.output)[0]["profile_id"]
+    by_id = runner.invoke(profiles, ["get", "--path", str(job_dir / "profiles.duckdb"), "--id", profile_id, "--json"])
+    assert json.loads(by_id.output)[0]["profile_id"] == profile_id
+
+
+def test_the_cli_says_when_no_profile_matches(job_dir):
+    sync(job_dir)
+    result = CliRunner().invoke(profiles, ["get", "--path", str(job_dir / "profiles.duckdb"), "--email", "nobody@mail.com"])
+    assert result.exit_code == 1 and "no profile found" in result.output
+
+
+def test_the_cli_builds_from_the_settings_saved_in_the_store(job_dir):
+    sync(job_dir)
+    result = CliRunner().invoke(profiles, ["build", "--path", str(job_dir / "profiles.duckdb")])
+    assert result.exit_code == 0, result.output
+    assert "6 records → 5 profiles" in result.output
+
+
+def test_the_plugin_adds_a_profiles_group_to_the_cli():
+    root = click.Group("threadline")
+    plugin.register_commands(cli=root)
+    assert set(root.commands["profiles"].commands) >= {"get", "build", "report"}
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("holding", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_store_file_held_by_another_process_is_a_clear_error(tmp_path):
+    path = tmp_path / "p.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(FatalError) as err:
+            ProfileStore.open({"path": str(path)})
+        assert "in use by another process" in str(err.value) and str(path) in str(err.value)
+        assert f"process {holder.pid}" in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()

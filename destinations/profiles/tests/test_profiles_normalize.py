@@ -1,0 +1,102 @@
+"""Stage 3, normalize: each kind of value, one behaviour per test."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from threadline_profiles.normalize import (
+    Blocklist,
+    normalize_country,
+    normalize_date,
+    normalize_distinct,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+    normalize_social_handle,
+)
+
+
+def test_an_email_is_trimmed_and_lower_cased():
+    assert normalize_email("  Ana.Lee@Mail.COM ").value == "ana.lee@mail.com"
+
+
+def test_an_email_without_an_at_sign_is_invalid():
+    assert (normalize_email("ana.mail.com").status, normalize_email("ana.mail.com").reason) == ("invalid", "no @")
+
+
+def test_an_email_with_bad_syntax_is_invalid():
+    assert normalize_email("ana@@mail..com").status == "invalid"
+
+
+def test_gmail_canonical_key_drops_dots_and_plus_tags_and_the_alias_domain():
+    assert normalize_email("A.n.a+news@googlemail.com").key == "ana@gmail.com"
+
+
+def test_other_providers_keep_dots_in_the_canonical_key():
+    assert normalize_email("a.na+x@outlook.com").key == "a.na@outlook.com"
+
+
+def test_a_national_phone_uses_the_default_region():
+    assert normalize_phone("(415) 555-2671", "US").value == "+14155552671"
+
+
+def test_an_international_phone_ignores_the_default_region():
+    assert normalize_phone("+44 20 7946 0958", "US").value == "+442079460958"
+
+
+def test_a_national_phone_without_a_region_is_invalid_not_guessed():
+    assert normalize_phone("4155552671", "").status == "invalid"
+
+
+def test_an_unparseable_phone_is_invalid():
+    assert normalize_phone("call me", "US").status == "invalid"
+
+
+def test_a_phone_of_the_wrong_length_is_invalid():
+    assert normalize_phone("12345", "US").reason in {"wrong length", "not a valid number"}
+
+
+def test_a_name_drops_titles_and_suffixes_and_fixes_all_caps():
+    result = normalize_name("DR. JOHN SMITH JR.")
+    assert (result.value, result.key) == ("John Smith", "johnsmith")
+
+
+def test_a_name_key_strips_accents():
+    assert normalize_name("José").key == normalize_name("Jose").key
+
+
+def test_a_given_names_key_maps_nicknames_to_the_formal_name():
+    assert normalize_name("Bill", "given").key == "william"
+
+
+def test_a_date_is_read_with_the_declared_format():
+    assert normalize_date("03/04/2020", "%d/%m/%Y").value == "2020-04-03"
+
+
+def test_a_date_readable_two_ways_is_flagged_ambiguous():
+    result = normalize_date("03/04/2020", "%d/%m/%Y||%m/%d/%Y")
+    assert (result.status, result.value) == ("ambiguous", None)
+
+
+def test_a_date_that_fits_no_declared_format_is_invalid():
+    assert normalize_date("2020.04.03", "%d/%m/%Y").reason == "unparseable date"
+
+
+def test_an_undeclared_slash_date_is_read_only_when_unambiguous():
+    assert normalize_date("13/04/2020").value == "2020-04-13"
+    assert normalize_date("03/04/2020").status == "ambiguous"
+
+
+def test_a_country_name_becomes_its_iso_code():
+    assert normalize_country("United Kingdom").value == "GB"
+
+
+def test_a_social_handle_from_a_profile_url_is_the_handle():
+    assert normalize_social_handle("https://instagram.com/Ana_Lee/").key == "ana_lee"
+
+
+def test_placeholders_are_blocked_with_a_reason():
+    values = pa.table({"kind": ["email", "phone", "email"], "hint": ["", "US", ""], "raw": ["test@test.com", "0000000000", "ana@mail.com"]})
+    out = normalize_distinct(values, Blocklist())
+    assert out.column("status").to_pylist() == ["blocked", "invalid", "ok"]
+    assert out.column("reason").to_pylist()[0] == "placeholder email"
