@@ -9,6 +9,7 @@ whole process group is terminated, then killed.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import selectors
@@ -17,6 +18,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 from threadline.secrets import redact
 
@@ -24,6 +27,14 @@ log = logging.getLogger("threadline.singer")
 
 _CHUNK = 1 << 20
 _STDERR_TAIL = 30
+
+
+def write_private_json(path: Path, data: Any) -> str:
+    """Write JSON readable by this user only (Singer configs hold credentials); the path."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out)
+    return str(path)
 
 
 class ProcessTimeout(Exception):

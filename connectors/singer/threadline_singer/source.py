@@ -14,7 +14,6 @@ for incremental reads, the STATE it last confirmed. Its STATE messages become ch
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import tempfile
@@ -37,7 +36,7 @@ from threadline.contracts import (
 )
 from threadline_singer.catalog import find_entry, select, to_catalog
 from threadline_singer.inprocess import Records, discover_in_process, load_tap_class, run_in_process
-from threadline_singer.process import ProcessTimeout, SingerProcess
+from threadline_singer.process import ProcessTimeout, SingerProcess, write_private_json
 from threadline_singer.protocol import STATE_KEY, StreamDecoder
 
 try:  # relative paths in job files are taken from the job file's folder
@@ -84,14 +83,6 @@ class SingerSourceConfig(Spec):
         if self.tap_class:
             return f"singer tap {self.tap_class} (in-process)"
         return f"singer tap {Path(self.command()[0]).name}"
-
-
-def _write_private(path: Path, data: Any) -> str:
-    """Write JSON readable by this user only: tap configs hold credentials."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(data, out)
-    return str(path)
 
 
 class SingerSource(Source[SingerSourceConfig]):
@@ -154,7 +145,7 @@ class SingerSource(Source[SingerSourceConfig]):
 
     def _discover_subprocess(self, config: SingerSourceConfig) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="threadline-singer-") as tmp:
-            cfg = _write_private(Path(tmp) / "config.json", config.tap_config)
+            cfg = write_private_json(Path(tmp) / "config.json", config.tap_config)
             argv = [*config.command(), "--config", cfg, "--discover"]
             with SingerProcess(argv, env=config.env, idle_timeout=config.idle_timeout, label=config.label()) as proc:
                 try:
@@ -210,11 +201,11 @@ class SingerSource(Source[SingerSourceConfig]):
         with tempfile.TemporaryDirectory(prefix="threadline-singer-") as tmp:
             argv = [
                 *config.command(),
-                "--config", _write_private(Path(tmp) / "config.json", config.tap_config),
-                config.catalog_flag, _write_private(Path(tmp) / "catalog.json", catalog),
+                "--config", write_private_json(Path(tmp) / "config.json", config.tap_config),
+                config.catalog_flag, write_private_json(Path(tmp) / "catalog.json", catalog),
             ]
             if state:
-                argv += ["--state", _write_private(Path(tmp) / "state.json", state)]
+                argv += ["--state", write_private_json(Path(tmp) / "state.json", state)]
             with SingerProcess(argv, env=config.env, idle_timeout=config.idle_timeout, label=config.label()) as proc:
                 try:
                     for lines in proc.lines():
