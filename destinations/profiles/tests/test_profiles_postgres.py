@@ -1,0 +1,67 @@
+"""The Postgres engine: the same stages, transpiled by sqlglot, give the same profiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from threadline_profiles import ProfileStore
+from threadline_profiles.engines import PostgresUnreachableError
+from threadline_profiles.engines.postgres_engine import to_postgres
+from threadline_profiles.synthetic import customers
+from threadline_profiles.testing import Lander, profile_ids
+
+
+pytestmark = pytest.mark.postgres
+
+
+def land_all(config: dict) -> dict:
+    data = customers(400, seed=11)
+    config = {**config, "resolve_on_finish": False, "mappings": data.mappings,
+              "resolution": {"never_merge": [["crm.contacts:C1", "shop.customers:S2"]],
+                             "always_merge": [["crm.contacts:C3", "loyalty.members:L4"]]}}
+    lander = Lander(config)
+    for key, table in data.tables.items():
+        source, stream = key.split(".")
+        lander.land(source, stream, table, batch_rows=250)
+    with lander.store() as store:
+        store.build()
+        return {
+            "ids": profile_ids(store),
+            "golden": {(r["profile_id"], r["field"]): (r["value"], r["record_key"])
+                       for r in store.engine.rows("SELECT * FROM tl_golden")},
+            "links": sorted((r["record_key"], r["linked_record_key"], r["rule"]) for r in store.engine.rows("SELECT * FROM tl_links")),
+            "dq": sorted((r["source"], r["field"], r["status"], r["reason"], r["n"]) for r in store.engine.rows("SELECT * FROM tl_dq")),
+            "blocked": sorted((r["field"], r["value"], r["records"]) for r in store.engine.rows("SELECT * FROM tl_blocked")),
+        }
+
+
+def test_postgres_and_duckdb_give_the_same_profiles_golden_records_and_reports(tmp_path, pg_schema):
+    on_duckdb = land_all({"path": str(tmp_path / "p.duckdb"), "report_dir": str(tmp_path / "r1")})
+    on_postgres = land_all({"engine": "postgres", "dsn": "postgresql://postgres@127.0.0.1:5432/test",
+                            "schema": pg_schema, "report_dir": str(tmp_path / "r2")})
+    assert len(set(on_duckdb["ids"].values())) < len(on_duckdb["ids"])  # records did merge
+    for part in ("ids", "golden", "links", "dq", "blocked"):
+        assert on_postgres[part] == on_duckdb[part], part
+
+
+def test_postgres_lookups_work_like_duckdb(tmp_path, pg_schema):
+    config = {"engine": "postgres", "schema": pg_schema, "resolve_on_finish": False, "report_dir": str(tmp_path),
+              "mappings": {"crm.contacts": {"identifiers": {"email": "email"}}}}
+    lander = Lander(config)
+    lander.land("crm", "contacts", [{"id": 1, "email": "a@mail.com"}, {"id": 2, "email": "A@mail.com"}])
+    with lander.store() as store:
+        store.build()
+        profile = store.get(email="a@MAIL.com")
+        assert {m.record_key for m in profile.members} == {"crm.contacts:1", "crm.contacts:2"}
+
+
+def test_an_unreachable_postgres_is_a_clear_error_without_the_password():
+    with pytest.raises(PostgresUnreachableError) as err:
+        ProfileStore.open({"engine": "postgres", "dsn": "postgresql://postgres:s3cret@127.0.0.1:1/test"})
+    text = str(err.value)
+    assert "cannot reach the Postgres profile store at 127.0.0.1:1/test as postgres" in text
+    assert "s3cret" not in text
+
+
+def test_stage_sql_is_carried_to_the_postgres_dialect():
+    assert to_postgres("SELECT CAST(x AS VARCHAR) FROM t") == "SELECT CAST(x AS TEXT) FROM t"
