@@ -5,6 +5,8 @@ the suite must catch:
 - `ExclusiveCursorSource` reads records *after* the cursor (`>`), not from it (`>=`);
 - `IgnoresCursorSource` never sends the cursor, so every incremental sync reads everything;
 - `NoRetryOn503Source` gives up on a 503 instead of retrying it.
+
+`ToyCrmContract` is the suite's settings for all of them: a test class sets only `source`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pyarrow as pa
 import requests
 from pydantic import Field
 
+from threadline.sandbox import CustomersSandbox
+from threadline.testing import SourceContract
 from threadline.contracts import (
     Batch,
     Catalog,
@@ -139,3 +143,22 @@ class NoRetryOn503Source(ToyCrmSource):
 
     name = "toy_crm_no_retry_on_503"
     retry_statuses = frozenset({429, 500, 502, 504})
+
+
+class ToyCrmContract(SourceContract):
+    """The contract suite's settings for the toy sources (a test class adds `source = ...`)."""
+
+    sandbox = CustomersSandbox
+    sandbox_options = {"count": 40}  # 4 pages of 10; cursor values come in threes, so pages end on ties
+    bad_config = {"base_url": "http://127.0.0.1:9", "api_key": "not-the-key"}
+    credential_field = "api_key"
+    data_path = "/customers"
+
+    def config(self, sandbox):
+        return {"base_url": sandbox.base_url, "api_key": sandbox.API_KEY, "page_size": 10, "retry_wait": 0.01}
+
+    def expected_records(self, sandbox):
+        return {"customers": sandbox.customers}
+
+    def change(self, sandbox):
+        return {"customers": sandbox.add_customers(3) + sandbox.update_customers([2, 5])}

@@ -207,7 +207,7 @@ class SourceContract:
             pytest.fail(f"{type(self).__name__}.bad_config is empty: give at least one field and a value "
                         "check() must reject, e.g. bad_config = {'base_url': 'http://127.0.0.1:9'}")
         config = specs.set_path(self.config(contract_sandbox), bad_field, self.bad_config[bad_field])
-        error = _config_error_from(lambda: self._source().check(self._validated(config, contract_workdir)),
+        error = specs.config_error_from(lambda: self._source().check(self._validated(config, contract_workdir)),
                                    f"check() with a bad {bad_field!r}")
         assert specs.names_field(error, bad_field), (
             f"check() with a bad {bad_field!r} raised a ConfigError that does not name the field "
@@ -218,7 +218,7 @@ class SourceContract:
         self.revoke(contract_sandbox)
         assert self.credential_field, (
             f"set {type(self).__name__}.credential_field to the config field a refused credential is reported on")
-        error = _config_error_from(lambda: self._source().check(config), "check() with a revoked credential")
+        error = specs.config_error_from(lambda: self._source().check(config), "check() with a revoked credential")
         assert specs.names_field(error, self.credential_field), (
             f"check() with a revoked credential raised a ConfigError that does not name {self.credential_field!r} "
             f"(field={error.field!r}): {error.render()}")
@@ -339,17 +339,6 @@ class SourceContract:
             f"the error names neither the stream {stream.name!r} nor the connector {self.source.name!r}: {text}")
         faulted = [r for r in contract_sandbox.requests if r.fault]
         assert len(faulted) <= 3, f"a permanent error was retried {len(faulted)} times; it should stop at once"
-
-
-def _config_error_from(call: Any, what: str) -> ConfigError:
-    try:
-        call()
-    except Exception as exc:  # noqa: BLE001 - anything but a ConfigError is the finding
-        error = specs.config_error(exc)
-        if error is None:
-            raise AssertionError(f"{what} raised {type(exc).__name__}, not a ConfigError: {exc}") from exc
-        return error
-    raise AssertionError(f"{what} passed; it must raise a ConfigError naming the field")
 
 
 def _at_boundary(rows: list[dict[str, Any]], stream: Stream) -> set[tuple[Any, ...]]:

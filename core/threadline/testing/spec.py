@@ -10,6 +10,7 @@ import re
 import types
 import typing
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -125,3 +126,14 @@ def names_field(err: ConfigError, field: str) -> bool:
             if a == b or a.endswith("." + b) or a.startswith(b + "."):
                 return True
     return bool(field) and field in err.render()
+
+
+def config_error_from(call: Callable[[], Any], what: str) -> ConfigError:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - anything but a ConfigError is the finding
+        error = config_error(exc)
+        if error is None:
+            raise AssertionError(f"{what} raised {type(exc).__name__}, not a ConfigError: {exc}") from exc
+        return error
+    raise AssertionError(f"{what} passed; it must raise a ConfigError naming the field")
