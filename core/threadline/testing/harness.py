@@ -13,7 +13,7 @@ from typing import Any
 import pluggy
 
 from threadline import hookspecs
-from threadline.contracts import Destination, FatalError, Source, Stream, SyncMode
+from threadline.contracts import Batch, Destination, FatalError, Source, Stream, SyncMode
 from threadline.engine.runner import RunReport, run_job
 from threadline.job import job_from_dict
 from threadline.plugins import Registry, registry as installed_registry
@@ -77,22 +77,27 @@ def duckdb_path(workdir: Path) -> Path:
     return workdir / "contract.duckdb"
 
 
-def interrupting(source: type[Source], after_batches: dict[str, int]) -> type[Source]:
-    """`source`, except that reading stream S crashes right after its `after_batches[S]`-th batch."""
+def instrumented(
+    source: type[Source], *, crash_after: dict[str, int] | None = None, record_into: list[Any] | None = None,
+) -> type[Source]:
+    """`source`, except that reading stream S crashes right after its `crash_after[S]`-th
+    batch, and every message it yields is appended to `record_into`."""
 
-    class Interrupted(source):  # type: ignore[misc, valid-type]
+    class Instrumented(source):  # type: ignore[misc, valid-type]
         def read(self, config, request):  # noqa: ANN001 - same signature as the source's
-            limit = after_batches.get(request.stream.name)
+            limit = (crash_after or {}).get(request.stream.name)
             seen = 0
             for message in super().read(config, request):
+                if record_into is not None:
+                    record_into.append(message)
                 yield message
-                if limit is not None and type(message).__name__ == "Batch":
+                if limit is not None and isinstance(message, Batch):
                     seen += 1
                     if seen >= limit:
                         raise SimulatedCrash(f"the contract suite crashed this read after {seen} batch(es) on purpose")
 
-    Interrupted.__name__ = Interrupted.__qualname__ = f"Interrupted{source.__name__}"
-    return Interrupted
+    Instrumented.__name__ = Instrumented.__qualname__ = f"Instrumented{source.__name__}"
+    return Instrumented
 
 
 def report_problem(report: RunReport) -> str:

@@ -56,17 +56,13 @@ def from_batches(batches: Iterable[pa.RecordBatch], stream: Stream) -> list[dict
     return only_declared(rows, stream)
 
 
-def landed(db_path: Path, table: str, stream: Stream, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Rows of `table` in a DuckDB file (only those written by `run_id` if given), lineage
-    columns dropped, typed to the stream's schema."""
+def landed(db_path: Path, table: str, stream: Stream) -> list[dict[str, Any]]:
+    """Rows of `table` in a DuckDB file, lineage columns dropped, typed to the stream's schema."""
     import duckdb
 
-    con = duckdb.connect(str(db_path), read_only=False)
+    con = duckdb.connect(str(db_path))
     try:
-        sql = f'select * from "{table}"'
-        if run_id is not None:
-            sql += f" where {LINEAGE_PREFIX}run_id = ?"
-        arrow = con.sql(sql, params=[run_id] if run_id is not None else None).to_arrow_table()
+        arrow = con.sql(f'select * from "{table}"').to_arrow_table()
     finally:
         con.close()
     arrow = arrow.select([n for n in arrow.column_names if not n.startswith(LINEAGE_PREFIX)])

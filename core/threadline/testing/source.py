@@ -61,7 +61,7 @@ from threadline.testing import spec as specs
 from threadline.testing.harness import (
     FolderSandbox,
     duckdb_path,
-    interrupting,
+    instrumented,
     report_problem,
     sync,
     table_name,
@@ -257,12 +257,14 @@ class SourceContract:
         assert changes is not None, (
             f"{type(self).__name__} must define change(self, sandbox): add and update records in the sandbox "
             "and return them by stream, so the suite can check what an incremental sync picks up")
-        second = sync(self.source, raw, contract_workdir, incremental)
+        messages: list[Any] = []
+        second = sync(instrumented(self.source, record_into=messages), raw, contract_workdir, incremental)
         assert second.ok, report_problem(second)
         expected_now = self._expected(contract_sandbox, incremental)
         for stream in incremental:
             changed = rec.typed(changes.get(stream.name, []), stream, f"changes of {stream.name!r}")
-            read_again = rec.landed(db, table_name(stream), stream, run_id=second.run_id)
+            read_again = rec.from_batches(
+                [m.records for m in messages if isinstance(m, Batch) and m.stream == stream.name], stream)
             got = {rec.key_of(r, stream) for r in read_again}
             want = {rec.key_of(r, stream) for r in changed}
             boundary = _at_boundary(before[stream.name], stream)
@@ -286,7 +288,7 @@ class SourceContract:
             mode = SyncMode.INCREMENTAL if SyncMode.INCREMENTAL in stream.sync_modes else SyncMode.FULL_REFRESH
             crash_after[stream.name] = _batch_after_first_checkpoint(self._read(config, stream, mode))
         raw = self.config(contract_sandbox)
-        crashed = sync(interrupting(self.source, crash_after), raw, contract_workdir, streams)
+        crashed = sync(instrumented(self.source, crash_after=crash_after), raw, contract_workdir, streams)
         assert not crashed.ok and "on purpose" in (crashed.error or ""), (
             "the suite's simulated crash did not stop the first sync:\n" + report_problem(crashed))
         resumed = sync(self.source, raw, contract_workdir, streams)
