@@ -50,7 +50,7 @@ from threadline.http import (
 class NoAuthConfig(Spec):
     """A public API."""
 
-    type: Literal["none"] = "none"
+    type: Literal["none"] = Field("none", description="No credentials.")
 
     def build(self, base_url: str) -> Auth:
         return NoAuth()
@@ -59,7 +59,7 @@ class NoAuthConfig(Spec):
 class BearerConfig(Spec):
     """`Authorization: Bearer <token>`."""
 
-    type: Literal["bearer"]
+    type: Literal["bearer"] = Field(description="`Authorization: Bearer <token>`.")
     token: str = Field(description="The access token; use ${ENV_VAR}.")
 
     def build(self, base_url: str) -> Auth:
@@ -69,10 +69,10 @@ class BearerConfig(Spec):
 class ApiKeyConfig(Spec):
     """An API key in a header or a query parameter."""
 
-    type: Literal["api_key"]
+    type: Literal["api_key"] = Field(description="An API key in a header or query parameter.")
     key: str = Field(description="The API key; use ${ENV_VAR}.")
     name: str = Field("X-API-Key", description="The header or query parameter that carries it.")
-    location: Literal["header", "query"] = "header"
+    location: Literal["header", "query"] = Field("header", description="Where the key goes.")
 
     def build(self, base_url: str) -> Auth:
         return ApiKeyAuth(self.key, name=self.name, location=self.location, field="auth.key")
@@ -81,8 +81,8 @@ class ApiKeyConfig(Spec):
 class BasicConfig(Spec):
     """HTTP basic auth."""
 
-    type: Literal["basic"]
-    username: str
+    type: Literal["basic"] = Field(description="HTTP basic auth.")
+    username: str = Field(description="The user name.")
     password: str = Field(description="Use ${ENV_VAR}.")
 
     def build(self, base_url: str) -> Auth:
@@ -92,12 +92,12 @@ class BasicConfig(Spec):
 class OAuth2Config(Spec):
     """OAuth2: client credentials, or a refresh token when one is given."""
 
-    type: Literal["oauth2"]
+    type: Literal["oauth2"] = Field(description="OAuth2 client credentials or refresh token.")
     token_url: str = Field(description="Absolute, or relative to base_url.")
-    client_id: str = ""
-    client_secret: str = ""
-    refresh_token: str = ""
-    scope: str = ""
+    client_id: str = Field("", description="OAuth client id.")
+    client_secret: str = Field("", description="OAuth client secret; use ${ENV_VAR}.")
+    refresh_token: str = Field("", description="When set, the refresh-token flow is used; use ${ENV_VAR}.")
+    scope: str = Field("", description="Requested scope, if the API wants one.")
 
     def build(self, base_url: str) -> Auth:
         url = self.token_url if "://" in self.token_url else f"{base_url.rstrip('/')}/{self.token_url.lstrip('/')}"
@@ -115,65 +115,65 @@ AuthConfig = Annotated[
 
 
 class NoPaginatorConfig(Spec):
-    type: Literal["none"] = "none"
+    type: Literal["none"] = Field("none", description="One request, no pagination.")
 
     def build(self) -> Paginator:
         return SinglePage()
 
 
 class OffsetConfig(Spec):
-    type: Literal["offset"]
-    limit: int = Field(100, ge=1)
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-    total_path: str | None = None
-    short_page_is_last: bool = False
+    type: Literal["offset"] = Field(description="?offset=N&limit=L.")
+    limit: int = Field(100, ge=1, description="Records asked per page.")
+    offset_param: str = Field("offset", description="Query parameter of the offset.")
+    limit_param: str = Field("limit", description="Query parameter of the page size.")
+    total_path: str | None = Field(None, description="Dotted path of the total record count in the body, if any.")
+    short_page_is_last: bool = Field(False, description="Stop on a page shorter than limit (only if the API never caps pages).")
 
     def build(self) -> Paginator:
         return OffsetPaginator(**self.model_dump(exclude={"type"}))
 
 
 class PageNumberConfig(Spec):
-    type: Literal["page_number"]
-    page_param: str = "page"
-    start: int = 1
-    page_size: int | None = Field(None, ge=1)
-    size_param: str = "per_page"
-    total_pages_path: str | None = None
+    type: Literal["page_number"] = Field(description="?page=N.")
+    page_param: str = Field("page", description="Query parameter of the page number.")
+    start: int = Field(1, description="Number of the first page.")
+    page_size: int | None = Field(None, ge=1, description="Records asked per page (sent as size_param).")
+    size_param: str = Field("per_page", description="Query parameter of the page size.")
+    total_pages_path: str | None = Field(None, description="Dotted path of the page count in the body, if any.")
 
     def build(self) -> Paginator:
         return PageNumberPaginator(**self.model_dump(exclude={"type"}))
 
 
 class CursorConfig(Spec):
-    type: Literal["cursor"]
-    cursor_path: str = "next_cursor"
-    cursor_param: str = "cursor"
+    type: Literal["cursor"] = Field(description="Next cursor in the body.")
+    cursor_path: str = Field("next_cursor", description="Dotted path of the next cursor in the body.")
+    cursor_param: str = Field("cursor", description="Query parameter the cursor is sent back as.")
 
     def build(self) -> Paginator:
         return BodyCursorPaginator(**self.model_dump(exclude={"type"}))
 
 
 class HeaderCursorConfig(Spec):
-    type: Literal["header_cursor"]
-    header: str = "X-Next-Cursor"
-    cursor_param: str = "cursor"
+    type: Literal["header_cursor"] = Field(description="Next cursor in a response header.")
+    header: str = Field("X-Next-Cursor", description="The response header carrying the next cursor.")
+    cursor_param: str = Field("cursor", description="Query parameter the cursor is sent back as.")
 
     def build(self) -> Paginator:
         return HeaderCursorPaginator(**self.model_dump(exclude={"type"}))
 
 
 class NextUrlConfig(Spec):
-    type: Literal["next_url"]
-    next_url_path: str = "next"
+    type: Literal["next_url"] = Field(description="The next page's URL in the body.")
+    next_url_path: str = Field("next", description="Dotted path of the next URL in the body.")
 
     def build(self) -> Paginator:
         return NextUrlPaginator(**self.model_dump(exclude={"type"}))
 
 
 class LinkHeaderConfig(Spec):
-    type: Literal["link_header"]
-    rel: str = "next"
+    type: Literal["link_header"] = Field(description="RFC 8288 Link header.")
+    rel: str = Field("next", description="The link relation to follow.")
 
     def build(self) -> Paginator:
         return LinkHeaderPaginator(**self.model_dump(exclude={"type"}))
@@ -191,8 +191,8 @@ class IncrementalCursor(Spec):
     """How the stream reads only what changed: `field` is the record's cursor column; the
     last value synced is sent back as query parameter `param` (inclusive lower bound)."""
 
-    field: str
-    param: str
+    field: str = Field(description="The records' cursor column (in the schema).")
+    param: str = Field(description="Query parameter the last synced cursor is sent as (inclusive).")
     sorted: bool = Field(
         False, description="True when the API returns records in ascending cursor order "
         "(then the cursor is saved at every page, not only at the end).",
@@ -203,10 +203,10 @@ class IncrementalCursor(Spec):
 class StreamConfig(Spec):
     """One endpoint as a stream."""
 
-    name: str
-    path: str
+    name: str = Field(description="The stream's name (tables land as <source>__<name>).")
+    path: str = Field(description="Path under base_url, e.g. /customers.")
     records_path: str = Field("data", description="Dotted path to the list of records; '' when the body is the list.")
-    primary_key: list[str] = Field(default_factory=list)
+    primary_key: list[str] = Field(default_factory=list, description="Column(s) identifying a record; upserts use them.")
     cursor: IncrementalCursor | None = None
     schema_: dict[str, str] = Field(alias="schema", description="column: type (string, int64, timestamp, decimal(18,2), struct<...>, json, ...)")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra query parameters.")
@@ -237,15 +237,15 @@ class StreamConfig(Spec):
 
 
 class Timeout(Spec):
-    connect: float = Field(10, gt=0)
-    read: float = Field(60, gt=0)
+    connect: float = Field(10, gt=0, description="Seconds to wait for a connection.")
+    read: float = Field(60, gt=0, description="Seconds to wait for each read of an answer.")
 
 
 class Retry(Spec):
-    max_attempts: int = Field(6, ge=1)
-    backoff_base: float = Field(1.0, ge=0)
-    max_backoff: float = Field(60, ge=0)
-    max_retry_time: float = Field(300, gt=0)
+    max_attempts: int = Field(6, ge=1, description="Tries per request, the first included.")
+    backoff_base: float = Field(1.0, ge=0, description="Seconds before the first retry; doubles each time, with jitter.")
+    max_backoff: float = Field(60, ge=0, description="Longest wait between two tries.")
+    max_retry_time: float = Field(300, gt=0, description="Give up retrying a request after this many seconds.")
 
     def build(self) -> RetryPolicy:
         return RetryPolicy(**self.model_dump())
@@ -254,8 +254,8 @@ class Retry(Spec):
 class RateLimit(Spec):
     """A request budget: at most `calls` requests per `per_seconds`."""
 
-    calls: int = Field(ge=1)
-    per_seconds: float = Field(gt=0)
+    calls: int = Field(ge=1, description="Requests allowed per window.")
+    per_seconds: float = Field(gt=0, description="Length of the window in seconds.")
 
 
 class RestConfig(Spec):
