@@ -21,38 +21,37 @@ _ROW = re.compile(r"^\s*\|\s*`([^`]+)`")
 
 
 def leaf_fields(spec: type[BaseModel], prefix: str = "") -> list[tuple[str, str]]:
-    """`(path, description)` of every leaf field: `streams[].csv.delimiter`, `columns.*.type`."""
-    out: list[tuple[str, str]] = []
+    """`(path, description)` of every leaf field: `streams[].csv.delimiter`, `columns.*.type`.
+    A field that is a union of models (`auth: Bearer | ApiKey`) has the leaves of each."""
+    out: dict[str, str] = {}
     for name, info in spec.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
-        model, suffix = _nested_model(info.annotation)
-        if model is not None:
-            out += leaf_fields(model, path + suffix)
-        else:
-            out.append((path, info.description or ""))
-    return out
+        nested = _nested_models(info.annotation)
+        if not nested:
+            out.setdefault(path, info.description or "")
+        for model, suffix in nested:
+            for leaf, description in leaf_fields(model, path + suffix):
+                if description or leaf not in out:
+                    out[leaf] = description
+    return list(out.items())
 
 
-def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
-    """The model inside `Model`, `Model | None`, `list[Model]`, `dict[str, Model]`, if any."""
+def _nested_models(annotation: Any) -> list[tuple[type[BaseModel], str]]:
+    """The models inside `Model`, `A | B | None`, `list[Model]`, `dict[str, Model]`, with the
+    path suffix their fields get (`[]` for list items, `.*` for dict values)."""
     if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
-        return annotation, ""
+        return [(annotation, "")]
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            model, suffix = _nested_model(arg)
-            if model is not None:
-                return model, suffix
+        return [found for arg in args for found in _nested_models(arg)]
     if origin in (list, tuple, set, frozenset) and args:
-        model, suffix = _nested_model(args[0])
-        return (model, "[]" + suffix) if model is not None else (None, "")
+        return [(model, "[]" + suffix) for model, suffix in _nested_models(args[0])]
     if origin is dict and len(args) == 2:
-        model, suffix = _nested_model(args[1])
-        return (model, ".*" + suffix) if model is not None else (None, "")
+        return [(model, ".*" + suffix) for model, suffix in _nested_models(args[1])]
     if origin is typing.Annotated and args:
-        return _nested_model(args[0])
-    return None, ""
+        return _nested_models(args[0])
+    return []
 
 
 def normalize(path: str) -> str:
@@ -61,21 +60,34 @@ def normalize(path: str) -> str:
     return ".".join(p for p in path.split(".") if p and p != "*" and not p.startswith("<"))
 
 
-def readme_rows(readme: Path | None) -> set[str]:
-    """The normalized field paths named in the first cell of the README's table rows."""
+def readme_rows(readme: Path | None) -> dict[str, str]:
+    """The README's table rows that name a field in their first cell: normalized path → row text."""
     if readme is None or not readme.exists():
-        return set()
-    rows = set()
+        return {}
+    rows: dict[str, str] = {}
     for line in readme.read_text(encoding="utf-8").splitlines():
         m = _ROW.match(line)
         if m:
-            rows.add(normalize(m.group(1)))
+            rows[normalize(m.group(1))] = rows.get(normalize(m.group(1)), "") + line
     return rows
 
 
 def undocumented(spec: type[BaseModel], readme: Path | None) -> list[str]:
-    documented = readme_rows(readme)
-    return [path for path, description in leaf_fields(spec) if not description and normalize(path) not in documented]
+    """Leaf fields with no description and no README row. A row for a parent that names the
+    field counts (`| `timeout` | `{connect: 10, read: 60}` | ... |` documents `timeout.connect`)."""
+    rows = readme_rows(readme)
+    missing = []
+    for path, description in leaf_fields(spec):
+        if description:
+            continue
+        parts = normalize(path).split(".")
+        if ".".join(parts) in rows:
+            continue
+        leaf = re.compile(rf"\b{re.escape(parts[-1])}\b")
+        if any(leaf.search(rows.get(".".join(parts[:cut]), "")) for cut in range(1, len(parts))):
+            continue
+        missing.append(path)
+    return missing
 
 
 def plugin_readme(plugin_class: type) -> Path | None:
