@@ -162,6 +162,11 @@ class HttpClient:
                     raise _Retry(action, reason) from None
                 raise FatalError(f"{last['line']} failed: {reason}", where=where) from None
             last["line"] = describe_request(method, response.request.url or url)
+            if log.isEnabledFor(logging.DEBUG):  # the request dump, secrets masked
+                log.debug(
+                    "%s → %d, %d bytes in %.0f ms", last["line"], response.status_code, len(response.content),
+                    response.elapsed.total_seconds() * 1000,
+                )
             action = self.actions.for_status(response.status_code)
             if action is Action.SUCCESS:
                 try:

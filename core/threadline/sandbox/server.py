@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+from threadline.http.client import SENSITIVE_PARAMS
 from threadline.sandbox.faults import Fault, FaultKind
 from threadline.sandbox.recording import RecordedRequest, mask_headers
 from threadline.secrets import redact
@@ -51,8 +52,6 @@ log = logging.getLogger("threadline.sandbox")
 
 LOOPBACK = "127.0.0.1"
 CONTROL_PREFIX = "/_sandbox/"
-# Query parameters whose value is a credential, masked in recordings.
-SENSITIVE_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token", "client_secret", "refresh_token"})
 
 
 class SandboxError(Exception):
