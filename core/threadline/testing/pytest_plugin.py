@@ -13,3 +13,8 @@ def pytest_configure(config: Any) -> None:
     config.addinivalue_line(
         "markers", "contract: a test of threadline's contract suite (threadline.testing) run against a plugin"
     )
+    config.addinivalue_line(
+        "markers",
+        "template_install: renders the connector template, pip-installs the result into a throwaway "
+        "virtualenv and runs its tests in a subprocess (slow: about 30 s)",
+    )
