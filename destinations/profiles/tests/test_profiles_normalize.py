@@ -97,6 +97,30 @@ def test_a_social_handle_from_a_profile_url_is_the_handle():
 
 def test_placeholders_are_blocked_with_a_reason():
     values = pa.table({"kind": ["email", "phone", "email"], "hint": ["", "US", ""], "raw": ["test@test.com", "0000000000", "ana@mail.com"]})
-    out = normalize_distinct(values, Blocklist())
-    assert out.column("status").to_pylist() == ["blocked", "invalid", "ok"]
-    assert out.column("reason").to_pylist()[0] == "placeholder email"
+    out = {r["raw"]: (r["status"], r["reason"]) for r in normalize_distinct(values, Blocklist()).to_pylist()}
+    assert out["test@test.com"] == ("blocked", "placeholder email")
+    assert out["0000000000"][0] == "invalid"
+    assert out["ana@mail.com"] == ("ok", "")
+
+
+def test_the_bulk_and_scalar_email_normalizers_agree():
+    raws = ["  Ana.Lee+x@GMail.com", "mailto:a@b.com", "bad", "a@b.c", "x@outlook.com", "<z@mail.com>", "a..b@mail.com"]
+    out = normalize_distinct(pa.table({"kind": ["email"] * len(raws), "hint": [""] * len(raws), "raw": raws}), Blocklist())
+    for row in out.to_pylist():
+        scalar = normalize_email(row["raw"])
+        assert (row["value"], row["match_key"], row["status"]) == (scalar.value, scalar.key, scalar.status), row["raw"]
+
+
+def test_the_bulk_and_scalar_phone_normalizers_agree():
+    cases = [("(415) 555-2671", "US"), ("0044 20 7946 0958", "US"), ("020 7946 0958", "GB"), ("12", "US"), ("call me", "US"),
+             ("+49 30 901820", "DE"), ("14155552671", "US"), ("+442079460958", ""), ("4155552671", ""), ("07700 900123", "GB")]
+    table = pa.table({"kind": ["phone"] * len(cases), "hint": [h for _, h in cases], "raw": [r for r, _ in cases]})
+    for row in normalize_distinct(table, Blocklist()).to_pylist():
+        scalar = normalize_phone(row["raw"], row["hint"])
+        assert (row["value"], row["status"]) == (scalar.value, scalar.status), row["raw"]
+
+
+def test_configured_patterns_block_bulk_identifiers():
+    table = pa.table({"kind": ["email", "email"], "hint": ["", ""], "raw": ["a@corp.internal.com", "b@mail.com"]})
+    out = {r["raw"]: r["status"] for r in normalize_distinct(table, Blocklist.from_config([], [r"\.internal\."])).to_pylist()}
+    assert out == {"a@corp.internal.com": "blocked", "b@mail.com": "ok"}

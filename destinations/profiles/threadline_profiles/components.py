@@ -3,7 +3,7 @@
 Every node starts labelled with the smallest id among itself and its neighbours; each round
 a node takes the smallest label among its neighbours, then the label of its label (the
 jump, which halves long chains). When no label changes, every component is labelled with
-its smallest node id. Each round is two CREATE TABLE statements and a count.
+its smallest node id. Each round is two CREATE TEMP TABLE statements and a count.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from threadline_profiles.engines.base import Engine
 
 
 def both_directions_sql(edges: str, out: str) -> str:
-    return f"CREATE TABLE {out} AS SELECT a, b FROM {edges} UNION SELECT b AS a, a AS b FROM {edges}"
+    return f"CREATE TEMP TABLE {out} AS SELECT a, b FROM {edges} UNION SELECT b AS a, a AS b FROM {edges}"
 
 
 def initial_labels_sql(both: str, out: str) -> str:
-    return f"CREATE TABLE {out} AS SELECT a AS node, LEAST(a, MIN(b)) AS label FROM {both} GROUP BY a"
+    return f"CREATE TEMP TABLE {out} AS SELECT a AS node, LEAST(a, MIN(b)) AS label FROM {both} GROUP BY a"
 
 
 def propagate_sql(both: str, labels: str, out: str) -> str:
     """One round: smallest neighbour label, then the label of that label."""
     return (
-        f"CREATE TABLE {out} AS SELECT x.node, LEAST(x.label, COALESCE(j.label, x.label)) AS label FROM ("
+        f"CREATE TEMP TABLE {out} AS SELECT x.node, LEAST(x.label, COALESCE(j.label, x.label)) AS label FROM ("
         f"SELECT l.node, LEAST(l.label, MIN(n.label)) AS label FROM {labels} AS l "
         f"JOIN {both} AS e ON e.a = l.node JOIN {labels} AS n ON n.node = e.b GROUP BY l.node, l.label"
         f") AS x LEFT JOIN {labels} AS j ON j.node = x.label"
@@ -47,6 +47,6 @@ def connected_components(engine: Engine, edges: str, out: str, max_rounds: int =
         cur, nxt = nxt, cur
         if not changed:
             break
-    engine.run([f"CREATE TABLE {out} AS SELECT node, label FROM {cur}",
+    engine.run([f"CREATE TEMP TABLE {out} AS SELECT node, label FROM {cur}",
                 f"DROP TABLE IF EXISTS {both}", f"DROP TABLE IF EXISTS {cur}", f"DROP TABLE IF EXISTS {nxt}"])
     return rounds

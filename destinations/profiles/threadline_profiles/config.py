@@ -224,6 +224,7 @@ class ProfilesConfig(Spec):
     path: JobPath = Path("profiles.duckdb")  # DuckDB file
     dsn: str = "postgresql://postgres@127.0.0.1:5432/test"  # Postgres connection string
     db_schema: str = Field(default="threadline_profiles", alias="schema")  # Postgres schema
+    memory_limit: str | None = "1GB"  # DuckDB's memory limit; beyond it, work spills to disk
     mappings: dict[str, StreamMapping] = Field(default_factory=dict)  # "source.stream" -> mapping
     resolution: Resolution = Field(default_factory=Resolution)
     survivorship: Survivorship = Field(default_factory=Survivorship)

@@ -27,7 +27,7 @@ def candidates_sql(fields: list[str]) -> str:
     many of the profile's records carry it."""
     names = ", ".join(lit(f) for f in fields) or "NULL"
     return (
-        "CREATE TABLE tl_work_cand AS SELECT c.*, COUNT(*) OVER (PARTITION BY c.profile_id, c.field, c.match_key) AS freq "
+        "CREATE TEMP TABLE tl_work_cand AS SELECT c.*, COUNT(*) OVER (PARTITION BY c.profile_id, c.field, c.match_key) AS freq "
         "FROM (SELECT m.profile_id, v.field, v.value, v.match_key, m.source, m.stream, m.record_key, r.priority, r.seen_at "
         "FROM tl_work_nv AS v JOIN tl_work_members AS m ON m.rid = v.rid JOIN tl_work_rec AS r ON r.rid = v.rid "
         f"WHERE v.status = 'ok' AND v.field IN ({names})) AS c"
@@ -50,4 +50,4 @@ def golden_sql(rules: dict[str, list[str]]) -> str:
         parts = ["SELECT CAST(NULL AS VARCHAR) AS profile_id, CAST(NULL AS VARCHAR) AS field, CAST(NULL AS VARCHAR) AS value, "
                  "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS stream, CAST(NULL AS VARCHAR) AS record_key, "
                  "CAST(NULL AS VARCHAR) AS seen_at, CAST(NULL AS VARCHAR) AS rule WHERE 1 = 0"]
-    return f"CREATE TABLE tl_work_golden AS {' UNION ALL '.join(parts)}"
+    return f"CREATE TEMP TABLE tl_work_golden AS {' UNION ALL '.join(parts)}"

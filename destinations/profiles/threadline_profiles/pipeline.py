@@ -89,7 +89,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     distinct = engine.query(values.distinct_values_sql())
     settings = config.resolution
     blocklist = Blocklist.from_config(settings.blocked_values, settings.blocked_patterns)
-    engine.load_table("tl_work_norm", normalize_distinct(distinct, blocklist))
+    engine.load_table("tl_work_norm", temp=True, data=normalize_distinct(distinct, blocklist))
     engine.run([values.normalized_values_sql(), values.records_seen_sql(), values.data_quality_sql()])
     stage("normalize")
 
@@ -101,14 +101,14 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     engine.run([resolve.keys_sql(rules), resolve.groups_sql(), resolve.blocked_groups_sql(settings.max_records_per_value),
                 resolve.edges_sql(settings.max_records_per_value, settings.always_merge)])
     limits = resolve.limits_table(settings.limits, id_types, settings.never_merge)
-    engine.load_table("tl_work_limits", limits)
+    engine.load_table("tl_work_limits", limits, temp=True)
     engine.run(resolve.constraints_sql([t for t in limits.column("ctype").to_pylist() if not t.startswith("never_merge:")],
                                        settings.never_merge))
     constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
     order = ([resolve.MANUAL_RULE] if settings.always_merge else []) + [r.name for r in rules]
-    stats = resolve.cluster_records(engine, order, constrained)
+    stats = resolve.cluster_records(engine, order, constrained, dict(zip(limits.column("ctype").to_pylist(), limits.column("max_values").to_pylist())))
     engine.run([resolve.final_clusters_sql(), resolve.links_sql()])
-    engine.load_table("tl_work_dropped", pa.table({
+    engine.load_table("tl_work_dropped", temp=True, data=pa.table({
         "rule": pa.array([k[0] for k in stats.dropped], pa.string()),
         "reason": pa.array([k[1] for k in stats.dropped], pa.string()),
         "links": pa.array(list(stats.dropped.values()), pa.int64()),
@@ -128,9 +128,12 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
 
     records = engine.scalar("SELECT COUNT(*) FROM tl_work_rec") or 0
     profiles = engine.scalar("SELECT COUNT(*) FROM tl_work_profiles") or 0
+    # Published tables are built under new names first; the swap itself is renames only.
+    engine.run([f"CREATE TABLE tl_next_{table[3:]} AS {select}" for table, select in PUBLISHED.items()])
+    stage("prepare")
     with engine.transaction():
-        for table, select in PUBLISHED.items():
-            engine.run([f"DROP TABLE IF EXISTS {table}", f"CREATE TABLE {table} AS {select}"])
+        for table in PUBLISHED:
+            engine.run([f"DROP TABLE IF EXISTS {table}", f"ALTER TABLE tl_next_{table[3:]} RENAME TO {table}"])
         engine.run([
             "INSERT INTO tl_profile_history SELECT build_id, changed_at, profile_id, event, related_profile_id FROM tl_work_history",
             f"INSERT INTO tl_builds VALUES ('{build_id}', {lit(run_id)}, CAST('{at}' AS TIMESTAMP), "
@@ -161,5 +164,5 @@ WORK_TABLES = (
 
 
 def _drop_work() -> list[str]:
-    return [f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES]
+    return [f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES] + [f"DROP TABLE IF EXISTS tl_next_{t[3:]}" for t in PUBLISHED]
 

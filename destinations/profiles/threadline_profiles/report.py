@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none") 
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, Decimal):
+        value = int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
@@ -113,7 +116,8 @@ td{font-variant-numeric:tabular-nums}th{background:#f4f6f8}.muted{color:#777}
 
 
 def render_report(data: dict[str, Any], result: BuildResult, location: str) -> str:
-    dq = [dict(r, bad=((r["invalid"] or 0) + (r["ambiguous"] or 0)) / r["total"] if r["total"] else 0.0) for r in data["dq"]]
+    dq = [dict(r, unusable=float((r["invalid"] or 0) + (r["ambiguous"] or 0)) / float(r["total"]) if r["total"] else 0.0)
+          for r in data["dq"]]
     cards = [("records", data["records"]), ("profiles", data["profiles"]),
              ("profiles in 2+ sources", data["multi_source"]), ("blocked values", data["blocked_total"]),
              ("links dropped by guards", sum(r["links"] for r in data["dropped"]))]
@@ -131,7 +135,7 @@ def render_report(data: dict[str, Any], result: BuildResult, location: str) -> s
 <h2>Links by rule</h2>{_table(data["links"], ["rule", "n"], "no links")}
 <h2>Blocked values</h2><p class=muted>never used to link: placeholders, configured values and patterns, and values shared by too many records</p>{_table(data["blocked"], ["field", "value", "records", "reason"], "nothing blocked")}
 <h2>Links dropped by the guards</h2>{_table(data["dropped"], ["rule", "reason", "links"], "none dropped")}
-<h2>Data quality</h2>{_table(dq, ["source", "stream", "field", "total", "invalid", "ambiguous", "blocked", "bad"])}
+<h2>Data quality</h2>{_table(dq, ["source", "stream", "field", "total", "invalid", "ambiguous", "blocked", "unusable"])}
 <h3>Why values were not used</h3>{_table(data["reasons"], ["source", "stream", "field", "status", "reason", "n"], "every value was usable")}
 <h2>Rules in force</h2><ol>{"".join(f"<li>{html.escape(r)}</li>" for r in result.rules)}</ol>
 </body></html>"""

@@ -9,6 +9,9 @@
 4. clusters  — rules are applied in priority order. A rule's links are accepted unless the
                merged profile would exceed a per-profile limit (at most one customer id per
                system, say) or join a never-merge pair; those links are dropped and counted.
+               Most conflicts are between two clusters and are filtered in SQL; the few groups
+               that exceed a limit only through several links are settled greedily, link by
+               link in a fixed order, so that one bad link does not cost the group its others.
                Components come from `components.connected_components`.
 """
 
@@ -65,7 +68,7 @@ def person_sql(fields: list[str]) -> str:
     """tl_work_person: one row per record with the matching key of each single-valued trait."""
     cols = ", ".join(f"MAX(CASE WHEN field = {lit(f)} THEN match_key END) AS {quote(f)}" for f in fields)
     names = ", ".join(lit(f) for f in fields)
-    return f"CREATE TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
+    return f"CREATE TEMP TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
 
 
 def trait_keys_sql(rule: IdentityRule) -> str:
@@ -79,13 +82,13 @@ def keys_sql(rules: list[IdentityRule]) -> str:
     parts = [identifier_keys_sql(r) if is_identifier_rule(r) else trait_keys_sql(r) for r in rules]
     if not parts:
         parts = ["SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS key WHERE 1 = 0"]
-    return f"CREATE TABLE tl_work_keys AS SELECT DISTINCT rid, rule, key FROM ({' UNION ALL '.join(parts)}) AS k"
+    return f"CREATE TEMP TABLE tl_work_keys AS SELECT DISTINCT rid, rule, key FROM ({' UNION ALL '.join(parts)}) AS k"
 
 
 def groups_sql() -> str:
     """tl_work_groups: every key held by two or more records, with its first record."""
     return (
-        "CREATE TABLE tl_work_groups AS SELECT rule, key, COUNT(*) AS records, MIN(rid) AS anchor "
+        "CREATE TEMP TABLE tl_work_groups AS SELECT rule, key, COUNT(*) AS records, MIN(rid) AS anchor "
         "FROM tl_work_keys GROUP BY rule, key HAVING COUNT(*) > 1"
     )
 
@@ -93,7 +96,7 @@ def groups_sql() -> str:
 def blocked_groups_sql(max_records: int) -> str:
     """tl_work_blocked: keys shared by too many records to be one person's."""
     return (
-        "CREATE TABLE tl_work_blocked AS SELECT rule, key, records, 'shared by more than "
+        "CREATE TEMP TABLE tl_work_blocked AS SELECT rule, key, records, 'shared by more than "
         f"{max_records} records' AS reason FROM tl_work_groups WHERE records > {max_records}"
     )
 
@@ -110,7 +113,7 @@ def edges_sql(max_records: int, always_merge: list[tuple[str, str]]) -> str:
             f"SELECT x.rid, y.rid AS anchor, {lit(MANUAL_RULE)} AS rule, {lit(a + ' = ' + b)} AS key "
             f"FROM tl_work_rec AS x JOIN tl_work_rec AS y ON x.record_key = {lit(a)} AND y.record_key = {lit(b)}"
         )
-    return f"CREATE TABLE tl_work_edges AS {' UNION ALL '.join(parts)}"
+    return f"CREATE TEMP TABLE tl_work_edges AS {' UNION ALL '.join(parts)}"
 
 
 # --------------------------------------------------------------------------- constraints
@@ -143,7 +146,7 @@ def constraints_sql(limited_types: list[str], never_merge: list[tuple[str, str]]
             parts.append(f"SELECT rid, {lit(f'never_merge:{i}')} AS ctype, {lit(side)} AS cvalue FROM tl_work_rec WHERE record_key = {lit(ref)}")
     if not parts:
         parts = ["SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS ctype, CAST(NULL AS VARCHAR) AS cvalue WHERE 1 = 0"]
-    return f"CREATE TABLE tl_work_constraints AS SELECT DISTINCT rid, ctype, cvalue FROM ({' UNION ALL '.join(parts)}) AS c"
+    return f"CREATE TEMP TABLE tl_work_constraints AS SELECT DISTINCT rid, ctype, cvalue FROM ({' UNION ALL '.join(parts)}) AS c"
 
 
 # --------------------------------------------------------------------------- clustering steps
@@ -155,7 +158,7 @@ def rule_links_sql(rules: list[str]) -> str:
     """tl_work_e: distinct cluster pairs (a < b) the given rules would join."""
     names = ", ".join(lit(r) for r in rules)
     return (
-        "CREATE TABLE tl_work_e AS SELECT DISTINCT LEAST(ca, cb) AS a, GREATEST(ca, cb) AS b FROM ("
+        "CREATE TEMP TABLE tl_work_e AS SELECT DISTINCT LEAST(ca, cb) AS a, GREATEST(ca, cb) AS b FROM ("
         "SELECT COALESCE(c1.cid, e.rid) AS ca, COALESCE(c2.cid, e.anchor) AS cb FROM tl_work_edges AS e "
         f"LEFT JOIN {CLUSTERS} AS c1 ON c1.rid = e.rid LEFT JOIN {CLUSTERS} AS c2 ON c2.rid = e.anchor "
         f"WHERE e.rule IN ({names})) AS p WHERE ca <> cb"
@@ -165,7 +168,7 @@ def rule_links_sql(rules: list[str]) -> str:
 def cluster_constraints_sql() -> str:
     """tl_work_cc: the constraint values each cluster touched by this rule holds."""
     return (
-        "CREATE TABLE tl_work_cc AS SELECT DISTINCT COALESCE(c.cid, k.rid) AS cid, k.ctype, k.cvalue "
+        "CREATE TEMP TABLE tl_work_cc AS SELECT DISTINCT COALESCE(c.cid, k.rid) AS cid, k.ctype, k.cvalue "
         f"FROM tl_work_constraints AS k LEFT JOIN {CLUSTERS} AS c ON c.rid = k.rid "
         "WHERE COALESCE(c.cid, k.rid) IN (SELECT a FROM tl_work_e UNION SELECT b FROM tl_work_e)"
     )
@@ -174,7 +177,7 @@ def cluster_constraints_sql() -> str:
 def pair_violations_sql() -> str:
     """tl_work_pair_bad: links whose two clusters together exceed a limit (with the type)."""
     return (
-        "CREATE TABLE tl_work_pair_bad AS SELECT u.a, u.b, MIN(u.ctype) AS ctype FROM ("
+        "CREATE TEMP TABLE tl_work_pair_bad AS SELECT u.a, u.b, MIN(u.ctype) AS ctype FROM ("
         "SELECT e.a, e.b, x.ctype, x.cvalue FROM tl_work_e AS e JOIN tl_work_cc AS x ON x.cid = e.a "
         "UNION SELECT e.a, e.b, y.ctype, y.cvalue FROM tl_work_e AS e JOIN tl_work_cc AS y ON y.cid = e.b"
         ") AS u JOIN tl_work_limits AS l ON l.ctype = u.ctype GROUP BY u.a, u.b, u.ctype, l.max_values "
@@ -184,7 +187,7 @@ def pair_violations_sql() -> str:
 
 def pair_ok_sql() -> str:
     return (
-        "CREATE TABLE tl_work_ok AS SELECT e.a, e.b FROM tl_work_e AS e "
+        "CREATE TEMP TABLE tl_work_ok AS SELECT e.a, e.b FROM tl_work_e AS e "
         "LEFT JOIN tl_work_pair_bad AS p ON p.a = e.a AND p.b = e.b WHERE p.a IS NULL"
     )
 
@@ -193,28 +196,75 @@ def group_violations_sql(labels: str) -> str:
     """tl_work_group_bad: merged groups that exceed a limit although every link alone did not
     (A-X and X-B fine, A-X-B two customer ids)."""
     return (
-        "CREATE TABLE tl_work_group_bad AS SELECT DISTINCT g.label, g.ctype FROM ("
+        "CREATE TEMP TABLE tl_work_group_bad AS SELECT DISTINCT g.label, g.ctype FROM ("
         f"SELECT DISTINCT l.label, c.ctype, c.cvalue FROM {labels} AS l JOIN tl_work_cc AS c ON c.cid = l.node"
         ") AS g JOIN tl_work_limits AS m ON m.ctype = g.ctype GROUP BY g.label, g.ctype, m.max_values "
         "HAVING COUNT(*) > m.max_values"
     )
 
 
-def group_ok_sql(labels: str) -> str:
+def group_conflicts_sql(labels: str) -> tuple[str, str]:
+    """The links and constraint values of the merged groups that exceed a limit, for the
+    greedy pass (small: only conflicting groups)."""
+    bad = f"(SELECT l.node FROM {labels} AS l WHERE l.label IN (SELECT label FROM tl_work_group_bad))"
     return (
-        "CREATE TABLE tl_work_ok2 AS SELECT o.a, o.b FROM tl_work_ok AS o JOIN "
-        f"{labels} AS l ON l.node = o.a WHERE l.label NOT IN (SELECT label FROM tl_work_group_bad)"
+        f"SELECT a, b FROM tl_work_ok WHERE a IN {bad} ORDER BY a, b",
+        f"SELECT cid, ctype, cvalue FROM tl_work_cc WHERE cid IN {bad}",
+    )
+
+
+def greedy_accept(links: list[tuple[int, int]], values: list[tuple[int, str, str]], limits: dict[str, int]) -> tuple[list[tuple[int, int]], dict[str, int]]:
+    """Accept links one at a time, in order, skipping any that would push a merged group
+    over a limit (what rule priority does between rules, done within one rule's conflicts).
+    Returns the accepted links and, per constraint type, how many were dropped."""
+    parent: dict[int, int] = {}
+    held: dict[int, dict[str, set[str]]] = {}
+    for cid, ctype, cvalue in values:
+        held.setdefault(cid, {}).setdefault(ctype, set()).add(cvalue)
+
+    def root(x: int) -> int:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    accepted, dropped = [], {}
+    for a, b in links:
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            accepted.append((a, b))
+            continue
+        va, vb = held.get(ra, {}), held.get(rb, {})
+        over = next((t for t in set(va) | set(vb) if len(va.get(t, set()) | vb.get(t, set())) > limits.get(t, 10**9)), None)
+        if over is not None:
+            dropped[over] = dropped.get(over, 0) + 1
+            continue
+        keep, gone = min(ra, rb), max(ra, rb)
+        parent[gone] = keep
+        merged = held.setdefault(keep, {})
+        for t, vals in held.pop(gone, {}).items():
+            merged.setdefault(t, set()).update(vals)
+        accepted.append((a, b))
+    return accepted, dropped
+
+
+def group_ok_sql() -> str:
+    """tl_work_ok2: the links of groups within limits, plus the greedy pass's accepted ones."""
+    return (
+        "CREATE TEMP TABLE tl_work_ok2 AS SELECT o.a, o.b FROM tl_work_ok AS o JOIN "
+        "tl_work_lab AS l ON l.node = o.a WHERE l.label NOT IN (SELECT label FROM tl_work_group_bad) "
+        "UNION ALL SELECT a, b FROM tl_work_greedy"
     )
 
 
 def apply_labels_sql(labels: str) -> list[str]:
     """Re-point every clustered record at its merged cluster; add newly clustered records."""
     return [
-        f"CREATE TABLE tl_work_cl_next AS SELECT c.rid, COALESCE(l.label, c.cid) AS cid FROM {CLUSTERS} AS c "
+        f"CREATE TEMP TABLE tl_work_cl_next AS SELECT c.rid, COALESCE(l.label, c.cid) AS cid FROM {CLUSTERS} AS c "
         f"LEFT JOIN {labels} AS l ON l.node = c.cid "
         f"UNION ALL SELECT l.node AS rid, l.label AS cid FROM {labels} AS l WHERE l.node NOT IN (SELECT rid FROM {CLUSTERS})",
         f"DROP TABLE {CLUSTERS}",
-        f"CREATE TABLE {CLUSTERS} AS SELECT rid, cid FROM tl_work_cl_next",
+        f"CREATE TEMP TABLE {CLUSTERS} AS SELECT rid, cid FROM tl_work_cl_next",
         "DROP TABLE tl_work_cl_next",
     ]
 
@@ -225,13 +275,15 @@ class ClusterStats:
     dropped: dict[tuple[str, str], int] = field(default_factory=dict)  # (rule, why) -> links
 
 
-def cluster_records(engine: Engine, rules: list[str], constrained: bool) -> ClusterStats:
+def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits: dict[str, int] | None = None) -> ClusterStats:
     """Apply the rules in priority order, building tl_work_cl. With no constraints at all the
     order cannot change the result, so every rule's links are joined in one pass."""
     stats = ClusterStats()
+    limits = limits or {}
     drop = [f"DROP TABLE IF EXISTS {t}" for t in ("tl_work_e", "tl_work_cc", "tl_work_pair_bad", "tl_work_ok",
-                                                  "tl_work_ok2", "tl_work_group_bad", "tl_work_lab", "tl_work_lab2")]
-    engine.run([f"DROP TABLE IF EXISTS {CLUSTERS}", f"CREATE TABLE {CLUSTERS} (rid BIGINT, cid BIGINT)"])
+                                                  "tl_work_ok2", "tl_work_group_bad", "tl_work_lab", "tl_work_lab2",
+                                                  "tl_work_greedy")]
+    engine.run([f"DROP TABLE IF EXISTS {CLUSTERS}", f"CREATE TEMP TABLE {CLUSTERS} (rid BIGINT, cid BIGINT)"])
     passes = [[r] for r in rules] if constrained else [rules]
     for names in passes:
         engine.run(drop)
@@ -252,10 +304,16 @@ def cluster_records(engine: Engine, rules: list[str], constrained: bool) -> Clus
         stats.rounds += connected_components(engine, "tl_work_ok", "tl_work_lab")
         engine.run(group_violations_sql("tl_work_lab"))
         if engine.scalar("SELECT COUNT(*) FROM tl_work_group_bad"):
-            engine.run(group_ok_sql("tl_work_lab"))
-            dropped = engine.scalar("SELECT COUNT(*) FROM tl_work_ok") - engine.scalar("SELECT COUNT(*) FROM tl_work_ok2")
-            key = (names[0], "profile limit across several links")
-            stats.dropped[key] = stats.dropped.get(key, 0) + dropped
+            links_sql_, values_sql_ = group_conflicts_sql("tl_work_lab")
+            links = [(r["a"], r["b"]) for r in engine.rows(links_sql_)]
+            held = [(r["cid"], r["ctype"], r["cvalue"]) for r in engine.rows(values_sql_)]
+            accepted, dropped = greedy_accept(links, held, limits)
+            for ctype, n in dropped.items():
+                why = "never-merge pair" if ctype.startswith("never_merge:") else f"profile limit on {ctype}"
+                stats.dropped[(names[0], why)] = stats.dropped.get((names[0], why), 0) + n
+            engine.load_table("tl_work_greedy", temp=True, data=pa.table({"a": pa.array([a for a, _ in accepted], pa.int64()),
+                                                          "b": pa.array([b for _, b in accepted], pa.int64())}))
+            engine.run(group_ok_sql())
             if not engine.scalar("SELECT COUNT(*) FROM tl_work_ok2"):
                 continue
             stats.rounds += connected_components(engine, "tl_work_ok2", "tl_work_lab2")
@@ -269,7 +327,7 @@ def cluster_records(engine: Engine, rules: list[str], constrained: bool) -> Clus
 def final_clusters_sql() -> str:
     """tl_work_comp: every record with its component (its smallest rid)."""
     return (
-        "CREATE TABLE tl_work_comp AS SELECT r.rid, COALESCE(c.cid, r.rid) AS comp FROM tl_work_rec AS r "
+        "CREATE TEMP TABLE tl_work_comp AS SELECT r.rid, COALESCE(c.cid, r.rid) AS comp FROM tl_work_rec AS r "
         f"LEFT JOIN {CLUSTERS} AS c ON c.rid = r.rid"
     )
 
@@ -277,7 +335,7 @@ def final_clusters_sql() -> str:
 def links_sql() -> str:
     """tl_work_links: the edges that hold inside a final component (the why of each link)."""
     return (
-        "CREATE TABLE tl_work_links AS SELECT e.rid, e.anchor, e.rule, e.key FROM tl_work_edges AS e "
+        "CREATE TEMP TABLE tl_work_links AS SELECT e.rid, e.anchor, e.rule, e.key FROM tl_work_edges AS e "
         "JOIN tl_work_comp AS x ON x.rid = e.rid JOIN tl_work_comp AS y ON y.rid = e.anchor WHERE x.comp = y.comp"
     )
 

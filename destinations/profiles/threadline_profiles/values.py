@@ -68,7 +68,7 @@ def records_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
         "CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS VARCHAR) AS run_id, CAST(NULL AS VARCHAR) AS landed_at, "
         "0 AS priority WHERE 1 = 0"
     )
-    return f"CREATE TABLE tl_work_records AS SELECT ROW_NUMBER() OVER (ORDER BY record_key) AS rid, u.* FROM ({union}) AS u"
+    return f"CREATE TEMP TABLE tl_work_records AS SELECT ROW_NUMBER() OVER (ORDER BY record_key) AS rid, u.* FROM ({union}) AS u"
 
 
 def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
@@ -85,7 +85,7 @@ def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
         parts = ["SELECT CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS VARCHAR) AS field, CAST(NULL AS VARCHAR) AS kind, "
                  "CAST(NULL AS VARCHAR) AS hint, CAST(NULL AS VARCHAR) AS raw WHERE 1 = 0"]
     return (
-        "CREATE TABLE tl_work_values AS SELECT r.rid, v.field, v.kind, v.hint, v.raw "
+        "CREATE TEMP TABLE tl_work_values AS SELECT r.rid, v.field, v.kind, v.hint, v.raw "
         f"FROM ({' UNION ALL '.join(parts)}) AS v JOIN tl_work_records AS r ON r.record_key = v.record_key"
     )
 
@@ -98,7 +98,7 @@ def distinct_values_sql() -> str:
 def normalized_values_sql() -> str:
     """tl_work_nv: every value with its normalized form and status."""
     return (
-        "CREATE TABLE tl_work_nv AS SELECT v.rid, v.field, v.kind, v.raw, n.value, n.match_key, n.status, n.reason "
+        "CREATE TEMP TABLE tl_work_nv AS SELECT v.rid, v.field, v.kind, v.raw, n.value, n.match_key, n.status, n.reason "
         "FROM tl_work_values AS v JOIN tl_work_norm AS n ON n.kind = v.kind AND n.hint = v.hint AND n.raw = v.raw"
     )
 
@@ -106,7 +106,7 @@ def normalized_values_sql() -> str:
 def records_seen_sql() -> str:
     """tl_work_rec: records with `seen_at`, the source's own update time when mapped, else when landed."""
     return (
-        "CREATE TABLE tl_work_rec AS SELECT r.rid, r.source, r.stream, r.pk, r.record_key, r.run_id, r.priority, "
+        "CREATE TEMP TABLE tl_work_rec AS SELECT r.rid, r.source, r.stream, r.pk, r.record_key, r.run_id, r.priority, "
         "COALESCE(u.value, r.landed_at) AS seen_at FROM tl_work_records AS r LEFT JOIN "
         f"(SELECT rid, MAX(value) AS value FROM tl_work_nv WHERE field = {lit(UPDATED_AT)} AND status = 'ok' GROUP BY rid) AS u "
         "ON u.rid = r.rid"
@@ -116,7 +116,7 @@ def records_seen_sql() -> str:
 def data_quality_sql() -> str:
     """tl_work_dq: per source, stream, field and status (and reason): how many values."""
     return (
-        "CREATE TABLE tl_work_dq AS SELECT r.source, r.stream, v.field, v.status, v.reason, COUNT(*) AS n "
+        "CREATE TEMP TABLE tl_work_dq AS SELECT r.source, r.stream, v.field, v.status, v.reason, COUNT(*) AS n "
         "FROM tl_work_nv AS v JOIN tl_work_records AS r ON r.rid = v.rid "
         "GROUP BY r.source, r.stream, v.field, v.status, v.reason"
     )

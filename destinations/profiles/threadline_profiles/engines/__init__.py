@@ -12,7 +12,7 @@ def open_engine(config: ProfilesConfig) -> Engine:
     """The engine a destination config asks for, connected."""
     if config.engine == "postgres":
         return PostgresEngine(config.dsn, config.db_schema)
-    return DuckDBEngine(config.path)
+    return DuckDBEngine(config.path, memory_limit=config.memory_limit)
 
 
 __all__ = [

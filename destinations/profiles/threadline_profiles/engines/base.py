@@ -131,11 +131,11 @@ class Engine(ABC):
             raise
         self.commit()
 
-    def load_table(self, name: str, data: pa.Table) -> None:
+    def load_table(self, name: str, data: pa.Table, temp: bool = False) -> None:
         """Create (or replace) table `name` holding `data`."""
         view = f"_tl_load_{safe_name(name)}"
         self.register_arrow(view, data)
         try:
-            self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE TABLE {name} AS SELECT * FROM {view}"])
+            self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM {view}"])
         finally:
             self.unregister(view)

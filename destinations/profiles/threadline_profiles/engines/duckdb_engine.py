@@ -41,10 +41,12 @@ def connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
 class DuckDBEngine(Engine):
     dialect = "duckdb"
 
-    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection | None = None,
+                 memory_limit: str | None = None) -> None:
         self.path = Path(path)
-        self._root = connection is None
         self.con = connection if connection is not None else connect_duckdb(self.path)
+        if memory_limit and connection is None:
+            self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
 
     @property
     def location(self) -> str:

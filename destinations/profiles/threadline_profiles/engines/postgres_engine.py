@@ -125,10 +125,10 @@ class PostgresEngine(Engine):
         ).fetchall()
         return [r[0] for r in rows]
 
-    def load_table(self, name: str, data: pa.Table) -> None:
+    def load_table(self, name: str, data: pa.Table, temp: bool = False) -> None:
         view = f"_tl_load_{name}"
         self.register_arrow(view, data)
-        self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE TABLE {name} AS SELECT * FROM {view}"])
+        self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM {view}"])
         self.unregister(view)
 
     def handle(self) -> PostgresEngine:
