@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -192,7 +193,11 @@ class RecordParser:
                     continue
                 except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
                     values = [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
-            arrays.append(pa.array(values, f.type))
+            try:
+                arrays.append(pa.array(values, f.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                # Singer readers (singer-sdk targets among them) parse JSON numbers as Decimal
+                arrays.append(pa.array([_plain_number(v) for v in values], f.type))
         records_array = pa.StructArray.from_arrays(arrays, names=[f.name for f in self.record_type])
         return self._finish(records_array, self._json_columns(records))
 
@@ -213,6 +218,13 @@ class RecordParser:
             columns.append(array)
             fields.append(pa.field(target.name, array.type, True, target.metadata))
         return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _plain_number(value: Any) -> Any:
+    """A Decimal as the int or float Arrow expects; anything else unchanged."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 def _as_json_text(array: pa.Array) -> pa.Array:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -58,9 +60,25 @@ def load_connector(kind: str, config: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def run_cli(cli: Callable[[], Any]) -> None:
-    """Run a singer-sdk CLI, turning threadline errors into a message and exit code 1."""
+    """Run a singer-sdk CLI; threadline errors become a message and exit code 1.
+
+    The process ends with os._exit once output is flushed: Arrow's thread pools can abort
+    the interpreter's teardown now and then ("terminate called without an active
+    exception"), which would turn a finished sync into a failed one for Meltano.
+    """
+    code = 0
     try:
         cli()
+    except SystemExit as exc:
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
     except ThreadlineError as exc:
         print(f"error: {redact(exc.render())}", file=sys.stderr)
-        sys.exit(1)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -53,14 +53,19 @@ class ThreadlineSink(BatchSink):
                 run_id=target.run_id,  # type: ignore[attr-defined]
             ),
         )
-        self.rows_rejected = 0
 
     def process_batch(self, context: dict) -> None:
         """Write the collected records as one Arrow batch and commit them."""
         parsed = self._parser.parse_records(context.get("records") or [])
-        for _, reason in parsed.rejected:
-            self.logger.warning("stream %s: a record was rejected: %s", self.stream_name, reason)
-        self.rows_rejected += len(parsed.rejected)
+        if parsed.rejected:
+            # Singer has nowhere to put rejected rows: stop rather than drop them silently
+            raise FatalError(
+                f"{len(parsed.rejected)} records of stream {self.stream_name!r} do not fit its schema; "
+                f"the first: {parsed.rejected[0][1]}",
+                where="target-threadline",
+                hint="nothing from this batch was written and its state was not confirmed; "
+                "fix the tap's schema or its records and run again",
+            )
         if parsed.batch is not None and parsed.batch.num_rows:
             self._writer.write(parsed.batch)
         self._writer.commit()
@@ -69,8 +74,7 @@ class ThreadlineSink(BatchSink):
         """The stream ended: finish it in the destination (a `replace` swaps the table here)."""
         report = self._writer.finish()
         self.logger.info(
-            "stream %s: %d rows written, %d rejected", self.stream_name, report.rows_written,
-            report.rows_rejected + self.rows_rejected,
+            "stream %s: %d rows written, %d rejected", self.stream_name, report.rows_written, report.rows_rejected,
         )
         super().clean_up()
 
