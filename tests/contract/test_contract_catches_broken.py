@@ -1,6 +1,7 @@
-"""The contract suite catches deliberately broken sources: each broken twin of the toy CRM
-goes through the whole suite (in a pytest subprocess, as a connector's own test file would),
-and exactly the check for its bug fails — every other check passes."""
+"""The contract suites catch deliberately broken plugins: each broken twin of the toy CRM
+source and of the toy store destination goes through its whole suite (in one pytest
+subprocess, as a plugin's own test file would), and exactly the check for its bug fails —
+every other check passes."""
 
 import os
 import subprocess
@@ -11,25 +12,30 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-BROKEN = ["IgnoresCursorSource", "ExclusiveCursorSource", "NoRetryOn503Source"]
+BROKEN = {  # module: (the suite's settings class, the broken plugins)
+    "contract_toy_crm": ("ToyCrmContract", "source", ["IgnoresCursorSource", "ExclusiveCursorSource", "NoRetryOn503Source"]),
+    "contract_toy_store": ("ToyStoreContract", "destination", ["LosesCommitsStore", "UpsertAppendsStore"]),
+}
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    """{class name: {test name: (outcome, failure text)}} from one pytest run of the suite
-    against every broken source."""
-    folder = tmp_path_factory.mktemp("broken_suite")
-    lines = [f"from contract_toy_crm import ToyCrmContract, {', '.join(BROKEN)}", ""]
-    for name in BROKEN:
-        lines += ["", f"class Test{name}(ToyCrmContract):", f"    source = {name}", ""]
-    (folder / "test_broken_sources.py").write_text("\n".join(lines))
+    """{test class: {test name: (outcome, failure text)}} from one pytest run of the suites
+    against every broken plugin."""
+    folder = tmp_path_factory.mktemp("broken_plugins")
+    lines = []
+    for module, (settings, attribute, names) in BROKEN.items():
+        lines.append(f"from {module} import {settings}, {', '.join(names)}")
+        for name in names:
+            lines += ["", "", f"class Test{name}({settings}):", f"    {attribute} = {name}"]
+    (folder / "test_broken_plugins.py").write_text("\n".join(lines) + "\n")
     report = folder / "report.xml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", "test_broken_sources.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", "test_broken_plugins.py"],
         cwd=folder, env=env, capture_output=True, text=True, timeout=240,
     )
-    assert report.exists(), f"the suite did not run:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert report.exists(), f"the suites did not run:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     results: dict[str, dict[str, tuple[str, str]]] = {}
     for case in ET.parse(report).getroot().iter("testcase"):
         failure = case.find("failure")
@@ -67,7 +73,21 @@ def test_a_source_that_does_not_retry_503_fails_only_that_retry_check(outcomes):
     assert "was not retried" in results["test_transient_fault_is_retried[status-503]"][1]
 
 
-def test_every_check_of_the_suite_ran_for_each_broken_source(outcomes):
-    assert set(outcomes) == {f"Test{name}" for name in BROKEN}
-    for results in outcomes.values():
-        assert len(results) >= 12
+def test_a_destination_that_loses_committed_rows_on_abort_fails_the_durability_check(outcomes):
+    results = outcomes["TestLosesCommitsStore"]
+    assert failed(results) == {"test_rows_committed_before_a_failure_survive_and_later_rows_do_not"}, why(results)
+
+
+def test_a_destination_that_appends_instead_of_upserting_fails_the_upsert_checks(outcomes):
+    results = outcomes["TestUpsertAppendsStore"]
+    assert failed(results) == {
+        "test_upsert_replaces_rows_with_the_same_key", "test_upsert_within_one_batch_keeps_the_last_row_of_a_key",
+    }, why(results)
+    assert "appears twice" in results["test_upsert_replaces_rows_with_the_same_key"][1]
+
+
+def test_every_check_ran_for_each_broken_plugin(outcomes):
+    expected = {f"Test{name}" for _, _, names in BROKEN.values() for name in names}
+    assert set(outcomes) == expected
+    for name, results in outcomes.items():
+        assert len(results) >= 10, name

@@ -18,7 +18,7 @@ class TestDuckDBDestination(DestinationContract):
         cursor = connect(config.path).cursor()  # a second reader of the same database
         return cursor.sql(f'select * from "{table}"').to_arrow_table().to_pylist()
 
-    @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    @pytest.mark.xfail(raises=AssertionError, reason=(
         "found by this suite: threadline_duckdb.destination.connect() lets the OSError of "
         "`path.parent.mkdir` escape instead of raising ConfigError(field='path')"))
     def test_check_fails_on_bad_config_naming_the_field(self, tmp_path, bad_field):
