@@ -5,6 +5,7 @@ import sys
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401
 import pytest
 
 from threadline.contracts import ConfigError, Stream, StreamTarget, WriteDisposition
@@ -112,3 +113,16 @@ def test_a_file_locked_by_another_process_is_a_clear_error(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_an_upsert_checkpoint_of_more_than_a_million_rows_lands_every_row(dest):
+    # DuckDB 2.0.0 reads back 0 rows from a table holding >~1M uncommitted rows in the same
+    # transaction; the writer must not merge its stage inside such a transaction.
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    n = 1_100_000
+    for start in range(0, n, 200_000):
+        ids = pa.array(range(start, min(start + 200_000, n)), pa.int64())
+        w.write(pa.RecordBatch.from_arrays([ids, pa.compute.cast(ids, pa.string())], names=["id", "email"]))
+    w.finish()
+    assert rows("select count(*), count(distinct id), max(id) from people") == [(n, n, n - 1)]

@@ -5,8 +5,9 @@ stream writes inside a transaction that `commit()` ends, so what a checkpoint co
 disk before the engine saves the state. Dispositions:
 
 - append:  rows are added;
-- upsert:  rows replace the rows with the same primary key (delete-then-insert in one
-           transaction; within a batch the last row for a key wins);
+- upsert:  batches wait as Arrow until a commit (or 500k rows) and are then merged with one
+           delete-join and one insert in one transaction: one join per checkpoint rather than
+           one per batch. The last row written for a key wins;
 - replace: rows go to a staging table that takes the table's place when the stream ends,
            so readers never see a half-loaded table.
 
@@ -35,6 +36,7 @@ from threadline.contracts import (
     WriteReport,
 )
 
+_ROW = "__threadline_row"  # write order, so the last row written for a key wins
 RUN_COLUMN = "_threadline_run_id"
 LOADED_COLUMN = "_threadline_loaded_at"
 
@@ -99,22 +101,46 @@ class DuckDBDestination(Destination[DuckDBConfig]):
 
 
 class DuckDBWriter(StreamWriter):
+    """Append and replace write inside one open transaction that each commit() ends.
+
+    Upsert keeps batches as Arrow until commit() — or until `flush_rows` are pending — and then
+    merges them in a short transaction of its own: delete the table's rows with those keys,
+    insert the newest pending row per key. Merging before the checkpoint is harmless (the state
+    is not saved yet, and a re-read upserts the same rows), and it bounds both memory and the
+    size of any one transaction: DuckDB 2.0.0 reads back 0 rows from a table holding more than
+    ~1M rows uncommitted in the same transaction, so no transaction here reads a table after
+    writing that many rows to it (the >1M-row test in tests/ keeps that covered)."""
+
+    flush_rows = 500_000
+
     def __init__(self, cursor: duckdb.DuckDBPyConnection, schema_name: str, target: StreamTarget) -> None:
         self.cur = cursor
         self.target = target
         self.key = list(target.stream.primary_key)
         self.table = f"{quote(schema_name)}.{quote(target.table)}"
         self.schema_name = schema_name
+        self.upsert = target.disposition is WriteDisposition.UPSERT
         self.replace = target.disposition is WriteDisposition.REPLACE
         self.staging_name = f"{target.table}__staging" if self.replace else target.table
         self.into = f"{quote(schema_name)}.{quote(self.staging_name)}"
+        self.run_literal = "'" + target.run_id.replace("'", "''") + "'"
         self.rows = 0
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self._columns: dict[str, str] | None = None
         with _ddl_lock:
             self.cur.execute(f"create schema if not exists {quote(schema_name)}")
             if self.replace:
                 self.cur.execute(f"drop table if exists {self.into}")
-        self._columns: dict[str, str] | None = None
-        self.cur.execute("begin transaction")
+        self._begin()
+
+    def _begin(self) -> None:
+        if not self.upsert:  # upsert merges in transactions of their own
+            self.cur.execute("begin transaction")
+
+    def _commit(self) -> None:
+        if not self.upsert:
+            self.cur.execute("commit")
 
     # ---- contract
 
@@ -122,36 +148,36 @@ class DuckDBWriter(StreamWriter):
         if batch.num_rows == 0:
             return
         self._ensure_table(batch.schema)
-        upsert = self.target.disposition is WriteDisposition.UPSERT
-        if upsert:
-            batch = batch.append_column("__threadline_row", pa.array(np.arange(batch.num_rows)))
+        self.rows += batch.num_rows
+        if self.upsert:
+            self.pending.append(batch)
+            self.pending_rows += batch.num_rows
+            if self.pending_rows >= self.flush_rows:
+                self._merge_pending()
+            return
+        names = ", ".join(quote(n) for n in batch.schema.names)
         self.cur.register("__threadline_batch", batch)
         try:
-            names = ", ".join(quote(n) for n in batch.schema.names if n != "__threadline_row")
-            source = "__threadline_batch"
-            if upsert:
-                keys = ", ".join(quote(k) for k in self.key)
-                source = (f"(select * from __threadline_batch qualify row_number() over "
-                          f"(partition by {keys} order by __threadline_row desc) = 1)")
-                match = " and ".join(f"t.{quote(k)} is not distinct from b.{quote(k)}" for k in self.key)
-                self.cur.execute(f"delete from {self.into} t using __threadline_batch b where {match}")
-            run = self.target.run_id.replace("'", "''")
-            self.cur.execute(
-                f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
-                f"select {names}, '{run}', now() from {source}"
-            )
+            self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
+                             f"select {names}, {self.run_literal}, now() from __threadline_batch")
         finally:
             self.cur.unregister("__threadline_batch")
-        self.rows += batch.num_rows
 
     def commit(self) -> None:
-        self.cur.execute("commit")
-        self.cur.execute("begin transaction")
+        if self.upsert:
+            self._merge_pending()
+        else:
+            self.cur.execute("commit")
+            self.cur.execute("begin transaction")
 
     def finish(self) -> WriteReport:
+        if self.upsert:
+            self._merge_pending()
+            return WriteReport(rows_written=self.rows)
         if self.replace:
             if self._columns is None:  # nothing was written: the table becomes empty, not stale
-                self.cur.execute(f"delete from {self.table}") if self._exists(self.target.table) else None
+                if self._exists(self.target.table):
+                    self.cur.execute(f"delete from {self.table}")
             else:
                 self.cur.execute(f"drop table if exists {self.table}")
                 self.cur.execute(f"alter table {self.into} rename to {quote(self.target.table)}")
@@ -159,13 +185,43 @@ class DuckDBWriter(StreamWriter):
         return WriteReport(rows_written=self.rows)
 
     def abort(self) -> None:
-        try:
-            self.cur.execute("rollback")
-        except duckdb.Error:
-            pass  # no transaction was open
+        self.pending, self.pending_rows = [], 0
+        if not self.upsert:
+            try:
+                self.cur.execute("rollback")
+            except duckdb.Error:
+                pass  # no transaction was open
         if self.replace:
             with _ddl_lock:
                 self.cur.execute(f"drop table if exists {self.into}")
+
+    def _merge_pending(self) -> None:
+        """Upsert the pending batches in one transaction."""
+        if not self.pending:
+            return
+        staged = pa.concat_tables([pa.Table.from_batches([b]) for b in self.pending], promote_options="default")
+        staged = staged.append_column(_ROW, pa.array(np.arange(staged.num_rows)))
+        keys = ", ".join(quote(k) for k in self.key)
+        match = " and ".join(f"t.{quote(k)} is not distinct from s.{quote(k)}" for k in self.key)
+        names = ", ".join(quote(c) for c in staged.schema.names if c != _ROW)
+        self.cur.register("__threadline_pending", staged)
+        try:
+            total, distinct = self.cur.execute(
+                f"select count(*), count(distinct ({keys})) from __threadline_pending").fetchall()[0]
+            # the window costs as much as the insert: only pay it when a key really came twice
+            newest = f"qualify row_number() over (partition by {keys} order by {_ROW} desc) = 1" if total != distinct else ""
+            self.cur.execute("begin transaction")
+            try:
+                self.cur.execute(f"delete from {self.into} t using (select distinct {keys} from __threadline_pending) s where {match}")
+                self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
+                                 f"select {names}, {self.run_literal}, now() from __threadline_pending {newest}")
+                self.cur.execute("commit")
+            except BaseException:
+                self.cur.execute("rollback")
+                raise
+        finally:
+            self.cur.unregister("__threadline_pending")
+        self.pending, self.pending_rows = [], 0
 
     # ---- table shape
 
@@ -173,25 +229,24 @@ class DuckDBWriter(StreamWriter):
         return bool(self.cur.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
             [self.schema_name, table],
-        ).fetchone()[0])
+        ).fetchall()[0][0])
 
     def _ensure_table(self, schema: pa.Schema) -> None:
         """Create the table on first write; add columns that appear later."""
         if self._columns is not None and all(n in self._columns for n in schema.names):
             return
-        # DDL runs in its own transaction (between commits) so concurrent streams don't conflict
-        self.cur.execute("commit")
+        # DDL runs between transactions: concurrent streams' DDL would conflict in DuckDB's catalog
+        self._commit()
         with _ddl_lock:
-            empty = pa.Table.from_batches([], schema=schema)
-            self.cur.register("__threadline_empty", empty)
+            self.cur.register("__threadline_empty", pa.Table.from_batches([], schema=schema))
             try:
                 if not self._exists(self.staging_name):
                     self.cur.execute(
                         f"create table {self.into} as select *, ''::varchar as {RUN_COLUMN}, "
                         f"now() as {LOADED_COLUMN} from __threadline_empty"
                     )
-                existing = {r[0]: r[1] for r in self.cur.execute(f"describe {self.into}").fetchall()}
-                kinds = {r[0]: r[1] for r in self.cur.execute("describe select * from __threadline_empty").fetchall()}
+                existing = dict(self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall())
+                kinds = dict(self.cur.execute("select column_name, column_type from (describe select * from __threadline_empty)").fetchall())
                 for name in schema.names:
                     if name not in existing:
                         self.cur.execute(f"alter table {self.into} add column {quote(name)} {kinds[name]}")
@@ -199,4 +254,4 @@ class DuckDBWriter(StreamWriter):
             finally:
                 self.cur.unregister("__threadline_empty")
         self._columns = existing
-        self.cur.execute("begin transaction")
+        self._begin()

@@ -1,0 +1,96 @@
+"""Shared pieces of the benchmarks: deterministic customer data, timing, JSON-line output."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - makes pa.compute available
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+OUT = Path(__file__).resolve().parent / "out"
+FIRST = np.array(["Kelly", "James", "Maria", "Ahmed", "Li", "Sofia", "Tom", "Ana", "Jon", "Priya", "Lucas", "Emma"])
+LAST = np.array(["Neal", "Smith", "Garcia", "Khan", "Wei", "Rossi", "Brown", "Silva", "Berg", "Patel", "Martin", "Jones"])
+CITY = np.array(["Oslo", "Lyon", "Austin", "Leeds", "Porto", "Graz", "Cork", "Turku"])
+
+
+def customers(n: int, seed: int = 1) -> pa.Table:
+    """n customer rows, 10 columns, built column-wise (no per-row Python)."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n)
+    first = FIRST[rng.integers(0, len(FIRST), n)]
+    last = LAST[rng.integers(0, len(LAST), n)]
+    id_text = pa.compute.cast(pa.array(ids), pa.string())
+    email = pa.compute.binary_join_element_wise(
+        pa.compute.utf8_lower(pa.array(first)), pa.compute.utf8_lower(pa.array(last)), ".")
+    email = pa.compute.binary_join_element_wise(email, id_text, "")
+    email = pa.compute.binary_join_element_wise(email, pa.scalar("@example.com"), "")
+    phone = pa.compute.cast(pa.array(rng.integers(2_000_000_000, 9_999_999_999, n)), pa.string())
+    signup = pa.array((np.datetime64("2015-01-01") + rng.integers(0, 3650, n)).astype("datetime64[D]"))
+    return pa.table({
+        "customer_id": pa.compute.binary_join_element_wise(pa.scalar("C"), id_text, ""),
+        "first_name": pa.array(first), "last_name": pa.array(last), "email": email, "phone": phone,
+        "city": pa.array(CITY[rng.integers(0, len(CITY), n)]),
+        "postal_code": pa.compute.cast(pa.array(rng.integers(10000, 99999, n)), pa.string()),
+        "signup_date": signup,
+        "lifetime_value": pa.array(np.round(rng.uniform(0, 5000, n), 2)),
+        "orders": pa.array(rng.integers(0, 40, n)),
+    })
+
+
+def dataset(n: int, fmt: str) -> Path:
+    """The n-row customer file in csv, parquet or jsonl, written once and cached in bench/out."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"customers_{n}.{fmt}"
+    if path.exists():
+        return path
+    table = customers(n)
+    tmp = path.with_suffix(".tmp")
+    if fmt == "csv":
+        pacsv.write_csv(table, tmp)
+    elif fmt == "parquet":
+        pq.write_table(table, tmp)
+    else:
+        with tmp.open("w") as out:
+            for batch in table.to_batches(100_000):
+                for row in batch.to_pylist():
+                    out.write(json.dumps(row, default=str) + "\n")
+    tmp.rename(path)
+    return path
+
+
+def median_of(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
+    values = [fn() for _ in range(runs)]
+    return statistics.median(values), values
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def peak_rss_mib_of(args: list[str], **kw: Any) -> tuple[float, int, int, str]:
+    """Run a command in a fresh child and return (seconds, its own peak RSS MiB, exit code, stderr tail).
+    Uses a helper process so RUSAGE_CHILDREN counts only this command."""
+    probe = (
+        "import resource,subprocess,sys,time,json;"
+        "t=time.perf_counter();p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
+        "print(json.dumps({'s':time.perf_counter()-t,'rss':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss//1024,"
+        "'rc':p.returncode,'err':p.stderr[-800:]}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, **kw)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return data["s"], data["rss"], data["rc"], data["err"]
