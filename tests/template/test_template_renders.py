@@ -6,6 +6,7 @@ this environment's packages — so the shared environment is never changed — a
 rendered package's own tests with pytest in a subprocess.
 """
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -38,7 +39,9 @@ def rendered(tmp_path_factory):
     purelib = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root).stdout.strip()
     parent = sysconfig.get_paths()["purelib"]  # threadline, pytest, pip and hatchling come from here
     Path(purelib, "_parent_env.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
-    done = run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+    # Offline and fast when hatchling is installed here; else pip fetches it for an isolated build.
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
+    done = run([python, "-m", "pip", "install", "--quiet", "--no-deps", *isolation,
                 "-e", str(root / CONNECTOR), "-e", str(root / DESTINATION)], cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
     return {"root": root, "python": python, "outputs": outputs}
