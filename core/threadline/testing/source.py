@@ -48,7 +48,6 @@ from threadline.contracts import (
     Batch,
     Catalog,
     Checkpoint,
-    ConfigError,
     ReadRequest,
     Source,
     Stream,
