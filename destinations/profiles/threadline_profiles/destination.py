@@ -86,7 +86,9 @@ class ProfilesWriter(StreamWriter):
 
     def commit(self) -> None:
         into = self.side or self.raw
-        statements = landing.merge_stage(self.stage, into, self.schema, self.target.source, self.target.stream.name, self.target.run_id)
+        duplicates = bool(self.engine.scalar(landing.duplicate_keys_sql(self.stage)))
+        statements = landing.merge_stage(self.stage, into, self.schema, self.target.source, self.target.stream.name,
+                                         self.target.run_id, duplicates)
         with self.store.lock, self.engine.transaction():
             self.engine.run(statements)
 

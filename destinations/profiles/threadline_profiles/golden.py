@@ -22,12 +22,13 @@ ORDER_BY = {
 }
 
 
-def candidates_sql(fields: list[str]) -> str:
-    """tl_work_cand: every valid value of a golden field, with its record's lineage and how
-    many of the profile's records carry it."""
+def candidates_sql(fields: list[str], with_frequency: bool = True) -> str:
+    """tl_work_cand: every valid value of a golden field, with its record's lineage and (for
+    most_frequent) how many of the profile's records carry it."""
     names = ", ".join(lit(f) for f in fields) or "NULL"
+    freq = "COUNT(*) OVER (PARTITION BY c.profile_id, c.field, c.match_key)" if with_frequency else "1"
     return (
-        "CREATE TEMP TABLE tl_work_cand AS SELECT c.*, COUNT(*) OVER (PARTITION BY c.profile_id, c.field, c.match_key) AS freq "
+        f"CREATE TEMP TABLE tl_work_cand AS SELECT c.*, {freq} AS freq "
         "FROM (SELECT m.profile_id, v.field, v.value, v.match_key, m.source, m.stream, m.record_key, r.priority, r.seen_at "
         "FROM tl_work_nv AS v JOIN tl_work_members AS m ON m.rid = v.rid JOIN tl_work_rec AS r ON r.rid = v.rid "
         f"WHERE v.status = 'ok' AND v.field IN ({names})) AS c"

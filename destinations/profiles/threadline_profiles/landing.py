@@ -69,16 +69,22 @@ def insert_into_stage(stage: str, view: str, schema: pa.Schema) -> str:
     return f"INSERT INTO {stage} ({cols}, _tl_key, _tl_seq) SELECT {cols}, _tl_key, _tl_seq FROM {view}"
 
 
-def merge_stage(stage: str, into: str, schema: pa.Schema, source: str, stream: str, run_id: str) -> list[str]:
+def duplicate_keys_sql(stage: str) -> str:
+    return f"SELECT COUNT(*) - COUNT(DISTINCT _tl_key) FROM {stage}"
+
+
+def merge_stage(stage: str, into: str, schema: pa.Schema, source: str, stream: str, run_id: str,
+                has_duplicates: bool = True) -> list[str]:
     """Upsert the staged rows into `into` by key (the last staged row of a key wins), then
-    empty the stage. Run inside one transaction."""
+    empty the stage. Run inside one transaction. Without duplicate keys in the stage the
+    ranking is skipped (it is the costly part)."""
     cols = ", ".join(quote(f.name) for f in schema)
+    staged = (f"(SELECT *, ROW_NUMBER() OVER (PARTITION BY _tl_key ORDER BY _tl_seq DESC) AS _tl_rn FROM {stage}) "
+              "AS staged WHERE _tl_rn = 1") if has_duplicates else f"{stage}"
     return [
         f"DELETE FROM {into} WHERE _tl_key IN (SELECT _tl_key FROM {stage})",
         f"INSERT INTO {into} ({cols}, _tl_key, _tl_source, _tl_stream, _tl_run_id, _tl_landed_at) "
-        f"SELECT {cols}, _tl_key, {lit(source)}, {lit(stream)}, {lit(run_id)}, CURRENT_TIMESTAMP "
-        f"FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY _tl_key ORDER BY _tl_seq DESC) AS _tl_rn "
-        f"FROM {stage}) AS staged WHERE _tl_rn = 1",
+        f"SELECT {cols}, _tl_key, {lit(source)}, {lit(stream)}, {lit(run_id)}, CURRENT_TIMESTAMP FROM {staged}",
         f"DELETE FROM {stage}",
     ]
 

@@ -123,7 +123,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     by_rule: dict[str, list[str]] = {}
     for name in golden_fields:
         by_rule.setdefault(config.survivorship.rule_for(name), []).append(name)
-    engine.run([golden.candidates_sql(golden_fields), golden.golden_sql(by_rule)])
+    engine.run([golden.candidates_sql(golden_fields, "most_frequent" in by_rule), golden.golden_sql(by_rule)])
     stage("golden")
 
     records = engine.scalar("SELECT COUNT(*) FROM tl_work_rec") or 0

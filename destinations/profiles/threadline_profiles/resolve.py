@@ -264,8 +264,7 @@ def apply_labels_sql(labels: str) -> list[str]:
         f"LEFT JOIN {labels} AS l ON l.node = c.cid "
         f"UNION ALL SELECT l.node AS rid, l.label AS cid FROM {labels} AS l WHERE l.node NOT IN (SELECT rid FROM {CLUSTERS})",
         f"DROP TABLE {CLUSTERS}",
-        f"CREATE TEMP TABLE {CLUSTERS} AS SELECT rid, cid FROM tl_work_cl_next",
-        "DROP TABLE tl_work_cl_next",
+        f"ALTER TABLE tl_work_cl_next RENAME TO {CLUSTERS}",
     ]
 
 

@@ -45,6 +45,8 @@ class DuckDBEngine(Engine):
                  memory_limit: str | None = None) -> None:
         self.path = Path(path)
         self.con = connection if connection is not None else connect_duckdb(self.path)
+        if connection is None:
+            self.con.execute("SET enable_progress_bar = false")
         if memory_limit and connection is None:
             self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
 
