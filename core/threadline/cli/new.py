@@ -106,13 +106,17 @@ def _create(kind: str, name: str, into: str | None) -> None:
     for path in files:
         click.echo(f"  {path.relative_to(target)}")
     module = "source.py" if kind == "connector" else "destination.py"
-    click.echo("\nnext steps:")
-    click.echo(f"  pip install -e {target}          # registers `{name}` with threadline")
-    click.echo(f"  pytest {target / 'tests'}          # the contract suite, passing as rendered")
+    steps = [
+        (f"pip install -e {target}", f"registers `{name}` with threadline"),
+        (f"pytest {target / 'tests'}", "the contract suite, passing as rendered"),
+    ]
     if kind == "connector":
-        click.echo(f"  threadline sandbox {name}          # its sandbox API, to try by hand")
-    click.echo(f"  then edit {target / package / module} and the README config table, "
-               "and keep the tests passing")
+        steps.append((f"threadline sandbox {name}", "its sandbox API, to try by hand"))
+    width = max(len(step) for step, _ in steps) + 2
+    click.echo("\nnext steps:")
+    for step, why in steps:
+        click.echo(f"  {step.ljust(width)}# {why}")
+    click.echo(f"then edit {target / package / module} and the README's config table; keep the tests passing.")
 
 
 @click.group("new")
