@@ -139,6 +139,20 @@ def test_replace_sends_versioned_records_and_activates_the_version(target_jsonl,
     writer.finish()
 
 
+def test_a_new_column_mid_stream_is_announced_with_a_new_schema(target_jsonl, tmp_path, customers, stream_target):
+    config = SingerTargetConfig(
+        executable=target_jsonl, target_config={"destination_path": str(tmp_path), "do_timestamp_file": False}
+    )
+    writer = SingerDestination().open_stream(config, stream_target())
+    writer.write(batch(customers.schema, range(0, 2)))
+    wider = batch(customers.schema, range(2, 4))
+    wider = wider.append_column("tier", pa.array(["gold", "silver"]))
+    writer.write(wider)  # target-jsonl validates each record against the latest SCHEMA
+    writer.finish()
+    rows = jsonl_rows(tmp_path / "customers.jsonl")
+    assert [r.get("tier") for r in rows] == [None, None, "gold", "silver"]
+
+
 def test_check_reports_a_missing_target_executable():
     from threadline.contracts import ConfigError
 

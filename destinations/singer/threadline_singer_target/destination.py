@@ -102,6 +102,7 @@ class SingerStreamWriter(StreamWriter):
         # REPLACE as Singer does it: versioned records, then ACTIVATE_VERSION drops older ones.
         self.version = int(time.time() * 1000) if replace else None
         self.key_properties = list(target.stream.primary_key) if target.disposition == WriteDisposition.UPSERT else []
+        self._schema: pa.Schema | None = None
         self._schema_line: bytes | None = None
         self._serializer: RecordSerializer | None = None
         self._proc: SingerProcess | None = None
@@ -116,13 +117,19 @@ class SingerStreamWriter(StreamWriter):
 
     # ------------------------------------------------------------------ process
 
+    def _use_schema(self, schema: pa.Schema) -> None:
+        """Describe records of `schema` to the target (again, when a batch brings a new one)."""
+        self._schema = schema
+        self._schema_line = message(
+            "SCHEMA", stream=self.target.table, schema=arrow_to_json_schema(schema), key_properties=self.key_properties
+        )
+        if self._serializer is not None:
+            self._serializer.close()
+        self._serializer = RecordSerializer(self.target.table, schema, version=self.version)
+
     def _start(self, schema: pa.Schema) -> None:
         if self._schema_line is None:
-            json_schema = arrow_to_json_schema(schema)
-            self._schema_line = message(
-                "SCHEMA", stream=self.target.table, schema=json_schema, key_properties=self.key_properties
-            )
-            self._serializer = RecordSerializer(self.target.table, schema, version=self.version)
+            self._use_schema(schema)
         self._tmp = tempfile.TemporaryDirectory(prefix="threadline-singer-target-")
         cfg = write_private_json(Path(self._tmp.name) / "config.json", self.config.target_config)
         self._proc = SingerProcess(
@@ -190,6 +197,10 @@ class SingerStreamWriter(StreamWriter):
             return
         if self._proc is None:
             self._start(batch.schema)
+        elif not batch.schema.equals(self._schema):
+            # the batches' columns changed mid-stream: Singer's answer is a new SCHEMA message
+            self._use_schema(batch.schema)
+            self._send(self._schema_line)
         assert self._serializer is not None
         self._send(self._serializer.lines(batch))
         self._pending += batch.num_rows
@@ -267,6 +278,7 @@ class SingerStreamWriter(StreamWriter):
         if self._proc is not None:
             self.commit()
         self._close()
+        self._release()
         return self.report
 
     def abort(self) -> None:
@@ -274,6 +286,12 @@ class SingerStreamWriter(StreamWriter):
         if self._proc is not None:
             self._proc.stop(grace=2)
         self._close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._serializer is not None:
+            self._serializer.close()
+            self._serializer = None
 
     def _close(self) -> None:
         if self._proc is not None:
