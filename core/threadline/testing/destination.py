@@ -21,12 +21,14 @@ adds rows (and a second run adds again); replace leaves exactly the last run's r
 replaces rows that share a primary key, across runs and within a batch (the last row wins);
 rows committed before a failure survive `abort`, rows after the last commit do not; a column
 that appears in a later batch is added (earlier rows read as null); `finish` reports the rows
-written. Columns whose names start with `_threadline_` (lineage) are ignored when comparing.
+written; and through the real engine, a sync that crashes mid-stream keeps exactly the
+checkpointed rows and, run again, ends with every row once. Columns whose names start with `_threadline_` (lineage) are ignored when comparing.
 Dispositions the destination does not declare in `dispositions` are skipped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,8 +36,23 @@ import pyarrow as pa
 import pytest
 from pydantic import BaseModel
 
-from threadline.contracts import Destination, Stream, StreamTarget, WriteDisposition, WriteReport
+from threadline.contracts import (
+    Batch,
+    Catalog,
+    Checkpoint,
+    Destination,
+    Message,
+    ReadRequest,
+    Source,
+    Spec,
+    Stream,
+    StreamTarget,
+    SyncMode,
+    WriteDisposition,
+    WriteReport,
+)
 from threadline.testing import spec as specs
+from threadline.testing.harness import instrumented, report_problem, sync, table_name
 from threadline.testing.records import LINEAGE_PREFIX
 
 TABLE = "contract__people"
@@ -43,6 +60,7 @@ PEOPLE = Stream(
     "people",
     pa.schema([("id", pa.int64()), ("email", pa.string()), ("score", pa.float64())]),
     primary_key=("id",),
+    sync_modes=(SyncMode.FULL_REFRESH, SyncMode.INCREMENTAL),  # incremental: the engine hands back state
 )
 
 
@@ -56,6 +74,31 @@ def people(ids: list[int], tag: str = "a", extra: dict[str, list[Any]] | None = 
     for name, values in (extra or {}).items():
         columns[name] = pa.array(values)
     return pa.RecordBatch.from_pydict(columns)
+
+
+class NumberedBatchesConfig(Spec):
+    batches: int = 5
+    rows_per_batch: int = 10
+
+
+class NumberedBatchesSource(Source[NumberedBatchesConfig]):
+    """People in numbered batches (ids 0, 1, ... in order), a checkpoint after each; a read
+    resumes after the last checkpointed batch. Feeds the destination suite's engine runs."""
+
+    name = "contract_numbered_batches"
+    spec = NumberedBatchesConfig
+
+    def check(self, config: NumberedBatchesConfig) -> None:
+        """Nothing to reach."""
+
+    def discover(self, config: NumberedBatchesConfig) -> Catalog:
+        return Catalog((PEOPLE,))
+
+    def read(self, config: NumberedBatchesConfig, request: ReadRequest) -> Iterator[Message]:
+        size = config.rows_per_batch
+        for i in range(request.state.get("next_batch", 0), config.batches):
+            yield Batch(PEOPLE.name, people(list(range(i * size, (i + 1) * size)), "run"))
+            yield Checkpoint(PEOPLE.name, {"next_batch": i + 1})
 
 
 class DestinationContract:
@@ -98,12 +141,12 @@ class DestinationContract:
             writer.commit()
         return writer.finish()
 
-    def _rows(self, config: BaseModel) -> dict[int, dict[str, Any]]:
+    def _rows(self, config: BaseModel, table: str = TABLE) -> dict[int, dict[str, Any]]:
         """The table's rows by id; a duplicated id is an assertion error."""
         out: dict[int, dict[str, Any]] = {}
-        for row in self.read_rows(config, TABLE):
+        for row in self.read_rows(config, table):
             row = {k: v for k, v in row.items() if not k.startswith(LINEAGE_PREFIX)}
-            assert row["id"] not in out, f"id {row['id']} appears twice in {TABLE}"
+            assert row["id"] not in out, f"id {row['id']} appears twice in {table}"
             out[row["id"]] = row
         return out
 
@@ -201,3 +244,21 @@ class DestinationContract:
         report = self._write(contract_config, disposition, [people([1, 2, 3]), people([4, 5])])
         assert isinstance(report, WriteReport)
         assert report.rows_written == 5 and report.rows_rejected == 0
+
+    def test_a_sync_crashed_mid_stream_and_resumed_by_the_engine_lands_every_row_once(
+        self, tmp_path: Path, contract_config: BaseModel
+    ) -> None:
+        self._supports(WriteDisposition.UPSERT)
+        workdir = tmp_path / "work"
+        workdir.mkdir()
+        source_config = {"batches": 5, "rows_per_batch": 10}
+        runs = {"destination": self.destination, "destination_config": self.config(tmp_path)}
+        crashing = instrumented(NumberedBatchesSource, crash_after={PEOPLE.name: 3})
+        crashed = sync(crashing, source_config, workdir, [PEOPLE], **runs)
+        assert not crashed.ok, "the suite's simulated crash did not stop the sync:\n" + report_problem(crashed)
+        table = table_name(PEOPLE)
+        assert sorted(self._rows(contract_config, table)) == list(range(20)), (
+            "after a crash in the third batch, exactly the two checkpointed batches must be in the table")
+        resumed = sync(NumberedBatchesSource, source_config, workdir, [PEOPLE], **runs)
+        assert resumed.ok, report_problem(resumed)
+        assert sorted(self._rows(contract_config, table)) == list(range(50)), "the resumed sync lost or repeated rows"

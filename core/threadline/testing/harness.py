@@ -53,11 +53,15 @@ def table_name(stream: Stream) -> str:
 
 def sync(
     source: type[Source], config: dict[str, Any], workdir: Path, streams: list[Stream], *,
-    mode: SyncMode = SyncMode.INCREMENTAL, destination: type[Destination] | None = None,
+    mode: SyncMode = SyncMode.INCREMENTAL,
+    destination: type[Destination] | None = None, destination_config: dict[str, Any] | None = None,
 ) -> RunReport:
-    """One run of a job `src → db` (DuckDB at `workdir/contract.duckdb`), state in `workdir`.
-    Streams with a primary key are upserted, others appended."""
-    destination = destination or installed_destination("duckdb")
+    """One run of a job `src → db`, state in `workdir`; `db` is DuckDB at
+    `workdir/contract.duckdb` unless a destination and its config are given. Streams with a
+    primary key are upserted, others appended."""
+    if destination is None:
+        destination = installed_destination("duckdb")
+        destination_config = {"path": str(duckdb_path(workdir))}
     choices = {}
     for s in streams:
         stream_mode = mode if mode in s.sync_modes else SyncMode.FULL_REFRESH
@@ -65,7 +69,7 @@ def sync(
     job = job_from_dict({
         "name": JOB_NAME,
         "sources": {SOURCE_NAME: {"connector": source.name, "config": config, "streams": choices}},
-        "destinations": {DESTINATION_NAME: {"connector": destination.name, "config": {"path": str(duckdb_path(workdir))}}},
+        "destinations": {DESTINATION_NAME: {"connector": destination.name, "config": destination_config or {}}},
         "state": str(workdir / ".threadline"),
         "concurrency": 1,
         "max_rejected_share": 0,
