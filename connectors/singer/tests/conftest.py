@@ -10,6 +10,7 @@ import pytest
 
 from threadline.contracts import ReadRequest, SyncMode
 from threadline_singer.source import SingerSource, SingerSourceConfig
+from threadline_singer.testing import TAP_JSONL, tool
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PEOPLE = 1_200
@@ -17,9 +18,19 @@ PEOPLE = 1_200
 
 @pytest.fixture(scope="session")
 def tap_jsonl() -> str:
-    """The tap-jsonl executable (a singer-sdk tap from PyPI, a dev dependency of this package)."""
-    pytest.importorskip("tap_jsonl", reason="install this package with its test extras: pip install -e 'connectors/singer[dev]'")
-    return str(Path(sys.executable).parent / "tap-jsonl")
+    """The tap-jsonl executable (a singer-sdk tap from PyPI): this environment's when the dev
+    extra installed it, else one installed into a cached venv of its own."""
+    here = Path(sys.executable).parent / "tap-jsonl"
+    return str(here) if here.exists() else str(tool(TAP_JSONL))
+
+
+@pytest.fixture(scope="session")
+def tap_jsonl_class() -> str:
+    """tap-jsonl's Tap class, for in-process runs: it must be installed in this environment."""
+    pytest.importorskip(
+        "tap_jsonl", reason="in-process runs need tap-jsonl here: pip install -e 'connectors/singer[dev]'"
+    )
+    return "tap_jsonl.tap:TapJsonl"
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +69,19 @@ def broken_tap():
     return config
 
 
+@pytest.fixture(scope="session")
+def singer_source() -> SingerSource:
+    """One source for the session: it discovers each tap config once, as in one sync."""
+    return SingerSource()
+
+
 @pytest.fixture
-def read_stream():
+def read_stream(singer_source: SingerSource):
     """Read one stream with the `singer` source; returns every message, in order."""
 
     def read(config: SingerSourceConfig, stream: str, *, state: dict | None = None,
              mode: SyncMode = SyncMode.INCREMENTAL, into: list | None = None) -> list:
-        source = SingerSource()
+        source = singer_source
         request = ReadRequest(stream=source.discover(config).get(stream), sync_mode=mode, state=state or {})
         messages = into if into is not None else []
         for message in source.read(config, request):

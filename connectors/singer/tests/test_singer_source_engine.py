@@ -54,8 +54,8 @@ def test_a_singer_tap_from_pypi_syncs_into_duckdb(tmp_path, tap_jsonl, jsonl_tap
     assert "singer_state" in saved_state(the_job, "shop", "people")
 
 
-def test_an_in_process_tap_syncs_into_duckdb(tmp_path, tap_jsonl, jsonl_tap_config):
-    the_job = job(tmp_path, {"tap_class": "tap_jsonl.tap:TapJsonl", "tap_config": jsonl_tap_config()})
+def test_an_in_process_tap_syncs_into_duckdb(tmp_path, tap_jsonl_class, jsonl_tap_config):
+    the_job = job(tmp_path, {"tap_class": tap_jsonl_class, "tap_config": jsonl_tap_config()})
     report = run_job(the_job)
     assert report.ok, report.error
     assert rows(tmp_path, "select count(*) from shop__people") == [(1_200,)]

@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from threadline.contracts import Batch, Checkpoint, ConfigError, ReadRequest, SyncMode
+from threadline.contracts import Batch, Checkpoint, ConfigError, FatalError, ReadRequest, SyncMode
 from threadline_singer.source import SingerSource, SingerSourceConfig
 
 PEOPLE = 1_200
@@ -23,8 +23,8 @@ def subprocess_config(tap_jsonl, jsonl_tap_config) -> SingerSourceConfig:
 
 
 @pytest.fixture
-def in_process_config(tap_jsonl, jsonl_tap_config) -> SingerSourceConfig:
-    return SingerSourceConfig(tap_class="tap_jsonl.tap:TapJsonl", tap_config=jsonl_tap_config(), batch_rows=500)
+def in_process_config(tap_jsonl_class, jsonl_tap_config) -> SingerSourceConfig:
+    return SingerSourceConfig(tap_class=tap_jsonl_class, tap_config=jsonl_tap_config(), batch_rows=500)
 
 
 def test_discovery_turns_the_taps_json_schema_into_arrow(subprocess_config):
@@ -123,3 +123,16 @@ def test_check_reports_a_tap_rejecting_its_config(tap_jsonl):
 def test_config_needs_exactly_one_way_to_run_the_tap():
     with pytest.raises(ValueError):
         SingerSourceConfig(executable="tap-x", tap_class="tap_x:TapX")
+
+
+def test_an_in_process_tap_that_fails_is_a_fatal_error_naming_it(tap_jsonl_class):
+    config = SingerSourceConfig(tap_class=tap_jsonl_class, tap_config={"path": 5})
+    with pytest.raises(FatalError) as failure:
+        SingerSource().discover(config)
+    assert "tap_jsonl.tap:TapJsonl (in-process)" in str(failure.value)
+
+
+def test_a_tap_class_that_cannot_be_imported_is_a_config_error():
+    with pytest.raises(ConfigError) as failure:
+        SingerSource().check(SingerSourceConfig(tap_class="no_such_tap.tap:TapNothing"))
+    assert failure.value.field == "tap_class"
