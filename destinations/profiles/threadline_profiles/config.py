@@ -180,9 +180,28 @@ DEFAULT_TRAIT_RULES = (
     IdentityRule(name="name_postal_code_address", match=["first_name", "last_name", "postal_code", "address_line1"]),
     IdentityRule(name="first_name_birth_date_postal_code", match=["first_name", "birth_date", "postal_code"]),
     IdentityRule(name="last_name_birth_date_postal_code", match=["last_name", "birth_date", "postal_code"]),
+    IdentityRule(name="name_address", match=["first_name", "last_name", "address_line1"]),
+    IdentityRule(name="first_name_birth_date_address", match=["first_name", "birth_date", "address_line1"]),
+    IdentityRule(name="last_name_birth_date_address", match=["last_name", "birth_date", "address_line1"]),
 )
 
 DEFAULT_LIMITS = {"customer_id:*": 1, "loyalty_card": 3, "email": 10, "phone": 10}
+
+
+class AgreementRule(Spec):
+    """The fallback for records that share no identifier and no exact trait combination:
+    pairs from the same block (same birth date, same postal code, ...) that agree on at
+    least `min_agree` of `fields` (default: all mapped fields but two), one of them from
+    `must_agree_one_of`. Counting agreements is plain SQL, so it runs on every engine; blocks
+    larger than `max_block` records are skipped so the cost stays near linear."""
+
+    fields: list[str] = Field(default_factory=lambda: ["first_name", "last_name", "birth_date", "postal_code",
+                                                       "address_line1", "city"])
+    min_agree: int | None = None
+    min_fields: int = 5  # the rule runs only when at least this many of `fields` are mapped
+    must_agree_one_of: list[str] = Field(default_factory=lambda: ["first_name", "birth_date"])
+    block_on: list[list[str]] = Field(default_factory=lambda: [["birth_date"], ["postal_code"], ["last_name", "first_name"]])
+    max_block: int = 100
 
 
 class Resolution(Spec):
@@ -195,6 +214,7 @@ class Resolution(Spec):
     limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMITS))  # type -> max values per profile
     always_merge: list[tuple[str, str]] = Field(default_factory=list)  # record refs "source.stream:pk"
     never_merge: list[tuple[str, str]] = Field(default_factory=list)
+    agreement: AgreementRule | None = Field(default_factory=AgreementRule)  # null turns it off
 
     @field_validator("blocked_patterns")
     @classmethod

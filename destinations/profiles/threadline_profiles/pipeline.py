@@ -96,16 +96,20 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     id_types = {t for _, m in streams for t in m.identifiers.values()}
     traits = {t for _, m in streams for t in m.trait_columns()}
     rules = resolve.settings_rules(settings, id_types, traits)
-    trait_fields = sorted({f for r in rules if not resolve.is_identifier_rule(r) for f in r.match})
+    fuzzy = resolve.agreement_fields(settings.agreement, traits)
+    trait_fields = sorted({f for r in rules if not resolve.is_identifier_rule(r) for f in r.match} | set(fuzzy))
     engine.run([resolve.person_sql(trait_fields)] if trait_fields else [])
     engine.run([resolve.keys_sql(rules), resolve.groups_sql(), resolve.blocked_groups_sql(settings.max_records_per_value),
                 resolve.edges_sql(settings.max_records_per_value, settings.always_merge)])
+    if fuzzy and settings.agreement is not None:
+        engine.run(resolve.agreement_edges_sql(settings.agreement, fuzzy))
     limits = resolve.limits_table(settings.limits, id_types, settings.never_merge)
     engine.load_table("tl_work_limits", limits, temp=True)
     engine.run(resolve.constraints_sql([t for t in limits.column("ctype").to_pylist() if not t.startswith("never_merge:")],
                                        settings.never_merge))
     constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
     order = ([resolve.MANUAL_RULE] if settings.always_merge else []) + [r.name for r in rules]
+    order += [resolve.AGREEMENT_RULE] if fuzzy else []
     stats = resolve.cluster_records(engine, order, constrained, dict(zip(limits.column("ctype").to_pylist(), limits.column("max_values").to_pylist())))
     engine.run([resolve.final_clusters_sql(), resolve.links_sql()])
     engine.load_table("tl_work_dropped", temp=True, data=pa.table({
@@ -141,7 +145,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
         ])
     stage("publish")
 
-    result = BuildResult(build_id, run_id, records, profiles, [r.name for r in rules], 0.0, timings,
+    result = BuildResult(build_id, run_id, records, profiles, order, 0.0, timings,
                          distinct.num_rows, stats.rounds)
     if report:
         from threadline_profiles.report import write_report

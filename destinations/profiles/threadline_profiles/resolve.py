@@ -24,6 +24,7 @@ import pyarrow as pa
 from threadline_profiles.components import connected_components
 from threadline_profiles.config import (
     CUSTOMER_ID,
+    AgreementRule,
     DEFAULT_TRAIT_RULES,
     IDENTIFIER_TYPES,
     IdentityRule,
@@ -114,6 +115,45 @@ def edges_sql(max_records: int, always_merge: list[tuple[str, str]]) -> str:
             f"FROM tl_work_rec AS x JOIN tl_work_rec AS y ON x.record_key = {lit(a)} AND y.record_key = {lit(b)}"
         )
     return f"CREATE TEMP TABLE tl_work_edges AS {' UNION ALL '.join(parts)}"
+
+
+AGREEMENT_RULE = "agreement"
+
+
+def agreement_fields(rule: AgreementRule | None, traits: set[str]) -> list[str]:
+    """The agreement rule's fields that are mapped; empty when too few are to run it."""
+    if rule is None:
+        return []
+    fields = [f for f in rule.fields if f in traits]
+    return fields if len(fields) >= rule.min_fields else []
+
+
+def agreement_edges_sql(rule: AgreementRule, fields: list[str]) -> str:
+    """Add agreement edges to tl_work_edges: candidate pairs from each block (an equi-join
+    on the block key, UNION-ed over blocks), scored by how many fields agree."""
+    blocks = []
+    for block in rule.block_on:
+        if not set(block) <= set(fields):
+            continue
+        key = " || '|' || ".join(quote(f) for f in block)
+        present = " AND ".join(f"{quote(f)} IS NOT NULL" for f in block)
+        keyed = f"(SELECT rid, {key} AS k FROM tl_work_person WHERE {present})"
+        small = f"(SELECT {key} AS k FROM tl_work_person WHERE {present} GROUP BY {key} HAVING COUNT(*) <= {rule.max_block})"
+        blocks.append(f"SELECT x.rid AS a, y.rid AS b FROM {keyed} AS x JOIN {keyed} AS y ON x.k = y.k AND x.rid < y.rid "
+                      f"WHERE x.k IN {small}")
+    if not blocks:
+        return "SELECT 1"
+    agree = " + ".join(f"CASE WHEN x.{quote(f)} = y.{quote(f)} THEN 1 ELSE 0 END" for f in fields)
+    anchor = " OR ".join(f"x.{quote(f)} = y.{quote(f)}" for f in rule.must_agree_one_of if f in fields) or "TRUE"
+    need = rule.min_agree if rule.min_agree is not None else len(fields) - 2
+    return (
+        f"INSERT INTO tl_work_edges SELECT s.a AS rid, s.b AS anchor, {lit(AGREEMENT_RULE)} AS rule, "
+        f"CAST(s.agree AS VARCHAR) || {lit(f' of {len(fields)} fields agree')} AS key FROM ("
+        f"SELECT c.a, c.b, {agree} AS agree, CASE WHEN {anchor} THEN 1 ELSE 0 END AS anchored "
+        f"FROM (SELECT DISTINCT a, b FROM ({' UNION ALL '.join(blocks)}) AS u) AS c "
+        f"JOIN tl_work_person AS x ON x.rid = c.a JOIN tl_work_person AS y ON y.rid = c.b"
+        f") AS s WHERE s.agree >= {need} AND s.anchored = 1"
+    )
 
 
 # --------------------------------------------------------------------------- constraints
