@@ -153,6 +153,53 @@ def singer_read(base_url: str, page_size: int) -> int:
     return counted["records"]
 
 
+# --------------------------------------------------------------------------- JSON page → Arrow
+
+
+def parser_figures(page_size: int, repeats: int = 30) -> dict[str, Any]:
+    """One page parsed the ways one could: the kit's pyarrow.json path against json.loads
+    followed by pa.Table.from_pylist / pa.array (why the kit reads raw bytes)."""
+    import pyarrow as pa
+
+    from threadline.http import PageParser, RestStream
+    from threadline.sandbox import CustomersSandbox
+
+    stream = RestStream(name="customers", path="/customers", schema={
+        "id": "int64", "email": "string", "first_name": "string", "last_name": "string", "phone": "string",
+        "lifetime_value": "decimal(18,2)", "address": "struct<city: string, postcode: string>",
+        "tags": "list<string>", "updated_at": "timestamp",
+    })
+    body = json.dumps({"data": CustomersSandbox(count=page_size).customers}).encode()
+    wire = pa.schema([f if not (pa.types.is_timestamp(f.type) or pa.types.is_decimal(f.type)) else pa.field(f.name, pa.string())
+                      for f in stream.schema])
+
+    class Page:  # what the parser reads of a requests.Response
+        headers = {"Content-Type": "application/json"}
+        content = body
+
+    parser = PageParser(stream.schema, "data")
+
+    def kit() -> None:
+        parser(Page())
+
+    def loads_from_pylist() -> None:
+        pa.Table.from_pylist(json.loads(body)["data"], schema=wire)
+
+    def loads_pa_array() -> None:
+        pa.RecordBatch.from_struct_array(pa.array(json.loads(body)["data"], type=pa.struct(list(wire))))
+
+    out = {}
+    for name, fn in (("pyarrow_json_raw_bytes", kit), ("json_loads_from_pylist", loads_from_pylist),
+                     ("json_loads_pa_array", loads_pa_array)):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        out[name] = round(page_size / statistics.median(times))
+    return out
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -182,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         if warm != args.records:
             print(json.dumps({"bench": "B2", "error": f"warm-up read {warm} records, expected {args.records}"}))
             return 1
+        print(json.dumps({"bench": "B2", "metric": "page to Arrow, records/s (median, one page)",
+                          **parser_figures(args.page_size)}), flush=True)
         figures = {}
         for reader, fn, runs in (("threadline_rest", threadline_read, args.runs), ("singer_sdk_reststream", singer_read, args.singer_runs)):
             results = [timed(fn, base_url, args.page_size) for _ in range(runs)]

@@ -58,6 +58,7 @@ def test_oauth_refresh_token_flow(crm):
     auth = OAuth2Auth(crm.base_url + "/oauth/token", refresh_token=S.REFRESH_TOKEN)
     assert get(crm, auth)[0].status_code == 200
     assert "grant_type=refresh_token" in crm.requests[0].body
+    assert S.REFRESH_TOKEN not in crm.requests[0].body
 
 
 def test_an_expired_token_is_refreshed_once_and_the_request_retried(crm):

@@ -14,7 +14,10 @@ from threadline.http import (
     LinkHeaderPaginator,
     NextUrlPaginator,
     OffsetPaginator,
+    PageInfo,
     PageNumberPaginator,
+    PageRequest,
+    PaginationLoop,
     RestStream,
     RetryPolicy,
     SinglePage,
@@ -102,8 +105,33 @@ def test_a_repeated_page_is_detected_as_a_loop(crm, paginator):
     with pytest.raises(FatalError) as raised:
         read(crm, paginator, {"limit": 20})
     text = str(raised.value)
-    assert "loop forever" in text and "crm / customers" in text and "GET http://127.0.0.1:" in text
+    assert "same page twice" in text and "crm / customers" in text and "GET http://127.0.0.1:" in text
     assert len(crm.requests) == 3
+
+
+def test_a_cursor_that_comes_back_later_is_detected_as_a_loop():
+    paginator, request = BodyCursorPaginator().fresh(), PageRequest("/customers")
+    for token in ("a", "b"):
+        paginator.advance(PageInfo(response=None, body={"next_cursor": token}, count=1), request)
+    with pytest.raises(PaginationLoop) as raised:
+        paginator.advance(PageInfo(response=None, body={"next_cursor": "a"}, count=1), request)
+    assert "loop forever" in str(raised.value)
+
+
+@pytest.mark.parametrize("paginator", [
+    OffsetPaginator(limit=20, offset_param="start"), PageNumberPaginator(page_param="p", page_size=20),
+], ids=lambda p: type(p).__name__)
+def test_an_api_ignoring_the_page_parameter_is_stopped(crm, paginator):
+    with pytest.raises(FatalError) as raised:
+        read(crm, paginator)
+    assert "same page twice" in str(raised.value)
+    assert len(crm.requests) == 2
+
+
+def test_a_repeated_offset_page_is_an_error_not_silent_duplicates(crm):
+    crm.inject("repeat_page", after=1)
+    with pytest.raises(FatalError):
+        read(crm, OffsetPaginator(limit=20))
 
 
 def test_a_paginator_prototype_is_reusable(crm):

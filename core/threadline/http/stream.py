@@ -108,6 +108,7 @@ class RestStream:
         paginator = self.paginator.fresh()
         page_request = PageRequest(self.path, self.request_params(request))
         paginator.first(page_request)
+        previous: pa.RecordBatch | None = None
         while True:
             page = client.request(
                 self.method, page_request.url, params=page_request.params, stream=self.name, parse=self.parse_page,
@@ -117,11 +118,20 @@ class RestStream:
             line = describe_request(self.method, page.response.url)
             try:
                 # Before yielding: a repeated page is refused before its records go anywhere.
+                if page.records.num_rows and previous is not None and page.records.equals(previous):
+                    # Offsets and page numbers have no token to repeat; an API that ignores the
+                    # page parameter (a misnamed one, say) answers the same page forever.
+                    raise PaginationLoop(
+                        "the API answered the same records twice in a row (same page twice); it seems to ignore the "
+                        f"paginator's parameters ({', '.join(map(str, page_request.params)) or 'none'})"
+                    )
+                previous = page.records
                 paginator.advance(PageInfo(page.response, page.body, page.records.num_rows), page_request)
             except PaginationLoop as exc:
                 raise FatalError(
                     f"{line}: {exc}", where=f"{client.connector} / {self.name}",
-                    hint="the API's pagination is broken, or the paginator configured does not match the API",
+                    hint="the API's pagination is broken, or the paginator configured does not match the API "
+                    "(type and parameter names)",
                 ) from None
             if page.records.num_rows:
                 yield Batch(self.name, page.records)
