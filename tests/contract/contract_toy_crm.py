@@ -115,7 +115,11 @@ class ToyCrmSource(Source[ToyCrmConfig]):
             if response.status_code != 200:
                 raise FatalError(f"toy_crm: GET /{stream} (stream {stream}) answered {response.status_code}: "
                                  f"{response.text[:200]}")
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                raise FatalError(f"toy_crm: GET /{stream} (stream {stream}) answered 200 with something that is "
+                                 f"not JSON: {response.text[:80]!r}") from None
         raise AssertionError("unreachable")
 
 

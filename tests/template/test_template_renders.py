@@ -56,7 +56,7 @@ def passed_count(output):
 def test_the_rendered_connector_passes_its_contract_tests(rendered):
     done = run([rendered["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=rendered["root"] / CONNECTOR)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert passed_count(done.stdout) >= 12
+    assert passed_count(done.stdout) >= 13
 
 
 def test_the_rendered_destination_passes_its_contract_tests(rendered):

@@ -28,7 +28,8 @@ with the declared schema; an incremental sync after the sandbox changed lands th
 nothing else (records sharing the boundary cursor value may be read again: reads are
 inclusive); a sync crashed mid-stream and run again loses nothing and, with upserts,
 duplicates nothing; transient faults (503, 429, a dropped connection) are retried; a permanent
-error stops the read with a classified error naming the status and the stream or connector.
+error (a 404, an HTML page instead of JSON) stops the read with a classified error naming the
+stream or connector (and the status).
 
 Sandboxes are `threadline.sandbox.Sandbox` subclasses (faults are injected with their
 `inject`). A file-based source has no server: set `sandbox = None` and write files into the
@@ -71,6 +72,10 @@ DEFAULT_TRANSIENT_FAULTS: list[dict[str, Any]] = [
     {"kind": "rate_limit", "retry_after": 0, "times": 2, "after": 1},
     {"kind": "drop", "times": 1, "after": 1},
 ]
+DEFAULT_PERMANENT_FAULTS: list[dict[str, Any]] = [
+    {"kind": "status", "status": 404, "times": 0},
+    {"kind": "html", "times": 0},  # a login wall or a proxy's error page instead of JSON
+]
 
 
 class SourceContract:
@@ -87,7 +92,7 @@ class SourceContract:
     credential_field: ClassVar[str | None] = None  # the field a revoked credential is reported on
     data_path: ClassVar[str] = ""  # faults are injected into requests whose path starts with this
     transient_faults: ClassVar[list[dict[str, Any]]] = DEFAULT_TRANSIENT_FAULTS
-    permanent_fault: ClassVar[dict[str, Any]] = {"kind": "status", "status": 404, "times": 0}
+    permanent_faults: ClassVar[list[dict[str, Any]]] = DEFAULT_PERMANENT_FAULTS
     readme: ClassVar[Path | None] = None  # default: README.md of the source's plugin folder
 
     def config(self, sandbox: Any) -> dict[str, Any]:
@@ -139,6 +144,9 @@ class SourceContract:
         if "transient_fault" in metafunc.fixturenames:
             faults = self.transient_faults
             metafunc.parametrize("transient_fault", faults, ids=[_fault_id(f) for f in faults])
+        if "permanent_fault" in metafunc.fixturenames:
+            faults = self.permanent_faults
+            metafunc.parametrize("permanent_fault", faults, ids=[_fault_id(f) for f in faults])
         if "bad_field" in metafunc.fixturenames:
             fields = list(self.bad_config) or [None]
             metafunc.parametrize("bad_field", fields, ids=[str(f) for f in fields])
@@ -321,25 +329,29 @@ class SourceContract:
         rows = rec.from_batches([m.records for m in messages if isinstance(m, Batch)], stream)
         rec.assert_same_records(rows, expected[stream.name], stream, f"a read retried after {_fault_id(transient_fault)}")
 
-    def test_permanent_error_stops_with_a_clear_message(self, contract_sandbox: Any, contract_workdir: Path) -> None:
+    def test_permanent_error_stops_with_a_clear_message(
+        self, contract_sandbox: Any, contract_workdir: Path, permanent_fault: dict[str, Any]
+    ) -> None:
         self._require_faults(contract_sandbox)
         config, streams = self._discover(contract_sandbox, contract_workdir)
         stream = streams[0]
         contract_sandbox.clear_requests()
-        contract_sandbox.inject(Fault(**{"path": self.data_path, **self.permanent_fault}))
+        contract_sandbox.inject(Fault(**{"path": self.data_path, **permanent_fault}))
         with pytest.raises(Exception) as caught:
             self._read(config, stream)
         error = caught.value
         assert isinstance(error, ThreadlineError), (
-            f"a permanent error surfaced as {type(error).__name__} ({error}), not as a ConfigError or "
-            "FatalError: classify it (the HTTP kit's client does)")
+            f"a permanent error ({_fault_id(permanent_fault)}) surfaced as {type(error).__name__} ({error}), "
+            "not as a ConfigError or FatalError: classify it (the HTTP kit's client does)")
         text = error.render()
-        status = str(self.permanent_fault.get("status", ""))
-        assert status in text, f"the error does not say what the server answered ({status}): {text}"
+        if permanent_fault.get("kind") == "status":
+            status = str(permanent_fault.get("status", 503))
+            assert status in text, f"the error does not say what the server answered ({status}): {text}"
         assert stream.name in text or self.source.name in text, (
             f"the error names neither the stream {stream.name!r} nor the connector {self.source.name!r}: {text}")
         faulted = [r for r in contract_sandbox.requests if r.fault]
-        assert len(faulted) <= 3, f"a permanent error was retried {len(faulted)} times; it should stop at once"
+        assert len(faulted) <= 3, (
+            f"a permanent error ({_fault_id(permanent_fault)}) was retried {len(faulted) - 1} times; it should stop at once")
 
 
 def _at_boundary(rows: list[dict[str, Any]], stream: Stream) -> set[tuple[Any, ...]]:
