@@ -13,7 +13,7 @@ from typing import Any
 import pluggy
 
 from threadline import hookspecs
-from threadline.contracts import Batch, Destination, FatalError, Source, Stream, SyncMode
+from threadline.contracts import Batch, Destination, FatalError, Source, Stream, SyncMode, WriteDisposition
 from threadline.engine.runner import RunReport, run_job
 from threadline.job import job_from_dict
 from threadline.plugins import Registry, registry as installed_registry
@@ -58,14 +58,15 @@ def sync(
 ) -> RunReport:
     """One run of a job `src → db`, state in `workdir`; `db` is DuckDB at
     `workdir/contract.duckdb` unless a destination and its config are given. Streams with a
-    primary key are upserted, others appended."""
+    primary key are upserted where the destination can, others appended."""
     if destination is None:
         destination = installed_destination("duckdb")
         destination_config = {"path": str(duckdb_path(workdir))}
     choices = {}
     for s in streams:
         stream_mode = mode if mode in s.sync_modes else SyncMode.FULL_REFRESH
-        choices[s.name] = {"sync_mode": stream_mode.value, "write": "upsert" if s.primary_key else "append"}
+        upsert = s.primary_key and WriteDisposition.UPSERT in destination.dispositions
+        choices[s.name] = {"sync_mode": stream_mode.value, "write": "upsert" if upsert else "append"}
     job = job_from_dict({
         "name": JOB_NAME,
         "sources": {SOURCE_NAME: {"connector": source.name, "config": config, "streams": choices}},
