@@ -13,6 +13,8 @@ customer rows (bench/common.py: 10 flat columns) as JSON lines. Figures, each th
                        batch consumed as Arrow (no destination)
 - singer_in_process    the same tap class run in-process (no JSON between tap and Arrow)
 - job_subprocess_duckdb / job_in_process_duckdb  a whole threadline job: tap → engine → DuckDB
+- decode_only          threadline's share alone: the tap's captured stdout decoded to Arrow
+                       batches (SCHEMA/RECORD/STATE lines in 1 MiB chunks, as from a pipe)
 
 target-csv is installed on first use into its own cached venv (threadline_singer.testing).
 """
@@ -109,10 +111,40 @@ def singer_job(path: Path, rows: int, *, in_process: bool) -> float:
         return seconds
 
 
+def decode_only(path: Path, rows: int) -> float:
+    from threadline_singer.protocol import StreamDecoder
+    from threadline_singer.schema import json_schema_to_arrow
+
+    capture = OUT / f"b8_tap_output_{rows}.singer"
+    if not capture.exists():
+        with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+            cfg = write_config(Path(tmp), "tap.json", tap_config(path))
+            shell_run(f"{BIN / 'tap-jsonl'} --config {cfg} > {capture} 2>/dev/null", Path(tmp))
+    data = capture.read_bytes()
+    first = __import__("json").loads(data.split(b"\n", 1)[0])
+    decoder = StreamDecoder("customers", json_schema_to_arrow(first["schema"]), where="bench")
+    t0 = time.perf_counter()
+    seen, pending, start = 0, b"", 0
+    while start < len(data):  # 1 MiB reads split into lines, as SingerProcess.lines() does
+        chunk = pending + data[start : start + (1 << 20)]
+        start += 1 << 20
+        cut = chunk.rfind(b"\n")
+        pending = chunk[cut + 1 :]
+        for message in decoder.feed_lines(chunk[:cut].split(b"\n")):
+            seen += message.records.num_rows if isinstance(message, Batch) else 0
+    for message in decoder.finish():
+        seen += message.records.num_rows if isinstance(message, Batch) else 0
+    seconds = time.perf_counter() - t0
+    if seen != rows:
+        raise SystemExit(f"decoded {seen} rows, expected {rows}")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", nargs="*", help="run only these cases")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     path = dataset(args.rows, "jsonl")
@@ -125,13 +157,18 @@ def main() -> None:
         "singer_in_process": lambda: singer_source(path, args.rows, in_process=True),
         "job_subprocess_duckdb": lambda: singer_job(path, args.rows, in_process=False),
         "job_in_process_duckdb": lambda: singer_job(path, args.rows, in_process=True),
+        "decode_only": lambda: decode_only(path, args.rows),
     }
     rates: dict[str, float] = {}
     for name, case in cases.items():
+        if args.only and name not in args.only:
+            continue
         seconds, runs = median_of(args.runs, case)
         rates[name] = args.rows / seconds
         emit(bench="B8", case=name, rows=args.rows, runs=args.runs, median_s=round(seconds, 3),
              records_per_s=round(rates[name]), all_s=[round(s, 3) for s in runs])
+    if "tap_pipe_target_csv" not in rates:
+        return
     baseline = rates["tap_pipe_target_csv"]
     emit(
         bench="B8", case="ratios_vs_tap_pipe_target_csv", rows=args.rows, data=DATA_NOTE,
