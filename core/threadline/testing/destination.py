@@ -22,8 +22,9 @@ replaces rows that share a primary key, across runs and within a batch (the last
 rows committed before a failure survive `abort`, rows after the last commit do not; a column
 that appears in a later batch is added (earlier rows read as null); `finish` reports the rows
 written; and through the real engine, a sync that crashes mid-stream keeps exactly the
-checkpointed rows and, run again, ends with every row once. Columns whose names start with `_threadline_` (lineage) are ignored when comparing.
-Dispositions the destination does not declare in `dispositions` are skipped.
+checkpointed rows and, run again, ends with every row once. Columns whose names start with
+`_threadline_` (lineage) are ignored when comparing. Dispositions the destination does not
+declare in `dispositions` are skipped.
 """
 
 from __future__ import annotations
