@@ -122,3 +122,17 @@ def test_record_dicts_with_decimals_and_datetimes_become_a_batch():
     parsed = parser.parse_records([{"n": Decimal("1.5"), "t": when}, {"n": Decimal("2"), "t": "2024-01-02T00:00:00Z"}])
     assert parsed.batch.column("n").to_pylist() == [1.5, 2.0]
     assert parsed.batch.column("t").type == UTC
+
+
+def test_record_chunks_from_a_pipe_are_parsed_in_full_batches():
+    from threadline_singer.protocol import StreamDecoder
+
+    schema = {"properties": {"id": {"type": "integer"}}}
+    decoder = StreamDecoder("s", json_schema_to_arrow(schema), where="test", batch_rows=100)
+    list(decoder.feed_lines([b'{"type":"SCHEMA","stream":"s","schema":{"properties":{"id":{"type":"integer"}}}}']))
+    records = [b'{"type":"RECORD","stream":"s","record":{"id":%d}}' % i for i in range(210)]
+    sizes = []
+    for start in range(0, 210, 30):  # chunks as they come off a pipe
+        sizes += [m.records.num_rows for m in decoder.feed_lines(records[start : start + 30])]
+    sizes += [m.records.num_rows for m in decoder.finish()]
+    assert sizes == [100, 100, 10]

@@ -103,7 +103,7 @@ class StreamDecoder:
             self._lines.extend(lines)
             self._bytes += sum(map(len, lines))
             if len(self._lines) >= self.batch_rows or self._bytes >= self.batch_bytes:
-                yield from self.flush()
+                yield from self.flush(whole_batches_only=True)
             return
         for line in lines:
             self.line_number += 1
@@ -120,7 +120,7 @@ class StreamDecoder:
                 message = json.loads(line)
             except ValueError as exc:
                 raise self._invalid_json(line, str(exc), self.line_number) from None
-            if message.get("type") == "RECORD" if isinstance(message, dict) else False:
+            if isinstance(message, dict) and message.get("type") == "RECORD":
                 if message.get("stream") == self.stream:
                     yield from self._buffer_line(line)
                 else:
@@ -243,13 +243,20 @@ class StreamDecoder:
 
     # ------------------------------------------------------------------ output
 
-    def flush(self) -> Iterator[Message]:
-        """Parse and yield what is buffered."""
+    def flush(self, *, whole_batches_only: bool = False) -> Iterator[Message]:
+        """Parse and yield what is buffered (or only full `batch_rows` batches of it, keeping
+        the rest for the next chunk, so batches stay large)."""
         if self.parser is None or not (self._lines or self._dicts):
             return
         if self._lines:
             lines, self._lines, self._bytes = self._lines, [], 0
             first = self._first_buffered_line
+            if whole_batches_only and len(lines) > self.batch_rows:
+                keep = len(lines) % self.batch_rows
+                if keep:
+                    lines, self._lines = lines[:-keep], lines[-keep:]
+                    self._bytes = sum(map(len, self._lines))
+                    self._first_buffered_line = first + len(lines)
             for start in range(0, len(lines), self.batch_rows):
                 try:
                     parsed = self.parser.parse_lines(lines[start : start + self.batch_rows])
