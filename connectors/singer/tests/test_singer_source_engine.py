@@ -96,3 +96,13 @@ def test_a_misbehaving_tap_fails_the_run_with_its_reason(tmp_path, mode, reason)
     report = run_job(job(tmp_path, broken(mode)))
     assert not report.ok
     assert reason in report.error
+
+
+def test_relative_paths_in_the_tap_config_are_taken_from_the_job_folder(tmp_path, tap_jsonl, people_file, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "people.jsonl").write_bytes(people_file.read_bytes())
+    monkeypatch.chdir(people_file.parent.parent)  # anywhere but the job's folder
+    the_job = job(tmp_path, {"executable": tap_jsonl, "tap_config": {"path": "data/people.jsonl", "stream_name": "people"}})
+    report = run_job(the_job)
+    assert report.ok, report.error
+    assert rows(tmp_path, "select count(*) from shop__people") == [(1_200,)]

@@ -65,6 +65,11 @@ class SingerSourceConfig(Spec):
     batch_rows: int = Field(20_000, ge=1, description="records parsed per Arrow batch")
     idle_timeout: float = Field(300.0, gt=0, description="seconds the tap may stay silent before it is stopped")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables for the tap")
+    cwd: _PathType = Field(
+        Path("."),
+        validate_default=True,
+        description="the folder the tap runs in (default: the job file's), so relative paths in tap_config work",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_run(self) -> SingerSourceConfig:
@@ -147,7 +152,9 @@ class SingerSource(Source[SingerSourceConfig]):
         with tempfile.TemporaryDirectory(prefix="threadline-singer-") as tmp:
             cfg = write_private_json(Path(tmp) / "config.json", config.tap_config)
             argv = [*config.command(), "--config", cfg, "--discover"]
-            with SingerProcess(argv, env=config.env, idle_timeout=config.idle_timeout, label=config.label()) as proc:
+            with SingerProcess(
+                argv, env=config.env, cwd=str(config.cwd), idle_timeout=config.idle_timeout, label=config.label()
+            ) as proc:
                 try:
                     output = b"\n".join(line for lines in proc.lines() for line in lines)
                     code = proc.wait()
@@ -206,7 +213,9 @@ class SingerSource(Source[SingerSourceConfig]):
             ]
             if state:
                 argv += ["--state", write_private_json(Path(tmp) / "state.json", state)]
-            with SingerProcess(argv, env=config.env, idle_timeout=config.idle_timeout, label=config.label()) as proc:
+            with SingerProcess(
+                argv, env=config.env, cwd=str(config.cwd), idle_timeout=config.idle_timeout, label=config.label()
+            ) as proc:
                 try:
                     for lines in proc.lines():
                         yield from decoder.feed_lines(lines)
