@@ -15,6 +15,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -30,6 +31,13 @@ def workspace_packages() -> list[Path]:
     with its own pyproject.toml."""
     plugins = sorted(p.parent for d in ("connectors", "destinations") for p in (ROOT / d).glob("*/pyproject.toml"))
     return [ROOT, *plugins]
+
+
+def has_dev_extra(package: Path) -> bool:
+    """Whether a package declares a `dev` extra (test-only dependencies, like a Singer tap)."""
+    with (package / "pyproject.toml").open("rb") as handle:
+        project = tomllib.load(handle).get("project", {})
+    return "dev" in project.get("optional-dependencies", {})
 
 
 def fingerprint(packages: list[Path]) -> str:
@@ -52,9 +60,9 @@ def setup() -> None:
         return
     print(f"installing threadline and {len(packages) - 1} plugins (editable) ...", flush=True)
     subprocess.run([PY, "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    args = [PY, "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"]
-    for pkg in packages[1:]:
-        args += ["-e", str(pkg)]
+    args = [PY, "-m", "pip", "install", "-q"]
+    for pkg in packages:
+        args += ["-e", f"{pkg}[dev]" if has_dev_extra(pkg) else str(pkg)]
     subprocess.run(args, check=True)
     STAMP.write_text(stamp)
 

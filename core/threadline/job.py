@@ -134,7 +134,7 @@ def load_job(path: str | Path) -> Job:
     """Read and validate a job file. Raises ConfigError with file, line and YAML path."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"job file {str(path)!r} does not exist", hint="`threadline init` writes one to start from")
+        raise ConfigError(f"job file {str(path)!r} does not exist", hint="examples/customers/job.yaml in the threadline repository is one to start from")
     text = path.read_text(encoding="utf-8")
     data, lines = _parse_yaml(text, str(path))
     return _build(data, lines, base_dir=path.resolve().parent, source_file=str(path))

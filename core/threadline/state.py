@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import threading
-import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -256,4 +256,5 @@ def job_lock(folder: Path, job: str, wait: bool = False) -> Iterator[None]:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid() % 10000:04d}{int(time.time_ns()) % 1000:03d}"
+    """Sortable by start time, unique even for two runs in one second."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]

@@ -115,10 +115,12 @@ def test_a_sync_killed_mid_run_resumes_and_lands_every_row_exactly_once(project)
     files_done = 0
     while files_done < 3 and time.monotonic() < deadline and sync.poll() is None:
         time.sleep(0.05)
-        if state_db.exists():
-            with sqlite3.connect(state_db) as db:
+        try:
+            with sqlite3.connect(f"file:{state_db}?mode=ro", uri=True) as db:
                 row = db.execute("select state from stream_state").fetchone()
-            files_done = len(json.loads(row[0])["files"]) if row else 0
+        except sqlite3.OperationalError:  # not created yet
+            continue
+        files_done = len(json.loads(row[0])["files"]) if row else 0
     assert files_done == 3, "the sync should have committed part0..part2 and be waiting on the FIFO"
     sync.send_signal(signal.SIGKILL)
     sync.wait()

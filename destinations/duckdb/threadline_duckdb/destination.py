@@ -5,7 +5,7 @@ stream writes inside a transaction that `commit()` ends, so what a checkpoint co
 disk before the engine saves the state. Dispositions:
 
 - append:  rows are added;
-- upsert:  batches wait as Arrow until a commit (or 500k rows) and are then merged with one
+- upsert:  batches wait as Arrow until a commit (or 250k rows) and are then merged with one
            delete-join and one insert in one transaction: one join per checkpoint rather than
            one per batch. The last row written for a key wins;
 - replace: rows go to a staging table that takes the table's place when the stream ends,
@@ -44,6 +44,9 @@ LOADED_COLUMN = "_threadline_loaded_at"
 class DuckDBConfig(Spec):
     path: JobPath  # the database file, created if missing; relative to the job file
     schema_name: str = "main"
+    # DuckDB caches up to 80% of RAM by default, so its memory would grow with the data landed;
+    # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it)
+    memory_limit: str = "256MB"
 
 
 _connections: dict[Path, duckdb.DuckDBPyConnection] = {}
@@ -51,22 +54,29 @@ _connections_lock = threading.Lock()
 _ddl_lock = threading.Lock()  # DDL from concurrent writers would conflict in DuckDB's catalog
 
 
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """The process's connection to a DuckDB file (DuckDB allows one writer process per file)."""
     path = path.resolve()
     with _connections_lock:
         con = _connections.get(path)
         if con is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
             try:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 con = duckdb.connect(str(path))
+            except OSError as exc:
+                raise ConfigError(f"cannot create {path}: {exc.strerror}", field="path",
+                                  hint="point `path` at a file in a folder this user can write to") from None
             except duckdb.IOException as exc:
+                locked = "lock" in str(exc).lower()
                 raise ConfigError(
-                    f"cannot open {path.name}: {_lock_holder(str(exc))}",
+                    f"cannot open {path.name}: {_lock_holder(str(exc)) if locked else str(exc).splitlines()[0]}",
                     field="path",
-                    hint="another process holds the file; wait for it to finish, or point `path` elsewhere",
+                    hint="another process holds the file; wait for it to finish, or point `path` elsewhere"
+                    if locked else "check that `path` is a DuckDB file this user can write",
                 ) from None
             _connections[path] = con
+        if memory_limit:
+            con.execute("set memory_limit = ?", [memory_limit])
         return con
 
 
@@ -94,10 +104,10 @@ class DuckDBDestination(Destination[DuckDBConfig]):
     spec = DuckDBConfig
 
     def check(self, config: DuckDBConfig) -> None:
-        connect(config.path).cursor().execute("select 1").fetchone()
+        connect(config.path, config.memory_limit).cursor().execute("select 1").fetchall()
 
     def open_stream(self, config: DuckDBConfig, target: StreamTarget) -> StreamWriter:
-        return DuckDBWriter(connect(config.path).cursor(), config.schema_name, target)
+        return DuckDBWriter(connect(config.path, config.memory_limit).cursor(), config.schema_name, target)
 
 
 class DuckDBWriter(StreamWriter):
@@ -111,7 +121,7 @@ class DuckDBWriter(StreamWriter):
     ~1M rows uncommitted in the same transaction, so no transaction here reads a table after
     writing that many rows to it (the >1M-row test in tests/ keeps that covered)."""
 
-    flush_rows = 500_000
+    flush_rows = 250_000
 
     def __init__(self, cursor: duckdb.DuckDBPyConnection, schema_name: str, target: StreamTarget) -> None:
         self.cur = cursor
