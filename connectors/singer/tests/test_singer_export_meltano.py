@@ -17,6 +17,9 @@ from threadline_singer.testing import MELTANO, TARGET_JSONL, tool
 FIXTURES = Path(__file__).parent / "fixtures"
 BIN = Path(sys.executable).parent
 
+# the first run installs Singer tools from PyPI into cached venvs, which can take minutes
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def meltano() -> Path:

@@ -12,6 +12,9 @@ from threadline_singer.source import SingerSource, SingerSourceConfig
 
 PEOPLE = 1_200
 
+# the first run installs Singer tools from PyPI into cached venvs, which can take minutes
+pytestmark = pytest.mark.timeout(900)
+
 
 def table(messages: list) -> pa.Table:
     return pa.Table.from_batches([m.records for m in messages if isinstance(m, Batch)]).sort_by("id")

@@ -13,6 +13,9 @@ import pytest
 from threadline.contracts import FatalError, WriteDisposition
 from threadline_singer_target.destination import SingerDestination, SingerTargetConfig
 
+# the first run installs Singer tools from PyPI into cached venvs, which can take minutes
+pytestmark = pytest.mark.timeout(900)
+
 
 def batch(schema: pa.Schema, ids: range, *, null_id_at: int | None = None) -> pa.RecordBatch:
     n = len(ids)
