@@ -205,14 +205,17 @@ class SingerStreamWriter(StreamWriter):
         self._send(self._serializer.lines(batch))
         self._pending += batch.num_rows
 
-    def commit(self) -> None:
-        """Send STATE; return once the target has printed it back (see the module docstring)."""
+    def commit(self, *, last: bool = False) -> None:
+        """Send STATE; return once the target has printed it back (see the module docstring).
+
+        The last commit of a stream always ends the target's input, so that it finishes cleanly.
+        """
         if self._proc is None:
             return
         self._commits += 1
         marker = {"threadline": {"run_id": self.target.run_id, "stream": self.target.table, "commit": self._commits}}
         self._send(message("STATE", value=marker))
-        if self.config.commit_mode == "echo":
+        if self.config.commit_mode == "echo" and not last:
             self._wait_for_echo(marker)
         else:
             self._end_input(marker)
@@ -276,7 +279,7 @@ class SingerStreamWriter(StreamWriter):
                 self._start(pa.schema([]))  # the stream's SCHEMA is known by now and is resent
             self._send(message("ACTIVATE_VERSION", stream=self.target.table, version=self.version))
         if self._proc is not None:
-            self.commit()
+            self.commit(last=True)
         self._close()
         self._release()
         return self.report
