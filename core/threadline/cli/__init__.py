@@ -115,7 +115,7 @@ def install_command(requirements: tuple[str, ...], editable: bool) -> None:
     then list what they registered."""
     args = [sys.executable, "-m", "pip", "install", "--quiet"]
     for req in requirements:
-        args += ["-e", req] if editable or (Path(req).is_dir() and editable) else [req]
+        args += ["-e", req] if editable else [req]
     console.print(f"installing {' '.join(requirements)} ...")
     result = subprocess.run(args)
     if result.returncode != 0:
