@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -73,7 +74,9 @@ def median_of(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
 
 
 def emit(**fields: Any) -> None:
-    print(json.dumps(fields), flush=True)
+    """One JSON line. The 1-minute load average is included: on a shared 2-core machine a
+    figure measured under load is not comparable with one measured idle."""
+    print(json.dumps({**fields, "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
