@@ -87,13 +87,19 @@ def test_a_full_refresh_ignores_the_saved_state(subprocess_config, read_stream):
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_batch_messages_pointing_at_files_are_read(tap_jsonl, jsonl_tap_config, tmp_path, read_stream, fmt):
+@pytest.mark.parametrize("how", ["subprocess", "in-process"])
+def test_batch_messages_pointing_at_files_are_read(request, jsonl_tap_config, tmp_path, read_stream, fmt, how):
     batch_config = {
         "encoding": {"format": fmt, "compression": "gzip"},
         "storage": {"root": f"file://{tmp_path}", "prefix": "people-"},
         "batch_size": 400,
     }
-    config = SingerSourceConfig(executable=tap_jsonl, tap_config=jsonl_tap_config(batch_config=batch_config))
+    run = (
+        {"executable": request.getfixturevalue("tap_jsonl")}
+        if how == "subprocess"
+        else {"tap_class": request.getfixturevalue("tap_jsonl_class")}
+    )
+    config = SingerSourceConfig(**run, tap_config=jsonl_tap_config(batch_config=batch_config))
     rows = table(read_stream(config, "people"))
     assert list(tmp_path.glob("people-*"))  # the tap really wrote BATCH files
     assert rows.num_rows == PEOPLE
