@@ -75,12 +75,15 @@ class _QueueWriter:
 
     # singer-sdk's GenericSingerWriter interface
     def format_message(self, message: Any) -> Any:
+        """Messages stay objects: nothing is serialised in-process."""
         return message
 
     def serialize_message(self, message: Any) -> Any:
+        """Messages stay objects: nothing is serialised in-process."""
         return message
 
     def write_message(self, message: Any) -> None:
+        """Queue a message: records gathered into chunks, anything else as a dict."""
         if isinstance(message, RecordMessage):
             if message.stream != self._stream:
                 self.flush()
@@ -93,6 +96,7 @@ class _QueueWriter:
         self._put(message.to_dict())
 
     def flush(self) -> None:
+        """Hand over the records gathered so far."""
         if self._records:
             records, self._records = self._records, []
             self._put(Records(self._stream or "", records))

@@ -10,4 +10,5 @@ from threadline_singer.source import SingerSource
 
 @hookimpl
 def register_sources(register: Callable[[type], None]) -> None:
+    """Register the `singer` source."""
     register(SingerSource)

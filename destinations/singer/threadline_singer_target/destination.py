@@ -65,9 +65,11 @@ class SingerTargetConfig(Spec):
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables for the target")
 
     def command(self) -> list[str]:
+        """The target command as a list of arguments."""
         return list(self.executable) if isinstance(self.executable, list) else shlex.split(self.executable)
 
     def label(self) -> str:
+        """How errors name the target."""
         return f"singer target {Path(self.command()[0]).name}"
 
 
@@ -88,6 +90,7 @@ class SingerDestination(Destination[SingerTargetConfig]):
             )
 
     def open_stream(self, config: SingerTargetConfig, target: StreamTarget) -> StreamWriter:
+        """A writer sending one stream to the target (started on the first batch)."""
         return SingerStreamWriter(config, target)
 
 

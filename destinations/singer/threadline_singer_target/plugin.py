@@ -10,4 +10,5 @@ from threadline_singer_target.destination import SingerDestination
 
 @hookimpl
 def register_destinations(register: Callable[[type], None]) -> None:
+    """Register the `singer` destination."""
     register(SingerDestination)

@@ -67,6 +67,7 @@ class RecordSerializer:
         return b"".join(_string_bytes(chunk) for chunk in table.column(0).chunks)
 
     def close(self) -> None:
+        """Release the DuckDB connection."""
         self._con.close()
 
 

@@ -51,6 +51,7 @@ class ThreadlineStream(SdkStream):
         self._stream = stream
 
     def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
+        """Read the stream from the threadline source, resuming from its bookmarked checkpoint."""
         tap: TapThreadline = self._tap  # type: ignore[assignment]
         saved = (self.stream_state or {}).get(BOOKMARK_KEY) or {}
         incremental = SyncMode.INCREMENTAL in self._stream.sync_modes
@@ -91,10 +92,12 @@ class TapThreadline(Tap):
 
     @property
     def source(self) -> Any:
+        """The threadline source named in the config."""
         return self._load()[0]
 
     @property
     def source_config(self) -> Any:
+        """Its validated config."""
         return self._load()[1]
 
     def _load(self) -> tuple[Any, Any]:
@@ -103,6 +106,7 @@ class TapThreadline(Tap):
         return self._connector
 
     def discover_streams(self) -> list[ThreadlineStream]:
+        """One Singer stream per stream the source discovers."""
         return [ThreadlineStream(self, stream) for stream in self.source.discover(self.source_config)]
 
 
