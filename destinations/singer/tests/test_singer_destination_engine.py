@@ -41,9 +41,9 @@ def saved_state(job) -> dict:
 
 
 def test_a_sync_lands_in_a_singer_target_and_saves_the_sources_state(tmp_path, target_jsonl):
-    out = tmp_path / "out"
+    out = tmp_path / "out"  # given relative: the target runs in the job's folder
     job = customers_job(tmp_path, {"executable": target_jsonl,
-                                   "target_config": {"destination_path": str(out), "do_timestamp_file": False}})
+                                   "target_config": {"destination_path": "out", "do_timestamp_file": False}})
     report = run_job(job)
     assert report.ok, report.error
     rows = [json.loads(line) for line in (out / "crm__customers.jsonl").read_text().splitlines()]

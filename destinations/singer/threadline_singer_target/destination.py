@@ -49,6 +49,11 @@ from threadline_singer.process import SingerProcess, write_private_json
 from threadline_singer.schema import arrow_to_json_schema
 from threadline_singer_target.serialize import RecordSerializer, message
 
+try:  # relative paths in job files are taken from the job file's folder
+    from threadline.contracts import JobPath as _PathType
+except ImportError:  # pragma: no cover - older core
+    _PathType = Path  # type: ignore[misc,assignment]
+
 log = logging.getLogger("threadline.singer")
 
 
@@ -63,6 +68,11 @@ class SingerTargetConfig(Spec):
     commit_timeout: float = Field(600.0, gt=0, description="seconds a commit may take before it fails")
     require_state_echo: bool = Field(True, description="fail a commit the target did not confirm")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables for the target")
+    cwd: _PathType = Field(
+        Path("."),
+        validate_default=True,
+        description="the folder the target runs in (default: the job file's), so relative output paths work",
+    )
 
     def command(self) -> list[str]:
         """The target command as a list of arguments."""
@@ -139,6 +149,7 @@ class SingerStreamWriter(StreamWriter):
             [*self.config.command(), "--config", cfg],
             stdin=True,
             env=self.config.env,
+            cwd=str(self.config.cwd),
             idle_timeout=self.config.commit_timeout,
             label=self.config.label(),
         )
