@@ -35,7 +35,6 @@ from threadline.contracts import (
     ThreadlineError,
 )
 from threadline_singer.catalog import find_entry, select, to_catalog
-from threadline_singer.inprocess import Records, discover_in_process, load_tap_class, run_in_process
 from threadline_singer.process import ProcessTimeout, SingerProcess, write_private_json
 from threadline_singer.protocol import STATE_KEY, StreamDecoder
 
@@ -104,6 +103,8 @@ class SingerSource(Source[SingerSourceConfig]):
     def check(self, config: SingerSourceConfig) -> None:
         """The tap can be found and its discovery succeeds with this config."""
         if config.tap_class:
+            from threadline_singer.inprocess import load_tap_class  # imports singer-sdk: only when needed
+
             load_tap_class(config.tap_class)
         else:
             program = config.command()[0]
@@ -130,6 +131,7 @@ class SingerSource(Source[SingerSourceConfig]):
         return self._catalogs[key]
 
     def _load_catalog(self, config: SingerSourceConfig) -> dict[str, Any]:
+        from threadline_singer.inprocess import discover_in_process, load_tap_class  # imports singer-sdk
         if config.catalog is not None:
             try:
                 return json.loads(Path(config.catalog).read_text())
@@ -240,6 +242,7 @@ class SingerSource(Source[SingerSourceConfig]):
     def _read_in_process(
         self, config: SingerSourceConfig, catalog: dict[str, Any], state: Any, decoder: StreamDecoder
     ) -> Iterator[Message]:
+        from threadline_singer.inprocess import Records, load_tap_class, run_in_process  # imports singer-sdk
         tap_class = load_tap_class(config.tap_class or "")
         try:
             for item in run_in_process(tap_class, config.tap_config, catalog, state, chunk_rows=config.batch_rows):
