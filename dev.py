@@ -85,6 +85,8 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return run(PY, "-m", "pytest", *rest)
     if command == "bench":
+        # the anchors benchmarks compare against (singer-sdk taps, FEBRL data) are bench-only
+        subprocess.run([PY, "-m", "pip", "install", "-q", "-r", ROOT / "bench" / "requirements.txt"], check=True)
         return run(PY, "bench/run.py", *rest)
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2

@@ -186,7 +186,8 @@ class FilesSource(Source[FilesConfig]):
     def _read_file(self, path: Path, fs: FileStream, stream: Stream) -> Iterator[Message]:
         fmt = _format(fs, path)
         if fmt == "parquet":
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=max(fs.batch_bytes // 256, 1024)):
+            # ~256k rows a batch by default: fewer, larger batches make the bulk steps cheaper
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=max(fs.batch_bytes // 64, 1024)):
                 yield Batch(fs.name, batch)
         elif fmt == "csv":
             yield from _read_csv(path, fs)
