@@ -1,0 +1,54 @@
+"""Mailchimp under threadline's source contract suite, against its sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.testing import SourceContract
+from threadline_mailchimp import MailchimpSource
+from threadline_mailchimp.sandbox import MailchimpSandbox
+
+def expected_lists(sandbox: Any) -> list[dict[str, Any]]:
+    return [
+        {**lst, "from_email": lst["campaign_defaults"]["from_email"], **{k: lst["stats"][k] for k in
+         ("member_count", "unsubscribe_count", "cleaned_count")}}
+        for lst in sandbox.lists()
+    ]
+
+
+def expected_member(m: dict[str, Any]) -> dict[str, Any]:
+    merge = m["merge_fields"]
+    return {
+        **m,
+        "first_name": merge.get("FNAME") or None, "last_name": merge.get("LNAME") or None,
+        "phone": merge.get("PHONE") or None, "country_code": m["location"]["country_code"] or None,
+        "language": m["language"] or None, "timestamp_signup": m["timestamp_signup"] or None,
+        "tags": [t["name"] for t in m["tags"]], "unsubscribe_reason": m.get("unsubscribe_reason"),
+    }
+
+
+def expected_activity(sandbox: Any) -> list[dict[str, Any]]:
+    return sandbox.activity()
+
+
+class TestMailchimpContract(SourceContract):
+    source = MailchimpSource
+    sandbox = MailchimpSandbox
+    sandbox_options = {"people": 30}
+    bad_config = {"base_url": "http://127.0.0.1:9"}
+    credential_field = "api_key"
+    data_path = "/3.0/lists"
+
+    def config(self, sandbox):
+        return {"base_url": f"{sandbox.base_url}/3.0", "api_key": sandbox.API_KEY, "page_size": 7, "backoff_base": 0.01}
+
+    def expected_records(self, sandbox):
+        return {
+            "lists": expected_lists(sandbox),
+            "members": [expected_member(m) for m in sandbox.members()],
+            "member_activity": expected_activity(sandbox),
+        }
+
+    def change(self, sandbox):
+        changed = sandbox.unsubscribe(2) + sandbox.add_members(sandbox.list_ids[1], 2) + sandbox.update_members(sandbox.list_ids[2], 1)
+        return {"members": [expected_member(m) for m in changed]}

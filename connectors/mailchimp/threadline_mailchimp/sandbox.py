@@ -1,0 +1,346 @@
+"""The Mailchimp Marketing API 3.0 on loopback, for tests and demos (`threadline sandbox mailchimp`).
+
+What it implements, as Mailchimp documents it:
+
+    GET /3.0/ping                                              {"health_status": "Everything's Chimpy!"}
+    GET /3.0/lists?count=&offset=                              {"lists": [...], "total_items": N}
+    GET /3.0/lists/{list_id}/members?count=&offset=
+        &since_last_changed=<ISO 8601>&sort_field=last_changed&sort_dir=ASC&status=
+                                                               {"members": [...], "list_id", "total_items"}
+    GET /3.0/lists/{list_id}/members/{subscriber_hash}/activity
+                                                               {"activity": [...] (last 50), "email_id", ...}
+
+- Auth: HTTP basic, any user name, the API key as password. A key is `<32 hex>-<dc>`; this
+  sandbox is data centre `DATA_CENTER` ("us21"): a key for another data centre is refused with
+  401 "API Key Invalid" and Mailchimp's "...you've attempted to access the wrong datacenter".
+- `count` is at most 1000 (default 10); `since_last_changed` keeps members changed strictly
+  *after* it, as documented ("changed after the set timeframe").
+- Errors are `application/problem+json`: {"type", "title", "status", "detail", "instance"}.
+  A deleted list answers 404 "Resource Not Found".
+
+Seeded data (deterministic from the seed): three audiences; a person on the newsletter may
+also be on "Product updates", a third of those with a different (work) email; statuses are
+mixed (subscribed, unsubscribed with or without a reason, cleaned, pending, transactional);
+some merge fields are empty, `timestamp_signup` is "" when unknown, `last_changed` values
+repeat in threes. Tests change data between syncs with `unsubscribe`, `add_members`,
+`update_members`, remove an audience with `delete_list`, and refuse the key with
+`revoke_credentials`; faults come from the base class (`inject`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
+
+_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", ""]
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
+_REASONS = ["N/A (Unsubscribed by an admin)", "I no longer want to receive these emails",
+            "The emails are inappropriate", "I never signed up for this mailing list", None]
+_TAGS = ["customer", "vip", "black-friday-2023", "lead", "wholesale"]
+_ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
+
+_LISTS = [("a1b2c3d4e5", "Newsletter"), ("f6a7b8c9d0", "Product updates"), ("0e1d2c3b4a", "VIP club")]
+
+
+def stamp(moment: datetime) -> str:
+    """Mailchimp writes timestamps as ISO 8601 with an explicit +00:00 offset."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: the MD5 of the lower-cased email address."""
+    return hashlib.md5(email.lower().encode()).hexdigest()
+
+
+def problem(status: int, title: str, detail: str) -> Reply:
+    body = {"type": _ERRORS_DOC, "title": title, "status": status, "detail": detail, "instance": str(uuid.uuid4())}
+    return Reply(status, json.dumps(body).encode(), {"Content-Type": "application/problem+json; charset=utf-8"})
+
+
+class MailchimpSandbox(Sandbox):
+    """Seeded audiences and members behind Mailchimp's documented API (see the module docstring)."""
+
+    name = "mailchimp"
+    DATA_CENTER = "us21"
+    API_KEY = "0123456789abcdef0123456789abcdef-us21"
+    WRONG_DC_KEY = "0123456789abcdef0123456789abcdef-us6"
+
+    def __init__(self, *, seed: int = 0, port: int = 0, people: int = 2000) -> None:
+        self.people = people
+        super().__init__(seed=seed, port=port)
+
+    # ------------------------------------------------------------------ data
+
+    def seed_data(self) -> None:
+        rng = random.Random(self.seed)
+        self._rng = rng
+        self._revoked = False
+        self._lists: dict[str, dict[str, Any]] = {
+            lid: self._make_list(lid, name, n) for n, (lid, name) in enumerate(_LISTS)
+        }
+        self._members: dict[str, dict[str, dict[str, Any]]] = {lid: {} for lid in self._lists}
+        self._activity: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        slot = 0
+        for person in range(1, self.people + 1):
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            email = f"{(first or 'anon').lower()}.{last.lower()}{person}@example.com"
+            homes = [(_LISTS[0][0], email)]
+            if person % 3 == 0:  # also on product updates; every third of them with a work email
+                homes.append((_LISTS[1][0], email if person % 9 else f"{last.lower()}{person}@work.example.org"))
+            if person % 10 == 0:
+                homes.append((_LISTS[2][0], email.upper() if person % 20 == 0 else email))
+            for lid, address in homes:
+                changed = _EPOCH + timedelta(minutes=slot // 3)
+                slot += 1
+                self._put(self._make_member(rng, lid, address, first, last, changed))
+        self._clock = _EPOCH + timedelta(minutes=slot // 3 + 1)
+
+    def _make_list(self, lid: str, name: str, n: int) -> dict[str, Any]:
+        return {
+            "id": lid, "web_id": 100 + n, "name": name,
+            "contact": {"company": "Threadline Coffee", "city": "London", "country": "GB"},
+            "permission_reminder": "You signed up on our website.",
+            "campaign_defaults": {"from_name": "Threadline Coffee", "from_email": "hello@example.com",
+                                  "subject": "", "language": "en"},
+            "date_created": stamp(_EPOCH - timedelta(days=400 - 30 * n)),
+            "double_optin": n == 2, "visibility": "prv", "email_type_option": False,
+            "stats": {"member_count": 0, "unsubscribe_count": 0, "cleaned_count": 0},
+        }
+
+    def _make_member(self, rng: random.Random, lid: str, email: str, first: str, last: str,
+                     changed: datetime) -> dict[str, Any]:
+        roll = rng.random()
+        status = ("subscribed" if roll < 0.75 else "unsubscribed" if roll < 0.85 else "cleaned" if roll < 0.9
+                  else "pending" if roll < 0.95 else "transactional")
+        h = subscriber_hash(email)
+        signup = "" if rng.random() < 0.2 else stamp(changed - timedelta(days=rng.randrange(1, 900)))
+        tags = [{"id": 1000 + _TAGS.index(t), "name": t} for t in rng.sample(_TAGS, k=rng.randrange(0, 3))]
+        member = {
+            "id": h, "email_address": email, "unique_email_id": h[:10], "contact_id": h[::-1][:32],
+            "full_name": f"{first} {last}".strip(), "web_id": int(h[:7], 16), "email_type": "html",
+            "status": status,
+            "merge_fields": {
+                "FNAME": first, "LNAME": last,
+                "PHONE": "" if rng.random() < 0.5 else f"+44 20 {rng.randrange(1000, 9999)} {rng.randrange(1000, 9999)}",
+                "ADDRESS": "" if rng.random() < 0.7 else {
+                    "addr1": "1 Main St", "addr2": "", "city": "London", "state": "", "zip": "N1 9GU", "country": "GB"},
+            },
+            "stats": {"avg_open_rate": round(rng.random(), 2), "avg_click_rate": round(rng.random() / 3, 2)},
+            "ip_signup": "", "timestamp_signup": signup,
+            "ip_opt": f"198.51.100.{rng.randrange(1, 255)}", "timestamp_opt": stamp(changed - timedelta(days=1)),
+            "member_rating": rng.randrange(1, 6), "last_changed": stamp(changed), "language": rng.choice(["en", "fr", ""]),
+            "vip": rng.random() < 0.05, "email_client": "",
+            "location": {"latitude": 0, "longitude": 0, "gmtoff": 0, "dstoff": 0, "country_code": rng.choice(["GB", "FR", ""]),
+                         "timezone": ""},
+            "source": rng.choice(["API - Generic", "Hosted Signup Form", "Import"]),
+            "tags_count": len(tags), "tags": tags, "list_id": lid,
+            "consents_to_one_to_one_messaging": True,
+        }
+        if status == "unsubscribed":
+            member["unsubscribe_reason"] = rng.choice(_REASONS)
+            if member["unsubscribe_reason"] is None:
+                del member["unsubscribe_reason"]  # Mailchimp leaves it out when nobody gave one
+        events = []
+        for k in range(rng.randrange(0, 4)):
+            events.append({
+                "action": rng.choice(["open", "click", "bounce", "sent"]),
+                "timestamp": stamp(changed - timedelta(hours=k + 1)),
+                "url": "https://example.com/offer" if k % 2 else "",
+                "type": "regular", "campaign_id": f"c{rng.randrange(100, 120)}", "title": "Monthly news",
+                "parent_campaign": "",
+            })
+        self._activity[(lid, h)] = events
+        return member
+
+    def _put(self, member: dict[str, Any]) -> None:
+        self._members[member["list_id"]][member["id"]] = member
+
+    def _tick(self) -> datetime:
+        self._clock += timedelta(seconds=1)
+        return self._clock
+
+    # ------------------------------------------------------------------ what tests use
+
+    def secrets(self) -> list[str]:
+        return [self.API_KEY, self.WRONG_DC_KEY]
+
+    @property
+    def list_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._lists)
+
+    def lists(self) -> list[dict[str, Any]]:
+        """Every audience as the API answers it."""
+        with self._lock:
+            return [self._list_view(lst) for lst in self._lists.values()]
+
+    def members(self, list_id: str | None = None) -> list[dict[str, Any]]:
+        """Every member (of one list, or of all), as the API answers them."""
+        with self._lock:
+            ids = [list_id] if list_id else list(self._members)
+            return [json.loads(json.dumps(m)) for lid in ids for m in self._members[lid].values()]
+
+    def activity(self) -> list[dict[str, Any]]:
+        """Every activity event, with the `list_id` and `email_id` of its member."""
+        with self._lock:
+            return [
+                {**e, "list_id": lid, "email_id": h}
+                for lid, members in self._members.items() for h in members for e in self._activity[(lid, h)]
+            ]
+
+    def unsubscribe(self, n: int, reason: str | None = "I no longer want to receive these emails") -> list[dict[str, Any]]:
+        """Unsubscribe the first `n` subscribed members of the newsletter (a consent change)."""
+        with self._lock:
+            when = stamp(self._tick())
+            changed = []
+            for member in self._members[_LISTS[0][0]].values():
+                if len(changed) == n:
+                    break
+                if member["status"] == "subscribed":
+                    member.update(status="unsubscribed", last_changed=when)
+                    if reason:
+                        member["unsubscribe_reason"] = reason
+                    changed.append(json.loads(json.dumps(member)))
+            return changed
+
+    def add_members(self, list_id: str, n: int) -> list[dict[str, Any]]:
+        with self._lock:
+            when = self._tick()
+            added = []
+            for k in range(n):
+                number = len(self._members[list_id]) + k + 1
+                member = self._make_member(self._rng, list_id, f"new{number}.{list_id}@example.net", "New", "Member", when)
+                self._put(member)
+                added.append(json.loads(json.dumps(member)))
+            return added
+
+    def update_members(self, list_id: str, n: int) -> list[dict[str, Any]]:
+        """Change the first name of the first `n` members of a list."""
+        with self._lock:
+            when = stamp(self._tick())
+            changed = []
+            for member in list(self._members[list_id].values())[:n]:
+                member["merge_fields"]["FNAME"] = "Renamed"
+                member["last_changed"] = when
+                changed.append(json.loads(json.dumps(member)))
+            return changed
+
+    def set_member_field(self, list_id: str, member_id: str, key: str, value: Any) -> None:
+        """Put any value in a member (a field of an unexpected type, say)."""
+        with self._lock:
+            self._members[list_id][member_id][key] = value
+
+    def delete_list(self, list_id: str) -> None:
+        """The audience is deleted: its URLs answer 404 from now on."""
+        with self._lock:
+            self._lists.pop(list_id, None)
+            self._members.pop(list_id, None)
+
+    def revoke_credentials(self) -> None:
+        with self._lock:
+            self._revoked = True
+
+    def control_unsubscribe(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"changed": self.unsubscribe(int(body.get("n", 1)))}
+
+    def control_delete_list(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.delete_list(str(body["list_id"]))
+        return {"deleted": body["list_id"]}
+
+    def control_revoke(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.revoke_credentials()
+        return {"revoked": True}
+
+    # ------------------------------------------------------------------ the API
+
+    _ROUTES = [
+        (re.compile(r"^/3\.0/ping/?$"), "_ping"),
+        (re.compile(r"^/3\.0/lists/?$"), "_get_lists"),
+        (re.compile(r"^/3\.0/lists/([^/]+)/members/?$"), "_get_members"),
+        (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/activity/?$"), "_get_activity"),
+    ]
+
+    def _dispatch(self, req: SandboxRequest) -> Reply:
+        """Mailchimp's paths carry ids, so routes are patterns rather than the base's exact paths."""
+        try:
+            refused = self._authenticate(req)
+            if refused is not None:
+                return refused
+            for pattern, handler in self._ROUTES:
+                match = pattern.match(req.path)
+                if match and req.method == "GET":
+                    with self._lock:
+                        return getattr(self, handler)(req, *match.groups())
+        except SandboxError as exc:
+            return problem(exc.status, "Invalid Resource", exc.error)
+        return problem(404, "Resource Not Found", "The requested resource could not be found.")
+
+    def _authenticate(self, req: SandboxRequest) -> Reply | None:
+        import base64
+
+        auth = req.headers.get("authorization", "")
+        if not auth.startswith("Basic "):
+            return problem(401, "API Key Missing", "Your request did not include an API key.")
+        try:
+            _, _, key = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            return problem(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
+        if self._revoked or key != self.API_KEY:
+            return problem(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
+        return None
+
+    def _ping(self, req: SandboxRequest) -> Reply:
+        return Reply.json({"health_status": "Everything's Chimpy!"})
+
+    @staticmethod
+    def _window(req: SandboxRequest) -> tuple[int, int]:
+        count, offset = req.int_param("count", 10), req.int_param("offset", 0)
+        if count < 1 or count > 1000 or offset < 0:
+            raise SandboxError(400, "count must be between 1 and 1000 and offset >= 0")
+        return count, offset
+
+    def _list_view(self, lst: dict[str, Any]) -> dict[str, Any]:
+        members = self._members[lst["id"]].values()
+        statuses = [m["status"] for m in members]
+        view = json.loads(json.dumps(lst))
+        view["stats"].update(member_count=statuses.count("subscribed"), unsubscribe_count=statuses.count("unsubscribed"),
+                             cleaned_count=statuses.count("cleaned"))
+        return view
+
+    def _get_lists(self, req: SandboxRequest) -> Reply:
+        count, offset = self._window(req)
+        rows = [self._list_view(lst) for lst in self._lists.values()]
+        return Reply.json({"lists": rows[offset:offset + count], "total_items": len(rows)})
+
+    def _get_members(self, req: SandboxRequest, list_id: str) -> Reply:
+        if list_id not in self._members:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        count, offset = self._window(req)
+        rows = list(self._members[list_id].values())
+        since = req.param("since_last_changed")
+        if since:
+            try:
+                bound = datetime.fromisoformat(since.replace("Z", "+00:00"))
+            except ValueError:
+                raise SandboxError(400, f"since_last_changed {since!r} is not an ISO 8601 time") from None
+            rows = [m for m in rows if datetime.fromisoformat(m["last_changed"]) > bound]
+        if req.param("status"):
+            rows = [m for m in rows if m["status"] == req.param("status")]
+        if req.param("sort_field") == "last_changed":
+            rows.sort(key=lambda m: (m["last_changed"], m["id"]), reverse=req.param("sort_dir") == "DESC")
+        page = rows[offset:offset + count]
+        return Reply.json({"members": page, "list_id": list_id, "total_items": len(rows)})
+
+    def _get_activity(self, req: SandboxRequest, list_id: str, member_id: str) -> Reply:
+        if list_id not in self._members or member_id not in self._members[list_id]:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        events = self._activity[(list_id, member_id)][:50]
+        return Reply.json({"activity": events, "email_id": member_id, "list_id": list_id, "total_items": len(events)})
