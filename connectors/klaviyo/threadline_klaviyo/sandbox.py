@@ -1,0 +1,435 @@
+"""The Klaviyo API (JSON:API, revision-dated) on loopback, for tests and demos (`threadline sandbox klaviyo`).
+
+What it implements, as Klaviyo documents it:
+
+    GET /api/profiles?page[size]=&page[cursor]=&sort=updated&filter=greater-or-equal(updated,<ISO>)
+                     &additional-fields[profile]=subscriptions
+    GET /api/lists?page[cursor]=                                  (10 lists a page)
+    GET /api/lists/{id}/profiles?page[size]=&page[cursor]=&filter=greater-or-equal(joined_group_at,<ISO>)
+    GET /api/lists/{id}/relationships/profiles?page[size]=&page[cursor]=
+    GET /api/events?page[cursor]=&sort=datetime&filter=greater-or-equal(datetime,<ISO>)&include=metric
+    GET /api/metrics
+
+- Every request needs `Authorization: Klaviyo-API-Key pk_...` (401 otherwise) and a
+  `revision` header naming a known revision (400 otherwise, JSON:API error body).
+- Bodies: {"data": [{"type", "id", "attributes": {...}, "relationships": {...}, "links"}],
+  "links": {"self", "next", "prev"}, "included": [...]}; `links.next` is the full URL of the
+  next page with an opaque `page[cursor]`, absent on the last page.
+- `page[size]` is 1..100 (profiles, list profiles); events come 200 a page (`events_page_size`).
+- Errors: {"errors": [{"id", "status", "code", "title", "detail", "source"}]}.
+- Optional rate limit (`rate_limit=(calls, seconds)`): 429 "throttled" with `Retry-After`.
+
+Seeded data (deterministic from the seed): profiles with email, phone or both (some have
+only a phone), a fifth of the people with a second profile under a work email on another
+list, email/SMS consent with suppressions, events (Opened Email, Clicked Email, Placed Order)
+whose datetimes repeat in threes. Tests change data between syncs with `unsubscribe`,
+`add_profiles`, `add_events`, delete a list with `delete_list`, and refuse the key with
+`revoke_credentials`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
+
+_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus"]
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
+_METRICS = [("RbUqjc", "Opened Email"), ("SxK2Lv", "Clicked Email"), ("Tq9wXe", "Placed Order")]
+_LISTS = [("Xa1B2c", "Newsletter"), ("Yd3E4f", "Winback"), ("Zg5H6i", "SMS VIP")]
+REVISIONS = ("2023-12-15", "2024-02-15", "2024-07-15", "2024-10-15", "2025-01-15")
+_FILTER = re.compile(r"^(greater-or-equal|greater-than)\((\w+),([^)]+)\)$")
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def errors(status: int, code: str, title: str, detail: str, pointer: str | None = None) -> Reply:
+    error = {"id": str(uuid.uuid4()), "status": status, "code": code, "title": title, "detail": detail}
+    if pointer:
+        error["source"] = {"pointer": pointer} if pointer.startswith("/") else {"parameter": pointer}
+    return Reply(status, json.dumps({"errors": [error]}).encode(), {"Content-Type": "application/vnd.api+json"})
+
+
+class KlaviyoSandbox(Sandbox):
+    """Seeded profiles, lists, memberships and events behind Klaviyo's API (see the module docstring)."""
+
+    name = "klaviyo"
+    API_KEY = "pk_sandbox0123456789abcdef0123456789"
+
+    def __init__(self, *, seed: int = 0, port: int = 0, people: int = 1500, events_page_size: int = 200,
+                 rate_limit: tuple[int, float] | None = None) -> None:
+        self.people = people
+        self.events_page_size = events_page_size
+        self.rate_limit = rate_limit
+        self._sent: deque[float] = deque()
+        self._rate_lock = threading.Lock()
+        super().__init__(seed=seed, port=port)
+
+    # ------------------------------------------------------------------ data
+
+    def seed_data(self) -> None:
+        rng = random.Random(self.seed)
+        self._rng = rng
+        self._revoked = False
+        self._lists = {lid: {"type": "list", "id": lid, "attributes": {
+            "name": name, "created": iso(_EPOCH - timedelta(days=300 - n)), "updated": iso(_EPOCH - timedelta(days=10 - n)),
+            "opt_in_process": "double_opt_in" if n == 2 else "single_opt_in"}} for n, (lid, name) in enumerate(_LISTS)}
+        self._profiles: dict[str, dict[str, Any]] = {}
+        self._members: dict[str, dict[str, str]] = {lid: {} for lid in self._lists}  # list → profile → joined
+        self._events: list[dict[str, Any]] = []
+        slot = 0
+        for person in range(1, self.people + 1):
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            when = _EPOCH + timedelta(minutes=slot // 3)
+            slot += 1
+            kind = rng.random()
+            email = None if kind < 0.1 else f"{first.lower()}.{last.lower()}{person}@example.com"
+            phone = f"+1555{person:07d}" if kind < 0.1 or kind > 0.6 else None
+            profile = self._make_profile(rng, person, email, phone, first, last, when)
+            self._join(_LISTS[2][0] if email is None else _LISTS[0][0], profile["id"], when)
+            if person % 5 == 0 and email:  # the same person again, under a work email, on another list
+                work = self._make_profile(rng, person, f"{last.lower()}.{person}@work.example.org", None, first, last, when)
+                work["attributes"]["external_id"] = profile["attributes"]["external_id"]
+                self._join(_LISTS[1][0], work["id"], when)
+            for k in range(rng.randrange(0, 5)):
+                self._add_event(rng, profile["id"], _EPOCH + timedelta(minutes=(len(self._events)) // 3))
+        self._clock = max([_EPOCH + timedelta(minutes=slot // 3 + 1),
+                           *[datetime.fromisoformat(e["attributes"]["datetime"]) for e in self._events]]) + timedelta(minutes=1)
+        self._index_events()
+
+    def _make_profile(self, rng: random.Random, person: int, email: str | None, phone: str | None,
+                      first: str, last: str, when: datetime) -> dict[str, Any]:
+        pid = "01H" + f"{len(self._profiles) + 1:08d}" + uuid.UUID(int=rng.getrandbits(128)).hex[:15].upper()
+        consent = rng.choices(["SUBSCRIBED", "UNSUBSCRIBED", "NEVER_SUBSCRIBED"], [70, 15, 15])[0]
+        suppression = [{"reason": rng.choice(["HARD_BOUNCE", "USER_SPAM_COMPLAINT"]), "timestamp": iso(when)}] \
+            if consent == "UNSUBSCRIBED" and rng.random() < 0.3 else []
+        profile = {
+            "type": "profile", "id": pid,
+            "attributes": {
+                "email": email, "phone_number": phone, "external_id": f"cust-{person}" if rng.random() < 0.6 else None,
+                "anonymous_id": None, "first_name": first if rng.random() < 0.9 else None, "last_name": last,
+                "organization": rng.choice(["Threadline Coffee", None, ""]), "locale": rng.choice(["en-GB", "fr-FR", None]),
+                "title": None, "image": None, "created": iso(when - timedelta(days=30)), "updated": iso(when),
+                "last_event_date": None,
+                "location": {"address1": None, "address2": None, "city": rng.choice(["London", "Paris", None]),
+                             "country": rng.choice(["United Kingdom", "France", None]), "region": None,
+                             "zip": rng.choice(["N1 9GU", "75011", None]), "timezone": "Europe/London",
+                             "latitude": None, "longitude": None, "ip": None},
+                "properties": {"loyalty_tier": rng.choice(["gold", "silver"])} if rng.random() < 0.3 else {},
+                "subscriptions": {
+                    "email": {"marketing": {
+                        "can_receive_email_marketing": consent == "SUBSCRIBED", "consent": consent,
+                        "consent_timestamp": iso(when - timedelta(days=3)) if consent != "NEVER_SUBSCRIBED" else None,
+                        "last_updated": iso(when), "method": "FORM" if consent != "NEVER_SUBSCRIBED" else None,
+                        "method_detail": "", "custom_method_detail": None, "double_optin": None,
+                        "suppression": suppression, "list_suppressions": []}},
+                    "sms": {"marketing": {
+                        "can_receive_sms_marketing": phone is not None, "consent": "SUBSCRIBED" if phone else "NEVER_SUBSCRIBED",
+                        "consent_timestamp": iso(when - timedelta(days=2)) if phone else None, "method": None,
+                        "method_detail": "", "last_updated": None}},
+                },
+            },
+            "relationships": {"lists": {"links": {}}, "segments": {"links": {}}},
+        }
+        self._profiles[pid] = profile
+        return profile
+
+    def _join(self, list_id: str, profile_id: str, when: datetime) -> None:
+        self._members[list_id][profile_id] = iso(when)
+
+    def _add_event(self, rng: random.Random, profile_id: str, when: datetime) -> dict[str, Any]:
+        metric_id, metric = rng.choice(_METRICS)
+        props: dict[str, Any] = {"Subject": "Our autumn roast"} if metric != "Placed Order" else {
+            "$value": round(rng.uniform(5, 120), 2), "OrderId": f"ord-{len(self._events) + 1}",
+            "ItemNames": rng.sample(["Espresso", "Filter", "Decaf", "Mug"], k=rng.randrange(1, 3))}
+        if metric == "Clicked Email":
+            props["URL"] = "https://example.com/offer"
+        event = {
+            "type": "event", "id": f"evt{len(self._events) + 1:09d}",
+            "attributes": {"timestamp": int(when.timestamp()), "event_properties": props, "datetime": iso(when),
+                           "uuid": str(uuid.UUID(int=rng.getrandbits(128)))},
+            "relationships": {"profile": {"data": {"type": "profile", "id": profile_id}},
+                              "metric": {"data": {"type": "metric", "id": metric_id}}},
+        }
+        self._events.append(event)
+        return event
+
+    def _index_events(self) -> None:
+        self._events.sort(key=lambda e: (e["attributes"]["datetime"], e["id"]))
+
+    def _tick(self) -> datetime:
+        self._clock += timedelta(seconds=1)
+        return self._clock
+
+    # ------------------------------------------------------------------ what tests use
+
+    def secrets(self) -> list[str]:
+        return [self.API_KEY]
+
+    @property
+    def list_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._lists)
+
+    def profiles(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return json.loads(json.dumps(list(self._profiles.values())))
+
+    def lists(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return json.loads(json.dumps(list(self._lists.values())))
+
+    def memberships(self) -> list[dict[str, Any]]:
+        """(list_id, profile, joined_group_at) for every membership."""
+        with self._lock:
+            return [{"list_id": lid, "profile": json.loads(json.dumps(self._profiles[pid])), "joined_group_at": joined}
+                    for lid, members in self._members.items() for pid, joined in members.items()]
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return json.loads(json.dumps(self._events))
+
+    @staticmethod
+    def metric_name(metric_id: str) -> str:
+        return dict(_METRICS)[metric_id]
+
+    def unsubscribe(self, n: int) -> list[dict[str, Any]]:
+        """The first `n` subscribed profiles unsubscribe from email marketing."""
+        with self._lock:
+            when = iso(self._tick())
+            changed = []
+            for profile in self._profiles.values():
+                marketing = profile["attributes"]["subscriptions"]["email"]["marketing"]
+                if len(changed) == n:
+                    break
+                if marketing["consent"] == "SUBSCRIBED":
+                    marketing.update(consent="UNSUBSCRIBED", can_receive_email_marketing=False, consent_timestamp=when,
+                                     last_updated=when)
+                    profile["attributes"]["updated"] = when
+                    changed.append(json.loads(json.dumps(profile)))
+            return changed
+
+    def add_profiles(self, n: int, list_id: str | None = None) -> list[dict[str, Any]]:
+        """`n` new profiles (on `list_id` if given); returns them."""
+        with self._lock:
+            when = self._tick()
+            added = []
+            for k in range(n):
+                number = self.people + len(self._profiles) + k + 1
+                profile = self._make_profile(self._rng, number, f"new{number}@example.net", None, "New", "Person", when)
+                if list_id:
+                    self._join(list_id, profile["id"], when)
+                added.append(json.loads(json.dumps(profile)))
+            return added
+
+    def add_events(self, n: int) -> list[dict[str, Any]]:
+        with self._lock:
+            when = self._tick()
+            profiles = list(self._profiles)
+            added = [self._add_event(self._rng, profiles[k % len(profiles)], when) for k in range(n)]
+            self._index_events()
+            return json.loads(json.dumps(added))
+
+    def set_attribute(self, profile_id: str, key: str, value: Any) -> None:
+        """Put any value in a profile's attributes (a field of an unexpected type, say)."""
+        with self._lock:
+            self._profiles[profile_id]["attributes"][key] = value
+
+    def delete_list(self, list_id: str) -> None:
+        with self._lock:
+            self._lists.pop(list_id, None)
+            self._members.pop(list_id, None)
+
+    def revoke_credentials(self) -> None:
+        with self._lock:
+            self._revoked = True
+
+    def control_unsubscribe(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"changed": self.unsubscribe(int(body.get("n", 1)))}
+
+    def control_revoke(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.revoke_credentials()
+        return {"revoked": True}
+
+    # ------------------------------------------------------------------ the API
+
+    _ROUTES = [
+        (re.compile(r"^/api/profiles/?$"), "_get_profiles"),
+        (re.compile(r"^/api/lists/?$"), "_get_lists"),
+        (re.compile(r"^/api/lists/([^/]+)/profiles/?$"), "_get_list_profiles"),
+        (re.compile(r"^/api/lists/([^/]+)/relationships/profiles/?$"), "_get_list_relationships"),
+        (re.compile(r"^/api/events/?$"), "_get_events"),
+        (re.compile(r"^/api/metrics/?$"), "_get_metrics"),
+    ]
+
+    def _dispatch(self, req: SandboxRequest) -> Reply:
+        refused = self._authenticate(req) or self._throttle()
+        if refused is not None:
+            return refused
+        try:
+            for pattern, handler in self._ROUTES:
+                match = pattern.match(req.path)
+                if match and req.method == "GET":
+                    with self._lock:
+                        return getattr(self, handler)(req, *match.groups())
+        except SandboxError as exc:
+            return errors(exc.status, "invalid", "Invalid input.", exc.error)
+        return errors(404, "not_found", "Not found.", f"No route {req.method} {req.path}.")
+
+    def _authenticate(self, req: SandboxRequest) -> Reply | None:
+        auth = req.headers.get("authorization", "")
+        if not auth.startswith("Klaviyo-API-Key "):
+            return errors(401, "not_authenticated", "Authentication credentials were not provided.",
+                          "Missing or invalid authorization scheme. Please use Klaviyo-API-Key.")
+        if self._revoked or auth[len("Klaviyo-API-Key "):] != self.API_KEY:
+            return errors(401, "authentication_failed", "Incorrect authentication credentials.",
+                          "Incorrect authentication credentials.")
+        revision = req.headers.get("revision")
+        if not revision:
+            return errors(400, "invalid", "Invalid input.", "Missing required header: 'revision'.", "revision")
+        if revision not in REVISIONS:
+            return errors(400, "invalid", "Invalid input.", f"Invalid revision {revision!r}.", "revision")
+        return None
+
+    def _throttle(self) -> Reply | None:
+        if self.rate_limit is None:
+            return None
+        calls, per = self.rate_limit
+        with self._rate_lock:
+            now = time.monotonic()
+            while self._sent and now - self._sent[0] >= per:
+                self._sent.popleft()
+            if len(self._sent) >= calls:
+                wait = max(1, int(per - (now - self._sent[0]) + 0.999))
+                reply = errors(429, "throttled", "Request was throttled.", f"Request was throttled. Expected available in {wait} second{'s' if wait > 1 else ''}.")
+                reply.headers["Retry-After"] = str(wait)
+                return reply
+            self._sent.append(now)
+        return None
+
+    # ---- pagination
+
+    @staticmethod
+    def _size(req: SandboxRequest, default: int = 20, most: int = 100) -> int:
+        size = req.int_param("page[size]", default)
+        if size < 1 or size > most:
+            raise SandboxError(400, f"page[size] must be between 1 and {most}.")
+        return size
+
+    @staticmethod
+    def _offset(req: SandboxRequest) -> int:
+        cursor = req.param("page[cursor]")
+        if not cursor:
+            return 0
+        try:
+            return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().removeprefix("bz"))
+        except ValueError:
+            raise SandboxError(400, f"Invalid page cursor {cursor!r}.") from None
+
+    def _page(self, req: SandboxRequest, rows: list[dict[str, Any]], size: int, included: list[Any] | None = None) -> Reply:
+        offset = self._offset(req)
+        page = rows[offset:offset + size]
+        self_url = f"{req.base_url}{req.path}?{urlencode({k: v[0] for k, v in req.query.items()})}" if req.query else f"{req.base_url}{req.path}"
+        links: dict[str, Any] = {"self": self_url, "next": None, "prev": None}
+        if offset + size < len(rows):
+            params = {k: v[0] for k, v in req.query.items() if k != "page[cursor]"}
+            params["page[cursor]"] = base64.urlsafe_b64encode(f"bz{offset + size}".encode()).decode().rstrip("=")
+            links["next"] = f"{req.base_url}{req.path}?{urlencode(params)}"
+        body: dict[str, Any] = {"data": page, "links": links}
+        if included is not None:
+            body["included"] = included
+        return Reply(200, json.dumps(body, separators=(",", ":")).encode(), {"Content-Type": "application/vnd.api+json"})
+
+    @staticmethod
+    def _since(req: SandboxRequest, allowed: str) -> tuple[str, datetime] | None:
+        text = req.param("filter")
+        if not text:
+            return None
+        match = _FILTER.match(text)
+        if not match or match.group(2) != allowed:
+            raise SandboxError(400, f"Invalid filter {text!r}: only greater-or-equal/greater-than on {allowed} are supported here.")
+        try:
+            bound = datetime.fromisoformat(match.group(3).strip('"').replace("Z", "+00:00"))
+        except ValueError:
+            raise SandboxError(400, f"Invalid datetime {match.group(3)!r} in filter.") from None
+        return match.group(1), bound
+
+    @staticmethod
+    def _keep(op_bound: tuple[str, datetime] | None, value: str) -> bool:
+        if op_bound is None:
+            return True
+        op, bound = op_bound
+        moment = datetime.fromisoformat(value)
+        return moment >= bound if op == "greater-or-equal" else moment > bound
+
+    # ---- endpoints
+
+    def _profile_view(self, profile: dict[str, Any], req: SandboxRequest) -> dict[str, Any]:
+        view = {**profile, "attributes": dict(profile["attributes"]),
+                "links": {"self": f"{req.base_url}/api/profiles/{profile['id']}/"}}
+        if "subscriptions" not in (req.param("additional-fields[profile]") or ""):
+            view["attributes"].pop("subscriptions", None)  # an additional field: only when asked for
+        return view
+
+    def _get_profiles(self, req: SandboxRequest) -> Reply:
+        size = self._size(req)
+        since = self._since(req, "updated")
+        rows = [p for p in self._profiles.values() if self._keep(since, p["attributes"]["updated"])]
+        if req.param("sort") == "updated":
+            rows.sort(key=lambda p: (p["attributes"]["updated"], p["id"]))
+        return self._page(req, [self._profile_view(p, req) for p in rows], size)
+
+    def _get_lists(self, req: SandboxRequest) -> Reply:
+        return self._page(req, list(self._lists.values()), 10)
+
+    def _list_members(self, req: SandboxRequest, list_id: str) -> list[tuple[str, str]] | Reply:
+        if list_id not in self._members:
+            return errors(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
+        since = self._since(req, "joined_group_at")
+        rows = sorted(((pid, joined) for pid, joined in self._members[list_id].items() if self._keep(since, joined)),
+                      key=lambda r: (r[1], r[0]), reverse=req.param("sort") == "-joined_group_at")
+        return rows
+
+    def _get_list_profiles(self, req: SandboxRequest, list_id: str) -> Reply:
+        rows = self._list_members(req, list_id)
+        if isinstance(rows, Reply):
+            return rows
+        size = self._size(req)
+        data = []
+        for pid, joined in rows:
+            view = self._profile_view(self._profiles[pid], req)
+            view["attributes"]["joined_group_at"] = joined
+            data.append(view)
+        return self._page(req, data, size)
+
+    def _get_list_relationships(self, req: SandboxRequest, list_id: str) -> Reply:
+        rows = self._list_members(req, list_id)
+        if isinstance(rows, Reply):
+            return rows
+        return self._page(req, [{"type": "profile", "id": pid} for pid, _ in rows], self._size(req))
+
+    def _get_events(self, req: SandboxRequest) -> Reply:
+        since = self._since(req, "datetime")
+        rows = [e for e in self._events if self._keep(since, e["attributes"]["datetime"])]
+        if req.param("sort") == "-datetime":
+            rows.reverse()
+        included = None
+        if req.param("include") == "metric":
+            included = [{"type": "metric", "id": mid, "attributes": {"name": name}} for mid, name in _METRICS]
+        return self._page(req, rows, self.events_page_size, included)
+
+    def _get_metrics(self, req: SandboxRequest) -> Reply:
+        return self._page(req, [{"type": "metric", "id": mid, "attributes": {"name": name}} for mid, name in _METRICS], 200)
