@@ -47,12 +47,14 @@ def to_array(values: list[Any], field: pa.Field) -> pa.Array:
     if is_json_field(field):
         return pa.array([None if v is None else json.dumps(v, separators=(",", ":")) for v in values], pa.string())
     if pa.types.is_timestamp(field.type) or pa.types.is_date(field.type):
-        values = [None if v == "" else v for v in values]  # "" means unknown in these APIs
-        if all(v is None or isinstance(v, str) for v in values):
-            try:
-                return pa.array(values, pa.string()).cast(field.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                return pa.array(values, pa.string())  # the engine says which rows do not parse
+        # "" means unknown in these APIs; a number or an object is not a time: text, so the
+        # engine quarantines the row rather than reading 12345 as microseconds after 1970.
+        text = pa.array([None if v in ("", None) else v if isinstance(v, str) else json.dumps(v) for v in values],
+                        pa.string())
+        try:
+            return text.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return text  # the engine says which rows do not parse
     try:
         return pa.array(values, type=field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
