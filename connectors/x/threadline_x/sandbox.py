@@ -177,6 +177,11 @@ class XSandbox(Sandbox):
             self._windows[endpoint] = (reset, self.limits[endpoint])
             return reset
 
+    def window_reset(self, endpoint: str = "followers") -> float:
+        """When the endpoint's current window resets (epoch seconds), as its headers say."""
+        with self._lock:
+            return self._windows.get(endpoint, (0.0, 0))[0]
+
     def revoke_credentials(self) -> None:
         with self._lock:
             self._revoked = True
