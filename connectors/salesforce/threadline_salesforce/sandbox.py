@@ -1,0 +1,474 @@
+"""The Salesforce REST API (SOQL query, describe, OAuth2 token) on loopback, for tests and
+demos (`threadline sandbox salesforce`).
+
+What it implements, as Salesforce documents it:
+
+    POST /services/oauth2/token          grant_type=refresh_token, refresh_token, client_id, client_secret
+                                         (form body) → {"access_token", "instance_url", "token_type": "Bearer",
+                                         "issued_at", "id", "signature"}; a bad grant answers 400
+                                         {"error": "invalid_grant", "error_description": "expired access/refresh token"}
+    GET  /services/data/vNN.0/sobjects/{Object}/describe      → {"name", "custom", "fields": [{"name", "type",
+                                         "label", "custom", "nillable", "precision", "scale", "length"}, ...]}
+    GET  /services/data/vNN.0/query?q=<SOQL>                    live records only
+    GET  /services/data/vNN.0/queryAll?q=<SOQL>                 live and deleted records (IsDeleted = true)
+    GET  /services/data/vNN.0/query/{locator}-{offset}          the next page (`nextRecordsUrl`)
+
+- A query answers {"totalSize", "done", "nextRecordsUrl"?, "records": [{"attributes": {"type", "url"}, ...}]};
+  the page size is `Sforce-Query-Options: batchSize=N` (Salesforce: 200..2000, default 2000; this
+  sandbox takes any N >= 1 so that tests can page through few records).
+- The SOQL understood: `SELECT f, ... FROM Object [WHERE SystemModstamp >= <datetime literal>]
+  [ORDER BY SystemModstamp ASC, Id ASC]`; an unknown field is 400 INVALID_FIELD, an unknown
+  object 400 INVALID_TYPE, anything else 400 MALFORMED_QUERY.
+- A query locator is a snapshot: its pages hold the records as they were when the query ran
+  (minus those deleted since, for `query`), as Salesforce's server-side cursors do.
+- Errors are lists: [{"message", "errorCode"}]. An unknown or expired access token is 401
+  INVALID_SESSION_ID; `expire_sessions()` expires every token issued so far; `revoke_credentials()`
+  refuses the refresh token too; `restrict(Object)` makes describe and queries of that object
+  answer 403 INSUFFICIENT_ACCESS... (a user without the permission); `limit_requests(n)` answers
+  403 REQUEST_LIMIT_EXCEEDED after n more API calls (the org's 24-hour limit).
+
+Seeded data (deterministic from the seed): Accounts, Contacts (a second email in the custom
+field Secondary_Email__c, phones in several formats, missing names and emails), Leads (some
+the same people as Contacts, some converted), Opportunities and Cases; SystemModstamp values
+repeat in threes. Tests change data with `update`, `add_contacts`, `delete`, `add_custom_field`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs
+
+from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
+
+API_VERSION = "v59.0"
+_EPOCH = datetime(2024, 3, 1, tzinfo=timezone.utc)
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", "Zoë"]
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "O'Neil"]
+_CITIES = [("London", "N1 9GU", "United Kingdom"), ("Paris", "75011", "France"), ("Austin", "78701", "USA"), (None, None, None)]
+_PREFIX = {"Account": "001", "Contact": "003", "Lead": "00Q", "Opportunity": "006", "Case": "500"}
+
+# (name, Salesforce type, custom, extras) per object; the describe endpoint serves these.
+_COMMON = [("Id", "id"), ("IsDeleted", "boolean"), ("CreatedDate", "datetime"), ("LastModifiedDate", "datetime"),
+           ("SystemModstamp", "datetime")]
+FIELDS: dict[str, list[tuple[str, str]]] = {
+    "Account": _COMMON + [
+        ("Name", "string"), ("Type", "picklist"), ("Industry", "picklist"), ("Phone", "phone"), ("Website", "url"),
+        ("BillingStreet", "textarea"), ("BillingCity", "string"), ("BillingPostalCode", "string"),
+        ("BillingCountry", "string"), ("BillingAddress", "address"), ("AnnualRevenue", "currency"),
+        ("NumberOfEmployees", "int"), ("Customer_Number__c", "string")],
+    "Contact": _COMMON + [
+        ("AccountId", "reference"), ("FirstName", "string"), ("LastName", "string"), ("Email", "email"),
+        ("Phone", "phone"), ("MobilePhone", "phone"), ("MailingStreet", "textarea"), ("MailingCity", "string"),
+        ("MailingPostalCode", "string"), ("MailingCountry", "string"), ("MailingAddress", "address"),
+        ("Birthdate", "date"), ("HasOptedOutOfEmail", "boolean"), ("LeadSource", "picklist"),
+        ("Secondary_Email__c", "email"), ("Loyalty_Tier__c", "picklist"), ("Lifetime_Value__c", "currency"),
+        ("Loyalty_Points__c", "double")],
+    "Lead": _COMMON + [
+        ("FirstName", "string"), ("LastName", "string"), ("Company", "string"), ("Email", "email"),
+        ("Phone", "phone"), ("Status", "picklist"), ("City", "string"), ("PostalCode", "string"),
+        ("Country", "string"), ("Address", "address"), ("IsConverted", "boolean"),
+        ("ConvertedContactId", "reference"), ("AnnualRevenue", "currency"), ("NumberOfEmployees", "int"),
+        ("HasOptedOutOfEmail", "boolean"), ("Campaign_Code__c", "string")],
+    "Opportunity": _COMMON + [
+        ("AccountId", "reference"), ("ContactId", "reference"), ("Name", "string"), ("StageName", "picklist"),
+        ("Amount", "currency"), ("Probability", "percent"), ("CloseDate", "date"), ("IsClosed", "boolean"),
+        ("IsWon", "boolean"), ("Type", "picklist")],
+    "Case": _COMMON + [
+        ("CaseNumber", "string"), ("AccountId", "reference"), ("ContactId", "reference"), ("Subject", "string"),
+        ("Status", "picklist"), ("Priority", "picklist"), ("Origin", "picklist"), ("SuppliedEmail", "email"),
+        ("SuppliedPhone", "phone"), ("IsClosed", "boolean"), ("ClosedDate", "datetime"),
+        ("Satisfaction_Score__c", "double")],
+}
+
+_SOQL = re.compile(
+    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
+    r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>>=|>)\s*(?P<value>\S+))?"
+    r"(?:\s+ORDER\s+BY\s+(?P<order>[\w\s,]+?))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_PATH = re.compile(r"^/services/data/(?P<version>v\d+\.\d)/(?P<rest>.+)$")
+
+
+def sf_datetime(moment: datetime) -> str:
+    """Salesforce's datetime format: 2024-03-01T12:00:00.000+0000."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def parse_literal(text: str) -> datetime:
+    """A SOQL datetime literal: 2024-03-01T12:00:00Z, ...00.000Z or ...+00:00 / +0000."""
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    value = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(text) from None
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment
+
+
+def errors(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply.json([{"message": message, "errorCode": code}], status, headers)
+
+
+class SalesforceSandbox(Sandbox):
+    """Seeded CRM objects behind Salesforce's REST API (see the module docstring)."""
+
+    name = "salesforce"
+    CLIENT_ID = "3MVG9sandbox.client.id"
+    CLIENT_SECRET = "sandbox-client-secret-5f1c"
+    REFRESH_TOKEN = "5Aep861sandbox.refresh.token.9b2e"
+
+    def __init__(self, *, seed: int = 0, port: int = 0, contacts: int = 1500, max_batch_size: int = 2000) -> None:
+        self.contacts_count = contacts
+        self.max_batch_size = max_batch_size
+        self._state_lock = threading.RLock()
+        super().__init__(seed=seed, port=port)
+
+    # ------------------------------------------------------------------ data
+
+    def seed_data(self) -> None:
+        rng = random.Random(self.seed)
+        self._fields = {name: [self._describe_field(f, t) for f, t in fields] for name, fields in FIELDS.items()}
+        self._records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in FIELDS}
+        self._cursors: dict[str, tuple[str, bool, list[str], list[str]]] = {}
+        self._tokens: set[str] = set()
+        self._revoked = False
+        self._restricted: set[str] = set()
+        self._calls_left: int | None = None
+        self._slot = 0
+        n = self.contacts_count
+        accounts = [self._new("Account", rng, self._account_values(rng, i)) for i in range(max(3, n // 5))]
+        contacts = []
+        for i in range(n):
+            account = rng.choice(accounts)
+            contacts.append(self._new("Contact", rng, self._contact_values(rng, i, account["Id"])))
+        for i in range(max(2, n // 2)):
+            twin = contacts[i * 2 % len(contacts)] if i % 3 == 0 else None  # the same person as a lead
+            self._new("Lead", rng, self._lead_values(rng, i, twin))
+        for i in range(max(2, n // 3)):
+            contact = rng.choice(contacts)
+            self._new("Opportunity", rng, self._opportunity_values(rng, i, contact))
+        for i in range(max(2, n * 2 // 5)):
+            contact = rng.choice(contacts)
+            self._new("Case", rng, self._case_values(rng, i, contact))
+        # A few records already in the recycle bin: only queryAll sees them.
+        for obj in ("Contact", "Lead"):
+            for record in list(self._records[obj].values())[3:6]:
+                self._delete_record(record)
+
+    @staticmethod
+    def _describe_field(name: str, kind: str) -> dict[str, Any]:
+        field: dict[str, Any] = {
+            "name": name, "type": kind, "label": name.replace("__c", "").replace("_", " "),
+            "custom": name.endswith("__c"), "nillable": name not in ("Id", "IsDeleted", "SystemModstamp"),
+            "length": 255 if kind in ("string", "email", "phone", "picklist", "url", "textarea") else 0,
+            "precision": 18 if kind in ("currency", "double", "percent") else 0,
+            "scale": 2 if kind in ("currency", "percent") else 0, "digits": 9 if kind == "int" else 0,
+        }
+        if kind == "reference":
+            field["referenceTo"] = ["Account" if name == "AccountId" else "Contact"]
+        if kind == "address":
+            field["compoundFieldName"] = None
+        return field
+
+    def _when(self) -> datetime:
+        moment = _EPOCH + timedelta(minutes=self._slot // 3)
+        self._slot += 1
+        return moment
+
+    def _new(self, obj: str, rng: random.Random, values: dict[str, Any]) -> dict[str, Any]:
+        when = self._when()
+        number = len(self._records[obj]) + 1
+        record_id = f"{_PREFIX[obj]}Hs{number:010d}AAB"
+        record = {name: None for name, _ in FIELDS[obj] if _ != "address"}
+        record.update(Id=record_id, IsDeleted=False, CreatedDate=sf_datetime(when - timedelta(days=rng.randrange(1, 400))),
+                      LastModifiedDate=sf_datetime(when), SystemModstamp=sf_datetime(when), **values)
+        self._records[obj][record_id] = record
+        return record
+
+    @staticmethod
+    def _phone(rng: random.Random, i: int) -> str | None:
+        digits = f"{5550100 + i:07d}"
+        return rng.choice([f"(415) {digits[:3]}-{digits[3:]}", f"+1 415 {digits[:3]} {digits[3:]}",
+                           f"415.{digits[:3]}.{digits[3:]}", f"+44 20 7946 {i % 10000:04d}", None])
+
+    def _account_values(self, rng: random.Random, i: int) -> dict[str, Any]:
+        city, postcode, country = rng.choice(_CITIES)
+        return {"Name": f"{rng.choice(_LAST)} & Co {i}", "Type": rng.choice(["Customer - Direct", "Prospect", None]),
+                "Industry": rng.choice(["Retail", "Hospitality", None]), "Phone": self._phone(rng, i),
+                "Website": rng.choice([f"https://acct{i}.example.com", None]),
+                "BillingStreet": f"{i} High Street" if city else None, "BillingCity": city,
+                "BillingPostalCode": postcode, "BillingCountry": country,
+                "AnnualRevenue": rng.choice([None, round(rng.uniform(1e4, 5e6), 2)]),
+                "NumberOfEmployees": rng.choice([None, rng.randrange(1, 5000)]), "Customer_Number__c": f"C-{10000 + i}"}
+
+    def _contact_values(self, rng: random.Random, i: int, account_id: str) -> dict[str, Any]:
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        city, postcode, country = rng.choice(_CITIES)
+        email = None if i % 11 == 0 else f"{first.lower()}.{last.lower().replace(chr(39), '')}{i}@example.com"
+        return {
+            "AccountId": account_id, "FirstName": None if i % 13 == 0 else first, "LastName": last, "Email": email,
+            "Phone": self._phone(rng, i), "MobilePhone": self._phone(rng, i + 7) if i % 4 == 0 else None,
+            "MailingStreet": f"{i} Rue Oberkampf\nApt {i % 9}" if city == "Paris" else (f"{i} Main St" if city else None),
+            "MailingCity": city, "MailingPostalCode": postcode, "MailingCountry": country,
+            "Birthdate": rng.choice([None, f"19{rng.randrange(50, 99)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"]),
+            "HasOptedOutOfEmail": rng.random() < 0.1, "LeadSource": rng.choice(["Web", "Phone Inquiry", "Partner", None]),
+            "Secondary_Email__c": f"{last.lower().replace(chr(39), '')}.{i}@work.example.org" if i % 3 == 0 else None,
+            "Loyalty_Tier__c": rng.choice(["Gold", "Silver", "Bronze", None]),
+            "Lifetime_Value__c": rng.choice([None, round(rng.uniform(0, 9000), 2)]),
+            "Loyalty_Points__c": rng.choice([None, float(rng.randrange(0, 20000))]),
+        }
+
+    def _lead_values(self, rng: random.Random, i: int, twin: dict[str, Any] | None) -> dict[str, Any]:
+        first, last = (twin["FirstName"], twin["LastName"]) if twin else (rng.choice(_FIRST), rng.choice(_LAST))
+        city, postcode, country = rng.choice(_CITIES)
+        converted = twin is not None and i % 2 == 0
+        return {
+            "FirstName": first, "LastName": last, "Company": rng.choice([f"{last} Ltd", "[not provided]"]),
+            "Email": (twin["Email"] or "").upper() or None if twin else f"lead{i}@example.net",
+            "Phone": self._phone(rng, i + 3), "Status": "Closed - Converted" if converted else rng.choice(
+                ["Open - Not Contacted", "Working - Contacted"]), "City": city, "PostalCode": postcode, "Country": country,
+            "IsConverted": converted, "ConvertedContactId": twin["Id"] if converted else None,
+            "AnnualRevenue": rng.choice([None, round(rng.uniform(1e3, 1e6), 2)]),
+            "NumberOfEmployees": rng.choice([None, rng.randrange(1, 200)]), "HasOptedOutOfEmail": rng.random() < 0.05,
+            "Campaign_Code__c": rng.choice(["SPRING24", "WINBACK", None]),
+        }
+
+    def _opportunity_values(self, rng: random.Random, i: int, contact: dict[str, Any]) -> dict[str, Any]:
+        stage = rng.choice(["Prospecting", "Negotiation/Review", "Closed Won", "Closed Lost"])
+        return {"AccountId": contact["AccountId"], "ContactId": contact["Id"], "Name": f"Renewal {i}",
+                "StageName": stage, "Amount": rng.choice([None, round(rng.uniform(100, 50000), 2)]),
+                "Probability": {"Prospecting": 10.0, "Negotiation/Review": 60.0, "Closed Won": 100.0}.get(stage, 0.0),
+                "CloseDate": (_EPOCH + timedelta(days=rng.randrange(-200, 200))).strftime("%Y-%m-%d"),
+                "IsClosed": stage.startswith("Closed"), "IsWon": stage == "Closed Won",
+                "Type": rng.choice(["New Customer", "Existing Customer - Upgrade", None])}
+
+    def _case_values(self, rng: random.Random, i: int, contact: dict[str, Any]) -> dict[str, Any]:
+        closed = rng.random() < 0.6
+        web = rng.random() < 0.3
+        return {"CaseNumber": f"{1000 + i:08d}", "AccountId": contact["AccountId"], "ContactId": None if web else contact["Id"],
+                "Subject": rng.choice(["Late delivery", "Damaged parcel", "Refund request", "Login problem"]),
+                "Status": "Closed" if closed else rng.choice(["New", "Working", "Escalated"]),
+                "Priority": rng.choice(["Low", "Medium", "High"]), "Origin": "Web" if web else rng.choice(["Phone", "Email"]),
+                "SuppliedEmail": contact["Email"] if web else None, "SuppliedPhone": contact["Phone"] if web else None,
+                "IsClosed": closed, "ClosedDate": sf_datetime(_EPOCH + timedelta(days=rng.randrange(1, 90))) if closed else None,
+                "Satisfaction_Score__c": rng.choice([None, float(rng.randrange(1, 6))]) if closed else None}
+
+    def _tick(self) -> datetime:
+        latest = max(r["SystemModstamp"] for rs in self._records.values() for r in rs.values())
+        return parse_literal(latest) + timedelta(seconds=1)
+
+    def _delete_record(self, record: dict[str, Any]) -> None:
+        when = sf_datetime(self._tick())
+        record.update(IsDeleted=True, SystemModstamp=when, LastModifiedDate=when)
+
+    # ------------------------------------------------------------------ what tests use
+
+    def secrets(self) -> list[str]:
+        return [self.CLIENT_SECRET, self.REFRESH_TOKEN, *self._tokens]
+
+    def records(self, obj: str, include_deleted: bool = True) -> list[dict[str, Any]]:
+        """The records of `obj` as queryAll returns them (every field), in SystemModstamp order."""
+        with self._lock:
+            rows = [copy.deepcopy(r) for r in self._records[obj].values() if include_deleted or not r["IsDeleted"]]
+        return sorted(rows, key=lambda r: (r["SystemModstamp"], r["Id"]))
+
+    def fields(self, obj: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._fields[obj])
+
+    def update(self, obj: str, ids: list[str], **values: Any) -> list[dict[str, Any]]:
+        """Change fields of records (SystemModstamp moves); returns them as now."""
+        with self._lock:
+            changed = []
+            for record_id in ids:
+                record = self._records[obj][record_id]
+                when = sf_datetime(self._tick())
+                record.update(values, SystemModstamp=when, LastModifiedDate=when)
+                changed.append(copy.deepcopy(record))
+            return changed
+
+    def add_contacts(self, n: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rng = random.Random(self.seed + 1000 + len(self._records["Contact"]))
+            account_id = next(iter(self._records["Account"]))
+            added = []
+            for _ in range(n):
+                i = len(self._records["Contact"])
+                record = self._new("Contact", rng, self._contact_values(rng, i, account_id))
+                when = sf_datetime(self._tick())
+                record.update(SystemModstamp=when, LastModifiedDate=when)
+                added.append(copy.deepcopy(record))
+            return added
+
+    def delete(self, obj: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Move records to the recycle bin (IsDeleted = true, SystemModstamp moves)."""
+        with self._lock:
+            for record_id in ids:
+                self._delete_record(self._records[obj][record_id])
+            return [copy.deepcopy(self._records[obj][i]) for i in ids]
+
+    def add_custom_field(self, obj: str, name: str, kind: str, value: Any) -> None:
+        """An admin adds a custom field: describe lists it, every record gets `value`."""
+        with self._lock:
+            self._fields[obj].append(self._describe_field(name, kind))
+            for record in self._records[obj].values():
+                record[name] = value
+
+    def set_raw(self, obj: str, record_id: str, field: str, value: Any) -> None:
+        """Store a value as is (no type check): a record with a field of an unexpected type."""
+        with self._lock:
+            self._records[obj][record_id][field] = value
+
+    def expire_sessions(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def revoke_credentials(self) -> None:
+        with self._lock:
+            self._revoked = True
+            self._tokens.clear()
+
+    def restrict(self, obj: str) -> None:
+        with self._lock:
+            self._restricted.add(obj)
+
+    def limit_requests(self, calls: int | None) -> None:
+        with self._lock:
+            self._calls_left = calls
+
+    def control_revoke(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.revoke_credentials()
+        return {"revoked": True}
+
+    def control_expire_sessions(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.expire_sessions()
+        return {"expired": True}
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, req: SandboxRequest) -> Reply:
+        if req.method == "POST" and req.path == "/services/oauth2/token":
+            return self._token(req)
+        match = _PATH.match(req.path)
+        if match is None or req.method != "GET":
+            return errors(404, "NOT_FOUND", "The requested resource does not exist")
+        given = req.headers.get("authorization", "")
+        with self._lock:
+            if not given.startswith("Bearer ") or given[7:] not in self._tokens:
+                return errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            if self._calls_left is not None:
+                if self._calls_left <= 0:
+                    return errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+                self._calls_left -= 1
+        rest = match.group("rest")
+        try:
+            describe = re.fullmatch(r"sobjects/(\w+)/describe/?", rest)
+            if describe:
+                return self._describe(describe.group(1))
+            if rest in ("query", "queryAll"):
+                return self._query(req, req.param("q") or "", rest == "queryAll")
+            more = re.fullmatch(r"(?:query|queryAll)/([\w]+)-(\d+)", rest)
+            if more:
+                return self._more(req, more.group(1), int(more.group(2)))
+        except SandboxError as exc:
+            return errors(exc.status, exc.headers.get("code", "ERROR"), exc.error)
+        return errors(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _token(self, req: SandboxRequest) -> Reply:
+        form = {k: v[0] for k, v in parse_qs(req.body.decode(), keep_blank_values=True).items()}
+        if form.get("grant_type") != "refresh_token":
+            return Reply.json({"error": "unsupported_grant_type", "error_description": "grant type not supported"}, 400)
+        if form.get("client_id") != self.CLIENT_ID or form.get("client_secret") != self.CLIENT_SECRET:
+            return Reply.json({"error": "invalid_client", "error_description": "invalid client credentials"}, 400)
+        with self._lock:
+            if self._revoked or form.get("refresh_token") != self.REFRESH_TOKEN:
+                return Reply.json({"error": "invalid_grant", "error_description": "expired access/refresh token"}, 400)
+            token = f"00Dsandbox!AQ{len(self._tokens) + 1:04d}.{random.Random(len(self._tokens)).getrandbits(64):x}"
+            self._tokens.add(token)
+        return Reply.json({"access_token": token, "instance_url": req.base_url, "token_type": "Bearer",
+                           "id": f"{req.base_url}/id/00Dsandbox/005sandbox", "issued_at": "1709251200000",
+                           "signature": "c2FuZGJveA=="})
+
+    def _check_object(self, obj: str) -> None:
+        if obj not in self._records:
+            raise SandboxError(400 if obj else 404, f"sObject type '{obj}' is not supported.", {"code": "INVALID_TYPE"})
+        if obj in self._restricted:
+            raise SandboxError(403, f"insufficient access rights on object {obj}", {"code": "INSUFFICIENT_ACCESS_OR_READONLY"})
+
+    def _describe(self, obj: str) -> Reply:
+        with self._lock:
+            if obj not in self._records:
+                return errors(404, "NOT_FOUND", f"The requested resource does not exist: {obj}")
+            self._check_object(obj)
+            return Reply.json({"name": obj, "label": obj, "custom": False, "queryable": True,
+                               "fields": copy.deepcopy(self._fields[obj])})
+
+    def _query(self, req: SandboxRequest, soql: str, include_deleted: bool) -> Reply:
+        match = _SOQL.match(soql)
+        if match is None:
+            raise SandboxError(400, f"unexpected token in query: {soql[:80]}", {"code": "MALFORMED_QUERY"})
+        obj = match.group("object")
+        with self._lock:
+            self._check_object(obj)
+            known = {f["name"]: f["type"] for f in self._fields[obj]}
+            fields = [f.strip() for f in match.group("fields").split(",")]
+            for name in fields:
+                if name not in known or known[name] == "address":
+                    raise SandboxError(400, f"No such column '{name}' on entity '{obj}'.", {"code": "INVALID_FIELD"})
+            rows = [r for r in self._records[obj].values() if include_deleted or not r["IsDeleted"]]
+            if match.group("field"):
+                if match.group("field") != "SystemModstamp":
+                    raise SandboxError(400, "only SystemModstamp filters are supported here", {"code": "MALFORMED_QUERY"})
+                try:
+                    bound = parse_literal(match.group("value"))
+                except ValueError:
+                    raise SandboxError(400, f"value of filter criterion for field 'SystemModstamp' must be of type "
+                                            f"dateTime and should not be enclosed in quotes", {"code": "INVALID_FIELD"}) from None
+                strict = match.group("op") == ">"
+                rows = [r for r in rows if (parse_literal(r["SystemModstamp"]) > bound if strict
+                                            else parse_literal(r["SystemModstamp"]) >= bound)]
+            rows.sort(key=lambda r: (r["SystemModstamp"], r["Id"]))
+            locator = f"01gSB{len(self._cursors) + 1:013d}"
+            self._cursors[locator] = (obj, include_deleted, fields, [r["Id"] for r in rows])
+        return self._page(req, locator, 0)
+
+    def _more(self, req: SandboxRequest, locator: str, offset: int) -> Reply:
+        if locator not in self._cursors:
+            raise SandboxError(400, "invalid query locator", {"code": "INVALID_QUERY_LOCATOR"})
+        return self._page(req, locator, offset)
+
+    def _page(self, req: SandboxRequest, locator: str, offset: int) -> Reply:
+        options = req.headers.get("sforce-query-options", "")
+        size = self.max_batch_size
+        found = re.search(r"batchSize\s*=\s*(\d+)", options)
+        if found:
+            size = max(1, min(int(found.group(1)), self.max_batch_size))
+        with self._lock:
+            obj, include_deleted, fields, ids = self._cursors[locator]
+            self._check_object(obj)
+            chunk = ids[offset:offset + size]
+            records = []
+            for record_id in chunk:
+                record = self._records[obj][record_id]
+                if record["IsDeleted"] and not include_deleted:
+                    continue  # deleted since the query ran
+                row = {"attributes": {"type": obj, "url": f"/services/data/{API_VERSION}/sobjects/{obj}/{record_id}"}}
+                row.update({name: record.get(name) for name in fields})
+                records.append(row)
+        body: dict[str, Any] = {"totalSize": len(ids), "done": offset + size >= len(ids)}
+        if not body["done"]:
+            version = _PATH.match(req.path).group("version")  # type: ignore[union-attr]
+            endpoint = "queryAll" if include_deleted else "query"
+            body["nextRecordsUrl"] = f"/services/data/{version}/{endpoint}/{locator}-{offset + size}"
+        body["records"] = records
+        return Reply.raw_json(json.dumps(body, separators=(",", ":")).encode())

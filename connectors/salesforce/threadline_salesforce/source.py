@@ -1,0 +1,278 @@
+"""The `salesforce` source: Contact, Lead, Account, Opportunity and Case (or any queryable
+object) through SOQL, with the OAuth2 refresh-token flow.
+
+Discovery asks `GET /services/data/vNN.0/sobjects/{Object}/describe` for each object and
+declares every scalar field it lists, custom fields (`Something__c`) included, with the
+Salesforce type mapped to Arrow (`ARROW_TYPES`). A read sends one SOQL query of exactly the
+catalog's columns,
+
+    SELECT Id, ..., SystemModstamp FROM Contact WHERE SystemModstamp >= 2024-03-01T12:00:00Z
+    ORDER BY SystemModstamp ASC, Id ASC
+
+to `/queryAll` (deleted records come too, with IsDeleted = true) or `/query`, and follows
+`nextRecordsUrl` until `done`. What the HTTP kit's client does not know about Salesforce is
+its 403s: REQUEST_LIMIT_EXCEEDED is the org's API limit (stop cleanly, state saved, run again
+later), the others are permissions (a config error naming `objects`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+import requests
+from pydantic import Field
+
+from threadline.contracts import (
+    Catalog, ConfigError, FatalError, Message, ReadRequest, Source, Spec, Stream, SyncMode, TransientError,
+)
+from threadline.http import HttpClient, OAuth2Auth, RestStream, RetryPolicy
+from threadline.http.actions import MalformedJson
+from threadline.http.client import expect_json_response
+from threadline.http.paginators import PageInfo, PageRequest, Paginator
+from threadline.secrets import redact, register_secret
+
+DEFAULT_OBJECTS = ["Contact", "Lead", "Account", "Opportunity", "Case"]
+CURSOR_FIELD = "SystemModstamp"
+
+# Salesforce field types (describe's `type`) → Arrow. Compound fields (address, location) are
+# left out: their parts (MailingStreet, MailingCity, ...) are fields of their own. base64
+# bodies cannot be queried many at a time. Any type not listed is kept as text.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(["id", "reference", "string", "picklist", "multipicklist", "combobox", "email", "phone",
+                     "url", "textarea", "encryptedstring", "time", "anyType"], pa.string()),
+    "boolean": pa.bool_(),
+    "int": pa.int64(), "long": pa.int64(),
+    "double": pa.float64(), "percent": pa.float64(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+}
+SKIPPED_TYPES = frozenset({"address", "location", "base64"})
+
+
+def arrow_type(field: dict[str, Any]) -> pa.DataType | None:
+    """The Arrow type of a describe field; None for the types a query cannot return."""
+    kind = field.get("type") or "string"
+    if kind in SKIPPED_TYPES:
+        return None
+    if kind == "currency":  # money: decimal, at the precision and scale the org declares
+        precision = min(max(int(field.get("precision") or 18), 1), 38)
+        scale = min(max(int(field.get("scale") or 2), 0), precision)
+        return pa.decimal128(precision, scale)
+    return ARROW_TYPES.get(kind, pa.string())
+
+
+class SalesforceConfig(Spec):
+    client_id: str = Field(description="The connected app's consumer key.")
+    client_secret: str = Field(description="The connected app's consumer secret. Use ${SALESFORCE_CLIENT_SECRET}.")
+    refresh_token: str = Field(description="A refresh token from the OAuth web-server flow, for a user with API access "
+                                           "(scopes `api refresh_token`). Use ${SALESFORCE_REFRESH_TOKEN}.")
+    login_url: str = Field("https://login.salesforce.com", description="Where tokens come from: "
+                           "https://login.salesforce.com, https://test.salesforce.com for sandboxes, or the My Domain URL.")
+    instance_url: str | None = Field(None, description="The org's API URL (https://yourdomain.my.salesforce.com); "
+                                     "default: the instance_url the token response names.")
+    api_version: str = Field("v59.0", pattern=r"^v\d+\.0$", description="REST API version (vNN.0).")
+    objects: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTS), min_length=1,
+                               description="The objects to sync, by API name; custom objects (Invoice__c) work too.")
+    include_deleted: bool = Field(True, description="Query through /queryAll, so deleted records arrive with "
+                                                    "IsDeleted = true (for as long as they are in the recycle bin).")
+    batch_size: int = Field(2000, ge=1, le=2000, description="Records per page (Sforce-Query-Options batchSize; "
+                                                             "Salesforce honours 200 to 2000).")
+    backoff_base: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles on each retry.")
+    max_rate_limit_wait: float = Field(300.0, gt=0, description="Longest a request is retried before the stream "
+                                                                "stops (its state saved) with a transient error.")
+
+
+class SalesforceAuth(OAuth2Auth):
+    """The refresh-token flow as Salesforce wants it: client id and secret in the form body, and
+    the response's `instance_url` kept (it is the org's API host)."""
+
+    def __init__(self, config: SalesforceConfig) -> None:
+        super().__init__(f"{config.login_url.rstrip('/')}/services/oauth2/token", client_id=config.client_id,
+                         client_secret=config.client_secret, refresh_token=config.refresh_token, field="refresh_token")
+        self.instance_url = ""
+
+    def refresh(self, session: requests.Session | None = None, timeout: Any = None) -> None:
+        session = session or self._session or requests.Session()
+        data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token,
+                "client_id": self.client_id, "client_secret": self.client_secret}
+        try:
+            response = session.post(self.token_url, data=data, timeout=timeout or self._timeout)
+        except requests.RequestException as exc:
+            raise ConfigError(f"could not reach the Salesforce token URL {redact(self.token_url)}: {redact(exc)}",
+                              field="login_url", hint="check login_url and that it is reachable from this machine") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or not isinstance(body, dict) or not body.get("access_token"):
+            error = body.get("error", "") if isinstance(body, dict) else ""
+            field = "client_secret" if error == "invalid_client" else "refresh_token"
+            raise ConfigError(
+                f"Salesforce refused the token refresh ({response.status_code} {error or ''}): "
+                f"{redact(response.text[:200])}", field=field,
+                hint="the refresh token expired or was revoked (re-authorise the connected app)"
+                if field == "refresh_token" else "check client_id and client_secret of the connected app",
+            )
+        register_secret(body["access_token"])
+        self.access_token = body["access_token"]
+        self.instance_url = body.get("instance_url") or ""
+        # Salesforce sends no expires_in: the session lasts as the org's timeout says; a 401 refreshes.
+        self.expires_at = datetime.now(timezone.utc).timestamp() + float(body.get("expires_in") or 7200)
+        self.refreshes += 1
+
+
+class QueryPaginator(Paginator):
+    """`nextRecordsUrl` until `done` (a page may be empty and still not the last)."""
+
+    def advance(self, page: PageInfo, request: PageRequest) -> None:
+        url = page.body.get("nextRecordsUrl")
+        if page.body.get("done", True) or not self._follow(url, "nextRecordsUrl"):
+            self.has_next = False
+            return
+        request.url, request.params = str(url), {}
+
+
+class SoqlStream(RestStream):
+    """One object as a stream: the query selects the schema's columns."""
+
+    sobject: str = ""
+
+    def request_params(self, request: ReadRequest) -> dict[str, Any]:
+        columns = ", ".join(request.stream.schema.names)
+        soql = f"SELECT {columns} FROM {self.sobject}"
+        if request.sync_mode is SyncMode.INCREMENTAL and request.cursor_start is not None:
+            soql += f" WHERE {CURSOR_FIELD} >= {self.format_cursor(request.cursor_start)}"
+        return {"q": soql + f" ORDER BY {CURSOR_FIELD} ASC, Id ASC"}
+
+
+class SalesforceSource(Source[SalesforceConfig]):
+    """CRM objects from Salesforce, with custom fields, deletions and SystemModstamp increments."""
+
+    name = "salesforce"
+    spec = SalesforceConfig
+
+    def client(self, config: SalesforceConfig) -> HttpClient:
+        register_secret(config.client_secret)
+        register_secret(config.refresh_token)
+        auth = SalesforceAuth(config)
+        base = config.instance_url
+        if not base:
+            auth.refresh()
+            base = auth.instance_url
+        return HttpClient(
+            base, auth=auth, headers={"Sforce-Query-Options": f"batchSize={config.batch_size}"},
+            retry=RetryPolicy(backoff_base=config.backoff_base, max_retry_time=config.max_rate_limit_wait),
+            connector=self.name,
+        )
+
+    # ------------------------------------------------------------------ discovery
+
+    def describe(self, config: SalesforceConfig, client: HttpClient, sobject: str) -> Stream:
+        """The stream of one object, from its describe."""
+        with _explained(config, sobject, describing=True):
+            body = client.request("GET", f"/services/data/{config.api_version}/sobjects/{sobject}/describe",
+                                  stream=sobject, parse=_json)
+        fields = body.get("fields") if isinstance(body, dict) else None
+        if not isinstance(fields, list):
+            raise FatalError(f"the describe of {sobject} has no fields list", where=f"{self.name} / {sobject}")
+        schema = pa.schema([pa.field(f["name"], t) for f in fields if isinstance(f, dict) and f.get("name")
+                            and (t := arrow_type(f)) is not None])
+        if CURSOR_FIELD not in schema.names or "Id" not in schema.names:
+            raise ConfigError(f"{sobject} has no {CURSOR_FIELD} or Id field, so it cannot be synced", field="objects")
+        return self.soql_stream(config, sobject, schema).to_stream()
+
+    def soql_stream(self, config: SalesforceConfig, sobject: str, schema: pa.Schema) -> SoqlStream:
+        endpoint = "queryAll" if config.include_deleted else "query"
+        stream = SoqlStream(
+            name=sobject, path=f"/services/data/{config.api_version}/{endpoint}", schema=schema,
+            records_path="records", primary_key=("Id",), cursor_field=CURSOR_FIELD, cursor_sorted=True,
+            cursor_format="%Y-%m-%dT%H:%M:%SZ", paginator=QueryPaginator(),
+            description=f"Salesforce {sobject} records" + (" (deleted ones with IsDeleted = true)"
+                                                           if config.include_deleted else ""),
+        )
+        stream.sobject = sobject
+        return stream
+
+    def discover(self, config: SalesforceConfig) -> Catalog:
+        client = self.client(config)
+        try:
+            return Catalog(tuple(self.describe(config, client, sobject) for sobject in config.objects))
+        finally:
+            client.close()
+
+    # ------------------------------------------------------------------ the contract
+
+    def check(self, config: SalesforceConfig) -> None:
+        client = self.client(config)
+        client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
+        try:
+            for sobject in config.objects:
+                stream = self.describe(config, client, sobject)
+                probe = ReadRequest(stream=stream, sync_mode=SyncMode.FULL_REFRESH)
+                with _explained(config, sobject):
+                    messages = self.soql_stream(config, sobject, stream.schema).read(client, probe)
+                    try:
+                        next(messages, None)
+                    finally:
+                        messages.close()
+        except TransientError as exc:
+            raise ConfigError(exc.message, field="instance_url", where=exc.where,
+                              hint=exc.hint or "check instance_url and that the API is reachable from this machine") from None
+        finally:
+            client.close()
+
+    def read(self, config: SalesforceConfig, request: ReadRequest) -> Iterator[Message]:
+        sobject = request.stream.name
+        if sobject not in config.objects:
+            raise ConfigError(f"no stream named {sobject!r}", field="objects", hint=f"declared: {', '.join(config.objects)}")
+        stream = self.soql_stream(config, sobject, request.stream.schema)
+        client = self.client(config)
+        try:
+            with _explained(config, sobject):
+                yield from stream.read(client, request)
+        finally:
+            client.close()
+
+
+class RequestLimitExceeded(TransientError):
+    """The org's API request limit (24 hours, rolling) is spent: the stream stopped with its state saved."""
+
+
+class _explained(contextlib.AbstractContextManager):
+    """Salesforce's 403s and 404s, said in the config's terms."""
+
+    def __init__(self, config: SalesforceConfig, sobject: str, describing: bool = False) -> None:
+        self.config, self.sobject, self.describing = config, sobject, describing
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, ConfigError) and "answered 403" in exc.message:
+            if "REQUEST_LIMIT_EXCEEDED" in exc.message:
+                resume = datetime.now(timezone.utc) + timedelta(hours=1)
+                raise RequestLimitExceeded(
+                    f"Salesforce's API request limit for the org is spent (403 REQUEST_LIMIT_EXCEEDED): {exc.message}",
+                    where=exc.where, retry_after=3600.0,
+                    hint=f"every page read so far is committed and the state saved; run the sync again later "
+                    f"(e.g. after {resume:%H:%M} UTC) or raise the org's limit — it resumes from the saved state",
+                ) from None
+            raise ConfigError(
+                f"the Salesforce user may not read {self.sobject}: {exc.message}", field="objects", where=exc.where,
+                hint=f"grant the user read access to {self.sobject} (profile or permission set) or remove it from objects",
+            ) from None
+        if isinstance(exc, FatalError) and self.describing and "answered 404" in exc.message:
+            raise ConfigError(
+                f"Salesforce has no object {self.sobject!r} (or not in {self.config.api_version}): {exc.message}",
+                field="objects", where=exc.where, hint="check the object's API name (custom objects end in __c)",
+            ) from None
+        return False
+
+
+def _json(response: requests.Response) -> Any:
+    expect_json_response(response)
+    try:
+        return response.json()
+    except ValueError:
+        raise MalformedJson("the describe answer is not valid JSON") from None
