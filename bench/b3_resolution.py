@@ -40,7 +40,7 @@ def pairwise(truth: dict[str, int], found: dict[str, str]) -> dict[str, float]:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
 
 
-def run_one(records: int, engine: str, seed: int) -> dict:
+def run_one(records: int, engine: str, seed: int, memory_limit: str) -> dict:
     from threadline_profiles.synthetic import customers
     from threadline_profiles.testing import Lander
 
@@ -49,7 +49,8 @@ def run_one(records: int, engine: str, seed: int) -> dict:
     data = customers(people, seed=seed)
     generate_s = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp(prefix="b3_"))
-    config: dict = {"resolve_on_finish": False, "mappings": data.mappings, "report_dir": str(tmp / "reports")}
+    config: dict = {"resolve_on_finish": False, "mappings": data.mappings, "report_dir": str(tmp / "reports"),
+                    "memory_limit": memory_limit}
     if engine == "postgres":
         config.update(engine="postgres", schema=f"b3_{uuid.uuid4().hex[:8]}")
     else:
@@ -82,13 +83,15 @@ def main() -> None:
     parser.add_argument("--records", type=int, action="append", help="sizes to run (default 100k and 1M)")
     parser.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit (the store's default is 1GB)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # run one size in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.engine, args.seed)), flush=True)
+        print(json.dumps({**run_one(args.one, args.engine, args.seed, args.memory_limit), "memory_limit": args.memory_limit}), flush=True)
         return
     for size in args.records or [100_000, 1_000_000]:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--engine", args.engine, "--seed", str(args.seed)],
+        proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--engine", args.engine, "--seed", str(args.seed),
+                               "--memory-limit", args.memory_limit],
                               capture_output=True, text=True)
         if proc.returncode:
             print(json.dumps({"bench": "B3", "engine": args.engine, "records": size, "error": proc.stderr.strip().splitlines()[-1:]}))

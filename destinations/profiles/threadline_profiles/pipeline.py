@@ -68,7 +68,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     """Run every stage over what has landed; publish the results in one transaction."""
     engine, config = store.engine, store.config
     started = time.monotonic()
-    at = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+    at = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     timings: dict[str, float] = {}
     t = time.monotonic()
