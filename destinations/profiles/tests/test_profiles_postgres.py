@@ -65,3 +65,25 @@ def test_an_unreachable_postgres_is_a_clear_error_without_the_password():
 
 def test_stage_sql_is_carried_to_the_postgres_dialect():
     assert to_postgres("SELECT CAST(x AS VARCHAR) FROM t") == "SELECT CAST(x AS TEXT) FROM t"
+
+
+def test_a_connection_dropped_mid_run_is_a_clear_error_and_the_next_build_completes(tmp_path, pg_schema):
+    import psycopg
+
+    config = {"engine": "postgres", "schema": pg_schema, "resolve_on_finish": False, "report_dir": str(tmp_path),
+              "mappings": {"crm.contacts": {"identifiers": {"email": "email"}}}}
+    lander = Lander(config)
+    lander.land("crm", "contacts", [{"id": 1, "email": "a@mail.com"}, {"id": 2, "email": "a@mail.com"}])
+    store = lander.store()
+    pid = store.engine.con.info.backend_pid
+
+    def drop_connection(stage: str) -> None:
+        if stage == "normalize":
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    with pytest.raises(PostgresUnreachableError, match="lost the connection"):
+        store.build(report=False, on_stage=drop_connection)
+    with lander.store() as again:
+        again.build(report=False)
+        assert len(set(profile_ids(again).values())) == 1
