@@ -1,0 +1,492 @@
+"""HubSpot's CRM API (v3) on loopback, for tests and demos (`threadline sandbox hubspot`).
+
+What it implements, as HubSpot documents it:
+
+    GET  /crm/v3/objects/{contacts|companies|deals}?limit=&after=&properties=a,b&associations=companies,deals&archived=
+    POST /crm/v3/objects/{contacts|companies|deals}/search
+         {"filterGroups": [{"filters": [{"propertyName", "operator": EQ|NEQ|GT|GTE|LT|LTE, "value"}]}],
+          "sorts": [{"propertyName", "direction": ASCENDING|DESCENDING}], "properties": [...], "limit", "after"}
+    GET  /crm/v3/properties/{contacts|companies|deals}
+
+- Auth: `Authorization: Bearer <private app token>`; 401 `INVALID_AUTHENTICATION` for an
+  unknown token, `EXPIRED_AUTHENTICATION` after `expire_token()`; 403 `MISSING_SCOPES`
+  (with `requiredGranularScopes`) when the token lacks `crm.objects.<type>.read`.
+- List pages: `limit` 1..100, `paging.next.after` (an opaque cursor: the next id) until the
+  last page; `properties` as strings (or null) under `properties`; `createdAt`, `updatedAt`,
+  `archived` (and `archivedAt`) at the top level; `associations` inline when asked.
+- Search: `limit` 1..200, `total`, `paging.next.after` an offset; no query may page past
+  10,000 results (`search_cap`): a request with `after` >= the cap is a 400, as at HubSpot.
+  Archived records are never in search results.
+- Rate limits: a rolling window of `rate_limit` calls per `rate_interval` seconds; every
+  answer carries `X-HubSpot-RateLimit-Max`, `-Remaining`, `-Interval-Milliseconds` (and the
+  daily pair); past the limit, 429 with HubSpot's body (`policyName: TEN_SECONDLY_ROLLING`)
+  and no Retry-After, as HubSpot answers.
+
+Seeded data (deterministic from the seed): contacts with phones in several formats, extra
+emails in `hs_additional_emails`, missing names, a custom property (`loyalty_tier`);
+companies with revenue and headcount; deals with amounts; contacts linked to companies and
+deals, deals to companies; some records archived. `lastmodifieddate` values repeat in
+threes (cursor boundaries land on ties). Tests change data with `update`, `add`, `archive`,
+`set_property`, and refuse the token with `revoke_credentials` / `expire_token`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest, route
+
+OBJECT_TYPES = ("contacts", "companies", "deals")
+MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
+CREATED = {"contacts": "createdate", "companies": "createdate", "deals": "createdate"}
+SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
+_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", None]
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
+_CITIES = [("London", "N1 9GU", "United Kingdom"), ("Paris", "75011", "France"), ("Boston", "02110", "United States"),
+           ("Berlin", "10115", "Germany")]
+
+# name → HubSpot property type (what GET /crm/v3/properties answers); hubspotDefined unless custom.
+PROPERTIES: dict[str, dict[str, str]] = {
+    "contacts": {
+        "email": "string", "firstname": "string", "lastname": "string", "phone": "string", "mobilephone": "string",
+        "hs_additional_emails": "enumeration", "company": "string", "address": "string", "city": "string",
+        "zip": "string", "country": "string", "jobtitle": "string", "lifecyclestage": "enumeration",
+        "hs_email_optout": "bool", "hs_analytics_num_visits": "number", "createdate": "datetime",
+        "lastmodifieddate": "datetime", "hs_object_id": "number", "loyalty_tier": "enumeration",
+    },
+    "companies": {
+        "name": "string", "domain": "string", "phone": "string", "city": "string", "country": "string",
+        "industry": "enumeration", "numberofemployees": "number", "annualrevenue": "number",
+        "createdate": "datetime", "hs_lastmodifieddate": "datetime", "hs_object_id": "number",
+    },
+    "deals": {
+        "dealname": "string", "amount": "number", "deal_currency_code": "enumeration", "dealstage": "enumeration",
+        "pipeline": "enumeration", "closedate": "datetime", "createdate": "datetime",
+        "hs_lastmodifieddate": "datetime", "hs_object_id": "number",
+    },
+}
+CUSTOM = {"loyalty_tier"}
+DEFAULT_RETURNED = {  # what HubSpot returns when `properties` is not given
+    "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
+    "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
+    "deals": ["amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate", "hs_object_id", "pipeline"],
+}
+
+
+def iso_ms(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def hubspot_error(status: int, category: str, message: str, **extra: Any) -> SandboxError:
+    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category, **extra}
+    return SandboxError(status, json.dumps(body))
+
+
+class HubspotSandbox(Sandbox):
+    """Seeded contacts, companies, deals and associations behind HubSpot's CRM API (see the module docstring)."""
+
+    name = "hubspot"
+    TOKEN = "pat-na1-sandbox-0000-1111-2222-333344445555"
+    CONTACTS_ONLY_TOKEN = "pat-na1-sandbox-contacts-only-6666-7777"  # lacks the companies and deals scopes
+
+    def __init__(
+        self, *, seed: int = 0, port: int = 0, contacts: int = 3000, companies: int = 300, deals: int = 900,
+        archived_share: float = 0.03, search_cap: int = 10_000, rate_limit: int = 190, rate_interval: float = 10.0,
+    ) -> None:
+        self.counts = {"contacts": contacts, "companies": companies, "deals": deals}
+        self.archived_share = archived_share
+        self.search_cap = search_cap
+        self.rate_limit, self.rate_interval = rate_limit, rate_interval
+        self._sent: deque[float] = deque()
+        self._rate_lock = threading.Lock()
+        super().__init__(seed=seed, port=port)
+
+    # ------------------------------------------------------------------ data
+
+    def seed_data(self) -> None:
+        rng = random.Random(self.seed)
+        self._rng = rng
+        self._revoked = False
+        self._expired = False
+        self._records: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in OBJECT_TYPES}
+        self._links: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (from type, id) → {(to type, id)}
+        self._next_id = {"contacts": 1001, "companies": 5_000_001, "deals": 9_000_001}
+        slot = 0
+        for kind in ("companies", "contacts", "deals"):
+            for _ in range(self.counts[kind]):
+                self._create(kind, _EPOCH + timedelta(milliseconds=250 * (slot // 3)))
+                slot += 1
+        self._clock = _EPOCH + timedelta(milliseconds=250 * (slot // 3 + 1), minutes=1)
+        companies = list(self._records["companies"])
+        contacts = list(self._records["contacts"])
+        for cid in contacts:
+            if companies and rng.random() < 0.8:
+                self._link("contacts", cid, "companies", rng.choice(companies))
+        for did in self._records["deals"]:
+            if companies:
+                self._link("deals", did, "companies", rng.choice(companies))
+            for cid in rng.sample(contacts, k=min(len(contacts), rng.randrange(1, 3))):
+                self._link("contacts", cid, "deals", did)
+        for kind in OBJECT_TYPES:  # some archived from the start
+            for rid in list(self._records[kind]):
+                if rng.random() < self.archived_share:
+                    record = self._records[kind][rid]
+                    record["archived"] = True
+                    record["archivedAt"] = record["updatedAt"]
+
+    def _create(self, kind: str, when: datetime) -> dict[str, Any]:
+        rng = self._rng
+        rid = str(self._next_id[kind])
+        self._next_id[kind] += 1
+        stamp = iso_ms(when)
+        props = getattr(self, f"_{kind}_properties")(rng, rid)
+        props.update({CREATED[kind]: iso_ms(when - timedelta(days=rng.randrange(0, 400))), MODIFIED[kind]: stamp,
+                      "hs_object_id": rid})
+        record = {"id": rid, "properties": props, "createdAt": props[CREATED[kind]], "updatedAt": stamp, "archived": False}
+        self._records[kind][rid] = record
+        return record
+
+    def _contacts_properties(self, rng: random.Random, rid: str) -> dict[str, Any]:
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        city, postcode, country = rng.choice(_CITIES)
+        handle = f"{(first or 'x').lower()}.{last.lower()}{rid}"
+        email = f"{handle}@example.com" if rng.random() < 0.93 else None
+        extra = ";".join(f"{handle}@{d}" for d in rng.sample(["work.example.org", "gmail.example", "old.example.net"],
+                                                              k=rng.choice([0, 0, 1, 2])))
+        digits = f"{rng.randrange(10**9, 10**10)}"
+        phone = rng.choice([f"+44 {digits[:4]} {digits[4:]}", f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
+                            f"0{digits}", f"+1-{digits[:3]}-{digits[3:6]}-{digits[6:]}", None])
+        return {
+            "email": email, "firstname": first, "lastname": last, "phone": phone,
+            "mobilephone": f"+447{digits[:9]}" if rng.random() < 0.3 else None,
+            "hs_additional_emails": extra or None, "company": rng.choice(["Threadline Coffee", "Acme", None]),
+            "address": f"{rng.randrange(1, 200)} High Street" if rng.random() < 0.6 else None, "city": city,
+            "zip": postcode if rng.random() < 0.8 else None, "country": country,
+            "jobtitle": rng.choice(["Buyer", "CTO", "", None]),
+            "lifecyclestage": rng.choice(["subscriber", "lead", "customer", "opportunity"]),
+            "hs_email_optout": rng.choice(["true", "false", None]),
+            "hs_analytics_num_visits": str(rng.randrange(0, 80)),
+            "loyalty_tier": rng.choice(["gold", "silver", None, None]),
+        }
+
+    def _companies_properties(self, rng: random.Random, rid: str) -> dict[str, Any]:
+        city, _, country = rng.choice(_CITIES)
+        name = f"{rng.choice(['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli'])} {rid[-3:]}"
+        return {
+            "name": name, "domain": f"{name.split()[0].lower()}{rid[-3:]}.example.com" if rng.random() < 0.9 else None,
+            "phone": rng.choice([f"+33 1 {rng.randrange(10**7, 10**8)}", None]), "city": city, "country": country,
+            "industry": rng.choice(["RETAIL", "COMPUTER_SOFTWARE", None]),
+            "numberofemployees": str(rng.randrange(1, 5000)) if rng.random() < 0.8 else None,
+            "annualrevenue": f"{rng.randrange(10**4, 10**9)}.{rng.randrange(0, 100):02d}" if rng.random() < 0.7 else None,
+        }
+
+    def _deals_properties(self, rng: random.Random, rid: str) -> dict[str, Any]:
+        return {
+            "dealname": f"Deal {rid}", "amount": rng.choice([f"{rng.randrange(100, 10**6)}.{rng.randrange(0, 100):02d}",
+                                                             str(rng.randrange(100, 5000)), None]),
+            "deal_currency_code": rng.choice(["EUR", "USD", "GBP"]),
+            "dealstage": rng.choice(["appointmentscheduled", "qualifiedtobuy", "closedwon", "closedlost"]),
+            "pipeline": "default", "closedate": iso_ms(_EPOCH + timedelta(days=rng.randrange(0, 365))) if rng.random() < 0.7 else None,
+        }
+
+    def _link(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        self._links.setdefault((from_type, from_id), set()).add((to_type, to_id))
+        self._links.setdefault((to_type, to_id), set()).add((from_type, from_id))
+
+    def _tick(self) -> str:
+        self._clock += timedelta(seconds=1)
+        return iso_ms(self._clock)
+
+    # ------------------------------------------------------------------ what tests read and change
+
+    def records(self, kind: str, *, archived: bool | None = None) -> list[dict[str, Any]]:
+        """Records of `kind` as the API serves them (all properties), sorted by id; `archived` filters."""
+        with self._lock:
+            return [json.loads(json.dumps(r)) for _, r in sorted(self._records[kind].items(), key=lambda kv: int(kv[0]))
+                    if archived is None or r["archived"] == archived]
+
+    def associations(self) -> list[dict[str, str]]:
+        """Every association, as the `associations` stream delivers it (contact→company, contact→deal, deal→company)."""
+        out = []
+        with self._lock:
+            for (from_type, from_id), targets in self._links.items():
+                for to_type, to_id in targets:
+                    if (from_type, to_type) in (("contacts", "companies"), ("contacts", "deals"), ("deals", "companies")):
+                        if self._records[from_type][from_id]["archived"]:
+                            continue
+                        out.append({"from_type": from_type, "from_id": from_id, "to_type": to_type, "to_id": to_id,
+                                    "association_type": f"{SINGULAR[from_type]}_to_{SINGULAR[to_type]}"})
+        return out
+
+    def update(self, kind: str, ids: list[str], **properties: Any) -> list[dict[str, Any]]:
+        """Change records (default: a new job title) and bump their last-modified date; returns them."""
+        with self._lock:
+            stamp = self._tick()
+            for rid in ids:
+                record = self._records[kind][rid]
+                changes = properties or {"jobtitle": f"updated {stamp}"} if kind == "contacts" else properties or {
+                    "name" if kind == "companies" else "dealname": f"updated {stamp}"}
+                record["properties"].update(changes)
+                record["properties"][MODIFIED[kind]] = stamp
+                record["updatedAt"] = stamp
+        return [r for r in self.records(kind) if r["id"] in set(ids)]
+
+    def add(self, kind: str, n: int) -> list[dict[str, Any]]:
+        """Create `n` records, all stamped with one new last-modified date; returns them."""
+        with self._lock:
+            self._tick()
+            created = [self._create(kind, self._clock) for _ in range(n)]
+            ids = {r["id"] for r in created}
+        return [r for r in self.records(kind) if r["id"] in ids]
+
+    def archive(self, kind: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Archive (soft-delete) records: gone from lists and search, listed with `archived=true`."""
+        with self._lock:
+            stamp = self._tick()
+            for rid in ids:
+                record = self._records[kind][rid]
+                record.update(archived=True, archivedAt=stamp, updatedAt=stamp)
+        return [r for r in self.records(kind) if r["id"] in set(ids)]
+
+    def set_property(self, kind: str, rid: str, name: str, value: Any) -> None:
+        """Put any value in a property, even one of a type HubSpot would not send (bad-input tests)."""
+        with self._lock:
+            self._records[kind][rid]["properties"][name] = value
+
+    def set_modified(self, kind: str, ids: list[str], stamp: str) -> None:
+        """Give records one last-modified date (to pile more than a search cap onto one instant)."""
+        with self._lock:
+            for rid in ids:
+                self._records[kind][rid]["properties"][MODIFIED[kind]] = stamp
+                self._records[kind][rid]["updatedAt"] = stamp
+
+    def revoke_credentials(self) -> None:
+        with self._lock:
+            self._revoked = True
+
+    def expire_token(self) -> None:
+        with self._lock:
+            self._expired = True
+
+    def secrets(self) -> list[str]:
+        return [self.TOKEN, self.CONTACTS_ONLY_TOKEN]
+
+    # ------------------------------------------------------------------ auth and limits
+
+    def _admit(self, req: SandboxRequest, kind: str) -> dict[str, str]:
+        """Authenticate, check scopes and spend the rate limit; returns the rate-limit headers."""
+        given = req.headers.get("authorization", "")
+        token = given[len("Bearer "):] if given.startswith("Bearer ") else ""
+        if token not in (self.TOKEN, self.CONTACTS_ONLY_TOKEN) or self._revoked:
+            raise hubspot_error(401, "INVALID_AUTHENTICATION", "Authentication credentials not found. This API supports "
+                                "OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/"
+                                "docs/methods/auth/oauth-overview")
+        if self._expired:
+            raise hubspot_error(401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired 0 day(s) ago.")
+        if token == self.CONTACTS_ONLY_TOKEN and kind != "contacts":
+            raise hubspot_error(
+                403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call. Read more "
+                "about required scopes here: https://developers.hubspot.com/scopes.",
+                errors=[{"message": "One or more of the following scopes are required.",
+                         "context": {"requiredGranularScopes": [f"crm.objects.{kind}.read"]}}],
+                links={"scopes": "https://developers.hubspot.com/scopes"})
+        with self._rate_lock:
+            now = time.monotonic()
+            while self._sent and now - self._sent[0] >= self.rate_interval:
+                self._sent.popleft()
+            headers = {
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(self.rate_interval * 1000)),
+                "X-HubSpot-RateLimit-Max": str(self.rate_limit),
+                "X-HubSpot-RateLimit-Daily": "500000", "X-HubSpot-RateLimit-Daily-Remaining": "499000",
+            }
+            if len(self._sent) >= self.rate_limit:
+                body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+                        "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
+                        "policyName": "TEN_SECONDLY_ROLLING", "groupName": "privateapps:sandbox"}
+                raise SandboxError(429, json.dumps(body), {**headers, "X-HubSpot-RateLimit-Remaining": "0"})
+            self._sent.append(now)
+            headers["X-HubSpot-RateLimit-Remaining"] = str(self.rate_limit - len(self._sent))
+        return headers
+
+    def _dispatch(self, req: SandboxRequest) -> Reply:
+        # HubSpot's error bodies are JSON objects, not the base class's {"error": ...}.
+        reply = super()._dispatch(req)
+        if reply.status >= 400 and reply.body.startswith(b'{"error":"{'):
+            inner = json.loads(reply.body)["error"]
+            return Reply(reply.status, inner.encode(), reply.headers)
+        return reply
+
+    # ------------------------------------------------------------------ routes
+
+    def _view(self, kind: str, record: dict[str, Any], properties: list[str] | None,
+              associations: list[str]) -> dict[str, Any]:
+        names = properties if properties is not None else DEFAULT_RETURNED[kind]
+        view: dict[str, Any] = {
+            "id": record["id"], "properties": {n: record["properties"].get(n) for n in names if n in PROPERTIES[kind]},
+            "createdAt": record["createdAt"], "updatedAt": record["updatedAt"], "archived": record["archived"],
+        }
+        if record["archived"]:
+            view["archivedAt"] = record["archivedAt"]
+        linked: dict[str, Any] = {}
+        for to_type in associations:
+            ids = sorted((i for t, i in self._links.get((kind, record["id"]), ()) if t == to_type), key=int)
+            if ids:
+                label = f"{SINGULAR[kind]}_to_{SINGULAR[to_type]}"
+                linked[to_type] = {"results": [{"id": i, "type": label} for i in ids]}
+        if linked:
+            view["associations"] = linked
+        return view
+
+    def _list(self, kind: str, req: SandboxRequest) -> Reply:
+        headers = self._admit(req, kind)
+        limit = req.int_param("limit", 10)
+        if not 1 <= limit <= 100:
+            raise hubspot_error(400, "VALIDATION_ERROR", f"limit must be between 1 and 100, got {limit}")
+        after = req.int_param("after", 0)
+        archived = req.param("archived", "false") == "true"
+        props = req.param("properties")
+        names = [p for p in props.split(",") if p] if props else None
+        assoc = [a for a in (req.param("associations") or "").split(",") if a in OBJECT_TYPES]
+        with self._lock:
+            rows = sorted((r for r in self._records[kind].values() if r["archived"] == archived and int(r["id"]) >= after),
+                          key=lambda r: int(r["id"]))
+            page = rows[:limit]
+            results = [self._view(kind, r, names, assoc) for r in page]
+        body: dict[str, Any] = {"results": results}
+        if len(rows) > limit:
+            nxt = str(int(page[-1]["id"]) + 1)
+            body["paging"] = {"next": {"after": nxt, "link": f"{req.base_url}{req.path}?after={nxt}"}}
+        return Reply.json(body, headers=headers)
+
+    def _search(self, kind: str, req: SandboxRequest) -> Reply:
+        headers = self._admit(req, kind)
+        query = req.json()
+        limit = int(query.get("limit", 10))
+        if not 1 <= limit <= 200:
+            raise hubspot_error(400, "VALIDATION_ERROR", f"limit must be between 1 and 200, got {limit}")
+        after = int(query.get("after") or 0)
+        if after >= self.search_cap:
+            raise hubspot_error(400, "VALIDATION_ERROR", "There was a problem with the request.",
+                                errors=[{"message": f"paging past {self.search_cap} results is not supported",
+                                         "code": "INVALID_INTEGER"}])
+        groups = query.get("filterGroups") or []
+        sorts = query.get("sorts") or []
+        with self._lock:
+            rows = [r for r in self._records[kind].values() if not r["archived"]
+                    and (not groups or any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups))]
+            if sorts:
+                prop, descending = sorts[0]["propertyName"], sorts[0].get("direction", "ASCENDING") == "DESCENDING"
+                rows.sort(key=lambda r: (_sort_key(r, prop), int(r["id"])), reverse=descending)
+            else:
+                rows.sort(key=lambda r: int(r["id"]))
+            page = rows[after:min(after + limit, self.search_cap)]
+            results = [self._view(kind, r, query.get("properties"), []) for r in page]
+        body: dict[str, Any] = {"total": len(rows), "results": results}
+        if after + limit < len(rows):
+            body["paging"] = {"next": {"after": str(after + limit)}}
+        return Reply.json(body, headers=headers)
+
+    def _properties(self, kind: str, req: SandboxRequest) -> Reply:
+        headers = self._admit(req, kind)
+        results = [{"name": n, "label": n.replace("_", " ").title(), "type": t,
+                    "fieldType": "text" if t == "string" else t, "hubspotDefined": n not in CUSTOM,
+                    "groupName": f"{SINGULAR[kind]}information"} for n, t in PROPERTIES[kind].items()]
+        return Reply.json({"results": results}, headers=headers)
+
+    @route("GET", "/crm/v3/objects/contacts")
+    def list_contacts(self, req: SandboxRequest) -> Reply:
+        return self._list("contacts", req)
+
+    @route("GET", "/crm/v3/objects/companies")
+    def list_companies(self, req: SandboxRequest) -> Reply:
+        return self._list("companies", req)
+
+    @route("GET", "/crm/v3/objects/deals")
+    def list_deals(self, req: SandboxRequest) -> Reply:
+        return self._list("deals", req)
+
+    @route("POST", "/crm/v3/objects/contacts/search")
+    def search_contacts(self, req: SandboxRequest) -> Reply:
+        return self._search("contacts", req)
+
+    @route("POST", "/crm/v3/objects/companies/search")
+    def search_companies(self, req: SandboxRequest) -> Reply:
+        return self._search("companies", req)
+
+    @route("POST", "/crm/v3/objects/deals/search")
+    def search_deals(self, req: SandboxRequest) -> Reply:
+        return self._search("deals", req)
+
+    @route("GET", "/crm/v3/properties/contacts")
+    def contact_properties(self, req: SandboxRequest) -> Reply:
+        return self._properties("contacts", req)
+
+    @route("GET", "/crm/v3/properties/companies")
+    def company_properties(self, req: SandboxRequest) -> Reply:
+        return self._properties("companies", req)
+
+    @route("GET", "/crm/v3/properties/deals")
+    def deal_properties(self, req: SandboxRequest) -> Reply:
+        return self._properties("deals", req)
+
+    # ------------------------------------------------------------------ control endpoints (over HTTP)
+
+    def control_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"updated": self.update(body["type"], [str(i) for i in body["ids"]])}
+
+    def control_add(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"added": self.add(body["type"], int(body.get("n", 1)))}
+
+    def control_archive(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"archived": self.archive(body["type"], [str(i) for i in body["ids"]])}
+
+
+def _value(record: dict[str, Any], prop: str) -> Any:
+    value = record["id"] if prop == "hs_object_id" else record["properties"].get(prop)
+    if value is None:
+        return None
+    if isinstance(value, str) and value[:2].isdigit() and "T" in value and value.endswith("Z"):
+        return epoch_ms(value)  # datetime properties compare as epoch milliseconds
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _filter_value(value: Any) -> Any:
+    if isinstance(value, str) and "T" in value and value.endswith("Z"):
+        return epoch_ms(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _matches(record: dict[str, Any], f: dict[str, Any]) -> bool:
+    have, want, op = _value(record, f["propertyName"]), _filter_value(f.get("value")), f.get("operator", "EQ")
+    if op == "HAS_PROPERTY":
+        return have is not None
+    if have is None:
+        return op == "NOT_HAS_PROPERTY"
+    try:
+        return {"EQ": have == want, "NEQ": have != want, "GT": have > want, "GTE": have >= want,
+                "LT": have < want, "LTE": have <= want}[op]
+    except (KeyError, TypeError):
+        raise hubspot_error(400, "VALIDATION_ERROR", f"unsupported filter {f}") from None
+
+
+def _sort_key(record: dict[str, Any], prop: str) -> tuple[int, Any]:
+    value = _value(record, prop)
+    return (1, 0) if value is None else (0, value)
