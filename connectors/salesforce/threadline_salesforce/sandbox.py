@@ -20,7 +20,9 @@ What it implements, as Salesforce documents it:
   [ORDER BY SystemModstamp ASC, Id ASC]`; an unknown field is 400 INVALID_FIELD, an unknown
   object 400 INVALID_TYPE, anything else 400 MALFORMED_QUERY.
 - A query locator is a snapshot: its pages hold the records as they were when the query ran
-  (minus those deleted since, for `query`), as Salesforce's server-side cursors do.
+  (minus those deleted since, for `query`), as Salesforce's server-side cursors do. A queryAll's
+  `nextRecordsUrl` says `/query/...` (as Salesforce's does) and still returns deleted records.
+- Every API answer carries `Sforce-Limit-Info: api-usage=<used>/<allowed>`.
 - Errors are lists: [{"message", "errorCode"}]. An unknown or expired access token is 401
   INVALID_SESSION_ID; `expire_sessions()` expires every token issued so far; `revoke_credentials()`
   refuses the refresh token too; `restrict(Object)` makes describe and queries of that object
@@ -39,7 +41,6 @@ import copy
 import json
 import random
 import re
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
@@ -130,7 +131,6 @@ class SalesforceSandbox(Sandbox):
     def __init__(self, *, seed: int = 0, port: int = 0, contacts: int = 1500, max_batch_size: int = 2000) -> None:
         self.contacts_count = contacts
         self.max_batch_size = max_batch_size
-        self._state_lock = threading.RLock()
         super().__init__(seed=seed, port=port)
 
     # ------------------------------------------------------------------ data
@@ -411,7 +411,7 @@ class SalesforceSandbox(Sandbox):
                 return errors(404, "NOT_FOUND", f"The requested resource does not exist: {obj}")
             self._check_object(obj)
             return Reply.json({"name": obj, "label": obj, "custom": False, "queryable": True,
-                               "fields": copy.deepcopy(self._fields[obj])})
+                               "fields": copy.deepcopy(self._fields[obj])}, headers=self._usage())
 
     def _query(self, req: SandboxRequest, soql: str, include_deleted: bool) -> Reply:
         match = _SOQL.match(soql)
@@ -468,7 +468,12 @@ class SalesforceSandbox(Sandbox):
         body: dict[str, Any] = {"totalSize": len(ids), "done": offset + size >= len(ids)}
         if not body["done"]:
             version = _PATH.match(req.path).group("version")  # type: ignore[union-attr]
-            endpoint = "queryAll" if include_deleted else "query"
-            body["nextRecordsUrl"] = f"/services/data/{version}/{endpoint}/{locator}-{offset + size}"
+            # As documented: a queryAll locator's URL says `query` too; it still returns deleted records.
+            body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}-{offset + size}"
         body["records"] = records
-        return Reply.raw_json(json.dumps(body, separators=(",", ":")).encode())
+        return Reply.raw_json(json.dumps(body, separators=(",", ":")).encode(), headers=self._usage())
+
+    def _usage(self) -> dict[str, str]:
+        used = len(self.requests)
+        allowed = used + self._calls_left if self._calls_left is not None else 15000
+        return {"Sforce-Limit-Info": f"api-usage={used}/{allowed}"}
