@@ -17,11 +17,15 @@ FIRST = ["Kelly", "James", "Maria", "Ahmed", "Li", "Sofia", "Tom", "Ana", "Jon",
 LAST = ["Neal", "Smith", "Garcia", "Khan", "Wei", "Rossi", "Brown", "Silva", "Berg", "Patel", "Martin", "Jones"]
 
 
+AREA_CODES = ["212", "312", "415", "617", "702", "206", "305", "512"]  # real ones: 555 numbers are fictional
+
+
 def people(n=600):
     for i in range(n):
         f, l = random.choice(FIRST), random.choice(LAST)
+        phone = f"{random.choice(AREA_CODES)}{random.randint(200, 999)}{random.randint(1000, 9999)}"
         yield {"i": i, "first": f, "last": l, "email": f"{f}.{l}{i}@example.com".lower(),
-               "phone": f"555{random.randint(1000000, 9999999)}", "year": random.randint(1950, 2004)}
+               "phone": phone, "year": random.randint(1950, 2004)}
 
 
 def main():
@@ -35,8 +39,11 @@ def main():
             date = f"{random.randint(1, 12)}/{random.randint(1, 28)}/{random.randint(18, 24)}"
             w.writerow([f"C{p['i']:05d}", p["first"], p["last"], p["email"].upper() if p["i"] % 9 == 0 else p["email"],
                         phone, date, f"{random.uniform(0, 2500):.2f}"])
-        w.writerow(["C09998", "Bad", "Date", "bad.date@example.com", "5550000000", "31/31/99", "10.00"])
+        w.writerow(["C09998", "Bad", "Date", "bad.date@example.com", "2125550000", "31/31/99", "10.00"])
         f.write("C09999,Ragged,Row,only-four-fields\n")
+        # a placeholder email many records share: the profile store must block it, not merge them
+        for k in range(3):
+            w.writerow([f"C0990{k}", "Front", f"Desk{k}", "test@test.com", "", "1/1/20", "0.00"])
     with (OUT / "email_subscribers.jsonl").open("w") as f:
         for p in everyone[100:600]:
             email = p["email"] if p["i"] % 5 else f"{p['first']}{p['year']}@mail.example.org".lower()

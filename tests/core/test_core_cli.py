@@ -69,10 +69,10 @@ def test_check_fails_with_the_field_and_what_to_do(project):
 
 
 def test_an_unknown_connector_exits_2_with_no_stack_trace(project):
-    (project / "job.yaml").write_text(JOB.replace("connector: files", "connector: hubspot"))
+    (project / "job.yaml").write_text(JOB.replace("connector: files", "connector: no_such_crm"))
     out = threadline("sync", "job.yaml", cwd=project)
     assert out.returncode == 2
-    assert "no source connector named 'hubspot' is installed" in out.stderr
+    assert "no source connector named 'no_such_crm' is installed" in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -33,6 +33,8 @@ from threadline_profiles.store import ProfileStore, shared_store
 log = logging.getLogger("threadline.profiles")
 
 # Stores that landed data in a run and should be resolved when it finishes: run id -> configs.
+_log = logging.getLogger("threadline.profiles")
+
 _pending: dict[str, dict[str, ProfilesConfig]] = {}
 _pending_lock = threading.Lock()
 
@@ -166,7 +168,11 @@ def finish_run(run_id: str) -> list[object]:
     for config in configs.values():
         store = shared_store(config)
         try:
-            results.append(store.build(run_id=run_id))
+            result = store.build(run_id=run_id)
         finally:
             store.release()
+        results.append(result)
+        # the sync's summary covers landing; this line is how a user learns the profiles exist
+        _log.info("profile store: %s records resolved into %s profiles in %.1fs; report: %s",
+                  f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path or "(none)")
     return results
