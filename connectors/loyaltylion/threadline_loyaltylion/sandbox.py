@@ -21,8 +21,10 @@ properties at all, and `updated_at` values shared in threes so cursor boundaries
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import random
+import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -152,6 +154,14 @@ class LoyaltylionSandbox(Sandbox):
         self._transactions[tid] = transaction
         return transaction
 
+    def start(self) -> LoyaltylionSandbox:
+        super().start()
+        # Answers go out as two writes (headers, then body); with Nagle's algorithm on, the body's
+        # last segment waits ~40 ms for the client's delayed ACK of the headers. Accepted sockets
+        # inherit TCP_NODELAY from the listening one on Linux. (Belongs in the kit's Sandbox.)
+        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+        return self
+
     def secrets(self) -> list[str]:
         return [self.API_KEY]
 
@@ -229,7 +239,7 @@ class LoyaltylionSandbox(Sandbox):
         else:
             filters, after = {k: req.param(k) for k in self._FILTERS[kind] if req.param(k) is not None}, None
         with self._lock:
-            rows = self._select(kind, filters, after)
+            rows = self._select(kind, filters, after, limit + 1)
             page = rows[:limit]
             more = len(rows) > limit
             next_cursor = self._encode(filters, page[-1]["id"]) if more and page else None
@@ -237,26 +247,34 @@ class LoyaltylionSandbox(Sandbox):
         headers = {"Link": f'<{req.base_url}{req.path}?cursor={next_cursor}>; rel="next"'} if next_cursor else {}
         return Reply.json(body, headers=headers)
 
-    def _select(self, kind: str, filters: dict[str, str], after: int | None) -> list[dict[str, Any]]:
+    def _select(self, kind: str, filters: dict[str, str], after: int | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` records matching `filters`, newest first, older than id `after`."""
         source = self._customers if kind == "customers" else self._transactions
-        rows = sorted(source.values(), key=lambda r: -r["id"])  # newest first
+        ids = sorted(source, reverse=True)  # newest first
+        start = 0 if after is None else bisect.bisect_left([-i for i in ids], -after + 1)
         since = int(filters["since_id"]) if filters.get("since_id", "").isdigit() else None
         email = (filters.get("email") or "").lower()
+        bounds = [(field, _instant(filters[f"{field}_min"]) if filters.get(f"{field}_min") else None,
+                   _instant(filters[f"{field}_max"]) if filters.get(f"{field}_max") else None)
+                  for field in ("updated_at", "created_at")]
 
         def keep(r: dict[str, Any]) -> bool:
-            if since is not None and r["id"] <= since:
-                return False
-            if after is not None and r["id"] >= after:
-                return False
-            for field in ("updated_at", "created_at"):
-                low, high = filters.get(f"{field}_min"), filters.get(f"{field}_max")
-                if low and _instant(r[field]) < _instant(low):
-                    return False
-                if high and _instant(r[field]) > _instant(high):
-                    return False
+            for field, low, high in bounds:
+                if low is not None or high is not None:
+                    moment = _instant(r[field])
+                    if (low is not None and moment < low) or (high is not None and moment > high):
+                        return False
             return not email or email in (r.get("email") or "").lower()
 
-        return [r for r in rows if keep(r)]
+        found = []
+        for cid in ids[start:]:
+            if since is not None and cid <= since:
+                break  # ids only get smaller from here
+            if keep(source[cid]):
+                found.append(source[cid])
+                if len(found) == limit:
+                    break
+        return found
 
     def _within_rate_limit(self) -> bool:
         second = int(time.time())
