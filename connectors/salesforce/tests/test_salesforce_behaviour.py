@@ -3,15 +3,20 @@ refresh-token flow, queryAll deletions, nextRecordsUrl paging, API limits and ba
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
-
-from threadline.contracts import Batch, ConfigError, ReadRequest, SyncMode, TransientError
+from threadline.contracts import (
+    Batch,
+    ConfigError,
+    ReadRequest,
+    SyncMode,
+    TransientError,
+)
 from threadline.engine.runner import run_job
 from threadline.job import job_from_dict
 from threadline.sandbox.faults import Fault
@@ -255,4 +260,4 @@ def test_salesforce_money_lands_as_decimal(sandbox):
     values = [r["Lifetime_Value__c"] for r in rows if r["Lifetime_Value__c"] is not None]
     assert values and all(isinstance(v, Decimal) for v in values)
     assert all(isinstance(r["SystemModstamp"], datetime) and r["SystemModstamp"].tzinfo for r in rows)
-    assert datetime(2024, 1, 1, tzinfo=timezone.utc) < min(r["SystemModstamp"] for r in rows)
+    assert datetime(2024, 1, 1, tzinfo=UTC) < min(r["SystemModstamp"] for r in rows)

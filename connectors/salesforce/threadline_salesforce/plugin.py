@@ -1,6 +1,7 @@
 """Registers the `salesforce` source and its sandbox with threadline (entry point `threadline`)."""
 
 from threadline import hookimpl
+
 from threadline_salesforce.sandbox import SalesforceSandbox
 from threadline_salesforce.source import SalesforceSource
 

@@ -41,14 +41,14 @@ import copy
 import json
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 
 API_VERSION = "v59.0"
-_EPOCH = datetime(2024, 3, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", "Zoë"]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "O'Neil"]
 _CITIES = [("London", "N1 9GU", "United Kingdom"), ("Paris", "75011", "France"), ("Austin", "78701", "USA"), (None, None, None)]
@@ -98,7 +98,7 @@ _PATH = re.compile(r"^/services/data/(?P<version>v\d+\.\d)/(?P<rest>.+)$")
 
 def sf_datetime(moment: datetime) -> str:
     """Salesforce's datetime format: 2024-03-01T12:00:00.000+0000."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def parse_literal(text: str) -> datetime:
@@ -432,8 +432,8 @@ class SalesforceSandbox(Sandbox):
                 try:
                     bound = parse_literal(match.group("value"))
                 except ValueError:
-                    raise SandboxError(400, f"value of filter criterion for field 'SystemModstamp' must be of type "
-                                            f"dateTime and should not be enclosed in quotes", {"code": "INVALID_FIELD"}) from None
+                    raise SandboxError(400, "value of filter criterion for field 'SystemModstamp' must be of type "
+                                            "dateTime and should not be enclosed in quotes", {"code": "INVALID_FIELD"}) from None
                 strict = match.group("op") == ">"
                 rows = [r for r in rows if (parse_literal(r["SystemModstamp"]) > bound if strict
                                             else parse_literal(r["SystemModstamp"]) >= bound)]

@@ -19,15 +19,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 import requests
 from pydantic import Field
-
 from threadline.contracts import (
-    Catalog, ConfigError, FatalError, Message, ReadRequest, Source, Spec, Stream, SyncMode, TransientError,
+    Catalog,
+    ConfigError,
+    FatalError,
+    Message,
+    ReadRequest,
+    Source,
+    Spec,
+    Stream,
+    SyncMode,
+    TransientError,
 )
 from threadline.http import HttpClient, OAuth2Auth, RestStream, RetryPolicy
 from threadline.http.actions import MalformedJson
@@ -121,7 +129,7 @@ class SalesforceAuth(OAuth2Auth):
         self.access_token = body["access_token"]
         self.instance_url = body.get("instance_url") or ""
         # Salesforce sends no expires_in: the session lasts as the org's timeout says; a 401 refreshes.
-        self.expires_at = datetime.now(timezone.utc).timestamp() + float(body.get("expires_in") or 7200)
+        self.expires_at = datetime.now(UTC).timestamp() + float(body.get("expires_in") or 7200)
         self.refreshes += 1
 
 
@@ -248,10 +256,10 @@ class _explained(contextlib.AbstractContextManager):
     def __init__(self, config: SalesforceConfig, sobject: str, describing: bool = False) -> None:
         self.config, self.sobject, self.describing = config, sobject, describing
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if isinstance(exc, ConfigError) and "answered 403" in exc.message:
             if "REQUEST_LIMIT_EXCEEDED" in exc.message:
-                resume = datetime.now(timezone.utc) + timedelta(hours=1)
+                resume = datetime.now(UTC) + timedelta(hours=1)
                 raise RequestLimitExceeded(
                     f"Salesforce's API request limit for the org is spent (403 REQUEST_LIMIT_EXCEEDED): {exc.message}",
                     where=exc.where, retry_after=3600.0,

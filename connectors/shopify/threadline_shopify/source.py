@@ -17,21 +17,37 @@ particular to Shopify:
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
-from decimal import Decimal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import requests
 from pydantic import Field
-
-from threadline.contracts import Checkpoint, ConfigError, Message, ReadRequest, Spec, TransientError
-from threadline.http import ApiKeyAuth, HttpClient, LinkHeaderPaginator, RequestBudget, RestSource, RestStream, RetryPolicy
+from threadline.contracts import (
+    Checkpoint,
+    ConfigError,
+    Message,
+    ReadRequest,
+    Rejected,
+    Spec,
+    TransientError,
+)
+from threadline.http import (
+    ApiKeyAuth,
+    HttpClient,
+    LinkHeaderPaginator,
+    RequestBudget,
+    RestSource,
+    RestStream,
+    RetryPolicy,
+)
 from threadline.http.records import PageParser, ParsedPage
 from threadline.secrets import register_secret
 
@@ -137,17 +153,27 @@ class LeakyBucket(RequestBudget):
 
 class ShopifyParser(PageParser):
     """The kit's parser, with nested columns (addresses, consent, line items) made to fit their
-    declared struct types when the fast path could not take the page: ISO times with offsets
-    and money strings inside structs are converted, fields Shopify added are dropped. A value
-    that still does not fit goes to the engine as text, which quarantines its row with a reason."""
+    declared types when the fast path could not take the page: ISO times with offsets and money
+    strings inside them are converted, fields Shopify added are dropped. A record whose nested
+    value cannot fit is noted in `bad` (row → reason), for the stream to quarantine whole."""
+
+    bad: dict[int, str]
+
+    def __call__(self, response: requests.Response) -> ParsedPage:
+        self.bad = {}
+        return super().__call__(response)
 
     def _column(self, f: pa.Field, values: list[Any]) -> pa.Array:
-        if pa.types.is_nested(f.type):
+        if not pa.types.is_nested(f.type):
+            return super()._column(f, values)
+        shaped = []
+        for row, value in enumerate(values):
             try:
-                return pa.array([conform(v, f.type) for v in values], type=f.type)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, ArithmeticError):
-                pass
-        return super()._column(f, values)
+                shaped.append(conform(value, f.type))
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                self.bad.setdefault(row, f"{f.name}: {exc}")
+                shaped.append(None)
+        return pa.array(shaped, type=f.type)
 
 
 def conform(value: Any, kind: pa.DataType) -> Any:
@@ -156,16 +182,21 @@ def conform(value: Any, kind: pa.DataType) -> Any:
         return None
     if pa.types.is_struct(kind):
         if not isinstance(value, dict):
-            raise TypeError(f"expected an object, got {type(value).__name__}")
+            raise TypeError(f"expected an object, got {type(value).__name__} {str(value)[:40]!r}")
         return {field.name: conform(value.get(field.name), field.type) for field in kind}
     if pa.types.is_list(kind):
         if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
+            raise TypeError(f"expected a list, got {type(value).__name__} {str(value)[:40]!r}")
         return [conform(v, kind.value_type) for v in value]
     if pa.types.is_timestamp(kind) and isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
     if pa.types.is_decimal(kind) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return Decimal(str(value)) if value != "" else None
+    expected = {pa.types.is_integer: int, pa.types.is_boolean: bool, pa.types.is_string: str,
+                pa.types.is_floating: (int, float)}
+    for test, kinds in expected.items():
+        if test(kind) and (not isinstance(value, kinds) or (isinstance(value, bool) and kinds is not bool)):
+            raise TypeError(f"expected {kind}, got {type(value).__name__} {str(value)[:40]!r}")
     return value
 
 
@@ -173,20 +204,14 @@ def flatten_consent(page: pa.RecordBatch) -> pa.RecordBatch:
     """Customers' consent objects as top-level columns (email_marketing_state, ...)."""
     columns = {name: page.column(name) for name in page.schema.names if name not in _CONSENTS.values()}
     for prefix, key in _CONSENTS.items():
-        consent = page.column(key)
-        for part, column in (("state", "state"), ("opt_in_level", "opt_in_level"), ("consent_updated_at", "consent_updated_at")):
-            # Text instead of a struct (an unexpected value): handed on, for the engine to quarantine.
-            columns[f"{prefix}_{column}"] = pc.struct_field(consent, part) if pa.types.is_struct(consent.type) else consent
+        for part in ("state", "opt_in_level", "consent_updated_at"):
+            columns[f"{prefix}_{part}"] = pc.struct_field(page.column(key), part)
     return pa.RecordBatch.from_arrays([columns[n] for n in CUSTOMERS_SCHEMA.names], names=CUSTOMERS_SCHEMA.names)
 
 
 def explode_line_items(page: pa.RecordBatch) -> pa.RecordBatch:
     """One row per line item, with its order's id and updated_at, in Arrow (no loop per record)."""
     items = page.column("line_items")
-    if not pa.types.is_list(items.type):  # unexpected values: one keyless row per order, quarantined
-        nulls = [pa.nulls(page.num_rows, f.type) for f in LINE_ITEM]
-        return pa.RecordBatch.from_arrays([page.column("id"), page.column("updated_at"), *nulls],
-                                          names=LINE_ITEMS_SCHEMA.names)
     parents = pc.list_parent_indices(items)
     flat = pc.list_flatten(items)
     columns = [page.column("id").take(parents), page.column("updated_at").take(parents),
@@ -207,10 +232,29 @@ class ShopifyStream(RestStream):
         bucket = self.owner._bucket if self.owner is not None else None
         if bucket is not None:
             bucket.observe(response)
-        page = self._shop_parser(response)
-        if self.shape is None:
-            return page
-        return ParsedPage(self.shape(page.records), page.body, page.response)
+        parser = self._shop_parser
+        page = parser(response)
+        records = page.records
+        if parser.bad:  # quarantined whole, as Shopify sent them, rather than half-read
+            raw = json.loads(response.content)[self.records_path]
+            self._rejected += [Rejected(self.name, [raw[row]], reason) for row, reason in sorted(parser.bad.items())]
+            keep = pa.array([row not in parser.bad for row in range(records.num_rows)])
+            records = records.filter(keep)
+        if self.shape is not None:
+            records = self.shape(records)
+        return ParsedPage(records, page.body, page.response)
+
+    def read(self, client: HttpClient, request: ReadRequest) -> Iterator[Message]:
+        self._rejected: list[Rejected] = []
+        for message in super().read(client, request):
+            if isinstance(message, Checkpoint):
+                yield from self._flush()
+            yield message
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[Rejected]:
+        rejected, self._rejected = self._rejected, []
+        yield from rejected
 
     @property
     def _shop_parser(self) -> ShopifyParser:
