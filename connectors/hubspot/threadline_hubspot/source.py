@@ -134,8 +134,8 @@ class HubspotSource(Source[HubspotConfig]):
         client = self.client(config)
         client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
         try:
-            with _explained():
-                for kind in OBJECT_TYPES:  # one request each: every scope the streams need
+            for kind in OBJECT_TYPES:  # one request each: every scope the streams need
+                with _explained(kind):
                     client.request("GET", f"/crm/v3/objects/{kind}", params={"limit": 1}, stream=kind)
         except TransientError as exc:
             raise ConfigError(exc.message, field="base_url", where=exc.where,
@@ -149,7 +149,7 @@ class HubspotSource(Source[HubspotConfig]):
             raise ConfigError(f"no stream named {name!r}", hint=f"hubspot offers: {', '.join(OBJECT_TYPES)}, associations")
         client = self.client(config)
         try:
-            with _explained():
+            with _explained(name):
                 if name == "associations":
                     yield from self._read_associations(config, client)
                 elif request.sync_mode is SyncMode.INCREMENTAL:
@@ -345,7 +345,11 @@ def _archived_since(state: dict[str, Any], since: datetime | None) -> datetime |
 
 
 class _explained:
-    """A 403 for missing scopes names the scopes the private app needs; 401s say which kind."""
+    """A 403 for missing scopes names the scope the stream needs; 401s say what to do."""
+
+    def __init__(self, stream: str) -> None:
+        kinds = OBJECT_TYPES if stream == "associations" else (stream,)
+        self.scopes = ", ".join(f"crm.objects.{kind}.read" for kind in kinds)
 
     def __enter__(self) -> None:
         return None
@@ -353,11 +357,10 @@ class _explained:
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
         if not isinstance(exc, ConfigError) or exc.field != "access_token":
             return False
-        if "MISSING_SCOPES" in exc.message:
-            scopes = ", ".join(s for s in ("crm.objects.contacts.read", "crm.objects.companies.read",
-                                           "crm.objects.deals.read") if s in exc.message) or "the CRM read scopes"
+        if "answered 403" in exc.message:  # HubSpot answers 403 only for missing scopes (MISSING_SCOPES)
             raise ConfigError(
-                f"the private app token lacks a scope this stream needs ({scopes}): {exc.message}", field="access_token",
+                f"the private app token lacks a scope this stream needs ({self.scopes}): {exc.message}",
+                field="access_token",
                 where=exc.where, hint="in HubSpot: Settings → Integrations → Private Apps → Scopes; add the CRM "
                 "read scopes for contacts, companies and deals, then use the new token") from None
         if "EXPIRED_AUTHENTICATION" in exc.message or "INVALID_AUTHENTICATION" in exc.message:
