@@ -139,6 +139,24 @@ def test_a_follower_count_of_an_unexpected_type_is_quarantined_by_the_engine_not
     assert odd in quarantined and "followers_count" in quarantined
 
 
+def test_a_second_full_sync_upserts_renamed_handles_by_id_and_adds_new_followers(x, tmp_path):
+    import duckdb
+
+    assert sync(x, tmp_path, config(x)).ok
+    renamed = x.followers(SHOP)[3]["id"]
+    x.rename(renamed, "kneal1985_new")
+    new = x.follow(SHOP, 2)
+    assert sync(x, tmp_path, config(x)).ok
+
+    con = duckdb.connect(str(tmp_path / "x.duckdb"))
+    try:
+        handles = dict(con.sql("select id, username from x__followers").fetchall())
+    finally:
+        con.close()
+    assert handles[renamed] == "kneal1985_new" and len(handles) == len(x.followers(SHOP))
+    assert set(new) <= set(handles)
+
+
 def test_check_without_anything_to_read_names_followers_of(x):
     with pytest.raises(ConfigError) as caught:
         XSource().check(XConfig.model_validate(config(x, followers_of=[], usernames=[])))

@@ -171,6 +171,21 @@ class XSandbox(Sandbox):
                     return self.user(user["id"])
         return None
 
+    def rename(self, uid: str, username: str) -> None:
+        """The person changes their handle (X keeps the id)."""
+        with self._lock:
+            del self._by_name[self._users[uid]["username"].lower()]
+            self._users[uid]["username"] = username
+            self._by_name[username.lower()] = uid
+
+    def follow(self, brand: str, n: int) -> list[str]:
+        """`n` people who did not follow `brand` start to (most recent first); returns their ids."""
+        with self._lock:
+            following = set(self._followers[brand])
+            new = [uid for uid in self._users if uid not in following][:n]
+            self._followers[brand][:0] = list(reversed(new))
+            return new
+
     def set_user_field(self, uid: str, path: str, value: Any) -> None:
         """Put an odd value into a user (`public_metrics.followers_count`, say) for bad-input tests."""
         with self._lock:
