@@ -140,6 +140,8 @@ class SalesforceSandbox(Sandbox):
         self._fields = {name: [self._describe_field(f, t) for f, t in fields] for name, fields in FIELDS.items()}
         self._records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in FIELDS}
         self._cursors: dict[str, tuple[str, bool, list[str], list[str]]] = {}
+        self._locators: dict[tuple[Any, ...], str] = {}  # the same query on the same data: the same locator
+        self._pages: dict[tuple[str, int, int], bytes] = {}  # serialised pages (benchmarks read them hot)
         self._tokens: set[str] = set()
         self._revoked = False
         self._restricted: set[str] = set()
@@ -263,7 +265,13 @@ class SalesforceSandbox(Sandbox):
                 "IsClosed": closed, "ClosedDate": sf_datetime(_EPOCH + timedelta(days=rng.randrange(1, 90))) if closed else None,
                 "Satisfaction_Score__c": rng.choice([None, float(rng.randrange(1, 6))]) if closed else None}
 
+    def _changed(self) -> None:
+        """Data changed: cached locators and pages no longer hold."""
+        self._locators.clear()
+        self._pages.clear()
+
     def _tick(self) -> datetime:
+        self._changed()
         latest = max(r["SystemModstamp"] for rs in self._records.values() for r in rs.values())
         return parse_literal(latest) + timedelta(seconds=1)
 
@@ -320,6 +328,7 @@ class SalesforceSandbox(Sandbox):
     def add_custom_field(self, obj: str, name: str, kind: str, value: Any) -> None:
         """An admin adds a custom field: describe lists it, every record gets `value`."""
         with self._lock:
+            self._changed()
             self._fields[obj].append(self._describe_field(name, kind))
             for record in self._records[obj].values():
                 record[name] = value
@@ -327,6 +336,7 @@ class SalesforceSandbox(Sandbox):
     def set_raw(self, obj: str, record_id: str, field: str, value: Any) -> None:
         """Store a value as is (no type check): a record with a field of an unexpected type."""
         with self._lock:
+            self._changed()
             self._records[obj][record_id][field] = value
 
     def expire_sessions(self) -> None:
@@ -437,9 +447,12 @@ class SalesforceSandbox(Sandbox):
                 strict = match.group("op") == ">"
                 rows = [r for r in rows if (parse_literal(r["SystemModstamp"]) > bound if strict
                                             else parse_literal(r["SystemModstamp"]) >= bound)]
-            rows.sort(key=lambda r: (r["SystemModstamp"], r["Id"]))
-            locator = f"01gSB{len(self._cursors) + 1:013d}"
-            self._cursors[locator] = (obj, include_deleted, fields, [r["Id"] for r in rows])
+            key = (soql, include_deleted)
+            locator = self._locators.get(key)
+            if locator is None:
+                rows.sort(key=lambda r: (r["SystemModstamp"], r["Id"]))
+                locator = self._locators[key] = f"01gSB{len(self._cursors) + 1:013d}"
+                self._cursors[locator] = (obj, include_deleted, fields, [r["Id"] for r in rows])
         return self._page(req, locator, 0)
 
     def _more(self, req: SandboxRequest, locator: str, offset: int) -> Reply:
@@ -456,6 +469,9 @@ class SalesforceSandbox(Sandbox):
         with self._lock:
             obj, include_deleted, fields, ids = self._cursors[locator]
             self._check_object(obj)
+            cached = self._pages.get((locator, offset, size))
+            if cached is not None:
+                return Reply.raw_json(cached, headers=self._usage())
             chunk = ids[offset:offset + size]
             records = []
             for record_id in chunk:
@@ -471,7 +487,10 @@ class SalesforceSandbox(Sandbox):
             # As documented: a queryAll locator's URL says `query` too; it still returns deleted records.
             body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}-{offset + size}"
         body["records"] = records
-        return Reply.raw_json(json.dumps(body, separators=(",", ":")).encode(), headers=self._usage())
+        page = json.dumps(body, separators=(",", ":")).encode()
+        with self._lock:
+            self._pages[(locator, offset, size)] = page
+        return Reply.raw_json(page, headers=self._usage())
 
     def _usage(self) -> dict[str, str]:
         used = len(self.requests)

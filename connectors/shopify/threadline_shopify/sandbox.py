@@ -30,6 +30,7 @@ with no customer, some cancelled or closed) with line items. Tests change data w
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import json
 import random
@@ -87,6 +88,7 @@ class ShopifySandbox(Sandbox):
         self._customers: dict[int, dict[str, Any]] = {}
         self._orders: dict[int, dict[str, Any]] = {}
         self._slot = 0
+        self._pages: dict[tuple[Any, ...], tuple[bytes, str]] = {}  # serialised pages and their Link (benchmarks)
         for i in range(self.customer_count):
             self._add_customer(rng, i)
         customers = list(self._customers.values())
@@ -185,6 +187,7 @@ class ShopifySandbox(Sandbox):
         return order
 
     def _tick(self) -> datetime:
+        self._pages.clear()
         self._clock += timedelta(seconds=1)
         return self._clock
 
@@ -221,11 +224,13 @@ class ShopifySandbox(Sandbox):
 
     def delete_customer(self, customer_id: int) -> None:
         with self._lock:
+            self._pages.clear()
             del self._customers[customer_id]
 
     def set_raw(self, resource: str, record_id: int, field: str, value: Any) -> None:
         """Store a value as is: a record with a field of an unexpected type."""
         with self._lock:
+            self._pages.clear()
             (self._customers if resource == "customers" else self._orders)[record_id][field] = value
 
     def revoke_credentials(self) -> None:
@@ -300,13 +305,17 @@ class ShopifySandbox(Sandbox):
                 bound = _parse_time(state["updated_at_min"])
             except ValueError:
                 return Reply.json({"errors": {"updated_at_min": ["must be an ISO 8601 time"]}}, 400, headers)
+        key = (resource, json.dumps(state, sort_keys=True), limit, req.base_url, req.path)
+        cached = self._pages.get(key)
+        if cached is not None:
+            body, link = cached
+            return Reply.raw_json(body, headers={**headers, "Link": link} if link else headers)
         rows = self._customers.values() if resource == "customers" else self._orders.values()
         status = state.get("status") or "open"
         after = max(int(state.get("last_id") or 0), int(state.get("since_id") or 0))
         chosen = []
-        for row in sorted(rows, key=lambda r: r["id"]):
-            if row["id"] <= after:
-                continue
+        ordered = sorted(rows, key=lambda r: r["id"])
+        for row in ordered[bisect.bisect_right([r["id"] for r in ordered], after):]:
             if bound is not None and _parse_time(row["updated_at"]) < bound:
                 continue
             if resource == "orders" and status != "any" and row["_status"] != status:
@@ -325,8 +334,10 @@ class ShopifySandbox(Sandbox):
             links.insert(0, f'<{url}?{urlencode({"limit": limit, "page_info": token})}>; rel="previous"')
         if links:
             headers = {**headers, "Link": ", ".join(links)}
-        records = [_public(r) for r in page] if resource == "orders" else copy.deepcopy(page)
-        return Reply.raw_json(json.dumps({resource: records}, separators=(",", ":")).encode(), headers=headers)
+        records = [_public(r) for r in page] if resource == "orders" else page
+        body = json.dumps({resource: records}, separators=(",", ":")).encode()
+        self._pages[key] = (body, ", ".join(links))
+        return Reply.raw_json(body, headers=headers)
 
 
 def _public(order: dict[str, Any]) -> dict[str, Any]:
