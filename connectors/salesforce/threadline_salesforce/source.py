@@ -41,6 +41,7 @@ from threadline.http import HttpClient, OAuth2Auth, RestStream, RetryPolicy
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
 from threadline.http.paginators import PageInfo, PageRequest, Paginator
+from threadline.http.records import PageParser, ParsedPage
 from threadline.secrets import redact, register_secret
 
 DEFAULT_OBJECTS = ["Contact", "Lead", "Account", "Opportunity", "Case"]
@@ -148,6 +149,30 @@ class SoqlStream(RestStream):
     """One object as a stream: the query selects the schema's columns."""
 
     sobject: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        assert isinstance(self.schema, pa.Schema)
+        # pyarrow's JSON reader does not parse dates: read them as text and cast after, so that
+        # pages keep the fast path (about 15x faster than the careful one here).
+        self._dates = [f.name for f in self.schema if pa.types.is_date(f.type)]
+        if self._dates:
+            wire = pa.schema([pa.field(f.name, pa.string()) if f.name in self._dates else f for f in self.schema])
+            self._parser = PageParser(wire, self.records_path)
+
+    def parse_page(self, response: requests.Response) -> ParsedPage:
+        page = self._parser(response)
+        if not self._dates:
+            return page
+        records = page.records
+        for name in self._dates:
+            index = records.schema.get_field_index(name)
+            try:
+                column = records.column(index).cast(self.schema.field(name).type)  # type: ignore[union-attr]
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue  # a value that is not a date: text, for the engine to quarantine that row
+            records = records.set_column(index, name, column)
+        return ParsedPage(records, page.body, page.response)
 
     def request_params(self, request: ReadRequest) -> dict[str, Any]:
         columns = ", ".join(request.stream.schema.names)
