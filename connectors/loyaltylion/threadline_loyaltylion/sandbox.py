@@ -24,7 +24,6 @@ import base64
 import bisect
 import json
 import random
-import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -153,14 +152,6 @@ class LoyaltylionSandbox(Sandbox):
         }
         self._transactions[tid] = transaction
         return transaction
-
-    def start(self) -> LoyaltylionSandbox:
-        super().start()
-        # Answers go out as two writes (headers, then body); with Nagle's algorithm on, the body's
-        # last segment waits ~40 ms for the client's delayed ACK of the headers. Accepted sockets
-        # inherit TCP_NODELAY from the listening one on Linux. (Belongs in the kit's Sandbox.)
-        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
-        return self
 
     def secrets(self) -> list[str]:
         return [self.API_KEY]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import re
 import time
 from datetime import datetime, timedelta, timezone
@@ -137,14 +136,6 @@ class XSandbox(Sandbox):
         if entities:
             user["entities"] = entities
         return user
-
-    def start(self) -> XSandbox:
-        super().start()
-        # Answers go out as two writes (headers, then body); with Nagle's algorithm on, the body's
-        # last segment waits ~40 ms for the client's delayed ACK of the headers. Accepted sockets
-        # inherit TCP_NODELAY from the listening one on Linux. (Belongs in the kit's Sandbox.)
-        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
-        return self
 
     def secrets(self) -> list[str]:
         return [self.BEARER_TOKEN]
