@@ -30,6 +30,7 @@ whose datetimes repeat in threes. Tests change data between syncs with `unsubscr
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import random
 import re
@@ -178,6 +179,7 @@ class KlaviyoSandbox(Sandbox):
 
     def _index_events(self) -> None:
         self._events.sort(key=lambda e: (e["attributes"]["datetime"], e["id"]))
+        self._event_times = [e["attributes"]["datetime"] for e in self._events]
 
     def _tick(self) -> datetime:
         self._clock += timedelta(seconds=1)
@@ -348,9 +350,12 @@ class KlaviyoSandbox(Sandbox):
         except ValueError:
             raise SandboxError(400, f"Invalid page cursor {cursor!r}.") from None
 
-    def _page(self, req: SandboxRequest, rows: list[dict[str, Any]], size: int, included: list[Any] | None = None) -> Reply:
+    def _page(self, req: SandboxRequest, rows: list[Any], size: int, included: list[Any] | None = None,
+              view: Any = None) -> Reply:
         offset = self._offset(req)
         page = rows[offset:offset + size]
+        if view is not None:  # only the page's records are rendered
+            page = [view(row) for row in page]
         self_url = f"{req.base_url}{req.path}?{urlencode({k: v[0] for k, v in req.query.items()})}" if req.query else f"{req.base_url}{req.path}"
         links: dict[str, Any] = {"self": self_url, "next": None, "prev": None}
         if offset + size < len(rows):
@@ -378,11 +383,12 @@ class KlaviyoSandbox(Sandbox):
 
     @staticmethod
     def _keep(op_bound: tuple[str, datetime] | None, value: str) -> bool:
+        # Every time here is written by `iso` (UTC, one format), so text order is time order.
         if op_bound is None:
             return True
         op, bound = op_bound
-        moment = datetime.fromisoformat(value)
-        return moment >= bound if op == "greater-or-equal" else moment > bound
+        text = iso(bound.astimezone(timezone.utc))
+        return value >= text if op == "greater-or-equal" else value > text
 
     # ---- endpoints
 
@@ -396,10 +402,13 @@ class KlaviyoSandbox(Sandbox):
     def _get_profiles(self, req: SandboxRequest) -> Reply:
         size = self._size(req)
         since = self._since(req, "updated")
-        rows = [p for p in self._profiles.values() if self._keep(since, p["attributes"]["updated"])]
+        bound = iso(since[1].astimezone(timezone.utc)) if since else ""
+        strict = since is not None and since[0] == "greater-than"
+        rows = [p for p in self._profiles.values()
+                if (p["attributes"]["updated"] > bound if strict else p["attributes"]["updated"] >= bound)]
         if req.param("sort") == "updated":
             rows.sort(key=lambda p: (p["attributes"]["updated"], p["id"]))
-        return self._page(req, [self._profile_view(p, req) for p in rows], size)
+        return self._page(req, rows, size, view=lambda p: self._profile_view(p, req))
 
     def _get_lists(self, req: SandboxRequest) -> Reply:
         return self._page(req, list(self._lists.values()), 10)
@@ -416,13 +425,12 @@ class KlaviyoSandbox(Sandbox):
         rows = self._list_members(req, list_id)
         if isinstance(rows, Reply):
             return rows
-        size = self._size(req)
-        data = []
-        for pid, joined in rows:
-            view = self._profile_view(self._profiles[pid], req)
-            view["attributes"]["joined_group_at"] = joined
-            data.append(view)
-        return self._page(req, data, size)
+        def view(row: tuple[str, str]) -> dict[str, Any]:
+            rendered = self._profile_view(self._profiles[row[0]], req)
+            rendered["attributes"]["joined_group_at"] = row[1]
+            return rendered
+
+        return self._page(req, rows, self._size(req), view=view)
 
     def _get_list_relationships(self, req: SandboxRequest, list_id: str) -> Reply:
         rows = self._list_members(req, list_id)
@@ -432,7 +440,11 @@ class KlaviyoSandbox(Sandbox):
 
     def _get_events(self, req: SandboxRequest) -> Reply:
         since = self._since(req, "datetime")
-        rows = [e for e in self._events if self._keep(since, e["attributes"]["datetime"])]
+        rows = self._events
+        if since is not None:  # events are kept in datetime order: bisect, don't scan
+            bound = iso(since[1].astimezone(timezone.utc))
+            find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
+            rows = rows[find(self._event_times, bound):]
         if req.param("sort") == "-datetime":
             rows.reverse()
         included = None
