@@ -113,7 +113,7 @@ def test_salesforce_expired_session_is_refreshed_once_and_the_read_goes_on(sandb
     batches = [next(m for m in messages if isinstance(m, Batch)).records]
     sandbox.expire_sessions()  # the session times out between two pages
     batches += [m.records for m in messages if isinstance(m, Batch)]
-    assert len(sandbox.requests_to(TOKEN, "POST")) == 2  # the first token, then exactly one refresh
+    assert len(sandbox.requests_to(TOKEN, "POST")) == 1  # the session of discovery went on; exactly one refresh
     assert [r.status for r in sandbox.requests if r.path.startswith(f"/services/data/{API_VERSION}/query")].count(401) == 1
     rows = rec.from_batches(batches, stream)
     rec.assert_same_records(rows, rec.typed(sandbox.records("Contact"), stream, "contacts"), stream, "a read across a refresh")
@@ -128,7 +128,7 @@ def test_salesforce_401_again_after_refresh_is_a_config_error_naming_refresh_tok
     with pytest.raises(ConfigError) as caught:
         list(source.read(cfg, ReadRequest(stream=stream, sync_mode=SyncMode.FULL_REFRESH)))
     assert caught.value.field == "refresh_token"
-    assert len(sandbox.requests_to(TOKEN, "POST")) == 2  # one token, one refresh, no loop
+    assert len(sandbox.requests_to(TOKEN, "POST")) == 1  # one refresh, no loop
     assert len(sandbox.requests_to(QUERY)) == 2
 
 
@@ -142,6 +142,14 @@ def test_salesforce_wrong_client_secret_is_a_config_error_naming_client_secret(s
     with pytest.raises(ConfigError) as caught:
         SalesforceSource().check(config(sandbox, client_secret="not-it"))
     assert caught.value.field == "client_secret"
+
+
+def test_salesforce_streams_of_one_run_share_one_session(sandbox):
+    cfg = config(sandbox, objects=["Contact", "Lead", "Case"])
+    source = SalesforceSource()
+    for stream in source.discover(cfg):
+        list(source.read(cfg, ReadRequest(stream=stream, sync_mode=SyncMode.FULL_REFRESH)))
+    assert len(sandbox.requests_to(TOKEN, "POST")) == 1
 
 
 def test_salesforce_api_host_comes_from_the_token_response_when_instance_url_is_unset(sandbox):

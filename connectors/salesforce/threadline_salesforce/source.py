@@ -188,13 +188,22 @@ class SalesforceSource(Source[SalesforceConfig]):
     name = "salesforce"
     spec = SalesforceConfig
 
+    def __init__(self) -> None:
+        self._auth: SalesforceAuth | None = None
+        self._auth_for: tuple[str, ...] = ()
+
     def client(self, config: SalesforceConfig) -> HttpClient:
         register_secret(config.client_secret)
         register_secret(config.refresh_token)
-        auth = SalesforceAuth(config)
+        # One session for every stream of a run: Salesforce limits logins per user and hour.
+        key = (config.login_url, config.client_id, config.client_secret, config.refresh_token)
+        if self._auth is None or self._auth_for != key:
+            self._auth, self._auth_for = SalesforceAuth(config), key
+        auth = self._auth
         base = config.instance_url
         if not base:
-            auth.refresh()
+            if not auth.instance_url:
+                auth.refresh()
             base = auth.instance_url
         return HttpClient(
             base, auth=auth, headers={"Sforce-Query-Options": f"batchSize={config.batch_size}"},

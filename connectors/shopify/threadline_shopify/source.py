@@ -276,7 +276,9 @@ class ShopifySource(RestSource[ShopifyConfig]):
 
     def client(self, config: ShopifyConfig) -> HttpClient:
         register_secret(config.access_token)
-        self._bucket = LeakyBucket(config.leak_rate, config.bucket_headroom)
+        # One bucket per shop, shared by the streams read at once: Shopify has one per app and store.
+        if self._bucket is None or (self._bucket.leak_rate, self._bucket.headroom) != (config.leak_rate, config.bucket_headroom):
+            self._bucket = LeakyBucket(config.leak_rate, config.bucket_headroom)
         return HttpClient(
             f"{config.shop_url.rstrip('/')}/admin/api/{config.api_version}",
             auth=ApiKeyAuth(config.access_token, name="X-Shopify-Access-Token", field="access_token"),
