@@ -385,8 +385,11 @@ class HubspotSandbox(Sandbox):
         for f in filters:  # the common case, `sort property >= value`: start there instead of scanning
             if f["propertyName"] == prop and f.get("operator") in ("GTE", "GT", "EQ"):
                 start = bisect.bisect_left(keys, (0, _filter_value(f.get("value"))))
-        found = [r for r in rows[start:]
-                 if not groups or any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)]
+        if len(filters) == 1 and filters[0]["propertyName"] == prop and filters[0].get("operator") == "GTE":
+            found = rows[start:]  # the bisect did the filtering
+        else:
+            found = [r for r in rows[start:]
+                     if not groups or any(all(_matches(r, f) for f in g.get("filters", [])) for g in groups)]
         return found[::-1] if descending else found
 
     def _list(self, kind: str, req: SandboxRequest) -> Reply:

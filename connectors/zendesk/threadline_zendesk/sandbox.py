@@ -35,6 +35,7 @@ data with `add_users`, `update_users`, `delete_users`, `add_tickets`, `update_ti
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import math
 import random
@@ -102,6 +103,7 @@ class ZendeskSandbox(Sandbox):
         self._revoked = False
         self._items: dict[str, dict[int, dict[str, Any]]] = {"users": {}, "tickets": {}, "ratings": {}}
         self._ids = {"users": 360_000_000_001, "tickets": 1, "ratings": 900_000_001}
+        self._index: dict[str, Any] = {}  # sorted views of the items, dropped on every change
         slot = 0
         self._agents = []
         for n in range(8):
@@ -234,6 +236,7 @@ class ZendeskSandbox(Sandbox):
 
     def _touch(self, kind: str, ids: list[int], change: dict[str, Any]) -> list[dict[str, Any]]:
         with self._lock:
+            self._index.clear()
             stamp = self._tick()
             for i in ids:
                 item = self._items[kind][i]
@@ -257,18 +260,21 @@ class ZendeskSandbox(Sandbox):
 
     def add_users(self, n: int) -> list[dict[str, Any]]:
         with self._lock:
+            self._index.clear()
             self._tick()
             ids = [self._new_user(self._clock)["id"] for _ in range(n)]
         return [x for x in self.users if x["id"] in set(ids)]
 
     def add_tickets(self, n: int) -> list[dict[str, Any]]:
         with self._lock:
+            self._index.clear()
             self._tick()
             ids = [self._new_ticket(self._clock)["id"] for _ in range(n)]
         return [x for x in self.tickets if x["id"] in set(ids)]
 
     def add_ratings(self, n: int) -> list[dict[str, Any]]:
         with self._lock:
+            self._index.clear()
             self._tick()
             open_ = [t for t in self._items["tickets"].values() if t["satisfaction_rating"]["score"] == "unoffered"]
             ids = [self._new_rating(t, self._clock)["id"] for t in open_[:n]]
@@ -277,6 +283,7 @@ class ZendeskSandbox(Sandbox):
     def set_field(self, kind: str, item_id: int, name: str, value: Any) -> None:
         """Put any value in a field, even one of a type Zendesk would not send (bad-input tests)."""
         with self._lock:
+            self._index.clear()
             self._items[kind][item_id][name] = value
 
     def revoke_credentials(self) -> None:
@@ -337,6 +344,13 @@ class ZendeskSandbox(Sandbox):
 
     # ------------------------------------------------------------------ routes
 
+    def _ordered(self, kind: str) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+        """Items by (updated_at, id), with their keys for bisect."""
+        if kind not in self._index:
+            pairs = sorted(((epoch(x["updated_at"]), x["id"]), x) for x in self._items[kind].values())
+            self._index[kind] = ([k for k, _ in pairs], [x for _, x in pairs])
+        return self._index[kind]
+
     def _export(self, req: SandboxRequest) -> Reply:
         kind = EXPORTS[req.path]
         self._admit(req, kind)
@@ -360,13 +374,13 @@ class ZendeskSandbox(Sandbox):
             raise SandboxError(400, json.dumps({"error": "InvalidValue", "description": "start_time or cursor is required"}))
         exclude_deleted = kind == "tickets" and req.param("exclude_deleted") == "true"
         with self._lock:
-            rows = sorted(((epoch(x["updated_at"]), x["id"]), x) for x in self._items[kind].values()
-                          if not (exclude_deleted and x.get("status") == "deleted"))
-            after = [(k, x) for k, x in rows if k > position]
+            keys, items = self._ordered(kind)
+            start = bisect.bisect_right(keys, position)
+            after = [x for x in items[start:] if not (exclude_deleted and x.get("status") == "deleted")]
             page = after[:per_page]
-            data = [json.loads(json.dumps(x)) for _, x in page]
+            data = [json.loads(json.dumps(x)) for x in page]
         end = len(after) <= per_page
-        next_position = page[-1][0] if page else position
+        next_position = (epoch(page[-1]["updated_at"]), page[-1]["id"]) if page else position
         after_cursor = _encode(next_position)
         params = {"cursor": after_cursor, "per_page": per_page}
         body = {
@@ -394,8 +408,9 @@ class ZendeskSandbox(Sandbox):
         after = req.param("page[after]")
         after_id = _decode(after)[1] if after else -1
         with self._lock:
-            rows = [r for _, r in sorted(self._items["ratings"].items())
-                    if start <= epoch(r["updated_at"]) <= end and r["id"] > after_id]
+            if "ratings_by_id" not in self._index:
+                self._index["ratings_by_id"] = [(epoch(r["updated_at"]), r) for _, r in sorted(self._items["ratings"].items())]
+            rows = [r for stamp, r in self._index["ratings_by_id"] if start <= stamp <= end and r["id"] > after_id]
             page = [json.loads(json.dumps(r)) for r in rows[:size]]
         more = len(rows) > size
         cursor = _encode((0, page[-1]["id"])) if page else None
