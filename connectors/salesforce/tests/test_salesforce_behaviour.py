@@ -158,6 +158,21 @@ def test_salesforce_api_host_comes_from_the_token_response_when_instance_url_is_
     assert read_rows(cfg)  # the token response's instance_url is the sandbox
 
 
+def test_salesforce_token_without_the_api_scope_is_a_config_error_naming_refresh_token(sandbox):
+    sandbox.drop_api_scope()
+    with pytest.raises(ConfigError) as caught:
+        SalesforceSource().check(config(sandbox))
+    assert caught.value.field == "refresh_token" and "`api` OAuth scope" in caught.value.hint
+    assert len(sandbox.requests_to(TOKEN, "POST")) == 2  # the first token and one refresh, then it stops
+
+
+def test_salesforce_user_without_api_access_is_a_config_error_naming_refresh_token(sandbox):
+    sandbox.disable_api()
+    with pytest.raises(ConfigError) as caught:
+        SalesforceSource().check(config(sandbox))
+    assert caught.value.field == "refresh_token" and "API_DISABLED_FOR_ORG" in caught.value.message
+
+
 def test_salesforce_object_the_user_may_not_read_is_a_config_error_naming_objects(sandbox):
     sandbox.restrict("Case")
     with pytest.raises(ConfigError) as caught:

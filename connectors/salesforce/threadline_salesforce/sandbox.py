@@ -26,7 +26,9 @@ What it implements, as Salesforce documents it:
 - Errors are lists: [{"message", "errorCode"}]. An unknown or expired access token is 401
   INVALID_SESSION_ID; `expire_sessions()` expires every token issued so far; `revoke_credentials()`
   refuses the refresh token too; `restrict(Object)` makes describe and queries of that object
-  answer 403 INSUFFICIENT_ACCESS... (a user without the permission); `limit_requests(n)` answers
+  answer 403 INSUFFICIENT_ACCESS... (a user without the permission); `drop_api_scope()` makes the
+  API refuse sessions (401 "This session is not valid for use with the REST API", a token
+  without the `api` scope); `disable_api()` answers 403 API_DISABLED_FOR_ORG; `limit_requests(n)` answers
   403 REQUEST_LIMIT_EXCEEDED after n more API calls (the org's 24-hour limit).
 
 Seeded data (deterministic from the seed): Accounts, Contacts (a second email in the custom
@@ -145,6 +147,8 @@ class SalesforceSandbox(Sandbox):
         self._tokens: set[str] = set()
         self._revoked = False
         self._restricted: set[str] = set()
+        self._api_scope = True
+        self._api_disabled = False
         self._calls_left: int | None = None
         self._slot = 0
         n = self.contacts_count
@@ -348,6 +352,16 @@ class SalesforceSandbox(Sandbox):
             self._revoked = True
             self._tokens.clear()
 
+    def drop_api_scope(self) -> None:
+        """Tokens from now on lack the `api` OAuth scope: the REST API refuses their sessions."""
+        with self._lock:
+            self._api_scope = False
+
+    def disable_api(self) -> None:
+        """The user loses the API Enabled permission: 403 API_DISABLED_FOR_ORG."""
+        with self._lock:
+            self._api_disabled = True
+
     def restrict(self, obj: str) -> None:
         with self._lock:
             self._restricted.add(obj)
@@ -376,6 +390,10 @@ class SalesforceSandbox(Sandbox):
         with self._lock:
             if not given.startswith("Bearer ") or given[7:] not in self._tokens:
                 return errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            if not self._api_scope:
+                return errors(401, "INVALID_SESSION_ID", "This session is not valid for use with the REST API")
+            if self._api_disabled:
+                return errors(403, "API_DISABLED_FOR_ORG", "API is not enabled for this Organization or Partner")
             if self._calls_left is not None:
                 if self._calls_left <= 0:
                     return errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")

@@ -300,9 +300,21 @@ class _explained(contextlib.AbstractContextManager):
                     hint=f"every page read so far is committed and the state saved; run the sync again later "
                     f"(e.g. after {resume:%H:%M} UTC) or raise the org's limit — it resumes from the saved state",
                 ) from None
+            if "API_DISABLED_FOR_ORG" in exc.message or "API_CURRENTLY_DISABLED" in exc.message:
+                raise ConfigError(
+                    f"Salesforce refuses API access to this user or org: {exc.message}", field="refresh_token",
+                    where=exc.where, hint="the user needs the API Enabled permission, and the org an edition with API "
+                    "access; then authorise again and use the new refresh token",
+                ) from None
             raise ConfigError(
                 f"the Salesforce user may not read {self.sobject}: {exc.message}", field="objects", where=exc.where,
                 hint=f"grant the user read access to {self.sobject} (profile or permission set) or remove it from objects",
+            ) from None
+        if isinstance(exc, ConfigError) and "again after refreshing" in exc.message:
+            raise ConfigError(
+                exc.message, field="refresh_token", where=exc.where,
+                hint="a fresh session was refused too: the connected app needs the `api` OAuth scope (and "
+                "`refresh_token`), and the user the API Enabled permission; authorise again with those scopes",
             ) from None
         if isinstance(exc, FatalError) and self.describing and "answered 404" in exc.message:
             raise ConfigError(
