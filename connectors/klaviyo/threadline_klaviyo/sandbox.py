@@ -98,6 +98,7 @@ class KlaviyoSandbox(Sandbox):
             "name": name, "created": iso(_EPOCH - timedelta(days=300 - n)), "updated": iso(_EPOCH - timedelta(days=10 - n)),
             "opt_in_process": "double_opt_in" if n == 2 else "single_opt_in"}} for n, (lid, name) in enumerate(_LISTS)}
         self._profiles: dict[str, dict[str, Any]] = {}
+        self._by_updated: list[dict[str, Any]] | None = None  # profiles by (updated, id), built on demand
         self._members: dict[str, dict[str, str]] = {lid: {} for lid in self._lists}  # list → profile → joined
         self._events: list[dict[str, Any]] = []
         slot = 0
@@ -155,6 +156,7 @@ class KlaviyoSandbox(Sandbox):
             "relationships": {"lists": {"links": {}}, "segments": {"links": {}}},
         }
         self._profiles[pid] = profile
+        self._by_updated = None
         return profile
 
     def _join(self, list_id: str, profile_id: str, when: datetime) -> None:
@@ -230,6 +232,7 @@ class KlaviyoSandbox(Sandbox):
                     marketing.update(consent="UNSUBSCRIBED", can_receive_email_marketing=False, consent_timestamp=when,
                                      last_updated=when)
                     profile["attributes"]["updated"] = when
+                    self._by_updated = None
                     changed.append(json.loads(json.dumps(profile)))
             return changed
 
@@ -258,6 +261,7 @@ class KlaviyoSandbox(Sandbox):
         """Put any value in a profile's attributes (a field of an unexpected type, say)."""
         with self._lock:
             self._profiles[profile_id]["attributes"][key] = value
+            self._by_updated = None
 
     def delete_list(self, list_id: str) -> None:
         with self._lock:
@@ -402,12 +406,16 @@ class KlaviyoSandbox(Sandbox):
     def _get_profiles(self, req: SandboxRequest) -> Reply:
         size = self._size(req)
         since = self._since(req, "updated")
-        bound = iso(since[1].astimezone(timezone.utc)) if since else ""
-        strict = since is not None and since[0] == "greater-than"
-        rows = [p for p in self._profiles.values()
-                if (p["attributes"]["updated"] > bound if strict else p["attributes"]["updated"] >= bound)]
-        if req.param("sort") == "updated":
-            rows.sort(key=lambda p: (p["attributes"]["updated"], p["id"]))
+        if req.param("sort") == "updated" or since is not None:
+            if self._by_updated is None:  # rebuilt after a change: pages are served from it
+                self._by_updated = sorted(self._profiles.values(), key=lambda p: (p["attributes"]["updated"], p["id"]))
+                self._updated_keys = [p["attributes"]["updated"] for p in self._by_updated]
+            rows = self._by_updated
+            if since is not None:
+                find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
+                rows = rows[find(self._updated_keys, iso(since[1].astimezone(timezone.utc))):]
+        else:
+            rows = list(self._profiles.values())
         return self._page(req, rows, size, view=lambda p: self._profile_view(p, req))
 
     def _get_lists(self, req: SandboxRequest) -> Reply:
