@@ -60,7 +60,7 @@ def shop_time(moment: datetime) -> str:
 
 
 def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=_ZONE)
 
 
@@ -278,7 +278,7 @@ class ShopifySandbox(Sandbox):
         if self._bucket + 1 > self.bucket_size:
             return None
         self._bucket += 1
-        return f"{int(round(self._bucket))}/{self.bucket_size}"
+        return f"{round(self._bucket)}/{self.bucket_size}"
 
     def _list(self, req: SandboxRequest, resource: str, headers: dict[str, str]) -> Reply:
         try:

@@ -189,7 +189,7 @@ def conform(value: Any, kind: pa.DataType) -> Any:
             raise TypeError(f"expected a list, got {type(value).__name__} {str(value)[:40]!r}")
         return [conform(v, kind.value_type) for v in value]
     if pa.types.is_timestamp(kind) and isinstance(value, str):
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+        return datetime.fromisoformat(value) if value else None
     if pa.types.is_decimal(kind) and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return Decimal(str(value)) if value != "" else None
     expected = {pa.types.is_integer: int, pa.types.is_boolean: bool, pa.types.is_string: str,
