@@ -1,4 +1,4 @@
-"""threadline-hubspot: the Hubspot API as a threadline source."""
+"""threadline-hubspot: HubSpot CRM (contacts, companies, deals, associations) as a threadline source."""
 
 from threadline_hubspot.source import HubspotConfig, HubspotSource
 

@@ -1,4 +1,4 @@
-"""threadline-zendesk: the Zendesk API as a threadline source."""
+"""threadline-zendesk: Zendesk Support (users, tickets, satisfaction ratings) as a threadline source."""
 
 from threadline_zendesk.source import ZendeskConfig, ZendeskSource
 
