@@ -34,6 +34,7 @@ from threadline.secrets import register_secret
 from threadline_klaviyo.columns import Getter, get_path, to_batch
 
 CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
+THROTTLED_WITHOUT_A_TIME = 60.0  # seconds to suggest when a 429 came without Retry-After
 DEFAULT_REVISION = "2024-10-15"
 
 PROFILES_SCHEMA = schema_from_mapping({
@@ -261,15 +262,18 @@ class KlaviyoSource(Source[KlaviyoConfig]):
                 for message in reader(client):
                     yield Checkpoint(message.stream, carried) if isinstance(message, Checkpoint) else message
         except TransientError as exc:
-            if not exc.retry_after:
+            wait = exc.retry_after
+            if not wait and "answered 429" in exc.message:
+                wait = THROTTLED_WITHOUT_A_TIME  # throttled, and the API did not say for how long
+            if not wait:
                 raise
-            resume = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
+            resume = datetime.now(timezone.utc) + timedelta(seconds=wait)
             yield Checkpoint(request.stream.name, {**carried, "resume_after": resume.isoformat(timespec="seconds")})
             raise RateLimitStop(
-                f"Klaviyo asked to wait {exc.retry_after:.0f}s (429 Retry-After), longer than this run allows "
+                f"Klaviyo asked to wait {wait:.0f}s (429 Retry-After), longer than this run allows "
                 f"(max_rate_limit_wait = {config.max_rate_limit_wait:g}s). Stopped cleanly: every page read so far "
                 f"is committed and the stream's state is saved",
-                resume_after=resume, retry_after=exc.retry_after, where=f"{self.name} / {request.stream.name}",
+                resume_after=resume, retry_after=wait, where=f"{self.name} / {request.stream.name}",
                 hint=f"run the sync again after {resume:%Y-%m-%d %H:%M:%S} UTC; it resumes from the saved state",
             ) from None
         finally:

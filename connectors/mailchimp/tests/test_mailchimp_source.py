@@ -199,3 +199,21 @@ def test_member_activity_carries_the_member_and_audience(mailchimp: MailchimpSan
     assert len(rows) == len(expected) > 0
     assert {r["action"] for r in rows} <= {"open", "click", "bounce", "sent"}
     assert all(r["email_id"] and r["list_id"] == VIP for r in rows)
+
+
+def test_throttling_without_retry_after_that_outlasts_the_retries_also_stops_cleanly(mailchimp: MailchimpSandbox) -> None:
+    from threadline.contracts import Checkpoint
+    from threadline_mailchimp.source import RateLimitStop
+
+    # Mailchimp's 429 (over 10 simultaneous connections) carries no Retry-After.
+    mailchimp.inject("rate_limit", retry_after=None, after=2, times=0, path="/3.0/lists")
+    cfg = config(mailchimp)
+    source = MailchimpSource()
+    messages = []
+    with pytest.raises(RateLimitStop) as caught:
+        for message in source.read(cfg, ReadRequest(source.discover(cfg).get("members"), SyncMode.INCREMENTAL,
+                                                    state={"cursor": "2024-01-01T00:00:00"})):
+            messages.append(message)
+    assert isinstance(messages[-1], Checkpoint)
+    assert messages[-1].state["cursor"] == "2024-01-01T00:00:00" and "resume_after" in messages[-1].state
+    assert "run the sync again after" in caught.value.render()

@@ -32,6 +32,7 @@ from threadline.http.records import ParsedPage, RecordsPathMissing
 from threadline_mailchimp.columns import Getter, to_batch
 
 CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
+THROTTLED_WITHOUT_A_TIME = 60.0  # seconds to suggest when a 429 came without Retry-After
 _KEY_SHAPE = re.compile(r"^[0-9a-zA-Z]+-([a-z]+[0-9]+)$")
 
 LISTS_SCHEMA = schema_from_mapping({
@@ -220,15 +221,18 @@ class MailchimpSource(Source[MailchimpConfig]):
                 for message in reader(config, client, request):
                     yield Checkpoint(message.stream, carried) if isinstance(message, Checkpoint) else message
         except TransientError as exc:
-            if not exc.retry_after:
+            wait = exc.retry_after
+            if not wait and "answered 429" in exc.message:
+                wait = THROTTLED_WITHOUT_A_TIME  # throttled, and the API did not say for how long
+            if not wait:
                 raise
-            resume = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
+            resume = datetime.now(timezone.utc) + timedelta(seconds=wait)
             yield Checkpoint(request.stream.name, {**carried, "resume_after": resume.isoformat(timespec="seconds")})
             raise RateLimitStop(
-                f"Mailchimp asked to wait {exc.retry_after:.0f}s, longer than this run allows "
+                f"Mailchimp asked to wait {wait:.0f}s, longer than this run allows "
                 f"(max_rate_limit_wait = {config.max_rate_limit_wait:g}s). Stopped cleanly: every page read so far "
                 f"is committed and the stream's state is saved",
-                resume_after=resume, retry_after=exc.retry_after, where=f"{self.name} / {request.stream.name}",
+                resume_after=resume, retry_after=wait, where=f"{self.name} / {request.stream.name}",
                 hint=f"run the sync again after {resume:%Y-%m-%d %H:%M:%S} UTC; it resumes from the saved state",
             ) from None
         finally:
