@@ -13,6 +13,7 @@ import pytest
 from threadline.contracts import (
     Batch,
     ConfigError,
+    FatalError,
     ReadRequest,
     SyncMode,
     TransientError,
@@ -93,6 +94,17 @@ def test_salesforce_custom_field_added_by_an_admin_is_discovered_and_read(sandbo
     assert rows and {r["Favourite_Roast__c"] for r in rows} == {"Dark"} and {r["Visits__c"] for r in rows} == {7}
     soql = sandbox.requests_to(QUERY)[0].query["q"][0]
     assert "Favourite_Roast__c" in soql and "Visits__c" in soql
+
+
+def test_salesforce_field_deleted_since_discovery_stops_the_read_saying_to_discover_again(sandbox):
+    cfg = config(sandbox)
+    source = SalesforceSource()
+    stream = stream_of(source, cfg)
+    sandbox.remove_field("Contact", "Loyalty_Tier__c")
+    with pytest.raises(FatalError) as caught:
+        list(source.read(cfg, ReadRequest(stream=stream, sync_mode=SyncMode.FULL_REFRESH)))
+    assert "Loyalty_Tier__c" in caught.value.message and "discover" in caught.value.hint
+    assert "Loyalty_Tier__c" not in stream_of(source, cfg).schema.names
 
 
 def test_salesforce_unknown_object_is_a_config_error_naming_objects(sandbox):

@@ -34,7 +34,7 @@ What it implements, as Salesforce documents it:
 Seeded data (deterministic from the seed): Accounts, Contacts (a second email in the custom
 field Secondary_Email__c, phones in several formats, missing names and emails), Leads (some
 the same people as Contacts, some converted), Opportunities and Cases; SystemModstamp values
-repeat in threes. Tests change data with `update`, `add_contacts`, `delete`, `add_custom_field`.
+repeat in threes. Tests change data with `update`, `add_contacts`, `delete`, `add_custom_field`, `remove_field`.
 """
 
 from __future__ import annotations
@@ -336,6 +336,12 @@ class SalesforceSandbox(Sandbox):
             self._fields[obj].append(self._describe_field(name, kind))
             for record in self._records[obj].values():
                 record[name] = value
+
+    def remove_field(self, obj: str, name: str) -> None:
+        """An admin deletes a custom field: describe no longer lists it, queries naming it fail."""
+        with self._lock:
+            self._changed()
+            self._fields[obj] = [f for f in self._fields[obj] if f["name"] != name]
 
     def set_raw(self, obj: str, record_id: str, field: str, value: Any) -> None:
         """Store a value as is (no type check): a record with a field of an unexpected type."""

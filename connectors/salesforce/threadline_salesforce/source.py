@@ -316,6 +316,12 @@ class _explained(contextlib.AbstractContextManager):
                 hint="a fresh session was refused too: the connected app needs the `api` OAuth scope (and "
                 "`refresh_token`), and the user the API Enabled permission; authorise again with those scopes",
             ) from None
+        if isinstance(exc, FatalError) and "INVALID_FIELD" in exc.message and "No such column" in exc.message:
+            raise FatalError(
+                f"a field of the saved catalog of {self.sobject} no longer exists in Salesforce: {exc.message}",
+                where=exc.where, hint="a field was deleted or renamed; discover the source again (the catalog "
+                "follows describe) and re-run the sync",
+            ) from None
         if isinstance(exc, FatalError) and self.describing and "answered 404" in exc.message:
             raise ConfigError(
                 f"Salesforce has no object {self.sobject!r} (or not in {self.config.api_version}): {exc.message}",
