@@ -164,7 +164,7 @@ class HubspotSource(Source[HubspotConfig]):
     # ------------------------------------------------------------------ full refresh: list endpoints
 
     def _properties(self, config: HubspotConfig, client: HttpClient, kind: str) -> list[str]:
-        names = list(TYPED[kind])
+        names = [*TYPED[kind], MODIFIED[kind], "hs_object_id"]  # the last two drive the search windows
         if config.all_properties:
             body = client.request("GET", f"/crm/v3/properties/{kind}", stream=kind, parse=_json)
             names += [p["name"] for p in (body or {}).get("results", []) if p.get("name") not in names]
@@ -242,13 +242,13 @@ class HubspotSource(Source[HubspotConfig]):
                 yield fresh
             if len(results) < config.search_page_size:
                 return  # the window holds no more than this page
-            last = _epoch_ms(_parse(results[-1]["updatedAt"]))
+            last = _modified_ms(results[-1], modified)
             if last == lower:  # a whole page at one instant: read that instant in id order, then go on
                 yield from self._search_instant(config, client, kind, properties, lower, read_at_lower)
                 lower += 1
                 read_at_lower = set()
                 continue
-            read_at_lower = {r["id"] for r in results if _epoch_ms(_parse(r["updatedAt"])) == last}
+            read_at_lower = {r["id"] for r in results if _modified_ms(r, modified) == last}
             lower = last
 
     def _search_instant(self, config: HubspotConfig, client: HttpClient, kind: str, properties: list[str],
@@ -325,6 +325,11 @@ def _parse(text: str | None) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _modified_ms(record: dict[str, Any], prop: str) -> int:
+    """The record's last-modified time as the search filters it (the property, else updatedAt)."""
+    return _epoch_ms(_parse((record.get("properties") or {}).get(prop) or record.get("updatedAt")))
+
+
 def _epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -363,7 +368,7 @@ class _explained:
                 field="access_token",
                 where=exc.where, hint="in HubSpot: Settings → Integrations → Private Apps → Scopes; add the CRM "
                 "read scopes for contacts, companies and deals, then use the new token") from None
-        if "EXPIRED_AUTHENTICATION" in exc.message or "INVALID_AUTHENTICATION" in exc.message:
+        if "answered 401" in exc.message:
             raise ConfigError(
                 f"HubSpot refused the access token (expired, rotated or revoked): {exc.message}", field="access_token",
                 where=exc.where, hint="copy the private app's current token into HUBSPOT_ACCESS_TOKEN (HubSpot "
