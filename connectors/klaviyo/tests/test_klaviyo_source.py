@@ -191,3 +191,9 @@ def test_a_value_of_an_unexpected_type_is_quarantined_not_a_crash(klaviyo: Klavi
     stream = report.stream("kl", "profiles")
     assert stream.rows_rejected == 1 and stream.rows_written == len(klaviyo.profiles()) - 1
     assert landed(tmp_path, f"select count(*) from kl__profiles where id = '{victim}'") == [(0,)]
+
+
+def test_a_base_url_without_the_api_root_is_a_config_error_naming_base_url(klaviyo: KlaviyoSandbox) -> None:
+    with pytest.raises(ConfigError) as caught:
+        KlaviyoSource().check(config(klaviyo, base_url=klaviyo.base_url))  # /api forgotten
+    assert caught.value.field == "base_url" and "/api" in caught.value.hint

@@ -236,6 +236,13 @@ class KlaviyoSource(Source[KlaviyoConfig]):
                     with _deleted_list(list_id, None):
                         members = self.memberships_stream(config, list_id)
                         next(members.read(client, ReadRequest(members.to_stream(), SyncMode.FULL_REFRESH)), None)
+        except FatalError as exc:
+            if "answered 404" not in exc.message:
+                raise
+            raise ConfigError(
+                f"the API root answered 404: {exc.message}", field="base_url", where=exc.where,
+                hint="base_url must be the API root, ending in /api (leave it unset for the vendor's own)",
+            ) from None
         except TransientError as exc:
             raise ConfigError(exc.message, field="base_url", where=exc.where,
                               hint=exc.hint or "check base_url and that the API is reachable from this machine") from None

@@ -217,3 +217,9 @@ def test_throttling_without_retry_after_that_outlasts_the_retries_also_stops_cle
     assert isinstance(messages[-1], Checkpoint)
     assert messages[-1].state["cursor"] == "2024-01-01T00:00:00" and "resume_after" in messages[-1].state
     assert "run the sync again after" in caught.value.render()
+
+
+def test_a_base_url_without_the_api_root_is_a_config_error_naming_base_url(mailchimp: MailchimpSandbox) -> None:
+    with pytest.raises(ConfigError) as caught:
+        MailchimpSource().check(config(mailchimp, base_url=mailchimp.base_url))  # /3.0 forgotten
+    assert caught.value.field == "base_url" and "/3.0" in caught.value.hint

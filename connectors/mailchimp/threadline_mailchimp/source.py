@@ -201,6 +201,13 @@ class MailchimpSource(Source[MailchimpConfig]):
                     members = self.members_stream(config, list_id)
                     with _deleted_list(list_id, None, field="list_ids"):
                         next(members.read(client, ReadRequest(members.to_stream(), SyncMode.FULL_REFRESH)), None)
+        except FatalError as exc:
+            if "answered 404" not in exc.message:
+                raise
+            raise ConfigError(
+                f"the API root answered 404: {exc.message}", field="base_url", where=exc.where,
+                hint="base_url must be the API root, ending in /3.0 (leave it unset for the vendor's own)",
+            ) from None
         except TransientError as exc:
             raise ConfigError(exc.message, field="base_url", where=exc.where,
                               hint="check base_url (or the key's data centre) and that the API is reachable") from None
