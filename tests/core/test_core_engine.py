@@ -170,3 +170,51 @@ def test_one_failing_stream_does_not_stop_the_others(memory):
     assert report.stream("app", "a").outcome == "succeeded"
     assert report.stream("app", "b").outcome == "failed"
     assert "RuntimeError" in report.stream("app", "b").error and "memory" in report.stream("app", "b").error
+
+
+def test_an_interrupted_full_refresh_resumes_from_its_last_checkpoint(memory):
+    seen_states = []
+
+    class Paged(memory.source):
+        def read(self, config, request):
+            from threadline.contracts import Batch, Checkpoint
+            seen_states.append(request.state)
+            start = request.state.get("next_page", 0)
+            for page in range(start, 3):
+                rows = [{"id": page * 10 + i, "email": "x", "updated_at": memory.ts(1)} for i in range(2)]
+                yield Batch("people", pa.RecordBatch.from_pylist(rows, schema=memory.schema))
+                yield Checkpoint("people", {"next_page": page + 1})
+
+    memory.registry.sources["memory"] = Paged
+    streams = {"people": {"sync_mode": "full_refresh"}}
+    job = memory.job(sources={"app": {"connector": "memory", "streams": streams}},
+                     destination_config={"fail_on_write": 2})
+    assert not run_job(job, registry=memory.registry).ok  # page 0 committed, page 1 failed
+    memory.destination.writes = 0
+    assert run_job(memory.job(sources={"app": {"connector": "memory", "streams": streams}}),
+                   registry=memory.registry).ok
+    assert seen_states == [{}, {"next_page": 1}]  # the second run picked up where the first stopped
+    assert sorted(r["id"] for r in memory.destination.tables["app__people"]) == [0, 1, 10, 11, 20, 21]
+    # once finished, the next full refresh starts from the beginning again
+    run_job(memory.job(sources={"app": {"connector": "memory", "streams": streams}}), registry=memory.registry)
+    assert seen_states[-1] == {}
+
+
+def test_a_replacing_full_refresh_never_resumes(memory):
+    seen_states = []
+
+    class Paged(memory.source):
+        def read(self, config, request):
+            from threadline.contracts import Batch, Checkpoint
+            seen_states.append(request.state)
+            for page in range(2):
+                rows = [{"id": page, "email": "x", "updated_at": memory.ts(1)}]
+                yield Batch("people", pa.RecordBatch.from_pylist(rows, schema=memory.schema))
+                yield Checkpoint("people", {"next_page": page + 1})
+
+    memory.registry.sources["memory"] = Paged
+    streams = {"people": {"sync_mode": "full_refresh", "write": "replace"}}
+    assert not run_job(memory.job(sources={"app": {"connector": "memory", "streams": streams}},
+                                  destination_config={"fail_on_write": 2}), registry=memory.registry).ok
+    run_job(memory.job(sources={"app": {"connector": "memory", "streams": streams}}), registry=memory.registry)
+    assert seen_states == [{}, {}]

@@ -12,6 +12,7 @@ import pytest
 from threadline.contracts import Batch, Checkpoint, ConfigError, ReadRequest, SyncMode
 from threadline.engine.runner import run_job
 from threadline.job import job_from_dict
+from threadline.engine.runner import RESUME_KEY as ENGINE_RESUME_KEY
 from threadline.state import StateStore
 from threadline.testing.harness import installed_destination, registry_of
 from threadline_x import XSource
@@ -61,7 +62,7 @@ def test_a_rate_limit_window_outlasting_the_budget_stops_cleanly_with_state_save
     assert "run the sync again after" in stream.error
     assert stream.rows_written == 120  # the three pages read were committed, not rolled back
     store = StateStore(tmp_path / "state")
-    state = store.get("x", "x", "followers")
+    state = store.get("x", "x", "followers")[ENGINE_RESUME_KEY]  # an unfinished full refresh
     store.close()
     resume_after = datetime.fromisoformat(state[RESUME_AFTER_KEY])
     window_reset = x.window_reset("followers")

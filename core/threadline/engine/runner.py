@@ -51,6 +51,7 @@ from threadline.state import Quarantine, RunRecord, StateStore, StreamRun, job_l
 log = logging.getLogger("threadline.engine")
 
 CURSOR_KEY = "cursor"  # the engine's own key in a stream's saved state
+RESUME_KEY = "full_refresh_in_progress"  # where an unfinished full refresh keeps its checkpoint
 
 
 class Progress(Protocol):
@@ -284,10 +285,14 @@ class _RunContext:
         job, stream = self.job, plan.stream
         saved = self.store.get(job.name, plan.source_name, stream.name)
         incremental = plan.sync_mode is SyncMode.INCREMENTAL
+        # A full refresh that was interrupted resumes from its last checkpoint, unless it
+        # replaces the table (the replacement's staging rows did not survive the failure).
+        resumable = not incremental and plan.disposition is not WriteDisposition.REPLACE
         cursor = _Cursor(stream, saved.get(CURSOR_KEY) if incremental else None, self.started_at)
         request = ReadRequest(
             stream=stream, sync_mode=plan.sync_mode,
-            state=saved if incremental else {}, cursor_start=cursor.start,
+            state=saved if incremental else (saved.get(RESUME_KEY, {}) if resumable else {}),
+            cursor_start=cursor.start,
         )
         quarantine = Quarantine(self.store.quarantine_dir(self.run.run_id), self.run.run_id, plan.source_name, stream.name)
         last_state: dict[str, Any] = dict(saved) if incremental else {}
@@ -314,7 +319,8 @@ class _RunContext:
                 last_state = {**message.state}
                 if incremental and stream.cursor_sorted:
                     cursor.save_into(last_state)
-                self.store.set(job.name, plan.source_name, stream.name, last_state)  # ... then state
+                progress = last_state if incremental else {RESUME_KEY: last_state}
+                self.store.set(job.name, plan.source_name, stream.name, progress)  # ... then state
             elif isinstance(message, Rejected):
                 _expect_stream(message.stream, plan)
                 quarantine.add(message.records, message.reason)
