@@ -218,3 +218,24 @@ def test_a_replacing_full_refresh_never_resumes(memory):
                                   destination_config={"fail_on_write": 2}), registry=memory.registry).ok
     run_job(memory.job(sources={"app": {"connector": "memory", "streams": streams}}), registry=memory.registry)
     assert seen_states == [{}, {}]
+
+
+def test_an_unsorted_stream_keeps_its_starting_cursor_at_mid_stream_checkpoints(memory):
+    from threadline.contracts import Stream
+
+    class Unsorted(memory.source):
+        def discover(self, config):
+            from threadline.contracts import Catalog
+            return Catalog((Stream("people", memory.schema, ("id",), cursor_field="updated_at", cursor_sorted=False),))
+
+    memory.registry.sources["memory"] = Unsorted
+    memory.source.records = [{"id": i, "email": "a", "updated_at": memory.ts(1, i)} for i in range(4)]
+    job = memory.job()
+    run_job(job, registry=memory.registry)
+    first = StateStore(job.state_dir).get("memjob", "app", "people")["cursor"]
+    assert first == memory.ts(1, 3).isoformat()
+    memory.source.records += [{"id": 9, "email": "b", "updated_at": memory.ts(2)}, {"id": 8, "email": "c", "updated_at": memory.ts(3)}]
+    # the second run fails after its first page: the checkpoint must not lose the cursor it started from
+    memory.destination.writes = 0
+    assert not run_job(memory.job(destination_config={"fail_on_write": 2}), registry=memory.registry).ok
+    assert StateStore(job.state_dir).get("memjob", "app", "people")["cursor"] == first

@@ -317,8 +317,9 @@ class _RunContext:
                 _expect_stream(message.stream, plan)
                 writer.commit()  # durable first ...
                 last_state = {**message.state}
-                if incremental and stream.cursor_sorted:
-                    cursor.save_into(last_state)
+                if incremental:
+                    # unsorted streams keep the cursor they started from until they finish
+                    cursor.save_into(last_state) if stream.cursor_sorted else cursor.keep_start_in(last_state)
                 progress = last_state if incremental else {RESUME_KEY: last_state}
                 self.store.set(job.name, plan.source_name, stream.name, progress)  # ... then state
             elif isinstance(message, Rejected):
@@ -363,6 +364,10 @@ class _Cursor:
         if seen is not None:
             with self._lock:
                 self.max = seen if self.max is None else max(self.max, seen)
+
+    def keep_start_in(self, state: dict[str, Any]) -> None:
+        if self.start is not None:
+            state[CURSOR_KEY] = _encode(self.start, self.type)
 
     def save_into(self, state: dict[str, Any]) -> None:
         if self.max is None:
