@@ -43,7 +43,8 @@ class TestKlaviyoContract(SourceContract):
     source = KlaviyoSource
     sandbox = KlaviyoSandbox
     sandbox_options = {"people": 30, "events_page_size": 9}
-    bad_config = {"base_url": "http://127.0.0.1:9", "revision": "2019-01-01"}
+    # an unreachable API; a revision Klaviyo does not know; a wrong key; a list that does not exist
+    bad_config = {"base_url": "http://127.0.0.1:9", "revision": "2019-01-01", "api_key": "pk_wrong", "list_ids": ["NoSuch"]}
     credential_field = "api_key"
     data_path = "/api/"
 

@@ -233,7 +233,7 @@ class KlaviyoSource(Source[KlaviyoConfig]):
                     finally:
                         messages.close()
                 for list_id in config.list_ids:
-                    with _deleted_list(list_id, None):
+                    with _deleted_list(list_id, None, field="list_ids"):
                         members = self.memberships_stream(config, list_id)
                         next(members.read(client, ReadRequest(members.to_stream(), SyncMode.FULL_REFRESH)), None)
         except FatalError as exc:
@@ -321,8 +321,8 @@ class _explained:
 class _deleted_list:
     """A 404 under /lists/{id} means the list was deleted: say which one."""
 
-    def __init__(self, list_id: str, name: str | None) -> None:
-        self.list_id, self.name = list_id, name
+    def __init__(self, list_id: str, name: str | None, field: str = "") -> None:
+        self.list_id, self.name, self.field = list_id, name, field  # field: report on this config field
 
     def __enter__(self) -> None:
         return None
@@ -331,8 +331,8 @@ class _deleted_list:
         if not isinstance(exc, FatalError) or "answered 404" not in exc.message:
             return False
         label = f"{self.list_id!r} ({self.name})" if self.name else repr(self.list_id)
-        raise FatalError(
-            f"list {label} was not found — answered 404; it was deleted in Klaviyo or the id is wrong. "
-            f"Request: {exc.message}",
-            where=exc.where, hint="remove the id from list_ids, or re-run the sync: deleted lists are not listed again",
-        ) from None
+        message = f"list {label} was not found — answered 404; it was deleted in Klaviyo or the id is wrong. Request: {exc.message}"
+        hint = "remove the id from list_ids, or re-run the sync: deleted lists are not listed again"
+        if self.field:
+            raise ConfigError(message, field=self.field, where=exc.where, hint=hint) from None
+        raise FatalError(message, where=exc.where, hint=hint) from None

@@ -35,7 +35,8 @@ class TestMailchimpContract(SourceContract):
     source = MailchimpSource
     sandbox = MailchimpSandbox
     sandbox_options = {"people": 30}
-    bad_config = {"base_url": "http://127.0.0.1:9"}
+    # an unreachable API; a key for another data centre; an audience that does not exist
+    bad_config = {"base_url": "http://127.0.0.1:9", "api_key": MailchimpSandbox.WRONG_DC_KEY, "list_ids": ["0000000000"]}
     credential_field = "api_key"
     data_path = "/3.0/lists"
 
