@@ -7,9 +7,10 @@ from typing import Any
 from threadline.testing import SourceContract
 from threadline_zendesk import ZendeskSource
 from threadline_zendesk.sandbox import ZendeskSandbox
-from threadline_zendesk.source import RATINGS_SCHEMA, TICKETS_SCHEMA, USERS_SCHEMA
+from threadline_zendesk.source import IDENTITIES_SCHEMA, RATINGS_SCHEMA, TICKETS_SCHEMA, USERS_SCHEMA
 
-SCHEMAS = {"users": USERS_SCHEMA, "tickets": TICKETS_SCHEMA, "satisfaction_ratings": RATINGS_SCHEMA}
+SCHEMAS = {"users": USERS_SCHEMA, "tickets": TICKETS_SCHEMA, "satisfaction_ratings": RATINGS_SCHEMA,
+           "user_identities": IDENTITIES_SCHEMA}
 
 
 def expected(stream: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -38,12 +39,15 @@ class TestZendeskContract(SourceContract):
     def expected_records(self, sandbox):
         return {"users": [expected("users", u) for u in sandbox.users],
                 "tickets": [expected("tickets", t) for t in sandbox.tickets],
-                "satisfaction_ratings": [expected("satisfaction_ratings", r) for r in sandbox.ratings]}
+                "satisfaction_ratings": [expected("satisfaction_ratings", r) for r in sandbox.ratings],
+                "user_identities": [expected("user_identities", i) for i in sandbox.identities]}
 
     def change(self, sandbox):
         users = sandbox.add_users(2) + sandbox.update_users([sandbox.users[5]["id"], sandbox.users[9]["id"]])
         tickets = sandbox.add_tickets(3) + sandbox.update_tickets([4, 8])
         ratings = sandbox.add_ratings(2)
         tickets = [t for t in sandbox.tickets if t["id"] in {x["id"] for x in tickets} | {r["ticket_id"] for r in ratings}]
+        identities = [i for u in users for i in sandbox.identities_of(u)]  # read again with their users
         return {"users": [expected("users", u) for u in users], "tickets": [expected("tickets", t) for t in tickets],
-                "satisfaction_ratings": [expected("satisfaction_ratings", r) for r in ratings]}
+                "satisfaction_ratings": [expected("satisfaction_ratings", r) for r in ratings],
+                "user_identities": [expected("user_identities", i) for i in identities]}

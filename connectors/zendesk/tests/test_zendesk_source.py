@@ -140,6 +140,20 @@ def test_people_with_two_accounts_share_a_phone_under_different_emails(zendesk: 
     assert work and all(len(by_phone[r["phone"]]) >= 2 for r in work)
 
 
+def test_user_identities_carry_every_email_and_phone_of_a_user(zendesk: ZendeskSandbox) -> None:
+    rows = read(config(zendesk, per_page=150), "user_identities")
+    assert sorted(r["id"] for r in rows) == sorted(i["id"] for i in zendesk.identities)
+    emails: dict[int, list[dict]] = {}
+    for r in rows:
+        if r["type"] == "email":
+            emails.setdefault(r["user_id"], []).append(r)
+    several = {user: found for user, found in emails.items() if len(found) >= 2}
+    assert several and all(sum(i["primary"] for i in found) == 1 for found in several.values())
+    lookups = zendesk.requests_to("/api/v2/users/show_many.json")
+    assert lookups and all(len(r.param("ids").split(",")) <= 100 and r.param("include") == "identities"
+                           for r in lookups)
+
+
 # ---------------------------------------------------------------------- rate limits
 
 

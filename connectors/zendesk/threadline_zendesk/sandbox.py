@@ -5,6 +5,7 @@ What it implements, as Zendesk documents it:
     GET /api/v2/incremental/users/cursor.json?start_time=<epoch s>&per_page=    (then ?cursor=<after_cursor>)
     GET /api/v2/incremental/tickets/cursor.json?start_time=&per_page=&exclude_deleted=
     GET /api/v2/satisfaction_ratings?start_time=&end_time=&page[size]=&page[after]=
+    GET /api/v2/users/show_many.json?ids=1,2,...&include=identities     (at most 100 ids)
 
 - Auth: HTTP basic `{email}/token:{api_token}` or `Authorization: Bearer <OAuth token>`;
   401 `{"error": "Couldn't authenticate you"}`. The export endpoints need an admin: the agent
@@ -26,7 +27,8 @@ What it implements, as Zendesk documents it:
 
 Seeded data (deterministic from the seed): end users and agents, a tenth of the people twice
 (a second user under another email with the same phone), phones in several formats, missing
-emails and names, custom `user_fields`; tickets with custom fields, tags and via channels;
+emails and names, custom `user_fields`, a quarter of the customers with other email
+identities besides the primary one; tickets with custom fields, tags and via channels;
 satisfaction ratings on solved tickets. `updated_at` values repeat in threes. Tests change
 data with `add_users`, `update_users`, `delete_users`, `add_tickets`, `update_tickets`,
 `delete_tickets`, `add_ratings`, `set_field`, and refuse the credential with `revoke_credentials`.
@@ -104,6 +106,7 @@ class ZendeskSandbox(Sandbox):
         self._items: dict[str, dict[int, dict[str, Any]]] = {"users": {}, "tickets": {}, "ratings": {}}
         self._ids = {"users": 360_000_000_001, "tickets": 1, "ratings": 900_000_001}
         self._index: dict[str, Any] = {}  # sorted views of the items, dropped on every change
+        self._secondary: dict[int, list[str]] = {}  # user id → secondary email identities
         slot = 0
         self._agents = []
         for n in range(8):
@@ -158,6 +161,9 @@ class ZendeskSandbox(Sandbox):
             "photo": None, "default_group_id": 360_100 if role == "agent" else None, "two_factor_auth_enabled": None,
         }
         self._items["users"][uid] = user
+        if role == "end-user" and email and rng.random() < 0.25:  # more addresses than the primary one
+            self._secondary[uid] = [f"{handle}@{domain}" for domain in rng.sample(
+                ["gmail.example", "outlook.example", "old-isp.example.net"], k=rng.choice([1, 1, 2]))]
         return user
 
     def _new_ticket(self, when: datetime) -> dict[str, Any]:
@@ -233,6 +239,24 @@ class ZendeskSandbox(Sandbox):
     @property
     def ratings(self) -> list[dict[str, Any]]:
         return self.items("ratings")
+
+    def identities_of(self, user: dict[str, Any]) -> list[dict[str, Any]]:
+        """A user's identities as Zendesk lists them: the primary email, other emails, the phone."""
+        uid = user["id"]
+        found = [("email", user["email"], True)] if user["email"] else []
+        found += [("email", extra, False) for extra in self._secondary.get(uid, [])]
+        found += [("phone_number", user["phone"], not user["email"])] if user["phone"] else []
+        return [{
+            "id": uid * 10 + n, "url": f"https://threadline-coffee.zendesk.com/api/v2/users/{uid}/identities/{uid * 10 + n}.json",
+            "user_id": uid, "type": kind, "value": value, "primary": primary, "verified": primary and user["verified"],
+            "undeliverable_count": 0, "deliverable_state": "deliverable",
+            "created_at": user["created_at"], "updated_at": user["updated_at"],
+        } for n, (kind, value, primary) in enumerate(found, start=1)]
+
+    @property
+    def identities(self) -> list[dict[str, Any]]:
+        """Every identity of every user now, by user."""
+        return [i for u in self.users for i in self.identities_of(u)]
 
     def _touch(self, kind: str, ids: list[int], change: dict[str, Any]) -> list[dict[str, Any]]:
         with self._lock:
@@ -396,6 +420,22 @@ class ZendeskSandbox(Sandbox):
     @route("GET", "/api/v2/incremental/tickets/cursor.json")
     def export_tickets(self, req: SandboxRequest) -> Reply:
         return self._export(req)
+
+    @route("GET", "/api/v2/users/show_many.json")
+    def show_many_users(self, req: SandboxRequest) -> Reply:
+        self._admit(req, None)
+        try:
+            ids = [int(i) for i in (req.param("ids") or "").split(",") if i]
+        except ValueError:
+            raise SandboxError(400, json.dumps({"error": "InvalidValue", "description": "ids must be integers"})) from None
+        if len(ids) > 100:
+            raise SandboxError(400, json.dumps({"error": "InvalidValue", "description": "at most 100 ids"}))
+        with self._lock:
+            users = [json.loads(json.dumps(self._items["users"][i])) for i in ids if i in self._items["users"]]
+        body: dict[str, Any] = {"users": users, "next_page": None, "previous_page": None, "count": len(users)}
+        if "identities" in (req.param("include") or "").split(","):
+            body["identities"] = [i for u in users for i in self.identities_of(u)]
+        return Reply.json(body)
 
     @route("GET", "/api/v2/satisfaction_ratings")
     def list_ratings(self, req: SandboxRequest) -> Reply:

@@ -10,6 +10,8 @@
 - Satisfaction ratings come from their list endpoint (cursor pagination, `page[after]`),
   filtered by `start_time` on `updated_at`; they come in id order, not cursor order, so the
   engine saves their cursor only when the stream ends.
+- User identities (every email and phone of a user, not just the primary ones) are read for
+  the users of each export page, 100 at a time (`users/show_many` with identities sideloaded).
 - Deleted users arrive with `active = false`, deleted tickets with `status = "deleted"`.
 - Nested and custom fields (`user_fields`, `custom_fields`, `via`) are JSON columns, and
   whatever top-level field Zendesk adds is kept in `extra` (JSON), never dropped. A record
@@ -60,6 +62,11 @@ RATINGS_SCHEMA = schema_from_mapping({
     "score": "string", "comment": "string", "reason": "string", "reason_id": "int64",
     "created_at": "timestamp", "updated_at": "timestamp", "url": "string", "extra": "json",
 })
+IDENTITIES_SCHEMA = schema_from_mapping({
+    "id": "int64", "user_id": "int64", "type": "string", "value": "string", "primary": "bool", "verified": "bool",
+    "created_at": "timestamp", "updated_at": "timestamp", "url": "string", "extra": "json",
+})
+SHOW_MANY_PATH = "/api/v2/users/show_many.json"
 EXPORTS = {"users": "/api/v2/incremental/users/cursor.json", "tickets": "/api/v2/incremental/tickets/cursor.json"}
 RATINGS_PATH = "/api/v2/satisfaction_ratings"
 
@@ -114,6 +121,9 @@ class ZendeskSource(Source[ZendeskConfig]):
                    "Tickets; deleted tickets have status = 'deleted'."),
             Stream("satisfaction_ratings", RATINGS_SCHEMA, ("id",), "updated_at", False, both,
                    "CSAT ratings of solved tickets (good, bad, offered)."),
+            Stream("user_identities", IDENTITIES_SCHEMA, ("id",), "updated_at", False, both,
+                   "Every email and phone of each user (the primary one and the others), for users changed "
+                   "since the cursor."),
         ))
 
     def check(self, config: ZendeskConfig) -> None:
@@ -133,7 +143,8 @@ class ZendeskSource(Source[ZendeskConfig]):
 
     def read(self, config: ZendeskConfig, request: ReadRequest) -> Iterator[Message]:
         name = request.stream.name
-        readers = {"users": self._read_export, "tickets": self._read_export, "satisfaction_ratings": self._read_ratings}
+        readers = {"users": self._read_export, "tickets": self._read_export, "satisfaction_ratings": self._read_ratings,
+                   "user_identities": self._read_identities}
         if name not in readers:
             raise ConfigError(f"no stream named {name!r}", hint=f"zendesk offers: {', '.join(readers)}")
         client = self.client(config)
@@ -147,34 +158,60 @@ class ZendeskSource(Source[ZendeskConfig]):
 
     def _read_export(self, config: ZendeskConfig, client: HttpClient, request: ReadRequest) -> Iterator[Message]:
         name = request.stream.name
+        for records, cursor in self._export_pages(config, client, request, name):
+            if records:
+                yield from _messages(name, records, request.stream.schema)
+            if cursor:  # the place to resume from, even after an empty page
+                yield Checkpoint(name, {AFTER_CURSOR: cursor})
+
+    def _export_pages(self, config: ZendeskConfig, client: HttpClient, request: ReadRequest,
+                      kind: str) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """Pages of the `kind` export with the cursor after each: from the stored cursor, else
+        from start_time, until end_of_stream."""
+        name = request.stream.name
         stored = request.state.get(AFTER_CURSOR) if request.sync_mode is SyncMode.INCREMENTAL else None
         if stored:
             params: dict[str, Any] = {"cursor": stored, "per_page": config.per_page}
         else:
             start = request.cursor_start if request.cursor_start is not None else config.start_date
             params = {"start_time": _epoch(start), "per_page": config.per_page}
-        if name == "tickets" and config.exclude_deleted:
-            params["exclude_deleted"] = "true"
+        extra = {"exclude_deleted": "true"} if kind == "tickets" and config.exclude_deleted else {}
         followed = {stored} if stored else set()
         while True:
-            body = client.request("GET", EXPORTS[name], params=params, stream=name, parse=_json) or {}
-            records = body.get(name)
+            body = client.request("GET", EXPORTS[kind], params={**params, **extra}, stream=name, parse=_json) or {}
+            records = body.get(kind)
             if not isinstance(records, list):
-                raise FatalError(f"the {name} export answered without a {name!r} list (keys: {', '.join(body)})",
+                raise FatalError(f"the {kind} export answered without a {kind!r} list (keys: {', '.join(body)})",
                                  where=f"{self.name} / {name}", hint="check base_url points at your Zendesk")
             cursor = body.get("after_cursor")
-            if records:
-                yield from _messages(name, records, request.stream.schema)
-            if cursor:  # the place to resume from, even after an empty page
-                yield Checkpoint(name, {AFTER_CURSOR: cursor})
+            yield records, cursor
             if body.get("end_of_stream") or not cursor:
                 return
             if cursor in followed:
-                raise FatalError(f"the {name} export returned the cursor {cursor!r} a second time without end_of_stream",
+                raise FatalError(f"the {kind} export returned the cursor {cursor!r} a second time without end_of_stream",
                                  where=f"{self.name} / {name}", hint="Zendesk's export is looping; try again later")
             followed.add(cursor)
-            params = {"cursor": cursor, "per_page": config.per_page, **(
-                {"exclude_deleted": "true"} if name == "tickets" and config.exclude_deleted else {})}
+            params = {"cursor": cursor, "per_page": config.per_page}
+
+    # ------------------------------------------------------------------ user identities
+
+    def _read_identities(self, config: ZendeskConfig, client: HttpClient, request: ReadRequest) -> Iterator[Message]:
+        """The identities of the users each export page holds (100 users a request: show_many
+        with identities sideloaded); the user export's cursor is the stream's resume point."""
+        name = request.stream.name
+        for users, cursor in self._export_pages(config, client, request, "users"):
+            ids = [u["id"] for u in users if isinstance(u, dict) and u.get("id") is not None]
+            for start in range(0, len(ids), 100):
+                body = client.request("GET", SHOW_MANY_PATH, stream=name, parse=_json, params={
+                    "ids": ",".join(str(i) for i in ids[start:start + 100]), "include": "identities"}) or {}
+                identities = body.get("identities")
+                if not isinstance(identities, list):
+                    raise FatalError(f"show_many answered without sideloaded 'identities' (keys: {', '.join(body)})",
+                                     where=f"{self.name} / {name}", hint="check base_url points at your Zendesk")
+                if identities:
+                    yield from _messages(name, identities, request.stream.schema)
+            if cursor:
+                yield Checkpoint(name, {AFTER_CURSOR: cursor})
 
     # ------------------------------------------------------------------ satisfaction ratings
 
