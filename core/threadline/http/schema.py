@@ -63,10 +63,10 @@ def is_json_field(f: pa.Field) -> bool:
 def _split_fields(body: str, where: str) -> list[tuple[str, str]]:
     """`a: string, b: struct<c: int64, d: string>` → [(a, string), (b, struct<...>)]."""
     parts, depth, current = [], 0, ""
-    for ch in body:
-        if ch == "<":
+    for ch in body:  # commas inside <...> or (...) (as in decimal(18,2)) do not split fields
+        if ch in "<(":
             depth += 1
-        elif ch == ">":
+        elif ch in ">)":
             depth -= 1
         if ch == "," and depth == 0:
             parts.append(current)

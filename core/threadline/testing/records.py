@@ -121,7 +121,8 @@ def assert_same_records(actual: list[dict[str, Any]], expected: list[dict[str, A
 
 
 def _json_text(value: Any) -> Any:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else value
+    # default=str: nested timestamps and decimals compare by their text, not fail to serialise
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str) if isinstance(value, (dict, list)) else value
 
 
 def _canonical(value: Any) -> Any:
