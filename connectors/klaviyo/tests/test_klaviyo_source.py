@@ -5,13 +5,13 @@ than the run allows, and values of unexpected types."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 import requests
-
 from threadline.contracts import Batch, ConfigError, FatalError, ReadRequest, SyncMode
 from threadline.engine import run_job
 from threadline.job import job_from_dict
@@ -105,9 +105,9 @@ def test_pages_follow_links_next_to_the_end(klaviyo: KlaviyoSandbox) -> None:
 
 
 def test_incremental_reads_filter_by_updated_inclusively(klaviyo: KlaviyoSandbox) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    start = datetime(2024, 1, 1, 0, 10, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, 0, 10, tzinfo=UTC)
     rows = read(config(klaviyo), "profiles", SyncMode.INCREMENTAL, cursor_start=start)
     assert min(r["updated"] for r in rows) == start
     assert klaviyo.requests_to("/api/profiles")[0].query["filter"] == ["greater-or-equal(updated,2024-01-01T00:10:00+00:00)"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import pyarrow as pa
-
 from threadline.http.schema import is_json_field
 
-Getter = Union[str, Callable[[dict[str, Any]], Any]]
+Getter = str | Callable[[dict[str, Any]], Any]
 
 
 def get_path(record: Any, path: str) -> Any:

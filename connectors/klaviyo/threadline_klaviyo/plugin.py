@@ -1,6 +1,7 @@
 """Registers the `klaviyo` source and its sandbox with threadline (entry point `threadline`)."""
 
 from threadline import hookimpl
+
 from threadline_klaviyo.sandbox import KlaviyoSandbox
 from threadline_klaviyo.source import KlaviyoSource
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import json
 import random
 import re
@@ -38,13 +39,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 
-_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus"]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
 _METRICS = [("RbUqjc", "Opened Email"), ("SxK2Lv", "Clicked Email"), ("Tq9wXe", "Placed Order")]
@@ -287,7 +288,7 @@ class KlaviyoSandbox(Sandbox):
 
     # ------------------------------------------------------------------ the API
 
-    _ROUTES = [
+    _ROUTES: ClassVar[list[tuple[re.Pattern[str], str]]] = [
         (re.compile(r"^/api/profiles/?$"), "_get_profiles"),
         (re.compile(r"^/api/lists/?$"), "_get_lists"),
         (re.compile(r"^/api/lists/([^/]+)/profiles/?$"), "_get_list_profiles"),
@@ -304,7 +305,7 @@ class KlaviyoSandbox(Sandbox):
             for pattern, handler in self._ROUTES:
                 match = pattern.match(req.path)
                 if match and req.method == "GET":
-                    return self._cached(req, lambda: getattr(self, handler)(req, *match.groups()))
+                    return self._cached(req, functools.partial(getattr(self, handler), req, *match.groups()))
         except SandboxError as exc:
             return errors(exc.status, "invalid", "Invalid input.", exc.error)
         return errors(404, "not_found", "Not found.", f"No route {req.method} {req.path}.")
@@ -397,7 +398,7 @@ class KlaviyoSandbox(Sandbox):
         if not match or match.group(2) != allowed:
             raise SandboxError(400, f"Invalid filter {text!r}: only greater-or-equal/greater-than on {allowed} are supported here.")
         try:
-            bound = datetime.fromisoformat(match.group(3).strip('"').replace("Z", "+00:00"))
+            bound = datetime.fromisoformat(match.group(3).strip('"'))
         except ValueError:
             raise SandboxError(400, f"Invalid datetime {match.group(3)!r} in filter.") from None
         return match.group(1), bound
@@ -408,7 +409,7 @@ class KlaviyoSandbox(Sandbox):
         if op_bound is None:
             return True
         op, bound = op_bound
-        text = iso(bound.astimezone(timezone.utc))
+        text = iso(bound.astimezone(UTC))
         return value >= text if op == "greater-or-equal" else value > text
 
     # ---- endpoints
@@ -430,7 +431,7 @@ class KlaviyoSandbox(Sandbox):
             rows = self._by_updated
             if since is not None:
                 find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
-                rows = rows[find(self._updated_keys, iso(since[1].astimezone(timezone.utc))):]
+                rows = rows[find(self._updated_keys, iso(since[1].astimezone(UTC))):]
         else:
             rows = list(self._profiles.values())
         return self._page(req, rows, size, view=lambda p: self._profile_view(p, req))
@@ -467,7 +468,7 @@ class KlaviyoSandbox(Sandbox):
         since = self._since(req, "datetime")
         rows = self._events
         if since is not None:  # events are kept in datetime order: bisect, don't scan
-            bound = iso(since[1].astimezone(timezone.utc))
+            bound = iso(since[1].astimezone(UTC))
             find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
             rows = rows[find(self._event_times, bound):]
         if req.param("sort") == "-datetime":

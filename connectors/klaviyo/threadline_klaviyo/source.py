@@ -12,25 +12,40 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 import requests
 from pydantic import Field
-
 from threadline.contracts import (
-    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, ReadRequest, Source, Spec, SyncMode,
+    Batch,
+    Catalog,
+    Checkpoint,
+    ConfigError,
+    FatalError,
+    Message,
+    ReadRequest,
+    Source,
+    Spec,
+    SyncMode,
     TransientError,
 )
 from threadline.http import (
-    ApiKeyAuth, HttpClient, NextUrlPaginator, RequestBudget, RestStream, RetryPolicy,
+    ApiKeyAuth,
+    HttpClient,
+    NextUrlPaginator,
+    RequestBudget,
+    RestStream,
+    RetryPolicy,
     schema_from_mapping,
 )
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
 from threadline.http.records import ParsedPage, RecordsPathMissing
 from threadline.secrets import register_secret
+
 from threadline_klaviyo.columns import Getter, get_path, to_batch
 
 CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
@@ -109,13 +124,14 @@ class RateLimitStop(TransientError):
         super().__init__(message, **kw)
 
 
+@dataclass
 class KlaviyoPages(RestStream):
     """A Klaviyo collection: `filter=<op>(<cursor field>,<time>)`, records by column path,
-    `included` metrics resolved to names, body-level values copied into each record."""
+    `included` metrics resolved to names, constant columns (a membership's `list_id`)."""
 
-    columns: dict[str, Getter] = {}
-    filter_field: str | None = None
-    constants: dict[str, Any] = {}
+    columns: dict[str, Getter] = field(default_factory=dict)  # column → path or function (default: its key)
+    filter_field: str | None = None  # the attribute the incremental filter compares
+    constants: dict[str, Any] = field(default_factory=dict)  # columns with one value for the whole stream
 
     def request_params(self, request: ReadRequest) -> dict[str, Any]:
         params = dict(self.params)
@@ -125,8 +141,8 @@ class KlaviyoPages(RestStream):
 
     def format_cursor(self, value: Any) -> str:
         if isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-            return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+            return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
         return super().format_cursor(value)
 
     def parse_page(self, response: requests.Response) -> ParsedPage:
@@ -174,45 +190,38 @@ class KlaviyoSource(Source[KlaviyoConfig]):
     # ------------------------------------------------------------------ declarations
 
     def _pages(self, config: KlaviyoConfig, columns: dict[str, Getter], **options: Any) -> KlaviyoPages:
-        pages = KlaviyoPages(records_path="data", paginator=NextUrlPaginator("links.next"), **options)
-        pages.columns = columns
-        return pages
+        return KlaviyoPages(records_path="data", paginator=NextUrlPaginator("links.next"), columns=columns, **options)
 
     def profiles_stream(self, config: KlaviyoConfig) -> KlaviyoPages:
-        pages = self._pages(
+        return self._pages(
             config, PROFILES_COLUMNS, name="profiles", path="/profiles", schema=PROFILES_SCHEMA, primary_key=("id",),
             cursor_field="updated", cursor_sorted=True,
             params={"page[size]": config.page_size, "sort": "updated", "additional-fields[profile]": "subscriptions"},
-            description="Profiles with identifiers and email/SMS consent.",
+            filter_field="updated", description="Profiles with identifiers and email/SMS consent.",
         )
-        pages.filter_field = "updated"
-        return pages
 
     def lists_stream(self, config: KlaviyoConfig) -> KlaviyoPages:
         return self._pages(config, LISTS_COLUMNS, name="lists", path="/lists", schema=LISTS_SCHEMA, primary_key=("id",),
                            description="Lists.")
 
     def memberships_stream(self, config: KlaviyoConfig, list_id: str = "{id}") -> KlaviyoPages:
-        pages = self._pages(
+        return self._pages(
             config, MEMBERSHIPS_COLUMNS, name="list_memberships", path=f"/lists/{list_id}/profiles",
             schema=MEMBERSHIPS_SCHEMA, primary_key=("list_id", "profile_id"), cursor_field="joined_group_at",
             cursor_sorted=False,  # in join order within a list, not across lists
             params={"page[size]": config.page_size, "sort": "joined_group_at",
                     "fields[profile]": "email,phone_number,external_id,joined_group_at"},
+            filter_field="joined_group_at", constants={"list_id": list_id},
             description="Who is on which list, since when.",
         )
-        pages.filter_field = "joined_group_at"
-        pages.constants = {"list_id": list_id}
-        return pages
 
     def events_stream(self, config: KlaviyoConfig) -> KlaviyoPages:
-        pages = self._pages(
+        return self._pages(
             config, EVENTS_COLUMNS, name="events", path="/events", schema=EVENTS_SCHEMA, primary_key=("id",),
             cursor_field="datetime", cursor_sorted=True, params={"sort": "datetime", "include": "metric"},
+            filter_field="datetime",
             description="Events (Opened Email, Clicked Email, Placed Order, ...) with their metric's name.",
         )
-        pages.filter_field = "datetime"
-        return pages
 
     # ------------------------------------------------------------------ the contract
 
@@ -274,7 +283,7 @@ class KlaviyoSource(Source[KlaviyoConfig]):
                 wait = THROTTLED_WITHOUT_A_TIME  # throttled, and the API did not say for how long
             if not wait:
                 raise
-            resume = datetime.now(timezone.utc) + timedelta(seconds=wait)
+            resume = datetime.now(UTC) + timedelta(seconds=wait)
             yield Checkpoint(request.stream.name, {**carried, "resume_after": resume.isoformat(timespec="seconds")})
             raise RateLimitStop(
                 f"Klaviyo asked to wait {wait:.0f}s (429 Retry-After), longer than this run allows "
@@ -309,7 +318,7 @@ class _explained:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if isinstance(exc, FatalError) and "answered 400" in exc.message and "revision" in exc.message.lower():
             raise ConfigError(
                 f"Klaviyo refused the revision header {self.config.revision!r}: {exc.message}", field="revision",
@@ -327,7 +336,7 @@ class _deleted_list:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if not isinstance(exc, FatalError) or "answered 404" not in exc.message:
             return False
         label = f"{self.list_id!r} ({self.name})" if self.name else repr(self.list_id)

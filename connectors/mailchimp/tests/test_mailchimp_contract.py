@@ -8,6 +8,7 @@ from threadline.testing import SourceContract
 from threadline_mailchimp import MailchimpSource
 from threadline_mailchimp.sandbox import MailchimpSandbox
 
+
 def expected_lists(sandbox: Any) -> list[dict[str, Any]]:
     return [
         {**lst, "from_email": lst["campaign_defaults"]["from_email"], **{k: lst["stats"][k] for k in

@@ -4,17 +4,17 @@ audiences, rate-limit windows longer than the run allows, and values of unexpect
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-
 from threadline.contracts import Batch, ConfigError, FatalError, ReadRequest, SyncMode
 from threadline.engine import run_job
 from threadline.job import job_from_dict
 from threadline.state import StateStore
-from threadline.testing.harness import registry_of, installed_destination
+from threadline.testing.harness import installed_destination, registry_of
 from threadline_mailchimp import MailchimpConfig, MailchimpSource
 from threadline_mailchimp.sandbox import MailchimpSandbox, subscriber_hash
 
@@ -130,9 +130,9 @@ def test_an_unsubscribe_between_syncs_lands_in_the_next_incremental_sync(mailchi
 
 
 def test_the_cursor_is_sent_one_second_early_because_mailchimp_filters_after_it(mailchimp: MailchimpSandbox) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    start = datetime(2024, 1, 1, 0, 5, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, 0, 5, tzinfo=UTC)
     rows = read(config(mailchimp, list_ids=[NEWSLETTER]), "members", SyncMode.INCREMENTAL, cursor_start=start)
     assert min(r["last_changed"] for r in rows) == start  # records at the boundary are read again, not lost
     assert mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["since_last_changed"] == ["2024-01-01T00:04:59+00:00"]

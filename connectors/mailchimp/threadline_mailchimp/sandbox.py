@@ -29,17 +29,19 @@ repeat in threes. Tests change data between syncs with `unsubscribe`, `add_membe
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
 import random
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 
-_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", ""]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
 _REASONS = ["N/A (Unsubscribed by an admin)", "I no longer want to receive these emails",
@@ -276,7 +278,7 @@ class MailchimpSandbox(Sandbox):
 
     # ------------------------------------------------------------------ the API
 
-    _ROUTES = [
+    _ROUTES: ClassVar[list[tuple[re.Pattern[str], str]]] = [
         (re.compile(r"^/3\.0/ping/?$"), "_ping"),
         (re.compile(r"^/3\.0/lists/?$"), "_get_lists"),
         (re.compile(r"^/3\.0/lists/([^/]+)/members/?$"), "_get_members"),
@@ -292,7 +294,7 @@ class MailchimpSandbox(Sandbox):
             for pattern, handler in self._ROUTES:
                 match = pattern.match(req.path)
                 if match and req.method == "GET":
-                    return self._cached(req, lambda: getattr(self, handler)(req, *match.groups()))
+                    return self._cached(req, functools.partial(getattr(self, handler), req, *match.groups()))
         except SandboxError as exc:
             return problem(exc.status, "Invalid Resource", exc.error)
         return problem(404, "Resource Not Found", "The requested resource could not be found.")
@@ -310,8 +312,6 @@ class MailchimpSandbox(Sandbox):
             return Reply(reply.status, reply.body, dict(reply.headers))
 
     def _authenticate(self, req: SandboxRequest) -> Reply | None:
-        import base64
-
         auth = req.headers.get("authorization", "")
         if not auth.startswith("Basic "):
             return problem(401, "API Key Missing", "Your request did not include an API key.")
@@ -354,7 +354,7 @@ class MailchimpSandbox(Sandbox):
         since = req.param("since_last_changed")
         if since:
             try:
-                bound = datetime.fromisoformat(since.replace("Z", "+00:00"))
+                bound = datetime.fromisoformat(since)
             except ValueError:
                 raise SandboxError(400, f"since_last_changed {since!r} is not an ISO 8601 time") from None
             rows = [m for m in rows if datetime.fromisoformat(m["last_changed"]) > bound]

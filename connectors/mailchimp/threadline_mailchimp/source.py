@@ -14,21 +14,38 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 import requests
 from pydantic import Field
-
 from threadline.contracts import (
-    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, ReadRequest, Source, Spec, SyncMode,
+    Batch,
+    Catalog,
+    Checkpoint,
+    ConfigError,
+    FatalError,
+    Message,
+    ReadRequest,
+    Source,
+    Spec,
+    SyncMode,
     TransientError,
 )
-from threadline.http import BasicAuth, HttpClient, OffsetPaginator, RestStream, RetryPolicy, schema_from_mapping
+from threadline.http import (
+    BasicAuth,
+    HttpClient,
+    OffsetPaginator,
+    RestStream,
+    RetryPolicy,
+    schema_from_mapping,
+)
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
 from threadline.http.records import ParsedPage, RecordsPathMissing
+
 from threadline_mailchimp.columns import Getter, to_batch
 
 CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
@@ -92,17 +109,18 @@ class RateLimitStop(TransientError):
         super().__init__(message, **kw)
 
 
+@dataclass
 class MailchimpPages(RestStream):
     """A Mailchimp collection endpoint: nested fields by column path, `since_last_changed` sent
     one second early ("after" in the docs, inclusive for the engine), body-level ids copied in."""
 
-    columns: dict[str, Getter] = {}
-    copy_from_body: tuple[str, ...] = ()
+    columns: dict[str, Getter] = field(default_factory=dict)  # column → path or function (default: its key)
+    copy_from_body: tuple[str, ...] = ()  # body-level values every record carries (`list_id`)
 
     def format_cursor(self, value: Any) -> str:
         if isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-            return (moment.astimezone(timezone.utc) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+            return (moment.astimezone(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
         return super().format_cursor(value)
 
     def parse_page(self, response: requests.Response) -> ParsedPage:
@@ -150,38 +168,32 @@ class MailchimpSource(Source[MailchimpConfig]):
         )
 
     def _pages(self, name: str, path: str, config: MailchimpConfig, **options: Any) -> MailchimpPages:
-        pages = MailchimpPages(
+        return MailchimpPages(
             name=name, path=path, paginator=OffsetPaginator(
                 limit=config.page_size, offset_param="offset", limit_param="count", total_path="total_items"),
             **options,
         )
-        return pages
 
     def lists_stream(self, config: MailchimpConfig) -> MailchimpPages:
-        pages = self._pages("lists", "/lists", config, records_path="lists", schema=LISTS_SCHEMA, primary_key=("id",),
-                            description="Audiences (lists).")
-        pages.columns = LISTS_COLUMNS
-        return pages
+        return self._pages("lists", "/lists", config, records_path="lists", schema=LISTS_SCHEMA, primary_key=("id",),
+                           columns=LISTS_COLUMNS, description="Audiences (lists).")
 
     def members_stream(self, config: MailchimpConfig, list_id: str = "{list_id}") -> MailchimpPages:
-        pages = self._pages(
+        return self._pages(
             "members", f"/lists/{list_id}/members", config, records_path="members", schema=MEMBERS_SCHEMA,
             primary_key=("list_id", "id"), cursor_field="last_changed", cursor_param="since_last_changed",
             cursor_sorted=False,  # sorted within an audience, not across audiences
             params={"sort_field": "last_changed", "sort_dir": "ASC"},
-            description="Members of every audience, with their consent status.",
+            columns=MEMBERS_COLUMNS, description="Members of every audience, with their consent status.",
         )
-        pages.columns = MEMBERS_COLUMNS
-        return pages
 
     def activity_stream(self, config: MailchimpConfig, list_id: str = "{list_id}", member: str = "{hash}") -> MailchimpPages:
-        pages = MailchimpPages(
+        return MailchimpPages(
             name="member_activity", path=f"/lists/{list_id}/members/{member}/activity", records_path="activity",
             schema=ACTIVITY_SCHEMA, primary_key=("list_id", "email_id", "action", "timestamp"),
+            copy_from_body=("list_id", "email_id"),
             description="The last 50 events of each member (opens, clicks, bounces, sends).",
         )
-        pages.copy_from_body = ("list_id", "email_id")
-        return pages
 
     # ------------------------------------------------------------------ the contract
 
@@ -233,7 +245,7 @@ class MailchimpSource(Source[MailchimpConfig]):
                 wait = THROTTLED_WITHOUT_A_TIME  # throttled, and the API did not say for how long
             if not wait:
                 raise
-            resume = datetime.now(timezone.utc) + timedelta(seconds=wait)
+            resume = datetime.now(UTC) + timedelta(seconds=wait)
             yield Checkpoint(request.stream.name, {**carried, "resume_after": resume.isoformat(timespec="seconds")})
             raise RateLimitStop(
                 f"Mailchimp asked to wait {wait:.0f}s, longer than this run allows "
@@ -293,7 +305,7 @@ class _explained:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if not isinstance(exc, ConfigError) or "datacenter" not in exc.message.lower():
             return False
         match = _KEY_SHAPE.match(self.config.api_key.strip())
@@ -316,7 +328,7 @@ class _deleted_list:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if not isinstance(exc, FatalError) or "answered 404" not in exc.message:
             return False
         label = f"{self.list_id!r} ({self.name})" if self.name else repr(self.list_id)
