@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit  # noqa: E402
+from common import emit
 
 
 def _serve(kind: str, records: int, conn: Any) -> None:
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                           ("associations", "full_refresh")], args.records, args.runs)
     if args.only in (None, "zendesk"):
         bench("zendesk", [("users", "full_refresh"), ("tickets", "full_refresh"),
-                          ("satisfaction_ratings", "full_refresh")], args.records, args.runs)
+                          ("satisfaction_ratings", "full_refresh"), ("user_identities", "full_refresh")],
+              args.records, args.runs)
     return 0
 
 

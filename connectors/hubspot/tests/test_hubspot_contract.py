@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from threadline.testing import SourceContract
 from threadline_hubspot import HubspotSource
@@ -26,8 +26,8 @@ def config_for(sandbox: HubspotSandbox, **overrides: Any) -> dict[str, Any]:
 class TestHubspotContract(SourceContract):
     source = HubspotSource
     sandbox = HubspotSandbox
-    sandbox_options = {"contacts": 240, "companies": 40, "deals": 90, "archived_share": 0.05, "rate_limit": 10_000}
-    bad_config = {"base_url": "http://127.0.0.1:9", "access_token": "pat-na1-not-a-token"}
+    sandbox_options: ClassVar[dict[str, Any]] = {"contacts": 240, "companies": 40, "deals": 90, "archived_share": 0.05, "rate_limit": 10_000}
+    bad_config: ClassVar[dict[str, Any]] = {"base_url": "http://127.0.0.1:9", "access_token": "pat-na1-not-a-token"}
     credential_field = "access_token"
     data_path = "/crm/v3/objects/"
 

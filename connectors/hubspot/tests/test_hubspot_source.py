@@ -4,14 +4,19 @@ associations, missing scopes and expired tokens, 429s without Retry-After, and b
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 import requests
-
-from threadline.contracts import Batch, ConfigError, ReadRequest, SyncMode, TransientError
+from threadline.contracts import (
+    Batch,
+    ConfigError,
+    ReadRequest,
+    SyncMode,
+)
 from threadline.engine import run_job
 from threadline.job import job_from_dict
 from threadline.state import StateStore
@@ -94,9 +99,9 @@ def test_more_changes_at_one_instant_than_a_page_holds_are_read_in_id_order(hubs
 
 
 def test_incremental_reads_filter_on_lastmodifieddate_inclusively_and_ascending(hubspot: HubspotSandbox) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    start = datetime(2024, 1, 1, 0, 0, 30, tzinfo=timezone.utc)  # deals are seeded from 00:00:27.5
+    start = datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC)  # deals are seeded from 00:00:27.5
     rows = [r for r in read(config(hubspot), "deals", SyncMode.INCREMENTAL, cursor_start=start) if not r["archived"]]
     stamps = [r["updated_at"] for r in rows]
     assert stamps == sorted(stamps) and min(stamps) == start

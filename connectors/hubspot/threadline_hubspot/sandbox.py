@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest, route
@@ -48,7 +48,7 @@ OBJECT_TYPES = ("contacts", "companies", "deals")
 MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
 CREATED = {"contacts": "createdate", "companies": "createdate", "deals": "createdate"}
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
-_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", None]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
 _CITIES = [("London", "N1 9GU", "United Kingdom"), ("Paris", "75011", "France"), ("Boston", "02110", "United States"),
@@ -87,7 +87,7 @@ def iso_ms(moment: datetime) -> str:
 
 
 def epoch_ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
 def hubspot_error(status: int, category: str, message: str, **extra: Any) -> SandboxError:

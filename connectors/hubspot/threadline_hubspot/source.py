@@ -19,17 +19,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import requests
 from pydantic import Field
-
 from threadline.contracts import (
-    Batch, Catalog, Checkpoint, ConfigError, Message, ReadRequest, Source, Spec, Stream, SyncMode, TransientError,
+    Batch,
+    Catalog,
+    Checkpoint,
+    ConfigError,
+    Message,
+    ReadRequest,
+    Source,
+    Spec,
+    Stream,
+    SyncMode,
+    TransientError,
 )
-from threadline.http import BearerAuth, HttpClient, RequestBudget, RetryPolicy, schema_from_mapping
+from threadline.http import (
+    BearerAuth,
+    HttpClient,
+    RequestBudget,
+    RetryPolicy,
+    schema_from_mapping,
+)
 from threadline.http.client import expect_json_response
 from threadline.http.schema import is_json_field
 
@@ -91,7 +106,7 @@ def _hubspot_wait(response: requests.Response, *args: Any, **kwargs: Any) -> req
         except ValueError:
             pass
         if policy == "DAILY":
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             seconds = 86400 - (now.hour * 3600 + now.minute * 60 + now.second)  # resets at midnight
             response.headers["Retry-After"] = str(seconds)
         elif interval and interval.isdigit():
@@ -321,8 +336,8 @@ def _json(response: requests.Response) -> Any:
 
 def _parse(text: str | None) -> datetime:
     if not text:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 def _modified_ms(record: dict[str, Any], prop: str) -> int:
@@ -332,7 +347,7 @@ def _modified_ms(record: dict[str, Any], prop: str) -> int:
 
 def _epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
 
 
@@ -340,7 +355,7 @@ def _archived_since(state: dict[str, Any], since: datetime | None) -> datetime |
     """Where the archived phase starts: the cursor, or earlier when a previous run stopped
     before its own archived phase (None: every archived record)."""
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=timezone.utc)
+        since = since.replace(tzinfo=UTC)
     if ARCHIVED_SINCE not in state:
         return since
     saved = state[ARCHIVED_SINCE]
@@ -359,7 +374,7 @@ class _explained:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if not isinstance(exc, ConfigError) or exc.field != "access_token":
             return False
         if "answered 403" in exc.message:  # HubSpot answers 403 only for missing scopes (MISSING_SCOPES)

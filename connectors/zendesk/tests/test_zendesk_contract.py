@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from threadline.testing import SourceContract
 from threadline_zendesk import ZendeskSource
 from threadline_zendesk.sandbox import ZendeskSandbox
-from threadline_zendesk.source import IDENTITIES_SCHEMA, RATINGS_SCHEMA, TICKETS_SCHEMA, USERS_SCHEMA
+from threadline_zendesk.source import (
+    IDENTITIES_SCHEMA,
+    RATINGS_SCHEMA,
+    TICKETS_SCHEMA,
+    USERS_SCHEMA,
+)
 
 SCHEMAS = {"users": USERS_SCHEMA, "tickets": TICKETS_SCHEMA, "satisfaction_ratings": RATINGS_SCHEMA,
            "user_identities": IDENTITIES_SCHEMA}
@@ -28,8 +33,8 @@ def config_for(sandbox: ZendeskSandbox, **overrides: Any) -> dict[str, Any]:
 class TestZendeskContract(SourceContract):
     source = ZendeskSource
     sandbox = ZendeskSandbox
-    sandbox_options = {"users": 200, "tickets": 240, "ratings": 70, "export_rate_limit": 10_000, "rate_limit": 10_000}
-    bad_config = {"base_url": "http://127.0.0.1:9", "api_token": "not-the-token"}
+    sandbox_options: ClassVar[dict[str, Any]] = {"users": 200, "tickets": 240, "ratings": 70, "export_rate_limit": 10_000, "rate_limit": 10_000}
+    bad_config: ClassVar[dict[str, Any]] = {"base_url": "http://127.0.0.1:9", "api_token": "not-the-token"}
     credential_field = "api_token"
     data_path = "/api/v2/"
 

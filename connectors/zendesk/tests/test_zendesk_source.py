@@ -9,7 +9,6 @@ from typing import Any
 
 import duckdb
 import pytest
-
 from threadline.contracts import Batch, ConfigError, ReadRequest, SyncMode
 from threadline.engine import run_job
 from threadline.job import job_from_dict

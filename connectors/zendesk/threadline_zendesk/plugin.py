@@ -1,6 +1,7 @@
 """Registers the `zendesk` source and its sandbox with threadline (entry point `threadline`)."""
 
 from threadline import hookimpl
+
 from threadline_zendesk.sandbox import ZendeskSandbox
 from threadline_zendesk.source import ZendeskSource
 

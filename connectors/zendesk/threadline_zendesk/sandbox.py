@@ -44,13 +44,13 @@ import random
 import threading
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest, route
 
-_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus"]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
 EXPORTS = {"/api/v2/incremental/users/cursor.json": "users", "/api/v2/incremental/tickets/cursor.json": "tickets"}
@@ -61,7 +61,7 @@ def iso(moment: datetime) -> str:
 
 
 def epoch(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    return int(datetime.fromisoformat(text).timestamp())
 
 
 def _encode(position: tuple[int, int]) -> str:

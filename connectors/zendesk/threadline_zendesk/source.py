@@ -23,18 +23,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import requests
 from pydantic import Field, model_validator
-
 from threadline.contracts import (
-    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, ReadRequest, Rejected, Source, Spec, Stream,
-    SyncMode, TransientError,
+    Batch,
+    Catalog,
+    Checkpoint,
+    ConfigError,
+    FatalError,
+    Message,
+    ReadRequest,
+    Rejected,
+    Source,
+    Spec,
+    Stream,
+    SyncMode,
+    TransientError,
 )
-from threadline.http import BasicAuth, BearerAuth, HttpClient, RequestBudget, RetryPolicy, schema_from_mapping
+from threadline.http import (
+    BasicAuth,
+    BearerAuth,
+    HttpClient,
+    RequestBudget,
+    RetryPolicy,
+    schema_from_mapping,
+)
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
 from threadline.http.schema import is_json_field
@@ -78,7 +95,7 @@ class ZendeskConfig(Spec):
                                                     "use ${ZENDESK_API_TOKEN}. With `email`.")
     oauth_token: str | None = Field(None, description="An OAuth access token with the `read` scope, instead of email "
                                                       "and api_token; use ${ZENDESK_OAUTH_TOKEN}.")
-    start_date: datetime = Field(datetime(2000, 1, 1, tzinfo=timezone.utc),
+    start_date: datetime = Field(datetime(2000, 1, 1, tzinfo=UTC),
                                  description="Where the first sync starts (ISO 8601); later syncs resume from their cursor.")
     per_page: int = Field(1000, ge=1, le=1000, description="Users or tickets per export page (Zendesk allows 1 to 1000).")
     ratings_page_size: int = Field(100, ge=1, le=100, description="Satisfaction ratings per page (1 to 100).")
@@ -308,7 +325,7 @@ def _json(response: requests.Response) -> Any:
 
 def _epoch(moment: datetime) -> int:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
 
 
@@ -321,7 +338,7 @@ class _explained:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
         if not isinstance(exc, ConfigError) or exc.field not in ("api_token", "oauth_token"):
             return False
         if "answered 403" in exc.message:
