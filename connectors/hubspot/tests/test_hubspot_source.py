@@ -49,11 +49,11 @@ def read(cfg: HubspotConfig, stream: str, mode: SyncMode = SyncMode.FULL_REFRESH
             if isinstance(m, Batch) for row in m.records.to_pylist()]
 
 
-def sync(box: HubspotSandbox, workdir: Path, streams: list[str], **overrides: Any):
+def sync(box: HubspotSandbox, workdir: Path, streams: list[str], mode: str = "incremental", **overrides: Any):
     job = job_from_dict({
         "name": "hs", "state": str(workdir / ".threadline"), "concurrency": 1, "max_rejected_share": 0.2,
         "sources": {"hs": {"connector": "hubspot", "config": settings(box, **overrides),
-                           "streams": {s: {"sync_mode": "incremental", "write": "upsert"} for s in streams}}},
+                           "streams": {s: {"sync_mode": mode, "write": "upsert"} for s in streams}}},
         "destinations": {"db": {"connector": "duckdb", "config": {"path": str(workdir / "hs.duckdb")}}},
     }, base_dir=workdir)
     return run_job(job, registry=registry_of([HubspotSource], [installed_destination("duckdb")]))
@@ -217,6 +217,19 @@ def test_a_limit_longer_than_the_run_waits_stops_the_stream_and_the_next_run_res
         assert StateStore(tmp_path / ".threadline").get("hs", "hs", "contacts")["cursor"]
         box.clear_faults()
         assert sync(box, tmp_path, ["contacts"]).ok
+        assert landed(tmp_path, "select count(*) from hs__contacts") == [(300,)]
+
+
+def test_an_interrupted_full_refresh_resumes_at_the_page_after_its_last_checkpoint(tmp_path: Path) -> None:
+    with HubspotSandbox(contacts=300, companies=5, deals=5, archived_share=0.05, rate_limit=10_000) as box:
+        box.inject("status", status=503, after=3, times=0, path="/crm/v3/objects/contacts")
+        failed = sync(box, tmp_path, ["contacts"], mode="full_refresh", max_retry_time=0.3)
+        assert failed.stream("hs", "contacts").outcome == "failed"
+        box.clear_faults()
+        box.clear_requests()
+        assert sync(box, tmp_path, ["contacts"], mode="full_refresh").ok
+        first = box.requests_to("/crm/v3/objects/contacts")[0]
+        assert first.param("after") and first.param("archived") == "false", "resumed where it stopped, not at page one"
         assert landed(tmp_path, "select count(*) from hs__contacts") == [(300,)]
 
 

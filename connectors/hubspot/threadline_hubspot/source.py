@@ -30,6 +30,7 @@ from threadline.contracts import (
     Catalog,
     Checkpoint,
     ConfigError,
+    FatalError,
     Message,
     ReadRequest,
     Source,
@@ -166,13 +167,11 @@ class HubspotSource(Source[HubspotConfig]):
         try:
             with _explained(name):
                 if name == "associations":
-                    yield from self._read_associations(config, client)
+                    yield from self._read_associations(config, client, request)
                 elif request.sync_mode is SyncMode.INCREMENTAL:
                     yield from self._read_incremental(config, client, name, request)
                 else:
-                    properties = self._properties(config, client, name)
-                    for archived in (False, True):
-                        yield from self._read_list(config, client, name, properties, archived)
+                    yield from self._read_full(config, client, name, request)
         finally:
             client.close()
 
@@ -185,43 +184,61 @@ class HubspotSource(Source[HubspotConfig]):
             names += [p["name"] for p in (body or {}).get("results", []) if p.get("name") not in names]
         return names
 
-    def _pages(self, config: HubspotConfig, client: HttpClient, kind: str, params: dict[str, Any],
-               stream: str) -> Iterator[list[dict[str, Any]]]:
-        after: str | None = None
+    def _pages(self, client: HttpClient, kind: str, params: dict[str, Any], stream: str,
+               after: str | None = None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """List pages of `kind` from `after`, each with the `after` of the page that follows (None: the last)."""
         seen: set[str] = set()
         while True:
             body = client.request("GET", f"/crm/v3/objects/{kind}", params={**params, **({"after": after} if after else {})},
                                   stream=stream, parse=_json) or {}
-            yield body.get("results") or []
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            yield body.get("results") or [], after
             if not after:
                 return
             if after in seen:
-                raise TransientError(f"HubSpot returned the cursor {after!r} twice while listing {kind}",
-                                     where=f"{self.name} / {stream}")
+                raise FatalError(f"HubSpot returned the cursor {after!r} twice while listing {kind}",
+                                 where=f"{self.name} / {stream}", hint="HubSpot's paging is looping; try again later")
             seen.add(after)
 
-    def _read_list(self, config: HubspotConfig, client: HttpClient, kind: str, properties: list[str],
-                   archived: bool) -> Iterator[Message]:
-        params = {"limit": config.page_size, "properties": ",".join(properties), "archived": str(archived).lower()}
-        for results in self._pages(config, client, kind, params, kind):
-            if results:
-                yield Batch(kind, to_batch(results, SCHEMAS[kind]))
-                yield Checkpoint(kind, {})
+    def _read_phases(self, client: HttpClient, stream: str, phases: list[tuple[str, str, dict[str, Any]]],
+                     state: dict[str, Any], rows: Any) -> Iterator[Message]:
+        """A full refresh in phases (object type, params), each a list read. A list's `after` is
+        a position in id order, not an offset, so checkpoints keep it: an interrupted full
+        refresh resumes at the page after its last checkpoint (the engine hands that state back)."""
+        names = [name for name, _, _ in phases]
+        first = names.index(state["phase"]) if state.get("phase") in names else 0
+        for n, (name, kind, params) in enumerate(phases[first:], start=first):
+            start = state.get("after") if n == first else None
+            for results, after in self._pages(client, kind, params, stream, start):
+                batch = rows(kind, results)
+                if batch.num_rows:
+                    yield Batch(stream, batch)
+                if after:
+                    yield Checkpoint(stream, {"phase": name, "after": after})
+                elif n + 1 < len(phases):
+                    yield Checkpoint(stream, {"phase": names[n + 1], "after": None})
 
-    def _read_associations(self, config: HubspotConfig, client: HttpClient) -> Iterator[Message]:
-        for kind, targets in ASSOCIATED.items():
-            params = {"limit": config.page_size, "properties": "hs_object_id", "associations": ",".join(targets)}
-            for results in self._pages(config, client, kind, params, "associations"):
-                rows = [
-                    {"from_type": kind, "from_id": r["id"], "to_type": to_type, "to_id": link["id"],
-                     "association_type": link.get("type")}
-                    for r in results for to_type, block in (r.get("associations") or {}).items()
-                    for link in block.get("results", [])
-                ]
-                if rows:
-                    yield Batch("associations", pa.RecordBatch.from_pylist(rows, schema=ASSOCIATIONS_SCHEMA))
-                    yield Checkpoint("associations", {})
+    def _read_full(self, config: HubspotConfig, client: HttpClient, kind: str,
+                   request: ReadRequest) -> Iterator[Message]:
+        properties = ",".join(self._properties(config, client, kind))
+        phases = [(phase, kind, {"limit": config.page_size, "properties": properties, "archived": archived})
+                  for phase, archived in (("live", "false"), ("archived", "true"))]
+        yield from self._read_phases(client, kind, phases, request.state,
+                                     lambda _, results: to_batch(results, SCHEMAS[kind]))
+
+    def _read_associations(self, config: HubspotConfig, client: HttpClient, request: ReadRequest) -> Iterator[Message]:
+        phases = [(kind, kind, {"limit": config.page_size, "properties": "hs_object_id", "associations": ",".join(targets)})
+                  for kind, targets in ASSOCIATED.items()]
+
+        def rows(kind: str, results: list[dict[str, Any]]) -> pa.RecordBatch:
+            return pa.RecordBatch.from_pylist([
+                {"from_type": kind, "from_id": r["id"], "to_type": to_type, "to_id": link["id"],
+                 "association_type": link.get("type")}
+                for r in results for to_type, block in (r.get("associations") or {}).items()
+                for link in block.get("results", [])
+            ], schema=ASSOCIATIONS_SCHEMA)
+
+        yield from self._read_phases(client, "associations", phases, request.state, rows)
 
     # ------------------------------------------------------------------ incremental: search, then archived
 
@@ -235,8 +252,8 @@ class HubspotSource(Source[HubspotConfig]):
             yield Batch(kind, to_batch(results, SCHEMAS[kind]))
             yield Checkpoint(kind, carried)  # the engine adds the cursor: search pages come in its order
         # Archived records leave search; read them from the list, newest archive times only.
-        for results in self._pages(config, client, kind, {"limit": config.page_size, "archived": "true",
-                                                          "properties": ",".join(properties)}, kind):
+        for results, _ in self._pages(client, kind, {"limit": config.page_size, "archived": "true",
+                                                    "properties": ",".join(properties)}, kind):
             fresh = [r for r in results if archived_since is None or _parse(r.get("archivedAt")) >= archived_since]
             if fresh:
                 yield Batch(kind, to_batch(fresh, SCHEMAS[kind]))

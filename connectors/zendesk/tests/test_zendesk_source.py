@@ -43,11 +43,11 @@ def read(cfg: ZendeskConfig, stream: str, mode: SyncMode = SyncMode.FULL_REFRESH
             if isinstance(m, Batch) for row in m.records.to_pylist()]
 
 
-def sync(box: ZendeskSandbox, workdir: Path, streams: list[str], **overrides: Any):
+def sync(box: ZendeskSandbox, workdir: Path, streams: list[str], mode: str = "incremental", **overrides: Any):
     job = job_from_dict({
         "name": "zd", "state": str(workdir / ".threadline"), "concurrency": 1, "max_rejected_share": 0.2,
         "sources": {"zd": {"connector": "zendesk", "config": settings(box, **overrides),
-                           "streams": {s: {"sync_mode": "incremental", "write": "upsert"} for s in streams}}},
+                           "streams": {s: {"sync_mode": mode, "write": "upsert"} for s in streams}}},
         "destinations": {"db": {"connector": "duckdb", "config": {"path": str(workdir / "zd.duckdb")}}},
     }, base_dir=workdir)
     return run_job(job, registry=registry_of([ZendeskSource], [installed_destination("duckdb")]))
@@ -178,6 +178,17 @@ def test_a_limit_longer_than_the_run_waits_stops_the_stream_and_the_next_run_res
     assert sync(zendesk, tmp_path, ["tickets"]).ok
     assert zendesk.requests_to(TICKETS)[0].param("cursor") == saved
     assert landed(tmp_path, "select count(*) from zd__tickets") == [(len(zendesk.tickets),)]
+
+
+def test_an_interrupted_full_refresh_resumes_from_its_last_after_cursor(zendesk: ZendeskSandbox, tmp_path: Path) -> None:
+    zendesk.inject("status", status=503, after=2, times=0, path=USERS)
+    failed = sync(zendesk, tmp_path, ["users"], mode="full_refresh", max_retry_time=0.3)
+    assert failed.stream("zd", "users").outcome == "failed"
+    zendesk.clear_faults()
+    zendesk.clear_requests()
+    assert sync(zendesk, tmp_path, ["users"], mode="full_refresh").ok
+    assert zendesk.requests_to(USERS)[0].param("cursor"), "resumed from the cursor, not from start_time"
+    assert landed(tmp_path, "select count(*) from zd__users") == [(len(zendesk.users),)]
 
 
 # ---------------------------------------------------------------------- credentials

@@ -10,6 +10,7 @@
 - Satisfaction ratings come from their list endpoint (cursor pagination, `page[after]`),
   filtered by `start_time` on `updated_at`; they come in id order, not cursor order, so the
   engine saves their cursor only when the stream ends.
+- An interrupted full refresh of users or tickets resumes from its last `after_cursor` too.
 - User identities (every email and phone of a user, not just the primary ones) are read for
   the users of each export page, 100 at a time (`users/show_many` with identities sideloaded).
 - Deleted users arrive with `active = false`, deleted tickets with `status = "deleted"`.
@@ -57,7 +58,6 @@ from threadline.http.client import expect_json_response
 from threadline.http.schema import is_json_field
 
 AFTER_CURSOR = "after_cursor"  # state key: the export cursor after the last committed page
-CURSOR_KEY = "cursor"  # the engine's key for the saved cursor value
 
 USERS_SCHEMA = schema_from_mapping({
     "id": "int64", "name": "string", "email": "string", "phone": "string", "shared_phone_number": "bool",
@@ -186,7 +186,9 @@ class ZendeskSource(Source[ZendeskConfig]):
         """Pages of the `kind` export with the cursor after each: from the stored cursor, else
         from start_time, until end_of_stream."""
         name = request.stream.name
-        stored = request.state.get(AFTER_CURSOR) if request.sync_mode is SyncMode.INCREMENTAL else None
+        # Incremental: the cursor of the last sync. Full refresh: the engine hands state back
+        # only to resume an interrupted one, and the cursor resumes it exactly.
+        stored = request.state.get(AFTER_CURSOR)
         if stored:
             params: dict[str, Any] = {"cursor": stored, "per_page": config.per_page}
         else:
@@ -237,8 +239,6 @@ class ZendeskSource(Source[ZendeskConfig]):
         params: dict[str, Any] = {"page[size]": config.ratings_page_size}
         start = request.cursor_start if request.sync_mode is SyncMode.INCREMENTAL else None
         params["start_time"] = _epoch(start if start is not None else config.start_date)
-        # Unsorted: checkpoints keep the cursor saved before this run, so a crash never loses it.
-        carried = {CURSOR_KEY: request.state[CURSOR_KEY]} if CURSOR_KEY in request.state else {}
         followed: set[str] = set()
         while True:
             body = client.request("GET", RATINGS_PATH, params=params, stream=name, parse=_json) or {}
@@ -248,7 +248,7 @@ class ZendeskSource(Source[ZendeskConfig]):
                                  where=f"{self.name} / {name}", hint="check base_url points at your Zendesk")
             if records:
                 yield from _messages(name, records, request.stream.schema)
-                yield Checkpoint(name, carried)
+                yield Checkpoint(name, {})  # unsorted: the engine keeps the cursor it started from
             meta = body.get("meta") or {}
             after = meta.get("after_cursor")
             if not meta.get("has_more") or not after:
