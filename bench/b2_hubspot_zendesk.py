@@ -54,7 +54,7 @@ def _reader(kind: str, base_url: str) -> tuple[Any, Any]:
         from threadline_hubspot.sandbox import HubspotSandbox
 
         return HubspotSource(), HubspotConfig(base_url=base_url, access_token=HubspotSandbox.TOKEN,
-                                              requests_per_10_seconds=None)
+                                              requests_per_10_seconds=None, search_requests_per_second=None)
     from threadline_zendesk import ZendeskConfig, ZendeskSource
     from threadline_zendesk.sandbox import ZendeskSandbox
 

@@ -20,7 +20,7 @@ def expected(kind: str, record: dict[str, Any]) -> dict[str, Any]:
 
 def config_for(sandbox: HubspotSandbox, **overrides: Any) -> dict[str, Any]:
     return {"base_url": sandbox.base_url, "access_token": sandbox.TOKEN, "page_size": 40, "search_page_size": 50,
-            "requests_per_10_seconds": None, "backoff_base": 0.01, "max_retry_time": 5, **overrides}
+            "requests_per_10_seconds": None, "search_requests_per_second": None, "backoff_base": 0.01, "max_retry_time": 5, **overrides}
 
 
 class TestHubspotContract(SourceContract):

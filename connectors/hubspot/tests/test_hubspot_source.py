@@ -35,7 +35,7 @@ def hubspot() -> Iterator[HubspotSandbox]:
 
 def settings(box: HubspotSandbox, **overrides: Any) -> dict[str, Any]:
     return {"base_url": box.base_url, "access_token": box.TOKEN, "page_size": 50, "search_page_size": 50,
-            "requests_per_10_seconds": None, "backoff_base": 0.01, "max_retry_time": 5, **overrides}
+            "requests_per_10_seconds": None, "search_requests_per_second": None, "backoff_base": 0.01, "max_retry_time": 5, **overrides}
 
 
 def config(box: HubspotSandbox, **overrides: Any) -> HubspotConfig:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +52,7 @@ from threadline.http.schema import is_json_field
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
 MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
+_BUDGETS_LOCK = threading.Lock()
 ARCHIVED_SINCE = "archived_since"  # state key: the archived phase of an incremental read still to do from here
 
 _COMMON = {"id": "string", "created_at": "timestamp", "updated_at": "timestamp", "archived": "bool",
@@ -92,6 +94,9 @@ class HubspotConfig(Spec):
     requests_per_10_seconds: int | None = Field(
         100, ge=1, description="Request budget per rolling 10 seconds (HubSpot: 100 for most private apps, 190 on "
                                "Professional/Enterprise); null for none.")
+    search_requests_per_second: float | None = Field(
+        4.0, gt=0, description="Budget for the search endpoint, which HubSpot limits on its own (about 5 a second "
+                               "per token); null for none.")
     backoff_base: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles on each retry.")
     max_retry_time: float = Field(300.0, gt=0, description="Longest one request is retried or waited for (429 windows "
                                                            "included) before the stream stops with its state saved.")
@@ -298,10 +303,24 @@ class HubspotSource(Source[HubspotConfig]):
                 return
             last_id = int(results[-1]["id"])
 
+    def _search_budget(self, config: HubspotConfig) -> RequestBudget | None:
+        """One search budget per source object: HubSpot counts the searches of every stream together."""
+        rate = config.search_requests_per_second
+        if not rate:
+            return None
+        with _BUDGETS_LOCK:
+            budgets = self.__dict__.setdefault("_search_budgets", {})
+            if rate not in budgets:
+                budgets[rate] = RequestBudget(int(rate), 1.0) if rate >= 1 else RequestBudget(1, 1 / rate)
+            return budgets[rate]
+
     def _search_page(self, config: HubspotConfig, client: HttpClient, kind: str, properties: list[str],
                      filters: list[dict[str, Any]], sort: str) -> dict[str, Any]:
         query = {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
                  "properties": properties, "limit": config.search_page_size}
+        budget = self._search_budget(config)
+        if budget is not None:
+            budget.acquire()
         return client.request("POST", f"/crm/v3/objects/{kind}/search", json=query, stream=kind, parse=_json) or {}
 
 
