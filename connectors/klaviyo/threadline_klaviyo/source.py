@@ -46,7 +46,7 @@ from threadline.http.client import expect_json_response
 from threadline.http.records import ParsedPage, RecordsPathMissing
 from threadline.secrets import register_secret
 
-from threadline_klaviyo.columns import Getter, get_path, to_batch
+from threadline.http.columns import Getter, get_path, to_batch
 
 CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
 THROTTLED_WITHOUT_A_TIME = 60.0  # seconds to suggest when a 429 came without Retry-After

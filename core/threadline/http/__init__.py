@@ -9,6 +9,7 @@
                 NextUrlPaginator, LinkHeaderPaginator, SinglePage
     schema      schema_from_mapping — `{"id": "int64", "tags": "json"}` → Arrow schema
     records     PageParser — JSON pages to Arrow in bulk
+    columns     to_batch, get_path — nested records (dotted paths) to Arrow columns
     stream      RestStream — a declared stream of a JSON API
     source      RestSource — a Source made of RestStreams
 

@@ -1,10 +1,11 @@
 """JSON records to Arrow columns, one column at a time, by a path into each record.
 
-The kit's `PageParser` maps top-level keys to columns; JSON:API puts every field under
-`attributes` and the links under `relationships` (`attributes.email`,
-`relationships.profile.data.id`), and some values are "" rather than null. A column here is a dotted path or a function of the record; values
-that do not fit the declared type are handed over as text so that the engine quarantines
-those rows with a reason instead of the read crashing.
+`PageParser` maps top-level keys to columns; many APIs nest what matters — JSON:API under
+`attributes` and `relationships` (`attributes.email`, `relationships.profile.data.id`),
+Mailchimp under `merge_fields.FNAME` or `tags[].name` — and write unknown timestamps as ""
+rather than null. A column here is a dotted path or a function of the record; values that do
+not fit the declared type are handed over as text, so the engine quarantines those rows with
+a reason instead of the read crashing.
 """
 
 from __future__ import annotations
