@@ -10,6 +10,7 @@ from threadline.contracts import (
     Destination,
     FatalError,
     JobPath,
+    RateLimitStop,
     ReadRequest,
     Rejected,
     Source,
@@ -29,7 +30,7 @@ hookimpl = pluggy.HookimplMarker("threadline")
 __version__ = "0.1.0"
 
 __all__ = [
-    "Batch", "Catalog", "Checkpoint", "ConfigError", "Destination", "FatalError", "JobPath", "ReadRequest",
+    "Batch", "Catalog", "Checkpoint", "ConfigError", "Destination", "FatalError", "JobPath", "RateLimitStop", "ReadRequest",
     "Rejected", "Source", "Spec", "Stream", "StreamTarget", "StreamWriter", "SyncMode",
     "ThreadlineError", "TransientError", "WriteDisposition", "WriteReport", "hookimpl",
 ]

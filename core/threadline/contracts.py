@@ -16,6 +16,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -63,6 +64,16 @@ class TransientError(ThreadlineError):
 
 class FatalError(ThreadlineError):
     """A failure that stops the stream: the message names connector, stream and request."""
+
+
+class RateLimitStop(TransientError):
+    """The vendor asked for a wait longer than the run may take. Raise it after the last
+    Checkpoint: the engine records the stream as *paused* (not failed), its state is already
+    saved, and the next sync after `resume_after` carries on from there."""
+
+    def __init__(self, message: str, *, resume_after: datetime, **kw: Any) -> None:
+        self.resume_after = resume_after
+        super().__init__(message, **kw)
 
 
 # --------------------------------------------------------------------------- streams

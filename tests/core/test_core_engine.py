@@ -239,3 +239,25 @@ def test_an_unsorted_stream_keeps_its_starting_cursor_at_mid_stream_checkpoints(
     memory.destination.writes = 0
     assert not run_job(memory.job(destination_config={"fail_on_write": 2}), registry=memory.registry).ok
     assert StateStore(job.state_dir).get("memjob", "app", "people")["cursor"] == first
+
+
+def test_a_rate_limit_stop_pauses_the_stream_and_the_run_with_its_state_saved(memory):
+    from datetime import datetime, timezone
+
+    from threadline.contracts import Batch, Checkpoint, RateLimitStop
+
+    class Limited(memory.source):
+        def read(self, config, request):
+            rows = [{"id": 1, "email": "a", "updated_at": memory.ts(1)}]
+            yield Batch("people", pa.RecordBatch.from_pylist(rows, schema=memory.schema))
+            yield Checkpoint("people", {"page": 1})
+            raise RateLimitStop("Stopped cleanly: run the sync again after 12:15:00 UTC",
+                                resume_after=datetime(2026, 1, 1, 12, 15, tzinfo=timezone.utc))
+
+    memory.registry.sources["memory"] = Limited
+    job = memory.job()
+    report = run_job(job, registry=memory.registry)
+    assert report.outcome == "paused" and report.stream("app", "people").outcome == "paused"
+    assert "run the sync again after 12:15:00 UTC" in report.error
+    assert StateStore(job.state_dir).get("memjob", "app", "people")["page"] == 1
+    assert [r["id"] for r in memory.destination.tables["app__people"]] == [1]

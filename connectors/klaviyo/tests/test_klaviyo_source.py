@@ -133,7 +133,7 @@ def test_a_rate_limit_window_longer_than_the_run_allows_stops_cleanly_with_state
     klaviyo.inject("rate_limit", retry_after=3600, after=2, times=0, path="/api/profiles")
     report = sync(klaviyo, tmp_path, ["profiles"], max_rate_limit_wait=1)
     stream = report.stream("kl", "profiles")
-    assert stream.outcome == "failed" and "Stopped cleanly" in stream.error and "run the sync again after" in stream.error
+    assert stream.outcome == "paused" and "Stopped cleanly" in stream.error and "run the sync again after" in stream.error
     assert stream.rows_written == 40  # the two pages read before the limit are committed
     state = StateStore(tmp_path / ".threadline").get("kl", "kl", "profiles")
     assert "resume_after" in state and state["cursor"], "the cursor of the pages read is saved"

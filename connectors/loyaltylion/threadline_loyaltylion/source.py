@@ -25,7 +25,9 @@ from typing import Any
 import requests
 from pydantic import Field
 
-from threadline.contracts import Catalog, Checkpoint, ConfigError, Message, ReadRequest, Source, Spec, SyncMode, TransientError
+from threadline.contracts import (
+    Catalog, Checkpoint, ConfigError, Message, RateLimitStop, ReadRequest, Source, Spec, SyncMode, TransientError,
+)
 from threadline.http import BearerAuth, BodyCursorPaginator, HttpClient, RequestBudget, RestStream, RetryPolicy, schema_from_mapping
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
@@ -77,13 +79,6 @@ class LoyaltylionConfig(Spec):
         300.0, gt=0, description="Longest this run waits out a rate limit or retries; a longer wait stops the "
                                  "stream cleanly with its state saved and the time to resume.")
 
-
-class RateLimitStop(TransientError):
-    """The API asked for a wait longer than the run allows: the stream stopped with its state saved."""
-
-    def __init__(self, message: str, *, resume_after: datetime, **kw: Any) -> None:
-        self.resume_after = resume_after
-        super().__init__(message, **kw)
 
 
 class LoyaltyPages(RestStream):

@@ -173,7 +173,7 @@ def test_a_rate_limit_window_longer_than_the_run_allows_stops_cleanly_with_state
     mailchimp.inject("rate_limit", retry_after=3600, after=2, times=0, path="/3.0/lists")
     report = sync(mailchimp, tmp_path, ["members"], max_rate_limit_wait=1)
     stream = report.stream("mc", "members")
-    assert stream.outcome == "failed"
+    assert stream.outcome == "paused"
     assert "Stopped cleanly" in stream.error and "run the sync again after" in stream.error
     state = StateStore(tmp_path / ".threadline").get("mc", "mc", "members")
     assert state["cursor"] == saved["cursor"], "the cursor of the last finished sync is kept"

@@ -32,7 +32,7 @@ from threadline.contracts import (
     Source,
     Spec,
     SyncMode,
-    TransientError,
+    TransientError, RateLimitStop,
 )
 from threadline.http import (
     BasicAuth,
@@ -100,13 +100,6 @@ class MailchimpConfig(Spec):
         300.0, gt=0, description="Longest this run waits out a rate limit or retries; a longer window stops the "
                                  "stream cleanly with its state saved and the time to resume.")
 
-
-class RateLimitStop(TransientError):
-    """The API asked for a wait longer than the run allows: the stream stopped with its state saved."""
-
-    def __init__(self, message: str, *, resume_after: datetime, **kw: Any) -> None:
-        self.resume_after = resume_after
-        super().__init__(message, **kw)
 
 
 @dataclass

@@ -23,7 +23,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from threadline.contracts import (
-    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, ReadRequest, Source, Spec, SyncMode, TransientError,
+    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, RateLimitStop, ReadRequest, Source, Spec, SyncMode,
+    TransientError,
 )
 from threadline.http import BearerAuth, BodyCursorPaginator, HttpClient, RestStream, RetryPolicy, SinglePage
 from threadline.http.records import ParsedPage
@@ -67,13 +68,6 @@ class XConfig(Spec):
                 seen.add(name.lower())
         return handles
 
-
-class RateLimitStop(TransientError):
-    """X's rate-limit window resets later than the run may wait: the stream stopped with its state saved."""
-
-    def __init__(self, message: str, *, resume_after: datetime, **kw: Any) -> None:
-        self.resume_after = resume_after
-        super().__init__(message, **kw)
 
 
 class UsersPages(RestStream):

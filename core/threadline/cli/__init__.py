@@ -30,6 +30,9 @@ console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+EXIT_PAUSED = 75  # EX_TEMPFAIL: a vendor's rate limit stopped the sync cleanly; run it again later
+
+
 class CLIGroup(click.Group):
     """Turns threadline's errors into clear messages instead of stack traces."""
 
@@ -163,6 +166,8 @@ def sync_command(ctx: click.Context, job_file: str, only: tuple[str, ...], wait:
     with make_progress(ctx.obj["log_format"], err) as progress:
         report = run_job(job, only=list(only) or None, progress=progress, wait=wait)
     print_report(report)
+    if report.outcome == "paused":
+        sys.exit(EXIT_PAUSED)
     if not report.ok:
         sys.exit(1)
 
@@ -174,11 +179,13 @@ def print_report(report: Any) -> None:
     for s in report.streams:
         table.add_row(s.source, s.stream, s.sync_mode, f"{s.rows_read:,}", f"{s.rows_written:,}",
                       f"{s.rows_rejected:,}", f"{s.rate:,.0f}",
-                      "[green]ok[/]" if s.outcome == "succeeded" else f"[red]{s.outcome}[/]")
+                      "[green]ok[/]" if s.outcome == "succeeded"
+                      else f"[yellow]{s.outcome}[/]" if s.outcome == "paused" else f"[red]{s.outcome}[/]")
     console.print(table)
     for s in report.streams:
         if s.error:
-            err.print(f"[red]{s.source}.{s.stream} failed:[/] {redact(s.error)}")
+            verb = "[yellow]paused:[/]" if s.outcome == "paused" else "[red]failed:[/]"
+            err.print(f"{s.source}.{s.stream} {verb} {redact(s.error)}")
     if report.quarantine:
         console.print(f"rejected rows and their reasons: {report.quarantine}")
 

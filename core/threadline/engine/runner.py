@@ -33,6 +33,7 @@ from threadline.contracts import (
     ConfigError,
     Destination,
     FatalError,
+    RateLimitStop,
     ReadRequest,
     Rejected,
     Source,
@@ -74,7 +75,7 @@ class RunReport:
 
     run_id: str
     job: str
-    outcome: str  # succeeded | failed
+    outcome: str  # succeeded | failed | paused (rate limited; resume later)
     streams: list[StreamRun] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
@@ -232,7 +233,8 @@ def run_job(
             with ThreadPoolExecutor(max_workers=job.concurrency, thread_name_prefix="stream") as pool:
                 list(pool.map(ctx.sync_stream, plans, streams))
             failed = [s for s in streams if s.outcome != "succeeded"]
-            run.outcome = "failed" if failed else "succeeded"
+            # paused: every stream that did not finish stopped cleanly for a rate limit
+            run.outcome = ("paused" if all(s.outcome == "paused" for s in failed) else "failed") if failed else "succeeded"
             if failed:
                 run.error = "; ".join(f"{s.source}.{s.stream}: {s.error}" for s in failed)
             run.finished_at = utcnow()
@@ -267,7 +269,7 @@ class _RunContext:
             self._pump(plan, s, writer, target, t0)
             s.outcome = "succeeded"
         except Exception as exc:  # recorded, with the stream named; other streams go on
-            s.outcome = "failed"
+            s.outcome = "paused" if isinstance(exc, RateLimitStop) else "failed"
             s.error = _describe(exc, plan)
             if not isinstance(exc, ThreadlineError):
                 log.exception("bug while syncing %s.%s", plan.source_name, plan.stream.name)
