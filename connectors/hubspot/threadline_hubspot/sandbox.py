@@ -211,13 +211,6 @@ class HubspotSandbox(Sandbox):
         self._clock += timedelta(seconds=1)
         return iso_ms(self._clock)
 
-    def start(self) -> HubspotSandbox:
-        super().start()
-        # The base server writes headers and body in two sends; without TCP_NODELAY the body
-        # waits for the client's delayed ACK, ~40 ms an answer. (Kit gap: Sandbox should set it.)
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[union-attr]
-        return self
-
     # ------------------------------------------------------------------ what tests read and change
 
     def records(self, kind: str, *, archived: bool | None = None) -> list[dict[str, Any]]:

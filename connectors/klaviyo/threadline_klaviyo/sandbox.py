@@ -80,15 +80,6 @@ class KlaviyoSandbox(Sandbox):
         self._rate_lock = threading.Lock()
         super().__init__(seed=seed, port=port)
 
-    def start(self):  # type: ignore[override]
-        """Start as the base does, with TCP_NODELAY on every connection: the base handler writes
-        the headers and the body in two sends, and Nagle plus delayed ACKs then hold each
-        response ~40 ms on loopback (a kit change would set this in `_make_handler`)."""
-        super().start()
-        assert self._server is not None
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-        return self
-
     # ------------------------------------------------------------------ data
 
     def seed_data(self) -> None:

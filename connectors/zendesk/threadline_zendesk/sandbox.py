@@ -214,13 +214,6 @@ class ZendeskSandbox(Sandbox):
         self._clock += timedelta(seconds=1)
         return iso(self._clock)
 
-    def start(self) -> ZendeskSandbox:
-        super().start()
-        # The base server writes headers and body in two sends; without TCP_NODELAY the body
-        # waits for the client's delayed ACK, ~40 ms an answer. (Kit gap: Sandbox should set it.)
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[union-attr]
-        return self
-
     # ------------------------------------------------------------------ what tests read and change
 
     def items(self, kind: str) -> list[dict[str, Any]]:
