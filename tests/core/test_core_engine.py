@@ -261,3 +261,33 @@ def test_a_rate_limit_stop_pauses_the_stream_and_the_run_with_its_state_saved(me
     assert "run the sync again after 12:15:00 UTC" in report.error
     assert StateStore(job.state_dir).get("memjob", "app", "people")["page"] == 1
     assert [r["id"] for r in memory.destination.tables["app__people"]] == [1]
+
+
+def test_a_paused_stream_is_not_read_again_until_its_window_resets(memory):
+    from datetime import datetime, timedelta, timezone
+
+    from threadline.contracts import Batch, Checkpoint, RateLimitStop
+    from threadline.testing.harness import end_rate_limit_pause
+
+    reads = []
+
+    class Limited(memory.source):
+        resume = datetime.now(timezone.utc) + timedelta(hours=1)
+
+        def read(self, config, request):
+            reads.append(dict(request.state))
+            rows = [{"id": 1, "email": "a", "updated_at": memory.ts(1)}]
+            yield Batch("people", pa.RecordBatch.from_pylist(rows, schema=memory.schema))
+            yield Checkpoint("people", {"page": 1})
+            raise RateLimitStop("Stopped cleanly", resume_after=type(self).resume)
+
+    memory.registry.sources["memory"] = Limited
+    job = memory.job()
+    assert run_job(job, registry=memory.registry).outcome == "paused"
+    second = run_job(job, registry=memory.registry)
+    assert second.outcome == "paused" and len(reads) == 1  # the vendor was not asked again
+    assert "still paused by the vendor's rate limit until" in second.error
+    Limited.resume = datetime.now(timezone.utc) - timedelta(seconds=1)
+    end_rate_limit_pause(job.state_dir, "memjob", "app", "people")  # the window has reset
+    run_job(job, registry=memory.registry)
+    assert len(reads) == 2 and "paused_until" not in reads[1]  # read again, the engine's key not passed on

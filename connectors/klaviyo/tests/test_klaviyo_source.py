@@ -16,6 +16,7 @@ from threadline.contracts import Batch, ConfigError, FatalError, ReadRequest, Sy
 from threadline.engine import run_job
 from threadline.job import job_from_dict
 from threadline.state import StateStore
+from threadline.testing.harness import end_rate_limit_pause
 from threadline.testing.harness import installed_destination, registry_of
 from threadline_klaviyo import KlaviyoConfig, KlaviyoSource
 from threadline_klaviyo.sandbox import KlaviyoSandbox
@@ -139,6 +140,7 @@ def test_a_rate_limit_window_longer_than_the_run_allows_stops_cleanly_with_state
     assert "resume_after" in state and state["cursor"], "the cursor of the pages read is saved"
     klaviyo.clear_faults()
     klaviyo.clear_requests()
+    end_rate_limit_pause(tmp_path / ".threadline", "kl", "kl", "profiles")  # as if the window had reset
     assert sync(klaviyo, tmp_path, ["profiles"]).ok
     assert klaviyo.requests_to("/api/profiles")[0].query["filter"][0].startswith("greater-or-equal(updated,")
     assert landed(tmp_path, "select count(*) from kl__profiles") == [(len(klaviyo.profiles()),)]

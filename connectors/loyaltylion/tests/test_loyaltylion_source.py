@@ -14,6 +14,7 @@ from threadline.engine.runner import run_job
 from threadline.job import job_from_dict
 from threadline.sandbox import Fault
 from threadline.state import StateStore
+from threadline.testing.harness import end_rate_limit_pause
 from threadline.testing.harness import installed_destination, registry_of
 from threadline_loyaltylion import LoyaltylionConfig, LoyaltylionSource
 from threadline_loyaltylion.sandbox import LoyaltylionSandbox
@@ -87,6 +88,7 @@ def test_a_rate_limit_wait_longer_than_the_run_stops_cleanly_keeping_the_cursor_
     assert resume_after.strftime("%H:%M:%S") in stream.error and "run the sync again after" in stream.error
 
     lion.clear_faults()
+    end_rate_limit_pause(tmp_path / "state", "lion", "lion", "customers")  # as if the window had reset
     third = sync(tmp_path, raw)
     assert third.ok and third.stream("lion", "customers").rows_written >= 120
 

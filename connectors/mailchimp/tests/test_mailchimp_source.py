@@ -14,6 +14,7 @@ from threadline.contracts import Batch, ConfigError, FatalError, ReadRequest, Sy
 from threadline.engine import run_job
 from threadline.job import job_from_dict
 from threadline.state import StateStore
+from threadline.testing.harness import end_rate_limit_pause
 from threadline.testing.harness import installed_destination, registry_of
 from threadline_mailchimp import MailchimpConfig, MailchimpSource
 from threadline_mailchimp.sandbox import MailchimpSandbox, subscriber_hash
@@ -179,6 +180,7 @@ def test_a_rate_limit_window_longer_than_the_run_allows_stops_cleanly_with_state
     assert state["cursor"] == saved["cursor"], "the cursor of the last finished sync is kept"
     assert "resume_after" in state
     mailchimp.clear_faults()
+    end_rate_limit_pause(tmp_path / ".threadline", "mc", "mc", "members")  # as if the window had reset
     assert sync(mailchimp, tmp_path, ["members"]).ok
 
 

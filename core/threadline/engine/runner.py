@@ -53,6 +53,7 @@ log = logging.getLogger("threadline.engine")
 
 CURSOR_KEY = "cursor"  # the engine's own key in a stream's saved state
 RESUME_KEY = "full_refresh_in_progress"  # where an unfinished full refresh keeps its checkpoint
+PAUSED_KEY = "paused_until"  # set when a vendor's rate limit paused the stream (RateLimitStop)
 
 
 class Progress(Protocol):
@@ -271,6 +272,10 @@ class _RunContext:
         except Exception as exc:  # recorded, with the stream named; other streams go on
             s.outcome = "paused" if isinstance(exc, RateLimitStop) else "failed"
             s.error = _describe(exc, plan)
+            if isinstance(exc, RateLimitStop):  # so the next run does not knock before the window resets
+                state = self.store.get(self.job.name, plan.source_name, plan.stream.name)
+                state[PAUSED_KEY] = exc.resume_after.isoformat()
+                self.store.set(self.job.name, plan.source_name, plan.stream.name, state)
             if not isinstance(exc, ThreadlineError):
                 log.exception("bug while syncing %s.%s", plan.source_name, plan.stream.name)
             if writer is not None:
@@ -286,6 +291,14 @@ class _RunContext:
     def _pump(self, plan: StreamPlan, s: StreamRun, writer: Any, target: StreamTarget, t0: float) -> None:
         job, stream = self.job, plan.stream
         saved = self.store.get(job.name, plan.source_name, stream.name)
+        paused_until = saved.pop(PAUSED_KEY, None)
+        if paused_until and datetime.fromisoformat(paused_until) > datetime.now(timezone.utc):
+            until = datetime.fromisoformat(paused_until)
+            raise RateLimitStop(
+                f"still paused by the vendor's rate limit until {until:%Y-%m-%d %H:%M:%S} UTC; not read this run",
+                resume_after=until,
+                hint="it is read again on the first sync after that time, from its saved state",
+            )
         incremental = plan.sync_mode is SyncMode.INCREMENTAL
         # A full refresh that was interrupted resumes from its last checkpoint, unless it
         # replaces the table (the replacement's staging rows did not survive the failure).

@@ -141,3 +141,21 @@ class FolderSandbox:
 
     def stop(self) -> None:
         """Nothing runs: a folder needs no stopping (the same call as a server sandbox)."""
+
+
+def end_rate_limit_pause(state_dir: Path, job: str, source: str, stream: str) -> None:
+    """Make a stream paused by RateLimitStop readable again, as if its window had reset: tests
+    that lift a sandbox's rate limit call this instead of waiting for the real reset time."""
+    from datetime import datetime, timedelta, timezone
+
+    from threadline.engine.runner import PAUSED_KEY
+    from threadline.state import StateStore
+
+    store = StateStore(state_dir)
+    try:
+        state = store.get(job, source, stream)
+        if PAUSED_KEY in state:
+            state[PAUSED_KEY] = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+            store.set(job, source, stream, state)
+    finally:
+        store.close()
