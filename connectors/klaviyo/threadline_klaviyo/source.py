@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -30,8 +30,9 @@ from threadline.contracts import (
     Source,
     Spec,
     SyncMode,
-    TransientError, RateLimitStop,
+    TransientError,
 )
+from threadline.http.pause import stop_for_rate_limit
 from threadline.http import (
     ApiKeyAuth,
     HttpClient,
@@ -271,20 +272,9 @@ class KlaviyoSource(Source[KlaviyoConfig]):
                 for message in reader(client):
                     yield Checkpoint(message.stream, carried) if isinstance(message, Checkpoint) else message
         except TransientError as exc:
-            wait = exc.retry_after
-            if not wait and "answered 429" in exc.message:
-                wait = THROTTLED_WITHOUT_A_TIME  # throttled, and the API did not say for how long
-            if not wait:
-                raise
-            resume = datetime.now(UTC) + timedelta(seconds=wait)
-            yield Checkpoint(request.stream.name, {**carried, "resume_after": resume.isoformat(timespec="seconds")})
-            raise RateLimitStop(
-                f"Klaviyo asked to wait {wait:.0f}s (429 Retry-After), longer than this run allows "
-                f"(max_rate_limit_wait = {config.max_rate_limit_wait:g}s). Stopped cleanly: every page read so far "
-                f"is committed and the stream's state is saved",
-                resume_after=resume, retry_after=wait, where=f"{self.name} / {request.stream.name}",
-                hint=f"run the sync again after {resume:%Y-%m-%d %H:%M:%S} UTC; it resumes from the saved state",
-            ) from None
+            yield from stop_for_rate_limit(exc, vendor="Klaviyo", stream=request.stream.name, connector=self.name,
+                                           state=carried, max_wait=config.max_rate_limit_wait,
+                                           wait_for_bare_429=THROTTLED_WITHOUT_A_TIME)
         finally:
             client.close()
 

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
 from pydantic import Field
 
 from threadline.contracts import (
-    Catalog, Checkpoint, ConfigError, Message, RateLimitStop, ReadRequest, Source, Spec, SyncMode, TransientError,
+    Catalog, Checkpoint, ConfigError, Message, ReadRequest, Source, Spec, SyncMode, TransientError,
 )
+from threadline.http.pause import stop_for_rate_limit
 from threadline.http import BearerAuth, BodyCursorPaginator, HttpClient, RequestBudget, RestStream, RetryPolicy, schema_from_mapping
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
@@ -35,7 +35,6 @@ from threadline.http.records import ParsedPage, RecordsPathMissing
 from threadline_loyaltylion.columns import raw_type, to_batch
 
 CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
-RESUME_AFTER_KEY = "resume_after"
 
 CUSTOMERS_SCHEMA = schema_from_mapping({
     "id": "int64", "merchant_id": "string", "email": "string", "phone": "string",
@@ -181,16 +180,7 @@ class LoyaltylionSource(Source[LoyaltylionConfig]):
             for message in stream.read(client, request):
                 yield Checkpoint(message.stream, carried) if isinstance(message, Checkpoint) else message
         except TransientError as exc:
-            if not exc.retry_after:
-                raise
-            resume = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
-            yield Checkpoint(request.stream.name, {**carried, RESUME_AFTER_KEY: resume.isoformat(timespec="seconds")})
-            raise RateLimitStop(
-                f"LoyaltyLion asked to wait {exc.retry_after:.0f}s, longer than this run allows "
-                f"(max_rate_limit_wait = {config.max_rate_limit_wait:g}s). Stopped cleanly: every page read so far "
-                "is committed and the stream's cursor is saved",
-                resume_after=resume, retry_after=exc.retry_after, where=f"{self.name} / {request.stream.name}",
-                hint=f"run the sync again after {resume:%Y-%m-%d %H:%M:%S} UTC; it resumes from the saved cursor",
-            ) from None
+            yield from stop_for_rate_limit(exc, vendor="LoyaltyLion", stream=request.stream.name, connector=self.name,
+                                           state=carried, max_wait=config.max_rate_limit_wait)
         finally:
             client.close()

@@ -205,7 +205,7 @@ def test_member_activity_carries_the_member_and_audience(mailchimp: MailchimpSan
 
 def test_throttling_without_retry_after_that_outlasts_the_retries_also_stops_cleanly(mailchimp: MailchimpSandbox) -> None:
     from threadline.contracts import Checkpoint
-    from threadline_mailchimp.source import RateLimitStop
+    from threadline.contracts import RateLimitStop
 
     # Mailchimp's 429 (over 10 simultaneous connections) carries no Retry-After.
     mailchimp.inject("rate_limit", retry_after=None, after=2, times=0, path="/3.0/lists")

@@ -32,8 +32,9 @@ from threadline.contracts import (
     Source,
     Spec,
     SyncMode,
-    TransientError, RateLimitStop,
+    TransientError,
 )
+from threadline.http.pause import stop_for_rate_limit
 from threadline.http import (
     BasicAuth,
     HttpClient,
@@ -233,20 +234,9 @@ class MailchimpSource(Source[MailchimpConfig]):
                 for message in reader(config, client, request):
                     yield Checkpoint(message.stream, carried) if isinstance(message, Checkpoint) else message
         except TransientError as exc:
-            wait = exc.retry_after
-            if not wait and "answered 429" in exc.message:
-                wait = THROTTLED_WITHOUT_A_TIME  # throttled, and the API did not say for how long
-            if not wait:
-                raise
-            resume = datetime.now(UTC) + timedelta(seconds=wait)
-            yield Checkpoint(request.stream.name, {**carried, "resume_after": resume.isoformat(timespec="seconds")})
-            raise RateLimitStop(
-                f"Mailchimp asked to wait {wait:.0f}s, longer than this run allows "
-                f"(max_rate_limit_wait = {config.max_rate_limit_wait:g}s). Stopped cleanly: every page read so far "
-                f"is committed and the stream's state is saved",
-                resume_after=resume, retry_after=wait, where=f"{self.name} / {request.stream.name}",
-                hint=f"run the sync again after {resume:%Y-%m-%d %H:%M:%S} UTC; it resumes from the saved state",
-            ) from None
+            yield from stop_for_rate_limit(exc, vendor="Mailchimp", stream=request.stream.name, connector=self.name,
+                                           state=carried, max_wait=config.max_rate_limit_wait,
+                                           wait_for_bare_429=THROTTLED_WITHOUT_A_TIME)
         finally:
             client.close()
 

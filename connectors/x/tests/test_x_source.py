@@ -17,7 +17,9 @@ from threadline.state import StateStore
 from threadline.testing.harness import installed_destination, registry_of
 from threadline_x import XSource
 from threadline_x.sandbox import BRANDS, XSandbox, expected_user
-from threadline_x.source import RESUME_AFTER_KEY, RESUME_KEY, RateLimitStop, XConfig
+from threadline.contracts import RateLimitStop
+from threadline.http.pause import RESUME_AFTER_KEY
+from threadline_x.source import RESUME_KEY, XConfig
 
 SHOP = next(iter(BRANDS))
 

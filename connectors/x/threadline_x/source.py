@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from threadline.contracts import (
-    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, RateLimitStop, ReadRequest, Source, Spec, SyncMode,
+    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, ReadRequest, Source, Spec, SyncMode,
     TransientError,
 )
+from threadline.http.pause import stop_for_rate_limit
 from threadline.http import BearerAuth, BodyCursorPaginator, HttpClient, RestStream, RetryPolicy, SinglePage
 from threadline.http.records import ParsedPage
 from threadline_x.users import FOLLOWERS_SCHEMA, USER_FIELDS, USERS_SCHEMA, UserPageParser
@@ -34,7 +34,6 @@ log = logging.getLogger("threadline.x")
 
 LOOKUP_BATCH = 100  # usernames per GET /2/users/by, X's maximum
 RESUME_KEY = "resume"  # where the followers walk stopped: {"account_id", "pagination_token", "accounts_done"}
-RESUME_AFTER_KEY = "resume_after"  # ISO time the rate-limit window resets
 
 
 class XConfig(Spec):
@@ -162,17 +161,8 @@ class XSource(Source[XConfig]):
         try:
             yield from reader(config, client, request, position)
         except TransientError as exc:
-            if not exc.retry_after:
-                raise
-            resume = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
-            yield Checkpoint(request.stream.name, {**position, RESUME_AFTER_KEY: resume.isoformat(timespec="seconds")})
-            raise RateLimitStop(
-                f"X's rate-limit window resets in {exc.retry_after:.0f}s, later than this run may wait "
-                f"(max_rate_limit_wait = {config.max_rate_limit_wait:g}s). Stopped cleanly: every page read so far is "
-                "committed and the stream's position is saved",
-                resume_after=resume, retry_after=exc.retry_after, where=f"{self.name} / {request.stream.name}",
-                hint=f"run the sync again after {resume:%Y-%m-%d %H:%M:%S} UTC; the followers walk resumes at the saved page",
-            ) from None
+            yield from stop_for_rate_limit(exc, vendor="X", stream=request.stream.name, connector=self.name,
+                                           state=position, max_wait=config.max_rate_limit_wait)
         finally:
             client.close()
 

@@ -10,6 +10,7 @@
     schema      schema_from_mapping — `{"id": "int64", "tags": "json"}` → Arrow schema
     records     PageParser — JSON pages to Arrow in bulk
     columns     to_batch, get_path — nested records (dotted paths) to Arrow columns
+    pause       stop_for_rate_limit — a wait longer than the run allows: final checkpoint, then paused
     stream      RestStream — a declared stream of a JSON API
     source      RestSource — a Source made of RestStreams
 
