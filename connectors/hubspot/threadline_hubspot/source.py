@@ -38,8 +38,8 @@ from threadline.contracts import (
     Spec,
     Stream,
     SyncMode,
-    TransientError,
 )
+from threadline.http.source import checking
 from threadline.http import (
     BearerAuth,
     HttpClient,
@@ -152,17 +152,10 @@ class HubspotSource(Source[HubspotConfig]):
         return Catalog(tuple(streams))
 
     def check(self, config: HubspotConfig) -> None:
-        client = self.client(config)
-        client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
-        try:
+        with checking(self.client(config)) as client:
             for kind in OBJECT_TYPES:  # one request each: every scope the streams need
                 with _explained(kind):
                     client.request("GET", f"/crm/v3/objects/{kind}", params={"limit": 1}, stream=kind)
-        except TransientError as exc:
-            raise ConfigError(exc.message, field="base_url", where=exc.where,
-                              hint=exc.hint or "check base_url and that the API is reachable from this machine") from None
-        finally:
-            client.close()
 
     def read(self, config: HubspotConfig, request: ReadRequest) -> Iterator[Message]:
         name = request.stream.name

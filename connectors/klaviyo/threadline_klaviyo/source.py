@@ -33,6 +33,7 @@ from threadline.contracts import (
     TransientError,
 )
 from threadline.http.pause import stop_for_rate_limit
+from threadline.http.source import checking, read_first_page
 from threadline.http import (
     ApiKeyAuth,
     HttpClient,
@@ -225,32 +226,21 @@ class KlaviyoSource(Source[KlaviyoConfig]):
             self.events_stream(config))))
 
     def check(self, config: KlaviyoConfig) -> None:
-        client = self.client(config)
-        client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
-        try:
-            with _explained(config):
-                for stream in (self.profiles_stream(config), self.lists_stream(config), self.events_stream(config)):
-                    messages = stream.read(client, ReadRequest(stream.to_stream(), SyncMode.FULL_REFRESH))
-                    try:
-                        next(messages, None)
-                    finally:
-                        messages.close()
-                for list_id in config.list_ids:
-                    with _deleted_list(list_id, None, field="list_ids"):
-                        members = self.memberships_stream(config, list_id)
-                        next(members.read(client, ReadRequest(members.to_stream(), SyncMode.FULL_REFRESH)), None)
-        except FatalError as exc:
-            if "answered 404" not in exc.message:
-                raise
-            raise ConfigError(
-                f"the API root answered 404: {exc.message}", field="base_url", where=exc.where,
-                hint="base_url must be the API root, ending in /api (leave it unset for the vendor's own)",
-            ) from None
-        except TransientError as exc:
-            raise ConfigError(exc.message, field="base_url", where=exc.where,
-                              hint=exc.hint or "check base_url and that the API is reachable from this machine") from None
-        finally:
-            client.close()
+        with checking(self.client(config)) as client:
+            try:
+                with _explained(config):
+                    for stream in (self.profiles_stream(config), self.lists_stream(config), self.events_stream(config)):
+                        read_first_page(stream, client)
+                    for list_id in config.list_ids:
+                        with _deleted_list(list_id, None, field="list_ids"):
+                            read_first_page(self.memberships_stream(config, list_id), client)
+            except FatalError as exc:
+                if "answered 404" not in exc.message:
+                    raise
+                raise ConfigError(
+                    f"the API root answered 404: {exc.message}", field="base_url", where=exc.where,
+                    hint="base_url must be the API root, ending in /api (leave it unset for the vendor's own)",
+                ) from None
 
     def read(self, config: KlaviyoConfig, request: ReadRequest) -> Iterator[Message]:
         readers = {

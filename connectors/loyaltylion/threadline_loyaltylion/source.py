@@ -25,9 +25,10 @@ import requests
 from pydantic import Field
 
 from threadline.contracts import (
-    Catalog, Checkpoint, ConfigError, Message, ReadRequest, Source, Spec, SyncMode, TransientError,
+    Catalog, Checkpoint, ConfigError, Message, ReadRequest, Source, Spec, TransientError,
 )
 from threadline.http.pause import stop_for_rate_limit
+from threadline.http.source import checking, read_first_page
 from threadline.http import BearerAuth, BodyCursorPaginator, HttpClient, RequestBudget, RestStream, RetryPolicy, schema_from_mapping
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
@@ -146,26 +147,16 @@ class LoyaltylionSource(Source[LoyaltylionConfig]):
         return Catalog(tuple(s.to_stream() for s in self.streams(config)))
 
     def check(self, config: LoyaltylionConfig) -> None:
-        client = self.client(config)
-        client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
-        try:
-            for stream in self.streams(config):
-                messages = stream.read(client, ReadRequest(stream.to_stream(), SyncMode.FULL_REFRESH))
-                try:
-                    next(messages, None)
-                finally:
-                    messages.close()
-        except TransientError as exc:
-            raise ConfigError(exc.message, field="base_url", where=exc.where,
-                              hint=exc.hint or "check base_url and that the API is reachable from this machine") from None
-        except ConfigError as exc:
-            if "403" in exc.message:
-                raise ConfigError(exc.message, field="api_key", where=exc.where,
-                                  hint="the API key lacks a scope: give it read_customers in LoyaltyLion "
-                                       "(Manage → API keys)") from None
-            raise
-        finally:
-            client.close()
+        with checking(self.client(config)) as client:
+            try:
+                for stream in self.streams(config):
+                    read_first_page(stream, client)
+            except ConfigError as exc:
+                if "403" in exc.message:
+                    raise ConfigError(exc.message, field="api_key", where=exc.where,
+                                      hint="the API key lacks a scope: give it read_customers in LoyaltyLion "
+                                           "(Manage → API keys)") from None
+                raise
 
     def read(self, config: LoyaltylionConfig, request: ReadRequest) -> Iterator[Message]:
         declared = {s.name: s for s in self.streams(config)}

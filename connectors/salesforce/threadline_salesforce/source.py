@@ -37,6 +37,7 @@ from threadline.contracts import (
     SyncMode,
     TransientError,
 )
+from threadline.http.source import checking, read_first_page
 from threadline.http import HttpClient, OAuth2Auth, RestStream, RetryPolicy
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
@@ -249,23 +250,11 @@ class SalesforceSource(Source[SalesforceConfig]):
     # ------------------------------------------------------------------ the contract
 
     def check(self, config: SalesforceConfig) -> None:
-        client = self.client(config)
-        client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
-        try:
+        with checking(self.client(config), field="instance_url") as client:
             for sobject in config.objects:
                 stream = self.describe(config, client, sobject)
-                probe = ReadRequest(stream=stream, sync_mode=SyncMode.FULL_REFRESH)
                 with _explained(config, sobject):
-                    messages = self.soql_stream(config, sobject, stream.schema).read(client, probe)
-                    try:
-                        next(messages, None)
-                    finally:
-                        messages.close()
-        except TransientError as exc:
-            raise ConfigError(exc.message, field="instance_url", where=exc.where,
-                              hint=exc.hint or "check instance_url and that the API is reachable from this machine") from None
-        finally:
-            client.close()
+                    read_first_page(self.soql_stream(config, sobject, stream.schema), client)
 
     def read(self, config: SalesforceConfig, request: ReadRequest) -> Iterator[Message]:
         sobject = request.stream.name

@@ -22,10 +22,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from threadline.contracts import (
-    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, ReadRequest, Source, Spec, SyncMode,
-    TransientError,
+    Batch, Catalog, Checkpoint, ConfigError, FatalError, Message, ReadRequest, Source, Spec, TransientError,
 )
 from threadline.http.pause import stop_for_rate_limit
+from threadline.http.source import checking, read_first_page
 from threadline.http import BearerAuth, BodyCursorPaginator, HttpClient, RestStream, RetryPolicy, SinglePage
 from threadline.http.records import ParsedPage
 from threadline_x.users import FOLLOWERS_SCHEMA, USER_FIELDS, USERS_SCHEMA, UserPageParser
@@ -129,27 +129,17 @@ class XSource(Source[XConfig]):
         if not config.followers_of and not config.usernames:
             raise ConfigError("nothing to read: neither followers_of nor usernames is set", field="followers_of",
                               where=self.name, hint="list brand account ids under followers_of, handles under usernames")
-        client = self.client(config)
-        client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
         probes = [self.followers_stream(config, account) for account in config.followers_of]
         probes += [self.users_stream(config, config.usernames[:LOOKUP_BATCH])] if config.usernames else []
-        try:
-            for stream in probes:
-                messages = stream.read(client, ReadRequest(stream.to_stream(), SyncMode.FULL_REFRESH))
-                try:
-                    next(messages, None)
-                finally:
-                    messages.close()
-        except TransientError as exc:
-            raise ConfigError(exc.message, field="base_url", where=exc.where,
-                              hint=exc.hint or "check base_url and that the API is reachable from this machine") from None
-        except FatalError as exc:
-            if "Not Found Error" in exc.message or "Could not find user" in exc.message:
-                raise ConfigError(exc.message, field="followers_of", where=exc.where,
-                                  hint="a brand account id in followers_of does not exist") from None
-            raise
-        finally:
-            client.close()
+        with checking(self.client(config)) as client:
+            try:
+                for stream in probes:
+                    read_first_page(stream, client)
+            except FatalError as exc:
+                if "Not Found Error" in exc.message or "Could not find user" in exc.message:
+                    raise ConfigError(exc.message, field="followers_of", where=exc.where,
+                                      hint="a brand account id in followers_of does not exist") from None
+                raise
 
     def read(self, config: XConfig, request: ReadRequest) -> Iterator[Message]:
         readers = {"followers": self._read_followers, "users": self._read_users}

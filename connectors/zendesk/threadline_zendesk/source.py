@@ -43,8 +43,8 @@ from threadline.contracts import (
     Spec,
     Stream,
     SyncMode,
-    TransientError,
 )
+from threadline.http.source import checking
 from threadline.http import (
     BasicAuth,
     BearerAuth,
@@ -144,19 +144,11 @@ class ZendeskSource(Source[ZendeskConfig]):
         ))
 
     def check(self, config: ZendeskConfig) -> None:
-        client = self.client(config)
-        client.retry = RetryPolicy(max_attempts=2, backoff_base=0.2, max_retry_time=10)
         start = _epoch(config.start_date)
-        try:
-            with _explained(config):
-                for path in EXPORTS.values():
-                    client.request("GET", path, params={"start_time": start, "per_page": 1}, stream="check", parse=_json)
-                client.request("GET", RATINGS_PATH, params={"page[size]": 1}, stream="check", parse=_json)
-        except TransientError as exc:
-            raise ConfigError(exc.message, field="base_url", where=exc.where,
-                              hint=exc.hint or "check base_url and that Zendesk is reachable from this machine") from None
-        finally:
-            client.close()
+        with checking(self.client(config)) as client, _explained(config):
+            for path in EXPORTS.values():
+                client.request("GET", path, params={"start_time": start, "per_page": 1}, stream="check", parse=_json)
+            client.request("GET", RATINGS_PATH, params={"page[size]": 1}, stream="check", parse=_json)
 
     def read(self, config: ZendeskConfig, request: ReadRequest) -> Iterator[Message]:
         name = request.stream.name

@@ -19,6 +19,7 @@ stream, and turns an unreachable base URL into a config error naming `base_url`.
 from __future__ import annotations
 
 from abc import abstractmethod
+from contextlib import contextmanager
 from collections.abc import Iterator
 
 from threadline.contracts import Catalog, ConfigError, ConfigT, Message, ReadRequest, Source, SyncMode, TransientError
@@ -56,21 +57,32 @@ class RestSource(Source[ConfigT]):
             client.close()
 
     def check(self, config: ConfigT) -> None:
-        client = self.client(config)
-        client.retry = CHECK_RETRY
-        try:
+        with checking(self.client(config)) as client:
             for stream in self.streams(config):
-                probe = ReadRequest(stream=stream.to_stream(), sync_mode=SyncMode.FULL_REFRESH)
-                messages = stream.read(client, probe)
-                try:
-                    next(messages, None)
-                finally:
-                    messages.close()
-        except TransientError as exc:
-            raise ConfigError(
-                exc.message, field="base_url", where=exc.where,
-                hint=exc.hint or "check base_url and that the API is reachable from this machine",
-            ) from None
-        finally:
-            client.close()
+                read_first_page(stream, client)
+
+
+@contextmanager
+def checking(client: HttpClient, field: str = "base_url") -> Iterator[HttpClient]:
+    """For a source's `check`: quick retries (a check should answer fast), an API that stays
+    unreachable reported as a ConfigError on `field`, and the client closed afterwards."""
+    client.retry = CHECK_RETRY
+    try:
+        yield client
+    except TransientError as exc:
+        raise ConfigError(
+            exc.message, field=field, where=exc.where,
+            hint=exc.hint or f"check {field} and that the API is reachable from this machine",
+        ) from None
+    finally:
+        client.close()
+
+
+def read_first_page(stream: RestStream, client: HttpClient) -> None:
+    """Read one page of `stream` (a full refresh from the start) and stop: a check's probe."""
+    messages = stream.read(client, ReadRequest(stream=stream.to_stream(), sync_mode=SyncMode.FULL_REFRESH))
+    try:
+        next(messages, None)
+    finally:
+        messages.close()
 
