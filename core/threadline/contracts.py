@@ -310,3 +310,123 @@ class Destination(ABC, Generic[ConfigT]):
     def check_targets(self, config: ConfigT, targets: list[StreamTarget]) -> None:
         """Called by `threadline check` with every stream the job will send here, so that a
         destination can reject, before any run, config that names a missing column."""
+
+
+# --------------------------------------------------------------------------- audiences
+#
+# An *audience destination* (an ad platform, an email tool's list, a direct-mail file) is
+# not fed by sources but by the profile store's audiences. The store hands it the members to
+# add and to remove since its last successful push (a diff), or every member (a mirror).
+#
+#   members (plain, normalized by the store) ──prepare──► rows as the platform gets them
+#   (hashed per platform)  ──AudienceWriter.add / remove, ≤ max_batch_rows each──► platform
+#
+# `prepare` is where personal data stops: what it returns is what leaves the machine, and
+# what the store keeps in its push ledger so that a member can be removed later even after
+# the store has forgotten them. Only `plain_columns` may hold personal data in the clear.
+
+MEMBER_COLUMNS = (
+    "member_id",  # the profile id; never sent unless a platform takes an external id
+    "email",  # trimmed, lower-case
+    "phone",  # E.164 with '+'
+    "first_name",
+    "last_name",
+    "address_line1",
+    "city",
+    "region",
+    "postal_code",
+    "country",  # ISO 3166 alpha-2, upper-case
+    "birth_date",  # YYYY-MM-DD
+)
+MEMBER_SCHEMA = pa.schema([(name, pa.string()) for name in MEMBER_COLUMNS])
+
+
+class PushMode(str, enum.Enum):
+    DIFF = "diff"  # add who joined and remove who left since the last successful push
+    MIRROR = "mirror"  # make the platform's audience exactly the current members
+
+
+@dataclass(frozen=True)
+class AudienceTarget:
+    """One push of one audience to one destination."""
+
+    activation: str  # the activation's name in the job file
+    audience: str
+    mode: PushMode
+    run_id: str
+    adds: int  # how many rows `add` will receive in this push (platforms want estimates)
+    removes: int
+
+
+@dataclass(frozen=True)
+class RowRejection:
+    member_id: str
+    reason: str  # the platform's own reason; never the identifier itself
+
+
+@dataclass
+class PushResult:
+    """What the platform said about one request."""
+
+    accepted: int = 0
+    rejected: list[RowRejection] = field(default_factory=list)
+
+
+@dataclass
+class PushReport:
+    """What a whole push did, as the platform reported it."""
+
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    match_estimate: int | None = None  # the platform's matched-member estimate, where it gives one
+    details: dict[str, Any] = field(default_factory=dict)  # platform ids (job, session, list), never PII
+
+
+class AudienceWriter(ABC):
+    """Pushes one audience to one platform. The runner calls `add` and `remove` with at most
+    `max_batch_rows` prepared rows each (all removes before adds in a diff; only adds in a
+    mirror), then `finish` once, or `abort` if anything failed."""
+
+    @abstractmethod
+    def add(self, rows: pa.Table) -> PushResult: ...
+
+    @abstractmethod
+    def remove(self, rows: pa.Table) -> PushResult: ...
+
+    @abstractmethod
+    def finish(self) -> PushReport:
+        """Complete the push (run an upload job, close a replace session) and report."""
+
+    def abort(self) -> None:  # noqa: B027 - optional hook
+        """Give up on this push; the default leaves what the platform already applied."""
+
+
+class AudienceDestination(ABC, Generic[ConfigT]):
+    """A platform audiences are pushed to. Subclasses set the class attributes and implement
+    `check`, `prepare` and `open_audience`."""
+
+    name: ClassVar[str]
+    spec: ClassVar[type[BaseModel]]
+    channel: ClassVar[str]  # consent members need: "advertising", "email", "sms" or "direct_mail"
+    max_batch_rows: ClassVar[int]  # the platform's maximum rows per request
+    min_members: ClassVar[int] = 0  # below this the platform cannot use the audience; not pushed
+    modes: ClassVar[tuple[PushMode, ...]] = (PushMode.DIFF, PushMode.MIRROR)
+    # True when every add/remove call is applied by the platform as soon as it returns, so
+    # the ledger can follow each call; False when nothing applies until `finish` (an upload
+    # job that runs at the end), so a push killed midway is sent again in full.
+    applies_each_batch: ClassVar[bool] = True
+    plain_columns: ClassVar[tuple[str, ...]] = ()  # prepared columns that are personal data in the clear
+
+    @abstractmethod
+    def check(self, config: ConfigT) -> None:
+        """Verify the platform can be reached and the audience exists; ConfigError naming the field if not."""
+
+    @abstractmethod
+    def prepare(self, config: ConfigT, members: pa.Table) -> pa.Table:
+        """Members (MEMBER_SCHEMA) → the rows this platform receives: normalized per the
+        platform's rules and hashed, vectorized. Must keep `member_id` as the first column."""
+
+    @abstractmethod
+    def open_audience(self, config: ConfigT, target: AudienceTarget) -> AudienceWriter:
+        """A writer for one push."""

@@ -19,6 +19,8 @@ _EXPORTS = {
     "SourceContract": "threadline.testing.source",
     "FolderSandbox": "threadline.testing.source",
     "DestinationContract": "threadline.testing.destination",
+    "AudienceContract": "threadline.testing.audience",
+    "sample_members": "threadline.testing.audience",
 }
 
 __all__ = sorted(_EXPORTS)
