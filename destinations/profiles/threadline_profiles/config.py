@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from threadline.contracts import Spec
+from threadline_profiles.activations import NAME_PATTERN, Activation
 
 try:  # relative paths are taken from the job file's folder once the core offers it
     from threadline.contracts import JobPath
@@ -250,6 +251,7 @@ class ProfilesConfig(Spec):
     survivorship: Survivorship = Field(default_factory=Survivorship)
     resolve_on_finish: bool = True  # resolve once the run has landed every stream
     report_dir: JobPath | None = None  # default: "<store>_reports" next to the DuckDB file, or ./
+    activations: dict[str, Activation] = Field(default_factory=dict)  # name -> audience pushed to a destination
 
     @field_validator("mappings")
     @classmethod
@@ -257,6 +259,14 @@ class ProfilesConfig(Spec):
         for key in value:
             if key.count(".") < 1:
                 raise ValueError(f"mapping key {key!r} must be 'source.stream'")
+        return value
+
+    @field_validator("activations")
+    @classmethod
+    def _activation_names(cls, value: dict[str, Activation]) -> dict[str, Activation]:
+        for name in value:
+            if not re.fullmatch(NAME_PATTERN, name):
+                raise ValueError(f"activation name {name!r} must be lower-case letters, digits and underscores")
         return value
 
     @field_validator("db_schema")
