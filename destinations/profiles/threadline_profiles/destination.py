@@ -137,9 +137,17 @@ class ProfilesDestination(Destination[ProfilesConfig]):
             store.ensure_catalog()
         finally:
             store.release()
+        if config.activations:
+            from threadline_profiles.push import check_activations
+
+            check_activations(config, reach=True)
 
     def check_targets(self, config: ProfilesConfig, targets: list[StreamTarget]) -> None:
         check_all(config, {f"{t.source}.{t.stream.name}": t.stream.schema.names for t in targets})
+        if config.activations:
+            from threadline_profiles.push import check_activations
+
+            check_activations(config)
 
     def open_stream(self, config: ProfilesConfig, target: StreamTarget) -> ProfilesWriter:
         key = f"{target.source}.{target.stream.name}"
@@ -169,6 +177,10 @@ def finish_run(run_id: str) -> list[object]:
         store = shared_store(config)
         try:
             result = store.build(run_id=run_id)
+            if config.activations:
+                from threadline_profiles.push import push_all
+
+                result.pushes = push_all(store, run_id, on_build=True)
         finally:
             store.release()
         results.append(result)

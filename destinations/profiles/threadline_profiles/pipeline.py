@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from threadline_profiles import golden, ids, resolve, values
+from threadline_profiles import forget, golden, ids, resolve, values
 from threadline_profiles.engines.base import lit
 from threadline_profiles.normalize import Blocklist, normalize_distinct
 
@@ -61,6 +61,7 @@ class BuildResult:
     distinct_values: int = 0
     label_rounds: int = 0
     report_path: str | None = None
+    pushes: list = field(default_factory=list)  # PushOutcome of each activation pushed after the build
 
 
 def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True,
@@ -91,6 +92,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     blocklist = Blocklist.from_config(settings.blocked_values, settings.blocked_patterns)
     engine.load_table("tl_work_norm", temp=True, data=normalize_distinct(distinct, blocklist))
     engine.run([values.normalized_values_sql(), values.records_seen_sql(), values.data_quality_sql()])
+    forget.drop_tombstoned(engine, [s for s, _ in streams])  # erased people stay erased
     stage("normalize")
 
     id_types = {t for _, m in streams for t in m.identifiers.values()}
@@ -160,6 +162,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
 
 
 WORK_TABLES = (
+    "tl_work_tomb", "tl_work_tomb_rid",
     "tl_work_records", "tl_work_values", "tl_work_norm", "tl_work_nv", "tl_work_rec", "tl_work_dq", "tl_work_person",
     "tl_work_keys", "tl_work_groups", "tl_work_blocked", "tl_work_edges", "tl_work_limits", "tl_work_constraints",
     "tl_work_cl", "tl_work_comp", "tl_work_links", "tl_work_dropped", "tl_work_prev", "tl_work_kept", "tl_work_pid",
