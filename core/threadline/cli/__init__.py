@@ -100,10 +100,16 @@ def plugins_command(as_json: bool) -> None:
     table = Table(title="threadline plugins")
     for col in ("plugin", "distribution", "version", "sources", "destinations", "sandboxes"):
         table.add_column(col)
+    from threadline.contracts import AudienceDestination
+
+    def described(name: str) -> str:  # audience destinations take audiences, not streams
+        cls = reg.destinations.get(name)
+        return f"{name} (audiences)" if isinstance(cls, type) and issubclass(cls, AudienceDestination) else name
+
     for p in reg.plugins:
         table.add_row(p.name, p.distribution, p.version,
                       ", ".join(p.sources) or ("[red]failed to load[/]" if p.error else "-"),
-                      ", ".join(p.destinations) or "-", ", ".join(p.sandboxes) or "-")
+                      ", ".join(described(d) for d in p.destinations) or "-", ", ".join(p.sandboxes) or "-")
     console.print(table)
     for p in reg.plugins:
         if p.error:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from threadline.contracts import (
+    AudienceDestination,
     Batch,
     Checkpoint,
     ConfigError,
@@ -158,9 +159,14 @@ def plan_job(job: Job, registry: Registry | None = None, only: list[str] | None 
 
 def _connector(job: Job, registry: Registry, kind: str, path: tuple[str, ...], name: str) -> Any:
     try:
-        return registry.source(name) if kind == "source" else registry.destination(name)
+        connector = registry.source(name) if kind == "source" else registry.destination(name)
     except ConfigError as exc:
         raise job.error(path, exc.message, hint=exc.hint) from None
+    if isinstance(connector, AudienceDestination):  # fed by audiences, not by sources
+        raise job.error(path, f"{name!r} is an audience destination: sources cannot write to it",
+                        hint="push an audience to it from the profile store's `activations:` block "
+                             "(see destinations/profiles/README.md)")
+    return connector
 
 
 def _discover(source: Source, config: BaseModel, job: Job, name: str):
