@@ -156,9 +156,12 @@ class AudienceContract:
         return self.batch_rows or min(self.destination.max_batch_rows, 40)
 
     def push(self, config: BaseModel, adds: pa.Table | None = None, removes: pa.Table | None = None,
-             mode: PushMode = PushMode.DIFF, *, between_batches: Any = None) -> tuple[PushReport, list[Any]]:
-        """Push like the runner does: prepare, removes then adds in batches, finish."""
+             mode: PushMode | None = None, *, between_batches: Any = None) -> tuple[PushReport, list[Any]]:
+        """Push like the runner does: prepare, removes then adds in batches, finish. The mode
+        defaults to a diff, or to the destination's own mode when it cannot diff (a mirror-only
+        file export)."""
         dest = self.destination()
+        mode = mode or (PushMode.DIFF if PushMode.DIFF in dest.modes else dest.modes[0])
         adds = adds if adds is not None else sample_members(0, 0)
         removes = removes if removes is not None else sample_members(0, 0)
         target = AudienceTarget("contract", "contract_audience", mode, "run-1", adds.num_rows, removes.num_rows)
