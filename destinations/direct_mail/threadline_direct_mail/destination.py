@@ -1,0 +1,174 @@
+"""The `direct_mail` destination: an audience as a CSV file of names and postal addresses for a
+print house, one whole list per push.
+
+The runner hands only members who consent to direct mail. Each push writes every current
+member (a mirror: a printer prints and mails a whole list, and a removal cannot be unprinted)
+to a hidden temporary file in the configured folder, and `finish` renames it into place as
+`<audience>-<run id>.csv` — the file appears whole or not at all, so a printer's pickup never
+reads half a list, and a push killed midway leaves only the previous file. Members without a
+complete postal address (or without any name) are left out and reported per row. Older files
+of the same audience are deleted beyond `keep_files`, so personal data does not pile up and a
+forgotten person leaves the folder after a few pushes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from pydantic import Field
+from threadline.activation import prepare_members
+from threadline.contracts import (
+    AudienceDestination,
+    AudienceTarget,
+    AudienceWriter,
+    ConfigError,
+    FatalError,
+    JobPath,
+    PushMode,
+    PushReport,
+    PushResult,
+    RowRejection,
+    Spec,
+)
+
+ADDRESS = ("address_line1", "city", "postal_code", "country")  # what a complete postal address needs
+NAME = ("first_name", "last_name")
+FILE_COLUMNS = ("first_name", "last_name", "address_line1", "city", "region", "postal_code", "country", "member_id")
+NO_ADDRESS = "no postal address"
+NO_NAME = "no name"
+
+
+class DirectMailConfig(Spec):
+    folder: JobPath = Field(description="Folder the CSV files are written to (relative paths: from the job file).")
+    delimiter: str = Field(",", min_length=1, max_length=1, description="Field separator of the CSV files.")
+    keep_files: int = Field(3, ge=1, description="Files kept per audience; older ones are deleted after each push.")
+
+
+class DirectMail(AudienceDestination[DirectMailConfig]):
+    """Audiences as CSV files of names and postal addresses (see the module docstring)."""
+
+    name = "direct_mail"
+    spec = DirectMailConfig
+    channel = "direct_mail"
+    max_batch_rows = 100_000  # rows per write: a file has no request limit, this bounds memory per call
+    min_members = 0  # a print run's minimum is the job's choice (the audience's min_size)
+    modes = (PushMode.MIRROR,)
+    applies_each_batch = False  # nothing is there until finish renames the file into place
+    plain_columns = tuple(c for c in FILE_COLUMNS if c != "member_id")  # a printer needs them in the clear
+
+    def check(self, config: DirectMailConfig) -> None:
+        folder = Path(config.folder)
+        probe = folder / f".threadline-check-{uuid.uuid4().hex[:8]}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"cannot write files in {folder}: {exc.strerror or exc}", field="folder", where=self.name,
+                              hint="give a folder this user can create and write to") from None
+
+    def prepare(self, config: DirectMailConfig, members: pa.Table) -> pa.Table:
+        # Only what goes on an envelope: no email, phone or birth date. Values are trimmed;
+        # postal codes and countries upper-cased (UK postcodes print that way); names keep
+        # the store's spelling.
+        return prepare_members(members, """
+            SELECT member_id,
+                   blank_to_null(trim(first_name)) AS first_name,
+                   blank_to_null(trim(last_name)) AS last_name,
+                   blank_to_null(trim(address_line1)) AS address_line1,
+                   blank_to_null(trim(city)) AS city,
+                   blank_to_null(trim(region)) AS region,
+                   blank_to_null(upper(trim(postal_code))) AS postal_code,
+                   blank_to_null(upper(trim(country))) AS country
+            FROM members""")
+
+    def open_audience(self, config: DirectMailConfig, target: AudienceTarget) -> AudienceWriter:
+        if target.mode is not PushMode.MIRROR:
+            raise ConfigError(f"direct_mail writes whole lists: activation {target.activation!r} asks for a "
+                              f"{target.mode.value} push", field="mode", where=self.name,
+                              hint="set `mode: mirror` on the activation (each file holds every current member)")
+        self.check(config)
+        return DirectMailWriter(config, target)
+
+
+class DirectMailWriter(AudienceWriter):
+    """One push: rows stream into a hidden temporary file, renamed into place by `finish`."""
+
+    def __init__(self, config: DirectMailConfig, target: AudienceTarget) -> None:
+        self.config, self.target = config, target
+        folder = Path(config.folder)
+        self.path = folder / export_name(target.audience, target.run_id)
+        self.temp = folder / f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.schema = pa.schema([(c, pa.string()) for c in FILE_COLUMNS])
+        self.sink = self.temp.open("wb")
+        self.writer = pacsv.CSVWriter(self.sink, self.schema, write_options=pacsv.WriteOptions(
+            include_header=True, delimiter=config.delimiter, quoting_style="needed"))
+        self.report = PushReport(details={"file": str(self.path)})
+
+    def add(self, rows: pa.Table) -> PushResult:
+        complete = _all_present(rows, ADDRESS)
+        named = pc.or_(pc.is_valid(rows.column("first_name")), pc.is_valid(rows.column("last_name")))
+        kept = pc.and_(complete, named)
+        rejected = [RowRejection(m, NO_ADDRESS) for m in rows.filter(pc.invert(complete)).column("member_id").to_pylist()]
+        rejected += [RowRejection(m, NO_NAME) for m in
+                     rows.filter(pc.and_(complete, pc.invert(named))).column("member_id").to_pylist()]
+        printable = rows.filter(kept).select(list(FILE_COLUMNS))
+        self.writer.write_table(printable.cast(self.schema))
+        self.report.sent += rows.num_rows
+        self.report.accepted += printable.num_rows
+        self.report.rejected += len(rejected)
+        return PushResult(accepted=printable.num_rows, rejected=rejected)
+
+    def remove(self, rows: pa.Table) -> PushResult:
+        raise FatalError("direct_mail writes whole lists and has nothing to remove from", where="direct_mail",
+                         hint="push this activation with `mode: mirror`")
+
+    def finish(self) -> PushReport:
+        self.writer.close()
+        self.sink.flush()
+        os.fsync(self.sink.fileno())
+        self.sink.close()
+        os.replace(self.temp, self.path)  # atomic: the list appears whole or not at all
+        self.report.details["deleted_older_files"] = _prune(self.path.parent, self.target.audience, self.config.keep_files)
+        return self.report
+
+    def abort(self) -> None:
+        if not self.sink.closed:
+            self.sink.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def export_name(audience: str, run_id: str) -> str:
+    """`<audience>-<run id>.csv`; run ids begin with their UTC start time, so names sort by push."""
+    return f"{audience}-{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}.csv"
+
+
+def exports(folder: Path, audience: str) -> list[Path]:
+    """An audience's files in the folder, oldest first (audience names have no '-', so the prefix is theirs)."""
+    return sorted(Path(folder).glob(f"{audience}-*.csv"))
+
+
+def latest_export(folder: Path, audience: str) -> Path | None:
+    """The audience's most recent file: what the print house should mail."""
+    files = exports(folder, audience)
+    return files[-1] if files else None
+
+
+def _prune(folder: Path, audience: str, keep: int) -> int:
+    older = exports(folder, audience)[:-keep]
+    for path in older:
+        path.unlink(missing_ok=True)
+    return len(older)
+
+
+def _all_present(rows: pa.Table, columns: tuple[str, ...]) -> pa.ChunkedArray:
+    mask = pc.is_valid(rows.column(columns[0]))
+    for name in columns[1:]:
+        mask = pc.and_(mask, pc.is_valid(rows.column(name)))
+    return mask
