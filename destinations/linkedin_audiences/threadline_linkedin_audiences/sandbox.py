@@ -90,7 +90,7 @@ class LinkedInAudiencesSandbox(Sandbox):
         self._tokens: dict[str, float] = {}  # access token → when it expires (time.time())
         self._revoked = False
         self._rejects: dict[str, str] = {}  # email hash → the message its element is refused with
-        self._calls: dict[str, deque[float]] = {}
+        self._calls: deque[float] = deque()  # the users calls of the one member every token here acts for
         self._next_id = int(self.COMPANY_SEGMENT_ID) + 1
         self._segments: dict[str, dict[str, Any]] = {
             self.SEGMENT_ID: self._new_segment(self.SEGMENT_ID, self.SEGMENT_NAME, "USER", ready_at=0.0),
@@ -256,12 +256,11 @@ class LinkedInAudiencesSandbox(Sandbox):
 
     # ------------------------------------------------------------------ users
 
-    def _throttled(self, req: SandboxRequest) -> bool:
+    def _throttled(self) -> bool:
         calls, window = self.rate_limit
-        member = req.headers.get("authorization", "")
         now = time.monotonic()
         with self._calls_lock:
-            recent = self._calls.setdefault(member, deque())
+            recent = self._calls
             while recent and now - recent[0] >= window:
                 recent.popleft()
             if len(recent) >= calls:
@@ -282,7 +281,7 @@ class LinkedInAudiencesSandbox(Sandbox):
             if segment["type"] != "USER":
                 return error(400, "INVALID_VALUE", f"DmpSegment {segment_id} is a {segment['type']} segment; "
                              "users can only be added to USER segments")
-        if self._throttled(req):
+        if self._throttled():
             return error(429, "TOO_MANY_REQUESTS", "Resource level throttle MEMBER MINUTE limit for calls to "
                          "this resource is reached", 101)
         try:
