@@ -62,7 +62,7 @@ MULTI_KEYS = frozenset({"EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "D
                         "ZIP", "MADID", "COUNTRY"})
 ALIASES = {"EMAIL_SHA256": "EMAIL", "PHONE_SHA256": "PHONE", "MOBILE_ADVERTISER_ID": "MADID"}
 STRONG_KEYS = ("EMAIL", "PHONE", "EXTERN_ID", "MADID")  # what identifies a person, in this order
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+HEX_DIGITS = "0123456789abcdef"
 _MADID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _VERSION = r"v\d+\.0"
 MISMATCH = "(#100) Data is missing or does not match schema"
@@ -530,7 +530,7 @@ class MetaSandbox(Sandbox):
             for key, value, must_hash in zip(keys, values, hashed):
                 if reason or not value:
                     continue
-                if must_hash and not _HEX64.fullmatch(value):
+                if must_hash and (len(value) != 64 or value.strip(HEX_DIGITS)):  # SHA-256 as lower-case hex
                     reason = f"Invalid {key}: not a SHA-256 hash (64 lower-case hex characters)"
                 elif key == "MADID" and not _MADID.fullmatch(value):
                     reason = "Invalid MADID: not a mobile advertiser id"
