@@ -61,11 +61,14 @@ def profiles() -> None:
 
 @profiles.command("build")
 @store_options
-def build_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None) -> None:
-    """Normalize, resolve and merge everything landed so far, and write the report."""
+@click.option("--full", is_flag=True, help="Resolve every record again, not only those around what changed.")
+def build_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
+                  full: bool) -> None:
+    """Normalize, resolve and merge what landed since the last build, and write the report."""
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
-        result = store.build()
-    click.echo(f"{result.records} records → {result.profiles} profiles in {result.seconds:.1f}s")
+        result = store.build(full=full)
+    how = f"full build ({result.why_full})" if result.mode == "full" else f"incremental build ({result.resolved} records resolved)"
+    click.echo(f"{result.records} records → {result.profiles} profiles in {result.seconds:.1f}s, {how}")
     if result.report_path:
         click.echo(f"report: {result.report_path}")
 

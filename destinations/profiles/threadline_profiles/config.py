@@ -250,6 +250,8 @@ class ProfilesConfig(Spec):
     resolution: Resolution = Field(default_factory=Resolution)
     survivorship: Survivorship = Field(default_factory=Survivorship)
     resolve_on_finish: bool = True  # resolve once the run has landed every stream
+    full_rebuild: bool = False  # resolve every record in every build (default: only around what changed)
+    incremental_up_to: float = Field(default=0.5, gt=0, le=1)  # a build whose scope holds more of the records runs as a full one
     report_dir: JobPath | None = None  # default: "<store>_reports" next to the DuckDB file, or ./
     activations: dict[str, Activation] = Field(default_factory=dict)  # name -> audience pushed to a destination
 

@@ -1,9 +1,16 @@
-"""A build: normalize, resolve and merge everything landed, then swap the results in.
+"""A build: normalize, resolve and merge what has landed, then publish the results.
 
-Every stage writes `tl_work_*` tables, which each build recreates from scratch, so a build
-killed at any point leaves the published tables (`tl_members`, `tl_profiles`, `tl_golden`,
-...) exactly as the last complete build left them; the next build starts over and gives
-what a clean build gives. The published tables are replaced in one transaction at the end.
+A build is full (every record) or incremental (only the scope around what changed since
+the last build; see incremental.py for which and why). Either way the stages are the same
+SQL over the records they are given, written to temporary `tl_work_*` tables, and
+publish.py changes the published tables (`tl_members`, `tl_profiles`, `tl_golden`, ...) in
+one transaction at the end. A build killed at any point therefore leaves the last complete
+build in place; the next build starts over and gives what a clean build gives.
+
+After the golden stage the work tables hold the profiles this build resolved (all of them
+in a full build): `tl_work_members`, `tl_work_golden`, `tl_work_profiles`; in an
+incremental build `tl_work_stale` names the profiles whose published rows are replaced. A
+table computed from them is published by adding it to `publish.TABLES` (by="profile_id").
 """
 
 from __future__ import annotations
@@ -17,34 +24,15 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from threadline_profiles import forget, golden, ids, resolve, values
-from threadline_profiles.engines.base import lit
+from threadline_profiles import forget, golden, ids, incremental, publish, resolve, values
+from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMapping
+from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.normalize import Blocklist, normalize_distinct
 
 if TYPE_CHECKING:
-    from threadline_profiles.store import ProfileStore
+    from threadline_profiles.store import LandedStream, ProfileStore
 
-# Published table -> the SELECT over work tables that fills it.
-PUBLISHED = {
-    "tl_members": "SELECT profile_id, record_key, source, stream, pk, seen_at FROM tl_work_members",
-    "tl_profiles": "SELECT profile_id, created_at, updated_at, records, sources FROM tl_work_profiles",
-    "tl_golden": "SELECT profile_id, field, value, source, stream, record_key, seen_at, rule FROM tl_work_golden",
-    "tl_record_values": (
-        "SELECT r.record_key, r.source, r.stream, v.field, v.kind, v.raw, v.value, v.match_key, v.status, v.reason "
-        "FROM tl_work_nv AS v JOIN tl_work_rec AS r ON r.rid = v.rid"
-    ),
-    "tl_links": (
-        "SELECT a.record_key, b.record_key AS linked_record_key, l.rule, l.key FROM tl_work_links AS l "
-        "JOIN tl_work_rec AS a ON a.rid = l.rid JOIN tl_work_rec AS b ON b.rid = l.anchor"
-    ),
-    "tl_dq": "SELECT source, stream, field, status, reason, n FROM tl_work_dq",
-    "tl_blocked": (
-        "SELECT rule AS field, key AS value, records, reason FROM tl_work_blocked UNION ALL "
-        "SELECT field, match_key AS value, COUNT(DISTINCT rid) AS records, reason FROM tl_work_nv "
-        "WHERE status = 'blocked' GROUP BY field, match_key, reason"
-    ),
-    "tl_dropped_links": "SELECT rule, reason, links FROM tl_work_dropped",
-}
+NORMALIZE_BATCH = 500_000  # distinct values normalized at a time: bounds the memory Arrow needs
 
 
 @dataclass
@@ -58,16 +46,50 @@ class BuildResult:
     rules: list[str]
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    distinct_values: int = 0
+    distinct_values: int = 0  # values normalized by this build (an incremental one: only new ones)
     label_rounds: int = 0
     report_path: str | None = None
+    mode: str = "full"  # or "incremental"
+    why_full: str = ""
+    resolved: int = 0  # records resolved again (all of them in a full build)
     pushes: list = field(default_factory=list)  # PushOutcome of each activation pushed after the build
 
 
-def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True,
+@dataclass
+class Setup:
+    """What the mappings and settings make of resolution."""
+
+    streams: list[tuple[LandedStream, StreamMapping]]
+    id_types: set[str]
+    traits: set[str]
+    rules: list[IdentityRule]
+    fuzzy: list[str]
+    person_fields: list[str]
+    always_merge: bool
+
+    @classmethod
+    def of(cls, config: ProfilesConfig, streams: list[tuple[LandedStream, StreamMapping]]) -> Setup:
+        id_types = {t for _, m in streams for t in m.identifiers.values()}
+        traits = {t for _, m in streams for t in m.trait_columns()}
+        rules = resolve.settings_rules(config.resolution, id_types, traits)
+        fuzzy = resolve.agreement_fields(config.resolution.agreement, traits)
+        person = sorted({f for r in rules if not resolve.is_identifier_rule(r) for f in r.match} | set(fuzzy))
+        return cls(streams, id_types, traits, rules, fuzzy, person,
+                   bool(config.resolution.always_merge))
+
+    @property
+    def order(self) -> list[str]:
+        """The rules in priority order, as clustering applies them."""
+        manual = [resolve.MANUAL_RULE] if self.always_merge else []
+        return manual + [r.name for r in self.rules] + ([resolve.AGREEMENT_RULE] if self.fuzzy else [])
+
+
+def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True, full: bool = False,
           on_stage: Callable[[str], None] | None = None) -> BuildResult:
-    """Run every stage over what has landed; publish the results in one transaction."""
+    """Resolve what has landed (incrementally when it can; everything when `full`) and
+    publish the results in one transaction."""
     engine, config = store.engine, store.config
+    settings = config.resolution
     started = time.monotonic()
     at = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -82,73 +104,57 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
         if on_stage is not None:
             on_stage(name)
 
-    streams = values.mapped_streams(config, store.landed_streams())
-    engine.run(_drop_work())
-    engine.run([values.records_sql(streams), values.values_sql(streams)])
+    setup = Setup.of(config, values.mapped_streams(config, store.landed_streams()))
+    drop_work(engine)
+    landed = values.landed_records_sql(setup.streams)
+    plan = incremental.plan(engine, config, full, bool(setup.fuzzy))
+    if not plan.full:
+        plan = _find_scope(engine, config, setup, landed)
+        stage("scope")
+    if plan.full:
+        engine.run(["DROP TABLE IF EXISTS tl_work_newnorm"])  # a full build normalizes everything afresh
+    scope = None if plan.full else "tl_work_scope"
+    _extract(engine, setup, landed if plan.full else "SELECT * FROM tl_work_all", scope)
     stage("extract")
-
-    distinct = engine.query(values.distinct_values_sql())
-    settings = config.resolution
-    blocklist = Blocklist.from_config(settings.blocked_values, settings.blocked_patterns)
-    engine.load_table("tl_work_norm", temp=True, data=normalize_distinct(distinct, blocklist))
-    engine.run([values.normalized_values_sql(), values.records_seen_sql(), values.data_quality_sql()])
-    forget.drop_tombstoned(engine, [s for s, _ in streams])  # erased people stay erased
+    _normalize(engine, config, setup, cached=not plan.full)
     stage("normalize")
 
-    id_types = {t for _, m in streams for t in m.identifiers.values()}
-    traits = {t for _, m in streams for t in m.trait_columns()}
-    rules = resolve.settings_rules(settings, id_types, traits)
-    fuzzy = resolve.agreement_fields(settings.agreement, traits)
-    trait_fields = sorted({f for r in rules if not resolve.is_identifier_rule(r) for f in r.match} | set(fuzzy))
-    engine.run([resolve.person_sql(trait_fields)] if trait_fields else [])
-    engine.run([resolve.keys_sql(rules), resolve.groups_sql(), resolve.blocked_groups_sql(settings.max_records_per_value),
-                resolve.edges_sql(settings.max_records_per_value, settings.always_merge)])
-    if fuzzy and settings.agreement is not None:
-        engine.run(resolve.agreement_edges_sql(settings.agreement, fuzzy))
-    limits = resolve.limits_table(settings.limits, id_types, settings.never_merge)
-    engine.load_table("tl_work_limits", limits, temp=True)
-    engine.run(resolve.constraints_sql([t for t in limits.column("ctype").to_pylist() if not t.startswith("never_merge:")],
-                                       settings.never_merge))
-    constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
-    order = ([resolve.MANUAL_RULE] if settings.always_merge else []) + [r.name for r in rules]
-    order += [resolve.AGREEMENT_RULE] if fuzzy else []
-    stats = resolve.cluster_records(engine, order, constrained, dict(zip(limits.column("ctype").to_pylist(), limits.column("max_values").to_pylist())))
-    engine.run([resolve.final_clusters_sql(), resolve.links_sql()])
-    engine.load_table("tl_work_dropped", temp=True, data=pa.table({
-        "rule": pa.array([k[0] for k in stats.dropped], pa.string()),
-        "reason": pa.array([k[1] for k in stats.dropped], pa.string()),
-        "links": pa.array(list(stats.dropped.values()), pa.int64()),
-    }))
+    _keys(engine, setup)
+    rounds = _resolve(engine, config, setup, scoped=not plan.full)
     stage("resolve")
 
     engine.run([ids.previous_sql(), ids.kept_sql(), ids.assign_sql(), ids.history_sql(build_id, at),
                 ids.members_sql(), ids.profiles_sql(at)])
+    engine.run([] if plan.full else [incremental.stale_profiles_sql()])
     stage("ids")
 
-    golden_fields = sorted(traits | id_types)
+    golden_fields = sorted(setup.traits | setup.id_types)
     by_rule: dict[str, list[str]] = {}
     for name in golden_fields:
         by_rule.setdefault(config.survivorship.rule_for(name), []).append(name)
     engine.run([golden.candidates_sql(golden_fields, "most_frequent" in by_rule), golden.golden_sql(by_rule)])
     stage("golden")
 
-    records = engine.scalar("SELECT COUNT(*) FROM tl_work_rec") or 0
-    profiles = engine.scalar("SELECT COUNT(*) FROM tl_work_profiles") or 0
-    # Published tables are built under new names first; the swap itself is renames only.
-    engine.run([f"CREATE TABLE tl_next_{table[3:]} AS {select}" for table, select in PUBLISHED.items()])
+    resolved = engine.scalar("SELECT COUNT(*) FROM tl_work_rec") or 0
+    parsed = engine.scalar("SELECT COUNT(*) FROM tl_work_newnorm") or 0
+    if plan.full:
+        engine.run(publish.prepare_full())  # under new names, outside the transaction; the swap is renames only
     stage("prepare")
     with engine.transaction():
-        for table in PUBLISHED:
-            engine.run([f"DROP TABLE IF EXISTS {table}", f"ALTER TABLE tl_next_{table[3:]} RENAME TO {table}"])
+        engine.run(publish.swap_full() if plan.full else publish.replace_incremental())
+        engine.run(publish.refresh_summaries(settings.max_records_per_value))
+        records = engine.scalar("SELECT COUNT(*) FROM tl_members") or 0
+        profiles = engine.scalar("SELECT COUNT(*) FROM tl_profiles") or 0
         engine.run([
             "INSERT INTO tl_profile_history SELECT build_id, changed_at, profile_id, event, related_profile_id FROM tl_work_history",
             f"INSERT INTO tl_builds VALUES ('{build_id}', {lit(run_id)}, CAST('{at}' AS TIMESTAMP), "
             f"CURRENT_TIMESTAMP, {records}, {profiles}, NULL)",
+            *incremental.meta_sql(config),
         ])
     stage("publish")
 
-    result = BuildResult(build_id, run_id, records, profiles, order, 0.0, timings,
-                         distinct.num_rows, stats.rounds)
+    result = BuildResult(build_id, run_id, records, profiles, setup.order, 0.0, timings, parsed, rounds,
+                         mode="full" if plan.full else "incremental", why_full=plan.reason, resolved=resolved)
     if report:
         from threadline_profiles.report import write_report
 
@@ -156,20 +162,93 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
         result.report_path = str(path)
         engine.execute(f"UPDATE tl_builds SET report = {lit(str(path))} WHERE build_id = '{build_id}'")
         stage("report")
-    engine.run(_drop_work())
+    drop_work(engine)
     result.seconds = round(time.monotonic() - started, 3)
     return result
 
 
-WORK_TABLES = (
-    "tl_work_tomb", "tl_work_tomb_rid",
-    "tl_work_records", "tl_work_values", "tl_work_norm", "tl_work_nv", "tl_work_rec", "tl_work_dq", "tl_work_person",
-    "tl_work_keys", "tl_work_groups", "tl_work_blocked", "tl_work_edges", "tl_work_limits", "tl_work_constraints",
-    "tl_work_cl", "tl_work_comp", "tl_work_links", "tl_work_dropped", "tl_work_prev", "tl_work_kept", "tl_work_pid",
-    "tl_work_history", "tl_work_members", "tl_work_profiles", "tl_work_cand", "tl_work_golden",
+# --------------------------------------------------------------------------- stages
+
+
+def _find_scope(engine: Engine, config: ProfilesConfig, setup: Setup, landed: str) -> incremental.Plan:
+    """Compare with the last build, resolve the fresh records alone to learn their keys,
+    then close the scope. Turns into a full build when the scope is most of the store."""
+    engine.run([f"CREATE TEMP TABLE tl_work_all AS {landed}", incremental.changes_sql(), incremental.fresh_sql()])
+    _extract(engine, setup, "SELECT * FROM tl_work_all", "tl_work_fresh")
+    _normalize(engine, config, setup, cached=True)
+    _keys(engine, setup)
+    engine.run(incremental.vanished_sql() + [incremental.fresh_keys_sql()])
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in PASS_TABLES])
+    incremental.close_scope(engine, config)
+    total = engine.scalar("SELECT COUNT(*) FROM tl_work_all") or 0
+    in_scope = engine.scalar("SELECT COUNT(*) FROM tl_work_all WHERE record_key IN (SELECT record_key FROM tl_work_scope)") or 0
+    if in_scope > config.incremental_up_to * total:
+        return incremental.Plan(True, f"{in_scope} of {total} records are linked to what changed")
+    return incremental.Plan(False, "")
+
+
+def _extract(engine: Engine, setup: Setup, landed: str, scope: str | None) -> None:
+    engine.run([values.records_sql(landed, scope), values.values_sql(setup.streams)])
+
+
+def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: bool) -> None:
+    """tl_work_nv and tl_work_rec. Each distinct value is normalized once: values the store
+    has normalized before (when `cached`) are looked up, the rest go to tl_work_newnorm in
+    batches of NORMALIZE_BATCH."""
+    settings = config.resolution
+    blocklist = Blocklist.from_config(settings.blocked_values, settings.blocked_patterns)
+    known = ["tl_norm_cache", "tl_work_newnorm"] if cached else ["tl_work_newnorm"]
+    engine.run(["CREATE TEMP TABLE IF NOT EXISTS tl_work_newnorm (kind VARCHAR, hint VARCHAR, raw VARCHAR, value VARCHAR, "
+                "match_key VARCHAR, status VARCHAR, reason VARCHAR)", "DROP TABLE IF EXISTS tl_work_distinct",
+                values.distinct_values_sql(known)])
+    count = engine.scalar("SELECT COUNT(*) FROM tl_work_distinct") or 0
+    for low in range(0, count, NORMALIZE_BATCH):
+        batch = engine.query(f"SELECT kind, hint, raw FROM tl_work_distinct WHERE n > {low} AND n <= {low + NORMALIZE_BATCH}")
+        engine.append_table("tl_work_newnorm", normalize_distinct(batch, blocklist))
+    engine.run(["DROP TABLE tl_work_distinct", values.normalized_values_sql(known), values.records_seen_sql()])
+    forget.drop_tombstoned(engine, [s for s, _ in setup.streams])  # erased people stay erased
+
+
+def _keys(engine: Engine, setup: Setup) -> None:
+    engine.run([resolve.person_sql(setup.person_fields)] if setup.person_fields else [])
+    engine.run(resolve.keys_sql(setup.rules))
+
+
+def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool) -> int:
+    """Edges, guards, clusters, links and dropped links. Returns label propagation rounds."""
+    settings = config.resolution
+    engine.run([resolve.groups_sql()] + ([incremental.global_counts_sql()] if scoped else [])
+               + [resolve.edges_sql(settings.max_records_per_value, settings.always_merge)] + resolve.drops_table_sql())
+    skipped: dict[tuple[str, str], int] = {}
+    if setup.fuzzy and settings.agreement is not None:
+        engine.run(resolve.agreement_edges_sql(settings.agreement, setup.fuzzy))
+    limits = resolve.limits_table(settings.limits, setup.id_types, settings.never_merge)
+    engine.load_table("tl_work_limits", limits, temp=True)
+    ctypes = limits.column("ctype").to_pylist()
+    engine.run(resolve.constraints_sql([t for t in ctypes if not t.startswith("never_merge:")], settings.never_merge))
+    constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
+    stats = resolve.cluster_records(engine, setup.order, constrained, dict(zip(ctypes, limits.column("max_values").to_pylist())))
+    engine.run([resolve.final_clusters_sql(), resolve.links_sql()])
+    if skipped:
+        engine.load_table("tl_work_skipped", temp=True, data=pa.table({
+            "rule": pa.array([k[0] for k in skipped], pa.string()), "reason": pa.array([k[1] for k in skipped], pa.string()),
+            "links": pa.array(list(skipped.values()), pa.int64())}))
+        engine.run([f"INSERT INTO {resolve.DROPS} SELECT NULL, rule, reason, links FROM tl_work_skipped",
+                    "DROP TABLE tl_work_skipped"])
+    return stats.rounds
+
+
+# Tables of one pass over a set of records (an incremental build makes two passes).
+PASS_TABLES = ("tl_work_records", "tl_work_values", "tl_work_distinct", "tl_work_nv", "tl_work_rec", "tl_work_person",
+               "tl_work_keys")
+WORK_TABLES = PASS_TABLES + incremental.WORK_TABLES + (
+    "tl_work_newnorm", "tl_work_tomb", "tl_work_tomb_rid", "tl_work_groups", "tl_work_edges", "tl_work_drops",
+    "tl_work_limits", "tl_work_constraints", "tl_work_cl", "tl_work_comp", "tl_work_links", "tl_work_prev", "tl_work_kept",
+    "tl_work_pid", "tl_work_history", "tl_work_members", "tl_work_profiles", "tl_work_cand", "tl_work_golden",
+    "tl_work_skipped", "tl_work_greedy_drops",
 )
 
 
-def _drop_work() -> list[str]:
-    return [f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES] + [f"DROP TABLE IF EXISTS tl_next_{t[3:]}" for t in PUBLISHED]
-
+def drop_work(engine: Engine) -> None:
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
+    publish.drop_leftovers(engine)

@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -91,14 +91,6 @@ def groups_sql() -> str:
     return (
         "CREATE TEMP TABLE tl_work_groups AS SELECT rule, key, COUNT(*) AS records, MIN(rid) AS anchor "
         "FROM tl_work_keys GROUP BY rule, key HAVING COUNT(*) > 1"
-    )
-
-
-def blocked_groups_sql(max_records: int) -> str:
-    """tl_work_blocked: keys shared by too many records to be one person's."""
-    return (
-        "CREATE TEMP TABLE tl_work_blocked AS SELECT rule, key, records, 'shared by more than "
-        f"{max_records} records' AS reason FROM tl_work_groups WHERE records > {max_records}"
     )
 
 
@@ -253,10 +245,10 @@ def group_conflicts_sql(labels: str) -> tuple[str, str]:
     )
 
 
-def greedy_accept(links: list[tuple[int, int]], values: list[tuple[int, str, str]], limits: dict[str, int]) -> tuple[list[tuple[int, int]], dict[str, int]]:
+def greedy_accept(links: list[tuple[int, int]], values: list[tuple[int, str, str]], limits: dict[str, int]) -> tuple[list[tuple[int, int]], list[tuple[int, str]]]:
     """Accept links one at a time, in order, skipping any that would push a merged group
     over a limit (what rule priority does between rules, done within one rule's conflicts).
-    Returns the accepted links and, per constraint type, how many were dropped."""
+    Returns the accepted links and the dropped ones, as (first cluster, constraint type)."""
     parent: dict[int, int] = {}
     held: dict[int, dict[str, set[str]]] = {}
     for cid, ctype, cvalue in values:
@@ -268,7 +260,8 @@ def greedy_accept(links: list[tuple[int, int]], values: list[tuple[int, str, str
             x = parent[x]
         return x
 
-    accepted, dropped = [], {}
+    accepted: list[tuple[int, int]] = []
+    dropped: list[tuple[int, str]] = []
     for a, b in links:
         ra, rb = root(a), root(b)
         if ra == rb:
@@ -277,7 +270,7 @@ def greedy_accept(links: list[tuple[int, int]], values: list[tuple[int, str, str
         va, vb = held.get(ra, {}), held.get(rb, {})
         over = next((t for t in set(va) | set(vb) if len(va.get(t, set()) | vb.get(t, set())) > limits.get(t, 10**9)), None)
         if over is not None:
-            dropped[over] = dropped.get(over, 0) + 1
+            dropped.append((a, over))
             continue
         keep, gone = min(ra, rb), max(ra, rb)
         parent[gone] = keep
@@ -308,10 +301,22 @@ def apply_labels_sql(labels: str) -> list[str]:
     ]
 
 
+DROPS = "tl_work_drops"  # (rid, rule, reason, links): dropped links, by the record of their first cluster
+
+
+def drops_table_sql() -> list[str]:
+    """tl_work_drops, filled by the guards and the clustering (rid NULL: counts that belong
+    to no one record, such as the agreement rule's skipped blocks)."""
+    return [f"DROP TABLE IF EXISTS {DROPS}", f"CREATE TEMP TABLE {DROPS} (rid BIGINT, rule VARCHAR, reason VARCHAR, links BIGINT)"]
+
+
+def _reason(ctype: str) -> str:
+    return f"CASE WHEN {ctype} LIKE 'never_merge:%' THEN 'never-merge pair' ELSE 'profile limit on ' || {ctype} END"
+
+
 @dataclass
 class ClusterStats:
     rounds: int = 0
-    dropped: dict[tuple[str, str], int] = field(default_factory=dict)  # (rule, why) -> links
 
 
 def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits: dict[str, int] | None = None) -> ClusterStats:
@@ -334,10 +339,8 @@ def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits:
             stats.rounds += connected_components(engine, "tl_work_e", "tl_work_lab")
             engine.run(apply_labels_sql("tl_work_lab"))
             continue
-        engine.run([cluster_constraints_sql(), pair_violations_sql(), pair_ok_sql()])
-        for row in engine.rows("SELECT ctype, COUNT(*) AS n FROM tl_work_pair_bad GROUP BY ctype"):
-            why = "never-merge pair" if row["ctype"].startswith("never_merge:") else f"profile limit on {row['ctype']}"
-            stats.dropped[(names[0], why)] = stats.dropped.get((names[0], why), 0) + row["n"]
+        engine.run([cluster_constraints_sql(), pair_violations_sql(), pair_ok_sql(),
+                    f"INSERT INTO {DROPS} SELECT a, {lit(names[0])}, {_reason('ctype')}, 1 FROM tl_work_pair_bad"])
         if not engine.scalar("SELECT COUNT(*) FROM tl_work_ok"):
             continue
         stats.rounds += connected_components(engine, "tl_work_ok", "tl_work_lab")
@@ -347,9 +350,10 @@ def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits:
             links = [(r["a"], r["b"]) for r in engine.rows(links_sql_)]
             held = [(r["cid"], r["ctype"], r["cvalue"]) for r in engine.rows(values_sql_)]
             accepted, dropped = greedy_accept(links, held, limits)
-            for ctype, n in dropped.items():
-                why = "never-merge pair" if ctype.startswith("never_merge:") else f"profile limit on {ctype}"
-                stats.dropped[(names[0], why)] = stats.dropped.get((names[0], why), 0) + n
+            engine.load_table("tl_work_greedy_drops", temp=True, data=pa.table({
+                "rid": pa.array([a for a, _ in dropped], pa.int64()), "ctype": pa.array([t for _, t in dropped], pa.string())}))
+            engine.run([f"INSERT INTO {DROPS} SELECT rid, {lit(names[0])}, {_reason('ctype')}, 1 FROM tl_work_greedy_drops",
+                        "DROP TABLE tl_work_greedy_drops"])
             engine.load_table("tl_work_greedy", temp=True, data=pa.table({"a": pa.array([a for a, _ in accepted], pa.int64()),
                                                           "b": pa.array([b for _, b in accepted], pa.int64())}))
             engine.run(group_ok_sql())

@@ -25,6 +25,7 @@ PERSISTENT = [
     "event VARCHAR, related_profile_id VARCHAR)",
     "CREATE TABLE IF NOT EXISTS tl_builds (build_id VARCHAR, run_id VARCHAR, started_at TIMESTAMP, "
     "finished_at TIMESTAMP, records BIGINT, profiles BIGINT, report VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS tl_meta (key VARCHAR, value VARCHAR)",
 ]
 
 
@@ -83,7 +84,8 @@ class ProfileStore:
         ]
 
     def build(self, run_id: str | None = None, **kw: Any) -> Any:
-        """Normalize, resolve and merge everything landed so far (see `pipeline.build`)."""
+        """Normalize, resolve and merge what landed since the last build, or everything with
+        `full=True` (see `pipeline.build`)."""
         from threadline_profiles.pipeline import build
 
         with self.lock:

@@ -55,20 +55,39 @@ def record_key_expr(stream: LandedStream) -> str:
     return f"{lit(stream.key + ':')} || _tl_key"
 
 
-def records_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
-    """tl_work_records: one row per landed record of a mapped stream, numbered by record key."""
+def row_hash_expr(mapping: StreamMapping) -> str:
+    """An md5 over every column the mapping names (identifiers, traits, events, orders, ...):
+    an incremental build compares it with the last build's to find the records that changed.
+    Each value is length-prefixed, so no two different rows give the same text."""
+    columns = sorted(set(mapping.columns_by_path().values()))
+    parts = [f"COALESCE(CAST(LENGTH(CAST({quote(c)} AS VARCHAR)) AS VARCHAR) || ':' || CAST({quote(c)} AS VARCHAR), '-')"
+             for c in columns]
+    joined = " || '|' || ".join(parts) or lit("")
+    return f"MD5({joined})"
+
+
+def landed_records_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
+    """A SELECT of every landed record of a mapped stream, with its row hash."""
     parts = [
         f"SELECT {lit(s.source)} AS source, {lit(s.stream)} AS stream, _tl_key AS pk, {record_key_expr(s)} AS record_key, "
         f"_tl_run_id AS run_id, STRFTIME(_tl_landed_at, '%Y-%m-%d %H:%M:%S') AS landed_at, "
-        f"{m.cleaning.priority} AS priority FROM {s.table}"
+        f"{m.cleaning.priority} AS priority, {row_hash_expr(m)} AS row_hash FROM {s.table}"
         for s, m in streams
     ]
-    union = " UNION ALL ".join(parts) if parts else (
+    return " UNION ALL ".join(parts) if parts else (
         "SELECT CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS stream, CAST(NULL AS VARCHAR) AS pk, "
         "CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS VARCHAR) AS run_id, CAST(NULL AS VARCHAR) AS landed_at, "
-        "0 AS priority WHERE 1 = 0"
+        "0 AS priority, CAST(NULL AS VARCHAR) AS row_hash WHERE 1 = 0"
     )
-    return f"CREATE TEMP TABLE tl_work_records AS SELECT ROW_NUMBER() OVER (ORDER BY record_key) AS rid, u.* FROM ({union}) AS u"
+
+
+def records_sql(landed: str, scope: str | None = None) -> str:
+    """tl_work_records: the records this pass works on (all, or those in table `scope`),
+    numbered in record-key order, so that a record's place among its neighbours (which
+    decides anchors and the order limits are settled in) is the same in every build."""
+    where = f" WHERE u.record_key IN (SELECT record_key FROM {scope})" if scope else ""
+    return (f"CREATE TEMP TABLE tl_work_records AS SELECT ROW_NUMBER() OVER (ORDER BY u.record_key) AS rid, u.* "
+            f"FROM ({landed}) AS u{where}")
 
 
 def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
@@ -90,33 +109,32 @@ def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
     )
 
 
-def distinct_values_sql() -> str:
-    """The values to normalize: each distinct (kind, hint, raw) once."""
-    return "SELECT DISTINCT kind, hint, raw FROM tl_work_values"
+def distinct_values_sql(known: list[str]) -> str:
+    """tl_work_distinct: the values to normalize, each distinct (kind, hint, raw) once and
+    numbered (for batches), leaving out those already in the `known` tables."""
+    unknown = "".join(
+        f" AND NOT EXISTS (SELECT 1 FROM {t} AS n WHERE n.kind = d.kind AND n.hint = d.hint AND n.raw = d.raw)" for t in known)
+    return ("CREATE TEMP TABLE tl_work_distinct AS SELECT ROW_NUMBER() OVER () AS n, d.kind, d.hint, d.raw FROM "
+            f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
 
 
-def normalized_values_sql() -> str:
-    """tl_work_nv: every value with its normalized form and status."""
+def normalized_values_sql(norm: list[str]) -> str:
+    """tl_work_nv: every value with its normalized form and status, from the `norm` tables
+    (the values normalized before and those normalized now)."""
+    union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in norm)
     return (
         "CREATE TEMP TABLE tl_work_nv AS SELECT v.rid, v.field, v.kind, v.raw, n.value, n.match_key, n.status, n.reason "
-        "FROM tl_work_values AS v JOIN tl_work_norm AS n ON n.kind = v.kind AND n.hint = v.hint AND n.raw = v.raw"
+        f"FROM tl_work_values AS v JOIN ({union}) AS n ON n.kind = v.kind AND n.hint = v.hint AND n.raw = v.raw"
     )
 
 
 def records_seen_sql() -> str:
-    """tl_work_rec: records with `seen_at`, the source's own update time when mapped, else when landed."""
+    """tl_work_rec: records with `seen_at`, the source's own update time when mapped, else when
+    landed (`uses_landed`: then re-landing an unchanged record moves its `seen_at`)."""
     return (
         "CREATE TEMP TABLE tl_work_rec AS SELECT r.rid, r.source, r.stream, r.pk, r.record_key, r.run_id, r.priority, "
-        "COALESCE(u.value, r.landed_at) AS seen_at FROM tl_work_records AS r LEFT JOIN "
+        "COALESCE(u.value, r.landed_at) AS seen_at, r.row_hash, r.landed_at, u.value IS NULL AS uses_landed "
+        "FROM tl_work_records AS r LEFT JOIN "
         f"(SELECT rid, MAX(value) AS value FROM tl_work_nv WHERE field = {lit(UPDATED_AT)} AND status = 'ok' GROUP BY rid) AS u "
         "ON u.rid = r.rid"
-    )
-
-
-def data_quality_sql() -> str:
-    """tl_work_dq: per source, stream, field and status (and reason): how many values."""
-    return (
-        "CREATE TEMP TABLE tl_work_dq AS SELECT r.source, r.stream, v.field, v.status, v.reason, COUNT(*) AS n "
-        "FROM tl_work_nv AS v JOIN tl_work_records AS r ON r.rid = v.rid "
-        "GROUP BY r.source, r.stream, v.field, v.status, v.reason"
     )

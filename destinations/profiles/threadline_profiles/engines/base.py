@@ -131,6 +131,15 @@ class Engine(ABC):
             raise
         self.commit()
 
+    def append_table(self, name: str, data: pa.Table) -> None:
+        """Add the rows of `data` to the existing table `name` (same columns, in order)."""
+        view = f"_tl_append_{safe_name(name)}"
+        self.register_arrow(view, data)
+        try:
+            self.execute(f"INSERT INTO {name} SELECT * FROM {view}")
+        finally:
+            self.unregister(view)
+
     def load_table(self, name: str, data: pa.Table, temp: bool = False) -> None:
         """Create (or replace) table `name` holding `data`."""
         view = f"_tl_load_{safe_name(name)}"
