@@ -221,7 +221,10 @@ def push_members(store: ProfileStore, name: str, activation: Activation, dest: A
     prepared = dest.prepare(dest_config, members)
     if prepared.column_names[:1] != ["member_id"] or prepared.num_rows != members.num_rows:
         raise ThreadlineError(f"{dest.name}.prepare() must return one row per member with member_id first")
-    ledger = Ledger(store, name, prepared.schema, dest.plain_columns)
+    # a destination that only mirrors never needs to remove anyone by their identifiers, so
+    # its ledger keeps member ids only (no plain names and addresses of a direct-mail file)
+    keep = prepared.column_names if PushMode.DIFF in dest.modes else ["member_id"]
+    ledger = Ledger(store, name, prepared.select(keep).schema)
     mirror = activation.mode == PushMode.MIRROR
     adds, removes = (prepared, prepared.slice(0, 0)) if mirror else ledger.diff(prepared)
     outcome.adds, outcome.removes = adds.num_rows, removes.num_rows
@@ -246,8 +249,8 @@ def push_members(store: ProfileStore, name: str, activation: Activation, dest: A
         writer.abort()
         raise
     if mirror:
-        accepted = [_without_rejected(chunk, result) for _, chunk, result in applied]
-        ledger.replace(pa.concat_tables(accepted) if accepted else prepared.slice(0, 0))
+        accepted = [_without_rejected(chunk, result).select(keep) for _, chunk, result in applied]
+        ledger.replace(pa.concat_tables(accepted) if accepted else prepared.select(keep).slice(0, 0))
     else:
         for op, chunk, result in applied:
             ledger.apply(op, chunk, result)
@@ -261,7 +264,7 @@ def push_members(store: ProfileStore, name: str, activation: Activation, dest: A
 class Ledger:
     """`tl_ledger_<activation>`: what the platform holds, as prepared rows."""
 
-    def __init__(self, store: ProfileStore, activation: str, schema: pa.Schema, plain: tuple[str, ...]) -> None:
+    def __init__(self, store: ProfileStore, activation: str, schema: pa.Schema) -> None:
         self.engine, self.table = store.engine, f"tl_ledger_{activation}"
         self.schema = schema
         if not self.engine.table_exists(self.table):
@@ -315,6 +318,7 @@ class Ledger:
                         self.engine.unregister(view)
                 else:
                     accepted = _without_rejected(chunk, result) if rejected else chunk
+                    accepted = accepted.select([c for c in self.schema.names if c in accepted.column_names])
                     self.engine.execute(f"DELETE FROM {self.table} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
                     self.engine.register_arrow(view, accepted)
                     try:
