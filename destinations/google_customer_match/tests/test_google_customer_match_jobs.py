@@ -4,22 +4,22 @@ it and as the destination reports it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import pyarrow as pa
 import pytest
-from threadline.contracts import ConfigError, FatalError, PushMode, TransientError
+from threadline.contracts import MEMBER_SCHEMA, AudienceTarget, ConfigError, FatalError, PushMode, TransientError
 from threadline.testing import sample_members
 from threadline_google_customer_match import GoogleCustomerMatch
-from threadline_google_customer_match.errors import RowsRejected
+from threadline_google_customer_match.errors import RowsRejected, parse_status, raise_for, row_errors
 from threadline_google_customer_match.sandbox import GoogleSandbox
 
 NAME = "google_customer_match"
 CM = GoogleCustomerMatch
 
 
-def emails(members) -> set[str]:
-    import hashlib
-
+def emails(members: pa.Table) -> set[str]:
     return {hashlib.sha256(e.encode()).hexdigest() for e in members.column("email").to_pylist()}
 
 
@@ -83,8 +83,6 @@ def test_an_empty_mirror_empties_the_list(google, cm_config, pusher):
 def test_nothing_applies_before_finish_and_the_report_carries_googles_figures(google, cm_config):
     config = cm_config()
     dest = CM()
-    from threadline.contracts import AudienceTarget
-
     writer = dest.open_audience(config, AudienceTarget("t", "a", PushMode.DIFF, "r", 30, 0))
     writer.add(dest.prepare(config, sample_members(0, 30)))
     assert google.email_hashes() == set(), "members applied before the job ran"
@@ -154,18 +152,12 @@ def test_partial_failures_are_rejected_per_member_with_googles_reason_and_the_re
 def test_a_country_google_does_not_know_is_rejected_as_invalid_country_code(google, cm_config, pusher):
     members = sample_members(0, 3).to_pylist()
     members[1]["country"] = "XX"
-    import pyarrow as pa
-    from threadline.contracts import MEMBER_SCHEMA
-
     _, results = pusher(CM, cm_config(), adds=pa.Table.from_pylist(members, schema=MEMBER_SCHEMA))
     rejected = [r for result in results for r in result.rejected]
     assert [(r.member_id, r.reason.split(":")[0]) for r in rejected] == [(members[1]["member_id"], "INVALID_COUNTRY_CODE")]
 
 
 def test_a_member_without_identifiers_is_rejected_as_missing_and_never_sent(google, cm_config, pusher):
-    import pyarrow as pa
-    from threadline.contracts import MEMBER_SCHEMA
-
     members = sample_members(0, 3).to_pylist()
     members[0].update(email=None, phone=None, postal_code=None)
     report, results = pusher(CM, cm_config(), adds=pa.Table.from_pylist(members, schema=MEMBER_SCHEMA))
@@ -201,8 +193,6 @@ def test_without_partial_failure_one_bad_operation_fails_the_whole_request(raw):
 
 
 def test_operation_level_consent_is_a_bug_not_a_rejection(raw):
-    from threadline_google_customer_match.errors import parse_status, raise_for, row_errors
-
     answer = raw.add(raw.job(), [{"create": {"userIdentifiers": [raw.email(1)], "consent": {"adUserData": "GRANTED"}}}])
     rows, others = row_errors(parse_status(answer.json()["partialFailureError"]))
     assert rows == [] and [e.code for e in others] == ["OPERATION_LEVEL_CONSENT_PROVIDED"]

@@ -12,7 +12,8 @@ import pytest
 from threadline.contracts import MEMBER_SCHEMA, AudienceTarget, ConfigError, PushMode, TransientError
 from threadline.testing import sample_members
 from threadline_google_customer_match import GoogleDataManager
-from threadline_google_customer_match.data_manager import _budget
+from threadline_google_customer_match.data_manager import DataManagerWriter, _budget
+from threadline_google_customer_match.sandbox import GoogleSandbox
 
 NAME = "google_data_manager"
 DM = GoogleDataManager
@@ -113,12 +114,8 @@ def test_a_member_without_identifiers_is_rejected_and_not_sent(google, dm_config
 
 
 def test_rate_limit_is_429_resource_exhausted_without_retry_after_and_is_waited_out():
-    from threadline_google_customer_match.sandbox import GoogleSandbox
-
     with GoogleSandbox(requests_per_minute=2, rate_window=0.3) as google:
         config = DM.spec.model_validate({**google.job_config(NAME), "backoff_base": 0.05, "max_rate_limit_wait": 30})
-        from threadline_google_customer_match.data_manager import DataManagerWriter
-
         writer = DataManagerWriter(DM._client(config), config)
         for start in range(0, 40, 10):
             writer.add(DM().prepare(config, sample_members(start, 10)))
@@ -128,12 +125,8 @@ def test_rate_limit_is_429_resource_exhausted_without_retry_after_and_is_waited_
 
 
 def test_a_rate_limit_that_does_not_pass_in_time_is_a_transient_error_naming_the_destination():
-    from threadline_google_customer_match.sandbox import GoogleSandbox
-
     with GoogleSandbox(requests_per_minute=1, rate_window=3600) as google:
         config = DM.spec.model_validate({**google.job_config(NAME), "backoff_base": 0.01, "max_rate_limit_wait": 0.05})
-        from threadline_google_customer_match.data_manager import DataManagerWriter
-
         writer = DataManagerWriter(DM._client(config), config)
         writer.add(DM().prepare(config, sample_members(0, 5)))
         with pytest.raises(TransientError) as caught:

@@ -14,6 +14,7 @@ OAuth user signs in through), and the OAuth2 bearer token from a refresh token.
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import pyarrow as pa
@@ -29,6 +30,7 @@ from threadline.contracts import (
     PushReport,
     PushResult,
     RowRejection,
+    ThreadlineError,
 )
 from threadline.http.source import checking
 from threadline.secrets import register_secret
@@ -41,8 +43,10 @@ from threadline_google_customer_match.identifiers import (
     identifier_counts,
     prepare,
 )
-from threadline_google_customer_match.jobs import OfflineUserDataJobs
+from threadline_google_customer_match.jobs import ListInfo, OfflineUserDataJobs
 from threadline_google_customer_match.rejections import rejections_for, split_unmatchable
+
+log = logging.getLogger("threadline.google_customer_match")
 
 NAME = "google_customer_match"
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
@@ -149,7 +153,7 @@ class CustomerMatchWriter(AudienceWriter):
                 if verb in self.open_jobs:
                     self.jobs.run(self.open_jobs[verb])
                     finished.append(self.jobs.wait(self.open_jobs[verb]))
-            found = self.jobs.list_info()
+            found = self._list_info()
         finally:
             self.jobs.client.close()
         self.report.match_estimate = found.size_for_display if found else None
@@ -160,6 +164,14 @@ class CustomerMatchWriter(AudienceWriter):
             size_for_search=found.size_for_search if found else None,
         )
         return self.report
+
+    def _list_info(self) -> ListInfo | None:
+        """The list's sizes for the report; the jobs succeeded, so a failure here only loses the estimate."""
+        try:
+            return self.jobs.list_info()
+        except ThreadlineError as exc:
+            log.warning("%s: pushed, but the list's size could not be read: %s", NAME, exc.render())
+            return None
 
     def abort(self) -> None:
         """Jobs that never ran apply nothing (Google discards them), so there is nothing to undo."""

@@ -16,6 +16,7 @@ that empties or replaces a list, so this destination only pushes diffs.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import ClassVar
 
@@ -31,6 +32,7 @@ from threadline.contracts import (
     PushMode,
     PushReport,
     PushResult,
+    ThreadlineError,
 )
 from threadline.http import HttpClient, RequestBudget
 from threadline.http.source import checking
@@ -45,6 +47,8 @@ from threadline_google_customer_match.identifiers import (
     prepare,
 )
 from threadline_google_customer_match.rejections import rejections_for, split_unmatchable, without
+
+log = logging.getLogger("threadline.google_customer_match")
 
 NAME = "google_data_manager"
 MAX_MEMBERS = 10_000
@@ -151,9 +155,12 @@ class DataManagerWriter(AudienceWriter):
         return self._send("remove", rows)
 
     def finish(self) -> PushReport:
+        """Every batch is applied already; what is left is asking Google for the list's size."""
         try:
             size = (user_list(self.client, self.config).get("sizeInfo") or {}).get("displayNetworkMembersCount")
             self.report.match_estimate = int(size) if size is not None else None
+        except ThreadlineError as exc:  # the members are in; a missing estimate must not fail the push
+            log.warning("%s: pushed, but the list's size could not be read: %s", NAME, exc.render())
         finally:
             self.client.close()
         self.report.details.update(user_list=self.config.user_list_id, requests=self.requests, last_request_id=self.last_request_id)

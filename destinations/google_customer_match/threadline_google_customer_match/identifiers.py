@@ -74,39 +74,32 @@ def identifier_counts(rows: pa.Table) -> pa.Array:
 # One JSON text per row, in row order: the caller joins them into the request's list, so the
 # index Google reports for a failing operation or member is the row's index in the batch.
 
-_ADS_OPERATION = """
-SELECT json_object('{verb}', json_object('userIdentifiers', list_filter([
-    CASE WHEN email_sha256 IS NOT NULL THEN json_object('hashedEmail', email_sha256) END,
-    CASE WHEN phone_sha256 IS NOT NULL THEN json_object('hashedPhoneNumber', phone_sha256) END,
-    CASE WHEN first_name_sha256 IS NOT NULL THEN json_object('addressInfo', json_object(
-        'hashedFirstName', first_name_sha256, 'hashedLastName', last_name_sha256,
-        'countryCode', country_code, 'postalCode', postal_code)) END
+_USER_DATA = """
+SELECT json_object('{outer}', json_object('userIdentifiers', list_filter([
+    CASE WHEN email_sha256 IS NOT NULL THEN json_object('{email}', email_sha256) END,
+    CASE WHEN phone_sha256 IS NOT NULL THEN json_object('{phone}', phone_sha256) END,
+    CASE WHEN first_name_sha256 IS NOT NULL THEN json_object('{address}', json_object(
+        '{first}', first_name_sha256, '{last}', last_name_sha256, '{country}', country_code, 'postalCode', postal_code)) END
 ], lambda x: x IS NOT NULL)))::VARCHAR AS body
 FROM members
 """
-
-_DATA_MANAGER_MEMBER = """
-SELECT json_object('userData', json_object('userIdentifiers', list_filter([
-    CASE WHEN email_sha256 IS NOT NULL THEN json_object('emailAddress', email_sha256) END,
-    CASE WHEN phone_sha256 IS NOT NULL THEN json_object('phoneNumber', phone_sha256) END,
-    CASE WHEN first_name_sha256 IS NOT NULL THEN json_object('address', json_object(
-        'givenName', first_name_sha256, 'familyName', last_name_sha256,
-        'regionCode', country_code, 'postalCode', postal_code)) END
-], lambda x: x IS NOT NULL)))::VARCHAR AS body
-FROM members
-"""
+# The same UserData under each API's field names.
+_ADS_NAMES = dict(email="hashedEmail", phone="hashedPhoneNumber", address="addressInfo", first="hashedFirstName",
+                  last="hashedLastName", country="countryCode")
+_DATA_MANAGER_NAMES = dict(outer="userData", email="emailAddress", phone="phoneNumber", address="address",
+                           first="givenName", last="familyName", country="regionCode")
 
 
 def ads_operations(rows: pa.Table, verb: str) -> list[str]:
     """Google Ads API OfflineUserDataJobOperations (`create` or `remove`), one per row."""
     if verb not in ("create", "remove"):
         raise ValueError(f"an OfflineUserDataJobOperation is create or remove, not {verb!r}")
-    return prepare_members(rows, _ADS_OPERATION.format(verb=verb)).column("body").to_pylist()
+    return prepare_members(rows, _USER_DATA.format(outer=verb, **_ADS_NAMES)).column("body").to_pylist()
 
 
 def data_manager_members(rows: pa.Table) -> list[str]:
     """Data Manager API AudienceMembers, one per row."""
-    return prepare_members(rows, _DATA_MANAGER_MEMBER).column("body").to_pylist()
+    return prepare_members(rows, _USER_DATA.format(**_DATA_MANAGER_NAMES)).column("body").to_pylist()
 
 
 def json_list(items: list[str]) -> str:
