@@ -191,3 +191,14 @@ def test_customer_ids_with_dashes_are_accepted_and_bad_ones_named(dm_config):
     assert dm_config(customer_id="123-456-7890").customer_id == "1234567890"
     with pytest.raises(ValueError, match="10 digits"):
         dm_config(customer_id="12345")
+
+
+def test_people_sharing_a_phone_and_address_stay_two_members_and_removing_one_keeps_the_other(google, dm_config, pusher):
+    household = sample_members(0, 2).to_pylist()
+    household[1].update(phone=household[0]["phone"], first_name=household[0]["first_name"],
+                        last_name=household[0]["last_name"], postal_code=household[0]["postal_code"])
+    members = pa.Table.from_pylist(household, schema=MEMBER_SCHEMA)
+    pusher(GoogleDataManager, dm_config(), adds=members)
+    assert google.email_hashes() == emails(members)
+    pusher(GoogleDataManager, dm_config(), removes=members.slice(0, 1))
+    assert google.email_hashes() == emails(members.slice(1))

@@ -11,7 +11,15 @@ from typing import Any
 from threadline.sandbox import Reply, SandboxRequest
 
 from threadline_google_customer_match.sandbox.bodies import ads_error, ads_reply, partial_failure
-from threadline_google_customer_match.sandbox.lists import HEX64, Identifier, UserList, is_country, match_rate_range, matches
+from threadline_google_customer_match.sandbox.lists import (
+    HEX64,
+    Identifier,
+    UserList,
+    is_country,
+    match_rate_range,
+    matches,
+    member_key,
+)
 
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
 MAX_IDENTIFIERS_PER_USER_DATA = 20
@@ -200,7 +208,7 @@ class AdsApi:
                 target.add(set(ids), targetable=job.consent_granted)
             else:
                 target.remove(ids)
-        job.match_rate_range = match_rate_range(sum(matches(ids) for ids in created), len(created))
+        job.match_rate_range = match_rate_range(sum(matches(member_key(ids)) for ids in created), len(created))
         job.status = "SUCCESS"
 
     # ------------------------------------------------------------------ GAQL

@@ -1,13 +1,15 @@
 """The sandbox's user lists: who each holds, keyed by the identifiers they were uploaded with.
 
 A member is the set of identifiers one UserData (or AudienceMember) carried:
-`("email", sha)`, `("phone", sha)`, `("address", first_sha, last_sha, country, postal)`.
-Uploading a member that shares an identifier with one already held merges them (Google
-matches people, not rows); removing removes every member sharing an identifier.
+`("email", sha)`, `("phone", sha)`, `("address", first_sha, last_sha, country, postal)`, and is
+known by its strongest one (email, else phone, else address): uploading a member with the same
+key again updates it, and a removal takes away the member its strongest identifier names. So
+two people sharing a household phone or address stay two members, and removing one leaves
+the other.
 
 Matching is simulated so list sizes look like Google's: a member "matches a Google account"
-when the first byte of its first identifier's hash is below 70% of the range (display), and
-50% for search — deterministic, so tests can predict it.
+when the first byte of its key's hash is below 70% of the range (display), and 50% for
+search — deterministic, so tests can predict it.
 """
 
 from __future__ import annotations
@@ -32,37 +34,22 @@ class UserList:
     id: str
     name: str
     upload_key_type: str  # CONTACT_INFO | CRM_ID | MOBILE_ADVERTISING_ID
-    members: dict[int, set[Identifier]] = field(default_factory=dict)
-    targetable: dict[int, bool] = field(default_factory=dict)  # uploaded with consent GRANTED
-    _owner: dict[Identifier, int] = field(default_factory=dict)
-    _next: int = 0
+    members: dict[Identifier, set[Identifier]] = field(default_factory=dict)  # key → identifiers
+    targetable: dict[Identifier, bool] = field(default_factory=dict)  # uploaded with consent GRANTED
 
     def add(self, identifiers: set[Identifier], targetable: bool = True) -> None:
-        owners = sorted({self._owner[i] for i in identifiers if i in self._owner})
-        if owners:
-            keep = owners[0]
-            for other in owners[1:]:
-                identifiers |= self.members.pop(other)
-                targetable = targetable or self.targetable.pop(other)
-            identifiers |= self.members[keep]
-            targetable = targetable or self.targetable[keep]
-        else:
-            keep, self._next = self._next, self._next + 1
-        self.members[keep] = set(identifiers)
-        self.targetable[keep] = targetable
-        for identifier in identifiers:
-            self._owner[identifier] = keep
+        key = member_key(identifiers)
+        self.members[key] = self.members.get(key, set()) | identifiers
+        self.targetable[key] = targetable or self.targetable.get(key, False)
 
     def remove(self, identifiers: set[Identifier]) -> None:
-        for owner in {self._owner[i] for i in identifiers if i in self._owner}:
-            for identifier in self.members.pop(owner):
-                self._owner.pop(identifier, None)
-            self.targetable.pop(owner)
+        key = member_key(identifiers)
+        self.members.pop(key, None)
+        self.targetable.pop(key, None)
 
     def clear(self) -> None:
         self.members.clear()
         self.targetable.clear()
-        self._owner.clear()
 
     def email_hashes(self) -> set[str]:
         return {i[1] for ids in self.members.values() for i in ids if i[0] == "email"}
@@ -70,12 +57,19 @@ class UserList:
     def size(self, network: str) -> int:
         """Targetable members matched to a Google account on `network` ("display" or "search")."""
         share = 0.7 if network == "display" else 0.5
-        return sum(1 for n, ids in self.members.items() if self.targetable[n] and matches(ids, share))
+        return sum(1 for key in self.members if self.targetable[key] and matches(key, share))
 
 
-def matches(identifiers: set[Identifier], share: float = 0.7) -> bool:
-    first = min(identifiers)
-    return int(first[1][:2], 16) < 256 * share
+_STRENGTH = {"email": 0, "phone": 1, "address": 2, "crm_id": 3}
+
+
+def member_key(identifiers: set[Identifier]) -> Identifier:
+    """The identifier a member is known by: email, else phone, else address."""
+    return min(identifiers, key=lambda i: (_STRENGTH.get(i[0], 9), i))
+
+
+def matches(key: Identifier, share: float = 0.7) -> bool:
+    return int(key[1][:2], 16) < 256 * share if key[0] != "crm_id" else True
 
 
 def match_rate_range(matched: int, total: int) -> str:
