@@ -180,9 +180,41 @@ def push_child(n: int, runs: int, batch: int) -> None:
 
 # --------------------------------------------------------------------------- (c) diff of 1M members
 #
-# >>> PLACE FOR (c), the lead's part: the diff of a 1M-member audience through the profile
-# >>> store's push runner (threadline_profiles.push: Ledger.diff, bar ≤ 5 s). Nothing of it
-# >>> is written here; add the part as its own function and call it from main() below.
+# The ledger holds what the platform was last sent (prepared rows of 1M members); the new
+# evaluation has 2% of them gone, 2% new and 0.5% with a changed email. The diff is what a
+# push computes before it sends anything (Ledger.diff in threadline_profiles.push).
+
+
+def bench_diff(n: int, runs: int) -> None:
+    import tempfile
+
+    from threadline_meta_audiences import MetaAudiences
+    from threadline_profiles.push import Ledger
+    from threadline_profiles.store import ProfileStore
+
+    dest, config = MetaAudiences(), config_for()
+    gone, new, changed = n // 50, n // 50, n // 200
+    everyone = members(n + new)
+    before = dest.prepare(config, everyone.slice(0, n))
+    rows = everyone.slice(gone)  # the first 2% left, 2% joined at the end
+    emails = rows.column("email").to_pylist()
+    for i in range(0, changed):
+        emails[i * 150] = f"changed.{i}@example.org"
+    rows = rows.set_column(rows.column_names.index("email"), "email", pa.array(emails, pa.string()))
+    after = dest.prepare(config, rows)
+    with tempfile.TemporaryDirectory() as tmp, ProfileStore.open({"path": f"{tmp}/p.duckdb"}) as store:
+        ledger = Ledger(store, "bench", before.schema)
+        ledger.replace(before)
+        seconds, counts = [], (0, 0)
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            adds, removes = ledger.diff(after)
+            seconds.append(time.perf_counter() - t0)
+            counts = (adds.num_rows, removes.num_rows)
+    median = statistics.median(seconds)
+    emit(bench="B5", part="c", what="diff of an audience against its push ledger (DuckDB store, prepared Meta rows)",
+         members=n, expected_adds=new + changed, expected_removes=gone + changed, adds=counts[0], removes=counts[1],
+         runs=runs, median_seconds=round(median, 3), runs_seconds=[round(s, 3) for s in seconds], bar_seconds=5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push-members", type=int, default=100_000, help="(b): members pushed")
     parser.add_argument("--batch", type=int, default=10_000, help="(b): rows a request (Meta's maximum)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=["a", "b"])
+    parser.add_argument("--only", choices=["a", "b", "c"])
     parser.add_argument("--push-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.push_child:
@@ -204,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                  "--runs", str(args.runs), "--batch", str(args.batch)]
         if subprocess.run(child).returncode:
             return 1
-    # (c) is called here once it exists (see the marked place above).
+    if args.only in (None, "c"):
+        bench_diff(args.members, args.runs)
     return 0
 
 
