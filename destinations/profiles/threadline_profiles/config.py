@@ -22,6 +22,15 @@ from pydantic import Field, field_validator, model_validator
 
 from threadline.contracts import Spec
 from threadline_profiles.activations import NAME_PATTERN, Activation
+from threadline_profiles.audience_config import (
+    AudienceConfig,
+    Channel,
+    Consent,
+    ConsentSettings,
+    SuppressionList,
+    TraitsConfig,
+    check_references,
+)
 
 try:  # relative paths are taken from the job file's folder once the core offers it
     from threadline.contracts import JobPath
@@ -86,6 +95,57 @@ class OrderMapping(Spec):
     timestamp: str
     amount: str | None = None
     currency: str | None = None
+    category: str | None = None  # product category, for `top_categories`
+
+
+class TicketMapping(Spec):
+    """A stream of service tickets; `open_tickets` counts those whose status is open."""
+
+    ticket_id: str
+    status: str
+    timestamp: str | None = None
+    open_statuses: list[str] = Field(default_factory=lambda: ["new", "open", "pending", "hold", "on_hold", "waiting"])
+
+    @field_validator("open_statuses")
+    @classmethod
+    def _lower_case(cls, value: list[str]) -> list[str]:
+        return [consent_word(v) for v in value]
+
+
+def consent_word(value: object) -> str:
+    """How a status or consent value is compared: text, trimmed, lower-case, `-` and spaces as `_`."""
+    return re.sub(r"[ -]", "_", str(value).strip().lower())
+
+
+class ConsentMapping(Spec):
+    """Consent a stream records for one channel and purpose: a `column` whose values grant or
+    deny it, or a stream whose `every_record` does (an unsubscribes stream). Values in neither
+    list say nothing (e.g. Mailchimp's `pending`). `timestamp` defaults to the mapping's
+    `updated_at`, then to when the record landed."""
+
+    channel: Channel
+    purpose: str = "marketing"
+    column: str | None = None
+    every_record: Consent | None = None
+    granted: list[str] = Field(default_factory=lambda: ["true", "yes", "y", "1", "subscribed", "opted_in", "opt_in",
+                                                        "granted", "consented"])
+    denied: list[str] = Field(default_factory=lambda: ["false", "no", "n", "0", "unsubscribed", "opted_out", "opt_out",
+                                                       "denied", "revoked"])
+    timestamp: str | None = None
+
+    @field_validator("granted", "denied", mode="before")
+    @classmethod
+    def _compared_as_words(cls, value: object) -> object:
+        return [consent_word(v) for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _column_or_every_record(self) -> ConsentMapping:
+        if (self.column is None) == (self.every_record is None):
+            raise ValueError("give either `column` (values that grant or deny) or `every_record: granted|denied`")
+        both = set(self.granted) & set(self.denied)
+        if both:
+            raise ValueError(f"{sorted(both)[0]!r} is listed as both granted and denied")
+        return self
 
 
 class Cleaning(Spec):
@@ -117,7 +177,14 @@ class StreamMapping(Spec):
     updated_at: str | None = None  # column saying when the record last changed
     events: EventMapping | None = None
     orders: OrderMapping | None = None
+    tickets: TicketMapping | None = None
+    consent: list[ConsentMapping] = Field(default_factory=list)
     cleaning: Cleaning = Field(default_factory=Cleaning)
+
+    @field_validator("consent", mode="before")
+    @classmethod
+    def _one_block_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("identifiers")
     @classmethod
@@ -145,10 +212,13 @@ class StreamMapping(Spec):
             paths.update({f"address.{k}": v for k, v in self.address.model_dump().items() if v})
         if self.updated_at:
             paths["updated_at"] = self.updated_at
-        for block in ("events", "orders"):
+        for block in ("events", "orders", "tickets"):
             value = getattr(self, block)
             if value is not None:
-                paths.update({f"{block}.{k}": v for k, v in value.model_dump().items() if v})
+                paths.update({f"{block}.{k}": v for k, v in value.model_dump().items() if v and isinstance(v, str)})
+        for i, consent in enumerate(self.consent):
+            at = f"consent.{i}" if len(self.consent) > 1 else "consent"
+            paths.update({f"{at}.{k}": v for k in ("column", "timestamp") if (v := getattr(consent, k))})
         paths.update({f"cleaning.date_formats.{c}": c for c in self.cleaning.date_formats})
         return paths
 
@@ -254,6 +324,15 @@ class ProfilesConfig(Spec):
     incremental_up_to: float = Field(default=0.5, gt=0, le=1)  # a build whose scope holds more of the records runs as a full one
     report_dir: JobPath | None = None  # default: "<store>_reports" next to the DuckDB file, or ./
     activations: dict[str, Activation] = Field(default_factory=dict)  # name -> audience pushed to a destination
+    traits: TraitsConfig = Field(default_factory=TraitsConfig)  # computed traits (audience_config.py)
+    consent: ConsentSettings = Field(default_factory=ConsentSettings)  # defaults without a consent record
+    suppression: dict[str, SuppressionList] = Field(default_factory=dict)  # name -> emails/phones never targeted
+    audiences: dict[str, AudienceConfig] = Field(default_factory=dict)  # name -> filter over traits
+
+    @model_validator(mode="after")
+    def _audiences_refer_to_audiences(self) -> ProfilesConfig:
+        check_references(self.audiences, self.suppression)
+        return self
 
     @field_validator("mappings")
     @classmethod

@@ -25,6 +25,7 @@ from threadline.contracts import (
 )
 
 from threadline_profiles import landing
+from threadline_profiles.audiences import check_config
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import safe_name
 from threadline_profiles.mapping import check_all, check_mapping
@@ -137,6 +138,7 @@ class ProfilesDestination(Destination[ProfilesConfig]):
             store.ensure_catalog()
         finally:
             store.release()
+        check_config(config)  # audience filters, trait names, suppression files
         if config.activations:
             from threadline_profiles.push import check_activations
 
@@ -144,6 +146,7 @@ class ProfilesDestination(Destination[ProfilesConfig]):
 
     def check_targets(self, config: ProfilesConfig, targets: list[StreamTarget]) -> None:
         check_all(config, {f"{t.source}.{t.stream.name}": t.stream.schema.names for t in targets})
+        check_config(config)
         if config.activations:
             from threadline_profiles.push import check_activations
 
@@ -154,6 +157,7 @@ class ProfilesDestination(Destination[ProfilesConfig]):
         mapping = config.mapping_for(target.source, target.stream.name)
         if mapping is not None:
             check_mapping(key, mapping, target.stream.schema.names)
+        check_config(config)  # a bad audience fails before anything is read
         store = shared_store(config)
         try:
             if config.mappings:

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from threadline_profiles import forget, golden, ids, incremental, publish, resolve, values
+from threadline_profiles.audiences import evaluate_audiences
 from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMapping
 from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.normalize import Blocklist, normalize_distinct
+from threadline_profiles.traits import publish_traits
 
 if TYPE_CHECKING:
     from threadline_profiles.store import LandedStream, ProfileStore
@@ -152,6 +154,10 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
             *incremental.meta_sql(config),
         ])
     stage("publish")
+    publish_traits(store, build_id)  # traits and consent, from the published profiles
+    stage("traits")
+    evaluate_audiences(store, build_id)  # membership of this build, kept as history
+    stage("audiences")
 
     result = BuildResult(build_id, run_id, records, profiles, setup.order, 0.0, timings, parsed, rounds,
                          mode="full" if plan.full else "incremental", why_full=plan.reason, resolved=resolved)

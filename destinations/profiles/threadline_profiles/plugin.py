@@ -18,9 +18,11 @@ def register_destinations(register):  # type: ignore[no-untyped-def]
 @hookimpl
 def register_commands(cli: Any) -> None:
     from threadline_profiles.cli import profiles
+    from threadline_profiles.cli_audiences import audiences_group
     from threadline_profiles.cli_activation import forget_command, push_command
 
     cli.add_command(profiles)
+    cli.add_command(audiences_group)
     cli.add_command(push_command)
     cli.add_command(forget_command)
 

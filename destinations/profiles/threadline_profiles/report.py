@@ -115,7 +115,7 @@ td{font-variant-numeric:tabular-nums}th{background:#f4f6f8}.muted{color:#777}
 """
 
 
-def render_report(data: dict[str, Any], result: BuildResult, location: str) -> str:
+def render_report(data: dict[str, Any], result: BuildResult, location: str, extra: str = "") -> str:
     dq = [dict(r, unusable=float((r["invalid"] or 0) + (r["ambiguous"] or 0)) / float(r["total"]) if r["total"] else 0.0)
           for r in data["dq"]]
     cards = [("records", data["records"]), ("profiles", data["profiles"]),
@@ -137,6 +137,7 @@ def render_report(data: dict[str, Any], result: BuildResult, location: str) -> s
 <h2>Links dropped by the guards</h2>{_table(data["dropped"], ["rule", "reason", "links"], "none dropped")}
 <h2>Data quality</h2>{_table(dq, ["source", "stream", "field", "total", "invalid", "ambiguous", "blocked", "unusable"])}
 <h3>Why values were not used</h3>{_table(data["reasons"], ["source", "stream", "field", "status", "reason", "n"], "every value was usable")}
+{extra}
 <h2>Rules in force</h2><ol>{"".join(f"<li>{html.escape(r)}</li>" for r in result.rules)}</ol>
 </body></html>"""
 
@@ -145,7 +146,10 @@ def write_report(store: ProfileStore, result: BuildResult) -> Path:
     """Write this build's report (and `latest.html`) into the configured report folder."""
     folder = store.config.reports_path()
     folder.mkdir(parents=True, exist_ok=True)
-    text = render_report(gather(store), result, store.engine.location)
+    from threadline_profiles import audience_report
+
+    extra = audience_report.render(audience_report.gather(store), _table)
+    text = render_report(gather(store), result, store.engine.location, extra)
     path = folder / f"profiles-{result.build_id}.html"
     path.write_text(text, encoding="utf-8")
     (folder / "latest.html").write_text(text, encoding="utf-8")

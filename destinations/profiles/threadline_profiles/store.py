@@ -15,6 +15,9 @@ from threadline_profiles import landing
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import Engine, lit, open_engine
 
+# The parts of the config a store keeps, so that `--path` commands work without the job file.
+SAVED_SETTINGS = {"mappings", "resolution", "survivorship", "traits", "consent", "suppression", "audiences"}
+
 # Tables that outlive a build: the next build reads them to keep profile ids stable.
 PERSISTENT = [
     "CREATE TABLE IF NOT EXISTS tl_profiles (profile_id VARCHAR, created_at TIMESTAMP, "
@@ -61,7 +64,7 @@ class ProfileStore:
         if not config.mappings:
             saved = store.saved_settings()
             if saved:
-                base = config.model_dump(by_alias=True, exclude={"mappings", "resolution", "survivorship"})
+                base = config.model_dump(by_alias=True, exclude=SAVED_SETTINGS)
                 store.config = ProfilesConfig.model_validate({**base, **saved})
         return store
 
@@ -114,7 +117,7 @@ class ProfileStore:
     def save_settings(self) -> None:
         """Keep the mappings and resolution settings in the store, so that `threadline
         profiles build --path ...` can resolve without the job file (no connection details)."""
-        settings = self.config.model_dump_json(include={"mappings", "resolution", "survivorship"}, by_alias=True)
+        settings = self.config.model_dump_json(include=SAVED_SETTINGS, by_alias=True)
         with self.lock:
             self.engine.run(["CREATE TABLE IF NOT EXISTS tl_meta (key VARCHAR, value VARCHAR)",
                              "DELETE FROM tl_meta WHERE key = 'settings'",

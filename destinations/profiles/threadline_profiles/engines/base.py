@@ -93,6 +93,11 @@ class Engine(ABC):
         """The columns of `table`, in order; empty when the table does not exist."""
 
     @abstractmethod
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column -> its type as the database names it, upper-case (e.g. `TIMESTAMP WITH TIME
+        ZONE`, `DOUBLE PRECISION`, `VARCHAR`); empty when the table does not exist."""
+
+    @abstractmethod
     def handle(self) -> Engine:
         """Another handle on the same store, for use by one thread."""
 

@@ -82,6 +82,13 @@ class DuckDBEngine(Engine):
         ).fetchall()
         return [r[0] for r in rows]
 
+    def column_types(self, table: str) -> dict[str, str]:
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' "
+            f"AND table_name = {lit(table)} ORDER BY ordinal_position"
+        ).fetchall()
+        return {r[0]: r[1].upper() for r in rows}
+
     def handle(self) -> DuckDBEngine:
         return DuckDBEngine(self.path, self.con.cursor())
 

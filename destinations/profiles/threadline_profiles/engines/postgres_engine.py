@@ -131,6 +131,13 @@ class PostgresEngine(Engine):
         self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM {view}"])
         self.unregister(view)
 
+    def column_types(self, table: str) -> dict[str, str]:
+        rows = self.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+            f"{lit(self.schema)} AND table_name = {lit(table)} ORDER BY ordinal_position"
+        ).fetchall()
+        return {r[0]: r[1].upper() for r in rows}
+
     def handle(self) -> PostgresEngine:
         return PostgresEngine(self.dsn, self.schema)
 
