@@ -117,3 +117,9 @@ class Raw:
 @pytest.fixture
 def raw(google: GoogleSandbox) -> Raw:
     return Raw(google)
+
+
+@pytest.fixture
+def make_raw() -> type[Raw]:
+    """Raw requests to a sandbox the test starts itself (with its own limits)."""
+    return Raw

@@ -132,8 +132,17 @@ def test_a_rate_limit_that_does_not_pass_in_time_is_a_transient_error_naming_the
         with pytest.raises(TransientError) as caught:
             writer.add(DM().prepare(config, sample_members(5, 5)))
         assert "429" in caught.value.render() and NAME in caught.value.render()
-        body = [r for r in google.requests if r.status == 429][0]
-        assert "retry-after" not in {k.lower() for k in body.headers}, "Google's 429 carries RetryInfo in the body"
+
+
+def test_the_retry_delay_google_puts_in_the_body_is_handed_to_the_kit_as_retry_after(make_raw):
+    with GoogleSandbox(requests_per_minute=1, rate_window=3600) as google:
+        raw = make_raw(google)
+        raw.post(INGEST, ingest_body(google, [member_body(1)]))
+        plain = raw.post(INGEST, ingest_body(google, [member_body(2)]))
+        assert plain.status_code == 429 and raw.codes(plain) == [("RATE_LIMIT_EXCEEDED", None)]
+        assert "Retry-After" not in plain.headers, "Google's 429 carries its delay in a RetryInfo detail, not a header"
+        hooked = raw.post(INGEST, ingest_body(google, [member_body(3)]), hook=NAME)
+        assert 3500 < float(hooked.headers["Retry-After"]) <= 3600
 
 
 def test_one_request_budget_of_300_a_minute_is_shared_by_pushes_of_one_oauth_client(dm_config):

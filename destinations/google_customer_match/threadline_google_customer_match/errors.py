@@ -20,7 +20,8 @@ cannot know is which Google code means which config field. `error_hook` looks at
 answer first: a code in `RULES` becomes a ConfigError on the right field or a FatalError with
 what to do next; a code about one member (with its index) becomes `RowsRejected` so the writer
 can report that member and send the others; anything else (a token that expired, 429, 5xx,
-CONCURRENT_MODIFICATION) is left to the kit's action table.
+CONCURRENT_MODIFICATION) is left to the kit's action table — with the retry delay Google puts in
+the body (RetryInfo) copied to a Retry-After header, which is where the kit looks for it.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ _WEIGHT = {Kind.CONFIG: 0, Kind.FATAL: 1, Kind.ROW: 2, Kind.KIT: 3}
 _KIT_STATUSES = {401, 408, 409, 425, 429}  # the kit refreshes or retries these unless a rule says otherwise
 
 _MEMBER_INDEX = re.compile(r"audience_members\[(\d+)\]")
+_DURATION = re.compile(r"^\d+(\.\d+)?s$")
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,18 @@ def parse_status(status: Any) -> list[GoogleError]:
     return found
 
 
+def retry_delay(status: dict[str, Any]) -> float | None:
+    """Seconds Google asks to wait before retrying: a google.rpc.RetryInfo detail (Data Manager)
+    or a GoogleAdsError's quotaErrorDetails (Google Ads API), as a Duration like "12.5s"."""
+    for detail in status.get("details") or []:
+        delays = [detail.get("retryDelay")] + [
+            ((error.get("details") or {}).get("quotaErrorDetails") or {}).get("retryDelay") for error in detail.get("errors") or []]
+        for delay in delays:
+            if isinstance(delay, str) and _DURATION.match(delay):
+                return float(delay[:-1])
+    return None
+
+
 def _operation_index(error: dict[str, Any]) -> int | None:
     for element in (error.get("location") or {}).get("fieldPathElements") or []:
         if element.get("fieldName") in ("operations", "audience_members") and "index" in element:
@@ -194,6 +208,9 @@ def error_hook(where: str) -> Callable[..., None]:
         status = body.get("error") if isinstance(body, dict) else None
         if not isinstance(status, dict):  # an OAuth error ("invalid_grant") or not Google's shape at all
             return
+        delay = retry_delay(status)
+        if delay is not None and "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = f"{delay:g}"  # so the kit waits as long as Google asked
         errors = parse_status(status)
         line = describe_request(response.request.method or "", response.request.url or "")
         raise_for(errors, f"{line} answered {response.status_code}", where, response.status_code)

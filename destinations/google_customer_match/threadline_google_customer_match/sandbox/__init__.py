@@ -38,8 +38,8 @@ What it enforces, as ../shared/contracts/ad-platforms.md and Google's docs say:
   is hex (INVALID_HEX_ENCODING) and a SHA-256 (INVALID_SHA256_FORMAT); any bad member fails
   the whole request (synchronous, no partial failure) with one fieldViolation per member
   naming `audience_members[i]`; at most `requests_per_minute` requests a `rate_window` →
-  429 RESOURCE_EXHAUSTED (reason RATE_LIMIT_EXCEEDED, a RetryInfo detail; Google sends no
-  Retry-After header). Members ingested without consent GRANTED are kept but not targetable
+  429 RESOURCE_EXHAUSTED (reason RATE_LIMIT_EXCEEDED, the wait in a RetryInfo detail; Google
+  sends no Retry-After header). Members ingested without consent GRANTED are kept but not targetable
   (they do not count in the list's size) — the sandbox's reading of Google's consent docs.
 
 Seeded (the same for every seed): customer CUSTOMER_ID, manager MANAGER_ID, CONTACT_INFO
