@@ -281,3 +281,13 @@ def test_a_missing_developer_token_is_named(raw):
     with pytest.raises(ConfigError) as caught:
         raw.post(f"/v26/customers/{raw.google.CUSTOMER_ID}/googleAds:search", {"query": "x"}, hook=NAME)
     assert caught.value.field == "developer_token" and "DEVELOPER_TOKEN_PARAMETER_MISSING" in caught.value.message
+
+
+def test_a_token_expiring_while_finish_polls_the_jobs_is_renewed(google, cm_config):
+    config = cm_config()
+    writer = CM().open_audience(config, AudienceTarget("t", "a", PushMode.DIFF, "r", 10, 0))
+    writer.add(CM().prepare(config, sample_members(0, 10)))
+    google.expire_tokens()
+    writer.finish()
+    assert google.email_hashes() == emails(sample_members(0, 10))
+    assert len(requests_to(google, "/token")) == 2, "one token at the start, one after it expired"
