@@ -127,3 +127,16 @@ def test_a_secret_in_a_failing_stream_error_is_masked(tmp_path, monkeypatch, mem
     memory.registry.sources["memory"] = Leaky
     report = run_job(memory.job(), registry=memory.registry)
     assert "key-abcdef-987" not in report.error and "auth failed for ***" in report.error
+
+
+def test_a_source_cannot_write_to_an_audience_destination(tmp_path, memory):
+    pytest.importorskip("threadline_direct_mail", reason="threadline-direct-mail is not installed")
+    from threadline_direct_mail import DirectMail
+
+    memory.registry.destinations["direct_mail"] = DirectMail
+    path = write(tmp_path, GOOD.replace("  dest:\n    connector: memory", "  dest:\n    connector: direct_mail"))
+    with pytest.raises(ConfigError) as exc:
+        plan_job(load_job(path), memory.registry)
+    text = exc.value.render()
+    assert "'direct_mail' is an audience destination: sources cannot write to it" in text
+    assert "activations" in text and "at destinations.dest.connector" in text
