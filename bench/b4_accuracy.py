@@ -8,8 +8,8 @@ Each record set is landed through the profiles destination (DuckDB) and resolved
 default rules, limits and blocking — nothing here is tuned by looking at the labels. The
 only preparation is the mapping: given_name → first_name, surname → last_name,
 date_of_birth (%Y%m%d) → birth_date, postcode → postal_code, street_number + address_1 →
-address_line1, suburb → city, state → region, and (in the "with soc_sec_id" runs)
-soc_sec_id → customer_id:ssn. Prints one JSON line per dataset and variant with pairwise
+address_line1, address_2 → address_line2, suburb → city, state → region, and (in the "with soc_sec_id" runs)
+soc_sec_id → national_id. Prints one JSON line per dataset and variant with pairwise
 precision, recall and F1 against the true entities.
 """
 
@@ -48,11 +48,11 @@ def to_arrow(frame) -> pa.Table:
 def mapping(with_ssn: bool) -> dict:
     m = {
         "traits": {"first_name": "given_name", "last_name": "surname", "birth_date": "date_of_birth"},
-        "address": {"line1": "street", "postal_code": "postcode", "city": "suburb", "region": "state"},
+        "address": {"line1": "street", "line2": "address_2", "postal_code": "postcode", "city": "suburb", "region": "state"},
         "cleaning": {"date_formats": {"date_of_birth": "%Y%m%d"}},
     }
     if with_ssn:
-        m["identifiers"] = {"soc_sec_id": "customer_id:ssn"}
+        m["identifiers"] = {"soc_sec_id": "national_id"}
     return m
 
 

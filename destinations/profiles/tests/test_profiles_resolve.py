@@ -144,37 +144,3 @@ def test_a_long_chain_of_links_resolves_to_one_profile(resolve_with):
     rows = [{"id": i, "email": f"e{i // 2}@mail.com", "phone": f"+1415{2000000 + (i + 1) // 2}", "cid": None} for i in range(200)]
     store = resolve_with({"crm.contacts": rows}, {"crm.contacts": CRM}, limits={})
     assert len(profiles_of(store)) == 1
-
-
-AGREE = {"crm.people": {"traits": {"first_name": "first", "last_name": "last", "birth_date": "dob", "city": "city"},
-                        "address": {"line1": "street", "postal_code": "zip"}}}
-
-
-def person(i: int, **changes) -> dict:
-    row = {"id": i, "first": "Maria", "last": "Lopez", "dob": "1980-02-03", "city": "Austin", "street": "12 Oak Street", "zip": "78701"}
-    return {**row, **changes}
-
-
-def test_records_with_typos_in_two_fields_link_when_the_rest_agree(resolve_with):
-    rows = [person(1), person(2, last="Lopes", dob="1980-03-02")]
-    store = resolve_with({"crm.people": rows}, AGREE)
-    assert together(store, "crm.people:1", "crm.people:2")
-    assert store.engine.scalar("SELECT key FROM tl_links WHERE rule = 'agreement'") == "4 of 6 fields agree"
-
-
-def test_records_differing_in_three_fields_stay_apart(resolve_with):
-    rows = [person(1), person(2, first="Marta", last="Lopes", zip="78710")]
-    store = resolve_with({"crm.people": rows}, AGREE)
-    assert not together(store, "crm.people:1", "crm.people:2")
-
-
-def test_household_members_sharing_an_address_but_not_name_or_birth_date_stay_apart(resolve_with):
-    rows = [person(1), person(2, first="Jose", dob="1978-05-06")]
-    store = resolve_with({"crm.people": rows}, AGREE)
-    assert not together(store, "crm.people:1", "crm.people:2")
-
-
-def test_the_agreement_rule_can_be_turned_off(resolve_with):
-    rows = [person(1), person(2, last="Lopes", dob="1980-03-02")]
-    store = resolve_with({"crm.people": rows}, AGREE, agreement=None)
-    assert not together(store, "crm.people:1", "crm.people:2")

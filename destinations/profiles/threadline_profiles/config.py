@@ -38,7 +38,9 @@ except ImportError:  # pragma: no cover - older core
     JobPath = Path  # type: ignore[misc]
 
 # Identifier types a column can be mapped to; `customer_id:<system>` names the system.
-IDENTIFIER_TYPES = ("email", "phone", "loyalty_card", "social_handle", "device_id")
+# national_id: a government id people type in (SSN, tax or passport number): typos happen, so
+# it has no per-profile limit and the agreement rule compares it fuzzily.
+IDENTIFIER_TYPES = ("email", "phone", "loyalty_card", "social_handle", "device_id", "national_id")
 CUSTOMER_ID = re.compile(r"^customer_id:[a-z0-9_]+$")
 
 # Traits the store understands (each is normalized by its kind); any other trait name is
@@ -260,19 +262,33 @@ DEFAULT_LIMITS = {"customer_id:*": 1, "loyalty_card": 3, "email": 10, "phone": 1
 
 
 class AgreementRule(Spec):
-    """The fallback for records that share no identifier and no exact trait combination:
-    pairs from the same block (same birth date, same postal code, ...) that agree on at
-    least `min_agree` of `fields` (default: all mapped fields but two), one of them from
-    `must_agree_one_of`. Counting agreements is plain SQL, so it runs on every engine; blocks
-    larger than `max_block` records are skipped so the cost stays near linear."""
+    """Fuzzy, weighted matching for records that share no identifier and no exact trait
+    combination (a Fellegi–Sunter model; see `agreement.py`).
 
-    fields: list[str] = Field(default_factory=lambda: ["first_name", "last_name", "birth_date", "postal_code",
-                                                       "address_line1", "city"])
-    min_agree: int | None = None
-    min_fields: int = 5  # the rule runs only when at least this many of `fields` are mapped
+    Candidate pairs share every field of one `block_on` entry; blocks of more than
+    `max_block` records are skipped (and counted), so the cost stays near linear. Each of
+    `fields` is compared at four levels — exact, close (one edit, day and month swapped,
+    first and last name swapped), near (two edits), different — and each level weighs how
+    much likelier it is between one person's records than between two people's, both
+    estimated from the data (EM and value frequencies; never from labels). A pair is linked
+    when its match probability reaches `match_probability` and it agrees at least nearly on
+    one of `must_agree_one_of` (household members share a name and an address, not a first
+    name or a birth date). The rule runs when at least `min_fields` of `fields` are mapped."""
+
+    fields: list[str] = Field(default_factory=lambda: ["first_name", "middle_name", "last_name", "birth_date",
+                                                       "address_line1", "address_line2", "postal_code", "city",
+                                                       "national_id"])
+    min_fields: int = 3
     must_agree_one_of: list[str] = Field(default_factory=lambda: ["first_name", "birth_date"])
-    block_on: list[list[str]] = Field(default_factory=lambda: [["birth_date"], ["postal_code"], ["last_name", "first_name"]])
+    # `field:n` is the field's first n characters: a birth date and an initial make blocks of a
+    # few records where the birth date alone makes blocks of dozens in a large store.
+    block_on: list[list[str]] = Field(default_factory=lambda: [
+        ["first_name", "last_name"], ["birth_date", "first_name:1"], ["birth_date", "last_name:1"],
+        ["birth_date", "postal_code"], ["birth_date", "city"], ["postal_code", "first_name:1"],
+        ["postal_code", "last_name:1"], ["postal_code", "city"], ["address_line1"], ["national_id"],
+    ])
     max_block: int = 100
+    match_probability: float = Field(default=0.95, gt=0, lt=1)
 
 
 class Resolution(Spec):
@@ -286,6 +302,9 @@ class Resolution(Spec):
     always_merge: list[tuple[str, str]] = Field(default_factory=list)  # record refs "source.stream:pk"
     never_merge: list[tuple[str, str]] = Field(default_factory=list)
     agreement: AgreementRule | None = Field(default_factory=AgreementRule)  # null turns it off
+    # A link through a shared identifier (email, phone, device, handle, card, national id) is
+    # dropped between records whose first names and birth dates disagree: family members.
+    guard_shared_identifiers: bool = True
 
     @field_validator("blocked_patterns")
     @classmethod

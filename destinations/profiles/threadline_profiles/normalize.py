@@ -251,6 +251,13 @@ def normalize_loyalty_card(raw: str, hint: str = "") -> Normalized:
     return Normalized(raw.strip(), key) if key else Normalized.invalid("empty")
 
 
+def normalize_national_id(raw: str, hint: str = "") -> Normalized:
+    """Government ids typed by people (SSN, tax or passport numbers): letters and digits only,
+    upper-case, so `123-45-6789` and `123 45 6789` are one key."""
+    key = re.sub(r"[^0-9A-Za-z]+", "", raw).upper()
+    return Normalized(raw.strip(), key) if key else Normalized.invalid("empty")
+
+
 _HANDLE_URL = re.compile(r"^(https?://)?(www\.)?[a-z0-9.-]+\.[a-z]{2,}/")
 
 
@@ -281,6 +288,7 @@ NORMALIZERS: dict[str, Callable[[str, str], Normalized]] = {
     "customer_id": normalize_code,
     "device_id": normalize_code,
     "loyalty_card": normalize_loyalty_card,
+    "national_id": normalize_national_id,
     "social_handle": normalize_social_handle,
     "text": normalize_text,
 }
@@ -309,13 +317,15 @@ def placeholder_reason(kind: str, key: str) -> str:
             return "placeholder phone"
         if key.startswith("+1") and national[3:7] == "5550" and national[7:8] == "1":
             return "placeholder phone (fictional 555-01xx)"
-    elif kind in {"customer_id", "device_id", "loyalty_card", "social_handle"}:
+    elif kind in {"customer_id", "device_id", "loyalty_card", "social_handle", "national_id"}:
         if key.lower() in PLACEHOLDER_CODES or set(key) <= {"0", "-", " "}:
             return f"placeholder {kind.replace('_', ' ')}"
+        if kind == "national_id" and (len(set(key)) == 1 or key in {"123456789", "987654321"}):
+            return "placeholder national id"
     return ""
 
 
-IDENTIFIER_KINDS = {"email", "phone", "customer_id", "device_id", "loyalty_card", "social_handle"}
+IDENTIFIER_KINDS = {"email", "phone", "customer_id", "device_id", "loyalty_card", "social_handle", "national_id"}
 
 
 @dataclass
@@ -361,6 +371,8 @@ def normalize_distinct(values: pa.Table, blocklist: Blocklist) -> pa.Table:
             value, key, status, reason = bulk.codes(raw)
         elif kind == "loyalty_card":
             value, key, status, reason = bulk.loyalty_cards(raw)
+        elif kind == "national_id":
+            value, key, status, reason = bulk.loyalty_cards(raw, r"[^0-9A-Za-z]+")
         else:
             fn = NORMALIZERS.get(kind, normalize_text)
             results = [fn(r, h or "") for r, h in zip(raw.to_pylist(), hint.to_pylist())]

@@ -136,8 +136,10 @@ def codes(raw: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
             pc.if_else(empty, "invalid", "ok"), pc.if_else(empty, "empty", ""))
 
 
-def loyalty_cards(raw: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-    key = pc.utf8_upper(pc.replace_substring_regex(raw, r"[\s-]+", ""))
+def loyalty_cards(raw: pa.Array, separators: str = r"[\s-]+") -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """Loyalty cards (and national ids, whose separators are anything but letters and
+    digits): separators out, upper-case."""
+    key = pc.utf8_upper(pc.replace_substring_regex(raw, separators, ""))
     empty = pc.equal(pc.utf8_length(key), 0)
     null = pa.nulls(len(raw), pa.string())
     return (pc.if_else(empty, null, pc.utf8_trim_whitespace(raw)), pc.if_else(empty, null, key),
@@ -172,4 +174,7 @@ def placeholder_candidates(kind: str, key: pa.Array, values: frozenset[str], pat
         mask = pc.or_(mask, pc.match_substring_regex(key, rf"({same}|1234567890|0123456789|9876543210)$|^\+1\d{{3}}55501"))
     else:
         mask = pc.or_(mask, pc.or_(pc.is_in(lower, pa.array(sorted(PLACEHOLDER_CODES))), pc.match_substring_regex(key, r"^[0\- ]+$")))
+        if kind == "national_id":
+            same = "|".join(f"{d}+" for d in range(10))
+            mask = pc.or_(mask, pc.match_substring_regex(key, rf"^({same}|123456789|987654321)$"))
     return pc.fill_null(mask, False)

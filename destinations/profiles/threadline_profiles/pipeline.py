@@ -74,9 +74,8 @@ class Setup:
         id_types = {t for _, m in streams for t in m.identifiers.values()}
         traits = {t for _, m in streams for t in m.trait_columns()}
         rules = resolve.settings_rules(config.resolution, id_types, traits)
-        fuzzy = resolve.agreement_fields(config.resolution.agreement, traits)
-        person = sorted({f for r in rules if not resolve.is_identifier_rule(r) for f in r.match} | set(fuzzy))
-        return cls(streams, id_types, traits, rules, fuzzy, person,
+        fuzzy = resolve.agreement_fields(config.resolution.agreement, traits | id_types)
+        return cls(streams, id_types, traits, rules, fuzzy, resolve.person_fields(rules, fuzzy, traits),
                    bool(config.resolution.always_merge))
 
     @property
@@ -225,9 +224,7 @@ def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool)
     settings = config.resolution
     engine.run([resolve.groups_sql()] + ([incremental.global_counts_sql()] if scoped else [])
                + [resolve.edges_sql(settings.max_records_per_value, settings.always_merge)] + resolve.drops_table_sql())
-    skipped: dict[tuple[str, str], int] = {}
-    if setup.fuzzy and settings.agreement is not None:
-        engine.run(resolve.agreement_edges_sql(settings.agreement, setup.fuzzy))
+    skipped = resolve.guard_and_agree(engine, settings, setup.rules, setup.fuzzy, setup.person_fields)
     limits = resolve.limits_table(settings.limits, setup.id_types, settings.never_merge)
     engine.load_table("tl_work_limits", limits, temp=True)
     ctypes = limits.column("ctype").to_pylist()

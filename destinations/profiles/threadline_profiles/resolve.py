@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from threadline_profiles import agreement
 from threadline_profiles.components import connected_components
 from threadline_profiles.config import (
     CUSTOMER_ID,
@@ -33,7 +34,7 @@ from threadline_profiles.config import (
 from threadline_profiles.engines.base import Engine, lit, quote
 
 MANUAL_RULE = "always_merge"
-_ID_ORDER = ("loyalty_card", "email", "phone", "device_id", "social_handle", "email_canonical")
+_ID_ORDER = ("national_id", "loyalty_card", "email", "phone", "device_id", "social_handle", "email_canonical")
 
 
 def is_identifier_rule(rule: IdentityRule) -> bool:
@@ -109,43 +110,91 @@ def edges_sql(max_records: int, always_merge: list[tuple[str, str]]) -> str:
     return f"CREATE TEMP TABLE tl_work_edges AS {' UNION ALL '.join(parts)}"
 
 
-AGREEMENT_RULE = "agreement"
+AGREEMENT_RULE = agreement.RULE
+# The fields that tell apart people who share an address, a name and often an email or a
+# phone: household members. Records that disagree on them are not linked by shared contacts.
+PERSON_FIELDS = ("first_name", "birth_date")
+CONFLICT = "first name and birth date disagree"
 
 
-def agreement_fields(rule: AgreementRule | None, traits: set[str]) -> list[str]:
-    """The agreement rule's fields that are mapped; empty when too few are to run it."""
+def agreement_fields(rule: AgreementRule | None, mapped: set[str]) -> list[str]:
+    """The agreement rule's fields that are mapped (traits and identifiers); empty when too
+    few are, or none of the fields it must agree on, to run it."""
     if rule is None:
         return []
-    fields = [f for f in rule.fields if f in traits]
-    return fields if len(fields) >= rule.min_fields else []
+    fields = [f for f in rule.fields if f in mapped]
+    anchored = not rule.must_agree_one_of or any(f in fields for f in rule.must_agree_one_of)
+    return fields if len(fields) >= rule.min_fields and anchored else []
 
 
-def agreement_edges_sql(rule: AgreementRule, fields: list[str]) -> str:
-    """Add agreement edges to tl_work_edges: candidate pairs from each block (an equi-join
-    on the block key, UNION-ed over blocks), scored by how many fields agree."""
-    blocks = []
-    for block in rule.block_on:
-        if not set(block) <= set(fields):
-            continue
-        key = " || '|' || ".join(quote(f) for f in block)
-        present = " AND ".join(f"{quote(f)} IS NOT NULL" for f in block)
-        keyed = f"(SELECT rid, {key} AS k FROM tl_work_person WHERE {present})"
-        small = f"(SELECT {key} AS k FROM tl_work_person WHERE {present} GROUP BY {key} HAVING COUNT(*) <= {rule.max_block})"
-        blocks.append(f"SELECT x.rid AS a, y.rid AS b FROM {keyed} AS x JOIN {keyed} AS y ON x.k = y.k AND x.rid < y.rid "
-                      f"WHERE x.k IN {small}")
-    if not blocks:
-        return "SELECT 1"
-    agree = " + ".join(f"CASE WHEN x.{quote(f)} = y.{quote(f)} THEN 1 ELSE 0 END" for f in fields)
-    anchor = " OR ".join(f"x.{quote(f)} = y.{quote(f)}" for f in rule.must_agree_one_of if f in fields) or "TRUE"
-    need = rule.min_agree if rule.min_agree is not None else len(fields) - 2
-    return (
-        f"INSERT INTO tl_work_edges SELECT s.a AS rid, s.b AS anchor, {lit(AGREEMENT_RULE)} AS rule, "
-        f"CAST(s.agree AS VARCHAR) || {lit(f' of {len(fields)} fields agree')} AS key FROM ("
-        f"SELECT c.a, c.b, {agree} AS agree, CASE WHEN {anchor} THEN 1 ELSE 0 END AS anchored "
-        f"FROM (SELECT DISTINCT a, b FROM ({' UNION ALL '.join(blocks)}) AS u) AS c "
-        f"JOIN tl_work_person AS x ON x.rid = c.a JOIN tl_work_person AS y ON y.rid = c.b"
-        f") AS s WHERE s.agree >= {need} AND s.anchored = 1"
+def person_fields(rules: list[IdentityRule], fuzzy: list[str], traits: set[str]) -> list[str]:
+    """The fields tl_work_person needs: those of the trait rules, of the agreement rule, and
+    the ones the shared-identifier guard compares."""
+    wanted = {f for r in rules if not is_identifier_rule(r) for f in r.match} | set(fuzzy)
+    return sorted(wanted | (set(PERSON_FIELDS) & traits))
+
+
+def is_shareable(rule: str) -> bool:
+    """Identifier rules whose values people share (a family inbox, a home phone, a reused
+    number, a shared device or card); a system's customer id names one account."""
+    return rule in _ID_ORDER or rule in IDENTIFIER_TYPES
+
+
+def conflict_sql(x: str, y: str, fields: list[str]) -> str:
+    """True when records x and y show evidence of being two people and none of being one:
+    first names and birth dates differ (a side lacking one says nothing)."""
+    levels = [agreement.level_sql(f, x, y) for f in PERSON_FIELDS if f in fields]
+    if not levels:
+        return "FALSE"
+    same = " OR ".join(f"COALESCE({lv}, -1) >= {agreement.NEAR}" for lv in levels)
+    differ = " OR ".join(f"COALESCE({lv}, -1) = {agreement.DIFFERENT}" for lv in levels)
+    return f"(NOT ({same}) AND ({differ}))"
+
+
+def guard_shared_sql(rules: list[str], max_records: int, fields: list[str]) -> list[str]:
+    """Keys of shareable rules held by records that do not all show the same first name and
+    birth date lose their star edges; every pair of their records is linked instead unless
+    it is a conflict. tl_work_conflicts keeps the pairs dropped, for the counts."""
+    names = ", ".join(lit(r) for r in rules)
+    who = " || '|' || ".join(f"COALESCE(p.{quote(f)}, '')" for f in PERSON_FIELDS if f in fields)
+    pairs = (
+        "SELECT m.rule, m.key, x.rid AS a, y.rid AS b FROM tl_work_mixed AS m "
+        "JOIN tl_work_keys AS x ON x.rule = m.rule AND x.key = m.key "
+        "JOIN tl_work_keys AS y ON y.rule = m.rule AND y.key = m.key AND x.rid < y.rid"
     )
+    conflict = conflict_sql("px", "py", fields)
+    return [
+        "CREATE TEMP TABLE tl_work_mixed AS SELECT k.rule, k.key FROM tl_work_keys AS k "
+        "JOIN tl_work_groups AS g ON g.rule = k.rule AND g.key = k.key "
+        f"LEFT JOIN tl_work_person AS p ON p.rid = k.rid WHERE k.rule IN ({names}) AND g.records <= {max_records} "
+        f"GROUP BY k.rule, k.key HAVING COUNT(DISTINCT {who}) > 1",
+        "DELETE FROM tl_work_edges WHERE EXISTS (SELECT 1 FROM tl_work_mixed AS m "
+        "WHERE m.rule = tl_work_edges.rule AND m.key = tl_work_edges.key)",
+        f"CREATE TEMP TABLE tl_work_mixed_pairs AS SELECT p.rule, p.key, p.a, p.b, CASE WHEN {conflict} THEN 1 ELSE 0 END "
+        f"AS conflict FROM ({pairs}) AS p LEFT JOIN tl_work_person AS px ON px.rid = p.a "
+        "LEFT JOIN tl_work_person AS py ON py.rid = p.b",
+        "INSERT INTO tl_work_edges SELECT b AS rid, a AS anchor, rule, key FROM tl_work_mixed_pairs WHERE conflict = 0",
+    ]
+
+
+def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRule], fuzzy: list[str],
+                    fields: list[str]) -> dict[tuple[str, str], int]:
+    """After tl_work_edges: drop shared-identifier links between records that look like two
+    people (when `settings.guard_shared_identifiers`), then add the agreement rule's edges.
+    Dropped links go to tl_work_drops; returns what the agreement rule skipped, per (rule, reason)."""
+    dropped: dict[tuple[str, str], int] = {}
+    shareable = [r.name for r in rules if is_identifier_rule(r) and is_shareable(r.match[0])]
+    if settings.guard_shared_identifiers and shareable and set(PERSON_FIELDS) & set(fields):
+        engine.require_levenshtein()
+        engine.run(["DROP TABLE IF EXISTS tl_work_mixed", "DROP TABLE IF EXISTS tl_work_mixed_pairs"])
+        engine.run(guard_shared_sql(shareable, settings.max_records_per_value, fields))
+        engine.run(f"INSERT INTO {DROPS} SELECT a, rule, {lit(CONFLICT)}, 1 FROM tl_work_mixed_pairs WHERE conflict = 1")
+        engine.run(["DROP TABLE IF EXISTS tl_work_mixed", "DROP TABLE IF EXISTS tl_work_mixed_pairs"])
+    if fuzzy and settings.agreement is not None:
+        model = agreement.add_edges(engine, settings.agreement, fuzzy)
+        for block, (_, pairs) in (model.skipped if model else {}).items():
+            dropped[(AGREEMENT_RULE, f"blocks on {block} over {settings.agreement.max_block} records skipped")] = pairs
+    return dropped
 
 
 # --------------------------------------------------------------------------- constraints

@@ -136,6 +136,9 @@ class Engine(ABC):
             raise
         self.commit()
 
+    def require_levenshtein(self) -> None:
+        """Make `LEVENSHTEIN(a, b)` callable from stage SQL (built into DuckDB)."""
+
     def append_table(self, name: str, data: pa.Table) -> None:
         """Add the rows of `data` to the existing table `name` (same columns, in order)."""
         view = f"_tl_append_{safe_name(name)}"

@@ -44,6 +44,10 @@ def describe_dsn(dsn: str) -> str:
 
 
 
+_EXTENSION_SCHEMA = ("SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace "
+                     "WHERE e.extname = 'fuzzystrmatch'")
+
+
 class PostgresEngine(Engine):
     dialect = "postgres"
 
@@ -51,6 +55,7 @@ class PostgresEngine(Engine):
         self.dsn = dsn
         self.schema = schema
         self.con = self._connect()
+        self._levenshtein_ready = False
 
     def _connect(self) -> "psycopg.Connection":
         try:
@@ -130,6 +135,34 @@ class PostgresEngine(Engine):
         self.register_arrow(view, data)
         self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM {view}"])
         self.unregister(view)
+
+    def require_levenshtein(self) -> None:
+        """Postgres has levenshtein in the fuzzystrmatch extension. It is installed once per
+        database (in schema threadline_ext unless it is already somewhere else) and reached
+        through a small function in this store's schema, so that dropping the schema never
+        takes the extension away from other stores."""
+        if self._levenshtein_ready:
+            return
+        try:
+            found = self.con.execute(_EXTENSION_SCHEMA).fetchone()
+            if found is None:
+                self.con.execute("CREATE SCHEMA IF NOT EXISTS threadline_ext")
+                self.con.execute("CREATE EXTENSION IF NOT EXISTS fuzzystrmatch SCHEMA threadline_ext")
+                found = self.con.execute(_EXTENSION_SCHEMA).fetchone()
+            self.con.execute(
+                f"CREATE OR REPLACE FUNCTION {quote(self.schema)}.levenshtein(text, text) RETURNS integer "
+                f"LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT {quote(found[0])}.levenshtein($1, $2) $$"
+            )
+        except psycopg.OperationalError as exc:
+            raise PostgresUnreachableError(f"lost the connection to the Postgres profile store at {self.location}") from exc
+        except psycopg.Error as exc:
+            raise FatalError(
+                f"the agreement rule needs Postgres' fuzzystrmatch extension (levenshtein) at {self.location}: "
+                f"{exc.diag.message_primary or type(exc).__name__}",
+                hint="ask a database administrator to run `CREATE EXTENSION fuzzystrmatch`, "
+                "or turn the rule off with `resolution.agreement: null`",
+            ) from exc
+        self._levenshtein_ready = True
 
     def column_types(self, table: str) -> dict[str, str]:
         rows = self.con.execute(

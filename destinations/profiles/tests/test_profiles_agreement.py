@@ -1,0 +1,208 @@
+"""The agreement rule (fuzzy, weighted matching) and the guard on shared identifiers.
+
+Each case is set among a small background population, so the weights the rule estimates
+from the data (value frequencies, EM) are those of a store, not of two lone records.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from threadline_profiles import agreement
+from threadline_profiles.engines import DuckDBEngine
+from threadline_profiles.testing import Lander, profile_ids, profiles_of, together
+
+PEOPLE = {"crm.people": {"traits": {"first_name": "first", "last_name": "last", "birth_date": "dob", "city": "city"},
+                         "address": {"line1": "street", "postal_code": "zip"},
+                         "identifiers": {"email": "email", "ssn": "national_id"}}}
+FIRST = ["olivia", "liam", "emma", "noah", "ava", "elijah", "sophia", "lucas", "mia", "mason", "harper", "ethan",
+         "ella", "logan", "aria", "jacob", "chloe", "owen", "nora", "henry"]
+LAST = ["nguyen", "okafor", "schmidt", "rossi", "kowalski", "tanaka", "haddad", "murphy", "silva", "jensen",
+        "novak", "ibrahim", "costa", "weber", "dubois"]
+STREETS = ["oak", "pine", "cedar", "elm", "maple", "birch", "willow", "aspen"]
+
+
+def background(n: int = 240, seed: int = 3) -> list[dict]:
+    """n different people, each once: the population the cases are set among."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        rows.append({
+            "id": f"bg{i}", "first": FIRST[rng.integers(len(FIRST))], "last": LAST[rng.integers(len(LAST))],
+            "dob": f"{rng.integers(1940, 2005)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
+            "city": ["Austin", "Dallas", "Houston"][rng.integers(3)],
+            "street": f"{rng.integers(1, 999)} {STREETS[rng.integers(len(STREETS))]} street",
+            "zip": f"78{rng.integers(100, 999)}", "email": f"bg{i}@mail.com", "ssn": f"{500000000 + i * 7919}",
+        })
+    return rows
+
+
+def maria(i: int, **changes) -> dict:
+    row = {"id": str(i), "first": "Maria", "last": "Lopez", "dob": "1980-02-03", "city": "Austin", "street": "12 Oak Street",
+           "zip": "78701", "email": None, "ssn": None}
+    return {**row, **changes}
+
+
+def build(tmp_path, rows: list[dict], engine: str = "duckdb", schema: str = "", **resolution):
+    config = {"resolve_on_finish": False, "mappings": PEOPLE, "report_dir": str(tmp_path / f"reports_{engine}")}
+    if engine == "postgres":
+        config.update(engine="postgres", schema=schema)
+    else:
+        config["path"] = str(tmp_path / "profiles.duckdb")
+    if resolution:
+        config["resolution"] = resolution
+    lander = Lander(config)
+    lander.land("crm", "people", background() + rows)
+    store = lander.store()
+    store.build(report=False)
+    return store
+
+
+@pytest.fixture
+def resolved(tmp_path):
+    opened = []
+
+    def run(rows: list[dict], **resolution):
+        store = build(tmp_path, rows, **resolution)
+        opened.append(store)
+        return store
+
+    yield run
+    for store in opened:
+        store.close()
+
+
+def test_typos_in_the_last_name_and_a_swapped_day_and_month_still_link(resolved):
+    store = resolved([maria(1), maria(2, last="Lopes", dob="1980-03-02")])
+    assert together(store, "crm.people:1", "crm.people:2")
+
+
+def test_a_nickname_and_a_missing_street_still_link(resolved):
+    store = resolved([maria(1, first="William", last="Kerr"), maria(2, first="Bill", last="Kerr", street=None)])
+    assert together(store, "crm.people:1", "crm.people:2")
+
+
+def test_first_and_last_names_written_the_other_way_round_link(resolved):
+    store = resolved([maria(1), maria(2, first="Lopez", last="Maria", zip="78710")])
+    assert together(store, "crm.people:1", "crm.people:2")
+
+
+def test_a_household_member_with_another_first_name_and_birth_date_stays_apart(resolved):
+    store = resolved([maria(1), maria(2, first="Jose", dob="1978-05-06")])
+    assert not together(store, "crm.people:1", "crm.people:2")
+
+
+def test_different_names_at_the_same_address_with_the_same_birth_date_stay_apart(resolved):
+    store = resolved([maria(1), maria(2, first="Jose", last="Perez", zip="78710")])
+    assert not together(store, "crm.people:1", "crm.people:2")
+
+
+def test_a_family_email_does_not_merge_two_household_members(resolved):
+    rows = [maria(1, email="lopez.family@mail.com"), maria(2, first="Jose", dob="1978-05-06", email="lopez.family@mail.com"),
+            maria(3, email="lopez.family@mail.com", street=None)]
+    store = resolved(rows)
+    assert together(store, "crm.people:1", "crm.people:3")
+    assert not together(store, "crm.people:1", "crm.people:2")
+    dropped = store.engine.rows("SELECT rule, reason, links FROM tl_dropped_links WHERE rule = 'email'")
+    assert dropped == [{"rule": "email", "reason": "first name and birth date disagree", "links": 2}]
+
+
+def test_the_shared_identifier_guard_can_be_turned_off(resolved):
+    rows = [maria(1, email="lopez.family@mail.com"), maria(2, first="Jose", dob="1978-05-06", email="lopez.family@mail.com")]
+    store = resolved(rows, guard_shared_identifiers=False)
+    assert together(store, "crm.people:1", "crm.people:2")
+
+
+def test_a_mistyped_national_id_does_not_keep_one_person_apart(resolved):
+    store = resolved([maria(1, ssn="123-45-6789"), maria(2, ssn="123-45-6798", street="12 Oak St")])
+    assert together(store, "crm.people:1", "crm.people:2")
+
+
+def test_a_national_id_copied_to_a_household_member_does_not_merge_them(resolved):
+    store = resolved([maria(1, ssn="123-45-6789"), maria(2, first="Jose", dob="1978-05-06", ssn="123 45 6789")])
+    assert not together(store, "crm.people:1", "crm.people:2")
+
+
+def test_blocks_larger_than_max_block_are_skipped_and_counted(resolved):
+    # 30 people sharing one birth date and postal code; max_block 10 leaves those blocks out,
+    # so Maria's two records (which agree on nothing else exactly) are never compared.
+    crowd = [maria(f"c{i}", first=FIRST[i % len(FIRST)], last=f"crowd{i}", street=f"{i} crowd road", city="Waco")
+             for i in range(30)]
+    rows = crowd + [maria(1, street="12 Oak St"), maria(2, first="Mariah", last="Lopes", street="12 Oak Street")]
+    small = resolved(rows, agreement={"max_block": 10, "block_on": [["birth_date"], ["postal_code"]]})
+    assert not together(small, "crm.people:1", "crm.people:2")
+    skipped = {r["reason"]: r["links"] for r in small.engine.rows("SELECT reason, links FROM tl_dropped_links WHERE rule = 'agreement'")}
+    assert skipped == {"blocks on birth_date over 10 records skipped": 32 * 31 // 2,
+                       "blocks on postal_code over 10 records skipped": 32 * 31 // 2}
+    large = resolved(rows, agreement={"max_block": 100, "block_on": [["birth_date"], ["postal_code"]]})
+    assert together(large, "crm.people:1", "crm.people:2")
+
+
+def test_the_link_says_how_each_field_compared_without_any_value(resolved):
+    store = resolved([maria(1), maria(2, last="Lopes", dob="1980-03-02")])
+    key = store.engine.scalar("SELECT key FROM tl_links WHERE rule = 'agreement'")
+    assert key.startswith("p=0.9")
+    assert key.endswith("first_name= last_name~ birth_date~ address_line1= postal_code= city= national_id?")
+    assert "lopez" not in key.lower() and "1980" not in key
+
+
+def test_the_agreement_rule_can_be_turned_off(resolved):
+    store = resolved([maria(1), maria(2, last="Lopes", dob="1980-03-02")], agreement=None)
+    assert not together(store, "crm.people:1", "crm.people:2")
+
+
+def test_em_recovers_the_m_probabilities_of_a_mixture_without_labels():
+    rng = np.random.default_rng(5)
+    levels = [agreement.levels_of("first_name"), agreement.levels_of("birth_date")]
+    true_m = [{3: 0.8, 2: 0.1, 1: 0.05, 0: 0.05}, {3: 0.9, 2: 0.04, 1: 0.02, 0: 0.04}]
+    u = [{3: 0.01, 2: 0.02, 1: 0.05, 0: 0.92}, {3: 0.001, 2: 0.002, 1: 0.02, 0: 0.977}]
+
+    def draw(probabilities: dict[int, float], n: int) -> np.ndarray:
+        return rng.choice(list(probabilities), size=n, p=list(probabilities.values()))
+
+    matches = np.column_stack([draw(m, 3000) for m in true_m])
+    others = np.column_stack([draw(x, 20000) for x in u])
+    patterns, counts = np.unique(np.vstack([matches, others]), axis=0, return_counts=True)
+    m, share = agreement.em(patterns, counts.astype(float), [0, 1], levels,
+                            [agreement._m_prior(lv) for lv in levels], u)
+    assert share == pytest.approx(3000 / 23000, abs=0.01)
+    for fitted, truth in zip(m, true_m):
+        for level, p in truth.items():
+            assert fitted[level] == pytest.approx(p, abs=0.02)
+
+
+def test_exact_agreement_on_a_rare_value_weighs_more_than_on_a_common_one(tmp_path):
+    engine = DuckDBEngine(tmp_path / "work.duckdb")
+    try:
+        engine.run(["CREATE TEMP TABLE tl_work_person AS SELECT * FROM (VALUES (1, 'smith'), (2, 'smith'), (3, 'smith'), "
+                    "(4, 'zabrowski')) AS t(rid, last_name)", agreement.frequencies_sql(["last_name"])])
+        lu = {r["key"]: r["lu"] for r in engine.rows("SELECT key, lu FROM tl_work_tf")}
+    finally:
+        engine.close()
+    assert lu["zabrowski"] < lu["smith"] < 0  # log2 of the value's share: rarer is more negative, so weighs more
+    assert math.isclose(2 ** lu["smith"], (3 + 20 * 0.005) / (4 + 20))
+
+
+@pytest.mark.postgres
+def test_duckdb_and_postgres_give_the_same_agreement_links(tmp_path, pg_schema):
+    rows = [maria(1, email="lopez.family@mail.com"), maria(2, last="Lopes", dob="1980-03-02"),
+            maria(3, first="Lopez", last="Maria", zip="78710"), maria(4, first="Jose", dob="1978-05-06", email="lopez.family@mail.com"),
+            maria(5, ssn="123-45-6789"), maria(6, ssn="123-45-6798", street="12 Oak St")]
+    results = []
+    for engine in ("duckdb", "postgres"):
+        store = build(tmp_path, rows, engine=engine, schema=pg_schema)
+        try:
+            links = sorted((r["record_key"], r["linked_record_key"], r["rule"], r["key"]) for r in store.engine.rows("SELECT * FROM tl_links"))
+            dropped = sorted((r["rule"], r["reason"], r["links"]) for r in store.engine.rows("SELECT * FROM tl_dropped_links"))
+            results.append((profiles_of(store), links, dropped, len(set(profile_ids(store).values()))))
+        finally:
+            store.close()
+    assert together_in(results[0][0], "crm.people:1", "crm.people:2", "crm.people:3", "crm.people:5", "crm.people:6")
+    assert results[0] == results[1]
+
+
+def together_in(profiles: set[frozenset[str]], *keys: str) -> bool:
+    return any(set(keys) <= p for p in profiles)
