@@ -24,7 +24,7 @@ import pytest
 from threadline.contracts import WriteDisposition
 
 from threadline_profiles import ProfileStore
-from threadline_profiles.testing import Lander
+from threadline_profiles.testing import Lander, snapshot
 
 FIRST = ["ana", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo"]
 MAPPINGS = {
@@ -104,29 +104,6 @@ def copy_store(path: Path, to: Path) -> Path:
         if Path(f"{path}{suffix}").exists():
             shutil.copy(f"{path}{suffix}", f"{to}{suffix}")
     return to
-
-
-def snapshot(store: ProfileStore, with_ids: bool) -> dict[str, Any]:
-    """Everything a build publishes, with profiles named by their records unless `with_ids`."""
-    e = store.engine
-    members = {r["record_key"]: r["profile_id"] for r in e.rows("SELECT record_key, profile_id FROM tl_members")}
-    groups: dict[str, set[str]] = {}
-    for key, pid in members.items():
-        groups.setdefault(pid, set()).add(key)
-    name = (lambda pid: pid) if with_ids else (lambda pid: tuple(sorted(groups[pid])))
-    out: dict[str, Any] = {
-        "profiles": sorted(name(pid) for pid in groups),
-        "golden": sorted((name(r["profile_id"]), r["field"], r["value"], r["record_key"], r["seen_at"], r["rule"])
-                         for r in e.rows("SELECT * FROM tl_golden")),
-        "sizes": sorted((name(r["profile_id"]), r["records"], r["sources"]) for r in e.rows("SELECT * FROM tl_profiles")),
-    }
-    for table in ("tl_links", "tl_record_values", "tl_dq", "tl_blocked", "tl_dropped_links", "tl_state_keys",
-                  "tl_state_drops", "tl_state_records"):
-        out[table] = sorted(tuple(str(v) for v in r.values()) for r in e.rows(f"SELECT * FROM {table}"))
-    if with_ids:
-        out["history"] = sorted((r["profile_id"], r["event"], r["related_profile_id"] or "")
-                                for r in e.rows("SELECT * FROM tl_profile_history"))
-    return out
 
 
 def build_copy(config: dict[str, Any], path: Path, clean: bool) -> dict[str, Any]:

@@ -121,6 +121,15 @@ def test_the_cli_says_when_no_profile_matches(job_dir):
     assert result.exit_code == 1 and "no profile found" in result.output
 
 
+def test_a_lookup_before_any_build_says_to_build_first(tmp_path):
+    from threadline_profiles.lookup import LookupInputError
+
+    with ProfileStore.open({"path": str(tmp_path / "empty.duckdb")}) as store:
+        with pytest.raises(LookupInputError, match="has no profiles yet") as err:
+            store.get(email="ana@mail.com")
+    assert "threadline profiles build" in str(err.value)
+
+
 def test_the_cli_builds_from_the_settings_saved_in_the_store(job_dir):
     sync(job_dir)
     result = CliRunner().invoke(profiles, ["build", "--path", str(job_dir / "profiles.duckdb")])

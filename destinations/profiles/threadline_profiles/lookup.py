@@ -81,6 +81,9 @@ def find_profile_ids(store: ProfileStore, *, email: str | None = None, phone: st
     """Ids of the profiles holding this email or phone (several when a value is shared and
     the guards kept its holders apart), or the current id of `profile_id` (following merges)."""
     engine = store.engine
+    if not engine.table_exists("tl_record_values"):
+        raise LookupInputError(f"the profile store at {engine.location} has no profiles yet",
+                               hint="run `threadline profiles build` (or a sync into it) first")
     if profile_id:
         current = profile_id
         for _ in range(100):  # follow merged_into, newest first

@@ -61,3 +61,27 @@ def profile_ids(store: ProfileStore) -> dict[str, str]:
 def together(store: ProfileStore, *keys: str) -> bool:
     ids = profile_ids(store)
     return len({ids[k] for k in keys}) == 1
+
+
+def snapshot(store: ProfileStore, with_ids: bool) -> dict[str, Any]:
+    """Everything a build publishes and keeps for the next, comparable between stores: profiles
+    are named by their records unless `with_ids`; timestamps of the build itself are left out."""
+    e = store.engine
+    members = {r["record_key"]: r["profile_id"] for r in e.rows("SELECT record_key, profile_id FROM tl_members")}
+    groups: dict[str, set[str]] = {}
+    for key, pid in members.items():
+        groups.setdefault(pid, set()).add(key)
+    name = (lambda pid: pid) if with_ids else (lambda pid: tuple(sorted(groups[pid])))
+    out: dict[str, Any] = {
+        "profiles": sorted(name(pid) for pid in groups),
+        "golden": sorted((name(r["profile_id"]), r["field"], r["value"], r["record_key"], r["seen_at"], r["rule"])
+                         for r in e.rows("SELECT * FROM tl_golden")),
+        "sizes": sorted((name(r["profile_id"]), r["records"], r["sources"]) for r in e.rows("SELECT * FROM tl_profiles")),
+    }
+    for table in ("tl_links", "tl_record_values", "tl_dq", "tl_blocked", "tl_dropped_links", "tl_state_keys",
+                  "tl_state_drops", "tl_state_records"):
+        out[table] = sorted(tuple(str(v) for v in r.values()) for r in e.rows(f"SELECT * FROM {table}"))
+    if with_ids:
+        out["history"] = sorted((r["profile_id"], r["event"], r["related_profile_id"] or "")
+                                for r in e.rows("SELECT * FROM tl_profile_history"))
+    return out

@@ -74,8 +74,12 @@ class PostgresEngine(Engine):
         return f"{describe_dsn(self.dsn)} schema {self.schema}"
 
     def _run(self, sql: str):
+        return self._native(to_postgres(sql))
+
+    def _native(self, sql: str):
+        """Run a statement already in Postgres' dialect; a lost connection is a clear error."""
         try:
-            return self.con.execute(to_postgres(sql))
+            return self.con.execute(sql)
         except psycopg.OperationalError as exc:
             raise PostgresUnreachableError(
                 f"lost the connection to the Postgres profile store at {self.location}",
@@ -112,10 +116,10 @@ class PostgresEngine(Engine):
         self.execute(f"DROP TABLE IF EXISTS {name}")
 
     def begin(self) -> None:
-        self.con.execute("BEGIN")
+        self._native("BEGIN")
 
     def commit(self) -> None:
-        self.con.execute("COMMIT")
+        self._native("COMMIT")
 
     def rollback(self) -> None:
         try:
@@ -124,7 +128,7 @@ class PostgresEngine(Engine):
             pass
 
     def table_columns(self, table: str) -> list[str]:
-        rows = self.con.execute(
+        rows = self._native(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
             f"{lit(self.schema)} AND table_name = {lit(table)} ORDER BY ordinal_position"
         ).fetchall()

@@ -1,0 +1,93 @@
+"""Incremental builds on Postgres, and a connection dropped in the middle of one.
+
+Schemas are copied table by table (raw tables keep their landing times), so a full build
+in a copy starts from exactly the data and state the incremental build had."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from threadline_profiles import ProfileStore
+from threadline_profiles.engines import PostgresUnreachableError
+from threadline_profiles.synthetic import customers
+from threadline_profiles.testing import Lander, snapshot
+
+pytestmark = pytest.mark.postgres
+DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def config_for(schema: str, tmp_path) -> dict:
+    return {"engine": "postgres", "dsn": DSN, "schema": schema, "resolve_on_finish": False,
+            "report_dir": str(tmp_path / schema), "mappings": customers(100).mappings,
+            "resolution": {"agreement": None}, "incremental_up_to": 1.0}
+
+
+def copy_schema(source: str, target: str, only: tuple[str, ...] = ()) -> None:
+    """Copy every table of `source` (or those starting with one of `only`) into `target`."""
+    with psycopg.connect(DSN, autocommit=True) as con:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'",
+            (source,)).fetchall()]
+        con.execute(f'CREATE SCHEMA "{target}"')
+        for table in tables:
+            if not only or table.startswith(only):
+                con.execute(f'CREATE TABLE "{target}"."{table}" AS SELECT * FROM "{source}"."{table}"')
+
+
+@pytest.fixture
+def schemas(pg_schema):
+    made = [pg_schema]
+    yield made
+    with psycopg.connect(DSN, autocommit=True) as con:
+        for schema in made[1:]:
+            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def land_changes(config: dict) -> None:
+    """New CRM records of existing people, and CRM records whose email is now someone else's."""
+    crm = customers(300, seed=3).tables["crm.contacts"]
+    moved = crm.slice(0, 20).to_pylist()
+    for i, row in enumerate(moved):
+        row["email"] = crm.column("email")[(i * 37 + 50) % crm.num_rows].as_py()
+    new = [{**row, "id": f"N{i}"} for i, row in enumerate(crm.slice(100, 20).to_pylist())]
+    Lander(config).land("crm", "contacts", moved + new, run_id="changes", schema=crm.schema)
+
+
+def test_postgres_incremental_builds_equal_full_and_clean_builds_and_survive_a_dropped_connection(tmp_path, schemas):
+    config = config_for(schemas[0], tmp_path)
+    lander = Lander(config)
+    for key, table in customers(300, seed=3).tables.items():
+        source, stream = key.split(".")
+        lander.land(source, stream, table, batch_rows=200)
+    with ProfileStore.open(config) as store:
+        store.build(report=False)
+        before = snapshot(store, with_ids=True)
+    land_changes(config)
+    schemas += [f"{schemas[0]}_full", f"{schemas[0]}_clean"]
+    copy_schema(schemas[0], schemas[1])
+    copy_schema(schemas[0], schemas[2], only=("raw_", "tl_streams"))
+
+    for stage in ("scope", "resolve", "prepare"):  # the connection drops mid-build: nothing changes
+        store = ProfileStore.open(config)
+        pid = store.engine.con.info.backend_pid
+
+        def drop_connection(name: str, at: str = stage) -> None:
+            if name == at:
+                with psycopg.connect(DSN, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+        with pytest.raises(PostgresUnreachableError, match="lost the connection"):
+            store.build(report=False, on_stage=drop_connection)
+        with ProfileStore.open(config) as again:
+            assert snapshot(again, with_ids=True) == before
+
+    with ProfileStore.open(config) as store:
+        result = store.build(report=False)
+        assert result.mode == "incremental" and 0 < result.resolved < result.records
+        after = (snapshot(store, with_ids=True), snapshot(store, with_ids=False))
+    with ProfileStore.open(config_for(schemas[1], tmp_path)) as full:
+        full.build(report=False, full=True)
+        assert snapshot(full, with_ids=True) == after[0]
+    with ProfileStore.open(config_for(schemas[2], tmp_path)) as clean:
+        clean.build(report=False)
+        assert snapshot(clean, with_ids=False) == after[1]
