@@ -20,9 +20,17 @@ What it implements, as Shopify documents it:
   {"errors": "Exceeded 2 calls per second for api client. ..."} with `Retry-After: 2.0`.
 - Money is strings ("199.00"), timestamps ISO 8601 in the shop's zone ("2024-03-01T07:00:00-05:00").
 
-Seeded data (deterministic from the seed): customers with mixed-case and missing emails, phones
-in several formats, several addresses, consent states and tags; orders (some guest orders
-with no customer, some cancelled or closed) with line items. Tests change data with
+Seeded data: the shop's customers are people of the shared population
+(`threadline.sandbox.people`, the population of `2026 + seed`), so the same people are also
+in the other vendors' sandboxes. Customers are the people with a shop account; their orders,
+and the orders of guests (an email, no customer record; at the till, not even that), follow
+each person's purchase rhythm over two years (line items from the shop's catalogue; the SKU's
+first part is the product category, and the order's `tags` list the categories, as an
+order-tagging app writes them). Quirks: an address as typed (mixed case, Gmail `+shop`
+tags), customers made at the till with a phone and no email, 0-2 addresses, email consent as
+the customer last gave it at checkout (later unsubscribes happen at the email tool and do not
+come back), SMS consent, tags. `updated_at` is when the record last changed (an order, a
+consent), shared in threes so that cursor boundaries land on ties. Tests change data with
 `update_customers`, `add_orders`, `delete_customer`, `set_raw`, and refuse the token with
 `revoke_credentials` or `drop_scope`.
 """
@@ -41,16 +49,29 @@ from typing import Any
 from urllib.parse import urlencode
 
 from threadline.sandbox import Reply, Sandbox, SandboxRequest
+from threadline.sandbox.people import (
+    AS_OF,
+    ORDER_ID_BASE,
+    Item,
+    Order,
+    Person,
+    format_phone,
+    in_threes,
+    members_of,
+    population,
+    population_seed,
+    shopify_customer_id,
+)
+from threadline.sandbox.people_data import CATALOG
 
 API_VERSION = "2024-07"
 _ZONE = timezone(timedelta(hours=-5))
-_EPOCH = datetime(2024, 2, 1, 9, 0, tzinfo=_ZONE)
-_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", "Zoë"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
-_PLACES = [("Ottawa", "Ontario", "ON", "Canada", "CA", "K1P 1J9"), ("Austin", "Texas", "TX", "United States", "US", "78701"),
-           ("London", "England", "ENG", "United Kingdom", "GB", "N1 9GU"), ("Paris", None, None, "France", "FR", "75011")]
-_PRODUCTS = [(632910392, 808950810, "Espresso beans 1kg", "ESP-1K", "24.00"), (632910393, 808950811, "Filter papers", None, "4.50"),
-             (632910394, 808950812, "Ceramic mug", "MUG-W", "12.00"), (632910395, 808950813, "Grinder", "GRD-2", "149.99")]
+# The shop's catalogue, with Shopify product and variant ids: (product_id, variant_id, sku, title, category, price).
+PRODUCTS = [(632910392 + k, 808950810 + k, sku, title, category, price)
+            for k, (sku, title, category, price) in enumerate(CATALOG)]
+_BY_SKU = {p[2]: p for p in PRODUCTS}
+_NOT_ON_ORDERS = ("id", "customer_id", "default", "country_name")  # address fields only a customer's addresses have
+_VENDORS = {"brewing": ("Hario", "Fellow", "Baratza", "Bodum"), "accessories": ("Threadline", "Hario")}
 _PATH = re.compile(r"^/admin/api/(?P<version>\d{4}-\d{2}|unstable)/(?P<resource>customers|orders|shop)\.json$")
 _SCOPES = {"customers": "read_customers", "orders": "read_orders"}
 
@@ -87,104 +108,138 @@ class ShopifySandbox(Sandbox):
         self._bucket_at = time.monotonic()
         self._customers: dict[int, dict[str, Any]] = {}
         self._orders: dict[int, dict[str, Any]] = {}
-        self._slot = 0
         self._pages: dict[tuple[Any, ...], tuple[bytes, str]] = {}  # serialised pages and their Link (benchmarks)
-        for i in range(self.customer_count):
-            self._add_customer(rng, i)
-        customers = list(self._customers.values())
-        for i in range(self.customer_count * 3 // 2):
-            buyer = None if i % 9 == 0 else rng.choice(customers)
-            self._add_order(rng, i, buyer)
-        self._clock = max(_parse_time(r["updated_at"]) for r in [*customers, *self._orders.values()])
+        seed = population_seed(self.seed)
+        accounts = members_of("shopify", self.customer_count, seed, where=lambda p: p.shop_account)
+        known = population(seed, accounts[-1].number + 1) if accounts else ()
+        guests = [p for p in known if "shopify" in p.systems and not p.shop_account]
+        for person in accounts:
+            self._add_customer(rng, person)
+        sales = sorted(((o, p) for p in [*accounts, *guests] for o in p.orders), key=lambda pair: pair[0].at)
+        for rank, (order, person) in enumerate(sales):
+            buyer = self._customers.get(shopify_customer_id(person))
+            email = buyer["email"] if buyer else person.contacts["shopify"].email if order.channel == "web" else None
+            self._add_order(rng, rank, order, buyer, email)
+        self._settle_timestamps()
+        self._clock = max((_parse_time(r["updated_at"]) for r in [*self._customers.values(), *self._orders.values()]),
+                          default=datetime.fromisoformat(shop_time(AS_OF)))
 
-    def _when(self) -> datetime:
-        moment = _EPOCH + timedelta(minutes=self._slot // 3)
-        self._slot += 1
-        return moment
+    def _settle_timestamps(self) -> None:
+        """A customer changed last with its last order or consent; then updated_at values are
+        shared in threes (per resource), as when a job touches several records at once."""
+        for rows in (list(self._customers.values()), list(self._orders.values())):
+            moments = in_threes([_parse_time(r["updated_at"]) for r in rows])
+            for row, moment in zip(rows, moments):
+                row["updated_at"] = shop_time(moment)
 
-    def _address(self, rng: random.Random, customer_id: int, n: int, first: str, last: str, default: bool) -> dict[str, Any]:
-        city, province, code, country, ccode, zip_code = rng.choice(_PLACES)
-        return {"id": customer_id * 10 + n, "customer_id": customer_id, "first_name": first, "last_name": last,
-                "company": rng.choice([None, "", "Threadline Coffee"]), "address1": f"{rng.randrange(1, 999)} Main St",
-                "address2": rng.choice([None, "", "Apt 4"]), "city": city, "province": province, "country": country,
-                "zip": zip_code, "phone": rng.choice([None, "+16135550100", "(613) 555-0100"]), "name": f"{first} {last}",
-                "province_code": code, "country_code": ccode, "country_name": country, "default": default}
+    def _address(self, rng: random.Random, person: Person, customer_id: int, n: int, first: str | None,
+                 default: bool) -> dict[str, Any]:
+        home = person.address
+        work = n > 0  # a second address: the office, for deliveries at work
+        company = person.company if work else rng.choice([None, None, ""])
+        line1 = f"{rng.randrange(1, 400)} {rng.choice(['Market St', 'Commerce Way', 'Bay St'])}" if work else home.line1
+        line2 = f"Floor {rng.randrange(2, 30)}" if work else home.line2
+        phone = person.contacts["shopify"].phone or person.mobile
+        return {"id": customer_id * 10 + n, "customer_id": customer_id, "first_name": first, "last_name": person.last_name,
+                "company": company, "address1": line1, "address2": line2, "city": home.city, "province": home.region_name,
+                "country": home.country_name, "zip": home.postal_code,
+                "phone": None if phone is None or rng.random() < 0.4 else format_phone(phone, "national"),
+                "name": f"{first or ''} {person.last_name}".strip(), "province_code": home.region,
+                "country_code": home.country, "country_name": home.country_name, "default": default}
 
-    def _add_customer(self, rng: random.Random, i: int) -> dict[str, Any]:
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        when = self._when()
-        customer_id = 207119551 + i * 7
-        kind = i % 10
-        email = None if kind == 0 else f"{first.lower()}.{last.lower()}{i}@example.com"
-        if kind == 3 and email:
-            email = email.title()  # mixed case, as typed at checkout
-        phone = rng.choice([f"+1613555{i % 10000:04d}", f"+44 20 7946 {i % 10000:04d}", None]) if kind in (0, 1, 2, 5) else None
-        if kind == 0 and phone is None:
-            phone = f"+1613555{i % 10000:04d}"
-        addresses = [self._address(rng, customer_id, n, first, last, n == 0) for n in range(rng.choice([0, 1, 1, 2, 3]))]
-        marketing = rng.choice(["subscribed", "not_subscribed", "unsubscribed"]) if email else None
+    def _add_customer(self, rng: random.Random, person: Person) -> dict[str, Any]:
+        contact = person.contacts["shopify"]
+        customer_id = shopify_customer_id(person)
+        at_the_till = bool(person.orders) and all(o.channel == "pos" for o in person.orders)
+        email = None if at_the_till and person.mobile else contact.email
+        if email and rng.random() < 0.1:
+            email = _as_typed(rng, email)
+        phone = contact.phone or (person.mobile if email is None else None)
+        first = contact.first_name if rng.random() > 0.05 else None
+        shipped = any(o.channel == "web" for o in person.orders) or rng.random() < 0.5
+        count = (2 if person.company and rng.random() < 0.25 else 1) if shipped else 0
+        addresses = [self._address(rng, person, customer_id, n, first, n == 0) for n in range(count)]
+        last_touch = max([contact.since, *(o.at for o in person.orders), *(c.at for c in person.checkouts)])
+        status, consent_at = person.email_consent.as_of(last_touch)  # what the customer last said at checkout
+        marketing = {"subscribed": "subscribed", "unsubscribed": "unsubscribed", "cleaned": "invalid"}.get(status,
+                                                                                                         "not_subscribed")
+        sms, sms_at = (person.sms_consent.status, person.sms_consent.at) if phone else (None, None)
+        updated = max(last_touch, consent_at or last_touch, sms_at or last_touch)
+        tags = [t for t, keep in (("vip", person.segment == "loyal"), ("wholesale", bool(person.company) and rng.random() < 0.3),
+                                  ("subscription", any(i.category == "subscriptions" for o in person.orders for i in o.items)),
+                                  ("newsletter", marketing == "subscribed" and rng.random() < 0.5)) if keep]
+        decaf = any(i.sku.startswith("COFFEE-DECAF") for o in person.orders for i in o.items)
         customer = {
-            "id": customer_id, "email": email, "created_at": shop_time(when - timedelta(days=rng.randrange(1, 600))),
-            "updated_at": shop_time(when), "first_name": first if i % 17 else None, "last_name": last,
-            "orders_count": 0, "state": rng.choice(["enabled", "disabled", "invited"]), "total_spent": "0.00",
-            "last_order_id": None, "note": rng.choice([None, "", "Prefers decaf"]), "verified_email": email is not None,
-            "multipass_identifier": None, "tax_exempt": False, "tags": rng.choice(["", "vip", "vip, wholesale", "newsletter"]),
+            "id": customer_id, "email": email, "created_at": shop_time(contact.since), "updated_at": shop_time(updated),
+            "first_name": first, "last_name": person.last_name, "orders_count": 0,
+            "state": rng.choices(["enabled", "disabled", "invited"], [60, 35, 5])[0], "total_spent": "0.00",
+            "last_order_id": None, "note": "Prefers decaf" if decaf else rng.choice([None, ""]),
+            "verified_email": email is not None, "multipass_identifier": None, "tax_exempt": False, "tags": ", ".join(tags),
             "last_order_name": None, "currency": "CAD", "phone": phone, "addresses": addresses,
             "email_marketing_consent": None if email is None else {
                 "state": marketing, "opt_in_level": "single_opt_in" if marketing == "subscribed" else None,
-                "consent_updated_at": shop_time(when - timedelta(days=2)) if marketing != "not_subscribed" else None},
+                "consent_updated_at": shop_time(consent_at) if consent_at else None},
             "sms_marketing_consent": None if phone is None else {
-                "state": rng.choice(["subscribed", "not_subscribed"]), "opt_in_level": "single_opt_in",
-                "consent_updated_at": None, "consent_collected_from": "SHOPIFY"},
+                "state": sms, "opt_in_level": "single_opt_in", "consent_updated_at": shop_time(sms_at) if sms_at else None,
+                "consent_collected_from": "SHOPIFY" if sms == "subscribed" else "OTHER"},
             "admin_graphql_api_id": f"gid://shopify/Customer/{customer_id}",
             "default_address": copy.deepcopy(addresses[0]) if addresses else None,
         }
         self._customers[customer_id] = customer
         return customer
 
-    def _add_order(self, rng: random.Random, i: int, buyer: dict[str, Any] | None, when: datetime | None = None) -> dict[str, Any]:
-        when = when or self._when()
-        order_id = 450789469 + i * 3
+    def _add_order(self, rng: random.Random, i: int, order: Order, buyer: dict[str, Any] | None,
+                   email: str | None) -> dict[str, Any]:
+        when = order.at
         items = []
-        for n in range(rng.choice([1, 1, 2, 3])):
-            product_id, variant_id, title, sku, price = rng.choice(_PRODUCTS)
-            quantity = rng.randrange(1, 4)
-            items.append({"id": order_id * 10 + n, "variant_id": variant_id, "product_id": product_id, "title": title,
-                          "variant_title": rng.choice([None, "Default"]), "sku": sku, "vendor": "Threadline",
-                          "quantity": quantity, "price": price, "total_discount": rng.choice(["0.00", "1.00"]),
-                          "taxable": True, "gift_card": False, "fulfillment_status": rng.choice([None, "fulfilled"]),
-                          "price_set": {"shop_money": {"amount": price, "currency_code": "CAD"}}})
-        subtotal = sum(float(x["price"]) * x["quantity"] for x in items)
-        discounts = sum(float(x["total_discount"]) for x in items)
-        tax = round(subtotal * 0.13, 2)
-        status = rng.choices(["open", "closed", "cancelled"], [60, 30, 10])[0]
-        guest_email = f"guest{i}@example.org" if buyer is None else None
-        email = buyer["email"] if buyer else guest_email
-        address = copy.deepcopy(buyer["default_address"]) if buyer and buyer["default_address"] else None
-        order = {
-            "id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}", "name": f"#{1001 + i}",
-            "order_number": 1001 + i, "email": email or "", "contact_email": email, "phone": buyer["phone"] if buyer else None,
-            "created_at": shop_time(when - timedelta(hours=1)), "updated_at": shop_time(when), "processed_at": shop_time(when - timedelta(hours=1)),
-            "cancelled_at": shop_time(when) if status == "cancelled" else None,
+        for n, item in enumerate(order.items):
+            product_id, variant_id, sku, title, category, price = _BY_SKU[item.sku]
+            discount = order.discount if n == 0 else 0.0  # the order's discount sits on its first line
+            items.append({"id": order.id * 10 + n, "variant_id": variant_id, "product_id": product_id, "title": title,
+                          "variant_title": rng.choice([None, "Default"]), "sku": sku,
+                          "vendor": rng.choice(_VENDORS.get(category, ("Threadline",))),
+                          "quantity": item.quantity, "price": f"{price:.2f}", "total_discount": f"{discount:.2f}",
+                          "taxable": category != "gift_cards", "gift_card": category == "gift_cards",
+                          "fulfillment_status": None if order.channel == "web" and AS_OF - when < timedelta(days=3) else "fulfilled",
+                          "price_set": {"shop_money": {"amount": f"{price:.2f}", "currency_code": "CAD"}}})
+        age = AS_OF - when
+        status = "cancelled" if order.status == "refunded" else "closed" if age > timedelta(days=45) and rng.random() < 0.8 \
+            else "open"
+        settled = {"cancelled": timedelta(hours=rng.uniform(1, 72)), "closed": timedelta(days=rng.uniform(2, 8)),
+                   "open": timedelta(minutes=rng.uniform(1, 90))}[status]
+        updated = min(when + settled, AS_OF - timedelta(minutes=1))
+        home = buyer and buyer["default_address"]
+        address = {k: v for k, v in home.items() if k not in _NOT_ON_ORDERS} if home else None
+        consent = (buyer or {}).get("email_marketing_consent") or {}
+        financial = {"refunded": "refunded", "partially_refunded": "partially_refunded"}.get(order.status, "paid")
+        if financial == "paid" and age < timedelta(days=2) and rng.random() < 0.3:
+            financial = "pending"
+        categories = list(dict.fromkeys(i.category for i in order.items))
+        order_record = {
+            "id": order.id, "admin_graphql_api_id": f"gid://shopify/Order/{order.id}", "name": f"#{1001 + i}",
+            "order_number": 1001 + i, "email": email or "", "contact_email": email,
+            "phone": buyer["phone"] if buyer else None,
+            "created_at": shop_time(when), "updated_at": shop_time(updated), "processed_at": shop_time(when),
+            "cancelled_at": shop_time(updated) if status == "cancelled" else None,
             "cancel_reason": "customer" if status == "cancelled" else None,
-            "closed_at": shop_time(when) if status == "closed" else None,
-            "financial_status": "refunded" if status == "cancelled" else rng.choice(["paid", "paid", "pending", "partially_refunded"]),
-            "fulfillment_status": rng.choice([None, "fulfilled", "partial"]), "currency": "CAD",
-            "total_price": f"{subtotal - discounts + tax:.2f}", "subtotal_price": f"{subtotal - discounts:.2f}",
-            "total_tax": f"{tax:.2f}", "total_discounts": f"{discounts:.2f}", "total_line_items_price": f"{subtotal:.2f}",
-            "tags": rng.choice(["", "wholesale"]), "source_name": rng.choice(["web", "pos", "shopify_draft_order"]),
-            "buyer_accepts_marketing": bool(buyer and (buyer["email_marketing_consent"] or {}).get("state") == "subscribed"),
+            "closed_at": shop_time(updated) if status == "closed" else None,
+            "financial_status": financial, "fulfillment_status": items[0]["fulfillment_status"], "currency": "CAD",
+            "total_price": f"{order.total:.2f}", "subtotal_price": f"{order.subtotal - order.discount:.2f}",
+            "total_tax": f"{order.tax:.2f}", "total_discounts": f"{order.discount:.2f}",
+            "total_line_items_price": f"{order.subtotal:.2f}", "tags": ", ".join(categories),
+            "source_name": order.channel, "buyer_accepts_marketing": consent.get("state") == "subscribed",
             "test": False, "confirmed": True, "customer": None if buyer is None else {
                 "id": buyer["id"], "email": buyer["email"], "first_name": buyer["first_name"], "last_name": buyer["last_name"],
                 "phone": buyer["phone"], "admin_graphql_api_id": buyer["admin_graphql_api_id"]},
-            "billing_address": address, "shipping_address": address, "line_items": items, "_status": status,
+            "billing_address": address, "shipping_address": dict(address) if address and order.channel == "web" else None,
+            "line_items": items, "_status": status,
         }
-        self._orders[order_id] = order
+        self._orders[order.id] = order_record
         if buyer is not None and status != "cancelled":
             buyer["orders_count"] += 1
-            buyer["total_spent"] = f"{float(buyer['total_spent']) + float(order['total_price']):.2f}"
-            buyer["last_order_id"], buyer["last_order_name"] = order_id, order["name"]
-        return order
+            buyer["total_spent"] = f"{float(buyer['total_spent']) + order.total:.2f}"
+            buyer["last_order_id"], buyer["last_order_name"] = order.id, order_record["name"]
+        return order_record
 
     def _tick(self) -> datetime:
         self._pages.clear()
@@ -217,9 +272,11 @@ class ShopifySandbox(Sandbox):
             added = []
             for _ in range(n):
                 buyer = rng.choice(buyers)
-                order = self._add_order(rng, len(self._orders), buyer, when=self._tick())
-                buyer["updated_at"] = order["updated_at"]
-                added.append(order)
+                when = self._tick()
+                order = _new_order(rng, max(self._orders, default=ORDER_ID_BASE) + 3, when)
+                record = self._add_order(rng, len(self._orders), order, buyer, buyer["email"])
+                record["updated_at"] = buyer["updated_at"] = shop_time(when)
+                added.append(record)
             return [_public(o) for o in added]
 
     def delete_customer(self, customer_id: int) -> None:
@@ -338,6 +395,23 @@ class ShopifySandbox(Sandbox):
         body = json.dumps({resource: records}, separators=(",", ":")).encode()
         self._pages[key] = (body, ", ".join(links))
         return Reply.raw_json(body, headers=headers)
+
+
+def _new_order(rng: random.Random, order_id: int, when: datetime) -> Order:
+    """An order placed now (tests change the data with these)."""
+    picks = rng.sample(PRODUCTS, k=rng.choice([1, 1, 2, 3]))
+    items = tuple(Item(sku, title, category, price, rng.randrange(1, 4)) for _, _, sku, title, category, price in picks)
+    subtotal = round(sum(i.price * i.quantity for i in items), 2)
+    tax = round(subtotal * 0.13, 2)
+    return Order(order_id, when, items, subtotal, 0.0, tax, round(subtotal + tax, 2), "web", "paid")
+
+
+def _as_typed(rng: random.Random, email: str) -> str:
+    """An address as people type it at checkout: capitalised, or with a Gmail +tag."""
+    local, _, domain = email.partition("@")
+    if domain == "gmail.com" and rng.random() < 0.5:
+        return f"{local}+shop@{domain}"
+    return f"{local.title()}@{domain.title()}"
 
 
 def _public(order: dict[str, Any]) -> dict[str, Any]:
