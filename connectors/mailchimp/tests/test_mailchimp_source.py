@@ -4,7 +4,7 @@ audiences, rate-limit windows longer than the run allows, and values of unexpect
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def test_a_key_revoked_during_a_read_stops_it_with_a_config_error_naming_api_key
 def test_member_status_arrives_as_consent_columns(mailchimp: MailchimpSandbox) -> None:
     rows = read(config(mailchimp), "members")
     statuses = {r["status"] for r in rows}
-    assert statuses == {"subscribed", "unsubscribed", "cleaned", "pending", "transactional"}
+    assert statuses == {m["status"] for m in mailchimp.members()} >= {"subscribed", "unsubscribed", "cleaned"}
     unsubscribed = [r for r in rows if r["status"] == "unsubscribed"]
     assert any(r["unsubscribe_reason"] for r in unsubscribed)
     assert all(r["last_changed"] is not None for r in rows)
@@ -114,7 +114,8 @@ def test_the_same_person_on_two_audiences_is_two_rows_keyed_by_audience(mailchim
     assert len(keys) == len(set(keys)) == len(mailchimp.members())
     on_both = {r["id"] for r in rows if r["list_id"] == NEWSLETTER} & {r["id"] for r in rows if r["list_id"] == PRODUCT}
     assert on_both, "some people are on the newsletter and on product updates with the same email"
-    work = [r for r in rows if r["list_id"] == PRODUCT and r["email_address"].endswith("@work.example.org")]
+    newsletter = {r["email_address"] for r in rows if r["list_id"] == NEWSLETTER}
+    work = [r for r in rows if r["list_id"] == PRODUCT and r["email_address"] not in newsletter]  # their work address
     assert work and all(r["id"] == subscriber_hash(r["email_address"]) for r in work)
 
 
@@ -133,10 +134,12 @@ def test_an_unsubscribe_between_syncs_lands_in_the_next_incremental_sync(mailchi
 def test_the_cursor_is_sent_one_second_early_because_mailchimp_filters_after_it(mailchimp: MailchimpSandbox) -> None:
     from datetime import datetime
 
-    start = datetime(2024, 1, 1, 0, 5, tzinfo=UTC)
+    changed = sorted(datetime.fromisoformat(m["last_changed"]) for m in mailchimp.members(NEWSLETTER))
+    start = changed[len(changed) // 2]
     rows = read(config(mailchimp, list_ids=[NEWSLETTER]), "members", SyncMode.INCREMENTAL, cursor_start=start)
     assert min(r["last_changed"] for r in rows) == start  # records at the boundary are read again, not lost
-    assert mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["since_last_changed"] == ["2024-01-01T00:04:59+00:00"]
+    one_second_early = (start - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    assert mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["since_last_changed"] == [one_second_early]
 
 
 # ---------------------------------------------------------------------- bad inputs

@@ -18,12 +18,17 @@ What it implements, as Mailchimp documents it:
 - Errors are `application/problem+json`: {"type", "title", "status", "detail", "instance"}.
   A deleted list answers 404 "Resource Not Found".
 
-Seeded data (deterministic from the seed): three audiences; a person on the newsletter may
-also be on "Product updates", a third of those with a different (work) email; statuses are
-mixed (subscribed, unsubscribed with or without a reason, cleaned, pending, transactional);
-some merge fields are empty, `timestamp_signup` is "" when unknown, `last_changed` values
-repeat in threes. Tests change data between syncs with `unsubscribe`, `add_members`,
-`update_members`, remove an audience with `delete_list`, and refuse the key with
+Seeded data: the members are people of the population shared by every vendor sandbox
+(`threadline.sandbox.people`, population `2026 + seed`), so the same people are also in the
+shop, the CRMs and the loyalty program. Everyone is on the newsletter with the status their
+email consent has now (subscribed, unsubscribed with or without a reason, cleaned after a
+bounce; double opt-in sign-ups of the last days still pending) and `last_changed` when it
+last changed; buyers may also be on "Product updates" (with their work email, if they have
+one, more often than not; some added by the shop integration as `transactional`), loyal customers on "VIP club"
+(some typed in capitals). Activity is the newsletter's campaigns (every two weeks): sends,
+opens, clicks, bounces. Some merge fields are empty, `timestamp_signup` is "" when unknown,
+`last_changed` values repeat in threes. Tests change data between syncs with `unsubscribe`,
+`add_members`, `update_members`, remove an audience with `delete_list`, and refuse the key with
 `revoke_credentials`; faults come from the base class (`inject`).
 """
 
@@ -40,14 +45,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
+from threadline.sandbox.people import AS_OF, CAMPAIGNS, Person, format_phone, in_threes, members_of, population_seed
 
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", ""]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
 _REASONS = ["N/A (Unsubscribed by an admin)", "I no longer want to receive these emails",
             "The emails are inappropriate", "I never signed up for this mailing list", None]
-_TAGS = ["customer", "vip", "black-friday-2023", "lead", "wholesale"]
+_TAGS = ["customer", "vip", "black-friday-2025", "lead", "wholesale"]
 _ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
+_CAMPAIGNS = CAMPAIGNS["mailchimp"]
 
 _LISTS = [("a1b2c3d4e5", "Newsletter"), ("f6a7b8c9d0", "Product updates"), ("0e1d2c3b4a", "VIP club")]
 
@@ -60,6 +67,32 @@ def stamp(moment: datetime) -> str:
 def subscriber_hash(email: str) -> str:
     """Mailchimp's member id: the MD5 of the lower-cased email address."""
     return hashlib.md5(email.lower().encode()).hexdigest()
+
+
+def _homes(rng: random.Random, person: Person) -> list[tuple[str, str, str, datetime]]:
+    """(list, email, status, last changed) for each audience the person is on."""
+    email = person.contacts["mailchimp"].email
+    status, changed = person.email_consent.status, person.email_consent.at or person.first_seen
+    signed_up = person.email_consent.history[0][0] if person.email_consent.history else changed
+    if status == "subscribed" and AS_OF - signed_up < timedelta(days=3) and rng.random() < 0.5:
+        status = "pending"  # never clicked the confirmation link
+    homes = [(_LISTS[0][0], email, status, changed)]
+    if person.orders and rng.random() < 0.45:  # product updates, a third of them at work
+        address = person.email_of("work") if person.email_of("work") and rng.random() < 0.6 else email
+        joined = person.orders[0].at + timedelta(minutes=rng.randrange(1, 60))
+        roll = rng.random()
+        state = "transactional" if roll < 0.2 else "unsubscribed" if roll < 0.3 else "subscribed"
+        homes.append((_LISTS[1][0], address, state, joined))
+    if (person.segment == "loyal" or person.lifetime_value() > 300) and rng.random() < 0.8:
+        joined = max(changed, AS_OF - timedelta(days=rng.randrange(1, 400)))
+        state = "pending" if AS_OF - joined < timedelta(days=20) else "subscribed" if status == "subscribed" else status
+        homes.append((_LISTS[2][0], email.upper() if rng.random() < 0.2 else email, state, joined))
+    return homes
+
+
+def _activity(action: str, at: datetime, campaign: str, title: str, url: str | None = None) -> dict[str, Any]:
+    return {"action": action, "timestamp": stamp(at), "url": url or "", "type": "regular", "campaign_id": campaign,
+            "title": title, "parent_campaign": ""}
 
 
 def problem(status: int, title: str, detail: str) -> Reply:
@@ -91,20 +124,81 @@ class MailchimpSandbox(Sandbox):
         }
         self._members: dict[str, dict[str, dict[str, Any]]] = {lid: {} for lid in self._lists}
         self._activity: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        slot = 0
-        for person in range(1, self.people + 1):
-            first, last = rng.choice(_FIRST), rng.choice(_LAST)
-            email = f"{(first or 'anon').lower()}.{last.lower()}{person}@example.com"
-            homes = [(_LISTS[0][0], email)]
-            if person % 3 == 0:  # also on product updates; every third of them with a work email
-                homes.append((_LISTS[1][0], email if person % 9 else f"{last.lower()}{person}@work.example.org"))
-            if person % 10 == 0:
-                homes.append((_LISTS[2][0], email.upper() if person % 20 == 0 else email))
-            for lid, address in homes:
-                changed = _EPOCH + timedelta(minutes=slot // 3)
-                slot += 1
-                self._put(self._make_member(rng, lid, address, first, last, changed))
-        self._clock = _EPOCH + timedelta(minutes=slot // 3 + 1)
+        for person in members_of("mailchimp", self.people, population_seed(self.seed)):
+            for lid, address, status, changed in _homes(rng, person):
+                member = self._make_member(rng, lid, address, person.contacts["mailchimp"].first_name,
+                                           person.last_name, changed)
+                self._as_person(rng, member, person, status, changed)
+                self._put(member)
+        members = [m for lid in self._members for m in self._members[lid].values()]
+        for member, moment in zip(members, in_threes([datetime.fromisoformat(m["last_changed"]) for m in members])):
+            member["last_changed"] = stamp(moment)
+        self._clock = max((datetime.fromisoformat(m["last_changed"]) for m in members), default=AS_OF) + timedelta(minutes=1)
+
+    def _as_person(self, rng: random.Random, member: dict[str, Any], person: Person, status: str,
+                   changed: datetime) -> None:
+        """Make a seeded member what the population says of this person."""
+        lid, h = member["list_id"], member["id"]
+        contact = person.contacts["mailchimp"]
+        history = person.email_consent.history
+        opted = history[0][0] if history else changed
+        events = self._newsletter_activity(person) if lid == _LISTS[0][0] else self._list_activity(rng, person, lid)
+        sent = sum(1 for _, at, _ in _CAMPAIGNS if person.email_consent.as_of(at)[0] == "subscribed") or 1
+        opens = sum(1 for e in events if e["action"] == "open")
+        clicks = sum(1 for e in events if e["action"] == "click")
+        home = person.address
+        member.update(
+            status=status, last_changed=stamp(changed),
+            timestamp_opt=stamp(min(opted, changed)) if status != "transactional" else "",
+            timestamp_signup="" if rng.random() < 0.2 or status == "transactional" else stamp(opted - timedelta(minutes=2)),
+            language="de" if home.country == "DE" else "fr" if home.region == "QC" else rng.choice(["en", "en", ""]),
+            stats={"avg_open_rate": round(min(opens / sent, 1.0), 2), "avg_click_rate": round(min(clicks / sent, 1.0), 2)},
+            member_rating=min(5, 1 + opens // 2 + clicks), vip=person.segment == "loyal" and rng.random() < 0.5,
+            source="API - Generic" if person.orders and rng.random() < 0.5 else rng.choice(["Hosted Signup Form", "Import"]),
+        )
+        member["merge_fields"].update(
+            FNAME="" if rng.random() < 0.05 else contact.first_name, LNAME=person.last_name,
+            PHONE=format_phone(contact.phone, "international") if contact.phone else "",
+            ADDRESS="" if rng.random() < 0.7 else {"addr1": home.line1, "addr2": home.line2 or "", "city": home.city,
+                                                    "state": home.region, "zip": home.postal_code, "country": home.country},
+        )
+        member["location"]["country_code"] = "" if rng.random() < 0.2 else home.country
+        tags = [t for t, keep in (("customer", bool(person.orders)), ("vip", person.segment == "loyal"),
+                                  ("black-friday-2025", any(o.at.month == 11 and o.at.year == 2025 for o in person.orders)),
+                                  ("lead", not person.orders), ("wholesale", bool(person.company) and rng.random() < 0.3)) if keep]
+        member["tags"] = [{"id": 1000 + _TAGS.index(t), "name": t} for t in tags]
+        member["tags_count"] = len(tags)
+        member.pop("unsubscribe_reason", None)
+        if status == "unsubscribed":
+            reason = rng.choice(_REASONS)
+            if reason is not None:  # Mailchimp leaves it out when nobody gave one
+                member["unsubscribe_reason"] = reason
+        self._activity[(lid, h)] = events[:50]
+
+    @staticmethod
+    def _newsletter_activity(person: Person) -> list[dict[str, Any]]:
+        """The newsletter's sends (the last few campaigns), opens, clicks and bounces, newest first."""
+        events = [_activity(e.action, e.at, e.campaign_id, e.subject, e.url) for e in person.email_events
+                  if e.esp == "mailchimp"]
+        for campaign, sent, subject in _CAMPAIGNS[-3:]:
+            if person.email_consent.as_of(sent)[0] == "subscribed":
+                events.append(_activity("sent", sent, campaign, subject))
+        return sorted(events, key=lambda e: e["timestamp"], reverse=True)
+
+    @staticmethod
+    def _list_activity(rng: random.Random, person: Person, list_id: str) -> list[dict[str, Any]]:
+        """Another audience's campaigns (monthly): sends, and opens as often as the person opens the newsletter."""
+        newsletter = [e for e in person.email_events if e.esp == "mailchimp"]
+        rate = min(1.0, sum(1 for e in newsletter if e.action == "open") / max(1, len(_CAMPAIGNS)))
+        events = []
+        for k in range(rng.randrange(0, 4)):
+            sent = AS_OF - timedelta(days=30 * k + 9, hours=-15)
+            campaign = f"{list_id[:4]}-{sent:%Y%m%d}"
+            title = "VIP early access" if list_id == _LISTS[2][0] else "What's new in the shop"
+            events.append(_activity("sent", sent, campaign, title))
+            if rng.random() < rate:
+                events.append(_activity("open", sent + timedelta(minutes=rng.randrange(3, 900)), campaign, title))
+        return sorted(events, key=lambda e: e["timestamp"], reverse=True)
 
     def _make_list(self, lid: str, name: str, n: int) -> dict[str, Any]:
         return {

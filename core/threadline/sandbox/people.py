@@ -798,7 +798,7 @@ def _campaigns(esp: str) -> list[tuple[str, datetime, str]]:
     return sends
 
 
-_CAMPAIGNS = {esp: _campaigns(esp) for esp in ("mailchimp", "klaviyo")}
+CAMPAIGNS = {esp: _campaigns(esp) for esp in ("mailchimp", "klaviyo")}  # esp -> (campaign id, sent at, subject)
 _OPEN_RATES = {"loyal": (0.3, 0.8), "regular": (0.15, 0.5), "new": (0.2, 0.6), "lapsed": (0.0, 0.15),
                "one_time": (0.0, 0.3), "cart_abandoner": (0.1, 0.4), "prospect": (0.0, 0.4)}
 
@@ -812,7 +812,7 @@ def _email_events(rng: random.Random, n: int, segment: str, systems: set[str], c
     for esp in ("mailchimp", "klaviyo"):
         if esp not in systems:
             continue
-        for campaign, sent, subject in _CAMPAIGNS[esp]:
+        for campaign, sent, subject in CAMPAIGNS[esp]:
             status, _ = consent.as_of(sent)
             if status == "cleaned":
                 cleaned_at = next(at for at, s in consent.history if s == "cleaned")
