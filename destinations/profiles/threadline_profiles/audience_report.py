@@ -111,10 +111,10 @@ def sizes_svg(history: list[dict[str, Any]], width: int = 720, height: int = 260
     every = max(1, len(seqs) // 8)
     for i, seq in enumerate(seqs):
         if i % every == 0 or i == len(seqs) - 1:
-            label = str(by_seq[seq]["evaluated_at"])[5:16]
-            parts.append(f'<text x="{x(seq):.1f}" y="{height - lower + 16}" font-size="10" text-anchor="middle">'
-                         f'{html.escape(label)}</text>')
-    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 4}" font-size="11" text-anchor="middle">build</text>')
+            when = str(by_seq[seq]["evaluated_at"])[5:16]
+            parts.append(f'<text x="{x(seq):.1f}" y="{height - lower + 14}" font-size="10" text-anchor="middle">'
+                         f'#{seq}</text><text x="{x(seq):.1f}" y="{height - lower + 26}" font-size="9" fill="#777" '
+                         f'text-anchor="middle">{html.escape(when)}</text>')
     for k, name in enumerate(names):
         color = COLORS[k % len(COLORS)]
         points = [(r["seq"], r["size"], r) for r in history if r["audience"] == name]
