@@ -5,7 +5,6 @@ than the run allows, and values of unexpected types."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +107,18 @@ def test_pages_follow_links_next_to_the_end(klaviyo: KlaviyoSandbox) -> None:
 def test_incremental_reads_filter_by_updated_inclusively(klaviyo: KlaviyoSandbox) -> None:
     from datetime import datetime
 
-    start = datetime(2024, 1, 1, 0, 10, tzinfo=UTC)
+    updated = sorted(p["attributes"]["updated"] for p in klaviyo.profiles())
+    start = datetime.fromisoformat(updated[len(updated) // 2])
     rows = read(config(klaviyo), "profiles", SyncMode.INCREMENTAL, cursor_start=start)
     assert min(r["updated"] for r in rows) == start
-    assert klaviyo.requests_to("/api/profiles")[0].query["filter"] == ["greater-or-equal(updated,2024-01-01T00:10:00+00:00)"]
+    assert klaviyo.requests_to("/api/profiles")[0].query["filter"] == [f"greater-or-equal(updated,{start.isoformat()})"]
 
 
 def test_events_carry_their_metric_name_from_the_included_metrics(klaviyo: KlaviyoSandbox) -> None:
     rows = read(config(klaviyo), "events")
-    assert {r["metric_name"] for r in rows} == {"Opened Email", "Clicked Email", "Placed Order"}
+    names = {r["metric_name"] for r in rows}
+    assert names == {klaviyo.metric_name(e["relationships"]["metric"]["data"]["id"]) for e in klaviyo.events()}
+    assert names >= {"Opened Email", "Started Checkout", "Placed Order"}
     orders = [r for r in rows if r["metric_name"] == "Placed Order"]
     assert orders and all(isinstance(r["value"], float) for r in orders)
 
@@ -151,7 +153,9 @@ def test_a_rate_limit_window_longer_than_the_run_allows_stops_cleanly_with_state
 
 def test_profiles_carry_email_and_sms_consent(klaviyo: KlaviyoSandbox) -> None:
     rows = read(config(klaviyo), "profiles")
-    assert {r["email_consent"] for r in rows} == {"SUBSCRIBED", "UNSUBSCRIBED", "NEVER_SUBSCRIBED"}
+    consents = {r["email_consent"] for r in rows}
+    assert consents == {p["attributes"]["subscriptions"]["email"]["marketing"]["consent"] for p in klaviyo.profiles()}
+    assert consents >= {"SUBSCRIBED", "NEVER_SUBSCRIBED"}
     assert any(r["email"] is None and r["phone_number"] and r["sms_consent"] == "SUBSCRIBED" for r in rows)
 
 
@@ -165,8 +169,8 @@ def test_an_unsubscribe_between_syncs_lands_in_the_next_sync(klaviyo: KlaviyoSan
 
 def test_one_person_with_two_emails_is_two_profiles_on_two_lists_sharing_an_external_id(klaviyo: KlaviyoSandbox) -> None:
     rows = read(config(klaviyo), "list_memberships")
-    work = [r for r in rows if r["list_id"] == WINBACK and r["email"].endswith("@work.example.org")]
     home = {r["external_id"]: r for r in rows if r["list_id"] == NEWSLETTER and r["external_id"]}
+    work = [r for r in rows if r["list_id"] == WINBACK and r["email"] and r["email"] not in {h["email"] for h in home.values()}]
     pairs = [(w, home[w["external_id"]]) for w in work if w["external_id"] in home]
     assert pairs and all(w["profile_id"] != h["profile_id"] and w["email"] != h["email"] for w, h in pairs)
 

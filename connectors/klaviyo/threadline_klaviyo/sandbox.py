@@ -19,12 +19,18 @@ What it implements, as Klaviyo documents it:
 - Errors: {"errors": [{"id", "status", "code", "title", "detail", "source"}]}.
 - Optional rate limit (`rate_limit=(calls, seconds)`): 429 "throttled" with `Retry-After`.
 
-Seeded data (deterministic from the seed): profiles with email, phone or both (some have
-only a phone), a fifth of the people with a second profile under a work email on another
-list, email/SMS consent with suppressions, events (Opened Email, Clicked Email, Placed Order)
-whose datetimes repeat in threes. Tests change data between syncs with `unsubscribe`,
-`add_profiles`, `add_events`, delete a list with `delete_list`, and refuse the key with
-`revoke_credentials`.
+Seeded data: the profiles are people of the population shared by every vendor sandbox
+(`threadline.sandbox.people`, population `2026 + seed`), so the same people are in the shop,
+the CRMs and the loyalty program. A profile has the email the person gave the shop, often a
+phone, the shop's customer id as `external_id`, and email/SMS consent as Klaviyo holds it
+(for some, as it was when the profiles were imported: older than the email tool's). Quirks:
+SMS sign-ups as a second, phone-only profile on "SMS VIP"; a second profile under a work email
+carrying the same external id on "Winback" (with the lapsed buyers). Events are the person's
+own: Opened Email and Clicked Email for the weekly promotions (their datetimes repeat in
+threes), Started Checkout (abandoned or not) and Placed Order (the shop's order id, value,
+item names and categories) since the shop was connected. Tests change data between syncs
+with `unsubscribe`, `add_profiles`, `add_events`, delete a list with `delete_list`, and refuse
+the key with `revoke_credentials`.
 """
 
 from __future__ import annotations
@@ -44,11 +50,25 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
+from threadline.sandbox.people import (
+    AS_OF,
+    KLAVIYO_CONNECTED,
+    KLAVIYO_SINCE,
+    Person,
+    in_threes,
+    members_of,
+    population_seed,
+    shopify_customer_id,
+)
 
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus"]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
-_METRICS = [("RbUqjc", "Opened Email"), ("SxK2Lv", "Clicked Email"), ("Tq9wXe", "Placed Order")]
+_METRICS = [("RbUqjc", "Opened Email"), ("SxK2Lv", "Clicked Email"), ("Tq9wXe", "Placed Order"),
+            ("UvW3xY", "Started Checkout")]
+_METRIC = {name: mid for mid, name in _METRICS}
+_LOCALES = {"US": "en-US", "GB": "en-GB", "CA": "en-CA", "DE": "de-DE"}
+_ZONES = {"US": "America/Chicago", "GB": "Europe/London", "CA": "America/Toronto", "DE": "Europe/Berlin"}
 _LISTS = [("Xa1B2c", "Newsletter"), ("Yd3E4f", "Winback"), ("Zg5H6i", "SMS VIP")]
 REVISIONS = ("2023-12-15", "2024-02-15", "2024-07-15", "2024-10-15", "2025-01-15")
 _FILTER = re.compile(r"^(greater-or-equal|greater-than)\((\w+),([^)]+)\)$")
@@ -56,6 +76,11 @@ _FILTER = re.compile(r"^(greater-or-equal|greater-than)\((\w+),([^)]+)\)$")
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _tier(person: Person) -> str | None:
+    spent = person.lifetime_value()
+    return None if "loyaltylion" not in person.systems else "gold" if spent > 600 else "silver" if spent > 200 else None
 
 
 def errors(status: int, code: str, title: str, detail: str, pointer: str | None = None) -> Reply:
@@ -94,24 +119,129 @@ class KlaviyoSandbox(Sandbox):
         self._by_updated: list[dict[str, Any]] | None = None  # profiles by (updated, id), built on demand
         self._members: dict[str, dict[str, str]] = {lid: {} for lid in self._lists}  # list → profile → joined
         self._events: list[dict[str, Any]] = []
-        slot = 0
-        for person in range(1, self.people + 1):
-            first, last = rng.choice(_FIRST), rng.choice(_LAST)
-            when = _EPOCH + timedelta(minutes=slot // 3)
-            slot += 1
-            kind = rng.random()
-            email = None if kind < 0.1 else f"{first.lower()}.{last.lower()}{person}@example.com"
-            phone = f"+1555{person:07d}" if kind < 0.1 or kind > 0.6 else None
-            profile = self._make_profile(rng, person, email, phone, first, last, when)
-            self._join(_LISTS[2][0] if email is None else _LISTS[0][0], profile["id"], when)
-            if person % 5 == 0 and email:  # the same person again, under a work email, on another list
-                work = self._make_profile(rng, person, f"{last.lower()}.{person}@work.example.org", None, first, last, when)
-                work["attributes"]["external_id"] = profile["attributes"]["external_id"]
-                self._join(_LISTS[1][0], work["id"], when)
-            for k in range(rng.randrange(0, 5)):
-                self._add_event(rng, profile["id"], _EPOCH + timedelta(minutes=(len(self._events)) // 3))
-        self._clock = max([_EPOCH + timedelta(minutes=slot // 3 + 1),
-                           *[datetime.fromisoformat(e["attributes"]["datetime"]) for e in self._events]]) + timedelta(minutes=1)
+        for person in members_of("klaviyo", self.people, population_seed(self.seed)):
+            self._add_person(rng, person)
+        self._settle(rng)
+
+    def _add_person(self, rng: random.Random, person: Person) -> None:
+        """The person's profiles (the main one, and perhaps a phone-only and a work one), lists and events."""
+        contact = person.contacts["klaviyo"]
+        created = contact.since
+        sms = person.sms_consent.status == "subscribed"
+        apart = sms and rng.random() < 0.5  # signed up for texts with a keyword: a phone-only profile
+        phone = contact.phone or (person.mobile if sms else None)
+        main = self._make_profile(rng, person.number, contact.email, None if apart else phone,
+                                  contact.first_name, person.last_name, created)
+        external = str(shopify_customer_id(person)) if "shopify" in person.systems and person.shop_account else None
+        self._as_person(rng, main, person, external, sms and not apart)
+        signed_up = person.email_consent.history[0][0] if person.email_consent.history else created
+        self._join(_LISTS[0][0], main["id"], max(signed_up, created))
+        if person.segment in ("lapsed", "one_time") and person.orders:
+            self._join(_LISTS[1][0], main["id"], min(person.orders[-1].at + timedelta(days=180), AS_OF - timedelta(hours=2)))
+        if apart:
+            texts = self._make_profile(rng, person.number, None, person.mobile, contact.first_name, person.last_name,
+                                       person.sms_consent.at or created)
+            self._as_person(rng, texts, person, None, True)
+            self._join(_LISTS[2][0], texts["id"], person.sms_consent.at or created)
+        work = person.email_of("work")
+        if work and external and rng.random() < 0.3:  # an old import under the work address, same external id
+            twin = self._make_profile(rng, person.number, work, None, person.first_name, person.last_name, created)
+            self._as_person(rng, twin, person, external, False)
+            twin["attributes"]["subscriptions"]["email"]["marketing"].update(
+                consent="NEVER_SUBSCRIBED", can_receive_email_marketing=False, consent_timestamp=None, method=None,
+                suppression=[])
+            self._join(_LISTS[1][0], twin["id"], created)
+        self._person_events(rng, person, main["id"])
+
+    def _as_person(self, rng: random.Random, profile: dict[str, Any], person: Person, external_id: str | None,
+                   sms: bool) -> None:
+        """Make a seeded profile what the population says of this person."""
+        a = profile["attributes"]
+        a["created"] = a["updated"]
+        home = person.address
+        stale = rng.random() < 0.1  # consent as it was when the profile was imported
+        status, at = person.email_consent.as_of(KLAVIYO_SINCE) if stale else (person.email_consent.status,
+                                                                              person.email_consent.at)
+        if a["email"] is None:
+            status, at = "never", None
+        consent = {"subscribed": "SUBSCRIBED", "unsubscribed": "UNSUBSCRIBED", "cleaned": "UNSUBSCRIBED"}.get(
+            status, "NEVER_SUBSCRIBED")
+        suppression = []
+        if status == "cleaned":
+            suppression = [{"reason": "HARD_BOUNCE", "timestamp": iso(at)}]
+        elif status == "unsubscribed" and rng.random() < 0.1:
+            suppression = [{"reason": "USER_SPAM_COMPLAINT", "timestamp": iso(at)}]
+        sms_at = person.sms_consent.at if sms else None
+        changed = max([datetime.fromisoformat(a["created"]), *(t for t in (at, sms_at) if t)])
+        a.update(
+            external_id=external_id, organization=person.company or rng.choice([None, ""]),
+            locale="fr-CA" if home.region == "QC" else _LOCALES[home.country] if rng.random() < 0.8 else None,
+            updated=iso(changed.replace(microsecond=0)),
+            location={**a["location"], "address1": home.line1 if rng.random() < 0.5 else None, "city": home.city,
+                      "region": home.region, "country": home.country_name, "zip": home.postal_code,
+                      "timezone": _ZONES[home.country]},
+            properties={k: v for k, v in (("loyalty_tier", _tier(person)), ("source", "Shopify" if external_id else None))
+                        if v},
+        )
+        a["subscriptions"]["email"]["marketing"].update(
+            can_receive_email_marketing=consent == "SUBSCRIBED" and a["email"] is not None, consent=consent,
+            consent_timestamp=iso(at) if at else None, last_updated=iso(at) if at else None,
+            method=None if at is None else "SHOPIFY" if external_id and rng.random() < 0.5 else "FORM",
+            suppression=suppression)
+        a["subscriptions"]["sms"]["marketing"].update(
+            can_receive_sms_marketing=sms, consent="SUBSCRIBED" if sms else "NEVER_SUBSCRIBED",
+            consent_timestamp=iso(sms_at) if sms_at else None, last_updated=iso(sms_at) if sms_at else None,
+            method="TEXT" if sms else None)
+
+    def _person_events(self, rng: random.Random, person: Person, profile_id: str) -> None:
+        """The person's Klaviyo events: email opens and clicks, checkouts and orders since the shop was connected."""
+        for e in person.email_events:
+            if e.esp == "klaviyo" and e.action in ("open", "click"):
+                props = {"Subject": e.subject, "Campaign Name": e.campaign_id}
+                if e.url:
+                    props["URL"] = e.url
+                self._event(rng, profile_id, "Opened Email" if e.action == "open" else "Clicked Email", e.at, props)
+        for c in person.checkouts:
+            if c.at >= KLAVIYO_CONNECTED:
+                self._event(rng, profile_id, "Started Checkout", c.at, {
+                    "$value": c.value, "ItemNames": [i.title for i in c.items],
+                    "Categories": sorted({i.category for i in c.items}), "CheckoutURL": "https://threadline.example/cart"})
+        for o in person.orders:
+            if o.at >= KLAVIYO_CONNECTED and o.channel == "web":
+                self._event(rng, profile_id, "Placed Order", o.at, {
+                    "$value": o.total, "OrderId": str(o.id), "ItemNames": [i.title for i in o.items],
+                    "Categories": list(o.categories), "$event_id": str(o.id)})
+
+    def _event(self, rng: random.Random, profile_id: str, metric: str, when: datetime, props: dict[str, Any]) -> None:
+        self._events.append({
+            "type": "event", "id": "",
+            "attributes": {"timestamp": 0, "event_properties": props, "datetime": when,
+                           "uuid": str(uuid.UUID(int=rng.getrandbits(128)))},
+            "relationships": {"profile": {"data": {"type": "profile", "id": profile_id}},
+                              "metric": {"data": {"type": "metric", "id": _METRIC[metric]}}},
+        })
+
+    def _settle(self, rng: random.Random) -> None:
+        """Email events (sent in batches) share datetimes in threes; profiles' `updated` too; ids
+        follow time, as Klaviyo's do."""
+        emails = [e for e in self._events if e["relationships"]["metric"]["data"]["id"] in (_METRIC["Opened Email"],
+                                                                                           _METRIC["Clicked Email"])]
+        for event, moment in zip(emails, in_threes([e["attributes"]["datetime"] for e in emails])):
+            event["attributes"]["datetime"] = moment
+        self._events.sort(key=lambda e: e["attributes"]["datetime"])
+        for n, event in enumerate(self._events, start=1):
+            moment = event["attributes"]["datetime"].replace(microsecond=0)
+            event["id"] = f"evt{n:09d}"
+            event["attributes"].update(datetime=iso(moment), timestamp=int(moment.timestamp()))
+        last_event: dict[str, str] = {}
+        for event in self._events:
+            last_event[event["relationships"]["profile"]["data"]["id"]] = event["attributes"]["datetime"]
+        profiles = list(self._profiles.values())
+        for profile, moment in zip(profiles, in_threes([datetime.fromisoformat(p["attributes"]["updated"]) for p in profiles])):
+            profile["attributes"]["updated"] = iso(moment)
+            profile["attributes"]["last_event_date"] = last_event.get(profile["id"])
+        self._by_updated = None
+        self._clock = max([AS_OF, *(datetime.fromisoformat(p["attributes"]["updated"]) for p in profiles)]) + timedelta(minutes=1)
         self._index_events()
 
     def _make_profile(self, rng: random.Random, person: int, email: str | None, phone: str | None,

@@ -72,7 +72,8 @@ T = TypeVar("T")
 POPULATION_SEED = 2026
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)  # the population's "today": every event is before it
 HISTORY_START = AS_OF - timedelta(days=730)  # orders, tickets and consent changes begin here
-KLAVIYO_SINCE = AS_OF - timedelta(days=126)  # Klaviyo's weekly promotions (and its copy of orders) start here
+KLAVIYO_CONNECTED = AS_OF - timedelta(days=216)  # Klaviyo set up: the list imported, the shop connected
+KLAVIYO_SINCE = AS_OF - timedelta(days=126)  # Klaviyo's weekly promotions start here
 MAILCHIMP_SINCE = AS_OF - timedelta(days=182)  # the newsletter's campaigns in Mailchimp's activity
 ORDER_ID_BASE = 4_000_000_000_000
 
@@ -886,7 +887,8 @@ def _contacts(rng: random.Random, person: Person) -> dict[str, Contact]:
         "mailchimp": person.email_consent.history[0][0] if person.email_consent.history else person.first_seen,
         "loyaltylion": person.orders[0].at if person.orders else person.first_seen,
     }
-    first_event["klaviyo"] = max(first_event["mailchimp"], KLAVIYO_SINCE - timedelta(days=40))
+    imported = KLAVIYO_CONNECTED + timedelta(seconds=rng.uniform(0, 7200))  # the list was imported in one go
+    first_event["klaviyo"] = max(first_event["mailchimp"], imported)
     contacts = {}
     for system in SYSTEMS:
         if system not in person.systems:
