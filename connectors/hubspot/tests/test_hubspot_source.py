@@ -4,7 +4,6 @@ associations, missing scopes and expired tokens, 429s without Retry-After, and b
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +100,14 @@ def test_more_changes_at_one_instant_than_a_page_holds_are_read_in_id_order(hubs
 def test_incremental_reads_filter_on_lastmodifieddate_inclusively_and_ascending(hubspot: HubspotSandbox) -> None:
     from datetime import datetime
 
-    start = datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC)  # deals are seeded from 00:00:27.5
+    modified = sorted(r["updatedAt"] for r in hubspot.records("deals", archived=False))
+    start = datetime.fromisoformat(modified[len(modified) // 2].replace("Z", "+00:00"))
     rows = [r for r in read(config(hubspot), "deals", SyncMode.INCREMENTAL, cursor_start=start) if not r["archived"]]
     stamps = [r["updated_at"] for r in rows]
     assert stamps == sorted(stamps) and min(stamps) == start
     first = hubspot.requests_to("/crm/v3/objects/deals/search", "POST")[0].body
-    assert '"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "1704067230000"' in first
+    epoch_ms = int(start.timestamp() * 1000)
+    assert f'"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "{epoch_ms}"' in first
 
 
 # ---------------------------------------------------------------------- archived records, associations

@@ -22,11 +22,18 @@ What it implements, as HubSpot documents it:
   daily pair); past the limit, 429 with HubSpot's body (`policyName: TEN_SECONDLY_ROLLING`)
   and no Retry-After, as HubSpot answers.
 
-Seeded data (deterministic from the seed): contacts with phones in several formats, extra
-emails in `hs_additional_emails`, missing names, a custom property (`loyalty_tier`);
-companies with revenue and headcount; deals with amounts; contacts linked to companies and
-deals, deals to companies; some records archived. `lastmodifieddate` values repeat in
-threes (cursor boundaries land on ties). Tests change data with `update`, `add`, `archive`,
+Seeded data: the contacts are people of the population shared by every vendor sandbox
+(`threadline.sandbox.people`, population `2026 + seed`), so the same people are in the shop,
+the email tools and the help desk. A contact has the email the person gave the CRM
+(personal or work; others in `hs_additional_emails`), phones as typed (`(512) 555-0134`,
+`+44 20 7946 0958`, `512.555.0134`, sometimes a stale number), missing names, the lifecycle
+stage their orders give, `hs_email_optout` (sticky: once opted out, still opted out after a
+re-subscribe at the email tool) and custom properties (`loyalty_tier` copied from the loyalty
+program, `ads_consent` with `ads_consent_date`). Companies include the contacts' employers (the
+domain their work email uses); deals are wholesale orders of contacts at a company; contacts
+are linked to their employer and to their deals; some records archived.
+`lastmodifieddate` is when the record last changed, shared in threes (cursor boundaries land
+on ties). Tests change data with `update`, `add` (the population's next people), `archive`,
 `set_property`, and refuse the token with `revoke_credentials` / `expire_token`.
 """
 
@@ -43,16 +50,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest, route
+from threadline.sandbox.people import (
+    AS_OF,
+    HISTORY_START,
+    Person,
+    format_phone,
+    in_threes,
+    loyalty_tier,
+    members_of,
+    population_seed,
+)
+from threadline.sandbox.people_data import COMPANIES
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
 MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
 CREATED = {"contacts": "createdate", "companies": "createdate", "deals": "createdate"}
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
-_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", None]
-_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
-_CITIES = [("London", "N1 9GU", "United Kingdom"), ("Paris", "75011", "France"), ("Boston", "02110", "United States"),
-           ("Berlin", "10115", "Germany")]
+_CITIES = [("London", "United Kingdom"), ("Boston", "United States"), ("Austin", "United States"),
+           ("Berlin", "Germany"), ("Toronto", "Canada")]
+_PHONE_STYLES = ("national", "international", "dotted", "e164", "digits")
 
 # name → HubSpot property type (what GET /crm/v3/properties answers); hubspotDefined unless custom.
 PROPERTIES: dict[str, dict[str, str]] = {
@@ -61,7 +77,8 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "hs_additional_emails": "enumeration", "company": "string", "address": "string", "city": "string",
         "zip": "string", "country": "string", "jobtitle": "string", "lifecyclestage": "enumeration",
         "hs_email_optout": "bool", "hs_analytics_num_visits": "number", "createdate": "datetime",
-        "lastmodifieddate": "datetime", "hs_object_id": "number", "loyalty_tier": "enumeration",
+        "lastmodifieddate": "datetime", "hs_object_id": "number", "state": "string", "date_of_birth": "date",
+        "loyalty_tier": "enumeration", "ads_consent": "enumeration", "ads_consent_date": "datetime",
     },
     "companies": {
         "name": "string", "domain": "string", "phone": "string", "city": "string", "country": "string",
@@ -74,7 +91,7 @@ PROPERTIES: dict[str, dict[str, str]] = {
         "hs_lastmodifieddate": "datetime", "hs_object_id": "number",
     },
 }
-CUSTOM = {"loyalty_tier"}
+CUSTOM = {"loyalty_tier", "ads_consent", "ads_consent_date"}
 DEFAULT_RETURNED = {  # what HubSpot returns when `properties` is not given
     "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
     "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
@@ -84,6 +101,10 @@ DEFAULT_RETURNED = {  # what HubSpot returns when `properties` is not given
 
 def iso_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def epoch_ms(text: str) -> int:
@@ -125,82 +146,108 @@ class HubspotSandbox(Sandbox):
         self._links: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (from type, id) → {(to type, id)}
         self._next_id = {"contacts": 1001, "companies": 5_000_001, "deals": 9_000_001}
         self._sorted: dict[tuple[str, ...], Any] = {}  # sorted views of the records, dropped on every change
-        slot = 0
-        for kind in ("companies", "contacts", "deals"):
-            for _ in range(self.counts[kind]):
-                self._create(kind, _EPOCH + timedelta(milliseconds=250 * (slot // 3)))
-                slot += 1
-        self._clock = _EPOCH + timedelta(milliseconds=250 * (slot // 3 + 1), minutes=1)
-        companies = list(self._records["companies"])
-        contacts = list(self._records["contacts"])
-        for cid in contacts:
-            if companies and rng.random() < 0.8:
-                self._link("contacts", cid, "companies", rng.choice(companies))
-        for did in self._records["deals"]:
-            if companies:
-                self._link("deals", did, "companies", rng.choice(companies))
-            for cid in rng.sample(contacts, k=min(len(contacts), rng.randrange(1, 3))):
-                self._link("contacts", cid, "deals", did)
+        self._people = members_of("hubspot", self.counts["contacts"], population_seed(self.seed))
+        employers: dict[str, str] = {}  # company name → record id
+        for n in range(self.counts["companies"]):
+            record = self._create("companies", self._company_properties(rng, n))
+            employers.setdefault(record["properties"]["name"], record["id"])
+        by_person: dict[int, str] = {}
+        for person in self._people:
+            contact = self._create("contacts", self._person_properties(rng, person))
+            by_person[person.number] = contact["id"]
+            if person.company in employers:
+                self._link("contacts", contact["id"], "companies", employers[person.company])
+        staff = [p for p in self._people if p.company in employers]
+        for n in range(self.counts["deals"]):
+            buyer = rng.choice(staff) if staff else None
+            deal = self._create("deals", self._deal_properties(rng, n, buyer))
+            if buyer is not None:
+                self._link("deals", deal["id"], "companies", employers[buyer.company])
+                self._link("contacts", by_person[buyer.number], "deals", deal["id"])
+        for kind in OBJECT_TYPES:  # when each record last changed, shared in threes
+            rows = list(self._records[kind].values())
+            for record, moment in zip(rows, in_threes([_parse(r["updatedAt"]) for r in rows])):
+                record["updatedAt"] = record["properties"][MODIFIED[kind]] = iso_ms(moment)
         for kind in OBJECT_TYPES:  # some archived from the start
             for rid in list(self._records[kind]):
                 if rng.random() < self.archived_share:
                     record = self._records[kind][rid]
                     record["archived"] = True
                     record["archivedAt"] = record["updatedAt"]
+        latest = max((_parse(r["updatedAt"]) for rs in self._records.values() for r in rs.values()), default=AS_OF)
+        self._clock = max(latest, AS_OF) + timedelta(minutes=1)
 
-    def _create(self, kind: str, when: datetime) -> dict[str, Any]:
-        rng = self._rng
+    def _create(self, kind: str, props: dict[str, Any]) -> dict[str, Any]:
+        """A record of `kind` with these properties (`createdate` and the last-modified date among them)."""
         rid = str(self._next_id[kind])
         self._next_id[kind] += 1
-        stamp = iso_ms(when)
-        props = getattr(self, f"_{kind}_properties")(rng, rid)
-        props.update({CREATED[kind]: iso_ms(when - timedelta(days=rng.randrange(0, 400))), MODIFIED[kind]: stamp,
-                      "hs_object_id": rid})
-        record = {"id": rid, "properties": props, "createdAt": props[CREATED[kind]], "updatedAt": stamp, "archived": False}
+        props["hs_object_id"] = rid
+        record = {"id": rid, "properties": props, "createdAt": props[CREATED[kind]], "updatedAt": props[MODIFIED[kind]],
+                  "archived": False}
         self._records[kind][rid] = record
         return record
 
-    def _contacts_properties(self, rng: random.Random, rid: str) -> dict[str, Any]:
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        city, postcode, country = rng.choice(_CITIES)
-        handle = f"{(first or 'x').lower()}.{last.lower()}{rid}"
-        email = f"{handle}@example.com" if rng.random() < 0.93 else None
-        extra = ";".join(f"{handle}@{d}" for d in rng.sample(["work.example.org", "gmail.example", "old.example.net"],
-                                                              k=rng.choice([0, 0, 1, 2])))
-        digits = f"{rng.randrange(10**9, 10**10)}"
-        phone = rng.choice([f"+44 {digits[:4]} {digits[4:]}", f"({digits[:3]}) {digits[3:6]}-{digits[6:]}",
-                            f"0{digits}", f"+1-{digits[:3]}-{digits[3:6]}-{digits[6:]}", None])
+    def _person_properties(self, rng: random.Random, person: Person) -> dict[str, Any]:
+        contact = person.contacts["hubspot"]
+        email = contact.email if rng.random() < 0.95 else None  # a contact from a phone call: no email
+        others = [e.address for e in person.emails if e.address != email and e.kind != "household"]
+        extra = ";".join(rng.sample(others, k=len(others))) if others and rng.random() < 0.3 else None
+        phone = format_phone(contact.phone, rng.choice(_PHONE_STYLES)) if contact.phone else None
+        mobile = person.mobile if person.mobile and person.mobile != contact.phone and rng.random() < 0.3 else None
+        home = person.address
+        opted_out = person.crm_opted_out_at
+        ads = person.ad_consent
+        created = contact.since
+        changed = max([created, *(t for t in (opted_out, ads.at) if t),
+                       *(o.at for o in person.orders[:1])])  # the first order made them a customer
         return {
-            "email": email, "firstname": first, "lastname": last, "phone": phone,
-            "mobilephone": f"+447{digits[:9]}" if rng.random() < 0.3 else None,
-            "hs_additional_emails": extra or None, "company": rng.choice(["Threadline Coffee", "Acme", None]),
-            "address": f"{rng.randrange(1, 200)} High Street" if rng.random() < 0.6 else None, "city": city,
-            "zip": postcode if rng.random() < 0.8 else None, "country": country,
-            "jobtitle": rng.choice(["Buyer", "CTO", "", None]),
-            "lifecyclestage": rng.choice(["subscriber", "lead", "customer", "opportunity"]),
-            "hs_email_optout": rng.choice(["true", "false", None]),
-            "hs_analytics_num_visits": str(rng.randrange(0, 80)),
-            "loyalty_tier": rng.choice(["gold", "silver", None, None]),
+            "email": email, "firstname": None if rng.random() < 0.04 else contact.first_name, "lastname": person.last_name,
+            "phone": phone, "mobilephone": format_phone(mobile, "international") if mobile else None,
+            "hs_additional_emails": extra, "company": person.company,
+            "address": (f"{home.line1}, {home.line2}" if home.line2 else home.line1) if rng.random() < 0.6 else None,
+            "city": home.city, "state": home.region if home.country in ("US", "CA") else home.region_name,
+            "zip": home.postal_code if rng.random() < 0.85 else None, "country": home.country_name,
+            "date_of_birth": person.birth_date.isoformat() if rng.random() < 0.15 else None,
+            "jobtitle": person.job_title if person.job_title else rng.choice(["", None]),
+            "lifecyclestage": "customer" if person.orders else "opportunity" if person.checkouts else
+            "subscriber" if person.email_consent.status != "never" else "lead",
+            "hs_email_optout": "true" if opted_out else rng.choice(["false", "false", None]),
+            "hs_analytics_num_visits": str(len(person.orders) * 3 + len(person.checkouts) + rng.randrange(0, 12)),
+            "loyalty_tier": (loyalty_tier(person) or "").lower() or None,
+            "ads_consent": None if ads.status == "unknown" else ads.status,
+            "ads_consent_date": iso_ms(ads.at) if ads.at else None,
+            "createdate": iso_ms(created), "lastmodifieddate": iso_ms(changed),
         }
 
-    def _companies_properties(self, rng: random.Random, rid: str) -> dict[str, Any]:
-        city, _, country = rng.choice(_CITIES)
-        name = f"{rng.choice(['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli'])} {rid[-3:]}"
+    def _company_properties(self, rng: random.Random, n: int) -> dict[str, Any]:
+        city, country = rng.choice(_CITIES)
+        if n < len(COMPANIES):
+            name, domain = COMPANIES[n]  # the contacts' employers: their work emails use this domain
+        else:
+            stem = rng.choice(["Acme", "Globex", "Initech", "Umbrella", "Hooli"])
+            name, domain = f"{stem} {n:03d}", f"{stem.lower()}{n:03d}.example.com"
+        created = HISTORY_START - timedelta(days=rng.uniform(0, 400))
         return {
-            "name": name, "domain": f"{name.split()[0].lower()}{rid[-3:]}.example.com" if rng.random() < 0.9 else None,
-            "phone": rng.choice([f"+33 1 {rng.randrange(10**7, 10**8)}", None]), "city": city, "country": country,
-            "industry": rng.choice(["RETAIL", "COMPUTER_SOFTWARE", None]),
+            "name": name, "domain": domain if rng.random() < 0.9 else None,
+            "phone": rng.choice([f"+1 617 {rng.randrange(200, 999)} {rng.randrange(1000, 9999)}", None]), "city": city,
+            "country": country, "industry": rng.choice(["RETAIL", "COMPUTER_SOFTWARE", "HOSPITAL_HEALTH_CARE", None]),
             "numberofemployees": str(rng.randrange(1, 5000)) if rng.random() < 0.8 else None,
             "annualrevenue": f"{rng.randrange(10**4, 10**9)}.{rng.randrange(0, 100):02d}" if rng.random() < 0.7 else None,
+            "createdate": iso_ms(created), "hs_lastmodifieddate": iso_ms(created + (AS_OF - created) * rng.random()),
         }
 
-    def _deals_properties(self, rng: random.Random, rid: str) -> dict[str, Any]:
+    def _deal_properties(self, rng: random.Random, n: int, buyer: Person | None) -> dict[str, Any]:
+        created = HISTORY_START + (AS_OF - HISTORY_START) * rng.random()
+        stage = rng.choice(["appointmentscheduled", "qualifiedtobuy", "closedwon", "closedwon", "closedlost"])
+        closed = created + timedelta(days=rng.uniform(3, 60))
+        what = rng.choice(["Office coffee subscription", "Wholesale beans", "Espresso machine service", "Gift boxes"])
         return {
-            "dealname": f"Deal {rid}", "amount": rng.choice([f"{rng.randrange(100, 10**6)}.{rng.randrange(0, 100):02d}",
-                                                             str(rng.randrange(100, 5000)), None]),
-            "deal_currency_code": rng.choice(["EUR", "USD", "GBP"]),
-            "dealstage": rng.choice(["appointmentscheduled", "qualifiedtobuy", "closedwon", "closedlost"]),
-            "pipeline": "default", "closedate": iso_ms(_EPOCH + timedelta(days=rng.randrange(0, 365))) if rng.random() < 0.7 else None,
+            "dealname": f"{what} — {buyer.company}" if buyer else f"{what} {n}",
+            "amount": rng.choice([f"{rng.randrange(100, 50_000)}.{rng.randrange(0, 100):02d}", str(rng.randrange(100, 5000)),
+                                  None]),
+            "deal_currency_code": rng.choice(["USD", "USD", "CAD", "GBP", "EUR"]), "dealstage": stage, "pipeline": "default",
+            "closedate": iso_ms(min(closed, AS_OF - timedelta(hours=1))) if stage.startswith("closed") or rng.random() < 0.5 else None,
+            "createdate": iso_ms(created), "hs_lastmodifieddate": iso_ms(min(closed, AS_OF - timedelta(minutes=5))),
         }
 
     def _link(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
@@ -247,11 +294,21 @@ class HubspotSandbox(Sandbox):
         return [r for r in self.records(kind) if r["id"] in set(ids)]
 
     def add(self, kind: str, n: int) -> list[dict[str, Any]]:
-        """Create `n` records, all stamped with one new last-modified date; returns them."""
+        """Create `n` records (contacts: the population's next people HubSpot knows), all stamped
+        with one new last-modified date; returns them."""
         with self._lock:
             self._sorted.clear()
-            self._tick()
-            created = [self._create(kind, self._clock) for _ in range(n)]
+            stamp = self._tick()
+            if kind == "contacts":
+                self._people = members_of("hubspot", len(self._people) + n, population_seed(self.seed))
+                made = [self._person_properties(self._rng, p) for p in self._people[-n:]]
+            else:
+                maker = self._company_properties if kind == "companies" else self._deal_properties
+                made = [maker(self._rng, len(self._records[kind]) + k, *([None] if kind == "deals" else [])) for k in range(n)]
+            created = []
+            for props in made:
+                props.update({CREATED[kind]: stamp, MODIFIED[kind]: stamp})
+                created.append(self._create(kind, props))
             ids = {r["id"] for r in created}
         return [r for r in self.records(kind) if r["id"] in ids]
 

@@ -56,6 +56,7 @@ from threadline.sandbox.people import (
     KLAVIYO_SINCE,
     Person,
     in_threes,
+    loyalty_tier,
     members_of,
     population_seed,
     shopify_customer_id,
@@ -76,11 +77,6 @@ _FILTER = re.compile(r"^(greater-or-equal|greater-than)\((\w+),([^)]+)\)$")
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def _tier(person: Person) -> str | None:
-    spent = person.lifetime_value()
-    return None if "loyaltylion" not in person.systems else "gold" if spent > 600 else "silver" if spent > 200 else None
 
 
 def errors(status: int, code: str, title: str, detail: str, pointer: str | None = None) -> Reply:
@@ -180,8 +176,8 @@ class KlaviyoSandbox(Sandbox):
             location={**a["location"], "address1": home.line1 if rng.random() < 0.5 else None, "city": home.city,
                       "region": home.region, "country": home.country_name, "zip": home.postal_code,
                       "timezone": _ZONES[home.country]},
-            properties={k: v for k, v in (("loyalty_tier", _tier(person)), ("source", "Shopify" if external_id else None))
-                        if v},
+            properties={k: v for k, v in (("loyalty_tier", (loyalty_tier(person) or "").lower()),
+                                          ("source", "Shopify" if external_id else None)) if v},
         )
         a["subscriptions"]["email"]["marketing"].update(
             can_receive_email_marketing=consent == "SUBSCRIBED" and a["email"] is not None, consent=consent,

@@ -337,6 +337,20 @@ def shopify_customer_id(person: Person) -> int:
     return 7_100_000_000_000 + person.number * 11
 
 
+def loyalty_points(person: Person) -> int:
+    """Points the loyalty program has approved for the person: 5 per unit spent; 0 for non-members."""
+    return int(person.lifetime_value() * 5) if person.loyalty_cards else 0
+
+
+def loyalty_tier(person: Person) -> str | None:
+    """The loyalty tier (Bronze below 500 points, Silver below 2000, Gold above), as every
+    system that copies it from the loyalty program shows it; None for non-members."""
+    if not person.loyalty_cards:
+        return None
+    points = loyalty_points(person)
+    return "Gold" if points >= 2000 else "Silver" if points >= 500 else "Bronze"
+
+
 def in_threes(moments: Sequence[datetime]) -> list[datetime]:
     """`moments` (to the second), each moved forward to the latest of its group of three in time
     order: records share `updated_at` values as when a batch job touches several at once, so
