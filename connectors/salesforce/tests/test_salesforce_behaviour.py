@@ -3,7 +3,7 @@ refresh-token flow, queryAll deletions, nextRecordsUrl paging, API limits and ba
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -214,7 +214,7 @@ def test_salesforce_incremental_read_filters_on_system_modstamp_inclusively(sand
     stream = stream_of(source, cfg)
     messages = source.read(cfg, ReadRequest(stream=stream, sync_mode=SyncMode.INCREMENTAL, cursor_start=start))
     rows = rec.from_batches([m.records for m in messages if isinstance(m, Batch)], stream)
-    assert "WHERE SystemModstamp >= 2024-03-01T" in sandbox.requests_to(QUERY)[-1].query["q"][0]
+    assert f"WHERE SystemModstamp >= {start:%Y-%m-%dT%H:%M:%S}" in sandbox.requests_to(QUERY)[-1].query["q"][0]
     assert {r["Id"] for r in rows} == {c["Id"] for c in contacts
                                        if datetime.fromisoformat(c["SystemModstamp"].replace("+0000", "+00:00")) >= start}
     assert all(r["SystemModstamp"] >= start for r in rows)
@@ -295,4 +295,5 @@ def test_salesforce_money_lands_as_decimal(sandbox):
     values = [r["Lifetime_Value__c"] for r in rows if r["Lifetime_Value__c"] is not None]
     assert values and all(isinstance(v, Decimal) for v in values)
     assert all(isinstance(r["SystemModstamp"], datetime) and r["SystemModstamp"].tzinfo for r in rows)
-    assert datetime(2024, 1, 1, tzinfo=UTC) < min(r["SystemModstamp"] for r in rows)
+    assert min(r["SystemModstamp"] for r in rows) == min(
+        datetime.fromisoformat(c["SystemModstamp"].replace("+0000", "+00:00")) for c in sandbox.records("Contact"))

@@ -31,10 +31,18 @@ What it implements, as Salesforce documents it:
   without the `api` scope); `disable_api()` answers 403 API_DISABLED_FOR_ORG; `limit_requests(n)` answers
   403 REQUEST_LIMIT_EXCEEDED after n more API calls (the org's 24-hour limit).
 
-Seeded data (deterministic from the seed): Accounts, Contacts (a second email in the custom
-field Secondary_Email__c, phones in several formats, missing names and emails), Leads (some
-the same people as Contacts, some converted), Opportunities and Cases; SystemModstamp values
-repeat in threes. Tests change data with `update`, `add_contacts`, `delete`, `add_custom_field`, `remove_field`.
+Seeded data: the Contacts are people of the population shared by every vendor sandbox
+(`threadline.sandbox.people`, population `2026 + seed`), so the same people are in the shop,
+the email tools and the other CRM. The sales team's view: mostly work emails (the personal one
+in the custom field Secondary_Email__c), the employer's Account, phones in several formats
+(sometimes an old number), US ZIP codes that lost their leading zero in a spreadsheet import,
+birth dates for some, `HasOptedOutOfEmail`, loyalty tier and points, lifetime value, and
+advertising consent in custom fields (`Ads_Consent__c`, `Ads_Consent_Date__c`). Leads are
+some of the same people (upper-cased emails, half of them converted) and prospects at a
+company; Opportunities and Cases belong to the contacts. Accounts include the employers
+(their websites are the work emails' domains). `SystemModstamp` is when a record last changed,
+shared in threes. Tests change data with `update`, `add_contacts` (the population's next
+people), `delete`, `add_custom_field`, `remove_field`.
 """
 
 from __future__ import annotations
@@ -48,12 +56,26 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
+from threadline.sandbox.people import (
+    AS_OF,
+    HISTORY_START,
+    Person,
+    format_phone,
+    in_threes,
+    loyalty_points,
+    loyalty_tier,
+    members_of,
+    population,
+    population_seed,
+)
+from threadline.sandbox.people_data import COMPANIES
 
 API_VERSION = "v59.0"
-_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
-_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", "Zoë"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "O'Neil"]
-_CITIES = [("London", "N1 9GU", "United Kingdom"), ("Paris", "75011", "France"), ("Austin", "78701", "USA"), (None, None, None)]
+_CITIES = [("London", "N1 9GU", "United Kingdom"), ("Austin", "78701", "USA"), ("Toronto", "M5V 2T6", "Canada"),
+           (None, None, None)]
+_COUNTRY_AS_TYPED = {"US": ("USA", "United States", "US"), "GB": ("United Kingdom", "UK", "GB"),
+                     "CA": ("Canada", "CA"), "DE": ("Germany", "Deutschland", "DE")}
+_PHONE_STYLES = ("national", "international", "dotted", "e164")
 _PREFIX = {"Account": "001", "Contact": "003", "Lead": "00Q", "Opportunity": "006", "Case": "500"}
 
 # (name, Salesforce type, custom, extras) per object; the describe endpoint serves these.
@@ -71,7 +93,7 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
         ("MailingPostalCode", "string"), ("MailingCountry", "string"), ("MailingAddress", "address"),
         ("Birthdate", "date"), ("HasOptedOutOfEmail", "boolean"), ("LeadSource", "picklist"),
         ("Secondary_Email__c", "email"), ("Loyalty_Tier__c", "picklist"), ("Lifetime_Value__c", "currency"),
-        ("Loyalty_Points__c", "double")],
+        ("Loyalty_Points__c", "double"), ("Ads_Consent__c", "picklist"), ("Ads_Consent_Date__c", "datetime")],
     "Lead": _COMMON + [
         ("FirstName", "string"), ("LastName", "string"), ("Company", "string"), ("Email", "email"),
         ("Phone", "phone"), ("Status", "picklist"), ("City", "string"), ("PostalCode", "string"),
@@ -150,26 +172,40 @@ class SalesforceSandbox(Sandbox):
         self._api_scope = True
         self._api_disabled = False
         self._calls_left: int | None = None
-        self._slot = 0
         n = self.contacts_count
-        accounts = [self._new("Account", rng, self._account_values(rng, i)) for i in range(max(3, n // 5))]
+        seed = population_seed(self.seed)
+        self._people = members_of("salesforce", n, seed)
+        accounts = [self._new("Account", self._account_values(rng, i), *self._some_time(rng)) for i in range(max(3, n // 5))]
+        employers = {a["Name"]: a["Id"] for a in accounts}
         contacts = []
-        for i in range(n):
-            account = rng.choice(accounts)
-            contacts.append(self._new("Contact", rng, self._contact_values(rng, i, account["Id"])))
+        for person in self._people:
+            account = employers.get(person.company) or rng.choice(accounts)["Id"]
+            contacts.append(self._new_contact(rng, person, account))
+        upto = self._people[-1].number + 1 if self._people else 0
+        prospects = [p for p in population(seed, upto) if p.company and "salesforce" not in p.systems]
         for i in range(max(2, n // 2)):
-            twin = contacts[i * 2 % len(contacts)] if i % 3 == 0 else None  # the same person as a lead
-            self._new("Lead", rng, self._lead_values(rng, i, twin))
+            twin = contacts[i * 2 % len(contacts)] if i % 3 == 0 or not prospects else None  # the same person as a lead
+            self._new_lead(rng, i, twin, None if twin else prospects[i % len(prospects)])
         for i in range(max(2, n // 3)):
             contact = rng.choice(contacts)
-            self._new("Opportunity", rng, self._opportunity_values(rng, i, contact))
+            self._new("Opportunity", self._opportunity_values(rng, i, contact), *self._some_time(rng))
         for i in range(max(2, n * 2 // 5)):
             contact = rng.choice(contacts)
-            self._new("Case", rng, self._case_values(rng, i, contact))
+            self._new("Case", self._case_values(rng, i, contact), *self._some_time(rng))
+        for obj, rows in self._records.items():  # when each record last changed, shared in threes
+            rows = list(rows.values())
+            for record, moment in zip(rows, in_threes([parse_literal(r["SystemModstamp"]) for r in rows])):
+                record["SystemModstamp"] = record["LastModifiedDate"] = sf_datetime(moment)
         # A few records already in the recycle bin: only queryAll sees them.
         for obj in ("Contact", "Lead"):
             for record in list(self._records[obj].values())[3:6]:
                 self._delete_record(record)
+
+    @staticmethod
+    def _some_time(rng: random.Random) -> tuple[datetime, datetime]:
+        """(created, last modified) for records that are not a person's."""
+        created = HISTORY_START - timedelta(days=rng.uniform(0, 300)) + (AS_OF - HISTORY_START) * rng.random()
+        return created, created + (AS_OF - created) * rng.random() * 0.5
 
     @staticmethod
     def _describe_field(name: str, kind: str) -> dict[str, Any]:
@@ -186,75 +222,88 @@ class SalesforceSandbox(Sandbox):
             field["compoundFieldName"] = None
         return field
 
-    def _when(self) -> datetime:
-        moment = _EPOCH + timedelta(minutes=self._slot // 3)
-        self._slot += 1
-        return moment
-
-    def _new(self, obj: str, rng: random.Random, values: dict[str, Any]) -> dict[str, Any]:
-        when = self._when()
+    def _new(self, obj: str, values: dict[str, Any], created: datetime, modified: datetime) -> dict[str, Any]:
         number = len(self._records[obj]) + 1
         record_id = f"{_PREFIX[obj]}Hs{number:010d}AAB"
         record = {name: None for name, _ in FIELDS[obj] if _ != "address"}
-        record.update(Id=record_id, IsDeleted=False, CreatedDate=sf_datetime(when - timedelta(days=rng.randrange(1, 400))),
-                      LastModifiedDate=sf_datetime(when), SystemModstamp=sf_datetime(when), **values)
+        record.update(Id=record_id, IsDeleted=False, CreatedDate=sf_datetime(created),
+                      LastModifiedDate=sf_datetime(modified), SystemModstamp=sf_datetime(modified), **values)
         self._records[obj][record_id] = record
         return record
 
-    @staticmethod
-    def _phone(rng: random.Random, i: int) -> str | None:
-        digits = f"{5550100 + i:07d}"
-        return rng.choice([f"(415) {digits[:3]}-{digits[3:]}", f"+1 415 {digits[:3]} {digits[3:]}",
-                           f"415.{digits[:3]}.{digits[3:]}", f"+44 20 7946 {i % 10000:04d}", None])
-
     def _account_values(self, rng: random.Random, i: int) -> dict[str, Any]:
         city, postcode, country = rng.choice(_CITIES)
-        return {"Name": f"{rng.choice(_LAST)} & Co {i}", "Type": rng.choice(["Customer - Direct", "Prospect", None]),
-                "Industry": rng.choice(["Retail", "Hospitality", None]), "Phone": self._phone(rng, i),
-                "Website": rng.choice([f"https://acct{i}.example.com", None]),
-                "BillingStreet": f"{i} High Street" if city else None, "BillingCity": city,
+        name, domain = COMPANIES[i] if i < len(COMPANIES) else (f"{rng.choice(['Keller', 'Moss', 'Avery'])} & Co {i}", None)
+        return {"Name": name, "Type": rng.choice(["Customer - Direct", "Prospect", None]),
+                "Industry": rng.choice(["Retail", "Hospitality", "Technology", None]),
+                "Phone": rng.choice([f"(512) {rng.randrange(200, 999)}-{rng.randrange(1000, 9999)}", None]),
+                "Website": f"https://www.{domain}" if domain else rng.choice([f"https://acct{i}.example.com", None]),
+                "BillingStreet": f"{i + 1} Congress Ave" if city else None, "BillingCity": city,
                 "BillingPostalCode": postcode, "BillingCountry": country,
                 "AnnualRevenue": rng.choice([None, round(rng.uniform(1e4, 5e6), 2)]),
                 "NumberOfEmployees": rng.choice([None, rng.randrange(1, 5000)]), "Customer_Number__c": f"C-{10000 + i}"}
 
-    def _contact_values(self, rng: random.Random, i: int, account_id: str) -> dict[str, Any]:
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        city, postcode, country = rng.choice(_CITIES)
-        email = None if i % 11 == 0 else f"{first.lower()}.{last.lower().replace(chr(39), '')}{i}@example.com"
-        return {
-            "AccountId": account_id, "FirstName": None if i % 13 == 0 else first, "LastName": last, "Email": email,
-            "Phone": self._phone(rng, i), "MobilePhone": self._phone(rng, i + 7) if i % 4 == 0 else None,
-            "MailingStreet": f"{i} Rue Oberkampf\nApt {i % 9}" if city == "Paris" else (f"{i} Main St" if city else None),
-            "MailingCity": city, "MailingPostalCode": postcode, "MailingCountry": country,
-            "Birthdate": rng.choice([None, f"19{rng.randrange(50, 99)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"]),
-            "HasOptedOutOfEmail": rng.random() < 0.1, "LeadSource": rng.choice(["Web", "Phone Inquiry", "Partner", None]),
-            "Secondary_Email__c": f"{last.lower().replace(chr(39), '')}.{i}@work.example.org" if i % 3 == 0 else None,
-            "Loyalty_Tier__c": rng.choice(["Gold", "Silver", "Bronze", None]),
-            "Lifetime_Value__c": rng.choice([None, round(rng.uniform(0, 9000), 2)]),
-            "Loyalty_Points__c": rng.choice([None, float(rng.randrange(0, 20000))]),
+    def _new_contact(self, rng: random.Random, person: Person, account_id: str) -> dict[str, Any]:
+        contact = person.contacts["salesforce"]
+        home = person.address
+        email = contact.email if rng.random() > 0.06 else None
+        secondary = next((e.address for e in person.emails if e.address != email and e.kind in ("personal", "work")), None)
+        postcode = home.postal_code
+        if home.country == "US" and postcode.startswith("0") and rng.random() < 0.5:
+            postcode = postcode.lstrip("0")  # a spreadsheet import took it for a number
+        ads = person.ad_consent
+        opted_out = person.crm_opted_out_at
+        spent = person.lifetime_value()
+        values = {
+            "AccountId": account_id, "FirstName": None if rng.random() < 0.07 else contact.first_name,
+            "LastName": person.last_name, "Email": email,
+            "Phone": format_phone(contact.phone, rng.choice(_PHONE_STYLES)) if contact.phone else None,
+            "MobilePhone": format_phone(person.mobile, "international") if person.mobile and rng.random() < 0.25 else None,
+            "MailingStreet": f"{home.line1}\n{home.line2}" if home.line2 else home.line1, "MailingCity": home.city,
+            "MailingPostalCode": postcode, "MailingCountry": rng.choice(_COUNTRY_AS_TYPED[home.country]),
+            "Birthdate": person.birth_date.isoformat() if rng.random() < 0.4 else None,
+            "HasOptedOutOfEmail": opted_out is not None,
+            "LeadSource": rng.choice(["Web", "Phone Inquiry", "Partner", "Trade Show", None]),
+            "Secondary_Email__c": secondary if rng.random() < 0.6 else None,
+            "Loyalty_Tier__c": loyalty_tier(person), "Lifetime_Value__c": round(spent, 2) if spent else None,
+            "Loyalty_Points__c": float(loyalty_points(person)) if person.loyalty_cards else None,
+            "Ads_Consent__c": {"granted": "Granted", "denied": "Denied"}.get(ads.status),
+            "Ads_Consent_Date__c": sf_datetime(ads.at) if ads.at else None,
         }
+        changed = max([contact.since, *(t for t in (opted_out, ads.at) if t)])
+        return self._new("Contact", values, contact.since, changed)
 
-    def _lead_values(self, rng: random.Random, i: int, twin: dict[str, Any] | None) -> dict[str, Any]:
-        first, last = (twin["FirstName"], twin["LastName"]) if twin else (rng.choice(_FIRST), rng.choice(_LAST))
-        city, postcode, country = rng.choice(_CITIES)
+    def _new_lead(self, rng: random.Random, i: int, twin: dict[str, Any] | None, prospect: Person | None) -> None:
+        if twin is not None:  # the contact, typed in again by someone else
+            first, last, email, company = twin["FirstName"], twin["LastName"], (twin["Email"] or "").upper() or None, None
+            created = parse_literal(twin["CreatedDate"]) - timedelta(days=rng.uniform(1, 60))
+            city, postcode, country, phone = twin["MailingCity"], twin["MailingPostalCode"], twin["MailingCountry"], twin["Phone"]
+        else:
+            assert prospect is not None
+            first, last, company = prospect.first_name, prospect.last_name, prospect.company
+            email = prospect.email_of("work") or prospect.email
+            created = prospect.first_seen
+            home = prospect.address
+            city, postcode, country = home.city, home.postal_code, rng.choice(_COUNTRY_AS_TYPED[home.country])
+            phone = format_phone(prospect.mobile, rng.choice(_PHONE_STYLES)) if prospect.mobile else None
         converted = twin is not None and i % 2 == 0
-        return {
-            "FirstName": first, "LastName": last, "Company": rng.choice([f"{last} Ltd", "[not provided]"]),
-            "Email": (twin["Email"] or "").upper() or None if twin else f"lead{i}@example.net",
-            "Phone": self._phone(rng, i + 3), "Status": "Closed - Converted" if converted else rng.choice(
+        values = {
+            "FirstName": first, "LastName": last, "Company": company or rng.choice([f"{last} Ltd", "[not provided]"]),
+            "Email": email, "Phone": phone, "Status": "Closed - Converted" if converted else rng.choice(
                 ["Open - Not Contacted", "Working - Contacted"]), "City": city, "PostalCode": postcode, "Country": country,
             "IsConverted": converted, "ConvertedContactId": twin["Id"] if converted else None,
             "AnnualRevenue": rng.choice([None, round(rng.uniform(1e3, 1e6), 2)]),
             "NumberOfEmployees": rng.choice([None, rng.randrange(1, 200)]), "HasOptedOutOfEmail": rng.random() < 0.05,
-            "Campaign_Code__c": rng.choice(["SPRING24", "WINBACK", None]),
+            "Campaign_Code__c": rng.choice(["SPRING26", "WINBACK", "OFFICE-COFFEE", None]),
         }
+        self._new("Lead", values, created, created + (AS_OF - created) * rng.random() * 0.3)
 
     def _opportunity_values(self, rng: random.Random, i: int, contact: dict[str, Any]) -> dict[str, Any]:
         stage = rng.choice(["Prospecting", "Negotiation/Review", "Closed Won", "Closed Lost"])
-        return {"AccountId": contact["AccountId"], "ContactId": contact["Id"], "Name": f"Renewal {i}",
+        return {"AccountId": contact["AccountId"], "ContactId": contact["Id"], "Name": f"Office coffee {i}",
                 "StageName": stage, "Amount": rng.choice([None, round(rng.uniform(100, 50000), 2)]),
                 "Probability": {"Prospecting": 10.0, "Negotiation/Review": 60.0, "Closed Won": 100.0}.get(stage, 0.0),
-                "CloseDate": (_EPOCH + timedelta(days=rng.randrange(-200, 200))).strftime("%Y-%m-%d"),
+                "CloseDate": (AS_OF - timedelta(days=rng.randrange(-60, 600))).strftime("%Y-%m-%d"),
                 "IsClosed": stage.startswith("Closed"), "IsWon": stage == "Closed Won",
                 "Type": rng.choice(["New Customer", "Existing Customer - Upgrade", None])}
 
@@ -262,11 +311,11 @@ class SalesforceSandbox(Sandbox):
         closed = rng.random() < 0.6
         web = rng.random() < 0.3
         return {"CaseNumber": f"{1000 + i:08d}", "AccountId": contact["AccountId"], "ContactId": None if web else contact["Id"],
-                "Subject": rng.choice(["Late delivery", "Damaged parcel", "Refund request", "Login problem"]),
+                "Subject": rng.choice(["Late delivery", "Damaged parcel", "Refund request", "Invoice copy"]),
                 "Status": "Closed" if closed else rng.choice(["New", "Working", "Escalated"]),
                 "Priority": rng.choice(["Low", "Medium", "High"]), "Origin": "Web" if web else rng.choice(["Phone", "Email"]),
                 "SuppliedEmail": contact["Email"] if web else None, "SuppliedPhone": contact["Phone"] if web else None,
-                "IsClosed": closed, "ClosedDate": sf_datetime(_EPOCH + timedelta(days=rng.randrange(1, 90))) if closed else None,
+                "IsClosed": closed, "ClosedDate": sf_datetime(AS_OF - timedelta(days=rng.randrange(1, 300))) if closed else None,
                 "Satisfaction_Score__c": rng.choice([None, float(rng.randrange(1, 6))]) if closed else None}
 
     def _changed(self) -> None:
@@ -310,13 +359,14 @@ class SalesforceSandbox(Sandbox):
             return changed
 
     def add_contacts(self, n: int) -> list[dict[str, Any]]:
+        """The population's next `n` people Salesforce knows become contacts (stamped now)."""
         with self._lock:
             rng = random.Random(self.seed + 1000 + len(self._records["Contact"]))
             account_id = next(iter(self._records["Account"]))
+            self._people = members_of("salesforce", len(self._people) + n, population_seed(self.seed))
             added = []
-            for _ in range(n):
-                i = len(self._records["Contact"])
-                record = self._new("Contact", rng, self._contact_values(rng, i, account_id))
+            for person in self._people[-n:]:
+                record = self._new_contact(rng, person, account_id)
                 when = sf_datetime(self._tick())
                 record.update(SystemModstamp=when, LastModifiedDate=when)
                 added.append(copy.deepcopy(record))
