@@ -36,6 +36,7 @@ from threadline_profiles.audiences import (
     select_members,
     size_history,
 )
+from threadline_profiles.audience_report import trait_summary
 from threadline_profiles.cli_audiences import audiences_group
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.destination import ProfilesDestination
@@ -402,6 +403,7 @@ def test_duckdb_and_postgres_give_the_same_audiences(tmp_path, pg_schema):
         assert select_members(pg, "abandoned_cart", "email").members.to_pylist() == \
             select_members(duck, "abandoned_cart", "email").members.to_pylist()
         assert preview(pg, "abandoned_cart").lacking_consent == preview(duck, "abandoned_cart").lacking_consent
+        assert trait_summary(pg) == trait_summary(duck)  # the report's figures
     finally:
         duck.close()
         pg.close()
