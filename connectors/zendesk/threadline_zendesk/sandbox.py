@@ -25,12 +25,17 @@ What it implements, as Zendesk documents it:
   seconds (Zendesk: 10 a minute), the others `rate_limit` (Zendesk: 700 a minute on most
   plans); past them 429 with `Retry-After` (seconds) and Zendesk's error body.
 
-Seeded data (deterministic from the seed): end users and agents, a tenth of the people twice
-(a second user under another email with the same phone), phones in several formats, missing
-emails and names, custom `user_fields`, a quarter of the customers with other email
-identities besides the primary one; tickets with custom fields, tags and via channels;
-satisfaction ratings on solved tickets. `updated_at` values repeat in threes. Tests change
-data with `add_users`, `update_users`, `delete_users`, `add_tickets`, `update_tickets`,
+Seeded data: the end users are people of the population shared by every vendor sandbox
+(`threadline.sandbox.people`, population `2026 + seed`), so the same people are in the shop,
+the CRMs and the email tools; eight agents answer. A user has the email the person wrote in
+from, phones in several formats, other addresses as extra email identities, the loyalty card
+in `user_fields.loyalty_number` (sometimes with spaces), the shop's customer id as
+`external_id` for some; people who also wrote from work have a second user under that address
+with the same phone. Tickets are the people's own, about their orders (damaged, late, refunds,
+loyalty points) or questions before buying: the recent ones mostly open, older ones solved
+or closed, some rated; older solved tickets fill up to `tickets`. `updated_at` is when an
+item last changed, shared in threes. Tests change data with `add_users`, `update_users`,
+`delete_users`, `add_tickets`, `update_tickets`,
 `delete_tickets`, `add_ratings`, `set_field`, and refuse the credential with `revoke_credentials`.
 """
 
@@ -49,15 +54,34 @@ from typing import Any
 from urllib.parse import urlencode
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest, route
+from threadline.sandbox.people import (
+    AS_OF,
+    HISTORY_START,
+    Person,
+    Ticket,
+    format_phone,
+    in_threes,
+    members_of,
+    population_seed,
+    shopify_customer_id,
+)
 
-_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+_EPOCH = HISTORY_START - timedelta(days=400)  # the help desk opened; generated users and agents are older
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus"]
 _LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton"]
+_PHONE_STYLES = ("international", "national", "e164", "e164", "dotted")
+_LOCALES = {"US": "en-US", "GB": "en-GB", "CA": "en-CA", "DE": "de"}
+_ZONES = {"US": ("Central Time (US & Canada)", "America/Chicago"), "GB": ("London", "Europe/London"),
+          "CA": ("Eastern Time (US & Canada)", "America/Toronto"), "DE": ("Berlin", "Europe/Berlin")}
 EXPORTS = {"/api/v2/incremental/users/cursor.json": "users", "/api/v2/incremental/tickets/cursor.json": "tickets"}
 
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def epoch(text: str) -> int:
@@ -107,29 +131,99 @@ class ZendeskSandbox(Sandbox):
         self._ids = {"users": 360_000_000_001, "tickets": 1, "ratings": 900_000_001}
         self._index: dict[str, Any] = {}  # sorted views of the items, dropped on every change
         self._secondary: dict[int, list[str]] = {}  # user id → secondary email identities
-        slot = 0
-        self._agents = []
-        for n in range(8):
-            agent = self._new_user(_EPOCH + timedelta(seconds=slot // 3), role="agent")
-            self._agents.append(agent["id"])
-            slot += 1
-        while len(self._items["users"]) < self.counts["users"]:
-            user = self._new_user(_EPOCH + timedelta(seconds=slot // 3))
-            slot += 1
-            if rng.random() < 0.1 and len(self._items["users"]) < self.counts["users"]:  # the same person again
-                twin = self._new_user(_EPOCH + timedelta(seconds=slot // 3), like=user)
-                slot += 1
-                twin["phone"] = user["phone"]
-        requesters = [u for u, r in self._items["users"].items() if r["role"] == "end-user"]
-        self._requesters = requesters
-        for _ in range(self.counts["tickets"]):
-            self._new_ticket(_EPOCH + timedelta(seconds=slot // 3))
-            slot += 1
+        self._agents = [self._new_user(_EPOCH + timedelta(days=n), role="agent")["id"] for n in range(8)]
+        wanted = self.counts["users"] - len(self._agents)
+        asked: list[tuple[Ticket, int]] = []  # the people's tickets, by the user who asked
+        for person in members_of("zendesk", max(0, wanted), population_seed(self.seed)):
+            if len(self._items["users"]) >= self.counts["users"]:
+                break
+            user = self._person_user(rng, person, person.contacts["zendesk"].email)
+            work = person.email_of("work")
+            twin = None
+            if work and work != user["email"] and user["phone"] and rng.random() < 0.25 and \
+                    len(self._items["users"]) < self.counts["users"]:  # wrote in from work too: a second user
+                twin = self._person_user(rng, person, work, phone=user["phone"])
+            asked += [(t, twin["id"] if twin and rng.random() < 0.3 else user["id"]) for t in person.tickets]
+        self._requesters = [u for u, r in self._items["users"].items() if r["role"] == "end-user"]
+        asked.sort(key=lambda pair: pair[0].opened_at)
+        for ticket, requester in asked[max(0, len(asked) - self.counts["tickets"]):]:  # the most recent ones
+            self._person_ticket(rng, ticket, requester)
+        for _ in range(self.counts["tickets"] - len(self._items["tickets"])):  # older, long solved ones
+            filler = self._new_ticket(HISTORY_START + (AS_OF - HISTORY_START) * rng.random() * 0.8)
+            filler["status"] = rng.choice(["solved", "closed", "closed"])
+        self._renumber_tickets()
+        scores = {t["id"]: t.pop("_rating", None) for t in self._items["tickets"].values()}  # the person's own rating
         solved = [t for t in self._items["tickets"].values() if t["status"] in ("solved", "closed")]
-        for ticket in rng.sample(solved, k=min(len(solved), self.counts["ratings"])):
-            self._new_rating(ticket, _EPOCH + timedelta(seconds=slot // 3))
-            slot += 1
-        self._clock = _EPOCH + timedelta(seconds=slot // 3 + 60)
+        solved.sort(key=lambda t: scores[t["id"]] is None)
+        for ticket in solved[:self.counts["ratings"]]:
+            rating = self._new_rating(ticket, min(_parse(ticket["updated_at"]) + timedelta(hours=rng.uniform(1, 30)),
+                                                  AS_OF - timedelta(minutes=1)))
+            if scores[ticket["id"]]:
+                rating["score"] = ticket["satisfaction_rating"]["score"] = scores[ticket["id"]]
+                rating["comment"] = "Thanks, sorted!" if rating["score"] == "good" else "Still waiting for my refund"
+        for kind in ("users", "tickets", "ratings"):  # when each item last changed, shared in threes
+            rows = list(self._items[kind].values())
+            for item, moment in zip(rows, in_threes([min(_parse(r["updated_at"]), AS_OF) for r in rows])):
+                item["updated_at"] = iso(moment)
+                if kind == "tickets":
+                    item["generated_timestamp"] = epoch(item["updated_at"])
+        self._clock = max(_parse(r["updated_at"]) for items in self._items.values() for r in items.values()) + timedelta(minutes=1)
+
+    def _person_user(self, rng: random.Random, person: Person, email: str | None, phone: str | None = None) -> dict[str, Any]:
+        """A user for a person of the population (their second account when `phone` is given)."""
+        contact = person.contacts["zendesk"]
+        user = self._new_user(contact.since)
+        home = person.address
+        phone = phone or (format_phone(contact.phone, rng.choice(_PHONE_STYLES)) if contact.phone else None)
+        card = person.loyalty_cards[0] if person.loyalty_cards and rng.random() < 0.6 else None
+        if card and rng.random() < 0.3:
+            card = " ".join(card[k:k + 4] for k in range(0, len(card), 4))  # as printed on the card
+        zone, iana = _ZONES[home.country]
+        updated = max([contact.since, *(t.opened_at for t in person.tickets[:1])])
+        user.update(
+            name=f"{contact.first_name} {person.last_name}" if rng.random() < 0.95 else "", email=email, phone=phone,
+            shared_phone_number=False if phone else None,
+            external_id=str(shopify_customer_id(person)) if person.shop_account and "shopify" in person.systems
+            and rng.random() < 0.5 else None,
+            organization_id=None, locale=_LOCALES[home.country], time_zone=zone, iana_time_zone=iana,
+            tags=[t for t, keep in (("vip", person.segment == "loyal"), ("wholesale", bool(person.company) and rng.random() < 0.2),
+                                    ("newsletter", person.email_consent.status == "subscribed" and rng.random() < 0.4)) if keep],
+            user_fields={"loyalty_number": card, "preferred_store": rng.choice(["Congress Ave", "Queen St W", None, None])},
+            created_at=iso(contact.since), updated_at=iso(updated),
+        )
+        others = [e.address for e in person.emails if e.address not in (email, person.email_of("household"))]
+        self._secondary.pop(user["id"], None)
+        if email and others and rng.random() < 0.3:
+            self._secondary[user["id"]] = others[:2]
+        return user
+
+    def _person_ticket(self, rng: random.Random, ticket: Ticket, requester: int) -> dict[str, Any]:
+        """A ticket of a person of the population, asked by `requester`."""
+        item = self._new_ticket(ticket.updated_at)
+        status = ticket.status
+        item.update(
+            requester_id=requester, submitter_id=requester, organization_id=None, subject=ticket.subject,
+            description=f"Hello, {ticket.subject.lower()} ...", priority=ticket.priority, status=status,
+            type="incident" if ticket.order_id else "question",
+            assignee_id=rng.choice(self._agents) if status != "new" else None, tags=[ticket.topic],
+            custom_fields=[{"id": 360_300, "value": f"order-{ticket.order_id}" if ticket.order_id else None},
+                           {"id": 360_301, "value": "web" if ticket.channel in ("web", "chat") else "store"}],
+            via={"channel": {"chat": "chat", "phone": "voice"}.get(ticket.channel, ticket.channel),
+                 "source": {"from": {}, "to": {}, "rel": None}},
+            created_at=iso(ticket.opened_at), updated_at=iso(ticket.updated_at),
+        )
+        if ticket.rating:
+            item["_rating"] = ticket.rating
+        return item
+
+    def _renumber_tickets(self) -> None:
+        """Ticket ids follow creation time, as Zendesk's do."""
+        tickets = sorted(self._items["tickets"].values(), key=lambda t: t["created_at"])
+        self._items["tickets"] = {}
+        for tid, ticket in enumerate(tickets, start=1):
+            ticket["id"], ticket["url"] = tid, f"https://threadline-coffee.zendesk.com/api/v2/tickets/{tid}.json"
+            self._items["tickets"][tid] = ticket
+        self._ids["tickets"] = len(tickets) + 1
 
     def _new_user(self, when: datetime, role: str = "end-user", like: dict[str, Any] | None = None) -> dict[str, Any]:
         rng = self._rng
