@@ -13,10 +13,16 @@ seconds) for the endpoint's 15-minute window, and a request past the limit is an
 `Too Many Requests` with those headers and no Retry-After. The windows (15 followers pages,
 300 lookups per 15 minutes for an app) can be raised for tests (`followers_limit=`).
 
-Seeded mess: handles that say nothing about the person (`kneal1985`), display names with emoji
-or initials only, free-text locations ("NYC 🗽", "somewhere"), `url: ""` when the profile has no
-link and the real address only in `entities.url.urls[].expanded_url`, descriptions mentioning
-other handles, accounts following both brands, protected accounts, missing `location`.
+Seeded users: people of the population shared by every vendor sandbox
+(`threadline.sandbox.people`, population `2026 + seed`) who have a handle, so the same people
+are customers in the shop, the CRMs and the loyalty program; X knows only what they chose to
+show. The mess that comes with it: handles loosely made from the name and birth year
+(`kneal1985`), from the name, or saying nothing about the person; display names with emoji,
+initials or the handle; free-text locations ("ATX", "NYC 🗽", "somewhere") or none; `url: ""`
+when the profile has no link and the real address only in `entities.url.urls[].expanded_url`;
+descriptions mentioning other handles; protected accounts. Nearly everyone follows the shop's
+account; people who needed help (and a few others) follow the help account too; followers come
+most recent first.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import json
 import random
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
+from threadline.sandbox.people import AS_OF, Person, members_of, population_seed
 
 BRANDS = {"1500000000000000001": "threadline_shop", "1500000000000000002": "threadline_help"}
 USER_FIELDS = {
@@ -37,10 +44,6 @@ USER_FIELDS = {
 }
 WINDOW = 900.0  # seconds: X's rate-limit windows are 15 minutes
 
-_FIRST = ["Kevin", "Maria", "Aisha", "Tom", "Li", "Sofia", "Omar", "Hannah", "Raj", "Chloe", "Diego", "Emma"]
-_LAST = ["Neal", "Garcia", "Khan", "Becker", "Wei", "Rossi", "Haddad", "Schmidt", "Patel", "Martin", "Lopez", "Brown"]
-_PLACES = ["London", "NYC 🗽", "Paris, France", "Berlin", "somewhere", "Earth", "Toronto, ON", "Lagos", "Mumbai",
-           "São Paulo", "in my head", "Manchester, England"]
 _SITES = ["linktr.ee/{h}", "{h}.dev", "www.{h}.com", "github.com/{h}", "instagram.com/{h}"]
 
 
@@ -69,40 +72,29 @@ class XSandbox(Sandbox):
         rng = random.Random(self.seed)
         base = 1_600_000_000_000_000_000
         self._users: dict[str, dict[str, Any]] = {}
-        taken: set[str] = set()
-        for i in range(self.user_count):
-            user = self._make_user(rng, str(base + i * 7919))
-            while user["username"].lower() in taken:  # usernames are unique on X
-                user["username"] = f"{user['username'][:11]}{rng.randint(1000, 9999)}"
-            taken.add(user["username"].lower())
+        followed: dict[str, list[tuple[datetime, str]]] = {brand: [] for brand in BRANDS}
+        shop, help_ = BRANDS
+        for person in members_of("x", self.user_count, population_seed(self.seed)):
+            user = self._make_user(rng, str(base + person.number * 7919), person)
             self._users[user["id"]] = user
+            since = max(person.social.created_at, person.first_seen) if person.social else person.first_seen
+            follows = since + (AS_OF - since) * rng.random()
+            if rng.random() < 0.9:
+                followed[shop].append((follows, user["id"]))
+            if (person.tickets and rng.random() < 0.6) or rng.random() < 0.08:
+                followed[help_].append((follows + timedelta(days=rng.uniform(0, 30)), user["id"]))
         self._by_name = {u["username"].lower(): uid for uid, u in self._users.items()}
-        ids = list(self._users)
-        # Followers, most recent first; about a tenth of the people follow both brands.
-        shop = ids[: int(len(ids) * 0.9)]
-        help_ = ids[int(len(ids) * 0.8):]
-        rng.shuffle(shop)
-        rng.shuffle(help_)
-        self._followers = {brand: list(f) for brand, f in zip(BRANDS, (shop, help_))}
+        # Followers, most recent first.
+        self._followers = {brand: [uid for _, uid in sorted(pairs, reverse=True)] for brand, pairs in followed.items()}
         self._windows: dict[str, tuple[float, int]] = {}  # endpoint → (window reset epoch, used)
         self._revoked = False
 
-    def _make_user(self, rng: random.Random, uid: str) -> dict[str, Any]:
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        style = rng.random()
-        if style < 0.35:
-            handle = f"{first[0]}{last}{rng.randint(1960, 2005)}".lower()  # kneal1985
-        elif style < 0.6:
-            handle = f"{first}_{last}".lower()[:15]
-        else:
-            handle = f"{rng.choice(['the', 'real', 'its', 'just'])}{first}{rng.randint(1, 999)}"[:15]
-        handle = f"{handle}{uid[-3:]}"[:15] if rng.random() < 0.3 else handle
-        name_style = rng.random()
-        name = (f"{first} {last}" if name_style < 0.5 else f"{first} {last[0]}." if name_style < 0.7
-                else f"{first} ✨" if name_style < 0.85 else handle)
-        created = datetime(2008, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randint(0, 16 * 365 * 86400))
+    def _make_user(self, rng: random.Random, uid: str, person: Person) -> dict[str, Any]:
+        social = person.social
+        assert social is not None
+        handle = social.handle
         user: dict[str, Any] = {
-            "id": uid, "name": name, "username": handle, "created_at": stamp(created),
+            "id": uid, "name": social.display_name, "username": handle, "created_at": stamp(social.created_at),
             "protected": rng.random() < 0.05, "verified": rng.random() < 0.02,
             "profile_image_url": f"https://pbs.twimg.com/profile_images/{uid}/photo_normal.jpg",
             "public_metrics": {
@@ -110,13 +102,13 @@ class XSandbox(Sandbox):
                 "tweet_count": rng.randint(0, 40000), "listed_count": rng.randint(0, 40), "like_count": rng.randint(0, 90000),
             },
         }
-        if rng.random() < 0.7:
-            user["location"] = rng.choice(_PLACES)
+        if social.location is not None:
+            user["location"] = social.location
         mentions: list[str] = []
-        description = rng.choice(["", "Coffee. Code. Cats.", "Runner 🏃", "Views my own", "Dad of 2 | football",
-                                  "Marketing @ a startup", "Love a bargain"])
+        description = social.bio
         if description and rng.random() < 0.25:
-            other = f"{first}{last}work"[:15].lower()
+            other = f"{person.first_name}{person.last_name}work"[:15].lower().replace(" ", "").replace("'", "")
+            other = "".join(ch for ch in other if ch.isascii() and (ch.isalnum() or ch == "_")) or "work_account"
             mentions.append(other)
             description = f"{description} · also @{other}"
         user["description"] = description
