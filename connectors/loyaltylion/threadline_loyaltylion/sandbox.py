@@ -12,10 +12,16 @@ next page needs only `?cursor=` (other parameters are ignored then); `*_min` fil
 inclusive; at most 20 requests per second per key, answered 429 with `Retry-After: 1` beyond
 (the limit can be raised for tests: `requests_per_second=`).
 
-Seeded mess: about one person in six holds two or three loyalty accounts (a work and a
-personal email, a typo of the same address, a guest checkout, the same phone written two ways
-or left out), guests who never enrolled (no tier), blocked accounts, customers with no
-properties at all, and `updated_at` values shared in threes so cursor boundaries fall on ties.
+Seeded data: the members are people of the population shared by every vendor sandbox
+(`threadline.sandbox.people`, population `2026 + seed`), so the same people are customers in
+the shop (`merchant_id` is their Shopify customer, `gid://shopify/Customer/<id>`), the CRMs
+and the email tools. One account per loyalty card (the card number in `properties.card_number`),
+and the mess of people with two or three: a work address, the same address typed without the
+dot or in capitals, an account made at the till with no email and no shop customer, the same
+phone written two ways or left out; guests who never enrolled (no tier), blocked accounts,
+accounts with no properties at all. Points are earned on the person's orders (pending for the
+first 30 days), spent on rewards; `updated_at` is the last change, shared in threes so that
+cursor boundaries fall on ties; ids grow with creation time.
 """
 
 from __future__ import annotations
@@ -30,18 +36,33 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from threadline.sandbox import Reply, Sandbox, SandboxRequest
+from threadline.sandbox.people import (
+    AS_OF,
+    Person,
+    format_phone,
+    in_threes,
+    loyalty_points,
+    members_of,
+    population_seed,
+    shopify_customer_id,
+)
 
-_EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
+_EPOCH = AS_OF  # accounts added by tests come after the seeded ones
 TIERS = [
     {"id": 301, "name": "Bronze", "number": 1, "default": True, "hidden": False, "lower_bound": "0", "upper_bound": "500", "position": 1},
     {"id": 302, "name": "Silver", "number": 2, "default": False, "hidden": False, "lower_bound": "500", "upper_bound": "2000", "position": 2},
     {"id": 303, "name": "Gold", "number": 3, "default": False, "hidden": False, "lower_bound": "2000", "upper_bound": None, "position": 3},
 ]
-_FIRST = ["Kevin", "Maria", "Aisha", "Tom", "Li", "Sofia", "Omar", "Hannah", "Raj", "Chloe", "Diego", "Emma", "Noah", "Zoe"]
-_LAST = ["Neal", "Garcia", "Khan", "Becker", "Wei", "Rossi", "Haddad", "Schmidt", "Patel", "Martin", "Lopez", "Brown"]
-_DOMAINS = ["gmail.com", "outlook.com", "yahoo.co.uk", "icloud.com", "proton.me"]
 _SEGMENTS = ["Loyal", "At Risk", "Promising", "New", "Hibernating", None]
 _RESOURCES = ["order", "activity", "reward", "adjustment", "expiration"]
+
+
+_SEGMENT = {"loyal": "Loyal", "regular": "Promising", "lapsed": "At Risk", "one_time": "Hibernating", "new": "New"}
+
+
+def _transaction(resource: str, points: int, status: str, at: datetime, order_id: str | None = None) -> dict[str, Any]:
+    return {"id": 0, "customer": {}, "points": points, "status": status, "resource": resource, "resource_id": "",
+            "merchant_order_id": order_id, "created_at": stamp(at)}
 
 
 def stamp(moment: datetime) -> str:
@@ -68,35 +89,115 @@ class LoyaltylionSandbox(Sandbox):
         self._customers: dict[int, dict[str, Any]] = {}
         self._transactions: dict[int, dict[str, Any]] = {}
         self._next_customer, self._next_transaction = 10_001, 500_001
-        self._clock = _EPOCH
         self._tick_count = 0
-        for p in range(self.people):
-            first, last = self._rng.choice(_FIRST), self._rng.choice(_LAST)
-            phone = f"+447700{900000 + p:06d}"
-            accounts = 1 if self._rng.random() > 0.17 else self._rng.choice([2, 2, 3])
-            for n in range(accounts):
-                self._add_customer(first, last, self._email(first, last, p, n), self._phone(phone, n), person=p)
+        accounts: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        for person in members_of("loyaltylion", self.people, population_seed(self.seed)):
+            accounts += self._accounts_of(person)
+        accounts.sort(key=lambda a: a[0]["created_at"])  # ids grow with creation time, as LoyaltyLion's do
+        moments = in_threes([_instant(a["updated_at"]) for a, _ in accounts])
+        for (customer, earned), moment in zip(accounts, moments):
+            customer["id"] = cid = self._next_customer
+            self._next_customer += 1
+            if customer["merchant_id"] is None:
+                customer["merchant_id"] = str(cid)  # made at the till: no shop customer behind it
+            customer.update(referral_id=f"ref{cid:x}", referral_url=f"https://shop.example.com/r/ref{cid:x}",
+                            updated_at=stamp(moment))
+            if self._customers and self._rng.random() < 0.1:
+                referrer = self._customers[self._rng.choice(list(self._customers)[-50:])]
+                customer["referred_by"] = {"id": referrer["id"], "merchant_id": referrer["merchant_id"]}
+            self._customers[cid] = customer
+            for transaction in earned:
+                transaction["customer"] = {"id": cid, "merchant_id": customer["merchant_id"], "email": customer["email"]}
+        transactions = sorted((t for _, earned in accounts for t in earned), key=lambda t: t["created_at"])
+        for transaction in transactions:
+            transaction["id"] = tid = self._next_transaction
+            self._next_transaction += 1
+            transaction["resource_id"] = f"{transaction['resource']}-{tid}"
+            self._transactions[tid] = transaction
+        latest = max((_instant(c["updated_at"]) for c in self._customers.values()), default=_EPOCH)
+        self._clock = max(latest, _EPOCH)
         self._second: dict[int, int] = {}  # requests in the current second, for the rate limit
         self._rate_lock = threading.Lock()
         self._revoked = False
 
-    def _email(self, first: str, last: str, person: int, n: int) -> str | None:
-        base = f"{first}.{last}{person}".lower()
-        if n == 0:
-            return f"{base}@{self._rng.choice(_DOMAINS)}"
-        style = self._rng.random()
-        if style < 0.4:
-            return f"{first[0]}{last}{person}@work-{person % 97}.example.com".lower()  # a work address
-        if style < 0.7:
-            return f"{base.replace('.', '')}@{self._rng.choice(_DOMAINS)}"  # typed without the dot
-        if style < 0.85:
-            return f"{base.upper()}@{_DOMAINS[0].upper()}"  # same address, shouted
-        return None  # a guest checkout with no email kept
+    def _accounts_of(self, person: Person) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """The person's loyalty accounts, one per card, each with the transactions it earned."""
+        rng = self._rng
+        contact = person.contacts["loyaltylion"]
+        shop = f"gid://shopify/Customer/{shopify_customer_id(person)}" if person.shop_account and \
+            "shopify" in person.systems else None
+        points = loyalty_points(person)
+        out = []
+        for n, card in enumerate(person.loyalty_cards):
+            first = n == 0
+            email = contact.email if first else self._email(person, contact.email)
+            number = contact.phone or person.mobile
+            if first:
+                phone = number if number and rng.random() < 0.8 else None
+            else:
+                phone = self._phone(number) if number else None
+            created = contact.since if first else contact.since + (AS_OF - contact.since) * rng.random()
+            guest = not first and rng.random() < 0.3
+            earned = [] if guest else self._earned(rng, person, created, first)
+            spent = sum(-t["points"] for t in earned if t["resource"] == "reward")
+            pending = sum(t["points"] for t in earned if t["status"] == "pending")
+            approved = 0 if guest else max(0, points - pending) if first else int(points * rng.uniform(0, 0.2))
+            tier = None if guest else next(t for t in reversed(TIERS) if approved >= int(t["lower_bound"]))
+            properties: dict[str, Any] | None = None
+            if rng.random() > 0.08:
+                properties = {"first_name": contact.first_name, "last_name": person.last_name, "card_number": card}
+                if phone:
+                    properties["phone"] = phone
+            last = max([created, *(_instant(t["created_at"]) for t in earned)])
+            customer: dict[str, Any] = {
+                "id": 0, "merchant_id": shop if first else None, "email": email,
+                "points_approved": approved, "points_pending": pending, "points_spent": spent, "properties": properties,
+                "metadata": {"shopify_source_url": None}, "rewards_claimed": sum(1 for t in earned if t["resource"] == "reward"),
+                "blocked": rng.random() < 0.02, "guest": guest, "enrolled": not guest,
+                "enrolled_at": None if guest else stamp(created), "referral_id": "", "referred_by": None,
+                "loyalty_tier_membership": None, "insights_segment": _SEGMENT.get(person.segment),
+                "birthday": person.birth_date.isoformat() if rng.random() < 0.3 else None,
+                "referral_url": "", "created_at": stamp(created), "updated_at": stamp(last), "linked_merchant_ids": [],
+            }
+            if tier is not None:
+                customer["loyalty_tier_membership"] = {
+                    "started_at": stamp(created), "expires_at": None, "manual": rng.random() < 0.05, "loyalty_tier": dict(tier)}
+            out.append((customer, earned))
+        return out
 
-    def _phone(self, phone: str, n: int) -> str | None:
-        if n == 0:
-            return phone if self._rng.random() < 0.8 else None
-        return self._rng.choice([phone, f"0{phone[3:7]} {phone[7:]}", None])  # national format, or none
+    @staticmethod
+    def _earned(rng: random.Random, person: Person, enrolled: datetime, first: bool) -> list[dict[str, Any]]:
+        """Transactions of an account: points for each order since it enrolled (the first account
+        collects them), a signup bonus, and now and then a reward spent."""
+        out = [_transaction("activity", 50, "approved", enrolled)]
+        if not first:
+            return out
+        for order in person.orders:
+            if order.at < enrolled or order.status == "refunded":
+                continue
+            recent = AS_OF - order.at < timedelta(days=30)  # points stay pending until the return window closes
+            out.append(_transaction("order", int(order.total * 5), "pending" if recent else "approved", order.at,
+                                    str(order.id)))
+            if rng.random() < 0.15:
+                out.append(_transaction("reward", -rng.choice([100, 250, 500]), "approved",
+                                        order.at + timedelta(minutes=rng.randrange(1, 30))))
+        return out
+
+    def _email(self, person: Person, first_account: str | None) -> str | None:
+        """The email of a person's second or third account."""
+        style = self._rng.random()
+        if style < 0.4 and person.email_of("work"):
+            return person.email_of("work")
+        if first_account and style < 0.7:
+            local, _, domain = first_account.partition("@")
+            return f"{local.replace('.', '')}@{domain}"  # typed without the dot
+        if first_account and style < 0.85:
+            return first_account.upper()  # same address, shouted
+        return None  # made at the till, no email kept
+
+    def _phone(self, phone: str) -> str | None:
+        """The phone of a person's second or third account: as is, written nationally, or none."""
+        return self._rng.choice([phone, format_phone(phone, "national"), None])
 
     def _tick(self) -> datetime:
         self._tick_count += 1
