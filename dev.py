@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set-up and everyday commands for working on threadline, with nothing but Python 3.11+.
 
-    python3 dev.py demo     # create .venv, install the workspace, run the example job end to end
+    python3 dev.py demo     # create .venv, install the workspace, run the main job (examples/mission) end to end
     python3 dev.py test     # create .venv, install the workspace, run the whole test suite
     python3 dev.py setup    # only create .venv and install (core + every plugin, editable)
     python3 dev.py bench    # run the benchmarks in bench/ and print their figures
@@ -81,7 +81,8 @@ def main(argv: list[str]) -> int:
     if command == "setup":
         return 0
     if command == "demo":
-        return run(BIN / "threadline", "sync", "examples/customers/job.yaml", *rest)
+        # the whole mission: vendor sandboxes -> profile store -> audiences -> platforms (see examples/mission)
+        return run(PY, "examples/mission/replay.py", "--serve", *rest)
     if command == "test":
         return run(PY, "-m", "pytest", *rest)
     if command == "bench":

@@ -172,3 +172,31 @@ def test_two_pushes_of_one_activation_never_run_at_once(store, tmp_path):
         except PushLockedError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_a_refused_row_is_not_sent_again_until_its_identifiers_change(store):
+    mc = pytest.importorskip("threadline_mailchimp_audiences", reason="threadline-mailchimp-audiences is not installed")
+    from threadline_mailchimp_audiences.sandbox import MailchimpAudiencesSandbox
+
+    members = sample_members(0, 10)
+    contacts = [f"member.{i}@example.com" for i in range(12)]
+    with MailchimpAudiencesSandbox(people=20, contacts=contacts) as box:
+        box.archive(box.newsletter, "member.4@example.com")  # no longer a contact: Mailchimp refuses to tag it
+        dest = mc.MailchimpAudiences()
+        config = dest.spec.model_validate({"base_url": f"{box.base_url}/3.0", "api_key": box.API_KEY,
+                                           "list_id": box.newsletter, "tag": "loyal"})
+        activation = Activation(audience="loyal", connector="mailchimp_audiences")
+
+        def diff_push(rows: pa.Table) -> PushOutcome:
+            return push_members(store, "loyal_mc", activation, dest, config, rows,
+                                PushOutcome("loyal_mc", "loyal", dest.name, "diff"))
+
+        first = diff_push(members)
+        assert (first.accepted, first.rejected) == (9, 1)
+        second = diff_push(members)
+        assert (second.adds, second.skipped_refused) == (0, 1), "a refused row was sent again unchanged"
+        assert "not sent again" in second.summary()
+        rows = members.to_pylist()
+        rows[4]["email"] = "member.11@example.com"  # the customer gave a new address: worth trying
+        third = diff_push(pa.Table.from_pylist(rows, schema=members.schema))
+        assert (third.adds, third.accepted, third.skipped_refused) == (1, 1, 0)

@@ -12,7 +12,8 @@ destination prepared them (hashed), of every member the platform is known to hol
 
 A push killed midway therefore resumes where the platform's state is known: nobody the
 ledger holds is sent again, and a removal stays pending until the platform took it. Rows the
-platform rejected stay out of the ledger and are tried again next time. A mirror push sends
+platform rejected stay out of the ledger and go to `tl_refused_<activation>`: they are not sent
+again until the member's prepared identifiers change (a new email, a fixed phone). A mirror push sends
 every member and replaces the ledger at the end. The ledger holds hashed identifiers only
 (plus what a destination declares as `plain_columns`, e.g. an email tool's addresses), which is
 what lets `threadline forget` remove a person from platforms after the store forgot them.
@@ -80,6 +81,7 @@ class PushOutcome:
     match_estimate: int | None = None
     excluded_no_consent: int = 0
     excluded_suppressed: int = 0
+    skipped_refused: int = 0  # refused before with the same identifiers: not sent again
     message: str = ""
     push_id: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
     rejection_reasons: dict[str, int] = field(default_factory=dict)
@@ -95,6 +97,8 @@ class PushOutcome:
             text += f"; platform match estimate {self.match_estimate:,}"
         if self.excluded_no_consent:
             text += f"; {self.excluded_no_consent:,} left out for lack of {self.channel_note}consent"
+        if self.skipped_refused:
+            text += f"; {self.skipped_refused:,} not sent again (refused before, identifiers unchanged)"
         if self.rejection_reasons:
             text += " (" + "; ".join(f"{n:,}× {r}" for r, n in self.rejection_reasons.items()) + ")"
         return head + text
@@ -228,6 +232,7 @@ def push_members(store: ProfileStore, name: str, activation: Activation, dest: A
     mirror = activation.mode == PushMode.MIRROR
     adds, removes = (prepared, prepared.slice(0, 0)) if mirror else ledger.diff(prepared)
     outcome.adds, outcome.removes = adds.num_rows, removes.num_rows
+    outcome.skipped_refused = ledger.skipped_refused
     if not adds.num_rows and not removes.num_rows and not mirror:
         return outcome
     size = min(activation.batch_rows or dest.max_batch_rows, dest.max_batch_rows)
@@ -266,9 +271,15 @@ class Ledger:
 
     def __init__(self, store: ProfileStore, activation: str, schema: pa.Schema) -> None:
         self.engine, self.table = store.engine, f"tl_ledger_{activation}"
+        # rows the platform refused: not sent again until the member's identifiers change
+        self.refused = f"tl_refused_{activation}"
         self.schema = schema
+        self.skipped_refused = 0
         if not self.engine.table_exists(self.table):
             self.engine.load_table(self.table, schema.empty_table())
+        if not self.engine.table_exists(self.refused) or (
+                [c.lower() for c in self.engine.table_columns(self.refused)] != [c.lower() for c in schema.names]):
+            self.engine.load_table(self.refused, schema.empty_table())
         have = self.engine.table_columns(self.table)
         if [c.lower() for c in have] != [c.lower() for c in schema.names]:
             # the destination now prepares other columns (a new plugin version): rows already
@@ -293,8 +304,13 @@ class Ledger:
             changed = " OR ".join(f"c.{quote(c)} IS DISTINCT FROM l.{quote(c)}" for c in shared) or "FALSE"
             if set(ledger.column_names) != set(current.column_names):
                 changed = "TRUE"
-            adds = con.sql(f"SELECT c.* FROM cur AS c LEFT JOIN led AS l ON l.member_id = c.member_id "
-                           f"WHERE l.member_id IS NULL OR {changed} ORDER BY c.member_id").to_arrow_table()
+            con.register("ref", self.engine.query(f"SELECT * FROM {self.refused}"))
+            same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in current.column_names)
+            candidates = (f"FROM cur AS c LEFT JOIN led AS l ON l.member_id = c.member_id "
+                          f"WHERE (l.member_id IS NULL OR {changed})")
+            refused_again = f"EXISTS (SELECT 1 FROM ref AS r WHERE {same})"
+            self.skipped_refused = con.sql(f"SELECT COUNT(*) {candidates} AND {refused_again}").fetchall()[0][0]
+            adds = con.sql(f"SELECT c.* {candidates} AND NOT {refused_again} ORDER BY c.member_id").to_arrow_table()
             removes = con.sql(f"SELECT l.* FROM led AS l LEFT JOIN cur AS c ON c.member_id = l.member_id "
                               f"WHERE c.member_id IS NULL OR {changed} ORDER BY l.member_id").to_arrow_table()
         finally:
@@ -317,6 +333,16 @@ class Ledger:
                     finally:
                         self.engine.unregister(view)
                 else:
+                    self.engine.execute(f"DELETE FROM {self.refused} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
+                    if rejected:
+                        import pyarrow.compute as pc
+
+                        refused = chunk.filter(pc.is_in(chunk.column("member_id"), value_set=pa.array(sorted(rejected))))
+                        self.engine.register_arrow(view + "_ref", refused.select(self.schema.names))
+                        try:
+                            self.engine.execute(f"INSERT INTO {self.refused} SELECT * FROM {view}_ref")
+                        finally:
+                            self.engine.unregister(view + "_ref")
                     accepted = _without_rejected(chunk, result) if rejected else chunk
                     accepted = accepted.select([c for c in self.schema.names if c in accepted.column_names])
                     self.engine.execute(f"DELETE FROM {self.table} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
