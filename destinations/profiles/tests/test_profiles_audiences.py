@@ -392,13 +392,16 @@ def test_the_report_shows_audience_sizes_across_builds_and_a_trait_summary(tmp_p
 
 @pytest.mark.postgres
 def test_duckdb_and_postgres_give_the_same_audiences(tmp_path, pg_schema):
-    duck = land(shop_config(tmp_path)).store()
-    pg = land({**shop_config(tmp_path), "engine": "postgres", "schema": pg_schema}).store()
+    audiences = {**AUDIENCES, "mailable": {"where": "reachable_channels contains 'email' and country in ['US', 'CA']"},
+                 "quiet": {"where": "not (last_event = 'cart_abandoned') and first_name != 'Ana' and lifetime_value < 20.5"}}
+    duck = land(shop_config(tmp_path, audiences=audiences)).store()
+    pg = land({**shop_config(tmp_path, audiences=audiences), "engine": "postgres", "schema": pg_schema}).store()
     try:
         duck.build(report=False)
         pg.build(report=False)
         assert sizes(pg) == sizes(duck)
-        for name in AUDIENCES:
+        assert (current(duck, "mailable"), current(duck, "quiet")) == (["ana", "eve"], ["cy"])  # bob is suppressed
+        for name in audiences:
             assert current(pg, name) == current(duck, name)
         assert select_members(pg, "abandoned_cart", "email").members.to_pylist() == \
             select_members(duck, "abandoned_cart", "email").members.to_pylist()

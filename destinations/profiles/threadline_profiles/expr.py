@@ -35,12 +35,12 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Union
 
 from threadline.contracts import ConfigError
 
-from threadline_profiles.audience_config import window_delta
+from threadline_profiles.audience_config import utc_naive, window_delta
 from threadline_profiles.engines.base import lit
 from threadline_profiles.facts import ts_literal
 from threadline_profiles.traits import BOOLEAN, INTEGER, LIST, NUMBER, TEXT, TIMESTAMP, TraitInfo
@@ -475,8 +475,6 @@ def _parse_time(value: str, text: str, tok: Token) -> datetime:
     except ValueError:
         raise ExpressionError(f"{value!r} is not a date or time", text, tok.pos, len(tok.text),
                               "write it as '2024-06-30' or '2024-06-30T12:00:00'") from None
-    from threadline_profiles.audience_config import utc_naive
-
     return utc_naive(parsed)
 
 
@@ -514,8 +512,6 @@ def _value(item: Trait | Literal, refs: dict[str, str]) -> str:
 def to_sql(node: Node, refs: dict[str, str], as_of: datetime) -> str:
     """The filter as a SQL condition that is TRUE or FALSE (never NULL). `refs` maps each
     trait name to its (quoted) column expression."""
-    from datetime import timedelta
-
     if isinstance(node, Junction):
         return "(" + f" {node.op} ".join(to_sql(n, refs, as_of) for n in node.items) + ")"
     if isinstance(node, Not):
