@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest, route

@@ -10,6 +10,9 @@ sandbox), handy as an example and for the kit's own tests.
 
 A sandbox in another process is driven with `RemoteSandbox(base_url)`, which has the same
 `inject` / `requests` / `reset` methods over the control endpoints.
+
+The vendor sandboxes draw their customers from one shared population,
+`threadline.sandbox.people`, so the same people show up in several vendors, as in real data.
 """
 
 from threadline.sandbox.customers import CustomersSandbox
