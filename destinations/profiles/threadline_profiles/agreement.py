@@ -15,7 +15,7 @@ A Fellegi–Sunter model, estimated from the data itself (never from labels):
 5. score      — the log2 Bayes factor of the levels (exact agreement on a rare value weighs
                 more than on a common one), plus the prior odds from the estimated number of
                 matching pairs; pairs whose match probability reaches the threshold are linked
-                if they agree at least nearly on one of `must_agree_one_of`.
+                unless they are conflicts the data makes believable (`conflicts.py`).
 
 Levenshtein distance is DuckDB's own and, on Postgres, the fuzzystrmatch extension's.
 """
@@ -38,6 +38,8 @@ _REGION_FIELDS = {"region", "country"}
 # households) often share the others too, so a blocking key on one says nothing about
 # how the others behave for different people, and EM leaves them out of that session.
 PLACE_FIELDS = {"postal_code", "city", "region", "country", "address_line1", "address_line2"}
+PERSONAL_FIELDS = {"first_name", "birth_date", "national_id"}
+PERSON_TELLING = ("first_name", "birth_date")  # what tells family members apart (see conflicts.py)
 SAMPLE_RECORDS = 500  # u of the fuzzy levels: from the pairs among this many records
 _LEV_CHARS = 64  # Postgres' levenshtein takes at most 255 characters; names and streets fit in 64
 
@@ -78,9 +80,12 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
         other_a, other_b = f"{y}.{quote(partner)}", f"{x}.{quote(partner)}"
         swapped = (f"(SUBSTR({a}, 1, 1) = SUBSTR({other_a}, 1, 1) AND SUBSTR({b}, 1, 1) = SUBSTR({other_b}, 1, 1) "
                    f"AND {_lev(a, other_a)} <= 1 AND {_lev(b, other_b)} <= 1)")
-    # LEAST(...) is a simple CASE's operand: the distance is computed once
-    return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) WHEN 1 THEN {CLOSE} "
-            f"WHEN 2 THEN {NEAR} ELSE {DIFFERENT} END END")
+    # LEAST(...) is a simple CASE's operand: the distance is computed once. One edit in a
+    # value of fewer than 3 characters (an initial), or two in fewer than 4, is a difference.
+    shortest = f"LEAST(LENGTH({a}), LENGTH({b}))"
+    return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) "
+            f"WHEN 1 THEN CASE WHEN {shortest} >= 3 THEN {CLOSE} ELSE {DIFFERENT} END "
+            f"WHEN 2 THEN CASE WHEN {shortest} >= 4 THEN {NEAR} ELSE {DIFFERENT} END ELSE {DIFFERENT} END END")
 
 
 def _lev(a: str, b: str) -> str:
@@ -200,39 +205,50 @@ def _num(value: float) -> str:
 
 
 def score_sql(model: AgreementModel) -> str:
-    """tl_work_score: every candidate pair with its log2 odds of being one person."""
-    terms, joins = [], []
+    """tl_work_score: every candidate pair with its log2 odds of being one person, and the
+    part of them that comes from first names and birth dates (`person_odds`)."""
+    terms, joins, person = [], [], []
     for i, f in enumerate(model.fields):
         w = f.weights()
         cases = " ".join(f"WHEN {lvl} THEN {_num(w[lvl])}" for lvl in f.levels if lvl != EXACT)
-        # Exact agreement is weighed by the frequency of the value agreed on.
-        exact = f"{_num(math.log2(f.m[EXACT]))} - COALESCE(t{i}.lu, {_num(math.log2(f.u[EXACT]))})"
+        # Exact agreement is weighed by the frequency of the value agreed on (never below
+        # the weight of a close value, nor below zero).
+        exact = (f"GREATEST({_num(math.log2(f.m[EXACT]))} - COALESCE(t{i}.lu, {_num(math.log2(f.u[EXACT]))}), "
+                 f"{_num(max(w.get(CLOSE, 0.0), 0.0))})")
         terms.append(f"CASE c.l{i} WHEN {EXACT} THEN {exact} {cases} ELSE 0 END")
+        if f.name in PERSON_TELLING:
+            person.append(terms[-1])
         joins.append(f"LEFT JOIN tl_work_tf AS t{i} ON t{i}.i = {i} AND c.l{i} = {EXACT} AND t{i}.key = x.{quote(f.name)}")
     cols = ", ".join(f"c.l{i}" for i in range(len(model.fields)))
     return (
-        f"CREATE TEMP TABLE tl_work_score AS SELECT c.a, c.b, {cols}, {_num(model.prior)} + {' + '.join(terms)} AS odds "
+        f"CREATE TEMP TABLE tl_work_score AS SELECT c.a, c.b, {cols}, {_num(model.prior)} + {' + '.join(terms)} AS odds, "
+        f"{' + '.join(person) or '0'} AS person_odds "
         f"FROM tl_work_cmp AS c JOIN tl_work_person AS x ON x.rid = c.a {' '.join(joins)}"
     )
 
 
-def agreement_edges_sql(model: AgreementModel, must_agree: list[str]) -> str:
-    """Add the pairs whose match probability reaches the threshold to tl_work_edges; the key
-    says how each field compared and the probability (no values)."""
-    names = [f.name for f in model.fields]
-    anchor = " OR ".join(f"s.l{names.index(n)} >= {NEAR}" for n in must_agree if n in names) or "TRUE"
+def edges_sql(model: AgreementModel, scored: str, keep: str = "TRUE") -> str:
+    """Add the pairs of `scored` (tl_work_score's columns) whose match probability reaches
+    the threshold, and that satisfy `keep`, to tl_work_edges; the key says how each field
+    compared and the probability (no values)."""
     marks = {EXACT: "=", CLOSE: "~", NEAR: "≈", DIFFERENT: "≠"}
     parts = []
-    for i, n in enumerate(names):
-        cases = " ".join(f"WHEN {lvl} THEN {lit(n + marks[lvl])}" for lvl in marks)
-        parts.append(f"COALESCE(CASE s.l{i} {cases} END, {lit(n + '?')})")
+    for i, f in enumerate(model.fields):
+        cases = " ".join(f"WHEN {lvl} THEN {lit(f.name + marks[lvl])}" for lvl in marks)
+        parts.append(f"COALESCE(CASE s.l{i} {cases} END, {lit(f.name + '?')})")
     described = " || ' ' || ".join(parts)
     probability = "CAST(CAST(FLOOR(1000 * (1 - 1 / (1 + POWER(2, s.odds)))) AS INTEGER) AS VARCHAR)"
     return (
         f"INSERT INTO tl_work_edges SELECT s.b AS rid, s.a AS anchor, {lit(RULE)} AS rule, "
-        f"'p=0.' || LPAD({probability}, 3, '0') || ' ' || {described} AS key FROM tl_work_score AS s "
-        f"WHERE s.odds >= {_num(model.threshold)} AND ({anchor})"
+        f"'p=0.' || LPAD({probability}, 3, '0') || ' ' || {described} AS key FROM {scored} AS s "
+        f"WHERE s.odds >= {_num(model.threshold)} AND ({keep})"
     )
+
+
+def m_different(model: AgreementModel | None, name: str, default: float) -> float:
+    """How often one person's two records differ on a field, as the model estimated it."""
+    found = [f for f in (model.fields if model else []) if f.name == name]
+    return found[0].m[DIFFERENT] if found else default
 
 
 # --------------------------------------------------------------------------- the model
@@ -248,7 +264,15 @@ class FieldModel:
     u: dict[int, float]
 
     def weights(self) -> dict[int, float]:
-        return {lvl: math.log2(self.m[lvl] / self.u[lvl]) for lvl in self.levels}
+        """log2(m/u) per level, kept in order: disagreeing never counts for a match, and a
+        closer level never weighs less than a farther one (a field that nearly every record
+        shares, like a placeholder postal code, would otherwise make disagreement a match)."""
+        raw = {lvl: math.log2(self.m[lvl] / self.u[lvl]) for lvl in self.levels}
+        out, floor = {}, min(raw[DIFFERENT], 0.0)
+        for lvl in sorted(self.levels):
+            out[lvl] = floor = max(raw[lvl], floor) if lvl != DIFFERENT else floor
+        out[EXACT] = max(out[EXACT], 0.0)
+        return out
 
 
 @dataclass
@@ -285,6 +309,9 @@ def estimate_u(names: list[str], exact: dict[int, tuple[int, int]], sampled: dic
         for lvl in levels:
             if lvl in (CLOSE, NEAR):
                 u[lvl] = (counts.get(lvl, 0) + _PRIOR_PAIRS * 2 * u_exact) / (total + _PRIOR_PAIRS)
+        for lvl in (CLOSE, NEAR):  # the sample cannot see below about 1/pairs: no rarer than half an exact match
+            if lvl in u:
+                u[lvl] = max(u[lvl], u_exact / 2)
         u[DIFFERENT] = 1.0 - sum(u.values())
         out.append(_normalized(u, floor=1e-6))
     return out
@@ -349,7 +376,13 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     m_sum = [{lvl: 0.0 for lvl in lv} for lv in levels]
     m_weight = [0.0] * len(fields)
     sessions = []
+    # Blocks on where people live hold households as much as duplicates: EM would take
+    # family members for one person's records. It learns from blocks on a person's own
+    # fields (a name, a birth date, a national id) when there are any.
+    personal = [b for b in blocks if {block_part(p)[0] for p in b} & PERSONAL_FIELDS]
     for blk, block in enumerate(blocks):
+        if personal and block not in personal:
+            continue
         rows = engine.rows(patterns_sql(fields, blk))
         if not rows:
             continue
@@ -386,21 +419,26 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     return AgreementModel(models, prior, math.log2(p / (1 - p)), expected)
 
 
-def add_edges(engine: Engine, rule: AgreementRule, fields: list[str]) -> AgreementModel | None:
-    """Build candidates, fit the model, score, and add the agreement edges to tl_work_edges.
-    Needs tl_work_person with every field in `fields`."""
+WORK = ("tl_work_bk", "tl_work_bs", "tl_work_cand", "tl_work_cmp", "tl_work_tf", "tl_work_score")
+
+
+def fit(engine: Engine, rule: AgreementRule, fields: list[str]) -> AgreementModel | None:
+    """Build the candidate pairs and their levels (tl_work_cmp), fit the model and score
+    every pair (tl_work_score). Needs tl_work_person with every field in `fields`."""
     blocks = usable_blocks(rule, fields)
     if not blocks:
         return None
     engine.require_levenshtein()
-    work = ("tl_work_bk", "tl_work_bs", "tl_work_cand", "tl_work_cmp", "tl_work_tf", "tl_work_score")
-    engine.run([f"DROP TABLE IF EXISTS {t}" for t in work])
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])
     engine.run([block_keys_sql(blocks), block_sizes_sql(), candidates_sql(len(blocks), rule.max_block),
                 compare_sql(fields, len(blocks))])
     skipped = {"+".join(blocks[r["blk"]]): (int(r["blocks"]), int(r["pairs"])) for r in engine.rows(skipped_blocks_sql(rule.max_block))}
     model = estimate(engine, rule, fields, blocks)
     model.skipped = skipped
     model.candidates = int(engine.scalar("SELECT COUNT(*) FROM tl_work_cmp") or 0)
-    engine.run([frequencies_sql(fields), score_sql(model), agreement_edges_sql(model, rule.must_agree_one_of)])
-    engine.run([f"DROP TABLE IF EXISTS {t}" for t in work])
+    engine.run([frequencies_sql(fields), score_sql(model)])
     return model
+
+
+def drop_work(engine: Engine) -> None:
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])

@@ -271,15 +271,14 @@ class AgreementRule(Spec):
     first and last name swapped), near (two edits), different — and each level weighs how
     much likelier it is between one person's records than between two people's, both
     estimated from the data (EM and value frequencies; never from labels). A pair is linked
-    when its match probability reaches `match_probability` and it agrees at least nearly on
-    one of `must_agree_one_of` (household members share a name and an address, not a first
-    name or a birth date). The rule runs when at least `min_fields` of `fields` are mapped."""
+    when its match probability reaches `match_probability`, unless it is a conflict the
+    data makes believable (family members: see `conflict_guard`). The rule runs when at
+    least `min_fields` of `fields` are mapped, a first name or a birth date among them."""
 
     fields: list[str] = Field(default_factory=lambda: ["first_name", "middle_name", "last_name", "birth_date",
                                                        "address_line1", "address_line2", "postal_code", "city",
                                                        "national_id"])
     min_fields: int = 3
-    must_agree_one_of: list[str] = Field(default_factory=lambda: ["first_name", "birth_date"])
     # `field:n` is the field's first n characters: a birth date and an initial make blocks of a
     # few records where the birth date alone makes blocks of dozens in a large store.
     block_on: list[list[str]] = Field(default_factory=lambda: [
@@ -302,9 +301,10 @@ class Resolution(Spec):
     always_merge: list[tuple[str, str]] = Field(default_factory=list)  # record refs "source.stream:pk"
     never_merge: list[tuple[str, str]] = Field(default_factory=list)
     agreement: AgreementRule | None = Field(default_factory=AgreementRule)  # null turns it off
-    # A link through a shared identifier (email, phone, device, handle, card, national id) is
-    # dropped between records whose first names and birth dates disagree: family members.
-    guard_shared_identifiers: bool = True
+    # Links between records that look like two people (first names and birth dates disagree;
+    # different first names at one home) are dropped where the data shows such conflicts more
+    # often than typos explain: family inboxes, home phones, twins (see conflicts.py).
+    conflict_guard: bool = True
 
     @field_validator("blocked_patterns")
     @classmethod

@@ -216,6 +216,8 @@ def normalize_postal_code(raw: str, hint: str = "") -> Normalized:
     key = re.sub(r"[^A-Z0-9]+", "", _ascii(raw).upper())
     if not key:
         return Normalized.invalid("empty")
+    if set(key) == {"0"}:  # 00000: a form's default, not a place
+        return Normalized.invalid("placeholder postal code")
     return Normalized(" ".join(raw.upper().split()), key)
 
 

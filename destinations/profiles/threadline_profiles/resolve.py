@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from threadline_profiles import agreement
+from threadline_profiles import agreement, conflicts
 from threadline_profiles.components import connected_components
 from threadline_profiles.config import (
     CUSTOMER_ID,
@@ -111,90 +111,96 @@ def edges_sql(max_records: int, always_merge: list[tuple[str, str]]) -> str:
 
 
 AGREEMENT_RULE = agreement.RULE
-# The fields that tell apart people who share an address, a name and often an email or a
-# phone: household members. Records that disagree on them are not linked by shared contacts.
-PERSON_FIELDS = ("first_name", "birth_date")
-CONFLICT = "first name and birth date disagree"
 
 
 def agreement_fields(rule: AgreementRule | None, mapped: set[str]) -> list[str]:
     """The agreement rule's fields that are mapped (traits and identifiers); empty when too
-    few are, or none of the fields it must agree on, to run it."""
+    few are, or neither a first name nor a birth date (which tell family members apart)."""
     if rule is None:
         return []
     fields = [f for f in rule.fields if f in mapped]
-    anchored = not rule.must_agree_one_of or any(f in fields for f in rule.must_agree_one_of)
-    return fields if len(fields) >= rule.min_fields and anchored else []
+    return fields if len(fields) >= rule.min_fields and conflicts.applies(fields) else []
 
 
 def person_fields(rules: list[IdentityRule], fuzzy: list[str], traits: set[str]) -> list[str]:
     """The fields tl_work_person needs: those of the trait rules, of the agreement rule, and
-    the ones the shared-identifier guard compares."""
+    the ones the conflict guard compares."""
     wanted = {f for r in rules if not is_identifier_rule(r) for f in r.match} | set(fuzzy)
-    return sorted(wanted | (set(PERSON_FIELDS) & traits))
+    return sorted(wanted | ({conflicts.FIRST, conflicts.BIRTH, *conflicts.HOME} & traits))
 
 
-def is_shareable(rule: str) -> bool:
-    """Identifier rules whose values people share (a family inbox, a home phone, a reused
-    number, a shared device or card); a system's customer id names one account."""
-    return rule in _ID_ORDER or rule in IDENTIFIER_TYPES
+def is_guarded(rule: IdentityRule) -> bool:
+    """Rules whose links can join two people: identifiers people share (a family inbox, a
+    home phone, a number passed on, a shared device or card, a copied national id) and trait
+    combinations (twins share a last name, a birth date and an address). A system's customer
+    id names one account and is not guarded."""
+    return not (is_identifier_rule(rule) and CUSTOMER_ID.match(rule.match[0]))
 
 
-def conflict_sql(x: str, y: str, fields: list[str]) -> str:
-    """True when records x and y show evidence of being two people and none of being one:
-    first names and birth dates differ (a side lacking one says nothing)."""
-    levels = [agreement.level_sql(f, x, y) for f in PERSON_FIELDS if f in fields]
-    if not levels:
-        return "FALSE"
-    same = " OR ".join(f"COALESCE({lv}, -1) >= {agreement.NEAR}" for lv in levels)
-    differ = " OR ".join(f"COALESCE({lv}, -1) = {agreement.DIFFERENT}" for lv in levels)
-    return f"(NOT ({same}) AND ({differ}))"
-
-
-def guard_shared_sql(rules: list[str], max_records: int, fields: list[str]) -> list[str]:
-    """Keys of shareable rules held by records that do not all show the same first name and
-    birth date lose their star edges; every pair of their records is linked instead unless
-    it is a conflict. tl_work_conflicts keeps the pairs dropped, for the counts."""
-    names = ", ".join(lit(r) for r in rules)
-    who = " || '|' || ".join(f"COALESCE(p.{quote(f)}, '')" for f in PERSON_FIELDS if f in fields)
-    pairs = (
-        "SELECT m.rule, m.key, x.rid AS a, y.rid AS b FROM tl_work_mixed AS m "
-        "JOIN tl_work_keys AS x ON x.rule = m.rule AND x.key = m.key "
-        "JOIN tl_work_keys AS y ON y.rule = m.rule AND y.key = m.key AND x.rid < y.rid"
-    )
-    conflict = conflict_sql("px", "py", fields)
-    return [
-        "CREATE TEMP TABLE tl_work_mixed AS SELECT k.rule, k.key FROM tl_work_keys AS k "
-        "JOIN tl_work_groups AS g ON g.rule = k.rule AND g.key = k.key "
-        f"LEFT JOIN tl_work_person AS p ON p.rid = k.rid WHERE k.rule IN ({names}) AND g.records <= {max_records} "
-        f"GROUP BY k.rule, k.key HAVING COUNT(DISTINCT {who}) > 1",
-        "DELETE FROM tl_work_edges WHERE EXISTS (SELECT 1 FROM tl_work_mixed AS m "
-        "WHERE m.rule = tl_work_edges.rule AND m.key = tl_work_edges.key)",
-        f"CREATE TEMP TABLE tl_work_mixed_pairs AS SELECT p.rule, p.key, p.a, p.b, CASE WHEN {conflict} THEN 1 ELSE 0 END "
-        f"AS conflict FROM ({pairs}) AS p LEFT JOIN tl_work_person AS px ON px.rid = p.a "
-        "LEFT JOIN tl_work_person AS py ON py.rid = p.b",
-        "INSERT INTO tl_work_edges SELECT b AS rid, a AS anchor, rule, key FROM tl_work_mixed_pairs WHERE conflict = 0",
-    ]
+def _record_drops(engine: Engine, select: str) -> None:
+    """Insert dropped pairs (a, rule, conflict) into tl_work_drops with their reason."""
+    reason = " ".join(f"WHEN {c} THEN {lit(r)}" for c, r in conflicts.REASONS.items())
+    engine.run(f"INSERT INTO {DROPS} SELECT d.a, d.rule, CASE d.conflict {reason} END, 1 FROM ({select}) AS d")
 
 
 def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRule], fuzzy: list[str],
                     fields: list[str]) -> dict[tuple[str, str], int]:
-    """After tl_work_edges: drop shared-identifier links between records that look like two
-    people (when `settings.guard_shared_identifiers`), then add the agreement rule's edges.
-    Dropped links go to tl_work_drops; returns what the agreement rule skipped, per (rule, reason)."""
-    dropped: dict[tuple[str, str], int] = {}
-    shareable = [r.name for r in rules if is_identifier_rule(r) and is_shareable(r.match[0])]
-    if settings.guard_shared_identifiers and shareable and set(PERSON_FIELDS) & set(fields):
+    """After tl_work_edges: fit the agreement rule (when it runs), drop the links between
+    records that look like two people (`conflicts.py`, when `settings.conflict_guard`), then
+    add the agreement rule's edges. Dropped links go to tl_work_drops; returns what the
+    agreement rule skipped, per (rule, reason).
+
+    Whether the store holds family members is read from the data: from the pairs the agreement
+    rule would link on their other fields alone, and from each guarded rule's own pairs. Where
+    it does, both kinds of conflict are dropped from every guarded rule; where the data says it
+    does not (a register of people), only the conflicts a rule's own pairs show too often are;
+    where it cannot tell, shared identifiers still drop the records that disagree."""
+    skipped: dict[tuple[str, str], int] = {}
+    model = agreement.fit(engine, settings.agreement, fuzzy) if fuzzy and settings.agreement is not None else None
+    guard = settings.conflict_guard and conflicts.applies(fields)
+    m_first = agreement.m_different(model, conflicts.FIRST, conflicts.PRIOR_DIFFERENT)
+    m_birth = agreement.m_different(model, conflicts.BIRTH, conflicts.PRIOR_DIFFERENT)
+    households: bool | None = None
+    if model is not None:
+        names = [f.name for f in model.fields]
+        engine.run(["DROP TABLE IF EXISTS tl_work_sconf",
+                    f"CREATE TEMP TABLE tl_work_sconf AS SELECT s.*, {conflicts.from_levels_sql(names)} FROM tl_work_score AS s"])
+        if guard:  # judged among the pairs the other fields alone would link
+            alone = (f"(SELECT {lit(AGREEMENT_RULE)} AS rule, hf, hd, hh, conflict, 1 AS n FROM tl_work_sconf "
+                     f"WHERE odds - person_odds >= {model.threshold!r})")
+            evidence = conflicts.read_evidence(engine.rows(conflicts.evidence_sql(alone, "rule")))
+            households = bool(evidence.get(AGREEMENT_RULE, conflicts.Evidence()).vetoed(m_first, m_birth))
+    guarded = [r for r in rules if is_guarded(r)]
+    if guard and guarded:
         engine.require_levenshtein()
-        engine.run(["DROP TABLE IF EXISTS tl_work_mixed", "DROP TABLE IF EXISTS tl_work_mixed_pairs"])
-        engine.run(guard_shared_sql(shareable, settings.max_records_per_value, fields))
-        engine.run(f"INSERT INTO {DROPS} SELECT a, rule, {lit(CONFLICT)}, 1 FROM tl_work_mixed_pairs WHERE conflict = 1")
-        engine.run(["DROP TABLE IF EXISTS tl_work_mixed", "DROP TABLE IF EXISTS tl_work_mixed_pairs"])
-    if fuzzy and settings.agreement is not None:
-        model = agreement.add_edges(engine, settings.agreement, fuzzy)
-        for block, (_, pairs) in (model.skipped if model else {}).items():
-            dropped[(AGREEMENT_RULE, f"blocks on {block} over {settings.agreement.max_block} records skipped")] = pairs
-    return dropped
+        engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
+        engine.run(conflicts.rule_pairs_sql([r.name for r in guarded], settings.max_records_per_value, fields))
+        evidence = conflicts.read_evidence(engine.rows(conflicts.evidence_sql("tl_work_gpairs", "rule")))
+        own = {r.name: evidence[r.name].vetoed(m_first, m_birth) if r.name in evidence else [] for r in guarded}
+        if any(own[r.name] for r in guarded if not is_identifier_rule(r)):
+            households = True
+        vetoed = {}
+        for r in guarded:
+            classes = set(own[r.name])
+            if households:
+                classes |= {1, 2}
+            elif households is None and is_identifier_rule(r):
+                classes.add(1)
+            vetoed[r.name] = sorted(classes)
+        engine.run(conflicts.relink_sql(vetoed))
+        _record_drops(engine, conflicts.dropped_sql(vetoed))
+        engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
+    if model is not None:
+        keep = "s.conflict = 0" if guard and households else "TRUE"
+        if keep != "TRUE":
+            _record_drops(engine, f"SELECT s.a, {lit(AGREEMENT_RULE)} AS rule, s.conflict FROM tl_work_sconf AS s "
+                                  f"WHERE s.odds >= {model.threshold!r} AND s.conflict <> 0")
+        engine.run(agreement.edges_sql(model, "tl_work_sconf", keep))
+        engine.run("DROP TABLE IF EXISTS tl_work_sconf")
+        agreement.drop_work(engine)
+        for block, (_, pairs) in model.skipped.items():
+            skipped[(AGREEMENT_RULE, f"blocks on {block} over {settings.agreement.max_block} records skipped")] = pairs
+    return skipped
 
 
 # --------------------------------------------------------------------------- constraints
