@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
@@ -40,7 +41,7 @@ class CLIGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ThreadlineError as exc:
-            err.print(f"[bold red]error:[/] {redact(exc.render())}", markup=True, highlight=False)
+            err.print(f"[bold red]error:[/] {escape(redact(exc.render()))}", markup=True, highlight=False)
             sys.exit(2 if isinstance(exc, ConfigError) or type(exc).__name__ == "JobLockedError" else 1)
 
 
@@ -295,7 +296,7 @@ def _add_plugin_commands() -> None:
     try:
         manager = plugins.registry().manager
     except ThreadlineError as exc:  # e.g. two plugins registering one name
-        err.print(f"[bold red]error:[/] {redact(exc.render())}")
+        err.print(f"[bold red]error:[/] {escape(redact(exc.render()))}", highlight=False)
         sys.exit(2)
     for impl in manager.hook.register_commands.get_hookimpls():
         try:

@@ -185,6 +185,10 @@ def finish_run(run_id: str) -> list[object]:
                 from threadline_profiles.push import push_all
 
                 result.pushes = push_all(store, run_id, on_build=True)
+                if result.report_path and result.pushes:  # the report shows what the platforms took
+                    from threadline_profiles.report import write_report
+
+                    write_report(store, result)
         finally:
             store.release()
         results.append(result)

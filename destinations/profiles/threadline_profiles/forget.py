@@ -110,6 +110,8 @@ def forget(store: ProfileStore, *, email: str | None = None, phone: str | None =
             for start in range(0, len(pks), 1000):
                 chunk = ", ".join(lit(p) for p in pks[start:start + 1000])
                 engine.execute(f"DELETE FROM {stream.table} WHERE _tl_key IN ({chunk})")
+        if ids and engine.table_exists("tl_audience_members"):  # no trace of who they were in audience history
+            engine.execute(f"DELETE FROM tl_audience_members WHERE profile_id IN {in_ids}")
         for start in range(0, len(hashes), 1000):
             engine.execute("INSERT INTO tl_tombstones VALUES " + ", ".join(
                 f"({lit(h)}, NULL, CAST({lit(now)} AS TIMESTAMP), {lit(result.audit_id)})" for h in hashes[start:start + 1000]))

@@ -463,3 +463,28 @@ def _without_rejected(rows: pa.Table, result: PushResult) -> pa.Table:
 
 def outcome_dict(outcome: PushOutcome) -> dict[str, Any]:
     return asdict(outcome)
+
+
+def render_pushes(store: ProfileStore, table: Any) -> str:
+    """The report's section: each activation's latest push, and the rejection reasons."""
+    if not store.engine.table_exists("tl_pushes"):
+        return ""
+    rows = store.engine.rows(
+        "SELECT p.* FROM tl_pushes AS p JOIN (SELECT activation, MAX(finished_at) AS at FROM tl_pushes GROUP BY activation) "
+        "AS l ON l.activation = p.activation AND l.at = p.finished_at ORDER BY p.activation")
+    if not rows:
+        return ""
+    shown = [{**r, "change": f"+{r['adds']:,} −{r['removes']:,}", "left out (no consent)": r["excluded_no_consent"],
+              "match estimate": r["match_estimate"] if r["match_estimate"] is not None else "",
+              "note": (r["message"] or "")[:160]} for r in rows]
+    reasons = store.engine.rows(
+        "SELECT r.activation, r.reason, SUM(r.rows_rejected) AS rows_rejected FROM tl_push_rejections AS r "
+        "JOIN (SELECT activation, MAX(finished_at) AS at FROM tl_pushes GROUP BY activation) AS l ON l.activation = r.activation "
+        "JOIN tl_pushes AS p ON p.push_id = r.push_id AND p.finished_at = l.at GROUP BY r.activation, r.reason "
+        "ORDER BY r.activation, rows_rejected DESC")
+    return ("<h2>Pushes to platforms</h2><p class=muted>each activation's latest push: who was sent (a diff since the "
+            "last successful push, or everyone for a mirror) and what the platform accepted</p>"
+            + table(shown, ["activation", "audience", "destination", "mode", "outcome", "members", "change", "accepted",
+                            "rejected", "match estimate", "left out (no consent)", "note"], "no pushes")
+            + "<h3>Why the platforms refused rows</h3>"
+            + table(reasons, ["activation", "reason", "rows_rejected"], "no row was refused"))

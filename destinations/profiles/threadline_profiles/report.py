@@ -148,7 +148,9 @@ def write_report(store: ProfileStore, result: BuildResult) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     from threadline_profiles import audience_report
 
-    extra = audience_report.render(audience_report.gather(store), _table)
+    from threadline_profiles.push import render_pushes
+
+    extra = audience_report.render(audience_report.gather(store), _table) + render_pushes(store, _table)
     text = render_report(gather(store), result, store.engine.location, extra)
     path = folder / f"profiles-{result.build_id}.html"
     path.write_text(text, encoding="utf-8")
