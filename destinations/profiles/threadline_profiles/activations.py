@@ -13,9 +13,10 @@ Each activation is pushed after every build (`push_on_build: false` leaves it to
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
 from threadline.contracts import PushMode, Spec
 
@@ -31,3 +32,14 @@ class Activation(Spec):
     mode: PushMode = Field(default=PushMode.DIFF, description="diff: send who joined and left; mirror: replace.")
     push_on_build: bool = Field(default=True, description="Push after every build of the store.")
     batch_rows: int | None = Field(default=None, ge=1, description="Rows per request (default: the platform's maximum).")
+    _base_dir: Path | None = PrivateAttr(default=None)  # the job file's folder: relative paths in `config` start there
+
+    @model_validator(mode="after")
+    def _remember_base_dir(self, info: ValidationInfo) -> Activation:
+        base = (info.context or {}).get("base_dir")
+        self._base_dir = Path(base) if base is not None else None
+        return self
+
+    @property
+    def base_dir(self) -> Path | None:
+        return self._base_dir

@@ -160,7 +160,8 @@ def destination_config(name: str, activation: Activation, dest_cls: type[Audienc
     from pydantic import ValidationError
 
     try:
-        return dest_cls.spec.model_validate(activation.config)
+        context = {"base_dir": activation.base_dir} if activation.base_dir is not None else None
+        return dest_cls.spec.model_validate(activation.config, context=context)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
