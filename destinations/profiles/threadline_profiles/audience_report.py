@@ -111,7 +111,9 @@ def sizes_svg(history: list[dict[str, Any]], width: int = 720, height: int = 260
     every = max(1, len(seqs) // 8)
     for i, seq in enumerate(seqs):
         if i % every == 0 or i == len(seqs) - 1:
-            when = str(by_seq[seq]["evaluated_at"])[5:16]
+            row = by_seq[seq]  # traits as of a fixed day (a replay, a backfill) say more than when the build ran
+            when = f"as of {str(row['as_of'])[:10]}" if row.get("as_of") and len(set(r.get("as_of") for r in history)) > 1 \
+                else str(row["evaluated_at"])[5:16]
             parts.append(f'<text x="{x(seq):.1f}" y="{height - lower + 14}" font-size="10" text-anchor="middle">'
                          f'#{seq}</text><text x="{x(seq):.1f}" y="{height - lower + 26}" font-size="9" fill="#777" '
                          f'text-anchor="middle">{html.escape(when)}</text>')

@@ -286,8 +286,10 @@ def size_history(store: ProfileStore) -> list[dict[str, Any]]:
     """Every audience's figures at every evaluation, oldest first (for plots)."""
     if not store.engine.table_exists("tl_audience_sizes"):
         return []
+    as_of = ("(SELECT MAX(t.as_of) FROM tl_trait_builds AS t WHERE t.build_id = e.build_id)"
+             if store.engine.table_exists("tl_trait_builds") else "CAST(NULL AS TIMESTAMP)")
     return store.engine.rows(
-        "SELECT e.seq, e.build_id, e.evaluated_at, s.audience, s.size, s.added, s.removed, s.status "
+        f"SELECT e.seq, e.build_id, e.evaluated_at, {as_of} AS as_of, s.audience, s.size, s.added, s.removed, s.status "
         "FROM tl_audience_sizes AS s JOIN tl_audience_evaluations AS e ON e.seq = s.seq ORDER BY e.seq, s.audience")
 
 
