@@ -206,3 +206,31 @@ def test_duckdb_and_postgres_give_the_same_agreement_links(tmp_path, pg_schema):
 
 def together_in(profiles: set[frozenset[str]], *keys: str) -> bool:
     return any(set(keys) <= p for p in profiles)
+
+
+def test_a_placeholder_first_name_is_kept_raw_and_never_compared():
+    from threadline_profiles.normalize import normalize_name
+
+    assert normalize_name("Mom", "given").reason == "placeholder name"
+    assert normalize_name("Lady in the", "given").status == "invalid"
+    assert normalize_name("Patsy", "given").key == normalize_name("Patricia", "given").key
+
+
+def test_levels_for_initials_typos_swapped_names_and_transposed_dates(tmp_path):
+    engine = DuckDBEngine(tmp_path / "levels.duckdb")
+    fields = ["first_name", "last_name", "birth_date"]
+    rows = [("Maria", "Lopez", "1980-02-03", "Maria", "Lopez", "1980-02-03"),  # exact
+            ("Maria", "Lopez", "1980-02-03", "Mria", "Lopes", "1980-03-02"),  # one edit; day and month swapped
+            ("Maria", "Lopez", "1980-02-03", "Lopez", "Maria", "1980-12-03"),  # names the other way round; one edit
+            ("M", "Lopez", "1980-02-03", "Maria", "Lopez", "1979-02-03"),  # an initial; two edits
+            ("Al", "Lopez", "1980-02-03", "Ed", "Perez", "1951-07-19")]  # short names: no fuzzy level
+    values = ", ".join("(" + ", ".join(f"'{v}'" for v in (i,) + row) + ")" for i, row in enumerate(rows))
+    try:
+        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, xf, xl, xd, yf, yl, yd)")
+        select = agreement.levels_select(fields)
+        got = engine.rows(f"SELECT {select} FROM (SELECT i, xf AS first_name, xl AS last_name, xd AS birth_date FROM pairs) AS x "
+                          "JOIN (SELECT i, yf AS first_name, yl AS last_name, yd AS birth_date FROM pairs) AS y ON x.i = y.i ORDER BY x.i")
+    finally:
+        engine.close()
+    E, C, N, D = agreement.EXACT, agreement.CLOSE, agreement.NEAR, agreement.DIFFERENT
+    assert [tuple(r.values()) for r in got] == [(E, E, E), (C, C, C), (C, C, C), (N, E, N), (D, D, D)]

@@ -73,6 +73,9 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     if levels_of(name) == (EXACT, DIFFERENT):
         return f"{head} ELSE {DIFFERENT} END"
     swapped = "FALSE"
+    if kind_of(name) == "name":  # an initial against a name it begins
+        head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
+                 f"THEN {NEAR}")
     if kind_of(name) == "date":  # ISO dates: day and month swapped
         swapped = (f"(SUBSTR({a}, 1, 4) = SUBSTR({b}, 1, 4) AND SUBSTR({a}, 6, 2) = SUBSTR({b}, 9, 2) "
                    f"AND SUBSTR({a}, 9, 2) = SUBSTR({b}, 6, 2))")

@@ -107,7 +107,30 @@ NICKNAMES = {
     "mick": "michael", "nick": "nicholas", "pat": "patricia", "patty": "patricia", "ron": "ronald",
     "sam": "samuel", "steve": "steven", "stephen": "steven", "sue": "susan", "susie": "susan",
     "tim": "timothy", "tom": "thomas", "tommy": "thomas", "tony": "anthony", "vicky": "victoria",
+    "abe": "abraham", "angie": "angela", "annie": "ann", "art": "arthur", "artie": "arthur", "barb": "barbara",
+    "bart": "bartholomew", "bev": "beverly", "cal": "calvin", "cam": "cameron", "cindy": "cynthia",
+    "cliff": "clifford", "connie": "constance", "deb": "deborah", "debbie": "deborah", "di": "diana",
+    "dot": "dorothy", "doug": "douglas", "ellie": "eleanor", "ernie": "ernest", "frank": "francis",
+    "frankie": "francis", "gabe": "gabriel", "gene": "eugene", "gerry": "gerald", "jerry": "gerald",
+    "ginny": "virginia", "gus": "augustus", "herb": "herbert", "jake": "jacob", "jess": "jessica",
+    "jill": "jillian", "jon": "jonathan", "josh": "joshua", "judy": "judith", "julie": "julia",
+    "kim": "kimberly", "len": "leonard", "lenny": "leonard", "les": "leslie", "lil": "lillian",
+    "lou": "louis", "mandy": "amanda", "manny": "manuel", "marge": "margaret", "margie": "marjorie",
+    "marty": "martin", "milly": "mildred", "mitch": "mitchell", "molly": "mary", "ned": "edward",
+    "ollie": "oliver", "pam": "pamela", "patsy": "patricia", "pete": "peter", "phil": "philip",
+    "randy": "randall", "ray": "raymond", "reggie": "reginald", "rich": "richard", "rosie": "rose",
+    "rudy": "rudolph", "russ": "russell", "rusty": "russell", "sally": "sarah", "sandy": "sandra",
+    "stan": "stanley", "stu": "stuart", "theo": "theodore", "tina": "christina", "trudy": "gertrude",
+    "val": "valerie", "vince": "vincent", "walt": "walter", "wally": "walter", "winnie": "winifred",
+    "woody": "woodrow", "zach": "zachary", "zack": "zachary",
 }
+# Words that stand in for a first name on forms ("Mom", "Customer", "Resident"): a first name
+# made of nothing else is a placeholder, kept raw and never compared.
+PLACEHOLDER_GIVEN = {"unknown", "none", "null", "na", "test", "customer", "guest", "resident", "occupant", "mom",
+                     "dad", "mother", "father", "baby", "child", "kid", "girl", "boy", "son", "daughter", "grandchild",
+                     "grandson", "granddaughter", "female", "male", "man", "woman", "lady", "senor", "senora", "friend",
+                     "house", "household", "owner", "current", "name", "first", "anonymous", "noname", "xxx"}
+_FILLER = {"in", "the", "of", "and", "a"}
 
 
 def _ascii(text: str) -> str:
@@ -131,6 +154,8 @@ def normalize_name(raw: str, hint: str = "") -> Normalized:
     if display.isupper() or display.islower():
         display = display.title()
     if hint == "given":
+        if set(words) <= PLACEHOLDER_GIVEN | _FILLER and set(words) & PLACEHOLDER_GIVEN:
+            return Normalized.invalid("placeholder name")
         words = [NICKNAMES.get(words[0], words[0]), *words[1:]]
     return Normalized(display, "".join(words))
 
