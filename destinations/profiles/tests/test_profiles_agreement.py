@@ -15,7 +15,8 @@ from threadline_profiles import agreement
 from threadline_profiles.engines import DuckDBEngine
 from threadline_profiles.testing import Lander, profile_ids, profiles_of, together
 
-PEOPLE = {"crm.people": {"traits": {"first_name": "first", "last_name": "last", "birth_date": "dob", "city": "city"},
+PEOPLE = {"crm.people": {"traits": {"first_name": "first", "middle_name": "middle", "last_name": "last", "birth_date": "dob",
+                                    "city": "city"},
                          "address": {"line1": "street", "postal_code": "zip"},
                          "identifiers": {"email": "email", "ssn": "national_id"}}}
 FIRST = ["olivia", "liam", "emma", "noah", "ava", "elijah", "sophia", "lucas", "mia", "mason", "harper", "ethan",
@@ -36,13 +37,14 @@ def background(n: int = 240, seed: int = 3) -> list[dict]:
             "city": ["Austin", "Dallas", "Houston"][rng.integers(3)],
             "street": f"{rng.integers(1, 999)} {STREETS[rng.integers(len(STREETS))]} street",
             "zip": f"78{rng.integers(100, 999)}", "email": f"bg{i}@mail.com", "ssn": f"{500000000 + i * 7919}",
+            "middle": "ABCDEFGH"[rng.integers(8)],
         })
     return rows
 
 
 def maria(i: int, **changes) -> dict:
     row = {"id": str(i), "first": "Maria", "last": "Lopez", "dob": "1980-02-03", "city": "Austin", "street": "12 Oak Street",
-           "zip": "78701", "email": None, "ssn": None}
+           "zip": "78701", "email": None, "ssn": None, "middle": None}
     return {**row, **changes}
 
 
@@ -126,6 +128,21 @@ def test_a_national_id_copied_to_a_household_member_does_not_merge_them(resolved
     assert not together(store, "crm.people:1", "crm.people:2")
 
 
+def test_a_record_with_nothing_to_tell_family_members_apart_joins_none_of_them(resolved):
+    family = [maria(1), maria(2, first="Jose", dob="1978-05-06")]
+    store = resolved(family + [maria(3, first=None, dob=None)])
+    assert not together(store, "crm.people:1", "crm.people:3")
+    assert not together(store, "crm.people:2", "crm.people:3")
+
+
+def test_one_national_id_and_middle_name_with_another_first_name_and_no_birth_date_links(resolved):
+    family = [maria(1, ssn="536-22-1048", middle="P"), maria(2, first="Jose", dob="1978-05-06")]
+    store = resolved(family + [maria(3, first="Bunny", dob=None, ssn="536221048", middle="P"),
+                               maria(4, first="Alba", dob=None, ssn="536221048", middle="Q")])
+    assert together(store, "crm.people:1", "crm.people:3")  # a name on a form, or a nickname
+    assert not together(store, "crm.people:1", "crm.people:4")  # the id copied to a family member
+
+
 def test_blocks_larger_than_max_block_are_skipped_and_counted(resolved):
     # 30 people sharing one birth date and postal code; max_block 10 leaves those blocks out,
     # so Maria's two records (which agree on nothing else exactly) are never compared.
@@ -145,7 +162,7 @@ def test_the_link_says_how_each_field_compared_without_any_value(resolved):
     store = resolved([maria(1), maria(2, last="Lopes", dob="1980-03-02")])
     key = store.engine.scalar("SELECT key FROM tl_links WHERE rule = 'agreement'")
     assert key.startswith("p=0.9")
-    assert key.endswith("first_name= last_name~ birth_date~ address_line1= postal_code= city= national_id?")
+    assert key.endswith("first_name= middle_name? last_name~ birth_date~ address_line1= postal_code= city= national_id?")
     assert "lopez" not in key.lower() and "1980" not in key
 
 

@@ -24,10 +24,17 @@ from dataclasses import dataclass
 from threadline_profiles.agreement import DIFFERENT, EXACT, NEAR, level_sql
 from threadline_profiles.engines.base import lit, quote
 
-FIRST, BIRTH = "first_name", "birth_date"
+FIRST, BIRTH, MIDDLE, NATIONAL_ID = "first_name", "birth_date", "middle_name", "national_id"
 HOME = ("last_name", "address_line1")
 PRIOR_DIFFERENT = 0.05  # m of "different" for first name and birth date when no model says
-REASONS = {1: "first name and birth date disagree", 2: "different first names at one home"}
+REASONS = {1: "first name and birth date disagree", 2: "different first names at one home",
+           4: "nothing tells apart the people at one home"}
+# Class 1 but for a middle name both records share: counted as class 1 when judging whether
+# conflicts are believed, never dropped.
+SAME_MIDDLE = 3
+# Two records at one home with neither a first name nor a birth date to compare: which of the
+# family is it? Dropped only where the data shows family members.
+UNTOLD = 4
 
 
 def applies(fields: list[str]) -> bool:
@@ -38,14 +45,20 @@ def class_sql(x: str, y: str, fields: list[str]) -> str:
     """0 (none), 1 or 2: the conflict class of records x and y (aliases of tl_work_person)."""
     f = f"COALESCE({level_sql(FIRST, x, y)}, -1)" if FIRST in fields else "-1"
     d = f"COALESCE({level_sql(BIRTH, x, y)}, -1)" if BIRTH in fields else "-1"
-    return conflict_case(f, d, home_sql(x, y, fields))
+    m = f"COALESCE({level_sql(MIDDLE, x, y)}, -1)" if MIDDLE in fields else "-1"
+    n = f"COALESCE({level_sql(NATIONAL_ID, x, y)}, -1)" if NATIONAL_ID in fields else "-1"
+    return conflict_case(f, d, home_sql(x, y, fields), m, n)
 
 
-def conflict_case(f: str, d: str, home: str) -> str:
-    """The conflict class from the first-name and birth-date levels (-1: missing) and
-    whether the records share a home."""
-    return (f"CASE WHEN ({f} = {DIFFERENT} AND {d} <= {DIFFERENT}) OR ({f} = -1 AND {d} = {DIFFERENT}) THEN 1 "
-            f"WHEN {f} = {DIFFERENT} AND {d} >= {NEAR} AND {home} THEN 2 ELSE 0 END")
+def conflict_case(f: str, d: str, home: str, m: str = "-1", n: str = "-1") -> str:
+    """The conflict class from the first-name, birth-date, middle-name and national-id levels
+    (-1: missing) and whether the records share a home. Where no birth date can be compared,
+    a first name that differs under the same national id and middle name is more likely a
+    nickname or a name written on a form than another person."""
+    return (f"CASE WHEN {f} = {DIFFERENT} AND {d} = -1 AND {m} = {EXACT} AND {n} = {EXACT} THEN {SAME_MIDDLE} "
+            f"WHEN ({f} = {DIFFERENT} AND {d} <= {DIFFERENT}) OR ({f} = -1 AND {d} = {DIFFERENT}) THEN 1 "
+            f"WHEN {f} = {DIFFERENT} AND {d} >= {NEAR} AND {home} THEN 2 "
+            f"WHEN {f} = -1 AND {d} = -1 AND {n} <> {EXACT} AND {home} THEN {UNTOLD} ELSE 0 END")
 
 
 def home_sql(x: str, y: str, fields: list[str]) -> str:
@@ -84,7 +97,8 @@ def evidence_sql(pairs: str, by: str) -> str:
     return (
         f"SELECT {by} AS rule, SUM(n * hf * hd) AS both_, SUM(n * hf * (1 - hd)) AS first_only, "
         f"SUM(n * (1 - hf) * hd) AS birth_only, SUM(n * hh * hf) AS home_first, "
-        f"SUM(CASE WHEN conflict = 1 THEN n ELSE 0 END) AS c1, SUM(CASE WHEN conflict = 2 THEN n ELSE 0 END) AS c2 "
+        f"SUM(CASE WHEN conflict IN (1, {SAME_MIDDLE}) THEN n ELSE 0 END) AS c1, "
+        "SUM(CASE WHEN conflict = 2 THEN n ELSE 0 END) AS c2 "
         f"FROM {pairs} AS e GROUP BY {by}"
     )
 
@@ -156,10 +170,12 @@ def from_levels_sql(names: list[str], s: str = "s") -> str:
         return f"{s}.l{names.index(name)}"
     f = f"COALESCE({col(FIRST)}, -1)" if FIRST in names else "-1"
     d = f"COALESCE({col(BIRTH)}, -1)" if BIRTH in names else "-1"
+    m = f"COALESCE({col(MIDDLE)}, -1)" if MIDDLE in names else "-1"
+    n = f"COALESCE({col(NATIONAL_ID)}, -1)" if NATIONAL_ID in names else "-1"
     home = " AND ".join(f"{col(h)} = {EXACT}" for h in HOME) if all(h in names for h in HOME) else "FALSE"
     hf = f"CASE WHEN {col(FIRST)} IS NOT NULL THEN 1 ELSE 0 END" if FIRST in names else "0"
     hd = f"CASE WHEN {col(BIRTH)} IS NOT NULL THEN 1 ELSE 0 END" if BIRTH in names else "0"
-    return f"{hf} AS hf, {hd} AS hd, CASE WHEN {home} THEN 1 ELSE 0 END AS hh, {conflict_case(f, d, home)} AS conflict"
+    return f"{hf} AS hf, {hd} AS hd, CASE WHEN {home} THEN 1 ELSE 0 END AS hh, {conflict_case(f, d, home, m, n)} AS conflict"
 
 
 WORK = ("tl_work_gstat", "tl_work_mixed", "tl_work_gpairs")

@@ -126,7 +126,7 @@ def person_fields(rules: list[IdentityRule], fuzzy: list[str], traits: set[str])
     """The fields tl_work_person needs: those of the trait rules, of the agreement rule, and
     the ones the conflict guard compares."""
     wanted = {f for r in rules if not is_identifier_rule(r) for f in r.match} | set(fuzzy)
-    return sorted(wanted | ({conflicts.FIRST, conflicts.BIRTH, *conflicts.HOME} & traits))
+    return sorted(wanted | ({conflicts.FIRST, conflicts.BIRTH, conflicts.MIDDLE, *conflicts.HOME} & traits))
 
 
 def is_guarded(rule: IdentityRule) -> bool:
@@ -183,7 +183,7 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
         for r in guarded:
             classes = set(own[r.name])
             if households:
-                classes |= {1, 2}
+                classes |= {1, 2, conflicts.UNTOLD}
             elif households is None and is_identifier_rule(r):
                 classes.add(1)
             vetoed[r.name] = sorted(classes)
@@ -191,10 +191,10 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
         _record_drops(engine, conflicts.dropped_sql(vetoed))
         engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
     if model is not None:
-        keep = "s.conflict = 0" if guard and households else "TRUE"
+        keep = f"s.conflict IN (0, {conflicts.SAME_MIDDLE})" if guard and households else "TRUE"
         if keep != "TRUE":
             _record_drops(engine, f"SELECT s.a, {lit(AGREEMENT_RULE)} AS rule, s.conflict FROM tl_work_sconf AS s "
-                                  f"WHERE s.odds >= {model.threshold!r} AND s.conflict <> 0")
+                                  f"WHERE s.odds >= {model.threshold!r} AND NOT ({keep})")
         engine.run(agreement.edges_sql(model, "tl_work_sconf", keep))
         engine.run("DROP TABLE IF EXISTS tl_work_sconf")
         agreement.drop_work(engine)
