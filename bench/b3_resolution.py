@@ -1,23 +1,30 @@
 """B3: identity resolution at scale — source records → profiles on this machine.
 
-    python bench/b3_resolution.py                      # 100k and 1M records, DuckDB
-    python bench/b3_resolution.py --records 10000000   # add sizes
-    python bench/b3_resolution.py --engine postgres    # the Postgres engine (127.0.0.1:5432/test)
+    python bench/b3_resolution.py                                # 100k and 1M records, DuckDB and Postgres
+    python bench/b3_resolution.py --records 10000000 --engine duckdb
+    python bench/b3_resolution.py --records 1000000 --changed 0.01   # plus an incremental build after 1% changes
 
 Data: threadline_profiles.synthetic.customers — ~2.5 records per person over a CRM (customer
 id, email, phone, name, birth date), a web shop (customer id, email, name; a quarter of
 people have two shop accounts) and a loyalty program (card, national phone, name, US-format
 birth date), with households sharing an email, Gmail +tags, odd case, nicknames,
-placeholder emails and invalid values. Every size runs in a fresh subprocess so peak RSS is
-that size's own. Prints one JSON line per size: landing and resolution seconds, peak RSS,
-profiles, and pairwise precision/recall/F1 against the generator's truth.
+placeholder emails and invalid values.
+
+Each size and engine runs as separate processes, so each peak RSS is that step's own:
+generating and landing the data, then the first (full) build. With --changed, a fraction
+of the records then changes (half of it new CRM records of existing people, half CRM
+records whose email moves to another person), lands, and is built incrementally; a full
+build of the same data follows for comparison. One JSON line per step, with the 1-minute
+load average (2 shared cores: compare figures measured at similar load).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +32,9 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def pairwise(truth: dict[str, int], found: dict[str, str]) -> dict[str, float]:
@@ -34,69 +44,151 @@ def pairwise(truth: dict[str, int], found: dict[str, str]) -> dict[str, float]:
 
     predicted = pairs(Counter(found.values()))
     true = pairs(Counter(truth.values()))
-    both = pairs(Counter((found[k], truth[k]) for k in found))
+    both = pairs(Counter((found[k], truth[k]) for k in found if k in truth))
     p = both / predicted if predicted else 1.0
     r = both / true if true else 1.0
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
 
 
-def run_one(records: int, engine: str, seed: int, memory_limit: str) -> dict:
+def store_config(args: argparse.Namespace) -> dict[str, Any]:
+    from threadline_profiles.synthetic import customers
+
+    config: dict[str, Any] = {"resolve_on_finish": False, "mappings": customers(100).mappings,
+                              "report_dir": str(Path(args.store) / "reports"), "memory_limit": args.memory_limit}
+    if args.agreement_off:
+        config["resolution"] = {"agreement": None}
+    if args.engine == "postgres":
+        config.update(engine="postgres", dsn=PG_DSN, schema=Path(args.store).name)
+    else:
+        config["path"] = str(Path(args.store) / "profiles.duckdb")
+    return config
+
+
+def peak_rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps({"bench": "B3", **fields, "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+
+
+# --------------------------------------------------------------------------- steps (each its own process)
+
+
+def land(args: argparse.Namespace) -> None:
     from threadline_profiles.synthetic import customers
     from threadline_profiles.testing import Lander
 
-    people = max(1, int(records / 2.5))
     t0 = time.perf_counter()
-    data = customers(people, seed=seed)
-    generate_s = time.perf_counter() - t0
-    tmp = Path(tempfile.mkdtemp(prefix="b3_"))
-    config: dict = {"resolve_on_finish": False, "mappings": data.mappings, "report_dir": str(tmp / "reports"),
-                    "memory_limit": memory_limit}
-    if engine == "postgres":
-        config.update(engine="postgres", schema=f"b3_{uuid.uuid4().hex[:8]}")
-    else:
-        config["path"] = str(tmp / "profiles.duckdb")
-    lander = Lander(config)
+    data = customers(max(1, int(args.records / 2.5)), seed=args.seed)
+    generated = time.perf_counter() - t0
+    lander = Lander(store_config(args))
     t0 = time.perf_counter()
     for key, table in data.tables.items():
         source, stream = key.split(".")
         lander.land(source, stream, table, batch_rows=100_000)
-    land_s = time.perf_counter() - t0
-    with lander.store() as store:
+    emit(step="land", engine=args.engine, records=data.records, people=data.people, generate_s=round(generated, 2),
+         land_s=round(time.perf_counter() - t0, 2), peak_rss_mb=peak_rss_mb())
+
+
+def change(args: argparse.Namespace) -> None:
+    """Land `--changed` × records changes: new CRM records of existing people and CRM records
+    whose email is now another person's."""
+    import numpy as np
+    import pyarrow as pa
+
+    from threadline_profiles.synthetic import customers
+    from threadline_profiles.testing import Lander
+
+    crm = customers(max(1, int(args.records / 2.5)), seed=args.seed).tables["crm.contacts"]
+    n = max(2, int(args.records * args.changed))
+    rng = np.random.default_rng(args.seed + 99)
+    picked = crm.take(pa.array(rng.choice(crm.num_rows, n, replace=False)))
+    moved = picked.slice(0, n // 2)
+    moved = moved.set_column(moved.schema.get_field_index("email"), "email",
+                             crm.column("email").take(pa.array(rng.choice(crm.num_rows, moved.num_rows))))
+    new = picked.slice(n // 2)
+    new = new.set_column(0, "id", pa.array([f"N{i}" for i in range(new.num_rows)]))
+    t0 = time.perf_counter()
+    Lander(store_config(args)).land("crm", "contacts", pa.concat_tables([moved, new]), run_id="changes", batch_rows=100_000)
+    emit(step="change", engine=args.engine, changed=moved.num_rows, new=new.num_rows, land_s=round(time.perf_counter() - t0, 2))
+
+
+def build(args: argparse.Namespace) -> None:
+    from threadline_profiles import ProfileStore
+    from threadline_profiles.synthetic import customers
+
+    with ProfileStore.open(store_config(args)) as store:
         t0 = time.perf_counter()
-        result = store.build()
-        resolve_s = time.perf_counter() - t0
-        found = {r["record_key"]: r["profile_id"] for r in store.engine.query("SELECT record_key, profile_id FROM tl_members").to_pylist()}
+        result = store.build(full=args.full, report=not args.no_report)
+        seconds = time.perf_counter() - t0
+        rss = peak_rss_mb()  # before anything else is loaded into this process
+        found = {r["record_key"]: r["profile_id"] for r in store.engine.query(
+            "SELECT record_key, profile_id FROM tl_members").to_pylist()} if args.score else {}
+    fields: dict[str, Any] = {}
+    if args.score:
+        fields = pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed).truth, found)
+    emit(step="build", engine=args.engine, records=result.records, mode=result.mode, why_full=result.why_full,
+         resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), peak_rss_mb=rss,
+         stages_s=result.stage_seconds, distinct_values_parsed=result.distinct_values, label_rounds=result.label_rounds,
+         rules=result.rules, memory_limit=args.memory_limit, **fields)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def step(args: argparse.Namespace, name: str, *extra: str) -> bool:
+    cmd = [sys.executable, __file__, "--step", name, "--records", str(args.records[0]), "--engine", args.engine,
+           "--store", args.store, "--seed", str(args.seed), "--memory-limit", args.memory_limit,
+           "--changed", str(args.changed), *extra] + (["--agreement-off"] if args.agreement_off else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.stdout.strip():
+        print(proc.stdout.strip(), flush=True)
+    if proc.returncode:
+        emit(step=name, engine=args.engine, records=args.records[0], error=proc.stderr.strip().splitlines()[-3:])
+    return proc.returncode == 0
+
+
+def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="b3_")) / f"b3_{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    one = argparse.Namespace(**{**vars(args), "records": [size], "engine": engine, "store": str(tmp)})
+    try:
+        if step(one, "land") and step(one, "build", "--score") and args.changed:
+            if step(one, "change"):
+                step(one, "build")
+                step(one, "build", "--full")
+    finally:
         if engine == "postgres":
-            store.engine.execute(f"DROP SCHEMA {config['schema']} CASCADE")
-    return {
-        "bench": "B3", "engine": engine, "records": data.records, "people": people, "profiles": result.profiles,
-        "generate_s": round(generate_s, 2), "land_s": round(land_s, 2), "resolve_s": round(resolve_s, 2),
-        "stages_s": result.stage_seconds, "distinct_values": result.distinct_values, "label_rounds": result.label_rounds,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        **pairwise(data.truth, found),
-        "data": "threadline_profiles.synthetic.customers(seed=%d)" % seed,
-    }
+            import psycopg
+
+            with psycopg.connect(PG_DSN, autocommit=True) as con:
+                con.execute(f"DROP SCHEMA IF EXISTS {tmp.name} CASCADE")
+        shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, action="append", help="sizes to run (default 100k and 1M)")
-    parser.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb")
+    parser.add_argument("--engine", choices=["duckdb", "postgres", "both"], default="both")
+    parser.add_argument("--changed", type=float, default=0.0, help="then change this fraction of records and build incrementally")
+    parser.add_argument("--agreement-off", action="store_true", help="resolution.agreement: null (deterministic rules only)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit (the store's default is 1GB)")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # run one size in this process
+    parser.add_argument("--step", choices=["land", "change", "build"], help=argparse.SUPPRESS)
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--score", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps({**run_one(args.one, args.engine, args.seed, args.memory_limit), "memory_limit": args.memory_limit}), flush=True)
+    if args.step:
+        args.records = args.records[0]
+        {"land": land, "change": change, "build": build}[args.step](args)
         return
+    engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
     for size in args.records or [100_000, 1_000_000]:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--engine", args.engine, "--seed", str(args.seed),
-                               "--memory-limit", args.memory_limit],
-                              capture_output=True, text=True)
-        if proc.returncode:
-            print(json.dumps({"bench": "B3", "engine": args.engine, "records": size, "error": proc.stderr.strip().splitlines()[-1:]}))
-        else:
-            print(proc.stdout.strip(), flush=True)
+        for engine in engines:
+            run_size(args, size, engine)
 
 
 if __name__ == "__main__":

@@ -22,22 +22,24 @@ ORDER_BY = {
 }
 
 
-def candidates_sql(fields: list[str], with_frequency: bool = True) -> str:
-    """tl_work_cand: every valid value of a golden field, with its record's lineage and (for
-    most_frequent) how many of the profile's records carry it."""
-    names = ", ".join(lit(f) for f in fields) or "NULL"
+def candidates_sql(fields: list[str], with_frequency: bool) -> str:
+    """Every valid value of the given golden fields, with its record's lineage and (for
+    most_frequent) how many of the profile's records carry it: a subquery, not a table, so
+    that millions of candidates are never written out."""
+    names = ", ".join(lit(f) for f in fields)
     freq = "COUNT(*) OVER (PARTITION BY c.profile_id, c.field, c.match_key)" if with_frequency else "1"
     return (
-        f"CREATE TEMP TABLE tl_work_cand AS SELECT c.*, {freq} AS freq "
+        f"(SELECT c.*, {freq} AS freq "
         "FROM (SELECT m.profile_id, v.field, v.value, v.match_key, m.source, m.stream, m.record_key, r.priority, r.seen_at "
         "FROM tl_work_nv AS v JOIN tl_work_members AS m ON m.rid = v.rid JOIN tl_work_rec AS r ON r.rid = v.rid "
-        f"WHERE v.status = 'ok' AND v.field IN ({names})) AS c"
+        f"WHERE v.status = 'ok' AND v.field IN ({names})) AS c)"
     )
 
 
 def golden_sql(rules: dict[str, list[str]]) -> str:
     """tl_work_golden: the winning value per profile and field. `rules` maps a survivorship
-    rule to the fields it decides; each rule is one ranked SELECT, UNION ALL-ed."""
+    rule to the fields it decides; each rule is one ranked SELECT over its fields'
+    candidates, UNION ALL-ed. A view: it is computed once, as it is published."""
     parts = []
     for rule, fields in rules.items():
         if not fields:
@@ -45,10 +47,10 @@ def golden_sql(rules: dict[str, list[str]]) -> str:
         parts.append(
             f"SELECT profile_id, field, value, source, stream, record_key, seen_at, {lit(rule)} AS rule FROM ("
             f"SELECT *, ROW_NUMBER() OVER (PARTITION BY profile_id, field ORDER BY {ORDER_BY[rule]}) AS rn "
-            f"FROM tl_work_cand WHERE field IN ({', '.join(lit(f) for f in fields)})) AS ranked WHERE rn = 1"
+            f"FROM {candidates_sql(fields, rule == 'most_frequent')} AS cand) AS ranked WHERE rn = 1"
         )
     if not parts:
         parts = ["SELECT CAST(NULL AS VARCHAR) AS profile_id, CAST(NULL AS VARCHAR) AS field, CAST(NULL AS VARCHAR) AS value, "
                  "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS stream, CAST(NULL AS VARCHAR) AS record_key, "
                  "CAST(NULL AS VARCHAR) AS seen_at, CAST(NULL AS VARCHAR) AS rule WHERE 1 = 0"]
-    return f"CREATE TEMP TABLE tl_work_golden AS {' UNION ALL '.join(parts)}"
+    return f"CREATE TEMP VIEW tl_work_golden AS {' UNION ALL '.join(parts)}"

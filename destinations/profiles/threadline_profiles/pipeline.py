@@ -8,7 +8,7 @@ one transaction at the end. A build killed at any point therefore leaves the las
 build in place; the next build starts over and gives what a clean build gives.
 
 After the golden stage the work tables hold the profiles this build resolved (all of them
-in a full build): `tl_work_members`, `tl_work_golden`, `tl_work_profiles`; in an
+in a full build): `tl_work_members`, `tl_work_profiles` (and the view `tl_work_golden`); in an
 incremental build `tl_work_stale` names the profiles whose published rows are replaced. A
 table computed from them is published by adding it to `publish.TABLES` (by="profile_id").
 """
@@ -112,8 +112,6 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     if not plan.full:
         plan = _find_scope(engine, config, setup, landed)
         stage("scope")
-    if plan.full:
-        engine.run(["DROP TABLE IF EXISTS tl_work_newnorm"])  # a full build normalizes everything afresh
     scope = None if plan.full else "tl_work_scope"
     _extract(engine, setup, landed if plan.full else "SELECT * FROM tl_work_all", scope)
     stage("extract")
@@ -133,11 +131,11 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     by_rule: dict[str, list[str]] = {}
     for name in golden_fields:
         by_rule.setdefault(config.survivorship.rule_for(name), []).append(name)
-    engine.run([golden.candidates_sql(golden_fields, "most_frequent" in by_rule), golden.golden_sql(by_rule)])
+    engine.run(golden.golden_sql(by_rule))
     stage("golden")
 
     resolved = engine.scalar("SELECT COUNT(*) FROM tl_work_rec") or 0
-    parsed = engine.scalar("SELECT COUNT(*) FROM tl_work_newnorm") or 0
+    parsed = engine.scalar(f"SELECT COUNT(*) FROM {publish.fresh_values_table(plan.full)}") or 0
     if plan.full:
         engine.run(publish.prepare_full())  # under new names, outside the transaction; the swap is renames only
     stage("prepare")
@@ -198,18 +196,19 @@ def _extract(engine: Engine, setup: Setup, landed: str, scope: str | None) -> No
 
 def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: bool) -> None:
     """tl_work_nv and tl_work_rec. Each distinct value is normalized once: values the store
-    has normalized before (when `cached`) are looked up, the rest go to tl_work_newnorm in
-    batches of NORMALIZE_BATCH."""
+    has normalized before (when `cached`) are looked up, the rest are normalized in batches of
+    NORMALIZE_BATCH into the build's table of fresh values (see publish.fresh_values_table)."""
     settings = config.resolution
     blocklist = Blocklist.from_config(settings.blocked_values, settings.blocked_patterns)
-    known = ["tl_norm_cache", "tl_work_newnorm"] if cached else ["tl_work_newnorm"]
-    engine.run(["CREATE TEMP TABLE IF NOT EXISTS tl_work_newnorm (kind VARCHAR, hint VARCHAR, raw VARCHAR, value VARCHAR, "
-                "match_key VARCHAR, status VARCHAR, reason VARCHAR)", "DROP TABLE IF EXISTS tl_work_distinct",
+    fresh = publish.fresh_values_table(full=not cached)
+    known = [publish.NORM_CACHE, fresh] if cached else [fresh]
+    engine.run([f"CREATE {'TEMP ' if cached else ''}TABLE IF NOT EXISTS {fresh} (kind VARCHAR, hint VARCHAR, raw VARCHAR, "
+                "value VARCHAR, match_key VARCHAR, status VARCHAR, reason VARCHAR)", "DROP TABLE IF EXISTS tl_work_distinct",
                 values.distinct_values_sql(known)])
     count = engine.scalar("SELECT COUNT(*) FROM tl_work_distinct") or 0
     for low in range(0, count, NORMALIZE_BATCH):
         batch = engine.query(f"SELECT kind, hint, raw FROM tl_work_distinct WHERE n > {low} AND n <= {low + NORMALIZE_BATCH}")
-        engine.append_table("tl_work_newnorm", normalize_distinct(batch, blocklist))
+        engine.append_table(fresh, normalize_distinct(batch, blocklist))
     engine.run(["DROP TABLE tl_work_distinct", values.normalized_values_sql(known), values.records_seen_sql()])
     forget.drop_tombstoned(engine, [s for s, _ in setup.streams])  # erased people stay erased
 
@@ -247,11 +246,14 @@ PASS_TABLES = ("tl_work_records", "tl_work_values", "tl_work_distinct", "tl_work
 WORK_TABLES = PASS_TABLES + incremental.WORK_TABLES + (
     "tl_work_newnorm", "tl_work_tomb", "tl_work_tomb_rid", "tl_work_groups", "tl_work_edges", "tl_work_drops",
     "tl_work_limits", "tl_work_constraints", "tl_work_cl", "tl_work_comp", "tl_work_links", "tl_work_prev", "tl_work_kept",
-    "tl_work_pid", "tl_work_history", "tl_work_members", "tl_work_profiles", "tl_work_cand", "tl_work_golden",
+    "tl_work_pid", "tl_work_history", "tl_work_members", "tl_work_profiles",
     "tl_work_skipped", "tl_work_greedy_drops",
 )
 
 
+WORK_VIEWS = ("tl_work_golden",)
+
+
 def drop_work(engine: Engine) -> None:
-    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
+    engine.run([f"DROP VIEW IF EXISTS {t}" for t in WORK_VIEWS] + [f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
     publish.drop_leftovers(engine)

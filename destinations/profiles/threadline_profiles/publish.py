@@ -41,8 +41,16 @@ TABLES = {
     "tl_state_drops": Published(
         "SELECT r.record_key, d.rule, d.reason, CAST(SUM(d.links) AS BIGINT) AS links FROM tl_work_drops AS d "
         "LEFT JOIN tl_work_rec AS r ON r.rid = d.rid GROUP BY r.record_key, d.rule, d.reason", "record_key"),
-    "tl_norm_cache": Published("SELECT kind, hint, raw, value, match_key, status, reason FROM tl_work_newnorm", ""),
 }
+
+# Every distinct value normalized so far. A full build normalizes straight into the new
+# table (no copy of millions of rows); an incremental one adds the values new to the store.
+NORM_CACHE = "tl_norm_cache"
+
+
+def fresh_values_table(full: bool) -> str:
+    """Where this build's newly normalized values go."""
+    return next_name(NORM_CACHE) if full else "tl_work_newnorm"
 
 
 def summaries(max_records: int) -> dict[str, str]:
@@ -68,7 +76,7 @@ def prepare_full() -> list[str]:
 def swap_full() -> list[str]:
     """Inside the transaction: the new tables replace the published ones."""
     out = []
-    for table in TABLES:
+    for table in [*TABLES, NORM_CACHE]:
         out += [f"DROP TABLE IF EXISTS {table}", f"ALTER TABLE {next_name(table)} RENAME TO {table}"]
     return out
 
@@ -82,7 +90,7 @@ def replace_incremental() -> list[str]:
         elif p.by == "profile_id":
             out.append(f"DELETE FROM {table} WHERE profile_id IN (SELECT profile_id FROM tl_work_stale)")
         out.append(f"INSERT INTO {table} {p.select}")
-    return out
+    return out + [f"INSERT INTO {NORM_CACHE} SELECT * FROM {fresh_values_table(full=False)}"]
 
 
 def refresh_summaries(max_records: int) -> list[str]:
@@ -98,4 +106,4 @@ def next_name(table: str) -> str:
 
 def drop_leftovers(engine: Engine) -> None:
     """Tables a killed full build may have left under their new names."""
-    engine.run([f"DROP TABLE IF EXISTS {next_name(t)}" for t in TABLES])
+    engine.run([f"DROP TABLE IF EXISTS {next_name(t)}" for t in [*TABLES, NORM_CACHE]])
