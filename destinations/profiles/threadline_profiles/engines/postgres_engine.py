@@ -150,8 +150,11 @@ class PostgresEngine(Engine):
         try:
             found = self.con.execute(_EXTENSION_SCHEMA).fetchone()
             if found is None:
-                self.con.execute("CREATE SCHEMA IF NOT EXISTS threadline_ext")
-                self.con.execute("CREATE EXTENSION IF NOT EXISTS fuzzystrmatch SCHEMA threadline_ext")
+                try:
+                    self.con.execute("CREATE SCHEMA IF NOT EXISTS threadline_ext")
+                    self.con.execute("CREATE EXTENSION IF NOT EXISTS fuzzystrmatch SCHEMA threadline_ext")
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject, psycopg.errors.DuplicateSchema):
+                    pass  # another store's build created it at the same moment
                 found = self.con.execute(_EXTENSION_SCHEMA).fetchone()
             self.con.execute(
                 f"CREATE OR REPLACE FUNCTION {quote(self.schema)}.levenshtein(text, text) RETURNS integer "
