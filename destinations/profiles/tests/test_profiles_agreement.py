@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from threadline_profiles import agreement
@@ -156,6 +157,14 @@ def test_blocks_larger_than_max_block_are_skipped_and_counted(resolved):
                        "blocks on postal_code over 10 records skipped": 32 * 31 // 2}
     large = resolved(rows, agreement={"max_block": 100, "block_on": [["birth_date"], ["postal_code"]]})
     assert together(large, "crm.people:1", "crm.people:2")
+
+
+def test_a_store_with_nothing_to_compare_builds(tmp_path):
+    lander = Lander({"path": str(tmp_path / "empty.duckdb"), "resolve_on_finish": False, "mappings": PEOPLE})
+    lander.land("crm", "people", [maria(1)][:0], schema=pa.Table.from_pylist([maria(1)]).schema)
+    with lander.store() as store:
+        store.build(report=False)
+        assert profiles_of(store) == set()
 
 
 def test_the_link_says_how_each_field_compared_without_any_value(resolved):

@@ -415,7 +415,7 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
         seen = math.prod(_share_seen(m_final[fields.index(block_part(p)[0])], block_part(p)[1]) for p in block)
         estimates.append(matches / max(seen, 1e-6))
     expected = float(np.median(estimates)) if estimates else float(records)
-    expected = min(max(expected, 0.05 * records), all_pairs / 2)
+    expected = min(max(expected, 0.05 * records, 1e-3), all_pairs / 2)  # (an empty store has none)
     prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
     p = rule.match_probability
     models = [FieldModel(f, levels[i], m_final[i], u[i]) for i, f in enumerate(fields)]
