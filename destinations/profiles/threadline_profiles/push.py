@@ -305,13 +305,18 @@ class Ledger:
             changed = " OR ".join(f"c.{quote(c)} IS DISTINCT FROM l.{quote(c)}" for c in shared) or "FALSE"
             if set(ledger.column_names) != set(current.column_names):
                 changed = "TRUE"
-            con.register("ref", self.engine.query(f"SELECT * FROM {self.refused}"))
-            same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in current.column_names)
-            candidates = (f"FROM cur AS c LEFT JOIN led AS l ON l.member_id = c.member_id "
-                          f"WHERE (l.member_id IS NULL OR {changed})")
-            refused_again = f"EXISTS (SELECT 1 FROM ref AS r WHERE {same})"
-            self.skipped_refused = con.sql(f"SELECT COUNT(*) {candidates} AND {refused_again}").fetchall()[0][0]
-            adds = con.sql(f"SELECT c.* {candidates} AND NOT {refused_again} ORDER BY c.member_id").to_arrow_table()
+            refused = self.engine.query(f"SELECT * FROM {self.refused}")
+            # the members that are new or changed, once; then those refused before, unchanged, are held back
+            con.execute(f"CREATE TEMP TABLE cand AS SELECT c.* FROM cur AS c LEFT JOIN led AS l "
+                        f"ON l.member_id = c.member_id WHERE l.member_id IS NULL OR {changed}")
+            if refused.num_rows:
+                con.register("ref", refused)
+                same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in current.column_names)
+                again = f"EXISTS (SELECT 1 FROM ref AS r WHERE r.member_id = c.member_id AND {same})"
+                self.skipped_refused = con.sql(f"SELECT COUNT(*) FROM cand AS c WHERE {again}").fetchall()[0][0]
+                adds = con.sql(f"SELECT c.* FROM cand AS c WHERE NOT {again} ORDER BY c.member_id").to_arrow_table()
+            else:
+                adds = con.sql("SELECT * FROM cand ORDER BY member_id").to_arrow_table()
             removes = con.sql(f"SELECT l.* FROM led AS l LEFT JOIN cur AS c ON c.member_id = l.member_id "
                               f"WHERE c.member_id IS NULL OR {changed} ORDER BY l.member_id").to_arrow_table()
         finally:
