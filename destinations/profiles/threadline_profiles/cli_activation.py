@@ -30,7 +30,7 @@ def push_command(job: str | None, destination: str | None, path: str | None, dsn
                 click.echo(f"{row['finished_at']}  {row['activation']:<24} {row['outcome']:<14} members {row['members']:>8,}  "
                            f"+{row['adds']:,} −{row['removes']:,}  accepted {row['accepted']:,}  rejected {row['rejected']:,}")
             return
-        outcomes = push_all(store, only=list(activations) or None)
+        outcomes = push_all(store, only=list(activations) or None, quiet=True)
     if not outcomes:
         click.echo("nothing to push: the store has no activations (add `activations:` to its config)")
     for outcome in outcomes:
@@ -63,7 +63,7 @@ def forget_command(job: str | None, destination: str | None, path: str | None, d
     with ProfileStore.open(config) as store:
         store.config = config
         result = forget(store, email=email, phone=phone, profile_id=profile_id, region=region)
-        outcomes = push_all(store, only=sorted(result.pending_removals)) if push_now and result.pending_removals else []
+        outcomes = push_all(store, only=sorted(result.pending_removals), quiet=True) if push_now and result.pending_removals else []
     if as_json:
         from dataclasses import asdict
 

@@ -170,8 +170,9 @@ def destination_config(name: str, activation: Activation, dest_cls: type[Audienc
 
 
 def push_all(store: ProfileStore, run_id: str | None = None, only: list[str] | None = None,
-             on_build: bool = False) -> list[PushOutcome]:
-    """Push every activation (or the `only` ones; after a build, those with push_on_build)."""
+             on_build: bool = False, quiet: bool = False) -> list[PushOutcome]:
+    """Push every activation (or the `only` ones; after a build, those with push_on_build).
+    Each outcome is logged, unless `quiet` (a command that prints them itself)."""
     config = store.config
     unknown = [n for n in only or [] if n not in config.activations]
     if unknown:
@@ -182,7 +183,8 @@ def push_all(store: ProfileStore, run_id: str | None = None, only: list[str] | N
         if (only and name not in only) or (on_build and not activation.push_on_build):
             continue
         outcome = push_activation(store, name, activation, run_id)
-        (log.info if outcome.outcome == "pushed" else log.warning)("%s", outcome.summary())
+        if not quiet:
+            (log.info if outcome.outcome == "pushed" else log.warning)("%s", outcome.summary())
         outcomes.append(outcome)
     return outcomes
 
