@@ -2,7 +2,8 @@
 
 A build is full (every record) or incremental (only the scope around what changed since
 the last build; see incremental.py for which and why). Either way the stages are the same
-SQL over the records they are given, written to temporary `tl_work_*` tables, and
+SQL over the records they are given, written to `tl_work_*` tables (temporary on Postgres,
+ordinary tables in the file on DuckDB: see duckdb_engine.stored), and
 publish.py changes the published tables (`tl_members`, `tl_profiles`, `tl_golden`, ...) in
 one transaction at the end. A build killed at any point therefore leaves the last complete
 build in place; the next build starts over and gives what a clean build gives.
@@ -124,6 +125,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
 
     engine.run([ids.previous_sql(), ids.kept_sql(), ids.assign_sql(), ids.history_sql(build_id, at),
                 ids.members_sql(), ids.profiles_sql(at)])
+    _done_with(engine, "tl_work_comp", "tl_work_prev", "tl_work_kept")
     engine.run([] if plan.full else [incremental.stale_profiles_sql()])
     stage("ids")
 
@@ -211,6 +213,7 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
         engine.append_table(fresh, normalize_distinct(batch, blocklist))
     engine.run(["DROP TABLE tl_work_distinct", values.normalized_values_sql(known), values.records_seen_sql()])
     forget.drop_tombstoned(engine, [s for s, _ in setup.streams])  # erased people stay erased
+    _done_with(engine, "tl_work_values", "tl_work_records")
 
 
 def _keys(engine: Engine, setup: Setup) -> None:
@@ -231,6 +234,7 @@ def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool)
     constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
     stats = resolve.cluster_records(engine, setup.order, constrained, dict(zip(ctypes, limits.column("max_values").to_pylist())))
     engine.run([resolve.final_clusters_sql(), resolve.links_sql()])
+    _done_with(engine, "tl_work_groups", "tl_work_edges", "tl_work_constraints", "tl_work_cl")
     if skipped:
         engine.load_table("tl_work_skipped", temp=True, data=pa.table({
             "rule": pa.array([k[0] for k in skipped], pa.string()), "reason": pa.array([k[1] for k in skipped], pa.string()),
@@ -254,6 +258,17 @@ WORK_TABLES = PASS_TABLES + incremental.WORK_TABLES + (
 WORK_VIEWS = ("tl_work_golden",)
 
 
+def _done_with(engine: Engine, *tables: str) -> None:
+    """Drop work tables no later stage reads: a 10M-record build's temporary tables outgrow
+    `memory_limit` many times over, and every one dropped is room DuckDB need not spill."""
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in tables])
+
+
 def drop_work(engine: Engine) -> None:
-    engine.run([f"DROP VIEW IF EXISTS {t}" for t in WORK_VIEWS] + [f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
+    """Every work table and view: ours, other stages' (any `tl_work_` name left in the store),
+    and published tables a killed full build left under their new names."""
+    leftovers = engine.leftover_tables("tl_work_")
+    views = sorted(set(WORK_VIEWS) | {t for t, kind in leftovers.items() if kind == "VIEW"})
+    tables = sorted(set(WORK_TABLES) | {t for t, kind in leftovers.items() if kind != "VIEW"})
+    engine.run([f"DROP VIEW IF EXISTS {t}" for t in views] + [f"DROP TABLE IF EXISTS {t}" for t in tables])
     publish.drop_leftovers(engine)

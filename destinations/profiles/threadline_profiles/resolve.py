@@ -60,8 +60,8 @@ def identifier_keys_sql(rule: IdentityRule) -> str:
     id_type = rule.match[0]
     source_field, column = ("email", "match_key") if id_type == "email_canonical" else (
         id_type, "value" if id_type == "email" else "match_key")
-    return (
-        f"SELECT rid, {lit(rule.name)} AS rule, {column} AS key FROM tl_work_nv "
+    return (  # DISTINCT: a stream may map two columns to one identifier type
+        f"SELECT DISTINCT rid, {lit(rule.name)} AS rule, {column} AS key FROM tl_work_nv "
         f"WHERE field = {lit(source_field)} AND status = 'ok'"
     )
 
@@ -80,11 +80,13 @@ def trait_keys_sql(rule: IdentityRule) -> str:
 
 
 def keys_sql(rules: list[IdentityRule]) -> str:
-    """tl_work_keys: (rid, rule, key), one row per record and key it offers to a rule."""
+    """tl_work_keys: (rid, rule, key), one row per record and key it offers to a rule. Each part
+    is distinct on its own (parts are different rules; a trait key is one per record): one
+    DISTINCT over the whole union cannot spill within DuckDB's memory limit at 10M records."""
     parts = [identifier_keys_sql(r) if is_identifier_rule(r) else trait_keys_sql(r) for r in rules]
     if not parts:
         parts = ["SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS key WHERE 1 = 0"]
-    return f"CREATE TEMP TABLE tl_work_keys AS SELECT DISTINCT rid, rule, key FROM ({' UNION ALL '.join(parts)}) AS k"
+    return f"CREATE TEMP TABLE tl_work_keys AS SELECT rid, rule, key FROM ({' UNION ALL '.join(parts)}) AS k"
 
 
 def groups_sql() -> str:
@@ -402,8 +404,11 @@ def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits:
         engine.run(group_violations_sql("tl_work_lab"))
         if engine.scalar("SELECT COUNT(*) FROM tl_work_group_bad"):
             links_sql_, values_sql_ = group_conflicts_sql("tl_work_lab")
-            links = [(r["a"], r["b"]) for r in engine.rows(links_sql_)]
-            held = [(r["cid"], r["ctype"], r["cvalue"]) for r in engine.rows(values_sql_)]
+            # columns, not row dicts: at 10M records these are millions of rows
+            found, owned = engine.query(links_sql_), engine.query(values_sql_)
+            links = list(zip(found.column("a").to_pylist(), found.column("b").to_pylist()))
+            held = list(zip(*(owned.column(c).to_pylist() for c in ("cid", "ctype", "cvalue"))))
+            del found, owned
             accepted, dropped = greedy_accept(links, held, limits)
             engine.load_table("tl_work_greedy_drops", temp=True, data=pa.table({
                 "rid": pa.array([a for a, _ in dropped], pa.int64()), "ctype": pa.array([t for _, t in dropped], pa.string())}))

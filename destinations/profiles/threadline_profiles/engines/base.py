@@ -139,6 +139,11 @@ class Engine(ABC):
     def require_levenshtein(self) -> None:
         """Make `LEVENSHTEIN(a, b)` callable from stage SQL (built into DuckDB)."""
 
+    def leftover_tables(self, prefix: str) -> dict[str, str]:
+        """Work tables and views (name -> 'VIEW' or 'BASE TABLE') an interrupted build may have
+        left behind; none where work tables are temporary and end with the session."""
+        return {}
+
     def append_table(self, name: str, data: pa.Table) -> None:
         """Add the rows of `data` to the existing table `name` (same columns, in order)."""
         view = f"_tl_append_{safe_name(name)}"

@@ -38,6 +38,17 @@ def connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
         ) from exc
 
 
+_TEMPORARY = re.compile(r"^(\s*CREATE\s+)(?:TEMP|TEMPORARY)\s+(TABLE|VIEW)\b", re.IGNORECASE)
+
+
+def stored(sql: str) -> str:
+    """Stages create their work tables as temporary; DuckDB gets ordinary tables in the store
+    file instead. DuckDB keeps temporary tables' blocks in its buffer pool, where at 10M
+    records they crowd out the joins and aggregates until one cannot pin a block within
+    `memory_limit`; ordinary tables' blocks are simply unloaded and read back."""
+    return _TEMPORARY.sub(r"\1\2", sql, count=1)
+
+
 class DuckDBEngine(Engine):
     dialect = "duckdb"
 
@@ -47,6 +58,9 @@ class DuckDBEngine(Engine):
         self.con = connection if connection is not None else connect_duckdb(self.path)
         if connection is None:
             self.con.execute("SET enable_progress_bar = false")
+            # No stage relies on the order rows were inserted in (each ordered read says so);
+            # without it DuckDB can stream and spill large CREATE TABLE ... AS and DISTINCT.
+            self.con.execute("SET preserve_insertion_order = false")
         if memory_limit and connection is None:
             self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
 
@@ -55,7 +69,16 @@ class DuckDBEngine(Engine):
         return str(self.path)
 
     def execute(self, sql: str) -> None:
-        self.con.execute(sql)
+        self.con.execute(stored(sql))
+
+    def leftover_tables(self, prefix: str) -> dict[str, str]:
+        """Tables and views whose name starts with `prefix` (name -> 'VIEW' or 'BASE TABLE'):
+        work tables are ordinary tables here, so a killed build leaves them in the file."""
+        rows = self.con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main' "
+            f"AND table_catalog = current_database() AND starts_with(table_name, {lit(prefix)})"
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     def query(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()
