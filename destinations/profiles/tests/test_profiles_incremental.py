@@ -254,3 +254,24 @@ def test_an_incremental_build_killed_at_any_stage_leaves_the_last_build_and_the_
     with ProfileStore.open(config) as store:
         assert store.build(report=False).mode == "incremental"
         assert snapshot(store, with_ids=True) == expected
+
+
+def test_an_erased_person_landing_again_is_dropped_by_an_incremental_build(tmp_path):
+    from threadline_profiles.forget import forget
+
+    world = World(10)
+    world.add(30, 12)
+    config = config_for(tmp_path, RESOLUTION)
+    land(Lander(config), world, 0, replace=False)
+    with ProfileStore.open(config) as store:
+        store.build(report=False)
+        forget(store, email="p3@mail.com")
+        assert store.find(email="p3@mail.com") == []
+    world.crm[999] = {**world.crm_row(3), "email": "p3@mail.com"}  # a later sync brings them back
+    land(Lander(config), world, 1, replace=False)
+    expected = build_copy(config, copy_store(tmp_path / "p.duckdb", tmp_path / "full.duckdb"), clean=False)
+    with ProfileStore.open(config) as store:
+        result = store.build(report=False)
+        assert result.mode == "incremental"
+        assert store.find(email="p3@mail.com") == []
+        assert snapshot(store, with_ids=True) == expected

@@ -60,7 +60,7 @@ def history_sql(build_id: str, at: str) -> str:
         "WHERE n.profile_id <> p.profile_id "
         f"UNION ALL SELECT {lit(build_id)} AS build_id, {stamp} AS changed_at, n.profile_id, 'created' AS event, "
         "n.parent AS related_profile_id FROM tl_work_pid AS n "
-        "WHERE n.profile_id NOT IN (SELECT profile_id FROM tl_profiles)"
+        "WHERE NOT EXISTS (SELECT 1 FROM tl_profiles AS o WHERE o.profile_id = n.profile_id)"
     )
 
 

@@ -113,8 +113,11 @@ def fresh_sql() -> str:
 
 def vanished_sql() -> list[str]:
     """Fresh records the first pass dropped (an erased person's) count as deleted."""
-    gone = "record_key IN (SELECT record_key FROM tl_work_fresh) AND record_key NOT IN (SELECT record_key FROM tl_work_rec)"
-    return [f"UPDATE tl_work_changes SET change = 'deleted' WHERE {gone}", f"DELETE FROM tl_work_all WHERE {gone}"]
+    def gone(table: str) -> str:
+        return (f"record_key IN (SELECT record_key FROM tl_work_fresh) AND NOT EXISTS "
+                f"(SELECT 1 FROM tl_work_rec AS r WHERE r.record_key = {table}.record_key)")
+    return [f"UPDATE tl_work_changes SET change = 'deleted' WHERE {gone('tl_work_changes')}",
+            f"DELETE FROM tl_work_all WHERE {gone('tl_work_all')}"]
 
 
 def fresh_keys_sql() -> str:
@@ -126,8 +129,8 @@ def fresh_keys_sql() -> str:
 # Every record's keys as they are now: the last build's, minus those of records changed or
 # deleted since, plus the fresh records' own.
 CURRENT_KEYS = (
-    "(SELECT record_key, rule, key FROM tl_state_keys WHERE record_key NOT IN "
-    "(SELECT record_key FROM tl_work_changes WHERE change IN ('changed', 'deleted')) "
+    "(SELECT record_key, rule, key FROM tl_state_keys AS k WHERE NOT EXISTS (SELECT 1 FROM tl_work_changes AS c "
+    "WHERE c.record_key = k.record_key AND c.change IN ('changed', 'deleted')) "
     "UNION ALL SELECT record_key, rule, key FROM tl_work_fkeys)"
 )
 
@@ -182,7 +185,7 @@ def grow_sql(max_records: int, always_merge: list[tuple[str, str]]) -> list[str]
         "CREATE TEMP TABLE tl_work_next AS SELECT DISTINCT x.record_key FROM ("
         f"SELECT c.record_key FROM {CURRENT_KEYS} AS c JOIN tl_work_fk AS k ON k.rule = c.rule AND k.key = c.key "
         f"UNION ALL {_profile_mates('tl_work_front')}{merged}"
-        ") AS x WHERE x.record_key NOT IN (SELECT record_key FROM tl_work_scope)",
+        ") AS x WHERE NOT EXISTS (SELECT 1 FROM tl_work_scope AS s WHERE s.record_key = x.record_key)",
         "INSERT INTO tl_work_scope SELECT record_key FROM tl_work_next",
         "DROP TABLE tl_work_front",
         "CREATE TEMP TABLE tl_work_front AS SELECT record_key FROM tl_work_next",

@@ -342,7 +342,7 @@ def group_ok_sql() -> str:
     """tl_work_ok2: the links of groups within limits, plus the greedy pass's accepted ones."""
     return (
         "CREATE TEMP TABLE tl_work_ok2 AS SELECT o.a, o.b FROM tl_work_ok AS o JOIN "
-        "tl_work_lab AS l ON l.node = o.a WHERE l.label NOT IN (SELECT label FROM tl_work_group_bad) "
+        "tl_work_lab AS l ON l.node = o.a WHERE NOT EXISTS (SELECT 1 FROM tl_work_group_bad AS g WHERE g.label = l.label) "
         "UNION ALL SELECT a, b FROM tl_work_greedy"
     )
 
@@ -352,7 +352,8 @@ def apply_labels_sql(labels: str) -> list[str]:
     return [
         f"CREATE TEMP TABLE tl_work_cl_next AS SELECT c.rid, COALESCE(l.label, c.cid) AS cid FROM {CLUSTERS} AS c "
         f"LEFT JOIN {labels} AS l ON l.node = c.cid "
-        f"UNION ALL SELECT l.node AS rid, l.label AS cid FROM {labels} AS l WHERE l.node NOT IN (SELECT rid FROM {CLUSTERS})",
+        f"UNION ALL SELECT l.node AS rid, l.label AS cid FROM {labels} AS l "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {CLUSTERS} AS c WHERE c.rid = l.node)",
         f"DROP TABLE {CLUSTERS}",
         f"ALTER TABLE tl_work_cl_next RENAME TO {CLUSTERS}",
     ]
