@@ -4,7 +4,7 @@
     python bench/b3_resolution.py --records 10000000 --engine duckdb
     python bench/b3_resolution.py --records 1000000 --changed 0.01   # plus an incremental build after 1% changes
 
-Data: threadline_profiles.synthetic.customers — ~2.5 records per person over a CRM (customer
+Data: synthetic_customers.customers — ~2.5 records per person over a CRM (customer
 id, email, phone, name, birth date), a web shop (customer id, email, name; a quarter of
 people have two shop accounts) and a loyalty program (card, national phone, name, US-format
 birth date), with households sharing an email, Gmail +tags, odd case, nicknames,
@@ -51,7 +51,7 @@ def pairwise(truth: dict[str, int], found: dict[str, str]) -> dict[str, float]:
 
 
 def store_config(args: argparse.Namespace) -> dict[str, Any]:
-    from threadline_profiles.synthetic import customers
+    from synthetic_customers import customers
 
     config: dict[str, Any] = {"resolve_on_finish": False, "mappings": customers(100).mappings,
                               "report_dir": str(Path(args.store) / "reports"), "memory_limit": args.memory_limit}
@@ -76,7 +76,7 @@ def emit(**fields: Any) -> None:
 
 
 def land(args: argparse.Namespace) -> None:
-    from threadline_profiles.synthetic import customers
+    from synthetic_customers import customers
     from threadline_profiles.testing import Lander
 
     t0 = time.perf_counter()
@@ -96,8 +96,7 @@ def change(args: argparse.Namespace) -> None:
     whose email is now another person's."""
     import numpy as np
     import pyarrow as pa
-
-    from threadline_profiles.synthetic import customers
+    from synthetic_customers import customers
     from threadline_profiles.testing import Lander
 
     crm = customers(max(1, int(args.records / 2.5)), seed=args.seed).tables["crm.contacts"]
@@ -115,12 +114,12 @@ def change(args: argparse.Namespace) -> None:
 
 
 def build(args: argparse.Namespace) -> None:
-    from threadline_profiles import ProfileStore
-    from threadline_profiles.synthetic import customers
+    from synthetic_customers import customers
+    from threadline_profiles import ProfileStore, api
 
     with ProfileStore.open(store_config(args)) as store:
         t0 = time.perf_counter()
-        result = store.build(full=args.full, report=not args.no_report)
+        result = api.build(store, full=args.full, report=not args.no_report)
         seconds = time.perf_counter() - t0
         rss = peak_rss_mb()  # before anything else is loaded into this process
         found = {r["record_key"]: r["profile_id"] for r in store.engine.query(

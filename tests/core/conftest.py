@@ -17,7 +17,7 @@ import pytest
 from threadline import hookimpl
 from threadline.contracts import (
     Batch, Catalog, Checkpoint, Destination, FatalError, ReadRequest, Source, Spec, Stream,
-    StreamTarget, StreamWriter, SyncMode, WriteReport,
+    StepResult, StreamTarget, StreamWriter, SyncMode, WriteReport,
 )
 from threadline.job import job_from_dict
 from threadline.plugins import load_registry
@@ -72,6 +72,7 @@ class MemorySource(Source[MemoryConfig]):
 
 class FlakyConfig(Spec):
     fail_on_write: int = 0  # fail the n-th write (1-based); 0 never
+    after_run: str = "nothing"  # the post-run step: nothing | succeed | report_failure | raise
 
 
 class MemoryDestination(Destination[FlakyConfig]):
@@ -87,6 +88,15 @@ class MemoryDestination(Destination[FlakyConfig]):
 
     def open_stream(self, config: FlakyConfig, target: StreamTarget) -> StreamWriter:
         return _MemoryWriter(config, target, self)
+
+    def finish_run(self, config: FlakyConfig, run_id: str) -> list[StepResult]:
+        if config.after_run == "raise":
+            raise FatalError("the index could not be rebuilt (injected)")
+        if config.after_run == "report_failure":
+            return [StepResult(self.name, "index", "failed", error="index rebuild refused (injected)")]
+        if config.after_run == "succeed":
+            return [StepResult(self.name, "index", "succeeded", "indexed every table")]
+        return []
 
 
 class _MemoryWriter(StreamWriter):

@@ -50,7 +50,7 @@ def threadline(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Complet
 def published(job: str, folder: Path, env: dict[str, str]) -> dict:
     """Profiles as sets of records, golden records by profile, and the last build's report."""
     from threadline_profiles import ProfileStore
-    from threadline_profiles.cli import store_config
+    from threadline_profiles.cli.profiles import store_config
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

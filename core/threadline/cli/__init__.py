@@ -193,6 +193,11 @@ def print_report(report: Any) -> None:
         if s.error:
             verb = "[yellow]paused:[/]" if s.outcome == "paused" else "[red]failed:[/]"
             err.print(f"{s.source}.{s.stream} {verb} {redact(s.error)}")
+    for step in report.steps:
+        if step.ok:
+            console.print(f"{step.destination} {step.step}: {step.outcome}" + (f" — {step.summary}" if step.summary else ""))
+        else:
+            err.print(f"{step.destination} {step.step} [red]failed:[/] {redact(step.error or '')}")
     if report.quarantine:
         console.print(f"rejected rows and their reasons: {report.quarantine}")
 
@@ -252,12 +257,13 @@ def runs_command(job_file: str, limit: int, as_json: bool) -> None:
         console.print_json(json.dumps([r.to_dict() for r in runs], default=str))
         return
     table = Table(title=f"runs of {job.name}")
-    for col in ("run", "started", "outcome", "streams", "read", "written", "rejected", "seconds"):
+    for col in ("run", "started", "outcome", "streams", "read", "written", "rejected", "seconds", "after the streams"):
         table.add_column(col)
     for r in runs:
+        steps = ", ".join(f"{s.destination} {s.step} {s.outcome}" for s in r.steps) or "-"
         table.add_row(r.run_id, r.started_at, r.outcome, str(len(r.streams)),
                       f"{sum(s.rows_read for s in r.streams):,}", f"{sum(s.rows_written for s in r.streams):,}",
-                      f"{sum(s.rows_rejected for s in r.streams):,}", f"{sum(s.seconds for s in r.streams):.1f}")
+                      f"{sum(s.rows_rejected for s in r.streams):,}", f"{sum(s.seconds for s in r.streams):.1f}", steps)
     console.print(table)
 
 

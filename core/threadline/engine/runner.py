@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ from threadline.contracts import (
     Source,
     Stream,
     StreamTarget,
+    StepResult,
     SyncMode,
     ThreadlineError,
     WriteDisposition,
@@ -82,6 +83,7 @@ class RunReport:
     error: str | None = None
     seconds: float = 0.0
     quarantine: str | None = None  # folder of quarantined rows, when there were any
+    steps: list[StepResult] = field(default_factory=list)  # destinations' post-run work (build, push)
 
     @property
     def ok(self) -> bool:
@@ -242,18 +244,44 @@ def run_job(
             failed = [s for s in streams if s.outcome != "succeeded"]
             # paused: every stream that did not finish stopped cleanly for a rate limit
             run.outcome = ("paused" if all(s.outcome == "paused" for s in failed) else "failed") if failed else "succeeded"
-            if failed:
-                run.error = "; ".join(f"{s.source}.{s.stream}: {s.error}" for s in failed)
+            errors = [f"{s.source}.{s.stream}: {s.error}" for s in failed]
+            run.steps = _finish_destinations(plans, run.run_id)
+            failed_steps = [s for s in run.steps if not s.ok]
+            if failed_steps:  # a build or push that failed fails the run, whatever the streams did
+                run.outcome = "failed"
+                errors += [f"{s.destination} {s.step}: {s.error}" for s in failed_steps]
+            run.error = "; ".join(errors) or None
             run.finished_at = utcnow()
             store.finish_run(run)
             report = RunReport(
                 run.run_id, job.name, run.outcome, streams, run.error, time.monotonic() - started,
                 str(store.quarantine_dir(run.run_id)) if any(s.rows_rejected for s in streams) else None,
+                run.steps,
             )
             registry.manager.hook.run_finished(run=run, report=report)
             return report
     finally:
         store.close()
+
+
+def _finish_destinations(plans: list[StreamPlan], run_id: str) -> list[StepResult]:
+    """Each destination of the run does its post-run work (`Destination.finish_run`), in job
+    order; an exception becomes a failed step naming the destination, so it is recorded."""
+    steps: list[StepResult] = []
+    seen: set[str] = set()
+    for plan in plans:
+        if plan.destination_name in seen:
+            continue
+        seen.add(plan.destination_name)
+        try:
+            # named as the job file names the destination, which is what the user recognizes
+            steps += [replace(s, destination=plan.destination_name)
+                      for s in plan.destination.finish_run(plan.destination_config, run_id)]
+        except Exception as exc:  # recorded as the run's failure, never lost behind a success
+            error = redact(exc.render()) if isinstance(exc, ThreadlineError) else redact(f"unexpected {type(exc).__name__}: {exc}")
+            log.error("destination %s: post-run step failed: %s", plan.destination_name, error)
+            steps.append(StepResult(plan.destination_name, "finish", "failed", error=error))
+    return steps
 
 
 @dataclass

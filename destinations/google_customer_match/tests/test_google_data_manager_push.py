@@ -114,7 +114,8 @@ def test_a_member_without_identifiers_is_rejected_and_not_sent(google, dm_config
 
 
 def test_rate_limit_is_429_resource_exhausted_without_retry_after_and_is_waited_out():
-    with GoogleSandbox(requests_per_minute=2, rate_window=0.3) as google:
+    # a window long enough that even a loaded machine sends the third request inside it
+    with GoogleSandbox(requests_per_minute=2, rate_window=2.0) as google:
         config = DM.spec.model_validate({**google.job_config(NAME), "backoff_base": 0.05, "max_rate_limit_wait": 30})
         writer = DataManagerWriter(DM._client(config), config)
         for start in range(0, 40, 10):

@@ -4,14 +4,18 @@ it through the real destination contract (open_stream / write / commit / finish)
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from threadline_profiles import ProfileStore
+from threadline_profiles import ProfileStore, api
 from threadline_profiles.testing import Lander
+
+# The synthetic customer population lives with the benchmarks (bench/synthetic_customers.py):
+# tests and B3 draw from the same generator, and the shipped package does not carry it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
 PG_DSN = os.environ.get("THREADLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -68,7 +72,7 @@ def resolve_with(tmp_path: Path):
             lander.land(source, stream, rows)
         store = lander.store()
         opened.append(store)
-        store.build(report=False)
+        api.build(store, report=False)
         return store
 
     yield run

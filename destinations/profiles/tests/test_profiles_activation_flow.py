@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 from threadline.activation import sha256_hex
-
-from threadline_profiles.forget import forget
-from threadline_profiles.push import push_all
+from threadline_profiles.activation.push import push_all
+from threadline_profiles.api import forget
 from threadline_profiles.testing import Lander
 
 meta = pytest.importorskip("threadline_meta_audiences", reason="threadline-meta-audiences is not installed")

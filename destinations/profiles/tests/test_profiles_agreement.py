@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-
-from threadline_profiles import agreement
+from threadline_profiles import api
 from threadline_profiles.engines import DuckDBEngine
+from threadline_profiles.resolve import agreement
 from threadline_profiles.testing import Lander, profile_ids, profiles_of, together
 
 PEOPLE = {"crm.people": {"traits": {"first_name": "first", "middle_name": "middle", "last_name": "last", "birth_date": "dob",
@@ -60,7 +60,7 @@ def build(tmp_path, rows: list[dict], engine: str = "duckdb", schema: str = "", 
     lander = Lander(config)
     lander.land("crm", "people", background() + rows)
     store = lander.store()
-    store.build(report=False)
+    api.build(store, report=False)
     return store
 
 
@@ -163,7 +163,7 @@ def test_a_store_with_nothing_to_compare_builds(tmp_path):
     lander = Lander({"path": str(tmp_path / "empty.duckdb"), "resolve_on_finish": False, "mappings": PEOPLE})
     lander.land("crm", "people", [maria(1)][:0], schema=pa.Table.from_pylist([maria(1)]).schema)
     with lander.store() as store:
-        store.build(report=False)
+        api.build(store, report=False)
         assert profiles_of(store) == set()
 
 
@@ -235,7 +235,7 @@ def together_in(profiles: set[frozenset[str]], *keys: str) -> bool:
 
 
 def test_a_placeholder_first_name_is_kept_raw_and_never_compared():
-    from threadline_profiles.normalize import normalize_name
+    from threadline_profiles.resolve.normalize import normalize_name
 
     assert normalize_name("Mom", "given").reason == "placeholder name"
     assert normalize_name("Lady in the", "given").status == "invalid"

@@ -23,11 +23,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
-
 from threadline.contracts import MEMBER_COLUMNS, ConfigError, ThreadlineError
-
-from threadline_profiles import ProfileStore
-from threadline_profiles.audiences import (
+from threadline_profiles import ProfileStore, api
+from threadline_profiles.audiences.membership import (
     changes,
     evaluate_audiences,
     mask_email,
@@ -36,10 +34,10 @@ from threadline_profiles.audiences import (
     select_members,
     size_history,
 )
-from threadline_profiles.audience_report import trait_summary
-from threadline_profiles.cli_audiences import audiences_group
+from threadline_profiles.cli.audiences import audiences_group
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.destination import ProfilesDestination
+from threadline_profiles.report.audiences import trait_summary
 from threadline_profiles.testing import Lander
 
 AUDIENCES = {
@@ -122,7 +120,7 @@ def sizes(store: ProfileStore) -> dict[str, dict[str, Any]]:
 def shop(tmp_path: Path):
     lander = land(shop_config(tmp_path))
     store = lander.store()
-    result = store.build(report=False)
+    result = api.build(store, report=False)
     yield store, lander, result
     store.close()
 
@@ -171,7 +169,7 @@ def test_required_consent_counts_each_profile_once_by_the_first_reason(tmp_path)
     config = shop_config(tmp_path, audiences={"everyone": AUDIENCES["everyone"],
                                               "opted": {"where": "orders_count >= 0", "requires_consent": ["email", "sms"]}})
     with land(config).store() as store:
-        store.build(report=False)
+        api.build(store, report=False)
         figures = sizes(store)["opted"]
         # sms has no records and is denied by default: everyone not suppressed lacks it
         assert (figures["matched"], figures["excluded_suppressed"], figures["excluded_no_consent"], figures["size"]) == (5, 1, 4, 0)
@@ -198,7 +196,7 @@ def test_membership_is_kept_per_build_as_intervals(shop):
     store.close()
     lander.land("shop", "orders", [order("o8", "dee@shop.test", datetime(2024, 6, 30))], run_id="run-2")
     with lander.store() as store:
-        second = store.build(report=False)
+        second = api.build(store, report=False)
         assert emails_of(store, members_at(store, "abandoned_cart", first.build_id)) == ["dee", "eve"]
         assert emails_of(store, members_at(store, "abandoned_cart", second.build_id)) == ["eve"]
         added, removed = changes(store, "abandoned_cart", first.build_id, second.build_id)
@@ -220,7 +218,7 @@ def test_an_audience_removed_from_the_config_ends_its_membership(shop, tmp_path)
     config = shop_config(tmp_path)
     config["audiences"] = {k: v for k, v in AUDIENCES.items() if k != "loyal"}
     with Lander(config).store() as store:
-        second = store.build(report=False)
+        second = api.build(store, report=False)
         assert len(members_at(store, "loyal", first.build_id)) == 2
         assert members_at(store, "loyal", second.build_id) == []
         assert store.engine.scalar("SELECT COUNT(*) FROM tl_audience_members WHERE audience = 'loyal' AND to_seq IS NULL") == 0
@@ -378,9 +376,9 @@ def test_the_cli_previews_an_audience_with_masked_emails(shop, tmp_path):
 def test_the_report_shows_audience_sizes_across_builds_and_a_trait_summary(tmp_path):
     lander = land(shop_config(tmp_path))
     with lander.store() as store:
-        store.build()
+        api.build(store)
         lander.land("shop", "orders", [order("o8", "dee@shop.test", datetime(2024, 6, 30))], run_id="run-2")
-        result = store.build()
+        result = api.build(store)
     text = Path(result.report_path).read_text()
     assert 'aria-label="audience sizes across builds"' in text
     assert text.count("<polyline") == 4  # one line per audience over two builds
@@ -397,8 +395,8 @@ def test_duckdb_and_postgres_give_the_same_audiences(tmp_path, pg_schema):
     duck = land(shop_config(tmp_path, audiences=audiences)).store()
     pg = land({**shop_config(tmp_path, audiences=audiences), "engine": "postgres", "schema": pg_schema}).store()
     try:
-        duck.build(report=False)
-        pg.build(report=False)
+        api.build(duck, report=False)
+        api.build(pg, report=False)
         assert sizes(pg) == sizes(duck)
         assert (current(duck, "mailable"), current(duck, "quiet")) == (["ana", "eve"], ["cy"])  # bob is suppressed
         for name in audiences:

@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from threadline.contracts import ConfigError
-
-from threadline_profiles import ProfileStore
-from threadline_profiles.audience_config import DEFAULT_CONSENT, ConsentSettings
+from threadline_profiles import ProfileStore, api
 from threadline_profiles.config import ProfilesConfig
-from threadline_profiles.mapping import check_mapping
+from threadline_profiles.config.audiences import DEFAULT_CONSENT, ConsentSettings
+from threadline_profiles.land.mapping import check_mapping
 from threadline_profiles.testing import Lander
 
 CRM = {"identifiers": {"email": "email"}, "updated_at": "modified",
@@ -36,7 +34,7 @@ def build(tmp_path, streams: dict[str, tuple[dict[str, Any], list[dict[str, Any]
         source, stream = key.split(".")
         lander.land(source, stream, rows)
     store = lander.store()
-    store.build(report=False)
+    api.build(store, report=False)
     return store
 
 

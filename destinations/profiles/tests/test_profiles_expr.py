@@ -7,13 +7,11 @@ from datetime import datetime
 
 import duckdb
 import pytest
-
 from threadline.contracts import ConfigError
-
-from threadline_profiles import expr
+from threadline_profiles.audiences import expr
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines.base import quote
-from threadline_profiles.traits import catalog
+from threadline_profiles.traits.compute import catalog
 
 CONFIG = ProfilesConfig.model_validate({"mappings": {
     "crm.customers": {"identifiers": {"email": "email"}, "traits": {"country": "country"}},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from threadline_profiles.forget import audit_log, forget
+from threadline_profiles import api
+from threadline_profiles.activation.forget import audit_log
+from threadline_profiles.api import forget
 from threadline_profiles.testing import Lander
 
 MAPPING = {
@@ -36,11 +38,11 @@ def raw_rows(store, table: str) -> list[dict]:
 def test_forget_deletes_every_record_of_the_person_and_keeps_others(store_config):
     lander = landed(store_config)
     with lander.store() as store:
-        assert store.get(email="kelly.neal@example.com") is not None
+        assert api.get(store, email="kelly.neal@example.com") is not None
         result = forget(store, email="KELLY.NEAL@example.com ")
         assert (result.profiles, result.records) == (1, 2)
-        assert store.get(email="kelly.neal@example.com") is None
-        assert store.get(email="sam.lee@example.com") is not None
+        assert api.get(store, email="kelly.neal@example.com") is None
+        assert api.get(store, email="sam.lee@example.com") is not None
         assert [r["id"] for r in raw_rows(store, "raw_crm__contacts")] == [2, 3]
         assert [r["id"] for r in raw_rows(store, "raw_esp__members")] == [11]
 
@@ -53,8 +55,8 @@ def test_a_later_sync_cannot_bring_a_forgotten_person_back(store_config):
     lander.land("esp", "members", [{"id": 12, "email": "kelly.neal@example.com"}], run_id="run-2")
     lander.build()
     with lander.store() as store:
-        assert store.get(email="kelly.neal@example.com") is None
-        assert store.get(phone="+15123535601") is None  # her phone is tombstoned too
+        assert api.get(store, email="kelly.neal@example.com") is None
+        assert api.get(store, phone="+15123535601") is None  # her phone is tombstoned too
         assert [r["id"] for r in raw_rows(store, "raw_crm__contacts")] == [2, 3]  # and not kept raw either
         assert [r["id"] for r in raw_rows(store, "raw_esp__members")] == [11]
 
@@ -77,12 +79,12 @@ def test_an_identifier_shared_with_someone_not_forgotten_is_not_tombstoned(store
     lander.land("crm", "contacts", shared)
     lander.build()
     with lander.store() as store:
-        holders = store.find(email="home@example.com")
+        holders = api.find(store, email="home@example.com")
         assert len(holders) == 2, "the test needs the household email held by two profiles"
         ann = [p for p in holders if any(m.record_key.endswith(":3") for m in p.members)][0]
         result = forget(store, profile_id=ann.profile_id)
         assert result.shared_identifiers_kept == 1
-        left = store.find(email="home@example.com")
+        left = api.find(store, email="home@example.com")
         assert len(left) == 1 and [m.record_key for m in left[0].members] == ["crm.contacts:4"]
 
 
@@ -94,4 +96,4 @@ def test_forgetting_an_email_nobody_holds_yet_still_blocks_it(store_config):
     lander.land("esp", "members", [{"id": 20, "email": "New.Person@example.com"}], run_id="run-2")
     lander.build()
     with lander.store() as store:
-        assert store.get(email="new.person@example.com") is None
+        assert api.get(store, email="new.person@example.com") is None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+from threadline_profiles import api
 from threadline_profiles.testing import Lander, profile_ids, profiles_of
 
 MAPPING = {"crm.contacts": {"identifiers": {"email": "email", "phone": "phone"}, "cleaning": {"phone_region": "US"}}}
@@ -19,7 +20,7 @@ def lander_for(tmp_path) -> Lander:
 def build(lander: Lander, rows: list[dict], run_id: str) -> dict[str, str]:
     lander.land("crm", "contacts", rows, run_id=run_id, schema=None)
     with lander.store() as store:
-        store.build(report=False)
+        api.build(store, report=False)
         return profile_ids(store)
 
 
@@ -37,7 +38,7 @@ def test_building_the_same_input_twice_keeps_every_id(tmp_path):
     lander = lander_for(tmp_path)
     first = build(lander, [row(1, "a@mail.com"), row(2, "a@mail.com"), row(3, "b@mail.com")], "r1")
     with lander.store() as store:
-        store.build(report=False)
+        api.build(store, report=False)
         assert profile_ids(store) == first
 
 
@@ -70,14 +71,14 @@ def test_a_split_gets_new_ids_with_a_history_of_what_became_what(tmp_path):
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from threadline_profiles import ProfileStore
+    from threadline_profiles import ProfileStore, api
 
     def stage(name):
         if name == sys.argv[2]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     with ProfileStore.open({"path": sys.argv[1], "mappings": %r}) as store:
-        store.build(report=False, on_stage=stage)
+        api.build(store, report=False, on_stage=stage)
     """
 ) % MAPPING
 
@@ -94,6 +95,6 @@ def test_a_build_killed_mid_resolution_is_completed_by_the_next_and_equals_a_cle
         assert proc.returncode == -9
     with killed.store() as store:
         assert store.engine.scalar("SELECT COUNT(*) FROM tl_members") == 0  # nothing half-published
-        store.build(report=False)
+        api.build(store, report=False)
         assert profile_ids(store) == clean_ids
         assert len(profiles_of(store)) == len(set(clean_ids.values()))

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from threadline.contracts import WriteDisposition
-
-from threadline_profiles import ProfileStore
+from threadline_profiles import ProfileStore, api
 from threadline_profiles.testing import Lander, snapshot
 
 FIRST = ["ana", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo"]
@@ -111,7 +109,7 @@ def build_copy(config: dict[str, Any], path: Path, clean: bool) -> dict[str, Any
         if clean:
             store.engine.run([f"DROP TABLE IF EXISTS {t}" for t in PUBLISHED])
             store.ensure_catalog()
-        result = store.build(report=False, full=True)
+        result = api.build(store, report=False, full=True)
         assert result.mode == "full"
         return snapshot(store, with_ids=not clean)
 
@@ -130,7 +128,7 @@ def test_incremental_builds_equal_full_and_clean_builds_step_by_step(tmp_path, s
     world.add(60, people)
     land(Lander(config), world, 0, replace=False)
     with ProfileStore.open(config) as store:
-        assert store.build(report=False).mode == "full"  # nothing to start from
+        assert api.build(store, report=False).mode == "full"  # nothing to start from
     smaller = 0
     for step in range(1, 7):
         world.add(world.rng.randrange(1, 6), people)
@@ -154,7 +152,7 @@ def test_incremental_builds_equal_full_and_clean_builds_step_by_step(tmp_path, s
         full = build_copy(config, copy_store(path, tmp_path / f"full{step}.duckdb"), clean=False)
         clean = build_copy(config, copy_store(path, tmp_path / f"clean{step}.duckdb"), clean=True)
         with ProfileStore.open(config) as store:
-            result = store.build(report=False)
+            result = api.build(store, report=False)
             assert result.mode == "incremental", result.why_full
             assert result.distinct_values <= 12 * (step + 8)  # only values new to the store are normalized
             smaller += result.resolved < result.records
@@ -169,9 +167,9 @@ def test_a_build_with_nothing_new_resolves_nothing_and_changes_nothing(tmp_path)
     config = config_for(tmp_path, RESOLUTION)
     land(Lander(config), world, 0, replace=False)
     with ProfileStore.open(config) as store:
-        store.build(report=False)
+        api.build(store, report=False)
         before = snapshot(store, with_ids=True)
-        again = store.build(report=False)
+        again = api.build(store, report=False)
         assert (again.mode, again.resolved, again.distinct_values) == ("incremental", 0, 0)
         assert snapshot(store, with_ids=True) == before
 
@@ -182,20 +180,20 @@ def test_a_changed_setting_or_the_agreement_rule_makes_a_full_build_and_full_can
     config = config_for(tmp_path, RESOLUTION)
     land(Lander(config), world, 0, replace=False)
     with ProfileStore.open(config) as store:
-        assert store.build(report=False).why_full == "no earlier build to start from"
-        assert store.build(report=False, full=True).why_full == "asked for"
+        assert api.build(store, report=False).why_full == "no earlier build to start from"
+        assert api.build(store, report=False, full=True).why_full == "asked for"
     with ProfileStore.open({**config, "resolution": {**RESOLUTION, "max_records_per_value": 9}}) as store:
-        assert "changed since the last build" in store.build(report=False).why_full
+        assert "changed since the last build" in api.build(store, report=False).why_full
     with ProfileStore.open({**config, "resolution": {**RESOLUTION, "max_records_per_value": 9}, "full_rebuild": True}) as store:
-        assert store.build(report=False).why_full == "asked for"
+        assert api.build(store, report=False).why_full == "asked for"
     with ProfileStore.open({**config, "resolution": {"max_records_per_value": 9, "agreement": {"min_fields": 3}}}) as store:
-        store.build(report=False)  # the agreement rule on: its weights come from every record
-        assert store.build(report=False).why_full == "the agreement rule estimates its weights from all records"
+        api.build(store, report=False)  # the agreement rule on: its weights come from every record
+        assert api.build(store, report=False).why_full == "the agreement rule estimates its weights from all records"
     with ProfileStore.open({**config, "incremental_up_to": 0.01}) as store:
-        store.build(report=False)
+        api.build(store, report=False)
         world.move(3, 15)
         land(Lander(config), world, 1, replace=False)
-        assert "records are linked to what changed" in store.build(report=False).why_full
+        assert "records are linked to what changed" in api.build(store, report=False).why_full
 
 
 def test_the_cli_builds_incrementally_and_full_on_request(tmp_path):
@@ -220,14 +218,14 @@ def test_the_cli_builds_incrementally_and_full_on_request(tmp_path):
 KILLER = textwrap.dedent(
     """
     import json, os, signal, sys
-    from threadline_profiles import ProfileStore
+    from threadline_profiles import ProfileStore, api
 
     def stage(name):
         if name == sys.argv[2]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     with ProfileStore.open(json.loads(sys.argv[1])) as store:
-        store.build(report=False, on_stage=stage)
+        api.build(store, report=False, on_stage=stage)
     """
 )
 
@@ -240,7 +238,7 @@ def test_an_incremental_build_killed_at_any_stage_leaves_the_last_build_and_the_
     config = config_for(tmp_path, RESOLUTION)
     land(Lander(config), world, 0, replace=False)
     with ProfileStore.open(config) as store:
-        store.build(report=False)
+        api.build(store, report=False)
         published = snapshot(store, with_ids=True)
     world.add(5, 20)
     world.move(4, 20)
@@ -252,26 +250,26 @@ def test_an_incremental_build_killed_at_any_stage_leaves_the_last_build_and_the_
         with ProfileStore.open(config) as store:
             assert snapshot(store, with_ids=True) == published  # nothing half-published
     with ProfileStore.open(config) as store:
-        assert store.build(report=False).mode == "incremental"
+        assert api.build(store, report=False).mode == "incremental"
         assert snapshot(store, with_ids=True) == expected
 
 
 def test_an_erased_person_landing_again_is_dropped_by_an_incremental_build(tmp_path):
-    from threadline_profiles.forget import forget
+    from threadline_profiles.api import forget
 
     world = World(10)
     world.add(30, 12)
     config = config_for(tmp_path, RESOLUTION)
     land(Lander(config), world, 0, replace=False)
     with ProfileStore.open(config) as store:
-        store.build(report=False)
+        api.build(store, report=False)
         forget(store, email="p3@mail.com")
-        assert store.find(email="p3@mail.com") == []
+        assert api.find(store, email="p3@mail.com") == []
     world.crm[999] = {**world.crm_row(3), "email": "p3@mail.com"}  # a later sync brings them back
     land(Lander(config), world, 1, replace=False)
     expected = build_copy(config, copy_store(tmp_path / "p.duckdb", tmp_path / "full.duckdb"), clean=False)
     with ProfileStore.open(config) as store:
-        result = store.build(report=False)
+        result = api.build(store, report=False)
         assert result.mode == "incremental"
-        assert store.find(email="p3@mail.com") == []
+        assert api.find(store, email="p3@mail.com") == []
         assert snapshot(store, with_ids=True) == expected

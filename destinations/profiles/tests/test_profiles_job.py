@@ -12,11 +12,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
 from threadline.contracts import FatalError
-
-from threadline_profiles import ProfileStore, plugin
-from threadline_profiles.cli import profiles
+from threadline_profiles import ProfileStore, api, plugin
+from threadline_profiles.cli.profiles import profiles
 
 JOB = """
 name: people
@@ -71,7 +69,7 @@ def test_a_sync_lands_every_source_and_resolves_once_at_the_end(job_dir):
     with ProfileStore.open({"path": str(job_dir / "profiles.duckdb")}) as store:
         assert store.engine.scalar("SELECT COUNT(*) FROM tl_builds") == 1
         assert store.engine.scalar("SELECT run_id FROM tl_builds") == report.run_id
-        profile = store.get(email="ANA@mail.com")
+        profile = api.get(store, email="ANA@mail.com")
         assert {m.record_key for m in profile.members} == {"crm.contacts:1", "shop.customers:s1"}
         assert profile.golden["first_name"].value == "Ana"
         assert profile.golden["first_name"].record_key == "crm.contacts:1"
@@ -122,11 +120,11 @@ def test_the_cli_says_when_no_profile_matches(job_dir):
 
 
 def test_a_lookup_before_any_build_says_to_build_first(tmp_path):
-    from threadline_profiles.lookup import LookupInputError
+    from threadline_profiles.resolve.lookup import LookupInputError
 
     with ProfileStore.open({"path": str(tmp_path / "empty.duckdb")}) as store:
         with pytest.raises(LookupInputError, match="has no profiles yet") as err:
-            store.get(email="ana@mail.com")
+            api.get(store, email="ana@mail.com")
     assert "threadline profiles build" in str(err.value)
 
 
@@ -165,3 +163,35 @@ def test_a_store_file_held_by_another_process_is_a_clear_error(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_build_is_a_step_of_the_run_and_is_in_its_record(job_dir):
+    from threadline.job import load_job
+    from threadline.state import StateStore
+
+    report = sync(job_dir)
+    (build,) = [s for s in report.steps if s.step == "build"]
+    assert (build.destination, build.outcome) == ("store", "succeeded")
+    assert "records →" in build.summary and "profiles" in build.summary
+    job = load_job(job_dir / "job.yaml")
+    assert [(s.step, s.outcome) for s in StateStore(job.state_dir).runs(job.name)[0].steps] == [("build", "succeeded")]
+
+
+def test_a_build_that_fails_fails_the_sync_with_exit_1_and_the_reason(job_dir, monkeypatch):
+    from threadline.cli import cli
+    from threadline.job import load_job
+    from threadline.plugins import reset
+    from threadline.state import StateStore
+
+    def broken_build(*args, **kw):
+        raise FatalError("the store ran out of disk (injected)")
+
+    monkeypatch.setattr(api, "_build_pipeline", broken_build)
+    reset()
+    result = CliRunner().invoke(cli, ["sync", str(job_dir / "job.yaml")])
+    assert result.exit_code == 1, result.output
+    assert "store build failed" in result.output and "ran out of disk" in result.output
+    job = load_job(job_dir / "job.yaml")
+    (run,) = StateStore(job.state_dir).runs(job.name)
+    assert run.outcome == "failed"
+    assert [(s.step, s.outcome) for s in run.steps] == [("build", "failed")]

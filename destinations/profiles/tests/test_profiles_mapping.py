@@ -5,9 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
-
 from threadline.contracts import ConfigError, Stream, StreamTarget, WriteDisposition
-
 from threadline_profiles import ProfilesConfig, ProfilesDestination
 
 SCHEMA = pa.schema([("id", pa.int64()), ("email", pa.string()), ("mobile", pa.string()), ("dob", pa.string())])

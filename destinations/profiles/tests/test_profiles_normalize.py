@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pyarrow as pa
-
-from threadline_profiles.normalize import (
-    Blocklist,
+from threadline_profiles.resolve.normalize import (
     normalize_country,
     normalize_date,
-    normalize_distinct,
     normalize_email,
     normalize_name,
     normalize_phone,
     normalize_social_handle,
 )
+from threadline_profiles.resolve.normalize_bulk import normalize_distinct
+from threadline_profiles.resolve.placeholders import Blocklist
 
 
 def test_an_email_is_trimmed_and_lower_cased():

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from threadline_profiles import ProfileStore
+from synthetic_customers import customers
+from threadline_profiles import ProfileStore, api
 from threadline_profiles.engines import PostgresUnreachableError
 from threadline_profiles.engines.postgres_engine import to_postgres
-from threadline_profiles.synthetic import customers
 from threadline_profiles.testing import Lander, profile_ids
-
 
 pytestmark = pytest.mark.postgres
 
@@ -24,7 +22,7 @@ def land_all(config: dict) -> dict:
         source, stream = key.split(".")
         lander.land(source, stream, table, batch_rows=250)
     with lander.store() as store:
-        store.build()
+        api.build(store)
         return {
             "ids": profile_ids(store),
             "golden": {(r["profile_id"], r["field"]): (r["value"], r["record_key"])
@@ -50,8 +48,8 @@ def test_postgres_lookups_work_like_duckdb(tmp_path, pg_schema):
     lander = Lander(config)
     lander.land("crm", "contacts", [{"id": 1, "email": "a@mail.com"}, {"id": 2, "email": "A@mail.com"}])
     with lander.store() as store:
-        store.build()
-        profile = store.get(email="a@MAIL.com")
+        api.build(store)
+        profile = api.get(store, email="a@MAIL.com")
         assert {m.record_key for m in profile.members} == {"crm.contacts:1", "crm.contacts:2"}
 
 
@@ -83,7 +81,7 @@ def test_a_connection_dropped_mid_run_is_a_clear_error_and_the_next_build_comple
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
     with pytest.raises(PostgresUnreachableError, match="lost the connection"):
-        store.build(report=False, on_stage=drop_connection)
+        api.build(store, report=False, on_stage=drop_connection)
     with lander.store() as again:
-        again.build(report=False)
+        api.build(again, report=False)
         assert len(set(profile_ids(again).values())) == 1

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from threadline_profiles import ProfileStore
+from synthetic_customers import customers
+from threadline_profiles import ProfileStore, api
 from threadline_profiles.engines import PostgresUnreachableError
-from threadline_profiles.synthetic import customers
 from threadline_profiles.testing import Lander, snapshot
 
 pytestmark = pytest.mark.postgres
@@ -60,7 +60,7 @@ def test_postgres_incremental_builds_equal_full_and_clean_builds_and_survive_a_d
         source, stream = key.split(".")
         lander.land(source, stream, table, batch_rows=200)
     with ProfileStore.open(config) as store:
-        store.build(report=False)
+        api.build(store, report=False)
         before = snapshot(store, with_ids=True)
     land_changes(config)
     schemas += [f"{schemas[0]}_full", f"{schemas[0]}_clean"]
@@ -77,17 +77,17 @@ def test_postgres_incremental_builds_equal_full_and_clean_builds_and_survive_a_d
                     admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
         with pytest.raises(PostgresUnreachableError, match="lost the connection"):
-            store.build(report=False, on_stage=drop_connection)
+            api.build(store, report=False, on_stage=drop_connection)
         with ProfileStore.open(config) as again:
             assert snapshot(again, with_ids=True) == before
 
     with ProfileStore.open(config) as store:
-        result = store.build(report=False)
+        result = api.build(store, report=False)
         assert result.mode == "incremental" and 0 < result.resolved < result.records
         after = (snapshot(store, with_ids=True), snapshot(store, with_ids=False))
     with ProfileStore.open(config_for(schemas[1], tmp_path)) as full:
-        full.build(report=False, full=True)
+        api.build(full, report=False, full=True)
         assert snapshot(full, with_ids=True) == after[0]
     with ProfileStore.open(config_for(schemas[2], tmp_path)) as clean:
-        clean.build(report=False)
+        api.build(clean, report=False)
         assert snapshot(clean, with_ids=False) == after[1]

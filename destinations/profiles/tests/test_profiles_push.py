@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -16,9 +15,14 @@ from threadline.activation import sha256_hex
 from threadline.contracts import ThreadlineError
 from threadline.sandbox import Fault
 from threadline.testing import sample_members
-
-from threadline_profiles.activations import Activation
-from threadline_profiles.push import PushLockedError, PushOutcome, ledger_member_ids, push_lock, push_members
+from threadline_profiles.activation.push import (
+    PushLockedError,
+    PushOutcome,
+    ledger_member_ids,
+    push_lock,
+    push_members,
+)
+from threadline_profiles.config.activations import Activation
 from threadline_profiles.store import ProfileStore
 
 tiktok = pytest.importorskip("threadline_tiktok_audiences", reason="threadline-tiktok-audiences is not installed")
@@ -151,7 +155,7 @@ def test_a_mirror_only_destination_keeps_member_ids_only_in_its_ledger(store, tm
 def test_two_pushes_of_one_activation_never_run_at_once(store, tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom threadline_profiles.push import push_lock\nfrom threadline_profiles.store import ProfileStore\n"
+         "import sys, time\nfrom threadline_profiles.activation.push import push_lock\nfrom threadline_profiles.store import ProfileStore\n"
          f"s = ProfileStore.open({{'path': {str(tmp_path / 'other.duckdb')!r}, 'report_dir': {str(tmp_path / 'reports')!r}}})\n"
          "with push_lock(s, 'winback_tiktok'):\n    print('locked', flush=True)\n    time.sleep(30)\n"],
         stdout=subprocess.PIPE, text=True)

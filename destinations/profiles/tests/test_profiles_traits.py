@@ -18,15 +18,18 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from threadline.contracts import ConfigError
-
-from threadline_profiles import ProfileStore
-from threadline_profiles.audience_config import window_delta
-from threadline_profiles.mapping import check_mapping
+from threadline_profiles import ProfileStore, api
 from threadline_profiles.config import ProfilesConfig
+from threadline_profiles.config.audiences import window_delta
+from threadline_profiles.land.mapping import check_mapping
 from threadline_profiles.testing import Lander
-from threadline_profiles.traits import BUILT_IN_NAMES, catalog, check_traits, published_traits
+from threadline_profiles.traits.compute import (
+    BUILT_IN_NAMES,
+    catalog,
+    check_traits,
+    published_traits,
+)
 
 AS_OF = "2024-07-01"
 
@@ -134,7 +137,7 @@ def land_shop(config: dict[str, Any]) -> ProfileStore:
     lander.land("web", "events", _events())
     lander.land("desk", "tickets", _tickets())
     store = lander.store()
-    store.build(report=False)
+    api.build(store, report=False)
     return store
 
 
@@ -301,7 +304,7 @@ def test_a_fixed_as_of_gives_the_same_traits_on_every_build(tmp_path):
     store = land_shop(shop_config(tmp_path / "p.duckdb"))
     try:
         first = store.engine.rows("SELECT * FROM tl_traits ORDER BY profile_id")
-        store.build(report=False)
+        api.build(store, report=False)
         assert store.engine.rows("SELECT * FROM tl_traits ORDER BY profile_id") == first
         assert store.engine.scalar("SELECT COUNT(*) FROM tl_trait_builds") == 2
         assert store.engine.scalar("SELECT MAX(as_of) FROM tl_trait_builds") == datetime(2024, 7, 1)
@@ -329,7 +332,7 @@ def test_built_in_traits_exist_only_when_what_they_need_is_mapped(tmp_path):
     lander.land("crm", "customers", _customers())
     store = lander.store()
     try:
-        store.build(report=False)
+        api.build(store, report=False)
         assert store.engine.table_columns("tl_traits") == ["profile_id", "reachable_channels"]
         info = catalog(store.config)
         assert info["orders_count"].needs and info["open_tickets"].needs and not info["reachable_channels"].needs

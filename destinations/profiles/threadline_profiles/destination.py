@@ -11,33 +11,29 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import uuid
 
 import pyarrow as pa
-
 from threadline.contracts import (
     Destination,
+    StepResult,
     StreamTarget,
     StreamWriter,
+    ThreadlineError,
     WriteDisposition,
     WriteReport,
 )
 
-from threadline_profiles import landing
-from threadline_profiles.audiences import check_config
+from threadline_profiles import api
+from threadline_profiles.activation.push import PushOutcome, push_all
+from threadline_profiles.audiences.membership import check_config
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import safe_name
-from threadline_profiles.mapping import check_all, check_mapping
+from threadline_profiles.land import landing
+from threadline_profiles.land.mapping import check_all, check_mapping
 from threadline_profiles.store import ProfileStore, shared_store
 
 log = logging.getLogger("threadline.profiles")
-
-# Stores that landed data in a run and should be resolved when it finishes: run id -> configs.
-_log = logging.getLogger("threadline.profiles")
-
-_pending: dict[str, dict[str, ProfilesConfig]] = {}
-_pending_lock = threading.Lock()
 
 
 def raw_table_name(target: StreamTarget) -> str:
@@ -103,9 +99,6 @@ class ProfilesWriter(StreamWriter):
                     self.engine.run(landing.replace_table(self.raw, self.side))
             self.engine.execute(f"DROP TABLE IF EXISTS {self.stage}")
         self._close()
-        if self.config.resolve_on_finish:
-            with _pending_lock:
-                _pending.setdefault(self.target.run_id, {})[self.store.key] = self.config
         return self.report
 
     def abort(self) -> None:
@@ -140,7 +133,7 @@ class ProfilesDestination(Destination[ProfilesConfig]):
             store.release()
         check_config(config)  # audience filters, trait names, suppression files
         if config.activations:
-            from threadline_profiles.push import check_activations
+            from threadline_profiles.activation.push import check_activations
 
             check_activations(config, reach=True)
 
@@ -148,7 +141,7 @@ class ProfilesDestination(Destination[ProfilesConfig]):
         check_all(config, {f"{t.source}.{t.stream.name}": t.stream.schema.names for t in targets})
         check_config(config)
         if config.activations:
-            from threadline_profiles.push import check_activations
+            from threadline_profiles.activation.push import check_activations
 
             check_activations(config)
 
@@ -167,32 +160,38 @@ class ProfilesDestination(Destination[ProfilesConfig]):
             store.release()
             raise
 
-    def finish_run(self, run_id: str) -> list[object]:
-        """Resolve every store this run landed data in (the engine calls this through the
-        `run_finished` hook; call it yourself when driving writers by hand)."""
-        return finish_run(run_id)
-
-
-def finish_run(run_id: str) -> list[object]:
-    with _pending_lock:
-        configs = _pending.pop(run_id, {})
-    results = []
-    for config in configs.values():
+    def finish_run(self, config: ProfilesConfig, run_id: str) -> list[StepResult]:
+        """After the run's streams: build the profiles, then push the activations marked
+        `push_on_build`. Each is a step of the run's record; a build that fails fails the run,
+        and so does a push that fails (one below a platform's minimum is skipped, not failed)."""
+        if not config.resolve_on_finish:
+            return []
         store = shared_store(config)
         try:
-            result = store.build(run_id=run_id)
+            try:
+                result = api.build(store, run_id=run_id)
+            except ThreadlineError as exc:
+                return [StepResult(self.name, "build", "failed", error=exc.render())]
+            steps = [StepResult(self.name, "build", "succeeded",
+                                f"{result.records:,} records → {result.profiles:,} profiles ({result.mode}, "
+                                f"{result.seconds:.1f}s); report: {result.report_path or '(none)'}")]
+            # the sync's summary covers landing; this line is how a user learns the profiles exist
+            log.info("profile store: %s records resolved into %s profiles in %.1fs; report: %s",
+                     f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path or "(none)")
             if config.activations:
-                from threadline_profiles.push import push_all
-
                 result.pushes = push_all(store, run_id, on_build=True)
+                steps += [_push_step(self.name, p) for p in result.pushes]
                 if result.report_path and result.pushes:  # the report shows what the platforms took
-                    from threadline_profiles.report import write_report
+                    from threadline_profiles.report.page import write_report
 
                     write_report(store, result)
+            return steps
         finally:
             store.release()
-        results.append(result)
-        # the sync's summary covers landing; this line is how a user learns the profiles exist
-        _log.info("profile store: %s records resolved into %s profiles in %.1fs; report: %s",
-                  f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path or "(none)")
-    return results
+
+
+def _push_step(destination: str, push: PushOutcome) -> StepResult:
+    outcome = {"pushed": "succeeded", "failed": "failed"}.get(push.outcome, "skipped")
+    summary = push.summary()  # counts and reasons, never members
+    return StepResult(destination, f"push {push.activation}", outcome, summary,
+                      error=summary if outcome == "failed" else None)

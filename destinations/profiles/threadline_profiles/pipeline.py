@@ -25,15 +25,18 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from threadline_profiles import forget, golden, ids, incremental, publish, resolve, values
-from threadline_profiles.audiences import evaluate_audiences
+from threadline_profiles.activation import forget
+from threadline_profiles.audiences.membership import evaluate_audiences
 from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMapping
 from threadline_profiles.engines.base import Engine, lit
-from threadline_profiles.normalize import Blocklist, normalize_distinct
-from threadline_profiles.traits import publish_traits
+from threadline_profiles.land.landing import LandedStream, landed_streams
+from threadline_profiles.resolve import golden, ids, incremental, link, publish, values
+from threadline_profiles.resolve.normalize_bulk import normalize_distinct
+from threadline_profiles.resolve.placeholders import Blocklist
+from threadline_profiles.traits.compute import publish_traits
 
 if TYPE_CHECKING:
-    from threadline_profiles.store import LandedStream, ProfileStore
+    from threadline_profiles.store import ProfileStore
 
 NORMALIZE_BATCH = 500_000  # distinct values normalized at a time: bounds the memory Arrow needs
 
@@ -74,16 +77,16 @@ class Setup:
     def of(cls, config: ProfilesConfig, streams: list[tuple[LandedStream, StreamMapping]]) -> Setup:
         id_types = {t for _, m in streams for t in m.identifiers.values()}
         traits = {t for _, m in streams for t in m.trait_columns()}
-        rules = resolve.settings_rules(config.resolution, id_types, traits)
-        fuzzy = resolve.agreement_fields(config.resolution.agreement, traits | id_types)
-        return cls(streams, id_types, traits, rules, fuzzy, resolve.person_fields(rules, fuzzy, traits),
+        rules = link.settings_rules(config.resolution, id_types, traits)
+        fuzzy = link.agreement_fields(config.resolution.agreement, traits | id_types)
+        return cls(streams, id_types, traits, rules, fuzzy, link.person_fields(rules, fuzzy, traits),
                    bool(config.resolution.always_merge))
 
     @property
     def order(self) -> list[str]:
         """The rules in priority order, as clustering applies them."""
-        manual = [resolve.MANUAL_RULE] if self.always_merge else []
-        return manual + [r.name for r in self.rules] + ([resolve.AGREEMENT_RULE] if self.fuzzy else [])
+        manual = [link.MANUAL_RULE] if self.always_merge else []
+        return manual + [r.name for r in self.rules] + ([link.AGREEMENT_RULE] if self.fuzzy else [])
 
 
 def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True, full: bool = False,
@@ -106,7 +109,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
         if on_stage is not None:
             on_stage(name)
 
-    setup = Setup.of(config, values.mapped_streams(config, store.landed_streams()))
+    setup = Setup.of(config, values.mapped_streams(config, landed_streams(store)))
     drop_work(engine)
     landed = values.landed_records_sql(setup.streams)
     plan = incremental.plan(engine, config, full, bool(setup.fuzzy))
@@ -161,7 +164,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     result = BuildResult(build_id, run_id, records, profiles, setup.order, 0.0, timings, parsed, rounds,
                          mode="full" if plan.full else "incremental", why_full=plan.reason, resolved=resolved)
     if report:
-        from threadline_profiles.report import write_report
+        from threadline_profiles.report.page import write_report
 
         path = write_report(store, result)
         result.report_path = str(path)
@@ -217,29 +220,29 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
 
 
 def _keys(engine: Engine, setup: Setup) -> None:
-    engine.run([resolve.person_sql(setup.person_fields)] if setup.person_fields else [])
-    engine.run(resolve.keys_sql(setup.rules))
+    engine.run([link.person_sql(setup.person_fields)] if setup.person_fields else [])
+    engine.run(link.keys_sql(setup.rules))
 
 
 def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool) -> int:
     """Edges, guards, clusters, links and dropped links. Returns label propagation rounds."""
     settings = config.resolution
-    engine.run([resolve.groups_sql()] + ([incremental.global_counts_sql()] if scoped else [])
-               + [resolve.edges_sql(settings.max_records_per_value, settings.always_merge)] + resolve.drops_table_sql())
-    skipped = resolve.guard_and_agree(engine, settings, setup.rules, setup.fuzzy, setup.person_fields)
-    limits = resolve.limits_table(settings.limits, setup.id_types, settings.never_merge)
+    engine.run([link.groups_sql()] + ([incremental.global_counts_sql()] if scoped else [])
+               + [link.edges_sql(settings.max_records_per_value, settings.always_merge)] + link.drops_table_sql())
+    skipped = link.guard_and_agree(engine, settings, setup.rules, setup.fuzzy, setup.person_fields)
+    limits = link.limits_table(settings.limits, setup.id_types, settings.never_merge)
     engine.load_table("tl_work_limits", limits, temp=True)
     ctypes = limits.column("ctype").to_pylist()
-    engine.run(resolve.constraints_sql([t for t in ctypes if not t.startswith("never_merge:")], settings.never_merge))
+    engine.run(link.constraints_sql([t for t in ctypes if not t.startswith("never_merge:")], settings.never_merge))
     constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
-    stats = resolve.cluster_records(engine, setup.order, constrained, dict(zip(ctypes, limits.column("max_values").to_pylist())))
-    engine.run([resolve.final_clusters_sql(), resolve.links_sql()])
+    stats = link.cluster_records(engine, setup.order, constrained, dict(zip(ctypes, limits.column("max_values").to_pylist())))
+    engine.run([link.final_clusters_sql(), link.links_sql()])
     _done_with(engine, "tl_work_groups", "tl_work_edges", "tl_work_constraints", "tl_work_cl")
     if skipped:
         engine.load_table("tl_work_skipped", temp=True, data=pa.table({
             "rule": pa.array([k[0] for k in skipped], pa.string()), "reason": pa.array([k[1] for k in skipped], pa.string()),
             "links": pa.array(list(skipped.values()), pa.int64())}))
-        engine.run([f"INSERT INTO {resolve.DROPS} SELECT NULL, rule, reason, links FROM tl_work_skipped",
+        engine.run([f"INSERT INTO {link.DROPS} SELECT NULL, rule, reason, links FROM tl_work_skipped",
                     "DROP TABLE tl_work_skipped"])
     return stats.rounds
 

@@ -1,25 +1,29 @@
-"""The profile store: one engine connection, the tables it keeps, and the operations on it.
+"""The profile store handle: one engine connection, the catalog tables it keeps, and the
+settings saved with it. Operations on a store (build, get, find) live in `api`.
 
 Writers of one process share one store object per database (DuckDB allows one writing
-process per file; threads get their own cursors). The Python API is `ProfileStore.open`.
+process per file; threads get their own cursors). Open one with `ProfileStore.open`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from typing import Any
 
-from threadline_profiles import landing
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import Engine, lit, open_engine
 
 # The parts of the config a store keeps, so that `--path` commands work without the job file.
 SAVED_SETTINGS = {"mappings", "resolution", "survivorship", "traits", "consent", "suppression", "audiences"}
 
+# Which source streams have landed, and in which raw table (written by `land.landing`).
+STREAMS_TABLE = "tl_streams"
+
 # Tables that outlive a build: the next build reads them to keep profile ids stable.
 PERSISTENT = [
+    f"CREATE TABLE IF NOT EXISTS {STREAMS_TABLE} (source VARCHAR, stream VARCHAR, table_name VARCHAR, "
+    "primary_key VARCHAR, registered_at TIMESTAMP)",
     "CREATE TABLE IF NOT EXISTS tl_profiles (profile_id VARCHAR, created_at TIMESTAMP, "
     "updated_at TIMESTAMP, records BIGINT, sources BIGINT)",
     "CREATE TABLE IF NOT EXISTS tl_members (profile_id VARCHAR, record_key VARCHAR, source VARCHAR, "
@@ -30,18 +34,6 @@ PERSISTENT = [
     "finished_at TIMESTAMP, records BIGINT, profiles BIGINT, report VARCHAR)",
     "CREATE TABLE IF NOT EXISTS tl_meta (key VARCHAR, value VARCHAR)",
 ]
-
-
-@dataclass(frozen=True)
-class LandedStream:
-    source: str
-    stream: str
-    table: str
-    primary_key: tuple[str, ...]
-
-    @property
-    def key(self) -> str:
-        return f"{self.source}.{self.stream}"
 
 
 class ProfileStore:
@@ -76,41 +68,7 @@ class ProfileStore:
 
     def ensure_catalog(self) -> None:
         with self.lock:
-            self.engine.run([landing.create_streams_table(), *PERSISTENT])
-
-    def landed_streams(self) -> list[LandedStream]:
-        self.ensure_catalog()
-        rows = self.engine.rows(f"SELECT source, stream, table_name, primary_key FROM {landing.STREAMS_TABLE} ORDER BY source, stream")
-        return [
-            LandedStream(r["source"], r["stream"], r["table_name"], tuple(k for k in (r["primary_key"] or "").split("|") if k))
-            for r in rows
-        ]
-
-    def build(self, run_id: str | None = None, **kw: Any) -> Any:
-        """Normalize, resolve and merge what landed since the last build, or everything with
-        `full=True` (see `pipeline.build`)."""
-        from threadline_profiles.pipeline import build
-
-        with self.lock:
-            self.ensure_catalog()
-            return build(self, run_id=run_id, **kw)
-
-    # ---------------------------------------------------------------- lookups
-
-    def get(self, *, email: str | None = None, phone: str | None = None, profile_id: str | None = None,
-            region: str | None = None) -> Any:
-        """The profile holding this email, phone or id (None if there is none)."""
-        from threadline_profiles.lookup import get_profile
-
-        return get_profile(self, email=email, phone=phone, profile_id=profile_id, region=region)
-
-    def find(self, *, email: str | None = None, phone: str | None = None, profile_id: str | None = None,
-             region: str | None = None) -> list[Any]:
-        """Every profile holding this email or phone (a shared value can be in several)."""
-        from threadline_profiles.lookup import find_profile_ids, load_profile
-
-        ids = find_profile_ids(self, email=email, phone=phone, profile_id=profile_id, region=region)
-        return [p for p in (load_profile(self, i) for i in ids) if p is not None]
+            self.engine.run(PERSISTENT)
 
     # ---------------------------------------------------------------- saved settings
 

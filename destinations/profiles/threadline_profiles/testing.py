@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-
 from threadline.contracts import Stream, StreamTarget, WriteDisposition
 
+from threadline_profiles import api
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.destination import ProfilesDestination
 from threadline_profiles.store import ProfileStore
@@ -39,7 +39,7 @@ class Lander:
 
     def build(self, **kw: Any) -> Any:
         with ProfileStore.open(self.config) as store:
-            return store.build(**kw)
+            return api.build(store, **kw)
 
     def store(self) -> ProfileStore:
         return ProfileStore.open(self.config)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines.base import Engine, lit, quote, safe_name, sql_type
 from threadline_profiles.engines.duckdb_engine import DuckDBEngine, StoreLockedError
-from threadline_profiles.engines.postgres_engine import PostgresEngine, PostgresUnreachableError
+from threadline_profiles.engines.postgres_engine import (
+    PostgresEngine,
+    PostgresUnreachableError,
+)
 
 
 def open_engine(config: ProfilesConfig) -> Engine:

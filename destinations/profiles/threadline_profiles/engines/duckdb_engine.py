@@ -7,7 +7,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-
 from threadline.contracts import FatalError
 
 from threadline_profiles.engines.base import Engine, lit

@@ -12,7 +12,6 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlglot
-
 from threadline.contracts import FatalError
 
 from threadline_profiles.engines.base import Engine, lit, quote, sql_type

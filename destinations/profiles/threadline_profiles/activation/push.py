@@ -1,0 +1,497 @@
+"""Pushing audiences to their destinations as diffs, resumably.
+
+For each activation the store keeps a *ledger* (`tl_ledger_<activation>`): the rows, as the
+destination prepared them (hashed), of every member the platform is known to hold. A push
+
+1. selects the audience's members who consent to the destination's channel,
+2. prepares them (normalize + hash, in bulk) and compares them with the ledger:
+   members not in the ledger, or whose prepared identifiers changed, are added; ledger
+   rows whose member left the audience (or was forgotten, or changed) are removed,
+3. sends removes, then adds, in the platform's batch size, and moves the ledger with each
+   answer (or, for platforms that apply nothing until an upload job runs, at the end).
+
+A push killed midway therefore resumes where the platform's state is known: nobody the
+ledger holds is sent again, and a removal stays pending until the platform took it. Rows the
+platform rejected stay out of the ledger and go to `tl_refused_<activation>`: they are not sent
+again until the member's prepared identifiers change (a new email, a fixed phone). A mirror push sends
+every member and replaces the ledger at the end. The ledger holds hashed identifiers only
+(plus what a destination declares as `plain_columns`, e.g. an email tool's addresses), which is
+what lets `threadline forget` remove a person from platforms after the store forgot them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+from threadline.contracts import (
+    MEMBER_SCHEMA,
+    AudienceDestination,
+    AudienceTarget,
+    ConfigError,
+    PushMode,
+    PushReport,
+    PushResult,
+    ThreadlineError,
+)
+
+from threadline_profiles.config.activations import Activation
+from threadline_profiles.engines.base import lit, quote
+
+if TYPE_CHECKING:
+    from threadline_profiles.store import ProfileStore
+
+log = logging.getLogger("threadline.profiles.push")
+
+PUSH_TABLES = [
+    "CREATE TABLE IF NOT EXISTS tl_pushes (push_id VARCHAR, run_id VARCHAR, activation VARCHAR, audience VARCHAR, "
+    "destination VARCHAR, mode VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, outcome VARCHAR, members BIGINT, "
+    "adds BIGINT, removes BIGINT, sent BIGINT, accepted BIGINT, rejected BIGINT, match_estimate BIGINT, "
+    "excluded_no_consent BIGINT, excluded_suppressed BIGINT, message VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS tl_push_rejections (push_id VARCHAR, activation VARCHAR, reason VARCHAR, rows_rejected BIGINT)",
+]
+
+
+@dataclass
+class PushOutcome:
+    """What one push of one activation did (outcome: pushed, below_minimum, failed)."""
+
+    activation: str
+    audience: str
+    destination: str
+    mode: str
+    outcome: str = "pushed"
+    members: int = 0
+    adds: int = 0
+    removes: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    match_estimate: int | None = None
+    excluded_no_consent: int = 0
+    excluded_suppressed: int = 0
+    skipped_refused: int = 0  # refused before with the same identifiers: not sent again
+    message: str = ""
+    push_id: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
+    rejection_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        head = f"push {self.activation} ({self.destination}, {self.mode}): "
+        if self.outcome != "pushed":
+            return head + f"{self.outcome} — {self.message}"
+        text = (f"{self.members:,} members; sent +{self.adds:,} −{self.removes:,}; "
+                f"{self.accepted:,} accepted, {self.rejected:,} rejected")
+        if self.match_estimate is not None:
+            text += f"; platform match estimate {self.match_estimate:,}"
+        if self.excluded_no_consent:
+            text += f"; {self.excluded_no_consent:,} left out for lack of {self.channel_note}consent"
+        if self.skipped_refused:
+            text += f"; {self.skipped_refused:,} not sent again (refused before, identifiers unchanged)"
+        if self.rejection_reasons:
+            text += " (" + "; ".join(f"{n:,}× {r}" for r, n in self.rejection_reasons.items()) + ")"
+        return head + text
+
+    channel_note: str = ""
+
+
+class PushLockedError(ThreadlineError):
+    """Another push of the same activation is running."""
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def audience_destination(name: str) -> type[AudienceDestination]:
+    """The installed audience destination plugin called `name` (ConfigError if none)."""
+    from threadline.plugins import registry
+
+    reg = registry()
+    found = reg.destinations.get(name)
+    audience_kinds = sorted(n for n, c in reg.destinations.items() if isinstance(c, type) and issubclass(c, AudienceDestination))
+    if found is None or not (isinstance(found, type) and issubclass(found, AudienceDestination)):
+        what = "is a record destination, not an audience destination" if found is not None else "is not installed"
+        raise ConfigError(
+            f"audience destination {name!r} {what}",
+            hint=f"installed audience destinations: {', '.join(audience_kinds) or '(none)'}; "
+                 "`threadline plugins` lists what is installed",
+        )
+    return found
+
+
+def check_activations(config: Any, reach: bool = False) -> None:
+    """Raise ConfigError (naming `activations.<name>...`) for an activation that names a missing
+    audience, an unknown destination, a mode it cannot do, or config its spec rejects. With
+    `reach`, also ask each destination to check it can reach the platform."""
+    audiences = getattr(config, "audiences", None) or {}
+    for name, activation in config.activations.items():
+        where = f"activations.{name}"
+        if activation.audience not in audiences:
+            raise ConfigError(f"activation {name!r} pushes audience {activation.audience!r}, which is not declared",
+                              field=f"{where}.audience", hint=f"audiences declared: {', '.join(audiences) or '(none)'}")
+        try:
+            dest_cls = audience_destination(activation.connector)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=f"{where}.connector", hint=exc.hint) from None
+        if activation.mode not in dest_cls.modes:
+            raise ConfigError(f"{activation.connector} cannot push in {activation.mode.value} mode",
+                              field=f"{where}.mode", hint=f"it can: {', '.join(m.value for m in dest_cls.modes)}")
+        dest_config = destination_config(name, activation, dest_cls)
+        if reach:
+            try:
+                dest_cls().check(dest_config)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, field=f"{where}.config.{exc.field}" if exc.field else f"{where}.config",
+                                  hint=exc.hint) from None
+
+
+def destination_config(name: str, activation: Activation, dest_cls: type[AudienceDestination]) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        context = {"base_dir": activation.base_dir} if activation.base_dir is not None else None
+        return dest_cls.spec.model_validate(activation.config, context=context)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"activation {name!r}: {first['msg']}", field=f"activations.{name}.config.{loc}",
+                          hint=f"see the README of {activation.connector} for its config table") from None
+
+
+def push_all(store: ProfileStore, run_id: str | None = None, only: list[str] | None = None,
+             on_build: bool = False, quiet: bool = False) -> list[PushOutcome]:
+    """Push every activation (or the `only` ones; after a build, those with push_on_build).
+    Each outcome is logged, unless `quiet` (a command that prints them itself)."""
+    config = store.config
+    unknown = [n for n in only or [] if n not in config.activations]
+    if unknown:
+        raise ConfigError(f"no activation named {unknown[0]!r}",
+                          hint=f"activations declared: {', '.join(config.activations) or '(none)'}")
+    outcomes = []
+    for name, activation in config.activations.items():
+        if (only and name not in only) or (on_build and not activation.push_on_build):
+            continue
+        outcome = push_activation(store, name, activation, run_id)
+        if not quiet:
+            (log.info if outcome.outcome == "pushed" else log.warning)("%s", outcome.summary())
+        outcomes.append(outcome)
+    return outcomes
+
+
+def push_activation(store: ProfileStore, name: str, activation: Activation, run_id: str | None = None) -> PushOutcome:
+    """Select, diff and push one activation; failures are in the outcome, not raised."""
+    from threadline_profiles.audiences.membership import select_members
+
+    dest_cls = audience_destination(activation.connector)
+    outcome = PushOutcome(name, activation.audience, activation.connector, activation.mode.value)
+    outcome.channel_note = f"{dest_cls.channel} "
+    started = time.monotonic()
+    try:
+        with push_lock(store, name):
+            dest_config = destination_config(name, activation, dest_cls)
+            selection = select_members(store, activation.audience, dest_cls.channel)
+            outcome.excluded_no_consent = selection.excluded_no_consent
+            outcome.excluded_suppressed = selection.excluded_suppressed
+            push_members(store, name, activation, dest_cls(), dest_config, selection.members, outcome, run_id)
+    except ThreadlineError as exc:
+        outcome.outcome, outcome.message = "failed", exc.render()
+    except Exception as exc:  # a plugin bug must not take the build down; say what broke
+        outcome.outcome, outcome.message = "failed", f"{type(exc).__name__} in {activation.connector}: {exc}"
+    outcome.seconds = round(time.monotonic() - started, 3)
+    record(store, outcome, run_id)
+    return outcome
+
+
+def push_members(store: ProfileStore, name: str, activation: Activation, dest: AudienceDestination, dest_config: Any,
+                 members: pa.Table, outcome: PushOutcome, run_id: str | None = None) -> PushOutcome:
+    """Diff `members` (MEMBER_SCHEMA) against the ledger and push; raises on failure (the
+    ledger keeps what the platform confirmed)."""
+    members = members.select(list(MEMBER_SCHEMA.names)).cast(MEMBER_SCHEMA)
+    outcome.members = members.num_rows
+    minimum = max(dest.min_members, _audience_min_size(store, activation.audience))
+    if members.num_rows < minimum:
+        outcome.outcome = "below_minimum"
+        outcome.message = (f"audience {activation.audience!r} has {members.num_rows:,} consenting members; "
+                           f"{dest.name} needs at least {minimum:,}, so nothing was sent (the platform keeps the last push)")
+        return outcome
+    prepared = dest.prepare(dest_config, members)
+    if prepared.column_names[:1] != ["member_id"] or prepared.num_rows != members.num_rows:
+        raise ThreadlineError(f"{dest.name}.prepare() must return one row per member with member_id first")
+    # a destination that only mirrors never needs to remove anyone by their identifiers, so
+    # its ledger keeps member ids only (no plain names and addresses of a direct-mail file)
+    keep = prepared.column_names if PushMode.DIFF in dest.modes else ["member_id"]
+    ledger = Ledger(store, name, prepared.select(keep).schema)
+    mirror = activation.mode == PushMode.MIRROR
+    adds, removes = (prepared, prepared.slice(0, 0)) if mirror else ledger.diff(prepared)
+    outcome.adds, outcome.removes = adds.num_rows, removes.num_rows
+    outcome.skipped_refused = ledger.skipped_refused
+    if not adds.num_rows and not removes.num_rows and not mirror:
+        return outcome
+    size = min(activation.batch_rows or dest.max_batch_rows, dest.max_batch_rows)
+    target = AudienceTarget(name, activation.audience, activation.mode, run_id or outcome.push_id, adds.num_rows, removes.num_rows)
+    writer = dest.open_audience(dest_config, target)
+    applied: list[tuple[str, pa.Table, PushResult]] = []
+    try:
+        for op, rows in (("remove", removes), ("add", adds)):
+            for offset in range(0, rows.num_rows, size):
+                chunk = rows.slice(offset, size)
+                result = getattr(writer, op)(chunk)
+                _count(outcome, result)
+                if dest.applies_each_batch and not mirror:
+                    ledger.apply(op, chunk, result)
+                else:
+                    applied.append((op, chunk, result))
+        report = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    if mirror:
+        accepted = [_without_rejected(chunk, result).select(keep) for _, chunk, result in applied]
+        ledger.replace(pa.concat_tables(accepted) if accepted else prepared.select(keep).slice(0, 0))
+    else:
+        for op, chunk, result in applied:
+            ledger.apply(op, chunk, result)
+    _merge_report(outcome, report)
+    return outcome
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+class Ledger:
+    """`tl_ledger_<activation>`: what the platform holds, as prepared rows."""
+
+    def __init__(self, store: ProfileStore, activation: str, schema: pa.Schema) -> None:
+        self.engine, self.table = store.engine, f"tl_ledger_{activation}"
+        # rows the platform refused: not sent again until the member's identifiers change
+        self.refused = f"tl_refused_{activation}"
+        self.schema = schema
+        self.skipped_refused = 0
+        if not self.engine.table_exists(self.table):
+            self.engine.load_table(self.table, schema.empty_table())
+        if not self.engine.table_exists(self.refused) or (
+                [c.lower() for c in self.engine.table_columns(self.refused)] != [c.lower() for c in schema.names]):
+            self.engine.load_table(self.refused, schema.empty_table())
+        have = self.engine.table_columns(self.table)
+        if [c.lower() for c in have] != [c.lower() for c in schema.names]:
+            # the destination now prepares other columns (a new plugin version): rows already
+            # pushed cannot be compared, so the ledger is kept as it is and a diff removes
+            # and re-adds everyone once
+            self.columns = have
+        else:
+            self.columns = schema.names
+
+    def rows(self) -> pa.Table:
+        return self.engine.query(f"SELECT * FROM {self.table}")
+
+    def diff(self, current: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """(rows to add, ledger rows to remove): new or changed members, and members gone or changed."""
+        ledger = self.rows()
+        con = duckdb.connect()
+        try:
+            con.execute("SET threads TO 2")
+            con.register("cur", current)
+            con.register("led", ledger)
+            shared = [c for c in current.column_names if c in ledger.column_names and c != "member_id"]
+            changed = " OR ".join(f"c.{quote(c)} IS DISTINCT FROM l.{quote(c)}" for c in shared) or "FALSE"
+            if set(ledger.column_names) != set(current.column_names):
+                changed = "TRUE"
+            refused = self.engine.query(f"SELECT * FROM {self.refused}")
+            # the members that are new or changed, once; then those refused before, unchanged, are held back
+            con.execute(f"CREATE TEMP TABLE cand AS SELECT c.* FROM cur AS c LEFT JOIN led AS l "
+                        f"ON l.member_id = c.member_id WHERE l.member_id IS NULL OR {changed}")
+            if refused.num_rows:
+                con.register("ref", refused)
+                same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in current.column_names)
+                again = f"EXISTS (SELECT 1 FROM ref AS r WHERE r.member_id = c.member_id AND {same})"
+                self.skipped_refused = con.sql(f"SELECT COUNT(*) FROM cand AS c WHERE {again}").fetchall()[0][0]
+                adds = con.sql(f"SELECT c.* FROM cand AS c WHERE NOT {again} ORDER BY c.member_id").to_arrow_table()
+            else:
+                adds = con.sql("SELECT * FROM cand ORDER BY member_id").to_arrow_table()
+            removes = con.sql(f"SELECT l.* FROM led AS l LEFT JOIN cur AS c ON c.member_id = l.member_id "
+                              f"WHERE c.member_id IS NULL OR {changed} ORDER BY l.member_id").to_arrow_table()
+        finally:
+            con.close()
+        return adds.cast(current.schema), removes
+
+    def apply(self, op: str, chunk: pa.Table, result: PushResult) -> None:
+        """Move the ledger by one confirmed request: removed rows leave, accepted adds enter."""
+        rejected = {r.member_id for r in result.rejected}
+        view = f"_tl_push_{uuid.uuid4().hex[:8]}"
+        ids = pa.table({"member_id": chunk.column("member_id")})
+        self.engine.register_arrow(view + "_ids", ids)
+        try:
+            with self.engine.transaction():
+                if op == "remove":
+                    kept = _without_rejected(ids, result)  # a refused removal stays pending
+                    self.engine.register_arrow(view, kept)
+                    try:
+                        self.engine.execute(f"DELETE FROM {self.table} WHERE member_id IN (SELECT member_id FROM {view})")
+                    finally:
+                        self.engine.unregister(view)
+                else:
+                    self.engine.execute(f"DELETE FROM {self.refused} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
+                    if rejected:
+                        import pyarrow.compute as pc
+
+                        refused = chunk.filter(pc.is_in(chunk.column("member_id"), value_set=pa.array(sorted(rejected))))
+                        self.engine.register_arrow(view + "_ref", refused.select(self.schema.names))
+                        try:
+                            self.engine.execute(f"INSERT INTO {self.refused} SELECT * FROM {view}_ref")
+                        finally:
+                            self.engine.unregister(view + "_ref")
+                    accepted = _without_rejected(chunk, result) if rejected else chunk
+                    accepted = accepted.select([c for c in self.schema.names if c in accepted.column_names])
+                    self.engine.execute(f"DELETE FROM {self.table} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
+                    self.engine.register_arrow(view, accepted)
+                    try:
+                        cols = ", ".join(quote(c) for c in self.columns)
+                        self.engine.execute(f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {view}")
+                    finally:
+                        self.engine.unregister(view)
+        finally:
+            self.engine.unregister(view + "_ids")
+
+    def replace(self, rows: pa.Table) -> None:
+        view = f"_tl_push_{uuid.uuid4().hex[:8]}"
+        self.engine.register_arrow(view, rows)
+        try:
+            with self.engine.transaction():
+                self.engine.run([f"DELETE FROM {self.table}", f"INSERT INTO {self.table} SELECT * FROM {view}"])
+        finally:
+            self.engine.unregister(view)
+
+
+def ledger_member_ids(store: ProfileStore, activation: str) -> set[str]:
+    table = f"tl_ledger_{activation}"
+    if not store.engine.table_exists(table):
+        return set()
+    return set(store.engine.query(f"SELECT member_id FROM {table}").column(0).to_pylist())
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+@contextmanager
+def push_lock(store: ProfileStore, activation: str) -> Iterator[None]:
+    """One push per activation at a time (a second one fails at once, naming the first)."""
+    folder = Path(store.config.reports_path()) / ".push-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{activation}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PushLockedError(f"activation {activation!r} is being pushed right now by {holder}",
+                                  hint="wait for it to finish; the next push sends whatever it did not") from None
+        handle.seek(0)
+        handle.truncate()
+        import os
+
+        handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record(store: ProfileStore, outcome: PushOutcome, run_id: str | None) -> None:
+    engine = store.engine
+    with store.lock:
+        engine.run(PUSH_TABLES)
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        begun = datetime.fromtimestamp(now.timestamp() - outcome.seconds)
+        values = [outcome.push_id, run_id, outcome.activation, outcome.audience, outcome.destination, outcome.mode,
+                  begun.isoformat(sep=" "), now.isoformat(sep=" "), outcome.outcome, outcome.members, outcome.adds,
+                  outcome.removes, outcome.sent, outcome.accepted, outcome.rejected, outcome.match_estimate,
+                  outcome.excluded_no_consent, outcome.excluded_suppressed, outcome.message[:2000]]
+        rows = [f"INSERT INTO tl_pushes VALUES ({', '.join(_sql_value(v, i) for i, v in enumerate(values))})"]
+        rows += [f"INSERT INTO tl_push_rejections VALUES ({lit(outcome.push_id)}, {lit(outcome.activation)}, {lit(r)}, {n})"
+                 for r, n in outcome.rejection_reasons.items()]
+        with engine.transaction():
+            engine.run(rows)
+
+
+def push_history(store: ProfileStore, limit: int = 200) -> list[dict[str, Any]]:
+    store.engine.run(PUSH_TABLES)
+    return store.engine.rows(f"SELECT * FROM tl_pushes ORDER BY finished_at DESC LIMIT {int(limit)}")
+
+
+def _sql_value(value: Any, index: int) -> str:
+    if value is None:
+        return "NULL"
+    if index in (6, 7):
+        return f"CAST({lit(value)} AS TIMESTAMP)"
+    return lit(value)
+
+
+def _audience_min_size(store: ProfileStore, audience: str) -> int:
+    audiences = getattr(store.config, "audiences", None) or {}
+    spec = audiences.get(audience)
+    return int(getattr(spec, "min_size", 0) or 0)
+
+
+def _count(outcome: PushOutcome, result: PushResult) -> None:
+    outcome.accepted += result.accepted
+    outcome.rejected += len(result.rejected)
+    outcome.sent += result.accepted + len(result.rejected)
+    for r in result.rejected:
+        outcome.rejection_reasons[r.reason] = outcome.rejection_reasons.get(r.reason, 0) + 1
+
+
+def _merge_report(outcome: PushOutcome, report: PushReport) -> None:
+    # the platform's end-of-push figures (a job's final counts) win over the per-request sums
+    if report.sent:
+        outcome.sent, outcome.accepted, outcome.rejected = report.sent, report.accepted, report.rejected
+    outcome.match_estimate = report.match_estimate
+
+
+def _without_rejected(rows: pa.Table, result: PushResult) -> pa.Table:
+    if not result.rejected:
+        return rows
+    import pyarrow.compute as pc
+
+    rejected = pa.array(sorted({r.member_id for r in result.rejected}), pa.string())
+    return rows.filter(pc.invert(pc.is_in(rows.column("member_id"), value_set=rejected)))
+
+
+def outcome_dict(outcome: PushOutcome) -> dict[str, Any]:
+    return asdict(outcome)
+
+
+def render_pushes(store: ProfileStore, table: Any) -> str:
+    """The report's section: each activation's latest push, and the rejection reasons."""
+    if not store.engine.table_exists("tl_pushes"):
+        return ""
+    rows = store.engine.rows(
+        "SELECT p.* FROM tl_pushes AS p JOIN (SELECT activation, MAX(finished_at) AS at FROM tl_pushes GROUP BY activation) "
+        "AS l ON l.activation = p.activation AND l.at = p.finished_at ORDER BY p.activation")
+    if not rows:
+        return ""
+    shown = [{**r, "change": f"+{r['adds']:,} −{r['removes']:,}", "left out (no consent)": r["excluded_no_consent"],
+              "match estimate": r["match_estimate"] if r["match_estimate"] is not None else "",
+              "note": (r["message"] or "")[:160]} for r in rows]
+    reasons = store.engine.rows(
+        "SELECT r.activation, r.reason, SUM(r.rows_rejected) AS rows_rejected FROM tl_push_rejections AS r "
+        "JOIN (SELECT activation, MAX(finished_at) AS at FROM tl_pushes GROUP BY activation) AS l ON l.activation = r.activation "
+        "JOIN tl_pushes AS p ON p.push_id = r.push_id AND p.finished_at = l.at GROUP BY r.activation, r.reason "
+        "ORDER BY r.activation, rows_rejected DESC")
+    return ("<h2>Pushes to platforms</h2><p class=muted>each activation's latest push: who was sent (a diff since the "
+            "last successful push, or everyone for a mirror) and what the platform accepted</p>"
+            + table(shown, ["activation", "audience", "destination", "mode", "outcome", "members", "change", "accepted",
+                            "rejected", "match estimate", "left out (no consent)", "note"], "no pushes")
+            + "<h3>Why the platforms refused rows</h3>"
+            + table(reasons, ["activation", "reason", "rows_rejected"], "no row was refused"))

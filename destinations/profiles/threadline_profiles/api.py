@@ -1,0 +1,56 @@
+"""What you do with a profile store: build it, look people up, forget them.
+
+    from threadline_profiles import ProfileStore, api
+    with ProfileStore.open({"path": "profiles.duckdb"}) as store:
+        api.build(store)
+        profile = api.get(store, email="Ana@Example.com")
+
+`ProfileStore` is a plain handle (connection, catalog, saved settings); these functions are
+the operations, so that no stage module has to import the whole flow to reach them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline_profiles.activation.forget import ForgetResult, erase
+from threadline_profiles.pipeline import BuildResult
+from threadline_profiles.pipeline import build as _build_pipeline
+from threadline_profiles.resolve.lookup import (
+    Profile,
+    find_profile_ids,
+    get_profile,
+    load_profile,
+)
+from threadline_profiles.store import ProfileStore
+
+
+def build(store: ProfileStore, run_id: str | None = None, **kw: Any) -> BuildResult:
+    """Normalize, resolve and merge what landed since the last build, or everything with
+    `full=True` (see `pipeline.build` for the options)."""
+    with store.lock:
+        store.ensure_catalog()
+        return _build_pipeline(store, run_id=run_id, **kw)
+
+
+def get(store: ProfileStore, *, email: str | None = None, phone: str | None = None,
+        profile_id: str | None = None, region: str | None = None) -> Profile | None:
+    """The profile holding this email, phone or id (None if there is none)."""
+    return get_profile(store, email=email, phone=phone, profile_id=profile_id, region=region)
+
+
+def find(store: ProfileStore, *, email: str | None = None, phone: str | None = None,
+         profile_id: str | None = None, region: str | None = None) -> list[Profile]:
+    """Every profile holding this email or phone (a shared value can be in several)."""
+    ids = find_profile_ids(store, email=email, phone=phone, profile_id=profile_id, region=region)
+    return [p for p in (load_profile(store, i) for i in ids) if p is not None]
+
+
+def forget(store: ProfileStore, *, email: str | None = None, phone: str | None = None,
+           profile_id: str | None = None, region: str | None = None, rebuild: bool = True) -> ForgetResult:
+    """Erase the person holding this email, phone or profile id, then rebuild so profiles,
+    golden records, traits and audiences no longer hold them (see `activation.forget`)."""
+    result = erase(store, email=email, phone=phone, profile_id=profile_id, region=region)
+    if rebuild:
+        build(store)
+    return result

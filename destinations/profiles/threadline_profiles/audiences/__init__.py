@@ -1,0 +1,1 @@
+"""Stage 7: the audience filter language, membership with history, suppression."""

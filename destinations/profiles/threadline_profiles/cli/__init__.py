@@ -1,0 +1,1 @@
+"""The `threadline profiles|audiences|push|forget` commands."""

@@ -1,0 +1,134 @@
+"""`threadline profiles ...`: build profiles and look them up from the command line.
+
+The store is named by a job file (its `profiles` destination) or directly by `--path`
+(a DuckDB file) or `--dsn`/`--schema` (Postgres).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from threadline.contracts import ConfigError
+
+from threadline_profiles import api
+from threadline_profiles.config import ProfilesConfig
+from threadline_profiles.resolve.lookup import Profile
+from threadline_profiles.store import ProfileStore
+
+
+def store_config(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None) -> ProfilesConfig:
+    """The store's config from a job file, or from the options naming it directly."""
+    if job:
+        from threadline.job import load_job
+
+        loaded = load_job(job)
+        names = [n for n, d in loaded.destinations.items() if d.connector == "profiles"]
+        if destination:
+            if destination not in names:
+                raise ConfigError(f"the job has no profiles destination named {destination!r}",
+                                  hint=f"profiles destinations in {job}: {', '.join(names) or '(none)'}")
+            names = [destination]
+        if len(names) != 1:
+            raise ConfigError(f"{job} has {len(names)} profiles destinations", hint="say which with --destination")
+        raw = loaded.destinations[names[0]].config
+        return loaded.validate_config(("destinations", names[0], "config"), ProfilesConfig, raw)  # type: ignore[return-value]
+    if dsn:
+        return ProfilesConfig.model_validate({"engine": "postgres", "dsn": dsn, "schema": schema or "threadline_profiles"})
+    if path:
+        return ProfilesConfig.model_validate({"path": path})
+    raise ConfigError("say which profile store to use", hint="pass --job job.yaml, --path profiles.duckdb, or --dsn")
+
+
+def store_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("-j", "--job", type=click.Path(exists=True, dir_okay=False), help="A job file with a profiles destination."),
+        click.option("--destination", help="Which profiles destination of the job (when it has several)."),
+        click.option("--path", type=click.Path(dir_okay=False), help="A DuckDB profile store file."),
+        click.option("--dsn", help="A Postgres profile store (postgresql://user@host:port/db)."),
+        click.option("--schema", help="The Postgres schema of the store."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@click.group("profiles")
+def profiles() -> None:
+    """The unified profile store: build profiles, look them up, explain them."""
+
+
+@profiles.command("build")
+@store_options
+@click.option("--full", is_flag=True, help="Resolve every record again, not only those around what changed.")
+def build_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
+                  full: bool) -> None:
+    """Normalize, resolve and merge what landed since the last build, and write the report."""
+    with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
+        result = api.build(store, full=full)
+    how = f"full build ({result.why_full})" if result.mode == "full" else f"incremental build ({result.resolved} records resolved)"
+    click.echo(f"{result.records} records → {result.profiles} profiles in {result.seconds:.1f}s, {how}")
+    if result.report_path:
+        click.echo(f"report: {result.report_path}")
+
+
+@profiles.command("get")
+@store_options
+@click.option("--email", help="Find the profile holding this email.")
+@click.option("--phone", help="Find the profile holding this phone number.")
+@click.option("--id", "profile_id", help="Find a profile by id (merged ids lead to the profile they joined).")
+@click.option("--region", default="", help="Country for a phone written without +code (e.g. US).")
+@click.option("--explain", is_flag=True, help="Show which rule and identifier linked each record.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def get_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
+                email: str | None, phone: str | None, profile_id: str | None, region: str, explain: bool, as_json: bool) -> None:
+    """Show one unified profile: golden record with lineage, member records, and links."""
+    if sum(x is not None for x in (email, phone, profile_id)) != 1:
+        raise click.UsageError("give exactly one of --email, --phone, --id")
+    with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
+        found = api.find(store, email=email, phone=phone, profile_id=profile_id, region=region)
+    if not found:
+        click.echo("no profile found", err=True)
+        raise SystemExit(1)
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in found], indent=2, default=str))
+        return
+    for profile in found:
+        click.echo(render(profile, explain))
+    if len(found) > 1:
+        click.echo(f"({len(found)} profiles hold this value; the guards kept them apart)")
+
+
+def render(profile: Profile, explain: bool) -> str:
+    lines = [f"profile {profile.profile_id}  ({len(profile.members)} records, created {profile.created_at})"]
+    if profile.asked_for:
+        lines.append(f"  ({profile.asked_for} was merged into this profile)")
+    lines.append("  golden record:")
+    width = max((len(k) for k in profile.golden), default=0)
+    for name, g in profile.golden.items():
+        lines.append(f"    {name.ljust(width)}  {g.value}   ← {g.record_key} ({g.rule}, seen {g.seen_at})")
+    lines.append("  records:")
+    for m in profile.members:
+        ids = ", ".join(f"{v['field']}={v['value'] if v['status'] == 'ok' else '(' + v['status'] + ': ' + v['reason'] + ')'}"
+                        for v in m.values)
+        lines.append(f"    {m.record_key}  seen {m.seen_at}  {ids}")
+    if explain:
+        lines.append("  why these records are one person:")
+        lines.extend(f"    {line}" for line in profile.explain() or ["(a single record)"])
+    if profile.history:
+        lines.append("  history:")
+        lines.extend(f"    {h['changed_at']}  {h['profile_id']} {h['event']} {h['related_profile_id'] or ''}".rstrip()
+                     for h in profile.history)
+    return "\n".join(lines)
+
+
+@profiles.command("report")
+@store_options
+def report_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None) -> None:
+    """Print where the last build's HTML report is."""
+    with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
+        report = store.engine.scalar("SELECT report FROM tl_builds ORDER BY finished_at DESC LIMIT 1")
+    click.echo(report or "no build has written a report yet")
+    if report and not Path(report).exists():
+        click.echo("(the file is gone; run `threadline profiles build` to write a new one)")

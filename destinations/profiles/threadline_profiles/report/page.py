@@ -1,0 +1,157 @@
+"""The HTML report each build writes: one self-contained file (inline CSS and SVG)."""
+
+from __future__ import annotations
+
+import html
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from threadline_profiles.pipeline import BuildResult
+    from threadline_profiles.store import ProfileStore
+
+SIZE_BINS = [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 10), (11, 20), (21, 50), (51, 10**12)]
+
+
+def gather(store: ProfileStore) -> dict[str, Any]:
+    """Every figure the report shows, from the published tables."""
+    e = store.engine
+    sizes = {r["records"]: r["n"] for r in e.rows("SELECT records, COUNT(*) AS n FROM tl_profiles GROUP BY records")}
+    pairs = e.rows(
+        "SELECT a.source AS a, b.source AS b, COUNT(DISTINCT a.profile_id) AS n FROM "
+        "(SELECT DISTINCT profile_id, source FROM tl_members) AS a JOIN "
+        "(SELECT DISTINCT profile_id, source FROM tl_members) AS b ON a.profile_id = b.profile_id "
+        "GROUP BY a.source, b.source ORDER BY a.source, b.source"
+    )
+    return {
+        "per_stream": e.rows("SELECT source, stream, COUNT(*) AS records, COUNT(DISTINCT profile_id) AS profiles "
+                             "FROM tl_members GROUP BY source, stream ORDER BY source, stream"),
+        "profiles": e.scalar("SELECT COUNT(*) FROM tl_profiles") or 0,
+        "records": e.scalar("SELECT COUNT(*) FROM tl_members") or 0,
+        "multi_source": e.scalar("SELECT COUNT(*) FROM tl_profiles WHERE sources > 1") or 0,
+        "sizes": sizes,
+        "overlap": pairs,
+        "largest": e.rows("SELECT p.profile_id, p.records, p.sources, g.value AS name FROM tl_profiles AS p "
+                          "LEFT JOIN tl_golden AS g ON g.profile_id = p.profile_id AND g.field = 'last_name' "
+                          "ORDER BY p.records DESC, p.profile_id LIMIT 10"),
+        "blocked": e.rows("SELECT field, value, records, reason FROM tl_blocked ORDER BY records DESC, field, value LIMIT 25"),
+        "blocked_total": e.scalar("SELECT COUNT(*) FROM tl_blocked") or 0,
+        "dropped": e.rows("SELECT rule, reason, links FROM tl_dropped_links ORDER BY links DESC"),
+        "dq": e.rows("SELECT source, stream, field, SUM(n) AS total, "
+                     "SUM(CASE WHEN status = 'invalid' THEN n ELSE 0 END) AS invalid, "
+                     "SUM(CASE WHEN status = 'ambiguous' THEN n ELSE 0 END) AS ambiguous, "
+                     "SUM(CASE WHEN status = 'blocked' THEN n ELSE 0 END) AS blocked "
+                     "FROM tl_dq WHERE field <> '_updated_at' GROUP BY source, stream, field ORDER BY source, stream, field"),
+        "reasons": e.rows("SELECT source, stream, field, status, reason, n FROM tl_dq WHERE status <> 'ok' "
+                          "ORDER BY n DESC, source, stream, field LIMIT 40"),
+        "links": e.rows("SELECT rule, COUNT(*) AS n FROM tl_links GROUP BY rule ORDER BY n DESC"),
+    }
+
+
+def histogram_svg(sizes: dict[int, int], width: int = 560, height: int = 220) -> str:
+    """Profiles by number of records, as an inline SVG bar chart (log-scaled bars)."""
+    import math
+
+    counts = [sum(n for s, n in sizes.items() if lo <= s <= hi) for lo, hi in SIZE_BINS]
+    labels = [str(lo) if lo == hi else (f"{lo}+" if hi > 10**9 else f"{lo}–{hi}") for lo, hi in SIZE_BINS]
+    top = max([math.log10(c + 1) for c in counts] + [1])
+    bar_w = (width - 60) / len(counts)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             'aria-label="cluster size histogram">']
+    for i, (count, label) in enumerate(zip(counts, labels)):
+        h = (height - 60) * math.log10(count + 1) / top
+        x = 40 + i * bar_w
+        y = height - 30 - h
+        parts.append(f'<rect x="{x + 4:.1f}" y="{y:.1f}" width="{bar_w - 8:.1f}" height="{h:.1f}" fill="#3b6ea5"/>')
+        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" font-size="11" text-anchor="middle">{count:,}</text>')
+        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 12}" font-size="11" text-anchor="middle">{label}</text>')
+    parts.append(f'<line x1="40" y1="{height - 30}" x2="{width - 20}" y2="{height - 30}" stroke="#555"/>')
+    parts.append(f'<text x="{width / 2}" y="{height}" font-size="11" text-anchor="middle">records per profile (bars log-scaled)</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none") -> str:
+    if not rows:
+        return f"<p class=muted>{html.escape(empty)}</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Decimal):
+        value = int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.1%}" if value <= 1 else f"{value:,.1f}"
+    return html.escape("" if value is None else str(value))
+
+
+def _overlap(pairs: list[dict[str, Any]]) -> str:
+    sources = sorted({p["a"] for p in pairs})
+    if not sources:
+        return "<p class=muted>no records</p>"
+    cell = {(p["a"], p["b"]): p["n"] for p in pairs}
+    head = "<th></th>" + "".join(f"<th>{html.escape(s)}</th>" for s in sources)
+    body = "".join(
+        f"<tr><th>{html.escape(a)}</th>" + "".join(f"<td>{cell.get((a, b), 0):,}</td>" for b in sources) + "</tr>"
+        for a in sources
+    )
+    return f"<table class=matrix><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 16px}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+td{font-variant-numeric:tabular-nums}th{background:#f4f6f8}.muted{color:#777}
+.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:10px 16px;min-width:140px}
+.card b{display:block;font-size:22px}.bad{color:#a33}
+"""
+
+
+def render_report(data: dict[str, Any], result: BuildResult, location: str, extra: str = "") -> str:
+    dq = [dict(r, unusable=float((r["invalid"] or 0) + (r["ambiguous"] or 0)) / float(r["total"]) if r["total"] else 0.0)
+          for r in data["dq"]]
+    cards = [("records", data["records"]), ("profiles", data["profiles"]),
+             ("profiles in 2+ sources", data["multi_source"]), ("blocked values", data["blocked_total"]),
+             ("links dropped by guards", sum(r["links"] for r in data["dropped"]))]
+    card_html = "".join(f"<div class=card><b>{v:,}</b>{html.escape(k)}</div>" for k, v in cards)
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stage_seconds.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>threadline profiles — build {html.escape(result.build_id)}</title>
+<style>{CSS}</style></head><body>
+<h1>Profile store report</h1>
+<p class=muted>build {html.escape(result.build_id)} · store {html.escape(location)} · {html.escape(stages)}</p>
+<div class=cards>{card_html}</div>
+<h2>Records per source</h2>{_table(data["per_stream"], ["source", "stream", "records", "profiles"])}
+<h2>Cluster sizes</h2>{histogram_svg(data["sizes"])}
+<h2>Overlap between sources</h2><p class=muted>profiles holding records from both sources (the diagonal: profiles with any record from that source)</p>{_overlap(data["overlap"])}
+<h2>Largest profiles</h2>{_table(data["largest"], ["profile_id", "records", "sources", "name"])}
+<h2>Links by rule</h2>{_table(data["links"], ["rule", "n"], "no links")}
+<h2>Blocked values</h2><p class=muted>never used to link: placeholders, configured values and patterns, and values shared by too many records</p>{_table(data["blocked"], ["field", "value", "records", "reason"], "nothing blocked")}
+<h2>Links dropped by the guards</h2>{_table(data["dropped"], ["rule", "reason", "links"], "none dropped")}
+<h2>Data quality</h2>{_table(dq, ["source", "stream", "field", "total", "invalid", "ambiguous", "blocked", "unusable"])}
+<h3>Why values were not used</h3>{_table(data["reasons"], ["source", "stream", "field", "status", "reason", "n"], "every value was usable")}
+{extra}
+<h2>Rules in force</h2><ol>{"".join(f"<li>{html.escape(r)}</li>" for r in result.rules)}</ol>
+</body></html>"""
+
+
+def write_report(store: ProfileStore, result: BuildResult) -> Path:
+    """Write this build's report (and `latest.html`) into the configured report folder."""
+    folder = store.config.reports_path()
+    folder.mkdir(parents=True, exist_ok=True)
+    from threadline_profiles.activation.push import render_pushes
+    from threadline_profiles.report import audiences
+
+    extra = audiences.render(audiences.gather(store), _table) + render_pushes(store, _table)
+    text = render_report(gather(store), result, store.engine.location, extra)
+    path = folder / f"profiles-{result.build_id}.html"
+    path.write_text(text, encoding="utf-8")
+    (folder / "latest.html").write_text(text, encoding="utf-8")
+    return path

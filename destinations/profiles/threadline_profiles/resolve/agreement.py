@@ -1,0 +1,452 @@
+"""The agreement rule: fuzzy, weighted matching for records that share no identifier.
+
+A Fellegi–Sunter model, estimated from the data itself (never from labels):
+
+1. blocks     — candidate pairs are records sharing every field of one blocking key (an
+                equi-join per key, UNION-ed); blocks of more than `max_block` records are
+                skipped and counted, so the cost stays near linear.
+2. levels     — each compared field of each pair gets a level: 3 exact, 2 close (one edit,
+                day and month swapped, first and last name swapped), 1 near (two edits),
+                0 different, NULL when either record lacks it.
+3. u          — how often two different people's records reach each level: exact from the
+                value frequencies, the others from a fixed sample of record pairs.
+4. m          — how often one person's two records do: EM over the candidate pairs, once per
+                blocking key with that key's fields left out (they agree by construction).
+5. score      — the log2 Bayes factor of the levels (exact agreement on a rare value weighs
+                more than on a common one), plus the prior odds from the estimated number of
+                matching pairs; pairs whose match probability reaches the threshold are linked
+                unless they are conflicts the data makes believable (`conflicts.py`).
+
+Levenshtein distance is DuckDB's own and, on Postgres, the fuzzystrmatch extension's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from threadline_profiles.config import (
+    CUSTOMER_ID,
+    IDENTIFIER_TYPES,
+    TRAIT_KINDS,
+    AgreementRule,
+)
+from threadline_profiles.engines.base import Engine, lit, quote
+
+RULE = "agreement"
+EXACT, CLOSE, NEAR, DIFFERENT = 3, 2, 1, 0
+_EXACT_ONLY = {"country"}
+_REGION_FIELDS = {"region", "country"}
+# Fields that describe where a person lives: two people sharing one of them (neighbours,
+# households) often share the others too, so a blocking key on one says nothing about
+# how the others behave for different people, and EM leaves them out of that session.
+PLACE_FIELDS = {"postal_code", "city", "region", "country", "address_line1", "address_line2"}
+PERSONAL_FIELDS = {"first_name", "birth_date", "national_id"}
+PERSON_TELLING = ("first_name", "birth_date")  # what tells family members apart (see conflicts.py)
+SAMPLE_RECORDS = 500  # u of the fuzzy levels: from the pairs among this many records
+_LEV_CHARS = 64  # Postgres' levenshtein takes at most 255 characters; names and streets fit in 64
+
+# What a level means where no data says otherwise (small stores, the first EM step).
+_M_PRIOR = {EXACT: 0.88, CLOSE: 0.05, NEAR: 0.02, DIFFERENT: 0.05}
+_U_PRIOR_EXACT = {"name": 0.005, "date": 0.0002, "postal_code": 0.002, "address_line": 0.0002, "place": 0.01,
+                  "country": 0.3, "text": 0.01, "code": 0.00001}
+_PRIOR_PAIRS = 20.0  # weight of the priors, in pairs
+
+
+def kind_of(name: str) -> str:
+    if name in _REGION_FIELDS:
+        return "country"
+    if name in IDENTIFIER_TYPES or CUSTOMER_ID.match(name):
+        return "code"
+    return TRAIT_KINDS.get(name, "text")
+
+
+def levels_of(name: str) -> tuple[int, ...]:
+    return (EXACT, DIFFERENT) if kind_of(name) in _EXACT_ONLY or name in _REGION_FIELDS else (EXACT, CLOSE, NEAR, DIFFERENT)
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None) -> str:
+    """The comparison level of field `name` between records `x` and `y` (NULL: one lacks it).
+    `partner` is the other name field, for first and last names written the other way round."""
+    a, b = f"{x}.{quote(name)}", f"{y}.{quote(name)}"
+    head = f"CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} = {b} THEN {EXACT}"
+    if levels_of(name) == (EXACT, DIFFERENT):
+        return f"{head} ELSE {DIFFERENT} END"
+    swapped = "FALSE"
+    if kind_of(name) == "name":  # an initial against a name it begins
+        head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
+                 f"THEN {NEAR}")
+    if kind_of(name) == "date":  # ISO dates: day and month swapped
+        swapped = (f"(SUBSTR({a}, 1, 4) = SUBSTR({b}, 1, 4) AND SUBSTR({a}, 6, 2) = SUBSTR({b}, 9, 2) "
+                   f"AND SUBSTR({a}, 9, 2) = SUBSTR({b}, 6, 2))")
+    elif partner:  # each name within one edit of the other record's other name (checked last: costly)
+        other_a, other_b = f"{y}.{quote(partner)}", f"{x}.{quote(partner)}"
+        swapped = (f"(SUBSTR({a}, 1, 1) = SUBSTR({other_a}, 1, 1) AND SUBSTR({b}, 1, 1) = SUBSTR({other_b}, 1, 1) "
+                   f"AND {_lev(a, other_a)} <= 1 AND {_lev(b, other_b)} <= 1)")
+    # LEAST(...) is a simple CASE's operand: the distance is computed once. One edit in a
+    # value of fewer than 3 characters (an initial), or two in fewer than 4, is a difference.
+    shortest = f"LEAST(LENGTH({a}), LENGTH({b}))"
+    return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) "
+            f"WHEN 1 THEN CASE WHEN {shortest} >= 3 THEN {CLOSE} ELSE {DIFFERENT} END "
+            f"WHEN 2 THEN CASE WHEN {shortest} >= 4 THEN {NEAR} ELSE {DIFFERENT} END ELSE {DIFFERENT} END END")
+
+
+def _lev(a: str, b: str) -> str:
+    return f"LEVENSHTEIN(SUBSTR({a}, 1, {_LEV_CHARS}), SUBSTR({b}, 1, {_LEV_CHARS}))"
+
+
+def _partner(name: str, fields: list[str]) -> str | None:
+    other = {"first_name": "last_name", "last_name": "first_name"}.get(name)
+    return other if other in fields else None
+
+
+def levels_select(fields: list[str], x: str = "x", y: str = "y") -> str:
+    """`l0, l1, ...`: the level of each field, in the order of `fields`."""
+    return ", ".join(f"{level_sql(f, x, y, _partner(f, fields))} AS l{i}" for i, f in enumerate(fields))
+
+
+def block_part(part: str) -> tuple[str, int | None]:
+    """A blocking key part: a field, or `field:n` for its first n characters."""
+    name, _, chars = part.partition(":")
+    return name, int(chars) if chars else None
+
+
+def usable_blocks(rule: AgreementRule, fields: list[str]) -> list[list[str]]:
+    return [b for b in rule.block_on if b and {block_part(p)[0] for p in b} <= set(fields)]
+
+
+def _part_sql(part: str) -> str:
+    name, chars = block_part(part)
+    return quote(name) if chars is None else f"SUBSTR({quote(name)}, 1, {chars})"
+
+
+def block_keys_sql(blocks: list[list[str]]) -> str:
+    """tl_work_bk: (blk, k, rid) — each record's key in each block it can be in."""
+    parts = []
+    for i, block in enumerate(blocks):
+        key = " || '|' || ".join(_part_sql(p) for p in block)
+        present = " AND ".join(f"{quote(block_part(p)[0])} IS NOT NULL" for p in block)
+        parts.append(f"SELECT {i} AS blk, {key} AS k, rid FROM tl_work_person WHERE {present}")
+    return f"CREATE TEMP TABLE tl_work_bk AS {' UNION ALL '.join(parts)}"
+
+
+def block_sizes_sql() -> str:
+    return "CREATE TEMP TABLE tl_work_bs AS SELECT blk, k, COUNT(*) AS n FROM tl_work_bk GROUP BY blk, k HAVING COUNT(*) > 1"
+
+
+def skipped_blocks_sql(max_block: int) -> str:
+    """Per blocking key: the blocks too large to pair up, and the pairs that cost."""
+    return (f"SELECT blk, COUNT(*) AS blocks, SUM(n * (n - 1) / 2) AS pairs FROM tl_work_bs "
+            f"WHERE n > {max_block} GROUP BY blk ORDER BY blk")
+
+
+def candidates_sql(blocks: int, max_block: int) -> str:
+    """tl_work_cand: (a, b, in0, in1, ...) — every pair (a < b) sharing a small block, with the
+    blocks it shares."""
+    flags = ", ".join(f"MAX(CASE WHEN blk = {i} THEN 1 ELSE 0 END) AS in{i}" for i in range(blocks))
+    return (
+        f"CREATE TEMP TABLE tl_work_cand AS SELECT a, b, {flags} FROM ("
+        "SELECT x.blk, x.rid AS a, y.rid AS b FROM tl_work_bk AS x JOIN tl_work_bs AS s ON s.blk = x.blk AND s.k = x.k "
+        f"JOIN tl_work_bk AS y ON y.blk = x.blk AND y.k = x.k AND x.rid < y.rid WHERE s.n <= {max_block}"
+        ") AS p GROUP BY a, b"
+    )
+
+
+def compare_sql(fields: list[str], blocks: int) -> str:
+    """tl_work_cmp: each candidate pair with its blocks and the level of every field."""
+    flags = ", ".join(f"c.in{i}" for i in range(blocks))
+    return (
+        f"CREATE TEMP TABLE tl_work_cmp AS SELECT c.a, c.b, {flags}, {levels_select(fields)} FROM tl_work_cand AS c "
+        "JOIN tl_work_person AS x ON x.rid = c.a JOIN tl_work_person AS y ON y.rid = c.b"
+    )
+
+
+def sample_levels_sql(fields: list[str], records: int = SAMPLE_RECORDS) -> str:
+    """tl_work_ucmp: the levels of every pair among a fixed sample of records (the same
+    records on every engine: the first by the md5 of their number)."""
+    sample = f"(SELECT * FROM tl_work_person ORDER BY MD5(CAST(rid AS VARCHAR)), rid LIMIT {records})"
+    return (f"CREATE TEMP TABLE tl_work_ucmp AS SELECT {levels_select(fields)} FROM {sample} AS x "
+            f"JOIN {sample} AS y ON x.rid < y.rid")
+
+
+def level_counts_sql(fields: list[str], table: str) -> str:
+    """(i, level, n) over `table`'s level columns, one row per field and level present."""
+    return " UNION ALL ".join(
+        f"SELECT {i} AS i, l{i} AS level, COUNT(*) AS n FROM {table} WHERE l{i} IS NOT NULL GROUP BY l{i}"
+        for i in range(len(fields)))
+
+
+def exact_pairs_sql(fields: list[str]) -> str:
+    """(i, agree, pairs): among all pairs of records having field i, how many agree exactly."""
+    return " UNION ALL ".join(
+        f"SELECT {i} AS i, SUM(n * (n - 1) / 2) AS agree, SUM(n) * (SUM(n) - 1) / 2 AS pairs FROM "
+        f"(SELECT COUNT(*) AS n FROM tl_work_person WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}) AS v"
+        for i, f in enumerate(fields))
+
+
+def frequencies_sql(fields: list[str]) -> str:
+    """tl_work_tf: (i, key, lu) — log2 of how often a field's value occurs among the records
+    having the field (pulled towards the prior when they are few): the u of exact agreement
+    on that very value."""
+    parts = [
+        f"SELECT {i} AS i, {quote(f)} AS key, LN((COUNT(*) + {_num(_PRIOR_PAIRS * _U_PRIOR_EXACT[kind_of(f)])}) / "
+        f"(t.n + {_num(_PRIOR_PAIRS)})) / LN(2) AS lu FROM tl_work_person, "
+        f"(SELECT COUNT({quote(f)}) AS n FROM tl_work_person) AS t WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}, t.n"
+        for i, f in enumerate(fields)
+    ]
+    return f"CREATE TEMP TABLE tl_work_tf AS {' UNION ALL '.join(parts)}"
+
+
+def patterns_sql(fields: list[str], blk: int) -> str:
+    """How many candidate pairs of one block show each combination of levels."""
+    cols = ", ".join(f"l{i}" for i in range(len(fields)))
+    return f"SELECT {cols}, COUNT(*) AS n FROM tl_work_cmp WHERE in{blk} = 1 GROUP BY {cols}"
+
+
+def _num(value: float) -> str:
+    return repr(round(float(value), 6))
+
+
+def score_sql(model: AgreementModel) -> str:
+    """tl_work_score: every candidate pair with its log2 odds of being one person, and the
+    part of them that comes from first names and birth dates (`person_odds`)."""
+    terms, joins, person = [], [], []
+    for i, f in enumerate(model.fields):
+        w = f.weights()
+        cases = " ".join(f"WHEN {lvl} THEN {_num(w[lvl])}" for lvl in f.levels if lvl != EXACT)
+        # Exact agreement is weighed by the frequency of the value agreed on (never below
+        # the weight of a close value, nor below zero).
+        exact = (f"GREATEST({_num(math.log2(f.m[EXACT]))} - COALESCE(t{i}.lu, {_num(math.log2(f.u[EXACT]))}), "
+                 f"{_num(max(w.get(CLOSE, 0.0), 0.0))})")
+        terms.append(f"CASE c.l{i} WHEN {EXACT} THEN {exact} {cases} ELSE 0 END")
+        if f.name in PERSON_TELLING:
+            person.append(terms[-1])
+        joins.append(f"LEFT JOIN tl_work_tf AS t{i} ON t{i}.i = {i} AND c.l{i} = {EXACT} AND t{i}.key = x.{quote(f.name)}")
+    cols = ", ".join(f"c.l{i}" for i in range(len(model.fields)))
+    return (
+        f"CREATE TEMP TABLE tl_work_score AS SELECT c.a, c.b, {cols}, {_num(model.prior)} + {' + '.join(terms)} AS odds, "
+        f"{' + '.join(person) or '0'} AS person_odds "
+        f"FROM tl_work_cmp AS c JOIN tl_work_person AS x ON x.rid = c.a {' '.join(joins)}"
+    )
+
+
+def edges_sql(model: AgreementModel, scored: str, keep: str = "TRUE") -> str:
+    """Add the pairs of `scored` (tl_work_score's columns) whose match probability reaches
+    the threshold, and that satisfy `keep`, to tl_work_edges; the key says how each field
+    compared and the probability (no values)."""
+    marks = {EXACT: "=", CLOSE: "~", NEAR: "≈", DIFFERENT: "≠"}
+    parts = []
+    for i, f in enumerate(model.fields):
+        cases = " ".join(f"WHEN {lvl} THEN {lit(f.name + marks[lvl])}" for lvl in marks)
+        parts.append(f"COALESCE(CASE s.l{i} {cases} END, {lit(f.name + '?')})")
+    described = " || ' ' || ".join(parts)
+    probability = "CAST(CAST(FLOOR(1000 * (1 - 1 / (1 + POWER(2, s.odds)))) AS INTEGER) AS VARCHAR)"
+    return (
+        f"INSERT INTO tl_work_edges SELECT s.b AS rid, s.a AS anchor, {lit(RULE)} AS rule, "
+        f"'p=0.' || LPAD({probability}, 3, '0') || ' ' || {described} AS key FROM {scored} AS s "
+        f"WHERE s.odds >= {_num(model.threshold)} AND ({keep})"
+    )
+
+
+def m_different(model: AgreementModel | None, name: str, default: float) -> float:
+    """How often one person's two records differ on a field, as the model estimated it."""
+    found = [f for f in (model.fields if model else []) if f.name == name]
+    return found[0].m[DIFFERENT] if found else default
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class FieldModel:
+    """One compared field: the chance of each level for one person (m) and for two (u)."""
+
+    name: str
+    levels: tuple[int, ...]
+    m: dict[int, float]
+    u: dict[int, float]
+
+    def weights(self) -> dict[int, float]:
+        """log2(m/u) per level, kept in order: disagreeing never counts for a match, and a
+        closer level never weighs less than a farther one (a field that nearly every record
+        shares, like a placeholder postal code, would otherwise make disagreement a match)."""
+        raw = {lvl: math.log2(self.m[lvl] / self.u[lvl]) for lvl in self.levels}
+        out, floor = {}, min(raw[DIFFERENT], 0.0)
+        for lvl in sorted(self.levels):
+            out[lvl] = floor = max(raw[lvl], floor) if lvl != DIFFERENT else floor
+        out[EXACT] = max(out[EXACT], 0.0)
+        return out
+
+
+@dataclass
+class AgreementModel:
+    fields: list[FieldModel]
+    prior: float  # log2 prior odds that two records are one person
+    threshold: float  # log2 odds a pair needs
+    expected_pairs: float = 0.0
+    candidates: int = 0
+    skipped: dict[str, tuple[int, int]] = field(default_factory=dict)  # block -> (blocks, pairs)
+
+    def describe(self) -> dict:
+        """The estimated weights, for the report and for reading."""
+        return {f.name: {lvl: round(w, 2) for lvl, w in f.weights().items()} for f in self.fields}
+
+
+def _normalized(values: dict[int, float], floor: float = 1e-4) -> dict[int, float]:
+    clipped = {k: max(v, floor) for k, v in values.items()}
+    total = sum(clipped.values())
+    return {k: v / total for k, v in clipped.items()}
+
+
+def estimate_u(names: list[str], exact: dict[int, tuple[int, int]], sampled: dict[int, dict[int, int]]) -> list[dict[int, float]]:
+    """u per field and level: exact agreement from the value frequencies (every pair counted),
+    the fuzzy levels from the sample, each pulled towards a prior when there is little data."""
+    out = []
+    for i, name in enumerate(names):
+        levels = levels_of(name)
+        agree, pairs = exact.get(i, (0, 0))
+        u_exact = (agree + _PRIOR_PAIRS * _U_PRIOR_EXACT[kind_of(name)]) / (pairs + _PRIOR_PAIRS)
+        counts = sampled.get(i, {})
+        total = sum(counts.values())
+        u = {EXACT: u_exact}
+        for lvl in levels:
+            if lvl in (CLOSE, NEAR):
+                u[lvl] = (counts.get(lvl, 0) + _PRIOR_PAIRS * 2 * u_exact) / (total + _PRIOR_PAIRS)
+        for lvl in (CLOSE, NEAR):  # the sample cannot see below about 1/pairs: no rarer than half an exact match
+            if lvl in u:
+                u[lvl] = max(u[lvl], u_exact / 2)
+        u[DIFFERENT] = 1.0 - sum(u.values())
+        out.append(_normalized(u, floor=1e-6))
+    return out
+
+
+def em(patterns: np.ndarray, counts: np.ndarray, estimated: list[int], levels: list[tuple[int, ...]],
+       m: list[dict[int, float]], u: list[dict[int, float]], iterations: int = 60) -> tuple[list[dict[int, float]], float]:
+    """Expectation–maximisation of m (for the `estimated` field positions) and of the share of
+    matches among the pairs, with u held fixed. `patterns` holds one row of levels per
+    combination (-1: missing) and `counts` how many pairs show it."""
+    m = [dict(x) for x in m]
+    share = 0.1
+    total = counts.sum()
+    if total == 0 or not estimated:
+        return m, 0.0
+    for _ in range(iterations):
+        log_m = np.full(len(counts), math.log(share))
+        log_u = np.full(len(counts), math.log(1 - share))
+        for j in estimated:
+            col = patterns[:, j]
+            for lvl in levels[j]:
+                hit = col == lvl
+                log_m[hit] += math.log(m[j][lvl])
+                log_u[hit] += math.log(u[j][lvl])
+        p = 1.0 / (1.0 + np.exp(np.clip(log_u - log_m, -50, 50)))
+        weight = counts * p
+        new_share = float(weight.sum() / total)
+        for j in estimated:
+            col = patterns[:, j]
+            seen = weight[col >= 0].sum()
+            m[j] = _normalized({lvl: (weight[col == lvl].sum() + _PRIOR_PAIRS * _M_PRIOR[lvl]) / (seen + _PRIOR_PAIRS)
+                                for lvl in levels[j]})
+        done = abs(new_share - share) < 1e-7
+        share = min(max(new_share, 1e-9), 1 - 1e-9)
+        if done:
+            break
+    return m, share
+
+
+def _m_prior(levels: tuple[int, ...]) -> dict[int, float]:
+    if levels == (EXACT, DIFFERENT):
+        return {EXACT: _M_PRIOR[EXACT], DIFFERENT: 1 - _M_PRIOR[EXACT]}
+    return dict(_M_PRIOR)
+
+
+def _share_seen(m: dict[int, float], chars: int | None) -> float:
+    """The share of one person's record pairs a blocking key part lets through: those agreeing
+    exactly, or (for a prefix) roughly all but those that differ."""
+    return m[EXACT] if chars is None else 1 - m.get(DIFFERENT, 0.0)
+
+
+def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: list[list[str]]) -> AgreementModel:
+    """Fit the model on the candidate pairs in tl_work_cmp (u from all records)."""
+    levels = [levels_of(f) for f in fields]
+    exact = {r["i"]: (int(r["agree"] or 0), int(r["pairs"] or 0)) for r in engine.rows(exact_pairs_sql(fields))}
+    engine.run(["DROP TABLE IF EXISTS tl_work_ucmp", sample_levels_sql(fields)])
+    sampled: dict[int, dict[int, int]] = {}
+    for r in engine.rows(level_counts_sql(fields, "tl_work_ucmp")):
+        sampled.setdefault(r["i"], {})[int(r["level"])] = int(r["n"])
+    engine.run("DROP TABLE IF EXISTS tl_work_ucmp")
+    u = estimate_u(fields, exact, sampled)
+    m_sum = [{lvl: 0.0 for lvl in lv} for lv in levels]
+    m_weight = [0.0] * len(fields)
+    sessions = []
+    # Blocks on where people live hold households as much as duplicates: EM would take
+    # family members for one person's records. It learns from blocks on a person's own
+    # fields (a name, a birth date, a national id) when there are any.
+    personal = [b for b in blocks if {block_part(p)[0] for p in b} & PERSONAL_FIELDS]
+    for blk, block in enumerate(blocks):
+        if personal and block not in personal:
+            continue
+        rows = engine.rows(patterns_sql(fields, blk))
+        if not rows:
+            continue
+        patterns = np.array([[-1 if r[f"l{i}"] is None else int(r[f"l{i}"]) for i in range(len(fields))] for r in rows])
+        counts = np.array([int(r["n"]) for r in rows], dtype=float)
+        names = {block_part(p)[0] for p in block}
+        skip = names | (PLACE_FIELDS if names & PLACE_FIELDS else set())
+        estimated = [i for i, f in enumerate(fields) if f not in skip]
+        m, share = em(patterns, counts, estimated, levels, [_m_prior(lv) for lv in levels], u)
+        matches = share * counts.sum()
+        for i in estimated:
+            for lvl in levels[i]:
+                m_sum[i][lvl] += matches * m[i][lvl]
+            m_weight[i] += matches
+        sessions.append((block, matches))
+    m_final = [
+        _normalized({lvl: (m_sum[i][lvl] + _PRIOR_PAIRS * _m_prior(levels[i])[lvl]) / (m_weight[i] + _PRIOR_PAIRS)
+                     for lvl in levels[i]})
+        for i in range(len(fields))
+    ]
+    records = int(engine.scalar("SELECT COUNT(*) FROM tl_work_person") or 0)
+    all_pairs = max(records * (records - 1) / 2, 1.0)
+    # Matching pairs in all the data: each block's matches over the share of matches the
+    # block can see (those agreeing exactly on its fields); the median over blocks.
+    estimates = []
+    for block, matches in sessions:
+        seen = math.prod(_share_seen(m_final[fields.index(block_part(p)[0])], block_part(p)[1]) for p in block)
+        estimates.append(matches / max(seen, 1e-6))
+    expected = float(np.median(estimates)) if estimates else float(records)
+    expected = min(max(expected, 0.05 * records, 1e-3), all_pairs / 2)  # (an empty store has none)
+    prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
+    p = rule.match_probability
+    models = [FieldModel(f, levels[i], m_final[i], u[i]) for i, f in enumerate(fields)]
+    return AgreementModel(models, prior, math.log2(p / (1 - p)), expected)
+
+
+WORK = ("tl_work_bk", "tl_work_bs", "tl_work_cand", "tl_work_cmp", "tl_work_tf", "tl_work_score")
+
+
+def fit(engine: Engine, rule: AgreementRule, fields: list[str]) -> AgreementModel | None:
+    """Build the candidate pairs and their levels (tl_work_cmp), fit the model and score
+    every pair (tl_work_score). Needs tl_work_person with every field in `fields`."""
+    blocks = usable_blocks(rule, fields)
+    if not blocks:
+        return None
+    engine.require_levenshtein()
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])
+    engine.run([block_keys_sql(blocks), block_sizes_sql(), candidates_sql(len(blocks), rule.max_block),
+                compare_sql(fields, len(blocks))])
+    skipped = {"+".join(blocks[r["blk"]]): (int(r["blocks"]), int(r["pairs"])) for r in engine.rows(skipped_blocks_sql(rule.max_block))}
+    model = estimate(engine, rule, fields, blocks)
+    model.skipped = skipped
+    model.candidates = int(engine.scalar("SELECT COUNT(*) FROM tl_work_cmp") or 0)
+    engine.run([frequencies_sql(fields), score_sql(model)])
+    return model
+
+
+def drop_work(engine: Engine) -> None:
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])

@@ -1,0 +1,145 @@
+"""From raw tables to one long table of values: every mapped identifier and trait of every
+record, as (record, field, kind, hint, raw text). Each function returns SQL (DuckDB dialect).
+
+`field` is what the value is in the profile model (an identifier type such as `email` or
+`customer_id:crm`, or a trait name); `kind` picks its normalizer; `hint` is what the source
+says about reading it (its phone region, its date formats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from threadline_profiles.config import (
+    TRAIT_KINDS,
+    ProfilesConfig,
+    StreamMapping,
+    identifier_kind,
+)
+from threadline_profiles.engines.base import lit, quote
+from threadline_profiles.land.landing import LandedStream
+
+UPDATED_AT = "_updated_at"
+
+
+@dataclass(frozen=True)
+class FieldSource:
+    """One column of one stream feeding one field."""
+
+    field: str
+    kind: str
+    hint: str
+    column: str
+
+
+def field_sources(mapping: StreamMapping) -> list[FieldSource]:
+    """Every (field, kind, hint, column) a stream mapping declares."""
+    formats = mapping.cleaning.date_formats
+    out = []
+    for column, id_type in mapping.identifiers.items():
+        kind = identifier_kind(id_type)
+        hint = (mapping.cleaning.phone_region or "") if kind == "phone" else ""
+        out.append(FieldSource(id_type, kind, hint, column))
+    for trait, column in mapping.trait_columns().items():
+        kind = TRAIT_KINDS.get(trait, "text")
+        if kind == "text" and column in formats:
+            kind = "date"
+        hint = "||".join(formats.get(column, [])) if kind == "date" else ("given" if trait == "first_name" else "")
+        out.append(FieldSource(trait, kind, hint, column))
+    if mapping.updated_at:
+        out.append(FieldSource(UPDATED_AT, "datetime", "||".join(formats.get(mapping.updated_at, [])), mapping.updated_at))
+    return out
+
+
+def mapped_streams(config: ProfilesConfig, landed: list[LandedStream]) -> list[tuple[LandedStream, StreamMapping]]:
+    """The landed streams that have a mapping, in a stable order."""
+    return [(s, config.mappings[s.key]) for s in landed if s.key in config.mappings]
+
+
+def record_key_expr(stream: LandedStream) -> str:
+    return f"{lit(stream.key + ':')} || _tl_key"
+
+
+def row_hash_expr(mapping: StreamMapping) -> str:
+    """An md5 over every column the mapping names (identifiers, traits, events, orders, ...):
+    an incremental build compares it with the last build's to find the records that changed.
+    Each value is length-prefixed, so no two different rows give the same text."""
+    columns = sorted(set(mapping.columns_by_path().values()))
+    parts = [f"COALESCE(CAST(LENGTH(CAST({quote(c)} AS VARCHAR)) AS VARCHAR) || ':' || CAST({quote(c)} AS VARCHAR), '-')"
+             for c in columns]
+    joined = " || '|' || ".join(parts) or lit("")
+    return f"MD5({joined})"
+
+
+def landed_records_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
+    """A SELECT of every landed record of a mapped stream, with its row hash."""
+    parts = [
+        f"SELECT {lit(s.source)} AS source, {lit(s.stream)} AS stream, _tl_key AS pk, {record_key_expr(s)} AS record_key, "
+        f"_tl_run_id AS run_id, STRFTIME(_tl_landed_at, '%Y-%m-%d %H:%M:%S') AS landed_at, "
+        f"{m.cleaning.priority} AS priority, {row_hash_expr(m)} AS row_hash FROM {s.table}"
+        for s, m in streams
+    ]
+    return " UNION ALL ".join(parts) if parts else (
+        "SELECT CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS stream, CAST(NULL AS VARCHAR) AS pk, "
+        "CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS VARCHAR) AS run_id, CAST(NULL AS VARCHAR) AS landed_at, "
+        "0 AS priority, CAST(NULL AS VARCHAR) AS row_hash WHERE 1 = 0"
+    )
+
+
+def records_sql(landed: str, scope: str | None = None) -> str:
+    """tl_work_records: the records this pass works on (all, or those in table `scope`),
+    numbered in record-key order, so that a record's place among its neighbours (which
+    decides anchors and the order limits are settled in) is the same in every build."""
+    where = f" WHERE u.record_key IN (SELECT record_key FROM {scope})" if scope else ""
+    return (f"CREATE TEMP TABLE tl_work_records AS SELECT ROW_NUMBER() OVER (ORDER BY u.record_key) AS rid, u.* "
+            f"FROM ({landed}) AS u{where}")
+
+
+def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
+    """tl_work_values: (rid, field, kind, hint, raw) for every non-null mapped value."""
+    parts = []
+    for stream, mapping in streams:
+        for fs in field_sources(mapping):
+            col = quote(fs.column)
+            parts.append(
+                f"SELECT {record_key_expr(stream)} AS record_key, {lit(fs.field)} AS field, {lit(fs.kind)} AS kind, "
+                f"{lit(fs.hint)} AS hint, CAST({col} AS VARCHAR) AS raw FROM {stream.table} WHERE {col} IS NOT NULL"
+            )
+    if not parts:
+        parts = ["SELECT CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS VARCHAR) AS field, CAST(NULL AS VARCHAR) AS kind, "
+                 "CAST(NULL AS VARCHAR) AS hint, CAST(NULL AS VARCHAR) AS raw WHERE 1 = 0"]
+    return (
+        "CREATE TEMP TABLE tl_work_values AS SELECT r.rid, v.field, v.kind, v.hint, v.raw "
+        f"FROM ({' UNION ALL '.join(parts)}) AS v JOIN tl_work_records AS r ON r.record_key = v.record_key"
+    )
+
+
+def distinct_values_sql(known: list[str]) -> str:
+    """tl_work_distinct: the values to normalize, each distinct (kind, hint, raw) once and
+    numbered (for batches), leaving out those already in the `known` tables."""
+    unknown = "".join(
+        f" AND NOT EXISTS (SELECT 1 FROM {t} AS n WHERE n.kind = d.kind AND n.hint = d.hint AND n.raw = d.raw)" for t in known)
+    return ("CREATE TEMP TABLE tl_work_distinct AS SELECT ROW_NUMBER() OVER () AS n, d.kind, d.hint, d.raw FROM "
+            f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
+
+
+def normalized_values_sql(norm: list[str]) -> str:
+    """tl_work_nv: every value with its normalized form and status, from the `norm` tables
+    (the values normalized before and those normalized now)."""
+    union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in norm)
+    return (
+        "CREATE TEMP TABLE tl_work_nv AS SELECT v.rid, v.field, v.kind, v.raw, n.value, n.match_key, n.status, n.reason "
+        f"FROM tl_work_values AS v JOIN ({union}) AS n ON n.kind = v.kind AND n.hint = v.hint AND n.raw = v.raw"
+    )
+
+
+def records_seen_sql() -> str:
+    """tl_work_rec: records with `seen_at`, the source's own update time when mapped, else when
+    landed (`uses_landed`: then re-landing an unchanged record moves its `seen_at`)."""
+    return (
+        "CREATE TEMP TABLE tl_work_rec AS SELECT r.rid, r.source, r.stream, r.pk, r.record_key, r.run_id, r.priority, "
+        "COALESCE(u.value, r.landed_at) AS seen_at, r.row_hash, r.landed_at, u.value IS NULL AS uses_landed "
+        "FROM tl_work_records AS r LEFT JOIN "
+        f"(SELECT rid, MAX(value) AS value FROM tl_work_nv WHERE field = {lit(UPDATED_AT)} AND status = 'ok' GROUP BY rid) AS u "
+        "ON u.rid = r.rid"
+    )
