@@ -31,9 +31,15 @@ class ThreadlineError(Exception):
 
     hint: str = ""
 
-    def __init__(self, message: str, *, hint: str = "", where: str = "") -> None:
+    def __init__(
+        self, message: str, *, hint: str = "", where: str = "", status: int | None = None, method: str = "",
+        url: str = "",
+    ) -> None:
         self.message = message
         self.where = where
+        # The HTTP request that failed, when one did: its status (None when no answer came),
+        # method and URL (secrets masked). Code deciding what an error means reads these.
+        self.status, self.method, self.url = status, method, url
         if hint:
             self.hint = hint
         super().__init__(self.render())
@@ -49,9 +55,9 @@ class ConfigError(ThreadlineError):
     `field` names the config field (dotted path) when there is one.
     """
 
-    def __init__(self, message: str, *, field: str = "", hint: str = "", where: str = "") -> None:
+    def __init__(self, message: str, *, field: str = "", **kw: Any) -> None:
         self.field = field
-        super().__init__(message, hint=hint, where=where)
+        super().__init__(message, **kw)
 
 
 class TransientError(ThreadlineError):
@@ -76,6 +82,30 @@ class RateLimitStop(TransientError):
         super().__init__(message, **kw)
 
 
+# --------------------------------------------------------------------------- field metadata
+#
+# The one vocabulary for what a stream's schema says about a field beyond its Arrow type.
+
+FORMAT_KEY = b"format"  # strftime format of a date/time the source delivers as text ("%m/%d/%y")
+JSON_KEY, JSON_VALUE = b"encoding", b"json"  # a string column holding JSON documents (nested, free-form)
+
+
+def json_field(name: str) -> pa.Field:
+    """A string field marked as holding JSON documents."""
+    return pa.field(name, pa.string(), nullable=True, metadata={JSON_KEY: JSON_VALUE})
+
+
+def is_json_field(field: pa.Field) -> bool:
+    """True for a string field that holds JSON documents."""
+    return bool(field.metadata) and field.metadata.get(JSON_KEY) == JSON_VALUE
+
+
+def field_format(field: pa.Field) -> str | None:
+    """The strftime format a text value of this field is parsed with, if the source gave one."""
+    value = (field.metadata or {}).get(FORMAT_KEY)
+    return value.decode() if value else None
+
+
 # --------------------------------------------------------------------------- streams
 
 
@@ -95,8 +125,9 @@ class Stream:
     """One kind of record a source offers: what discovery returns for each stream.
 
     `schema` is the Arrow schema every batch is coerced to. A field's metadata may carry
-    `format` (for example `%m/%d/%y`) when the source delivers the value as text that the
-    engine should parse with that format.
+    `FORMAT_KEY` (for example `%m/%d/%y`) when the source delivers the value as text that the
+    engine should parse with that format, or the JSON mark (`json_field`, `is_json_field`)
+    for a string column holding JSON documents.
 
     `cursor_field` makes incremental sync possible: the engine tracks the largest cursor value
     it has written and hands it back as `ReadRequest.cursor_start` next time. Set

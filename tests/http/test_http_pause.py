@@ -16,7 +16,7 @@ def run(exc, **kw):
 
 
 def test_a_long_wait_saves_the_position_with_a_resume_time_then_pauses():
-    messages, raised = run(TransientError("GET /contacts answered 429", retry_after=900))
+    messages, raised = run(TransientError("GET /contacts answered 429", retry_after=900, status=429))
     assert isinstance(raised, RateLimitStop) and raised.where == "acme / contacts"
     (checkpoint,) = messages
     assert isinstance(checkpoint, Checkpoint) and checkpoint.state["page"] == 4
@@ -25,10 +25,10 @@ def test_a_long_wait_saves_the_position_with_a_resume_time_then_pauses():
 
 
 def test_a_bare_429_pauses_only_when_the_source_names_a_wait_for_it():
-    bare = TransientError("GET /contacts answered 429")
+    bare = TransientError("GET /contacts answered 429", status=429)
     messages, raised = run(bare)
     assert raised is bare and messages == []
-    messages, raised = run(TransientError("GET /contacts answered 429"), wait_for_bare_429=60)
+    messages, raised = run(TransientError("GET /contacts answered 429", status=429), wait_for_bare_429=60)
     assert isinstance(raised, RateLimitStop) and raised.retry_after == 60
 
 

@@ -32,6 +32,7 @@ from threadline.contracts import (
     Catalog,
     Checkpoint,
     ConfigError,
+    FORMAT_KEY,
     JobPath,
     Message,
     ReadRequest,
@@ -41,7 +42,6 @@ from threadline.contracts import (
     Stream,
     SyncMode,
 )
-from threadline.engine.coerce import FORMAT_KEY
 from threadline.types import parse_type
 
 Format = Literal["csv", "jsonl", "parquet"]

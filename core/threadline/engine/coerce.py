@@ -21,9 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from threadline.contracts import FatalError
+from threadline.contracts import FORMAT_KEY, FatalError
 
-FORMAT_KEY = b"format"
 
 
 @dataclass

@@ -24,7 +24,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay
 
 from threadline.contracts import ConfigError, FatalError, TransientError
-from threadline.http.actions import DEFAULT_ACTIONS, Action, ActionTable, BadPage, NotJson
+from threadline.http.actions import DEFAULT_ACTIONS, Action, ActionTable, BadPage, NotJson, Rule
 from threadline.http.auth import Auth, NoAuth, OAuth2Auth
 from threadline.http.backoff import RetryPolicy, server_wait
 from threadline.http.budget import RequestBudget
@@ -64,9 +64,11 @@ class ClientStats:
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth retrying (tenacity catches it)."""
 
-    def __init__(self, action: Action, reason: str, server_wait: float | None = None) -> None:
+    def __init__(self, action: Action, reason: str, server_wait: float | None = None, status: int | None = None,
+                 rule: Rule | None = None) -> None:
         super().__init__(reason)
-        self.action, self.reason, self.server_wait = action, reason, server_wait
+        self.action, self.reason, self.server_wait, self.status = action, reason, server_wait, status
+        self.rule = rule
 
 
 def describe_request(method: str, url: str) -> str:
@@ -145,6 +147,7 @@ class HttpClient:
         started = time.monotonic()
         refreshed = False
         last: dict[str, Any] = {"line": describe_request(method, _with_params(url, params))}
+        last["url"] = describe_request("", _with_params(url, params)).strip()
 
         def attempt() -> T | None:
             nonlocal refreshed
@@ -156,52 +159,65 @@ class HttpClient:
                     auth=self.auth, timeout=self.timeouts.as_requests(),
                 )
             except requests.RequestException as exc:
-                action = self.actions.for_exception(exc)
+                rule = self.actions.rule_for_exception(exc)
                 reason = _exception_reason(exc)
-                if action in (Action.RETRY, Action.RATE_LIMITED):
-                    raise _Retry(action, reason) from None
-                raise FatalError(f"{last['line']} failed: {reason}", where=where) from None
+                if rule.action in (Action.RETRY, Action.RATE_LIMITED):
+                    raise _Retry(rule.action, reason, rule=rule) from None
+                raise FatalError(f"{last['line']} failed: {reason}", where=where, hint=rule.hint,
+                                 method=method, url=last["url"]) from None
             last["line"] = describe_request(method, response.request.url or url)
+            last["url"] = describe_request("", response.request.url or url).strip()
+            status = response.status_code
             if log.isEnabledFor(logging.DEBUG):  # the request dump, secrets masked
                 log.debug(
-                    "%s → %d, %d bytes in %.0f ms", last["line"], response.status_code, len(response.content),
+                    "%s → %d, %d bytes in %.0f ms", last["line"], status, len(response.content),
                     response.elapsed.total_seconds() * 1000,
                 )
-            action = self.actions.for_status(response.status_code)
+            about = {"method": method.upper(), "url": last["url"], "status": status}
+            body = response.text[:2000] if self.actions.needs_body(status) else ""
+            rule = self.actions.rule_for_status(status, body)
+            action = rule.action
             if action is Action.SUCCESS:
                 try:
                     return parse(response)
                 except BadPage as exc:
-                    action = self.actions.for_exception(exc)
-                    if action is Action.RETRY:
-                        raise _Retry(action, f"{exc}") from None
-                    if action is Action.IGNORE:
+                    rule = self.actions.rule_for_exception(exc)
+                    if rule.action is Action.RETRY:
+                        raise _Retry(rule.action, f"{exc}", status=status, rule=rule) from None
+                    if rule.action is Action.IGNORE:
                         return None
-                    raise FatalError(f"{last['line']}: {exc}", where=where, hint=exc.hint) from None
+                    if rule.action is Action.CONFIG_ERROR:
+                        raise ConfigError(_said(rule, response, f"{last['line']}: {exc}"), field=rule.field or "base_url",
+                                          where=where, hint=rule.hint or exc.hint, **about) from None
+                    raise FatalError(_said(rule, response, f"{last['line']}: {exc}"), where=where,
+                                     hint=rule.hint or exc.hint, **about) from None
             if action is Action.IGNORE:
                 return None
-            status_text = f"answered {response.status_code}: {_snippet(response)}"
+            status_text = f"answered {status}: {_snippet(response)}"
+            said = _said(rule, response, f"{last['line']} {status_text}")
             if action is Action.REFRESH_AUTH:
                 if refreshed or not self.auth.can_refresh:
                     raise ConfigError(
-                        f"{last['line']} {status_text} — the credentials were refused"
+                        said + (" — the credentials were refused" if not rule.message else "")
                         + (" again after refreshing the token" if refreshed else ""),
-                        field=self.auth.field, where=where,
-                        hint="check the credentials in the job file (or the environment variables they come from)",
+                        field=rule.field or self.auth.field, where=where,
+                        hint=rule.hint or "check the credentials in the job file (or the environment variables they come from)",
+                        **about,
                     )
                 refreshed = True
                 self.auth.refresh(self.session, self.timeouts.as_requests())
                 self.stats.auth_refreshes += 1
                 log.info("%s: %s; refreshed the access token and retrying", where, f"{last['line']} {status_text}")
-                raise _Retry(action, status_text, server_wait=0.0)
+                raise _Retry(action, status_text, server_wait=0.0, status=status, rule=rule)
             if action in (Action.RETRY, Action.RATE_LIMITED):
-                raise _Retry(action, status_text, server_wait(response.headers))
+                raise _Retry(action, status_text, server_wait(response.headers), status=status, rule=rule)
             if action is Action.CONFIG_ERROR:
                 raise ConfigError(
-                    f"{last['line']} {status_text}", field=self.auth.field, where=where,
-                    hint="the credentials lack permission for this resource, or the config points at the wrong one",
+                    said, field=rule.field or self.auth.field, where=where,
+                    hint=rule.hint or "the credentials lack permission for this resource, or the config points at the wrong one",
+                    **about,
                 )
-            raise FatalError(f"{last['line']} {status_text}", where=where, hint=_hint_for(response.status_code))
+            raise FatalError(said, where=where, hint=rule.hint or _hint_for(status), **about)
 
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.max_attempts) | stop_before_delay(self.retry.max_retry_time),
@@ -219,7 +235,8 @@ class HttpClient:
                 f"{last['line']} still failing after {self.stats_attempts(retrying)} attempts over "
                 f"{elapsed:.1f}s: {exc.reason}{asked}",
                 retry_after=exc.server_wait, where=where,
-                hint=_transient_hint(exc.reason),
+                hint=(exc.rule.hint if exc.rule else "") or _transient_hint(exc.reason),
+                status=exc.status, method=method.upper(), url=last["url"],
             ) from None
 
     @staticmethod
@@ -275,6 +292,12 @@ def _with_params(url: str, params: dict[str, Any] | None) -> str:
     if not params:
         return url
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
+
+
+def _said(rule: Rule, response: requests.Response, what: str) -> str:
+    """The rule's own words first (when it has some), then the request and the answer."""
+    message = rule.describe(response)
+    return f"{message}: {what}" if message else what
 
 
 def _snippet(response: requests.Response, limit: int = 200) -> str:

@@ -4,7 +4,8 @@
         name="customers",
         path="/customers",
         records_path="data",
-        schema={"id": "int64", "email": "string", "updated_at": "timestamp"},
+        schema={"id": "int64", "email": "string", "city": "string", "updated_at": "timestamp"},
+        columns={"city": "address.city"},        # column paths into nested records (see `paths`)
         primary_key=("id",),
         cursor_field="updated_at",
         cursor_param="updated_since",   # the cursor is sent as ?updated_since=<cursor_start>
@@ -14,30 +15,58 @@
 
 The declarative `rest` source is this class filled in from a job file. A Python connector
 declares its streams the same way and overrides a hook only where its API is unusual:
-`request_params` (extra query parameters), `format_cursor` (how the cursor is written),
-`parse_page` (a body the generic parser cannot read).
+`request_params` (extra query parameters), `request_body` (a JSON body, for search
+endpoints read by POST), `format_cursor` (how the cursor is written), `parse_page` (a body
+the generic parser cannot read).
 
-Checkpoints carry no pagination state on purpose: next-page tokens expire and offsets shift
-when data changes, so resuming from one could skip records. A resumed incremental read
-starts again from the cursor the engine saved (inclusive), which is always safe; set
-`cursor_sorted=True` only when the API returns records in ascending cursor order, so the
-engine may save the cursor at every page rather than only at the end of the stream.
+What a declaration can say besides the basics:
+
+- `columns`: paths into nested records (`attributes.email`, `tags[].name`); see `paths`.
+- `partitions`: fan-out over parent records or configured ids (`/lists/{list_id}/members`);
+  see `partitions`.
+- `cursor_template` / `cursor_exclusive`: the cursor sent inside an expression
+  (`greater-or-equal(updated,{})`), or one unit early to an API that filters "after" it.
+- `body` and `method="POST"`: a JSON body, with the paginator's token in it
+  (`BodyCursorPaginator(..., location="body")`).
+- `resumable`: the paginator's position is saved in every checkpoint, so an interrupted
+  read (a crash, a rate limit that outlasts the run) resumes at the page after the last
+  committed one. Only for positions that stay valid (an id to start after, an export
+  cursor); a token the API no longer accepts restarts that partition from its first page.
+
+Without `resumable`, checkpoints carry no pagination state on purpose: next-page tokens
+expire and offsets shift when data changes, so resuming from one could skip records. A
+resumed incremental read starts again from the cursor the engine saved (inclusive), which
+is always safe; set `cursor_sorted=True` only when the API returns records in ascending
+cursor order, so the engine may save the cursor at every page rather than only at the end.
+
+A page that is empty while the API says more remain (a total not reached, a next token) is
+asked for again, twice; still empty, it stops the stream with an error, never a silent end.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
 
-from threadline.contracts import Batch, Checkpoint, FatalError, Message, ReadRequest, Stream, SyncMode
+from threadline.contracts import Batch, Checkpoint, FatalError, Message, ReadRequest, Rejected, Stream, SyncMode
 from threadline.http.client import HttpClient, describe_request
-from threadline.http.paginators import PageInfo, PageRequest, PaginationLoop, Paginator, SinglePage
+from threadline.http.paginators import EmptyPage, PageInfo, PageRequest, PaginationLoop, Paginator, SinglePage
+from threadline.http.partitions import Partitions
+from threadline.http.paths import ColumnSpec
 from threadline.http.records import PageParser, ParsedPage
 from threadline.http.schema import schema_from_mapping
+
+log = logging.getLogger("threadline.http")
+
+EMPTY_PAGE_RETRIES = 2  # an empty page while more remain is asked for again this many times
+RESUME_KEY = "resume"  # a resumable stream's position in its checkpoints
 
 
 @dataclass
@@ -54,16 +83,33 @@ class RestStream:
     cursor_param: str | None = None
     cursor_sorted: bool = False
     cursor_format: str | None = None  # strftime format for datetime cursors; default ISO 8601 (Z)
+    cursor_template: str = "{}"  # how the cursor value sits in its parameter: "greater-or-equal(updated,{})"
+    cursor_exclusive: bool = False  # the API filters after the value: send 1 (or 1 second) earlier
     paginator: Paginator = field(default_factory=SinglePage)
     params: Mapping[str, Any] = field(default_factory=dict)
     method: str = "GET"
+    body: Mapping[str, Any] | None = None  # a JSON body (POST search endpoints)
+    columns: Mapping[str, ColumnSpec] = field(default_factory=dict)  # column → path in the record
+    text_values: bool = False  # the API sends every scalar as a string ("12", "true"): cast in bulk
+    partitions: Partitions | None = None
+    resumable: bool = False
+    min_batch_rows: int = 0  # pages smaller than this are gathered into one batch (many tiny partitions)
     description: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.schema, pa.Schema):
             self.schema = schema_from_mapping(self.schema, where=f"streams.{self.name}.schema")
         self.primary_key = tuple(self.primary_key)
-        self._parser = PageParser(self.schema, self.records_path)
+        self._fixed = self._partition_columns()
+        self._parser = PageParser(self.schema, self.records_path, self.columns, text_values=self.text_values,
+                                  fixed=frozenset(self._fixed))
+
+    def _partition_columns(self) -> dict[str, str]:
+        """Schema column → partition key, for the columns a partition fills."""
+        if self.partitions is None:
+            return {}
+        assert isinstance(self.schema, pa.Schema)
+        return self.partitions.column_map(self.schema.names, self.partitions.keys())
 
     def to_stream(self) -> Stream:
         """The stream as discovery declares it."""
@@ -77,64 +123,171 @@ class RestStream:
 
     # ------------------------------------------------------------------ hooks
 
-    def request_params(self, request: ReadRequest) -> dict[str, Any]:
+    def request_params(self, request: ReadRequest, partition: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Query parameters of the first page: the declared ones plus the incremental cursor."""
         params = dict(self.params)
-        incremental = request.sync_mode is SyncMode.INCREMENTAL and request.cursor_start is not None
-        if incremental and self.cursor_param:
-            params[self.cursor_param] = self.format_cursor(request.cursor_start)
+        if self.incremental(request) and self.cursor_param:
+            params[self.cursor_param] = self.cursor_template.format(self.format_cursor(request.cursor_start))
         return params
+
+    def request_body(self, request: ReadRequest, partition: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The JSON body of the first page (a copy of `body`); override to put the cursor in it."""
+        return json.loads(json.dumps(self.body)) if self.body is not None else None
+
+    @staticmethod
+    def incremental(request: ReadRequest) -> bool:
+        return request.sync_mode is SyncMode.INCREMENTAL and request.cursor_start is not None
 
     def format_cursor(self, value: Any) -> str:
         """How a cursor value is written in the query: ISO 8601 in UTC with `Z` by default."""
         if isinstance(value, datetime):
             if value.tzinfo is not None:
                 value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            if self.cursor_exclusive:
+                value -= timedelta(seconds=1)
             if self.cursor_format:
                 return value.strftime(self.cursor_format)
             return value.isoformat() + "Z"
         if isinstance(value, date):
+            if self.cursor_exclusive:
+                value -= timedelta(days=1)
             return value.strftime(self.cursor_format) if self.cursor_format else value.isoformat()
+        if self.cursor_exclusive and isinstance(value, int):
+            return str(value - 1)
         return str(value)
 
     def parse_page(self, response: Any) -> ParsedPage:
         """A response as Arrow records plus the rest of the body; override for odd APIs."""
         return self._parser(response)
 
+    def resume_from(self, request: ReadRequest) -> dict[str, Any] | None:
+        """Where a resumable read starts: the position in the state it was handed (or None)."""
+        saved = request.state.get(RESUME_KEY) if self.resumable else None
+        return saved if isinstance(saved, dict) else None
+
+    def position_state(self, position: dict[str, Any] | None) -> dict[str, Any]:
+        """A checkpoint's state for `position` (None: the read is complete)."""
+        return {RESUME_KEY: position} if self.resumable else {}
+
     # ------------------------------------------------------------------ the read loop
 
     def read(self, client: HttpClient, request: ReadRequest) -> Iterator[Message]:
-        """Every page of the stream, as a Batch followed by a Checkpoint."""
+        """Every page of the stream (of every partition), as Batches and Checkpoints."""
+        saved = self.resume_from(request)
+        done: list[Any] = list((saved or {}).get("done") or [])
+        keys = self.partitions.keys() if self.partitions else []
+        follow = bool(self.partitions and self.partitions.follow)
+        pending: list[pa.RecordBatch] = []
+        for item in self.partitions.walk(client, request) if self.partitions else iter([{}]):
+            if isinstance(item, Checkpoint):  # a followed parent's position: the children before it are read
+                yield from self._flush(pending)
+                yield Checkpoint(self.name, item.state)
+                continue
+            ident = {k: item[k] for k in keys if k in item}
+            if ident in done:
+                continue
+            token = None
+            if saved and all(saved.get(k) == v for k, v in ident.items()):
+                token = saved.get(self.paginator.position_key)
+            yield from self._read_partition(client, request, item, token, done, pending, checkpoints=not follow)
+            if keys and not follow:
+                done.append(ident)
+        yield from self._flush(pending)
+        if self.resumable:
+            yield Checkpoint(self.name, self.position_state(None))  # complete: the next read starts afresh
+
+    def _read_partition(self, client: HttpClient, request: ReadRequest, partition: dict[str, Any], token: Any,
+                        done: list[Any], pending: list[pa.RecordBatch], *, checkpoints: bool) -> Iterator[Message]:
         paginator = self.paginator.fresh()
-        page_request = PageRequest(self.path, self.request_params(request))
+        values = {k: v for k, v in partition.items() if not k.startswith("_")}
+        page_request = PageRequest(self.path.format(**values) if values else self.path,
+                                   self.request_params(request, partition), self.request_body(request, partition))
         paginator.first(page_request)
+        if token is not None:
+            paginator.resume(page_request, token)
         previous: pa.RecordBatch | None = None
+        empty_tries = 0
+        where = f"{client.connector} / {self.name}"
         while True:
-            page = client.request(
-                self.method, page_request.url, params=page_request.params, stream=self.name, parse=self.parse_page,
-            )
+            try:
+                page = client.request(
+                    self.method, page_request.url, params=page_request.params, json=page_request.json,
+                    stream=self.name, parse=self.parse_page,
+                )
+            except FatalError as exc:
+                if token is not None and exc.status in (400, 404, 410) and previous is None:
+                    # Tokens do not live forever: read this partition again from its first page.
+                    log.warning("%s: the API refused the saved position %s=%r; reading %s from its first page",
+                                where, paginator.position_key, "***", self.name)
+                    yield from self._read_partition(client, request, partition, None, done, pending,
+                                                    checkpoints=checkpoints)
+                    return
+                if self.partitions is not None and partition and exc.status == 404:
+                    raise self.partitions.gone(partition, exc) from None
+                raise
             if page is None:  # the action table said IGNORE: nothing here
                 return
             line = describe_request(self.method, page.response.url)
+            records = paginator.select(page.records)
             try:
                 # Before yielding: a repeated page is refused before its records go anywhere.
-                if page.records.num_rows and previous is not None and page.records.equals(previous):
+                if records.num_rows and previous is not None and records.equals(previous):
                     # Offsets and page numbers have no token to repeat; an API that ignores the
                     # page parameter (a misnamed one, say) answers the same page forever.
                     raise PaginationLoop(
                         "the API answered the same records twice in a row (same page twice); it seems to ignore the "
                         f"paginator's parameters ({', '.join(map(str, page_request.params)) or 'none'})"
                     )
-                previous = page.records
-                paginator.advance(PageInfo(page.response, page.body, page.records.num_rows), page_request)
+                paginator.advance(PageInfo(page.response, page.body, page.records.num_rows, records), page_request)
+            except EmptyPage as exc:
+                empty_tries += 1
+                if empty_tries > EMPTY_PAGE_RETRIES:
+                    raise FatalError(
+                        f"{line}: {exc}; asked {empty_tries} times. The stream stops here rather than end early: "
+                        "what was read before is committed, a replaced table is left as it was",
+                        where=where, hint="the API lost track of its pages; run the sync again later",
+                    ) from None
+                log.warning("%s: %s: %s; asking for that page again", where, line, exc)
+                time.sleep(client.retry.backoff(empty_tries))
+                continue
             except PaginationLoop as exc:
                 raise FatalError(
-                    f"{line}: {exc}", where=f"{client.connector} / {self.name}",
+                    f"{line}: {exc}", where=where,
                     hint="the API's pagination is broken, or the paginator configured does not match the API "
                     "(type and parameter names)",
                 ) from None
-            if page.records.num_rows:
-                yield Batch(self.name, page.records)
-                yield Checkpoint(self.name, {})
+            empty_tries = 0
+            previous = records if records.num_rows else previous
+            if page.rejected:
+                yield Rejected(self.name, [r for r, _ in page.rejected], "; ".join(sorted({w for _, w in page.rejected})))
+            if records.num_rows:
+                pending.append(self._finished(records, partition))
+            if checkpoints and (sum(b.num_rows for b in pending) >= self.min_batch_rows or not paginator.has_next):
+                yield from self._flush(pending)
+                position = None
+                if self.resumable and paginator.has_next:
+                    position = {**{k: v for k, v in partition.items() if not k.startswith("_")},
+                                paginator.position_key: paginator.position(), "done": list(done)}
+                elif self.resumable:
+                    position = {"done": [*done, {k: v for k, v in partition.items() if not k.startswith("_")}]}
+                yield Checkpoint(self.name, self.position_state(position) if self.resumable else {})
             if not paginator.has_next:
                 return
+
+    def _finished(self, records: pa.RecordBatch, partition: Mapping[str, Any]) -> pa.RecordBatch:
+        """The batch as the stream declares it: partition values filled in, helper columns dropped."""
+        assert isinstance(self.schema, pa.Schema)
+        for column, key in self._fixed.items():
+            index = records.schema.get_field_index(column)
+            kind = self.schema.field(column).type
+            records = records.set_column(index, column, pa.array([partition.get(key)] * records.num_rows, kind))
+        if records.num_columns != len(self.schema):
+            records = records.select(self.schema.names)
+        return records
+
+    def _flush(self, pending: list[pa.RecordBatch]) -> Iterator[Message]:
+        if not pending:
+            return
+        batch = pending[0] if len(pending) == 1 else pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+        pending.clear()
+        yield Batch(self.name, batch)
