@@ -19,7 +19,7 @@ from threadline.testing.harness import installed_destination, registry_of
 from threadline_loyaltylion import LoyaltylionConfig, LoyaltylionSource
 from threadline_loyaltylion.sandbox import LoyaltylionSandbox
 from threadline.http.pause import RESUME_AFTER_KEY
-from threadline_loyaltylion.source import CURSOR_KEY
+from threadline.http.source import CURSOR_KEY
 
 
 @pytest.fixture

@@ -1,41 +1,23 @@
 """The `loyaltylion` source: loyalty customers (points balances, tiers) and points transactions
-from the LoyaltyLion Admin API v2.
+from the LoyaltyLion Admin API v2, declared on the HTTP kit.
 
-Both streams are `RestStream` declarations with the kit's cursor paginator (`cursor.next`,
-sent back as `?cursor=`); what is unusual is written around them:
-
-- Records are nested (`loyalty_tier_membership.loyalty_tier.name`, `customer.merchant_id`), so
-  pages are flattened by column paths (columns.py).
-- Results come newest first (by id), not in cursor order, so the engine saves the cursor only
-  at the end of a stream; this source copies the saved cursor into every checkpoint, since the
-  engine stores a checkpoint's state as it is.
+- Records are nested (`loyalty_tier_membership.loyalty_tier.name`, `customer.merchant_id`):
+  columns are paths into them, read in bulk.
+- Pages follow `cursor.next`, sent back as `?cursor=`.
+- Results come newest first (by id), not in cursor order, so the engine saves the cursor
+  only at the end of a stream.
 - `since_id` means "after this id" and the engine's cursor is inclusive, so the transactions
-  cursor is sent one lower.
-- A rate-limit wait longer than `max_rate_limit_wait` stops the stream cleanly, with the
-  cursor saved and the time to resume.
+  cursor is sent one lower (`cursor_exclusive`).
+- A rate-limit wait longer than `max_rate_limit_wait` pauses the stream (the kit's RestSource).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from typing import Any
-
-import requests
 from pydantic import Field
 
-from threadline.contracts import (
-    Catalog, Checkpoint, ConfigError, Message, ReadRequest, Source, Spec, TransientError,
-)
-from threadline.http.pause import stop_for_rate_limit
-from threadline.http.source import checking, read_first_page
-from threadline.http import BearerAuth, BodyCursorPaginator, HttpClient, RequestBudget, RestStream, RetryPolicy, schema_from_mapping
-from threadline.http.actions import MalformedJson
-from threadline.http.client import expect_json_response
-from threadline.http.records import ParsedPage, RecordsPathMissing
-from threadline_loyaltylion.columns import raw_type, to_batch
-
-CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
+from threadline.contracts import Spec
+from threadline.http import BodyCursorPaginator, HttpClient, RestSource, RestStream, schema_from_mapping
+from threadline_loyaltylion.client import loyaltylion_client
 
 CUSTOMERS_SCHEMA = schema_from_mapping({
     "id": "int64", "merchant_id": "string", "email": "string", "phone": "string",
@@ -48,12 +30,12 @@ CUSTOMERS_SCHEMA = schema_from_mapping({
     "insights_segment": "string", "birthday": "date", "linked_merchant_ids": "list<string>",
     "properties": "json", "created_at": "timestamp", "updated_at": "timestamp",
 })
-CUSTOMER_PATHS = {
+_TIER = "loyalty_tier_membership"
+CUSTOMER_COLUMNS = {
     "phone": "properties.phone", "first_name": "properties.first_name", "last_name": "properties.last_name",
-    "tier_id": "loyalty_tier_membership.loyalty_tier.id", "tier_name": "loyalty_tier_membership.loyalty_tier.name",
-    "tier_number": "loyalty_tier_membership.loyalty_tier.number",
-    "tier_started_at": "loyalty_tier_membership.started_at", "tier_expires_at": "loyalty_tier_membership.expires_at",
-    "tier_manual": "loyalty_tier_membership.manual",
+    "tier_id": f"{_TIER}.loyalty_tier.id", "tier_name": f"{_TIER}.loyalty_tier.name",
+    "tier_number": f"{_TIER}.loyalty_tier.number", "tier_started_at": f"{_TIER}.started_at",
+    "tier_expires_at": f"{_TIER}.expires_at", "tier_manual": f"{_TIER}.manual",
     "referred_by_id": "referred_by.id", "referred_by_merchant_id": "referred_by.merchant_id",
 }
 
@@ -62,7 +44,7 @@ TRANSACTIONS_SCHEMA = schema_from_mapping({
     "points": "int64", "status": "string", "resource": "string", "resource_id": "string",
     "merchant_order_id": "string", "created_at": "timestamp",
 })
-TRANSACTION_PATHS = {
+TRANSACTION_COLUMNS = {
     "customer_id": "customer.id", "customer_merchant_id": "customer.merchant_id", "customer_email": "customer.email",
 }
 
@@ -80,98 +62,30 @@ class LoyaltylionConfig(Spec):
                                  "stream cleanly with its state saved and the time to resume.")
 
 
-
-class LoyaltyPages(RestStream):
-    """A LoyaltyLion collection: records at `records_path`, flattened by column `paths`."""
-
-    paths: dict[str, str] = {}
-    since_id_cursor: bool = False  # the cursor is an id sent as `since_id` (exclusive)
-
-    def format_cursor(self, value: Any) -> str:
-        if self.since_id_cursor:
-            return str(int(value) - 1)  # "after this id"; the engine's cursor is inclusive
-        return super().format_cursor(value)
-
-    def parse_page(self, response: requests.Response) -> ParsedPage:
-        expect_json_response(response)
-        try:
-            body = json.loads(response.content)
-        except ValueError as exc:
-            raise MalformedJson(f"the response is not valid JSON ({exc})") from None
-        records = body.get(self.records_path) if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            keys = ", ".join(body) if isinstance(body, dict) else "-"
-            raise RecordsPathMissing(f"no {self.records_path!r} list in the answer (keys: {keys})")
-        assert not isinstance(self.schema, dict)
-        if not hasattr(self, "_raw"):
-            self._raw = raw_type(self.schema, self.paths)
-        batch = to_batch(records, self.schema, self.paths, self._raw)
-        return ParsedPage(batch, {k: v for k, v in body.items() if k != self.records_path}, response)
-
-
-class LoyaltylionSource(Source[LoyaltylionConfig]):
+class LoyaltylionSource(RestSource[LoyaltylionConfig]):
     """Loyalty customers and points transactions from LoyaltyLion."""
 
     name = "loyaltylion"
     spec = LoyaltylionConfig
+    vendor = "LoyaltyLion"
+    wait_for_bare_429 = None  # LoyaltyLion always says how long (Retry-After)
 
     def client(self, config: LoyaltylionConfig) -> HttpClient:
-        return HttpClient(
-            config.base_url,
-            auth=BearerAuth(config.api_key, field="api_key"),
-            retry=RetryPolicy(backoff_base=config.backoff_base, max_retry_time=config.max_rate_limit_wait),
-            budget=RequestBudget(calls=config.requests_per_second, per_seconds=1.0),
-            connector=self.name,
-        )
+        return loyaltylion_client(config, self.name)
 
-    def streams(self, config: LoyaltylionConfig) -> list[LoyaltyPages]:
+    def streams(self, config: LoyaltylionConfig) -> list[RestStream]:
         paginator = BodyCursorPaginator(cursor_path="cursor.next", cursor_param="cursor")
-        customers = LoyaltyPages(
-            name="customers", path="/customers", records_path="customers", schema=CUSTOMERS_SCHEMA,
-            primary_key=("id",), cursor_field="updated_at", cursor_param="updated_at_min", cursor_sorted=False,
-            params={"limit": config.page_size}, paginator=paginator,
-            description="Loyalty accounts: points balances, tier, enrolment, and the identifiers of the person.",
-        )
-        customers.paths = CUSTOMER_PATHS
-        transactions = LoyaltyPages(
-            name="transactions", path="/transactions", records_path="transactions", schema=TRANSACTIONS_SCHEMA,
-            primary_key=("id",), cursor_field="id", cursor_param="since_id", cursor_sorted=False,
-            params={"limit": config.page_size}, paginator=paginator,
-            description="Points earned, spent, adjusted and expired, per loyalty account.",
-        )
-        transactions.paths = TRANSACTION_PATHS
-        transactions.since_id_cursor = True
-        return [customers, transactions]
-
-    def discover(self, config: LoyaltylionConfig) -> Catalog:
-        return Catalog(tuple(s.to_stream() for s in self.streams(config)))
-
-    def check(self, config: LoyaltylionConfig) -> None:
-        with checking(self.client(config)) as client:
-            try:
-                for stream in self.streams(config):
-                    read_first_page(stream, client)
-            except ConfigError as exc:
-                if "403" in exc.message:
-                    raise ConfigError(exc.message, field="api_key", where=exc.where,
-                                      hint="the API key lacks a scope: give it read_customers in LoyaltyLion "
-                                           "(Manage → API keys)") from None
-                raise
-
-    def read(self, config: LoyaltylionConfig, request: ReadRequest) -> Iterator[Message]:
-        declared = {s.name: s for s in self.streams(config)}
-        stream = declared.get(request.stream.name)
-        if stream is None:
-            raise ConfigError(f"no stream named {request.stream.name!r}", hint=f"declared: {', '.join(declared)}")
-        # The saved cursor goes into every checkpoint: records are not in cursor order, so the
-        # engine keeps the cursor only at the end, and stores each checkpoint's state as it is.
-        carried = {CURSOR_KEY: request.state[CURSOR_KEY]} if CURSOR_KEY in request.state else {}
-        client = self.client(config)
-        try:
-            for message in stream.read(client, request):
-                yield Checkpoint(message.stream, carried) if isinstance(message, Checkpoint) else message
-        except TransientError as exc:
-            yield from stop_for_rate_limit(exc, vendor="LoyaltyLion", stream=request.stream.name, connector=self.name,
-                                           state=carried, max_wait=config.max_rate_limit_wait)
-        finally:
-            client.close()
+        return [
+            RestStream(
+                name="customers", path="/customers", records_path="customers", schema=CUSTOMERS_SCHEMA,
+                columns=CUSTOMER_COLUMNS, primary_key=("id",), cursor_field="updated_at", cursor_param="updated_at_min",
+                params={"limit": config.page_size}, paginator=paginator,
+                description="Loyalty accounts: points balances, tier, enrolment, and the identifiers of the person.",
+            ),
+            RestStream(
+                name="transactions", path="/transactions", records_path="transactions", schema=TRANSACTIONS_SCHEMA,
+                columns=TRANSACTION_COLUMNS, primary_key=("id",), cursor_field="id", cursor_param="since_id",
+                cursor_exclusive=True, params={"limit": config.page_size}, paginator=paginator,
+                description="Points earned, spent, adjusted and expired, per loyalty account.",
+            ),
+        ]
