@@ -33,7 +33,7 @@ from threadline.contracts import (
 )
 from threadline.http import HttpClient
 from threadline.http.source import checking
-from threadline_klaviyo.source import DEFAULT_REVISION, KlaviyoSource, _explained
+from threadline_klaviyo.client import BASE_URL_HINT, DEFAULT_REVISION, klaviyo_client
 
 BATCH_LIMIT = 1000  # profiles per add/remove call: Klaviyo's maximum
 LOOKUP_LIMIT = 100  # addresses per profile lookup: one page of GET /profiles (page[size] ≤ 100)
@@ -67,19 +67,11 @@ class KlaviyoLists(AudienceDestination[KlaviyoListsConfig]):
     plain_columns = ("email",)  # profiles are found by address; the ledger keeps it until removed
 
     def client(self, config: KlaviyoListsConfig) -> HttpClient:
-        client = KlaviyoSource().client(config)  # type: ignore[arg-type] - the same key, revision and budget
-        client.connector = self.name
-        return client
+        return klaviyo_client(config, self.name)  # the source's key, revision, budget and error rules
 
     def check(self, config: KlaviyoListsConfig) -> None:
-        with checking(self.client(config)) as client, _explained(config):  # type: ignore[arg-type]
-            try:
-                client.request("GET", "/lists", params={"fields[list]": "name"})
-            except FatalError as exc:
-                if "answered 404" not in exc.message:
-                    raise
-                raise ConfigError(f"the API root answered 404: {exc.message}", field="base_url", where=exc.where,
-                                  hint="base_url must be the API root, ending in /api (leave it unset for Klaviyo's own)") from None
+        with checking(self.client(config), base_url_hint=BASE_URL_HINT) as client:
+            client.request("GET", "/lists", params={"fields[list]": "name"})
             with _missing_list(config, field="list_id"):
                 client.request("GET", f"/lists/{config.list_id}", params={"fields[list]": "name"})
 
@@ -193,7 +185,7 @@ class KlaviyoListWriter(AudienceWriter):
 
     @contextmanager
     def _explained(self) -> Iterator[None]:
-        with _explained(self.config), _missing_list(self.config):  # type: ignore[arg-type]
+        with _missing_list(self.config):
             yield
 
 
@@ -210,7 +202,7 @@ def _missing_list(config: KlaviyoListsConfig, field: str = "") -> Iterator[None]
     try:
         yield
     except FatalError as exc:
-        if "answered 404" not in exc.message:
+        if exc.status != 404:
             raise
         message = (f"list {config.list_id!r} was not found — Klaviyo answered 404; it was deleted or the id is wrong. "
                    f"Request: {exc.message}")
