@@ -102,6 +102,10 @@ class ColumnPlan:
             if name in self.json_columns:
                 continue
             target = self.types[name].type if name in self.types else pa.string()
+            if any(s.over == "[]" for s in steps):  # the path reaches each item: its type is the list's
+                if not pa.types.is_list(target):
+                    raise ValueError(f"column {name!r}: a path with [] gives a list, but the column is {target}")
+                target = target.value_type
             _plant(tree, steps, wire_type_of(target, self.text_values), name)
         self.wire_type: pa.StructType = _struct(tree)
 

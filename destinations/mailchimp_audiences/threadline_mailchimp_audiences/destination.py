@@ -37,7 +37,7 @@ from threadline.contracts import (
 )
 from threadline.http import HttpClient
 from threadline.http.source import checking
-from threadline_mailchimp.source import MailchimpSource, _explained
+from threadline_mailchimp.client import mailchimp_client
 
 BATCH_LIMIT = 500  # members_to_add / members_to_remove per request (Mailchimp's maximum)
 PAGE_LIMIT = 1000  # segment members per page when a mirror reads the segment back
@@ -76,12 +76,10 @@ class MailchimpAudiences(AudienceDestination[MailchimpAudiencesConfig]):
     plain_columns = ("email",)  # Mailchimp finds contacts by address; the ledger keeps it until removed
 
     def client(self, config: MailchimpAudiencesConfig) -> HttpClient:
-        client = MailchimpSource().client(config)  # type: ignore[arg-type] - the same key, data centre and retries
-        client.connector = self.name
-        return client
+        return mailchimp_client(config, self.name)  # the source's key, data centre, retries and error rules
 
     def check(self, config: MailchimpAudiencesConfig) -> None:
-        with checking(self.client(config)) as client, _explained(config, client):  # type: ignore[arg-type]
+        with checking(self.client(config)) as client:
             try:
                 client.request("GET", "/ping")
             except FatalError as exc:
@@ -108,7 +106,7 @@ class MailchimpAudiences(AudienceDestination[MailchimpAudiencesConfig]):
     def open_audience(self, config: MailchimpAudiencesConfig, target: AudienceTarget) -> AudienceWriter:
         client = self.client(config)
         try:
-            with _explained(config, client), _not_found(config, "list_id"):  # type: ignore[arg-type]
+            with _not_found(config, "list_id"):
                 segment_id, label = self._segment(config, client, target)
         except BaseException:
             client.close()
@@ -216,7 +214,7 @@ class MailchimpAudienceWriter(AudienceWriter):
 
     @contextmanager
     def _explained(self) -> Iterator[None]:
-        with _explained(self.config, self.client), _not_found(self.config, "", self.label):  # type: ignore[arg-type]
+        with _not_found(self.config, "", self.label):
             yield
 
 
@@ -252,7 +250,7 @@ def _not_found(config: MailchimpAudiencesConfig, field: str, label: str = "") ->
     try:
         yield
     except FatalError as exc:
-        if "answered 404" not in exc.message:
+        if exc.status != 404:
             raise
         what = {"list_id": f"audience (list) {config.list_id!r}", "segment_id": f"segment {config.segment_id}"}.get(
             field, f"audience {config.list_id!r} or its {label or 'segment'}")
