@@ -6,8 +6,9 @@ value the config lists.
         partitions=FromParent(lists, keys={"list_id": "id"}, label="name", noun="audience"),
     )
 
-A partition is a dict of values: they fill the `{placeholders}` of the path, and the schema's
-columns of the same name (or those `columns` maps to them). A partition the API answers 404
+A partition is a dict of values: they fill the `{placeholders}` of the path and the schema's
+columns of the same name (or those `columns` maps to them); any other value is sent as a
+query parameter (`?usernames=a,b,c`). A partition the API answers 404
 for (a list deleted during the read) stops the stream with an error naming it; when the
 values came from the config (`Fixed(..., field="list_ids")`) it is a config error on that field.
 

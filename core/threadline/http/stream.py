@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +102,7 @@ class RestStream:
             self.schema = schema_from_mapping(self.schema, where=f"streams.{self.name}.schema")
         self.primary_key = tuple(self.primary_key)
         self._fixed = self._partition_columns()
+        self._placeholders = {name for _, name, _, _ in string.Formatter().parse(self.path) if name}
         self._parser = PageParser(self.schema, self.records_path, self.columns, text_values=self.text_values,
                                   fixed=frozenset(self._fixed))
 
@@ -124,8 +126,12 @@ class RestStream:
     # ------------------------------------------------------------------ hooks
 
     def request_params(self, request: ReadRequest, partition: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Query parameters of the first page: the declared ones plus the incremental cursor."""
+        """Query parameters of the first page: the declared ones, the incremental cursor, and the
+        partition's values that neither fill the path nor a column (`?usernames=a,b,c`)."""
         params = dict(self.params)
+        for key, value in (partition or {}).items():
+            if not key.startswith("_") and key not in self._placeholders and key not in self._fixed.values():
+                params[key] = value
         if self.incremental(request) and self.cursor_param:
             params[self.cursor_param] = self.cursor_template.format(self.format_cursor(request.cursor_start))
         return params
