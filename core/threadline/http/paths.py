@@ -82,9 +82,10 @@ class ColumnPlan:
     """The columns of `schema` (plus helper columns not in it), read by path from records."""
 
     def __init__(self, schema: pa.Schema, columns: Mapping[str, ColumnSpec] | None = None, *,
-                 text_values: bool = False, fixed: frozenset[str] = frozenset()) -> None:
+                 text_values: bool = False, fixed: frozenset[str] = frozenset(), other_fields: str | None = None) -> None:
         columns = dict(columns or {})
         self.schema = schema
+        self.other_fields = other_fields  # a json column keeping the record's undeclared top-level fields
         self.fixed = fixed  # columns filled from outside the record (a partition's values)
         self.text_values = text_values
         self.specs: dict[str, Column] = {}
@@ -97,6 +98,11 @@ class ColumnPlan:
         self.types = {f.name: f for f in schema}
         self.steps = {name: parse_path(spec.path) for name, spec in {**self.specs, **self.helpers}.items()}
         self.json_columns = {name for name in self.specs if is_json_field(self.types[name])}
+        if other_fields:
+            self.json_columns.add(other_fields)
+            self.steps.pop(other_fields, None)
+            self.specs.pop(other_fields, None)
+        self.declared_keys = {steps[0].key for steps in self.steps.values()}
         tree: dict[str, Any] = {}
         for name, steps in self.steps.items():
             if name in self.json_columns:
@@ -127,8 +133,20 @@ class ColumnPlan:
 
     def json_columns_from(self, records: list[Any]) -> dict[str, pa.Array]:
         """The `json` columns as JSON text, from parsed records."""
-        return {name: pa.array([_dumps(_get(r, self.steps[name])) for r in records], pa.string())
-                for name in self.json_columns}
+        out = {name: pa.array([_dumps(_get(r, self.steps[name])) for r in records], pa.string())
+               for name in self.json_columns if name != self.other_fields}
+        if self.other_fields:
+            out[self.other_fields] = self._others(records)
+        return out
+
+    def _others(self, records: list[Any]) -> pa.Array:
+        """Each record's undeclared top-level fields as JSON (null when it has none); the keys
+        of the whole page are gathered first, so a page without any costs no work per record."""
+        extra = set().union(*records) - self.declared_keys if records else set()
+        if not extra:
+            return pa.nulls(len(records), pa.string())
+        return pa.array([_dumps({k: r[k] for k in extra if k in r}) if not extra.isdisjoint(r) else None
+                         for r in records], pa.string())
 
     def batch(self, columns: dict[str, pa.Array], length: int, fixed: Mapping[str, Any] | None = None) -> pa.RecordBatch:
         """The schema's columns in order (partition values filled in), plus helpers at the end."""
@@ -171,7 +189,7 @@ class ColumnPlan:
         if rejected:
             bad = {id(r) for r, _ in rejected}
             records = [r for r in records if id(r) not in bad]
-        columns = {}
+        columns = {self.other_fields: self._others(records)} if self.other_fields else {}
         for name, steps in self.steps.items():
             values = [_get(r, steps) for r in records]
             f = self.types.get(name)

@@ -92,6 +92,7 @@ class RestStream:
     body: Mapping[str, Any] | None = None  # a JSON body (POST search endpoints)
     columns: Mapping[str, ColumnSpec] = field(default_factory=dict)  # column → path in the record
     text_values: bool = False  # the API sends every scalar as a string ("12", "true"): cast in bulk
+    other_fields: str | None = None  # a `json` column keeping each record's undeclared top-level fields
     partitions: Partitions | None = None
     resumable: bool = False
     min_batch_rows: int = 0  # pages smaller than this are gathered into one batch (many tiny partitions)
@@ -104,7 +105,7 @@ class RestStream:
         self._fixed = self._partition_columns()
         self._placeholders = {name for _, name, _, _ in string.Formatter().parse(self.path) if name}
         self._parser = PageParser(self.schema, self.records_path, self.columns, text_values=self.text_values,
-                                  fixed=frozenset(self._fixed))
+                                  fixed=frozenset(self._fixed), other_fields=self.other_fields)
 
     def _partition_columns(self) -> dict[str, str]:
         """Schema column → partition key, for the columns a partition fills."""
@@ -271,11 +272,11 @@ class RestStream:
             if checkpoints and (sum(b.num_rows for b in pending) >= self.min_batch_rows or not paginator.has_next):
                 yield from self._flush(pending)
                 position = None
-                if self.resumable and paginator.has_next:
-                    position = {**{k: v for k, v in partition.items() if not k.startswith("_")},
-                                paginator.position_key: paginator.position(), "done": list(done)}
-                elif self.resumable:
-                    position = {"done": [*done, {k: v for k, v in partition.items() if not k.startswith("_")}]}
+                if self.resumable:
+                    here = {k: v for k, v in partition.items() if not k.startswith("_")}
+                    position = {**here, "done": list(done)} if paginator.has_next else {"done": [*done, here]}
+                    if paginator.position() is not None:
+                        position[paginator.position_key] = paginator.position()
                 yield Checkpoint(self.name, self.position_state(position) if self.resumable else {})
             if not paginator.has_next:
                 return
