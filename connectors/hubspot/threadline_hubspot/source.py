@@ -1,54 +1,49 @@
-"""The `hubspot` source: contacts, companies, deals and their associations from HubSpot's CRM API v3.
+"""The `hubspot` source: contacts, companies, deals and their associations from HubSpot's CRM
+API v3, declared on the HTTP kit.
 
 - Full refresh reads the list endpoints (`GET /crm/v3/objects/{type}`, `after` cursors from
-  `paging.next.after`), live records then archived ones (`archived=true`).
-- Incremental reads the search endpoint, filtered `lastmodifieddate >= cursor` and sorted
-  ascending, then the archived records archived since the cursor (search never returns them).
-  Search answers at most 10,000 results per query; rather than page with `after` into that
-  cap, every page is its own query whose window starts at the last modification time read
-  (ids already read at that instant are skipped). The window is split at every page, so no
-  query comes near the cap, and records modified mid-read cannot shift an offset and be
-  skipped. When one instant holds more records than a page, that instant is read in id order.
+  `paging.next.after`), live records then archived ones (`archived=true`). A list's `after` is
+  a position in id order, not an offset, so the stream is resumable: an interrupted full
+  refresh resumes at the page after its last checkpoint.
+- Incremental reads the search endpoint (`POST .../search`, a JSON body), filtered
+  `lastmodifieddate >= cursor` and sorted ascending, then the archived records archived since
+  the cursor (search never returns them). Search answers at most 10,000 results per query;
+  rather than page with `after` into that cap, every page is its own query whose window starts
+  at the last modification time read (ids already read at that instant are skipped): the
+  `SearchWindows` paginator. The window moves at every page, so no query comes near the cap,
+  and records modified mid-read cannot shift an offset and be skipped. When one instant holds
+  more records than a page, that instant is read in id order.
 - Properties arrive as strings; the declared columns get real Arrow types (timestamps,
-  decimals, integers, booleans) and `properties` keeps every property as JSON, custom ones too.
+  decimals, integers, booleans), cast in bulk, and `properties` keeps every property as JSON,
+  custom ones too.
 - HubSpot's 429 carries no Retry-After; the window (`X-HubSpot-RateLimit-Interval-Milliseconds`)
-  is waited out instead, and a request budget keeps under the 10-second limit to begin with.
+  is waited out instead (client.py), and a request budget keeps under the 10-second limit to
+  begin with. A window longer than `max_retry_time` pauses the stream.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import requests
 from pydantic import Field
-from threadline.contracts import (
-    Batch,
-    Catalog,
-    Checkpoint,
-    ConfigError,
-    FatalError,
-    Message,
-    ReadRequest,
-    Source,
-    Spec,
-    Stream,
-    SyncMode,
-)
-from threadline.http.source import checking
+
+from threadline.contracts import Batch, Checkpoint, Message, ReadRequest, Spec, SyncMode
 from threadline.http import (
-    BearerAuth,
-    HttpClient,
-    RequestBudget,
-    RetryPolicy,
-    schema_from_mapping,
+    BodyCursorPaginator, Column, Fixed, HttpClient, PageInfo, PageParser, PageRequest, Paginator, ParsedPage,
+    RequestBudget, RestSource, RestStream, schema_from_mapping,
 )
 from threadline.http.client import expect_json_response
-from threadline.http.schema import is_json_field
+from threadline.http.actions import MalformedJson
+from threadline_hubspot.client import hubspot_client
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
 MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
@@ -82,6 +77,12 @@ ASSOCIATIONS_SCHEMA = schema_from_mapping({
 ASSOCIATED = {"contacts": ("companies", "deals"), "deals": ("companies",)}  # read from these objects' lists
 
 
+def object_columns(kind: str) -> dict[str, Any]:
+    """Where each column of `kind` is in a HubSpot object (property values are strings)."""
+    return {"created_at": "createdAt", "updated_at": "updatedAt", "archived_at": "archivedAt",
+            **{name: Column(f"properties.{name}", text=True) for name in TYPED[kind]}}
+
+
 class HubspotConfig(Spec):
     access_token: str = Field(description="A private app access token (pat-...) with the crm.objects.contacts.read, "
                                           "crm.objects.companies.read and crm.objects.deals.read scopes. Use "
@@ -102,199 +103,202 @@ class HubspotConfig(Spec):
                                                            "included) before the stream stops with its state saved.")
 
 
-def _hubspot_wait(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-    """HubSpot's 429 says which window was hit but not when to retry: wait the window out."""
-    if response.status_code == 429 and "Retry-After" not in response.headers:
-        interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-        policy = ""
-        try:
-            policy = response.json().get("policyName", "")
-        except ValueError:
-            pass
-        if policy == "DAILY":
-            now = datetime.now(UTC)
-            seconds = 86400 - (now.hour * 3600 + now.minute * 60 + now.second)  # resets at midnight
-            response.headers["Retry-After"] = str(seconds)
-        elif interval and interval.isdigit():
-            response.headers["Retry-After"] = f"{int(interval) / 1000:g}"
-    return response
+# ---------------------------------------------------------------------- the search window
 
 
-class HubspotSource(Source[HubspotConfig]):
+@dataclass
+class SearchWindows(Paginator):
+    """Each page is its own search query, `modified >= lower` ascending; `lower` moves to the
+    last modification time read, and ids already read at that instant are skipped. A page
+    ending where it began (one instant fills it) reads that instant in id order."""
+
+    modified: str = "lastmodifieddate"
+    size: int = 200
+    position_key: str = "window"
+
+    def first(self, request: PageRequest) -> None:
+        self._lower = int(request.json["filterGroups"][0]["filters"][0]["value"])  # type: ignore[index]
+        self._skip: set[str] = set()
+        self._instant: int | None = None
+        self._window(request)
+
+    def select(self, records: pa.RecordBatch) -> pa.RecordBatch:
+        if not self._skip or not records.num_rows:
+            return records
+        return records.filter(pc.invert(pc.is_in(records.column("id"), value_set=pa.array(sorted(self._skip)))))
+
+    def advance(self, page: PageInfo, request: PageRequest) -> None:
+        records = page.records
+        assert records is not None
+        full = page.count >= self.size
+        if self._instant is not None:  # reading one instant in id order
+            if full:
+                self._query(request, [self._filter(self.modified, "EQ", self._instant),
+                                      self._filter("hs_object_id", "GT", records.column("id")[-1].as_py())], "hs_object_id")
+                return
+            self._lower, self._instant, self._skip = self._instant + 1, None, set()
+            self._window(request)
+            return
+        if not full:
+            self.has_next = False  # the window holds no more than this page
+            return
+        stamps = _modified_ms(records)
+        last = stamps[-1].as_py()
+        if last == self._lower:  # a whole page at one instant
+            self._instant = last
+            self._query(request, [self._filter(self.modified, "EQ", last), self._filter("hs_object_id", "GT", 0)],
+                        "hs_object_id")
+            return
+        at_last = records.filter(pc.equal(stamps, last)).column("id").to_pylist()
+        self._lower, self._skip = last, set(at_last)
+        self._window(request)
+
+    def _window(self, request: PageRequest) -> None:
+        self._query(request, [self._filter(self.modified, "GTE", self._lower)], self.modified)
+
+    @staticmethod
+    def _filter(prop: str, op: str, value: Any) -> dict[str, str]:
+        return {"propertyName": prop, "operator": op, "value": str(value)}
+
+    @staticmethod
+    def _query(request: PageRequest, filters: list[dict[str, str]], sort: str) -> None:
+        request.put("filterGroups", [{"filters": filters}], "body")
+        request.put("sorts", [{"propertyName": sort, "direction": "ASCENDING"}], "body")
+
+
+def _modified_ms(records: pa.RecordBatch) -> pa.Array:
+    """Each record's last-modified time as the search filters it (the property, else updatedAt)."""
+    modified = pc.cast(records.column("_modified"), pa.timestamp("ms", tz="UTC"))
+    updated = pc.cast(records.column("updated_at"), pa.timestamp("ms", tz="UTC"))
+    return pc.cast(pc.coalesce(modified, updated), pa.int64())
+
+
+# ---------------------------------------------------------------------- streams
+
+
+@dataclass
+class HubspotObjects(RestStream):
+    """Contacts, companies or deals: list pages for a full refresh, search windows then the
+    archived list for an incremental read (see the module docstring)."""
+
+    kind: str = "contacts"
+    all_properties: bool = True
+    search_page_size: int = 200
+    search_budget: RequestBudget | None = None
+
+    def read(self, client: HttpClient, request: ReadRequest) -> Iterator[Message]:
+        properties = self.properties(client)
+        lists = dataclasses.replace(self, params={**self.params, "properties": ",".join(properties)})
+        if request.sync_mode is not SyncMode.INCREMENTAL:
+            yield from RestStream.read(lists, client, request)
+            return
+        since: datetime | None = request.cursor_start
+        archived_since = _archived_since(request.state, since)
+        carried = {ARCHIVED_SINCE: archived_since.isoformat() if archived_since else None}
+        search = SearchPages(
+            name=self.name, path=f"/crm/v3/objects/{self.kind}/search", method="POST", records_path="results",
+            schema=self.schema, columns={**self.columns, "_modified": Column(f"properties.{MODIFIED[self.kind]}")},
+            body={"properties": properties, "limit": self.search_page_size},
+            paginator=SearchWindows(modified=MODIFIED[self.kind], size=self.search_page_size),
+        )
+        for message in search.read(client.also_limited_by(self.search_budget), request):
+            # the engine adds the cursor: search pages come in its order
+            yield Checkpoint(self.name, carried) if isinstance(message, Checkpoint) else message
+        # Archived records leave search; read them from the list, newest archive times only.
+        archived = dataclasses.replace(lists, resumable=False, partitions=Fixed(items=[{"archived": "true"}], fill=False))
+        for message in RestStream.read(archived, client, ReadRequest(request.stream, SyncMode.FULL_REFRESH)):
+            if isinstance(message, Batch):
+                fresh = message.records
+                if archived_since is not None:
+                    fresh = fresh.filter(pc.greater_equal(fresh.column("archived_at"),
+                                                          pa.scalar(archived_since, fresh.schema.field("archived_at").type)))
+                if fresh.num_rows:
+                    yield Batch(self.name, fresh)
+        yield Checkpoint(self.name, {})  # the archived phase is done: the next run starts from the cursor alone
+
+    def properties(self, client: HttpClient) -> list[str]:
+        names = [*TYPED[self.kind], MODIFIED[self.kind], "hs_object_id"]  # the last two drive the search windows
+        if self.all_properties:
+            body = client.request("GET", f"/crm/v3/properties/{self.kind}", stream=self.name, parse=_json)
+            names += [p["name"] for p in (body or {}).get("results", []) if p.get("name") not in names]
+        return names
+
+
+@dataclass
+class SearchPages(RestStream):
+    """A search: the window starts at the engine's cursor (epoch milliseconds), or at 0."""
+
+    def request_body(self, request: ReadRequest, partition: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        since = request.cursor_start
+        lower = _epoch_ms(since) if since is not None else 0
+        return {**(self.body or {}), "filterGroups": [{"filters": [{"value": str(lower)}]}]}
+
+
+@dataclass
+class AssociationPages(RestStream):
+    """Links of each listed record (`associations` asked inline), one row per link."""
+
+    targets: tuple[str, ...] = ("companies", "deals")
+    _raw: PageParser | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        raw = {"id": "string", **{f"{t}_{part}": "list<string>" for t in self.targets for part in ("id", "type")}}
+        paths = {f"{t}_{part}": f"associations.{t}.results[].{part}" for t in self.targets for part in ("id", "type")}
+        self._raw = PageParser(schema_from_mapping(raw), "results", paths)
+
+    def parse_page(self, response: requests.Response) -> ParsedPage:
+        assert self._raw is not None
+        raw = self._raw(response)
+        records, pieces = raw.records, []
+        for to_type in self.targets:
+            ids, kinds = records.column(f"{to_type}_id"), records.column(f"{to_type}_type")
+            links = len(pc.list_flatten(ids))
+            pieces.append(pa.RecordBatch.from_arrays([
+                pa.nulls(links, pa.string()),  # from_type: the partition's kind, filled by the stream
+                pc.take(records.column("id"), pc.list_parent_indices(ids)),
+                pa.array([to_type] * links, pa.string()), pc.list_flatten(ids), pc.list_flatten(kinds),
+            ], schema=ASSOCIATIONS_SCHEMA))
+        rows = pa.Table.from_batches(pieces, ASSOCIATIONS_SCHEMA).combine_chunks()
+        batch = rows.to_batches()[0] if rows.num_rows else pa.RecordBatch.from_pylist([], schema=ASSOCIATIONS_SCHEMA)
+        return ParsedPage(batch, raw.body, response, count=records.num_rows)
+
+
+class HubspotSource(RestSource[HubspotConfig]):
     """Contacts, companies, deals and associations from HubSpot."""
 
     name = "hubspot"
     spec = HubspotConfig
+    vendor = "HubSpot"
+    wait_setting = "max_retry_time"
 
     def client(self, config: HubspotConfig) -> HttpClient:
-        budget = RequestBudget(config.requests_per_10_seconds, 10.0) if config.requests_per_10_seconds else None
-        client = HttpClient(
-            config.base_url, auth=BearerAuth(config.access_token, field="access_token"), connector=self.name,
-            retry=RetryPolicy(backoff_base=config.backoff_base, max_retry_time=config.max_retry_time), budget=budget,
-        )
-        client.session.hooks["response"].append(_hubspot_wait)
-        return client
+        return hubspot_client(config, self.name)
 
-    # ------------------------------------------------------------------ the contract
-
-    def discover(self, config: HubspotConfig) -> Catalog:
-        streams = [
-            Stream(name=kind, schema=SCHEMAS[kind], primary_key=("id",), cursor_field="updated_at", cursor_sorted=True,
-                   sync_modes=(SyncMode.FULL_REFRESH, SyncMode.INCREMENTAL),
-                   description=f"HubSpot {kind}, archived ones included (archived = true).")
+    def streams(self, config: HubspotConfig) -> list[RestStream]:
+        pages = BodyCursorPaginator(cursor_path="paging.next.after", cursor_param="after")
+        phases = Fixed(items=[{"archived": "false"}, {"archived": "true"}], fill=False)
+        streams: list[RestStream] = [
+            HubspotObjects(
+                name=kind, path=f"/crm/v3/objects/{kind}", records_path="results", schema=SCHEMAS[kind],
+                columns=object_columns(kind), primary_key=("id",), cursor_field="updated_at", cursor_sorted=True,
+                params={"limit": config.page_size}, paginator=pages, partitions=phases, resumable=True,
+                kind=kind, all_properties=config.all_properties, search_page_size=config.search_page_size,
+                search_budget=self._search_budget(config),
+                description=f"HubSpot {kind}, archived ones included (archived = true).",
+            )
             for kind in OBJECT_TYPES
         ]
-        streams.append(Stream(
-            name="associations", schema=ASSOCIATIONS_SCHEMA,
-            primary_key=("from_type", "from_id", "to_type", "to_id", "association_type"),
+        streams.append(AssociationPages(
+            name="associations", path="/crm/v3/objects/{kind}", records_path="results", schema=ASSOCIATIONS_SCHEMA,
+            primary_key=("from_type", "from_id", "to_type", "to_id", "association_type"), paginator=pages,
+            params={"limit": config.page_size, "properties": "hs_object_id"}, resumable=True,
+            partitions=Fixed(items=[{"kind": kind, "associations": ",".join(targets)} for kind, targets in ASSOCIATED.items()],
+                             columns={"from_type": "kind"}, fill=False),
             description="Links between live records: contact→company, contact→deal, deal→company (full refresh; "
-                        "write with replace so removed links go)."))
-        return Catalog(tuple(streams))
-
-    def check(self, config: HubspotConfig) -> None:
-        with checking(self.client(config)) as client:
-            for kind in OBJECT_TYPES:  # one request each: every scope the streams need
-                with _explained(kind):
-                    client.request("GET", f"/crm/v3/objects/{kind}", params={"limit": 1}, stream=kind)
-
-    def read(self, config: HubspotConfig, request: ReadRequest) -> Iterator[Message]:
-        name = request.stream.name
-        if name not in (*OBJECT_TYPES, "associations"):
-            raise ConfigError(f"no stream named {name!r}", hint=f"hubspot offers: {', '.join(OBJECT_TYPES)}, associations")
-        client = self.client(config)
-        try:
-            with _explained(name):
-                if name == "associations":
-                    yield from self._read_associations(config, client, request)
-                elif request.sync_mode is SyncMode.INCREMENTAL:
-                    yield from self._read_incremental(config, client, name, request)
-                else:
-                    yield from self._read_full(config, client, name, request)
-        finally:
-            client.close()
-
-    # ------------------------------------------------------------------ full refresh: list endpoints
-
-    def _properties(self, config: HubspotConfig, client: HttpClient, kind: str) -> list[str]:
-        names = [*TYPED[kind], MODIFIED[kind], "hs_object_id"]  # the last two drive the search windows
-        if config.all_properties:
-            body = client.request("GET", f"/crm/v3/properties/{kind}", stream=kind, parse=_json)
-            names += [p["name"] for p in (body or {}).get("results", []) if p.get("name") not in names]
-        return names
-
-    def _pages(self, client: HttpClient, kind: str, params: dict[str, Any], stream: str,
-               after: str | None = None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
-        """List pages of `kind` from `after`, each with the `after` of the page that follows (None: the last)."""
-        seen: set[str] = set()
-        while True:
-            body = client.request("GET", f"/crm/v3/objects/{kind}", params={**params, **({"after": after} if after else {})},
-                                  stream=stream, parse=_json) or {}
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
-            yield body.get("results") or [], after
-            if not after:
-                return
-            if after in seen:
-                raise FatalError(f"HubSpot returned the cursor {after!r} twice while listing {kind}",
-                                 where=f"{self.name} / {stream}", hint="HubSpot's paging is looping; try again later")
-            seen.add(after)
-
-    def _read_phases(self, client: HttpClient, stream: str, phases: list[tuple[str, str, dict[str, Any]]],
-                     state: dict[str, Any], rows: Any) -> Iterator[Message]:
-        """A full refresh in phases (object type, params), each a list read. A list's `after` is
-        a position in id order, not an offset, so checkpoints keep it: an interrupted full
-        refresh resumes at the page after its last checkpoint (the engine hands that state back)."""
-        names = [name for name, _, _ in phases]
-        first = names.index(state["phase"]) if state.get("phase") in names else 0
-        for n, (name, kind, params) in enumerate(phases[first:], start=first):
-            start = state.get("after") if n == first else None
-            for results, after in self._pages(client, kind, params, stream, start):
-                batch = rows(kind, results)
-                if batch.num_rows:
-                    yield Batch(stream, batch)
-                if after:
-                    yield Checkpoint(stream, {"phase": name, "after": after})
-                elif n + 1 < len(phases):
-                    yield Checkpoint(stream, {"phase": names[n + 1], "after": None})
-
-    def _read_full(self, config: HubspotConfig, client: HttpClient, kind: str,
-                   request: ReadRequest) -> Iterator[Message]:
-        properties = ",".join(self._properties(config, client, kind))
-        phases = [(phase, kind, {"limit": config.page_size, "properties": properties, "archived": archived})
-                  for phase, archived in (("live", "false"), ("archived", "true"))]
-        yield from self._read_phases(client, kind, phases, request.state,
-                                     lambda _, results: to_batch(results, SCHEMAS[kind]))
-
-    def _read_associations(self, config: HubspotConfig, client: HttpClient, request: ReadRequest) -> Iterator[Message]:
-        phases = [(kind, kind, {"limit": config.page_size, "properties": "hs_object_id", "associations": ",".join(targets)})
-                  for kind, targets in ASSOCIATED.items()]
-
-        def rows(kind: str, results: list[dict[str, Any]]) -> pa.RecordBatch:
-            return pa.RecordBatch.from_pylist([
-                {"from_type": kind, "from_id": r["id"], "to_type": to_type, "to_id": link["id"],
-                 "association_type": link.get("type")}
-                for r in results for to_type, block in (r.get("associations") or {}).items()
-                for link in block.get("results", [])
-            ], schema=ASSOCIATIONS_SCHEMA)
-
-        yield from self._read_phases(client, "associations", phases, request.state, rows)
-
-    # ------------------------------------------------------------------ incremental: search, then archived
-
-    def _read_incremental(self, config: HubspotConfig, client: HttpClient, kind: str,
-                          request: ReadRequest) -> Iterator[Message]:
-        since: datetime | None = request.cursor_start
-        archived_since = _archived_since(request.state, since)
-        carried = {ARCHIVED_SINCE: archived_since.isoformat() if archived_since else None}
-        properties = self._properties(config, client, kind)
-        for results in self._search(config, client, kind, properties, since):
-            yield Batch(kind, to_batch(results, SCHEMAS[kind]))
-            yield Checkpoint(kind, carried)  # the engine adds the cursor: search pages come in its order
-        # Archived records leave search; read them from the list, newest archive times only.
-        for results, _ in self._pages(client, kind, {"limit": config.page_size, "archived": "true",
-                                                    "properties": ",".join(properties)}, kind):
-            fresh = [r for r in results if archived_since is None or _parse(r.get("archivedAt")) >= archived_since]
-            if fresh:
-                yield Batch(kind, to_batch(fresh, SCHEMAS[kind]))
-        yield Checkpoint(kind, {})  # the archived phase is done: the next run starts from the cursor alone
-
-    def _search(self, config: HubspotConfig, client: HttpClient, kind: str, properties: list[str],
-                since: datetime | None) -> Iterator[list[dict[str, Any]]]:
-        """Pages of records modified at or after `since`, ascending, each page its own query."""
-        modified = MODIFIED[kind]
-        lower = _epoch_ms(since) if since else 0
-        read_at_lower: set[str] = set()  # ids already yielded whose modification time is `lower`
-        while True:
-            body = self._search_page(config, client, kind, properties, [
-                {"propertyName": modified, "operator": "GTE", "value": str(lower)}], modified)
-            results = body.get("results") or []
-            fresh = [r for r in results if r["id"] not in read_at_lower]
-            if fresh:
-                yield fresh
-            if len(results) < config.search_page_size:
-                return  # the window holds no more than this page
-            last = _modified_ms(results[-1], modified)
-            if last == lower:  # a whole page at one instant: read that instant in id order, then go on
-                yield from self._search_instant(config, client, kind, properties, lower, read_at_lower)
-                lower += 1
-                read_at_lower = set()
-                continue
-            read_at_lower = {r["id"] for r in results if _modified_ms(r, modified) == last}
-            lower = last
-
-    def _search_instant(self, config: HubspotConfig, client: HttpClient, kind: str, properties: list[str],
-                        instant: int, done: set[str]) -> Iterator[list[dict[str, Any]]]:
-        last_id = 0
-        while True:
-            body = self._search_page(config, client, kind, properties, [
-                {"propertyName": MODIFIED[kind], "operator": "EQ", "value": str(instant)},
-                {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)}], "hs_object_id")
-            results = body.get("results") or []
-            fresh = [r for r in results if r["id"] not in done]
-            if fresh:
-                yield fresh
-            if len(results) < config.search_page_size:
-                return
-            last_id = int(results[-1]["id"])
+                        "write with replace so removed links go).",
+        ))
+        return streams
 
     def _search_budget(self, config: HubspotConfig) -> RequestBudget | None:
         """One search budget per source object: HubSpot counts the searches of every stream together."""
@@ -307,50 +311,8 @@ class HubspotSource(Source[HubspotConfig]):
                 budgets[rate] = RequestBudget(int(rate), 1.0) if rate >= 1 else RequestBudget(1, 1 / rate)
             return budgets[rate]
 
-    def _search_page(self, config: HubspotConfig, client: HttpClient, kind: str, properties: list[str],
-                     filters: list[dict[str, Any]], sort: str) -> dict[str, Any]:
-        query = {"filterGroups": [{"filters": filters}], "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-                 "properties": properties, "limit": config.search_page_size}
-        budget = self._search_budget(config)
-        if budget is not None:
-            budget.acquire()
-        return client.request("POST", f"/crm/v3/objects/{kind}/search", json=query, stream=kind, parse=_json) or {}
 
-
-# ---------------------------------------------------------------------- records to Arrow
-
-
-def to_batch(results: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
-    """HubSpot objects as a batch of `schema`: top-level fields, typed properties, all properties as JSON.
-
-    Property values are strings; each column is cast to its declared type in bulk, and a column
-    holding a value that does not cast is handed over as text, so the engine quarantines only
-    the rows at fault (with a reason) instead of the read failing."""
-    columns = []
-    for f in schema:
-        if f.name == "properties":
-            values: list[Any] = [json.dumps(r.get("properties") or {}, separators=(",", ":")) for r in results]
-        elif f.name in ("id", "archived"):
-            values = [r.get(f.name) for r in results]
-        elif f.name in ("created_at", "updated_at", "archived_at"):
-            key = {"created_at": "createdAt", "updated_at": "updatedAt", "archived_at": "archivedAt"}[f.name]
-            values = [r.get(key) for r in results]
-        else:
-            values = [(r.get("properties") or {}).get(f.name) for r in results]
-        columns.append(_typed(values, f))
-    return pa.RecordBatch.from_arrays(columns, names=schema.names)
-
-
-def _typed(values: list[Any], f: pa.Field) -> pa.Array:
-    if is_json_field(f) or pa.types.is_string(f.type):
-        return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values], pa.string())
-    if pa.types.is_boolean(f.type) and all(v is None or isinstance(v, bool) for v in values):
-        return pa.array(values, pa.bool_())
-    text = pa.array([None if v in (None, "") else v if isinstance(v, str) else json.dumps(v) for v in values], pa.string())
-    try:
-        return text.cast(f.type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return text  # the engine casts again and quarantines the rows that do not fit, with reasons
+# ---------------------------------------------------------------------- helpers
 
 
 def _json(response: requests.Response) -> Any:
@@ -358,8 +320,6 @@ def _json(response: requests.Response) -> Any:
     try:
         return json.loads(response.content)  # the stdlib's C decoder: requests may pick a slower simplejson
     except ValueError:
-        from threadline.http.actions import MalformedJson
-
         raise MalformedJson("the response is not valid JSON") from None
 
 
@@ -367,11 +327,6 @@ def _parse(text: str | None) -> datetime:
     if not text:
         return datetime.min.replace(tzinfo=UTC)
     return datetime.fromisoformat(text)
-
-
-def _modified_ms(record: dict[str, Any], prop: str) -> int:
-    """The record's last-modified time as the search filters it (the property, else updatedAt)."""
-    return _epoch_ms(_parse((record.get("properties") or {}).get(prop) or record.get("updatedAt")))
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -391,30 +346,3 @@ def _archived_since(state: dict[str, Any], since: datetime | None) -> datetime |
     if saved is None or since is None:
         return None
     return min(_parse(saved), since)
-
-
-class _explained:
-    """A 403 for missing scopes names the scope the stream needs; 401s say what to do."""
-
-    def __init__(self, stream: str) -> None:
-        kinds = OBJECT_TYPES if stream == "associations" else (stream,)
-        self.scopes = ", ".join(f"crm.objects.{kind}.read" for kind in kinds)
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        if not isinstance(exc, ConfigError) or exc.field != "access_token":
-            return False
-        if "answered 403" in exc.message:  # HubSpot answers 403 only for missing scopes (MISSING_SCOPES)
-            raise ConfigError(
-                f"the private app token lacks a scope this stream needs ({self.scopes}): {exc.message}",
-                field="access_token",
-                where=exc.where, hint="in HubSpot: Settings → Integrations → Private Apps → Scopes; add the CRM "
-                "read scopes for contacts, companies and deals, then use the new token") from None
-        if "answered 401" in exc.message:
-            raise ConfigError(
-                f"HubSpot refused the access token (expired, rotated or revoked): {exc.message}", field="access_token",
-                where=exc.where, hint="copy the private app's current token into HUBSPOT_ACCESS_TOKEN (HubSpot "
-                "Settings → Integrations → Private Apps → Auth)") from None
-        return False

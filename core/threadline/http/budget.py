@@ -36,3 +36,22 @@ class RequestBudget:
                 wait = self.per_seconds - (now - self._sent[0])
             sleep(wait)
             waited += wait
+
+
+@dataclass
+class BothBudgets:
+    """Two budgets at once (a general limit and an endpoint's own): a request waits for both."""
+
+    first: RequestBudget | BothBudgets
+    second: RequestBudget
+
+    @property
+    def calls(self) -> int:
+        return self.second.calls
+
+    @property
+    def per_seconds(self) -> float:
+        return self.second.per_seconds
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
+        return self.first.acquire(sleep) + self.second.acquire(sleep)

@@ -13,6 +13,7 @@ and the request (method and URL, secrets masked).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from threadline.contracts import ConfigError, FatalError, TransientError
 from threadline.http.actions import DEFAULT_ACTIONS, Action, ActionTable, BadPage, NotJson, Rule
 from threadline.http.auth import Auth, NoAuth, OAuth2Auth
 from threadline.http.backoff import RetryPolicy, server_wait
-from threadline.http.budget import RequestBudget
+from threadline.http.budget import BothBudgets, RequestBudget
 from threadline.secrets import RedactingFilter, redact
 
 log = logging.getLogger("threadline.http")
@@ -124,6 +125,15 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def also_limited_by(self, budget: RequestBudget | None) -> HttpClient:
+        """This client (same session, auth and rules) with `budget` spent on top of its own:
+        for an endpoint the vendor limits on its own (a search endpoint)."""
+        if budget is None:
+            return self
+        limited = copy.copy(self)
+        limited.budget = budget if self.budget is None else BothBudgets(self.budget, budget)
+        return limited
 
     # ------------------------------------------------------------------ the request loop
 

@@ -40,6 +40,7 @@ class Partitions:
     noun: str = "parent record"
     label: str = ""  # the partition key (or parent column) that names one to a person
     follow: bool = False  # the parent's checkpoints are the stream's (see the module docstring)
+    fill: bool = True  # fill the schema's columns named like a partition key (False: only `columns`)
 
     def walk(self, client: HttpClient, request: ReadRequest) -> Iterator[dict[str, Any] | Checkpoint]:
         """Each partition (a dict), and, when following a parent, its checkpoints."""
@@ -47,7 +48,8 @@ class Partitions:
 
     def column_map(self, schema_names: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
         mapped = dict(self.columns)
-        mapped.update({k: k for k in keys if k in schema_names and k not in mapped.values()})
+        if self.fill:
+            mapped.update({k: k for k in keys if k in schema_names and k not in mapped.values()})
         return mapped
 
     def keys(self) -> list[str]:

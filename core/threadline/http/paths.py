@@ -7,6 +7,7 @@ A stream's columns are declared as paths into each record:
         "tags": "tags[].name",                                          # `[]`: every item of a list
         "profile_url": "entities.url.urls[0].expanded_url",             # `[0]`: the first item
         "first_name": Column("merge_fields.FNAME", blank_is_null=True), # "" read as null
+    "visits": Column("properties.visits", text=True),               # sent as "12": cast in bulk
     }
 
 A column without an entry is the record's key of the same name. A page's records become
@@ -40,10 +41,12 @@ _STEP = re.compile(r"^([^\[\]]+)(\[\]|\[0\])?$")
 
 @dataclass(frozen=True)
 class Column:
-    """A column's path, with how to read it. `blank_is_null`: "" is read as null."""
+    """A column's path, with how to read it. `blank_is_null`: "" is read as null. `text`: the
+    API sends the value as a string whatever its type ("12", "true"); it is cast in bulk."""
 
     path: str
     blank_is_null: bool = False
+    text: bool = False
 
 
 ColumnSpec = Union[str, Column]
@@ -68,12 +71,12 @@ def parse_path(path: str) -> tuple[_Step, ...]:
     return tuple(steps)
 
 
-def wire_type_of(t: pa.DataType, text_values: bool = False) -> pa.DataType:
+def wire_type_of(t: pa.DataType, text: bool = False) -> pa.DataType:
     """How a value travels before it is cast: times, dates and decimals as text (cast in bulk
-    afterwards, "" as null); everything as text when the API sends every scalar as a string."""
+    afterwards, "" as null); any scalar as text when the API sends it as a string."""
     if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_decimal(t):
         return pa.string()
-    if text_values and not (pa.types.is_nested(t)):
+    if text and not pa.types.is_nested(t):
         return pa.string()
     return t
 
@@ -82,12 +85,11 @@ class ColumnPlan:
     """The columns of `schema` (plus helper columns not in it), read by path from records."""
 
     def __init__(self, schema: pa.Schema, columns: Mapping[str, ColumnSpec] | None = None, *,
-                 text_values: bool = False, fixed: frozenset[str] = frozenset(), other_fields: str | None = None) -> None:
+                 fixed: frozenset[str] = frozenset(), other_fields: str | None = None) -> None:
         columns = dict(columns or {})
         self.schema = schema
         self.other_fields = other_fields  # a json column keeping the record's undeclared top-level fields
         self.fixed = fixed  # columns filled from outside the record (a partition's values)
-        self.text_values = text_values
         self.specs: dict[str, Column] = {}
         for f in schema:
             if f.name not in fixed:
@@ -112,7 +114,8 @@ class ColumnPlan:
                 if not pa.types.is_list(target):
                     raise ValueError(f"column {name!r}: a path with [] gives a list, but the column is {target}")
                 target = target.value_type
-            _plant(tree, steps, wire_type_of(target, self.text_values), name)
+            spec = self.specs.get(name) or self.helpers[name]
+            _plant(tree, steps, wire_type_of(target, spec.text), name)
         self.wire_type: pa.StructType = _struct(tree)
 
     # ------------------------------------------------------------------ records → columns
@@ -199,7 +202,7 @@ class ColumnPlan:
             if name in self.json_columns:
                 columns[name] = pa.array([_dumps(v) for v in values], pa.string())
                 continue
-            columns[name] = _careful_array(values, f.type if f is not None else pa.string(), self.text_values)
+            columns[name] = _careful_array(values, f.type if f is not None else pa.string(), spec.text)
         return self.batch(columns, len(records)), rejected
 
 
@@ -292,8 +295,8 @@ def _cast(value: pa.Array, target: pa.DataType) -> pa.Array:
     return value  # the engine casts again and quarantines the rows that do not fit, with reasons
 
 
-def _careful_array(values: list[Any], t: pa.DataType, text_values: bool) -> pa.Array:
-    wire = wire_type_of(t, text_values)
+def _careful_array(values: list[Any], t: pa.DataType, text: bool) -> pa.Array:
+    wire = wire_type_of(t, text)
     if wire != t or pa.types.is_timestamp(t) or pa.types.is_date(t):
         text = pa.array([None if v in ("", None) else v if isinstance(v, str) else json.dumps(v) for v in values],
                         pa.string())

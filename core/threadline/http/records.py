@@ -41,12 +41,14 @@ class RecordsPathMissing(BadPage):
 @dataclass
 class ParsedPage:
     """One page: its records as Arrow, the rest of the body (for the paginator), and the
-    records that cannot be rows, with the reason for each."""
+    records that cannot be rows, with the reason for each. `count`: how many records the API
+    sent, when that is not the batch's row count (a page exploded into several rows each)."""
 
     records: pa.RecordBatch
     body: dict[str, Any]
     response: requests.Response
     rejected: list[tuple[Any, str]] = field(default_factory=list)
+    count: int | None = None
 
 
 class PageParser:
@@ -54,15 +56,14 @@ class PageParser:
 
     `records_path` is a dotted path to the list of records (`data`, `result.items`), or ""
     when the body itself is the list. `columns` maps columns to paths in each record;
-    `fixed` columns are filled by the caller (null here); `text_values`: the API sends every
-    scalar as a string; `other_fields`: a json column keeping each record's undeclared fields.
+    `fixed` columns are filled by the caller (null here); `other_fields`: a json column keeping
+    each record's undeclared top-level fields.
     """
 
     def __init__(self, schema: pa.Schema, records_path: str = "data", columns: Mapping[str, ColumnSpec] | None = None,
-                 *, text_values: bool = False, fixed: frozenset[str] = frozenset(), other_fields: str | None = None,
-                 ) -> None:
+                 *, fixed: frozenset[str] = frozenset(), other_fields: str | None = None) -> None:
         self.schema = schema
-        self.plan = ColumnPlan(schema, columns, text_values=text_values, fixed=fixed, other_fields=other_fields)
+        self.plan = ColumnPlan(schema, columns, fixed=fixed, other_fields=other_fields)
         self.path = records_path.split(".") if records_path else []
         self.records_path = records_path
         self.json_columns = self.plan.json_columns

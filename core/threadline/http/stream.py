@@ -91,7 +91,6 @@ class RestStream:
     method: str = "GET"
     body: Mapping[str, Any] | None = None  # a JSON body (POST search endpoints)
     columns: Mapping[str, ColumnSpec] = field(default_factory=dict)  # column → path in the record
-    text_values: bool = False  # the API sends every scalar as a string ("12", "true"): cast in bulk
     other_fields: str | None = None  # a `json` column keeping each record's undeclared top-level fields
     partitions: Partitions | None = None
     resumable: bool = False
@@ -104,8 +103,8 @@ class RestStream:
         self.primary_key = tuple(self.primary_key)
         self._fixed = self._partition_columns()
         self._placeholders = {name for _, name, _, _ in string.Formatter().parse(self.path) if name}
-        self._parser = PageParser(self.schema, self.records_path, self.columns, text_values=self.text_values,
-                                  fixed=frozenset(self._fixed), other_fields=self.other_fields)
+        self._parser = PageParser(self.schema, self.records_path, self.columns, fixed=frozenset(self._fixed),
+                                  other_fields=self.other_fields)
 
     def _partition_columns(self) -> dict[str, str]:
         """Schema column → partition key, for the columns a partition fills."""
@@ -245,7 +244,8 @@ class RestStream:
                         "the API answered the same records twice in a row (same page twice); it seems to ignore the "
                         f"paginator's parameters ({', '.join(map(str, page_request.params)) or 'none'})"
                     )
-                paginator.advance(PageInfo(page.response, page.body, page.records.num_rows, records), page_request)
+                count = page.count if page.count is not None else page.records.num_rows
+                paginator.advance(PageInfo(page.response, page.body, count, page.records), page_request)
             except EmptyPage as exc:
                 empty_tries += 1
                 if empty_tries > EMPTY_PAGE_RETRIES:
