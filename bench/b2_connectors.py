@@ -4,8 +4,9 @@ the declarative `rest` connector measured in the same run.
     python bench/b2_connectors.py [--size 10000] [--runs 3] [--only hubspot,klaviyo]
 
 The B2 method (bench/b2_http.py): each sandbox runs in its own process (so the reader does not
-share a GIL with the server), rate limits are lifted in the sandboxes and the connectors'
-request budgets are off, no faults are injected. Every stream gets one warm-up read (which
+share a GIL with the server) and serves pre-built pages (`Sandbox.cache_pages`: an answer is
+built once, on the warm-up read, and its bytes served again), rate limits are lifted in the
+sandboxes and the connectors' request budgets are off, no faults are injected. Every stream gets one warm-up read (which
 fills a sandbox's page cache where it has one), then `--runs` full reads through the
 connector's own `Source.read` (HTTP, JSON page → Arrow batches). Each read of a connector's
 stream is followed by a read of `rest` against the customers sandbox (`--rest-records`
@@ -90,6 +91,7 @@ def _sandbox(kind: str, size: int) -> Any:
 
 def _serve(kind: str, size: int, conn: Any) -> None:
     box = _sandbox(kind, size)
+    box.cache_pages = True  # pre-built pages: the figure is the connector's, not the sandbox's JSON building
     box.start()
     extra = box.usernames(size) if kind == "x" else None
     conn.send((box.base_url, extra))

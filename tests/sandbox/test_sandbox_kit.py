@@ -161,3 +161,28 @@ def test_stopped_sandbox_refuses_connections():
     sandbox.stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/items", timeout=2)
+
+
+def test_cache_pages_serves_the_same_answer_again_without_running_the_route():
+    from threadline.sandbox import Reply, Sandbox, SandboxRequest, route
+
+    class Counting(Sandbox):
+        name = "counting"
+
+        def seed_data(self):
+            self.built = 0
+
+        @route("GET", "/items")
+        def items(self, req: SandboxRequest) -> Reply:
+            self.built += 1
+            return Reply.json({"data": [{"id": 1}], "page": req.param("page")})
+
+    import requests
+
+    with Counting() as box:
+        box.cache_pages = True
+        first = requests.get(f"{box.base_url}/items?page=1", timeout=5)
+        again = requests.get(f"{box.base_url}/items?page=1", timeout=5)
+        other = requests.get(f"{box.base_url}/items?page=2", timeout=5)
+        assert first.content == again.content and other.json()["page"] == "2"
+        assert box.built == 2, "the repeated request was answered from the cache"

@@ -137,6 +137,10 @@ class Sandbox:
     """
 
     name: ClassVar[str] = "sandbox"
+    # For benches: an answer is built once and served again to the same request (method, path,
+    # query, body and credentials) without running its route, so a figure measures the client,
+    # not the sandbox's own JSON building. Only while the data does not change (reset() forgets).
+    cache_pages: bool = False
 
     def __init__(self, *, seed: int = 0, port: int = 0) -> None:
         self.seed = seed
@@ -145,6 +149,7 @@ class Sandbox:
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
         self._last_reply: dict[str, Reply] = {}  # by path, for the repeat_page fault
+        self._pages: dict[Any, Reply] = {}  # answers by request, when `cache_pages` is on
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._routes = self._collect_routes()
@@ -244,6 +249,7 @@ class Sandbox:
             self._faults.clear()
             self._requests.clear()
             self._last_reply.clear()
+            self._pages.clear()
             self.seed_data()
 
     # ------------------------------------------------------------------ dispatch
@@ -270,6 +276,21 @@ class Sandbox:
                     self._faults.remove(fault)
                 return fault
         return None
+
+    def _answer(self, req: SandboxRequest) -> Reply:
+        """The route's answer, or the one it gave this same request before (`cache_pages`)."""
+        if not self.cache_pages:
+            return self._dispatch(req)
+        key = (req.method, req.path, tuple(sorted((k, tuple(v)) for k, v in req.query.items())), req.body,
+               tuple(sorted(req.headers.items())))
+        with self._lock:
+            cached = self._pages.get(key)
+        if cached is None:
+            cached = self._dispatch(req)
+            if cached.status == 200:
+                with self._lock:
+                    self._pages[key] = cached
+        return cached
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
         handler = self._routes.get((req.method, req.path))
@@ -374,7 +395,7 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
         def _faulted(self, req: SandboxRequest, fault: Fault | None) -> Reply | None:
             """The reply for this request, with `fault` applied; None means drop the connection."""
             if fault is None:
-                return sandbox._dispatch(req)
+                return sandbox._answer(req)
             kind = fault.kind
             if kind in (FaultKind.SLOW, FaultKind.TIMEOUT):
                 time.sleep(fault.delay)
