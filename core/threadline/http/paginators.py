@@ -226,7 +226,7 @@ class PageNumberPaginator(Paginator):
         total = lookup(page.body, self.total_pages_path) if self.total_pages_path else None
         last = total is not None and self._page - self.start + 1 >= int(total)
         if page.count == 0 and total is not None and not last:
-            raise EmptyPage(f"page {self._page} is empty while the API reports {int(total)} pages")
+            raise EmptyPage(f"an empty page (page {self._page}) while the API reports {int(total)} pages")
         if page.count == 0 or last:
             self.has_next = False
             return

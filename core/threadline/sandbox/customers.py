@@ -6,8 +6,8 @@
                           offset/limit          ?offset=0&limit=100
                           page number           ?page=1&per_page=100
                           cursor                ?cursor=<next_cursor from the body or header>
-                        The body is {"data": [...], "total", "offset", "page", "next_cursor",
-                        "next"}; the headers carry `Link: <...>; rel="next"` and
+                        The body is {"data": [...], "total", "offset", "page", "total_pages",
+                        "next_cursor", "next"}; the headers carry `Link: <...>; rel="next"` and
                         `X-Next-Cursor`. Pages are capped at `max_page_size` records.
     POST /oauth/token   OAuth2 client credentials or refresh token → a bearer token that
                         expires after `token_ttl` seconds.
@@ -263,7 +263,7 @@ class CustomersSandbox(Sandbox):
             headers["X-Next-Cursor"] = next_cursor
         body = {
             "data": data, "total": len(rows), "offset": offset, "page": page,
-            "next_cursor": next_cursor, "next": next_url,
+            "total_pages": -(-len(rows) // size), "next_cursor": next_cursor, "next": next_url,
         }
         return body, headers
 

@@ -12,11 +12,14 @@ Kinds (the `FaultKind` values):
     slow            wait `delay` seconds, then answer normally
     timeout         wait `delay` seconds (longer than the client's read timeout), then drop
     drop            close the connection without answering
-    malformed_json  answer 200 with a body that is not valid JSON
+    malformed_json  answer 200 with a body that is not valid JSON (truncated mid-record)
+    garbage         answer 200, Content-Type JSON, with bytes that are no JSON at all
     html            answer 200 with an HTML page (a login wall, a proxy error page)
     expired_token   answer 401 as if the access token had expired
     repeat_page     answer with the previous response to the same path again (same records,
                     same next-page token): a paginator that trusts it would loop forever
+    empty_page      answer the page with its records emptied (the first list in the body),
+                    totals, next tokens and headers kept: the API "still says more remain"
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class FaultKind(str, enum.Enum):
     HTML = "html"
     EXPIRED_TOKEN = "expired_token"
     REPEAT_PAGE = "repeat_page"
+    GARBAGE = "garbage"
+    EMPTY_PAGE = "empty_page"
 
 
 @dataclass

@@ -418,6 +418,10 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                     {"error": "invalid_token", "error_description": "the access token expired"}, 401,
                     {"WWW-Authenticate": 'Bearer error="invalid_token"'},
                 )
+            if kind is FaultKind.GARBAGE:
+                return Reply(200, b"\x00\x9c<<garbage>> {]", {"Content-Type": "application/json"})
+            if kind is FaultKind.EMPTY_PAGE:
+                return _emptied(sandbox._dispatch(req))
             if kind is FaultKind.REPEAT_PAGE:
                 with sandbox._lock:
                     previous = sandbox._last_reply.get(req.path)
@@ -442,6 +446,20 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
     return _Handler
+
+
+def _emptied(reply: Reply) -> Reply:
+    """`reply` with the first list in its JSON body emptied, everything else as it was."""
+    if reply.status != 200:
+        return reply
+    body = json.loads(reply.body)
+    if isinstance(body, list):
+        body = []
+    else:
+        key = next((k for k, v in body.items() if isinstance(v, list)), None)
+        if key is not None:
+            body[key] = []
+    return Reply(200, json.dumps(body).encode(), dict(reply.headers))
 
 
 def _number(value: float) -> str:
