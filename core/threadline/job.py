@@ -69,7 +69,6 @@ class Job(_Strict):
     state: str = ".threadline"  # folder for state, run history, quarantine and locks
     max_rejected_share: float = Field(default=0.05, ge=0, le=1)
     concurrency: int = Field(default=2, ge=1, le=32)  # streams of one source read at once
-    batch_rows: int = Field(default=100_000, ge=1)  # rows per write to the destination
 
     # where the job came from, for error messages and relative paths (not part of the YAML)
     base_dir: Path = Field(default=Path("."), exclude=True)

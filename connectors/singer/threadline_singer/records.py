@@ -48,14 +48,14 @@ class Parsed:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (raw line, reason)
 
 
-def _parse_type(t: pa.DataType) -> pa.DataType:
+def _wire_type(t: pa.DataType) -> pa.DataType:
     """The type Arrow's JSON reader should produce for a target type (text for dates)."""
     if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
         return pa.string()
     if pa.types.is_struct(t):
-        return pa.struct([f.with_type(_parse_type(f.type)) for f in t])
+        return pa.struct([f.with_type(_wire_type(f.type)) for f in t])
     if pa.types.is_list(t):
-        return pa.list_(_parse_type(t.value_type))
+        return pa.list_(_wire_type(t.value_type))
     return t
 
 
@@ -87,7 +87,7 @@ class RecordParser:
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
         self.json_fields = [f.name for f in schema if is_json_field(f)]
-        typed = [f.with_type(_parse_type(f.type)).with_nullable(True) for f in schema if not is_json_field(f)]
+        typed = [f.with_type(_wire_type(f.type)).with_nullable(True) for f in schema if not is_json_field(f)]
         self.record_type = pa.struct(typed)  # what the JSON reader produces (dates as text)
         self._envelope = pa.schema([pa.field("record", self.record_type)])
         self._parse_options = pj.ParseOptions(explicit_schema=self._envelope, unexpected_field_behavior="ignore")

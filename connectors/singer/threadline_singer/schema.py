@@ -13,8 +13,8 @@ Singer streams describe records with JSON Schema. The mapping:
     anything else              -> JSON text: a string column holding a JSON document
 
 "null" among the types (or an anyOf/oneOf with a null branch) makes the field nullable.
-A JSON-text field carries the metadata ``encoding: json`` so that readers know to serialise
-the value rather than expect a string.
+A JSON-text field carries the JSON mark of `threadline.contracts` (``encoding: json``) so that
+readers know to serialise the value rather than expect a string.
 
 The reverse direction (Arrow to JSON Schema) is used when threadline speaks Singer: the
 `singer` destination and the `tap-threadline` export.
@@ -26,20 +26,18 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-JSON_KEY = b"encoding"
-JSON_VALUE = b"json"
+from threadline.contracts import JSON_KEY, JSON_VALUE, is_json_field, json_field
+
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 Nested = Literal["struct", "json"]
 
 
-def is_json_field(field: pa.Field) -> bool:
-    """True for a string field that holds JSON documents (free-form objects, mixed types)."""
-    return bool(field.metadata) and field.metadata.get(JSON_KEY) == JSON_VALUE
+__all__ = ["JSON_KEY", "JSON_VALUE", "is_json_field", "json_schema_to_arrow", "json_schema_to_field"]
 
 
 def _json_field(name: str) -> pa.Field:
-    return pa.field(name, pa.string(), nullable=True, metadata={JSON_KEY: JSON_VALUE})
+    return json_field(name)
 
 
 def _types_of(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
