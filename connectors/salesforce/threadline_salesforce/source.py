@@ -280,7 +280,7 @@ class _explained(contextlib.AbstractContextManager):
         self.config, self.sobject, self.describing = config, sobject, describing
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, ConfigError) and "answered 403" in exc.message:
+        if isinstance(exc, ConfigError) and exc.status == 403:
             if "REQUEST_LIMIT_EXCEEDED" in exc.message:
                 resume = datetime.now(UTC) + timedelta(hours=1)
                 raise RequestLimitExceeded(
@@ -311,7 +311,7 @@ class _explained(contextlib.AbstractContextManager):
                 where=exc.where, hint="a field was deleted or renamed; discover the source again (the catalog "
                 "follows describe) and re-run the sync",
             ) from None
-        if isinstance(exc, FatalError) and self.describing and "answered 404" in exc.message:
+        if isinstance(exc, FatalError) and self.describing and exc.status == 404:
             raise ConfigError(
                 f"Salesforce has no object {self.sobject!r} (or not in {self.config.api_version}): {exc.message}",
                 field="objects", where=exc.where, hint="check the object's API name (custom objects end in __c)",

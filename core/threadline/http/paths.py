@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -123,10 +123,11 @@ class ColumnPlan:
     def columns_from(self, nested: pa.Array) -> dict[str, pa.Array]:
         """Every typed column (and helper) from the wire struct array."""
         out = {}
+        children: dict[tuple[str, ...], pa.Array] = {(): nested}  # struct paths already taken apart, this page
         for name, steps in self.steps.items():
             if name in self.json_columns:
                 continue
-            value = _follow(nested, steps)
+            value = _follow(nested, steps, children)
             spec = self.specs.get(name) or self.helpers[name]
             if spec.blank_is_null and pa.types.is_string(value.type):
                 value = pc.if_else(pc.equal(value, ""), pa.scalar(None, pa.string()), value)
@@ -176,15 +177,17 @@ class ColumnPlan:
         columns.update(self.json_columns_from(records))
         return self.batch(columns, len(records))
 
-    def careful(self, records: list[Any]) -> tuple[pa.RecordBatch, list[tuple[Any, str]]]:
+    def careful(self, records: list[Any], convert: Callable[[pa.Field, list[Any]], pa.Array] | None = None,
+                ) -> tuple[pa.RecordBatch, list[tuple[Any, str]]]:
         """Value by value, for a page with odd values: each column in its type where it fits,
         as text where it does not (the engine quarantines those rows, with the reason); a record
         whose list column holds something else than a list cannot be a row and is returned
-        with the reason."""
+        with the reason. A `convert` of the connector's own does every column instead (and
+        answers for such records itself)."""
         rejected: list[tuple[Any, str]] = []
         for name, steps in self.steps.items():
             f = self.types.get(name)
-            if f is not None and pa.types.is_list(f.type) and not any(s.over for s in steps):
+            if convert is None and f is not None and pa.types.is_list(f.type) and not any(s.over for s in steps):
                 for r in records:
                     value = _get(r, steps)
                     if value is not None and not isinstance(value, list):
@@ -201,6 +204,9 @@ class ColumnPlan:
                 values = [None if v == "" else v for v in values]
             if name in self.json_columns:
                 columns[name] = pa.array([_dumps(v) for v in values], pa.string())
+                continue
+            if convert is not None and f is not None and not spec.text:
+                columns[name] = convert(f, values)
                 continue
             columns[name] = _careful_array(values, f.type if f is not None else pa.string(), spec.text)
         return self.batch(columns, len(records)), rejected
@@ -244,10 +250,26 @@ def _typed(node: Any) -> pa.DataType:
     return node
 
 
-def _follow(array: pa.Array, steps: tuple[_Step, ...]) -> pa.Array:
+def _child(children: dict[tuple[str, ...], pa.Array], prefix: tuple[str, ...], key: str) -> pa.Array:
+    """The field `key` of the struct at `prefix`, its parents' nulls applied; every field of a
+    struct is taken out at once (one `flatten` per struct a page, not one kernel per column)."""
+    path = (*prefix, key)
+    if path not in children:
+        parent = children[prefix]
+        for f, array in zip(parent.type, parent.flatten()):
+            children[(*prefix, f.name)] = array
+    return children[path]
+
+
+def _follow(array: pa.Array, steps: tuple[_Step, ...], children: dict[tuple[str, ...], pa.Array] | None = None) -> pa.Array:
     value = array
+    prefix: tuple[str, ...] | None = () if children is not None else None
     for i, step in enumerate(steps):
-        value = pc.struct_field(value, step.key)
+        if prefix is not None and children is not None:
+            value = _child(children, prefix, step.key)
+            prefix = (*prefix, step.key) if not step.over else None
+        else:
+            value = pc.struct_field(value, step.key)
         if step.over == "[]":
             rest = steps[i + 1:]
             lists = _as_array(value)
@@ -280,6 +302,10 @@ def _first(lists: pa.Array) -> pa.Array:
 def _cast(value: pa.Array, target: pa.DataType) -> pa.Array:
     if value.type == target:
         return value
+    try:
+        return value.cast(target)  # the common case: every value fits
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
     if pa.types.is_string(value.type) and (
         pa.types.is_timestamp(target) or pa.types.is_date(target) or pa.types.is_decimal(target)
         or not pa.types.is_string(target)
@@ -293,6 +319,11 @@ def _cast(value: pa.Array, target: pa.DataType) -> pa.Array:
             pc.match_substring_regex(value, r"^-?\d+$")).as_py() is not False:
         return value.cast(pa.int64()).cast(target)  # epoch numbers, in the column's unit (as Arrow reads them)
     return value  # the engine casts again and quarantines the rows that do not fit, with reasons
+
+
+def careful_array(values: list[Any], t: pa.DataType, text: bool = False) -> pa.Array:
+    """Values as an array of `t` where they fit, as text where they do not (see `ColumnPlan.careful`)."""
+    return _careful_array(values, t, text)
 
 
 def _careful_array(values: list[Any], t: pa.DataType, text: bool) -> pa.Array:

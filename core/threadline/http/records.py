@@ -27,7 +27,7 @@ import requests
 
 from threadline.http.actions import BadPage, MalformedJson
 from threadline.http.client import expect_json_response
-from threadline.http.paths import ColumnPlan, ColumnSpec
+from threadline.http.paths import ColumnPlan, ColumnSpec, careful_array
 
 _BARE_LIST_KEY = "__records__"
 
@@ -147,8 +147,15 @@ class PageParser:
         batch = self.plan.from_records(records)
         if batch is not None:
             return ParsedPage(batch, rest, response)
-        batch, rejected = self.plan.careful(records)
+        own = type(self)._column is not PageParser._column  # a connector's own shaping of odd values
+        batch, rejected = self.plan.careful(records, self._column if own else None)
         return ParsedPage(batch, rest, response, rejected)
+
+    def _column(self, f: pa.Field, values: list[Any]) -> pa.Array:
+        """How a page with odd values turns one column's values into an array (a hook: a
+        connector may shape nested values its own way); by default each in its type where it
+        fits, as text where it does not."""
+        return careful_array(values, f.type)
 
     def _missing_message(self, present: list[str]) -> str:
         keys = ", ".join(present) or "(none)"

@@ -186,7 +186,7 @@ class RestStream:
         pending: list[pa.RecordBatch] = []
         for item in self.partitions.walk(client, request) if self.partitions else iter([{}]):
             if isinstance(item, Checkpoint):  # a followed parent's position: the children before it are read
-                yield from self._flush(pending)
+                yield from self._yield_pending(pending)
                 yield Checkpoint(self.name, item.state)
                 continue
             ident = {k: item[k] for k in keys if k in item}
@@ -198,7 +198,7 @@ class RestStream:
             yield from self._read_partition(client, request, item, token, done, pending, checkpoints=not follow)
             if keys and not follow:
                 done.append(ident)
-        yield from self._flush(pending)
+        yield from self._yield_pending(pending)
         if self.resumable:
             yield Checkpoint(self.name, self.position_state(None))  # complete: the next read starts afresh
 
@@ -206,8 +206,10 @@ class RestStream:
                         done: list[Any], pending: list[pa.RecordBatch], *, checkpoints: bool) -> Iterator[Message]:
         paginator = self.paginator.fresh()
         values = {k: v for k, v in partition.items() if not k.startswith("_")}
+        # Hooks of streams without partitions are called as they always were: (request) alone.
+        extra = (partition,) if partition else ()
         page_request = PageRequest(self.path.format(**values) if values else self.path,
-                                   self.request_params(request, partition), self.request_body(request, partition))
+                                   self.request_params(request, *extra), self.request_body(request, *extra))
         paginator.first(page_request)
         if token is not None:
             paginator.resume(page_request, token)
@@ -270,7 +272,7 @@ class RestStream:
             if records.num_rows:
                 pending.append(self._finished(records, partition))
             if checkpoints and (sum(b.num_rows for b in pending) >= self.min_batch_rows or not paginator.has_next):
-                yield from self._flush(pending)
+                yield from self._yield_pending(pending)
                 position = None
                 if self.resumable:
                     here = {k: v for k, v in partition.items() if not k.startswith("_")}
@@ -292,7 +294,7 @@ class RestStream:
             records = records.select(self.schema.names)
         return records
 
-    def _flush(self, pending: list[pa.RecordBatch]) -> Iterator[Message]:
+    def _yield_pending(self, pending: list[pa.RecordBatch]) -> Iterator[Message]:
         if not pending:
             return
         batch = pending[0] if len(pending) == 1 else pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
