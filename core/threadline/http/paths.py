@@ -81,6 +81,15 @@ def wire_type_of(t: pa.DataType, text: bool = False) -> pa.DataType:
     return t
 
 
+def fast_wire_type_of(t: pa.DataType, text: bool = False) -> pa.DataType:
+    """How a value is read by `pyarrow.json` from the raw bytes: in its own type (the reader
+    parses ISO times, epoch numbers and decimal strings), except dates (which it cannot
+    parse) and values the API sends as strings whatever their type."""
+    if pa.types.is_date(t) or (text and not pa.types.is_nested(t)):
+        return pa.string()
+    return t
+
+
 class ColumnPlan:
     """The columns of `schema` (plus helper columns not in it), read by path from records."""
 
@@ -106,6 +115,7 @@ class ColumnPlan:
             self.specs.pop(other_fields, None)
         self.declared_keys = {steps[0].key for steps in self.steps.values()}
         tree: dict[str, Any] = {}
+        fast_tree: dict[str, Any] = {}
         for name, steps in self.steps.items():
             if name in self.json_columns:
                 continue
@@ -116,7 +126,9 @@ class ColumnPlan:
                 target = target.value_type
             spec = self.specs.get(name) or self.helpers[name]
             _plant(tree, steps, wire_type_of(target, spec.text), name)
-        self.wire_type: pa.StructType = _struct(tree)
+            _plant(fast_tree, steps, fast_wire_type_of(target, spec.text), name)
+        self.wire_type: pa.StructType = _struct(tree)  # for parsed JSON: `pa.array(records, wire_type)`
+        self.fast_wire_type: pa.StructType = _struct(fast_tree)  # for the raw bytes: `pyarrow.json`
 
     # ------------------------------------------------------------------ records → columns
 

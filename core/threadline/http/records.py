@@ -67,7 +67,7 @@ class PageParser:
         self.path = records_path.split(".") if records_path else []
         self.records_path = records_path
         self.json_columns = self.plan.json_columns
-        record_type: pa.DataType = pa.list_(self.plan.wire_type)
+        record_type: pa.DataType = pa.list_(self.plan.fast_wire_type)
         for key in reversed(self.path[1:]):
             record_type = pa.struct([(key, record_type)])
         self._fast_schema = pa.schema([(self.path[0] if self.path else _BARE_LIST_KEY, record_type)])
@@ -113,8 +113,8 @@ class PageParser:
         if column.null_count:
             raise RecordsPathMissing(self._missing_message(_present_keys(table)))
         nested = column.flatten()
-        if nested.type != self.plan.wire_type:  # fields the API added inside records: not the stream's
-            nested = _select_struct(nested, self.plan.wire_type)
+        if nested.type != self.plan.fast_wire_type:  # fields the API added inside records: not the stream's
+            nested = _select_struct(nested, self.plan.fast_wire_type)
         batch = self.plan.batch(self.plan.columns_from(nested), len(nested))
         return ParsedPage(batch, self._fast_body(table), response)
 
