@@ -7,7 +7,8 @@ disk before the engine saves the state. Dispositions:
 - append:  rows are added;
 - upsert:  batches wait as Arrow until a commit (or 250k rows) and are then merged with one
            delete-join and one insert in one transaction: one join per checkpoint rather than
-           one per batch. The last row written for a key wins;
+           one per batch. The last row written for a key wins; in a change stream, when that
+           row's `_threadline_op` is "delete", the key's row is removed;
 - replace: rows go to a staging table that takes the table's place when the stream ends,
            so readers never see a half-loaded table.
 
@@ -26,9 +27,11 @@ import numpy as np
 import pyarrow as pa
 
 from threadline.contracts import (
+    OPERATION_COLUMN,
     ConfigError,
     Destination,
     JobPath,
+    Operation,
     Spec,
     StreamTarget,
     StreamWriter,
@@ -102,6 +105,7 @@ class DuckDBDestination(Destination[DuckDBConfig]):
 
     name = "duckdb"
     spec = DuckDBConfig
+    applies_deletes = True
 
     def check(self, config: DuckDBConfig) -> None:
         connect(config.path, config.memory_limit).cursor().execute("select 1").fetchall()
@@ -220,11 +224,14 @@ class DuckDBWriter(StreamWriter):
                 f"select count(*), count(distinct ({keys})) from __threadline_pending").fetchall()[0]
             # the window costs as much as the insert: only pay it when a key really came twice
             newest = f"qualify row_number() over (partition by {keys} order by {_ROW} desc) = 1" if total != distinct else ""
+            rows = f"(select * from __threadline_pending {newest})"
+            if OPERATION_COLUMN in staged.schema.names:  # a key whose last change is a delete is not inserted again
+                rows = f"(select * from {rows} where {quote(OPERATION_COLUMN)} is distinct from '{Operation.DELETE.value}')"
             self.cur.execute("begin transaction")
             try:
                 self.cur.execute(f"delete from {self.into} t using (select distinct {keys} from __threadline_pending) s where {match}")
                 self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
-                                 f"select {names}, {self.run_literal}, now() from __threadline_pending {newest}")
+                                 f"select {names}, {self.run_literal}, now() from {rows}")
                 self.cur.execute("commit")
             except BaseException:
                 self.cur.execute("rollback")

@@ -1,0 +1,98 @@
+"""Bulk reads: a SELECT streamed as Arrow record batches by the ADBC driver (binary COPY,
+decoded in C++), and the SQL for each way a stream is read.
+
+    full refresh  select … from t [where (key) > (after)] order by key      resumable by key
+    incremental   select … from t [where cursor >= start] order by cursor  the engine keeps the cursor
+    snapshot      a full refresh inside the replication slot's exported snapshot
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from threadline.contracts import ConfigError, FatalError
+
+from threadline_postgres.connect import ConnectionLost, is_connection_lost
+from threadline_postgres.sql import quote_ident, quote_literal
+from threadline_postgres.types import Column, plain_batch
+
+
+def literal(value: Any, column: Column) -> str:
+    """A value of `column` as a typed SQL literal (keys and cursors from saved state)."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    cast = column.typname if not column.typname.startswith("_") else "text"
+    return f"{quote_literal(text)}::{quote_ident(cast) if cast != 'bpchar' else 'bpchar'}"
+
+
+def jsonable(value: Any) -> Any:
+    """A key value as saved state keeps it (JSON), re-typed by `literal` when read back."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def select(source: str, columns: list[Column], where: str = "", order: list[str] | None = None) -> str:
+    exprs = ", ".join(c.select_expr() for c in columns)
+    sql = f"select {exprs} from {source}"
+    if where:
+        sql += f" where {where}"
+    if order:
+        sql += " order by " + ", ".join(quote_ident(c) for c in order)
+    return sql
+
+
+def after_key(columns: list[Column], key: tuple[str, ...], values: list[Any]) -> str:
+    """`(k1, k2) > (v1, v2)`: the rows after a saved key, as the key's index orders them."""
+    by_name = {c.name: c for c in columns}
+    left = ", ".join(quote_ident(k) for k in key)
+    right = ", ".join(literal(v, by_name[k]) for k, v in zip(key, values))
+    return f"({left}) > ({right})"
+
+
+def stream_batches(con: Any, sql: str, what: str) -> Iterator[pa.RecordBatch]:
+    """Run `sql` on an ADBC connection and yield its rows as record batches."""
+    cursor = con.cursor()
+    try:
+        try:
+            cursor.execute(sql)
+            reader = cursor.fetch_record_batch()
+            for batch in reader:
+                if batch.num_rows:
+                    yield plain_batch(batch)
+        except Exception as exc:  # noqa: BLE001 - the driver's own classes
+            raise read_error(exc, what) from None
+    finally:
+        try:
+            cursor.close()
+        except Exception:  # noqa: BLE001 - the connection may be gone already
+            pass
+
+
+def read_error(exc: BaseException, what: str) -> Exception:
+    """A driver error while reading, classified."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if is_connection_lost(exc):
+        return ConnectionLost(f"lost the connection to Postgres while reading {what}: {first}",
+                              hint="what was committed is kept; the next sync resumes from the last checkpoint")
+    lower = text.lower()
+    if "permission denied" in lower:
+        return ConfigError(f"permission denied while reading {what}: {first}",
+                           hint="GRANT SELECT on the table (and USAGE on its schema) to this user")
+    if "does not exist" in lower:
+        return ConfigError(f"{what}: {first}", hint="the table or a column was dropped or renamed since the job was "
+                                                    "written; check `tables:` and `queries:`")
+    return FatalError(f"Postgres failed reading {what}: {first}")
