@@ -91,9 +91,9 @@ def check_publication_rights(con: psycopg.Connection, config: PostgresConfig, ta
     sql = (f"ALTER PUBLICATION {quote_ident(repl.publication)} ADD TABLE {names};" if exists else
            f"CREATE PUBLICATION {quote_ident(repl.publication)} FOR TABLE {names} "
            "WITH (publish_via_partition_root = true);")
-    if not repl.create:
+    if not repl.create_publication:
         raise ConfigError(f"publication {repl.publication!r} does not publish {names}", field="replication.publication",
-                          hint=f"ask the tables' owner to run: {sql}  (or set replication.create: true)")
+                          hint=f"ask the tables' owner to run: {sql}  (or set replication.create_publication: true)")
     me = con.execute("select current_user").fetchone()[0]
     not_owned = [t.qualified for t in missing if not con.execute(
         "select pg_has_role(relowner, 'USAGE') from pg_class where oid = %s", (t.oid,)).fetchone()[0]]
@@ -131,10 +131,6 @@ def read(config: PostgresConfig, table: Table, stream: Stream, state: dict[str, 
                 hint=f"if it is this stream's (its state was reset), drop it to start afresh: SELECT "
                      f"pg_drop_replication_slot({quote_literal(name)}); — or set replication.reuse_slot: true to read "
                      "on from it (another consumer of that slot would then miss what this one acknowledges)")
-        if info is None and not repl.create:
-            raise ConfigError(f"replication slot {name!r} does not exist", field="replication.slot",
-                              hint=f"ask a DBA to run: SELECT pg_create_logical_replication_slot({quote_literal(name)}, "
-                                   "'pgoutput');  (or set replication.create: true)")
         yield Checkpoint(stream.name, {"phase": "creating", "slot": name})  # before the slot exists: see above
         phase = "creating"
     if phase in ("snapshot", "streaming") and info is None:
@@ -153,7 +149,7 @@ def _publish(con: psycopg.Connection, config: PostgresConfig, table: Table) -> N
     assert repl is not None
     for attempt in range(3):  # streams of one source may create the publication at the same moment
         try:
-            replication.ensure_publication(con, repl.publication, [table], repl.create)
+            replication.ensure_publication(con, repl.publication, [table], repl.create_publication)
             return
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
             if attempt == 2:

@@ -36,10 +36,12 @@ class ReplicationConfig(Spec):
     """Change data capture through logical replication (pgoutput)."""
 
     publication: str = Field("threadline", description="the publication the tables are read through; created "
-                                                       "(or the tables added to it) when `create` is true")
-    slot: str = Field("threadline", description="prefix of the replication slots: stream S reads slot `<slot>_<S>`")
-    create: bool = Field(True, description="create the publication and the slots when missing; false: a DBA made "
-                                           "them, and a missing one is an error with the SQL to create it")
+                                                       "(or the tables added to it) when `create_publication` is true")
+    slot: str = Field("threadline", description="prefix of the replication slots: stream S reads slot `<slot>_<S>`, "
+                                                "created on its first sync")
+    create_publication: bool = Field(True, description="create the publication, or add tables to it, when needed; "
+                                                       "false: a DBA manages it, and a missing table is an error "
+                                                       "with the SQL to add it")
     reuse_slot: bool = Field(False, description="on a stream's first sync, take over a slot that already exists "
                                                 "(its pending changes are applied after the snapshot) instead of "
                                                 "refusing it")

@@ -101,13 +101,14 @@ def session(dsn: str, timeout: int = 10) -> Iterator[psycopg.Connection]:
         con.close()
 
 
-def bulk_connection(dsn: str, timeout: int = 10) -> Any:
-    """An ADBC connection (autocommit; transactions are begun explicitly) for bulk reads."""
+def bulk_connection(dsn: str, timeout: int = 10, autocommit: bool = True) -> Any:
+    """An ADBC connection for bulk reads (autocommit: transactions are begun explicitly) and
+    bulk writes (`autocommit=False`: every statement is in the transaction `commit()` ends)."""
     import adbc_driver_postgresql.dbapi as adbc
 
     try:
         # libpq takes `options` from the URI's query string too; ADBC passes the DSN to libpq as is
-        con = adbc.connect(_with_options(dsn, timeout), autocommit=True)
+        con = adbc.connect(_with_options(dsn, timeout), autocommit=autocommit)
     except Exception as exc:  # noqa: BLE001 - the driver raises its own classes
         raise connect_error(dsn, str(exc)) from None
     return con

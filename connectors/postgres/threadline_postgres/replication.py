@@ -75,7 +75,7 @@ def ensure_publication(con: psycopg.Connection, name: str, tables: list[Table], 
     if not create:
         raise ConfigError(f"publication {name!r} does not publish {names}" if exists else
                           f"publication {name!r} does not exist", field="replication.publication",
-                          hint=f"ask the tables' owner to run: {sql}  (or set replication.create: true)")
+                          hint=f"ask the tables' owner to run: {sql}  (or set replication.create_publication: true)")
     try:
         con.execute(sql)
     except psycopg.errors.InsufficientPrivilege as exc:
