@@ -206,14 +206,18 @@ def _stream(config: PostgresConfig, table: Table, stream: Stream, name: str, lsn
                 break
             decoded = decode(page, table.oid, relation)
             for segment in decoded.segments:
-                if segment.relation is not None and segment.relation != relation:
-                    _check_relation(segment.relation, stream, types, segment.commit_before, lsn)
-                    relation = segment.relation
-                if segment.changes is not None and segment.changes.num_rows:
-                    yield Batch(stream.name, _typed(segment.changes, stream, relation, types, segment.unchanged,
-                                                    reader, table))
+                relation = segment.relation or relation
+                if segment.changes is None or not segment.changes.num_rows:
+                    continue
+                try:
+                    batch = _typed(segment.changes, stream, relation, types, segment.unchanged, reader, table)
+                except TypeChanged:  # land what came before the change, then stop
+                    yield from _stop_at(con, stream, name, segment.commit_before)
+                    raise
+                yield Batch(stream.name, batch)
             if decoded.truncated_at is not None:
-                _truncated(table, stream, name, decoded.commit_before_truncate)
+                yield from _stop_at(con, stream, name, decoded.commit_before_truncate)
+                _truncated(table, stream, name)
             if decoded.last_commit is None:
                 break
             lsn = decoded.last_commit
@@ -283,26 +287,20 @@ class _TypeNames:
         return arrow_type(typname, typmod, elem)
 
 
-def _check_relation(relation: Relation, stream: Stream, types: _TypeNames, commit_before: int | None,
-                    lsn: int) -> None:
-    """A column whose type changed since discovery stops the stream at that change. New and
-    dropped columns do not: a new column is added by the destination, a dropped one reads null."""
-    for column, oid, typmod in relation.columns:
-        index = stream.schema.get_field_index(column)
-        if index < 0:
-            continue
-        declared, now = stream.schema.field(index).type, types.arrow(oid, typmod)
-        if declared != now:
-            raise TypeChanged(stream.name, relation, column, declared, now, commit_before)
+def _stop_at(con: psycopg.Connection, stream: Stream, name: str, lsn: int | None) -> Iterator[Message]:
+    """Checkpoint (and acknowledge) the changes up to `lsn`, before the stream stops there."""
+    if lsn is not None:
+        yield _checkpoint(con, stream, name, lsn)
+        replication.advance(con, name, lsn)
 
 
 class TypeChanged(FatalError):
-    """A column changed type in the middle of the slot. The changes before it were landed and
-    checkpointed; the next sync discovers the new type and carries on from there."""
+    """A column changed type while the stream was read (after discovery) and its new values do
+    not fit the type discovered. The changes before it were landed and checkpointed; the next
+    sync discovers the new type and carries on from there. (Values written under an older type
+    than the one discovered are simply cast to it: the slot may lag behind the catalog.)"""
 
-    def __init__(self, stream: str, relation: Relation, column: str, before: pa.DataType, after: pa.DataType,
-                 commit_before: int | None) -> None:
-        self.commit_before = commit_before
+    def __init__(self, stream: str, relation: Relation, column: str, before: pa.DataType, after: pa.DataType) -> None:
         super().__init__(
             f"column {column!r} of {relation.schema}.{relation.name} changed type from {before} to {after} while "
             f"stream {stream!r} was being read; the changes before the change are landed",
@@ -311,7 +309,7 @@ class TypeChanged(FatalError):
                  "(or drop the table to have it recreated)")
 
 
-def _truncated(table: Table, stream: Stream, name: str, commit_before: int | None) -> None:
+def _truncated(table: Table, stream: Stream, name: str) -> None:
     raise FatalError(
         f"table {table.schema}.{table.name} was truncated; a truncate removes every row at once and is not a change "
         "of any one record",
@@ -330,15 +328,18 @@ def _typed(changes: pa.Table, stream: Stream, relation: Relation | None, types: 
     for name in changes.column_names:
         values = changes.column(name).combine_chunks()
         if name == OPERATION_COLUMN:
-            target = pa.string()
-        elif stream.schema.get_field_index(name) >= 0:
-            target = stream.schema.field(name).type
-        else:
-            _, oid, typmod = by_name[name]
-            target = types.arrow(oid, typmod)
-        converted = from_text(values, target)
-        if converted.type != target and stream.schema.get_field_index(name) < 0:
-            converted = pc.cast(converted, target)  # a new column: the engine does not know its type
+            arrays.append(values)
+            names.append(name)
+            continue
+        _, oid, typmod = by_name[name]
+        sent = types.arrow(oid, typmod)  # the type the change was written under
+        declared = stream.schema.field(name).type if stream.schema.get_field_index(name) >= 0 else None
+        converted = from_text(values, sent)
+        if declared is None or declared != sent:
+            try:  # a new column (the engine does not know its type), or one whose type changed
+                converted = pc.cast(pc.cast(converted, sent), declared or sent)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                raise TypeChanged(stream.name, relation, name, declared, sent) from None
         arrays.append(converted)
         names.append(name)
     return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -11,7 +11,7 @@ slot (pgoutput's text values):
     uuid → arrow.uuid           json, jsonb → arrow.json            bytea → binary
     arrays of the types above (one dimension) → list<…>
     anything else (enums, inet, money, ranges, geometry, composite types …) → string, as Postgres
-    prints it (the select casts it `::text`)
+    prints it (the type's output function)
 
 The CDC conversions are column-at-a-time Arrow kernels, with two exceptions kept out of the
 hot path: intervals and arrays whose text has quoted elements are parsed per value.
@@ -65,7 +65,11 @@ class Column:
 
     def select_expr(self) -> str:
         name = quote_ident(self.name)
-        return f"{name}::text AS {name}" if self.as_text else name
+        if not self.as_text:
+            return name
+        # format() prints through the type's output function, as pgoutput does (a cast to text
+        # may differ: inet's keeps the /32)
+        return f"case when {name} is null then null else format('%s', {name}) end AS {name}"
 
 
 def numeric_type(typmod: int) -> pa.DataType:

@@ -12,8 +12,9 @@ disk before the engine saves the state. Dispositions:
 - replace: rows go to a staging table that takes the table's place when the stream ends,
            so readers never see a half-loaded table.
 
-New columns are added to the table as they appear. Two lineage columns record the run and
-the time each row landed.
+New columns are added to the table as they appear; a column whose type the stream changed
+(the source's column was altered) is converted to the new type. Two lineage columns record
+the run and the time each row landed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from threadline.contracts import (
     OPERATION_COLUMN,
     ConfigError,
     Destination,
+    FatalError,
     JobPath,
     Operation,
     Spec,
@@ -142,6 +144,7 @@ class DuckDBWriter(StreamWriter):
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self._columns: dict[str, str] | None = None
+        self._schema: pa.Schema | None = None  # the batch schema the table was last fitted to
         with _ddl_lock:
             self.cur.execute(f"create schema if not exists {quote(schema_name)}")
             if self.replace:
@@ -249,8 +252,9 @@ class DuckDBWriter(StreamWriter):
         ).fetchall()[0][0])
 
     def _ensure_table(self, schema: pa.Schema) -> None:
-        """Create the table on first write; add columns that appear later."""
-        if self._columns is not None and all(n in self._columns for n in schema.names):
+        """Create the table on first write; add columns that appear later; change the type of a
+        column whose type the stream changed (the source's column was altered)."""
+        if self._columns is not None and schema.equals(self._schema):
             return
         # DDL runs between transactions: concurrent streams' DDL would conflict in DuckDB's catalog
         self._commit()
@@ -264,11 +268,26 @@ class DuckDBWriter(StreamWriter):
                     )
                 existing = dict(self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall())
                 kinds = dict(self.cur.execute("select column_name, column_type from (describe select * from __threadline_empty)").fetchall())
-                for name in schema.names:
+                for f in schema:
+                    name = f.name
                     if name not in existing:
                         self.cur.execute(f"alter table {self.into} add column {quote(name)} {kinds[name]}")
+                        existing[name] = kinds[name]
+                    elif existing[name] != kinds[name] and not pa.types.is_null(f.type):
+                        self._retype(name, existing[name], kinds[name])
                         existing[name] = kinds[name]
             finally:
                 self.cur.unregister("__threadline_empty")
         self._columns = existing
+        self._schema = schema
         self._begin()
+
+    def _retype(self, name: str, old: str, new: str) -> None:
+        try:
+            self.cur.execute(f"alter table {self.into} alter column {quote(name)} set data type {new}")
+        except duckdb.Error as exc:
+            raise FatalError(
+                f"column {name!r} of {self.table} is {old}; the stream now sends {new}, and the rows it holds cannot "
+                f"be converted: {str(exc).splitlines()[0]}",
+                hint=f"change the column yourself (ALTER TABLE {self.table} ALTER {quote(name)} SET DATA TYPE …), or "
+                     "drop the table to have it created again") from None
