@@ -247,7 +247,8 @@ def state_reset(job_file: str, source: str | None, stream: str | None, yes: bool
 @click.option("--limit", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def runs_command(job_file: str, limit: int, as_json: bool) -> None:
-    """Show the job's run history: rows read, written and rejected, duration, outcome."""
+    """Show the job's run history: rows read, written and rejected, duration, outcome, and the figures
+    sources report (a replication slot's lag)."""
     from threadline.job import load_job
     from threadline.state import StateStore
 
