@@ -31,7 +31,6 @@ table by key (its current value; a later change in the slot brings it up to date
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,12 +53,11 @@ from threadline_postgres import bulk, replication
 from threadline_postgres.catalog import Table
 from threadline_postgres.config import PostgresConfig
 from threadline_postgres.connect import ConnectionLost, bulk_connection, is_connection_lost, session
-from threadline_postgres.pgoutput import Page, Relation, decode
-from threadline_postgres.replication import SlotLost, lsn_text
+from threadline_postgres.pgoutput import Relation, decode
+from threadline_postgres.replication import SlotLost
 from threadline_postgres.sql import quote_ident, quote_literal
 from threadline_postgres.types import arrow_type, from_text
 
-log = logging.getLogger("threadline.postgres")
 
 
 def capturable(table: Table) -> bool:

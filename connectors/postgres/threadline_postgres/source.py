@@ -32,6 +32,7 @@ from threadline.contracts import (
     Source,
     Stream,
     SyncMode,
+    ThreadlineError,
 )
 
 from threadline_postgres import bulk, catalog, cdc, replication
@@ -192,9 +193,9 @@ def keyed_batches(config: PostgresConfig, stream: Stream, con, sql: str, what: s
                 since = 0
         if begin:
             cursor.execute("commit")
-    except Exception as exc:  # noqa: BLE001 - classified below
-        if isinstance(exc, (ConfigError,)) or type(exc).__module__.startswith("threadline"):
-            raise
+    except ThreadlineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the driver's own classes
         raise bulk.read_error(exc, what) from None
     finally:
         try:
