@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -63,13 +65,13 @@ def after_key(columns: list[Column], key: tuple[str, ...], values: list[Any]) ->
 
 
 def stream_batches(con: Any, sql: str, what: str) -> Iterator[pa.RecordBatch]:
-    """Run `sql` on an ADBC connection and yield its rows as record batches."""
+    """Run `sql` on an ADBC connection and yield its rows as record batches. The next batch is
+    fetched (in C++, without the GIL) while the destination writes the last one."""
     cursor = con.cursor()
     try:
         try:
             cursor.execute(sql)
-            reader = cursor.fetch_record_batch()
-            for batch in reader:
+            for batch in prefetched(cursor.fetch_record_batch()):
                 if batch.num_rows:
                     yield plain_batch(batch)
         except Exception as exc:  # noqa: BLE001 - the driver's own classes
@@ -79,6 +81,42 @@ def stream_batches(con: Any, sql: str, what: str) -> Iterator[pa.RecordBatch]:
             cursor.close()
         except Exception:  # noqa: BLE001 - the connection may be gone already
             pass
+
+
+def prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """`batches`, read ahead by a thread (at most `depth` waiting): reading overlaps writing."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            slots.put(exc)
+
+    reader = threading.Thread(target=read, name="postgres-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
 
 
 def read_error(exc: BaseException, what: str) -> Exception:
