@@ -79,8 +79,8 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
     def check(self, config: PostgresDestinationConfig) -> None:
         with session(config.dsn, config.connect_timeout) as con:
             me = con.execute("select current_user").fetchone()[0]
-            exists = con.execute("select has_schema_privilege(%s, 'CREATE') from pg_namespace where nspname = %s",
-                                 (me, config.schema_name)).fetchone()
+            exists = con.execute("select has_schema_privilege(oid, 'CREATE') from pg_namespace where nspname = %s",
+                                 (config.schema_name,)).fetchone()
             if exists is None:
                 if not con.execute("select has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
                     raise ConfigError(f"schema {config.schema_name!r} does not exist and user {me!r} may not create it",
