@@ -12,7 +12,7 @@ HERE = str(Path(__file__).parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import mariadb  # noqa: E402
+import mariadb_server as mariadb  # noqa: E402
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from threadline.testing import SourceContract
 from threadline_mysql import MySQLSource
 
-import mariadb
+import mariadb_server as mariadb
 
 
 class ShopDatabase:

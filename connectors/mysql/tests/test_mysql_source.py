@@ -13,7 +13,7 @@ from threadline.contracts import Batch, ConfigError, ReadRequest, SyncMode
 from threadline.engine.coerce import coerce
 from threadline_mysql import MySQLSource
 
-import mariadb
+import mariadb_server as mariadb
 
 
 def _source(config: dict):

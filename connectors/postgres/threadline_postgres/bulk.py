@@ -16,10 +16,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from threadline.contracts import ConfigError, FatalError
+from threadline.contracts import Batch, Checkpoint, ConfigError, FatalError, Message, Stream, ThreadlineError
 
+from threadline_postgres.config import PostgresConfig
 from threadline_postgres.connect import ConnectionLost, is_connection_lost
 from threadline_postgres.sql import quote_ident, quote_literal
 from threadline_postgres.types import Column, plain_batch
@@ -134,3 +137,48 @@ def read_error(exc: BaseException, what: str) -> Exception:
         return ConfigError(f"{what}: {first}", hint="the table or a column was dropped or renamed since the job was "
                                                     "written; check `tables:` and `queries:`")
     return FatalError(f"Postgres failed reading {what}: {first}")
+
+
+def constant(value: str, n: int) -> pa.Array:
+    """A string column holding `value` n times, without a Python list of n."""
+    return pc.take(pa.array([value], pa.string()), pa.array(np.zeros(n, np.int32)))
+
+
+def keyed_batches(config: PostgresConfig, stream: Stream, con, sql: str, what: str, state_for,
+                  extra: dict[str, str] | None = None, begin: list[str] | None = None,
+                  final: bool = True) -> Iterator[Message]:
+    """Yield the rows of `sql` as batches, with a checkpoint every `checkpoint_rows` rows (and
+    at the end, when `final`); `state_for(last key values)` is the checkpoint's state. `extra`
+    columns get one value for every row. `begin` statements run first (a transaction and its
+    snapshot). Closes `con`."""
+    key = stream.primary_key
+    since = 0
+    last: list | None = None
+    try:
+        cursor = con.cursor()
+        for statement in begin or []:
+            cursor.execute(statement)
+        for batch in stream_batches(con, sql, what):
+            if extra:
+                for name, value in extra.items():
+                    batch = batch.append_column(name, constant(value, batch.num_rows))
+            yield Batch(stream.name, batch)
+            since += batch.num_rows
+            if key:
+                last = [jsonable(batch.column(k)[batch.num_rows - 1].as_py()) for k in key]
+            if since >= config.checkpoint_rows:
+                yield Checkpoint(stream.name, state_for(last))
+                since = 0
+        if begin:
+            cursor.execute("commit")
+    except ThreadlineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the driver's own classes
+        raise read_error(exc, what) from None
+    finally:
+        try:
+            con.close()
+        except Exception:  # noqa: BLE001
+            pass
+    if final and (since or last is None):
+        yield Checkpoint(stream.name, state_for(last))

@@ -159,8 +159,6 @@ def _snapshot(config: PostgresConfig, table: Table, stream: Stream, name: str,
     """Read the table into the stream (rows marked insert) and return the lsn the slot's
     changes start after. With `snapshot_lsn` None the slot is created here and the table read
     in its exported snapshot; otherwise in a fresh one, from the key after `after`."""
-    from threadline_postgres.source import keyed_batches
-
     rep = None
     begin = ["begin isolation level repeatable read, read only"]
     if snapshot_lsn is None:
@@ -175,7 +173,7 @@ def _snapshot(config: PostgresConfig, table: Table, stream: Stream, name: str,
                       list(key))
     progress = {"phase": "snapshot", "slot": name, "snapshot_lsn": snapshot_lsn}
     try:
-        yield from keyed_batches(config, stream, bulk_connection(config.dsn, config.connect_timeout), sql,
+        yield from bulk.keyed_batches(config, stream, bulk_connection(config.dsn, config.connect_timeout), sql,
                                  f"table {table.schema}.{table.name}", lambda last: {**progress, "after": last},
                                  extra={OPERATION_COLUMN: Operation.INSERT.value}, begin=begin, final=False)
     finally:

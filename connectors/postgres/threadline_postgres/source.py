@@ -17,22 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from threadline.contracts import (
     OPERATION_COLUMN,
-    Batch,
     Catalog,
-    Checkpoint,
     ConfigError,
     Message,
     ReadRequest,
     Source,
     Stream,
     SyncMode,
-    ThreadlineError,
 )
 
 from threadline_postgres import bulk, catalog, cdc, replication
@@ -146,7 +141,7 @@ class PostgresSource(Source[PostgresConfig]):
         key = plan.stream.primary_key
         where = bulk.after_key(plan.columns, key, state["after"]) if key and state.get("after") else ""
         sql = bulk.select(plan.source_sql, plan.columns, where, list(key) or None)
-        yield from keyed_batches(config, plan.stream, bulk_connection(config.dsn, config.connect_timeout), sql,
+        yield from bulk.keyed_batches(config, plan.stream, bulk_connection(config.dsn, config.connect_timeout), sql,
                                  plan.what, lambda last: {"after": last} if key else {})
 
     def _read_by_cursor(self, config: PostgresConfig, plan: Plan, request: ReadRequest) -> Iterator[Message]:
@@ -157,50 +152,5 @@ class PostgresSource(Source[PostgresConfig]):
         sql = bulk.select(plan.source_sql, plan.columns, where, [cursor])  # type: ignore[list-item]
         if not where:
             sql += " nulls first"
-        yield from keyed_batches(config, plan.stream, bulk_connection(config.dsn, config.connect_timeout), sql,
+        yield from bulk.keyed_batches(config, plan.stream, bulk_connection(config.dsn, config.connect_timeout), sql,
                                  plan.what, lambda last: {})
-
-
-def constant(value: str, n: int) -> pa.Array:
-    """A string column holding `value` n times, without a Python list of n."""
-    return pc.take(pa.array([value], pa.string()), pa.array(np.zeros(n, np.int32)))
-
-
-def keyed_batches(config: PostgresConfig, stream: Stream, con, sql: str, what: str, state_for,
-                  extra: dict[str, str] | None = None, begin: list[str] | None = None,
-                  final: bool = True) -> Iterator[Message]:
-    """Yield the rows of `sql` as batches, with a checkpoint every `checkpoint_rows` rows (and
-    at the end, when `final`); `state_for(last key values)` is the checkpoint's state. `extra`
-    columns get one value for every row. `begin` statements run first (a transaction and its
-    snapshot). Closes `con`."""
-    key = stream.primary_key
-    since = 0
-    last: list | None = None
-    try:
-        cursor = con.cursor()
-        for statement in begin or []:
-            cursor.execute(statement)
-        for batch in bulk.stream_batches(con, sql, what):
-            if extra:
-                for name, value in extra.items():
-                    batch = batch.append_column(name, constant(value, batch.num_rows))
-            yield Batch(stream.name, batch)
-            since += batch.num_rows
-            if key:
-                last = [bulk.jsonable(batch.column(k)[batch.num_rows - 1].as_py()) for k in key]
-            if since >= config.checkpoint_rows:
-                yield Checkpoint(stream.name, state_for(last))
-                since = 0
-        if begin:
-            cursor.execute("commit")
-    except ThreadlineError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the driver's own classes
-        raise bulk.read_error(exc, what) from None
-    finally:
-        try:
-            con.close()
-        except Exception:  # noqa: BLE001
-            pass
-    if final and (since or last is None):
-        yield Checkpoint(stream.name, state_for(last))
