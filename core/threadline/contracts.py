@@ -120,6 +120,23 @@ class WriteDisposition(str, enum.Enum):
     UPSERT = "upsert"  # insert or update by primary key
 
 
+OPERATION_COLUMN = "_threadline_op"
+"""The column of a *change stream* (change data capture): what happened to each row's record,
+one of `Operation`'s values. A stream whose schema has it may carry deletions: a "delete" row
+holds the record's primary key (its other columns may be null). A destination that declares
+`applies_deletes` removes that record when it upserts; one that appends keeps the row as it
+is (a change log). The engine refuses to upsert a change stream into a destination that
+cannot apply deletes, since the deleted records would stay as if they were live."""
+
+
+class Operation(str, enum.Enum):
+    """What a change stream's row says happened to its record (`OPERATION_COLUMN`)."""
+
+    INSERT = "insert"  # also a snapshot's rows, read before the changes that follow them
+    UPDATE = "update"
+    DELETE = "delete"
+
+
 @dataclass(frozen=True)
 class Stream:
     """One kind of record a source offers: what discovery returns for each stream.
@@ -152,6 +169,11 @@ class Stream:
             raise ValueError(f"stream {self.name!r}: cursor {self.cursor_field!r} not in its schema")
         if self.cursor_field and SyncMode.INCREMENTAL not in self.sync_modes:
             object.__setattr__(self, "sync_modes", (*self.sync_modes, SyncMode.INCREMENTAL))
+
+    @property
+    def carries_deletes(self) -> bool:
+        """Whether this is a change stream (its schema has `OPERATION_COLUMN`)."""
+        return OPERATION_COLUMN in self.schema.names
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly description, for `threadline discover` and stability checks."""
@@ -207,11 +229,18 @@ class Batch:
 class Checkpoint:
     """A point the source can resume from. `state` must be JSON-serialisable.
 
-    The engine saves it only after the destination has committed every batch before it.
+    The engine saves it only after the destination has committed every batch before it, so
+    when the source's generator is resumed after yielding it, that state is durable (a source
+    may then acknowledge the position to its server, as the postgres source does with an LSN).
+
+    `metrics` are figures about the source at this point that a person watching runs wants
+    (for example a replication slot's lag in bytes): the engine keeps the last ones in the
+    run's history (`threadline runs`); they are never state and never record values.
     """
 
     stream: str
     state: dict[str, Any]
+    metrics: dict[str, int | float | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -346,6 +375,8 @@ class Destination(ABC, Generic[ConfigT]):
     name: ClassVar[str]
     spec: ClassVar[type[BaseModel]]
     dispositions: ClassVar[tuple[WriteDisposition, ...]] = tuple(WriteDisposition)  # what it can do
+    # True when an upsert removes the record of a row whose OPERATION_COLUMN is "delete"
+    applies_deletes: ClassVar[bool] = False
 
     @abstractmethod
     def check(self, config: ConfigT) -> None:

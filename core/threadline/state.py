@@ -39,7 +39,7 @@ create table if not exists runs (
 create table if not exists run_streams (
   run_id text not null, source text not null, stream text not null,
   sync_mode text, rows_read integer, rows_written integer, rows_rejected integer,
-  seconds real, outcome text, error text,
+  seconds real, outcome text, error text, metrics text,
   primary key (run_id, source, stream)
 );
 create table if not exists run_steps (
@@ -48,6 +48,8 @@ create table if not exists run_steps (
   primary key (run_id, position)
 );
 """
+# columns added since a state file could have been created, with their type
+_ADDED_COLUMNS = {"run_streams": {"metrics": "text"}}
 
 
 def utcnow() -> str:
@@ -67,6 +69,7 @@ class StreamRun:
     seconds: float = 0.0
     outcome: str = "running"
     error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # the source's last Checkpoint.metrics
 
     @property
     def rate(self) -> float:
@@ -104,6 +107,11 @@ class StateStore:
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=full")  # state must survive a power cut, not just a kill
         self._db.executescript(_SCHEMA)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"pragma table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self._db.execute(f"alter table {table} add column {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -155,9 +163,10 @@ class StateStore:
     def save_stream_run(self, run_id: str, s: StreamRun) -> None:
         with self._lock:
             self._db.execute(
-                "insert or replace into run_streams values (?,?,?,?,?,?,?,?,?,?)",
+                "insert or replace into run_streams (run_id, source, stream, sync_mode, rows_read, rows_written, "
+                "rows_rejected, seconds, outcome, error, metrics) values (?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, s.source, s.stream, s.sync_mode, s.rows_read, s.rows_written, s.rows_rejected,
-                 round(s.seconds, 3), s.outcome, s.error),
+                 round(s.seconds, 3), s.outcome, s.error, json.dumps(s.metrics) if s.metrics else None),
             )
 
     def finish_run(self, run: RunRecord) -> None:
@@ -183,10 +192,10 @@ class StateStore:
                 if outcome == "running" and pid and not _alive(pid):
                     outcome = "killed"  # the process died without recording an end
                 streams = [
-                    StreamRun(*r)
+                    StreamRun(*r[:-1], metrics=json.loads(r[-1]) if r[-1] else {})
                     for r in self._db.execute(
-                        "select source, stream, sync_mode, rows_read, rows_written, rows_rejected, seconds, outcome, error "
-                        "from run_streams where run_id=? order by source, stream",
+                        "select source, stream, sync_mode, rows_read, rows_written, rows_rejected, seconds, outcome, "
+                        "error, metrics from run_streams where run_id=? order by source, stream",
                         (run_id,),
                     ).fetchall()
                 ]

@@ -247,7 +247,8 @@ def state_reset(job_file: str, source: str | None, stream: str | None, yes: bool
 @click.option("--limit", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def runs_command(job_file: str, limit: int, as_json: bool) -> None:
-    """Show the job's run history: rows read, written and rejected, duration, outcome."""
+    """Show the job's run history: rows read, written and rejected, duration, outcome, and the figures
+    sources report (a replication slot's lag)."""
     from threadline.job import load_job
     from threadline.state import StateStore
 
@@ -257,13 +258,18 @@ def runs_command(job_file: str, limit: int, as_json: bool) -> None:
         console.print_json(json.dumps([r.to_dict() for r in runs], default=str))
         return
     table = Table(title=f"runs of {job.name}")
-    for col in ("run", "started", "outcome", "streams", "read", "written", "rejected", "seconds", "after the streams"):
+    for col in ("run", "started", "outcome", "streams", "read", "written", "rejected", "seconds", "source figures",
+                "after the streams"):
         table.add_column(col)
     for r in runs:
+        figures = "\n".join(f"{s.source}.{s.stream}: " + ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
+                                                                    for k, v in s.metrics.items())
+                            for s in r.streams if s.metrics)
         steps = ", ".join(f"{s.destination} {s.step} {s.outcome}" for s in r.steps) or "-"
         table.add_row(r.run_id, r.started_at, r.outcome, str(len(r.streams)),
                       f"{sum(s.rows_read for s in r.streams):,}", f"{sum(s.rows_written for s in r.streams):,}",
-                      f"{sum(s.rows_rejected for s in r.streams):,}", f"{sum(s.seconds for s in r.streams):.1f}", steps)
+                      f"{sum(s.rows_rejected for s in r.streams):,}", f"{sum(s.seconds for s in r.streams):.1f}", figures,
+                      steps)
     console.print(table)
 
 

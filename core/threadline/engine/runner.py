@@ -197,7 +197,8 @@ def _disposition(
     refresh and append an incremental sync."""
     path = ("sources", source, "streams", stream.name, "write")
     if choice.write is None:
-        if stream.primary_key and WriteDisposition.UPSERT in destination.dispositions:
+        deletes_ok = destination.applies_deletes or not stream.carries_deletes
+        if stream.primary_key and WriteDisposition.UPSERT in destination.dispositions and deletes_ok:
             return WriteDisposition.UPSERT
         return WriteDisposition.REPLACE if mode is SyncMode.FULL_REFRESH else WriteDisposition.APPEND
     if choice.write is WriteDisposition.UPSERT and not stream.primary_key:
@@ -206,6 +207,10 @@ def _disposition(
     if choice.write not in destination.dispositions:
         raise job.error(path, f"destination {destination.name!r} cannot {choice.write.value}",
                         hint=f"it can: {', '.join(d.value for d in destination.dispositions)}")
+    if choice.write is WriteDisposition.UPSERT and stream.carries_deletes and not destination.applies_deletes:
+        raise job.error(path, f"stream {stream.name!r} carries deletes, which destination {destination.name!r} "
+                        "cannot apply: deleted records would stay as if they were live",
+                        hint="use `write: append` to keep every change as a row, or a destination that applies deletes")
     return choice.write
 
 
@@ -366,6 +371,7 @@ class _RunContext:
                 _expect_stream(message.stream, plan)
                 writer.commit()  # durable first ...
                 last_state = {**message.state}
+                s.metrics.update(message.metrics)
                 if incremental:
                     # unsorted streams keep the cursor they started from until they finish
                     cursor.save_into(last_state) if stream.cursor_sorted else cursor.keep_start_in(last_state)

@@ -21,8 +21,9 @@ adds rows (and a second run adds again); replace leaves exactly the last run's r
 replaces rows that share a primary key, across runs and within a batch (the last row wins);
 rows committed before a failure survive `abort`, rows after the last commit do not; a column
 that appears in a later batch is added (earlier rows read as null); `finish` reports the rows
-written; and through the real engine, a sync that crashes mid-stream keeps exactly the
-checkpointed rows and, run again, ends with every row once. Columns whose names start with
+written; a destination that declares `applies_deletes` removes, when it upserts a change
+stream, the records whose last change is a delete; and through the real engine, a sync that
+crashes mid-stream keeps exactly the checkpointed rows and, run again, ends with every row once. Columns whose names start with
 `_threadline_` (lineage) are ignored when comparing. Dispositions the destination does not
 declare in `dispositions` are skipped.
 """
@@ -38,6 +39,7 @@ import pytest
 from pydantic import BaseModel
 
 from threadline.contracts import (
+    OPERATION_COLUMN,
     Batch,
     Catalog,
     Checkpoint,
@@ -134,9 +136,10 @@ class DestinationContract:
 
     def _write(
         self, config: BaseModel, disposition: WriteDisposition, batches: list[pa.RecordBatch], run_id: str = "run-1",
+        stream: Stream = PEOPLE,
     ) -> WriteReport:
         """One stream of one run: each batch written and committed, then finished."""
-        writer = self.destination().open_stream(config, StreamTarget("contract", PEOPLE, disposition, TABLE, run_id))
+        writer = self.destination().open_stream(config, StreamTarget("contract", stream, disposition, TABLE, run_id))
         for batch in batches:
             writer.write(batch)
             writer.commit()
@@ -219,6 +222,24 @@ class DestinationContract:
         self._write(contract_config, WriteDisposition.UPSERT, [batch])
         rows = self._rows(contract_config)
         assert rows[7]["email"] == "last@example.com" and sorted(rows) == [7, 8]
+
+    def test_upsert_applies_the_deletes_of_a_change_stream(self, contract_config: BaseModel) -> None:
+        if not self.destination.applies_deletes:
+            pytest.skip(f"{self.destination.name} does not declare applies_deletes")
+        self._supports(WriteDisposition.UPSERT)
+        changes = Stream("people", PEOPLE.schema.append(pa.field(OPERATION_COLUMN, pa.string())), primary_key=("id",))
+
+        def change(ids: list[int], ops: list[str], tag: str) -> pa.RecordBatch:
+            return people(ids, tag, extra={OPERATION_COLUMN: ops})
+
+        self._write(contract_config, WriteDisposition.UPSERT, [change([1, 2, 3, 4], ["insert"] * 4, "v1")], stream=changes)
+        self._write(contract_config, WriteDisposition.UPSERT, [
+            change([2, 3], ["update", "delete"], "v2"),
+            change([1, 4, 4, 5, 5], ["delete", "delete", "insert", "insert", "delete"], "v3"),  # within a batch too
+        ], "run-2", stream=changes)
+        rows = self._rows(contract_config)
+        assert sorted(rows) == [2, 4], f"keys 1, 3 and 5 end deleted, 4 deleted then inserted again: {sorted(rows)}"
+        assert rows[2]["email"] == "v2.2@example.com" and rows[4]["email"] == "v3.4@example.com"
 
     def test_rows_committed_before_a_failure_survive_and_later_rows_do_not(self, contract_config: BaseModel) -> None:
         dispositions = [d for d in (WriteDisposition.UPSERT, WriteDisposition.APPEND) if d in self.destination.dispositions]

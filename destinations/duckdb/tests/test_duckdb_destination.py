@@ -126,3 +126,14 @@ def test_an_upsert_checkpoint_of_more_than_a_million_rows_lands_every_row(dest):
         w.write(pa.RecordBatch.from_arrays([ids, pa.compute.cast(ids, pa.string())], names=["id", "email"]))
     w.finish()
     assert rows("select count(*), count(distinct id), max(id) from people") == [(n, n, n - 1)]
+
+
+def test_a_column_whose_type_the_stream_changed_is_converted(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.write(pa.RecordBatch.from_pydict({"id": pa.array([1], pa.int32()), "email": ["a"]}))
+    w.finish()
+    w = open_stream(WriteDisposition.UPSERT, "r2")  # the source's id column became bigint
+    w.write(pa.RecordBatch.from_pydict({"id": pa.array([9_000_000_000], pa.int64()), "email": ["b"]}))
+    w.finish()
+    assert rows() == [(1, "a"), (9_000_000_000, "b")]

@@ -7,12 +7,14 @@ disk before the engine saves the state. Dispositions:
 - append:  rows are added;
 - upsert:  batches wait as Arrow until a commit (or 250k rows) and are then merged with one
            delete-join and one insert in one transaction: one join per checkpoint rather than
-           one per batch. The last row written for a key wins;
+           one per batch. The last row written for a key wins; in a change stream, when that
+           row's `_threadline_op` is "delete", the key's row is removed;
 - replace: rows go to a staging table that takes the table's place when the stream ends,
            so readers never see a half-loaded table.
 
-New columns are added to the table as they appear. Two lineage columns record the run and
-the time each row landed.
+New columns are added to the table as they appear; a column whose type the stream changed
+(the source's column was altered) is converted to the new type. Two lineage columns record
+the run and the time each row landed.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import numpy as np
 import pyarrow as pa
 
 from threadline.contracts import (
+    OPERATION_COLUMN,
     ConfigError,
     Destination,
+    FatalError,
     JobPath,
+    Operation,
     Spec,
     StreamTarget,
     StreamWriter,
@@ -102,6 +107,7 @@ class DuckDBDestination(Destination[DuckDBConfig]):
 
     name = "duckdb"
     spec = DuckDBConfig
+    applies_deletes = True
 
     def check(self, config: DuckDBConfig) -> None:
         connect(config.path, config.memory_limit).cursor().execute("select 1").fetchall()
@@ -138,6 +144,7 @@ class DuckDBWriter(StreamWriter):
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self._columns: dict[str, str] | None = None
+        self._schema: pa.Schema | None = None  # the batch schema the table was last fitted to
         with _ddl_lock:
             self.cur.execute(f"create schema if not exists {quote(schema_name)}")
             if self.replace:
@@ -220,11 +227,14 @@ class DuckDBWriter(StreamWriter):
                 f"select count(*), count(distinct ({keys})) from __threadline_pending").fetchall()[0]
             # the window costs as much as the insert: only pay it when a key really came twice
             newest = f"qualify row_number() over (partition by {keys} order by {_ROW} desc) = 1" if total != distinct else ""
+            rows = f"(select * from __threadline_pending {newest})"
+            if OPERATION_COLUMN in staged.schema.names:  # a key whose last change is a delete is not inserted again
+                rows = f"(select * from {rows} where {quote(OPERATION_COLUMN)} is distinct from '{Operation.DELETE.value}')"
             self.cur.execute("begin transaction")
             try:
                 self.cur.execute(f"delete from {self.into} t using (select distinct {keys} from __threadline_pending) s where {match}")
                 self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
-                                 f"select {names}, {self.run_literal}, now() from __threadline_pending {newest}")
+                                 f"select {names}, {self.run_literal}, now() from {rows}")
                 self.cur.execute("commit")
             except BaseException:
                 self.cur.execute("rollback")
@@ -242,8 +252,9 @@ class DuckDBWriter(StreamWriter):
         ).fetchall()[0][0])
 
     def _ensure_table(self, schema: pa.Schema) -> None:
-        """Create the table on first write; add columns that appear later."""
-        if self._columns is not None and all(n in self._columns for n in schema.names):
+        """Create the table on first write; add columns that appear later; change the type of a
+        column whose type the stream changed (the source's column was altered)."""
+        if self._columns is not None and schema.equals(self._schema):
             return
         # DDL runs between transactions: concurrent streams' DDL would conflict in DuckDB's catalog
         self._commit()
@@ -257,11 +268,26 @@ class DuckDBWriter(StreamWriter):
                     )
                 existing = dict(self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall())
                 kinds = dict(self.cur.execute("select column_name, column_type from (describe select * from __threadline_empty)").fetchall())
-                for name in schema.names:
+                for f in schema:
+                    name = f.name
                     if name not in existing:
                         self.cur.execute(f"alter table {self.into} add column {quote(name)} {kinds[name]}")
+                        existing[name] = kinds[name]
+                    elif existing[name] != kinds[name] and not pa.types.is_null(f.type):
+                        self._retype(name, existing[name], kinds[name])
                         existing[name] = kinds[name]
             finally:
                 self.cur.unregister("__threadline_empty")
         self._columns = existing
+        self._schema = schema
         self._begin()
+
+    def _retype(self, name: str, old: str, new: str) -> None:
+        try:
+            self.cur.execute(f"alter table {self.into} alter column {quote(name)} set data type {new}")
+        except duckdb.Error as exc:
+            raise FatalError(
+                f"column {name!r} of {self.table} is {old}; the stream now sends {new}, and the rows it holds cannot "
+                f"be converted: {str(exc).splitlines()[0]}",
+                hint=f"change the column yourself (ALTER TABLE {self.table} ALTER {quote(name)} SET DATA TYPE …), or "
+                     "drop the table to have it created again") from None

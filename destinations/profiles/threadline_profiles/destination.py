@@ -124,6 +124,7 @@ class ProfilesDestination(Destination[ProfilesConfig]):
 
     name = "profiles"
     spec = ProfilesConfig
+    applies_deletes = True  # a deleted record leaves its raw table; the next build drops it from its profile
 
     def check(self, config: ProfilesConfig) -> None:
         store = shared_store(config)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from threadline.contracts import OPERATION_COLUMN, Operation
+
 from threadline_profiles.engines.base import lit, quote, sql_type
 from threadline_profiles.store import STREAMS_TABLE, ProfileStore
 
@@ -97,10 +99,15 @@ def merge_stage(stage: str, into: str, schema: pa.Schema, source: str, stream: s
                 has_duplicates: bool = True) -> list[str]:
     """Upsert the staged rows into `into` by key (the last staged row of a key wins), then
     empty the stage. Run inside one transaction. Without duplicate keys in the stage the
-    ranking is skipped (it is the costly part)."""
+    ranking is skipped (it is the costly part). In a change stream (a schema with the
+    `_threadline_op` column), a key whose last staged row is a delete is removed: the record
+    is gone, and the next build resolves without it."""
     cols = ", ".join(quote(f.name) for f in schema)
     staged = (f"(SELECT *, ROW_NUMBER() OVER (PARTITION BY _tl_key ORDER BY _tl_seq DESC) AS _tl_rn FROM {stage}) "
               "AS staged WHERE _tl_rn = 1") if has_duplicates else f"{stage}"
+    if OPERATION_COLUMN in schema.names:
+        live = f"{quote(OPERATION_COLUMN)} IS DISTINCT FROM {lit(Operation.DELETE.value)}"
+        staged = f"{staged} AND {live}" if has_duplicates else f"{stage} WHERE {live}"
     return [
         f"DELETE FROM {into} WHERE _tl_key IN (SELECT _tl_key FROM {stage})",
         f"INSERT INTO {into} ({cols}, _tl_key, _tl_source, _tl_stream, _tl_run_id, _tl_landed_at) "
