@@ -277,7 +277,7 @@ class Sandbox:
                 return fault
         return None
 
-    def _answer(self, req: SandboxRequest) -> Reply:
+    def _reply_for(self, req: SandboxRequest) -> Reply:
         """The route's answer, or the one it gave this same request before (`cache_pages`)."""
         if not self.cache_pages:
             return self._dispatch(req)
@@ -395,7 +395,7 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
         def _faulted(self, req: SandboxRequest, fault: Fault | None) -> Reply | None:
             """The reply for this request, with `fault` applied; None means drop the connection."""
             if fault is None:
-                return sandbox._answer(req)
+                return sandbox._reply_for(req)
             kind = fault.kind
             if kind in (FaultKind.SLOW, FaultKind.TIMEOUT):
                 time.sleep(fault.delay)
