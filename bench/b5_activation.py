@@ -25,7 +25,7 @@ GB with a UK postcode, birth dates 1940–2005, every field present. One JSON li
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import multiprocessing as mp
 import resource
 import statistics
@@ -185,8 +185,30 @@ def push_child(n: int, runs: int, batch: int) -> None:
 # push computes before it sends anything (Ledger.diff in threadline_profiles.activation.push).
 
 
-def bench_diff(n: int, runs: int) -> None:
+def side_connection_diff(ledger_rows: pa.Table, current: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The diff as pushes computed it before issue 18: the ledger copied out of the store into
+    a fresh DuckDB connection. Kept here only as the side-by-side reference."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads TO 2")
+        con.register("cur", current)
+        con.register("led", ledger_rows)
+        changed = " OR ".join(f'c."{c}" IS DISTINCT FROM l."{c}"' for c in current.column_names if c != "member_id")
+        con.execute(f"CREATE TEMP TABLE cand AS SELECT c.* FROM cur AS c LEFT JOIN led AS l "
+                    f"ON l.member_id = c.member_id WHERE l.member_id IS NULL OR {changed}")
+        adds = con.sql("SELECT * FROM cand ORDER BY member_id").to_arrow_table()
+        removes = con.sql(f"SELECT l.* FROM led AS l LEFT JOIN cur AS c ON c.member_id = l.member_id "
+                          f"WHERE c.member_id IS NULL OR {changed} ORDER BY l.member_id").to_arrow_table()
+    finally:
+        con.close()
+    return adds, removes
+
+
+def bench_diff(n: int, runs: int, engine: str) -> None:
     import tempfile
+    import uuid
 
     from threadline_meta_audiences import MetaAudiences
     from threadline_profiles.activation.push import Ledger
@@ -202,19 +224,38 @@ def bench_diff(n: int, runs: int) -> None:
         emails[i * 150] = f"changed.{i}@example.org"
     rows = rows.set_column(rows.column_names.index("email"), "email", pa.array(emails, pa.string()))
     after = dest.prepare(config, rows)
-    with tempfile.TemporaryDirectory() as tmp, ProfileStore.open({"path": f"{tmp}/p.duckdb"}) as store:
-        ledger = Ledger(store, "bench", before.schema)
-        ledger.replace(before)
-        seconds, counts = [], (0, 0)
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            adds, removes = ledger.diff(after)
-            seconds.append(time.perf_counter() - t0)
-            counts = (adds.num_rows, removes.num_rows)
-    median = statistics.median(seconds)
-    emit(bench="B5", part="c", what="diff of an audience against its push ledger (DuckDB store, prepared Meta rows)",
-         members=n, expected_adds=new + changed, expected_removes=gone + changed, adds=counts[0], removes=counts[1],
-         runs=runs, median_seconds=round(median, 3), runs_seconds=[round(s, 3) for s in seconds], bar_seconds=5)
+    schema = f"tl_bench_b5_{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        store_config = ({"path": f"{tmp}/p.duckdb"} if engine == "duckdb"
+                        else {"engine": "postgres", "schema": schema, "report_dir": tmp})
+        store = ProfileStore.open(store_config)
+        try:
+            ledger = Ledger(store, "bench", before.schema)
+            ledger.replace(before)
+            timings: dict[str, list[float]] = {"store engine": [], "side connection": []}
+            counts = {}
+            for _ in range(runs):  # interleaved, so both see the same machine
+                t0 = time.perf_counter()
+                adds, removes = ledger.diff(after)
+                timings["store engine"].append(time.perf_counter() - t0)
+                counts["store engine"] = (adds.num_rows, removes.num_rows)
+                t0 = time.perf_counter()
+                adds, removes = side_connection_diff(ledger.engine.query(f"SELECT * FROM {ledger.table}"), after)
+                timings["side connection"].append(time.perf_counter() - t0)
+                counts["side connection"] = (adds.num_rows, removes.num_rows)
+        finally:
+            if engine == "postgres":
+                store.engine.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            store.close()
+    anchor = statistics.median(timings["side connection"])
+    for how, seconds in timings.items():
+        median = statistics.median(seconds)
+        emit(bench="B5", part="c", what=f"diff of an audience against its push ledger ({engine} store, prepared Meta rows), "
+             f"computed in the {how}", engine=engine, how=how, members=n, expected_adds=new + changed,
+             expected_removes=gone + changed, adds=counts[how][0], removes=counts[how][1], runs=runs,
+             median_seconds=round(median, 3), runs_seconds=[round(s, 3) for s in seconds],
+             ratio_to_side_connection=round(median / anchor, 2) if anchor else None, bar_seconds=5,
+             load_average=os.getloadavg()[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=10_000, help="(b): rows a request (Meta's maximum)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["a", "b", "c"])
+    parser.add_argument("--engine", choices=["duckdb", "postgres", "both"], default="both",
+                        help="(c): the store engine the ledger lives in")
     parser.add_argument("--push-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.push_child:
@@ -237,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         if subprocess.run(child).returncode:
             return 1
     if args.only in (None, "c"):
-        bench_diff(args.members, args.runs)
+        for engine in (["duckdb", "postgres"] if args.engine == "both" else [args.engine]):
+            bench_diff(args.members, args.runs, engine)
     return 0
 
 

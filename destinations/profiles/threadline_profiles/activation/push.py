@@ -32,15 +32,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+from threadline.activation.runner import PushTally, push_audience, without_rejected
 from threadline.contracts import (
-    MEMBER_SCHEMA,
     AudienceDestination,
     AudienceTarget,
     ConfigError,
-    PushMode,
-    PushReport,
     PushResult,
     ThreadlineError,
 )
@@ -63,28 +61,19 @@ PUSH_TABLES = [
 
 
 @dataclass
-class PushOutcome:
-    """What one push of one activation did (outcome: pushed, below_minimum, failed)."""
+class PushOutcome(PushTally):
+    """What one push of one activation did (outcome: pushed, below_minimum, failed): the
+    runner's counts plus the store's bookkeeping."""
 
     activation: str
     audience: str
     destination: str
     mode: str
-    outcome: str = "pushed"
-    members: int = 0
-    adds: int = 0
-    removes: int = 0
-    sent: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    match_estimate: int | None = None
     excluded_no_consent: int = 0
     excluded_suppressed: int = 0
-    skipped_refused: int = 0  # refused before with the same identifiers: not sent again
-    message: str = ""
     push_id: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
-    rejection_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    channel_note: str = ""
 
     def summary(self) -> str:
         head = f"push {self.activation} ({self.destination}, {self.mode}): "
@@ -101,8 +90,6 @@ class PushOutcome:
         if self.rejection_reasons:
             text += " (" + "; ".join(f"{n:,}× {r}" for r, n in self.rejection_reasons.items()) + ")"
         return head + text
-
-    channel_note: str = ""
 
 
 class PushLockedError(ThreadlineError):
@@ -214,54 +201,13 @@ def push_activation(store: ProfileStore, name: str, activation: Activation, run_
 
 def push_members(store: ProfileStore, name: str, activation: Activation, dest: AudienceDestination, dest_config: Any,
                  members: pa.Table, outcome: PushOutcome, run_id: str | None = None) -> PushOutcome:
-    """Diff `members` (MEMBER_SCHEMA) against the ledger and push; raises on failure (the
-    ledger keeps what the platform confirmed)."""
-    members = members.select(list(MEMBER_SCHEMA.names)).cast(MEMBER_SCHEMA)
-    outcome.members = members.num_rows
-    minimum = max(dest.min_members, _audience_min_size(store, activation.audience))
-    if members.num_rows < minimum:
-        outcome.outcome = "below_minimum"
-        outcome.message = (f"audience {activation.audience!r} has {members.num_rows:,} consenting members; "
-                           f"{dest.name} needs at least {minimum:,}, so nothing was sent (the platform keeps the last push)")
-        return outcome
-    prepared = dest.prepare(dest_config, members)
-    if prepared.column_names[:1] != ["member_id"] or prepared.num_rows != members.num_rows:
-        raise ThreadlineError(f"{dest.name}.prepare() must return one row per member with member_id first")
-    # a destination that only mirrors never needs to remove anyone by their identifiers, so
-    # its ledger keeps member ids only (no plain names and addresses of a direct-mail file)
-    keep = prepared.column_names if PushMode.DIFF in dest.modes else ["member_id"]
-    ledger = Ledger(store, name, prepared.select(keep).schema)
-    mirror = activation.mode == PushMode.MIRROR
-    adds, removes = (prepared, prepared.slice(0, 0)) if mirror else ledger.diff(prepared)
-    outcome.adds, outcome.removes = adds.num_rows, removes.num_rows
-    outcome.skipped_refused = ledger.skipped_refused
-    if not adds.num_rows and not removes.num_rows and not mirror:
-        return outcome
-    size = min(activation.batch_rows or dest.max_batch_rows, dest.max_batch_rows)
-    target = AudienceTarget(name, activation.audience, activation.mode, run_id or outcome.push_id, adds.num_rows, removes.num_rows)
-    writer = dest.open_audience(dest_config, target)
-    applied: list[tuple[str, pa.Table, PushResult]] = []
-    try:
-        for op, rows in (("remove", removes), ("add", adds)):
-            for offset in range(0, rows.num_rows, size):
-                chunk = rows.slice(offset, size)
-                result = getattr(writer, op)(chunk)
-                _count(outcome, result)
-                if dest.applies_each_batch and not mirror:
-                    ledger.apply(op, chunk, result)
-                else:
-                    applied.append((op, chunk, result))
-        report = writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
-    if mirror:
-        accepted = [_without_rejected(chunk, result).select(keep) for _, chunk, result in applied]
-        ledger.replace(pa.concat_tables(accepted) if accepted else prepared.select(keep).slice(0, 0))
-    else:
-        for op, chunk, result in applied:
-            ledger.apply(op, chunk, result)
-    _merge_report(outcome, report)
+    """Diff `members` (MEMBER_SCHEMA) against the activation's ledger and push, with the
+    generic runner (`threadline.activation.runner`); raises on failure (the ledger keeps what
+    the platform confirmed)."""
+    target = AudienceTarget(name, activation.audience, activation.mode, run_id or outcome.push_id, 0, 0)
+    push_audience(dest, dest_config, members, target, ledger_for=lambda schema: Ledger(store, name, schema),
+                  minimum=_audience_min_size(store, activation.audience), batch_rows=activation.batch_rows,
+                  tally=outcome)
     return outcome
 
 
@@ -291,38 +237,33 @@ class Ledger:
         else:
             self.columns = schema.names
 
-    def rows(self) -> pa.Table:
-        return self.engine.query(f"SELECT * FROM {self.table}")
-
     def diff(self, current: pa.Table) -> tuple[pa.Table, pa.Table]:
-        """(rows to add, ledger rows to remove): new or changed members, and members gone or changed."""
-        ledger = self.rows()
-        con = duckdb.connect()
+        """(rows to add, ledger rows to remove): new or changed members, and members gone or
+        changed. Runs in the store's own engine, so the ledger never leaves it."""
+        view = f"_tl_push_{uuid.uuid4().hex[:8]}"
+        self.engine.register_arrow(view, current)
         try:
-            con.execute("SET threads TO 2")
-            con.register("cur", current)
-            con.register("led", ledger)
-            shared = [c for c in current.column_names if c in ledger.column_names and c != "member_id"]
+            ledger_cols = {c.lower() for c in self.columns}
+            shared = [c for c in current.column_names if c.lower() in ledger_cols and c != "member_id"]
             changed = " OR ".join(f"c.{quote(c)} IS DISTINCT FROM l.{quote(c)}" for c in shared) or "FALSE"
-            if set(ledger.column_names) != set(current.column_names):
+            if ledger_cols != {c.lower() for c in current.column_names}:
                 changed = "TRUE"
-            refused = self.engine.query(f"SELECT * FROM {self.refused}")
-            # the members that are new or changed, once; then those refused before, unchanged, are held back
-            con.execute(f"CREATE TEMP TABLE cand AS SELECT c.* FROM cur AS c LEFT JOIN led AS l "
-                        f"ON l.member_id = c.member_id WHERE l.member_id IS NULL OR {changed}")
-            if refused.num_rows:
-                con.register("ref", refused)
-                same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in current.column_names)
-                again = f"EXISTS (SELECT 1 FROM ref AS r WHERE r.member_id = c.member_id AND {same})"
-                self.skipped_refused = con.sql(f"SELECT COUNT(*) FROM cand AS c WHERE {again}").fetchall()[0][0]
-                adds = con.sql(f"SELECT c.* FROM cand AS c WHERE NOT {again} ORDER BY c.member_id").to_arrow_table()
-            else:
-                adds = con.sql("SELECT * FROM cand ORDER BY member_id").to_arrow_table()
-            removes = con.sql(f"SELECT l.* FROM led AS l LEFT JOIN cur AS c ON c.member_id = l.member_id "
-                              f"WHERE c.member_id IS NULL OR {changed} ORDER BY l.member_id").to_arrow_table()
+            # new or changed members, in one pass; those refused before with these very
+            # identifiers are held back (marked, then dropped here)
+            same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in current.column_names)
+            candidates = self.engine.query(
+                f"SELECT c.*, EXISTS (SELECT 1 FROM {self.refused} AS r WHERE r.member_id = c.member_id AND {same}) "
+                f"AS _tl_refused FROM {view} AS c LEFT JOIN {self.table} AS l ON l.member_id = c.member_id "
+                f"WHERE l.member_id IS NULL OR {changed} ORDER BY c.member_id")
+            held = pc.fill_null(candidates.column("_tl_refused"), False) if candidates.num_rows else pa.array([], pa.bool_())
+            self.skipped_refused = int(pc.sum(held).as_py() or 0) if candidates.num_rows else 0
+            adds = candidates.filter(pc.invert(held)).drop_columns(["_tl_refused"]) if candidates.num_rows else current.slice(0, 0)
+            removes = self.engine.query(
+                f"SELECT l.* FROM {self.table} AS l LEFT JOIN {view} AS c ON c.member_id = l.member_id "
+                f"WHERE c.member_id IS NULL OR {changed} ORDER BY l.member_id")
         finally:
-            con.close()
-        return adds.cast(current.schema), removes
+            self.engine.unregister(view)
+        return adds.select(current.column_names).cast(current.schema), removes
 
     def apply(self, op: str, chunk: pa.Table, result: PushResult) -> None:
         """Move the ledger by one confirmed request: removed rows leave, accepted adds enter."""
@@ -333,7 +274,7 @@ class Ledger:
         try:
             with self.engine.transaction():
                 if op == "remove":
-                    kept = _without_rejected(ids, result)  # a refused removal stays pending
+                    kept = without_rejected(ids, result)  # a refused removal stays pending
                     self.engine.register_arrow(view, kept)
                     try:
                         self.engine.execute(f"DELETE FROM {self.table} WHERE member_id IN (SELECT member_id FROM {view})")
@@ -342,15 +283,13 @@ class Ledger:
                 else:
                     self.engine.execute(f"DELETE FROM {self.refused} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
                     if rejected:
-                        import pyarrow.compute as pc
-
                         refused = chunk.filter(pc.is_in(chunk.column("member_id"), value_set=pa.array(sorted(rejected))))
                         self.engine.register_arrow(view + "_ref", refused.select(self.schema.names))
                         try:
                             self.engine.execute(f"INSERT INTO {self.refused} SELECT * FROM {view}_ref")
                         finally:
                             self.engine.unregister(view + "_ref")
-                    accepted = _without_rejected(chunk, result) if rejected else chunk
+                    accepted = without_rejected(chunk, result) if rejected else chunk
                     accepted = accepted.select([c for c in self.schema.names if c in accepted.column_names])
                     self.engine.execute(f"DELETE FROM {self.table} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
                     self.engine.register_arrow(view, accepted)
@@ -444,28 +383,10 @@ def _audience_min_size(store: ProfileStore, audience: str) -> int:
     return int(getattr(spec, "min_size", 0) or 0)
 
 
-def _count(outcome: PushOutcome, result: PushResult) -> None:
-    outcome.accepted += result.accepted
-    outcome.rejected += len(result.rejected)
-    outcome.sent += result.accepted + len(result.rejected)
-    for r in result.rejected:
-        outcome.rejection_reasons[r.reason] = outcome.rejection_reasons.get(r.reason, 0) + 1
 
 
-def _merge_report(outcome: PushOutcome, report: PushReport) -> None:
-    # the platform's end-of-push figures (a job's final counts) win over the per-request sums
-    if report.sent:
-        outcome.sent, outcome.accepted, outcome.rejected = report.sent, report.accepted, report.rejected
-    outcome.match_estimate = report.match_estimate
 
 
-def _without_rejected(rows: pa.Table, result: PushResult) -> pa.Table:
-    if not result.rejected:
-        return rows
-    import pyarrow.compute as pc
-
-    rejected = pa.array(sorted({r.member_id for r in result.rejected}), pa.string())
-    return rows.filter(pc.invert(pc.is_in(rows.column("member_id"), value_set=rejected)))
 
 
 def outcome_dict(outcome: PushOutcome) -> dict[str, Any]:
