@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--anchor-rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-singer", action="store_true", help="leave out the Singer anchor (slow)")
+    parser.add_argument("--only", default="", help="run only the contenders whose name contains this (no ratios)")
     args = parser.parse_args()
 
     n, small = args.rows, args.anchor_rows
@@ -195,6 +196,8 @@ def main() -> None:
         Contender("dlt --help", 0, command(str(BIN / "dlt"), "--help")),
     ]
 
+    if args.only:
+        contenders = [c for c in contenders if args.only in c.name]
     for _ in range(args.runs):  # interleaved: every contender once per round
         for c in contenders:
             work = Path(tempfile.mkdtemp(prefix="b1-", dir=OUT))
@@ -204,6 +207,8 @@ def main() -> None:
                 shutil.rmtree(work, ignore_errors=True)
     for c in contenders:
         report(c)
+    if args.only:
+        return
 
     by = {c.name: c for c in contenders}
     ratios: dict[str, float] = {}
