@@ -200,7 +200,33 @@ class Rejected:
     reason: str
 
 
-Message = Batch | Checkpoint | Rejected
+@dataclass(frozen=True)
+class NativeFile:
+    """A whole file the destination loads itself, instead of the Arrow batches read from it.
+
+    A source yields it only for a format listed in `ReadRequest.native_formats`, and only when
+    the file needs no coercion: its own Arrow `schema` is the stream's schema. The destination
+    then applies the one rule left, rows with an empty primary key, by holding them back for
+    the engine's quarantine (`FileLoad`). Anything else is read as `Batch`es, as ever.
+    """
+
+    stream: str
+    path: Path
+    format: str  # "parquet"
+    schema: pa.Schema
+    rows: int
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    """What a destination did with a `NativeFile`: rows loaded, and rows held back (their
+    primary key is empty) for the engine to quarantine with the reason."""
+
+    rows: int
+    held_back: pa.Table | None = None
+
+
+Message = Batch | Checkpoint | Rejected | NativeFile
 
 
 @dataclass(frozen=True)
@@ -217,6 +243,7 @@ class ReadRequest:
     sync_mode: SyncMode
     state: dict[str, Any] = field(default_factory=dict)
     cursor_start: Any = None
+    native_formats: frozenset[str] = frozenset()  # file formats the destination loads itself (NativeFile)
 
 
 # --------------------------------------------------------------------------- plugins
@@ -311,6 +338,13 @@ class StreamWriter(ABC):
 
     def abort(self) -> None:  # noqa: B027 - optional hook
         """Called when the stream fails; the default leaves committed data as it is."""
+
+    native_formats: ClassVar[frozenset[str]] = frozenset()  # formats `load_file` takes
+
+    def load_file(self, file: NativeFile) -> FileLoad:
+        """Load a whole file of a format in `native_formats` (read by the destination itself,
+        e.g. DuckDB's read_parquet), as part of the current commit like `write`."""
+        raise NotImplementedError(f"{type(self).__name__} loads no file itself")
 
 
 class Destination(ABC, Generic[ConfigT]):

@@ -5,6 +5,9 @@ readers, one checkpoint per file, so a killed sync resumes at the first file not
 committed. Incremental syncs read only files that are new or whose size or modification
 time changed since they were last read.
 
+A Parquet file whose columns are the stream's own needs no coercion: when the destination can
+read Parquet itself (DuckDB), the source hands it the file (`NativeFile`) instead of batches.
+
 CSV and JSON values arrive as text and are typed by the engine against the stream's schema
 (inferred from the first file, overridden per column in the config): a value that does not
 fit its column — a bad date, a number in a text file that turns into words halfway — sends
@@ -35,6 +38,7 @@ from threadline.contracts import (
     FORMAT_KEY,
     JobPath,
     Message,
+    NativeFile,
     ReadRequest,
     Rejected,
     Source,
@@ -131,7 +135,7 @@ class FilesSource(Source[FilesConfig]):
             fingerprint = _fingerprint(path)
             if incremental and seen.get(key) == fingerprint:
                 continue
-            yield from self._read_file(path, fs, request.stream)
+            yield from self._read_file(path, fs, request)
             seen[key] = fingerprint
             yield Checkpoint(fs.name, {"files": dict(seen)})
 
@@ -185,11 +189,17 @@ class FilesSource(Source[FilesConfig]):
 
     # ---- reading
 
-    def _read_file(self, path: Path, fs: FileStream, stream: Stream) -> Iterator[Message]:
+    def _read_file(self, path: Path, fs: FileStream, request: ReadRequest) -> Iterator[Message]:
         fmt = _format(fs, path)
+        stream = request.stream
         if fmt == "parquet":
+            parquet = pq.ParquetFile(path)
+            if "parquet" in request.native_formats and _same_columns(parquet.schema_arrow, stream.schema):
+                # nothing to coerce: the destination reads the file itself (DuckDB's read_parquet)
+                yield NativeFile(fs.name, path, "parquet", parquet.schema_arrow, parquet.metadata.num_rows)
+                return
             # ~256k rows a batch by default: fewer, larger batches make the bulk steps cheaper
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=max(fs.batch_bytes // 16, 1024)):
+            for batch in parquet.iter_batches(batch_size=max(fs.batch_bytes // 16, 1024)):
                 yield Batch(fs.name, batch)
         elif fmt == "csv":
             yield from _read_csv(path, fs)
@@ -207,6 +217,10 @@ def _format(fs: FileStream, path: Path) -> Format:
             field="format", hint="set `format: csv`, `jsonl` or `parquet` on the stream",
         )
     return fmt
+
+
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    return [(f.name, f.type) for f in a] == [(f.name, f.type) for f in b]
 
 
 def _fingerprint(path: Path) -> str:

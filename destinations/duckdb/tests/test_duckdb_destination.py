@@ -48,6 +48,41 @@ def test_upsert_replaces_rows_with_the_same_key_and_the_last_row_in_a_batch_wins
     assert rows() == [(1, "a"), (2, "B"), (3, "C")]
 
 
+def test_an_upsert_into_a_table_that_has_rows_replaces_them_by_key(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT, "r1")
+    w.write(batch(id=[1, 2, 3], email=["a", "b", "c"]))
+    w.finish()
+    w = open_stream(WriteDisposition.UPSERT, "r2")  # not a first load: keys are joined against the table
+    w.write(batch(id=[3, 4], email=["C", "d"]))
+    w.commit()
+    w.write(batch(id=[4, 1], email=["D", "A"]))
+    w.finish()
+    assert rows() == [(1, "A"), (2, "b"), (3, "C"), (4, "D")]
+
+
+def test_a_first_load_keeps_the_last_row_of_keys_repeated_across_inserts(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.insert_rows = 4  # several INSERTs per commit
+    n = 10
+    w.write(batch(id=list(range(n)), email=[f"old{i}" for i in range(n)]))
+    w.write(batch(id=[7, 2, 7], email=["x", "new2", "new7"]))
+    w.finish()
+    expected = [(i, f"old{i}") for i in range(n)]
+    expected[2], expected[7] = (2, "new2"), (7, "new7")
+    assert rows() == expected
+
+
+def test_upsert_by_a_composite_key(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT, key=("id", "email"))
+    w.write(batch(id=[1, 1, 2], email=["a", "b", "a"]))
+    w.write(batch(id=[1], email=["a"]))
+    w.finish()
+    assert rows("select id, email, count(*) from people group by all order by all") == [(1, "a", 1), (1, "b", 1), (2, "a", 1)]
+
+
 def test_append_adds_rows(dest):
     open_stream, rows = dest
     for run in ("r1", "r2"):
