@@ -12,7 +12,9 @@ min–max of the --runs rounds and the 1-minute load average at each run.
 Contenders (bench/b1_peers.py holds the peers' commands):
 - threadline: `threadline sync` of a job landing the file into the duckdb destination with the
   default disposition (upsert by customer_id), CSV columns typed in the job as a user would;
-- ctas: DuckDB alone, `CREATE TABLE AS SELECT * FROM read_csv/read_parquet` — the limit;
+- ctas: DuckDB alone, `CREATE TABLE AS SELECT * FROM read_csv/read_parquet` — the limit, with
+  the job's column types so both write the same table (DuckDB's own CSV types also printed);
+- threadline with `write: append`, so the cost of upsert (the default) over append is printed;
 - dlt: dlt's Arrow path (a resource yielding pyarrow batches) into DuckDB, append;
 - singer: tap-jsonl (singer-sdk) | target-duckdb on --anchor-rows rows of JSON lines, in its own
   venv (bench/out/anchor-venv: Singer targets pin their own dependencies); threadline runs the same
@@ -49,6 +51,10 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 ANCHOR_VENV = OUT / "anchor-venv"
 ANCHOR_PACKAGES = ["tap-jsonl==0.3.1", "target-duckdb==0.8.0"]
+# The limit writes the same table threadline does: read_csv would make phone and postal_code
+# integers (cheaper to store), which the job declares as text; "ctas csv, duckdb's own column
+# types" is printed beside it for reference.
+CTAS_TYPES = {"csv": ("phone=VARCHAR,postal_code=VARCHAR",), "parquet": ()}
 CSV_COLUMNS = {"signup_date": {"type": "date"}, "lifetime_value": {"type": "float64"}, "orders": {"type": "int64"},
                "phone": {"type": "string"}, "postal_code": {"type": "string"}}
 
@@ -93,11 +99,12 @@ def _count(db: Path, table: str) -> int:
         con.close()
 
 
-def threadline_sync(path: Path, fmt: str, rows: int) -> Callable[[Path], Run]:
+def threadline_sync(path: Path, fmt: str, rows: int, write: str | None = None) -> Callable[[Path], Run]:
     def once(work: Path) -> Run:
-        job = {"name": "b1", "sources": {"files": {"connector": "files", "config": {"streams": [
+        choice = {"streams": {"customers": {"write": write}}} if write else {}
+        job = {"name": "b1", "sources": {"files": {"connector": "files", **choice, "config": {"streams": [
                    {"name": "customers", "path": str(path), "format": fmt, "primary_key": ["customer_id"],
-                    "columns": CSV_COLUMNS if fmt == "csv" else {}}]}}},
+                    "columns": CSV_COLUMNS if fmt in ("csv", "jsonl") else {}}]}}},
                "destinations": {"db": {"connector": "duckdb", "config": {"path": "store.duckdb"}}}}
         (work / "job.yaml").write_text(json.dumps(job))
         load = load_avg()
@@ -112,11 +119,11 @@ def threadline_sync(path: Path, fmt: str, rows: int) -> Callable[[Path], Run]:
     return once
 
 
-def peer(tool: str, path: Path, fmt: str, rows: int) -> Callable[[Path], Run]:
+def peer(tool: str, path: Path, fmt: str, rows: int, *extra: str) -> Callable[[Path], Run]:
     def once(work: Path) -> Run:
         db = work / "peer.duckdb"
         load = load_avg()
-        m = _checked(measure([sys.executable, str(HERE / "b1_peers.py"), tool, fmt, str(path), str(db)], cwd=work),
+        m = _checked(measure([sys.executable, str(HERE / "b1_peers.py"), tool, fmt, str(path), str(db), *extra], cwd=work),
                      f"{tool} {fmt}")
         landed = _count(db, "main.customers")
         if landed != rows:
@@ -180,8 +187,10 @@ def main() -> None:
     for fmt in ("csv", "parquet"):
         path = dataset(n, fmt)
         contenders += [Contender(f"threadline {fmt} → duckdb", n, threadline_sync(path, fmt, n)),
-                       Contender(f"ctas {fmt} (duckdb alone, the limit)", n, peer("ctas", path, fmt, n)),
+                       Contender(f"ctas {fmt} (duckdb alone, the limit)", n, peer("ctas", path, fmt, n, *CTAS_TYPES[fmt])),
                        Contender(f"dlt arrow {fmt} → duckdb", n, peer("dlt", path, fmt, n))]
+    contenders += [Contender("threadline csv → duckdb, write: append", n, threadline_sync(dataset(n, "csv"), "csv", n, "append")),
+                   Contender("ctas csv, duckdb's own column types", n, peer("ctas", dataset(n, "csv"), "csv", n))]
     jsonl = dataset(small, "jsonl")
     contenders.append(Contender("threadline jsonl → duckdb (the anchor's rows)", small, threadline_sync(jsonl, "jsonl", small)))
     if not args.skip_singer:
@@ -224,12 +233,17 @@ def main() -> None:
         ratios["csv_1m_vs_singer"] = round(n / by["threadline csv → duckdb"].median_cpu() / anchor_rate, 1)
         ratios["same_jsonl_rows_vs_singer"] = round(
             small / by["threadline jsonl → duckdb (the anchor's rows)"].median_cpu() / anchor_rate, 1)
+    ratios["csv_vs_ctas_duckdb_types_command"] = round(
+        by["ctas csv, duckdb's own column types"].median_cpu() / by["threadline csv → duckdb"].median_cpu(), 2)
+    ratios["upsert_cost_over_append"] = round(
+        by["threadline csv → duckdb"].median_cpu() / by["threadline csv → duckdb, write: append"].median_cpu(), 2)
     ratios["help_vs_dlt_help"] = round(by["dlt --help"].median_cpu() / by["threadline --help"].median_cpu(), 2)
     ratios["sync_10_rows_vs_dlt"] = round(by["dlt 10-row csv pipeline"].median_cpu()
                                           / by["threadline 10-row csv sync"].median_cpu(), 2)
     emit(bench="B1", what="ratios (speed: the other's CPU-s over threadline's; > 1 = threadline faster)",
          **ratios, help_cpu_s=round(by["threadline --help"].median_cpu(), 2),
-         bars={"vs_ctas": 0.8, "vs_singer": 30, "help_cpu_s": 0.5, "sync_10_rows_vs_dlt": 1.0})
+         bars={"vs_ctas": 0.8, "vs_singer": 30, "help_cpu_s": 0.5, "sync_10_rows_vs_dlt": 1.0,
+               "upsert_cost_over_append": 1.1})
 
 
 if __name__ == "__main__":

@@ -187,3 +187,35 @@ def test_parquet_loaded_by_duckdb_itself_quarantines_empty_keys_and_upserts_acro
     assert (s.rows_read, s.rows_written, s.rows_rejected) == (5, 4, 1)
     q = json.loads(open(f"{report.quarantine}/src__s.jsonl").readline())
     assert q["reason"] == "id: primary key is empty" and q["record"]["v"] == "lost"
+
+
+def test_json_lines_with_a_date_column_are_parsed_in_bulk_and_only_a_bad_line_goes_to_python(tmp_path, sync, monkeypatch):
+    import threadline_files.source as files_source
+
+    slow_lines = []
+    real = files_source._read_json_line_slowly
+    monkeypatch.setattr(files_source, "_read_json_line_slowly", lambda raw, number, *a: slow_lines.append(number) or real(raw, number, *a))
+    lines = [json.dumps({"id": i, "day": f"2024-01-{i % 28 + 1:02d}", "n": i}) for i in range(5_000)]
+    lines[3_000] = '{"id": 3000, "day": "2024-01-01", "n": "three thousand"}'  # the type changes here
+    lines[4_000] = '{"id": 4000, "day": '  # broken
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    report, rows = sync({"path": "a.jsonl", "primary_key": ["id"], "batch_bytes": 65536,
+                         "columns": {"day": {"type": "date"}, "n": {"type": "int64"}}}, max_rejected_share=0.5)
+    assert slow_lines == [3_001, 4_001]  # line numbers of the two lines Arrow could not parse
+    assert len(rows) == 4_998 and str(rows[0]["day"]) == "2024-01-01"
+    s = report.streams[0]
+    assert (s.rows_read, s.rows_written, s.rows_rejected) == (5_000, 4_998, 2)
+    reasons = sorted(json.loads(x)["reason"] for x in open(f"{report.quarantine}/src__s.jsonl"))
+    assert reasons == ["malformed JSON line", "n: not a valid integer"]
+
+
+def test_json_lines_keep_timestamps_and_numbers_in_a_text_column_without_going_line_by_line(tmp_path, sync, monkeypatch):
+    import threadline_files.source as files_source
+
+    monkeypatch.setattr(files_source, "_read_json_line_slowly", lambda *a: pytest.fail("a line went to Python"))
+    lines = [json.dumps({"id": i, "at": f"2024-01-02T10:00:{i % 60:02d}Z", "code": i}) for i in range(3_000)]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    report, rows = sync({"path": "a.jsonl", "primary_key": ["id"], "batch_bytes": 65536,
+                         "columns": {"at": {"type": "timestamp"}, "code": {"type": "string"}}})
+    assert report.ok, report.error
+    assert rows[5]["code"] == "5" and rows[5]["at"].second == 5
