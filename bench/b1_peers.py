@@ -1,6 +1,6 @@
 """The commands bench/b1_ingest.py measures threadline against, each run as a whole process:
 
-    python bench/b1_peers.py ctas FORMAT FILE DB     # DuckDB alone: CREATE TABLE AS SELECT * FROM read_csv/read_parquet
+    python bench/b1_peers.py ctas FORMAT FILE DB [COL=TYPE,...]  # DuckDB alone: CREATE TABLE AS SELECT * FROM read_csv/read_parquet
     python bench/b1_peers.py dlt FORMAT FILE DB      # dlt's Arrow path: pyarrow batches → dlt → DuckDB
 
 Each prints one JSON line, {"inner_s": ...}: the seconds of the load itself (after imports),
@@ -16,13 +16,16 @@ import time
 from pathlib import Path
 
 
-def ctas(fmt: str, path: str, db: str) -> float:
+def ctas(fmt: str, path: str, db: str, types: str = "") -> float:
     import duckdb
 
     t0 = time.perf_counter()
     con = duckdb.connect(db)
-    reader = "read_parquet" if fmt == "parquet" else "read_csv"
-    con.execute(f"create table customers as select * from {reader}(?)", [path])
+    if fmt == "parquet":
+        con.execute("create table customers as select * from read_parquet(?)", [path])
+    else:  # types: "col=TYPE,..." for columns the job declares (DuckDB would infer others alike)
+        declared = dict(pair.split("=") for pair in types.split(",") if pair)
+        con.execute("create table customers as select * from read_csv(?, types = ?)", [path, declared])
     con.close()  # the checkpoint is part of the work, as it is for threadline's command
     return time.perf_counter() - t0
 
@@ -51,6 +54,6 @@ def dlt_arrow(fmt: str, path: str, db: str) -> float:
 
 
 if __name__ == "__main__":
-    tool, fmt, path, db = sys.argv[1:5]
-    seconds = {"ctas": ctas, "dlt": dlt_arrow}[tool](fmt, path, db)
+    tool, fmt, path, db, *extra = sys.argv[1:]
+    seconds = {"ctas": ctas, "dlt": dlt_arrow}[tool](fmt, path, db, *extra)
     print(json.dumps({"inner_s": seconds}))
