@@ -172,3 +172,14 @@ def test_a_column_whose_type_the_stream_changed_is_converted(dest):
     w.write(pa.RecordBatch.from_pydict({"id": pa.array([9_000_000_000], pa.int64()), "email": ["b"]}))
     w.finish()
     assert rows() == [(1, "a"), (9_000_000_000, "b")]
+
+
+def test_an_upsert_that_commits_early_to_bound_memory_still_keeps_the_last_row_per_key(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.insert_rows, w.commit_rows = 2, 4  # several early commits inside one checkpoint
+    w.write(batch(id=[1, 2, 3, 4, 5], email=["a", "b", "c", "d", "e"]))
+    w.write(batch(id=[5, 1, 6], email=["E", "A", "f"]))
+    w.write(batch(id=[1], email=["AA"]))
+    w.finish()
+    assert rows() == [(1, "AA"), (2, "b"), (3, "c"), (4, "d"), (5, "E"), (6, "f")]
