@@ -24,15 +24,16 @@ def load(path: str) -> Any:
 
 
 def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` serving each of `names` (name → the module that defines it) on
-    first access::
+    """A module `__getattr__` serving each of `names` (name → the module that defines it, or
+    the submodule itself when it is ``f"{package}.{name}"``) on first access::
 
         __getattr__ = lazy_exports(__name__, {"FilesSource": "threadline_files.source"})
     """
 
     def __getattr__(name: str) -> Any:
         if name in names:
-            return getattr(importlib.import_module(names[name]), name)
+            module = importlib.import_module(names[name])
+            return module if names[name] == f"{package}.{name}" else getattr(module, name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__

@@ -17,23 +17,18 @@ HEAVY = ("pyarrow", "pydantic", "numpy", "duckdb", "psycopg", "sqlglot", "reques
          "threadline.contracts", "threadline.engine", "threadline.http", "threadline.sandbox", "threadline.activation")
 
 # Runs the CLI as the `threadline` script does, then prints every module the process imported.
-# `skip` names entry points left out (see the xfail below).
 RUN_CLI = textwrap.dedent("""
     import atexit, json, sys
-    import threadline.plugins as plugins
 
-    skip = set(json.loads(sys.argv[1]))
-    every = plugins._entry_points
-    plugins._entry_points = lambda: [ep for ep in every() if ep.name not in skip]
     atexit.register(lambda: print("MODULES " + json.dumps(sorted(sys.modules))))
-    sys.argv = ["threadline", *sys.argv[2:]]
+    sys.argv = ["threadline", *sys.argv[1:]]
     from threadline.cli import main
     main()
 """)
 
 
-def imported_by(*args: str, skip: tuple[str, ...] = (), cwd=None) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", RUN_CLI, json.dumps(skip), *args],
+def imported_by(*args: str, cwd=None) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", RUN_CLI, *args],
                          capture_output=True, text=True, timeout=120, cwd=cwd)
     line = next((x for x in out.stdout.splitlines() if x.startswith("MODULES ")), None)
     assert line is not None, f"threadline {' '.join(args)} printed no module list: {out.stderr}"
@@ -47,21 +42,17 @@ def heavy(modules: set[str]) -> list[str]:
     return sorted(found)
 
 
-# The profile store's entry point still imports the whole store (DuckDB, psycopg, sqlglot) at
-# registration; it becomes lazy in its restructure (issue 18). Until then the other plugins and
-# the core are held to the bar here, and the whole command by the strict xfail below.
-NOT_YET_LAZY = ("profiles",)
-
 
 @pytest.mark.parametrize("args", [("--help",), ("--version",), ("plugins",), ("sandbox",)],
                          ids=["help", "version", "plugins", "sandbox-list"])
 def test_commands_that_move_no_data_import_no_connector_driver_or_sandbox(args):
-    assert heavy(imported_by(*args, skip=NOT_YET_LAZY)) == []
+    assert heavy(imported_by(*args)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="destinations/profiles registers eagerly until its restructure (issue 18)")
-def test_help_imports_nothing_heavy_with_every_installed_plugin():
-    assert heavy(imported_by("--help")) == []
+def test_a_plugin_command_imports_its_own_module_only_when_it_runs():
+    modules = imported_by("profiles", "--help")
+    assert "threadline_profiles.cli.profiles" in modules
+    assert "threadline_profiles.cli.activation" not in modules  # `push` and `forget` were not asked for
 
 
 def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
@@ -73,7 +64,7 @@ def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
         destinations:
           db: {connector: duckdb, config: {path: out.duckdb}}
     """))
-    modules = imported_by("sync", "job.yaml", skip=NOT_YET_LAZY, cwd=tmp_path)
+    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
     assert "threadline_files.source" in modules and "threadline_duckdb.destination" in modules
     others = [m for m in heavy(modules) if m.startswith("threadline_")
               and not m.startswith(("threadline_files.", "threadline_duckdb."))]
