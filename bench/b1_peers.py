@@ -25,7 +25,10 @@ def ctas(fmt: str, path: str, db: str, types: str = "") -> float:
         con.execute("create table customers as select * from read_parquet(?)", [path])
     else:  # types: "col=TYPE,..." for columns the job declares (DuckDB would infer others alike)
         declared = dict(pair.split("=") for pair in types.split(",") if pair)
-        con.execute("create table customers as select * from read_csv(?, types = ?)", [path, declared])
+        if declared:
+            con.execute("create table customers as select * from read_csv(?, types = ?)", [path, declared])
+        else:
+            con.execute("create table customers as select * from read_csv(?)", [path])
     con.close()  # the checkpoint is part of the work, as it is for threadline's command
     return time.perf_counter() - t0
 
