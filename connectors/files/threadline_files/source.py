@@ -80,8 +80,9 @@ class FileStream(Spec):
     csv: CsvOptions = Field(default_factory=CsvOptions)
     columns: dict[str, ColumnOptions] = Field(default_factory=dict)
     # Arrow's streaming CSV reader runs ahead a fixed number of blocks, so the block size bounds
-    # memory: 16 MiB blocks held ~600 MiB in flight, 4 MiB ~150 MiB, at the same speed (bench B6)
-    batch_bytes: int = Field(4 << 20, ge=1 << 16)  # read block size
+    # memory: 16 MiB blocks held ~600 MiB in flight, 4 MiB ~150 MiB, at the same speed (bench B6);
+    # 2 MiB took the 10M-row peak from 563 to 463 MiB for the same CPU
+    batch_bytes: int = Field(2 << 20, ge=1 << 16)  # read block size
 
 
 class FilesConfig(Spec):

@@ -59,8 +59,10 @@ class DuckDBConfig(Spec):
     path: JobPath  # the database file, created if missing; relative to the job file
     schema_name: str = "main"
     # DuckDB caches up to 80% of RAM by default, so its memory would grow with the data landed;
-    # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it)
-    memory_limit: str = "256MB"
+    # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it). A 1M-row load fills
+    # ~60 MiB of it, a 10M-row one all of it: 256MB let the 10M peak grow 255 MiB over the 1M
+    # one, 96MB 120 MiB, for the same CPU (bench B6, in-process)
+    memory_limit: str = "96MB"
 
 
 _connections: dict[Path, duckdb.DuckDBPyConnection] = {}
@@ -249,7 +251,7 @@ class DuckDBWriter(StreamWriter):
         self.cur.register("__threadline_batch", rows)
         try:
             if self.seen is not None:
-                self._note_repeats("__threadline_batch")
+                self._note_repeats("__threadline_batch", rows)
             self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
                              f"select {names}, {self.run_literal}, now() from __threadline_batch")
             self.wrote_since_commit = True
@@ -257,11 +259,19 @@ class DuckDBWriter(StreamWriter):
         finally:
             self.cur.unregister("__threadline_batch")
 
-    def _note_repeats(self, rows: str) -> None:
-        """Keep the keys of `rows` (a table or subquery) that may have been written before, as
-        the Bloom filter says; read in slices so a large file's keys never sit in memory."""
+    def _note_repeats(self, relation: str, rows: pa.Table | None = None) -> None:
+        """Keep the keys of `relation` (a registered table or a subquery) that may have been
+        written before, as the Bloom filter says. From a registered Arrow table only the hashes
+        come back (its keys are at hand); from a file, keys and hashes, in slices so a large
+        file's keys never sit in memory."""
         keys = ", ".join(quote(k) for k in self.key)
-        reader = self.cur.sql(f"select {keys}, hash({keys}) as __threadline_hash from {rows}").to_arrow_reader(self.insert_rows)
+        if rows is not None:
+            hashes = self.cur.execute(f"select hash({keys}) as h from {relation}").fetchnumpy()["h"]
+            repeats = self.seen.flag_repeats(np.asarray(hashes))
+            if repeats.any():
+                self.repeats.append(rows.select(self.key).filter(pa.array(repeats)))
+            return
+        reader = self.cur.sql(f"select {keys}, hash({keys}) as __threadline_hash from {relation}").to_arrow_reader(self.insert_rows)
         for part in reader:
             repeats = self.seen.flag_repeats(part.column(len(self.key)).to_numpy())
             if repeats.any():
