@@ -355,19 +355,23 @@ class _RunContext:
         last_state: dict[str, Any] = dict(saved) if incremental else {}
         hook = self.registry.manager.hook
 
+        def write_batch(records: pa.RecordBatch) -> None:
+            """Coerce, quarantine what does not fit, write the rest."""
+            result = coerce(records, stream.schema, stream.primary_key)
+            s.rows_read += records.num_rows
+            if result.rejected is not None:
+                quarantine.add(result.rejected, result.reasons or [])
+                s.rows_rejected += result.rejected_count
+            if result.good.num_rows:
+                writer.write(result.good)
+                s.rows_written += result.good.num_rows
+                cursor.observe(result.good)
+                hook.batch_written(run=self.run, target=target, rows=result.good.num_rows)
+
         for message in plan.source.read(plan.source_config, request):
             if isinstance(message, Batch):
                 _expect_stream(message.stream, plan)
-                result = coerce(message.records, stream.schema, stream.primary_key)
-                s.rows_read += message.records.num_rows
-                if result.rejected is not None:
-                    quarantine.add(result.rejected, result.reasons or [])
-                    s.rows_rejected += result.rejected_count
-                if result.good.num_rows:
-                    writer.write(result.good)
-                    s.rows_written += result.good.num_rows
-                    cursor.observe(result.good)
-                    hook.batch_written(run=self.run, target=target, rows=result.good.num_rows)
+                write_batch(message.records)
                 s.seconds = time.monotonic() - t0
                 self.progress.stream_progress(s)
             elif isinstance(message, Checkpoint):
@@ -383,19 +387,11 @@ class _RunContext:
             elif isinstance(message, NativeFile):
                 _expect_stream(message.stream, plan)
                 loaded = writer.load_file(message)
-                s.rows_read += message.rows
+                s.rows_read += loaded.rows
                 s.rows_written += loaded.rows
-                if loaded.held_back is not None and loaded.held_back.num_rows:
-                    # the engine's rules decide what happens to them, as for any batch
-                    for held in loaded.held_back.to_batches():
-                        result = coerce(held, stream.schema, stream.primary_key)
-                        if result.rejected is not None:
-                            quarantine.add(result.rejected, result.reasons or [])
-                            s.rows_rejected += result.rejected_count
-                        if result.good.num_rows:
-                            writer.write(result.good)
-                            s.rows_written += result.good.num_rows
                 hook.batch_written(run=self.run, target=target, rows=loaded.rows)
+                for held in loaded.held_back.to_batches() if loaded.held_back is not None else []:
+                    write_batch(held)  # rows held back (an empty key) meet the engine's rules like any batch
                 s.seconds = time.monotonic() - t0
                 self.progress.stream_progress(s)
             elif isinstance(message, Rejected):
