@@ -183,3 +183,24 @@ def test_an_upsert_that_commits_early_to_bound_memory_still_keeps_the_last_row_p
     w.write(batch(id=[1], email=["AA"]))
     w.finish()
     assert rows() == [(1, "AA"), (2, "b"), (3, "c"), (4, "d"), (5, "E"), (6, "f")]
+
+
+def test_an_upsert_of_a_change_stream_removes_keys_whose_last_change_is_a_delete(tmp_path):
+    config = DuckDBConfig(path=tmp_path / "db.duckdb")
+    schema = pa.schema([("id", pa.int64()), ("email", pa.string()), ("_threadline_op", pa.string())])
+
+    def write(run, **cols):
+        w = DuckDBDestination().open_stream(config, StreamTarget("src", Stream("people", schema, ("id",)),
+                                                                  WriteDisposition.UPSERT, "people", run))
+        w.write(pa.RecordBatch.from_pydict(cols, schema=schema))
+        w.finish()
+
+    write("r1", id=[1, 2, 3, 2], email=["a", "b", "c", None], _threadline_op=["insert", "insert", "insert", "delete"])
+    write("r2", id=[3, 4], email=[None, "d"], _threadline_op=["delete", "insert"])  # into a table that has rows
+    close_all()
+    con = duckdb.connect(str(config.path))
+    try:
+        assert con.sql("select id, email from people order by id").fetchall() == [(1, "a"), (4, "d")]
+    finally:
+        con.close()
+    close_all()
