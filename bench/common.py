@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -85,15 +86,46 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, result
 
 
-def peak_rss_mib_of(args: list[str], **kw: Any) -> tuple[float, int, int, str]:
-    """Run a command in a fresh child and return (seconds, its own peak RSS MiB, exit code, stderr tail).
-    Uses a helper process so RUSAGE_CHILDREN counts only this command."""
+@dataclass
+class Measured:
+    """One whole command, measured from outside: wall seconds, CPU seconds (user + system of
+    the command and every process it waited for), its peak RSS, exit code, output tails."""
+
+    wall_s: float
+    cpu_s: float
+    rss_mib: int
+    rc: int
+    out: str
+    err: str
+
+
+def measure(args: list[str], **kw: Any) -> Measured:
+    """Run a command in a fresh child and measure it with getrusage(RUSAGE_CHILDREN) of a helper
+    process, so the figures count only this command (and its own children, e.g. a pipeline).
+    CPU seconds are the figure to quote on a shared machine: wall time moves with the load."""
     probe = (
         "import resource,subprocess,sys,time,json;"
         "t=time.perf_counter();p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
-        "print(json.dumps({'s':time.perf_counter()-t,'rss':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss//1024,"
-        "'rc':p.returncode,'err':p.stderr[-800:]}))"
+        "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(json.dumps({'s':time.perf_counter()-t,'cpu':u.ru_utime+u.ru_stime,'rss':u.ru_maxrss//1024,"
+        "'rc':p.returncode,'out':p.stdout[-2000:],'err':p.stderr[-2000:]}))"
     )
-    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, **kw)
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    return data["s"], data["rss"], data["rc"], data["err"]
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, **kw)
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return Measured(data["s"], data["cpu"], data["rss"], data["rc"], data["out"], data["err"])
+
+
+def peak_rss_mib_of(args: list[str], **kw: Any) -> tuple[float, int, int, str]:
+    """(seconds, peak RSS MiB, exit code, stderr tail) of one command: `measure`, as a tuple."""
+    m = measure(args, **kw)
+    return m.wall_s, m.rss_mib, m.rc, m.err[-800:]
+
+
+def spread(values: list[float], digits: int = 2) -> dict[str, Any]:
+    """Median and min–max of a figure measured several times."""
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits)}
+
+
+def load_avg() -> float:
+    return round(os.getloadavg()[0], 2)

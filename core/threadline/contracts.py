@@ -16,71 +16,15 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
-# --------------------------------------------------------------------------- errors
-
-
-class ThreadlineError(Exception):
-    """Base of every error threadline raises on purpose (as opposed to a bug)."""
-
-    hint: str = ""
-
-    def __init__(
-        self, message: str, *, hint: str = "", where: str = "", status: int | None = None, method: str = "",
-        url: str = "",
-    ) -> None:
-        self.message = message
-        self.where = where
-        # The HTTP request that failed, when one did: its status (None when no answer came),
-        # method and URL (secrets masked). Code deciding what an error means reads these.
-        self.status, self.method, self.url = status, method, url
-        if hint:
-            self.hint = hint
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{text}\n  → {self.hint}" if self.hint else text
-
-
-class ConfigError(ThreadlineError):
-    """Something the user must fix: a config field, a credential, a job file.
-
-    `field` names the config field (dotted path) when there is one.
-    """
-
-    def __init__(self, message: str, *, field: str = "", **kw: Any) -> None:
-        self.field = field
-        super().__init__(message, **kw)
-
-
-class TransientError(ThreadlineError):
-    """A failure that may go away on retry: a timeout, a 503, a dropped connection."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kw)
-
-
-class FatalError(ThreadlineError):
-    """A failure that stops the stream: the message names connector, stream and request."""
-
-
-class RateLimitStop(TransientError):
-    """The vendor asked for a wait longer than the run may take. Raise it after the last
-    Checkpoint: the engine records the stream as *paused* (not failed), its state is already
-    saved, and the next sync after `resume_after` carries on from there."""
-
-    def __init__(self, message: str, *, resume_after: datetime, **kw: Any) -> None:
-        self.resume_after = resume_after
-        super().__init__(message, **kw)
-
+# The errors are part of this contract; they live in a leaf module so start-up can use them
+# without importing Arrow.
+from threadline.errors import ConfigError, FatalError, RateLimitStop, ThreadlineError, TransientError  # noqa: F401
 
 # --------------------------------------------------------------------------- field metadata
 #
@@ -256,7 +200,33 @@ class Rejected:
     reason: str
 
 
-Message = Batch | Checkpoint | Rejected
+@dataclass(frozen=True)
+class NativeFile:
+    """A whole file the destination loads itself, instead of the Arrow batches read from it.
+
+    A source yields it only for a format listed in `ReadRequest.native_formats`, and only when
+    the file needs no coercion: its own Arrow `schema` is the stream's schema. The destination
+    then applies the one rule left, rows with an empty primary key, by holding them back for
+    the engine's quarantine (`FileLoad`). Anything else is read as `Batch`es, as ever.
+    """
+
+    stream: str
+    path: Path
+    format: str  # "parquet"
+    schema: pa.Schema
+    rows: int
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    """What a destination did with a `NativeFile`: rows loaded, and rows held back (their
+    primary key is empty) for the engine to quarantine with the reason."""
+
+    rows: int
+    held_back: pa.Table | None = None
+
+
+Message = Batch | Checkpoint | Rejected | NativeFile
 
 
 @dataclass(frozen=True)
@@ -273,6 +243,7 @@ class ReadRequest:
     sync_mode: SyncMode
     state: dict[str, Any] = field(default_factory=dict)
     cursor_start: Any = None
+    native_formats: frozenset[str] = frozenset()  # file formats the destination loads itself (NativeFile)
 
 
 # --------------------------------------------------------------------------- plugins
@@ -367,6 +338,13 @@ class StreamWriter(ABC):
 
     def abort(self) -> None:  # noqa: B027 - optional hook
         """Called when the stream fails; the default leaves committed data as it is."""
+
+    native_formats: ClassVar[frozenset[str]] = frozenset()  # formats `load_file` takes
+
+    def load_file(self, file: NativeFile) -> FileLoad:
+        """Load a whole file of a format in `native_formats` (read by the destination itself,
+        e.g. DuckDB's read_parquet), as part of the current commit like `write`."""
+        raise NotImplementedError(f"{type(self).__name__} loads no file itself")
 
 
 class Destination(ABC, Generic[ConfigT]):

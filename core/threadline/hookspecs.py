@@ -7,10 +7,16 @@ It implements any of these hooks with ``@threadline.hookimpl``::
 
     @hookimpl
     def register_sources(register):
-        register(MyCrmSource)
+        register("my_crm", "threadline_my_crm.source:MyCrmSource")
 
 Registration hooks receive a ``register`` callable instead of returning values, so a plugin
 can add several things and threadline knows which plugin added each one.
+
+Register by import path, ``register(name, "package.module:Name")``: the module is imported the
+first time the name is used, so every command's start-up stays cheap (`threadline --help`
+imports no connector, driver or sandbox). The plugin's entry-point module and its package's
+``__init__`` must then import nothing heavy themselves (``threadline.lazy.lazy_exports`` keeps a
+package's re-exports lazy). ``register(SourceClass)`` still works, for a class already imported.
 """
 
 from __future__ import annotations
@@ -23,25 +29,31 @@ hookspec = pluggy.HookspecMarker("threadline")
 
 
 @hookspec
-def register_sources(register: Callable[[type], None]) -> None:
-    """Called once at start-up. Call ``register(SourceClass)`` for each Source subclass."""
+def register_sources(register: Callable[..., None]) -> None:
+    """Called once at start-up. Call ``register("name", "package.module:SourceClass")`` for each
+    Source subclass (or ``register(SourceClass)``); `name` must equal the class's `name`."""
 
 
 @hookspec
-def register_destinations(register: Callable[[type], None]) -> None:
-    """Called once at start-up. Call ``register(DestinationClass)`` for each Destination."""
+def register_destinations(register: Callable[..., None]) -> None:
+    """Called once at start-up. Call ``register("name", "package.module:DestinationClass")`` for
+    each Destination (or ``register(DestinationClass)``). An audience destination adds
+    ``audiences=True``, so `threadline plugins` can say so without importing it."""
 
 
 @hookspec
-def register_sandboxes(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Called by ``threadline sandbox``. Call ``register(name, factory)`` where ``factory()``
-    returns a started sandbox server (see ``threadline.sandbox``) for a vendor API."""
+def register_sandboxes(register: Callable[[str, Any], None]) -> None:
+    """Called once at start-up. Call ``register(name, "package.module:SandboxClass")`` (or
+    ``register(name, factory)``) where ``factory(seed=..., port=...)`` returns a sandbox server
+    (see ``threadline.sandbox``) for a vendor API. It is imported only when it is served."""
 
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """Called when the CLI starts. Add click commands or groups to ``cli``
-    (the profile store adds ``threadline profiles``, for example)."""
+    """Called when the CLI needs plugins' commands (for --help, or a name that is not one of
+    threadline's own). Call ``cli.add_lazy_command(name, "package.module:command", short_help)``
+    so the command's module is imported only when it runs (``cli.add_command(cmd)`` also works,
+    at the price of importing it at every start-up)."""
 
 
 @hookspec

@@ -1,23 +1,35 @@
 """Plugin discovery: pluggy hooks, found through the ``threadline`` entry-point group.
 
-The core never imports a plugin by name. A plugin that fails to import is reported as a
-warning naming it, and the others keep working. Two plugins that register the same connector
-name are an error naming both distributions.
+The core never imports a plugin by name. Start-up pays only for what a command uses: a
+plugin's entry point registers names, most of them by import path
+(``register("hubspot", "threadline_hubspot.source:HubspotSource")``), and the module behind a
+name is imported the first time that name is looked up. So `threadline --help` imports no
+connector, no database driver and no sandbox, and a sync imports the connectors its job
+names.
+
+A plugin whose entry point fails to import is reported as a warning naming it, and the others
+keep working; one whose registered import path fails is reported, naming the plugin and the
+path, when that name is used. Two plugins that register the same name are an error naming
+both distributions.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from threadline import hookspecs
-from threadline.contracts import ConfigError, Destination, Source, ThreadlineError
+from threadline.errors import ConfigError, ThreadlineError
+from threadline.lazy import load
+
+if TYPE_CHECKING:
+    from threadline.contracts import Destination, Source
 
 log = logging.getLogger("threadline.plugins")
 
@@ -26,6 +38,10 @@ ENTRY_POINT_GROUP = "threadline"
 
 class PluginConflictError(ThreadlineError):
     """Two plugins registered the same connector name."""
+
+
+class PluginLoadError(ThreadlineError):
+    """A name a plugin registered by import path could not be imported."""
 
 
 @dataclass
@@ -41,16 +57,90 @@ class PluginInfo:
     error: str = ""  # why it failed to load, if it did
 
 
+@dataclass(frozen=True)
+class ImportPath:
+    """Where a registered object lives, ``"package.module:Name"``; imported on first use."""
+
+    path: str
+
+    def load(self) -> Any:
+        return load(self.path)
+
+
+class Registrations(MutableMapping[str, Any]):
+    """Registered objects by name. A name registered by import path is imported the first time
+    it is looked up; `names` and `in` never import anything."""
+
+    def __init__(self, kind: str, items: dict[str, Any] | None = None,
+                 owners: Callable[[str], PluginInfo | None] | None = None) -> None:
+        self.kind = kind
+        self._items: dict[str, Any] = {}
+        self._owner = owners or (lambda name: None)
+        for name, value in (items or {}).items():
+            self[name] = value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._items[name]
+        if isinstance(value, ImportPath):
+            value = self._items[name] = self._import(name, value)
+        return value
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._items[name] = ImportPath(value) if isinstance(value, str) else value
+
+    def __delitem__(self, name: str) -> None:
+        del self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def is_loaded(self, name: str) -> bool:
+        return not isinstance(self._items.get(name), ImportPath)
+
+    def _import(self, name: str, where: ImportPath) -> Any:
+        owner = self._owner(name)
+        plugin = f"plugin {owner.name!r} ({owner.distribution} {owner.version})" if owner else "its plugin"
+        try:
+            obj = where.load()
+        except Exception as exc:
+            raise PluginLoadError(
+                f"the {self.kind} {name!r} registered by {plugin} cannot be imported from "
+                f"{where.path}: {type(exc).__name__}: {exc}",
+                hint=f"reinstall the plugin (pip install --force-reinstall {owner.distribution if owner else '<it>'}); "
+                "`threadline plugins` lists what is installed",
+            ) from exc
+        registered_as = getattr(obj, "name", name) if self.kind in ("source", "destination") else name
+        if registered_as != name:
+            raise PluginLoadError(
+                f"{plugin} registered the {self.kind} {name!r} at {where.path}, but that class is named {registered_as!r}",
+                hint="the plugin's register call and its class disagree; report it to the plugin's authors",
+            )
+        return obj
+
+
 @dataclass
 class Registry:
-    """What the installed plugins registered, by connector name."""
+    """What the installed plugins registered, by name. Looking a name up imports what it needs."""
 
     manager: pluggy.PluginManager
     plugins: list[PluginInfo]
-    sources: dict[str, type[Source]] = field(default_factory=dict)
-    destinations: dict[str, type[Destination]] = field(default_factory=dict)
-    sandboxes: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    sources: MutableMapping[str, type[Source]] = field(default_factory=dict)
+    destinations: MutableMapping[str, type[Destination]] = field(default_factory=dict)
+    sandboxes: MutableMapping[str, Callable[..., Any]] = field(default_factory=dict)
     owners: dict[tuple[str, str], PluginInfo] = field(default_factory=dict)
+    audience_destinations: set[str] = field(default_factory=set)  # declared at registration
+
+    def __post_init__(self) -> None:
+        for kind, attribute in (("source", "sources"), ("destination", "destinations"), ("sandbox", "sandboxes")):
+            table = getattr(self, attribute)
+            if not isinstance(table, Registrations):
+                setattr(self, attribute, Registrations(kind, dict(table), lambda name, k=kind: self.owners.get((k, name))))
 
     def source(self, name: str) -> Source:
         return self._lookup("source", name, self.sources)()
@@ -58,7 +148,20 @@ class Registry:
     def destination(self, name: str) -> Destination:
         return self._lookup("destination", name, self.destinations)()
 
-    def _lookup(self, kind: str, name: str, table: dict[str, Any]) -> Any:
+    def is_audience_destination(self, name: str) -> bool:
+        """Whether a destination takes audiences, not streams — without importing it when its
+        plugin declared so at registration."""
+        if name in self.audience_destinations:
+            return True
+        table = self.destinations
+        if isinstance(table, Registrations) and not table.is_loaded(name):
+            return False
+        from threadline.contracts import AudienceDestination
+
+        found = table.get(name)
+        return isinstance(found, type) and issubclass(found, AudienceDestination)
+
+    def _lookup(self, kind: str, name: str, table: MutableMapping[str, Any]) -> Any:
         if name in table:
             return table[name]
         installed = ", ".join(sorted(table)) or "(none)"
@@ -80,7 +183,9 @@ def _entry_points() -> list[md.EntryPoint]:
 
 
 def load_registry(extra_plugins: list[Any] | None = None) -> Registry:
-    """Load every installed plugin (plus `extra_plugins`, objects with hookimpls, for tests)."""
+    """Load every installed plugin's entry point (plus `extra_plugins`, objects with hookimpls,
+    for tests) and collect what they register. What they register by import path is imported
+    only when it is looked up."""
     pm = _plugin_manager()
     plugins: list[PluginInfo] = []
     loaded: list[tuple[Any, PluginInfo]] = []
@@ -115,12 +220,20 @@ def load_registry(extra_plugins: list[Any] | None = None) -> Registry:
 
 
 def _collect(registry: Registry, plugin: Any, info: PluginInfo) -> None:
-    """Call one plugin's registration hooks, recording which plugin registered what."""
+    """Call one plugin's registration hooks, recording which plugin registered what.
 
-    def adder(kind: str, table: dict[str, Any], names: list[str]) -> Callable[..., None]:
-        def register(obj: Any, factory: Callable[..., Any] | None = None) -> None:
+    `register` takes a class with a `name` (imported already), or a name and where it lives:
+    an import path ``"package.module:Name"`` (imported on first use) or the object itself."""
+
+    def adder(kind: str, table: MutableMapping[str, Any], names: list[str]) -> Callable[..., None]:
+        def register(obj: Any, target: Any = None, *, audiences: bool = False) -> None:
             name = obj if isinstance(obj, str) else obj.name
-            value = factory if isinstance(obj, str) else obj
+            value = target if isinstance(obj, str) else obj
+            if value is None:
+                raise PluginLoadError(
+                    f"plugin {info.name!r} ({info.distribution}) registered the {kind} {name!r} without saying where it is",
+                    hint=f'register("{name}", "package.module:ClassName") or register(ClassName)',
+                )
             owner = registry.owners.get((kind, name))
             if owner is not None and owner is not info:
                 raise PluginConflictError(
@@ -131,6 +244,8 @@ def _collect(registry: Registry, plugin: Any, info: PluginInfo) -> None:
             registry.owners[(kind, name)] = info
             table[name] = value
             names.append(name)
+            if audiences:
+                registry.audience_destinations.add(name)
 
         return register
 

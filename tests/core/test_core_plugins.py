@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from threadline.plugins import PluginConflictError, load_registry
+from threadline.plugins import PluginConflictError, PluginLoadError, load_registry
 
 
 def make_distribution(root, dist, module, body, version="1.2.3"):
@@ -72,3 +72,51 @@ def test_a_plugin_that_fails_to_import_is_named_in_a_warning_and_the_rest_still_
     warning = next(r.getMessage() for r in caplog.records if "tlplug_broken" in r.getMessage())
     assert "threadline-broken" in warning and "ModuleNotFoundError" in warning
     assert next(p for p in registry.plugins if p.name == "tlplug_broken").error
+
+
+LAZY_PLUGIN = """
+from threadline import hookimpl
+
+@hookimpl
+def register_sources(register):
+    register("{name}", "{path}")
+
+@hookimpl
+def register_sandboxes(register):
+    register("{name}", "tlplug_lazy_sandbox:Sandbox")
+"""
+
+LAZY_SOURCE = """
+from threadline_files.source import FilesSource
+
+class Lazy(FilesSource):
+    name = "lazy"
+"""
+
+
+def test_a_name_registered_by_import_path_is_imported_only_when_it_is_looked_up(site):
+    (site / "tlplug_lazy_source.py").write_text(LAZY_SOURCE)
+    (site / "tlplug_lazy_sandbox.py").write_text("class Sandbox:\n    pass\n")
+    make_distribution(site, "threadline-lazy", "tlplug_lazy", LAZY_PLUGIN.format(name="lazy", path="tlplug_lazy_source:Lazy"))
+    registry = load_registry()
+    assert "lazy" in registry.sources and "lazy" in registry.sandboxes
+    assert "tlplug_lazy_source" not in sys.modules and "tlplug_lazy_sandbox" not in sys.modules
+    assert registry.source("lazy").name == "lazy"
+    assert "tlplug_lazy_source" in sys.modules and "tlplug_lazy_sandbox" not in sys.modules
+    assert registry.sandboxes["lazy"].__name__ == "Sandbox"  # served: now it is imported
+
+
+def test_an_import_path_that_fails_names_the_plugin_and_the_path_when_used(site):
+    make_distribution(site, "threadline-lazy", "tlplug_lazy", LAZY_PLUGIN.format(name="lazy", path="tlplug_gone:Lazy"))
+    registry = load_registry()  # registering is fine: nothing is imported yet
+    with pytest.raises(PluginLoadError) as exc:
+        registry.source("lazy")
+    message = str(exc.value)
+    assert "threadline-lazy 1.2.3" in message and "tlplug_gone:Lazy" in message and "ModuleNotFoundError" in message
+
+
+def test_an_import_path_whose_class_has_another_name_is_an_error_naming_both(site):
+    (site / "tlplug_lazy_source.py").write_text(LAZY_SOURCE)
+    make_distribution(site, "threadline-lazy", "tlplug_lazy", LAZY_PLUGIN.format(name="other", path="tlplug_lazy_source:Lazy"))
+    with pytest.raises(PluginLoadError, match="registered the source 'other'.*named 'lazy'"):
+        load_registry().source("other")

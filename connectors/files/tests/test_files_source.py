@@ -151,3 +151,71 @@ def test_a_configured_column_missing_from_the_file_lists_the_columns_it_has(tmp_
         plan_job(job)
     assert "column 'emial' is configured but a.csv has no such column" in exc.value.render()
     assert "email, id" in exc.value.hint
+
+
+def read_messages(tmp_path, stream_config, native_formats=frozenset()):
+    from threadline.contracts import ReadRequest, SyncMode
+    from threadline_files.source import FilesSource
+
+    source = FilesSource()
+    config = source.spec.model_validate({"streams": [{"name": "s", **stream_config}]}, context={"base_dir": tmp_path})
+    stream = source.discover(config).get("s")
+    return list(source.read(config, ReadRequest(stream, SyncMode.FULL_REFRESH, native_formats=native_formats)))
+
+
+def test_a_parquet_file_that_needs_no_coercion_is_handed_whole_to_a_destination_that_reads_parquet(tmp_path):
+    from threadline.contracts import Batch, NativeFile
+
+    pq.write_table(pa.table({"id": [1, 2], "x": [0.5, 1.5]}), tmp_path / "a.parquet")
+    native = read_messages(tmp_path, {"path": "a.parquet"}, frozenset({"parquet"}))
+    assert [type(m).__name__ for m in native] == ["NativeFile", "Checkpoint"]
+    assert isinstance(native[0], NativeFile) and native[0].rows == 2
+    # no destination asked for it: batches, as for every other reader of the source
+    assert isinstance(read_messages(tmp_path, {"path": "a.parquet"})[0], Batch)
+    # a column typed in the config needs the engine's coercion: batches again
+    typed = read_messages(tmp_path, {"path": "a.parquet", "columns": {"x": {"type": "string"}}}, frozenset({"parquet"}))
+    assert isinstance(typed[0], Batch)
+
+
+def test_parquet_loaded_by_duckdb_itself_quarantines_empty_keys_and_upserts_across_files(tmp_path, sync):
+    pq.write_table(pa.table({"id": pa.array([1, None, 2], pa.int64()), "v": ["a", "lost", "b"]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"id": pa.array([2, 3], pa.int64()), "v": ["B", "c"]}), tmp_path / "b.parquet")
+    report, rows = sync({"path": "*.parquet", "primary_key": ["id"]}, max_rejected_share=0.5)
+    assert report.ok, report.error
+    assert rows == [{"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 3, "v": "c"}]
+    s = report.streams[0]
+    assert (s.rows_read, s.rows_written, s.rows_rejected) == (5, 4, 1)
+    q = json.loads(open(f"{report.quarantine}/src__s.jsonl").readline())
+    assert q["reason"] == "id: primary key is empty" and q["record"]["v"] == "lost"
+
+
+def test_json_lines_with_a_date_column_are_parsed_in_bulk_and_only_a_bad_line_goes_to_python(tmp_path, sync, monkeypatch):
+    import threadline_files.source as files_source
+
+    slow_lines = []
+    real = files_source._read_json_line_slowly
+    monkeypatch.setattr(files_source, "_read_json_line_slowly", lambda raw, number, *a: slow_lines.append(number) or real(raw, number, *a))
+    lines = [json.dumps({"id": i, "day": f"2024-01-{i % 28 + 1:02d}", "n": i}) for i in range(5_000)]
+    lines[3_000] = '{"id": 3000, "day": "2024-01-01", "n": "three thousand"}'  # the type changes here
+    lines[4_000] = '{"id": 4000, "day": '  # broken
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    report, rows = sync({"path": "a.jsonl", "primary_key": ["id"], "batch_bytes": 65536,
+                         "columns": {"day": {"type": "date"}, "n": {"type": "int64"}}}, max_rejected_share=0.5)
+    assert slow_lines == [3_001, 4_001]  # line numbers of the two lines Arrow could not parse
+    assert len(rows) == 4_998 and str(rows[0]["day"]) == "2024-01-01"
+    s = report.streams[0]
+    assert (s.rows_read, s.rows_written, s.rows_rejected) == (5_000, 4_998, 2)
+    reasons = sorted(json.loads(x)["reason"] for x in open(f"{report.quarantine}/src__s.jsonl"))
+    assert reasons == ["malformed JSON line", "n: not a valid integer"]
+
+
+def test_json_lines_keep_timestamps_and_numbers_in_a_text_column_without_going_line_by_line(tmp_path, sync, monkeypatch):
+    import threadline_files.source as files_source
+
+    monkeypatch.setattr(files_source, "_read_json_line_slowly", lambda *a: pytest.fail("a line went to Python"))
+    lines = [json.dumps({"id": i, "at": f"2024-01-02T10:00:{i % 60:02d}Z", "code": i}) for i in range(3_000)]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n")
+    report, rows = sync({"path": "a.jsonl", "primary_key": ["id"], "batch_bytes": 65536,
+                         "columns": {"at": {"type": "timestamp"}, "code": {"type": "string"}}})
+    assert report.ok, report.error
+    assert rows[5]["code"] == "5" and rows[5]["at"].second == 5

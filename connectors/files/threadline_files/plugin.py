@@ -1,9 +1,12 @@
-"""Registers the `files` source with threadline."""
+"""Registers the `files` source with threadline.
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-from threadline_files.source import FilesSource
 
 
 @hookimpl
 def register_sources(register):
-    register(FilesSource)
+    register("files", "threadline_files.source:FilesSource")

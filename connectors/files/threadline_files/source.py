@@ -5,6 +5,9 @@ readers, one checkpoint per file, so a killed sync resumes at the first file not
 committed. Incremental syncs read only files that are new or whose size or modification
 time changed since they were last read.
 
+A Parquet file whose columns are the stream's own needs no coercion: when the destination can
+read Parquet itself (DuckDB), the source hands it the file (`NativeFile`) instead of batches.
+
 CSV and JSON values arrive as text and are typed by the engine against the stream's schema
 (inferred from the first file, overridden per column in the config): a value that does not
 fit its column — a bad date, a number in a text file that turns into words halfway — sends
@@ -35,6 +38,7 @@ from threadline.contracts import (
     FORMAT_KEY,
     JobPath,
     Message,
+    NativeFile,
     ReadRequest,
     Rejected,
     Source,
@@ -76,8 +80,9 @@ class FileStream(Spec):
     csv: CsvOptions = Field(default_factory=CsvOptions)
     columns: dict[str, ColumnOptions] = Field(default_factory=dict)
     # Arrow's streaming CSV reader runs ahead a fixed number of blocks, so the block size bounds
-    # memory: 16 MiB blocks held ~600 MiB in flight, 4 MiB ~150 MiB, at the same speed (bench B6)
-    batch_bytes: int = Field(4 << 20, ge=1 << 16)  # read block size
+    # memory: 16 MiB blocks held ~600 MiB in flight, 4 MiB ~150 MiB, at the same speed (bench B6);
+    # 2 MiB took the 10M-row peak from 563 to 463 MiB for the same CPU
+    batch_bytes: int = Field(2 << 20, ge=1 << 16)  # read block size
 
 
 class FilesConfig(Spec):
@@ -131,7 +136,7 @@ class FilesSource(Source[FilesConfig]):
             fingerprint = _fingerprint(path)
             if incremental and seen.get(key) == fingerprint:
                 continue
-            yield from self._read_file(path, fs, request.stream)
+            yield from self._read_file(path, fs, request)
             seen[key] = fingerprint
             yield Checkpoint(fs.name, {"files": dict(seen)})
 
@@ -185,11 +190,17 @@ class FilesSource(Source[FilesConfig]):
 
     # ---- reading
 
-    def _read_file(self, path: Path, fs: FileStream, stream: Stream) -> Iterator[Message]:
+    def _read_file(self, path: Path, fs: FileStream, request: ReadRequest) -> Iterator[Message]:
         fmt = _format(fs, path)
+        stream = request.stream
         if fmt == "parquet":
+            parquet = pq.ParquetFile(path)
+            if "parquet" in request.native_formats and _same_columns(parquet.schema_arrow, stream.schema):
+                # nothing to coerce: the destination reads the file itself (DuckDB's read_parquet)
+                yield NativeFile(fs.name, path, "parquet", parquet.schema_arrow, parquet.metadata.num_rows)
+                return
             # ~256k rows a batch by default: fewer, larger batches make the bulk steps cheaper
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=max(fs.batch_bytes // 16, 1024)):
+            for batch in parquet.iter_batches(batch_size=max(fs.batch_bytes // 16, 1024)):
                 yield Batch(fs.name, batch)
         elif fmt == "csv":
             yield from _read_csv(path, fs)
@@ -207,6 +218,10 @@ def _format(fs: FileStream, path: Path) -> Format:
             field="format", hint="set `format: csv`, `jsonl` or `parquet` on the stream",
         )
     return fmt
+
+
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    return [(f.name, f.type) for f in a] == [(f.name, f.type) for f in b]
 
 
 def _fingerprint(path: Path) -> str:
@@ -296,54 +311,108 @@ def _read_csv(path: Path, fs: FileStream) -> Iterator[Message]:
 
 
 def _read_jsonl(path: Path, fs: FileStream, stream: Stream) -> Iterator[Message]:
+    """JSON lines in blocks of whole lines, each parsed by Arrow in bulk. Dates and times are
+    read as text and cast by the engine's kernel (Arrow's JSON reader parses neither). A block
+    that fails is halved until the failing lines stand alone; only those are read with Python:
+    a malformed line is quarantined, a line whose value's type changes becomes text for the
+    engine to cast or quarantine. The rest of the file stays on the bulk path."""
     text_schema = pa.schema([pa.field(f.name, pa.string()) if _is_scalar(f.type) else f for f in stream.schema])
-    done = 0
+    pinned = _json_parse_schema(stream.schema)
+    # then text columns unpinned: a block whose text column holds numbers parses, and the engine casts them
+    text = [f.name for f in pinned if pa.types.is_string(f.type)]
+    loose = pa.schema([f for f in pinned if f.name not in text])
+    parses = [(pajson.ParseOptions(explicit_schema=pinned, unexpected_field_behavior="infer"), []),
+              (pajson.ParseOptions(explicit_schema=loose, unexpected_field_behavior="infer"), text)]
+    read = pajson.ReadOptions(block_size=fs.batch_bytes)
+    for first_line, block in _line_blocks(path, fs.batch_bytes):
+        yield from _parse_json_lines(block, first_line, path, fs, read, parses, text_schema)
+
+
+def _json_parse_schema(schema: pa.Schema) -> pa.Schema:
+    """The stream's schema as Arrow's JSON reader can parse it: dates, times and columns with a
+    format arrive as text (the engine casts them)."""
+    def as_read(f: pa.Field) -> pa.Field:
+        text = pa.types.is_date(f.type) or pa.types.is_time(f.type) or FORMAT_KEY in (f.metadata or {})
+        return pa.field(f.name, pa.string()) if text else f
+
+    return pa.schema([as_read(f) for f in schema])
+
+
+def _line_blocks(path: Path, size: int) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, bytes) of consecutive blocks of whole lines."""
+    line = 1
+    rest = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(size):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # one line longer than the block: read on
+                rest = data
+                continue
+            block, rest = data[:cut], data[cut:]
+            yield line, block
+            line += block.count(b"\n")
+    if rest.strip():
+        yield line, rest + b"\n"
+
+
+def _parse_json_lines(data: bytes, first_line: int, path: Path, fs: FileStream, read: Any, parses: list[tuple[Any, list[str]]],
+                      text_schema: pa.Schema) -> Iterator[Message]:
+    table = _parse_json_block(data, read, parses)
+    if table is None:
+        lines = data.split(b"\n")[:-1]  # the block ends with a newline
+        if len(lines) == 1:
+            yield from _read_json_line_slowly(lines[0], first_line, path, fs, text_schema)
+            return
+        half = len(lines) // 2
+        yield from _parse_json_lines(b"\n".join(lines[:half]) + b"\n", first_line, path, fs, read, parses, text_schema)
+        yield from _parse_json_lines(b"\n".join(lines[half:]) + b"\n", first_line + half, path, fs, read, parses, text_schema)
+        return
+    for batch in table.to_batches():
+        yield Batch(fs.name, batch)
+
+
+def _parse_json_block(data: bytes, read: Any, parses: list[tuple[Any, list[str]]]) -> pa.Table | None:
+    """The block parsed with the stream's types, else with its text columns left to Arrow (kept
+    only if they came back as plain scalars: a text column must not turn into timestamps)."""
+    for parse, unpinned in parses:
+        try:
+            table = pajson.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
+        except pa.ArrowInvalid:
+            continue
+        if all(_is_plain(table.schema.field(n).type) for n in unpinned if n in table.schema.names):
+            return table
+    return None
+
+
+def _is_plain(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) \
+        or pa.types.is_null(t) or not _is_scalar(t)
+
+
+def _read_json_line_slowly(raw: bytes, number: int, path: Path, fs: FileStream, text_schema: pa.Schema) -> Iterator[Message]:
+    """One line Arrow could not parse (a cold path): quarantined if it is not a JSON object,
+    else its scalars as text, for the engine to cast or quarantine with the column named."""
+    line = raw.decode("utf-8", errors="replace")
+    if not line.strip():
+        return
     try:
-        with pajson.open_json(
-            path,
-            read_options=pajson.ReadOptions(block_size=fs.batch_bytes),
-            parse_options=pajson.ParseOptions(explicit_schema=stream.schema, unexpected_field_behavior="infer"),
-        ) as reader:
-            for batch in reader:
-                yield Batch(fs.name, batch)
-                done += batch.num_rows
-    except pa.ArrowInvalid:
-        # A broken line or a value whose type changes: go on line by line (cold path) from the
-        # first row not yet yielded, so good lines land and each bad one is quarantined.
-        yield from _read_jsonl_slowly(path, fs, text_schema, skip=done)
-
-
-def _read_jsonl_slowly(path: Path, fs: FileStream, text_schema: pa.Schema, skip: int) -> Iterator[Message]:
-    rows: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if skip:
-                skip -= 1
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                rejected.append({"file": path.name, "line": number, "text": line.rstrip("\n"), "problem": str(exc)})
-                continue
-            rows.append({k: (v if isinstance(v, (dict, list)) or v is None else str(v) if not isinstance(v, str) else v)
-                         for k, v in record.items()})
-    if rows:
-        names = list(dict.fromkeys([*text_schema.names, *(k for r in rows for k in r)]))
-        columns = {n: [r.get(n) for r in rows] for n in names}
-        arrays = {}
-        for n, values in columns.items():
-            try:
-                arrays[n] = pa.array(values, text_schema.field(n).type if n in text_schema.names else None)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError):
-                arrays[n] = pa.array([None if v is None else json.dumps(v) if not isinstance(v, str) else v for v in values], pa.string())
-        yield Batch(fs.name, pa.RecordBatch.from_pydict(arrays))
-    if rejected:
-        yield Rejected(fs.name, rejected, "malformed JSON line")
+        record = json.loads(line)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        yield Rejected(fs.name, [{"file": path.name, "line": number, "text": line, "problem": str(exc)}], "malformed JSON line")
+        return
+    row = {k: (v if isinstance(v, (dict, list)) or v is None else str(v) if not isinstance(v, str) else v)
+           for k, v in record.items()}
+    arrays = {}
+    for name in dict.fromkeys([*text_schema.names, *row]):
+        value = row.get(name)
+        try:
+            arrays[name] = pa.array([value], text_schema.field(name).type if name in text_schema.names else None)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError):
+            arrays[name] = pa.array([None if value is None else value if isinstance(value, str) else json.dumps(value)], pa.string())
+    yield Batch(fs.name, pa.RecordBatch.from_pydict(arrays))
 
 
 def _is_scalar(t: pa.DataType) -> bool:

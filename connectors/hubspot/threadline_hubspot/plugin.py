@@ -1,16 +1,17 @@
-"""Registers the `hubspot` source and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `hubspot` source and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_hubspot.sandbox import HubspotSandbox
-from threadline_hubspot.source import HubspotSource
 
 
 @hookimpl
 def register_sources(register):
-    register(HubspotSource)
+    register("hubspot", "threadline_hubspot.source:HubspotSource")
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("hubspot", HubspotSandbox)
+    register("hubspot", "threadline_hubspot.sandbox:HubspotSandbox")

@@ -1,16 +1,17 @@
-"""Registers the `klaviyo` source and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `klaviyo` source and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_klaviyo.sandbox import KlaviyoSandbox
-from threadline_klaviyo.source import KlaviyoSource
 
 
 @hookimpl
 def register_sources(register):
-    register(KlaviyoSource)
+    register("klaviyo", "threadline_klaviyo.source:KlaviyoSource")
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("klaviyo", KlaviyoSandbox)
+    register("klaviyo", "threadline_klaviyo.sandbox:KlaviyoSandbox")

@@ -1,15 +1,17 @@
-"""Registers the `loyaltylion` source and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `loyaltylion` source and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-from threadline_loyaltylion.sandbox import LoyaltylionSandbox
-from threadline_loyaltylion.source import LoyaltylionSource
 
 
 @hookimpl
 def register_sources(register):
-    register(LoyaltylionSource)
+    register("loyaltylion", "threadline_loyaltylion.source:LoyaltylionSource")
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("loyaltylion", LoyaltylionSandbox)
+    register("loyaltylion", "threadline_loyaltylion.sandbox:LoyaltylionSandbox")

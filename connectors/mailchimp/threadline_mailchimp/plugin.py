@@ -1,16 +1,17 @@
-"""Registers the `mailchimp` source and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `mailchimp` source and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_mailchimp.sandbox import MailchimpSandbox
-from threadline_mailchimp.source import MailchimpSource
 
 
 @hookimpl
 def register_sources(register):
-    register(MailchimpSource)
+    register("mailchimp", "threadline_mailchimp.source:MailchimpSource")
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("mailchimp", MailchimpSandbox)
+    register("mailchimp", "threadline_mailchimp.sandbox:MailchimpSandbox")

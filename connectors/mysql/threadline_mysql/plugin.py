@@ -1,10 +1,12 @@
-"""Registers the `mysql` source with threadline."""
+"""Registers the `mysql` source with threadline.
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
 
 
 @hookimpl
 def register_sources(register):
-    from threadline_mysql.source import MySQLSource
-
-    register(MySQLSource)
+    register("mysql", "threadline_mysql.source:MySQLSource")

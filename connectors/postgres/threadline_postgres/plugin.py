@@ -1,10 +1,12 @@
-"""Registers the `postgres` source with threadline."""
+"""Registers the `postgres` source with threadline.
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
 
 
 @hookimpl
 def register_sources(register):
-    from threadline_postgres.source import PostgresSource
-
-    register(PostgresSource)
+    register("postgres", "threadline_postgres.source:PostgresSource")

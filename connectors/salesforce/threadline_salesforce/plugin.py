@@ -1,16 +1,17 @@
-"""Registers the `salesforce` source and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `salesforce` source and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_salesforce.sandbox import SalesforceSandbox
-from threadline_salesforce.source import SalesforceSource
 
 
 @hookimpl
 def register_sources(register):
-    register(SalesforceSource)
+    register("salesforce", "threadline_salesforce.source:SalesforceSource")
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("salesforce", SalesforceSandbox)
+    register("salesforce", "threadline_salesforce.sandbox:SalesforceSandbox")

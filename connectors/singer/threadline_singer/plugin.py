@@ -1,14 +1,12 @@
-"""Entry point of the threadline-singer plugin: registers the `singer` source."""
+"""Entry point of the threadline-singer plugin: registers the `singer` source.
 
-from __future__ import annotations
-
-from collections.abc import Callable
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-from threadline_singer.source import SingerSource
 
 
 @hookimpl
-def register_sources(register: Callable[[type], None]) -> None:
-    """Register the `singer` source."""
-    register(SingerSource)
+def register_sources(register):
+    register("singer", "threadline_singer.source:SingerSource")

@@ -1,15 +1,17 @@
-"""Registers the `x` source and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `x` source and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-from threadline_x.sandbox import XSandbox
-from threadline_x.source import XSource
 
 
 @hookimpl
 def register_sources(register):
-    register(XSource)
+    register("x", "threadline_x.source:XSource")
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("x", XSandbox)
+    register("x", "threadline_x.sandbox:XSandbox")

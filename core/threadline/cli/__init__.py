@@ -4,6 +4,10 @@ Commands live in this package: every module here that defines a click command na
 `command` is added (sandbox.py, new.py, ...), and plugins add theirs through the
 `register_commands` hook. Bad input ends with a message that says what, where and what to
 do next, and exit status 2; a failed sync exits 1; a stack trace means a bug.
+
+Start-up pays for what the command uses: the command is resolved first, plugins' commands
+are collected only when the name is not one of ours (or for --help), and a plugin command
+added with `cli.add_lazy_command` is imported only when it runs.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from threadline import __version__, plugins
-from threadline.contracts import ConfigError, ThreadlineError
+from threadline.errors import ConfigError, ThreadlineError
 from threadline.secrets import RedactingFilter, redact
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
@@ -35,7 +39,65 @@ EXIT_PAUSED = 75  # EX_TEMPFAIL: a vendor's rate limit stopped the sync cleanly;
 
 
 class CLIGroup(click.Group):
-    """Turns threadline's errors into clear messages instead of stack traces."""
+    """Turns threadline's errors into clear messages instead of stack traces, and collects
+    plugins' commands only when they are asked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, tuple[str, str]] = {}  # name -> (import path, short help)
+        self._plugin_commands_added = False
+
+    def add_lazy_command(self, name: str, import_path: str, short_help: str) -> None:
+        """Add a command that lives at `import_path` ("package.module:attribute"), imported only
+        when it runs; `short_help` is what `threadline --help` shows for it meanwhile. Plugins
+        call this from `register_commands`, so listing commands imports none of them."""
+        self.lazy_commands[name] = (import_path, short_help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name not in self.lazy_commands:
+            self._add_plugin_commands()  # not one of ours: perhaps a plugin's
+        if name in self.lazy_commands:
+            import_path, _ = self.lazy_commands.pop(name)
+            from threadline.plugins import ImportPath
+
+            self.add_command(ImportPath(import_path).load(), name)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, but a lazy command shows its registered short help instead of being imported."""
+        rows = []
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        for name in names:
+            if name in self.lazy_commands:
+                rows.append((name, self.lazy_commands[name][1]))
+            elif not self.commands[name].hidden:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def _add_plugin_commands(self) -> None:
+        """Each plugin's commands, one plugin at a time: a broken plugin is named and skipped."""
+        if self._plugin_commands_added:
+            return
+        self._plugin_commands_added = True
+        try:
+            manager = plugins.registry().manager
+        except ThreadlineError as exc:  # e.g. two plugins registering one name
+            err.print(f"[bold red]error:[/] {escape(redact(exc.render()))}", highlight=False)
+            sys.exit(2)
+        for impl in manager.hook.register_commands.get_hookimpls():
+            try:
+                impl.function(cli=self)
+            except Exception as exc:
+                logging.getLogger("threadline.plugins").warning(
+                    "plugin %s failed to add its commands and they are skipped: %s: %s",
+                    impl.plugin_name, type(exc).__name__, exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -101,11 +163,9 @@ def plugins_command(as_json: bool) -> None:
     table = Table(title="threadline plugins")
     for col in ("plugin", "distribution", "version", "sources", "destinations", "sandboxes"):
         table.add_column(col)
-    from threadline.contracts import AudienceDestination
 
     def described(name: str) -> str:  # audience destinations take audiences, not streams
-        cls = reg.destinations.get(name)
-        return f"{name} (audiences)" if isinstance(cls, type) and issubclass(cls, AudienceDestination) else name
+        return f"{name} (audiences)" if reg.is_audience_destination(name) else name
 
     for p in reg.plugins:
         table.add_row(p.name, p.distribution, p.version,
@@ -303,23 +363,6 @@ def _add_package_commands() -> None:
             cli.add_command(command)
 
 
-def _add_plugin_commands() -> None:
-    """Each plugin's commands, one plugin at a time: a broken plugin is named and skipped."""
-    try:
-        manager = plugins.registry().manager
-    except ThreadlineError as exc:  # e.g. two plugins registering one name
-        err.print(f"[bold red]error:[/] {escape(redact(exc.render()))}", highlight=False)
-        sys.exit(2)
-    for impl in manager.hook.register_commands.get_hookimpls():
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:
-            logging.getLogger("threadline.plugins").warning(
-                "plugin %s failed to add its commands and they are skipped: %s: %s",
-                impl.plugin_name, type(exc).__name__, exc)
-
-
 def main() -> None:
     _add_package_commands()
-    _add_plugin_commands()
     cli(prog_name="threadline")

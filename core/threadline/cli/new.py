@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from threadline.contracts import ConfigError
+from threadline.errors import ConfigError
 
 KINDS = {"connector": "source", "destination": "destination"}  # command word → template folder
 TEMPLATE_SUFFIX = ".tmpl"

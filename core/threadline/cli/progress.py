@@ -7,11 +7,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from threadline.state import StreamRun
+if TYPE_CHECKING:  # the CLI imports this module at start-up: no Arrow here
+    from threadline.state import StreamRun
 
 log = logging.getLogger("threadline.sync")
 

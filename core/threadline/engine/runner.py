@@ -34,6 +34,7 @@ from threadline.contracts import (
     ConfigError,
     Destination,
     FatalError,
+    NativeFile,
     RateLimitStop,
     ReadRequest,
     Rejected,
@@ -347,24 +348,30 @@ class _RunContext:
             stream=stream, sync_mode=plan.sync_mode,
             state=saved if incremental else (saved.get(RESUME_KEY, {}) if resumable else {}),
             cursor_start=cursor.start,
+            # a file the destination loads itself is never seen here, so the cursor could not follow it
+            native_formats=frozenset(getattr(writer, "native_formats", ())) if stream.cursor_field is None else frozenset(),
         )
         quarantine = Quarantine(self.store.quarantine_dir(self.run.run_id), self.run.run_id, plan.source_name, stream.name)
         last_state: dict[str, Any] = dict(saved) if incremental else {}
         hook = self.registry.manager.hook
 
+        def write_batch(records: pa.RecordBatch) -> None:
+            """Coerce, quarantine what does not fit, write the rest."""
+            result = coerce(records, stream.schema, stream.primary_key)
+            s.rows_read += records.num_rows
+            if result.rejected is not None:
+                quarantine.add(result.rejected, result.reasons or [])
+                s.rows_rejected += result.rejected_count
+            if result.good.num_rows:
+                writer.write(result.good)
+                s.rows_written += result.good.num_rows
+                cursor.observe(result.good)
+                hook.batch_written(run=self.run, target=target, rows=result.good.num_rows)
+
         for message in plan.source.read(plan.source_config, request):
             if isinstance(message, Batch):
                 _expect_stream(message.stream, plan)
-                result = coerce(message.records, stream.schema, stream.primary_key)
-                s.rows_read += message.records.num_rows
-                if result.rejected is not None:
-                    quarantine.add(result.rejected, result.reasons or [])
-                    s.rows_rejected += result.rejected_count
-                if result.good.num_rows:
-                    writer.write(result.good)
-                    s.rows_written += result.good.num_rows
-                    cursor.observe(result.good)
-                    hook.batch_written(run=self.run, target=target, rows=result.good.num_rows)
+                write_batch(message.records)
                 s.seconds = time.monotonic() - t0
                 self.progress.stream_progress(s)
             elif isinstance(message, Checkpoint):
@@ -377,13 +384,23 @@ class _RunContext:
                     cursor.save_into(last_state) if stream.cursor_sorted else cursor.keep_start_in(last_state)
                 progress = last_state if incremental else {RESUME_KEY: last_state}
                 self.store.set(job.name, plan.source_name, stream.name, progress)  # ... then state
+            elif isinstance(message, NativeFile):
+                _expect_stream(message.stream, plan)
+                loaded = writer.load_file(message)
+                s.rows_read += loaded.rows
+                s.rows_written += loaded.rows
+                hook.batch_written(run=self.run, target=target, rows=loaded.rows)
+                for held in loaded.held_back.to_batches() if loaded.held_back is not None else []:
+                    write_batch(held)  # rows held back (an empty key) meet the engine's rules like any batch
+                s.seconds = time.monotonic() - t0
+                self.progress.stream_progress(s)
             elif isinstance(message, Rejected):
                 _expect_stream(message.stream, plan)
                 quarantine.add(message.records, message.reason)
                 s.rows_read += len(message.records)
                 s.rows_rejected += len(message.records)
             else:
-                raise FatalError(f"source yielded {type(message).__name__}, not a Batch, Checkpoint or Rejected")
+                raise FatalError(f"source yielded {type(message).__name__}, not a Batch, Checkpoint, Rejected or NativeFile")
 
         share = s.rows_rejected / s.rows_read if s.rows_read else 0.0
         if share > job.max_rejected_share:

@@ -48,6 +48,41 @@ def test_upsert_replaces_rows_with_the_same_key_and_the_last_row_in_a_batch_wins
     assert rows() == [(1, "a"), (2, "B"), (3, "C")]
 
 
+def test_an_upsert_into_a_table_that_has_rows_replaces_them_by_key(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT, "r1")
+    w.write(batch(id=[1, 2, 3], email=["a", "b", "c"]))
+    w.finish()
+    w = open_stream(WriteDisposition.UPSERT, "r2")  # not a first load: keys are joined against the table
+    w.write(batch(id=[3, 4], email=["C", "d"]))
+    w.commit()
+    w.write(batch(id=[4, 1], email=["D", "A"]))
+    w.finish()
+    assert rows() == [(1, "A"), (2, "b"), (3, "C"), (4, "D")]
+
+
+def test_a_first_load_keeps_the_last_row_of_keys_repeated_across_inserts(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.insert_rows = 4  # several INSERTs per commit
+    n = 10
+    w.write(batch(id=list(range(n)), email=[f"old{i}" for i in range(n)]))
+    w.write(batch(id=[7, 2, 7], email=["x", "new2", "new7"]))
+    w.finish()
+    expected = [(i, f"old{i}") for i in range(n)]
+    expected[2], expected[7] = (2, "new2"), (7, "new7")
+    assert rows() == expected
+
+
+def test_upsert_by_a_composite_key(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT, key=("id", "email"))
+    w.write(batch(id=[1, 1, 2], email=["a", "b", "a"]))
+    w.write(batch(id=[1], email=["a"]))
+    w.finish()
+    assert rows("select id, email, count(*) from people group by all order by all") == [(1, "a", 1), (1, "b", 1), (2, "a", 1)]
+
+
 def test_append_adds_rows(dest):
     open_stream, rows = dest
     for run in ("r1", "r2"):
@@ -137,3 +172,35 @@ def test_a_column_whose_type_the_stream_changed_is_converted(dest):
     w.write(pa.RecordBatch.from_pydict({"id": pa.array([9_000_000_000], pa.int64()), "email": ["b"]}))
     w.finish()
     assert rows() == [(1, "a"), (9_000_000_000, "b")]
+
+
+def test_an_upsert_that_commits_early_to_bound_memory_still_keeps_the_last_row_per_key(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.UPSERT)
+    w.insert_rows, w.commit_rows = 2, 4  # several early commits inside one checkpoint
+    w.write(batch(id=[1, 2, 3, 4, 5], email=["a", "b", "c", "d", "e"]))
+    w.write(batch(id=[5, 1, 6], email=["E", "A", "f"]))
+    w.write(batch(id=[1], email=["AA"]))
+    w.finish()
+    assert rows() == [(1, "AA"), (2, "b"), (3, "c"), (4, "d"), (5, "E"), (6, "f")]
+
+
+def test_an_upsert_of_a_change_stream_removes_keys_whose_last_change_is_a_delete(tmp_path):
+    config = DuckDBConfig(path=tmp_path / "db.duckdb")
+    schema = pa.schema([("id", pa.int64()), ("email", pa.string()), ("_threadline_op", pa.string())])
+
+    def write(run, **cols):
+        w = DuckDBDestination().open_stream(config, StreamTarget("src", Stream("people", schema, ("id",)),
+                                                                  WriteDisposition.UPSERT, "people", run))
+        w.write(pa.RecordBatch.from_pydict(cols, schema=schema))
+        w.finish()
+
+    write("r1", id=[1, 2, 3, 2], email=["a", "b", "c", None], _threadline_op=["insert", "insert", "insert", "delete"])
+    write("r2", id=[3, 4], email=[None, "d"], _threadline_op=["delete", "insert"])  # into a table that has rows
+    close_all()
+    con = duckdb.connect(str(config.path))
+    try:
+        assert con.sql("select id, email from people order by id").fetchall() == [(1, "a"), (4, "d")]
+    finally:
+        con.close()
+    close_all()

@@ -1,16 +1,23 @@
 """The `duckdb` destination: one table per source stream in an embedded DuckDB file.
 
-Batches go in as Arrow, in bulk (`INSERT ... SELECT` from the registered batch). Each
-stream writes inside a transaction that `commit()` ends, so what a checkpoint covers is on
-disk before the engine saves the state. Dispositions:
+Batches go in as Arrow, in bulk (`INSERT ... SELECT` from the registered batch), gathered
+into inserts of up to 100k rows. Each stream writes inside one transaction that `commit()`
+ends (and every 250k rows, which bounds memory), so what a checkpoint covers is on disk before
+the engine saves the state. Dispositions:
 
 - append:  rows are added;
-- upsert:  batches wait as Arrow until a commit (or 250k rows) and are then merged with one
-           delete-join and one insert in one transaction: one join per checkpoint rather than
-           one per batch. The last row written for a key wins; in a change stream, when that
-           row's `_threadline_op` is "delete", the key's row is removed;
+- upsert:  rows are added as for append, and at each commit the rows sharing a key with a row
+           written later are deleted, in the same transaction: the last row written for a key
+           wins. Into an empty table (a first load) a Bloom filter of the keys written so far
+           (keys.py) flags the only keys that can repeat, so a load of unique keys pays no join;
+           into a table that had rows, the commit joins the keys it wrote against the table. In a
+           change stream, a key whose newest row's `_threadline_op` is "delete" is removed;
 - replace: rows go to a staging table that takes the table's place when the stream ends,
            so readers never see a half-loaded table.
+
+Why inserts of at most 100k rows: DuckDB writes a statement of one row group (122,880 rows) or
+more straight to the file, and then rewrites those row groups at the next checkpoint — closing
+the database cost ~1.9 CPU-s after 1M rows inserted 250k at a time, ~0.02 after 100k at a time.
 
 New columns are added to the table as they appear; a column whose type the stream changed
 (the source's column was altered) is converted to the new type. Two lineage columns record
@@ -32,7 +39,9 @@ from threadline.contracts import (
     ConfigError,
     Destination,
     FatalError,
+    FileLoad,
     JobPath,
+    NativeFile,
     Operation,
     Spec,
     StreamTarget,
@@ -40,8 +49,8 @@ from threadline.contracts import (
     WriteDisposition,
     WriteReport,
 )
+from threadline_duckdb.keys import SeenKeys
 
-_ROW = "__threadline_row"  # write order, so the last row written for a key wins
 RUN_COLUMN = "_threadline_run_id"
 LOADED_COLUMN = "_threadline_loaded_at"
 
@@ -50,8 +59,10 @@ class DuckDBConfig(Spec):
     path: JobPath  # the database file, created if missing; relative to the job file
     schema_name: str = "main"
     # DuckDB caches up to 80% of RAM by default, so its memory would grow with the data landed;
-    # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it)
-    memory_limit: str = "256MB"
+    # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it). A 1M-row load fills
+    # ~60 MiB of it, a 10M-row one all of it: 256MB let the 10M peak grow 255 MiB over the 1M
+    # one, 96MB 120 MiB, for the same CPU (bench B6, in-process)
+    memory_limit: str = "96MB"
 
 
 _connections: dict[Path, duckdb.DuckDBPyConnection] = {}
@@ -102,6 +113,10 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class DuckDBDestination(Destination[DuckDBConfig]):
     """Lands streams as tables in a DuckDB file."""
 
@@ -117,17 +132,16 @@ class DuckDBDestination(Destination[DuckDBConfig]):
 
 
 class DuckDBWriter(StreamWriter):
-    """Append and replace write inside one open transaction that each commit() ends.
+    """Writes one stream inside one open transaction that each commit() ends (see the module
+    docstring for how upsert keeps the last row per key)."""
 
-    Upsert keeps batches as Arrow until commit() — or until `flush_rows` are pending — and then
-    merges them in a short transaction of its own: delete the table's rows with those keys,
-    insert the newest pending row per key. Merging before the checkpoint is harmless (the state
-    is not saved yet, and a re-read upserts the same rows), and it bounds both memory and the
-    size of any one transaction: DuckDB 2.0.0 reads back 0 rows from a table holding more than
-    ~1M rows uncommitted in the same transaction, so no transaction here reads a table after
-    writing that many rows to it (the >1M-row test in tests/ keeps that covered)."""
-
-    flush_rows = 250_000
+    insert_rows = 100_000  # rows per INSERT: below one row group, see the module docstring
+    # DuckDB keeps a transaction's rows (inserted below a row group at a time) in memory until it
+    # commits: a 10M-row sync in one commit peaked at 1.8 GiB; committing every 250k rows, 713 MiB
+    # (in-process, 1M rows: 449 MiB), for the same CPU as one commit. Committing before a
+    # checkpoint is harmless: the state is not saved yet, and a re-read upserts the same rows.
+    commit_rows = 250_000
+    native_formats = frozenset({"parquet"})  # load_file reads these with DuckDB's own reader
 
     def __init__(self, cursor: duckdb.DuckDBPyConnection, schema_name: str, target: StreamTarget) -> None:
         self.cur = cursor
@@ -149,99 +163,158 @@ class DuckDBWriter(StreamWriter):
             self.cur.execute(f"create schema if not exists {quote(schema_name)}")
             if self.replace:
                 self.cur.execute(f"drop table if exists {self.into}")
-        self._begin()
-
-    def _begin(self) -> None:
-        if not self.upsert:  # upsert merges in transactions of their own
-            self.cur.execute("begin transaction")
-
-    def _commit(self) -> None:
-        if not self.upsert:
-            self.cur.execute("commit")
+            # a first load into an empty table needs no join against older rows
+            self.seen = SeenKeys() if self.upsert and self._row_count() == 0 else None
+        self.repeats: list[pa.Table] = []  # keys the Bloom filter flagged since the last commit
+        self.wrote_since_commit = False
+        self.uncommitted_rows = 0
+        self.cur.execute("begin transaction")
 
     # ---- contract
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        self._ensure_table(batch.schema)
+        if not self._fits(batch.schema):
+            self._flush(everything=True)
+            self._ensure_table(batch.schema)
         self.rows += batch.num_rows
-        if self.upsert:
-            self.pending.append(batch)
-            self.pending_rows += batch.num_rows
-            if self.pending_rows >= self.flush_rows:
-                self._merge_pending()
-            return
-        names = ", ".join(quote(n) for n in batch.schema.names)
-        self.cur.register("__threadline_batch", batch)
-        try:
-            self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
-                             f"select {names}, {self.run_literal}, now() from __threadline_batch")
-        finally:
-            self.cur.unregister("__threadline_batch")
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self._flush(everything=False)
+        if self.uncommitted_rows >= self.commit_rows:
+            self.commit()  # early, so what DuckDB holds in memory stays bounded
 
     def commit(self) -> None:
-        if self.upsert:
-            self._merge_pending()
-        else:
-            self.cur.execute("commit")
-            self.cur.execute("begin transaction")
+        self._end_transaction()
+        self.cur.execute("begin transaction")
 
     def finish(self) -> WriteReport:
-        if self.upsert:
-            self._merge_pending()
-            return WriteReport(rows_written=self.rows)
         if self.replace:
+            self._flush(everything=True)
             if self._columns is None:  # nothing was written: the table becomes empty, not stale
                 if self._exists(self.target.table):
                     self.cur.execute(f"delete from {self.table}")
             else:
                 self.cur.execute(f"drop table if exists {self.table}")
                 self.cur.execute(f"alter table {self.into} rename to {quote(self.target.table)}")
-        self.cur.execute("commit")
+        self._end_transaction()
         return WriteReport(rows_written=self.rows)
 
+    def load_file(self, file: NativeFile) -> FileLoad:
+        """Insert a whole Parquet file in one statement with DuckDB's read_parquet (no Arrow
+        round trip); rows with an empty primary key are held back for the engine's quarantine."""
+        self._flush(everything=True)  # rows written before the file stay before it
+        if not self._fits(file.schema):
+            self._ensure_table(file.schema)
+        source = "read_parquet(" + _literal(str(file.path)) + ")"
+        empty_key = " or ".join(f"{quote(k)} is null" for k in self.key)
+        rows = f"(select * from {source} where not ({empty_key}))" if self.key else source
+        if self.seen is not None:
+            self._note_repeats(rows)
+        names = ", ".join(quote(n) for n in file.schema.names)
+        loaded = self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
+                                  f"select {names}, {self.run_literal}, now() from {rows}").fetchall()[0][0]
+        self.rows += loaded
+        self.wrote_since_commit = self.wrote_since_commit or loaded > 0
+        held_back = self.cur.sql(f"select * from {source} where {empty_key}").to_arrow_table() if self.key else None
+        return FileLoad(loaded, held_back)
+
     def abort(self) -> None:
-        self.pending, self.pending_rows = [], 0
-        if not self.upsert:
-            try:
-                self.cur.execute("rollback")
-            except duckdb.Error:
-                pass  # no transaction was open
+        self.pending, self.pending_rows, self.repeats = [], 0, []
+        try:
+            self.cur.execute("rollback")
+        except duckdb.Error:
+            pass  # no transaction was open
         if self.replace:
             with _ddl_lock:
                 self.cur.execute(f"drop table if exists {self.into}")
 
-    def _merge_pending(self) -> None:
-        """Upsert the pending batches in one transaction."""
-        if not self.pending:
+    # ---- inserting
+
+    def _flush(self, everything: bool) -> None:
+        """Insert the pending rows in slices of `insert_rows`; keep a short tail for the next
+        batch unless `everything`."""
+        if not self.pending or (not everything and self.pending_rows < self.insert_rows):
             return
-        staged = pa.concat_tables([pa.Table.from_batches([b]) for b in self.pending], promote_options="default")
-        staged = staged.append_column(_ROW, pa.array(np.arange(staged.num_rows)))
-        keys = ", ".join(quote(k) for k in self.key)
-        match = " and ".join(f"t.{quote(k)} is not distinct from s.{quote(k)}" for k in self.key)
-        names = ", ".join(quote(c) for c in staged.schema.names if c != _ROW)
-        self.cur.register("__threadline_pending", staged)
+        staged = pa.Table.from_batches(self.pending) if len({b.schema for b in self.pending}) == 1 else \
+            pa.concat_tables([pa.Table.from_batches([b]) for b in self.pending], promote_options="default")
+        whole = staged.num_rows if everything else staged.num_rows - staged.num_rows % self.insert_rows
+        for start in range(0, whole, self.insert_rows):
+            self._insert(staged.slice(start, min(self.insert_rows, whole - start)))
+        rest = staged.slice(whole)
+        self.pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+        self.pending_rows = rest.num_rows
+
+    def _insert(self, rows: pa.Table) -> None:
+        names = ", ".join(quote(n) for n in rows.schema.names)
+        self.cur.register("__threadline_batch", rows)
         try:
-            total, distinct = self.cur.execute(
-                f"select count(*), count(distinct ({keys})) from __threadline_pending").fetchall()[0]
-            # the window costs as much as the insert: only pay it when a key really came twice
-            newest = f"qualify row_number() over (partition by {keys} order by {_ROW} desc) = 1" if total != distinct else ""
-            rows = f"(select * from __threadline_pending {newest})"
-            if OPERATION_COLUMN in staged.schema.names:  # a key whose last change is a delete is not inserted again
-                rows = f"(select * from {rows} where {quote(OPERATION_COLUMN)} is distinct from '{Operation.DELETE.value}')"
-            self.cur.execute("begin transaction")
-            try:
-                self.cur.execute(f"delete from {self.into} t using (select distinct {keys} from __threadline_pending) s where {match}")
-                self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
-                                 f"select {names}, {self.run_literal}, now() from {rows}")
-                self.cur.execute("commit")
-            except BaseException:
-                self.cur.execute("rollback")
-                raise
+            if self.seen is not None:
+                self._note_repeats("__threadline_batch", rows)
+            self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
+                             f"select {names}, {self.run_literal}, now() from __threadline_batch")
+            self.wrote_since_commit = True
+            self.uncommitted_rows += rows.num_rows
         finally:
-            self.cur.unregister("__threadline_pending")
-        self.pending, self.pending_rows = [], 0
+            self.cur.unregister("__threadline_batch")
+
+    def _note_repeats(self, relation: str, rows: pa.Table | None = None) -> None:
+        """Keep the keys of `relation` (a registered table or a subquery) that may have been
+        written before, as the Bloom filter says. From a registered Arrow table only the hashes
+        come back (its keys are at hand); from a file, keys and hashes, in slices so a large
+        file's keys never sit in memory."""
+        keys = ", ".join(quote(k) for k in self.key)
+        if rows is not None:
+            hashes = self.cur.execute(f"select hash({keys}) as h from {relation}").fetchnumpy()["h"]
+            repeats = self.seen.flag_repeats(np.asarray(hashes))
+            if repeats.any():
+                self.repeats.append(rows.select(self.key).filter(pa.array(repeats)))
+            return
+        reader = self.cur.sql(f"select {keys}, hash({keys}) as __threadline_hash from {relation}").to_arrow_reader(self.insert_rows)
+        for part in reader:
+            repeats = self.seen.flag_repeats(part.column(len(self.key)).to_numpy())
+            if repeats.any():
+                self.repeats.append(pa.Table.from_batches([part]).select(self.key).filter(pa.array(repeats)))
+
+    # ---- upsert: the last row written for a key wins
+
+    def _end_transaction(self) -> None:
+        """Insert what is pending, keep the newest row per key (upsert), commit."""
+        self._flush(everything=True)
+        if self.upsert and self.wrote_since_commit:
+            self._drop_older_rows()
+            if OPERATION_COLUMN in (self._columns or {}):  # a key whose newest change is a delete goes
+                self.cur.execute(f"delete from {self.into} where {quote(OPERATION_COLUMN)} = '{Operation.DELETE.value}'")
+        self.cur.execute("commit")
+        self.repeats, self.wrote_since_commit, self.uncommitted_rows = [], False, 0
+
+    def _drop_older_rows(self) -> None:
+        """Delete every row that shares its key with a row written later. Rows this transaction
+        wrote have the largest rowids, in the order they were written, so `rowid` orders rows
+        from oldest to newest. Only keys that can repeat are looked at: the Bloom filter's flags
+        on a first load, else the keys this transaction wrote (their `_threadline_loaded_at` is
+        the transaction's `now()`)."""
+        keys = ", ".join(quote(k) for k in self.key)
+        match = " and ".join(f"t.{quote(k)} is not distinct from c.{quote(k)}" for k in self.key)
+        if self.seen is not None:
+            if not self.repeats:
+                return
+            candidates = pa.concat_tables(self.repeats)
+            self.cur.register("__threadline_repeats", candidates)
+            source = "__threadline_repeats"
+        else:
+            source = (f"(select {keys} from {self.into} where {LOADED_COLUMN} = now() "
+                      f"and {RUN_COLUMN} = {self.run_literal})")
+        try:
+            self.cur.execute(
+                f"delete from {self.into} where rowid in (select rid from ("
+                f"select t.rowid as rid, row_number() over (partition by {', '.join('t.' + quote(k) for k in self.key)} "
+                f"order by t.rowid desc) as newest from {self.into} t semi join (select distinct {keys} from {source}) c "
+                f"on {match}) where newest > 1)")
+        finally:
+            if self.seen is not None:
+                self.cur.unregister("__threadline_repeats")
 
     # ---- table shape
 
@@ -251,13 +324,19 @@ class DuckDBWriter(StreamWriter):
             [self.schema_name, table],
         ).fetchall()[0][0])
 
+    def _row_count(self) -> int:
+        if not self._exists(self.staging_name):
+            return 0
+        return self.cur.execute(f"select count(*) from {self.into}").fetchall()[0][0]
+
+    def _fits(self, schema: pa.Schema) -> bool:
+        return self._columns is not None and schema.equals(self._schema)
+
     def _ensure_table(self, schema: pa.Schema) -> None:
         """Create the table on first write; add columns that appear later; change the type of a
         column whose type the stream changed (the source's column was altered)."""
-        if self._columns is not None and schema.equals(self._schema):
-            return
         # DDL runs between transactions: concurrent streams' DDL would conflict in DuckDB's catalog
-        self._commit()
+        self._end_transaction()
         with _ddl_lock:
             self.cur.register("__threadline_empty", pa.Table.from_batches([], schema=schema))
             try:
@@ -280,7 +359,7 @@ class DuckDBWriter(StreamWriter):
                 self.cur.unregister("__threadline_empty")
         self._columns = existing
         self._schema = schema
-        self._begin()
+        self.cur.execute("begin transaction")
 
     def _retype(self, name: str, old: str, new: str) -> None:
         try:

@@ -1,9 +1,12 @@
-"""Registers the `duckdb` destination with threadline."""
+"""Registers the `duckdb` destination with threadline.
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-from threadline_duckdb.destination import DuckDBDestination
 
 
 @hookimpl
 def register_destinations(register):
-    register(DuckDBDestination)
+    register("duckdb", "threadline_duckdb.destination:DuckDBDestination")

@@ -1,9 +1,12 @@
-"""Registers the `files` destination with threadline."""
+"""Registers the `files` destination with threadline.
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-from threadline_files_destination.destination import FilesDestination
 
 
 @hookimpl
 def register_destinations(register):
-    register(FilesDestination)
+    register("files", "threadline_files_destination.destination:FilesDestination")

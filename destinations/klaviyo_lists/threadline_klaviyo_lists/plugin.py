@@ -1,16 +1,17 @@
-"""Registers the `klaviyo_lists` destination and its sandbox (entry point `threadline`)."""
+"""Registers the `klaviyo_lists` destination and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_klaviyo_lists.destination import KlaviyoLists
-from threadline_klaviyo_lists.sandbox import KlaviyoListsSandbox
 
 
 @hookimpl
 def register_destinations(register):
-    register(KlaviyoLists)
+    register("klaviyo_lists", "threadline_klaviyo_lists.destination:KlaviyoLists", audiences=True)
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("klaviyo_lists", KlaviyoListsSandbox)
+    register("klaviyo_lists", "threadline_klaviyo_lists.sandbox:KlaviyoListsSandbox")

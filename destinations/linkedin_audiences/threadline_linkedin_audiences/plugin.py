@@ -1,16 +1,17 @@
-"""Registers the `linkedin_audiences` destination and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `linkedin_audiences` destination and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_linkedin_audiences.destination import LinkedInAudiences
-from threadline_linkedin_audiences.sandbox import LinkedInAudiencesSandbox
 
 
 @hookimpl
 def register_destinations(register):
-    register(LinkedInAudiences)
+    register("linkedin_audiences", "threadline_linkedin_audiences.destination:LinkedInAudiences", audiences=True)
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("linkedin_audiences", LinkedInAudiencesSandbox)
+    register("linkedin_audiences", "threadline_linkedin_audiences.sandbox:LinkedInAudiencesSandbox")

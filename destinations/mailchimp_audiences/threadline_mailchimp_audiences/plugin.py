@@ -1,16 +1,17 @@
-"""Registers the `mailchimp_audiences` destination and its sandbox (entry point `threadline`)."""
+"""Registers the `mailchimp_audiences` destination and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_mailchimp_audiences.destination import MailchimpAudiences
-from threadline_mailchimp_audiences.sandbox import MailchimpAudiencesSandbox
 
 
 @hookimpl
 def register_destinations(register):
-    register(MailchimpAudiences)
+    register("mailchimp_audiences", "threadline_mailchimp_audiences.destination:MailchimpAudiences", audiences=True)
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("mailchimp_audiences", MailchimpAudiencesSandbox)
+    register("mailchimp_audiences", "threadline_mailchimp_audiences.sandbox:MailchimpAudiencesSandbox")

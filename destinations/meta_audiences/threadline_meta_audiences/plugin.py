@@ -1,16 +1,17 @@
-"""Registers the `meta_audiences` destination and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `meta_audiences` destination and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_meta_audiences.destination import MetaAudiences
-from threadline_meta_audiences.sandbox import MetaSandbox
 
 
 @hookimpl
 def register_destinations(register):
-    register(MetaAudiences)
+    register("meta_audiences", "threadline_meta_audiences.destination:MetaAudiences", audiences=True)
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("meta_audiences", MetaSandbox)
+    register("meta_audiences", "threadline_meta_audiences.sandbox:MetaSandbox")

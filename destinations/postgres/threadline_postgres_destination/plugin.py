@@ -1,10 +1,12 @@
-"""Registers the `postgres` destination with threadline."""
+"""Registers the `postgres` destination with threadline.
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
 
 
 @hookimpl
 def register_destinations(register):
-    from threadline_postgres_destination.destination import PostgresDestination
-
-    register(PostgresDestination)
+    register("postgres", "threadline_postgres_destination.destination:PostgresDestination")

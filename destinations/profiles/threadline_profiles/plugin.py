@@ -1,5 +1,9 @@
 """threadline hooks: the `profiles` destination and the `threadline profiles|audiences|push|forget`
-commands. Building and pushing after a run is the destination's `finish_run` step, not a hook."""
+commands. Building and pushing after a run is the destination's `finish_run` step, not a hook.
+
+Everything is registered by import path: the store (DuckDB, psycopg, sqlglot) is imported only
+when a sync or a command uses it, so `threadline --help` imports none of it.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,19 @@ from typing import Any
 
 from threadline import hookimpl
 
-from threadline_profiles.destination import ProfilesDestination
-
 
 @hookimpl
 def register_destinations(register):  # type: ignore[no-untyped-def]
-    register(ProfilesDestination)
+    register("profiles", "threadline_profiles.destination:ProfilesDestination")
 
 
 @hookimpl
 def register_commands(cli: Any) -> None:
-    from threadline_profiles.cli.activation import forget_command, push_command
-    from threadline_profiles.cli.audiences import audiences_group
-    from threadline_profiles.cli.profiles import profiles
-
-    cli.add_command(profiles)
-    cli.add_command(audiences_group)
-    cli.add_command(push_command)
-    cli.add_command(forget_command)
+    cli.add_lazy_command("profiles", "threadline_profiles.cli.profiles:profiles",
+                         "The unified profile store: build profiles, look them up, explain them.")
+    cli.add_lazy_command("audiences", "threadline_profiles.cli.audiences:audiences_group",
+                         "Audiences: named filters over profile traits, with exclusions, suppression and consent.")
+    cli.add_lazy_command("push", "threadline_profiles.cli.activation:push_command",
+                         "Push audiences to their destinations now.")
+    cli.add_lazy_command("forget", "threadline_profiles.cli.activation:forget_command",
+                         "Erase a person from the profile store for good (right to erasure).")

@@ -1,14 +1,12 @@
-"""Entry point of the threadline-singer-target plugin: registers the `singer` destination."""
+"""Entry point of the threadline-singer-target plugin: registers the `singer` destination.
 
-from __future__ import annotations
-
-from collections.abc import Callable
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-from threadline_singer_target.destination import SingerDestination
 
 
 @hookimpl
-def register_destinations(register: Callable[[type], None]) -> None:
-    """Register the `singer` destination."""
-    register(SingerDestination)
+def register_destinations(register):
+    register("singer", "threadline_singer_target.destination:SingerDestination")

@@ -1,16 +1,17 @@
-"""Registers the `tiktok_audiences` destination and its sandbox with threadline (entry point `threadline`)."""
+"""Registers the `tiktok_audiences` destination and its sandbox with threadline (entry point `threadline`).
+
+Names are registered by import path: the modules behind them are imported only when a
+command uses them (so `threadline --help` imports none of them).
+"""
 
 from threadline import hookimpl
-
-from threadline_tiktok_audiences.destination import TikTokAudiences
-from threadline_tiktok_audiences.sandbox import TikTokAudiencesSandbox
 
 
 @hookimpl
 def register_destinations(register):
-    register(TikTokAudiences)
+    register("tiktok_audiences", "threadline_tiktok_audiences.destination:TikTokAudiences", audiences=True)
 
 
 @hookimpl
 def register_sandboxes(register):
-    register("tiktok_audiences", TikTokAudiencesSandbox)
+    register("tiktok_audiences", "threadline_tiktok_audiences.sandbox:TikTokAudiencesSandbox")

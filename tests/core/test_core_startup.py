@@ -1,0 +1,72 @@
+"""Start-up pays for what a command uses: `threadline --help`, `--version` and `plugins` import
+no connector, no database driver, no Arrow, no HTTP kit and no sandbox; a sync imports the
+connectors its job names and no other. What a command imported is read from `sys.modules` of a
+real `threadline` process — never from a timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# Modules a command that moves no data must not import: what makes start-up cost a second.
+HEAVY = ("pyarrow", "pydantic", "numpy", "duckdb", "psycopg", "sqlglot", "requests", "yaml",
+         "threadline.contracts", "threadline.engine", "threadline.http", "threadline.sandbox", "threadline.activation")
+
+# Runs the CLI as the `threadline` script does, then prints every module the process imported.
+RUN_CLI = textwrap.dedent("""
+    import atexit, json, sys
+
+    atexit.register(lambda: print("MODULES " + json.dumps(sorted(sys.modules))))
+    sys.argv = ["threadline", *sys.argv[1:]]
+    from threadline.cli import main
+    main()
+""")
+
+
+def imported_by(*args: str, cwd=None) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", RUN_CLI, *args],
+                         capture_output=True, text=True, timeout=120, cwd=cwd)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("MODULES ")), None)
+    assert line is not None, f"threadline {' '.join(args)} printed no module list: {out.stderr}"
+    return set(json.loads(line[len("MODULES "):]))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    """The heavy modules, and any plugin module beyond its package and entry point."""
+    found = [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    found += [m for m in modules if m.startswith("threadline_") and "." in m and not m.endswith(".plugin")]
+    return sorted(found)
+
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("plugins",), ("sandbox",)],
+                         ids=["help", "version", "plugins", "sandbox-list"])
+def test_commands_that_move_no_data_import_no_connector_driver_or_sandbox(args):
+    assert heavy(imported_by(*args)) == []
+
+
+def test_a_plugin_command_imports_its_own_module_only_when_it_runs():
+    modules = imported_by("profiles", "--help")
+    assert "threadline_profiles.cli.profiles" in modules
+    assert "threadline_profiles.cli.activation" not in modules  # `push` and `forget` were not asked for
+
+
+def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
+    (tmp_path / "a.csv").write_text("id,name\n1,Ann\n")
+    (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
+        name: startup
+        sources:
+          shop: {connector: files, config: {streams: [{name: people, path: a.csv, primary_key: [id]}]}}
+        destinations:
+          db: {connector: duckdb, config: {path: out.duckdb}}
+    """))
+    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
+    assert "threadline_files.source" in modules and "threadline_duckdb.destination" in modules
+    others = [m for m in heavy(modules) if m.startswith("threadline_")
+              and not m.startswith(("threadline_files.", "threadline_duckdb."))]
+    assert others == []
+    assert not any(m == "threadline.sandbox" or m.startswith("threadline.sandbox.") for m in modules)
