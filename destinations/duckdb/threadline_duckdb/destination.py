@@ -14,7 +14,9 @@ disk before the engine saves the state. Dispositions:
 
 New columns are added to the table as they appear; a column whose type the stream changed
 (the source's column was altered) is converted to the new type. Two lineage columns record
-the run and the time each row landed.
+the run and the time each row landed. Table and schema names follow the core's name rule
+(`threadline.names`) and are quoted in every statement. A run closes the file when it ends
+(`release`), so a sync waiting for the job's lock can open it next.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+from pydantic import field_validator
 
 from threadline.contracts import (
     OPERATION_COLUMN,
@@ -40,6 +43,7 @@ from threadline.contracts import (
     WriteDisposition,
     WriteReport,
 )
+from threadline.names import safe_name
 
 _ROW = "__threadline_row"  # write order, so the last row written for a key wins
 RUN_COLUMN = "_threadline_run_id"
@@ -52,6 +56,14 @@ class DuckDBConfig(Spec):
     # DuckDB caches up to 80% of RAM by default, so its memory would grow with the data landed;
     # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it)
     memory_limit: str = "256MB"
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_is_a_safe_name(cls, value: str) -> str:
+        try:
+            return safe_name(value, "schema_name")
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
 
 
 _connections: dict[Path, duckdb.DuckDBPyConnection] = {}
@@ -85,6 +97,14 @@ def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
         return con
 
 
+def close(path: Path) -> None:
+    """Close the process's connection to one file, if open, so another process can open it."""
+    with _connections_lock:
+        con = _connections.pop(Path(path).resolve(), None)
+        if con is not None:
+            con.close()
+
+
 def close_all() -> None:
     """Close every cached connection (tests, and before another process must open the file)."""
     with _connections_lock:
@@ -115,6 +135,23 @@ class DuckDBDestination(Destination[DuckDBConfig]):
     def open_stream(self, config: DuckDBConfig, target: StreamTarget) -> StreamWriter:
         return DuckDBWriter(connect(config.path, config.memory_limit).cursor(), config.schema_name, target)
 
+    def locate(self, config: DuckDBConfig, target: StreamTarget) -> str:
+        return f"duckdb:{Path(config.path).resolve()}#{config.schema_name}.{target.table}"
+
+    def table_exists(self, config: DuckDBConfig, target: StreamTarget) -> bool:
+        if not Path(config.path).exists():
+            return False  # deleted, or never written: nothing to resume into (and nothing is created)
+        cur = connect(config.path, config.memory_limit).cursor()
+        try:
+            return bool(cur.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [config.schema_name, target.table]).fetchall()[0][0])
+        finally:
+            cur.close()
+
+    def release(self, config: DuckDBConfig) -> None:
+        close(config.path)
+
 
 class DuckDBWriter(StreamWriter):
     """Append and replace write inside one open transaction that each commit() ends.
@@ -132,6 +169,7 @@ class DuckDBWriter(StreamWriter):
     def __init__(self, cursor: duckdb.DuckDBPyConnection, schema_name: str, target: StreamTarget) -> None:
         self.cur = cursor
         self.target = target
+        safe_name(target.table, "table")  # the engine checked it; a writer driven by hand is checked here
         self.key = list(target.stream.primary_key)
         self.table = f"{quote(schema_name)}.{quote(target.table)}"
         self.schema_name = schema_name
