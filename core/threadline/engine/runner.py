@@ -69,6 +69,9 @@ PAUSED_KEY = "paused_until"  # set when a vendor's rate limit paused the stream 
 # halfway from the job's limit to 100%: a stream rejecting everything fails after one batch
 # instead of reading millions of rows it cannot use.
 EARLY_STOP_ROWS = 10_000
+# Columns per stream: every one becomes a table column; a JSON file with 20,000 distinct keys
+# would run the destination out of memory. Wider data keeps nested objects as JSON text.
+MAX_COLUMNS = 5_000
 
 
 class Interrupted(ThreadlineError):
@@ -152,6 +155,9 @@ def plan_job(job: Job, registry: Registry | None = None, only: list[str] | None 
         catalog = _discover(source, config, job, name)
         for stream in catalog:  # a connector's stream names become table and file names
             safe_name(stream.name, f"stream name from connector {src.connector!r}", where=job.where(("sources", name)))
+            if len(stream.schema) > MAX_COLUMNS:
+                raise job.error(("sources", name), _too_wide(stream.name, len(stream.schema)),
+                                hint="keep nested objects as one JSON column, or split the data into streams")
         chosen = src.streams if src.streams is not None else {s.name: None for s in catalog}
         _check_selected_streams(job, only, name, list(chosen))
         dest_name = job.destination_for(name)
@@ -467,6 +473,9 @@ class _RunContext:
             for message in messages:
                 if isinstance(message, Batch):
                     _expect_stream(message.stream, plan)
+                    if message.records.num_columns > MAX_COLUMNS:
+                        raise FatalError(_too_wide(stream.name, message.records.num_columns),
+                                         hint="keep nested objects as one JSON column, or split the data into streams")
                     result = coerce(message.records, stream.schema, stream.primary_key)
                     s.rows_read += message.records.num_rows
                     if result.rejected is not None:
@@ -552,6 +561,10 @@ class _RejectLimit:
             "schema, or raise max_rejected_share in the job file; no state was saved past the last checkpoint "
             "within the limit, so the next sync reads those rows again",
         )
+
+
+def _too_wide(stream: str, columns: int) -> str:
+    return f"stream {stream!r} has {columns:,} columns; threadline lands at most {MAX_COLUMNS:,} per stream"
 
 
 def _locate(plan: StreamPlan, target: StreamTarget) -> str:
