@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import duckdb
@@ -120,11 +121,23 @@ def test_sync_wait_queues_behind_a_running_sync_and_its_duckdb_file(project):
     assert waiting.poll() is None, "the second sync must wait for the first"
     feed_fifo(project, "order_id,amount\n900,1.0\n")
     assert first.wait(timeout=120) == 0, first.stderr.read()
+    # the queued sync sees the pipe written since it was last read, and reads it again
+    threading.Thread(target=feed_fifo, args=(project, "order_id,amount\n900,1.0\n"), daemon=True).start()
     out, errors = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, errors
     con = duckdb.connect(str(project / "out.duckdb"))
     assert con.execute("select count(*) from shop__orders").fetchone() == (301,)
     con.close()
+
+
+def test_a_finished_run_leaves_its_duckdb_file_free_before_the_next_sync_gets_the_job_lock(project):
+    from threadline.engine import run_job
+    from threadline.job import load_job
+
+    assert run_job(load_job(project / "job.yaml")).ok  # in this process, which lives on
+    other_process = subprocess.run([sys.executable, "-c", "import duckdb; duckdb.connect('out.duckdb').execute('select 1')"],
+                                   cwd=project, capture_output=True, text=True)
+    assert other_process.returncode == 0, other_process.stderr
 
 
 # ---------------------------------------------------------------- item 18: Ctrl-C
