@@ -163,3 +163,12 @@ def test_ctrl_c_stops_at_the_next_batch_keeps_what_was_committed_and_exits_130(p
     con = duckdb.connect(str(project / "out.duckdb"))
     assert con.execute("select count(*), count(distinct order_id) from shop__orders").fetchone() == (302, 302)
     con.close()
+
+
+def test_state_show_and_runs_need_no_secret_set(project):
+    assert threadline("sync", "job.yaml", cwd=project).returncode == 0
+    (project / "job.yaml").write_text(JOB.replace("{path: out.duckdb}", "{path: out.duckdb, memory_limit: '${UNSET_DB_SECRET}'}"))
+    shown = threadline("state", "show", "job.yaml", cwd=project)
+    assert shown.returncode == 0 and "shop.orders" in shown.stdout, shown.stderr
+    assert threadline("runs", "job.yaml", cwd=project).returncode == 0
+    assert threadline("sync", "job.yaml", cwd=project).returncode == 2  # a sync does need it
