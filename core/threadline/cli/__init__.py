@@ -122,12 +122,17 @@ def plugins_command(as_json: bool) -> None:
 @cli.command("install")
 @click.argument("requirements", nargs=-1, required=True)
 @click.option("--editable", "-e", is_flag=True, help="Install a local folder in editable mode.")
-def install_command(requirements: tuple[str, ...], editable: bool) -> None:
+@click.option("--copy", is_flag=True, help="Install a copy even where the plugin is installed editable now.")
+def install_command(requirements: tuple[str, ...], editable: bool, copy: bool) -> None:
     """Install plugins (a PyPI name, a requirement or a local folder) into this environment,
-    then list what they registered."""
+    then list what they registered. A local folder installed editable now stays editable
+    (your edits keep working) unless --copy is given."""
     args = [sys.executable, "-m", "pip", "install", "--quiet"]
     for req in requirements:
-        args += ["-e", req] if editable else [req]
+        keep = not editable and not copy and _installed_editable_from(req)
+        if keep:
+            console.print(f"{req} is installed editable now; it stays editable (--copy installs a copy instead)")
+        args += ["-e", req] if editable or keep else [req]
     console.print(f"installing {' '.join(requirements)} ...")
     result = subprocess.run(args)
     if result.returncode != 0:
@@ -135,6 +140,25 @@ def install_command(requirements: tuple[str, ...], editable: bool) -> None:
                               hint="see pip's message above; a local plugin folder needs a pyproject.toml")
     # a fresh process sees the new entry points without stale import caches
     subprocess.run([sys.executable, "-m", "threadline", "plugins"])
+
+
+def _installed_editable_from(requirement: str) -> bool:
+    """Whether `requirement` is a local project folder whose distribution is installed
+    editable from that same folder (PEP 610's direct_url.json says so)."""
+    import importlib.metadata as md
+    import tomllib
+    from urllib.parse import unquote, urlsplit
+
+    folder = Path(requirement.split("[", 1)[0]).expanduser()
+    try:
+        with (folder / "pyproject.toml").open("rb") as handle:
+            name = tomllib.load(handle)["project"]["name"]
+        direct = json.loads(md.distribution(name).read_text("direct_url.json") or "{}")
+    except (OSError, KeyError, ValueError, md.PackageNotFoundError):
+        return False
+    if not direct.get("dir_info", {}).get("editable"):
+        return False
+    return Path(unquote(urlsplit(direct.get("url", "")).path)).resolve() == folder.resolve()
 
 
 # --------------------------------------------------------------------------- jobs
