@@ -202,10 +202,26 @@ def _decode(raw: bytes, filename: str) -> str:
                           where=f"{filename}:{line}", hint="save it as UTF-8 (most editors offer it in 'Save as')") from None
 
 
+class _JobLoader(yaml.SafeLoader):
+    """YAML's safe loader, with an impossible date (`2020-13-45`) a YAML error at its line
+    rather than Python's ValueError."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} looks like a date but is not one ({exc}); quote it if it is text",
+                node.start_mark) from None
+
+
+_JobLoader.add_constructor("tag:yaml.org,2002:timestamp", _JobLoader.construct_yaml_timestamp)
+
+
 def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[YamlPath, int]]:
     """Parse YAML, also returning the line of every mapping key and sequence item."""
     _check_shape(text, filename)
-    loader = yaml.SafeLoader(text)
+    loader = _JobLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -214,6 +230,9 @@ def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[YamlPath, int]]:
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, filename, text) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a value YAML's constructors cannot build
+        raise ConfigError(f"the job file holds a value YAML cannot read: {exc}", where=filename,
+                          hint="quote values that are meant as text") from None
     finally:
         loader.dispose()
     lines: dict[YamlPath, int] = {(): 1}
@@ -244,7 +263,7 @@ def _check_shape(text: str, filename: str) -> None:
     recursion, before anything recursive (composing, validating) sees the document."""
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_JobLoader):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:

@@ -245,3 +245,10 @@ def test_state_commands_load_a_job_without_its_secrets_set(tmp_path, monkeypatch
     monkeypatch.delenv("NOPE_TOKEN", raising=False)
     job = load_job(write(tmp_path, GOOD.replace("{page_size: 2}", "{token: '${NOPE_TOKEN}'}")), require_env=False)
     assert job.name == "demo"
+
+
+def test_an_impossible_date_in_a_job_file_is_an_error_at_its_line(tmp_path):
+    path = write(tmp_path, GOOD.replace("{page_size: 2}", "{page_size: 2, since: 2020-13-45}"))
+    with pytest.raises(ConfigError) as exc:
+        load_job(path)
+    assert f"{path}:5" in exc.value.render() and "'2020-13-45' looks like a date but is not one" in exc.value.render()

@@ -171,3 +171,35 @@ def test_a_csv_named_pipe_is_read_once_in_full(tmp_path, sync):
     writer.join(timeout=30)
     assert report.ok, report.error
     assert len(rows) == 50_001
+
+
+# ---------------------------------------------------------------- found by the fuzz test
+
+
+def test_an_empty_json_key_fails_the_stream_naming_the_column(tmp_path, sync):
+    (tmp_path / "a.jsonl").write_text('{"id": 1}\n')
+    (tmp_path / "b.jsonl").write_text('{"id": 2, "": 5}\n')
+    report, rows = sync({"path": "*.jsonl"})
+    error = report.stream("src", "s").error
+    assert "column 2 ('') of stream 's' has no name" in error and "unexpected" not in error
+    assert rows == [(1,)]
+
+
+def test_invalid_utf8_inside_a_json_string_is_quarantined_with_its_line(tmp_path, sync):
+    (tmp_path / "a.jsonl").write_bytes(b'{"id": 1, "v": "ok"}\n{"id": 2, "v": "M\xfcller"}\n{"id": 3, "v": "ok"}\n')
+    report, rows = sync({"path": "a.jsonl"}, max_rejected_share=0.5)
+    assert report.ok, report.error
+    assert sorted(r[0] for r in rows) == [1, 3]
+    (bad,) = quarantined(report)
+    assert bad["line"] == 2 and bad["problem"].startswith("not valid UTF-8 (byte 0xfc")
+
+
+def test_invalid_utf8_text_in_a_parquet_file_fails_its_stream_naming_the_file(tmp_path, sync):
+    pq.write_table(pa.table({"id": [1], "v": ["a"]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"id": [2], "v": ["Zoe-Zoe-Zoe"]}), tmp_path / "b.parquet", compression="none")
+    data = (tmp_path / "b.parquet").read_bytes()
+    (tmp_path / "b.parquet").write_bytes(data.replace(b"Zoe-Zoe-Zoe", b"Zo\xff-Zoe-Zoe"))
+    report, rows = sync({"path": "*.parquet"})
+    error = report.stream("src", "s").error
+    assert "b.parquet cannot be read as parquet" in error and "UTF8" in error
+    assert rows == [(1, "a")]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import io
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,19 @@ _EXTENSIONS: dict[str, Format] = {
     ".parquet": "parquet", ".pq": "parquet",
 }
 _SAMPLE_BYTES = 1 << 20  # how much of the first file schema inference looks at
+
+
+def _quiet_undecodable_bad_rows(unraisable: Any, _previous: Any = sys.unraisablehook) -> None:
+    """Arrow hands a broken CSV line to our handler as text; when the line is not valid UTF-8
+    it cannot, prints that as an 'ignored exception' and fails the read, which is then
+    reported as a clear error naming the file. Only that print is silenced."""
+    handler = getattr(unraisable, "object", None)
+    if isinstance(unraisable.exc_value, UnicodeDecodeError) and getattr(handler, "__module__", "") == __name__:
+        return
+    _previous(unraisable)
+
+
+sys.unraisablehook = _quiet_undecodable_bad_rows
 MAX_JSON_DEPTH = 100  # Arrow's JSON parser recurses per level and crashes the process near 10,000
 MAX_HEADER_BYTES = 16 << 20  # a first line longer than this is not a CSV header
 MAX_COLUMN_NAME = 1_000  # characters; longer names come from a wrong delimiter or quote_char
@@ -204,11 +218,19 @@ class FilesSource(Source[FilesConfig]):
                                  hint="write the Parquet file to disk first, or stream CSV or JSON lines")
             # ~256k rows a batch by default: fewer, larger batches make the bulk steps cheaper
             for batch in pq.ParquetFile(path).iter_batches(batch_size=max(fs.batch_bytes // 16, 1024)):
+                _check_text_columns(batch)
                 yield Batch(fs.name, batch)
         elif fmt == "csv":
             yield from _read_csv(path, fs)
         else:
             yield from _read_jsonl(path, fs, stream)
+
+
+def _check_text_columns(batch: pa.RecordBatch) -> None:
+    """Arrow checks neither a Parquet file's text (a damaged page passes) nor JSON strings for
+    valid UTF-8, and a destination would fail on it without naming the file; so each batch is
+    validated in full here (about 1 GB/s, small beside the read). An ArrowInvalid follows."""
+    batch.validate(full=True)
 
 
 def _failing_cleanly(messages: Iterator[Message], path: Path, fs: FileStream, index: int) -> Iterator[Message]:
@@ -252,7 +274,7 @@ def _csv_options(fs: FileStream, block_size: int, handler: Any = None) -> tuple[
 def _infer_schema(path: Path, fmt: Format, fs: FileStream, index: int) -> pa.Schema:
     try:
         if fmt == "parquet":
-            return pq.read_schema(path)
+            return _named(path, pq.read_schema(path), fs, index)
         with path.open("rb") as handle:
             sample = handle.read(_SAMPLE_BYTES)
         _check_text(path, fs, sample, index, decode=False)
@@ -265,13 +287,24 @@ def _infer_schema(path: Path, fmt: Format, fs: FileStream, index: int) -> pa.Sch
                 return reader.schema
         sample = sample[: sample.rfind(b"\n") + 1] or sample
         if _deepest_line(sample) > MAX_JSON_DEPTH:  # never hand Arrow a line it would crash on
-            return _infer_from_good_lines(sample)
+            return _named(path, _infer_from_good_lines(sample), fs, index)
         try:
-            return pajson.read_json(io.BytesIO(sample)).schema
+            return _named(path, pajson.read_json(io.BytesIO(sample)).schema, fs, index)
         except pa.ArrowInvalid:  # a broken line in the sample: infer from the lines that parse
-            return _infer_from_good_lines(sample)
+            return _named(path, _infer_from_good_lines(sample), fs, index)
     except (pa.ArrowException, OSError, UnicodeError, ValueError, OverflowError) as exc:
         raise _file_error(path, fs, exc, index) from None
+
+
+def _named(path: Path, schema: pa.Schema, fs: FileStream, index: int) -> pa.Schema:
+    """`schema`, once every field name is readable text and fit for a column."""
+    try:
+        names = schema.names
+    except UnicodeDecodeError:
+        raise ConfigError(f"a column name in {path.name} is not UTF-8 text", field=_field(index, "path"),
+                          hint="fix the file's keys or column names") from None
+    _check_header(path, names, fs, index)
+    return schema
 
 
 def _infer_from_good_lines(sample: bytes) -> pa.Schema:
@@ -453,7 +486,8 @@ def _rest_of_header(path: Path, fs: FileStream, head: bytes, index: int, handle:
 def _check_header(path: Path, names: list[str], fs: FileStream, index: int) -> None:
     """Column names become table columns: each must be there, printable, short and unique."""
     seen: dict[str, int] = {}
-    how = "name the columns yourself: `csv: {header: false, skip_rows: 1, column_names: [...]}`"
+    how = ("name the columns yourself: `csv: {header: false, skip_rows: 1, column_names: [...]}`"
+           if _format(fs, path) == "csv" else "rename the key in the file")
     for position, name in enumerate(names, start=1):
         if not name.strip():
             raise ConfigError(f"column {position} of {path.name} has no name in the header",
@@ -493,6 +527,7 @@ def _read_jsonl(path: Path, fs: FileStream, stream: Stream) -> Iterator[Message]
             parse_options=pajson.ParseOptions(explicit_schema=stream.schema, unexpected_field_behavior="infer"),
         ) as reader:
             for batch in reader:
+                _check_text_columns(batch)  # Arrow's JSON reader lets invalid UTF-8 through
                 yield Batch(fs.name, batch)
                 done += batch.num_rows
     except pa.ArrowInvalid:
@@ -542,16 +577,21 @@ def _deepest_in_file(path: Path, chunk_bytes: int = 16 << 20) -> int:
 def _read_jsonl_slowly(path: Path, fs: FileStream, text_schema: pa.Schema, skip: int) -> Iterator[Message]:
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             if skip:
                 skip -= 1
                 continue
+            line = raw.decode("utf-8", errors="replace")  # for the quarantine, when the line is bad
             try:
-                if _deepest_line(line.encode("utf-8", errors="replace")) > MAX_JSON_DEPTH:
+                if _deepest_line(raw) > MAX_JSON_DEPTH:
                     raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
                 record = json.loads(line)
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
@@ -582,7 +622,7 @@ def _file_error(path: Path, fs: FileStream, exc: Exception, index: int = -1) -> 
     if isinstance(exc, ConfigError):
         return exc
     text = str(exc) or type(exc).__name__
-    if "UTF8" in text or "utf-8" in text.lower() or isinstance(exc, UnicodeDecodeError):
+    if _format(fs, path) == "csv" and ("UTF8" in text or "utf-8" in text.lower() or isinstance(exc, UnicodeDecodeError)):
         return ConfigError(
             f"{path.name} is not valid {fs.csv.encoding} text",
             field=_field(index, "csv.encoding"),

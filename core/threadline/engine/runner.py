@@ -72,6 +72,7 @@ EARLY_STOP_ROWS = 10_000
 # Columns per stream: every one becomes a table column; a JSON file with 20,000 distinct keys
 # would run the destination out of memory. Wider data keeps nested objects as JSON text.
 MAX_COLUMNS = 5_000
+MAX_COLUMN_NAME = 1_000  # characters
 
 
 class Interrupted(ThreadlineError):
@@ -467,15 +468,14 @@ class _RunContext:
         last_state: dict[str, Any] = dict(saved) if incremental else {}
         hook = self.registry.manager.hook
         limit = _RejectLimit(job.max_rejected_share, s, quarantine)
+        columns = _ColumnCheck(stream.name)
 
         messages = plan.source.read(plan.source_config, request)
         try:
             for message in messages:
                 if isinstance(message, Batch):
                     _expect_stream(message.stream, plan)
-                    if message.records.num_columns > MAX_COLUMNS:
-                        raise FatalError(_too_wide(stream.name, message.records.num_columns),
-                                         hint="keep nested objects as one JSON column, or split the data into streams")
+                    columns.check(message.records.schema)
                     result = coerce(message.records, stream.schema, stream.primary_key)
                     s.rows_read += message.records.num_rows
                     if result.rejected is not None:
@@ -561,6 +561,38 @@ class _RejectLimit:
             "schema, or raise max_rejected_share in the job file; no state was saved past the last checkpoint "
             "within the limit, so the next sync reads those rows again",
         )
+
+
+class _ColumnCheck:
+    """Column names become table columns in every destination: a batch whose names are
+    missing, unreadable, repeated or absurd fails the stream naming the column, before a
+    destination trips over it. Checked once per distinct schema."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream, self.seen = stream, None
+
+    def check(self, schema: pa.Schema) -> None:
+        if schema is self.seen or (self.seen is not None and schema.equals(self.seen)):
+            return
+        hint = "rename the column in the source (or its export); a files stream can name CSV columns with `column_names`"
+        if len(schema) > MAX_COLUMNS:
+            raise FatalError(_too_wide(self.stream, len(schema)),
+                             hint="keep nested objects as one JSON column, or split the data into streams")
+        positions: dict[str, int] = {}
+        for position in range(len(schema)):
+            try:
+                name = schema.field(position).name
+            except UnicodeDecodeError:
+                raise FatalError(f"column {position + 1} of stream {self.stream!r} has a name that is not UTF-8 text",
+                                 hint=hint) from None
+            problem = ("has no name" if not name.strip() else
+                       "has a control character in its name" if any(ord(c) < 32 or ord(c) == 127 for c in name) else
+                       f"has a name {len(name):,} characters long" if len(name) > MAX_COLUMN_NAME else
+                       f"has the same name as column {positions[name]}" if name in positions else "")
+            if problem:
+                raise FatalError(f"column {position + 1} ({name[:40]!r}) of stream {self.stream!r} {problem}", hint=hint)
+            positions[name] = position + 1
+        self.seen = schema
 
 
 def _too_wide(stream: str, columns: int) -> str:

@@ -122,6 +122,16 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _refuse_names_equal_but_for_case(names: list[str], table: str) -> None:
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise FatalError(f"columns {other!r} and {name!r} of {table} differ only in case, and DuckDB "
+                             "takes them for one column", where="duckdb",
+                             hint="rename one of them in the source (or its export), or map it to another name")
+
+
 class DuckDBDestination(Destination[DuckDBConfig]):
     """Lands streams as tables in a DuckDB file."""
 
@@ -294,6 +304,7 @@ class DuckDBWriter(StreamWriter):
         column whose type the stream changed (the source's column was altered)."""
         if self._columns is not None and schema.equals(self._schema):
             return
+        _refuse_names_equal_but_for_case(schema.names, self.target.table)
         # DDL runs between transactions: concurrent streams' DDL would conflict in DuckDB's catalog
         self._commit()
         with _ddl_lock:
@@ -304,16 +315,17 @@ class DuckDBWriter(StreamWriter):
                         f"create table {self.into} as select *, ''::varchar as {RUN_COLUMN}, "
                         f"now() as {LOADED_COLUMN} from __threadline_empty"
                     )
-                existing = dict(self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall())
+                # DuckDB's identifiers ignore case: `Email` in a batch is the table's `email`
+                existing = {n.lower(): t for n, t in self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall()}
                 kinds = dict(self.cur.execute("select column_name, column_type from (describe select * from __threadline_empty)").fetchall())
                 for f in schema:
-                    name = f.name
-                    if name not in existing:
+                    name, known = f.name, f.name.lower()  # DuckDB's identifiers ignore case
+                    if known not in existing:
                         self.cur.execute(f"alter table {self.into} add column {quote(name)} {kinds[name]}")
-                        existing[name] = kinds[name]
-                    elif existing[name] != kinds[name] and not pa.types.is_null(f.type):
-                        self._retype(name, existing[name], kinds[name])
-                        existing[name] = kinds[name]
+                        existing[known] = kinds[name]
+                    elif existing[known] != kinds[name] and not pa.types.is_null(f.type):
+                        self._retype(name, existing[known], kinds[name])
+                        existing[known] = kinds[name]
             finally:
                 self.cur.unregister("__threadline_empty")
         self._columns = existing
