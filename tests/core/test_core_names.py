@@ -57,7 +57,7 @@ def test_a_stream_name_from_a_connector_that_climbs_out_is_refused(tmp_path, mem
 
 
 def test_an_audience_name_ending_in_a_newline_is_refused():
-    audience_config = pytest.importorskip("threadline_profiles.audience_config",
+    audience_config = pytest.importorskip("threadline_profiles.config.audiences",
                                           reason="threadline-profiles is not installed")
     audiences = {"vip\n": audience_config.AudienceConfig(where="orders_count > 1")}
     with pytest.raises(ValueError, match="audience name"):
