@@ -29,12 +29,12 @@ def is_safe_name(name: object) -> bool:
     return isinstance(name, str) and _NAME.fullmatch(name) is not None and ".." not in name
 
 
-def safe_name(name: object, what: str, *, where: str = "", field: str = "") -> str:
+def safe_name(name: object, what: str, *, where: str = "", field: str = "", hint: str = "") -> str:
     """`name` itself, or a ConfigError saying which `what` (e.g. "stream name") is unsafe."""
     if not is_safe_name(name):
         raise ConfigError(
             f"{what} {name!r} cannot be used: it becomes a file or table name",
-            where=where, field=field, hint=f"use {NAME_RULE}",
+            where=where, field=field, hint=f"use {NAME_RULE}" + (f"; {hint}" if hint else ""),
         )
     return str(name)
 

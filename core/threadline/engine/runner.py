@@ -155,7 +155,8 @@ def plan_job(job: Job, registry: Registry | None = None, only: list[str] | None 
         config = job.validate_config(("sources", name, "config"), source.spec, src.config)
         catalog = _discover(source, config, job, name)
         for stream in catalog:  # a connector's stream names become table and file names
-            safe_name(stream.name, f"stream name from connector {src.connector!r}", where=job.where(("sources", name)))
+            safe_name(stream.name, f"stream name from connector {src.connector!r}", where=job.where(("sources", name)),
+                      hint="where the connector lets you name a stream (a database table's `name:`), choose one that does")
             if len(stream.schema) > MAX_COLUMNS:
                 raise job.error(("sources", name), _too_wide(stream.name, len(stream.schema)),
                                 hint="keep nested objects as one JSON column, or split the data into streams")
