@@ -375,6 +375,21 @@ class Destination(ABC, Generic[ConfigT]):
         step that failed, or an exception raised here, fails the run. Default: nothing to do."""
         return []
 
+    def locate(self, config: ConfigT, target: StreamTarget) -> str:
+        """Where `target` lands, as stable text (a file and a table, a host and a table). The
+        engine keys saved state by it, so a job pointed at another file or server reads
+        everything again. Never include a secret. The default names only the table."""
+        return f"{self.name}:{target.table}"
+
+    def table_exists(self, config: ConfigT, target: StreamTarget) -> bool | None:
+        """Whether `target`'s table is there; None when the destination cannot tell. A stream
+        with saved state whose table is gone is read again in full. Must not create anything."""
+        return None
+
+    def release(self, config: ConfigT) -> None:  # noqa: B027 - optional hook
+        """Called once when a run ends: close what the run held open (a database file's
+        lock, a connection), so the next run — perhaps another process — can open it."""
+
 
 # --------------------------------------------------------------------------- audiences
 #

@@ -2,8 +2,10 @@
 
 One SQLite file per job's state folder (default `.threadline/` beside the job file). SQLite
 is embedded, durable on commit and needs no server, which is what a default should be.
-State is keyed by job, source and stream, and holds only what a source checkpointed (cursor
-values, tokens' positions) — never secrets or record values.
+State is keyed by job, source, stream and destination — the place the stream lands, as its
+destination's `locate` describes it — so a job pointed at a new database file reads everything
+again instead of resuming from state that belongs to the old one. It holds only what a source
+checkpointed (cursor values, tokens' positions) — never secrets or record values.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from threadline.contracts import StepResult, ThreadlineError
 
 _SCHEMA = """
 create table if not exists stream_state (
-  job text not null, source text not null, stream text not null,
+  job text not null, source text not null, stream text not null, destination text not null default '',
   state text not null, updated_at text not null,
-  primary key (job, source, stream)
+  primary key (job, source, stream, destination)
 );
 create table if not exists runs (
   run_id text primary key, job text not null, started_at text not null, finished_at text,
@@ -39,7 +41,7 @@ create table if not exists runs (
 create table if not exists run_streams (
   run_id text not null, source text not null, stream text not null,
   sync_mode text, rows_read integer, rows_written integer, rows_rejected integer,
-  seconds real, outcome text, error text, metrics text,
+  seconds real, outcome text, error text, metrics text, note text,
   primary key (run_id, source, stream)
 );
 create table if not exists run_steps (
@@ -49,7 +51,21 @@ create table if not exists run_steps (
 );
 """
 # columns added since a state file could have been created, with their type
-_ADDED_COLUMNS = {"run_streams": {"metrics": "text"}}
+_ADDED_COLUMNS = {"run_streams": {"metrics": "text", "note": "text"}}
+
+# State written before it was keyed by destination: moved under destination '' (unknown),
+# which `get` falls back to, so upgrading threadline does not re-read every stream.
+_MIGRATIONS = (
+    ("stream_state", "destination", """
+        alter table stream_state rename to stream_state_v1;
+        create table stream_state (
+          job text not null, source text not null, stream text not null, destination text not null default '',
+          state text not null, updated_at text not null,
+          primary key (job, source, stream, destination));
+        insert into stream_state select job, source, stream, '', state, updated_at from stream_state_v1;
+        drop table stream_state_v1;"""),
+)
+LEGACY_DESTINATION = ""
 
 
 def utcnow() -> str:
@@ -69,6 +85,7 @@ class StreamRun:
     seconds: float = 0.0
     outcome: str = "running"
     error: str | None = None
+    note: str | None = None  # something the user should know that is not an error (state ignored, say)
     metrics: dict[str, Any] = field(default_factory=dict)  # the source's last Checkpoint.metrics
 
     @property
@@ -106,6 +123,7 @@ class StateStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=full")  # state must survive a power cut, not just a kill
+        self._migrate()
         self._db.executescript(_SCHEMA)
         for table, columns in _ADDED_COLUMNS.items():
             have = {row[1] for row in self._db.execute(f"pragma table_info({table})")}
@@ -113,34 +131,66 @@ class StateStore:
                 if name not in have:
                     self._db.execute(f"alter table {table} add column {name} {kind}")
 
+    def _migrate(self) -> None:
+        for table, column, script in _MIGRATIONS:
+            columns = [r[1] for r in self._db.execute(f"pragma table_info({table})").fetchall()]
+            if columns and column not in columns:
+                self._db.executescript(f"begin immediate; {script} commit;")
+
     def close(self) -> None:
         self._db.close()
 
     # ---- stream state
 
-    def get(self, job: str, source: str, stream: str) -> dict[str, Any]:
+    def get(self, job: str, source: str, stream: str, destination: str | None = None) -> dict[str, Any]:
+        """The stream's saved state for `destination` (falling back to state saved before
+        state was keyed by destination); with no destination, the most recently saved one."""
         with self._lock:
-            row = self._db.execute(
-                "select state from stream_state where job=? and source=? and stream=?", (job, source, stream)
-            ).fetchone()
+            if destination is None:
+                row = self._db.execute(
+                    "select state from stream_state where job=? and source=? and stream=? "
+                    "order by updated_at desc, rowid desc limit 1", (job, source, stream)).fetchone()
+            else:
+                row = self._db.execute(
+                    "select state from stream_state where job=? and source=? and stream=? and destination in (?, ?) "
+                    "order by (destination = ?) desc limit 1",  # its own state before legacy state
+                    (job, source, stream, destination, LEGACY_DESTINATION, destination)).fetchone()
         return json.loads(row[0]) if row else {}
 
-    def set(self, job: str, source: str, stream: str, state: dict[str, Any]) -> None:
+    def set(self, job: str, source: str, stream: str, state: dict[str, Any], destination: str | None = None) -> None:
+        """Save the stream's state for `destination` (replacing any state saved before state
+        was keyed by destination); with no destination, every saved state of the stream."""
         payload = json.dumps(state, sort_keys=True, default=str)
         with self._lock:
-            self._db.execute(
-                "insert into stream_state values (?,?,?,?,?) on conflict (job, source, stream) "
-                "do update set state=excluded.state, updated_at=excluded.updated_at",
-                (job, source, stream, payload, utcnow()),
-            )
+            if destination is None:
+                if self._db.execute("update stream_state set state=?, updated_at=? where job=? and source=? and stream=?",
+                                    (payload, utcnow(), job, source, stream)).rowcount:
+                    return
+                destination = LEGACY_DESTINATION
+            self._db.execute("begin immediate")
+            try:
+                if destination != LEGACY_DESTINATION:
+                    self._db.execute("delete from stream_state where job=? and source=? and stream=? and destination=?",
+                                     (job, source, stream, LEGACY_DESTINATION))
+                self._db.execute(
+                    "insert into stream_state values (?,?,?,?,?,?) on conflict (job, source, stream, destination) "
+                    "do update set state=excluded.state, updated_at=excluded.updated_at",
+                    (job, source, stream, destination, payload, utcnow()),
+                )
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
 
-    def all_states(self, job: str) -> list[tuple[str, str, dict[str, Any], str]]:
+    def all_states(self, job: str) -> list[tuple[str, str, str, dict[str, Any], str]]:
+        """(source, stream, destination, state, saved at) of every saved state of the job."""
         with self._lock:
             rows = self._db.execute(
-                "select source, stream, state, updated_at from stream_state where job=? order by source, stream",
+                "select source, stream, destination, state, updated_at from stream_state where job=? "
+                "order by source, stream, destination",
                 (job,),
             ).fetchall()
-        return [(s, st, json.loads(v), at) for s, st, v, at in rows]
+        return [(s, st, d, json.loads(v), at) for s, st, d, v, at in rows]
 
     def reset(self, job: str, source: str | None = None, stream: str | None = None) -> int:
         sql, args = "delete from stream_state where job=?", [job]
@@ -164,9 +214,9 @@ class StateStore:
         with self._lock:
             self._db.execute(
                 "insert or replace into run_streams (run_id, source, stream, sync_mode, rows_read, rows_written, "
-                "rows_rejected, seconds, outcome, error, metrics) values (?,?,?,?,?,?,?,?,?,?,?)",
+                "rows_rejected, seconds, outcome, error, note, metrics) values (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, s.source, s.stream, s.sync_mode, s.rows_read, s.rows_written, s.rows_rejected,
-                 round(s.seconds, 3), s.outcome, s.error, json.dumps(s.metrics) if s.metrics else None),
+                 round(s.seconds, 3), s.outcome, s.error, s.note, json.dumps(s.metrics) if s.metrics else None),
             )
 
     def finish_run(self, run: RunRecord) -> None:
@@ -195,7 +245,7 @@ class StateStore:
                     StreamRun(*r[:-1], metrics=json.loads(r[-1]) if r[-1] else {})
                     for r in self._db.execute(
                         "select source, stream, sync_mode, rows_read, rows_written, rows_rejected, seconds, outcome, "
-                        "error, metrics from run_streams where run_id=? order by source, stream",
+                        "error, note, metrics from run_streams where run_id=? order by source, stream",
                         (run_id,),
                     ).fetchall()
                 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,15 @@ SANDBOXES = {
     "hubspot": 18501, "salesforce": 18502, "zendesk": 18503, "shopify": 18504, "mailchimp_audiences": 18505,
     "klaviyo_lists": 18506, "x": 18507, "loyaltylion": 18508, "google_customer_match": 18511,
     "meta_audiences": 18512, "tiktok_audiences": 18513, "linkedin_audiences": 18514,
+}
+# the job file's variables for each sandbox's address (its default is the port above), with the path after it
+URL_VARIABLES = {
+    "hubspot": {"HUBSPOT_URL": ""}, "salesforce": {"SALESFORCE_LOGIN_URL": ""}, "zendesk": {"ZENDESK_URL": ""},
+    "shopify": {"SHOPIFY_URL": ""}, "mailchimp_audiences": {"MAILCHIMP_URL": "/3.0"},
+    "klaviyo_lists": {"KLAVIYO_URL": "/api"}, "x": {"X_URL": "/2"}, "loyaltylion": {"LOYALTYLION_URL": "/v2"},
+    "google_customer_match": {"GOOGLE_URL": "", "GOOGLE_TOKEN_URL": "/token"}, "meta_audiences": {"META_URL": ""},
+    "tiktok_audiences": {"TIKTOK_URL": ""},
+    "linkedin_audiences": {"LINKEDIN_URL": "/rest", "LINKEDIN_TOKEN_URL": "/oauth/v2/accessToken"},
 }
 LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", ".threadline", "mission_reports", "mail")
 THREADLINE = [sys.executable, "-m", "threadline"]
@@ -42,9 +52,37 @@ def run(*args: str, env: dict[str, str] | None = None) -> None:
 
 def serve() -> int:
     """Start every sandbox and replay while they serve."""
-    names = [f"{name}={port}" for name, port in SANDBOXES.items()]
+    names, env = addresses(SANDBOXES)
     replay = f"{sys.executable} {Path(__file__).resolve()}"
-    return subprocess.run([*THREADLINE, "sandbox", *names, "--run", replay]).returncode
+    return subprocess.run([*THREADLINE, "sandbox", *names, "--run", replay], env={**os.environ, **env}).returncode
+
+
+def addresses(sandboxes: dict[str, int]) -> tuple[list[str], dict[str, str]]:
+    """`NAME=PORT` for each sandbox, and the job's *_URL variables for those that could not
+    have their usual port (another demo, another program holds it) and got a free one."""
+    ports = {name: port if _free(port) else _any_free_port() for name, port in sandboxes.items()}
+    moved = {name: port for name, port in ports.items() if port != sandboxes[name]}
+    if moved:
+        print("ports in use, so these sandboxes listen elsewhere: "
+              + ", ".join(f"{name} on {port}" for name, port in moved.items()), flush=True)
+    env = {variable: f"http://127.0.0.1:{port}{path}"
+           for name, port in moved.items() for variable, path in URL_VARIABLES[name].items()}
+    return [f"{name}={port}" for name, port in ports.items()], env
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _any_free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def start_over() -> None:

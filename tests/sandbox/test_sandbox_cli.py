@@ -41,3 +41,15 @@ def test_an_unknown_sandbox_is_a_usage_error_naming_the_installed_ones():
     result = CliRunner().invoke(command, ["nope"])
     assert result.exit_code != 0
     assert "no sandbox named 'nope'" in result.output and "rest" in result.output
+
+
+def test_a_sandbox_port_in_use_is_a_usage_error_saying_how_to_choose_another():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(command, [f"rest={port}"])
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "rest=0 for a free one" in result.output

@@ -101,3 +101,28 @@ def test_new_refuses_to_write_into_a_folder_that_is_not_empty(tmp_path):
     done = run([sys.executable, "-m", "threadline", "new", "destination", "acme", "--into", str(tmp_path)], cwd=tmp_path)
     assert done.returncode == 2 and "not empty" in done.stderr
     assert [p.name for p in (tmp_path / "acme").iterdir()] == ["keep.txt"]
+
+
+def test_new_tells_to_install_with_threadlines_python_and_the_test_extra(rendered):
+    out = rendered["outputs"]["connector"]
+    assert f"-m pip install -e {rendered['root'] / CONNECTOR}\\[test\\]" in out
+    assert "-m pytest" in out
+    pyproject = (rendered["root"] / CONNECTOR / "pyproject.toml").read_text()
+    assert "\ntest = [" in pyproject and "\ndev = [" in pyproject  # dev.py installs `dev`
+    readme = (rendered["root"] / CONNECTOR / "README.md").read_text()
+    assert "python -m pip install -e '.[test]'" in readme
+
+
+@pytest.mark.parametrize("kind, name", [("connector", "files"), ("destination", "duckdb"), ("connector", "rest")])
+def test_new_refuses_the_name_of_an_installed_plugin(tmp_path, kind, name):
+    done = run([sys.executable, "-m", "threadline", "new", kind, name, "--into", str(tmp_path)], cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"{name!r} is already the name of an installed plugin" in done.stderr and not any(tmp_path.iterdir())
+
+
+def test_install_keeps_a_plugin_installed_editable_from_that_folder_editable():
+    from threadline.cli import _installed_editable_from
+
+    root = Path(__file__).resolve().parents[2]
+    assert _installed_editable_from(str(root / "connectors" / "files"))  # dev.py installs every plugin editable
+    assert not _installed_editable_from(str(root / "connector_template"))  # no project there

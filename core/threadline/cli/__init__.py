@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from threadline import __version__, plugins
+from threadline.cli.jobfile import job_file_argument
 from threadline.errors import ConfigError, ThreadlineError
 from threadline.secrets import RedactingFilter, redact
 
@@ -36,6 +37,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 EXIT_PAUSED = 75  # EX_TEMPFAIL: a vendor's rate limit stopped the sync cleanly; run it again later
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 class CLIGroup(click.Group):
@@ -180,12 +182,17 @@ def plugins_command(as_json: bool) -> None:
 @cli.command("install")
 @click.argument("requirements", nargs=-1, required=True)
 @click.option("--editable", "-e", is_flag=True, help="Install a local folder in editable mode.")
-def install_command(requirements: tuple[str, ...], editable: bool) -> None:
+@click.option("--copy", is_flag=True, help="Install a copy even where the plugin is installed editable now.")
+def install_command(requirements: tuple[str, ...], editable: bool, copy: bool) -> None:
     """Install plugins (a PyPI name, a requirement or a local folder) into this environment,
-    then list what they registered."""
+    then list what they registered. A local folder installed editable now stays editable
+    (your edits keep working) unless --copy is given."""
     args = [sys.executable, "-m", "pip", "install", "--quiet"]
     for req in requirements:
-        args += ["-e", req] if editable else [req]
+        keep = not editable and not copy and _installed_editable_from(req)
+        if keep:
+            console.print(f"{req} is installed editable now; it stays editable (--copy installs a copy instead)")
+        args += ["-e", req] if editable or keep else [req]
     console.print(f"installing {' '.join(requirements)} ...")
     result = subprocess.run(args)
     if result.returncode != 0:
@@ -195,11 +202,30 @@ def install_command(requirements: tuple[str, ...], editable: bool) -> None:
     subprocess.run([sys.executable, "-m", "threadline", "plugins"])
 
 
+def _installed_editable_from(requirement: str) -> bool:
+    """Whether `requirement` is a local project folder whose distribution is installed
+    editable from that same folder (PEP 610's direct_url.json says so)."""
+    import importlib.metadata as md
+    import tomllib
+    from urllib.parse import unquote, urlsplit
+
+    folder = Path(requirement.split("[", 1)[0]).expanduser()
+    try:
+        with (folder / "pyproject.toml").open("rb") as handle:
+            name = tomllib.load(handle)["project"]["name"]
+        direct = json.loads(md.distribution(name).read_text("direct_url.json") or "{}")
+    except (OSError, KeyError, ValueError, md.PackageNotFoundError):
+        return False
+    if not direct.get("dir_info", {}).get("editable"):
+        return False
+    return Path(unquote(urlsplit(direct.get("url", "")).path)).resolve() == folder.resolve()
+
+
 # --------------------------------------------------------------------------- jobs
 
 
 @cli.command("check")
-@click.argument("job_file", type=click.Path(dir_okay=False))
+@job_file_argument
 def check_command(job_file: str) -> None:
     """Validate a job file and run every connector's check; print what passed."""
     from threadline.checks import check_job
@@ -219,7 +245,7 @@ def check_command(job_file: str) -> None:
 
 
 @cli.command("sync")
-@click.argument("job_file", type=click.Path(dir_okay=False))
+@job_file_argument
 @click.option("--only", multiple=True, help="Sync only this source, or source.stream (repeatable).")
 @click.option("--wait", is_flag=True, help="If the job is already running, wait for it instead of stopping.")
 @click.pass_context
@@ -235,6 +261,8 @@ def sync_command(ctx: click.Context, job_file: str, only: tuple[str, ...], wait:
     print_report(report)
     if report.outcome == "paused":
         sys.exit(EXIT_PAUSED)
+    if report.outcome == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
     if not report.ok:
         sys.exit(1)
 
@@ -247,12 +275,14 @@ def print_report(report: Any) -> None:
         table.add_row(s.source, s.stream, s.sync_mode, f"{s.rows_read:,}", f"{s.rows_written:,}",
                       f"{s.rows_rejected:,}", f"{s.rate:,.0f}",
                       "[green]ok[/]" if s.outcome == "succeeded"
-                      else f"[yellow]{s.outcome}[/]" if s.outcome == "paused" else f"[red]{s.outcome}[/]")
+                      else f"[yellow]{s.outcome}[/]" if s.outcome in ("paused", "interrupted") else f"[red]{s.outcome}[/]")
     console.print(table)
     for s in report.streams:
+        if s.note:
+            err.print(f"{s.source}.{s.stream} [yellow]note:[/] {escape(redact(s.note))}")
         if s.error:
-            verb = "[yellow]paused:[/]" if s.outcome == "paused" else "[red]failed:[/]"
-            err.print(f"{s.source}.{s.stream} {verb} {redact(s.error)}")
+            verb = {"paused": "[yellow]paused:[/]", "interrupted": "[yellow]interrupted:[/]"}.get(s.outcome, "[red]failed:[/]")
+            err.print(f"{s.source}.{s.stream} {verb} {escape(redact(s.error))}")
     for step in report.steps:
         if step.ok:
             console.print(f"{step.destination} {step.step}: {step.outcome}" + (f" — {step.summary}" if step.summary else ""))
@@ -268,24 +298,24 @@ def state_group() -> None:
 
 
 @state_group.command("show")
-@click.argument("job_file", type=click.Path(dir_okay=False))
+@job_file_argument
 def state_show(job_file: str) -> None:
     """Print each stream's saved state (cursors, files read, ...)."""
     from threadline.job import load_job
     from threadline.state import StateStore
 
-    job = load_job(job_file)
+    job = load_job(job_file, require_env=False)  # state holds no secret: showing it needs none
     store = StateStore(job.state_dir)
     rows = store.all_states(job.name)
     if not rows:
         console.print(f"no saved state for job {job.name!r} (nothing synced yet)")
-    for source, stream, state, at in rows:
-        console.print(f"[bold]{source}.{stream}[/] (saved {at})")
+    for source, stream, destination, state, at in rows:
+        console.print(f"[bold]{escape(source)}.{escape(stream)}[/] → {escape(destination or '(any destination)')} (saved {at})")
         console.print_json(json.dumps(state, default=str))
 
 
 @state_group.command("reset")
-@click.argument("job_file", type=click.Path(dir_okay=False))
+@job_file_argument
 @click.option("--source", help="Only this source.")
 @click.option("--stream", help="Only this stream (with --source).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -294,16 +324,34 @@ def state_reset(job_file: str, source: str | None, stream: str | None, yes: bool
     from threadline.job import load_job
     from threadline.state import StateStore
 
-    job = load_job(job_file)
+    job = load_job(job_file, require_env=False)
+    store = StateStore(job.state_dir)
+    _check_reset_selector(job, store, source, stream)
     what = ".".join(x for x in (source, stream) if x) or "every stream"
     if not yes and not click.confirm(f"forget the state of {what} in job {job.name!r}?"):
         return
-    n = StateStore(job.state_dir).reset(job.name, source, stream)
+    n = store.reset(job.name, source, stream)
     console.print(f"forgot the state of {n} stream(s)")
 
 
+def _check_reset_selector(job: Any, store: Any, source: str | None, stream: str | None) -> None:
+    """A mistyped --source or --stream is an error, not a reset of nothing that looks done."""
+    from threadline.names import unknown_name
+
+    if stream and not source:
+        raise click.UsageError("--stream needs --source (the source the stream belongs to)")
+    if source and source not in job.sources:
+        raise unknown_name("source", source, list(job.sources), where="--source")
+    if stream:
+        declared = job.sources[source].streams or {}
+        saved = {st for src, st, *_ in store.all_states(job.name) if src == source}
+        known = sorted(saved | set(declared))
+        if stream not in known:
+            raise unknown_name(f"stream with saved state in source {source!r}", stream, known, where="--stream")
+
+
 @cli.command("runs")
-@click.argument("job_file", type=click.Path(dir_okay=False))
+@job_file_argument
 @click.option("--limit", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def runs_command(job_file: str, limit: int, as_json: bool) -> None:
@@ -312,7 +360,7 @@ def runs_command(job_file: str, limit: int, as_json: bool) -> None:
     from threadline.job import load_job
     from threadline.state import StateStore
 
-    job = load_job(job_file)
+    job = load_job(job_file, require_env=False)
     runs = StateStore(job.state_dir).runs(job.name, limit)
     if as_json:
         console.print_json(json.dumps([r.to_dict() for r in runs], default=str))
@@ -334,14 +382,18 @@ def runs_command(job_file: str, limit: int, as_json: bool) -> None:
 
 
 @cli.command("discover")
-@click.argument("job_file", type=click.Path(dir_okay=False))
+@job_file_argument
 @click.option("--source", "source_name", help="Only this source.")
 def discover_command(job_file: str, source_name: str | None) -> None:
     """Print the streams each source offers, with schema, primary key and cursor."""
     from threadline.job import load_job
 
+    from threadline.names import unknown_name
+
     job = load_job(job_file)
     reg = plugins.registry()
+    if source_name and source_name not in job.sources:
+        raise unknown_name("source", source_name, list(job.sources), where="--source")
     for name, src in job.sources.items():
         if source_name and name != source_name:
             continue

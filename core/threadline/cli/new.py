@@ -10,8 +10,10 @@ repository, `threadline/_template` in a wheel). Paths and the contents of `*.tmp
 from __future__ import annotations
 
 import keyword
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -67,6 +69,27 @@ def check_name(name: str) -> None:
         )
 
 
+def check_name_is_free(kind: str, name: str) -> None:
+    """A new plugin must not take the name of an installed one: its entry point would shadow
+    or clash with it, and `connector: NAME` in a job would mean two things."""
+    import importlib.metadata as md
+
+    from threadline.plugins import registry
+
+    taken = {ep.name: ep.dist.name if ep.dist else "?" for ep in md.entry_points(group="threadline")}
+    reg = registry()
+    if name in taken:
+        owner = taken[name]
+    elif kind == "connector" and name in reg.sources:
+        owner = reg.owners.get(("source", name)).distribution if reg.owners.get(("source", name)) else "?"
+    elif kind == "destination" and name in reg.destinations:
+        owner = reg.owners.get(("destination", name)).distribution if reg.owners.get(("destination", name)) else "?"
+    else:
+        return
+    raise ConfigError(f"{name!r} is already the name of an installed plugin ({owner})",
+                      hint=f"choose another NAME, e.g. my_{name}; `threadline plugins` lists the names taken")
+
+
 def render(kind: str, name: str, target: Path) -> list[Path]:
     """Render the `kind` template ('connector' or 'destination') for `name` into `target`
     (which must not exist, or be empty); returns the files written."""
@@ -91,6 +114,14 @@ def render(kind: str, name: str, target: Path) -> list[Path]:
     return written
 
 
+def _shell_path(path: Path) -> str:
+    """`path` relative to the current folder when it is under it (shorter to copy), else absolute."""
+    try:
+        return os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    except ValueError:
+        return str(path)
+
+
 def _default_parent(kind: str) -> Path:
     """connectors/ or destinations/ when run at the root of a threadline-style repository."""
     folder = Path("connectors" if kind == "connector" else "destinations")
@@ -99,6 +130,8 @@ def _default_parent(kind: str) -> Path:
 
 def _create(kind: str, name: str, into: str | None) -> None:
     target = (Path(into) if into else _default_parent(kind)) / name
+    check_name(name)
+    check_name_is_free(kind, name)
     files = render(kind, name, target)
     values = placeholders(name)
     package = f"threadline_{name}"
@@ -106,9 +139,12 @@ def _create(kind: str, name: str, into: str | None) -> None:
     for path in files:
         click.echo(f"  {path.relative_to(target)}")
     module = "source.py" if kind == "connector" else "destination.py"
+    # the Python threadline runs in: a plain `pip` may belong to another environment
+    python = _shell_path(Path(sys.executable))
     steps = [
-        (f"pip install -e {target}", f"registers `{name}` with threadline"),
-        (f"pytest {target / 'tests'}", "the contract suite, passing as rendered"),
+        # `\[`: the extra survives zsh's globbing as well as bash's
+        (f"{python} -m pip install -e {target}\\[test\\]", f"registers `{name}` with threadline, with what its tests need"),
+        (f"{python} -m pytest {target / 'tests'}", "the contract suite, passing as rendered"),
     ]
     if kind == "connector":
         steps.append((f"threadline sandbox {name}", "its sandbox API, to try by hand"))

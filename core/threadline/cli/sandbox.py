@@ -46,7 +46,12 @@ def command(names: tuple[str, ...], port: int, seed: int, run_command: str | Non
     try:
         for name, at in wanted:
             sandbox = sandboxes[name](seed=seed, port=at)
-            sandbox.start()  # idempotent: a factory may hand back a started sandbox
+            try:
+                sandbox.start()  # idempotent: a factory may hand back a started sandbox
+            except OSError as exc:  # the port is taken (another sandbox, an earlier demo still running)
+                raise click.UsageError(
+                    f"sandbox {name!r} cannot listen on 127.0.0.1:{at}: {exc.strerror or exc}; "
+                    f"choose another port ({name}=PORT), or {name}=0 for a free one") from None
             started.append(sandbox)
             click.echo(f"sandbox {name!r} listening on {sandbox.base_url}", err=bool(run_command))
         if run_command:

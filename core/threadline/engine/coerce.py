@@ -10,6 +10,8 @@ Rules:
   after the declared ones (connectors keep custom fields; destinations add columns);
 - in text columns cast to another type, "" means null (that is what CSV exports mean by it);
 - a string field whose metadata carries `format` (e.g. `%m/%d/%y`) is parsed with it;
+- text without a zone (`2020-01-01 00:00:00`, `2020-01-01T00:00`, `2020-01-01`) cast to a
+  timestamp with a zone is taken as UTC, as types.py promises;
 - a row with an empty primary key cannot be upserted and is rejected.
 """
 
@@ -97,19 +99,33 @@ def _convert(array: pa.Array, field: pa.Field) -> tuple[pa.Array, pa.Array | Non
     fmt = (field.metadata or {}).get(FORMAT_KEY)
     if text and fmt and (pa.types.is_timestamp(target) or pa.types.is_date(target)):
         return _parse_with_format(array, field, fmt.decode())
-    try:
-        return pc.cast(array, target), None, ""
-    except pa.ArrowNotImplementedError as exc:
-        raise FatalError(
-            f"column {field.name!r} arrives as {array.type} and cannot be converted to {target} at all ({exc})",
-            hint="the connector declares the wrong type for this column; fix its schema",
-        ) from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
+    zoned = text and pa.types.is_timestamp(target) and target.tz
+    for attempt in ("as given", "zoneless as UTC") if zoned else ("as given",):
+        if attempt == "zoneless as UTC":  # only after a failed cast: the happy path pays nothing
+            array = _zoneless_as_utc(array)
+        try:
+            return pc.cast(array, target), None, ""
+        except pa.ArrowNotImplementedError as exc:
+            raise FatalError(
+                f"column {field.name!r} arrives as {array.type} and cannot be converted to {target} at all ({exc})",
+                hint="the connector declares the wrong type for this column; fix its schema",
+            ) from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
     bad_rows = _bisect_failures(array, target)
     mask = _mask(len(array), bad_rows)
     cleaned = pc.if_else(mask, pa.scalar(None, array.type), array)
     return pc.cast(cleaned, target), mask, f"{field.name}: not a valid {_type_name(target)}"
+
+
+_DATE_ONLY = r"^\s*(\d{4}-\d{2}-\d{2})\s*$"
+_NO_ZONE = r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}(?::\d{2}){0,2}(?:\.\d+)?)\s*$"
+
+
+def _zoneless_as_utc(array: pa.Array) -> pa.Array:
+    """ISO dates and date-times written without a zone, marked as UTC (`Z`); others unchanged."""
+    array = pc.replace_substring_regex(array, pattern=_DATE_ONLY, replacement="\\1T00:00:00Z")
+    return pc.replace_substring_regex(array, pattern=_NO_ZONE, replacement="\\1Z")
 
 
 def _parse_with_format(array: pa.Array, field: pa.Field, fmt: str) -> tuple[pa.Array, pa.Array | None, str]:

@@ -196,3 +196,47 @@ def test_a_diff_push_is_refused_with_what_to_set(tmp_path: Path) -> None:
 def test_the_suite_push_uses_the_mirror_a_file_can_do(tmp_path: Path) -> None:
     report, _ = Pusher().push(config(tmp_path), adds=sample_members(0, 9))
     assert report.accepted == 9
+
+
+# ---------------------------------------------------------------------------- only its own files, only its folder
+
+
+def test_pruning_deletes_only_files_this_activation_wrote_even_when_a_foreign_file_sorts_after_them(tmp_path: Path) -> None:
+    cfg = config(tmp_path, keep_files=1)
+    push(cfg, sample_members(0, 1), "20260101T000000-a")
+    foreign = Path(cfg.folder) / "service_recovery-99999999T999999-zzzz.csv"  # someone else's, sorting last
+    foreign.write_text("the print house's own notes", encoding="utf-8")
+    report, _ = push(cfg, sample_members(0, 2), "20260102T000000-b")
+    ours = Path(cfg.folder) / "service_recovery-20260102T000000-b.csv"
+    assert ours.exists() and foreign.exists(), "neither the new export nor a foreign file may be deleted"
+    assert not (Path(cfg.folder) / "service_recovery-20260101T000000-a.csv").exists()
+    assert report.details["deleted_older_files"] == 1
+    assert latest_export(cfg.folder, "service_recovery") == ours, "the current list is ours, not the foreign file"
+
+
+def test_another_activation_of_the_same_audience_keeps_its_own_files(tmp_path: Path) -> None:
+    cfg = config(tmp_path, keep_files=1)
+    dest = DirectMail()
+    other = AudienceTarget("coupon_by_post_eu", "service_recovery", PushMode.MIRROR, "20260101T000000-x", 0, 0)
+    writer = dest.open_audience(cfg, other)
+    writer.add(dest.prepare(cfg, sample_members(0, 1)))
+    writer.finish()
+    push(cfg, sample_members(0, 1), "20260102T000000-a")
+    push(cfg, sample_members(0, 1), "20260103T000000-b")
+    assert (Path(cfg.folder) / "service_recovery-20260101T000000-x.csv").exists()
+
+
+@pytest.mark.parametrize("folder", ["../elsewhere", "/tmp/threadline-direct-mail-elsewhere"])
+def test_a_folder_outside_the_job_folder_is_refused_unless_the_user_says_so(tmp_path: Path, folder: str) -> None:
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    with pytest.raises(ValueError, match="outside the job's folder.*outside_job_folder: true"):
+        DirectMailConfig.model_validate({"folder": folder}, context={"base_dir": job_dir})
+    allowed = DirectMailConfig.model_validate({"folder": folder, "outside_job_folder": True}, context={"base_dir": job_dir})
+    assert not Path(allowed.folder).resolve().is_relative_to(job_dir)
+
+
+@pytest.mark.parametrize("audience", ["vip\n", "../vip", ".vip", "a/b"])
+def test_an_audience_name_that_could_leave_the_folder_or_hide_is_refused(tmp_path: Path, audience: str) -> None:
+    with pytest.raises(ConfigError, match="audience name"):
+        DirectMail().open_audience(config(tmp_path), AudienceTarget("mail", audience, PushMode.MIRROR, "run-1", 0, 0))

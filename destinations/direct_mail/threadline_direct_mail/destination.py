@@ -6,22 +6,30 @@ member (a mirror: a printer prints and mails a whole list, and a removal cannot 
 to a hidden temporary file in the configured folder, and `finish` renames it into place as
 `<audience>-<run id>.csv` — the file appears whole or not at all, so a printer's pickup never
 reads half a list, and a push killed midway leaves only the previous file. Members without a
-complete postal address (or without any name) are left out and reported per row. Older files
-of the same audience are deleted beyond `keep_files`, so personal data does not pile up and a
-forgotten person leaves the folder after a few pushes.
+complete postal address (or without any name) are left out and reported per row.
+
+Each activation keeps a record of the files it wrote (`threadline-direct-mail-<activation>.json`
+in the folder). After a push, its files beyond `keep_files` are deleted — only files in that
+record, so a file someone else put in the folder is never touched, whatever its name — and
+personal data does not pile up: a forgotten person leaves the folder after a few pushes.
+
+The folder is taken inside the job's folder: a relative path that climbs out of it, or an
+absolute path elsewhere, is refused unless `outside_job_folder: true` says it is meant.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from pydantic import Field
+from pydantic import Field, ValidationInfo, model_validator
 from threadline.activation import prepare_members
 from threadline.contracts import (
     AudienceDestination,
@@ -36,6 +44,7 @@ from threadline.contracts import (
     RowRejection,
     Spec,
 )
+from threadline.names import inside, safe_name
 
 ADDRESS = ("address_line1", "city", "postal_code", "country")  # what a complete postal address needs
 NAME = ("first_name", "last_name")
@@ -47,7 +56,16 @@ NO_NAME = "no name"
 class DirectMailConfig(Spec):
     folder: JobPath = Field(description="Folder the CSV files are written to (relative paths: from the job file).")
     delimiter: str = Field(",", min_length=1, max_length=1, description="Field separator of the CSV files.")
-    keep_files: int = Field(3, ge=1, description="Files kept per audience; older ones are deleted after each push.")
+    keep_files: int = Field(3, ge=1, description="Files kept per activation; older ones it wrote are deleted after each push.")
+    outside_job_folder: bool = Field(False, description="Allow a `folder` outside the job file's folder (a mounted print-house drop, say).")
+
+    @model_validator(mode="after")
+    def _inside_the_job_folder(self, info: ValidationInfo) -> DirectMailConfig:
+        base = (info.context or {}).get("base_dir")
+        if base is not None and not self.outside_job_folder and not inside(Path(base), Path(self.folder)):
+            raise ValueError(f"folder {str(self.folder)!r} is outside the job's folder {str(base)!r}; "
+                             "set `outside_job_folder: true` if files with names and addresses belong there")
+        return self
 
 
 class DirectMail(AudienceDestination[DirectMailConfig]):
@@ -102,6 +120,7 @@ class DirectMailWriter(AudienceWriter):
 
     def __init__(self, config: DirectMailConfig, target: AudienceTarget) -> None:
         self.config, self.target = config, target
+        safe_name(target.activation, "activation name", where="direct_mail")
         folder = Path(config.folder)
         self.path = folder / export_name(target.audience, target.run_id)
         self.temp = folder / f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp"
@@ -135,7 +154,9 @@ class DirectMailWriter(AudienceWriter):
         os.fsync(self.sink.fileno())
         self.sink.close()
         os.replace(self.temp, self.path)  # atomic: the list appears whole or not at all
-        self.report.details["deleted_older_files"] = _prune(self.path.parent, self.target.audience, self.config.keep_files)
+        record = _Record(self.path.parent, self.target.activation)
+        record.add(self.path.name, self.target.audience)
+        self.report.details["deleted_older_files"] = record.prune(self.config.keep_files)
         return self.report
 
     def abort(self) -> None:
@@ -146,12 +167,16 @@ class DirectMailWriter(AudienceWriter):
 
 def export_name(audience: str, run_id: str) -> str:
     """`<audience>-<run id>.csv`; run ids begin with their UTC start time, so names sort by push."""
+    safe_name(audience, "audience name", where="direct_mail")
     return f"{audience}-{re.sub(r'[^A-Za-z0-9_.-]', '_', run_id)}.csv"
 
 
 def exports(folder: Path, audience: str) -> list[Path]:
-    """An audience's files in the folder, oldest first (audience names have no '-', so the prefix is theirs)."""
-    return sorted(Path(folder).glob(f"{audience}-*.csv"))
+    """The audience's files this destination wrote and that are still there, oldest first
+    (from every activation's record in the folder)."""
+    written = [entry for record in _Record.all(Path(folder)) for entry in record.entries if entry["audience"] == audience]
+    files = [Path(folder) / entry["file"] for entry in sorted(written, key=lambda e: e["file"])]
+    return [path for path in files if path.exists()]
 
 
 def latest_export(folder: Path, audience: str) -> Path | None:
@@ -160,11 +185,42 @@ def latest_export(folder: Path, audience: str) -> Path | None:
     return files[-1] if files else None
 
 
-def _prune(folder: Path, audience: str, keep: int) -> int:
-    older = exports(folder, audience)[:-keep]
-    for path in older:
-        path.unlink(missing_ok=True)
-    return len(older)
+class _Record:
+    """The files one activation wrote into the folder, oldest first, kept in a small JSON file
+    beside them (written atomically): what pruning may delete, and nothing else."""
+
+    PREFIX = "threadline-direct-mail-"  # no leading dot: print-house pickups skip .json, and people should see it
+
+    def __init__(self, folder: Path, activation: str) -> None:
+        self.path = folder / f"{self.PREFIX}{activation}.json"
+        self.entries: list[dict[str, Any]] = []
+        if self.path.exists():
+            try:
+                self.entries = list(json.loads(self.path.read_text(encoding="utf-8"))["files"])
+            except (ValueError, KeyError, TypeError):
+                raise FatalError(f"the record of files written, {self.path}, is damaged", where="direct_mail",
+                                 hint="delete it: older exports are then left for you to delete, never guessed at") from None
+
+    @classmethod
+    def all(cls, folder: Path) -> list[_Record]:
+        return [cls(folder, p.name[len(cls.PREFIX):-len(".json")]) for p in sorted(folder.glob(f"{cls.PREFIX}*.json"))]
+
+    def add(self, file: str, audience: str) -> None:
+        self.entries.append({"file": file, "audience": audience})
+        self._save()
+
+    def prune(self, keep: int) -> int:
+        """Delete this activation's files beyond the newest `keep`; returns how many."""
+        older, self.entries = self.entries[:-keep], self.entries[-keep:]
+        self._save()  # forgotten first: a crash now leaves a file to delete by hand, never a record of a deleted one
+        for entry in older:
+            (self.path.parent / entry["file"]).unlink(missing_ok=True)
+        return len(older)
+
+    def _save(self) -> None:
+        temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        temp.write_text(json.dumps({"files": self.entries}, indent=1), encoding="utf-8")
+        os.replace(temp, self.path)
 
 
 def _all_present(rows: pa.Table, columns: tuple[str, ...]) -> pa.ChunkedArray:

@@ -204,3 +204,45 @@ def test_an_upsert_of_a_change_stream_removes_keys_whose_last_change_is_a_delete
     finally:
         con.close()
     close_all()
+
+
+def test_a_column_that_differs_from_the_tables_only_in_case_lands_in_it(dest):
+    open_stream, rows = dest
+    w = open_stream(WriteDisposition.APPEND)
+    w.write(batch(id=[1], email=["a@x.io"]))
+    w.write(batch(id=[2], EMAIL=["b@x.io"]))  # DuckDB's identifiers ignore case: the same column
+    w.finish()
+    assert rows() == [(1, "a@x.io"), (2, "b@x.io")]
+
+
+def test_two_columns_differing_only_in_case_fail_with_a_clear_error(dest):
+    from threadline.contracts import FatalError
+
+    open_stream, _ = dest
+    w = open_stream(WriteDisposition.APPEND)
+    with pytest.raises(FatalError, match="columns 'email' and 'Email' of people differ only in case"):
+        w.write(batch(id=[1], email=["a@x.io"], Email=["b@x.io"]))
+    w.abort()
+
+
+def test_table_state_and_location_for_the_engine(tmp_path):
+    config = DuckDBConfig(path=tmp_path / "db.duckdb")
+    target = StreamTarget("src", Stream("people", SCHEMA, ("id",)), WriteDisposition.APPEND, "people", "r1")
+    dest = DuckDBDestination()
+    assert dest.locate(config, target) == f"duckdb:{(tmp_path / 'db.duckdb').resolve()}#main.people"
+    assert dest.table_exists(config, target) is False and not config.path.exists(), "asking creates nothing"
+    w = dest.open_stream(config, target)
+    w.write(batch(id=[1], email=["a"]))
+    w.finish()
+    assert dest.table_exists(config, target) is True
+    dest.release(config)
+    other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(config.path)!r}).execute('select 1')"],
+                           capture_output=True, text=True)
+    assert other.returncode == 0, other.stderr
+
+
+def test_a_schema_name_that_could_be_a_path_is_a_config_error(tmp_path):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="schema_name"):
+        DuckDBConfig(path=tmp_path / "db.duckdb", schema_name="../x")

@@ -21,7 +21,9 @@ the database cost ~1.9 CPU-s after 1M rows inserted 250k at a time, ~0.02 after 
 
 New columns are added to the table as they appear; a column whose type the stream changed
 (the source's column was altered) is converted to the new type. Two lineage columns record
-the run and the time each row landed.
+the run and the time each row landed. Table and schema names follow the core's name rule
+(`threadline.names`) and are quoted in every statement. A run closes the file when it ends
+(`release`), so a sync waiting for the job's lock can open it next.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+from pydantic import field_validator
 
 from threadline.contracts import (
     OPERATION_COLUMN,
@@ -49,6 +52,7 @@ from threadline.contracts import (
     WriteDisposition,
     WriteReport,
 )
+from threadline.names import safe_name
 from threadline_duckdb.keys import SeenKeys
 
 RUN_COLUMN = "_threadline_run_id"
@@ -63,6 +67,14 @@ class DuckDBConfig(Spec):
     # ~60 MiB of it, a 10M-row one all of it: 256MB let the 10M peak grow 255 MiB over the 1M
     # one, 96MB 120 MiB, for the same CPU (bench B6, in-process)
     memory_limit: str = "96MB"
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_is_a_safe_name(cls, value: str) -> str:
+        try:
+            return safe_name(value, "schema_name")
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
 
 
 _connections: dict[Path, duckdb.DuckDBPyConnection] = {}
@@ -96,6 +108,14 @@ def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
         return con
 
 
+def close(path: Path) -> None:
+    """Close the process's connection to one file, if open, so another process can open it."""
+    with _connections_lock:
+        con = _connections.pop(Path(path).resolve(), None)
+        if con is not None:
+            con.close()
+
+
 def close_all() -> None:
     """Close every cached connection (tests, and before another process must open the file)."""
     with _connections_lock:
@@ -117,6 +137,16 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _refuse_names_equal_but_for_case(names: list[str], table: str) -> None:
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise FatalError(f"columns {other!r} and {name!r} of {table} differ only in case, and DuckDB "
+                             "takes them for one column", where="duckdb",
+                             hint="rename one of them in the source (or its export), or map it to another name")
+
+
 class DuckDBDestination(Destination[DuckDBConfig]):
     """Lands streams as tables in a DuckDB file."""
 
@@ -129,6 +159,23 @@ class DuckDBDestination(Destination[DuckDBConfig]):
 
     def open_stream(self, config: DuckDBConfig, target: StreamTarget) -> StreamWriter:
         return DuckDBWriter(connect(config.path, config.memory_limit).cursor(), config.schema_name, target)
+
+    def locate(self, config: DuckDBConfig, target: StreamTarget) -> str:
+        return f"duckdb:{Path(config.path).resolve()}#{config.schema_name}.{target.table}"
+
+    def table_exists(self, config: DuckDBConfig, target: StreamTarget) -> bool:
+        if not Path(config.path).exists():
+            return False  # deleted, or never written: nothing to resume into (and nothing is created)
+        cur = connect(config.path, config.memory_limit).cursor()
+        try:
+            return bool(cur.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [config.schema_name, target.table]).fetchall()[0][0])
+        finally:
+            cur.close()
+
+    def release(self, config: DuckDBConfig) -> None:
+        close(config.path)
 
 
 class DuckDBWriter(StreamWriter):
@@ -146,6 +193,7 @@ class DuckDBWriter(StreamWriter):
     def __init__(self, cursor: duckdb.DuckDBPyConnection, schema_name: str, target: StreamTarget) -> None:
         self.cur = cursor
         self.target = target
+        safe_name(target.table, "table")  # the engine checked it; a writer driven by hand is checked here
         self.key = list(target.stream.primary_key)
         self.table = f"{quote(schema_name)}.{quote(target.table)}"
         self.schema_name = schema_name
@@ -213,8 +261,12 @@ class DuckDBWriter(StreamWriter):
         if self.seen is not None:
             self._note_repeats(rows)
         names = ", ".join(quote(n) for n in file.schema.names)
-        loaded = self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
-                                  f"select {names}, {self.run_literal}, now() from {rows}").fetchall()[0][0]
+        try:
+            loaded = self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
+                                      f"select {names}, {self.run_literal}, now() from {rows}").fetchall()[0][0]
+        except duckdb.InvalidInputException as exc:  # a damaged file (bad UTF-8, a broken page)
+            raise FatalError(f"{file.path.name} cannot be read as parquet: {exc}", where="duckdb",
+                             hint="re-export the file, or move it out of the stream's path") from None
         self.rows += loaded
         self.wrote_since_commit = self.wrote_since_commit or loaded > 0
         held_back = self.cur.sql(f"select * from {source} where {empty_key}").to_arrow_table() if self.key else None
@@ -335,6 +387,9 @@ class DuckDBWriter(StreamWriter):
     def _ensure_table(self, schema: pa.Schema) -> None:
         """Create the table on first write; add columns that appear later; change the type of a
         column whose type the stream changed (the source's column was altered)."""
+        if self._columns is not None and schema.equals(self._schema):
+            return
+        _refuse_names_equal_but_for_case(schema.names, self.target.table)
         # DDL runs between transactions: concurrent streams' DDL would conflict in DuckDB's catalog
         self._end_transaction()
         with _ddl_lock:
@@ -345,16 +400,17 @@ class DuckDBWriter(StreamWriter):
                         f"create table {self.into} as select *, ''::varchar as {RUN_COLUMN}, "
                         f"now() as {LOADED_COLUMN} from __threadline_empty"
                     )
-                existing = dict(self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall())
+                # DuckDB's identifiers ignore case: `Email` in a batch is the table's `email`
+                existing = {n.lower(): t for n, t in self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall()}
                 kinds = dict(self.cur.execute("select column_name, column_type from (describe select * from __threadline_empty)").fetchall())
                 for f in schema:
-                    name = f.name
-                    if name not in existing:
+                    name, known = f.name, f.name.lower()  # DuckDB's identifiers ignore case
+                    if known not in existing:
                         self.cur.execute(f"alter table {self.into} add column {quote(name)} {kinds[name]}")
-                        existing[name] = kinds[name]
-                    elif existing[name] != kinds[name] and not pa.types.is_null(f.type):
-                        self._retype(name, existing[name], kinds[name])
-                        existing[name] = kinds[name]
+                        existing[known] = kinds[name]
+                    elif existing[known] != kinds[name] and not pa.types.is_null(f.type):
+                        self._retype(name, existing[known], kinds[name])
+                        existing[known] = kinds[name]
             finally:
                 self.cur.unregister("__threadline_empty")
         self._columns = existing

@@ -8,6 +8,8 @@ engine commits, so a reader (or a crash) never sees half a file. Layout:
 - append:  every commit adds a part;
 - replace: parts go to a hidden staging folder that is swapped in when the stream ends.
 Upsert is not offered: files have no keys to update by (use the duckdb destination).
+A table name follows the core's name rule (`threadline.names`), so a stream's folder is
+always directly under `path` and a replace never swaps or deletes anything outside it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from threadline.contracts import (
     WriteDisposition,
     WriteReport,
 )
+from threadline.names import inside, safe_name
 
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
 
@@ -59,11 +62,20 @@ class FilesDestination(Destination[FilesDestinationConfig]):
     def open_stream(self, config: FilesDestinationConfig, target: StreamTarget) -> StreamWriter:
         return FilesWriter(config, target)
 
+    def locate(self, config: FilesDestinationConfig, target: StreamTarget) -> str:
+        return f"files:{Path(config.path).resolve() / target.table}"
+
+    def table_exists(self, config: FilesDestinationConfig, target: StreamTarget) -> bool:
+        return (Path(config.path) / target.table).is_dir()
+
 
 class FilesWriter(StreamWriter):
     def __init__(self, config: FilesDestinationConfig, target: StreamTarget) -> None:
         self.format = config.format
-        self.final_dir = config.path / target.table
+        self.final_dir = config.path / safe_name(target.table, "table")
+        if not inside(config.path, self.final_dir):  # a symlink planted where the table's folder goes
+            raise ConfigError(f"{self.final_dir} leads outside {config.path}", field="path",
+                              hint="remove the link, or point `path` at the folder it leads to")
         self.replace = target.disposition is WriteDisposition.REPLACE
         self.dir = config.path / f".{target.table}.staging-{target.run_id}" if self.replace else self.final_dir
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ Consent = Literal["granted", "denied"]
 # mail preference services), so direct mail defaults to granted; a recorded opt-out wins.
 DEFAULT_CONSENT: dict[str, str] = {"email": "denied", "sms": "denied", "advertising": "denied", "direct_mail": "granted"}
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")  # \Z: "$" would let a trailing newline through
 WINDOW = re.compile(r"^(\d+)([hdwy])$")
 _UNIT_DAYS = {"h": 1 / 24, "d": 1, "w": 7, "y": 365}
 
