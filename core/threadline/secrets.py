@@ -1,4 +1,4 @@
-"""Secrets never appear in logs, errors, reports or state.
+"""Secrets never appear in logs, errors, reports or state (nor personal data: see `personal`).
 
 Every value taken from the environment through `${VAR}` in a job file is registered here,
 and so is any credential a connector builds (a refreshed OAuth token, say). `redact` replaces
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+
+from threadline.personal import scrub_personal_data
 
 MASK = "***"
 _MIN_LENGTH = 4  # shorter values ("1", "yes") would mask ordinary words
@@ -26,7 +28,14 @@ def register_secret(value: object) -> None:
 
 
 def redact(text: object) -> str:
-    """`text` with every registered secret replaced by ***."""
+    """`text` with every registered secret replaced by ***, and emails and phone numbers
+    masked (`personal.scrub_personal_data`): for logs, errors, reports and state."""
+    return scrub_personal_data(redact_secrets(text))
+
+
+def redact_secrets(text: object) -> str:
+    """`text` with every registered secret replaced by *** and nothing else changed: for a
+    sandbox's record of what a connector sent, which tests read for the members it holds."""
     out = str(text)
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
@@ -37,9 +46,17 @@ def redact(text: object) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks secrets in the formatted message and its arguments."""
+    """A logging filter that masks secrets and personal data in the formatted message, its
+    arguments, its structured `fields` (JSON logs) and its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        message = record.getMessage()
+        if record.exc_info:  # a handler would format the exception itself, unmasked
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, None
+        record.msg = redact(message)
         record.args = None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
         return True

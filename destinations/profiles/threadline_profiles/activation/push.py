@@ -42,6 +42,7 @@ from threadline.contracts import (
     PushResult,
     ThreadlineError,
 )
+from threadline.secrets import redact
 
 from threadline_profiles.config.activations import Activation
 from threadline_profiles.engines.base import lit, quote
@@ -190,10 +191,10 @@ def push_activation(store: ProfileStore, name: str, activation: Activation, run_
             outcome.excluded_no_consent = selection.excluded_no_consent
             outcome.excluded_suppressed = selection.excluded_suppressed
             push_members(store, name, activation, dest_cls(), dest_config, selection.members, outcome, run_id)
-    except ThreadlineError as exc:
-        outcome.outcome, outcome.message = "failed", exc.render()
+    except ThreadlineError as exc:  # the message goes to tl_pushes and the report: no secret, no member
+        outcome.outcome, outcome.message = "failed", redact(exc.render())
     except Exception as exc:  # a plugin bug must not take the build down; say what broke
-        outcome.outcome, outcome.message = "failed", f"{type(exc).__name__} in {activation.connector}: {exc}"
+        outcome.outcome, outcome.message = "failed", redact(f"{type(exc).__name__} in {activation.connector}: {exc}")
     outcome.seconds = round(time.monotonic() - started, 3)
     record(store, outcome, run_id)
     return outcome
