@@ -1,4 +1,8 @@
-"""The HTML report each build writes: one self-contained file (inline CSS and SVG)."""
+"""The HTML report each build writes: one self-contained file (inline CSS and SVG).
+
+It holds figures, never a person: names are shown as an initial and blocked values masked
+(`s***@example.com`), so a report kept from an old build names nobody who was forgotten since.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +36,12 @@ def gather(store: ProfileStore) -> dict[str, Any]:
         "multi_source": e.scalar("SELECT COUNT(*) FROM tl_profiles WHERE sources > 1") or 0,
         "sizes": sizes,
         "overlap": pairs,
-        "largest": e.rows("SELECT p.profile_id, p.records, p.sources, g.value AS name FROM tl_profiles AS p "
-                          "LEFT JOIN tl_golden AS g ON g.profile_id = p.profile_id AND g.field = 'last_name' "
-                          "ORDER BY p.records DESC, p.profile_id LIMIT 10"),
-        "blocked": e.rows("SELECT field, value, records, reason FROM tl_blocked ORDER BY records DESC, field, value LIMIT 25"),
+        "largest": [dict(r, name=_initial(r["name"])) for r in e.rows(
+            "SELECT p.profile_id, p.records, p.sources, g.value AS name FROM tl_profiles AS p "
+            "LEFT JOIN tl_golden AS g ON g.profile_id = p.profile_id AND g.field = 'last_name' "
+            "ORDER BY p.records DESC, p.profile_id LIMIT 10")],
+        "blocked": [dict(r, value=mask_value(r["value"])) for r in e.rows(
+            "SELECT field, value, records, reason FROM tl_blocked ORDER BY records DESC, field, value LIMIT 25")],
         "blocked_total": e.scalar("SELECT COUNT(*) FROM tl_blocked") or 0,
         "dropped": e.rows("SELECT rule, reason, links FROM tl_dropped_links ORDER BY links DESC"),
         "dq": e.rows("SELECT source, stream, field, SUM(n) AS total, "
@@ -47,6 +53,22 @@ def gather(store: ProfileStore) -> dict[str, Any]:
                           "ORDER BY n DESC, source, stream, field LIMIT 40"),
         "links": e.rows("SELECT rule, COUNT(*) AS n FROM tl_links GROUP BY rule ORDER BY n DESC"),
     }
+
+
+def _initial(name: str | None) -> str:
+    """A last name as its initial: enough to tell one giant profile from another."""
+    return f"{name[:1].upper()}." if name else ""
+
+
+def mask_value(value: str | None) -> str:
+    """A blocked value as the report shows it: an email as `i***@ourshop.com`, anything else
+    with its first and last two characters (`00…00`, `+1…99`), short values as they are."""
+    from threadline_profiles.audiences.membership import mask_email
+
+    text = "" if value is None else str(value)
+    if "@" in text:
+        return mask_email(text)
+    return text if len(text) <= 4 else f"{text[:2]}…{text[-2:]}"
 
 
 def histogram_svg(sizes: dict[int, int], width: int = 560, height: int = 220) -> str:
