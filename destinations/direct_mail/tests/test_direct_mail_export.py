@@ -196,3 +196,22 @@ def test_a_diff_push_is_refused_with_what_to_set(tmp_path: Path) -> None:
 def test_the_suite_push_uses_the_mirror_a_file_can_do(tmp_path: Path) -> None:
     report, _ = Pusher().push(config(tmp_path), adds=sample_members(0, 9))
     assert report.accepted == 9
+
+
+# ---------------------------------------------------------------------------- US ZIP codes
+
+
+def test_us_zip_codes_that_lost_their_leading_zeros_get_them_back(tmp_path: Path) -> None:
+    from threadline_direct_mail.destination import NOT_A_ZIP
+
+    report, results = push(config(tmp_path), members(
+        {"country": "US", "postal_code": "5401"},      # Burlington, VT 05401, read as a number
+        {"country": "PR", "postal_code": " 907 "},      # San Juan, PR 00907
+        {"country": "US", "postal_code": "94103-1234"},
+        {"country": "US", "postal_code": "12"},         # no ZIP at all: refused, not guessed
+        {"country": "GB", "postal_code": "sw1a 1aa"},  # other countries as they are
+    ), "run-1")
+    printed = {r["member_id"]: r["postal_code"] for r in rows(Path(report.details["file"]))}
+    ids = members(*[{}] * 5).column("member_id").to_pylist()
+    assert printed == {ids[0]: "05401", ids[1]: "00907", ids[2]: "94103-1234", ids[4]: "SW1A 1AA"}
+    assert [(r.member_id, r.reason) for res in results for r in res.rejected] == [(ids[3], NOT_A_ZIP)]

@@ -95,6 +95,8 @@ class PushOutcome(PushTally):
             text += f"; {self.skipped_refused:,} not sent again (refused before, identifiers unchanged)"
         if self.rejection_reasons:
             text += " (" + "; ".join(f"{n:,}× {r}" for r, n in self.rejection_reasons.items()) + ")"
+        if self.message:  # where a file destination wrote
+            text += f"; {self.message}"
         return head + text
 
 
@@ -420,12 +422,6 @@ def _audience_min_size(store: ProfileStore, audience: str) -> int:
     audiences = getattr(store.config, "audiences", None) or {}
     spec = audiences.get(audience)
     return int(getattr(spec, "min_size", 0) or 0)
-
-
-
-
-
-
 
 
 def outcome_dict(outcome: PushOutcome) -> dict[str, Any]:
