@@ -132,12 +132,18 @@ def us_postal_codes(store: ProfileStore) -> dict[str, int]:
             "not a ZIP code (refused in mail files)": bad}
 
 
+# columns of prose (a push's note, a refusal's reason): they wrap anywhere, even inside a long
+# path, and keep a readable width, so the other columns need not squeeze
+TEXT_COLUMNS = {"note", "reason", "spread", "definition"}
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none") -> str:
     if not rows:
         return f"<p class=muted>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td{' class=text' if c in TEXT_COLUMNS else ''}>{_cell(r.get(c))}</td>" for c in columns)
+        + "</tr>" for r in rows
     )
     # a wide table scrolls inside its own box instead of pushing the page past the window
     return f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
@@ -150,7 +156,8 @@ def _cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.1%}" if value <= 1 else f"{value:,.1f}"
-    return html.escape("" if value is None else str(value))
+    # long names (lapsed_to_google) and paths may break after _ and / when a column is narrow
+    return html.escape("" if value is None else str(value)).replace("_", "_<wbr>").replace("/", "/<wbr>")
 
 
 def _overlap(pairs: list[dict[str, Any]]) -> str:
@@ -167,13 +174,13 @@ def _overlap(pairs: list[dict[str, Any]]) -> str:
 
 
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 16px}
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1240px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 td{font-variant-numeric:tabular-nums}th{background:#f4f6f8}.muted{color:#777}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:10px 16px;min-width:140px}
 .card b{display:block;font-size:22px}.bad{color:#a33}
-.wide{max-width:100%;overflow-x:auto}td{overflow-wrap:anywhere}
+.wide{max-width:100%;overflow-x:auto}td.text{min-width:14em;overflow-wrap:anywhere}
 figure.chart{margin:8px 0}figure.chart svg{max-width:100%;height:auto;display:block}
 .note{background:#fff6e0;border-left:3px solid #d9a400;padding:6px 10px}
 """
