@@ -29,7 +29,7 @@ SANDBOXES = {
     "klaviyo_lists": 18506, "x": 18507, "loyaltylion": 18508, "google_customer_match": 18511,
     "meta_audiences": 18512, "tiktok_audiences": 18513, "linkedin_audiences": 18514,
 }
-LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", ".threadline", "mission_reports", "mail")
+LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", "mission.duckdb.secret", ".threadline", "mission_reports", "mail")
 THREADLINE = [sys.executable, "-m", "threadline"]
 
 
