@@ -131,3 +131,21 @@ def test_a_removal_by_hash_of_a_contact_already_out_of_the_tag_is_done(store):
         outcome = mailchimp_push(store, box, members.slice(1))
         assert (outcome.outcome, outcome.removes) == ("pushed", 1)
         assert store.engine.scalar("SELECT COUNT(*) FROM tl_ledger_winback_mc") == 19
+
+
+def test_the_digest_duckdb_computes_is_rfc_2104_hmac_sha256():
+    import hashlib
+    import hmac
+
+    import duckdb
+    from threadline_profiles.activation.seal import Seal
+    from threadline_profiles.activation.secret import StoreSecret
+
+    secret = StoreSecret(b"s" * 64, "test")
+    seal = Seal(("email",), secret)
+    got = duckdb.sql(f"SELECT {seal.digest_sql(repr('ana@example.com'))}").fetchall()[0][0]
+    assert got == hmac.new(secret.derive("ledger digest"), b"ana@example.com", hashlib.sha256).hexdigest()
+    sealed = seal.seal(pa.table({"member_id": ["p1", "p2"], "email": ["ana@example.com", None]}))
+    assert sealed.column("_tl_digest_email").to_pylist() == [got, None]
+    assert seal.unseal(sealed).to_pylist() == [{"member_id": "p1", "email": "ana@example.com"},
+                                               {"member_id": "p2", "email": None}]
