@@ -135,6 +135,7 @@ def us_postal_codes(store: ProfileStore) -> dict[str, int]:
 # columns of prose (a push's note, a refusal's reason): they wrap anywhere, even inside a long
 # path, and keep a readable width, so the other columns need not squeeze
 TEXT_COLUMNS = {"note", "reason", "spread", "definition"}
+BREAKABLE_COLUMNS = {"activation", "audience", "destination", "outcome", "note"}
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none") -> str:
@@ -142,7 +143,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none") 
         return f"<p class=muted>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td{' class=text' if c in TEXT_COLUMNS else ''}>{_cell(r.get(c))}</td>" for c in columns)
+        "<tr>" + "".join(f"<td{' class=text' if c in TEXT_COLUMNS else ''}>{_breakable(_cell(r.get(c)), c)}</td>"
+                         for c in columns)
         + "</tr>" for r in rows
     )
     # a wide table scrolls inside its own box instead of pushing the page past the window
@@ -156,8 +158,13 @@ def _cell(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.1%}" if value <= 1 else f"{value:,.1f}"
-    # long names (lapsed_to_google) and paths may break after _ and / when a column is narrow
-    return html.escape("" if value is None else str(value)).replace("_", "_<wbr>").replace("/", "/<wbr>")
+    return html.escape("" if value is None else str(value))
+
+
+def _breakable(cell: str, column: str) -> str:
+    """Long names (lapsed_to_google) and paths may break after _ and / in the columns of a
+    wide table that hold them, so it fits the page instead of overflowing it."""
+    return cell.replace("_", "_<wbr>").replace("/", "/<wbr>") if column in BREAKABLE_COLUMNS else cell
 
 
 def _overlap(pairs: list[dict[str, Any]]) -> str:
