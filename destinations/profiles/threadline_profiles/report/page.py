@@ -135,7 +135,8 @@ def us_postal_codes(store: ProfileStore) -> dict[str, int]:
 # columns of prose (a push's note, a refusal's reason): they wrap anywhere, even inside a long
 # path, and keep a readable width, so the other columns need not squeeze
 TEXT_COLUMNS = {"note", "reason", "spread", "definition"}
-BREAKABLE_COLUMNS = {"activation", "audience", "destination", "outcome", "note"}
+# names (lapsed_to_google) in a wide table may break where they must, so it fits the page
+NAME_COLUMNS = {"activation", "audience", "destination", "outcome"}
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none") -> str:
@@ -143,8 +144,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none") 
         return f"<p class=muted>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td{' class=text' if c in TEXT_COLUMNS else ''}>{_breakable(_cell(r.get(c)), c)}</td>"
-                         for c in columns)
+        "<tr>" + "".join(f"<td{_cell_class(c)}>{_cell(r.get(c))}</td>" for c in columns)
         + "</tr>" for r in rows
     )
     # a wide table scrolls inside its own box instead of pushing the page past the window
@@ -161,10 +161,8 @@ def _cell(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _breakable(cell: str, column: str) -> str:
-    """Long names (lapsed_to_google) and paths may break after _ and / in the columns of a
-    wide table that hold them, so it fits the page instead of overflowing it."""
-    return cell.replace("_", "_<wbr>").replace("/", "/<wbr>") if column in BREAKABLE_COLUMNS else cell
+def _cell_class(column: str) -> str:
+    return " class=text" if column in TEXT_COLUMNS else " class=name" if column in NAME_COLUMNS else ""
 
 
 def _overlap(pairs: list[dict[str, Any]]) -> str:
@@ -187,7 +185,7 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:
 td{font-variant-numeric:tabular-nums}th{background:#f4f6f8}.muted{color:#777}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:10px 16px;min-width:140px}
 .card b{display:block;font-size:22px}.bad{color:#a33}
-.wide{max-width:100%;overflow-x:auto}td.text{min-width:14em;overflow-wrap:anywhere}
+.wide{max-width:100%;overflow-x:auto}td.text{min-width:14em;overflow-wrap:anywhere}td.name{overflow-wrap:anywhere;min-width:6em}
 figure.chart{margin:8px 0}figure.chart svg{max-width:100%;height:auto;display:block}
 .note{background:#fff6e0;border-left:3px solid #d9a400;padding:6px 10px}
 """
