@@ -496,6 +496,12 @@ class AudienceDestination(ABC, Generic[ConfigT]):
     # job that runs at the end), so a push killed midway is sent again in full.
     applies_each_batch: ClassVar[bool] = True
     plain_columns: ClassVar[tuple[str, ...]] = ()  # prepared columns that are personal data in the clear
+    # What the push ledger does with plain columns (diff mode): by default it keeps them as
+    # they are. `ledger_omitted` ones are sent but never kept (a removal finds the member by
+    # the other columns, e.g. Mailchimp's subscriber hash); `ledger_encrypted` ones are kept
+    # encrypted with the store's key, compared by a keyed digest, and decrypted for `remove`.
+    ledger_omitted: ClassVar[tuple[str, ...]] = ()
+    ledger_encrypted: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def check(self, config: ConfigT) -> None:

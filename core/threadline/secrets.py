@@ -1,4 +1,4 @@
-"""Secrets never appear in logs, errors, reports or state.
+"""Secrets never appear in logs, errors, reports or state (nor personal data: see `personal`).
 
 The job loader registers here the value of every field that is a secret — its name says so
 (`token`, `api_key`, `password`, `client_secret`, ...; see `looks_secret`), or it comes from an
@@ -15,6 +15,8 @@ import logging
 import re
 import threading
 from urllib.parse import urlsplit
+
+from threadline.personal import scrub_personal_data
 
 MASK = "***"
 _MIN_LENGTH = 4  # shorter values ("1", "yes") would mask ordinary words
@@ -66,7 +68,14 @@ def register_url_password(value: str) -> None:
 
 
 def redact(text: object) -> str:
-    """`text` with every registered secret replaced by ***."""
+    """`text` with every registered secret replaced by ***, and emails and phone numbers
+    masked (`personal.scrub_personal_data`): for logs, errors, reports and state."""
+    return scrub_personal_data(redact_secrets(text))
+
+
+def redact_secrets(text: object) -> str:
+    """`text` with every registered secret replaced by *** and nothing else changed: for a
+    sandbox's record of what a connector sent, which tests read for the members it holds."""
     out = str(text)
     with _lock:
         secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
@@ -77,9 +86,17 @@ def redact(text: object) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks secrets in the formatted message and its arguments."""
+    """A logging filter that masks secrets and personal data in the formatted message, its
+    arguments, its structured `fields` (JSON logs) and its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
+        message = record.getMessage()
+        if record.exc_info:  # a handler would format the exception itself, unmasked
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, None
+        record.msg = redact(message)
         record.args = None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {k: redact(v) if isinstance(v, str) else v for k, v in fields.items()}
         return True

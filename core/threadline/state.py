@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -334,3 +334,38 @@ def job_lock(folder: Path, job: str, wait: bool = False) -> Iterator[None]:
 def new_run_id() -> str:
     """Sortable by start time, unique even for two runs in one second."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def erase_quarantined(folder: Path, matches: Callable[[str, str, dict[str, Any]], bool]) -> int:
+    """Delete from every quarantine file under the state folder `folder` the rows for which
+    `matches(source, stream, record)` is true (a person's rows, when they are forgotten).
+    Each file is rewritten beside itself and swapped in; a file left empty is removed.
+    Returns how many rows were deleted."""
+    deleted = 0
+    for path in sorted((folder / "quarantine").glob("*/*.jsonl")):
+        kept: list[str] = []
+        gone = 0
+        with path.open(encoding="utf-8") as rows:
+            for line in rows:
+                try:
+                    row = json.loads(line)
+                    hit = matches(str(row.get("source", "")), str(row.get("stream", "")), row.get("record") or {})
+                except (ValueError, AttributeError):
+                    hit = False  # a line we cannot read is left as it was
+                if hit:
+                    gone += 1
+                else:
+                    kept.append(line)
+        if not gone:
+            continue
+        deleted += gone
+        if not kept:
+            path.unlink()
+            continue
+        fresh = path.with_name(path.name + ".tmp")
+        with fresh.open("w", encoding="utf-8") as out:
+            out.writelines(kept)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(fresh, path)
+    return deleted

@@ -39,7 +39,7 @@ URL_VARIABLES = {
     "tiktok_audiences": {"TIKTOK_URL": ""},
     "linkedin_audiences": {"LINKEDIN_URL": "/rest", "LINKEDIN_TOKEN_URL": "/oauth/v2/accessToken"},
 }
-LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", ".threadline", "mission_reports", "mail")
+LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", "mission.duckdb.secret", ".threadline", "mission_reports", "mail")
 THREADLINE = [sys.executable, "-m", "threadline"]
 
 

@@ -82,6 +82,8 @@ class PushTally:
         if report.sent:
             self.sent, self.accepted, self.rejected = report.sent, report.accepted, report.rejected
         self.match_estimate = report.match_estimate
+        if report.details.get("file"):  # a file destination: say where the list is (summary, report)
+            self.message = f"wrote {report.details['file']}"
 
 
 def push_audience(dest: AudienceDestination, dest_config: Any, members: pa.Table, target: AudienceTarget, *,

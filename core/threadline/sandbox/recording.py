@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from threadline.secrets import redact
+from threadline.secrets import redact_secrets
 
 # Headers whose whole value is a credential, masked even when the value was never registered.
 SENSITIVE_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"})
@@ -35,12 +35,12 @@ class RecordedRequest:
 
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Lower-case names; credentials masked (scheme kept: `Bearer ***`), the rest redacted."""
+    """Lower-case names; credentials masked (scheme kept: `Bearer ***`), other secrets masked."""
     out = {}
     for name, value in headers.items():
         key = name.lower()
         if key in SENSITIVE_HEADERS:
             scheme, _, rest = value.partition(" ")
             value = f"{scheme} ***" if rest else "***"
-        out[key] = redact(value)
+        out[key] = redact_secrets(value)
     return out

@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 from threadline.http.client import SENSITIVE_PARAMS
 from threadline.sandbox.faults import Fault, FaultKind
 from threadline.sandbox.recording import RecordedRequest, mask_headers
-from threadline.secrets import redact
+from threadline.secrets import redact, redact_secrets
 
 log = logging.getLogger("threadline.sandbox")
 
@@ -337,7 +337,7 @@ class Sandbox:
     def _record(self, req: SandboxRequest, fault: Fault | None, arrived: float) -> int:
         masked = set(self.secrets())
         query = {
-            k: ["***" if k.lower() in SENSITIVE_PARAMS or v in masked else redact(v) for v in vs]
+            k: ["***" if k.lower() in SENSITIVE_PARAMS or v in masked else redact_secrets(v) for v in vs]
             for k, vs in req.query.items()
         }
         body = req.body.decode("utf-8", "replace")
@@ -345,7 +345,7 @@ class Sandbox:
             body = body.replace(secret, "***")
         recorded = RecordedRequest(
             method=req.method, path=req.path, query=query, headers=mask_headers(req.headers),
-            body=redact(body), time=arrived, fault=fault.kind.value if fault else "",
+            body=redact_secrets(body), time=arrived, fault=fault.kind.value if fault else "",
         )
         with self._lock:
             self._requests.append(recorded)

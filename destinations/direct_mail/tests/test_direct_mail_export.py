@@ -240,3 +240,22 @@ def test_a_folder_outside_the_job_folder_is_refused_unless_the_user_says_so(tmp_
 def test_an_audience_name_that_could_leave_the_folder_or_hide_is_refused(tmp_path: Path, audience: str) -> None:
     with pytest.raises(ConfigError, match="audience name"):
         DirectMail().open_audience(config(tmp_path), AudienceTarget("mail", audience, PushMode.MIRROR, "run-1", 0, 0))
+
+
+# ---------------------------------------------------------------------------- US ZIP codes
+
+
+def test_us_zip_codes_that_lost_their_leading_zeros_get_them_back(tmp_path: Path) -> None:
+    from threadline_direct_mail.destination import NOT_A_ZIP
+
+    report, results = push(config(tmp_path), members(
+        {"country": "US", "postal_code": "5401"},      # Burlington, VT 05401, read as a number
+        {"country": "PR", "postal_code": " 907 "},      # San Juan, PR 00907
+        {"country": "US", "postal_code": "94103-1234"},
+        {"country": "US", "postal_code": "12"},         # no ZIP at all: refused, not guessed
+        {"country": "GB", "postal_code": "sw1a 1aa"},  # other countries as they are
+    ), "run-1")
+    printed = {r["member_id"]: r["postal_code"] for r in rows(Path(report.details["file"]))}
+    ids = members(*[{}] * 5).column("member_id").to_pylist()
+    assert printed == {ids[0]: "05401", ids[1]: "00907", ids[2]: "94103-1234", ids[4]: "SW1A 1AA"}
+    assert [(r.member_id, r.reason) for res in results for r in res.rejected] == [(ids[3], NOT_A_ZIP)]

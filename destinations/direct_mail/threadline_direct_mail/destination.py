@@ -50,6 +50,11 @@ ADDRESS = ("address_line1", "city", "postal_code", "country")  # what a complete
 NAME = ("first_name", "last_name")
 FILE_COLUMNS = ("first_name", "last_name", "address_line1", "city", "region", "postal_code", "country", "member_id")
 NO_ADDRESS = "no postal address"
+NOT_A_ZIP = "postal code is not a US ZIP code (5 digits, or ZIP+4)"
+# Countries that use US ZIP codes: a spreadsheet that read a ZIP as a number dropped its
+# leading zeros (05401 -> 5401, 00907 -> 907); 3 or 4 digits there can only be that.
+ZIP_COUNTRIES = ("US", "PR", "VI", "GU", "AS", "MP")
+_ZIP_COUNTRIES_SQL = ", ".join(f"'{c}'" for c in ZIP_COUNTRIES)
 NO_NAME = "no name"
 
 
@@ -93,16 +98,19 @@ class DirectMail(AudienceDestination[DirectMailConfig]):
 
     def prepare(self, config: DirectMailConfig, members: pa.Table) -> pa.Table:
         # Only what goes on an envelope: no email, phone or birth date. Values are trimmed;
-        # postal codes and countries upper-cased (UK postcodes print that way); names keep
-        # the store's spelling.
-        return prepare_members(members, """
+        # postal codes and countries upper-cased (UK postcodes print that way), US ZIP codes
+        # that lost their leading zeros given them back; names keep the store's spelling.
+        return prepare_members(members, f"""
             SELECT member_id,
                    blank_to_null(trim(first_name)) AS first_name,
                    blank_to_null(trim(last_name)) AS last_name,
                    blank_to_null(trim(address_line1)) AS address_line1,
                    blank_to_null(trim(city)) AS city,
                    blank_to_null(trim(region)) AS region,
-                   blank_to_null(upper(trim(postal_code))) AS postal_code,
+                   CASE WHEN upper(trim(country)) IN ({_ZIP_COUNTRIES_SQL})
+                             AND regexp_full_match(trim(postal_code), '[0-9]{{3,4}}')
+                        THEN lpad(trim(postal_code), 5, '0')
+                        ELSE blank_to_null(upper(trim(postal_code))) END AS postal_code,
                    blank_to_null(upper(trim(country))) AS country
             FROM members""")
 
@@ -132,11 +140,16 @@ class DirectMailWriter(AudienceWriter):
 
     def add(self, rows: pa.Table) -> PushResult:
         complete = _all_present(rows, ADDRESS)
+        in_zip_land = pc.fill_null(pc.is_in(rows.column("country"), value_set=pa.array(ZIP_COUNTRIES)), False)
+        zip_ok = pc.fill_null(pc.match_substring_regex(rows.column("postal_code"), r"^[0-9]{5}(-?[0-9]{4})?$"), False)
+        deliverable = pc.and_(complete, pc.or_(pc.invert(in_zip_land), zip_ok))
         named = pc.or_(pc.is_valid(rows.column("first_name")), pc.is_valid(rows.column("last_name")))
-        kept = pc.and_(complete, named)
+        kept = pc.and_(deliverable, named)
         rejected = [RowRejection(m, NO_ADDRESS) for m in rows.filter(pc.invert(complete)).column("member_id").to_pylist()]
+        rejected += [RowRejection(m, NOT_A_ZIP) for m in
+                     rows.filter(pc.and_(complete, pc.invert(deliverable))).column("member_id").to_pylist()]
         rejected += [RowRejection(m, NO_NAME) for m in
-                     rows.filter(pc.and_(complete, pc.invert(named))).column("member_id").to_pylist()]
+                     rows.filter(pc.and_(deliverable, pc.invert(named))).column("member_id").to_pylist()]
         printable = rows.filter(kept).select(list(FILE_COLUMNS))
         self.writer.write_table(printable.cast(self.schema))
         self.report.sent += rows.num_rows

@@ -64,7 +64,8 @@ class KlaviyoLists(AudienceDestination[KlaviyoListsConfig]):
     min_members = 0  # a list may hold any number of profiles
     modes = (PushMode.DIFF, PushMode.MIRROR)
     applies_each_batch = True  # each add/remove call is applied when it returns (204)
-    plain_columns = ("email",)  # profiles are found by address; the ledger keeps it until removed
+    plain_columns = ("email",)  # profiles are found by address
+    ledger_encrypted = ("email",)  # so the push ledger keeps it, encrypted, until the member is removed
 
     def client(self, config: KlaviyoListsConfig) -> HttpClient:
         return klaviyo_client(config, self.name)  # the source's key, revision, budget and error rules

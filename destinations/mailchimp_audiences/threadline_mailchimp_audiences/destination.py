@@ -73,7 +73,8 @@ class MailchimpAudiences(AudienceDestination[MailchimpAudiencesConfig]):
     min_members = 0  # a tag with one contact is still a tag
     modes = (PushMode.DIFF, PushMode.MIRROR)
     applies_each_batch = True  # each batch request is applied when it returns
-    plain_columns = ("email",)  # Mailchimp finds contacts by address; the ledger keeps it until removed
+    plain_columns = ("email",)  # Mailchimp adds contacts by address
+    ledger_omitted = ("email",)  # and removes them by subscriber hash: the push ledger keeps no address
 
     def client(self, config: MailchimpAudiencesConfig) -> HttpClient:
         return mailchimp_client(config, self.name)  # the source's key, data centre, retries and error rules
@@ -137,6 +138,7 @@ class MailchimpAudienceWriter(AudienceWriter):
         self.path = f"/lists/{config.list_id}/segments/{segment_id}"
         self.report = PushReport(details={"list_id": config.list_id, "segment_id": segment_id, "target": label})
         self.kept: set[str] = set()  # subscriber hashes this mirror push put in the segment
+        self.addresses: dict[str, str] | None = None  # hash -> address of the segment, once read for removals
 
     def add(self, rows: pa.Table) -> PushResult:
         result = self._tally(rows, self._send("members_to_add", rows))
@@ -147,13 +149,20 @@ class MailchimpAudienceWriter(AudienceWriter):
         return result
 
     def remove(self, rows: pa.Table) -> PushResult:
-        result = self._send("members_to_remove", rows)
+        """Removals come from the push ledger, which keeps subscriber hashes, not addresses:
+        each member is taken out of the segment by hash, or, when there are more removals than
+        pages of the segment to read, the segment is read once (hash → address) and the
+        addresses are removed 500 a request."""
+        hashes = [h for h in rows.column("subscriber_hash").to_pylist() if h]
+        with self._explained():
+            read = self.addresses is not None or len(hashes) > self._segment_pages()
+            done = self._remove_read(hashes) if read else self._remove_each(hashes)
         # A contact Mailchimp no longer holds (or without an address) is in no tag: the removal
         # is done, not pending.
-        gone = len(result.rejected)
+        gone = rows.num_rows - done
         if gone:
             self.report.details["removes_not_on_list"] = self.report.details.get("removes_not_on_list", 0) + gone
-        return self._tally(rows, PushResult(accepted=result.accepted + gone))
+        return self._tally(rows, PushResult(accepted=rows.num_rows))
 
     def finish(self) -> PushReport:
         try:
@@ -189,6 +198,42 @@ class MailchimpAudienceWriter(AudienceWriter):
                 result.rejected += refused
                 result.accepted += sum(len(by_email[e]) for e in chunk) - len(refused)
         return result
+
+    def _segment_pages(self) -> int:
+        segment = _json(self.client.request("GET", self.path, params={"fields": "member_count"}))
+        return int(segment.get("member_count") or 0) // PAGE_LIMIT + 1
+
+    def _remove_each(self, hashes: list[str]) -> int:
+        """DELETE /lists/{list}/segments/{segment}/members/{subscriber_hash}, one by one; a 404
+        is a contact already out of it. Returns how many were taken out."""
+        done = 0
+        for h in hashes:
+            try:
+                self.client.request("DELETE", f"{self.path}/members/{h}")
+                done += 1
+            except FatalError as exc:
+                if exc.status != 404:
+                    raise
+        return done
+
+    def _remove_read(self, hashes: list[str]) -> int:
+        """Read the segment (once a push) for the addresses of these hashes, then remove them in
+        batches. Addresses are held in memory for this push only."""
+        if self.addresses is None:
+            self.addresses = {}
+            offset = 0
+            while True:
+                page = _json(self.client.request("GET", f"{self.path}/members", params={
+                    "count": PAGE_LIMIT, "offset": offset, "fields": "members.id,members.email_address,total_items"}))
+                members = page.get("members") or []
+                self.addresses.update((m["id"], m["email_address"]) for m in members if m.get("id"))
+                offset += len(members)
+                if not members or offset >= int(page.get("total_items") or 0):
+                    break
+        found = [self.addresses.pop(h) for h in hashes if h in self.addresses]
+        for start in range(0, len(found), BATCH_LIMIT):
+            self.client.request("POST", self.path, json={"members_to_remove": found[start:start + BATCH_LIMIT]})
+        return len(found)
 
     def _tally(self, rows: pa.Table, result: PushResult) -> PushResult:
         self.report.sent += rows.num_rows

@@ -13,6 +13,8 @@ Added, as Mailchimp documents it (Marketing API 3.0, "Organize contacts with tag
     POST /3.0/lists/{list_id}/segments/{segment_id}             batch: {"members_to_add": [...], "members_to_remove": [...]}
                                   → {"members_added", "members_removed", "errors": [{"email_addresses", "error"}],
                                      "total_added", "total_removed", "error_count"}
+    DELETE /3.0/lists/{list_id}/segments/{segment_id}/members/{subscriber_hash}
+                                  → 204; 404 when the contact is not in the segment ("Remove list member from segment")
 
 Enforced:
 - at most 500 addresses in `members_to_add` and in `members_to_remove`: 400 "Invalid Resource"
@@ -134,6 +136,7 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
         ("GET", re.compile(r"^/3\.0/lists/([^/]+)/segments/(\d+)/?$"), "_get_segment"),
         ("GET", re.compile(r"^/3\.0/lists/([^/]+)/segments/(\d+)/members/?$"), "_get_segment_members"),
         ("POST", re.compile(r"^/3\.0/lists/([^/]+)/segments/(\d+)/?$"), "_batch_segment"),
+        ("DELETE", re.compile(r"^/3\.0/lists/([^/]+)/segments/(\d+)/members/([0-9a-f]{32})/?$"), "_remove_from_segment"),
     ]
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
@@ -239,6 +242,17 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
             "members_added": added, "members_removed": removed, "errors": errors,
             "total_added": len(added), "total_removed": len(removed), "error_count": sum(len(e) for e in (add_errors, remove_errors)),
         })
+
+    def _remove_from_segment(self, req: SandboxRequest, list_id: str, segment_id: str, member_hash: str) -> Reply:
+        segment = self._segment_or_404(list_id, segment_id)
+        if isinstance(segment, Reply):
+            return segment
+        if segment["type"] != "static":
+            raise SandboxError(400, f"A Static Segment with an id of {segment_id} does not exist for this list")
+        if member_hash not in segment["members"]:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        self._apply(list_id, segment, [self._members[list_id][member_hash]["email_address"]], add=False)
+        return Reply(204, b"", {})
 
     def _apply(self, list_id: str, segment: dict[str, Any], emails: list[str], *, add: bool) -> tuple[list[Any], list[str]]:
         """Add or remove contacts by address; addresses that are not contacts come back apart."""

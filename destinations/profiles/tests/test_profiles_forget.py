@@ -88,10 +88,10 @@ def test_an_identifier_shared_with_someone_not_forgotten_is_not_tombstoned(store
         assert len(left) == 1 and [m.record_key for m in left[0].members] == ["crm.contacts:4"]
 
 
-def test_forgetting_an_email_nobody_holds_yet_still_blocks_it(store_config):
+def test_forgetting_an_email_nobody_holds_yet_still_blocks_it_when_asked(store_config):
     lander = landed(store_config)
     with lander.store() as store:
-        result = forget(store, email="new.person@example.com")
+        result = forget(store, email="new.person@example.com", even_if_unknown=True)
         assert (result.profiles, result.tombstones) == (0, 1)
     lander.land("esp", "members", [{"id": 20, "email": "New.Person@example.com"}], run_id="run-2")
     lander.build()

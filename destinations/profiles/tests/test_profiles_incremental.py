@@ -98,7 +98,7 @@ def land(lander: Lander, world: World, step: int, replace: bool) -> None:
 
 
 def copy_store(path: Path, to: Path) -> Path:
-    for suffix in ("", ".wal"):
+    for suffix in ("", ".wal", ".secret"):  # the secret too: it keys the tombstones
         if Path(f"{path}{suffix}").exists():
             shutil.copy(f"{path}{suffix}", f"{to}{suffix}")
     return to

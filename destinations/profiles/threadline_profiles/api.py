@@ -11,9 +11,10 @@ the operations, so that no stage module has to import the whole flow to reach th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from threadline_profiles.activation.forget import ForgetResult, erase
+from threadline_profiles.activation.forget import ForgetResult, Person, erase, find_person, quarantine_matcher
 from threadline_profiles.pipeline import BuildResult
 from threadline_profiles.pipeline import build as _build_pipeline
 from threadline_profiles.resolve.lookup import (
@@ -47,10 +48,32 @@ def find(store: ProfileStore, *, email: str | None = None, phone: str | None = N
 
 
 def forget(store: ProfileStore, *, email: str | None = None, phone: str | None = None,
-           profile_id: str | None = None, region: str | None = None, rebuild: bool = True) -> ForgetResult:
-    """Erase the person holding this email, phone or profile id, then rebuild so profiles,
-    golden records, traits and audiences no longer hold them (see `activation.forget`)."""
-    result = erase(store, email=email, phone=phone, profile_id=profile_id, region=region)
+           profile_id: str | None = None, region: str | None = None, rebuild: bool = True, push: bool = False,
+           state_dir: Path | None = None, compact: bool = True, even_if_unknown: bool = False,
+           person: Person | None = None) -> ForgetResult:
+    """Erase the person holding this email, phone or profile id (see `activation.forget`):
+    delete their records, tombstone their identifiers, rebuild so profiles, golden records,
+    traits and audiences no longer hold them, push their removal to the platforms (`push`),
+    delete their rows from the job's quarantine (`state_dir`: the job's state folder) and
+    compact the store so no freed block keeps them. Nobody found: nothing changes (unless
+    `even_if_unknown`). `person` is what `find_person` returned, when the caller asked first."""
+    from threadline.state import erase_quarantined
+
+    if person is None:
+        person = find_person(store, email=email, phone=phone, profile_id=profile_id, region=region)
+    result = erase(store, person, even_if_unknown=even_if_unknown)
+    if not person.found and not result.tombstones:
+        return result
     if rebuild:
         build(store)
+    if push and result.pending_removals:
+        from threadline_profiles.activation.push import push_all
+
+        result.pushes = push_all(store, only=sorted(result.pending_removals), quiet=True)
+    if state_dir is not None:
+        result.quarantined_rows_deleted = erase_quarantined(Path(state_dir), quarantine_matcher(store, person))
+        result.quarantine_searched = True
+    if compact:
+        with store.lock:
+            result.compacted = store.engine.compact()
     return result

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from threadline_profiles.activation import forget
+from threadline_profiles.activation.secret import StoreSecret
 from threadline_profiles.audiences.membership import evaluate_audiences
 from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMapping
 from threadline_profiles.engines.base import Engine, lit
@@ -72,6 +73,7 @@ class Setup:
     fuzzy: list[str]
     person_fields: list[str]
     always_merge: bool
+    secret: StoreSecret | None = None  # the store's secret, to match tombstones (None: there are none)
 
     @classmethod
     def of(cls, config: ProfilesConfig, streams: list[tuple[LandedStream, StreamMapping]]) -> Setup:
@@ -110,6 +112,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
             on_stage(name)
 
     setup = Setup.of(config, values.mapped_streams(config, landed_streams(store)))
+    setup.secret = forget.tombstone_secret(store)  # before any work: a missing secret stops the build
     drop_work(engine)
     landed = values.landed_records_sql(setup.streams)
     plan = incremental.plan(engine, config, full, bool(setup.fuzzy))
@@ -215,7 +218,7 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
         batch = engine.query(f"SELECT kind, hint, raw FROM tl_work_distinct WHERE n > {low} AND n <= {low + NORMALIZE_BATCH}")
         engine.append_table(fresh, normalize_distinct(batch, blocklist))
     engine.run(["DROP TABLE tl_work_distinct", values.normalized_values_sql(known), values.records_seen_sql()])
-    forget.drop_tombstoned(engine, [s for s, _ in setup.streams])  # erased people stay erased
+    forget.drop_tombstoned(engine, [s for s, _ in setup.streams], fresh, setup.secret)  # erased people stay erased
     _done_with(engine, "tl_work_values", "tl_work_records")
 
 

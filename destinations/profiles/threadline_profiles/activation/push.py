@@ -14,9 +14,12 @@ A push killed midway therefore resumes where the platform's state is known: nobo
 ledger holds is sent again, and a removal stays pending until the platform took it. Rows the
 platform rejected stay out of the ledger and go to `tl_refused_<activation>`: they are not sent
 again until the member's prepared identifiers change (a new email, a fixed phone). A mirror push sends
-every member and replaces the ledger at the end. The ledger holds hashed identifiers only
-(plus what a destination declares as `plain_columns`, e.g. an email tool's addresses), which is
-what lets `threadline forget` remove a person from platforms after the store forgot them.
+every member and replaces the ledger at the end. The ledger holds hashed identifiers, and of
+the plain columns a destination declares (`plain_columns`) only what a removal needs: none
+at all where the platform finds members by a hash (Mailchimp's subscriber hash,
+`ledger_omitted`), encrypted under the store's secret where it needs the address (Klaviyo,
+`ledger_encrypted`; see `seal.py`). That is what lets `threadline forget` remove a person
+from platforms after the store forgot them, with no address of theirs left in the store.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ from threadline.contracts import (
     AudienceDestination,
     AudienceTarget,
     ConfigError,
+    PushMode,
     PushResult,
     ThreadlineError,
 )
+from threadline.secrets import redact
 
+from threadline_profiles.activation.seal import Seal
 from threadline_profiles.config.activations import Activation
 from threadline_profiles.engines.base import lit, quote
 
@@ -89,6 +95,8 @@ class PushOutcome(PushTally):
             text += f"; {self.skipped_refused:,} not sent again (refused before, identifiers unchanged)"
         if self.rejection_reasons:
             text += " (" + "; ".join(f"{n:,}× {r}" for r, n in self.rejection_reasons.items()) + ")"
+        if self.message:  # where a file destination wrote
+            text += f"; {self.message}"
         return head + text
 
 
@@ -190,10 +198,10 @@ def push_activation(store: ProfileStore, name: str, activation: Activation, run_
             outcome.excluded_no_consent = selection.excluded_no_consent
             outcome.excluded_suppressed = selection.excluded_suppressed
             push_members(store, name, activation, dest_cls(), dest_config, selection.members, outcome, run_id)
-    except ThreadlineError as exc:
-        outcome.outcome, outcome.message = "failed", exc.render()
+    except ThreadlineError as exc:  # the message goes to tl_pushes and the report: no secret, no member
+        outcome.outcome, outcome.message = "failed", redact(exc.render())
     except Exception as exc:  # a plugin bug must not take the build down; say what broke
-        outcome.outcome, outcome.message = "failed", f"{type(exc).__name__} in {activation.connector}: {exc}"
+        outcome.outcome, outcome.message = "failed", redact(f"{type(exc).__name__} in {activation.connector}: {exc}")
     outcome.seconds = round(time.monotonic() - started, 3)
     record(store, outcome, run_id)
     return outcome
@@ -205,7 +213,9 @@ def push_members(store: ProfileStore, name: str, activation: Activation, dest: A
     generic runner (`threadline.activation.runner`); raises on failure (the ledger keeps what
     the platform confirmed)."""
     target = AudienceTarget(name, activation.audience, activation.mode, run_id or outcome.push_id, 0, 0)
-    push_audience(dest, dest_config, members, target, ledger_for=lambda schema: Ledger(store, name, schema),
+    seal = _seal(store, dest) if PushMode.DIFF in dest.modes else None
+    push_audience(dest, dest_config, members, target,
+                  ledger_for=lambda schema: Ledger(store, name, schema, dest.ledger_omitted, seal),
                   minimum=_audience_min_size(store, activation.audience), batch_rows=activation.batch_rows,
                   tally=outcome)
     return outcome
@@ -215,42 +225,62 @@ def push_members(store: ProfileStore, name: str, activation: Activation, dest: A
 
 
 class Ledger:
-    """`tl_ledger_<activation>`: what the platform holds, as prepared rows."""
+    """`tl_ledger_<activation>`: what the platform holds, as prepared rows — without the
+    destination's `ledger_omitted` columns, and with its `ledger_encrypted` ones sealed
+    (encrypted, plus a keyed digest the diff compares; see `seal.py`)."""
 
-    def __init__(self, store: ProfileStore, activation: str, schema: pa.Schema) -> None:
+    def __init__(self, store: ProfileStore, activation: str, schema: pa.Schema, omitted: tuple[str, ...] = (),
+                 seal: Seal | None = None) -> None:
         self.engine, self.table = store.engine, f"tl_ledger_{activation}"
         # rows the platform refused: not sent again until the member's identifiers change
         self.refused = f"tl_refused_{activation}"
+        self.seal = seal
+        schema = pa.schema([f for f in schema if f.name not in omitted])
+        if seal is not None:
+            for digest in seal.digests:
+                schema = schema.append(pa.field(digest, pa.string()))
         self.schema = schema
+        sealed = set(seal.columns) if seal else set()
+        self.compared = [c for c in schema.names if c != "member_id" and c not in sealed]  # what tells a change
         self.skipped_refused = 0
         if not self.engine.table_exists(self.table):
             self.engine.load_table(self.table, schema.empty_table())
         if not self.engine.table_exists(self.refused) or (
                 [c.lower() for c in self.engine.table_columns(self.refused)] != [c.lower() for c in schema.names]):
             self.engine.load_table(self.refused, schema.empty_table())
-        have = self.engine.table_columns(self.table)
-        if [c.lower() for c in have] != [c.lower() for c in schema.names]:
-            # the destination now prepares other columns (a new plugin version): rows already
-            # pushed cannot be compared, so the ledger is kept as it is and a diff removes
-            # and re-adds everyone once
-            self.columns = have
-        else:
-            self.columns = schema.names
+        if [c.lower() for c in self.engine.table_columns(self.table)] != [c.lower() for c in schema.names]:
+            self._convert()
+        self.columns = schema.names
+
+    def _convert(self) -> None:
+        """The destination now keeps other columns (a new plugin version, a column no longer
+        kept or now sealed): the rows are rewritten in the new shape, dropped columns gone,
+        sealed ones encrypted, new ones empty. Members whose compared columns were added are
+        then removed and re-added once by the next diff."""
+        old = self.engine.query(f"SELECT * FROM {self.table}")
+        count = old.num_rows
+        plain = [f for f in self.schema if not f.name.startswith("_tl_digest_")]
+        rows = pa.table({f.name: old.column(f.name).cast(f.type) if f.name in old.column_names else pa.nulls(count, f.type)
+                         for f in plain})
+        self.engine.load_table(self.table, self.stored(rows))
+
+    def stored(self, rows: pa.Table) -> pa.Table:
+        """Prepared rows as this ledger keeps them: its columns only, sealed ones sealed."""
+        rows = rows.select([c for c in self.schema.names if c in rows.column_names and not c.startswith("_tl_digest_")])
+        return (self.seal.seal(rows) if self.seal else rows).select(self.schema.names).cast(self.schema)
 
     def diff(self, current: pa.Table) -> tuple[pa.Table, pa.Table]:
         """(rows to add, ledger rows to remove): new or changed members, and members gone or
-        changed. Runs in the store's own engine, so the ledger never leaves it."""
+        changed. Runs in the store's own engine, so the ledger never leaves it; the members'
+        sealed values are compared by their digests, computed first (in bulk, by DuckDB)."""
         view = f"_tl_push_{uuid.uuid4().hex[:8]}"
-        self.engine.register_arrow(view, current)
+        compared = current if self.seal is None else self.seal.with_digests(current)
+        self.engine.register_arrow(view, compared)
         try:
-            ledger_cols = {c.lower() for c in self.columns}
-            shared = [c for c in current.column_names if c.lower() in ledger_cols and c != "member_id"]
-            changed = " OR ".join(f"c.{quote(c)} IS DISTINCT FROM l.{quote(c)}" for c in shared) or "FALSE"
-            if ledger_cols != {c.lower() for c in current.column_names}:
-                changed = "TRUE"
+            changed = " OR ".join(f"c.{quote(c)} IS DISTINCT FROM l.{quote(c)}" for c in self.compared) or "FALSE"
             # new or changed members, in one pass; those refused before with these very
             # identifiers are held back (marked, then dropped here)
-            same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in current.column_names)
+            same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM c.{quote(c)}" for c in ["member_id", *self.compared])
             candidates = self.engine.query(
                 f"SELECT c.*, EXISTS (SELECT 1 FROM {self.refused} AS r WHERE r.member_id = c.member_id AND {same}) "
                 f"AS _tl_refused FROM {view} AS c LEFT JOIN {self.table} AS l ON l.member_id = c.member_id "
@@ -263,7 +293,7 @@ class Ledger:
                 f"WHERE c.member_id IS NULL OR {changed} ORDER BY l.member_id")
         finally:
             self.engine.unregister(view)
-        return adds.select(current.column_names).cast(current.schema), removes
+        return adds.select(current.column_names).cast(current.schema), self.seal.unseal(removes) if self.seal else removes
 
     def apply(self, op: str, chunk: pa.Table, result: PushResult) -> None:
         """Move the ledger by one confirmed request: removed rows leave, accepted adds enter."""
@@ -284,13 +314,12 @@ class Ledger:
                     self.engine.execute(f"DELETE FROM {self.refused} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
                     if rejected:
                         refused = chunk.filter(pc.is_in(chunk.column("member_id"), value_set=pa.array(sorted(rejected))))
-                        self.engine.register_arrow(view + "_ref", refused.select(self.schema.names))
+                        self.engine.register_arrow(view + "_ref", self.stored(refused))
                         try:
                             self.engine.execute(f"INSERT INTO {self.refused} SELECT * FROM {view}_ref")
                         finally:
                             self.engine.unregister(view + "_ref")
-                    accepted = without_rejected(chunk, result) if rejected else chunk
-                    accepted = accepted.select([c for c in self.schema.names if c in accepted.column_names])
+                    accepted = self.stored(without_rejected(chunk, result) if rejected else chunk)
                     self.engine.execute(f"DELETE FROM {self.table} WHERE member_id IN (SELECT member_id FROM {view}_ids)")
                     self.engine.register_arrow(view, accepted)
                     try:
@@ -303,12 +332,24 @@ class Ledger:
 
     def replace(self, rows: pa.Table) -> None:
         view = f"_tl_push_{uuid.uuid4().hex[:8]}"
-        self.engine.register_arrow(view, rows)
+        self.engine.register_arrow(view, self.stored(rows))
         try:
             with self.engine.transaction():
                 self.engine.run([f"DELETE FROM {self.table}", f"INSERT INTO {self.table} SELECT * FROM {view}"])
         finally:
             self.engine.unregister(view)
+
+
+def _seal(store: ProfileStore, dest: AudienceDestination) -> Seal | None:
+    """The seal for a destination's `ledger_encrypted` columns (the store's secret is made if
+    it has none yet); None when it has none."""
+    if not dest.ledger_encrypted:
+        return None
+    from threadline_profiles.activation.secret import store_secret
+
+    secret = store_secret(store, create=True)
+    assert secret is not None
+    return Seal(tuple(dest.ledger_encrypted), secret)
 
 
 def ledger_member_ids(store: ProfileStore, activation: str) -> set[str]:
@@ -381,12 +422,6 @@ def _audience_min_size(store: ProfileStore, audience: str) -> int:
     audiences = getattr(store.config, "audiences", None) or {}
     spec = audiences.get(audience)
     return int(getattr(spec, "min_size", 0) or 0)
-
-
-
-
-
-
 
 
 def outcome_dict(outcome: PushOutcome) -> dict[str, Any]:

@@ -104,6 +104,11 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def compact(self) -> str:
+        """Rewrite the store so that no freed space still holds deleted rows (after an
+        erasure); returns what was done, for messages."""
+
     @property
     @abstractmethod
     def location(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -54,14 +55,18 @@ class DuckDBEngine(Engine):
     def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection | None = None,
                  memory_limit: str | None = None) -> None:
         self.path = Path(path)
-        self.con = connection if connection is not None else connect_duckdb(self.path)
-        if connection is None:
-            self.con.execute("SET enable_progress_bar = false")
-            # No stage relies on the order rows were inserted in (each ordered read says so);
-            # without it DuckDB can stream and spill large CREATE TABLE ... AS and DISTINCT.
-            self.con.execute("SET preserve_insertion_order = false")
-        if memory_limit and connection is None:
-            self.con.execute(f"SET memory_limit = {lit(memory_limit)}")
+        self.memory_limit = memory_limit
+        self.con = connection if connection is not None else self._connect()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = connect_duckdb(self.path)
+        con.execute("SET enable_progress_bar = false")
+        # No stage relies on the order rows were inserted in (each ordered read says so);
+        # without it DuckDB can stream and spill large CREATE TABLE ... AS and DISTINCT.
+        con.execute("SET preserve_insertion_order = false")
+        if self.memory_limit:
+            con.execute(f"SET memory_limit = {lit(self.memory_limit)}")
+        return con
 
     @property
     def location(self) -> str:
@@ -113,6 +118,31 @@ class DuckDBEngine(Engine):
 
     def handle(self) -> DuckDBEngine:
         return DuckDBEngine(self.path, self.con.cursor())
+
+    def compact(self) -> str:
+        """Copy the store into a fresh file and swap it in: DuckDB reuses the blocks of deleted
+        rows but never clears them, so erased people stay readable in the file until it is
+        rewritten. A crash before the swap leaves the old file whole (and the copy is remade
+        next time). Other handles of this engine are invalid afterwards."""
+        fresh = self.path.with_name(self.path.name + ".compact")
+        fresh.unlink(missing_ok=True)
+        database = self.con.execute("SELECT current_database()").fetchone()[0]
+        self.con.execute("CHECKPOINT")
+        self.con.execute(f"ATTACH {lit(str(fresh))} AS tl_compact")
+        try:
+            self.con.execute(f'COPY FROM DATABASE "{database}" TO tl_compact')
+        finally:
+            self.con.execute("DETACH tl_compact")
+        before = self.path.stat().st_size
+        self.con.close()
+        os.replace(fresh, self.path)
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+        self.con = self._connect()
+        return f"file rewritten, {before / 1e6:.1f} MB → {self.path.stat().st_size / 1e6:.1f} MB"
 
     def close(self) -> None:
         self.con.close()
