@@ -1,0 +1,158 @@
+"""Group commit: many requests' lines made durable by one write and one fdatasync per stream.
+
+Request handlers (on the collector's event loop) hand their lines to `GroupCommit.append` and
+wait. One writer thread takes everything queued since its last round, writes it to each
+stream's segment, syncs each stream touched once, and then wakes every handler of the round:
+each answers 200 only after its lines are on disk. Under load a round holds many requests, so
+the cost of a sync is shared (that is the whole point); alone, a request waits for one sync.
+
+The disk budget: the log's bytes on disk (every stream and the quarantine) stay under
+`disk_budget_bytes`. A request that would pass it is refused (`DiskBudgetFull`, answered 429
+with Retry-After) before anything is written. The writer thread makes room when the log is
+near its budget: it seals segments that every follower has read to the end and removes the
+segments they have read past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from threadline_events.log import SegmentWriter, StreamLog
+
+log = logging.getLogger("threadline.events.collector")
+
+ROOM_CHECK_SECONDS = 1.0  # how often the writer looks for room while the log is near its budget
+NEAR_BUDGET = 0.8  # the share of the budget past which the writer makes room
+
+
+class DiskBudgetFull(Exception):
+    """The log is at its disk budget until followers read on; try again later."""
+
+
+@dataclass
+class _Append:
+    stream: str
+    data: bytes
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommit:
+    """The collector's writing end of the log: one writer thread, many waiting requests."""
+
+    def __init__(self, folder: Path, streams: list[str], *, segment_bytes: int, disk_budget_bytes: int) -> None:
+        self.folder = Path(folder)
+        self.budget = disk_budget_bytes
+        self.writers = {name: SegmentWriter(self.folder / name, segment_bytes) for name in streams}
+        self.used = self._measure()
+        self.rounds = 0  # syncs done (each covers every request of its round)
+        self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._reserved = 0  # bytes accepted but not yet written
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="event-log-writer", daemon=True)
+        self._last_room = 0.0
+
+    def start(self) -> GroupCommit:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop (the writers are closed)."""
+        self._queue.put(None)
+        self._thread.join()
+        for writer in self.writers.values():
+            writer.close()
+
+    async def append(self, stream: str, data: bytes) -> None:
+        """Return once `data` (whole lines) is durable in `stream`; raise DiskBudgetFull without
+        writing anything when it would pass the disk budget."""
+        with self._lock:
+            if self.used + self._reserved + len(data) > self.budget:
+                raise DiskBudgetFull()
+            self._reserved += len(data)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Append(stream, data, future, loop))
+        await asyncio.shield(future)  # a client that hangs up does not cancel the write
+
+    # ---- the writer thread
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=ROOM_CHECK_SECONDS)
+            except queue.Empty:
+                self._make_room_if_near_budget()
+                continue
+            batch = [first]
+            while True:  # everything queued meanwhile joins this round
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = any(item is None for item in batch)
+            self._commit([item for item in batch if item is not None])
+            if stopping:
+                return
+
+    def _commit(self, batch: list[_Append]) -> None:
+        if not batch:
+            return
+        by_stream: dict[str, list[_Append]] = {}
+        for item in batch:
+            by_stream.setdefault(item.stream, []).append(item)
+        error: BaseException | None = None
+        written = 0
+        try:
+            for stream, items in by_stream.items():
+                data = b"".join(item.data for item in items)
+                self.writers[stream].write(data)
+                written += len(data)
+            for stream in by_stream:
+                self.writers[stream].sync()
+            self.rounds += 1
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            error = exc
+            log.error("the event log could not be written (%s: %s); the requests of this round are refused",
+                      type(exc).__name__, exc)
+        with self._lock:
+            self._reserved -= sum(len(item.data) for item in batch)
+            self.used += written
+        for item in batch:
+            item.loop.call_soon_threadsafe(_settle, item.future, error)
+        if error is None:
+            for stream in by_stream:
+                self.writers[stream].rotate_if_full()
+            self._make_room_if_near_budget()
+
+    def _make_room_if_near_budget(self) -> None:
+        if self.used < NEAR_BUDGET * self.budget or time.monotonic() - self._last_room < ROOM_CHECK_SECONDS:
+            return
+        self._last_room = time.monotonic()
+        for name, writer in self.writers.items():
+            followers = writer.log.followers()
+            if followers and min(followers.values()) >= writer.end:  # every reader is at the end
+                writer.rotate_if_full(force=True)
+            writer.log.remove_read_segments()
+        used = self._measure()
+        with self._lock:
+            self.used = used
+
+    def _measure(self) -> int:
+        folders = [self.folder / name for name in self.writers]
+        return sum(StreamLog(f).bytes_on_disk() for f in folders)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
