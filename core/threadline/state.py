@@ -42,6 +42,9 @@ create table if not exists run_streams (
   seconds real, outcome text, error text, metrics text,
   primary key (run_id, source, stream)
 );
+create table if not exists run_latency (
+  run_id text primary key, records integer, p50 real, p95 real, p99 real, max real
+);
 create table if not exists run_steps (
   run_id text not null, position integer not null, destination text not null, step text not null,
   outcome text not null, summary text, error text,
@@ -77,6 +80,17 @@ class StreamRun:
 
 
 @dataclass
+class RunLatency:
+    """Seconds from each record's arrival to the end of its follow-mode micro-batch."""
+
+    records: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass
 class RunRecord:
     run_id: str
     job: str
@@ -86,6 +100,7 @@ class RunRecord:
     error: str | None = None
     streams: list[StreamRun] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)  # what destinations did after the streams
+    latency: RunLatency | None = None  # follow mode: arrival → end of the micro-batch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,6 +195,11 @@ class StateStore:
                 [(run.run_id, i, s.destination, s.step, s.outcome, s.summary, s.error) for i, s in enumerate(run.steps)],
             )
 
+    def save_latency(self, run_id: str, latency: RunLatency) -> None:
+        with self._lock:
+            self._db.execute("insert or replace into run_latency values (?,?,?,?,?,?)",
+                             (run_id, latency.records, latency.p50, latency.p95, latency.p99, latency.max))
+
     def runs(self, job: str, limit: int = 20) -> list[RunRecord]:
         with self._lock:
             rows = self._db.execute(
@@ -206,7 +226,10 @@ class StateStore:
                         (run_id,),
                     ).fetchall()
                 ]
-                records.append(RunRecord(run_id, job_, started, finished, outcome, error, streams, steps))
+                latency = self._db.execute(
+                    "select records, p50, p95, p99, max from run_latency where run_id=?", (run_id,)).fetchone()
+                records.append(RunRecord(run_id, job_, started, finished, outcome, error, streams, steps,
+                                         RunLatency(*latency) if latency else None))
         return records
 
     # ---- quarantine

@@ -78,7 +78,7 @@ def shopify_events(topic: str, body: bytes, headers: dict[str, str], received_at
     if topic in SHOPIFY_IDENTIFY:
         customer = payload
     when = parse_time(payload.get("updated_at") if topic != "orders/create" else payload.get("created_at"))
-    is_order = topic.startswith(("orders/", "checkouts/"))
+    is_order = topic.startswith("orders/")  # a checkout is not an order until it is paid
     return [envelope(
         message_id=message_id,
         type="identify" if topic in SHOPIFY_IDENTIFY else "track",
