@@ -100,3 +100,64 @@ def log_lines(folder: Path) -> list[bytes]:
 def sync(job: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*THREADLINE, "--log-format", "plain", "sync", str(job), *args], capture_output=True,
                           text=True, cwd=job.parent, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+
+
+def shopper_events(people: int, start: int = 0) -> list[dict[str, Any]]:
+    """Envelopes of a small shop's visitors: each identifies, consents to ads, starts a checkout;
+    every third one orders. Deterministic (message ids and times from the person's number)."""
+    from datetime import datetime, timedelta, timezone
+
+    from threadline_events.envelope import envelope, timestamp_text
+
+    base = datetime.now(timezone.utc) - timedelta(hours=1)
+    rows = []
+    for n in range(start, start + people):
+        at = timestamp_text(base + timedelta(seconds=n))
+        person = {"user_id": f"user{n}", "email": f"shopper{n}@example.com", "timestamp": at, "received_at": at}
+        rows.append(envelope(message_id=f"id-{n}", type="identify", first_name="Sam", last_name=f"Doe{n}", **person))
+        rows.append(envelope(message_id=f"consent-{n}", type="track", event="Ads Consent Granted", **person))
+        rows.append(envelope(message_id=f"checkout-{n}", type="track", event="Checkout Started", **person))
+        if n % 3 == 0:
+            order_at = timestamp_text(base + timedelta(seconds=n, milliseconds=500))
+            rows.append(envelope(message_id=f"order-{n}", type="track", event="Order Completed", order_id=f"o{n}",
+                                 total=30.0, currency="EUR", **{**person, "timestamp": order_at}))
+    return rows
+
+
+def fill_log(folder: Path, rows: list[dict[str, Any]], segment_bytes: int = 64 << 20) -> int:
+    """Append envelopes to a stream's log as the collector would (synced); returns its end offset."""
+    from threadline_events.envelope import line
+    from threadline_events.log import SegmentWriter
+
+    writer = SegmentWriter(folder, segment_bytes)
+    try:
+        writer.write(b"".join(line(r) for r in rows))
+        writer.sync()
+        writer.rotate_if_full()
+        return writer.end
+    finally:
+        writer.close()
+
+
+def profiles_destination(**extra: Any) -> dict[str, Any]:
+    """A profile store for the web stream: identities, orders, checkouts, ad consent, and an
+    abandoned-cart audience (`extra` adds activations and the like)."""
+    return {"connector": "profiles", "config": {
+        "path": "profiles.duckdb",
+        "mappings": {"site.web": {
+            "identifiers": {"user_id": "customer_id:web", "anonymous_id": "device_id", "email": "email"},
+            "traits": {"first_name": "first_name", "last_name": "last_name"},
+            "events": {"timestamp": "timestamp", "name": "event"},
+            "orders": {"order_id": "order_id", "timestamp": "timestamp", "amount": "total", "currency": "currency"},
+            "consent": {"channel": "advertising", "column": "event", "granted": ["Ads Consent Granted"],
+                        "denied": ["Ads Consent Withdrawn"], "timestamp": "timestamp"},
+        }},
+        "traits": {"computed": {"last_checkout_at": {"aggregate": "max", "of": "events.timestamp",
+                                                     "filter": {"name": ["Checkout Started"]}}}},
+        "audiences": {
+            "recent_buyers": {"where": "last_order_at within 7d"},
+            "abandoned_cart": {"where": "last_checkout_at within 14d and (last_order_at is null or "
+                                        "last_order_at < last_checkout_at)"},
+        },
+        **extra,
+    }}
