@@ -13,10 +13,11 @@ it is refused with `Unusable`, and the collector quarantines it with the reason.
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 UTC = pa.timestamp("us", tz="UTC")
@@ -45,11 +46,28 @@ SCHEMA = pa.schema([
 FIELDS = tuple(SCHEMA.names)
 
 SEGMENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
-IDENTIFIERS = ("user_id", "anonymous_id", "email", "phone")
 
 
 class Unusable(ValueError):
     """An event the log cannot take; the message is the reason kept with it in quarantine."""
+
+
+# What pyarrow.json reads as a timestamp: ISO 8601, up to microseconds, an optional zone. A
+# sender's text in this form is kept as it is (checked by datetime.fromisoformat, which knows
+# that February has no 30th); any other form is parsed and rewritten.
+_ARROW_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+
+
+def event_time(value: Any) -> str | None:
+    """A sender's timestamp as text pyarrow reads, or None when it is not a time."""
+    if type(value) is str and _ARROW_ISO.match(value):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return value
+    moment = parse_time(value)
+    return timestamp_text(moment) if moment else None
 
 
 def timestamp_text(moment: datetime) -> str:
@@ -69,10 +87,11 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:
+        return value.strip() or None
     if value is None or isinstance(value, (dict, list)):
         return None
-    text = str(value).strip()
-    return text or None
+    return str(value).strip() or None
 
 
 def _number(value: Any) -> float | None:
@@ -89,39 +108,33 @@ def _number(value: Any) -> float | None:
 
 
 def _json(value: Any) -> str | None:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else None
-
-
-def _first(mapping: dict[str, Any] | None, *names: str) -> Any:
-    if not isinstance(mapping, dict):
-        return None
-    for name in names:
-        value = mapping.get(name)
-        if value not in (None, ""):
-            return value
-    return None
+    return orjson.dumps(value, default=str).decode() if value else None
 
 
 def content_id(prefix: str, payload: Any) -> str:
     """A message id made from the content, for senders that give none: a resent copy gets the
     same id, so it is deduplicated like a retried Segment call."""
-    canonical = payload if isinstance(payload, bytes) else json.dumps(payload, sort_keys=True, default=str).encode()
+    canonical = payload if isinstance(payload, bytes) else orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str)
     return f"{prefix}:{hashlib.sha256(canonical).hexdigest()[:32]}"
 
 
 def envelope(**values: Any) -> dict[str, Any]:
     """A complete envelope: every field, None where not given. Raises Unusable when it names nobody."""
-    row = {name: values.get(name) for name in FIELDS}
-    if not any(row[name] for name in IDENTIFIERS):
+    return _usable({name: values.get(name) for name in FIELDS})
+
+
+def _usable(row: dict[str, Any]) -> dict[str, Any]:
+    if not (row["user_id"] or row["anonymous_id"] or row["email"] or row["phone"]):
         raise Unusable("no identifier: the event has no userId, anonymousId, email or phone, so it cannot join a profile")
     if not row["message_id"]:
         raise Unusable("no message id")
     return row
 
 
-def from_segment(message: Any, received_at: datetime, *, kind: str | None = None,
+def from_segment(message: Any, received_at: str, *, kind: str | None = None,
                  batch_context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One message of Segment's tracking API (what `analytics.track(...)` and friends send)."""
+    """One message of Segment's tracking API (what `analytics.track(...)` and friends send).
+    `received_at` is the collector's time for the request, as `timestamp_text` writes it."""
     if not isinstance(message, dict):
         raise Unusable(f"an event must be a JSON object, not {type(message).__name__}")
     kind = kind or message.get("type")
@@ -129,37 +142,46 @@ def from_segment(message: Any, received_at: datetime, *, kind: str | None = None
         raise Unusable(f"unknown event type {kind!r}; expected one of {', '.join(SEGMENT_TYPES)}")
     if kind == "track" and not _text(message.get("event")):
         raise Unusable("a track call needs an `event` name")
-    context = message.get("context") if isinstance(message.get("context"), dict) else {}
+    context = message.get("context")
+    context = context if type(context) is dict else {}
     if batch_context:
         context = {**batch_context, **context}
-    traits = message.get("traits") if isinstance(message.get("traits"), dict) else {}
-    properties = message.get("properties") if isinstance(message.get("properties"), dict) else {}
-    known = {**(context.get("traits") if isinstance(context.get("traits"), dict) else {}), **traits}
-    when = parse_time(message.get("timestamp")) or parse_time(message.get("originalTimestamp")) or received_at
+    traits = message.get("traits")
+    traits = traits if type(traits) is dict else {}
+    properties = message.get("properties")
+    properties = properties if type(properties) is dict else {}
+    context_traits = context.get("traits")
+    known = {**context_traits, **traits} if type(context_traits) is dict else traits
+    when = event_time(message.get("timestamp")) or event_time(message.get("originalTimestamp")) or received_at
     name = message.get("event") if kind == "track" else message.get("name") if kind in ("page", "screen") else None
-    return envelope(
-        message_id=_text(message.get("messageId")) or content_id("tl", message),
-        type=kind,
-        event=_text(name),
-        user_id=_text(message.get("userId")),
-        anonymous_id=_text(message.get("anonymousId")),
-        email=_text(_first(known, "email") or _first(properties, "email")),
-        phone=_text(_first(known, "phone") or _first(properties, "phone")),
-        first_name=_text(_first(known, "firstName", "first_name")),
-        last_name=_text(_first(known, "lastName", "last_name")),
-        group_id=_text(message.get("groupId")),
-        previous_id=_text(message.get("previousId")),
-        order_id=_text(_first(properties, "order_id", "orderId")),
-        total=_number(_first(properties, "total", "revenue", "value")),
-        currency=_text(_first(properties, "currency")),
-        timestamp=timestamp_text(when),
-        received_at=timestamp_text(received_at),
-        properties=_json(properties),
-        traits=_json(traits),
-        context=_json(context),
-    )
+    get = properties.get
+    total = get("total")
+    if total is None:
+        total = get("revenue") if get("revenue") is not None else get("value")
+    # built as a literal, in FIELDS order: this runs for every event the collector takes
+    return _usable({
+        "message_id": _text(message.get("messageId")) or content_id("tl", message),
+        "type": kind,
+        "event": _text(name),
+        "user_id": _text(message.get("userId")),
+        "anonymous_id": _text(message.get("anonymousId")),
+        "email": _text(known.get("email") or get("email")),
+        "phone": _text(known.get("phone") or get("phone")),
+        "first_name": _text(known.get("firstName") or known.get("first_name")),
+        "last_name": _text(known.get("lastName") or known.get("last_name")),
+        "group_id": _text(message.get("groupId")),
+        "previous_id": _text(message.get("previousId")),
+        "order_id": _text(get("order_id") or get("orderId")),
+        "total": _number(total),
+        "currency": _text(get("currency")),
+        "timestamp": when,
+        "received_at": received_at,
+        "properties": _json(properties),
+        "traits": _json(traits),
+        "context": _json(context),
+    })
 
 
 def line(row: dict[str, Any]) -> bytes:
     """One envelope as a log line. JSON escapes newlines inside strings, so a line is an event."""
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return orjson.dumps(row) + b"\n"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
+import orjson
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
@@ -67,7 +67,7 @@ SHOPIFY_EVENTS = {  # topic → the Segment e-commerce event it is
 SHOPIFY_IDENTIFY = ("customers/create", "customers/update", "customers/enable", "customers/disable")
 
 
-def shopify_events(topic: str, body: bytes, headers: dict[str, str], received_at: datetime) -> list[dict[str, Any]]:
+def shopify_events(topic: str, body: bytes, headers: dict[str, str], received_at: str) -> list[dict[str, Any]]:
     """One Shopify webhook (an order, a checkout or a customer) as one envelope."""
     payload = _json_object(body)
     delivery = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
@@ -91,15 +91,15 @@ def shopify_events(topic: str, body: bytes, headers: dict[str, str], received_at
         order_id=_text(payload.get("id")) if is_order else None,
         total=_number(payload.get("total_price")) if is_order else None,
         currency=_text(payload.get("currency")) if is_order else None,
-        timestamp=timestamp_text(when or received_at),
-        received_at=timestamp_text(received_at),
+        timestamp=timestamp_text(when) if when else received_at,
+        received_at=received_at,
         properties=None if topic in SHOPIFY_IDENTIFY else _json(payload),
         traits=_json(customer) if topic in SHOPIFY_IDENTIFY else None,
         context=_json({k: v for k, v in context.items() if v}),
     )]
 
 
-def klaviyo_events(body: bytes, received_at: datetime) -> list[dict[str, Any] | Exception]:
+def klaviyo_events(body: bytes, received_at: str) -> list[dict[str, Any] | Exception]:
     """A Klaviyo system webhook: up to 1,000 events under `data`, each the shape of a Get Event
     answer. An event naming nobody comes back as an exception (to quarantine), not raised."""
     payload = _json_object(body)
@@ -115,7 +115,7 @@ def klaviyo_events(body: bytes, received_at: datetime) -> list[dict[str, Any] | 
     return out
 
 
-def _klaviyo_event(item: Any, received_at: datetime) -> dict[str, Any]:
+def _klaviyo_event(item: Any, received_at: str) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise ValueError("an item of a Klaviyo webhook's `data` must be an object")
     topic = str(item.get("topic") or "")
@@ -140,8 +140,8 @@ def _klaviyo_event(item: Any, received_at: datetime) -> dict[str, Any]:
         phone=_text(profile.get("phone_number")),
         first_name=_text(profile.get("first_name")),
         last_name=_text(profile.get("last_name")),
-        timestamp=timestamp_text(when or received_at),
-        received_at=timestamp_text(received_at),
+        timestamp=timestamp_text(when) if when else received_at,
+        received_at=received_at,
         properties=_json(properties),
         context=_json({"topic": topic}),
     )
@@ -150,7 +150,7 @@ def _klaviyo_event(item: Any, received_at: datetime) -> dict[str, Any]:
 MAILCHIMP_IDENTIFY = ("profile", "upemail")
 
 
-def mailchimp_events(body: bytes, received_at: datetime) -> list[dict[str, Any]]:
+def mailchimp_events(body: bytes, received_at: str) -> list[dict[str, Any]]:
     """A Mailchimp webhook: a form (`type=unsubscribe&fired_at=...&data[email]=...`)."""
     try:
         form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body)))
@@ -170,8 +170,8 @@ def mailchimp_events(body: bytes, received_at: datetime) -> list[dict[str, Any]]
         phone=_text(data.get("merges.PHONE")),
         first_name=_text(data.get("merges.FNAME")),
         last_name=_text(data.get("merges.LNAME")),
-        timestamp=timestamp_text(when or received_at),
-        received_at=timestamp_text(received_at),
+        timestamp=timestamp_text(when) if when else received_at,
+        received_at=received_at,
         properties=_json(data),
         context=_json({"list_id": data.get("list_id")} if data.get("list_id") else {}),
     )]
@@ -179,8 +179,8 @@ def mailchimp_events(body: bytes, received_at: datetime) -> list[dict[str, Any]]
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise BadPayload(f"malformed JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise BadPayload("the body must be a JSON object")
