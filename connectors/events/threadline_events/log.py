@@ -201,8 +201,10 @@ def _whole_lines(path: Path, position: int, limit: int, max_bytes: int) -> bytes
             more = handle.read(min(_READ_CHUNK, limit - len(data)))
             if not more:
                 break
+            end = more.find(b"\n")
+            if end >= 0:
+                cut = len(data) + end
             data += more
-            cut = data.rfind(b"\n")
     return data[: cut + 1] if cut >= 0 else b""
 
 
