@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 
+import duckdb
 import requests
 from threadline_events.testing import (
     KLAVIYO_SECRET,
@@ -16,6 +18,7 @@ from threadline_events.testing import (
     free_port,
     log_lines,
     start_collector,
+    sync,
     write_job,
 )
 from threadline_events.webhooks import klaviyo_signature, shopify_signature
@@ -166,3 +169,28 @@ def test_personal_data_in_events_never_appears_in_the_collectors_logs(tmp_path):
     assert "accepted" in output  # it did log
     for value in ["zelda", "Zelda", "quantrill", "5550199", "uid-zq-7781", MAILCHIMP_SECRET, WRITE_KEY]:
         assert value not in output
+
+
+def test_segments_every_follower_read_past_are_removed_and_a_full_budget_frees_up(tmp_path):
+    port = free_port()
+    job = write_job(tmp_path, events_config(port, disk_budget_bytes=65536, segment_bytes=4096))
+    running = start_collector(job, port)
+    try:
+        n = 0
+        while requests.post(f"{running.url}/v1/batch", json={"batch": [track(f"u{n}")]},
+                            auth=(WRITE_KEY, "")).status_code == 200:
+            n += 1
+        full = len(list((running.log / "web").glob("*.jsonl")))
+        for _ in range(2):  # the second read records that the first one's offset was committed
+            assert sync(job).returncode == 0
+        deadline = time.monotonic() + 30
+        while requests.post(f"{running.url}/v1/batch", json={"batch": [track("later")]},
+                            auth=(WRITE_KEY, "")).status_code == 429:
+            assert time.monotonic() < deadline, "the budget never freed up"
+            time.sleep(0.2)
+        assert len(list((running.log / "web").glob("*.jsonl"))) < full
+    finally:
+        running.stop()
+    assert sync(job).returncode == 0
+    with duckdb.connect(str(tmp_path / "store.duckdb"), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM site__web").fetchall() == [(n + 1,)]  # nothing lost to retention

@@ -8,9 +8,9 @@ the cost of a sync is shared (that is the whole point); alone, a request waits f
 
 The disk budget: the log's bytes on disk (every stream and the quarantine) stay under
 `disk_budget_bytes`. A request that would pass it is refused (`DiskBudgetFull`, answered 429
-with Retry-After) before anything is written. The writer thread makes room when the log is
-near its budget: it seals segments that every follower has read to the end and removes the
-segments they have read past.
+with Retry-After) before anything is written. The writer thread removes, once a second, the
+sealed segments every follower has read past; near the budget it also seals active segments
+every follower has read to the end, so those can go too.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from threadline_events.log import SegmentWriter, StreamLog
 
 log = logging.getLogger("threadline.events.collector")
 
-ROOM_CHECK_SECONDS = 1.0  # how often the writer looks for room while the log is near its budget
-NEAR_BUDGET = 0.8  # the share of the budget past which the writer makes room
+ROOM_CHECK_SECONDS = 1.0  # how often the writer removes what every follower has read
+NEAR_BUDGET = 0.8  # past this share of the budget, caught-up active segments are sealed so they can go too
 
 
 class DiskBudgetFull(Exception):
@@ -56,7 +56,7 @@ class GroupCommit:
         self._reserved = 0  # bytes accepted but not yet written
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="event-log-writer", daemon=True)
-        self._last_room = 0.0
+        self._last_tidy = 0.0
 
     def start(self) -> GroupCommit:
         self._thread.start()
@@ -88,7 +88,7 @@ class GroupCommit:
             try:
                 first = self._queue.get(timeout=ROOM_CHECK_SECONDS)
             except queue.Empty:
-                self._make_room_if_near_budget()
+                self._tidy()
                 continue
             batch = [first]
             while True:  # everything queued meanwhile joins this round
@@ -129,20 +129,25 @@ class GroupCommit:
         if error is None:
             for stream in by_stream:
                 self.writers[stream].rotate_if_full()
-            self._make_room_if_near_budget()
+            self._tidy()
 
-    def _make_room_if_near_budget(self) -> None:
-        if self.used < NEAR_BUDGET * self.budget or time.monotonic() - self._last_room < ROOM_CHECK_SECONDS:
+    def _tidy(self) -> None:
+        """Remove the segments every follower has read past (at most once a second). Near the
+        budget, first seal active segments whose followers are all at their end, so they can go."""
+        if time.monotonic() - self._last_tidy < ROOM_CHECK_SECONDS:
             return
-        self._last_room = time.monotonic()
-        for name, writer in self.writers.items():
+        self._last_tidy = time.monotonic()
+        near = self.used >= NEAR_BUDGET * self.budget
+        freed = 0
+        for writer in self.writers.values():
             followers = writer.log.followers()
-            if followers and min(followers.values()) >= writer.end:  # every reader is at the end
+            if near and followers and min(followers.values()) >= writer.end:
                 writer.rotate_if_full(force=True)
-            writer.log.remove_read_segments()
-        used = self._measure()
-        with self._lock:
-            self.used = used
+            freed += writer.log.remove_read_segments()
+        if freed or near:
+            used = self._measure()
+            with self._lock:
+                self.used = used
 
     def _measure(self) -> int:
         folders = [self.folder / name for name in self.writers]
