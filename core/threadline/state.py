@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -282,26 +282,33 @@ class Quarantine:
 def job_lock(folder: Path, job: str, wait: bool = False) -> Iterator[None]:
     """Hold the job's lock for a run. A second sync of the same job waits (`wait=True`) or
     stops with a message naming the run that holds it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{job}.lock"
+    refusal = lambda holder: JobLockedError(  # noqa: E731
+        f"job {job!r} is already being synced ({holder})",
+        hint="wait for that run to finish, or run `threadline sync --wait` to queue behind it")
+    with file_lock(folder / f"{job}.lock", refusal, wait=wait):
+        yield
+
+
+@contextmanager
+def file_lock(path: Path, refusal: Callable[[str], Exception], wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (flock, released when the process ends, however it
+    ends). When another process holds it: wait, or raise `refusal(holder)`, where holder is
+    what that process wrote in the file (its pid and since when)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise JobLockedError(
-                f"job {job!r} is already being synced ({holder})",
-                hint="wait for that run to finish, or run `threadline sync --wait` to queue behind it",
-            ) from None
+            raise refusal(handle.read().strip() or "another process") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()}, started {utcnow()}")
+        handle.write(f"pid {os.getpid()}, since {utcnow()}")
         handle.flush()
         yield
     finally:
-        handle.close()  # closing releases the flock; the file stays for the next run
+        handle.close()  # closing releases the flock; the file stays for the next holder
 
 
 def new_run_id() -> str:

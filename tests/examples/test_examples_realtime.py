@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +19,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("threadline_events", reason="install connectors/events (python3 dev.py setup does)")
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def wait_until(condition, seconds: float = 180):  # type: ignore[no-untyped-def]
@@ -54,7 +43,9 @@ def test_the_realtime_example_takes_a_buyer_out_of_the_abandoned_cart_audience_o
     folder = tmp_path / "realtime"
     shutil.copytree(ROOT / "examples" / "realtime", folder,
                     ignore=shutil.ignore_patterns(".threadline", "*.duckdb*", "*_reports", "events"))
-    shop, meta, collector = free_ports(3)
+    from threadline_events.testing import free_port
+
+    shop, meta, collector = free_port(), free_port(), free_port()
     env = {**os.environ, "COLLECTOR_PORT": str(collector), "META_URL": f"http://127.0.0.1:{meta}"}
     threadline = [sys.executable, "-m", "threadline"]
     processes = [subprocess.Popen([*threadline, "sandbox", f"shopify={shop}", f"meta_audiences={meta}"], env=env, cwd=folder,

@@ -88,7 +88,7 @@ def test_a_group_commit_round_syncs_many_requests_once(tmp_path):
     log = GroupCommit(tmp_path, ["web"], segment_bytes=1 << 20, disk_budget_bytes=1 << 20)
 
     async def many() -> None:
-        waiting = [asyncio.create_task(log.append("web", lines(n))) for n in range(50)]
+        waiting = [asyncio.create_task(log.append({"web": lines(n)})) for n in range(50)]
         await asyncio.sleep(0.05)  # all queued before the writer starts
         log.start()
         await asyncio.gather(*waiting)
@@ -100,11 +100,26 @@ def test_a_group_commit_round_syncs_many_requests_once(tmp_path):
 
 
 def test_an_append_past_the_disk_budget_is_refused_before_anything_is_written(tmp_path):
-    log = GroupCommit(tmp_path, ["web"], segment_bytes=1 << 20, disk_budget_bytes=100).start()
+    log = GroupCommit(tmp_path, ["web", "quarantine"], segment_bytes=1 << 20, disk_budget_bytes=100).start()
     try:
-        asyncio.run(log.append("web", b"x" * 60 + b"\n"))
+        asyncio.run(log.append({"web": b"x" * 60 + b"\n"}))
         with pytest.raises(DiskBudgetFull):
-            asyncio.run(log.append("web", b"y" * 60 + b"\n"))
+            asyncio.run(log.append({"web": b"y" * 30 + b"\n", "quarantine": b"z" * 30 + b"\n"}))
     finally:
         log.stop()
     assert os.path.getsize(StreamLog(tmp_path / "web").segments()[0].path) == 61
+    assert StreamLog(tmp_path / "quarantine").end() == 0  # neither part of the refused request
+
+
+def test_a_round_whose_write_fails_leaves_nothing_of_it_in_the_log(tmp_path):
+    log = GroupCommit(tmp_path, ["web", "quarantine"], segment_bytes=1 << 20, disk_budget_bytes=1 << 20).start()
+    try:
+        asyncio.run(log.append({"web": lines(1)}))
+        broken = log.writers["quarantine"]
+        broken.sync = lambda: (_ for _ in ()).throw(OSError(28, "No space left on device"))  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            asyncio.run(log.append({"web": lines(2), "quarantine": lines(3)}))
+    finally:
+        log.stop()
+    assert StreamLog(tmp_path / "web").read(0, 1 << 20)[0] == lines(1)
+    assert StreamLog(tmp_path / "quarantine").end() == 0

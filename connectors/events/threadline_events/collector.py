@@ -139,10 +139,7 @@ class Collector:
         good = b"".join(env.line(r) for r in rows if not isinstance(r, Exception))
         bad = b"".join(_quarantined(stream, str(r), item) for r, item in zip(rows, raw) if isinstance(r, Exception))
         try:
-            if good:
-                await self.log.append(stream, good)
-            if bad:
-                await self.log.append(QUARANTINE, bad)
+            await self.log.append({stream: good, QUARANTINE: bad})  # both, or neither
         except DiskBudgetFull:
             retry = self.config.collector.retry_after_seconds
             raise Refused(429, "disk_budget", f"the event log is at its disk budget until its readers catch up; "

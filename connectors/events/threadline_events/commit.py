@@ -37,10 +37,13 @@ class DiskBudgetFull(Exception):
 
 @dataclass
 class _Append:
-    stream: str
-    data: bytes
+    parts: dict[str, bytes]  # one request's lines, by stream
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for data in self.parts.values())
 
 
 class GroupCommit:
@@ -69,17 +72,18 @@ class GroupCommit:
         for writer in self.writers.values():
             writer.close()
 
-    async def append(self, stream: str, data: bytes) -> None:
-        """Return once `data` (whole lines) is durable in `stream`; raise DiskBudgetFull without
-        writing anything when it would pass the disk budget."""
+    async def append(self, parts: dict[str, bytes]) -> None:
+        """Return once every stream's lines in `parts` are durable, all of them or none: raise
+        DiskBudgetFull, writing nothing, when they would pass the disk budget, or the OSError
+        of a failed write, after which none of them stays in the log."""
+        item = _Append({stream: data for stream, data in parts.items() if data}, asyncio.get_running_loop().create_future(),
+                       asyncio.get_running_loop())
         with self._lock:
-            if self.used + self._reserved + len(data) > self.budget:
+            if self.used + self._reserved + item.size > self.budget:
                 raise DiskBudgetFull()
-            self._reserved += len(data)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Append(stream, data, future, loop))
-        await asyncio.shield(future)  # a client that hangs up does not cancel the write
+            self._reserved += item.size
+        self._queue.put(item)
+        await asyncio.shield(item.future)  # a client that hangs up does not cancel the write
 
     # ---- the writer thread
 
@@ -104,25 +108,28 @@ class GroupCommit:
     def _commit(self, batch: list[_Append]) -> None:
         if not batch:
             return
-        by_stream: dict[str, list[_Append]] = {}
+        by_stream: dict[str, list[bytes]] = {}
         for item in batch:
-            by_stream.setdefault(item.stream, []).append(item)
+            for stream, data in item.parts.items():
+                by_stream.setdefault(stream, []).append(data)
+        before = {stream: self.writers[stream].end for stream in by_stream}
         error: BaseException | None = None
         written = 0
         try:
-            for stream, items in by_stream.items():
-                data = b"".join(item.data for item in items)
+            for stream, chunks in by_stream.items():
+                data = b"".join(chunks)
                 self.writers[stream].write(data)
                 written += len(data)
             for stream in by_stream:
                 self.writers[stream].sync()
             self.rounds += 1
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
-            error = exc
+            error, written = exc, 0
             log.error("the event log could not be written (%s: %s); the requests of this round are refused",
                       type(exc).__name__, exc)
+            self._undo(before)
         with self._lock:
-            self._reserved -= sum(len(item.data) for item in batch)
+            self._reserved -= sum(item.size for item in batch)
             self.used += written
         for item in batch:
             item.loop.call_soon_threadsafe(_settle, item.future, error)
@@ -130,6 +137,16 @@ class GroupCommit:
             for stream in by_stream:
                 self.writers[stream].rotate_if_full()
             self._tidy()
+
+    def _undo(self, before: dict[str, int]) -> None:
+        """A failed round leaves nothing: every stream it touched is cut back to where it was
+        (a refused request must not be in the log, nor half a line before the next one)."""
+        for stream, end in before.items():
+            try:
+                self.writers[stream].truncate_to(end)
+            except OSError as exc:
+                log.error("stream %s could not be cut back after a failed write (%s); the next collector "
+                          "cuts a torn line off when it starts", stream, exc)
 
     def _tidy(self) -> None:
         """Remove the segments every follower has read past (at most once a second). Near the

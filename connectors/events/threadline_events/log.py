@@ -262,6 +262,12 @@ class SegmentWriter:
             view = view[written:]
             self._size += written
 
+    def truncate_to(self, end: int) -> None:
+        """Cut the active segment back to offset `end` (undoing a failed write)."""
+        os.ftruncate(self._fd, end - self._base)
+        os.fsync(self._fd)
+        self._size = end - self._base
+
     def sync(self) -> None:
         """Everything written so far survives a power cut once this returns."""
         os.fdatasync(self._fd)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from threadline.contracts import ConfigError
 from threadline.secrets import register_secret
+from threadline.state import file_lock
 
 from threadline_events.config import EventsConfig
 
@@ -22,27 +20,11 @@ class CollectorLockedError(ConfigError):
     """Another collector writes this log."""
 
 
-@contextmanager
-def log_lock(folder: Path) -> Iterator[None]:
+def log_lock(folder: Path) -> Any:
     """Hold the log's writer lock: two collectors appending to one log would interleave lines."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "collector.lock"
-    handle = path.open("a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise CollectorLockedError(f"the event log {folder} is already written by a collector ({holder})",
-                                       hint="stop that collector first, or give this one its own `log` folder") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+    return file_lock(folder / "collector.lock", lambda holder: CollectorLockedError(
+        f"the event log {folder} is already written by a collector ({holder})",
+        hint="stop that collector first, or give this one its own `log` folder"))
 
 
 def serve(config: EventsConfig, host: str | None = None, port: int | None = None) -> None:
@@ -58,7 +40,9 @@ def serve(config: EventsConfig, host: str | None = None, port: int | None = None
     host = host or settings.host
     port = settings.port if port is None else port
     with log_lock(config.log):
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on connections of a socket that says
+        # so, and without it every answer waits ~40 ms for the client's delayed ACK (Nagle)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))

@@ -19,9 +19,7 @@ changes pushed. The p50/p95/p99 go with the run's record (`threadline runs`).
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import signal
 import threading
 import time
@@ -38,7 +36,7 @@ from threadline.contracts import Batch, Catalog, Message, ReadRequest, Source, S
 from threadline.engine.runner import Progress, RunReport, plan_job, run_job
 from threadline.job import Job
 from threadline.plugins import Registry, registry as default_registry
-from threadline.state import JobLockedError, RunLatency, StateStore, utcnow
+from threadline.state import JobLockedError, RunLatency, StateStore, file_lock
 
 log = logging.getLogger("threadline.follow")
 
@@ -124,26 +122,12 @@ def _waiting(job: Job, plans: list[Any], store: StateStore, up_to: int) -> int |
     return total
 
 
-@contextmanager
-def _follow_lock(job: Job) -> Iterator[None]:
+def _follow_lock(job: Job) -> Any:
     """One follower per job: a second `sync --follow` stops with a message naming the first
     (each micro-batch still takes the job's own lock, queueing behind a manual sync)."""
-    job.state_dir.mkdir(parents=True, exist_ok=True)
-    handle = (job.state_dir / f"{job.name}.follow.lock").open("a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise JobLockedError(f"job {job.name!r} is already followed ({handle.read().strip() or 'another process'})",
-                                 hint="one `threadline sync --follow` per job; stop the other one first") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}, following since {utcnow()}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+    return file_lock(job.state_dir / f"{job.name}.follow.lock", lambda holder: JobLockedError(
+        f"job {job.name!r} is already followed ({holder})",
+        hint="one `threadline sync --follow` per job; stop the other one first"))
 
 
 @contextmanager
