@@ -94,6 +94,9 @@ class Stream:
     it has written and hands it back as `ReadRequest.cursor_start` next time. Set
     `cursor_sorted=False` when the source does not return records in cursor order; the cursor
     is then saved only when the stream finishes, never at a mid-stream checkpoint.
+
+    `arrival_field` names a UTC timestamp column holding when each record arrived (an event
+    stream's acceptance time); `threadline sync --follow` measures its latency from it.
     """
 
     name: str
@@ -103,6 +106,7 @@ class Stream:
     cursor_sorted: bool = True
     sync_modes: tuple[SyncMode, ...] = (SyncMode.FULL_REFRESH,)
     description: str = ""
+    arrival_field: str | None = None
 
     def __post_init__(self) -> None:
         names = set(self.schema.names)
@@ -111,6 +115,8 @@ class Stream:
             raise ValueError(f"stream {self.name!r}: primary key {missing} not in its schema")
         if self.cursor_field and self.cursor_field not in names:
             raise ValueError(f"stream {self.name!r}: cursor {self.cursor_field!r} not in its schema")
+        if self.arrival_field and self.arrival_field not in names:
+            raise ValueError(f"stream {self.name!r}: arrival field {self.arrival_field!r} not in its schema")
         if self.cursor_field and SyncMode.INCREMENTAL not in self.sync_modes:
             object.__setattr__(self, "sync_modes", (*self.sync_modes, SyncMode.INCREMENTAL))
 
@@ -285,6 +291,12 @@ class Source(ABC, Generic[ConfigT]):
     @abstractmethod
     def read(self, config: ConfigT, request: ReadRequest) -> Iterator[Message]:
         """Yield batches of `request.stream`, with a Checkpoint whenever a resume point is reached."""
+
+    def pending(self, config: ConfigT, stream: Stream, state: dict[str, Any], up_to: int) -> int | None:
+        """Optional: how many records wait to be read after the saved `state` (counting may stop
+        at `up_to`). `threadline sync --follow` polls it to start a micro-batch as soon as
+        enough have arrived; None (the default) means the source cannot tell cheaply."""
+        return None
 
 
 @dataclass(frozen=True)

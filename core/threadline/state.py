@@ -44,6 +44,9 @@ create table if not exists run_streams (
   seconds real, outcome text, error text, metrics text, note text,
   primary key (run_id, source, stream)
 );
+create table if not exists run_latency (
+  run_id text primary key, records integer, p50 real, p95 real, p99 real, max real
+);
 create table if not exists run_steps (
   run_id text not null, position integer not null, destination text not null, step text not null,
   outcome text not null, summary text, error text,
@@ -94,6 +97,17 @@ class StreamRun:
 
 
 @dataclass
+class RunLatency:
+    """Seconds from each record's arrival to the end of its follow-mode micro-batch."""
+
+    records: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass
 class RunRecord:
     run_id: str
     job: str
@@ -103,6 +117,7 @@ class RunRecord:
     error: str | None = None
     streams: list[StreamRun] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)  # what destinations did after the streams
+    latency: RunLatency | None = None  # follow mode: arrival → end of the micro-batch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,6 +245,11 @@ class StateStore:
                 [(run.run_id, i, s.destination, s.step, s.outcome, s.summary, s.error) for i, s in enumerate(run.steps)],
             )
 
+    def save_latency(self, run_id: str, latency: RunLatency) -> None:
+        with self._lock:
+            self._db.execute("insert or replace into run_latency values (?,?,?,?,?,?)",
+                             (run_id, latency.records, latency.p50, latency.p95, latency.p99, latency.max))
+
     def runs(self, job: str, limit: int = 20) -> list[RunRecord]:
         with self._lock:
             rows = self._db.execute(
@@ -256,7 +276,10 @@ class StateStore:
                         (run_id,),
                     ).fetchall()
                 ]
-                records.append(RunRecord(run_id, job_, started, finished, outcome, error, streams, steps))
+                latency = self._db.execute(
+                    "select records, p50, p95, p99, max from run_latency where run_id=?", (run_id,)).fetchone()
+                records.append(RunRecord(run_id, job_, started, finished, outcome, error, streams, steps,
+                                         RunLatency(*latency) if latency else None))
         return records
 
     # ---- quarantine
@@ -309,26 +332,33 @@ class Quarantine:
 def job_lock(folder: Path, job: str, wait: bool = False) -> Iterator[None]:
     """Hold the job's lock for a run. A second sync of the same job waits (`wait=True`) or
     stops with a message naming the run that holds it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{job}.lock"
+    refusal = lambda holder: JobLockedError(  # noqa: E731
+        f"job {job!r} is already being synced ({holder})",
+        hint="wait for that run to finish, or run `threadline sync --wait` to queue behind it")
+    with file_lock(folder / f"{job}.lock", refusal, wait=wait):
+        yield
+
+
+@contextmanager
+def file_lock(path: Path, refusal: Callable[[str], Exception], wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (flock, released when the process ends, however it
+    ends). When another process holds it: wait, or raise `refusal(holder)`, where holder is
+    what that process wrote in the file (its pid and since when)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise JobLockedError(
-                f"job {job!r} is already being synced ({holder})",
-                hint="wait for that run to finish, or run `threadline sync --wait` to queue behind it",
-            ) from None
+            raise refusal(handle.read().strip() or "another process") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()}, started {utcnow()}")
+        handle.write(f"pid {os.getpid()}, since {utcnow()}")
         handle.flush()
         yield
     finally:
-        handle.close()  # closing releases the flock; the file stays for the next run
+        handle.close()  # closing releases the flock; the file stays for the next holder
 
 
 def new_run_id() -> str:

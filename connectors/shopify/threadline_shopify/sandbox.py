@@ -48,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from threadline.sandbox import Reply, Sandbox, SandboxRequest
+from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 from threadline.sandbox.people import (
     AS_OF,
     ORDER_ID_BASE,
@@ -265,13 +265,13 @@ class ShopifySandbox(Sandbox):
                 self._customers[customer_id].update(values, updated_at=shop_time(self._tick()))
             return [copy.deepcopy(self._customers[i]) for i in ids]
 
-    def add_orders(self, n: int) -> list[dict[str, Any]]:
+    def add_orders(self, n: int, customer_id: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             rng = random.Random(self.seed + 77 + len(self._orders))
             buyers = sorted(self._customers.values(), key=lambda c: c["id"])
             added = []
             for _ in range(n):
-                buyer = rng.choice(buyers)
+                buyer = self._customers[customer_id] if customer_id is not None else rng.choice(buyers)
                 when = self._tick()
                 order = _new_order(rng, max(self._orders, default=ORDER_ID_BASE) + 3, when)
                 record = self._add_order(rng, len(self._orders), order, buyer, buyer["email"])
@@ -297,6 +297,38 @@ class ShopifySandbox(Sandbox):
     def drop_scope(self, scope: str) -> None:
         with self._lock:
             self._scopes.discard(scope)
+
+    def control_send_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /_sandbox/send_webhook {"address": URL, "secret": S, "customer_id": optional}: a new
+        order (that customer's, or a random one's) delivered to URL as Shopify delivers an
+        `orders/create` webhook: the order as JSON, its base64 HMAC-SHA256 keyed with the app's
+        secret in X-Shopify-Hmac-Sha256. The order is stamped with the wall-clock time (the
+        sandbox's own data keeps its fixed timeline). Answers with the status the address gave."""
+        import hashlib
+        import hmac
+        import urllib.error
+        import urllib.request
+        import uuid
+
+        customer = body.get("customer_id")
+        if customer is not None and int(customer) not in self._customers:
+            raise SandboxError(404, f"no customer {customer}")
+        order = self.add_orders(1, None if customer is None else int(customer))[0]
+        now = shop_time(datetime.now(timezone.utc))  # a webhook goes out as the order is placed: now, not the sandbox's clock
+        order.update(created_at=now, updated_at=now, processed_at=now)
+        payload = json.dumps(order, separators=(",", ":")).encode()
+        signature = base64.b64encode(hmac.new(str(body["secret"]).encode(), payload, hashlib.sha256).digest()).decode()
+        request = urllib.request.Request(str(body["address"]), data=payload, method="POST", headers={
+            "Content-Type": "application/json", "X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": signature,
+            "X-Shopify-Shop-Domain": "threadline-coffee.myshopify.com", "X-Shopify-API-Version": API_VERSION,
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Event-Id": str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": order["created_at"]})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        return {"status": status, "order_id": order["id"], "customer_id": (order.get("customer") or {}).get("id")}
 
     def control_revoke(self, body: dict[str, Any]) -> dict[str, Any]:
         self.revoke_credentials()

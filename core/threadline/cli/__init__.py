@@ -248,14 +248,25 @@ def check_command(job_file: str) -> None:
 @job_file_argument
 @click.option("--only", multiple=True, help="Sync only this source, or source.stream (repeatable).")
 @click.option("--wait", is_flag=True, help="If the job is already running, wait for it instead of stopping.")
+@click.option("--follow", is_flag=True, help="Keep running micro-batches until Ctrl-C or SIGTERM (near real time).")
+@click.option("--every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="With --follow: seconds between micro-batches.")
+@click.option("--max-events", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="With --follow: start a micro-batch as soon as this many records wait.")
 @click.pass_context
-def sync_command(ctx: click.Context, job_file: str, only: tuple[str, ...], wait: bool) -> None:
-    """Run a sync job: sources → destinations, with progress and a summary."""
+def sync_command(ctx: click.Context, job_file: str, only: tuple[str, ...], wait: bool, follow: bool, every: float,
+                 max_events: int) -> None:
+    """Run a sync job: sources → destinations, with progress and a summary. With --follow, one
+    warm process runs it as micro-batches (see threadline/engine/follow.py)."""
     from threadline.cli.progress import make_progress
     from threadline.engine import run_job
     from threadline.job import load_job
 
     job = load_job(job_file)
+    if follow:
+        from threadline.cli.follow import follow_job
+
+        sys.exit(follow_job(job, only=list(only) or None, every=every, max_events=max_events, say=err.print))
     with make_progress(ctx.obj["log_format"], err) as progress:
         report = run_job(job, only=list(only) or None, progress=progress, wait=wait)
     print_report(report)
@@ -366,18 +377,20 @@ def runs_command(job_file: str, limit: int, as_json: bool) -> None:
         console.print_json(json.dumps([r.to_dict() for r in runs], default=str))
         return
     table = Table(title=f"runs of {job.name}")
+    followed = any(r.latency for r in runs)  # follow mode's micro-batches: arrival → audiences pushed
     for col in ("run", "started", "outcome", "streams", "read", "written", "rejected", "seconds", "source figures",
-                "after the streams"):
+                "after the streams", *(["event→audience p50/p99"] if followed else [])):
         table.add_column(col)
     for r in runs:
         figures = "\n".join(f"{s.source}.{s.stream}: " + ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}"
                                                                     for k, v in s.metrics.items())
                             for s in r.streams if s.metrics)
         steps = ", ".join(f"{s.destination} {s.step} {s.outcome}" for s in r.steps) or "-"
+        latency = [f"{r.latency.p50:.2f}s / {r.latency.p99:.2f}s" if r.latency else "-"] if followed else []
         table.add_row(r.run_id, r.started_at, r.outcome, str(len(r.streams)),
                       f"{sum(s.rows_read for s in r.streams):,}", f"{sum(s.rows_written for s in r.streams):,}",
                       f"{sum(s.rows_rejected for s in r.streams):,}", f"{sum(s.seconds for s in r.streams):.1f}", figures,
-                      steps)
+                      steps, *latency)
     console.print(table)
 
 

@@ -12,7 +12,8 @@ gave: timestamps as UTC wall-clock TIMESTAMPs, amounts as DOUBLE, everything els
 Only facts up to `as_of` are kept (tickets without a timestamp too), so a build with a fixed
 `as_of` gives the same traits whatever landed later. Text timestamps must be ISO 8601
 (`2024-05-01`, `2024-05-01T10:00:00Z`, with or without an offset); others are left out.
-An order's key is its stream and order id, so a stream of order lines counts each order once.
+An order's key is its stream and order id, so a stream of order lines counts each order once;
+a row without an order id is no order (an event stream mapped as orders holds other events too).
 """
 
 from __future__ import annotations
@@ -148,5 +149,7 @@ def facts_sql(engine: Engine, streams: list[tuple[LandedStream, StreamMapping]],
     for table, (block, select) in SELECTS.items():
         parts = [select(s, m, types[s.table]) for s, m in streams if getattr(m, block) is not None] or [_empty(table)]
         keep = f"({quote('timestamp')} IS NULL OR {cutoff})" if block == "tickets" else cutoff
+        if block == "orders":  # an event stream mapped as orders: only its rows with an order id are orders
+            keep += " AND order_id IS NOT NULL"
         out.append(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({' UNION ALL '.join(parts)}) AS f WHERE {keep}")
     return out
