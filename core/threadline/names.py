@@ -39,6 +39,16 @@ def safe_name(name: object, what: str, *, where: str = "", field: str = "", hint
     return str(name)
 
 
+def safe_name_for(name: str) -> str:
+    """A safe name made from a foreign one (a Singer stream's, say): each run of characters the
+    rule refuses becomes one `_`, `..` becomes `_`, and the result is cut to 128 characters.
+    Callers that map many names this way must refuse two that land on the same name."""
+    made = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).replace("..", "_")
+    if not made or not re.match(r"[A-Za-z0-9_]", made):
+        made = "_" + made
+    return made[:128]
+
+
 def inside(folder: Path, path: Path) -> bool:
     """Whether `path`, with symlinks and `..` resolved, is `folder` or under it."""
     return Path(path).resolve().is_relative_to(Path(folder).resolve())

@@ -30,6 +30,7 @@ PEOPLE = pa.schema([
 class MemoryConfig(Spec):
     page_size: int = 2
     streams: list[str] = ["people"]
+    first_checkpoint: dict[str, Any] = {}  # yielded before any row (a CDC source's slot made, say)
 
 
 class MemorySource(Source[MemoryConfig]):
@@ -43,6 +44,7 @@ class MemorySource(Source[MemoryConfig]):
     max_active = 0
     lock = threading.Lock()
     gate: threading.Barrier | None = None
+    states_seen: list[dict[str, Any]] = []  # request.state of every read, in order
 
     def check(self, config: MemoryConfig) -> None:
         pass
@@ -58,6 +60,9 @@ class MemorySource(Source[MemoryConfig]):
         try:
             if cls.gate is not None:
                 cls.gate.wait(timeout=10)
+            cls.states_seen.append(dict(request.state))
+            if config.first_checkpoint:
+                yield Checkpoint(request.stream.name, dict(config.first_checkpoint))
             rows = sorted(cls.records, key=lambda r: r["updated_at"])
             if request.cursor_start is not None:
                 rows = [r for r in rows if r["updated_at"] >= request.cursor_start]
@@ -89,6 +94,9 @@ class MemoryDestination(Destination[FlakyConfig]):
     def open_stream(self, config: FlakyConfig, target: StreamTarget) -> StreamWriter:
         return _MemoryWriter(config, target, self)
 
+    def table_exists(self, config: FlakyConfig, target: StreamTarget) -> bool:
+        return target.table in type(self).tables
+
     def finish_run(self, config: FlakyConfig, run_id: str) -> list[StepResult]:
         if config.after_run == "raise":
             raise FatalError("the index could not be rebuilt (injected)")
@@ -110,6 +118,8 @@ class _MemoryWriter(StreamWriter):
         self.pending.extend(batch.to_pylist())
 
     def commit(self) -> None:
+        if not self.pending:  # as a database would: no rows, no table
+            return
         table = type(self.dest).tables.setdefault(self.target.table, [])
         key = self.target.stream.primary_key
         for row in self.pending:
@@ -144,6 +154,7 @@ def memory(tmp_path: Path) -> SimpleNamespace:
     """The in-memory source and destination registered beside the installed plugins, reset
     for each test, with `job(**overrides)` to build a job that uses them."""
     MemorySource.records, MemorySource.active, MemorySource.max_active, MemorySource.gate = [], 0, 0, None
+    MemorySource.states_seen = []
     MemoryDestination.tables, MemoryDestination.writes = {}, 0
 
     def job(**overrides: Any):

@@ -91,6 +91,26 @@ def test_the_job_fails_when_the_rejected_share_passes_its_limit(memory):
 # ---------------------------------------------------------------- commit, then state
 
 
+def test_state_saved_before_any_row_landed_survives_a_missing_table(memory):
+    # a source records something before its first row (a CDC source: "slot made") and the
+    # first write fails: no table exists, yet the next run must get that state back, or the
+    # source would find its own slot and refuse it as someone else's
+    memory.source.records = [{"id": 1, "email": "1@x.io", "updated_at": memory.ts(1)}]
+    first = run_job(memory.job(source_config={"first_checkpoint": {"slot": "made"}},
+                               destination_config={"fail_on_write": 1}), registry=memory.registry)
+    assert not first.ok and "app__people" not in memory.destination.tables
+    second = run_job(memory.job(source_config={"first_checkpoint": {"slot": "made"}}), registry=memory.registry)
+    assert second.ok, second.error
+    assert memory.source.states_seen[-1].get("slot") == "made"
+    assert second.stream("app", "people").note is None  # nothing was ignored
+
+    # once rows have landed, a table that is gone means the destination was reset: read again in full
+    memory.destination.tables.clear()
+    third = run_job(memory.job(source_config={"first_checkpoint": {"slot": "made"}}), registry=memory.registry)
+    assert third.ok and memory.source.states_seen[-1] == {}
+    assert "saved state ignored" in third.stream("app", "people").note
+
+
 def test_state_is_saved_only_after_the_destination_committed(memory, tmp_path):
     memory.source.records = [{"id": i, "email": f"{i}@x.io", "updated_at": memory.ts(1, i)} for i in range(6)]
     # pages of 2: the 2nd page's write fails, so only page 1 was committed
@@ -98,7 +118,7 @@ def test_state_is_saved_only_after_the_destination_committed(memory, tmp_path):
     report = run_job(job, registry=memory.registry)
     assert not report.ok and "disk full (injected)" in report.error
     saved = StateStore(job.state_dir).get("memjob", "app", "people")
-    assert saved == {"page": 0, "cursor": memory.ts(1, 1).isoformat()}
+    assert saved == {"page": 0, "cursor": memory.ts(1, 1).isoformat(), "rows_landed": True}
     assert [r["id"] for r in memory.destination.tables["app__people"]] == [0, 1]
 
 

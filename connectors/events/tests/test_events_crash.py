@@ -72,7 +72,12 @@ def test_a_collector_killed_mid_stream_loses_no_acknowledged_event_and_doubles_n
     kills = 0
     try:
         while sender.is_alive() and kills < 3:
-            time.sleep(rng.uniform(0.3, 1.0))
+            # kill after the sender got further by some batches, not after a time: a fast collector
+            # would otherwise take all 400 batches before the third kill
+            wanted = len(sender.acknowledged) + sender.size * rng.randint(20, 60)
+            deadline = time.monotonic() + 60
+            while sender.is_alive() and len(sender.acknowledged) < wanted and time.monotonic() < deadline:
+                time.sleep(0.01)
             collector.stop(signal.SIGKILL)  # mid-stream: requests in flight, lines half written
             kills += 1
             collector = start_collector(job, port)

@@ -1,8 +1,6 @@
-"""Registers the `events` source and the `threadline collect` command.
-
-Nothing heavy is imported here: the collector's web stack (Starlette, uvicorn) is imported only
-when `threadline collect` runs, so `threadline --help` does not pay for it.
-"""
+"""Registers the `events` source and the `threadline collect` command, by import path: the
+source's module and the collector's web stack (Starlette, uvicorn) are imported only when used,
+so `threadline --help` does not pay for them."""
 
 from typing import Any
 
@@ -11,13 +9,10 @@ from threadline import hookimpl
 
 @hookimpl
 def register_sources(register):  # type: ignore[no-untyped-def]
-    from threadline_events.source import EventsSource
-
-    register(EventsSource)
+    register("events", "threadline_events.source:EventsSource")
 
 
 @hookimpl
 def register_commands(cli: Any) -> None:
-    from threadline_events.cli import collect_command
-
-    cli.add_command(collect_command)
+    cli.add_lazy_command("collect", "threadline_events.cli:collect_command",
+                         "Serve the event collector: Segment's tracking API and vendor webhooks into a durable log.")

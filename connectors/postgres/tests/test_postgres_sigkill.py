@@ -59,7 +59,10 @@ def _phase(workdir: Path) -> str | None:
     if not path.exists():
         return None
     with sqlite3.connect(path) as db:
-        row = db.execute("select state from stream_state where stream = 'customers'").fetchone()
+        try:
+            row = db.execute("select state from stream_state where stream = 'customers'").fetchone()
+        except sqlite3.OperationalError:  # the run has created the file but not yet its tables
+            return None
     return json.loads(row[0]).get("phase") if row else None
 
 

@@ -66,6 +66,10 @@ log = logging.getLogger("threadline.engine")
 CURSOR_KEY = "cursor"  # the engine's own key in a stream's saved state
 RESUME_KEY = "full_refresh_in_progress"  # where an unfinished full refresh keeps its checkpoint
 PAUSED_KEY = "paused_until"  # set when a vendor's rate limit paused the stream (RateLimitStop)
+# Whether rows were committed under this state: only then does a missing table mean the
+# destination was reset (and the state is ignored). A state saved before any row landed (a
+# CDC stream's replication slot made, say) is kept when the table is not there yet.
+LANDED_KEY = "rows_landed"
 # A stream stops before its end once this many rows were read and the rejected share is over
 # halfway from the job's limit to 100%: a stream rejecting everything fails after one batch
 # instead of reading millions of rows it cannot use.
@@ -436,8 +440,9 @@ class _RunContext:
     def _saved_state(self, plan: StreamPlan, target: StreamTarget, location: str, s: StreamRun) -> dict[str, Any]:
         """The stream's saved state, or {} (read everything) when its table has gone."""
         saved = self.store.get(self.job.name, plan.source_name, plan.stream.name, location)
-        resumes = {k: v for k, v in saved.items() if k != PAUSED_KEY}
-        if resumes and plan.destination.table_exists(plan.destination_config, target) is False:
+        resumes = {k: v for k, v in saved.items() if k not in (PAUSED_KEY, LANDED_KEY)}
+        landed = saved.get(LANDED_KEY, True)  # state saved before the key existed: assume rows landed
+        if resumes and landed and plan.destination.table_exists(plan.destination_config, target) is False:
             s.note = (f"saved state ignored: table {plan.table!r} is not in {location}, "
                       "so the stream is read again in full")
             log.warning("%s.%s: %s", plan.source_name, plan.stream.name, s.note)
@@ -449,6 +454,7 @@ class _RunContext:
         job, stream = self.job, plan.stream
         saved = dict(saved)
         paused_until = saved.pop(PAUSED_KEY, None)
+        landed = bool(saved.pop(LANDED_KEY, bool(saved)))
         if paused_until and datetime.fromisoformat(paused_until) > datetime.now(timezone.utc):
             until = datetime.fromisoformat(paused_until)
             raise RateLimitStop(
@@ -508,7 +514,9 @@ class _RunContext:
                         if incremental:
                             # unsorted streams keep the cursor they started from until they finish
                             cursor.save_into(last_state) if stream.cursor_sorted else cursor.keep_start_in(last_state)
-                        progress = last_state if incremental else {RESUME_KEY: last_state}
+                        landed = landed or s.rows_written > 0
+                        progress = {**last_state} if incremental else {RESUME_KEY: last_state}
+                        progress[LANDED_KEY] = landed
                         self.store.set(job.name, plan.source_name, stream.name, progress, location)
                 elif isinstance(message, NativeFile):
                     _expect_stream(message.stream, plan)
@@ -544,6 +552,7 @@ class _RunContext:
         s.rows_rejected += report.rows_rejected
         if incremental:
             cursor.save_into(last_state)
+            last_state[LANDED_KEY] = landed or s.rows_written > 0
         self.store.set(job.name, plan.source_name, stream.name, last_state, location)
 
 

@@ -22,6 +22,7 @@ from singer_sdk import Target
 from singer_sdk.sinks import BatchSink
 
 from threadline.contracts import FatalError, Stream, StreamTarget, WriteDisposition
+from threadline.names import safe_name_for
 from threadline_singer.export.common import CONFIG_SCHEMA, load_connector, run_cli
 from threadline_singer.records import RecordParser
 from threadline_singer.schema import json_schema_to_arrow
@@ -43,13 +44,14 @@ class ThreadlineSink(BatchSink):
             WriteDisposition.UPSERT if keys else WriteDisposition.APPEND
         )
         self._parser = RecordParser(arrow_schema)
+        table = target.table_for(stream_name)  # type: ignore[attr-defined]
         self._writer = destination.open_stream(
             config,
             StreamTarget(
                 source=self.config.get("source_name") or "singer",
                 stream=stream,
                 disposition=disposition,
-                table=stream_name,
+                table=table,
                 run_id=target.run_id,  # type: ignore[attr-defined]
             ),
         )
@@ -90,6 +92,22 @@ class TargetThreadline(Target):
         super().__init__(*args, **kwargs)
         self.run_id = f"singer-{time.strftime('%Y%m%dT%H%M%S')}"
         self._destination: tuple[Any, Any] | None = None
+        self._tables: dict[str, str] = {}  # table name -> the stream written there
+
+    def table_for(self, stream_name: str) -> str:
+        """The table a stream is written to: its own name when that is a safe name, else the
+        name with each run of other characters made `_` (what Singer targets commonly do, so
+        `test:SpecialChars!in?attributes` lands in `test_SpecialChars_in_attributes`)."""
+        table = safe_name_for(stream_name)
+        earlier = self._tables.setdefault(table, stream_name)
+        if earlier != stream_name:
+            raise FatalError(
+                f"streams {earlier!r} and {stream_name!r} would both be written to table {table!r}; "
+                "rename one in the tap's catalog (stream_maps in Meltano) so their safe names differ"
+            )
+        if table != stream_name:
+            self.logger.info("stream %r is written to table %r", stream_name, table)
+        return table
 
     @property
     def destination(self) -> tuple[Any, Any]:
