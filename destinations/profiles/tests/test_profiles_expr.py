@@ -214,3 +214,26 @@ def test_a_filter_that_cannot_mean_anything_is_refused_with_its_position(text, m
 def test_a_trait_that_the_mappings_cannot_provide_says_what_to_map():
     exc = error("open_tickets > 0")
     assert exc.message.startswith("trait 'open_tickets' needs a stream mapped with `tickets: {ticket_id, status}` at 1:1")
+
+
+@pytest.mark.parametrize("window", ["99999999999999999999y", "73001d", "201y"])
+def test_a_window_longer_than_any_record_is_an_error_not_an_overflow(window):
+    with pytest.raises(expr.ExpressionError) as caught:
+        expr.parse(f"last_order_at within {window}", CATALOG)
+    assert "longer than 200 years" in str(caught.value) and window in str(caught.value)
+
+
+def test_a_window_of_two_hundred_years_still_selects(con):
+    assert select(con, "last_order_at within 200y") == ["ana", "bob", "cy"]
+
+
+@pytest.mark.parametrize("opening", ["(", "not "])
+def test_a_filter_nested_too_deep_is_an_error_not_a_recursion_crash(opening):
+    text = opening * 5000 + "orders_count > 1" + (")" * 5000 if opening == "(" else "")
+    with pytest.raises(expr.ExpressionError) as caught:
+        expr.parse(text, CATALOG)
+    assert "nested more than 100 deep" in str(caught.value)
+
+
+def test_a_filter_nested_within_the_limit_parses(con):
+    assert select(con, "(" * 100 + "orders_count > 3" + ")" * 100) == ["ana"]

@@ -198,3 +198,31 @@ def test_a_build_that_fails_fails_the_sync_with_exit_1_and_the_reason(job_dir, m
     (run,) = StateStore(job.state_dir).runs(job.name)
     assert run.outcome == "failed"
     assert [(s.step, s.outcome) for s in run.steps] == [("build", "failed")]
+
+
+def test_the_profile_commands_take_the_job_file_positional_or_with_job(job_dir):
+    from threadline_profiles.cli.activation import push_command
+    from threadline_profiles.cli.audiences import audiences_group
+
+    sync(job_dir)
+    job = str(job_dir / "job.yaml")
+    runner = CliRunner()
+    for args in (["get", job, "--email", "ana@mail.com"], ["get", "--job", job, "--email", "ana@mail.com"]):
+        result = runner.invoke(profiles, args)
+        assert result.exit_code == 0 and "crm.contacts:1" in result.output, (args, result.output)
+    listed = runner.invoke(audiences_group, ["list", job])
+    assert listed.exit_code == 0, listed.output
+    for args in (["preview", job, "vips"], ["preview", "vips", job], ["preview", "vips", "--job", job]):
+        previewed = runner.invoke(audiences_group, args)  # the job is read whichever way: only the audience is unknown
+        assert "'vips'" in str(previewed.exception) and "does not exist" not in previewed.output, (args, previewed.output)
+    # push's activation names may follow either form; a name is never mistaken for the job
+    for args in ([job, "no_such_activation"], ["--job", job, "no_such_activation"]):
+        pushed = runner.invoke(push_command, args)
+        assert "no activation named 'no_such_activation'" in str(pushed.exception), (args, pushed.output)
+    # two different job files, or one that is not there, are usage errors
+    other = job_dir / "other.yaml"
+    other.write_text(open(job).read())
+    two = runner.invoke(profiles, ["get", str(other), "--job", job, "--email", "ana@mail.com"])
+    assert two.exit_code == 2 and "two job files" in two.output
+    missing = runner.invoke(profiles, ["get", str(job_dir / "nope.yaml"), "--email", "ana@mail.com"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -53,6 +53,7 @@ from threadline_profiles.traits.compute import (
 )
 from threadline_profiles.traits.facts import ts_literal
 
+MAX_DEPTH = 100  # parentheses and `not`s inside one another
 KEYWORDS = {"and", "or", "not", "in", "contains", "is", "null", "true", "false", "within"}
 COMPARISONS = {"=": "=", "==": "=", "!=": "<>", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 ORDERING = {"<", "<=", ">", ">="}
@@ -116,7 +117,11 @@ def tokenize(text: str) -> list[Token]:
             if unit:
                 word = text[i:unit.end()]
                 if re.fullmatch(r"[0-9]+[hdwy]", word):
-                    tokens.append(Token("duration", word, window_delta(word), i))
+                    try:
+                        delta = window_delta(word)
+                    except ValueError as exc:
+                        raise ExpressionError(str(exc), text, i, len(word), "use a shorter window, e.g. 10y") from None
+                    tokens.append(Token("duration", word, delta, i))
                     i = unit.end()
                     continue
                 raise ExpressionError(f"{word!r} is neither a number nor a duration", text, i, len(word),
@@ -253,6 +258,7 @@ class _Parser:
         self.text, self.catalog = text, catalog
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0  # open parentheses and `not`s around the current token
 
     @property
     def tok(self) -> Token:
@@ -294,20 +300,31 @@ class _Parser:
         return items[0] if len(items) == 1 else Junction("AND", tuple(items))
 
     def parse_not(self) -> Node:
+        if self.at("keyword", "not") or self.at("punct", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:  # a filter this deep is generated or broken; Python's stack is not endless
+                raise self.error(f"nested more than {MAX_DEPTH} deep", self.tok,
+                                 "flatten it: a and b and c needs no parentheses; not (not x) is x")
+            try:
+                return self._nested()
+            finally:
+                self.depth -= 1
+        return self.parse_predicate()
+
+    def _nested(self) -> Node:
+        """`not x` or `( x )`."""
         if self.at("keyword", "not"):
             self.take()
             return Not(self.parse_not())
-        if self.at("punct", "("):
-            opening = self.take()
-            node = self.parse_or()
-            if not self.at("punct", ")"):
-                if self.at("end"):
-                    raise self.error("unclosed '('", opening, "add the ')' that ends it")
-                raise self.error(f"expected ')' but found {_show(self.tok)}", self.tok,
-                                 f"the '(' at {_where(self.text, opening.pos)} is still open")
-            self.take()
-            return node
-        return self.parse_predicate()
+        opening = self.take()
+        node = self.parse_or()
+        if not self.at("punct", ")"):
+            if self.at("end"):
+                raise self.error("unclosed '('", opening, "add the ')' that ends it")
+            raise self.error(f"expected ')' but found {_show(self.tok)}", self.tok,
+                             f"the '(' at {_where(self.text, opening.pos)} is still open")
+        self.take()
+        return node
 
     def trait(self) -> Trait:
         tok = self.tok

@@ -6,6 +6,7 @@ The store is named by a job file (its `profiles` destination) or directly by `--
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -39,19 +40,41 @@ def store_config(job: str | None, destination: str | None, path: str | None, dsn
         return ProfilesConfig.model_validate({"engine": "postgres", "dsn": dsn, "schema": schema or "threadline_profiles"})
     if path:
         return ProfilesConfig.model_validate({"path": path})
-    raise ConfigError("say which profile store to use", hint="pass --job job.yaml, --path profiles.duckdb, or --dsn")
+    raise ConfigError("say which profile store to use", hint="give the job file (job.yaml or --job job.yaml), --path profiles.duckdb, or --dsn")
 
 
 def store_options(fn: Any) -> Any:
+    """The options naming a store, and the job file as a positional JOB_FILE or `--job`, as
+    every threadline command takes it. A command with positional names after it (`push`'s
+    activations) gets a first word that is not a file back among them."""
+
+    @functools.wraps(fn)
+    def merged(*args: Any, job_file: str | None, job: str | None, **kwargs: Any) -> Any:
+        if job_file is not None and isinstance(kwargs.get("name"), str) and Path(kwargs["name"]).is_file() \
+                and not Path(job_file).is_file():  # `audiences preview job.yaml NAME`, the job first as elsewhere
+            kwargs["name"], job_file = job_file, kwargs["name"]
+        if job_file is not None:
+            spill = "activations" in kwargs and (job is not None or not Path(job_file).is_file())
+            if spill:
+                kwargs["activations"] = (job_file, *kwargs["activations"])
+            elif job is not None and job != job_file:
+                raise click.UsageError(f"two job files given ({job_file} and --job {job}); give one")
+            elif not Path(job_file).is_file():
+                raise click.UsageError(f"job file {job_file!r} does not exist")
+            else:
+                job = job_file
+        return fn(*args, job=job, **kwargs)
+
     for option in reversed([
+        click.argument("job_file", required=False, type=click.Path(dir_okay=False)),
         click.option("-j", "--job", type=click.Path(exists=True, dir_okay=False), help="A job file with a profiles destination."),
         click.option("--destination", help="Which profiles destination of the job (when it has several)."),
         click.option("--path", type=click.Path(dir_okay=False), help="A DuckDB profile store file."),
         click.option("--dsn", help="A Postgres profile store (postgresql://user@host:port/db)."),
         click.option("--schema", help="The Postgres schema of the store."),
     ]):
-        fn = option(fn)
-    return fn
+        merged = option(merged)
+    return merged
 
 
 @click.group("profiles")

@@ -50,6 +50,7 @@ DEFAULT_CONSENT: dict[str, str] = {"email": "denied", "sms": "denied", "advertis
 NAME = re.compile(r"^[a-z][a-z0-9_]*\Z")  # \Z: "$" would let a trailing newline through
 WINDOW = re.compile(r"^(\d+)([hdwy])$")
 _UNIT_DAYS = {"h": 1 / 24, "d": 1, "w": 7, "y": 365}
+MAX_WINDOW_DAYS = 200 * 365
 
 
 def window_delta(window: str) -> timedelta:
@@ -57,7 +58,10 @@ def window_delta(window: str) -> timedelta:
     match = WINDOW.match(window)
     if not match:
         raise ValueError(f"window {window!r} must be a number and a unit: 24h, 90d, 12w or 1y")
-    return timedelta(days=int(match.group(1)) * _UNIT_DAYS[match.group(2)])
+    days = int(match.group(1)) * _UNIT_DAYS[match.group(2)]
+    if days > MAX_WINDOW_DAYS:  # beyond this, dates before year 1 (and timedelta's overflow)
+        raise ValueError(f"window {window!r} is longer than {MAX_WINDOW_DAYS // 365} years; no record is older")
+    return timedelta(days=days)
 
 
 def utc_naive(value: datetime) -> datetime:
