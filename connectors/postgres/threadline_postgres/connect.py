@@ -42,6 +42,15 @@ def where(dsn: str) -> str:
     return f"{info.get('user', '')}{'@' if info.get('user') else ''}{host}:{info.get('port') or 5432}/{info.get('dbname', '')}"
 
 
+def server(dsn: str) -> str:
+    """host:port/db of a DSN: where tables are, whoever connects (no user, no password)."""
+    try:
+        info = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "(unparsable dsn)"
+    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname', '')}"
+
+
 def _options(settings: dict[str, str]) -> str:
     return " ".join(f"-c {k}={v}" for k, v in settings.items())
 

@@ -31,12 +31,14 @@ declare in `dispositions` are skipped.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from threadline.contracts import (
     OPERATION_COLUMN,
@@ -59,6 +61,18 @@ from threadline.testing.harness import instrumented, report_problem, sync, table
 from threadline.testing.records import LINEAGE_PREFIX
 
 TABLE = "contract__people"
+
+
+def _secrets(config: BaseModel) -> list[str]:
+    """The config's secret values: SecretStr fields and passwords inside URLs (a DSN's)."""
+    found: list[str] = []
+    for value in config.model_dump().values():
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, str) and "://" in value:
+            password = urlsplit(value).password
+            found += [password] if password else []
+    return found
 PEOPLE = Stream(
     "people",
     pa.schema([("id", pa.int64()), ("email", pa.string()), ("score", pa.float64())]),
@@ -187,6 +201,24 @@ class DestinationContract:
         assert specs.names_field(error, bad_field), (
             f"check() with a bad {bad_field!r} raised a ConfigError that does not name the field "
             f"(field={error.field!r}): {error.render()}")
+
+    def test_table_exists_tells_a_written_table_from_a_missing_one(self, contract_config: BaseModel) -> None:
+        # the engine reads a stream again in full when its saved state's table is gone
+        target = StreamTarget("contract", PEOPLE, self.destination.dispositions[0], TABLE, "run-1")
+        before = self.destination().table_exists(contract_config, target)
+        if before is None:
+            pytest.skip(f"{self.destination.name} cannot tell whether a table exists (table_exists returns None)")
+        assert before is False, "table_exists() is True before anything was written"
+        self._write(contract_config, self.destination.dispositions[0], [people([1])])
+        assert self.destination().table_exists(contract_config, target) is True
+        assert self.destination().table_exists(contract_config, replace(target, table=TABLE + "_other")) is False
+
+    def test_locate_names_the_place_and_no_secret(self, contract_config: BaseModel) -> None:
+        target = StreamTarget("contract", PEOPLE, self.destination.dispositions[0], TABLE, "run-1")
+        where = self.destination().locate(contract_config, target)
+        assert TABLE in where, f"locate() must name the table: {where!r}"
+        for secret in _secrets(contract_config):
+            assert secret not in where, "locate() shows a secret, and saved state is keyed by what it says"
 
     def test_append_adds_rows_and_a_second_run_adds_again(self, contract_config: BaseModel) -> None:
         self._supports(WriteDisposition.APPEND)

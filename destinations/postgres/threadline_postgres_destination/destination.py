@@ -40,7 +40,7 @@ from threadline.contracts import (
     WriteDisposition,
     WriteReport,
 )
-from threadline_postgres.connect import bulk_connection, session
+from threadline_postgres.connect import bulk_connection, server, session
 from threadline_postgres.sql import qualified, quote_ident, quote_literal
 
 from threadline_postgres_destination.columns import column_arrow_type, fit, pg_type
@@ -95,6 +95,14 @@ class PostgresDestination(Destination[PostgresDestinationConfig]):
 
     def open_stream(self, config: PostgresDestinationConfig, target: StreamTarget) -> StreamWriter:
         return PostgresWriter(config, target)
+
+    def locate(self, config: PostgresDestinationConfig, target: StreamTarget) -> str:
+        return f"postgres:{server(config.dsn)}#{config.schema_name}.{target.table}"
+
+    def table_exists(self, config: PostgresDestinationConfig, target: StreamTarget) -> bool:
+        with session(config.dsn, config.connect_timeout) as con:
+            return con.execute("select to_regclass(%s) is not null",
+                               (qualified(config.schema_name, target.table),)).fetchone()[0]
 
 
 class PostgresWriter(StreamWriter):

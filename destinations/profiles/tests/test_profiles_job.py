@@ -226,3 +226,16 @@ def test_the_profile_commands_take_the_job_file_positional_or_with_job(job_dir):
     assert two.exit_code == 2 and "two job files" in two.output
     missing = runner.invoke(profiles, ["get", str(job_dir / "nope.yaml"), "--email", "ana@mail.com"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_profile_store_that_was_deleted_is_filled_again_and_the_run_says_why(job_dir):
+    assert sync(job_dir).ok
+    again = sync(job_dir)
+    assert again.stream("crm", "contacts").rows_read == 0  # files already read: nothing new
+    (job_dir / "profiles.duckdb").unlink()
+    refilled = sync(job_dir)
+    contacts = refilled.stream("crm", "contacts")
+    assert refilled.ok and contacts.rows_read == 3
+    assert "saved state ignored" in contacts.note and "raw_crm__contacts" in contacts.note
+    with ProfileStore.open({"path": str(job_dir / "profiles.duckdb")}) as store:
+        assert api.get(store, email="ana@mail.com") is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
+from pathlib import Path
 
 import pyarrow as pa
 from threadline.contracts import (
@@ -160,6 +161,24 @@ class ProfilesDestination(Destination[ProfilesConfig]):
         except BaseException:
             store.release()
             raise
+
+    def locate(self, config: ProfilesConfig, target: StreamTarget) -> str:
+        if config.engine == "postgres":
+            from threadline_profiles.engines.postgres_engine import server
+
+            return f"profiles:postgres:{server(config.dsn)}#{config.db_schema}.{raw_table_name(target)}"
+        return f"profiles:duckdb:{Path(config.path).resolve()}#{raw_table_name(target)}"
+
+    def table_exists(self, config: ProfilesConfig, target: StreamTarget) -> bool:
+        if config.engine == "duckdb" and not Path(config.path).exists():
+            return False  # deleted, or never built: nothing to resume into (and nothing is created)
+        store = shared_store(config)
+        engine = store.engine.handle()  # its own cursor: other streams' writers use the store meanwhile
+        try:
+            return engine.table_exists(raw_table_name(target))
+        finally:
+            engine.close()
+            store.release()
 
     def finish_run(self, config: ProfilesConfig, run_id: str) -> list[StepResult]:
         """After the run's streams: build the profiles, then push the activations marked

@@ -43,6 +43,15 @@ def describe_dsn(dsn: str) -> str:
 
 
 
+def server(dsn: str) -> str:
+    """host:port/database of a DSN: where the store is, whoever connects."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "(the configured dsn)"
+    return f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}/{parts.get('dbname', '?')}"
+
+
 _EXTENSION_SCHEMA = ("SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace "
                      "WHERE e.extname = 'fuzzystrmatch'")
 
