@@ -4,6 +4,7 @@ registered as in-process plugins next to the real installed ones."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -45,6 +46,7 @@ class MemorySource(Source[MemoryConfig]):
     lock = threading.Lock()
     gate: threading.Barrier | None = None
     states_seen: list[dict[str, Any]] = []  # request.state of every read, in order
+    sigint_handlers_seen: list[Any] = []  # the SIGINT handler while each read ran
 
     def check(self, config: MemoryConfig) -> None:
         pass
@@ -61,6 +63,7 @@ class MemorySource(Source[MemoryConfig]):
             if cls.gate is not None:
                 cls.gate.wait(timeout=10)
             cls.states_seen.append(dict(request.state))
+            cls.sigint_handlers_seen.append(signal.getsignal(signal.SIGINT))
             if config.first_checkpoint:
                 yield Checkpoint(request.stream.name, dict(config.first_checkpoint))
             rows = sorted(cls.records, key=lambda r: r["updated_at"])
@@ -154,7 +157,7 @@ def memory(tmp_path: Path) -> SimpleNamespace:
     """The in-memory source and destination registered beside the installed plugins, reset
     for each test, with `job(**overrides)` to build a job that uses them."""
     MemorySource.records, MemorySource.active, MemorySource.max_active, MemorySource.gate = [], 0, 0, None
-    MemorySource.states_seen = []
+    MemorySource.states_seen, MemorySource.sigint_handlers_seen = [], []
     MemoryDestination.tables, MemoryDestination.writes = {}, 0
 
     def job(**overrides: Any):

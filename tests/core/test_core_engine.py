@@ -311,3 +311,23 @@ def test_a_paused_stream_is_not_read_again_until_its_window_resets(memory):
     end_rate_limit_pause(job.state_dir, "memjob", "app", "people")  # the window has reset
     run_job(job, registry=memory.registry)
     assert len(reads) == 2 and "paused_until" not in reads[1]  # read again, the engine's key not passed on
+
+
+def test_a_caller_that_handles_ctrl_c_itself_keeps_its_handler_during_the_run(memory):
+    # follow mode lets a micro-batch finish on the first Ctrl-C: run_job must not swap the
+    # handler under it, while a plain sync installs its own stop-at-the-next-batch handler
+    import signal
+
+    def followers_handler(signum, frame):
+        pass
+
+    memory.source.records = [{"id": 1, "email": "1@x.io", "updated_at": memory.ts(1)}]
+    previous = signal.signal(signal.SIGINT, followers_handler)
+    try:
+        assert run_job(memory.job(), registry=memory.registry, handle_ctrl_c=False).ok
+        assert run_job(memory.job(), registry=memory.registry).ok
+        assert signal.getsignal(signal.SIGINT) is followers_handler  # given back after the run
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    kept, swapped = memory.source.sigint_handlers_seen
+    assert kept is followers_handler and swapped is not followers_handler

@@ -84,7 +84,9 @@ def _loop(job: Job, plans: list[Any], store: StateStore, observed: _ArrivalObser
     last: MicroBatch | None = None
     while not stop.is_set():
         observed.reset()
-        report = run_job(job, only=only, progress=progress, registry=observed, wait=True)  # type: ignore[arg-type]
+        # the first Ctrl-C lets this micro-batch finish (stop_on_signals): run_job must not take it
+        report = run_job(job, only=only, progress=progress, registry=observed, wait=True,  # type: ignore[arg-type]
+                         handle_ctrl_c=False)
         latency = observed.latency(datetime.now(timezone.utc))
         if latency is not None:
             store.save_latency(report.run_id, latency)

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
@@ -280,6 +280,7 @@ def run_job(
     progress: Progress | None = None,
     registry: Registry | None = None,
     wait: bool = False,
+    handle_ctrl_c: bool = True,
 ) -> RunReport:
     """Sync every stream of the job (or the `only` sources / `source.stream`s).
 
@@ -287,7 +288,8 @@ def run_job(
     another sync of the job is running. Failures while syncing do not raise: they are in
     the report (`outcome == "failed"`, with the error and each stream's outcome). Ctrl-C
     (SIGINT, when called from the main thread) stops every stream at its next batch and
-    the report's outcome is "interrupted".
+    the report's outcome is "interrupted" — unless `handle_ctrl_c` is False: the caller
+    (follow mode, which lets a micro-batch finish) keeps its own handler.
     """
     registry = registry or default_registry()
     plans = plan_job(job, registry, only)
@@ -297,7 +299,7 @@ def run_job(
     run = RunRecord(run_id=new_run_id(), job=job.name, started_at=utcnow())
     stop = threading.Event()
     try:
-        with job_lock(job.state_dir, job.name, wait=wait), _stop_on_ctrl_c(stop):
+        with job_lock(job.state_dir, job.name, wait=wait), (_stop_on_ctrl_c(stop) if handle_ctrl_c else nullcontext()):
             store.start_run(run)
             registry.manager.hook.run_started(run=run)
             streams = [StreamRun(p.source_name, p.stream.name, p.sync_mode.value) for p in plans]
