@@ -37,8 +37,16 @@ def register_sources(register: Callable[..., None]) -> None:
 @hookspec
 def register_destinations(register: Callable[..., None]) -> None:
     """Called once at start-up. Call ``register("name", "package.module:DestinationClass")`` for
-    each Destination (or ``register(DestinationClass)``). An audience destination adds
-    ``audiences=True``, so `threadline plugins` can say so without importing it."""
+    each Destination (or ``register(DestinationClass)``) that lands streams. Audience
+    destinations go through `register_audience_destinations`."""
+
+
+@hookspec
+def register_audience_destinations(register: Callable[..., None]) -> None:
+    """Called once at start-up. Call ``register("name", "package.module:AudienceClass")`` (or
+    ``register(AudienceClass)``) for each AudienceDestination: an ad platform, an email tool's
+    list, a mail house. A job names it under `destinations:` like any destination; activations
+    push audiences to it, and sources cannot write to it."""
 
 
 @hookspec

@@ -29,7 +29,7 @@ from threadline.errors import ConfigError, ThreadlineError
 from threadline.lazy import load
 
 if TYPE_CHECKING:
-    from threadline.contracts import Destination, Source
+    from threadline.contracts import AudienceDestination, Destination, Source
 
 log = logging.getLogger("threadline.plugins")
 
@@ -134,7 +134,7 @@ class Registry:
     destinations: MutableMapping[str, type[Destination]] = field(default_factory=dict)
     sandboxes: MutableMapping[str, Callable[..., Any]] = field(default_factory=dict)
     owners: dict[tuple[str, str], PluginInfo] = field(default_factory=dict)
-    audience_destinations: set[str] = field(default_factory=set)  # declared at registration
+    audience_destinations: set[str] = field(default_factory=set)  # registered by register_audience_destinations
 
     def __post_init__(self) -> None:
         for kind, attribute in (("source", "sources"), ("destination", "destinations"), ("sandbox", "sandboxes")):
@@ -149,17 +149,25 @@ class Registry:
         return self._lookup("destination", name, self.destinations)()
 
     def is_audience_destination(self, name: str) -> bool:
-        """Whether a destination takes audiences, not streams — without importing it when its
-        plugin declared so at registration."""
-        if name in self.audience_destinations:
-            return True
-        table = self.destinations
-        if isinstance(table, Registrations) and not table.is_loaded(name):
-            return False
-        from threadline.contracts import AudienceDestination
+        """Whether a destination takes audiences, not streams (known without importing it)."""
+        return name in self.audience_destinations
 
-        found = table.get(name)
-        return isinstance(found, type) and issubclass(found, AudienceDestination)
+    def audience_destination(self, name: str) -> type[AudienceDestination]:
+        """The audience destination class called `name`; a ConfigError saying what `name` is
+        otherwise (a record destination, or nothing installed) and listing the audience ones."""
+        if name not in self.audience_destinations:
+            what = "is a record destination, not an audience destination" if name in self.destinations else "is not installed"
+            raise ConfigError(
+                f"audience destination {name!r} {what}",
+                hint=f"installed audience destinations: {', '.join(sorted(self.audience_destinations)) or '(none)'}; "
+                     "`threadline plugins` lists what is installed")
+        from threadline.contracts import AudienceDestination  # pyarrow: only when one is used
+
+        found = self.destinations[name]
+        if not (isinstance(found, type) and issubclass(found, AudienceDestination)):
+            raise PluginLoadError(f"{name!r} was registered as an audience destination, but {found!r} is not an "
+                                  "AudienceDestination", hint="report it to the plugin's authors")
+        return found
 
     def _lookup(self, kind: str, name: str, table: MutableMapping[str, Any]) -> Any:
         if name in table:
@@ -225,8 +233,8 @@ def _collect(registry: Registry, plugin: Any, info: PluginInfo) -> None:
     `register` takes a class with a `name` (imported already), or a name and where it lives:
     an import path ``"package.module:Name"`` (imported on first use) or the object itself."""
 
-    def adder(kind: str, table: MutableMapping[str, Any], names: list[str]) -> Callable[..., None]:
-        def register(obj: Any, target: Any = None, *, audiences: bool = False) -> None:
+    def adder(kind: str, table: MutableMapping[str, Any], names: list[str], audiences: bool = False) -> Callable[..., None]:
+        def register(obj: Any, target: Any = None) -> None:
             name = obj if isinstance(obj, str) else obj.name
             value = target if isinstance(obj, str) else obj
             if value is None:
@@ -252,6 +260,7 @@ def _collect(registry: Registry, plugin: Any, info: PluginInfo) -> None:
     hooks = {
         "register_sources": adder("source", registry.sources, info.sources),
         "register_destinations": adder("destination", registry.destinations, info.destinations),
+        "register_audience_destinations": adder("destination", registry.destinations, info.destinations, audiences=True),
         "register_sandboxes": adder("sandbox", registry.sandboxes, info.sandboxes),
     }
     for hook_name, register in hooks.items():

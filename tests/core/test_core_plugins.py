@@ -120,3 +120,48 @@ def test_an_import_path_whose_class_has_another_name_is_an_error_naming_both(sit
     make_distribution(site, "threadline-lazy", "tlplug_lazy", LAZY_PLUGIN.format(name="other", path="tlplug_lazy_source:Lazy"))
     with pytest.raises(PluginLoadError, match="registered the source 'other'.*named 'lazy'"):
         load_registry().source("other")
+
+
+AUDIENCE_PLUGIN = """
+from threadline import hookimpl
+
+@hookimpl
+def register_audience_destinations(register):
+    register("{name}", "{module}:{cls}")
+
+@hookimpl
+def register_destinations(register):
+    register("{name}_table", "threadline_duckdb.destination:DuckDBDestination")
+"""
+
+
+def test_an_audience_destination_registers_through_its_own_hook_and_is_known_without_importing_it(site):
+    make_distribution(site, "threadline-adco", "tlplug_adco",
+                      AUDIENCE_PLUGIN.format(name="adco", module="tlplug_adco_impl", cls="AdCo"))
+    registry = load_registry()
+    assert registry.is_audience_destination("adco") and "adco" in registry.destinations
+    assert "tlplug_adco_impl" not in sys.modules  # said without importing it
+    assert not registry.is_audience_destination("duckdb")
+
+
+def test_asking_for_an_audience_destination_by_a_record_destinations_name_says_which_it_is():
+    from threadline.contracts import ConfigError
+
+    registry = load_registry()
+    with pytest.raises(ConfigError, match="'duckdb' is a record destination, not an audience destination") as caught:
+        registry.audience_destination("duckdb")
+    assert "meta_audiences" in caught.value.hint  # the installed audience destinations are listed
+    with pytest.raises(ConfigError, match="'nope' is not installed"):
+        registry.audience_destination("nope")
+    assert registry.audience_destination("meta_audiences").name == "meta_audiences"
+
+
+def test_a_class_registered_as_an_audience_destination_that_is_not_one_is_a_plugin_error(site):
+    (site / "tlplug_fake_impl.py").write_text(
+        "from threadline_duckdb.destination import DuckDBDestination\n\n"
+        "class NotAudiences(DuckDBDestination):\n    name = 'notaud'\n")
+    make_distribution(site, "threadline-fake", "tlplug_fake", AUDIENCE_PLUGIN.format(
+        name="notaud", module="tlplug_fake_impl", cls="NotAudiences"))
+    registry = load_registry()
+    with pytest.raises(PluginLoadError, match="registered as an audience destination, but .* is not an AudienceDestination"):
+        registry.audience_destination("notaud")

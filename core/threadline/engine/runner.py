@@ -36,7 +36,6 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from threadline.contracts import (
-    AudienceDestination,
     Batch,
     Checkpoint,
     ConfigError,
@@ -220,7 +219,7 @@ def _connector(job: Job, registry: Registry, kind: str, path: tuple[str, ...], n
         connector = registry.source(name) if kind == "source" else registry.destination(name)
     except ConfigError as exc:
         raise job.error(path, exc.message, hint=exc.hint) from None
-    if isinstance(connector, AudienceDestination):  # fed by audiences, not by sources
+    if kind == "destination" and registry.is_audience_destination(name):  # fed by audiences, not by sources
         raise job.error(path, f"{name!r} is an audience destination: sources cannot write to it",
                         hint="push an audience to it from the profile store's `activations:` block "
                              "(see destinations/profiles/README.md)")

@@ -9,5 +9,5 @@ from threadline import hookimpl
 
 
 @hookimpl
-def register_destinations(register):
-    register("direct_mail", "threadline_direct_mail.destination:DirectMail", audiences=True)
+def register_audience_destinations(register):
+    register("direct_mail", "threadline_direct_mail.destination:DirectMail")

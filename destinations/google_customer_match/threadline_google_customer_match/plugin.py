@@ -8,9 +8,9 @@ from threadline import hookimpl
 
 
 @hookimpl
-def register_destinations(register):
-    register("google_data_manager", "threadline_google_customer_match.data_manager:GoogleDataManager", audiences=True)
-    register("google_customer_match", "threadline_google_customer_match.customer_match:GoogleCustomerMatch", audiences=True)
+def register_audience_destinations(register):
+    register("google_data_manager", "threadline_google_customer_match.data_manager:GoogleDataManager")
+    register("google_customer_match", "threadline_google_customer_match.customer_match:GoogleCustomerMatch")
 
 
 @hookimpl

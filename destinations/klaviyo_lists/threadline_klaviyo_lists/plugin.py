@@ -8,8 +8,8 @@ from threadline import hookimpl
 
 
 @hookimpl
-def register_destinations(register):
-    register("klaviyo_lists", "threadline_klaviyo_lists.destination:KlaviyoLists", audiences=True)
+def register_audience_destinations(register):
+    register("klaviyo_lists", "threadline_klaviyo_lists.destination:KlaviyoLists")
 
 
 @hookimpl

@@ -8,8 +8,8 @@ from threadline import hookimpl
 
 
 @hookimpl
-def register_destinations(register):
-    register("linkedin_audiences", "threadline_linkedin_audiences.destination:LinkedInAudiences", audiences=True)
+def register_audience_destinations(register):
+    register("linkedin_audiences", "threadline_linkedin_audiences.destination:LinkedInAudiences")
 
 
 @hookimpl

@@ -8,8 +8,8 @@ from threadline import hookimpl
 
 
 @hookimpl
-def register_destinations(register):
-    register("mailchimp_audiences", "threadline_mailchimp_audiences.destination:MailchimpAudiences", audiences=True)
+def register_audience_destinations(register):
+    register("mailchimp_audiences", "threadline_mailchimp_audiences.destination:MailchimpAudiences")
 
 
 @hookimpl

@@ -8,8 +8,8 @@ from threadline import hookimpl
 
 
 @hookimpl
-def register_destinations(register):
-    register("meta_audiences", "threadline_meta_audiences.destination:MetaAudiences", audiences=True)
+def register_audience_destinations(register):
+    register("meta_audiences", "threadline_meta_audiences.destination:MetaAudiences")
 
 
 @hookimpl

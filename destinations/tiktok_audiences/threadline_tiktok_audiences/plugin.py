@@ -8,8 +8,8 @@ from threadline import hookimpl
 
 
 @hookimpl
-def register_destinations(register):
-    register("tiktok_audiences", "threadline_tiktok_audiences.destination:TikTokAudiences", audiences=True)
+def register_audience_destinations(register):
+    register("tiktok_audiences", "threadline_tiktok_audiences.destination:TikTokAudiences")
 
 
 @hookimpl

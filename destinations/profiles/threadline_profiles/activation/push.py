@@ -111,17 +111,7 @@ def audience_destination(name: str) -> type[AudienceDestination]:
     """The installed audience destination plugin called `name` (ConfigError if none)."""
     from threadline.plugins import registry
 
-    reg = registry()
-    found = reg.destinations.get(name)
-    audience_kinds = sorted(n for n, c in reg.destinations.items() if isinstance(c, type) and issubclass(c, AudienceDestination))
-    if found is None or not (isinstance(found, type) and issubclass(found, AudienceDestination)):
-        what = "is a record destination, not an audience destination" if found is not None else "is not installed"
-        raise ConfigError(
-            f"audience destination {name!r} {what}",
-            hint=f"installed audience destinations: {', '.join(audience_kinds) or '(none)'}; "
-                 "`threadline plugins` lists what is installed",
-        )
-    return found
+    return registry().audience_destination(name)
 
 
 def check_activations(config: Any, reach: bool = False) -> None:
