@@ -3,7 +3,7 @@
     python bench/customer_like.py               # describe the default set (seed 2026, ~25k records)
     python bench/customer_like.py --size 5000   # a smaller one
 
-People: the adults (18+) of pseudopeople's bundled sample population (decennial census 2020,
+People: those aged 16 or more in pseudopeople's bundled sample population (decennial census 2020,
 Anytown WA; offline). Every source record takes its name, birth date and street from its own
 copy of the census generated at 3x pseudopeople's default noise (each row and cell noise
 probability times three; its typo, OCR, phonetic, nickname, fake-name, blank, wrong-digit,
@@ -23,27 +23,32 @@ On top, a contact layer drawn once per person and household with numpy (seed 202
   national (206) 555-0134 and 206-555-0134, bare digits, international +1 206 555 0134 and
   +12065550134; 2% of numbers typed by staff have a digit wrong.
 - nicknames: from the `nicknames` package (Carlton Northern's hand-curated list), preferring
-  nicknames that start like the formal name (Kate for Katherine) four times in five.
+  nicknames that start like the formal name (Kate for Katherine) four times in five; on
+  top of pseudopeople's own, first names carry one on 10% of CRM records, 25% of ESP and
+  loyalty records and 40% of social display names.
 - social handles built from names (kate.neal, kneal85, the_kateneal, katen_7), one in ten
   unrelated; written as @handle, handle or a profile URL.
 - typos in emails typed by staff or at a till (CRM 3%, loyalty 4%: a letter dropped, doubled
   or swapped, or a misspelled provider).
 - postal codes: the sample town has one placeholder zip (00000), so each street gets one of
-  twenty Seattle-area zips; 2% are typed with two digits swapped.
+  twenty Seattle-area zips; 2% are typed with a digit wrong.
 
 Sources (columns as each system exports them):
 - crm.contacts (Salesforce-like): Id, FirstName, LastName, Email, Phone (national), Mailing*,
   Birthdate (ISO); 85% of customers, 4% of them with a second (duplicate) contact.
 - esp.subscribers (Mailchimp-like): one row per subscribed address, "Email Address",
   "First Name", "Last Name" (often blank), "Phone Number" (international, SMS opt-in);
-  80% of customers, plus one row per family address.
+  85% of customers, plus one row per family address.
 - loyalty.members (point of sale): card_number, fname, lname, birth_year (the year only),
-  mobile, email, zip; 60% of customers, 5% with a replacement card on a second row.
-- social.followers (a lead export): username, display_name, email (lead forms), city; 45%.
+  mobile, email, zip; 65% of customers, 5% with a replacement card on a second row.
+- social.followers (a lead export): username, display_name (a full name, a first name and
+  initial, a first name or the handle), email (lead forms, 25%), city; the 50% with a handle.
 
-A person's record count per source is drawn before the size is applied: `size` picks how
-many customers (a fixed, seeded sample of the adults), so the total is close to `size`.
-The bundled sample has about 8,200 adults, which bounds the size at about 26k records.
+`size` sets how many customers are drawn (a fixed, seeded sample, about 3.1 records each),
+so the total is close to `size`. The bundled sample has 8,485 people aged 16 or more, which
+bounds the size at about 26k records. A smaller size draws fewer people from the same town,
+so fewer households have two customers and shared household identifiers are rarer: compare
+figures at one size.
 """
 
 from __future__ import annotations
@@ -334,13 +339,13 @@ def street(row: pd.Series) -> str | None:
 def build(size: int = DEFAULT_SIZE, seed: int = SEED) -> CustomerLike:
     """The four exports, their mappings and the truth, for about `size` records."""
     truth_people = census(seed, noisy=False)
-    adults = sorted(truth_people.index[pd.to_numeric(truth_people["age"], errors="coerce") >= 16])
+    candidates = sorted(truth_people.index[pd.to_numeric(truth_people["age"], errors="coerce") >= 16])
     wanted = int(round(size / ROWS_PER_CUSTOMER))
-    if wanted > len(adults):
+    if wanted > len(candidates):
         raise SystemExit(f"--size {size} needs about {wanted} customers; the bundled pseudopeople sample has "
-                         f"{len(adults)} adults, so at most about {int(len(adults) * ROWS_PER_CUSTOMER)} records")
+                         f"{len(candidates)} people aged 16 or more, so at most about {int(len(candidates) * ROWS_PER_CUSTOMER)} records")
     rng = np.random.default_rng(seed)
-    customers = sorted(rng.choice(adults, wanted, replace=False).tolist())
+    customers = sorted(rng.choice(candidates, wanted, replace=False).tolist())
     contacts = Contacts(truth_people, customers, rng, Nicknames())
     copies = {name: census(seed + offset, noisy=True) for name, offset in SOURCE_SEEDS.items()}
 
