@@ -3,6 +3,7 @@
     python bench/b4_accuracy.py                    # FEBRL3/4 and pseudopeople, DuckDB and Postgres
     python bench/b4_accuracy.py --engine duckdb    # one engine
     python bench/b4_accuracy.py --only pseudopeople
+    python bench/b4_accuracy.py --only customer-like --engine duckdb [--size 25000]
 
 Nothing here is tuned by looking at the labels: every store runs with the default rules,
 limits, blocking, weights (estimated from the data itself) and threshold. The default
@@ -22,6 +23,16 @@ Data:
   bench/pseudopeople_customers.py, whose description is printed with the figures), "plain"
   is the sources as generated.
 
+- customer-like seed 2026 (bench/customer_like.py, whose description is printed with the
+  figures): four exports of one company (CRM, ESP, loyalty, social), ~25k records of
+  pseudopeople people at 3x its default noise with a contact layer (household emails and
+  phones, several emails per person, stale and recycled phones, nicknames, typos, a loyalty
+  source with a birth year only), mapped as destinations/profiles/README.md documents.
+  Beside the store's figures it prints a baseline on the same records, exact email|phone
+  union-find (emails trimmed and lower-cased, phones reduced to their last ten digits; no
+  placeholders on this set), and the store's pairwise precision and recall per pair of
+  sources (crm-esp, loyalty-social, ...), which says which comparisons fail.
+
 Prints one JSON line per dataset, variant and engine with pairwise precision, recall, F1.
 """
 
@@ -30,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -55,6 +67,87 @@ def pairwise(truth: dict[str, str], found: dict[str, str]) -> dict[str, float | 
     r = both / true if true else 1.0
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
             "true_pairs": true, "predicted_pairs": predicted}
+
+
+def pairwise_by_source(truth: dict[str, str], found: dict[str, str]) -> dict[str, dict[str, float | int]]:
+    """Pairwise precision and recall for each pair of sources ("crm-esp", "crm-crm", ...): the
+    pairs the store put together and the true pairs, counted per pair of the records' sources."""
+    def source(key: str) -> str:
+        return key.split(".", 1)[0]
+
+    def pairs_by_source(groups: Counter) -> Counter:
+        # groups: (group, source) -> records; pairs within a group, per unordered pair of sources
+        by_group: dict = {}
+        for (group, src), n in groups.items():
+            by_group.setdefault(group, {})[src] = n
+        out: Counter = Counter()
+        for counts in by_group.values():
+            names = sorted(counts)
+            for i, a in enumerate(names):
+                out[f"{a}-{a}"] += counts[a] * (counts[a] - 1) // 2
+                for b in names[i + 1:]:
+                    out[f"{a}-{b}"] += counts[a] * counts[b]
+        return out
+
+    true = pairs_by_source(Counter((truth[k], source(k)) for k in found))
+    predicted = pairs_by_source(Counter((found[k], source(k)) for k in found))
+    both = pairs_by_source(Counter(((found[k], truth[k]), source(k)) for k in found))
+    return {name: {"precision": round(both[name] / predicted[name], 4) if predicted[name] else None,
+                   "recall": round(both[name] / true[name], 4) if true[name] else None,
+                   "true_pairs": true[name], "predicted_pairs": predicted[name]}
+            for name in sorted(set(true) | set(predicted)) if true[name] or predicted[name]}
+
+
+def exact_contacts(tables: dict[str, pa.Table], mappings: dict[str, dict], pk: str) -> dict[str, set[str]]:
+    """Each record's emails and phones as an exact matcher sees them: emails trimmed and
+    lower-cased, phones reduced to their last ten digits."""
+    out: dict[str, set[str]] = {}
+    for key, table in tables.items():
+        columns = {column: kind for column, kind in mappings[key].get("identifiers", {}).items() if kind in ("email", "phone")}
+        for row in table.select([pk, *columns]).to_pylist():
+            values = out.setdefault(f"{key}:{row[pk]}", set())
+            for column, kind in columns.items():
+                value = row[column]
+                value = (value.strip().lower() if kind == "email" else re.sub(r"\D", "", value)[-10:]) if value else ""
+                if value:
+                    values.add(f"{kind}:{value}")
+    return out
+
+
+def exact_union_find(contacts: dict[str, set[str]]) -> dict[str, str]:
+    """The baseline: records sharing an exact email or phone are one person (union-find)."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for record, values in contacts.items():
+        for value in values:
+            parent[root(record)] = root(value)
+    return {record: root(record) for record in contacts}
+
+
+def missed_pairs(truth: dict[str, str], found: dict[str, str], contacts: dict[str, set[str]]) -> dict[str, dict[str, int]]:
+    """The true pairs the store left apart, per pair of sources, and how many of them share an
+    exact email or phone: those were refused (a limit, a guard, a blocked value); the others
+    needed a comparison of names, dates or partial identifiers."""
+    people: dict[str, list[str]] = {}
+    for record in sorted(found):
+        people.setdefault(truth[record], []).append(record)
+    out: dict[str, dict[str, int]] = {}
+    for records in people.values():
+        for i, a in enumerate(records):
+            for b in records[i + 1:]:
+                if found[a] == found[b]:
+                    continue
+                name = "-".join(sorted((a.split(".", 1)[0], b.split(".", 1)[0])))
+                counts = out.setdefault(name, {"missed": 0, "sharing_email_or_phone": 0})
+                counts["missed"] += 1
+                counts["sharing_email_or_phone"] += bool(contacts[a] & contacts[b])
+    return dict(sorted(out.items()))
 
 
 def to_arrow(frame) -> pa.Table:
@@ -139,6 +232,26 @@ def pseudopeople(engines: list[str]) -> None:
                  **pairwise(data.truth, found), data=data.description)
 
 
+def customer_like(engines: list[str], size: int | None) -> None:
+    import customer_like as bench_set
+
+    data = bench_set.build(size=size or bench_set.DEFAULT_SIZE)
+    name = f"customer-like seed {bench_set.SEED}"
+    contacts = exact_contacts(data.tables, data.mappings, bench_set.PRIMARY_KEY)
+    for engine in engines:
+        found, seconds = resolve(data.tables, data.mappings, bench_set.PRIMARY_KEY, engine)
+        emit(dataset=name, variant="default settings", engine=engine, records=len(found),
+             profiles=len(set(found.values())), seconds=round(seconds, 2), **pairwise(data.truth, found),
+             data=data.description, not_mapped=data.unmapped)
+        emit(dataset=name, variant="by source pair", engine=engine, pairs=pairwise_by_source(data.truth, found))
+        emit(dataset=name, variant="missed true pairs by source pair", engine=engine,
+             pairs=missed_pairs(data.truth, found, contacts))
+    baseline = exact_union_find(contacts)
+    emit(dataset=name, variant="baseline: exact email|phone union-find", records=len(baseline),
+         profiles=len(set(baseline.values())), **pairwise(data.truth, baseline))
+    emit(dataset=name, variant="baseline by source pair", pairs=pairwise_by_source(data.truth, baseline))
+
+
 def postgres_reachable() -> bool:
     try:
         import psycopg
@@ -152,7 +265,8 @@ def postgres_reachable() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["duckdb", "postgres", "both"], default="both")
-    parser.add_argument("--only", choices=["febrl", "pseudopeople"])
+    parser.add_argument("--only", choices=["febrl", "pseudopeople", "customer-like"])
+    parser.add_argument("--size", type=int, help="records of the customer-like set (default: about 25k)")
     args = parser.parse_args()
     engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
     if "postgres" in engines and not postgres_reachable():
@@ -162,6 +276,8 @@ def main() -> None:
         febrl(engines)
     if args.only in (None, "pseudopeople"):
         pseudopeople(engines)
+    if args.only in (None, "customer-like"):
+        customer_like(engines, args.size)
 
 
 if __name__ == "__main__":
