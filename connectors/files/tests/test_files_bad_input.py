@@ -203,3 +203,13 @@ def test_invalid_utf8_text_in_a_parquet_file_fails_its_stream_naming_the_file(tm
     error = report.stream("src", "s").error
     assert "b.parquet cannot be read as parquet" in error and "UTF8" in error
     assert rows == [(1, "a")]
+
+
+def test_two_columns_whose_names_differ_only_in_case_fail_the_stream_naming_both(tmp_path, sync):
+    # DuckDB (and SQL without quotes) reads `id` and `Id` as one column: say so, instead of
+    # DuckDB's "Column with name id already exists" from deep inside the load
+    (tmp_path / "a.csv").write_text("id,name,Id\n1,a,c1\n")
+    report, rows = sync({"path": "a.csv"})
+    error = report.stream("src", "s").error
+    assert "column 3 ('Id') of stream 's' has the same name as column 1 ('id') but for case" in error
+    assert rows == []

@@ -606,7 +606,8 @@ class _ColumnCheck:
         if len(schema) > MAX_COLUMNS:
             raise FatalError(_too_wide(self.stream, len(schema)),
                              hint="keep nested objects as one JSON column, or split the data into streams")
-        positions: dict[str, int] = {}
+        positions: dict[str, int] = {}  # case-folded name -> its 1-based position
+        names: dict[str, str] = {}  # case-folded name -> the name as written
         for position in range(len(schema)):
             try:
                 name = schema.field(position).name
@@ -616,10 +617,14 @@ class _ColumnCheck:
             problem = ("has no name" if not name.strip() else
                        "has a control character in its name" if any(ord(c) < 32 or ord(c) == 127 for c in name) else
                        f"has a name {len(name):,} characters long" if len(name) > MAX_COLUMN_NAME else
-                       f"has the same name as column {positions[name]}" if name in positions else "")
+                       f"has the same name as column {positions[name.casefold()]}" if name.casefold() in positions else "")
             if problem:
-                raise FatalError(f"column {position + 1} ({name[:40]!r}) of stream {self.stream!r} {problem}", hint=hint)
-            positions[name] = position + 1
+                # names that differ only in case are one column to DuckDB and most SQL (`id`, `Id`)
+                raise FatalError(f"column {position + 1} ({name[:40]!r}) of stream {self.stream!r} {problem}"
+                                 + (f" ({names[name.casefold()]!r}) but for case" if name.casefold() in names
+                                    and names[name.casefold()] != name else ""), hint=hint)
+            positions[name.casefold()] = position + 1
+            names[name.casefold()] = name
         self.seen = schema
 
 
