@@ -11,6 +11,14 @@ What it implements, as HubSpot documents it:
 - Auth: `Authorization: Bearer <private app token>`; 401 `INVALID_AUTHENTICATION` for an
   unknown token, `EXPIRED_AUTHENTICATION` after `expire_token()`; 403 `MISSING_SCOPES`
   (with `requiredGranularScopes`) when the token lacks `crm.objects.<type>.read`.
+- List parameters `properties` and `associations` may be comma-separated or repeated (the
+  official client repeats them); `archived` is read case-insensitively (it sends `True`) and
+  lists archived records only.
+- Search `sorts` entries are objects or a bare property name (ascending), as the official
+  client's model types them; anything else is a 400, not a dropped connection.
+- The properties list carries what the client's Property model requires: `description`,
+  `options` (an enumeration's values in the data; Yes/No for a bool), `fieldType`,
+  `groupName`, `modificationMetadata`.
 - List pages: `limit` 1..100, `paging.next.after` (an opaque cursor: the next id) until the
   last page; `properties` as strings (or null) under `properties`; `createdAt`, `updatedAt`,
   `archived` (and `archivedAt`) at the top level; `associations` inline when asked.
@@ -92,6 +100,10 @@ PROPERTIES: dict[str, dict[str, str]] = {
     },
 }
 CUSTOM = {"loyalty_tier", "ads_consent", "ads_consent_date"}
+# HubSpot types these as enumerations but they hold free text (emails): no options listed
+FREE_TEXT_ENUMERATIONS = {"hs_additional_emails"}
+FIELD_TYPES = {"string": "text", "number": "number", "bool": "booleancheckbox", "enumeration": "select",
+               "datetime": "date", "date": "date"}
 DEFAULT_RETURNED = {  # what HubSpot returns when `properties` is not given
     "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
     "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
@@ -448,10 +460,9 @@ class HubspotSandbox(Sandbox):
         if not 1 <= limit <= 100:
             raise hubspot_error(400, "VALIDATION_ERROR", f"limit must be between 1 and 100, got {limit}")
         after = req.int_param("after", 0)
-        archived = req.param("archived", "false") == "true"
-        props = req.param("properties")
-        names = [p for p in props.split(",") if p] if props else None
-        assoc = [a for a in (req.param("associations") or "").split(",") if a in OBJECT_TYPES]
+        archived = (req.param("archived") or "false").lower() == "true"  # the official client sends `True`
+        names = _listed(req, "properties")
+        assoc = [a for a in _listed(req, "associations") or [] if a in OBJECT_TYPES]
         with self._lock:
             ordered = self._by_id(kind, archived)
             start = bisect.bisect_left(ordered[0], after)
@@ -476,7 +487,7 @@ class HubspotSandbox(Sandbox):
                                 errors=[{"message": f"paging past {self.search_cap} results is not supported",
                                          "code": "INVALID_INTEGER"}])
         groups = query.get("filterGroups") or []
-        sorts = query.get("sorts") or []
+        sorts = [_sort(kind, entry) for entry in query.get("sorts") or []]
         with self._lock:
             rows = self._matching(kind, groups, sorts)
             page = rows[after:min(after + limit, self.search_cap)]
@@ -488,10 +499,36 @@ class HubspotSandbox(Sandbox):
 
     def _properties(self, kind: str, req: SandboxRequest) -> Reply:
         headers = self._admit(req, kind)
-        results = [{"name": n, "label": n.replace("_", " ").title(), "type": t,
-                    "fieldType": "text" if t == "string" else t, "hubspotDefined": n not in CUSTOM,
-                    "groupName": f"{SINGULAR[kind]}information"} for n, t in PROPERTIES[kind].items()]
+        with self._lock:
+            results = [self._property(kind, n, t, order) for order, (n, t) in enumerate(PROPERTIES[kind].items())]
         return Reply.json({"results": results}, headers=headers)
+
+    def _property(self, kind: str, name: str, kind_of_value: str, order: int) -> dict[str, Any]:
+        """One property as HubSpot describes it: every field its Property model requires (name, label,
+        type, fieldType, description, groupName, options) and the usual others. An enumeration's
+        options are the values its records hold; a bool's are HubSpot's Yes/No."""
+        label = name.replace("_", " ").title()
+        if kind_of_value == "enumeration" and name not in FREE_TEXT_ENUMERATIONS:
+            values = sorted({v for r in self._records[kind].values()
+                             if isinstance(v := r["properties"].get(name), str) and v})
+            options = [{"label": v.replace("_", " ").title(), "value": v, "displayOrder": i, "hidden": False,
+                        "description": ""} for i, v in enumerate(values)]
+        elif kind_of_value == "bool":
+            options = [{"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False, "description": ""},
+                       {"label": "No", "value": "false", "displayOrder": 1, "hidden": False, "description": ""}]
+        else:
+            options = []
+        custom = name in CUSTOM
+        return {
+            "name": name, "label": label, "type": kind_of_value, "fieldType": FIELD_TYPES[kind_of_value],
+            "description": "" if custom else f"The {label.lower()} of the {SINGULAR[kind]}.",
+            "groupName": f"{SINGULAR[kind]}information", "options": options, "displayOrder": order if custom else -1,
+            "calculated": False, "externalOptions": False, "hasUniqueValue": name == "hs_object_id", "hidden": False,
+            "hubspotDefined": not custom, "formField": name in ("email", "firstname", "lastname", "phone", "company"),
+            "archived": False, "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z",
+            "modificationMetadata": {"archivable": custom, "readOnlyDefinition": not custom,
+                                     "readOnlyValue": name in ("hs_object_id", "createdate", MODIFIED[kind])},
+        }
 
     @route("GET", "/crm/v3/objects/contacts")
     def list_contacts(self, req: SandboxRequest) -> Reply:
@@ -539,6 +576,25 @@ class HubspotSandbox(Sandbox):
 
     def control_archive(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"archived": self.archive(body["type"], [str(i) for i in body["ids"]])}
+
+
+def _listed(req: SandboxRequest, name: str) -> list[str] | None:
+    """A list parameter, sent either comma-separated or repeated (the official client repeats it)."""
+    values = req.query.get(name)
+    if not values:
+        return None
+    return [item for value in values for item in value.split(",") if item]
+
+
+def _sort(kind: str, entry: Any) -> dict[str, Any]:
+    """One entry of a search's `sorts`: an object {propertyName, direction}, or a property name
+    alone (the official client's model types `sorts` as strings), sorted ascending."""
+    if isinstance(entry, str) and entry:
+        return {"propertyName": entry, "direction": "ASCENDING"}
+    if isinstance(entry, dict) and isinstance(entry.get("propertyName"), str):
+        return entry
+    raise hubspot_error(400, "VALIDATION_ERROR", "Invalid input JSON on line 1: a sort is a property name or an "
+                        "object with propertyName and direction", errors=[{"message": f"invalid sort {entry!r}"}])
 
 
 def _value(record: dict[str, Any], prop: str) -> Any:
