@@ -21,7 +21,7 @@ trustme = pytest.importorskip("trustme", reason="the dev extra installs trustme"
 from simple_salesforce import Salesforce  # noqa: E402
 from simple_salesforce.exceptions import SalesforceMalformedRequest  # noqa: E402
 
-from threadline_salesforce.source import DEFAULT_OBJECTS  # noqa: E402
+from threadline_salesforce.source import CURRENT_API_VERSION, DEFAULT_OBJECTS  # noqa: E402
 from threadline_salesforce.sandbox import SalesforceSandbox  # noqa: E402
 
 CONTACTS = 60
@@ -117,3 +117,18 @@ def test_a_quoted_datetime_is_refused_as_salesforce_refuses_it(sf):
     with pytest.raises(SalesforceMalformedRequest) as caught:
         sf.query("SELECT Id FROM Contact WHERE SystemModstamp >= '2024-01-01T00:00:00Z'")
     assert caught.value.content[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_a_retired_api_version_is_gone_and_the_default_is_current(sandbox, https_url, monkeypatch):
+    url, bundle = https_url
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
+    token = requests.post(f"{url}/services/oauth2/token", data={
+        "grant_type": "refresh_token", "refresh_token": sandbox.REFRESH_TOKEN,
+        "client_id": sandbox.CLIENT_ID, "client_secret": sandbox.CLIENT_SECRET,
+    }, timeout=10).json()["access_token"]
+    old = Salesforce(instance_url=url, session_id=token, version="30.0")
+    with pytest.raises(simple_salesforce.exceptions.SalesforceGeneralError) as caught:
+        old.query("SELECT Id FROM Contact LIMIT 1")
+    assert caught.value.status == 410
+    current = Salesforce(instance_url=url, session_id=token, version=CURRENT_API_VERSION[1:])
+    assert current.query("SELECT COUNT() FROM Contact")["totalSize"] > 0

@@ -26,6 +26,8 @@ What it implements, as Salesforce documents it:
 - A query locator is a snapshot: its pages hold the records as they were when the query ran
   (minus those deleted since, for `query`), as Salesforce's server-side cursors do. A queryAll's
   `nextRecordsUrl` says `/query/...` (as Salesforce's does) and still returns deleted records.
+- API versions: up to v30.0 answer 410 GONE (retired in Summer '25), versions newer than
+  the connector's `CURRENT_API_VERSION` (v67.0, Summer '26) 404 NOT_FOUND; the others answer.
 - Every API answer carries `Sforce-Limit-Info: api-usage=<used>/<allowed>`.
 - Errors are lists: [{"message", "errorCode"}]. An unknown or expired access token is 401
   INVALID_SESSION_ID; `expire_sessions()` expires every token issued so far; `revoke_credentials()`
@@ -73,9 +75,10 @@ from threadline.sandbox.people import (
     population_seed,
 )
 from threadline.sandbox.people_data import COMPANIES
+from threadline_salesforce.source import CURRENT_API_VERSION, RETIRED_THROUGH
 from threadline_salesforce.sandbox_soql import SoqlError, ordered as soql_ordered, parse as soql_parse, predicate as soql_predicate
 
-API_VERSION = "v59.0"
+API_VERSION = CURRENT_API_VERSION  # the version record URLs name
 _CITIES = [("London", "N1 9GU", "United Kingdom"), ("Austin", "78701", "USA"), ("Toronto", "M5V 2T6", "Canada"),
            (None, None, None)]
 _COUNTRY_AS_TYPED = {"US": ("USA", "United States", "US"), "GB": ("United Kingdom", "UK", "GB"),
@@ -440,6 +443,11 @@ class SalesforceSandbox(Sandbox):
             return self._token(req)
         match = _PATH.match(req.path)
         if match is None or req.method != "GET":
+            return errors(404, "NOT_FOUND", "The requested resource does not exist")
+        version = int(match.group("version")[1:].split(".")[0])
+        if version <= RETIRED_THROUGH:  # Salesforce: a retired version's REST calls answer 410 GONE
+            return errors(410, "GONE", f"API version {version}.0 has been retired and is no longer available")
+        if version > int(CURRENT_API_VERSION[1:].split(".")[0]):  # not released yet: no such resource
             return errors(404, "NOT_FOUND", "The requested resource does not exist")
         given = req.headers.get("authorization", "")
         with self._lock:
