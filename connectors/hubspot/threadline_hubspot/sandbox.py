@@ -1,6 +1,8 @@
 """HubSpot's CRM API (v3) on loopback, for tests and demos (`threadline sandbox hubspot`).
 
-What it implements, as HubSpot documents it:
+What it implements, as HubSpot documents it, at the legacy v3 paths and at the date-based
+versions' (`/crm/objects/2026-09/contacts`, `/crm/properties/2026-03/deals`; 2026-03 and
+2026-09, the same answers; another date is a 404):
 
     GET  /crm/v3/objects/{contacts|companies|deals}?limit=&after=&properties=a,b&associations=companies,deals&archived=
     POST /crm/v3/objects/{contacts|companies|deals}/search
@@ -48,8 +50,10 @@ on ties). Tests change data with `update`, `add` (the population's next people),
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import random
+import re
 import threading
 import time
 import uuid
@@ -71,6 +75,8 @@ from threadline.sandbox.people import (
 from threadline.sandbox.people_data import COMPANIES
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
+API_VERSIONS = ("2026-03", "2026-09")  # the date-based versions released when checked (2026-12-06); v3 too
+_DATED = re.compile(r"^/crm/(?P<api>objects|properties)/(?P<version>\d{4}-\d\d)/(?P<rest>.+)$")
 MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
 CREATED = {"contacts": "createdate", "companies": "createdate", "deals": "createdate"}
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
@@ -397,6 +403,11 @@ class HubspotSandbox(Sandbox):
         return headers
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
+        dated = _DATED.match(req.path)
+        if dated:  # a date-based version's endpoint is the v3 one with a new path
+            if dated.group("version") not in API_VERSIONS:
+                return Reply(404, b"", {})  # HubSpot: no such version, no such resource
+            req = dataclasses.replace(req, path=f"/crm/v3/{dated.group('api')}/{dated.group('rest')}")
         # HubSpot's error bodies are JSON objects, not the base class's {"error": ...}.
         reply = super()._dispatch(req)
         if reply.status >= 400 and reply.body.startswith(b'{"error":"{'):
