@@ -149,3 +149,20 @@ def test_config_keys_the_connector_does_not_use_are_named_and_ignored(tmp_path, 
     assert code == 0, stderr[-2000:]
     assert len(contacts_of(messages)) == 40
     assert "does not use config key(s) 'streams': ignored" in stderr
+
+
+def test_a_json_column_is_declared_as_any_json_value_that_targets_type_as_an_object(tmp_path, hubspot):
+    import sqlalchemy
+    from jsonschema import Draft7Validator
+    from singer_sdk.sql.connector import JSONSchemaToSQL
+
+    from threadline_singer.schema import is_json_field, json_schema_to_field
+
+    contacts = next(s for s in discover(tmp_path, hubspot_config(hubspot))["streams"] if s["tap_stream_id"] == "contacts")
+    declared = contacts["schema"]["properties"]["properties"]
+    for value in ({"email": "a@example.com"}, ["a"], "text", 1.5, None):
+        Draft7Validator(declared).validate(value)  # what a singer-sdk target checks each record against
+    to_sql = JSONSchemaToSQL()
+    to_sql.register_type_handler("object", sqlalchemy.types.JSON)  # as target-postgres maps objects (JSONB)
+    assert isinstance(to_sql.to_sql_type(declared), sqlalchemy.types.JSON)
+    assert is_json_field(json_schema_to_field("properties", declared))  # the `singer` source reads it back as JSON
