@@ -55,13 +55,20 @@ def https_url(sandbox: SalesforceSandbox, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
-def sf(sandbox: SalesforceSandbox, https_url: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Salesforce:
+def session(sandbox: SalesforceSandbox, https_url: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """(instance URL, access token): the OAuth refresh-token flow, over the trusted HTTPS."""
     url, bundle = https_url
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
     token = requests.post(f"{url}/services/oauth2/token", data={
         "grant_type": "refresh_token", "refresh_token": sandbox.REFRESH_TOKEN,
         "client_id": sandbox.CLIENT_ID, "client_secret": sandbox.CLIENT_SECRET,
     }, timeout=10).json()["access_token"]
+    return url, token
+
+
+@pytest.fixture
+def sf(session: tuple[str, str]) -> Salesforce:
+    url, token = session
     return Salesforce(instance_url=url, session_id=token)
 
 
@@ -119,13 +126,8 @@ def test_a_quoted_datetime_is_refused_as_salesforce_refuses_it(sf):
     assert caught.value.content[0]["errorCode"] == "INVALID_FIELD"
 
 
-def test_a_retired_api_version_is_gone_and_the_default_is_current(sandbox, https_url, monkeypatch):
-    url, bundle = https_url
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle)
-    token = requests.post(f"{url}/services/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": sandbox.REFRESH_TOKEN,
-        "client_id": sandbox.CLIENT_ID, "client_secret": sandbox.CLIENT_SECRET,
-    }, timeout=10).json()["access_token"]
+def test_a_retired_api_version_is_gone_and_the_default_is_current(session):
+    url, token = session
     old = Salesforce(instance_url=url, session_id=token, version="30.0")
     with pytest.raises(simple_salesforce.exceptions.SalesforceGeneralError) as caught:
         old.query("SELECT Id FROM Contact LIMIT 1")

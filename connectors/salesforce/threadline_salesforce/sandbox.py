@@ -76,7 +76,8 @@ from threadline.sandbox.people import (
 )
 from threadline.sandbox.people_data import COMPANIES
 from threadline_salesforce.source import CURRENT_API_VERSION, RETIRED_THROUGH
-from threadline_salesforce.sandbox_soql import SoqlError, ordered as soql_ordered, parse as soql_parse, predicate as soql_predicate
+from threadline_salesforce.sandbox_soql import SoqlError, parse_literal
+from threadline_salesforce.sandbox_soql import ordered as soql_ordered, parse as soql_parse, predicate as soql_predicate
 
 API_VERSION = CURRENT_API_VERSION  # the version record URLs name
 _CITIES = [("London", "N1 9GU", "United Kingdom"), ("Austin", "78701", "USA"), ("Toronto", "M5V 2T6", "Canada"),
@@ -125,21 +126,6 @@ _PATH = re.compile(r"^/services/data/(?P<version>v\d+\.\d)/(?P<rest>.+)$")
 def sf_datetime(moment: datetime) -> str:
     """Salesforce's datetime format: 2024-03-01T12:00:00.000+0000."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
-def parse_literal(text: str) -> datetime:
-    """A SOQL datetime literal: 2024-03-01T12:00:00Z, ...00.000Z or ...+00:00 / +0000."""
-    value = text.strip()
-    if value.endswith("Z"):
-        value = value[:-1] + "+00:00"
-    value = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(text) from None
-    if moment.tzinfo is None:
-        raise ValueError(text)
-    return moment
 
 
 def errors(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:

@@ -246,9 +246,19 @@ def parse(text: str) -> Query:
 _NUMERIC = {"int", "double", "currency", "percent"}
 
 
-def _datetime(text: str) -> datetime:
-    value = text[:-1] + "+00:00" if text.endswith("Z") else re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)
-    return datetime.fromisoformat(value)
+def parse_literal(text: str) -> datetime:
+    """A SOQL datetime literal (or a stored value): 2024-03-01T12:00:00Z, ...00.000Z or ...+00:00 / +0000."""
+    value = text.strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    value = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(text) from None
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment
 
 
 def _typed(kind: str, value: Any) -> Any:
@@ -256,7 +266,7 @@ def _typed(kind: str, value: Any) -> Any:
     if value is None:
         return None
     if kind == "datetime":
-        return _datetime(value)
+        return parse_literal(value)
     if kind == "date":
         return date.fromisoformat(value)
     if kind in _NUMERIC:
@@ -273,7 +283,7 @@ def _literal_for(field: str, kind: str, literal: Literal) -> Any:
             raise SoqlError(f"value of filter criterion for field '{field}' must be of type {'dateTime' if kind == 'datetime' else 'date'} "
                             "and should not be enclosed in quotes", "INVALID_FIELD")
         if kind == "datetime" and literal.kind == "datetime":
-            return _datetime(literal.value)
+            return parse_literal(literal.value)
         if kind == "date" and literal.kind == "date":
             return date.fromisoformat(literal.value)
         raise SoqlError(f"value of filter criterion for field '{field}' must be of type "
