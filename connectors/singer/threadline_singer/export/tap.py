@@ -9,16 +9,17 @@ with a config naming the connector and its own config:
     {"connector": "files", "config": {"streams": [{"name": "customers", "path": "customers.csv"}]}}
 
 Built on singer-sdk, so it speaks the protocol the way Meltano expects (capabilities, stream
-selection, state). A stream's threadline checkpoint is kept in its Singer bookmark under
-"threadline" and handed back to the source on the next run.
+selection, state). A cursor stream is INCREMENTAL with its cursor as replication key: the
+engine's cursor travels as the bookmark's `replication_key_value` and the source's own
+checkpoint under "threadline", and both are handed back to the source on the next run.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -111,7 +112,7 @@ class ThreadlineStream(SdkStream):
         if incremental:
             self._bookmark_cursor(cursor.save_into)
 
-    def _bookmark_cursor(self, save_into: Any) -> None:
+    def _bookmark_cursor(self, save_into: Callable[[dict[str, Any]], None]) -> None:
         """Put the engine's cursor into the bookmark as Singer's replication_key_value."""
         if not self.replication_key:
             return
