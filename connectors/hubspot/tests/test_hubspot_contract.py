@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from threadline.testing import SourceContract
 from threadline_hubspot import HubspotSource
 from threadline_hubspot.sandbox import HubspotSandbox
-from threadline_hubspot.source import TYPED
+from threadline_hubspot.source import CURRENT_API_VERSION, TYPED
 
 
 def expected(kind: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +29,7 @@ class TestHubspotContract(SourceContract):
     sandbox_options: ClassVar[dict[str, Any]] = {"contacts": 240, "companies": 40, "deals": 90, "archived_share": 0.05, "rate_limit": 10_000}
     bad_config: ClassVar[dict[str, Any]] = {"base_url": "http://127.0.0.1:9", "access_token": "pat-na1-not-a-token"}
     credential_field = "access_token"
-    data_path = "/crm/v3/objects/"
+    data_path = f"/crm/objects/{CURRENT_API_VERSION}/"
 
     def config(self, sandbox):
         return config_for(sandbox)

@@ -22,8 +22,10 @@ from threadline.state import StateStore
 from threadline.testing.harness import end_rate_limit_pause, installed_destination, registry_of
 from threadline_hubspot import HubspotConfig, HubspotSource
 from threadline_hubspot.sandbox import HubspotSandbox
+from threadline_hubspot.source import CURRENT_API_VERSION
 
-SEARCH = "/crm/v3/objects/contacts/search"
+OBJECTS = f"/crm/objects/{CURRENT_API_VERSION}"  # where the connector reads, by default
+SEARCH = f"{OBJECTS}/contacts/search"
 
 
 @pytest.fixture
@@ -105,7 +107,7 @@ def test_incremental_reads_filter_on_lastmodifieddate_inclusively_and_ascending(
     rows = [r for r in read(config(hubspot), "deals", SyncMode.INCREMENTAL, cursor_start=start) if not r["archived"]]
     stamps = [r["updated_at"] for r in rows]
     assert stamps == sorted(stamps) and min(stamps) == start
-    first = hubspot.requests_to("/crm/v3/objects/deals/search", "POST")[0].body
+    first = hubspot.requests_to(f"{OBJECTS}/deals/search", "POST")[0].body
     epoch_ms = int(start.timestamp() * 1000)
     assert f'"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "{epoch_ms}"' in first
 
@@ -193,7 +195,7 @@ def test_an_expired_token_is_a_config_error_naming_access_token(hubspot: Hubspot
 def test_a_ten_second_limit_without_retry_after_is_waited_out_for_several_windows() -> None:
     with HubspotSandbox(contacts=300, companies=5, deals=5, rate_limit=3, rate_interval=0.2) as box:
         rows = read(config(box, page_size=20, all_properties=False), "contacts")
-        statuses = [r.status for r in box.requests_to("/crm/v3/objects/contacts")]
+        statuses = [r.status for r in box.requests_to(f"{OBJECTS}/contacts")]
     assert len({r["id"] for r in rows}) == 300
     assert statuses.count(429) >= 3, "the limit was hit again and again, beyond one back-off"
 
@@ -225,13 +227,13 @@ def test_a_limit_longer_than_the_run_waits_stops_the_stream_and_the_next_run_res
 
 def test_an_interrupted_full_refresh_resumes_at_the_page_after_its_last_checkpoint(tmp_path: Path) -> None:
     with HubspotSandbox(contacts=300, companies=5, deals=5, archived_share=0.05, rate_limit=10_000) as box:
-        box.inject("status", status=503, after=3, times=0, path="/crm/v3/objects/contacts")
+        box.inject("status", status=503, after=3, times=0, path=f"{OBJECTS}/contacts")
         failed = sync(box, tmp_path, ["contacts"], mode="full_refresh", max_retry_time=0.3)
         assert failed.stream("hs", "contacts").outcome == "failed"
         box.clear_faults()
         box.clear_requests()
         assert sync(box, tmp_path, ["contacts"], mode="full_refresh").ok
-        first = box.requests_to("/crm/v3/objects/contacts")[0]
+        first = box.requests_to(f"{OBJECTS}/contacts")[0]
         assert first.param("after") and first.param("archived") == "false", "resumed where it stopped, not at page one"
         assert landed(tmp_path, "select count(*) from hs__contacts") == [(300,)]
 
@@ -247,3 +249,17 @@ def test_a_value_of_an_unexpected_type_is_quarantined_not_a_crash(hubspot: Hubsp
     stream = report.stream("hs", "deals")
     assert stream.rows_rejected == 1 and stream.rows_written == len(hubspot.records("deals")) - 1
     assert landed(tmp_path, f"select count(*) from hs__deals where id = '{victim}'") == [(0,)]
+
+
+def test_the_connector_reads_hubspots_current_date_based_version_and_still_the_legacy_v3(hubspot):
+    dated = read(config(hubspot), "contacts")
+    assert hubspot.requests_to(f"{OBJECTS}/contacts") and hubspot.requests_to(f"/crm/properties/{CURRENT_API_VERSION}/contacts")
+    legacy = read(config(hubspot, api_version="v3"), "contacts")
+    assert hubspot.requests_to("/crm/v3/objects/contacts")
+    assert [r["id"] for r in legacy] == [r["id"] for r in dated]
+
+
+def test_a_date_version_hubspot_has_not_released_is_not_found(hubspot):
+    answer = requests.get(f"{hubspot.base_url}/crm/objects/2025-01/contacts",
+                          headers={"Authorization": f"Bearer {hubspot.TOKEN}"}, timeout=5)
+    assert answer.status_code == 404

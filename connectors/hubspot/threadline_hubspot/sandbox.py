@@ -1,6 +1,8 @@
 """HubSpot's CRM API (v3) on loopback, for tests and demos (`threadline sandbox hubspot`).
 
-What it implements, as HubSpot documents it:
+What it implements, as HubSpot documents it, at the legacy v3 paths and at the date-based
+versions' (`/crm/objects/2026-09/contacts`, `/crm/properties/2026-03/deals`; 2026-03 and
+2026-09, the same answers; another date is a 404):
 
     GET  /crm/v3/objects/{contacts|companies|deals}?limit=&after=&properties=a,b&associations=companies,deals&archived=
     POST /crm/v3/objects/{contacts|companies|deals}/search
@@ -11,6 +13,14 @@ What it implements, as HubSpot documents it:
 - Auth: `Authorization: Bearer <private app token>`; 401 `INVALID_AUTHENTICATION` for an
   unknown token, `EXPIRED_AUTHENTICATION` after `expire_token()`; 403 `MISSING_SCOPES`
   (with `requiredGranularScopes`) when the token lacks `crm.objects.<type>.read`.
+- List parameters `properties` and `associations` may be comma-separated or repeated (the
+  official client repeats them); `archived` is read case-insensitively (it sends `True`) and
+  lists archived records only.
+- Search `sorts` entries are objects or a bare property name (ascending), as the official
+  client's model types them; anything else is a 400, not a dropped connection.
+- The properties list carries what the client's Property model requires: `description`,
+  `options` (an enumeration's values in the data; Yes/No for a bool), `fieldType`,
+  `groupName`, `modificationMetadata`.
 - List pages: `limit` 1..100, `paging.next.after` (an opaque cursor: the next id) until the
   last page; `properties` as strings (or null) under `properties`; `createdAt`, `updatedAt`,
   `archived` (and `archivedAt`) at the top level; `associations` inline when asked.
@@ -40,8 +50,10 @@ on ties). Tests change data with `update`, `add` (the population's next people),
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import random
+import re
 import threading
 import time
 import uuid
@@ -63,6 +75,8 @@ from threadline.sandbox.people import (
 from threadline.sandbox.people_data import COMPANIES
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
+API_VERSIONS = ("2026-03", "2026-09")  # the date-based versions released when checked (2026-12-06); v3 too
+_DATED = re.compile(r"^/crm/(?P<api>objects|properties)/(?P<version>\d{4}-\d\d)/(?P<rest>.+)$")
 MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
 CREATED = {"contacts": "createdate", "companies": "createdate", "deals": "createdate"}
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
@@ -92,6 +106,10 @@ PROPERTIES: dict[str, dict[str, str]] = {
     },
 }
 CUSTOM = {"loyalty_tier", "ads_consent", "ads_consent_date"}
+# HubSpot types these as enumerations but they hold free text (emails): no options listed
+FREE_TEXT_ENUMERATIONS = {"hs_additional_emails"}
+FIELD_TYPES = {"string": "text", "number": "number", "bool": "booleancheckbox", "enumeration": "select",
+               "datetime": "date", "date": "date"}
 DEFAULT_RETURNED = {  # what HubSpot returns when `properties` is not given
     "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
     "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
@@ -385,6 +403,11 @@ class HubspotSandbox(Sandbox):
         return headers
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
+        dated = _DATED.match(req.path)
+        if dated:  # a date-based version's endpoint is the v3 one with a new path
+            if dated.group("version") not in API_VERSIONS:
+                return Reply(404, b"", {})  # HubSpot: no such version, no such resource
+            req = dataclasses.replace(req, path=f"/crm/v3/{dated.group('api')}/{dated.group('rest')}")
         # HubSpot's error bodies are JSON objects, not the base class's {"error": ...}.
         reply = super()._dispatch(req)
         if reply.status >= 400 and reply.body.startswith(b'{"error":"{'):
@@ -448,10 +471,9 @@ class HubspotSandbox(Sandbox):
         if not 1 <= limit <= 100:
             raise hubspot_error(400, "VALIDATION_ERROR", f"limit must be between 1 and 100, got {limit}")
         after = req.int_param("after", 0)
-        archived = req.param("archived", "false") == "true"
-        props = req.param("properties")
-        names = [p for p in props.split(",") if p] if props else None
-        assoc = [a for a in (req.param("associations") or "").split(",") if a in OBJECT_TYPES]
+        archived = (req.param("archived") or "false").lower() == "true"  # the official client sends `True`
+        names = _listed(req, "properties")
+        assoc = [a for a in _listed(req, "associations") or [] if a in OBJECT_TYPES]
         with self._lock:
             ordered = self._by_id(kind, archived)
             start = bisect.bisect_left(ordered[0], after)
@@ -476,7 +498,7 @@ class HubspotSandbox(Sandbox):
                                 errors=[{"message": f"paging past {self.search_cap} results is not supported",
                                          "code": "INVALID_INTEGER"}])
         groups = query.get("filterGroups") or []
-        sorts = query.get("sorts") or []
+        sorts = [_sort(kind, entry) for entry in query.get("sorts") or []]
         with self._lock:
             rows = self._matching(kind, groups, sorts)
             page = rows[after:min(after + limit, self.search_cap)]
@@ -488,10 +510,36 @@ class HubspotSandbox(Sandbox):
 
     def _properties(self, kind: str, req: SandboxRequest) -> Reply:
         headers = self._admit(req, kind)
-        results = [{"name": n, "label": n.replace("_", " ").title(), "type": t,
-                    "fieldType": "text" if t == "string" else t, "hubspotDefined": n not in CUSTOM,
-                    "groupName": f"{SINGULAR[kind]}information"} for n, t in PROPERTIES[kind].items()]
+        with self._lock:
+            results = [self._property(kind, n, t, order) for order, (n, t) in enumerate(PROPERTIES[kind].items())]
         return Reply.json({"results": results}, headers=headers)
+
+    def _property(self, kind: str, name: str, kind_of_value: str, order: int) -> dict[str, Any]:
+        """One property as HubSpot describes it: every field its Property model requires (name, label,
+        type, fieldType, description, groupName, options) and the usual others. An enumeration's
+        options are the values its records hold; a bool's are HubSpot's Yes/No."""
+        label = name.replace("_", " ").title()
+        if kind_of_value == "enumeration" and name not in FREE_TEXT_ENUMERATIONS:
+            values = sorted({v for r in self._records[kind].values()
+                             if isinstance(v := r["properties"].get(name), str) and v})
+            options = [{"label": v.replace("_", " ").title(), "value": v, "displayOrder": i, "hidden": False,
+                        "description": ""} for i, v in enumerate(values)]
+        elif kind_of_value == "bool":
+            options = [{"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False, "description": ""},
+                       {"label": "No", "value": "false", "displayOrder": 1, "hidden": False, "description": ""}]
+        else:
+            options = []
+        custom = name in CUSTOM
+        return {
+            "name": name, "label": label, "type": kind_of_value, "fieldType": FIELD_TYPES[kind_of_value],
+            "description": "" if custom else f"The {label.lower()} of the {SINGULAR[kind]}.",
+            "groupName": f"{SINGULAR[kind]}information", "options": options, "displayOrder": order if custom else -1,
+            "calculated": False, "externalOptions": False, "hasUniqueValue": name == "hs_object_id", "hidden": False,
+            "hubspotDefined": not custom, "formField": name in ("email", "firstname", "lastname", "phone", "company"),
+            "archived": False, "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z",
+            "modificationMetadata": {"archivable": custom, "readOnlyDefinition": not custom,
+                                     "readOnlyValue": name in ("hs_object_id", "createdate", MODIFIED[kind])},
+        }
 
     @route("GET", "/crm/v3/objects/contacts")
     def list_contacts(self, req: SandboxRequest) -> Reply:
@@ -539,6 +587,25 @@ class HubspotSandbox(Sandbox):
 
     def control_archive(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"archived": self.archive(body["type"], [str(i) for i in body["ids"]])}
+
+
+def _listed(req: SandboxRequest, name: str) -> list[str] | None:
+    """A list parameter, sent either comma-separated or repeated (the official client repeats it)."""
+    values = req.query.get(name)
+    if not values:
+        return None
+    return [item for value in values for item in value.split(",") if item]
+
+
+def _sort(kind: str, entry: Any) -> dict[str, Any]:
+    """One entry of a search's `sorts`: an object {propertyName, direction}, or a property name
+    alone (the official client's model types `sorts` as strings), sorted ascending."""
+    if isinstance(entry, str) and entry:
+        return {"propertyName": entry, "direction": "ASCENDING"}
+    if isinstance(entry, dict) and isinstance(entry.get("propertyName"), str):
+        return entry
+    raise hubspot_error(400, "VALIDATION_ERROR", "Invalid input JSON on line 1: a sort is a property name or an "
+                        "object with propertyName and direction", errors=[{"message": f"invalid sort {entry!r}"}])
 
 
 def _value(record: dict[str, Any], prop: str) -> Any:

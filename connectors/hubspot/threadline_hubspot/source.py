@@ -1,7 +1,9 @@
 """The `hubspot` source: contacts, companies, deals and their associations from HubSpot's CRM
 API v3, declared on the HTTP kit.
 
-- Full refresh reads the list endpoints (`GET /crm/v3/objects/{type}`, `after` cursors from
+- Paths are those of `api_version`: HubSpot's date-based versions (`/crm/objects/2026-09/{type}`)
+  or the legacy v3 ones (`/crm/v3/objects/{type}`).
+- Full refresh reads the list endpoints (`GET .../objects/{type}`, `after` cursors from
   `paging.next.after`), live records then archived ones (`archived=true`). A list's `after` is
   a position in id order, not an offset, so the stream is resumable: an interrupted full
   refresh resumes at the page after its last checkpoint.
@@ -46,6 +48,9 @@ from threadline.http.actions import MalformedJson
 from threadline_hubspot.client import hubspot_client
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
+# HubSpot's newest date-based version when checked (2026-12-06): its migration guide names 2026-09;
+# the legacy /crm/v3 paths are supported until September 2027.
+CURRENT_API_VERSION = "2026-09"
 MODIFIED = {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate", "deals": "hs_lastmodifieddate"}
 _BUDGETS_LOCK = threading.Lock()
 ARCHIVED_SINCE = "archived_since"  # state key: the archived phase of an incremental read still to do from here
@@ -77,6 +82,11 @@ ASSOCIATIONS_SCHEMA = schema_from_mapping({
 ASSOCIATED = {"contacts": ("companies", "deals"), "deals": ("companies",)}  # read from these objects' lists
 
 
+def crm_path(api_version: str, api: str, rest: str) -> str:
+    """An endpoint's path in an API version: /crm/objects/2026-09/contacts, or legacy /crm/v3/objects/contacts."""
+    return f"/crm/v3/{api}/{rest}" if api_version == "v3" else f"/crm/{api}/{api_version}/{rest}"
+
+
 def object_columns(kind: str) -> dict[str, Any]:
     """Where each column of `kind` is in a HubSpot object (property values are strings)."""
     return {"created_at": "createdAt", "updated_at": "updatedAt", "archived_at": "archivedAt",
@@ -88,10 +98,13 @@ class HubspotConfig(Spec):
                                           "crm.objects.companies.read and crm.objects.deals.read scopes. Use "
                                           "${HUBSPOT_ACCESS_TOKEN} in the job file.")
     base_url: str = Field("https://api.hubapi.com", description="The API root (the sandbox's URL in tests).")
+    api_version: str = Field(CURRENT_API_VERSION, pattern=r"^(v3|\d{4}-(03|09))$", description=(
+        "HubSpot's date-based API version (YYYY-03 or YYYY-09), or v3 for the legacy paths (/crm/v3/...), "
+        "which HubSpot supports until September 2027."))
     page_size: int = Field(100, ge=1, le=100, description="Records per list page (HubSpot allows 1 to 100).")
     search_page_size: int = Field(200, ge=1, le=200, description="Records per search page (HubSpot allows 1 to 200).")
     all_properties: bool = Field(True, description="Ask for every property the account defines (read from "
-                                                   "/crm/v3/properties), custom ones included; otherwise only the typed columns.")
+                                                   "the properties endpoint), custom ones included; otherwise only the typed columns.")
     requests_per_10_seconds: int | None = Field(
         100, ge=1, description="Request budget per rolling 10 seconds (HubSpot: 100 for most private apps, 190 on "
                                "Professional/Enterprise); null for none.")
@@ -182,6 +195,7 @@ class HubspotObjects(RestStream):
     archived list for an incremental read (see the module docstring)."""
 
     kind: str = "contacts"
+    api_version: str = CURRENT_API_VERSION
     all_properties: bool = True
     search_page_size: int = 200
     search_budget: RequestBudget | None = None
@@ -196,7 +210,8 @@ class HubspotObjects(RestStream):
         archived_since = _archived_since(request.state, since)
         carried = {ARCHIVED_SINCE: archived_since.isoformat() if archived_since else None}
         search = SearchPages(
-            name=self.name, path=f"/crm/v3/objects/{self.kind}/search", method="POST", records_path="results",
+            name=self.name, path=crm_path(self.api_version, "objects", f"{self.kind}/search"), method="POST",
+            records_path="results",
             schema=self.schema, columns={**self.columns, "_modified": Column(f"properties.{MODIFIED[self.kind]}")},
             body={"properties": properties, "limit": self.search_page_size},
             paginator=SearchWindows(modified=MODIFIED[self.kind], size=self.search_page_size),
@@ -219,7 +234,8 @@ class HubspotObjects(RestStream):
     def properties(self, client: HttpClient) -> list[str]:
         names = [*TYPED[self.kind], MODIFIED[self.kind], "hs_object_id"]  # the last two drive the search windows
         if self.all_properties:
-            body = client.request("GET", f"/crm/v3/properties/{self.kind}", stream=self.name, parse=_json)
+            body = client.request("GET", crm_path(self.api_version, "properties", self.kind), stream=self.name,
+                                  parse=_json)
             names += [p["name"] for p in (body or {}).get("results", []) if p.get("name") not in names]
         return names
 
@@ -280,7 +296,8 @@ class HubspotSource(RestSource[HubspotConfig]):
         phases = Fixed(items=[{"archived": "false"}, {"archived": "true"}], fill=False)
         streams: list[RestStream] = [
             HubspotObjects(
-                name=kind, path=f"/crm/v3/objects/{kind}", records_path="results", schema=SCHEMAS[kind],
+                name=kind, path=crm_path(config.api_version, "objects", kind), records_path="results",
+                schema=SCHEMAS[kind], api_version=config.api_version,
                 columns=object_columns(kind), primary_key=("id",), cursor_field="updated_at", cursor_sorted=True,
                 params={"limit": config.page_size}, paginator=pages, partitions=phases, resumable=True,
                 kind=kind, all_properties=config.all_properties, search_page_size=config.search_page_size,
@@ -290,7 +307,8 @@ class HubspotSource(RestSource[HubspotConfig]):
             for kind in OBJECT_TYPES
         ]
         streams.append(AssociationPages(
-            name="associations", path="/crm/v3/objects/{kind}", records_path="results", schema=ASSOCIATIONS_SCHEMA,
+            name="associations", path=crm_path(config.api_version, "objects", "{kind}"), records_path="results",
+            schema=ASSOCIATIONS_SCHEMA,
             primary_key=("from_type", "from_id", "to_type", "to_id", "association_type"), paginator=pages,
             params={"limit": config.page_size, "properties": "hs_object_id"}, resumable=True,
             partitions=Fixed(items=[{"kind": kind, "associations": ",".join(targets)} for kind, targets in ASSOCIATED.items()],

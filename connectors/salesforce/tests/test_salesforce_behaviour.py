@@ -297,3 +297,12 @@ def test_salesforce_money_lands_as_decimal(sandbox):
     assert all(isinstance(r["SystemModstamp"], datetime) and r["SystemModstamp"].tzinfo for r in rows)
     assert min(r["SystemModstamp"] for r in rows) == min(
         datetime.fromisoformat(c["SystemModstamp"].replace("+0000", "+00:00")) for c in sandbox.records("Contact"))
+
+
+def test_a_retired_api_version_is_refused_in_the_config_naming_the_current_one():
+    from pydantic import ValidationError
+
+    from threadline_salesforce.source import CURRENT_API_VERSION, SalesforceConfig
+
+    with pytest.raises(ValidationError, match=f"retired .* use {CURRENT_API_VERSION}"):
+        SalesforceConfig(client_id="x", client_secret="y", refresh_token="z", api_version="v30.0")

@@ -16,12 +16,18 @@ What it implements, as Salesforce documents it:
 - A query answers {"totalSize", "done", "nextRecordsUrl"?, "records": [{"attributes": {"type", "url"}, ...}]};
   the page size is `Sforce-Query-Options: batchSize=N` (Salesforce: 200..2000, default 2000; this
   sandbox takes any N >= 1 so that tests can page through few records).
-- The SOQL understood: `SELECT f, ... FROM Object [WHERE SystemModstamp >= <datetime literal>]
-  [ORDER BY SystemModstamp ASC, Id ASC]`; an unknown field is 400 INVALID_FIELD, an unknown
-  object 400 INVALID_TYPE, anything else 400 MALFORMED_QUERY.
+- `query/` and `queryAll/` with a trailing slash (as simple-salesforce asks) are the same calls.
+- The SOQL understood (sandbox_soql.py): `SELECT f, ... | COUNT() | COUNT(f) FROM Object
+  [WHERE ...=, !=, <, <=, >, >=, LIKE, IN, NOT IN joined by AND, OR, NOT and parentheses]
+  [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...] [LIMIT n] [OFFSET n]`; an unknown field is
+  400 INVALID_FIELD, as is a literal of the wrong type (a quoted datetime), an unknown object
+  400 INVALID_TYPE, anything else 400 MALFORMED_QUERY. `COUNT()` answers `totalSize` with
+  no records; `COUNT(f)` one AggregateResult row with `expr0`.
 - A query locator is a snapshot: its pages hold the records as they were when the query ran
   (minus those deleted since, for `query`), as Salesforce's server-side cursors do. A queryAll's
   `nextRecordsUrl` says `/query/...` (as Salesforce's does) and still returns deleted records.
+- API versions: up to v30.0 answer 410 GONE (retired in Summer '25), versions newer than
+  the connector's `CURRENT_API_VERSION` (v67.0, Summer '26) 404 NOT_FOUND; the others answer.
 - Every API answer carries `Sforce-Limit-Info: api-usage=<used>/<allowed>`.
 - Errors are lists: [{"message", "errorCode"}]. An unknown or expired access token is 401
   INVALID_SESSION_ID; `expire_sessions()` expires every token issued so far; `revoke_credentials()`
@@ -69,8 +75,11 @@ from threadline.sandbox.people import (
     population_seed,
 )
 from threadline.sandbox.people_data import COMPANIES
+from threadline_salesforce.source import CURRENT_API_VERSION, RETIRED_THROUGH
+from threadline_salesforce.sandbox_soql import SoqlError, parse_literal
+from threadline_salesforce.sandbox_soql import ordered as soql_ordered, parse as soql_parse, predicate as soql_predicate
 
-API_VERSION = "v59.0"
+API_VERSION = CURRENT_API_VERSION  # the version record URLs name
 _CITIES = [("London", "N1 9GU", "United Kingdom"), ("Austin", "78701", "USA"), ("Toronto", "M5V 2T6", "Canada"),
            (None, None, None)]
 _COUNTRY_AS_TYPED = {"US": ("USA", "United States", "US"), "GB": ("United Kingdom", "UK", "GB"),
@@ -111,33 +120,12 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
         ("Satisfaction_Score__c", "double")],
 }
 
-_SOQL = re.compile(
-    r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
-    r"(?:\s+WHERE\s+(?P<field>\w+)\s*(?P<op>>=|>)\s*(?P<value>\S+))?"
-    r"(?:\s+ORDER\s+BY\s+(?P<order>[\w\s,]+?))?\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
 _PATH = re.compile(r"^/services/data/(?P<version>v\d+\.\d)/(?P<rest>.+)$")
 
 
 def sf_datetime(moment: datetime) -> str:
     """Salesforce's datetime format: 2024-03-01T12:00:00.000+0000."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
-def parse_literal(text: str) -> datetime:
-    """A SOQL datetime literal: 2024-03-01T12:00:00Z, ...00.000Z or ...+00:00 / +0000."""
-    value = text.strip()
-    if value.endswith("Z"):
-        value = value[:-1] + "+00:00"
-    value = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(text) from None
-    if moment.tzinfo is None:
-        raise ValueError(text)
-    return moment
 
 
 def errors(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -442,6 +430,11 @@ class SalesforceSandbox(Sandbox):
         match = _PATH.match(req.path)
         if match is None or req.method != "GET":
             return errors(404, "NOT_FOUND", "The requested resource does not exist")
+        version = int(match.group("version")[1:].split(".")[0])
+        if version <= RETIRED_THROUGH:  # Salesforce: a retired version's REST calls answer 410 GONE
+            return errors(410, "GONE", f"API version {version}.0 has been retired and is no longer available")
+        if version > int(CURRENT_API_VERSION[1:].split(".")[0]):  # not released yet: no such resource
+            return errors(404, "NOT_FOUND", "The requested resource does not exist")
         given = req.headers.get("authorization", "")
         with self._lock:
             if not given.startswith("Bearer ") or given[7:] not in self._tokens:
@@ -459,9 +452,9 @@ class SalesforceSandbox(Sandbox):
             describe = re.fullmatch(r"sobjects/(\w+)/describe/?", rest)
             if describe:
                 return self._describe(describe.group(1))
-            if rest in ("query", "queryAll"):
-                return self._query(req, req.param("q") or "", rest == "queryAll")
-            more = re.fullmatch(r"(?:query|queryAll)/([\w]+)-(\d+)", rest)
+            if rest.rstrip("/") in ("query", "queryAll"):  # simple-salesforce asks for `query/?q=`
+                return self._query(req, req.param("q") or "", rest.rstrip("/") == "queryAll")
+            more = re.fullmatch(r"(?:query|queryAll)/([\w]+)-(\d+)/?", rest)
             if more:
                 return self._more(req, more.group(1), int(more.group(2)))
         except SandboxError as exc:
@@ -498,36 +491,44 @@ class SalesforceSandbox(Sandbox):
                                "fields": copy.deepcopy(self._fields[obj])}, headers=self._usage())
 
     def _query(self, req: SandboxRequest, soql: str, include_deleted: bool) -> Reply:
-        match = _SOQL.match(soql)
-        if match is None:
-            raise SandboxError(400, f"unexpected token in query: {soql[:80]}", {"code": "MALFORMED_QUERY"})
-        obj = match.group("object")
+        try:
+            query = soql_parse(soql)
+        except SoqlError as exc:
+            raise SandboxError(400, str(exc), {"code": exc.code}) from None
+        obj = query.obj
         with self._lock:
             self._check_object(obj)
             known = {f["name"]: f["type"] for f in self._fields[obj]}
-            fields = [f.strip() for f in match.group("fields").split(",")]
-            for name in fields:
+            named = [*query.fields, *(c.field for c in query.conditions()), *(o[0] for o in query.order),
+                     *([query.count] if query.count else [])]
+            for name in named:
                 if name not in known or known[name] == "address":
                     raise SandboxError(400, f"No such column '{name}' on entity '{obj}'.", {"code": "INVALID_FIELD"})
-            rows = [r for r in self._records[obj].values() if include_deleted or not r["IsDeleted"]]
-            if match.group("field"):
-                if match.group("field") != "SystemModstamp":
-                    raise SandboxError(400, "only SystemModstamp filters are supported here", {"code": "MALFORMED_QUERY"})
-                try:
-                    bound = parse_literal(match.group("value"))
-                except ValueError:
-                    raise SandboxError(400, "value of filter criterion for field 'SystemModstamp' must be of type "
-                                            "dateTime and should not be enclosed in quotes", {"code": "INVALID_FIELD"}) from None
-                strict = match.group("op") == ">"
-                rows = [r for r in rows if (parse_literal(r["SystemModstamp"]) > bound if strict
-                                            else parse_literal(r["SystemModstamp"]) >= bound)]
             key = (soql, include_deleted)
             locator = self._locators.get(key)
             if locator is None:
+                try:
+                    keep = soql_predicate(query, known)
+                    rows = [r for r in self._records[obj].values() if (include_deleted or not r["IsDeleted"]) and keep(r)]
+                except SoqlError as exc:
+                    raise SandboxError(400, str(exc), {"code": exc.code}) from None
                 rows.sort(key=lambda r: (r["SystemModstamp"], r["Id"]))
+                rows = soql_ordered(rows, query, known)[query.offset:]
+                rows = rows[:query.limit] if query.limit is not None else rows
+                if query.count is not None:
+                    return self._count(query, rows)
                 locator = self._locators[key] = f"01gSB{len(self._cursors) + 1:013d}"
-                self._cursors[locator] = (obj, include_deleted, fields, [r["Id"] for r in rows])
+                self._cursors[locator] = (obj, include_deleted, list(query.fields), [r["Id"] for r in rows])
         return self._page(req, locator, 0)
+
+    def _count(self, query: Any, rows: list[dict[str, Any]]) -> Reply:
+        """COUNT() answers the number alone; COUNT(field) one aggregate row (expr0), as Salesforce does."""
+        if query.count == "":
+            return Reply.json({"totalSize": len(rows), "done": True, "records": []}, headers=self._usage())
+        counted = sum(1 for r in rows if r.get(query.count) is not None)
+        return Reply.json({"totalSize": 1, "done": True,
+                           "records": [{"attributes": {"type": "AggregateResult"}, "expr0": counted}]},
+                          headers=self._usage())
 
     def _more(self, req: SandboxRequest, locator: str, offset: int) -> Reply:
         if locator not in self._cursors:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 import requests
-from pydantic import Field
+from pydantic import Field, field_validator
 from threadline.contracts import (
     Catalog,
     ConfigError,
@@ -45,6 +45,10 @@ from threadline.http.paginators import PageInfo, PageRequest, Paginator
 from threadline.http.records import PageParser, ParsedPage
 from threadline.secrets import redact, register_secret
 
+# Summer '26, the newest version Salesforce's REST API guide listed when checked (2026-12-06);
+# 31.0 to 40.0 are deprecated from Summer '27 and retired in Summer '28.
+CURRENT_API_VERSION = "v67.0"
+RETIRED_THROUGH = 30  # versions 21.0 to 30.0 were retired in Summer '25
 DEFAULT_OBJECTS = ["Contact", "Lead", "Account", "Opportunity", "Case"]
 CURSOR_FIELD = "SystemModstamp"
 
@@ -84,7 +88,7 @@ class SalesforceConfig(Spec):
                            "https://login.salesforce.com, https://test.salesforce.com for sandboxes, or the My Domain URL.")
     instance_url: str | None = Field(None, description="The org's API URL (https://yourdomain.my.salesforce.com); "
                                      "default: the instance_url the token response names.")
-    api_version: str = Field("v59.0", pattern=r"^v\d+\.0$", description="REST API version (vNN.0).")
+    api_version: str = Field(CURRENT_API_VERSION, pattern=r"^v\d+\.0$", description="REST API version (vNN.0).")
     objects: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTS), min_length=1,
                                description="The objects to sync, by API name; custom objects (Invoice__c) work too.")
     include_deleted: bool = Field(True, description="Query through /queryAll, so deleted records arrive with "
@@ -94,6 +98,14 @@ class SalesforceConfig(Spec):
     backoff_base: float = Field(1.0, gt=0, description="Seconds before the first retry; doubles on each retry.")
     max_rate_limit_wait: float = Field(300.0, gt=0, description="Longest a request is retried before the stream "
                                                                 "stops (its state saved) with a transient error.")
+
+    @field_validator("api_version")
+    @classmethod
+    def _not_retired(cls, version: str) -> str:
+        if int(version[1:].split(".")[0]) <= RETIRED_THROUGH:
+            raise ValueError(f"Salesforce retired REST API versions up to v{RETIRED_THROUGH}.0 in Summer '25 (they "
+                             f"answer 410 GONE); use {CURRENT_API_VERSION}")
+        return version
 
 
 class SalesforceAuth(OAuth2Auth):

@@ -138,10 +138,18 @@ def arrow_type_to_json_schema(t: pa.DataType, nullable: bool = True) -> dict[str
     return typed("string")  # strings, binaries (base64 is not implied), anything else as text
 
 
+# Any JSON value, object first: Singer targets built on singer-sdk take the first anyOf branch
+# they can type, so a JSON column becomes an object (JSONB in target-postgres), not text,
+# while arrays and scalars still validate.
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "object"}, {"type": "array"}, {"type": ["string", "number", "boolean", "null"]}],
+}
+
+
 def arrow_field_to_json_schema(field: pa.Field) -> dict[str, Any]:
-    """The JSON Schema of one Arrow field; JSON-text fields are declared as free-form values."""
+    """The JSON Schema of one Arrow field; JSON-text fields are declared as any JSON value."""
     if is_json_field(field):
-        return {}  # any JSON value
+        return {"anyOf": [dict(branch) for branch in JSON_VALUE_SCHEMA["anyOf"]]}
     return arrow_type_to_json_schema(field.type, field.nullable)
 
 

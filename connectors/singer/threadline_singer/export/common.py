@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from threadline.contracts import ConfigError, ThreadlineError
 from threadline.plugins import registry
 from threadline.secrets import redact
+
+log = logging.getLogger("threadline.singer")
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -45,8 +47,9 @@ def load_connector(kind: str, config: dict[str, Any]) -> tuple[Any, Any]:
         raise ExportError('the config has no "connector"', hint='add e.g. "connector": "files"')
     plugins = registry()
     connector = plugins.source(name) if kind == "source" else plugins.destination(name)
+    own = without_inherited_keys(connector.spec, config.get("config") or {}, f"{kind} connector {name!r}")
     try:
-        validated = connector.spec.model_validate(config.get("config") or {}, context={"base_dir": Path.cwd()})
+        validated = connector.spec.model_validate(own, context={"base_dir": Path.cwd()})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
@@ -57,6 +60,28 @@ def load_connector(kind: str, config: dict[str, Any]) -> tuple[Any, Any]:
             hint=f"fix the \"config\" object; it is the same as the connector's config in a job file",
         ) from None
     return connector, validated
+
+
+def without_inherited_keys(spec: type[BaseModel], config: dict[str, Any], what: str) -> dict[str, Any]:
+    """The connector's config less the keys its spec does not know, each named in a warning.
+
+    Meltano's `inherit_from` merges a plugin's `config` object into its parent's, so a
+    `tap-threadline-hubspot` inheriting from a `tap-threadline` set up for `files` arrives with
+    the parent's `streams` too; the connector's strict check would refuse it. A key in neither
+    spec is still lost to a typo, so the warning names it; a required field missing is still an error.
+    """
+    if spec.model_config.get("extra") != "forbid":
+        return config
+    known: set[str] = set()
+    for field_name, info in spec.model_fields.items():
+        known |= {field_name, *(a for a in (info.alias, info.validation_alias) if isinstance(a, str))}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        log.warning(
+            "%s does not use config key(s) %s: ignored (Meltano's inherit_from merges a parent plugin's config; "
+            "if one is a typo, fix its name)", what, ", ".join(repr(k) for k in unknown),
+        )
+    return {k: v for k, v in config.items() if k in known}
 
 
 def run_cli(cli: Callable[[], Any]) -> None:
