@@ -467,7 +467,7 @@ class _RunContext:
         # A full refresh that was interrupted resumes from its last checkpoint, unless it
         # replaces the table (the replacement's staging rows did not survive the failure).
         resumable = not incremental and plan.disposition is not WriteDisposition.REPLACE
-        cursor = _Cursor(stream, saved.get(CURSOR_KEY) if incremental else None, self.started_at)
+        cursor = StreamCursor(stream, saved.get(CURSOR_KEY) if incremental else None, self.started_at)
         request = ReadRequest(
             stream=stream, sync_mode=plan.sync_mode,
             state=saved if incremental else (saved.get(RESUME_KEY, {}) if resumable else {}),
@@ -640,8 +640,9 @@ def _locate(plan: StreamPlan, target: StreamTarget) -> str:
         return f"{plan.destination.name}:{plan.table}"
 
 
-class _Cursor:
-    """The largest cursor value written so far, capped at the run's start."""
+class StreamCursor:
+    """The largest cursor value written so far, capped at the run's start. Public: the Singer
+    export (tap-threadline) keeps its bookmarks by the same rule."""
 
     def __init__(self, stream: Stream, saved: Any, run_started: datetime) -> None:
         self.field = stream.cursor_field

@@ -27,7 +27,7 @@ from singer_sdk import Stream as SdkStream
 from singer_sdk import Tap
 
 from threadline.engine.coerce import coerce
-from threadline.engine.runner import CURSOR_KEY, _Cursor  # the engine's cursor, so both keep one rule
+from threadline.engine.runner import CURSOR_KEY, StreamCursor  # the engine's cursor: one rule for both
 from threadline.contracts import Batch, Checkpoint, ReadRequest, Rejected, Stream, SyncMode
 from threadline_singer.export.common import CONFIG_SCHEMA, ExportError, load_connector, run_cli
 from threadline_singer.schema import arrow_to_json_schema, is_json_field
@@ -80,7 +80,7 @@ class ThreadlineStream(SdkStream):
         state = self.stream_state
         start = self.get_starting_replication_key_value(context) if incremental and self.replication_key else None
         # the engine's own cursor rules: max value written, capped at the run's start, inclusive next time
-        cursor = _Cursor(self._stream, start, tap.started_at)
+        cursor = StreamCursor(self._stream, start, tap.started_at)
         request = ReadRequest(
             stream=self._stream,
             sync_mode=SyncMode.INCREMENTAL if incremental else SyncMode.FULL_REFRESH,
