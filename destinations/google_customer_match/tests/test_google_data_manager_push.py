@@ -40,7 +40,7 @@ def ingest_body(google, members: list[dict], **overrides) -> dict:
 
 def test_declares_advertising_10000_members_a_request_100_to_serve_and_diffs_applied_per_batch():
     assert DM.channel == "advertising" and DM.max_batch_rows == 10_000 and DM.min_members == 100
-    assert DM.applies_each_batch is True and DM.modes == (PushMode.DIFF,)
+    assert DM.applies_each_batch is True and DM.modes == (PushMode.DIFF, PushMode.MIRROR)
 
 
 def test_ingest_and_remove_carry_what_google_documents(google, dm_config, pusher):
@@ -191,10 +191,22 @@ def test_a_manager_that_is_not_ours_is_permission_denied_on_customer_id(google, 
     assert caught.value.field == "customer_id" and "login_customer_id" in caught.value.hint
 
 
-def test_a_mirror_is_refused_with_what_to_do(dm_config):
-    with pytest.raises(ConfigError) as caught:
-        DM().open_audience(dm_config(), AudienceTarget("t", "a", PushMode.MIRROR, "r", 1, 0))
-    assert caught.value.field == "mode" and "google_customer_match" in caught.value.hint
+def test_a_mirror_empties_the_list_with_remove_all_before_its_first_ingest(google, dm_config, pusher):
+    pusher(GoogleDataManager, dm_config(), adds=sample_members(0, 30))
+    latest = sample_members(20, 30)
+    pusher(GoogleDataManager, dm_config(), adds=latest, mode=PushMode.MIRROR)
+    assert google.email_hashes() == emails(latest)
+    mirror = [r.path.rpartition(":")[2] for r in google.requests if ":" in r.path][-2:]
+    assert mirror == ["removeAll", "ingest"]
+    body = json.loads(next(r.body for r in google.requests if r.path.endswith(":removeAll")))
+    assert body == {"destinations": [{"reference": "threadline", "productDestinationId": google.USER_LIST_ID,
+                                      "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": google.CUSTOMER_ID}}]}
+
+
+def test_a_mirror_of_no_members_empties_the_list(google, dm_config, pusher):
+    pusher(GoogleDataManager, dm_config(), adds=sample_members(0, 5))
+    pusher(GoogleDataManager, dm_config(), mode=PushMode.MIRROR)
+    assert google.email_hashes() == set()
 
 
 def test_customer_ids_with_dashes_are_accepted_and_bad_ones_named(dm_config):

@@ -1,8 +1,9 @@
 """`google_data_manager`: Customer Match through the Google Data Manager API — the default for
 new integrations (Google requires it for most new Customer Match integrations since 2026-04-01).
 
-    POST /v1/audienceMembers:ingest   {destinations, audienceMembers, consent, encoding: HEX, termsOfService}
-    POST /v1/audienceMembers:remove   {destinations, audienceMembers, encoding: HEX}
+    POST /v1/audienceMembers:ingest     {destinations, audienceMembers, consent, encoding: HEX, termsOfService}
+    POST /v1/audienceMembers:remove     {destinations, audienceMembers, encoding: HEX}
+    POST /v1/audienceMembers:removeAll  {destinations}                          (a mirror, before its ingests)
     GET  /v1/accountTypes/GOOGLE_ADS/accounts/{customer}/userLists/{list}    (check, and the size after a push)
 
 Each request is synchronous and all-or-nothing: it holds at most 10,000 members (10
@@ -10,8 +11,9 @@ identifiers each) and is applied when it returns, so the push ledger can follow 
 When Google refuses a request because of some members (a 400 naming
 `audience_members[i]`), those members are reported with Google's reason and the rest are
 sent again. At most 300 requests a minute go out (a request budget shared by every push of
-the same OAuth client); a 429 RESOURCE_EXHAUSTED is waited out by the kit. There is no call
-that empties or replaces a list, so this destination only pushes diffs.
+the same OAuth client); a 429 RESOURCE_EXHAUSTED is waited out by the kit. A mirror empties
+the list with `audienceMembers:removeAll` and then ingests every member, so the list is briefly
+short of the audience while the mirror runs (as google_customer_match's removeAll job).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class GoogleDataManager(AudienceDestination[DataManagerSpec]):
     channel: ClassVar[str] = "advertising"
     max_batch_rows: ClassVar[int] = MAX_MEMBERS
     min_members: ClassVar[int] = 100  # "An audience must have at least 100 members ... to be eligible for targeting"
-    modes: ClassVar[tuple[PushMode, ...]] = (PushMode.DIFF,)
+    modes: ClassVar[tuple[PushMode, ...]] = (PushMode.DIFF, PushMode.MIRROR)
     applies_each_batch: ClassVar[bool] = True
     plain_columns: ClassVar[tuple[str, ...]] = PLAIN_COLUMNS
 
@@ -93,14 +95,8 @@ class GoogleDataManager(AudienceDestination[DataManagerSpec]):
         return prepare(members, EMAIL_GOOGLE_CANONICAL)
 
     def open_audience(self, config: DataManagerSpec, target: AudienceTarget) -> AudienceWriter:
-        if target.mode is not PushMode.DIFF:
-            raise ConfigError(
-                f"{NAME} cannot {target.mode.value}: the Data Manager API has no call that empties or replaces a list",
-                field="mode", where=f"{NAME} / {target.activation}",
-                hint="push diffs (the default), or use google_customer_match, whose removeAll job can mirror",
-            )
         _require_terms(config)
-        return DataManagerWriter(self._client(config), config)
+        return DataManagerWriter(self._client(config), config, mirror=target.mode is PushMode.MIRROR)
 
     @staticmethod
     def _client(config: DataManagerSpec) -> HttpClient:
@@ -142,13 +138,15 @@ def _login_header(config: DataManagerSpec) -> dict[str, str]:
 class DataManagerWriter(AudienceWriter):
     """One push: each add/remove is one synchronous request (applied when it returns)."""
 
-    def __init__(self, client: HttpClient, config: DataManagerSpec) -> None:
+    def __init__(self, client: HttpClient, config: DataManagerSpec, *, mirror: bool = False) -> None:
         self.client, self.config = client, config
+        self.emptying = mirror  # a mirror empties the list once, before its first ingest
         self.report = PushReport()
         self.requests = 0
         self.last_request_id = ""
 
     def add(self, rows: pa.Table) -> PushResult:
+        self._empty_for_mirror()
         return self._send("ingest", rows)
 
     def remove(self, rows: pa.Table) -> PushResult:
@@ -156,6 +154,7 @@ class DataManagerWriter(AudienceWriter):
 
     def finish(self) -> PushReport:
         """Every batch is applied already; what is left is asking Google for the list's size."""
+        self._empty_for_mirror()  # a mirror of an empty audience: nothing was ingested
         try:
             size = (user_list(self.client, self.config).get("sizeInfo") or {}).get("displayNetworkMembersCount")
             self.report.match_estimate = int(size) if size is not None else None
@@ -168,6 +167,12 @@ class DataManagerWriter(AudienceWriter):
 
     def abort(self) -> None:
         self.client.close()
+
+    def _empty_for_mirror(self) -> None:
+        if not self.emptying:
+            return
+        self._post("removeAll", '{"destinations":' + _destinations(self.config) + "}")
+        self.emptying = False
 
     def _send(self, verb: str, rows: pa.Table) -> PushResult:
         if rows.num_rows > MAX_MEMBERS:
@@ -193,13 +198,15 @@ class DataManagerWriter(AudienceWriter):
         return result
 
     def _request(self, verb: str, rows: pa.Table) -> None:
-        body = (
+        self._post(verb, (
             '{"destinations":' + _destinations(self.config)
             + ',"audienceMembers":' + json_list(data_manager_members(rows))
             + ',"encoding":"HEX"'
             + (_ingest_terms(self.config) if verb == "ingest" else "")
             + "}"
-        )
+        ))
+
+    def _post(self, verb: str, body: str) -> None:
         answer = self.client.request(
             "POST", f"/v1/audienceMembers:{verb}", data=body.encode(), headers={"Content-Type": "application/json"},
             stream=self.config.user_list_id, parse=lambda r: r.json(),
