@@ -25,6 +25,28 @@ DATA_MANAGER_PATH = re.compile(
 )
 _UPLOAD_KEY = {"CONTACT_INFO": "CONTACT_ID", "CRM_ID": "USER_ID", "MOBILE_ADVERTISING_ID": "MOBILE_ID"}
 Violation = tuple[str, str, str]  # (field, reason, description)
+# Proto3 JSON takes an enum as its name or its number; Google's official clients send numbers
+# (`$alt=json;enum-encoding=int`). The numbers of the enums these requests carry, from the protos:
+_CONSENT = ("CONSENT_STATUS_UNSPECIFIED", "CONSENT_GRANTED", "CONSENT_DENIED")
+ENUM_NAMES: dict[str, tuple[str, ...]] = {
+    "accountType": ("ACCOUNT_TYPE_UNSPECIFIED", "GOOGLE_ADS", "DISPLAY_VIDEO_PARTNER", "DISPLAY_VIDEO_ADVERTISER",
+                    "DATA_PARTNER", "GOOGLE_ANALYTICS_PROPERTY", "GOOGLE_AD_MANAGER_AUDIENCE_LINK",
+                    "FLOODLIGHT_CONFIG", "GOOGLE_AD_MANAGER"),
+    "encoding": ("ENCODING_UNSPECIFIED", "HEX", "BASE64"),
+    "adUserData": _CONSENT,
+    "adPersonalization": _CONSENT,
+    "customerMatchTermsOfServiceStatus": ("TERMS_OF_SERVICE_STATUS_UNSPECIFIED", "ACCEPTED", "REJECTED"),
+}
+
+
+def named_enums(value: Any) -> Any:
+    """`value` (a parsed JSON body) with every enum given by number restated by name."""
+    if isinstance(value, list):
+        return [named_enums(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: ENUM_NAMES[k][v] if k in ENUM_NAMES and isinstance(v, int) and 0 <= v < len(ENUM_NAMES[k])
+            else named_enums(v) for k, v in value.items()}
 
 
 class DataManagerApi:
@@ -73,7 +95,7 @@ class DataManagerApi:
             })
 
     def _members(self, req: SandboxRequest, verb: str) -> Reply:
-        body = req.json()
+        body = named_enums(req.json())
         destinations = body.get("destinations") or []
         if not destinations or len(destinations) > MAX_DESTINATIONS:
             return data_manager_reply(400, "INVALID_ARGUMENT", [("destinations", "TOO_MANY_DESTINATIONS" if destinations
