@@ -13,6 +13,8 @@ What it implements, as the Marketing API documents it (see README.md for the sou
   `payload` and `session`), as the Graph API reads them: facebook_business sends a DELETE's
   parameters in the query string and a POST's as a form. A path may end in `/` (the SDK's
   `api_get` asks for `/{v}/{id}/`).
+- Versions: `v25.0` to `v27.0`, the Marketing API versions Meta serves on 2026-12-06; an older one
+  answers (#2635) "You are calling a deprecated version of the Ads API".
 - Auth: `Authorization: Bearer|OAuth <token>` or an `access_token` parameter; an unknown token
   answers 190, an expired one 190/463, a revoked one 190/460; a token without ads_management
   294; writes to an audience shared from another business 200. `appsecret_proof` (HMAC-SHA256
@@ -182,7 +184,10 @@ class MetaSandbox(Sandbox):
     """Custom Audiences behind Meta's documented Graph API (see the module docstring)."""
 
     name = "meta_audiences"
-    API_VERSION = "v25.0"
+    API_VERSION = "v27.0"
+    # Marketing API versions served on 2026-12-06: v25.0 (expires 2027-02-23) to v27.0; older
+    # ones answer Meta's (#2635) deprecated-version error.
+    OLDEST_VERSION = 25
     BUSINESS_ID = "100200300400500"
     OTHER_BUSINESS_ID = "900800700600500"
     APP_ID = "1357913579135791"
@@ -305,6 +310,10 @@ class MetaSandbox(Sandbox):
     def _dispatch(self, req: SandboxRequest) -> Reply:
         """Graph paths carry ids, so routes are patterns; errors are Graph error bodies."""
         path = req.path.rstrip("/") or "/"  # the Graph API routes /{v}/{id}/ as /{v}/{id}
+        version = re.match(r"^/v(\d+)\.0/", path + "/")
+        if version and int(version[1]) < self.OLDEST_VERSION and not path.endswith("/oauth/access_token"):
+            return GraphError(2635, f"(#2635) You are calling a deprecated version of the Ads API. Please update "
+                                    f"to the latest version: {self.API_VERSION}.").reply()
         for method, pattern, handler in self._ROUTES:
             match = pattern.match(path)
             if match and method == req.method:
