@@ -45,7 +45,7 @@ US_STATES = {
 }
 _STATE_MAP = "MAP {" + ", ".join(f"'{name}': '{code}'" for name, code in US_STATES.items()) + "}"
 
-# Each key's expression over the members table (aliased `m`, with `_us` and `_dob` computed).
+# Each key's expression over the members table, with `_cc` (the ISO country), `_us` and `_dob` computed.
 KEY_SQL = {
     "EMAIL": r"hashed(lower(nfc_normalize(regexp_replace(email, '^[\s.]+|[\s.]+$', '', 'g'))))",
     "PHONE": "hashed(ltrim(digits(phone), '0'))",
@@ -56,7 +56,7 @@ KEY_SQL = {
     "ST": f"hashed(CASE WHEN _us AND length(letters(region)) > 2 THEN {_STATE_MAP}[letters(region)] "
           "ELSE letters(nfc_normalize(region)) END)",
     "ZIP": "hashed(CASE WHEN _us THEN left(digits(postal_code), 5) ELSE zip_norm(postal_code) END)",
-    "COUNTRY": "hashed(lower(country_code(country)))",
+    "COUNTRY": "hashed(lower(_cc))",
     "DOBY": "hashed(CASE WHEN year(_dob) BETWEEN 1900 AND year(current_date) THEN strftime(_dob, '%Y') END)",
     "DOBM": "hashed(CASE WHEN year(_dob) BETWEEN 1900 AND year(current_date) THEN strftime(_dob, '%m') END)",
     "DOBD": "hashed(CASE WHEN year(_dob) BETWEEN 1900 AND year(current_date) THEN strftime(_dob, '%d') END)",
@@ -73,8 +73,8 @@ def prepare_sql(config: MetaAudiencesConfig) -> str:
     if config.extern_id:
         columns.append('member_id AS "EXTERN_ID"')
     return (
-        "SELECT member_id, " + ", ".join(columns) + " FROM (SELECT *, country_code(country) = 'US' AS _us, "
-        "try_cast(birth_date AS DATE) AS _dob FROM members)"
+        "SELECT member_id, " + ", ".join(columns) + " FROM (SELECT *, _cc = 'US' AS _us FROM (SELECT *, "
+        "country_code(country) AS _cc, try_cast(birth_date AS DATE) AS _dob FROM members))"
     )
 
 
