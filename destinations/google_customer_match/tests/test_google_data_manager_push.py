@@ -191,16 +191,33 @@ def test_a_manager_that_is_not_ours_is_permission_denied_on_customer_id(google, 
     assert caught.value.field == "customer_id" and "login_customer_id" in caught.value.hint
 
 
-def test_a_mirror_empties_the_list_with_remove_all_before_its_first_ingest(google, dm_config, pusher):
+def test_a_mirror_ingests_everyone_then_removes_all_added_before_it_began(google, dm_config, pusher):
     pusher(GoogleDataManager, dm_config(), adds=sample_members(0, 30))
-    latest = sample_members(20, 30)
+    latest = sample_members(20, 30)  # 10 stay, 20 leave, 20 join
     pusher(GoogleDataManager, dm_config(), adds=latest, mode=PushMode.MIRROR)
     assert google.email_hashes() == emails(latest)
-    mirror = [r.path.rpartition(":")[2] for r in google.requests if ":" in r.path][-2:]
-    assert mirror == ["removeAll", "ingest"]
+    verbs = [r.path.rpartition(":")[2] for r in google.requests if ":" in r.path]
+    assert verbs[-2:] == ["ingest", "removeAll"], "the list never holds less than the audience"
     body = json.loads(next(r.body for r in google.requests if r.path.endswith(":removeAll")))
-    assert body == {"destinations": [{"reference": "threadline", "productDestinationId": google.USER_LIST_ID,
-                                      "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": google.CUSTOMER_ID}}]}
+    assert set(body) == {"destinations", "removeAsOfTime"} and body["removeAsOfTime"].endswith("Z")
+
+
+def test_a_mirror_that_fails_midway_leaves_the_old_members_next_to_the_new(google, dm_config):
+    before, latest = sample_members(0, 10), sample_members(100, 10)
+    writer = DM().open_audience(dm_config(), AudienceTarget("t", "a", PushMode.DIFF, "r", 10, 0))
+    writer.add(DM().prepare(dm_config(), before))
+    writer.finish()
+    mirror = DM().open_audience(dm_config(), AudienceTarget("t", "a", PushMode.MIRROR, "r", 10, 0))
+    mirror.add(DM().prepare(dm_config(), latest))
+    mirror.abort()  # the push broke before finish
+    assert google.email_hashes() == emails(before) | emails(latest)
+
+
+def test_the_sandbox_refuses_a_remove_as_of_time_in_the_future(google, raw):
+    answer = raw.post("/v1/audienceMembers:removeAll", {"removeAsOfTime": "2999-01-01T00:00:00Z", "destinations": [{
+        "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": google.CUSTOMER_ID},
+        "productDestinationId": google.USER_LIST_ID}]})
+    assert answer.status_code == 400 and "future" in answer.text
 
 
 def test_a_mirror_of_no_members_empties_the_list(google, dm_config, pusher):
