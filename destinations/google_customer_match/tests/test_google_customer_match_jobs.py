@@ -294,3 +294,18 @@ def test_a_token_expiring_while_finish_polls_the_jobs_is_renewed(google, cm_conf
     writer.finish()
     assert google.email_hashes() == emails(sample_members(0, 10))
     assert len(requests_to(google, "/token")) == 2, "one token at the start, one after it expired"
+
+
+def test_a_sunset_api_version_is_a_config_error_on_api_version(google, cm_config, pusher):
+    config = cm_config(api_version="v22")  # sunset on 2026-10-07
+    with pytest.raises(ConfigError) as at_check:
+        CM().check(config)
+    with pytest.raises(ConfigError) as at_push:
+        pusher(CM, config, adds=sample_members(0, 3))
+    for caught in (at_check, at_push):
+        assert caught.value.field == "api_version" and "UNSUPPORTED_VERSION" in caught.value.render()
+
+
+def test_the_default_api_version_is_one_google_serves(google, cm_config):
+    CM().check(cm_config())
+    assert {r.path.split("/")[1] for r in google.requests if r.path.startswith("/v")} == {"v26"}

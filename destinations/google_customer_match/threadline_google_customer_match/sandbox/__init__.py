@@ -15,7 +15,9 @@ What it enforces, as ../shared/contracts/ad-platforms.md and Google's docs say:
 - OAuth: the token endpoint takes the seeded client (HTTP basic or form) and refresh token;
   access tokens live until `expire_tokens()`; a revoked refresh token answers invalid_grant.
   Every API call needs a live bearer token (else 401 UNAUTHENTICATED).
-- Google Ads API: `developer-token` (missing → DEVELOPER_TOKEN_PARAMETER_MISSING, wrong →
+- Google Ads API: versions v23 to v26 (served on 2026-12-06); an older one answers 400
+  UNSUPPORTED_VERSION ("Version v22 is deprecated…"), as Google does after a sunset, a newer one
+  404. `developer-token` (missing → DEVELOPER_TOKEN_PARAMETER_MISSING, wrong →
   DEVELOPER_TOKEN_INVALID, 401); the customer, reached directly or through `login-customer-id`
   = the manager (else USER_PERMISSION_DENIED, 403). Job create: type CUSTOMER_MATCH_USER_LIST
   and a list of the customer (INVALID_USER_LIST_ID); consent DENIED →
