@@ -149,12 +149,15 @@ def test_partial_failures_are_rejected_per_member_with_googles_reason_and_the_re
     assert google.email_hashes() == emails(members) - emails(members.slice(4, 1))
 
 
-def test_a_country_google_does_not_know_is_rejected_as_invalid_country_code(google, cm_config, pusher):
+def test_a_country_that_names_none_leaves_the_address_out_and_a_name_becomes_its_code(google, cm_config, pusher):
     members = sample_members(0, 3).to_pylist()
-    members[1]["country"] = "XX"
+    members[1]["country"], members[2]["country"] = "XX", "UK"
     _, results = pusher(CM, cm_config(), adds=pa.Table.from_pylist(members, schema=MEMBER_SCHEMA))
-    rejected = [r for result in results for r in result.rejected]
-    assert [(r.member_id, r.reason.split(":")[0]) for r in rejected] == [(members[1]["member_id"], "INVALID_COUNTRY_CODE")]
+    assert not [r for result in results for r in result.rejected]
+    operations = [op["create"]["userIdentifiers"] for r in requests_to(google, ":addOperations")
+                  for op in json.loads(r.body)["operations"]]
+    countries = [[i["addressInfo"]["countryCode"] for i in ids if "addressInfo" in i] for ids in operations]
+    assert countries == [["US"], [], ["GB"]]
 
 
 def test_a_member_without_identifiers_is_rejected_as_missing_and_never_sent(google, cm_config, pusher):
@@ -291,3 +294,18 @@ def test_a_token_expiring_while_finish_polls_the_jobs_is_renewed(google, cm_conf
     writer.finish()
     assert google.email_hashes() == emails(sample_members(0, 10))
     assert len(requests_to(google, "/token")) == 2, "one token at the start, one after it expired"
+
+
+def test_a_sunset_api_version_is_a_config_error_on_api_version(google, cm_config, pusher):
+    config = cm_config(api_version="v22")  # sunset on 2026-10-07
+    with pytest.raises(ConfigError) as at_check:
+        CM().check(config)
+    with pytest.raises(ConfigError) as at_push:
+        pusher(CM, config, adds=sample_members(0, 3))
+    for caught in (at_check, at_push):
+        assert caught.value.field == "api_version" and "UNSUPPORTED_VERSION" in caught.value.render()
+
+
+def test_the_default_api_version_is_one_google_serves(google, cm_config):
+    CM().check(cm_config())
+    assert {r.path.split("/")[1] for r in google.requests if r.path.startswith("/v")} == {"v26"}

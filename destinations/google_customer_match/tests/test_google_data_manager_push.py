@@ -40,7 +40,7 @@ def ingest_body(google, members: list[dict], **overrides) -> dict:
 
 def test_declares_advertising_10000_members_a_request_100_to_serve_and_diffs_applied_per_batch():
     assert DM.channel == "advertising" and DM.max_batch_rows == 10_000 and DM.min_members == 100
-    assert DM.applies_each_batch is True and DM.modes == (PushMode.DIFF,)
+    assert DM.applies_each_batch is True and DM.modes == (PushMode.DIFF, PushMode.MIRROR)
 
 
 def test_ingest_and_remove_carry_what_google_documents(google, dm_config, pusher):
@@ -191,10 +191,39 @@ def test_a_manager_that_is_not_ours_is_permission_denied_on_customer_id(google, 
     assert caught.value.field == "customer_id" and "login_customer_id" in caught.value.hint
 
 
-def test_a_mirror_is_refused_with_what_to_do(dm_config):
-    with pytest.raises(ConfigError) as caught:
-        DM().open_audience(dm_config(), AudienceTarget("t", "a", PushMode.MIRROR, "r", 1, 0))
-    assert caught.value.field == "mode" and "google_customer_match" in caught.value.hint
+def test_a_mirror_ingests_everyone_then_removes_all_added_before_it_began(google, dm_config, pusher):
+    pusher(GoogleDataManager, dm_config(), adds=sample_members(0, 30))
+    latest = sample_members(20, 30)  # 10 stay, 20 leave, 20 join
+    pusher(GoogleDataManager, dm_config(), adds=latest, mode=PushMode.MIRROR)
+    assert google.email_hashes() == emails(latest)
+    verbs = [r.path.rpartition(":")[2] for r in google.requests if ":" in r.path]
+    assert verbs[-2:] == ["ingest", "removeAll"], "the list never holds less than the audience"
+    body = json.loads(next(r.body for r in google.requests if r.path.endswith(":removeAll")))
+    assert set(body) == {"destinations", "removeAsOfTime"} and body["removeAsOfTime"].endswith("Z")
+
+
+def test_a_mirror_that_fails_midway_leaves_the_old_members_next_to_the_new(google, dm_config):
+    before, latest = sample_members(0, 10), sample_members(100, 10)
+    writer = DM().open_audience(dm_config(), AudienceTarget("t", "a", PushMode.DIFF, "r", 10, 0))
+    writer.add(DM().prepare(dm_config(), before))
+    writer.finish()
+    mirror = DM().open_audience(dm_config(), AudienceTarget("t", "a", PushMode.MIRROR, "r", 10, 0))
+    mirror.add(DM().prepare(dm_config(), latest))
+    mirror.abort()  # the push broke before finish
+    assert google.email_hashes() == emails(before) | emails(latest)
+
+
+def test_the_sandbox_refuses_a_remove_as_of_time_in_the_future(google, raw):
+    answer = raw.post("/v1/audienceMembers:removeAll", {"removeAsOfTime": "2999-01-01T00:00:00Z", "destinations": [{
+        "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": google.CUSTOMER_ID},
+        "productDestinationId": google.USER_LIST_ID}]})
+    assert answer.status_code == 400 and "future" in answer.text
+
+
+def test_a_mirror_of_no_members_empties_the_list(google, dm_config, pusher):
+    pusher(GoogleDataManager, dm_config(), adds=sample_members(0, 5))
+    pusher(GoogleDataManager, dm_config(), mode=PushMode.MIRROR)
+    assert google.email_hashes() == set()
 
 
 def test_customer_ids_with_dashes_are_accepted_and_bad_ones_named(dm_config):

@@ -1,8 +1,9 @@
 """`google_data_manager`: Customer Match through the Google Data Manager API — the default for
 new integrations (Google requires it for most new Customer Match integrations since 2026-04-01).
 
-    POST /v1/audienceMembers:ingest   {destinations, audienceMembers, consent, encoding: HEX, termsOfService}
-    POST /v1/audienceMembers:remove   {destinations, audienceMembers, encoding: HEX}
+    POST /v1/audienceMembers:ingest     {destinations, audienceMembers, consent, encoding: HEX, termsOfService}
+    POST /v1/audienceMembers:remove     {destinations, audienceMembers, encoding: HEX}
+    POST /v1/audienceMembers:removeAll  {destinations, removeAsOfTime}          (a mirror, after its ingests)
     GET  /v1/accountTypes/GOOGLE_ADS/accounts/{customer}/userLists/{list}    (check, and the size after a push)
 
 Each request is synchronous and all-or-nothing: it holds at most 10,000 members (10
@@ -10,14 +11,25 @@ identifiers each) and is applied when it returns, so the push ledger can follow 
 When Google refuses a request because of some members (a 400 naming
 `audience_members[i]`), those members are reported with Google's reason and the rest are
 sent again. At most 300 requests a minute go out (a request budget shared by every push of
-the same OAuth client); a 429 RESOURCE_EXHAUSTED is waited out by the kit. There is no call
-that empties or replaces a list, so this destination only pushes diffs.
+the same OAuth client); a 429 RESOURCE_EXHAUSTED is waited out by the kit.
+
+A mirror ingests every member, then removes the members no ingest of this push touched:
+`audienceMembers:removeAll` with `removeAsOfTime` (only members last added before it are
+removed) set to a moment, on Google's clock, after the previous push and before this one's
+first ingest. That moment is one second past the `Date` of an answer read just before the
+first ingest (Google's time then lies within that second), and the first ingest waits until
+the second is over. So the list never holds less than the audience, the result does not depend
+on the order Google applies the requests in, and a mirror that fails midway leaves the old
+members in place next to the new ones. Without a `Date` header the list is emptied first.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 import pyarrow as pa
@@ -80,7 +92,7 @@ class GoogleDataManager(AudienceDestination[DataManagerSpec]):
     channel: ClassVar[str] = "advertising"
     max_batch_rows: ClassVar[int] = MAX_MEMBERS
     min_members: ClassVar[int] = 100  # "An audience must have at least 100 members ... to be eligible for targeting"
-    modes: ClassVar[tuple[PushMode, ...]] = (PushMode.DIFF,)
+    modes: ClassVar[tuple[PushMode, ...]] = (PushMode.DIFF, PushMode.MIRROR)
     applies_each_batch: ClassVar[bool] = True
     plain_columns: ClassVar[tuple[str, ...]] = PLAIN_COLUMNS
 
@@ -93,14 +105,8 @@ class GoogleDataManager(AudienceDestination[DataManagerSpec]):
         return prepare(members, EMAIL_GOOGLE_CANONICAL)
 
     def open_audience(self, config: DataManagerSpec, target: AudienceTarget) -> AudienceWriter:
-        if target.mode is not PushMode.DIFF:
-            raise ConfigError(
-                f"{NAME} cannot {target.mode.value}: the Data Manager API has no call that empties or replaces a list",
-                field="mode", where=f"{NAME} / {target.activation}",
-                hint="push diffs (the default), or use google_customer_match, whose removeAll job can mirror",
-            )
         _require_terms(config)
-        return DataManagerWriter(self._client(config), config)
+        return DataManagerWriter(self._client(config), config, mirror=target.mode is PushMode.MIRROR)
 
     @staticmethod
     def _client(config: DataManagerSpec) -> HttpClient:
@@ -133,6 +139,18 @@ def user_list(client: HttpClient, config: DataManagerSpec) -> dict:
     return found
 
 
+def google_time(client: HttpClient, config: DataManagerSpec) -> datetime | None:
+    """Google's clock, to the second, from the `Date` of an answer (reading the list)."""
+    date = client.request(
+        "GET", f"/v1/accountTypes/GOOGLE_ADS/accounts/{config.customer_id}/userLists/{config.user_list_id}",
+        headers=_login_header(config), parse=lambda r: r.headers.get("Date"),
+    )
+    try:
+        return parsedate_to_datetime(date).astimezone(timezone.utc) if date else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _login_header(config: DataManagerSpec) -> dict[str, str]:
     """userLists methods take the manager account as a header (ingest takes it in the body)."""
     login = config.login_customer_id
@@ -142,13 +160,18 @@ def _login_header(config: DataManagerSpec) -> dict[str, str]:
 class DataManagerWriter(AudienceWriter):
     """One push: each add/remove is one synchronous request (applied when it returns)."""
 
-    def __init__(self, client: HttpClient, config: DataManagerSpec) -> None:
+    def __init__(self, client: HttpClient, config: DataManagerSpec, *, mirror: bool = False) -> None:
         self.client, self.config = client, config
+        self.mirror = mirror
+        self.mirror_begun = False
+        self.remove_as_of: datetime | None = None  # a mirror removes who was last added before this
         self.report = PushReport()
         self.requests = 0
         self.last_request_id = ""
 
     def add(self, rows: pa.Table) -> PushResult:
+        if self.mirror and not self.mirror_begun:
+            self._begin_mirror()
         return self._send("ingest", rows)
 
     def remove(self, rows: pa.Table) -> PushResult:
@@ -156,6 +179,8 @@ class DataManagerWriter(AudienceWriter):
 
     def finish(self) -> PushReport:
         """Every batch is applied already; what is left is asking Google for the list's size."""
+        if self.mirror:
+            self._end_mirror()
         try:
             size = (user_list(self.client, self.config).get("sizeInfo") or {}).get("displayNetworkMembersCount")
             self.report.match_estimate = int(size) if size is not None else None
@@ -168,6 +193,25 @@ class DataManagerWriter(AudienceWriter):
 
     def abort(self) -> None:
         self.client.close()
+
+    def _begin_mirror(self) -> None:
+        """Fix the mirror's `removeAsOfTime` before its first ingest (see the module docstring)."""
+        self.mirror_begun = True
+        google_now = google_time(self.client, self.config)
+        read_at = time.monotonic()
+        if google_now is None:  # no clock of Google's to go by: empty the list now, fill it after
+            self._post("removeAll", '{"destinations":' + _destinations(self.config) + "}")
+            return
+        self.remove_as_of = google_now + timedelta(seconds=1)
+        time.sleep(max(0.0, read_at + 1.0 - time.monotonic()))
+
+    def _end_mirror(self) -> None:
+        """Remove who this mirror did not ingest; a mirror of no members empties the list."""
+        if self.remove_as_of is not None:
+            stamp = self.remove_as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._post("removeAll", '{"destinations":' + _destinations(self.config) + f',"removeAsOfTime":"{stamp}"}}')
+        elif not self.mirror_begun:
+            self._post("removeAll", '{"destinations":' + _destinations(self.config) + "}")
 
     def _send(self, verb: str, rows: pa.Table) -> PushResult:
         if rows.num_rows > MAX_MEMBERS:
@@ -193,13 +237,15 @@ class DataManagerWriter(AudienceWriter):
         return result
 
     def _request(self, verb: str, rows: pa.Table) -> None:
-        body = (
+        self._post(verb, (
             '{"destinations":' + _destinations(self.config)
             + ',"audienceMembers":' + json_list(data_manager_members(rows))
             + ',"encoding":"HEX"'
             + (_ingest_terms(self.config) if verb == "ingest" else "")
             + "}"
-        )
+        ))
+
+    def _post(self, verb: str, body: str) -> None:
         answer = self.client.request(
             "POST", f"/v1/audienceMembers:{verb}", data=body.encode(), headers={"Content-Type": "application/json"},
             stream=self.config.user_list_id, parse=lambda r: r.json(),

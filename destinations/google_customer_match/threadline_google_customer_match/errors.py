@@ -97,6 +97,9 @@ RULES: dict[str, Rule] = {
         "login_customer_id to that manager's id"),
     "CUSTOMER_NOT_FOUND": _config("customer_id", "customer_id is the 10-digit Google Ads customer id of the advertiser"),
     "INVALID_DESTINATION": _config("customer_id", "customer_id must be a Google Ads customer (operating account)"),
+    "UNSUPPORTED_VERSION": _config(
+        "api_version", "Google no longer serves this Google Ads API version: set api_version to a current one "
+        "(the sunset dates page lists them), or remove it to use this plugin's default"),
     "DEVELOPER_TOKEN_INVALID": _config("developer_token", "copy the developer token from Google Ads → Tools → API Center"),
     "DEVELOPER_TOKEN_PARAMETER_MISSING": _config("developer_token", "set developer_token (Google Ads → Tools → API Center)"),
     "DEVELOPER_TOKEN_NOT_APPROVED": _config(

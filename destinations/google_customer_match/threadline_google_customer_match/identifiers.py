@@ -9,6 +9,7 @@ Prepared rows (both APIs; what the push ledger keeps):
     first_name_sha256   SHA-256 hex of the trimmed, lower-case first name  } only when first name, last
     last_name_sha256    SHA-256 hex of the trimmed, lower-case last name   } name, country and postal
     country_code        ISO 3166 alpha-2, upper-case, NOT hashed           } code are all known: Google
+                        (from a code or a name: `UK` → GB, threadline.activation's country_code)
     postal_code         trimmed, NOT hashed                                } matches an address only whole
 
 Email normalization differs by API, each as Google documents it:
@@ -42,10 +43,10 @@ _PREPARE = """
 WITH m AS (
     SELECT *,
            lower(regexp_replace(email, '\\s', '', 'g')) AS e,
-           nullif(upper(trim(country)), '') AS cc,
+           country_code(country) AS cc,
            nullif(trim(postal_code), '') AS pc,
            name_norm(first_name) IS NOT NULL AND name_norm(last_name) IS NOT NULL
-               AND nullif(trim(country), '') IS NOT NULL AND nullif(trim(postal_code), '') IS NOT NULL AS whole_address
+               AND country_code(country) IS NOT NULL AND nullif(trim(postal_code), '') IS NOT NULL AS whole_address
     FROM members
 )
 SELECT member_id,

@@ -22,6 +22,20 @@ def test_unknown_audience_is_a_config_error_on_audience_id(meta, make_config, pu
         assert "code 100/33" in caught.value.render() and "meta_audiences" in caught.value.render()
 
 
+def test_a_retired_marketing_api_version_is_a_config_error_on_api_version(meta, make_config, pusher):
+    config = make_config(api_version="v24.0")  # expired 2026-11-10
+    with pytest.raises(ConfigError) as at_check:
+        MetaAudiences().check(config)
+    with pytest.raises(ConfigError) as at_push:
+        pusher(config, adds=sample_members(0, 3))
+    for caught in (at_check, at_push):
+        assert caught.value.field == "api_version" and "code 2635" in caught.value.render()
+
+
+def test_the_default_version_is_one_meta_serves(meta, make_config):
+    MetaAudiences().check(make_config(api_version=None))
+
+
 def test_a_website_audience_cannot_take_uploads(meta, make_config):
     with pytest.raises(ConfigError, match="WEBSITE") as caught:
         MetaAudiences().check(make_config(audience_id=meta.WEBSITE_AUDIENCE_ID))

@@ -13,6 +13,7 @@ import hashlib
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from threadline.contracts import MEMBER_COLUMNS, MEMBER_SCHEMA
 from threadline_meta_audiences import MetaAudiences, MetaAudiencesConfig
 
@@ -87,7 +88,7 @@ def test_birth_date_becomes_year_month_and_day_keys():
 
 
 def test_unusable_values_are_left_out_not_hashed():
-    row = prepared({"email": "  ", "phone": "n/a", "birth_date": "1850-01-01", "country": "USA", "first_name": "--"})[0]
+    row = prepared({"email": " . ", "phone": "n/a", "birth_date": "1850-01-01", "country": "Atlantis", "first_name": "--"})[0]
     assert [row[k] for k in ("EMAIL", "PHONE", "DOBY", "DOBM", "DOBD", "COUNTRY", "FN", "FI")] == [None] * 8
 
 
@@ -104,3 +105,54 @@ def test_only_the_configured_keys_are_prepared_in_their_order():
 
 def test_every_member_keeps_a_row_even_with_no_identifier():
     assert [r["member_id"] for r in prepared({}, {"email": "a@b.co"})] == ["p0", "p1"]
+
+
+# Issue 14: every script, Meta's rules (lower-case, letters only, UTF-8), not only Latin.
+NON_LATIN_NAMES = [
+    ("Korean", "김 민준", "김민준"),
+    ("Cyrillic", "Пётр-Ильич", "пётрильич"),
+    ("Chinese", "王 小明", "王小明"),
+    ("Arabic", "مُحَمَّد", "مُحَمَّد"),  # harakat are combining marks of the name: kept
+    ("Greek", "ΟΔΥΣΣΕΑΣ", "οδυσσεας"),  # the last sigma is final, as Unicode lower-cases it
+    ("Devanagari", "प्रिया", "प्रिया"),  # vowel signs and virama are marks: without them it reads परय
+]
+
+
+@pytest.mark.parametrize(("script", "raw", "normalized"), NON_LATIN_NAMES, ids=[s for s, _, _ in NON_LATIN_NAMES])
+def test_names_in_every_script_are_lower_cased_and_hashed_in_utf8(script, raw, normalized):
+    row = prepared({"first_name": raw, "last_name": raw, "city": raw})[0]
+    assert row["FN"] == row["LN"] == row["CT"] == sha(normalized)
+    assert row["FI"] == sha(normalized[0])
+
+
+def test_greek_names_hash_alike_in_capitals_and_in_their_written_form():
+    rows = prepared({"first_name": "ΟΔΥΣΣΕΑΣ ΝΙΚΟΣ"}, {"first_name": "Οδυσσεας Νικος"})
+    assert rows[0]["FN"] == rows[1]["FN"] == sha("οδυσσεαςνικος")
+
+
+def test_country_names_and_codes_become_iso_alpha2_through_pycountry():
+    given = ["UK", "South Korea", "GBR", "Deutschland", "대한민국", "Ελλάδα", " U.S.A. ", "Côte d'Ivoire"]
+    rows = prepared(*({"country": c} for c in given))
+    assert [r["COUNTRY"] for r in rows] == [sha(c) for c in ("gb", "kr", "gb", "de", "kr", "gr", "us", "ci")]
+
+
+def test_us_state_names_apply_to_a_country_written_as_a_name():
+    row = prepared({"country": "United States of America", "region": "New York", "postal_code": "10001-1234"})[0]
+    assert (row["ST"], row["ZIP"]) == (sha("ny"), sha("10001"))
+
+
+@pytest.mark.parametrize(("raw", "normalized"), [
+    ("José.Núñez@Example.es", "josé.núñez@example.es"),  # a non-ASCII local part (RFC 6531)
+    ("taro.@docomo.ne.jp", "taro.@docomo.ne.jp"),  # a dot ending the local part: a real Japanese carrier address
+    ("Ann@Example.com.", "ann@example.com"),  # a trailing dot: trimmed, as facebook_business's format_params does
+    ("用户@例子.广告", "用户@例子.广告"),
+])
+def test_valid_emails_are_hashed_not_dropped(raw, normalized):
+    assert prepared({"email": raw})[0]["EMAIL"] == sha(normalized)
+
+
+def test_email_normalization_matches_the_official_sdks_for_custom_audiences():
+    format_params = pytest.importorskip("facebook_business.adobjects.customaudience").CustomAudience.format_params
+    emails = ["John_Smith@gmail.com", " Ann@Example.com. ", "José.Núñez@Example.es", "taro.@docomo.ne.jp"]
+    expected = format_params("EMAIL_SHA256", emails)["payload"]["data"]
+    assert [r["EMAIL"] for r in prepared(*({"email": e} for e in emails))] == expected

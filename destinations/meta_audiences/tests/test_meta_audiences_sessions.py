@@ -74,10 +74,12 @@ def test_removes_send_the_payload_in_the_body_of_a_delete(meta, make_config, pus
     assert meta.audience_hashes() == emails(members.slice(5))
 
 
-def test_the_sandbox_refuses_a_delete_whose_payload_is_in_the_url(meta):
-    answer = graph(meta, "DELETE", "users", {}, payload=json.dumps({"schema": ["EMAIL"], "data": [["a" * 64]]}))
-    assert answer.status_code == 400 and answer.json()["error"]["code"] == 100
-    assert "payload" in answer.json()["error"]["message"]
+def test_the_sandbox_reads_a_deletes_payload_from_the_url_as_the_graph_api_does(meta):
+    row = ["a" * 64]
+    assert graph(meta, "POST", "users", {"payload": {"schema": ["EMAIL"], "data": [row]}}).status_code == 200
+    answer = graph(meta, "DELETE", "users", {}, payload=json.dumps({"schema": ["EMAIL"], "data": [row]}))
+    assert answer.status_code == 200 and answer.json()["num_received"] == 1
+    assert meta.audience_hashes() == set()
 
 
 def test_the_sandbox_refuses_rows_that_do_not_match_the_schema(meta):

@@ -13,7 +13,10 @@ HASHED_KEYS = ("EMAIL", "PHONE", "FN", "LN", "FI", "CT", "ST", "ZIP", "COUNTRY",
 Identifier = Literal["EMAIL", "PHONE", "FN", "LN", "FI", "CT", "ST", "ZIP", "COUNTRY", "DOBY", "DOBM", "DOBD"]
 
 GRAPH_URL = "https://graph.facebook.com"
-API_VERSION = "v25.0"
+# Meta's newest Marketing API version (released 2026-11-04; checked 2026-12-06 in the Marketing
+# API version history). Marketing API versions expire about a year after release: v25.0 on
+# 2027-02-23, v24.0 expired 2026-11-10.
+API_VERSION = "v27.0"
 
 
 class MetaAudiencesConfig(Spec):
@@ -22,7 +25,7 @@ class MetaAudiencesConfig(Spec):
     audience_id: str = Field(pattern=r"^\d+$", description="The customer-file Custom Audience to push to (its "
                                                            "numeric id, from Audiences in Ads Manager).")
     base_url: str = Field(GRAPH_URL, description="The Graph API root; the sandbox's URL to test.")
-    api_version: str = Field(API_VERSION, pattern=r"^v\d+\.0$", description="Graph API version, e.g. v25.0.")
+    api_version: str = Field(API_VERSION, pattern=r"^v\d+\.0$", description="Marketing API version, e.g. v27.0.")
     identifiers: list[Identifier] = Field(
         default_factory=lambda: list(HASHED_KEYS), min_length=1,
         description="Which of Meta's match keys to send (hashed), in this order.")

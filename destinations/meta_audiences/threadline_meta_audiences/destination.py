@@ -180,7 +180,8 @@ class MetaAudienceWriter(AudienceWriter):
         session.batch_seq += 1
         meta_session = {"session_id": session.session_id, "batch_seq": session.batch_seq,
                         "last_batch_flag": last, "estimated_num_total": max(session.total, session.sent)}
-        # The payload goes in the body: Meta does not read a DELETE's payload from the URL.
+        # The payload goes in the body, a DELETE's too: the Graph API reads either, but 10,000 rows
+        # do not fit in a URL (facebook_business's remove_users sends them in the query string).
         body = ('{"payload":{"schema":' + json.dumps(self.keys) + ',"data":' + data + '},"session":'
                 + json.dumps(meta_session) + "}")
         answer = self.client.request(

@@ -67,6 +67,10 @@ GRAPH_ERRORS: dict[tuple[int, int | str | None], GraphError] = {
     (294, None): GraphError("the token lacks the ads_management permission",
                             "generate the token with the ads_management scope, from an app with Marketing API access",
                             field="access_token"),
+    (2635, None): GraphError("Meta no longer serves this Marketing API version",
+                             "set api_version to a current version (the Marketing API version history lists "
+                             "them with their expiry dates), or remove it to use this plugin's default",
+                             field="api_version"),
     (100, None): GraphError("Meta rejected the request's parameters",
                             "a row that does not match the schema or an unknown key is a bug in this plugin: report "
                             "it with the message above; other parameter errors name the parameter"),

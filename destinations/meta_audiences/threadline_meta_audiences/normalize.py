@@ -4,15 +4,19 @@ DuckDB SELECT (no Python per member).
 Meta's rules (Customer File Custom Audiences, and the same keys in the Conversions API's
 customer information parameters):
 
-    EMAIL    trimmed, lower-case
+    EMAIL    trimmed of spaces and dots at either end (as facebook_business's format_params),
+             lower-case, Unicode NFC; any local part and any script is kept (no syntax check:
+             `josé@…`, `taro.@docomo.ne.jp` and `name@example.com.` are mail addresses)
     PHONE    digits only, with the country code, no leading zeros (the store's E.164 minus '+')
-    FN, LN   lower-case, punctuation and spaces removed, non-ASCII letters kept (UTF-8, NFC)
+    FN, LN   lower-case, punctuation and spaces removed, letters and combining marks of every
+             script kept (UTF-8, NFC): Korean, Cyrillic, Chinese, Arabic, Greek, Devanagari …
     FI       the first letter of FN
     CT       lower-case letters only
     ST       US: the 2-letter ANSI code in lower case (full names are mapped); elsewhere
              lower-case letters only
     ZIP      lower-case without spaces or dashes; US: the first 5 digits
-    COUNTRY  ISO 3166-1 alpha-2, lower-case
+    COUNTRY  ISO 3166-1 alpha-2, lower-case, from a code or a name in any language pycountry
+             knows (`threadline.activation`'s country_code: `UK` → gb, `South Korea` → kr)
     DOBY, DOBM, DOBD   YYYY (1900 to this year), MM, DD
     EXTERN_ID          the profile id, not hashed
 
@@ -41,9 +45,9 @@ US_STATES = {
 }
 _STATE_MAP = "MAP {" + ", ".join(f"'{name}': '{code}'" for name, code in US_STATES.items()) + "}"
 
-# Each key's expression over the members table (aliased `m`, with `_us` and `_dob` computed).
+# Each key's expression over the members table, with `_cc` (the ISO country), `_us` and `_dob` computed.
 KEY_SQL = {
-    "EMAIL": "hashed(email_norm(email))",
+    "EMAIL": r"hashed(lower(nfc_normalize(regexp_replace(email, '^[\s.]+|[\s.]+$', '', 'g'))))",
     "PHONE": "hashed(ltrim(digits(phone), '0'))",
     "FN": "hashed(letters(nfc_normalize(first_name)))",
     "LN": "hashed(letters(nfc_normalize(last_name)))",
@@ -52,7 +56,7 @@ KEY_SQL = {
     "ST": f"hashed(CASE WHEN _us AND length(letters(region)) > 2 THEN {_STATE_MAP}[letters(region)] "
           "ELSE letters(nfc_normalize(region)) END)",
     "ZIP": "hashed(CASE WHEN _us THEN left(digits(postal_code), 5) ELSE zip_norm(postal_code) END)",
-    "COUNTRY": "hashed(CASE WHEN regexp_full_match(lower(trim(country)), '[a-z]{2}') THEN lower(trim(country)) END)",
+    "COUNTRY": "hashed(lower(_cc))",
     "DOBY": "hashed(CASE WHEN year(_dob) BETWEEN 1900 AND year(current_date) THEN strftime(_dob, '%Y') END)",
     "DOBM": "hashed(CASE WHEN year(_dob) BETWEEN 1900 AND year(current_date) THEN strftime(_dob, '%m') END)",
     "DOBD": "hashed(CASE WHEN year(_dob) BETWEEN 1900 AND year(current_date) THEN strftime(_dob, '%d') END)",
@@ -69,8 +73,8 @@ def prepare_sql(config: MetaAudiencesConfig) -> str:
     if config.extern_id:
         columns.append('member_id AS "EXTERN_ID"')
     return (
-        "SELECT member_id, " + ", ".join(columns) + " FROM (SELECT *, upper(trim(country)) = 'US' AS _us, "
-        "try_cast(birth_date AS DATE) AS _dob FROM members)"
+        "SELECT member_id, " + ", ".join(columns) + " FROM (SELECT *, _cc = 'US' AS _us FROM (SELECT *, "
+        "country_code(country) AS _cc, try_cast(birth_date AS DATE) AS _dob FROM members))"
     )
 
 

@@ -5,10 +5,16 @@ What it implements, as the Marketing API documents it (see README.md for the sou
 
     GET    /{v}/{audience_id}?fields=...          id, name, subtype, operation_status, approximate counts
     POST   /{v}/{audience_id}/users               add members          payload={schema, data}, session={...}
-    DELETE /{v}/{audience_id}/users               remove members       (payload read from the body only)
+    DELETE /{v}/{audience_id}/users               remove members       (payload in the body or the query string)
     POST   /{v}/{audience_id}/usersreplace        replace members      (session required)
     GET    /{v}/oauth/access_token                grant_type=fb_exchange_token → a fresh access token
 
+- Parameters come from the query string and the body (JSON, or form-encoded with JSON-valued
+  `payload` and `session`), as the Graph API reads them: facebook_business sends a DELETE's
+  parameters in the query string and a POST's as a form. A path may end in `/` (the SDK's
+  `api_get` asks for `/{v}/{id}/`).
+- Versions: `v25.0` to `v27.0`, the Marketing API versions Meta serves on 2026-12-06; an older one
+  answers (#2635) "You are calling a deprecated version of the Ads API".
 - Auth: `Authorization: Bearer|OAuth <token>` or an `access_token` parameter; an unknown token
   answers 190, an expired one 190/463, a revoked one 190/460; a token without ads_management
   294; writes to an audience shared from another business 200. `appsecret_proof` (HMAC-SHA256
@@ -178,7 +184,10 @@ class MetaSandbox(Sandbox):
     """Custom Audiences behind Meta's documented Graph API (see the module docstring)."""
 
     name = "meta_audiences"
-    API_VERSION = "v25.0"
+    API_VERSION = "v27.0"
+    # Marketing API versions served on 2026-12-06: v25.0 (expires 2027-02-23) to v27.0; older
+    # ones answer Meta's (#2635) deprecated-version error.
+    OLDEST_VERSION = 25
     BUSINESS_ID = "100200300400500"
     OTHER_BUSINESS_ID = "900800700600500"
     APP_ID = "1357913579135791"
@@ -300,8 +309,13 @@ class MetaSandbox(Sandbox):
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
         """Graph paths carry ids, so routes are patterns; errors are Graph error bodies."""
+        path = req.path.rstrip("/") or "/"  # the Graph API routes /{v}/{id}/ as /{v}/{id}
+        version = re.match(r"^/v(\d+)\.0/", path + "/")
+        if version and int(version[1]) < self.OLDEST_VERSION and not path.endswith("/oauth/access_token"):
+            return GraphError(2635, f"(#2635) You are calling a deprecated version of the Ads API. Please update "
+                                    f"to the latest version: {self.API_VERSION}.").reply()
         for method, pattern, handler in self._ROUTES:
-            match = pattern.match(req.path)
+            match = pattern.match(path)
             if match and method == req.method:
                 try:
                     if handler != "_exchange_token":
@@ -311,7 +325,7 @@ class MetaSandbox(Sandbox):
                     reply = exc.reply()
                 reply.headers.setdefault("X-Business-Use-Case-Usage", self._usage(0))
                 return reply
-        if any(pattern.match(req.path) for _, pattern, _ in self._ROUTES):
+        if any(pattern.match(path) for _, pattern, _ in self._ROUTES):
             return GraphError(100, f"(#100) Unsupported {req.method.lower()} request.").reply()
         return GraphError(2500, "(#2500) Unknown path components: " + req.path).reply()
 
@@ -339,7 +353,7 @@ class MetaSandbox(Sandbox):
 
     def _params(self, req: SandboxRequest) -> dict[str, Any]:
         """Query and body parameters (JSON, or form-encoded with JSON-valued fields)."""
-        params: dict[str, Any] = {k: v[0] for k, v in req.query.items()}
+        params: dict[str, Any] = {k: _json_valued(k, v[0]) for k, v in req.query.items()}
         if not req.body:
             return params
         if "json" in req.headers.get("content-type", ""):
@@ -351,13 +365,7 @@ class MetaSandbox(Sandbox):
                 raise GraphError(100, "(#100) The request body must be a JSON object")
             return {**params, **body}
         for key, values in parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True).items():
-            value = values[0]
-            if key in ("payload", "session"):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    raise GraphError(100, f"(#100) param {key} must be a JSON object") from None
-            params[key] = value
+            params[key] = _json_valued(key, values[0])
         return params
 
     def _token(self, req: SandboxRequest, params: dict[str, Any]) -> Token:
@@ -444,9 +452,6 @@ class MetaSandbox(Sandbox):
         return self._upload(req, audience_id, "add")
 
     def _remove_users(self, req: SandboxRequest, audience_id: str) -> Reply:
-        if "payload" in req.query:
-            raise GraphError(100, "(#100) The parameter payload is required (a DELETE's payload is read from the "
-                                  "request body, not the URL)")
         return self._upload(req, audience_id, "remove")
 
     def _replace_users(self, req: SandboxRequest, audience_id: str) -> Reply:
@@ -586,3 +591,12 @@ class MetaSandbox(Sandbox):
             if session.kind == "replace" and not session.closed and now - session.touched > self.replace_timeout:
                 session.closed, session.pending = True, []
 
+
+def _json_valued(key: str, value: str) -> Any:
+    """`payload` and `session` are JSON objects wherever they come from (query or form)."""
+    if key not in ("payload", "session"):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise GraphError(100, f"(#100) param {key} must be a JSON object") from None

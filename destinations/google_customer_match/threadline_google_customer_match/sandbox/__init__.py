@@ -8,14 +8,16 @@ audienceMembers, over one customer's user lists — so both destinations push to
     POST /{v}/customers/{cid}/offlineUserDataJobs/{id}:run           → {name} (long-running)
     POST /{v}/customers/{cid}/googleAds:search                       user_list by resource name / id,
                                                                      offline_user_data_job by resource name
-    POST /v1/audienceMembers:ingest | :remove                        → {requestId}
+    POST /v1/audienceMembers:ingest | :remove | :removeAll           → {requestId}
     GET  /v1/accountTypes/GOOGLE_ADS/accounts/{cid}/userLists/{id}   → UserList (upload key types, sizes)
 
 What it enforces, as ../shared/contracts/ad-platforms.md and Google's docs say:
 - OAuth: the token endpoint takes the seeded client (HTTP basic or form) and refresh token;
   access tokens live until `expire_tokens()`; a revoked refresh token answers invalid_grant.
   Every API call needs a live bearer token (else 401 UNAUTHENTICATED).
-- Google Ads API: `developer-token` (missing → DEVELOPER_TOKEN_PARAMETER_MISSING, wrong →
+- Google Ads API: versions v23 to v26 (served on 2026-12-06); an older one answers 400
+  UNSUPPORTED_VERSION ("Version v22 is deprecated…"), as Google does after a sunset, a newer one
+  404. `developer-token` (missing → DEVELOPER_TOKEN_PARAMETER_MISSING, wrong →
   DEVELOPER_TOKEN_INVALID, 401); the customer, reached directly or through `login-customer-id`
   = the manager (else USER_PERMISSION_DENIED, 403). Job create: type CUSTOMER_MATCH_USER_LIST
   and a list of the customer (INVALID_USER_LIST_ID); consent DENIED →
@@ -37,7 +39,8 @@ What it enforces, as ../shared/contracts/ad-platforms.md and Google's docs say:
   (TOO_MANY_AUDIENCE_MEMBERS) with 1 to 10 identifiers (TOO_MANY_USER_IDENTIFIERS), hex that
   is hex (INVALID_HEX_ENCODING) and a SHA-256 (INVALID_SHA256_FORMAT); any bad member fails
   the whole request (synchronous, no partial failure) with one fieldViolation per member
-  naming `audience_members[i]`; at most `requests_per_minute` requests a `rate_window` →
+  naming `audience_members[i]`; removeAll empties the destination lists (with
+  `removeAsOfTime`, of the members last added before it, which must not be in the future); at most `requests_per_minute` requests a `rate_window` →
   429 RESOURCE_EXHAUSTED (reason RATE_LIMIT_EXCEEDED, the wait in a RetryInfo detail; Google
   sends no Retry-After header). Members ingested without consent GRANTED are kept but not targetable
   (they do not count in the list's size) — the sandbox's reading of Google's consent docs.

@@ -21,6 +21,9 @@ from threadline_google_customer_match.sandbox.lists import (
     member_key,
 )
 
+# The Google Ads API versions served on 2026-12-06 (v22 was sunset on 2026-10-07); an older one
+# answers as Google does after a sunset: 400, requestError UNSUPPORTED_VERSION.
+OLDEST_VERSION, NEWEST_VERSION = 23, 26
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
 MAX_IDENTIFIERS_PER_USER_DATA = 20
 ADS_PATH = re.compile(
@@ -57,6 +60,11 @@ class AdsApi:
 
     def _ads(self, req: SandboxRequest, match: re.Match[str]) -> Reply:
         version, customer = match["version"], match["customer"]
+        if int(version[1:]) < OLDEST_VERSION:
+            return ads_reply(400, version, [ads_error("UNSUPPORTED_VERSION", version=version)])
+        if int(version[1:]) > NEWEST_VERSION:
+            return Reply.json({"error": {"code": 404, "message": f"The requested URL {req.path} was not found on this "
+                                                                 "server.", "status": "NOT_FOUND"}}, 404)
         refused = self._ads_access(req, version, customer)
         if refused is not None:
             return refused

@@ -30,15 +30,18 @@ ADS_ERRORS: dict[str, tuple[str, str]] = {
                                "'login-customer-id' header."),
     "RESOURCE_NOT_FOUND": ("mutateError", "The requested resource was not found."),
     "INVALID_QUERY": ("queryError", "The query is not one this sandbox answers."),
+    "UNSUPPORTED_VERSION": ("requestError", "Version {version} is deprecated. Requests to this version will be blocked."),
 }
 
 _HTTP_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 409: "ABORTED", 429: "RESOURCE_EXHAUSTED"}
 
 
-def ads_error(code: str, index: int | None = None, path: tuple[str, ...] = ()) -> dict[str, Any]:
-    """One GoogleAdsError; `index` is the operation's position, `path` the fields inside it."""
+def ads_error(code: str, index: int | None = None, path: tuple[str, ...] = (), **words: str) -> dict[str, Any]:
+    """One GoogleAdsError; `index` is the operation's position, `path` the fields inside it,
+    `words` fill the message's blanks."""
     category, message = ADS_ERRORS[code]
+    message = message.format(**words) if words else message
     error: dict[str, Any] = {"errorCode": {category: code}, "message": message}
     if index is not None:
         error["location"] = {"fieldPathElements": [{"fieldName": "operations", "index": index},

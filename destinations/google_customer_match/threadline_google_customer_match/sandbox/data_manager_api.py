@@ -1,4 +1,5 @@
-"""The Data Manager API part of the sandbox: audienceMembers:ingest / :remove and userLists.get.
+"""The Data Manager API part of the sandbox: audienceMembers:ingest / :remove / :removeAll and
+userLists.get.
 What it enforces is listed in the package's sandbox docstring."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import binascii
 import re
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 from threadline.sandbox import Reply, SandboxRequest
@@ -19,10 +21,32 @@ MAX_MEMBERS = 10_000
 MAX_IDENTIFIERS_PER_MEMBER = 10
 MAX_DESTINATIONS = 10
 DATA_MANAGER_PATH = re.compile(
-    r"^/v1/(?:audienceMembers:(?P<verb>ingest|remove)|accountTypes/GOOGLE_ADS/accounts/(?P<account>\d+)/userLists/(?P<list>\d+))$"
+    r"^/v1/(?:audienceMembers:(?P<verb>ingest|removeAll|remove)|accountTypes/GOOGLE_ADS/accounts/(?P<account>\d+)/userLists/(?P<list>\d+))$"
 )
 _UPLOAD_KEY = {"CONTACT_INFO": "CONTACT_ID", "CRM_ID": "USER_ID", "MOBILE_ADVERTISING_ID": "MOBILE_ID"}
 Violation = tuple[str, str, str]  # (field, reason, description)
+# Proto3 JSON takes an enum as its name or its number; Google's official clients send numbers
+# (`$alt=json;enum-encoding=int`). The numbers of the enums these requests carry, from the protos:
+_CONSENT = ("CONSENT_STATUS_UNSPECIFIED", "CONSENT_GRANTED", "CONSENT_DENIED")
+ENUM_NAMES: dict[str, tuple[str, ...]] = {
+    "accountType": ("ACCOUNT_TYPE_UNSPECIFIED", "GOOGLE_ADS", "DISPLAY_VIDEO_PARTNER", "DISPLAY_VIDEO_ADVERTISER",
+                    "DATA_PARTNER", "GOOGLE_ANALYTICS_PROPERTY", "GOOGLE_AD_MANAGER_AUDIENCE_LINK",
+                    "FLOODLIGHT_CONFIG", "GOOGLE_AD_MANAGER"),
+    "encoding": ("ENCODING_UNSPECIFIED", "HEX", "BASE64"),
+    "adUserData": _CONSENT,
+    "adPersonalization": _CONSENT,
+    "customerMatchTermsOfServiceStatus": ("TERMS_OF_SERVICE_STATUS_UNSPECIFIED", "ACCEPTED", "REJECTED"),
+}
+
+
+def named_enums(value: Any) -> Any:
+    """`value` (a parsed JSON body) with every enum given by number restated by name."""
+    if isinstance(value, list):
+        return [named_enums(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: ENUM_NAMES[k][v] if k in ENUM_NAMES and isinstance(v, int) and 0 <= v < len(ENUM_NAMES[k])
+            else named_enums(v) for k, v in value.items()}
 
 
 class DataManagerApi:
@@ -71,7 +95,7 @@ class DataManagerApi:
             })
 
     def _members(self, req: SandboxRequest, verb: str) -> Reply:
-        body = req.json()
+        body = named_enums(req.json())
         destinations = body.get("destinations") or []
         if not destinations or len(destinations) > MAX_DESTINATIONS:
             return data_manager_reply(400, "INVALID_ARGUMENT", [("destinations", "TOO_MANY_DESTINATIONS" if destinations
@@ -91,6 +115,8 @@ class DataManagerApi:
                     f"destinations[{n}].product_destination_id", "INVALID_USER_LIST_TYPE",
                     "The user list type isn't applicable to this request.")])
             lists.append(found)
+        if verb == "removeAll":
+            return self._remove_all(body, lists)
         if verb == "ingest" and (body.get("termsOfService") or {}).get("customerMatchTermsOfServiceStatus") != "ACCEPTED":
             return data_manager_reply(400, "INVALID_ARGUMENT", [(
                 "terms_of_service", "TERMS_AND_CONDITIONS_NOT_SIGNED", "The required terms and conditions are not accepted.")])
@@ -119,6 +145,26 @@ class DataManagerApi:
                             target.add(set(identifiers), targetable=targetable)
                         else:
                             target.remove(identifiers)
+        return Reply.json({"requestId": str(uuid.uuid4())})
+
+    def _remove_all(self, body: dict[str, Any], lists: list[Any]) -> Reply:
+        """Empty each destination list, or only of members last added before `removeAsOfTime`
+        (RFC 3339, not in the future)."""
+        as_of = body.get("removeAsOfTime")
+        before = None
+        if as_of is not None:
+            try:
+                before = datetime.fromisoformat(str(as_of).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return data_manager_reply(400, "INVALID_ARGUMENT", [("remove_as_of_time", "INVALID_FORMAT",
+                                                                     "Timestamp is not RFC 3339.")])
+            if before > time.time():
+                return data_manager_reply(400, "INVALID_ARGUMENT", [("remove_as_of_time", "INVALID_ARGUMENT",
+                                                                     "The remove as of time must not be in the future.")])
+        if not body.get("validateOnly"):
+            with self._lock:
+                for target in lists:
+                    target.clear(added_before=before)
         return Reply.json({"requestId": str(uuid.uuid4())})
 
     def _audience_member(self, member: dict[str, Any], encoding: str) -> tuple[Violation | None, set[Identifier]]:

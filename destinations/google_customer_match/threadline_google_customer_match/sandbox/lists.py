@@ -15,6 +15,7 @@ search — deterministic, so tests can predict it.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
 Identifier = tuple[str, ...]
@@ -36,20 +37,30 @@ class UserList:
     upload_key_type: str  # CONTACT_INFO | CRM_ID | MOBILE_ADVERTISING_ID
     members: dict[Identifier, set[Identifier]] = field(default_factory=dict)  # key → identifiers
     targetable: dict[Identifier, bool] = field(default_factory=dict)  # uploaded with consent GRANTED
+    added_at: dict[Identifier, float] = field(default_factory=dict)  # when each member was last added (epoch s)
 
     def add(self, identifiers: set[Identifier], targetable: bool = True) -> None:
         key = member_key(identifiers)
         self.members[key] = self.members.get(key, set()) | identifiers
         self.targetable[key] = targetable or self.targetable.get(key, False)
+        self.added_at[key] = time.time()
 
     def remove(self, identifiers: set[Identifier]) -> None:
         key = member_key(identifiers)
         self.members.pop(key, None)
         self.targetable.pop(key, None)
+        self.added_at.pop(key, None)
 
-    def clear(self) -> None:
-        self.members.clear()
-        self.targetable.clear()
+    def clear(self, added_before: float | None = None) -> None:
+        """Remove every member, or those last added before `added_before` (the Data Manager
+        API's removeAll with removeAsOfTime)."""
+        if added_before is None:
+            self.members.clear()
+            self.targetable.clear()
+            self.added_at.clear()
+            return
+        for key in [k for k, at in self.added_at.items() if at < added_before]:
+            self.remove({key})
 
     def email_hashes(self) -> set[str]:
         return {i[1] for ids in self.members.values() for i in ids if i[0] == "email"}
@@ -73,9 +84,10 @@ def matches(key: Identifier, share: float = 0.7) -> bool:
 
 
 def match_rate_range(matched: int, total: int) -> str:
-    """Google's MatchRateRange bucket for matched/total."""
+    """Google's OfflineUserDataJobMatchRateRange for matched/total (UNKNOWN when nothing was
+    created: the enum has no MATCH_RANGE_UNKNOWN)."""
     if not total:
-        return "MATCH_RANGE_UNKNOWN"
+        return "UNKNOWN"
     percent = 100 * matched / total
     for upper, name in ((20, "MATCH_RANGE_LESS_THAN_20"), (30, "MATCH_RANGE_20_TO_30"), (40, "MATCH_RANGE_31_TO_40"),
                         (50, "MATCH_RANGE_41_TO_50"), (60, "MATCH_RANGE_51_TO_60"), (70, "MATCH_RANGE_61_TO_70"),
