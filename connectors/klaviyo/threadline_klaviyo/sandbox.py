@@ -71,8 +71,30 @@ _METRIC = {name: mid for mid, name in _METRICS}
 _LOCALES = {"US": "en-US", "GB": "en-GB", "CA": "en-CA", "DE": "de-DE"}
 _ZONES = {"US": "America/Chicago", "GB": "Europe/London", "CA": "America/Toronto", "DE": "Europe/Berlin"}
 _LISTS = [("Xa1B2c", "Newsletter"), ("Yd3E4f", "Winback"), ("Zg5H6i", "SMS VIP")]
-REVISIONS = ("2023-12-15", "2024-02-15", "2024-07-15", "2024-10-15", "2025-01-15")
-_FILTER = re.compile(r"^(greater-or-equal|greater-than)\((\w+),([^)]+)\)$")
+# Klaviyo's revisions as of 2026-12-06 (its versioning policy: a revision is stable for a
+# year, deprecated the next, then retired; klaviyo/openapi has a branch per revision). The
+# current one is what klaviyo-api 25 sends.
+CURRENT_REVISION = "2026-10-15"
+REVISIONS = ("2025-01-15", "2025-04-15", "2025-07-15", "2025-10-15",  # deprecated, still served
+             "2026-01-15", "2026-04-15", "2026-07-15", CURRENT_REVISION)
+RETIRED_REVISIONS = ("2022-10-17", "2023-01-24", "2023-02-22", "2023-06-15", "2023-07-15", "2023-08-15", "2023-09-15",
+                     "2023-10-15", "2023-12-15", "2024-02-15", "2024-05-15", "2024-06-15", "2024-07-15", "2024-10-15")
+
+# Filter operators per field, as Klaviyo's OpenAPI lists them for each endpoint (2026-07-15
+# spec and klaviyo-api 25's 2026-10-15 docstrings agree). Anything else is a 400.
+_ANY_EQUALS = frozenset({"any", "equals"})
+_RANGE = frozenset({"greater-or-equal", "greater-than", "less-or-equal", "less-than"})
+_AFTER_BEFORE = frozenset({"greater-than", "less-than"})
+PROFILE_FILTERS = {"id": _ANY_EQUALS, "email": _ANY_EQUALS, "phone_number": _ANY_EQUALS, "external_id": _ANY_EQUALS,
+                   "created": _AFTER_BEFORE, "updated": _AFTER_BEFORE}
+LIST_MEMBER_FILTERS = {"email": _ANY_EQUALS, "phone_number": _ANY_EQUALS, "joined_group_at": _RANGE}
+EVENT_FILTERS = {"datetime": _RANGE, "timestamp": _RANGE, "metric_id": frozenset({"equals"}),
+                 "profile_id": frozenset({"equals"})}
+LIST_FILTERS = {"id": _ANY_EQUALS, "name": _ANY_EQUALS, "created": frozenset({"greater-than"}),
+                "updated": frozenset({"greater-than"})}
+_CONDITION = re.compile(r"^([a-z-]+)\(([\w.]+),(.*)\)$", re.S)
+_TIME_FIELDS = frozenset({"created", "updated", "datetime", "joined_group_at"})
+Condition = tuple[str, str, Any]  # (operator, field, value)
 
 
 def iso(moment: datetime) -> str:
@@ -84,6 +106,94 @@ def errors(status: int, code: str, title: str, detail: str, pointer: str | None 
     if pointer:
         error["source"] = {"pointer": pointer} if pointer.startswith("/") else {"parameter": pointer}
     return Reply(status, json.dumps({"errors": [error]}).encode(), {"Content-Type": "application/vnd.api+json"})
+
+
+def _split_top(text: str) -> list[str]:
+    """`a(x,1),b(y,"p,q")` → its top-level comma-separated parts (quotes and brackets kept whole)."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def _literal(text: str) -> Any:
+    """A filter value: a quoted string ("a" or 'a'), a list, null, a boolean, a number or a datetime."""
+    text = text.strip()
+    if text[:1] == "[" and text[-1:] == "]":
+        return [_literal(item) for item in _split_top(text[1:-1]) if item]
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    if text in ("null", "true", "false"):
+        return {"null": None, "true": True, "false": False}[text]
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SandboxError(400, f"Invalid value {text!r} in filter.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # Klaviyo reads a naive time as UTC
+
+
+def parse_filter(text: str | None, allowed: dict[str, frozenset[str]]) -> list[Condition]:
+    """Klaviyo's `filter` expression (conditions joined by commas or `and(...)`) checked against
+    the operators the endpoint allows per field; a refusal is a 400 naming the field."""
+    if not text:
+        return []
+    conditions: list[Condition] = []
+    for part in _split_top(text):
+        match = _CONDITION.match(part)
+        if not match:
+            raise SandboxError(400, f"Invalid filter provided: {part!r}.")
+        op, field, value = match.groups()
+        if op == "and":
+            conditions += parse_filter(f"{field},{value}", allowed)
+            continue
+        if field not in allowed:
+            raise SandboxError(400, f"'{field}' is not a valid field for this filter.")
+        if op not in allowed[field]:
+            raise SandboxError(400, f"'{op}' operation is not allowed for '{field}' field. "
+                                    f"Allowed: {', '.join(sorted(allowed[field]))}.")
+        parsed = _literal(value)
+        if op == "any" and not isinstance(parsed, list):
+            raise SandboxError(400, f"'any' takes a list of values for '{field}'.")
+        if field == "email":  # Klaviyo keeps addresses lower-cased and matches them so
+            parsed = [str(e).lower() for e in parsed] if isinstance(parsed, list) else str(parsed).lower()
+        if field in _TIME_FIELDS and not isinstance(parsed, datetime):
+            raise SandboxError(400, f"Invalid datetime {value!r} in filter.")
+        conditions.append((op, field, parsed))
+    return conditions
+
+
+def _holds(condition: Condition, value: Any) -> bool:
+    op, field, wanted = condition
+    if isinstance(wanted, datetime):  # every time here is written by `iso`: text order is time order
+        wanted = iso(wanted.astimezone(UTC))
+    if op == "equals":
+        return value == wanted
+    if op == "any":
+        return value in wanted
+    if value is None:
+        return False
+    return {"greater-or-equal": value >= wanted, "greater-than": value > wanted,
+            "less-or-equal": value <= wanted, "less-than": value < wanted}[op]
+
+
+def keep(conditions: list[Condition], value_of: Any) -> Any:
+    """A predicate for rows: every condition holds on `value_of(row, field)`."""
+    return lambda row: all(_holds(c, value_of(row, c[1])) for c in conditions)
 
 
 class KlaviyoSandbox(Sandbox):
@@ -166,7 +276,7 @@ class KlaviyoSandbox(Sandbox):
         if status == "cleaned":
             suppression = [{"reason": "HARD_BOUNCE", "timestamp": iso(at)}]
         elif status == "unsubscribed" and rng.random() < 0.1:
-            suppression = [{"reason": "USER_SPAM_COMPLAINT", "timestamp": iso(at)}]
+            suppression = [{"reason": "SPAM_COMPLAINT", "timestamp": iso(at)}]
         sms_at = person.sms_consent.at if sms else None
         changed = max([datetime.fromisoformat(a["created"]), *(t for t in (at, sms_at) if t)])
         a.update(
@@ -244,7 +354,7 @@ class KlaviyoSandbox(Sandbox):
                       first: str, last: str, when: datetime) -> dict[str, Any]:
         pid = "01H" + f"{len(self._profiles) + 1:08d}" + uuid.UUID(int=rng.getrandbits(128)).hex[:15].upper()
         consent = rng.choices(["SUBSCRIBED", "UNSUBSCRIBED", "NEVER_SUBSCRIBED"], [70, 15, 15])[0]
-        suppression = [{"reason": rng.choice(["HARD_BOUNCE", "USER_SPAM_COMPLAINT"]), "timestamp": iso(when)}] \
+        suppression = [{"reason": rng.choice(["HARD_BOUNCE", "SPAM_COMPLAINT"]), "timestamp": iso(when)}] \
             if consent == "UNSUBSCRIBED" and rng.random() < 0.3 else []
         profile = {
             "type": "profile", "id": pid,
@@ -450,7 +560,11 @@ class KlaviyoSandbox(Sandbox):
         revision = req.headers.get("revision")
         if not revision:
             return errors(400, "invalid", "Invalid input.", "Missing required header: 'revision'.", "revision")
-        if revision not in REVISIONS:
+        if revision.removesuffix(".pre") in RETIRED_REVISIONS:
+            return errors(400, "invalid", "Invalid input.",
+                          f"Revision {revision!r} is retired. Use a supported revision, such as {CURRENT_REVISION}.",
+                          "revision")
+        if revision.removesuffix(".pre") not in REVISIONS:
             return errors(400, "invalid", "Invalid input.", f"Invalid revision {revision!r}.", "revision")
         return None
 
@@ -506,63 +620,74 @@ class KlaviyoSandbox(Sandbox):
             body["included"] = included
         return Reply(200, json.dumps(body, separators=(",", ":")).encode(), {"Content-Type": "application/vnd.api+json"})
 
-    @staticmethod
-    def _since(req: SandboxRequest, allowed: str) -> tuple[str, datetime] | None:
-        text = req.param("filter")
-        if not text:
-            return None
-        match = _FILTER.match(text)
-        if not match or match.group(2) != allowed:
-            raise SandboxError(400, f"Invalid filter {text!r}: only greater-or-equal/greater-than on {allowed} are supported here.")
-        try:
-            bound = datetime.fromisoformat(match.group(3).strip('"'))
-        except ValueError:
-            raise SandboxError(400, f"Invalid datetime {match.group(3)!r} in filter.") from None
-        return match.group(1), bound
-
-    @staticmethod
-    def _keep(op_bound: tuple[str, datetime] | None, value: str) -> bool:
-        # Every time here is written by `iso` (UTC, one format), so text order is time order.
-        if op_bound is None:
-            return True
-        op, bound = op_bound
-        text = iso(bound.astimezone(UTC))
-        return value >= text if op == "greater-or-equal" else value > text
-
     # ---- endpoints
 
+    @staticmethod
+    def _links(req: SandboxRequest, resource: dict[str, Any], related: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A resource as Klaviyo renders it: `links.self`, and `self`/`related` links on each
+        relationship (the typed models of klaviyo-api require them)."""
+        root = f"{req.base_url}/api/{resource['type']}s/{resource['id']}"
+        relationships = {name: {**(resource.get("relationships") or {}).get(name, {}),
+                                "links": {"self": f"{root}/relationships/{name}/", "related": f"{root}/{name}/"}}
+                         for name in related}
+        view = {**resource, "links": {"self": f"{root}/"}}
+        if relationships:
+            view["relationships"] = relationships
+        return view
+
     def _profile_view(self, profile: dict[str, Any], req: SandboxRequest) -> dict[str, Any]:
-        view = {**profile, "attributes": dict(profile["attributes"]),
-                "links": {"self": f"{req.base_url}/api/profiles/{profile['id']}/"}}
+        view = self._links(req, profile, ("lists", "segments"))
+        view["attributes"] = dict(profile["attributes"])
         if "subscriptions" not in (req.param("additional-fields[profile]") or ""):
             view["attributes"].pop("subscriptions", None)  # an additional field: only when asked for
+        sparse = req.param("fields[profile]")
+        if sparse:
+            wanted = set(sparse.split(","))
+            view["attributes"] = {k: v for k, v in view["attributes"].items() if k in wanted}
         return view
+
+    @staticmethod
+    def _profile_value(profile: dict[str, Any], field: str) -> Any:
+        if field == "id":
+            return profile["id"]
+        value = profile["attributes"].get(field)
+        return value.lower() if field == "email" and isinstance(value, str) else value
 
     def _get_profiles(self, req: SandboxRequest) -> Reply:
         size = self._size(req)
-        since = self._since(req, "updated")
-        if req.param("sort") == "updated" or since is not None:
+        conditions = parse_filter(req.param("filter"), PROFILE_FILTERS)
+        sort = req.param("sort")
+        if sort not in (None, "updated", "-updated", "id", "created", "email"):
+            raise SandboxError(400, f"Invalid sort {sort!r}.")
+        if sort in ("updated", "-updated"):
             if self._by_updated is None:  # rebuilt after a change: pages are served from it
                 self._by_updated = sorted(self._profiles.values(), key=lambda p: (p["attributes"]["updated"], p["id"]))
-                self._updated_keys = [p["attributes"]["updated"] for p in self._by_updated]
-            rows = self._by_updated
-            if since is not None:
-                find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
-                rows = rows[find(self._updated_keys, iso(since[1].astimezone(UTC))):]
+            rows = self._by_updated[::-1] if sort == "-updated" else self._by_updated
         else:
             rows = list(self._profiles.values())
+        if conditions:
+            rows = list(filter(keep(conditions, self._profile_value), rows))
         return self._page(req, rows, size, view=lambda p: self._profile_view(p, req))
 
     def _get_lists(self, req: SandboxRequest) -> Reply:
-        return self._page(req, list(self._lists.values()), 10)
+        rows = [x for x in self._lists.values()
+                if keep(parse_filter(req.param("filter"), LIST_FILTERS),
+                        lambda r, f: r["id"] if f == "id" else r["attributes"].get(f))(x)]
+        return self._page(req, rows, self._size(req, default=10, most=10), view=lambda x: self._links(req, x, ("profiles", "tags", "flow-triggers")))
 
     def _list_members(self, req: SandboxRequest, list_id: str) -> list[tuple[str, str]] | Reply:
         if list_id not in self._members:
             return errors(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
-        since = self._since(req, "joined_group_at")
-        rows = sorted(((pid, joined) for pid, joined in self._members[list_id].items() if self._keep(since, joined)),
-                      key=lambda r: (r[1], r[0]), reverse=req.param("sort") == "-joined_group_at")
-        return rows
+        conditions = parse_filter(req.param("filter"), LIST_MEMBER_FILTERS)
+        sort = req.param("sort")
+        if sort not in (None, "joined_group_at", "-joined_group_at"):
+            raise SandboxError(400, f"Invalid sort {sort!r}: lists' profiles sort by joined_group_at only.")
+
+        def value(row: tuple[str, str], field: str) -> Any:
+            return row[1] if field == "joined_group_at" else self._profile_value(self._profiles[row[0]], field)
+
+        return sorted(filter(keep(conditions, value), self._members[list_id].items()),
+                      key=lambda r: (r[1], r[0]), reverse=sort == "-joined_group_at")
 
     def _get_list_profiles(self, req: SandboxRequest, list_id: str) -> Reply:
         rows = self._list_members(req, list_id)
@@ -581,19 +706,35 @@ class KlaviyoSandbox(Sandbox):
             return rows
         return self._page(req, [{"type": "profile", "id": pid} for pid, _ in rows], self._size(req))
 
+    @staticmethod
+    def _event_value(event: dict[str, Any], field: str) -> Any:
+        if field in ("metric_id", "profile_id"):
+            return event["relationships"][field.removesuffix("_id")]["data"]["id"]
+        return event["attributes"][field]
+
     def _get_events(self, req: SandboxRequest) -> Reply:
-        since = self._since(req, "datetime")
+        conditions = parse_filter(req.param("filter"), EVENT_FILTERS)
         rows = self._events
-        if since is not None:  # events are kept in datetime order: bisect, don't scan
-            bound = iso(since[1].astimezone(UTC))
-            find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
+        lower = [c for c in conditions if c[1] == "datetime" and c[0].startswith("greater")]
+        if len(lower) == 1:  # events are kept in datetime order: bisect, don't scan
+            bound = iso(lower[0][2].astimezone(UTC))
+            find = bisect.bisect_right if lower[0][0] == "greater-than" else bisect.bisect_left
             rows = rows[find(self._event_times, bound):]
+            conditions = [c for c in conditions if c is not lower[0]]
+        if conditions:
+            rows = list(filter(keep(conditions, self._event_value), rows))
         if req.param("sort") == "-datetime":
-            rows.reverse()
+            rows = rows[::-1]
         included = None
         if req.param("include") == "metric":
-            included = [{"type": "metric", "id": mid, "attributes": {"name": name}} for mid, name in _METRICS]
-        return self._page(req, rows, self.events_page_size, included)
+            included = [self._links(req, m) for m in self._metrics()]
+        return self._page(req, rows, self._size(req, default=self.events_page_size, most=1000),
+                          included, view=lambda e: self._links(req, e, ("profile", "metric", "attributions")))
+
+    @staticmethod
+    def _metrics() -> list[dict[str, Any]]:
+        return [{"type": "metric", "id": mid, "attributes": {"name": name, "created": iso(_EPOCH), "updated": iso(_EPOCH),
+                                                            "integration": None}} for mid, name in _METRICS]
 
     def _get_metrics(self, req: SandboxRequest) -> Reply:
-        return self._page(req, [{"type": "metric", "id": mid, "attributes": {"name": name}} for mid, name in _METRICS], 200)
+        return self._page(req, self._metrics(), 200, view=lambda m: self._links(req, m))

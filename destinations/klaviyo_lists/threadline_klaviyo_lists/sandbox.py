@@ -36,7 +36,6 @@ from threadline.sandbox import Reply, SandboxError, SandboxRequest
 from threadline_klaviyo.sandbox import KlaviyoSandbox, errors, iso
 
 RELATIONSHIP_LIMIT = 1000
-_EMAIL_FILTER = re.compile(r"^(any|equals)\(email,(.+)\)$")
 
 
 class KlaviyoListsSandbox(KlaviyoSandbox):
@@ -133,8 +132,6 @@ class KlaviyoListsSandbox(KlaviyoSandbox):
             return errors(exc.status, "invalid", "Invalid input.", exc.error, getattr(exc, "pointer", "/data"))
 
     def _write_route(self, req: SandboxRequest) -> tuple[Any, tuple[str, ...]]:
-        if req.method == "GET" and req.path.rstrip("/") == "/api/profiles" and _EMAIL_FILTER.match(req.param("filter") or ""):
-            return self._find_profiles, ()
         for method, pattern, name in self._WRITE_ROUTES:
             match = pattern.match(req.path)
             if match and req.method == method:
@@ -150,32 +147,11 @@ class KlaviyoListsSandbox(KlaviyoSandbox):
         missing = self._missing_list(list_id)
         if missing is not None:
             return missing
-        data = json.loads(json.dumps(self._lists[list_id]))
+        data = self._links(req, json.loads(json.dumps(self._lists[list_id])), ("profiles", "tags", "flow-triggers"))
         if "profile_count" in (req.param("additional-fields[list]") or ""):
             data["attributes"]["profile_count"] = len(self._members[list_id])
-        return Reply(200, json.dumps({"data": data}).encode(), {"Content-Type": "application/vnd.api+json"})
-
-    def _find_profiles(self, req: SandboxRequest) -> Reply:
-        match = _EMAIL_FILTER.match(req.param("filter") or "")
-        assert match is not None
-        try:
-            wanted = json.loads(match.group(2)) if match.group(1) == "any" else [json.loads(match.group(2))]
-        except ValueError:
-            raise SandboxError(400, f"Invalid filter {req.param('filter')!r}.") from None
-        if not isinstance(wanted, list) or not all(isinstance(e, str) for e in wanted):
-            raise SandboxError(400, f"Invalid filter {req.param('filter')!r}: email takes a string or a list of strings.")
-        by_email = self._by_email()
-        rows = [self._profiles[by_email[e.lower()]] for e in dict.fromkeys(wanted) if e.lower() in by_email]
-        sparse = req.param("fields[profile]")
-
-        def view(profile: dict[str, Any]) -> dict[str, Any]:
-            rendered = self._profile_view(profile, req)
-            if sparse:
-                keep = set(sparse.split(","))
-                rendered["attributes"] = {k: v for k, v in rendered["attributes"].items() if k in keep}
-            return rendered
-
-        return self._page(req, rows, self._size(req), view=view)
+        body = {"data": data, "links": {"self": f"{req.base_url}{req.path}"}}
+        return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/vnd.api+json"})
 
     def _members_body(self, req: SandboxRequest) -> list[str]:
         body = req.json()
