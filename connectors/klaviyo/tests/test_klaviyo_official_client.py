@@ -1,0 +1,132 @@
+"""Klaviyo's official Python client (klaviyo-api), unmodified, against the sandbox, as a new
+user would point it: every stream the connector reads pages through to its end with the
+parameters the connector sends, and every answer loads into the client's typed models (the
+client validates them with pydantic, so a missing `links` or an unknown enum value fails here).
+
+The client sends its own revision (klaviyo-api 25: 2026-10-15); the sandbox must serve it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from klaviyo_api import KlaviyoAPI
+from klaviyo_api.filter_builder import FilterBuilder
+from openapi_client.exceptions import ApiException
+from openapi_client.models import (
+    GetEventResponseCollectionCompoundDocument,
+    GetListListResponseCollectionCompoundDocument,
+    GetListMemberResponseCollection,
+    GetProfileResponsePluralConversationsCollectionCompoundDocument,
+    MetricResponseObjectResource,
+)
+from threadline_klaviyo.client import DEFAULT_REVISION
+from threadline_klaviyo.sandbox import CURRENT_REVISION, KlaviyoSandbox
+
+
+@pytest.fixture(scope="module")
+def klaviyo() -> Iterator[KlaviyoSandbox]:
+    with KlaviyoSandbox(people=150, events_page_size=50) as box:
+        yield box  # type: ignore[misc]
+
+
+@pytest.fixture
+def client(klaviyo: KlaviyoSandbox) -> KlaviyoAPI:
+    return KlaviyoAPI(klaviyo.API_KEY, max_delay=0.1, max_retries=0, test_host=klaviyo.base_url)
+
+
+def every_page(call: Callable[..., Any], **params: Any) -> list[Any]:
+    """Follow `links.next` to the end. The client's own cursor helper takes the token out of
+    an https:// next link only (the sandbox is http://), so the token is taken out here."""
+    pages, cursor = [], None
+    while True:
+        page = call(page_cursor=cursor, **params)
+        pages.append(page)
+        if not page.links.next:
+            return pages
+        cursor = parse_qs(urlsplit(page.links.next).query)["page[cursor]"][0]
+
+
+def oldest(moments: list[str]) -> datetime:
+    return min(datetime.fromisoformat(m) for m in moments) - timedelta(seconds=1)
+
+
+def test_the_client_sends_its_own_revision_and_the_sandbox_serves_it(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    klaviyo.clear_requests()
+    client.Lists.get_lists()
+    assert klaviyo.requests[-1].headers["revision"] == CURRENT_REVISION == DEFAULT_REVISION
+
+
+def test_profiles_page_through_as_the_connector_reads_them_into_typed_models(
+    klaviyo: KlaviyoSandbox, client: KlaviyoAPI,
+) -> None:
+    since = oldest([p["attributes"]["updated"] for p in klaviyo.profiles()])
+    pages = every_page(client.Profiles.get_profiles, page_size=100, sort="updated",
+                       additional_fields_profile=["subscriptions"],
+                       filter=f"greater-than(updated,{since.strftime('%Y-%m-%dT%H:%M:%S+00:00')})")
+    assert all(isinstance(p, GetProfileResponsePluralConversationsCollectionCompoundDocument) for p in pages)
+    profiles = [p for page in pages for p in page.data]
+    assert sorted(p.id for p in profiles) == sorted(p["id"] for p in klaviyo.profiles())
+    assert all(p.links.var_self and p.relationships.lists.links.related for p in profiles)
+    reasons = {s.reason for p in profiles for s in p.attributes.subscriptions.email.marketing.suppression or []}
+    assert reasons and reasons <= {"HARD_BOUNCE", "INVALID_EMAIL", "SPAM_COMPLAINT", "UNSUBSCRIBE", "USER_SUPPRESSED"}
+
+
+def test_greater_or_equal_on_profiles_updated_is_refused_to_the_client_as_klaviyo_does(client: KlaviyoAPI) -> None:
+    built = FilterBuilder()
+    built.greater_or_equal("updated", datetime(2026, 1, 1))
+    with pytest.raises(ApiException) as caught:
+        client.Profiles.get_profiles(filter=built.build())
+    assert caught.value.status == 400 and "greater-or-equal" in caught.value.body
+
+
+def test_a_profile_is_found_by_the_clients_equals_email_filter(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    wanted = next(p for p in klaviyo.profiles() if p["attributes"]["email"])
+    built = FilterBuilder()
+    built.equals("email", wanted["attributes"]["email"])
+    found = client.Profiles.get_profiles(filter=built.build())
+    assert [p.id for p in found.data] == [wanted["id"]]
+
+
+def test_lists_page_through_into_typed_models(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    pages = every_page(client.Lists.get_lists)
+    assert all(isinstance(p, GetListListResponseCollectionCompoundDocument) for p in pages)
+    assert [x.id for page in pages for x in page.data] == klaviyo.list_ids
+
+
+def test_list_memberships_page_through_every_list_into_typed_models(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    since = oldest([m["joined_group_at"] for m in klaviyo.memberships()])
+    read = []
+    for list_id in klaviyo.list_ids:
+        pages = every_page(client.Lists.get_profiles_for_list, id=list_id, page_size=100, sort="joined_group_at",
+                           filter=f"greater-or-equal(joined_group_at,{since.isoformat()})")
+        assert all(isinstance(p, GetListMemberResponseCollection) for p in pages)
+        read += [(list_id, p.id, p.attributes.joined_group_at) for page in pages for p in page.data]
+    assert sorted((lid, pid) for lid, pid, _ in read) == sorted(
+        (m["list_id"], m["profile"]["id"]) for m in klaviyo.memberships())
+    assert all(isinstance(joined, datetime) for _, _, joined in read)
+
+
+def test_the_connectors_sparse_membership_pages_are_served_to_the_client(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    # with sparse fieldsets the client hands back plain dicts (its models would miss fields)
+    page = client.Lists.get_profiles_for_list(klaviyo.list_ids[0], page_size=100, sort="joined_group_at",
+                                              fields_profile=["email", "phone_number", "external_id", "joined_group_at"])
+    first = page["data"][0]["attributes"]
+    assert set(first) == {"email", "phone_number", "external_id", "joined_group_at"}
+
+
+def test_events_page_through_with_their_metrics_into_typed_models(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    since = oldest([e["attributes"]["datetime"] for e in klaviyo.events()])
+    pages = every_page(client.Events.get_events, sort="datetime", include=["metric"],
+                       filter=f"greater-or-equal(datetime,{since.isoformat()})")
+    assert all(isinstance(p, GetEventResponseCollectionCompoundDocument) for p in pages)
+    events = [e for page in pages for e in page.data]
+    assert [e.id for e in events] == [e["id"] for e in klaviyo.events()]
+    assert all(e.relationships.metric.data.id and e.relationships.profile.links.related for e in events)
+    # `included` is untyped in the collection model: each metric must load into the metric model
+    metrics = {MetricResponseObjectResource.from_dict(m).id for page in pages for m in page.included or []}
+    assert metrics == {e.relationships.metric.data.id for e in events}
