@@ -2,7 +2,7 @@
 
 What it implements, as Klaviyo documents it:
 
-    GET /api/profiles?page[size]=&page[cursor]=&sort=updated&filter=greater-or-equal(updated,<ISO>)
+    GET /api/profiles?page[size]=&page[cursor]=&sort=updated&filter=greater-than(updated,<ISO>)
                      &additional-fields[profile]=subscriptions
     GET /api/lists?page[cursor]=                                  (10 lists a page)
     GET /api/lists/{id}/profiles?page[size]=&page[cursor]=&filter=greater-or-equal(joined_group_at,<ISO>)
@@ -11,8 +11,13 @@ What it implements, as Klaviyo documents it:
     GET /api/metrics
 
 - Every request needs `Authorization: Klaviyo-API-Key pk_...` (401 otherwise) and a
-  `revision` header naming a known revision (400 otherwise, JSON:API error body).
-- Bodies: {"data": [{"type", "id", "attributes": {...}, "relationships": {...}, "links"}],
+  `revision` header naming a supported revision (`REVISIONS`, 2025-01-15 to 2026-10-15 on
+  2026-12-06; 400 otherwise, JSON:API error body; a retired one says so).
+- `filter` takes only the operators Klaviyo's OpenAPI allows per field and endpoint
+  (`PROFILE_FILTERS`, ...): profiles' `updated` takes greater-than / less-than, not
+  greater-or-equal; `email` takes equals / any. Conditions join with commas or `and(...)`.
+- Bodies: {"data": [{"type", "id", "attributes": {...}, "relationships": {name: {"data", "links": {"self",
+  "related"}}}, "links": {"self"}}],
   "links": {"self", "next", "prev"}, "included": [...]}; `links.next` is the full URL of the
   next page with an opaque `page[cursor]`, absent on the last page.
 - `page[size]` is 1..100 (profiles, list profiles); events come 200 a page (`events_page_size`).

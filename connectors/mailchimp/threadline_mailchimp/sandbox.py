@@ -9,8 +9,13 @@ What it implements, as Mailchimp documents it:
                                                                {"members": [...], "list_id", "total_items"}
     GET /3.0/lists/{list_id}/members/{subscriber_hash}/activity
                                                                {"activity": [...] (last 50), "email_id", ...}
+    GET /3.0/lists/{list_id}/members/{subscriber_hash}/tags      {"tags": [{"id", "name", "date_added"}], ...}
 
-- Auth: HTTP basic, any user name, the API key as password. A key is `<32 hex>-<dc>`; this
+- Every answer honours `fields` and `exclude_fields` (comma-separated dot paths such as
+  `members.email_address`). Members carry `interests`, `marketing_permissions` and `_links`,
+  as the API reference shows them.
+- Auth: an OAuth 2 access token (`Authorization: Bearer ACCESS_TOKEN`, as the official client
+  sends it), or HTTP basic, any user name, the API key as password. A key is `<32 hex>-<dc>`; this
   sandbox is data centre `DATA_CENTER` ("us21"): a key for another data centre is refused with
   401 "API Key Invalid" and Mailchimp's "...you've attempted to access the wrong datacenter".
 - `count` is at most 1000 (default 10); `since_last_changed` keeps members changed strictly

@@ -2,10 +2,10 @@
 (`threadline sandbox klaviyo_lists`). Everything the read side serves is still served, so one
 sandbox feeds the `klaviyo` source and takes the `klaviyo_lists` pushes.
 
-Added, as Klaviyo documents it (JSON:API, `revision` header, `Klaviyo-API-Key` auth):
+Added, as Klaviyo documents it (JSON:API, `revision` header, `Klaviyo-API-Key` auth; profile
+lookups by `any(email,[...])` / `equals(email,...)` are the read side's filters):
 
     GET    /api/lists/{id}?additional-fields[list]=profile_count     the list, 404 when unknown
-    GET    /api/profiles?filter=any(email,["a@x.com",...])|equals(email,"a@x.com")&fields[profile]=email
     POST   /api/lists/{id}/relationships/profiles    {"data": [{"type": "profile", "id": ...}, ...]}  → 204
     DELETE /api/lists/{id}/relationships/profiles    same body                                        → 204
 

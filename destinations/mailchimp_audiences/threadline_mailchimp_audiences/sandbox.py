@@ -13,6 +13,8 @@ Added, as Mailchimp documents it (Marketing API 3.0, "Organize contacts with tag
     POST /3.0/lists/{list_id}/segments/{segment_id}             batch: {"members_to_add": [...], "members_to_remove": [...]}
                                   → {"members_added", "members_removed", "errors": [{"email_addresses", "error"}],
                                      "total_added", "total_removed", "error_count"}
+    GET  /3.0/lists/{list_id}/segments?type=saved|static|fuzzy&count=&offset=   {"segments": [...], "total_items"}
+    POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags    {"tags": [{"name", "status": "active"|"inactive"}]} → 204
     DELETE /3.0/lists/{list_id}/segments/{segment_id}/members/{subscriber_hash}
                                   → 204; 404 when the contact is not in the segment ("Remove list member from segment")
 
