@@ -130,3 +130,15 @@ def test_events_page_through_with_their_metrics_into_typed_models(klaviyo: Klavi
     # `included` is untyped in the collection model: each metric must load into the metric model
     metrics = {MetricResponseObjectResource.from_dict(m).id for page in pages for m in page.included or []}
     assert metrics == {e.relationships.metric.data.id for e in events}
+
+
+def test_single_resources_load_into_typed_models(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    profile, event = klaviyo.profiles()[0], klaviyo.events()[0]
+    assert client.Profiles.get_profile(profile["id"], additional_fields_profile=["subscriptions"]).data.id == profile["id"]
+    assert client.Lists.get_list(klaviyo.list_ids[0], additional_fields_list=["profile_count"]).data.attributes.profile_count
+    assert client.Events.get_event(event["id"]).data.id == event["id"]
+    metric = event["relationships"]["metric"]["data"]["id"]
+    assert client.Metrics.get_metric(metric).data.attributes.name == klaviyo.metric_name(metric)
+    with pytest.raises(ApiException) as caught:
+        client.Profiles.get_profile("01HNOSUCHPROFILE")
+    assert caught.value.status == 404

@@ -9,6 +9,7 @@ What it implements, as Klaviyo documents it:
     GET /api/lists/{id}/relationships/profiles?page[size]=&page[cursor]=
     GET /api/events?page[cursor]=&sort=datetime&filter=greater-or-equal(datetime,<ISO>)&include=metric
     GET /api/metrics
+    GET /api/profiles/{id}  /api/lists/{id}?additional-fields[list]=profile_count  /api/events/{id}  /api/metrics/{id}
 
 - Every request needs `Authorization: Klaviyo-API-Key pk_...` (401 otherwise) and a
   `revision` header naming a supported revision (`REVISIONS`, 2025-01-15 to 2026-10-15 on
@@ -527,6 +528,10 @@ class KlaviyoSandbox(Sandbox):
         (re.compile(r"^/api/lists/([^/]+)/relationships/profiles/?$"), "_get_list_relationships"),
         (re.compile(r"^/api/events/?$"), "_get_events"),
         (re.compile(r"^/api/metrics/?$"), "_get_metrics"),
+        (re.compile(r"^/api/profiles/([^/]+)/?$"), "_get_profile"),
+        (re.compile(r"^/api/lists/([^/]+)/?$"), "_get_list"),
+        (re.compile(r"^/api/events/([^/]+)/?$"), "_get_event"),
+        (re.compile(r"^/api/metrics/([^/]+)/?$"), "_get_metric"),
     ]
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
@@ -728,7 +733,10 @@ class KlaviyoSandbox(Sandbox):
             conditions = [c for c in conditions if c is not lower[0]]
         if conditions:
             rows = list(filter(keep(conditions, self._event_value), rows))
-        if req.param("sort") == "-datetime":
+        sort = req.param("sort")
+        if sort not in (None, "datetime", "-datetime", "timestamp", "-timestamp"):
+            raise SandboxError(400, f"Invalid sort {sort!r}.")
+        if sort in ("-datetime", "-timestamp"):
             rows = rows[::-1]
         included = None
         if req.param("include") == "metric":
@@ -740,6 +748,34 @@ class KlaviyoSandbox(Sandbox):
     def _metrics() -> list[dict[str, Any]]:
         return [{"type": "metric", "id": mid, "attributes": {"name": name, "created": iso(_EPOCH), "updated": iso(_EPOCH),
                                                             "integration": None}} for mid, name in _METRICS]
+
+    @staticmethod
+    def _one(req: SandboxRequest, resource: dict[str, Any] | None, what: str) -> Reply:
+        """A single resource: {"data": ..., "links": {"self"}}, or Klaviyo's 404."""
+        if resource is None:
+            return errors(404, "not_found", "Not found.", f"A {what} with that id does not exist.")
+        body = {"data": resource, "links": {"self": f"{req.base_url}{req.path}"}}
+        return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/vnd.api+json"})
+
+    def _get_profile(self, req: SandboxRequest, profile_id: str) -> Reply:
+        profile = self._profiles.get(profile_id)
+        return self._one(req, profile and self._profile_view(profile, req), "profile")
+
+    def _get_list(self, req: SandboxRequest, list_id: str) -> Reply:
+        if list_id not in self._lists:
+            return errors(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
+        data = self._links(req, json.loads(json.dumps(self._lists[list_id])), ("profiles", "tags", "flow-triggers"))
+        if "profile_count" in (req.param("additional-fields[list]") or ""):
+            data["attributes"]["profile_count"] = len(self._members[list_id])
+        return self._one(req, data, "list")
+
+    def _get_event(self, req: SandboxRequest, event_id: str) -> Reply:
+        event = next((e for e in self._events if e["id"] == event_id), None)
+        return self._one(req, event and self._links(req, event, ("profile", "metric", "attributions")), "event")
+
+    def _get_metric(self, req: SandboxRequest, metric_id: str) -> Reply:
+        metric = next((m for m in self._metrics() if m["id"] == metric_id), None)
+        return self._one(req, metric and self._links(req, metric), "metric")
 
     def _get_metrics(self, req: SandboxRequest) -> Reply:
         return self._page(req, self._metrics(), 200, view=lambda m: self._links(req, m))

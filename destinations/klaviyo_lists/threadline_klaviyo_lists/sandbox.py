@@ -5,7 +5,6 @@ sandbox feeds the `klaviyo` source and takes the `klaviyo_lists` pushes.
 Added, as Klaviyo documents it (JSON:API, `revision` header, `Klaviyo-API-Key` auth; profile
 lookups by `any(email,[...])` / `equals(email,...)` are the read side's filters):
 
-    GET    /api/lists/{id}?additional-fields[list]=profile_count     the list, 404 when unknown
     POST   /api/lists/{id}/relationships/profiles    {"data": [{"type": "profile", "id": ...}, ...]}  → 204
     DELETE /api/lists/{id}/relationships/profiles    same body                                        → 204
 
@@ -105,7 +104,6 @@ class KlaviyoListsSandbox(KlaviyoSandbox):
     # ------------------------------------------------------------------ the API
 
     _WRITE_ROUTES: ClassVar[list[tuple[str, re.Pattern[str], str]]] = [
-        ("GET", re.compile(r"^/api/lists/([^/]+)/?$"), "_get_list"),
         ("POST", re.compile(r"^/api/lists/([^/]+)/relationships/profiles/?$"), "_add_to_list"),
         ("DELETE", re.compile(r"^/api/lists/([^/]+)/relationships/profiles/?$"), "_remove_from_list"),
     ]
@@ -142,16 +140,6 @@ class KlaviyoListsSandbox(KlaviyoSandbox):
         if list_id not in self._lists:
             return errors(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
         return None
-
-    def _get_list(self, req: SandboxRequest, list_id: str) -> Reply:
-        missing = self._missing_list(list_id)
-        if missing is not None:
-            return missing
-        data = self._links(req, json.loads(json.dumps(self._lists[list_id])), ("profiles", "tags", "flow-triggers"))
-        if "profile_count" in (req.param("additional-fields[list]") or ""):
-            data["attributes"]["profile_count"] = len(self._members[list_id])
-        body = {"data": data, "links": {"self": f"{req.base_url}{req.path}"}}
-        return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/vnd.api+json"})
 
     def _members_body(self, req: SandboxRequest) -> list[str]:
         body = req.json()
