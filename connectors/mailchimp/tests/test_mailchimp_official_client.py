@@ -122,3 +122,13 @@ def test_a_members_tags_are_read_with_the_date_they_were_added(mailchimp: Mailch
     answer = official(mailchimp).lists.get_list_member_tags(mailchimp.list_ids[0], tagged["id"])
     assert [t["name"] for t in answer["tags"]] == [t["name"] for t in tagged["tags"]]
     assert answer["total_items"] == len(tagged["tags"]) and all(t["date_added"] for t in answer["tags"])
+
+
+def test_one_member_is_read_by_hash_or_by_address(mailchimp: MailchimpSandbox) -> None:
+    client, member = official(mailchimp), mailchimp.members(mailchimp.list_ids[0])[0]
+    assert client.lists.get_list_member(mailchimp.list_ids[0], member["id"])["email_address"] == member["email_address"]
+    by_address = client.lists.get_list_member(mailchimp.list_ids[0], member["email_address"], fields=["id"])
+    assert by_address == {"id": member["id"]}
+    with pytest.raises(ApiClientError) as caught:
+        client.lists.get_list_member(mailchimp.list_ids[0], "0" * 32)
+    assert caught.value.status_code == 404

@@ -9,6 +9,7 @@ What it implements, as Mailchimp documents it:
                                                                {"members": [...], "list_id", "total_items"}
     GET /3.0/lists/{list_id}/members/{subscriber_hash}/activity
                                                                {"activity": [...] (last 50), "email_id", ...}
+    GET /3.0/lists/{list_id}/members/{subscriber_hash}                  one member (a hash or an address)
     GET /3.0/lists/{list_id}/members/{subscriber_hash}/tags      {"tags": [{"id", "name", "date_added"}], ...}
 
 - Every answer honours `fields` and `exclude_fields` (comma-separated dot paths such as
@@ -48,6 +49,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 from threadline.sandbox.people import AS_OF, CAMPAIGNS, Person, format_phone, in_threes, members_of, population_seed
@@ -434,6 +436,7 @@ class MailchimpSandbox(Sandbox):
         (re.compile(r"^/3\.0/lists/([^/]+)/members/?$"), "_get_members"),
         (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/activity/?$"), "_get_activity"),
         (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/tags/?$"), "_get_member_tags"),
+        (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/?$"), "_get_member"),
     ]
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
@@ -541,6 +544,14 @@ class MailchimpSandbox(Sandbox):
                                           ("update", "PATCH", href), ("upsert", "PUT", href), ("delete", "DELETE", href),
                                           ("activity", "GET", f"{href}/activity"), ("tags", "GET", f"{href}/tags"),
                                           ("notes", "GET", f"{href}/notes"))}
+
+    def _get_member(self, req: SandboxRequest, list_id: str, member_id: str) -> Reply:
+        """One member by subscriber hash (or by address, which Mailchimp also accepts here)."""
+        member_id = unquote(member_id)
+        member_id = subscriber_hash(member_id) if "@" in member_id else member_id.lower()
+        if list_id not in self._members or member_id not in self._members[list_id]:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        return self.answer(req, self._member_view(req, self._members[list_id][member_id]))
 
     def _get_member_tags(self, req: SandboxRequest, list_id: str, member_id: str) -> Reply:
         if list_id not in self._members or member_id not in self._members[list_id]:
