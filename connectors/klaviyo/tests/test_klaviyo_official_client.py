@@ -8,8 +8,9 @@ The client sends its own revision (klaviyo-api 25: 2026-10-15); the sandbox must
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +25,8 @@ from openapi_client.models import (
     GetProfileResponsePluralConversationsCollectionCompoundDocument,
     MetricResponseObjectResource,
 )
+from threadline.contracts import Batch, ReadRequest, SyncMode
+from threadline_klaviyo import KlaviyoConfig, KlaviyoSource
 from threadline_klaviyo.client import DEFAULT_REVISION
 from threadline_klaviyo.sandbox import CURRENT_REVISION, KlaviyoSandbox
 
@@ -142,3 +145,44 @@ def test_single_resources_load_into_typed_models(klaviyo: KlaviyoSandbox, client
     with pytest.raises(ApiException) as caught:
         client.Profiles.get_profile("01HNOSUCHPROFILE")
     assert caught.value.status == 404
+
+
+# The connector's own requests, replayed through the client: each one must be a call the client
+# (generated from Klaviyo's OpenAPI, validating its arguments) can make, with the same query.
+OPERATIONS = [(re.compile(r"^/api/profiles/?$"), "Profiles", "get_profiles", ()),
+              (re.compile(r"^/api/lists/?$"), "Lists", "get_lists", ()),
+              (re.compile(r"^/api/lists/([^/]+)/profiles/?$"), "Lists", "get_profiles_for_list", ("id",)),
+              (re.compile(r"^/api/events/?$"), "Events", "get_events", ())]
+LISTED = ("fields[", "additional-fields[", "include")  # comma-separated lists in the query, lists in the client
+
+
+def as_client_call(path: str, query: dict[str, list[str]]) -> tuple[str, str, dict[str, Any]]:
+    for pattern, api, method, names in OPERATIONS:
+        match = pattern.match(path)
+        if match:
+            kwargs: dict[str, Any] = dict(zip(names, match.groups()))
+            for name, (value,) in query.items():
+                arg = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")  # page[size] → page_size
+                kwargs[arg] = (value.split(",") if name.startswith(LISTED) else
+                               int(value) if arg == "page_size" else value)
+            return api, method, kwargs
+    raise AssertionError(f"the connector called {path}, which the test knows no client operation for")
+
+
+def test_every_request_the_connector_makes_is_one_the_official_client_makes(klaviyo: KlaviyoSandbox, client: KlaviyoAPI) -> None:
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    cfg = KlaviyoConfig(api_key=klaviyo.API_KEY, base_url=f"{klaviyo.base_url}/api", page_size=100, backoff_base=0.01)
+    source = KlaviyoSource()
+    klaviyo.clear_requests()
+    for stream in source.discover(cfg).streams:
+        request = ReadRequest(stream=stream, sync_mode=SyncMode.INCREMENTAL if stream.cursor_field else SyncMode.FULL_REFRESH,
+                              cursor_start=since if stream.cursor_field else None)
+        assert any(isinstance(m, Batch) for m in source.read(cfg, request))
+    sent = klaviyo.requests
+    assert {urlsplit(r.path).path.split("/")[2] for r in sent} == {"profiles", "lists", "events"}
+    for recorded in sent:
+        klaviyo.clear_requests()
+        api, method, kwargs = as_client_call(recorded.path, recorded.query)
+        getattr(getattr(client, api), method)(**kwargs)  # the client validates every argument
+        replayed = klaviyo.requests[-1]
+        assert (replayed.path.rstrip("/"), replayed.query) == (recorded.path.rstrip("/"), recorded.query)

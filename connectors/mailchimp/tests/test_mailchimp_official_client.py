@@ -8,12 +8,16 @@ for a member (`interests`, `marketing_permissions`, `_links`) are checked here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import mailchimp_marketing as MailchimpMarketing
 import pytest
 from mailchimp_marketing.api_client import ApiClientError
+from threadline.contracts import Batch, ReadRequest, SyncMode
+from threadline_mailchimp import MailchimpConfig, MailchimpSource
 from threadline_mailchimp.sandbox import MailchimpSandbox
 
 PAGE = 100
@@ -132,3 +136,43 @@ def test_one_member_is_read_by_hash_or_by_address(mailchimp: MailchimpSandbox) -
     with pytest.raises(ApiClientError) as caught:
         client.lists.get_list_member(mailchimp.list_ids[0], "0" * 32)
     assert caught.value.status_code == 404
+
+
+# The connector's own requests, replayed through the client: each one must be a call the client
+# (generated from Mailchimp's API definition; it refuses arguments it does not know) can make.
+OPERATIONS = [(re.compile(r"^/3\.0/lists/?$"), "get_all_lists", ()),
+              (re.compile(r"^/3\.0/lists/([^/]+)/members/?$"), "get_list_members_info", ("list_id",)),
+              (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/activity/?$"), "get_list_member_activity",
+               ("list_id", "subscriber_hash"))]
+
+
+def as_client_call(path: str, query: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
+    for pattern, method, names in OPERATIONS:
+        match = pattern.match(path)
+        if match:
+            kwargs: dict[str, Any] = dict(zip(names, match.groups()))
+            for name, (value,) in query.items():
+                kwargs[name] = (value.split(",") if name in ("fields", "exclude_fields") else
+                                int(value) if name in ("count", "offset") else value)
+            return method, kwargs
+    raise AssertionError(f"the connector called {path}, which the test knows no client operation for")
+
+
+def test_every_request_the_connector_makes_is_one_the_official_client_makes(mailchimp: MailchimpSandbox) -> None:
+    cfg = MailchimpConfig(api_key=mailchimp.API_KEY, base_url=f"{mailchimp.base_url}/3.0", page_size=100,
+                          backoff_base=0.01)
+    source = MailchimpSource()
+    mailchimp.clear_requests()
+    for stream in source.discover(cfg).streams:
+        request = ReadRequest(stream=stream, sync_mode=SyncMode.INCREMENTAL if stream.cursor_field else SyncMode.FULL_REFRESH,
+                              cursor_start=datetime(2020, 1, 1, tzinfo=UTC) if stream.cursor_field else None)
+        assert any(isinstance(m, Batch) for m in source.read(cfg, request))
+    sent = mailchimp.requests
+    client = official(mailchimp)
+    assert {as_client_call(r.path, r.query)[0] for r in sent} == {o[1] for o in OPERATIONS}
+    for recorded in sent[:40]:  # activity is one request per member: the first few show its shape
+        mailchimp.clear_requests()
+        method, kwargs = as_client_call(recorded.path, recorded.query)
+        getattr(client.lists, method)(**kwargs)
+        replayed = mailchimp.requests[-1]
+        assert (replayed.path, replayed.query) == (recorded.path, recorded.query)
