@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import requests
 from threadline.contracts import Batch, ConfigError, FatalError, ReadRequest, SyncMode
 from threadline.engine import run_job
 from threadline.job import job_from_dict
@@ -140,6 +141,16 @@ def test_the_cursor_is_sent_one_second_early_because_mailchimp_filters_after_it(
     assert min(r["last_changed"] for r in rows) == start  # records at the boundary are read again, not lost
     one_second_early = (start - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     assert mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["since_last_changed"] == [one_second_early]
+
+
+def test_member_pages_are_asked_for_without_their_links(mailchimp: MailchimpSandbox) -> None:
+    rows = read(config(mailchimp, list_ids=[NEWSLETTER]), "members")
+    assert len(rows) == len(mailchimp.members(NEWSLETTER))
+    asked = mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["exclude_fields"]
+    assert asked == ["members._links,_links"]
+    answer = requests.get(f"{mailchimp.base_url}/3.0/lists/{NEWSLETTER}/members", auth=("any", mailchimp.API_KEY),
+                          params={"exclude_fields": asked[0], "count": 3}, timeout=5).json()
+    assert "_links" not in answer and all("_links" not in m and m["email_address"] for m in answer["members"])
 
 
 # ---------------------------------------------------------------------- bad inputs
