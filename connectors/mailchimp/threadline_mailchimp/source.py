@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from threadline.contracts import Spec
 from threadline.http import (
     Column, Fixed, FromParent, HttpClient, OffsetPaginator, RestSource, RestStream, SinglePage, schema_from_mapping,
 )
-from threadline_mailchimp.client import BASE_URL_HINT, api_root, mailchimp_client
+from threadline_mailchimp.client import BASE_URL_HINT, MailchimpCredentials, api_root, mailchimp_client
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+00:00"
 
@@ -54,9 +53,7 @@ ACTIVITY_SCHEMA = schema_from_mapping({
 })
 
 
-class MailchimpConfig(Spec):
-    api_key: str = Field(description="A Mailchimp API key, `<key>-<dc>`; its suffix names the data centre. "
-                                     "Use ${MAILCHIMP_API_KEY} in the job file.")
+class MailchimpConfig(MailchimpCredentials):
     base_url: str | None = Field(None, description="Override of https://<dc>.api.mailchimp.com/3.0 (the sandbox's URL + /3.0).")
     list_ids: list[str] = Field(default_factory=list, description="Read only these audiences (default: every one).")
     page_size: int = Field(500, ge=1, le=1000, description="Records per page (`count`; Mailchimp allows up to 1000).")
