@@ -666,24 +666,28 @@ class KlaviyoSandbox(Sandbox):
     def _get_profiles(self, req: SandboxRequest) -> Reply:
         size = self._size(req)
         conditions = parse_filter(req.param("filter"), PROFILE_FILTERS)
-        sort = req.param("sort")
-        if sort not in (None, "updated", "-updated", "id", "created", "email"):
+        sort = req.param("sort") or ""
+        if sort.removeprefix("-") not in ("", "updated", "created", "id", "email"):
             raise SandboxError(400, f"Invalid sort {sort!r}.")
-        if sort in ("updated", "-updated"):
+        if sort.removeprefix("-") == "updated":
             if self._by_updated is None:  # rebuilt after a change: pages are served from it
                 self._by_updated = sorted(self._profiles.values(), key=lambda p: (p["attributes"]["updated"], p["id"]))
-            rows = self._by_updated[::-1] if sort == "-updated" else self._by_updated
+            rows = self._by_updated
+        elif sort:
+            rows = sorted(self._profiles.values(), key=lambda p: (str(self._profile_value(p, sort.removeprefix("-"))), p["id"]))
         else:
             rows = list(self._profiles.values())
+        if sort.startswith("-"):
+            rows = rows[::-1]
         if conditions:
             rows = list(filter(keep(conditions, self._profile_value), rows))
         return self._page(req, rows, size, view=lambda p: self._profile_view(p, req))
 
     def _get_lists(self, req: SandboxRequest) -> Reply:
-        rows = [x for x in self._lists.values()
-                if keep(parse_filter(req.param("filter"), LIST_FILTERS),
-                        lambda r, f: r["id"] if f == "id" else r["attributes"].get(f))(x)]
-        return self._page(req, rows, self._size(req, default=10, most=10), view=lambda x: self._links(req, x, ("profiles", "tags", "flow-triggers")))
+        wanted = keep(parse_filter(req.param("filter"), LIST_FILTERS),
+                      lambda x, field: x["id"] if field == "id" else x["attributes"].get(field))
+        return self._page(req, list(filter(wanted, self._lists.values())), self._size(req, default=10, most=10),
+                          view=lambda x: self._links(req, x, ("profiles", "tags", "flow-triggers")))
 
     def _list_members(self, req: SandboxRequest, list_id: str) -> list[tuple[str, str]] | Reply:
         if list_id not in self._members:
