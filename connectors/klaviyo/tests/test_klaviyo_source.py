@@ -149,6 +149,19 @@ def test_the_sandbox_refuses_greater_or_equal_on_profiles_updated_as_klaviyos_op
     assert answer.status_code == 400
     error = answer.json()["errors"][0]
     assert "greater-or-equal" in error["detail"] and "updated" in error["detail"]
+    assert error["source"] == {"parameter": "filter"}
+
+
+@pytest.mark.parametrize(("path", "parameter", "value"), [
+    ("/api/profiles", "fields[profile]", "email,joined_group_at"),  # only list members have joined_group_at
+    ("/api/lists/Xa1B2c/profiles", "fields[profile]", "email,emial"),
+    ("/api/profiles", "additional-fields[profile]", "subscription"),
+])
+def test_the_sandbox_refuses_fields_a_profile_does_not_have(klaviyo: KlaviyoSandbox, path: str, parameter: str,
+                                                            value: str) -> None:
+    answer = requests.get(f"{klaviyo.base_url}{path}", params={parameter: value}, timeout=5,
+                          headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": DEFAULT_REVISION})
+    assert answer.status_code == 400 and answer.json()["errors"][0]["source"] == {"parameter": parameter}
 
 
 def test_profiles_are_found_by_equals_on_email_in_any_case(klaviyo: KlaviyoSandbox) -> None:

@@ -17,6 +17,8 @@ What it implements, as Klaviyo documents it:
 - `filter` takes only the operators Klaviyo's OpenAPI allows per field and endpoint
   (`PROFILE_FILTERS`, ...): profiles' `updated` takes greater-than / less-than, not
   greater-or-equal; `email` takes equals / any. Conditions join with commas or `and(...)`.
+- `fields[profile]` and `additional-fields[profile]` take only the fields a profile has (list
+  members also `joined_group_at`); errors point at the parameter (`source.parameter`).
 - Bodies: {"data": [{"type", "id", "attributes": {...}, "relationships": {name: {"data", "links": {"self",
   "related"}}}, "links": {"self"}}],
   "links": {"self", "next", "prev"}, "included": [...]}; `links.next` is the full URL of the
@@ -98,6 +100,12 @@ EVENT_FILTERS = {"datetime": _RANGE, "timestamp": _RANGE, "metric_id": frozenset
                  "profile_id": frozenset({"equals"})}
 LIST_FILTERS = {"id": _ANY_EQUALS, "name": _ANY_EQUALS, "created": frozenset({"greater-than"}),
                 "updated": frozenset({"greater-than"})}
+# Sparse fieldsets and additional fields a profile takes (the OpenAPI's enums; a dotted path
+# below one of these is allowed too); list members also take `joined_group_at`.
+PROFILE_FIELDS = frozenset({"created", "email", "external_id", "first_name", "id", "image", "last_event_date",
+                            "last_name", "locale", "location", "organization", "phone_number", "predictive_analytics",
+                            "properties", "subscriptions", "title", "updated"})
+PROFILE_ADDITIONAL_FIELDS = frozenset({"subscriptions", "predictive_analytics"})
 _CONDITION = re.compile(r"^([a-z-]+)\(([\w.]+),(.*)\)$", re.S)
 _TIME_FIELDS = frozenset({"created", "updated", "datetime", "joined_group_at"})
 Condition = tuple[str, str, Any]  # (operator, field, value)
@@ -112,6 +120,14 @@ def errors(status: int, code: str, title: str, detail: str, pointer: str | None 
     if pointer:
         error["source"] = {"pointer": pointer} if pointer.startswith("/") else {"parameter": pointer}
     return Reply(status, json.dumps({"errors": [error]}).encode(), {"Content-Type": "application/vnd.api+json"})
+
+
+class _ParameterError(SandboxError):
+    """A 400 about one query parameter: JSON:API's `source.parameter` names it."""
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(400, detail)
+        self.pointer = parameter
 
 
 def _split_top(text: str) -> list[str]:
@@ -149,7 +165,7 @@ def _literal(text: str) -> Any:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise SandboxError(400, f"Invalid value {text!r} in filter.") from None
+        raise _ParameterError("filter", f"Invalid value {text!r} in filter.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # Klaviyo reads a naive time as UTC
 
 
@@ -162,23 +178,23 @@ def parse_filter(text: str | None, allowed: dict[str, frozenset[str]]) -> list[C
     for part in _split_top(text):
         match = _CONDITION.match(part)
         if not match:
-            raise SandboxError(400, f"Invalid filter provided: {part!r}.")
+            raise _ParameterError("filter", f"Invalid filter provided: {part!r}.")
         op, field, value = match.groups()
         if op == "and":
             conditions += parse_filter(f"{field},{value}", allowed)
             continue
         if field not in allowed:
-            raise SandboxError(400, f"'{field}' is not a valid field for this filter.")
+            raise _ParameterError("filter", f"'{field}' is not a valid field for this filter.")
         if op not in allowed[field]:
-            raise SandboxError(400, f"'{op}' operation is not allowed for '{field}' field. "
+            raise _ParameterError("filter", f"'{op}' operation is not allowed for '{field}' field. "
                                     f"Allowed: {', '.join(sorted(allowed[field]))}.")
         parsed = _literal(value)
         if op == "any" and not isinstance(parsed, list):
-            raise SandboxError(400, f"'any' takes a list of values for '{field}'.")
+            raise _ParameterError("filter", f"'any' takes a list of values for '{field}'.")
         if field == "email":  # Klaviyo keeps addresses lower-cased and matches them so
             parsed = [str(e).lower() for e in parsed] if isinstance(parsed, list) else str(parsed).lower()
         if field in _TIME_FIELDS and not isinstance(parsed, datetime):
-            raise SandboxError(400, f"Invalid datetime {value!r} in filter.")
+            raise _ParameterError("filter", f"Invalid datetime {value!r} in filter.")
         conditions.append((op, field, parsed))
     return conditions
 
@@ -544,7 +560,7 @@ class KlaviyoSandbox(Sandbox):
                 if match and req.method == "GET":
                     return self._cached(req, functools.partial(getattr(self, handler), req, *match.groups()))
         except SandboxError as exc:
-            return errors(exc.status, "invalid", "Invalid input.", exc.error)
+            return errors(exc.status, "invalid", "Invalid input.", exc.error, getattr(exc, "pointer", None))
         return errors(404, "not_found", "Not found.", f"No route {req.method} {req.path}.")
 
     def _cached(self, req: SandboxRequest, answer: Any) -> Reply:
@@ -645,15 +661,29 @@ class KlaviyoSandbox(Sandbox):
             view["relationships"] = relationships
         return view
 
-    def _profile_view(self, profile: dict[str, Any], req: SandboxRequest) -> dict[str, Any]:
+    @staticmethod
+    def _profile_fields(req: SandboxRequest) -> tuple[set[str], set[str]]:
+        """(sparse fields, additional fields) asked for, each checked against what Klaviyo offers:
+        an unknown one is a 400 naming the parameter."""
+        member = "/profiles" in req.path and req.path.startswith("/api/lists/")
+        sparse = {f for f in (req.param("fields[profile]") or "").split(",") if f}
+        for name in sparse:
+            if name.split(".")[0] not in PROFILE_FIELDS | ({"joined_group_at"} if member else set()):
+                raise _ParameterError("fields[profile]", f"'{name}' is not a valid field for the resource 'profile'.")
+        extra = {f for f in (req.param("additional-fields[profile]") or "").split(",") if f}
+        for name in extra - PROFILE_ADDITIONAL_FIELDS:
+            raise _ParameterError("additional-fields[profile]", f"'{name}' is not a valid additional field for 'profile'.")
+        return sparse, extra
+
+    def _profile_view(self, profile: dict[str, Any], req: SandboxRequest, fields: tuple[set[str], set[str]]) -> dict[str, Any]:
+        sparse, extra = fields
         view = self._links(req, profile, ("lists", "segments"))
         view["attributes"] = dict(profile["attributes"])
-        if "subscriptions" not in (req.param("additional-fields[profile]") or ""):
+        if "subscriptions" not in extra:
             view["attributes"].pop("subscriptions", None)  # an additional field: only when asked for
-        sparse = req.param("fields[profile]")
         if sparse:
-            wanted = set(sparse.split(","))
-            view["attributes"] = {k: v for k, v in view["attributes"].items() if k in wanted}
+            tops = {f.split(".")[0] for f in sparse}
+            view["attributes"] = {k: v for k, v in view["attributes"].items() if k in tops}
         return view
 
     @staticmethod
@@ -681,7 +711,8 @@ class KlaviyoSandbox(Sandbox):
             rows = rows[::-1]
         if conditions:
             rows = list(filter(keep(conditions, self._profile_value), rows))
-        return self._page(req, rows, size, view=lambda p: self._profile_view(p, req))
+        fields = self._profile_fields(req)
+        return self._page(req, rows, size, view=lambda p: self._profile_view(p, req, fields))
 
     def _get_lists(self, req: SandboxRequest) -> Reply:
         wanted = keep(parse_filter(req.param("filter"), LIST_FILTERS),
@@ -707,8 +738,10 @@ class KlaviyoSandbox(Sandbox):
         rows = self._list_members(req, list_id)
         if isinstance(rows, Reply):
             return rows
+        fields = self._profile_fields(req)
+
         def view(row: tuple[str, str]) -> dict[str, Any]:
-            rendered = self._profile_view(self._profiles[row[0]], req)
+            rendered = self._profile_view(self._profiles[row[0]], req, fields)
             rendered["attributes"]["joined_group_at"] = row[1]
             return rendered
 
@@ -763,7 +796,7 @@ class KlaviyoSandbox(Sandbox):
 
     def _get_profile(self, req: SandboxRequest, profile_id: str) -> Reply:
         profile = self._profiles.get(profile_id)
-        return self._one(req, profile and self._profile_view(profile, req), "profile")
+        return self._one(req, profile and self._profile_view(profile, req, self._profile_fields(req)), "profile")
 
     def _get_list(self, req: SandboxRequest, list_id: str) -> Reply:
         if list_id not in self._lists:
