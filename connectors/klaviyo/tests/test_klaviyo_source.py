@@ -5,6 +5,7 @@ than the run allows, and values of unexpected types."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from threadline.state import StateStore
 from threadline.testing.harness import end_rate_limit_pause
 from threadline.testing.harness import installed_destination, registry_of
 from threadline_klaviyo import KlaviyoConfig, KlaviyoSource
-from threadline_klaviyo.sandbox import KlaviyoSandbox
+from threadline_klaviyo.client import DEFAULT_REVISION
+from threadline_klaviyo.sandbox import CURRENT_REVISION, KlaviyoSandbox
 
 NEWSLETTER, WINBACK, SMS_VIP = "Xa1B2c", "Yd3E4f", "Zg5H6i"
 
@@ -74,10 +76,35 @@ def test_the_sandbox_refuses_a_request_without_a_revision_header(klaviyo: Klaviy
 
 
 def test_every_request_sends_the_key_and_revision_headers(klaviyo: KlaviyoSandbox) -> None:
-    read(config(klaviyo, revision="2024-07-15"), "lists")
+    read(config(klaviyo, revision="2026-07-15"), "lists")
     sent = klaviyo.requests[0].headers
     assert sent["authorization"].startswith("Klaviyo-API-Key ") and klaviyo.API_KEY not in sent["authorization"]
-    assert sent["revision"] == "2024-07-15" and sent["accept"] == "application/vnd.api+json"
+    assert sent["revision"] == "2026-07-15" and sent["accept"] == "application/vnd.api+json"
+
+
+def test_the_default_revision_is_klaviyos_current_one(klaviyo: KlaviyoSandbox) -> None:
+    read(config(klaviyo), "lists")
+    assert klaviyo.requests[0].headers["revision"] == CURRENT_REVISION == DEFAULT_REVISION
+
+
+@pytest.mark.parametrize("retired", ["2024-10-15", "2023-12-15"])
+def test_a_retired_revision_is_refused_with_klaviyos_error_shape_and_is_a_config_error(
+    klaviyo: KlaviyoSandbox, retired: str,
+) -> None:
+    answer = requests.get(f"{klaviyo.base_url}/api/lists", timeout=5, headers={
+        "Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": retired})
+    assert answer.status_code == 400
+    error = answer.json()["errors"][0]
+    assert set(error) >= {"id", "status", "code", "title", "detail", "source"} and error["source"] == {"parameter": "revision"}
+    assert "retired" in error["detail"]
+    with pytest.raises(ConfigError) as caught:
+        read(config(klaviyo, revision=retired), "lists")
+    assert caught.value.field == "revision" and DEFAULT_REVISION in caught.value.hint
+
+
+@pytest.mark.parametrize("current", ["2025-01-15", "2026-01-15", "2026-04-15", "2026-10-15"])
+def test_current_and_deprecated_revisions_are_served(klaviyo: KlaviyoSandbox, current: str) -> None:
+    assert read(config(klaviyo, revision=current), "lists")
 
 
 def test_an_unknown_revision_is_a_config_error_naming_revision(klaviyo: KlaviyoSandbox) -> None:
@@ -104,14 +131,46 @@ def test_pages_follow_links_next_to_the_end(klaviyo: KlaviyoSandbox) -> None:
     assert all("page[cursor]" in r.query for r in pages[1:])
 
 
-def test_incremental_reads_filter_by_updated_inclusively(klaviyo: KlaviyoSandbox) -> None:
-    from datetime import datetime
-
+def test_incremental_profiles_filter_with_greater_than_a_second_early_so_the_boundary_is_read(
+    klaviyo: KlaviyoSandbox,
+) -> None:
     updated = sorted(p["attributes"]["updated"] for p in klaviyo.profiles())
     start = datetime.fromisoformat(updated[len(updated) // 2])
     rows = read(config(klaviyo), "profiles", SyncMode.INCREMENTAL, cursor_start=start)
     assert min(r["updated"] for r in rows) == start
-    assert klaviyo.requests_to("/api/profiles")[0].query["filter"] == [f"greater-or-equal(updated,{start.isoformat()})"]
+    early = (start - timedelta(seconds=1)).isoformat()
+    assert klaviyo.requests_to("/api/profiles")[0].query["filter"] == [f"greater-than(updated,{early})"]
+
+
+def test_the_sandbox_refuses_greater_or_equal_on_profiles_updated_as_klaviyos_openapi_does(klaviyo: KlaviyoSandbox) -> None:
+    answer = requests.get(f"{klaviyo.base_url}/api/profiles", timeout=5,
+                          params={"filter": "greater-or-equal(updated,2026-01-01T00:00:00+00:00)"},
+                          headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": DEFAULT_REVISION})
+    assert answer.status_code == 400
+    error = answer.json()["errors"][0]
+    assert "greater-or-equal" in error["detail"] and "updated" in error["detail"]
+    assert error["source"] == {"parameter": "filter"}
+
+
+@pytest.mark.parametrize(("path", "parameter", "value"), [
+    ("/api/profiles", "fields[profile]", "email,joined_group_at"),  # only list members have joined_group_at
+    ("/api/lists/Xa1B2c/profiles", "fields[profile]", "email,emial"),
+    ("/api/profiles", "additional-fields[profile]", "subscription"),
+])
+def test_the_sandbox_refuses_fields_a_profile_does_not_have(klaviyo: KlaviyoSandbox, path: str, parameter: str,
+                                                            value: str) -> None:
+    answer = requests.get(f"{klaviyo.base_url}{path}", params={parameter: value}, timeout=5,
+                          headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": DEFAULT_REVISION})
+    assert answer.status_code == 400 and answer.json()["errors"][0]["source"] == {"parameter": parameter}
+
+
+def test_profiles_are_found_by_equals_on_email_in_any_case(klaviyo: KlaviyoSandbox) -> None:
+    wanted = next(p for p in klaviyo.profiles() if p["attributes"]["email"])
+    answer = requests.get(f"{klaviyo.base_url}/api/profiles", timeout=5,
+                          params={"filter": f'equals(email,"{wanted["attributes"]["email"].upper()}")'},
+                          headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": DEFAULT_REVISION})
+    assert answer.status_code == 200
+    assert [p["id"] for p in answer.json()["data"]] == [wanted["id"]]
 
 
 def test_events_carry_their_metric_name_from_the_included_metrics(klaviyo: KlaviyoSandbox) -> None:
@@ -144,7 +203,7 @@ def test_a_rate_limit_window_longer_than_the_run_allows_stops_cleanly_with_state
     klaviyo.clear_requests()
     end_rate_limit_pause(tmp_path / ".threadline", "kl", "kl", "profiles")  # as if the window had reset
     assert sync(klaviyo, tmp_path, ["profiles"]).ok
-    assert klaviyo.requests_to("/api/profiles")[0].query["filter"][0].startswith("greater-or-equal(updated,")
+    assert klaviyo.requests_to("/api/profiles")[0].query["filter"][0].startswith("greater-than(updated,")
     assert landed(tmp_path, "select count(*) from kl__profiles") == [(len(klaviyo.profiles()),)]
 
 

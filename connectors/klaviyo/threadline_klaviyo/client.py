@@ -10,7 +10,10 @@ from typing import Any
 from threadline.http import DEFAULT_ACTIONS, Action, ActionTable, ApiKeyAuth, HttpClient, RequestBudget, RetryPolicy, Rule
 from threadline.secrets import register_secret
 
-DEFAULT_REVISION = "2024-10-15"
+# Klaviyo's current revision (checked 2026-12-06: the newest GA revision, the one klaviyo-api 25
+# sends). A revision is stable for a year and deprecated the next, then retired; move this on
+# before then.
+DEFAULT_REVISION = "2026-10-15"
 BASE_URL_HINT = "base_url must be the API root, ending in /api (leave it unset for the vendor's own)"
 
 
@@ -19,7 +22,7 @@ def klaviyo_actions(revision: str) -> ActionTable:
     return DEFAULT_ACTIONS.override({
         400: [Rule(Action.CONFIG_ERROR, when="revision", field="revision",
                    message=f"Klaviyo refused the revision header {revision!r}",
-                   hint="set revision to a date Klaviyo supports (YYYY-MM-DD, e.g. 2024-10-15)"),
+                   hint=f"set revision to a date Klaviyo supports and has not retired (YYYY-MM-DD, e.g. {DEFAULT_REVISION})"),
               Action.FAIL],
     })
 

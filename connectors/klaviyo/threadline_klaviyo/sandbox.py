@@ -2,17 +2,25 @@
 
 What it implements, as Klaviyo documents it:
 
-    GET /api/profiles?page[size]=&page[cursor]=&sort=updated&filter=greater-or-equal(updated,<ISO>)
+    GET /api/profiles?page[size]=&page[cursor]=&sort=updated&filter=greater-than(updated,<ISO>)
                      &additional-fields[profile]=subscriptions
     GET /api/lists?page[cursor]=                                  (10 lists a page)
     GET /api/lists/{id}/profiles?page[size]=&page[cursor]=&filter=greater-or-equal(joined_group_at,<ISO>)
     GET /api/lists/{id}/relationships/profiles?page[size]=&page[cursor]=
     GET /api/events?page[cursor]=&sort=datetime&filter=greater-or-equal(datetime,<ISO>)&include=metric
     GET /api/metrics
+    GET /api/profiles/{id}  /api/lists/{id}?additional-fields[list]=profile_count  /api/events/{id}  /api/metrics/{id}
 
 - Every request needs `Authorization: Klaviyo-API-Key pk_...` (401 otherwise) and a
-  `revision` header naming a known revision (400 otherwise, JSON:API error body).
-- Bodies: {"data": [{"type", "id", "attributes": {...}, "relationships": {...}, "links"}],
+  `revision` header naming a supported revision (`REVISIONS`, 2025-01-15 to 2026-10-15 on
+  2026-12-06; 400 otherwise, JSON:API error body; a retired one says so).
+- `filter` takes only the operators Klaviyo's OpenAPI allows per field and endpoint
+  (`PROFILE_FILTERS`, ...): profiles' `updated` takes greater-than / less-than, not
+  greater-or-equal; `email` takes equals / any. Conditions join with commas or `and(...)`.
+- `fields[profile]` and `additional-fields[profile]` take only the fields a profile has (list
+  members also `joined_group_at`); errors point at the parameter (`source.parameter`).
+- Bodies: {"data": [{"type", "id", "attributes": {...}, "relationships": {name: {"data", "links": {"self",
+  "related"}}}, "links": {"self"}}],
   "links": {"self", "next", "prev"}, "included": [...]}; `links.next` is the full URL of the
   next page with an opaque `page[cursor]`, absent on the last page.
 - `page[size]` is 1..100 (profiles, list profiles); events come 200 a page (`events_page_size`).
@@ -71,8 +79,36 @@ _METRIC = {name: mid for mid, name in _METRICS}
 _LOCALES = {"US": "en-US", "GB": "en-GB", "CA": "en-CA", "DE": "de-DE"}
 _ZONES = {"US": "America/Chicago", "GB": "Europe/London", "CA": "America/Toronto", "DE": "Europe/Berlin"}
 _LISTS = [("Xa1B2c", "Newsletter"), ("Yd3E4f", "Winback"), ("Zg5H6i", "SMS VIP")]
-REVISIONS = ("2023-12-15", "2024-02-15", "2024-07-15", "2024-10-15", "2025-01-15")
-_FILTER = re.compile(r"^(greater-or-equal|greater-than)\((\w+),([^)]+)\)$")
+# Klaviyo's revisions as of 2026-12-06 (its versioning policy: a revision is stable for a
+# year, deprecated the next, then retired; klaviyo/openapi has a branch per revision). The
+# current one is what klaviyo-api 25 sends.
+CURRENT_REVISION = "2026-10-15"
+REVISIONS = ("2025-01-15", "2025-04-15", "2025-07-15", "2025-10-15",  # deprecated, still served
+             "2026-01-15", "2026-04-15", "2026-07-15", CURRENT_REVISION)
+RETIRED_REVISIONS = ("2022-10-17", "2023-01-24", "2023-02-22", "2023-06-15", "2023-07-15", "2023-08-15", "2023-09-15",
+                     "2023-10-15", "2023-12-15", "2024-02-15", "2024-05-15", "2024-06-15", "2024-07-15", "2024-10-15")
+
+# Filter operators per field, as Klaviyo's OpenAPI lists them for each endpoint (2026-07-15
+# spec and klaviyo-api 25's 2026-10-15 docstrings agree). Anything else is a 400.
+_ANY_EQUALS = frozenset({"any", "equals"})
+_RANGE = frozenset({"greater-or-equal", "greater-than", "less-or-equal", "less-than"})
+_AFTER_BEFORE = frozenset({"greater-than", "less-than"})
+PROFILE_FILTERS = {"id": _ANY_EQUALS, "email": _ANY_EQUALS, "phone_number": _ANY_EQUALS, "external_id": _ANY_EQUALS,
+                   "created": _AFTER_BEFORE, "updated": _AFTER_BEFORE}
+LIST_MEMBER_FILTERS = {"email": _ANY_EQUALS, "phone_number": _ANY_EQUALS, "joined_group_at": _RANGE}
+EVENT_FILTERS = {"datetime": _RANGE, "timestamp": _RANGE, "metric_id": frozenset({"equals"}),
+                 "profile_id": frozenset({"equals"})}
+LIST_FILTERS = {"id": _ANY_EQUALS, "name": _ANY_EQUALS, "created": frozenset({"greater-than"}),
+                "updated": frozenset({"greater-than"})}
+# Sparse fieldsets and additional fields a profile takes (the OpenAPI's enums; a dotted path
+# below one of these is allowed too); list members also take `joined_group_at`.
+PROFILE_FIELDS = frozenset({"created", "email", "external_id", "first_name", "id", "image", "last_event_date",
+                            "last_name", "locale", "location", "organization", "phone_number", "predictive_analytics",
+                            "properties", "subscriptions", "title", "updated"})
+PROFILE_ADDITIONAL_FIELDS = frozenset({"subscriptions", "predictive_analytics"})
+_CONDITION = re.compile(r"^([a-z-]+)\(([\w.]+),(.*)\)$", re.S)
+_TIME_FIELDS = frozenset({"created", "updated", "datetime", "joined_group_at"})
+Condition = tuple[str, str, Any]  # (operator, field, value)
 
 
 def iso(moment: datetime) -> str:
@@ -84,6 +120,102 @@ def errors(status: int, code: str, title: str, detail: str, pointer: str | None 
     if pointer:
         error["source"] = {"pointer": pointer} if pointer.startswith("/") else {"parameter": pointer}
     return Reply(status, json.dumps({"errors": [error]}).encode(), {"Content-Type": "application/vnd.api+json"})
+
+
+class _ParameterError(SandboxError):
+    """A 400 about one query parameter: JSON:API's `source.parameter` names it."""
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(400, detail)
+        self.pointer = parameter
+
+
+def _split_top(text: str) -> list[str]:
+    """`a(x,1),b(y,"p,q")` → its top-level comma-separated parts (quotes and brackets kept whole)."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def _literal(text: str) -> Any:
+    """A filter value: a quoted string ("a" or 'a'), a list, null, a boolean, a number or a datetime."""
+    text = text.strip()
+    if text[:1] == "[" and text[-1:] == "]":
+        return [_literal(item) for item in _split_top(text[1:-1]) if item]
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    if text in ("null", "true", "false"):
+        return {"null": None, "true": True, "false": False}[text]
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _ParameterError("filter", f"Invalid value {text!r} in filter.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # Klaviyo reads a naive time as UTC
+
+
+def parse_filter(text: str | None, allowed: dict[str, frozenset[str]]) -> list[Condition]:
+    """Klaviyo's `filter` expression (conditions joined by commas or `and(...)`) checked against
+    the operators the endpoint allows per field; a refusal is a 400 naming the field."""
+    if not text:
+        return []
+    conditions: list[Condition] = []
+    for part in _split_top(text):
+        match = _CONDITION.match(part)
+        if not match:
+            raise _ParameterError("filter", f"Invalid filter provided: {part!r}.")
+        op, field, value = match.groups()
+        if op == "and":
+            conditions += parse_filter(f"{field},{value}", allowed)
+            continue
+        if field not in allowed:
+            raise _ParameterError("filter", f"'{field}' is not a valid field for this filter.")
+        if op not in allowed[field]:
+            raise _ParameterError("filter", f"'{op}' operation is not allowed for '{field}' field. "
+                                    f"Allowed: {', '.join(sorted(allowed[field]))}.")
+        parsed = _literal(value)
+        if op == "any" and not isinstance(parsed, list):
+            raise _ParameterError("filter", f"'any' takes a list of values for '{field}'.")
+        if field == "email":  # Klaviyo keeps addresses lower-cased and matches them so
+            parsed = [str(e).lower() for e in parsed] if isinstance(parsed, list) else str(parsed).lower()
+        if field in _TIME_FIELDS and not isinstance(parsed, datetime):
+            raise _ParameterError("filter", f"Invalid datetime {value!r} in filter.")
+        conditions.append((op, field, parsed))
+    return conditions
+
+
+def _holds(condition: Condition, value: Any) -> bool:
+    op, field, wanted = condition
+    if isinstance(wanted, datetime):  # every time here is written by `iso`: text order is time order
+        wanted = iso(wanted.astimezone(UTC))
+    if op == "equals":
+        return value == wanted
+    if op == "any":
+        return value in wanted
+    if value is None:
+        return False
+    return {"greater-or-equal": value >= wanted, "greater-than": value > wanted,
+            "less-or-equal": value <= wanted, "less-than": value < wanted}[op]
+
+
+def keep(conditions: list[Condition], value_of: Any) -> Any:
+    """A predicate for rows: every condition holds on `value_of(row, field)`."""
+    return lambda row: all(_holds(c, value_of(row, c[1])) for c in conditions)
 
 
 class KlaviyoSandbox(Sandbox):
@@ -166,7 +298,7 @@ class KlaviyoSandbox(Sandbox):
         if status == "cleaned":
             suppression = [{"reason": "HARD_BOUNCE", "timestamp": iso(at)}]
         elif status == "unsubscribed" and rng.random() < 0.1:
-            suppression = [{"reason": "USER_SPAM_COMPLAINT", "timestamp": iso(at)}]
+            suppression = [{"reason": "SPAM_COMPLAINT", "timestamp": iso(at)}]
         sms_at = person.sms_consent.at if sms else None
         changed = max([datetime.fromisoformat(a["created"]), *(t for t in (at, sms_at) if t)])
         a.update(
@@ -244,7 +376,7 @@ class KlaviyoSandbox(Sandbox):
                       first: str, last: str, when: datetime) -> dict[str, Any]:
         pid = "01H" + f"{len(self._profiles) + 1:08d}" + uuid.UUID(int=rng.getrandbits(128)).hex[:15].upper()
         consent = rng.choices(["SUBSCRIBED", "UNSUBSCRIBED", "NEVER_SUBSCRIBED"], [70, 15, 15])[0]
-        suppression = [{"reason": rng.choice(["HARD_BOUNCE", "USER_SPAM_COMPLAINT"]), "timestamp": iso(when)}] \
+        suppression = [{"reason": rng.choice(["HARD_BOUNCE", "SPAM_COMPLAINT"]), "timestamp": iso(when)}] \
             if consent == "UNSUBSCRIBED" and rng.random() < 0.3 else []
         profile = {
             "type": "profile", "id": pid,
@@ -412,6 +544,10 @@ class KlaviyoSandbox(Sandbox):
         (re.compile(r"^/api/lists/([^/]+)/relationships/profiles/?$"), "_get_list_relationships"),
         (re.compile(r"^/api/events/?$"), "_get_events"),
         (re.compile(r"^/api/metrics/?$"), "_get_metrics"),
+        (re.compile(r"^/api/profiles/([^/]+)/?$"), "_get_profile"),
+        (re.compile(r"^/api/lists/([^/]+)/?$"), "_get_list"),
+        (re.compile(r"^/api/events/([^/]+)/?$"), "_get_event"),
+        (re.compile(r"^/api/metrics/([^/]+)/?$"), "_get_metric"),
     ]
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
@@ -424,7 +560,7 @@ class KlaviyoSandbox(Sandbox):
                 if match and req.method == "GET":
                     return self._cached(req, functools.partial(getattr(self, handler), req, *match.groups()))
         except SandboxError as exc:
-            return errors(exc.status, "invalid", "Invalid input.", exc.error)
+            return errors(exc.status, "invalid", "Invalid input.", exc.error, getattr(exc, "pointer", None))
         return errors(404, "not_found", "Not found.", f"No route {req.method} {req.path}.")
 
     def _cached(self, req: SandboxRequest, answer: Any) -> Reply:
@@ -450,7 +586,11 @@ class KlaviyoSandbox(Sandbox):
         revision = req.headers.get("revision")
         if not revision:
             return errors(400, "invalid", "Invalid input.", "Missing required header: 'revision'.", "revision")
-        if revision not in REVISIONS:
+        if revision.removesuffix(".pre") in RETIRED_REVISIONS:
+            return errors(400, "invalid", "Invalid input.",
+                          f"Revision {revision!r} is retired. Use a supported revision, such as {CURRENT_REVISION}.",
+                          "revision")
+        if revision.removesuffix(".pre") not in REVISIONS:
             return errors(400, "invalid", "Invalid input.", f"Invalid revision {revision!r}.", "revision")
         return None
 
@@ -506,70 +646,102 @@ class KlaviyoSandbox(Sandbox):
             body["included"] = included
         return Reply(200, json.dumps(body, separators=(",", ":")).encode(), {"Content-Type": "application/vnd.api+json"})
 
-    @staticmethod
-    def _since(req: SandboxRequest, allowed: str) -> tuple[str, datetime] | None:
-        text = req.param("filter")
-        if not text:
-            return None
-        match = _FILTER.match(text)
-        if not match or match.group(2) != allowed:
-            raise SandboxError(400, f"Invalid filter {text!r}: only greater-or-equal/greater-than on {allowed} are supported here.")
-        try:
-            bound = datetime.fromisoformat(match.group(3).strip('"'))
-        except ValueError:
-            raise SandboxError(400, f"Invalid datetime {match.group(3)!r} in filter.") from None
-        return match.group(1), bound
-
-    @staticmethod
-    def _keep(op_bound: tuple[str, datetime] | None, value: str) -> bool:
-        # Every time here is written by `iso` (UTC, one format), so text order is time order.
-        if op_bound is None:
-            return True
-        op, bound = op_bound
-        text = iso(bound.astimezone(UTC))
-        return value >= text if op == "greater-or-equal" else value > text
-
     # ---- endpoints
 
-    def _profile_view(self, profile: dict[str, Any], req: SandboxRequest) -> dict[str, Any]:
-        view = {**profile, "attributes": dict(profile["attributes"]),
-                "links": {"self": f"{req.base_url}/api/profiles/{profile['id']}/"}}
-        if "subscriptions" not in (req.param("additional-fields[profile]") or ""):
-            view["attributes"].pop("subscriptions", None)  # an additional field: only when asked for
+    @staticmethod
+    def _links(req: SandboxRequest, resource: dict[str, Any], related: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A resource as Klaviyo renders it: `links.self`, and `self`/`related` links on each
+        relationship (the typed models of klaviyo-api require them)."""
+        root = f"{req.base_url}/api/{resource['type']}s/{resource['id']}"
+        relationships = {name: {**(resource.get("relationships") or {}).get(name, {}),
+                                "links": {"self": f"{root}/relationships/{name}/", "related": f"{root}/{name}/"}}
+                         for name in related}
+        view = {**resource, "links": {"self": f"{root}/"}}
+        if relationships:
+            view["relationships"] = relationships
         return view
+
+    @staticmethod
+    def _profile_fields(req: SandboxRequest) -> tuple[set[str], set[str]]:
+        """(sparse fields, additional fields) asked for, each checked against what Klaviyo offers:
+        an unknown one is a 400 naming the parameter."""
+        member = "/profiles" in req.path and req.path.startswith("/api/lists/")
+        sparse = {f for f in (req.param("fields[profile]") or "").split(",") if f}
+        for name in sparse:
+            if name.split(".")[0] not in PROFILE_FIELDS | ({"joined_group_at"} if member else set()):
+                raise _ParameterError("fields[profile]", f"'{name}' is not a valid field for the resource 'profile'.")
+        extra = {f for f in (req.param("additional-fields[profile]") or "").split(",") if f}
+        for name in extra - PROFILE_ADDITIONAL_FIELDS:
+            raise _ParameterError("additional-fields[profile]", f"'{name}' is not a valid additional field for 'profile'.")
+        return sparse, extra
+
+    def _profile_view(self, profile: dict[str, Any], req: SandboxRequest, fields: tuple[set[str], set[str]]) -> dict[str, Any]:
+        sparse, extra = fields
+        view = self._links(req, profile, ("lists", "segments"))
+        view["attributes"] = dict(profile["attributes"])
+        if "subscriptions" not in extra:
+            view["attributes"].pop("subscriptions", None)  # an additional field: only when asked for
+        if sparse:
+            tops = {f.split(".")[0] for f in sparse}
+            view["attributes"] = {k: v for k, v in view["attributes"].items() if k in tops}
+        return view
+
+    @staticmethod
+    def _profile_value(profile: dict[str, Any], field: str) -> Any:
+        if field == "id":
+            return profile["id"]
+        value = profile["attributes"].get(field)
+        return value.lower() if field == "email" and isinstance(value, str) else value
 
     def _get_profiles(self, req: SandboxRequest) -> Reply:
         size = self._size(req)
-        since = self._since(req, "updated")
-        if req.param("sort") == "updated" or since is not None:
+        conditions = parse_filter(req.param("filter"), PROFILE_FILTERS)
+        sort = req.param("sort") or ""
+        if sort.removeprefix("-") not in ("", "updated", "created", "id", "email"):
+            raise SandboxError(400, f"Invalid sort {sort!r}.")
+        if sort.removeprefix("-") == "updated":
             if self._by_updated is None:  # rebuilt after a change: pages are served from it
                 self._by_updated = sorted(self._profiles.values(), key=lambda p: (p["attributes"]["updated"], p["id"]))
-                self._updated_keys = [p["attributes"]["updated"] for p in self._by_updated]
             rows = self._by_updated
-            if since is not None:
-                find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
-                rows = rows[find(self._updated_keys, iso(since[1].astimezone(UTC))):]
+        elif sort:
+            rows = sorted(self._profiles.values(), key=lambda p: (str(self._profile_value(p, sort.removeprefix("-"))), p["id"]))
         else:
             rows = list(self._profiles.values())
-        return self._page(req, rows, size, view=lambda p: self._profile_view(p, req))
+        if sort.startswith("-"):
+            rows = rows[::-1]
+        if conditions:
+            rows = list(filter(keep(conditions, self._profile_value), rows))
+        fields = self._profile_fields(req)
+        return self._page(req, rows, size, view=lambda p: self._profile_view(p, req, fields))
 
     def _get_lists(self, req: SandboxRequest) -> Reply:
-        return self._page(req, list(self._lists.values()), 10)
+        wanted = keep(parse_filter(req.param("filter"), LIST_FILTERS),
+                      lambda x, field: x["id"] if field == "id" else x["attributes"].get(field))
+        return self._page(req, list(filter(wanted, self._lists.values())), self._size(req, default=10, most=10),
+                          view=lambda x: self._links(req, x, ("profiles", "tags", "flow-triggers")))
 
     def _list_members(self, req: SandboxRequest, list_id: str) -> list[tuple[str, str]] | Reply:
         if list_id not in self._members:
             return errors(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
-        since = self._since(req, "joined_group_at")
-        rows = sorted(((pid, joined) for pid, joined in self._members[list_id].items() if self._keep(since, joined)),
-                      key=lambda r: (r[1], r[0]), reverse=req.param("sort") == "-joined_group_at")
-        return rows
+        conditions = parse_filter(req.param("filter"), LIST_MEMBER_FILTERS)
+        sort = req.param("sort")
+        if sort not in (None, "joined_group_at", "-joined_group_at"):
+            raise SandboxError(400, f"Invalid sort {sort!r}: lists' profiles sort by joined_group_at only.")
+
+        def value(row: tuple[str, str], field: str) -> Any:
+            return row[1] if field == "joined_group_at" else self._profile_value(self._profiles[row[0]], field)
+
+        return sorted(filter(keep(conditions, value), self._members[list_id].items()),
+                      key=lambda r: (r[1], r[0]), reverse=sort == "-joined_group_at")
 
     def _get_list_profiles(self, req: SandboxRequest, list_id: str) -> Reply:
         rows = self._list_members(req, list_id)
         if isinstance(rows, Reply):
             return rows
+        fields = self._profile_fields(req)
+
         def view(row: tuple[str, str]) -> dict[str, Any]:
-            rendered = self._profile_view(self._profiles[row[0]], req)
+            rendered = self._profile_view(self._profiles[row[0]], req, fields)
             rendered["attributes"]["joined_group_at"] = row[1]
             return rendered
 
@@ -581,19 +753,66 @@ class KlaviyoSandbox(Sandbox):
             return rows
         return self._page(req, [{"type": "profile", "id": pid} for pid, _ in rows], self._size(req))
 
+    @staticmethod
+    def _event_value(event: dict[str, Any], field: str) -> Any:
+        if field in ("metric_id", "profile_id"):
+            return event["relationships"][field.removesuffix("_id")]["data"]["id"]
+        return event["attributes"][field]
+
     def _get_events(self, req: SandboxRequest) -> Reply:
-        since = self._since(req, "datetime")
+        conditions = parse_filter(req.param("filter"), EVENT_FILTERS)
         rows = self._events
-        if since is not None:  # events are kept in datetime order: bisect, don't scan
-            bound = iso(since[1].astimezone(UTC))
-            find = bisect.bisect_right if since[0] == "greater-than" else bisect.bisect_left
+        lower = [c for c in conditions if c[1] == "datetime" and c[0].startswith("greater")]
+        if len(lower) == 1:  # events are kept in datetime order: bisect, don't scan
+            bound = iso(lower[0][2].astimezone(UTC))
+            find = bisect.bisect_right if lower[0][0] == "greater-than" else bisect.bisect_left
             rows = rows[find(self._event_times, bound):]
-        if req.param("sort") == "-datetime":
-            rows.reverse()
+            conditions = [c for c in conditions if c is not lower[0]]
+        if conditions:
+            rows = list(filter(keep(conditions, self._event_value), rows))
+        sort = req.param("sort")
+        if sort not in (None, "datetime", "-datetime", "timestamp", "-timestamp"):
+            raise SandboxError(400, f"Invalid sort {sort!r}.")
+        if sort in ("-datetime", "-timestamp"):
+            rows = rows[::-1]
         included = None
         if req.param("include") == "metric":
-            included = [{"type": "metric", "id": mid, "attributes": {"name": name}} for mid, name in _METRICS]
-        return self._page(req, rows, self.events_page_size, included)
+            included = [self._links(req, m) for m in self._metrics()]
+        return self._page(req, rows, self._size(req, default=self.events_page_size, most=1000),
+                          included, view=lambda e: self._links(req, e, ("profile", "metric", "attributions")))
+
+    @staticmethod
+    def _metrics() -> list[dict[str, Any]]:
+        return [{"type": "metric", "id": mid, "attributes": {"name": name, "created": iso(_EPOCH), "updated": iso(_EPOCH),
+                                                            "integration": None}} for mid, name in _METRICS]
+
+    @staticmethod
+    def _one(req: SandboxRequest, resource: dict[str, Any] | None, what: str) -> Reply:
+        """A single resource: {"data": ..., "links": {"self"}}, or Klaviyo's 404."""
+        if resource is None:
+            return errors(404, "not_found", "Not found.", f"A {what} with that id does not exist.")
+        body = {"data": resource, "links": {"self": f"{req.base_url}{req.path}"}}
+        return Reply(200, json.dumps(body).encode(), {"Content-Type": "application/vnd.api+json"})
+
+    def _get_profile(self, req: SandboxRequest, profile_id: str) -> Reply:
+        profile = self._profiles.get(profile_id)
+        return self._one(req, profile and self._profile_view(profile, req, self._profile_fields(req)), "profile")
+
+    def _get_list(self, req: SandboxRequest, list_id: str) -> Reply:
+        if list_id not in self._lists:
+            return errors(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
+        data = self._links(req, json.loads(json.dumps(self._lists[list_id])), ("profiles", "tags", "flow-triggers"))
+        if "profile_count" in (req.param("additional-fields[list]") or ""):
+            data["attributes"]["profile_count"] = len(self._members[list_id])
+        return self._one(req, data, "list")
+
+    def _get_event(self, req: SandboxRequest, event_id: str) -> Reply:
+        event = next((e for e in self._events if e["id"] == event_id), None)
+        return self._one(req, event and self._links(req, event, ("profile", "metric", "attributions")), "event")
+
+    def _get_metric(self, req: SandboxRequest, metric_id: str) -> Reply:
+        metric = next((m for m in self._metrics() if m["id"] == metric_id), None)
+        return self._one(req, metric and self._links(req, metric), "metric")
 
     def _get_metrics(self, req: SandboxRequest) -> Reply:
-        return self._page(req, [{"type": "metric", "id": mid, "attributes": {"name": name}} for mid, name in _METRICS], 200)
+        return self._page(req, self._metrics(), 200, view=lambda m: self._links(req, m))

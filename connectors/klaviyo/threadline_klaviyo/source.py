@@ -3,7 +3,8 @@ events from Klaviyo's revision-dated JSON:API, declared on the HTTP kit.
 
 Streams page by `links.next`. Records keep their fields under `attributes` and their links
 under `relationships`: columns are paths into them, read in bulk. The incremental filter is a
-JSON:API expression (`filter=greater-or-equal(updated,<time>)`); memberships fan out over the
+JSON:API expression (`filter=greater-than(updated,<time>)`, the operators Klaviyo allows on
+each field); memberships fan out over the
 lists (`/lists/{list_id}/profiles`); an event's metric name comes from the page's `included`
 metrics (the one hook written here).
 """
@@ -104,10 +105,12 @@ class EventPages(RestStream):
         return page
 
 
-def _filtered(field: str) -> dict[str, Any]:
-    """An incremental filter on `field`, as Klaviyo's JSON:API expression (inclusive)."""
-    return {"cursor_field": field, "cursor_param": "filter", "cursor_template": f"greater-or-equal({field},{{}})",
-            "cursor_format": TIME_FORMAT}
+def _filtered(field: str, operator: str = "greater-or-equal") -> dict[str, Any]:
+    """An incremental filter on `field`, as Klaviyo's JSON:API expression. Klaviyo allows each
+    field its own operators: where `greater-or-equal` is not one (profiles' `updated` takes only
+    greater-than / less-than), the cursor goes one second early to stay inclusive."""
+    return {"cursor_field": field, "cursor_param": "filter", "cursor_template": f"{operator}({field},{{}})",
+            "cursor_format": TIME_FORMAT, "cursor_exclusive": operator == "greater-than"}
 
 
 class KlaviyoSource(RestSource[KlaviyoConfig]):
@@ -128,7 +131,7 @@ class KlaviyoSource(RestSource[KlaviyoConfig]):
         return [
             RestStream(
                 name="profiles", path="/profiles", schema=PROFILES_SCHEMA, columns=PROFILES_COLUMNS,
-                primary_key=("id",), cursor_sorted=True, paginator=pages, **_filtered("updated"),
+                primary_key=("id",), cursor_sorted=True, paginator=pages, **_filtered("updated", "greater-than"),
                 params={"page[size]": config.page_size, "sort": "updated", "additional-fields[profile]": "subscriptions"},
                 description="Profiles with identifiers and email/SMS consent.",
             ),

@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import requests
 from threadline.contracts import Batch, ConfigError, FatalError, ReadRequest, SyncMode
 from threadline.engine import run_job
 from threadline.job import job_from_dict
@@ -95,6 +96,43 @@ def test_a_key_revoked_during_a_read_stops_it_with_a_config_error_naming_api_key
     assert caught.value.field == "api_key"
 
 
+# ---------------------------------------------------------------------- an OAuth access token instead of a key
+
+
+def token_config(box: MailchimpSandbox, **overrides: Any) -> MailchimpConfig:
+    return config(box, api_key=None, access_token=box.ACCESS_TOKEN, **overrides)
+
+
+def test_an_oauth_access_token_reads_every_stream_sent_as_bearer(mailchimp: MailchimpSandbox) -> None:
+    rows = read(token_config(mailchimp, list_ids=[NEWSLETTER]), "members")
+    assert len(rows) == len(mailchimp.members(NEWSLETTER))
+    assert all(r.headers["authorization"] == "Bearer ***" for r in mailchimp.requests)
+
+
+def test_with_a_token_the_data_centre_comes_from_data_center() -> None:
+    cfg = MailchimpConfig(access_token="0a1b2c", data_center="us6")
+    assert MailchimpSource().api_root(cfg) == "https://us6.api.mailchimp.com/3.0"
+
+
+def test_a_token_without_a_data_centre_is_a_config_error_naming_data_center() -> None:
+    with pytest.raises(ConfigError) as caught:
+        MailchimpSource().api_root(MailchimpConfig(access_token="0a1b2c"))
+    assert caught.value.field == "data_center" and "oauth2/metadata" in caught.value.hint
+
+
+def test_a_refused_token_is_a_config_error_naming_access_token(mailchimp: MailchimpSandbox) -> None:
+    mailchimp.revoke_credentials()
+    with pytest.raises(ConfigError) as caught:
+        MailchimpSource().check(token_config(mailchimp))
+    assert caught.value.field == "access_token" and mailchimp.ACCESS_TOKEN not in caught.value.render()
+
+
+@pytest.mark.parametrize("credentials", [{}, {"api_key": "0123-us21", "access_token": "0a1b2c"}])
+def test_a_config_takes_exactly_one_of_a_key_and_a_token(credentials: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="exactly one of api_key"):
+        MailchimpConfig.model_validate(credentials)
+
+
 # ---------------------------------------------------------------------- consent and identity
 
 
@@ -140,6 +178,16 @@ def test_the_cursor_is_sent_one_second_early_because_mailchimp_filters_after_it(
     assert min(r["last_changed"] for r in rows) == start  # records at the boundary are read again, not lost
     one_second_early = (start - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     assert mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["since_last_changed"] == [one_second_early]
+
+
+def test_member_pages_are_asked_for_without_their_links(mailchimp: MailchimpSandbox) -> None:
+    rows = read(config(mailchimp, list_ids=[NEWSLETTER]), "members")
+    assert len(rows) == len(mailchimp.members(NEWSLETTER))
+    asked = mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["exclude_fields"]
+    assert asked == ["members._links,_links"]
+    answer = requests.get(f"{mailchimp.base_url}/3.0/lists/{NEWSLETTER}/members", auth=("any", mailchimp.API_KEY),
+                          params={"exclude_fields": asked[0], "count": 3}, timeout=5).json()
+    assert "_links" not in answer and all("_links" not in m and m["email_address"] for m in answer["members"])
 
 
 # ---------------------------------------------------------------------- bad inputs

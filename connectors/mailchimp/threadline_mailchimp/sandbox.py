@@ -9,8 +9,14 @@ What it implements, as Mailchimp documents it:
                                                                {"members": [...], "list_id", "total_items"}
     GET /3.0/lists/{list_id}/members/{subscriber_hash}/activity
                                                                {"activity": [...] (last 50), "email_id", ...}
+    GET /3.0/lists/{list_id}/members/{subscriber_hash}                  one member (a hash or an address)
+    GET /3.0/lists/{list_id}/members/{subscriber_hash}/tags      {"tags": [{"id", "name", "date_added"}], ...}
 
-- Auth: HTTP basic, any user name, the API key as password. A key is `<32 hex>-<dc>`; this
+- Every answer honours `fields` and `exclude_fields` (comma-separated dot paths such as
+  `members.email_address`). Members carry `interests`, `marketing_permissions` and `_links`,
+  as the API reference shows them.
+- Auth: an OAuth 2 access token (`Authorization: Bearer ACCESS_TOKEN`, as the official client
+  sends it), or HTTP basic, any user name, the API key as password. A key is `<32 hex>-<dc>`; this
   sandbox is data centre `DATA_CENTER` ("us21"): a key for another data centre is refused with
   401 "API Key Invalid" and Mailchimp's "...you've attempted to access the wrong datacenter".
 - `count` is at most 1000 (default 10); `since_last_changed` keeps members changed strictly
@@ -43,6 +49,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 from threadline.sandbox.people import AS_OF, CAMPAIGNS, Person, format_phone, in_threes, members_of, population_seed
@@ -57,6 +64,8 @@ _ERRORS_DOC = "https://mailchimp.com/developer/marketing/docs/errors/"
 _CAMPAIGNS = CAMPAIGNS["mailchimp"]
 
 _LISTS = [("a1b2c3d4e5", "Newsletter"), ("f6a7b8c9d0", "Product updates"), ("0e1d2c3b4a", "VIP club")]
+INTERESTS = ("9143cf3bd1", "3a2a927344", "f2b6ea8c1b")  # "Topics": coffee, brewing gear, events (checkboxes)
+EMAIL_PERMISSION_ID = "5c1b2a3d4e"  # the audience's GDPR "Email" marketing permission
 
 
 def stamp(moment: datetime) -> str:
@@ -100,6 +109,56 @@ def problem(status: int, title: str, detail: str) -> Reply:
     return Reply(status, json.dumps(body).encode(), {"Content-Type": "application/problem+json; charset=utf-8"})
 
 
+def links(base: str, *rels: tuple[str, str, str]) -> list[dict[str, str]]:
+    """Mailchimp's HATEOAS `_links`: (rel, method, path under base) each."""
+    return [{"rel": rel, "href": f"{base}{path}", "method": method, "targetSchema": "", "schema": ""}
+            for rel, method, path in rels]
+
+
+def _paths(text: str | None) -> list[list[str]]:
+    return [p.strip().split(".") for p in (text or "").split(",") if p.strip()]
+
+
+def _only(value: Any, paths: list[list[str]]) -> Any:
+    """`value` with only the fields `paths` name (a list applies them to each item)."""
+    if isinstance(value, list):
+        return [_only(item, paths) for item in value]
+    if not isinstance(value, dict) or any(not p for p in paths):
+        return value
+    out = {}
+    for key in value:
+        below = [p[1:] for p in paths if p[0] == key]
+        if below:
+            out[key] = _only(value[key], below)
+    return out
+
+
+def _without(value: Any, paths: list[list[str]]) -> Any:
+    """`value` without the fields `paths` name."""
+    if isinstance(value, list):
+        return [_without(item, paths) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        below = [p[1:] for p in paths if p[0] == key]
+        if any(not b for b in below):
+            continue
+        out[key] = _without(item, below) if below else item
+    return out
+
+
+def sparse(body: Any, req: SandboxRequest) -> Any:
+    """`fields` and `exclude_fields` as Mailchimp applies them: comma-separated dot paths
+    (`members.email_address`), `fields` keeping only those, `exclude_fields` dropping them."""
+    fields, excluded = _paths(req.param("fields")), _paths(req.param("exclude_fields"))
+    if fields:
+        body = _only(body, fields)
+    if excluded:
+        body = _without(body, excluded)
+    return body
+
+
 class MailchimpSandbox(Sandbox):
     """Seeded audiences and members behind Mailchimp's documented API (see the module docstring)."""
 
@@ -107,6 +166,7 @@ class MailchimpSandbox(Sandbox):
     DATA_CENTER = "us21"
     API_KEY = "0123456789abcdef0123456789abcdef-us21"
     WRONG_DC_KEY = "0123456789abcdef0123456789abcdef-us6"
+    ACCESS_TOKEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # an OAuth access token for this account's data centre
 
     def __init__(self, *, seed: int = 0, port: int = 0, people: int = 2000) -> None:
         self.people = people
@@ -162,6 +222,7 @@ class MailchimpSandbox(Sandbox):
             ADDRESS="" if rng.random() < 0.7 else {"addr1": home.line1, "addr2": home.line2 or "", "city": home.city,
                                                     "state": home.region, "zip": home.postal_code, "country": home.country},
         )
+        member["marketing_permissions"][0]["enabled"] = status == "subscribed"
         member["location"]["country_code"] = "" if rng.random() < 0.2 else home.country
         tags = [t for t, keep in (("customer", bool(person.orders)), ("vip", person.segment == "loyal"),
                                   ("black-friday-2025", any(o.at.month == 11 and o.at.year == 2025 for o in person.orders)),
@@ -240,6 +301,11 @@ class MailchimpSandbox(Sandbox):
             "source": rng.choice(["API - Generic", "Hosted Signup Form", "Import"]),
             "tags_count": len(tags), "tags": tags, "list_id": lid,
             "consents_to_one_to_one_messaging": True,
+            # groups the contact picked on the sign-up form; the audience's GDPR permission
+            "interests": {iid: int(h[n], 16) % 3 == 0 for n, iid in enumerate(INTERESTS)},
+            "marketing_permissions": [{"marketing_permission_id": EMAIL_PERMISSION_ID, "text": "Email",
+                                       "enabled": status == "subscribed"}],
+            "last_note": None, "sms_phone_number": "", "sms_subscription_status": "", "sms_subscription_last_updated": "",
         }
         if status == "unsubscribed":
             member["unsubscribe_reason"] = rng.choice(_REASONS)
@@ -267,7 +333,7 @@ class MailchimpSandbox(Sandbox):
     # ------------------------------------------------------------------ what tests use
 
     def secrets(self) -> list[str]:
-        return [self.API_KEY, self.WRONG_DC_KEY]
+        return [self.API_KEY, self.WRONG_DC_KEY, self.ACCESS_TOKEN]
 
     @property
     def list_ids(self) -> list[str]:
@@ -304,6 +370,7 @@ class MailchimpSandbox(Sandbox):
                     break
                 if member["status"] == "subscribed":
                     member.update(status="unsubscribed", last_changed=when)
+                    member["marketing_permissions"][0]["enabled"] = False
                     if reason:
                         member["unsubscribe_reason"] = reason
                     changed.append(json.loads(json.dumps(member)))
@@ -368,6 +435,8 @@ class MailchimpSandbox(Sandbox):
         (re.compile(r"^/3\.0/lists/?$"), "_get_lists"),
         (re.compile(r"^/3\.0/lists/([^/]+)/members/?$"), "_get_members"),
         (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/activity/?$"), "_get_activity"),
+        (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/tags/?$"), "_get_member_tags"),
+        (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/?$"), "_get_member"),
     ]
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
@@ -398,6 +467,11 @@ class MailchimpSandbox(Sandbox):
 
     def _authenticate(self, req: SandboxRequest) -> Reply | None:
         auth = req.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme in ("Bearer", "OAuth"):  # an OAuth 2 access token of a Mailchimp app (no data-centre suffix)
+            if self._revoked or token != self.ACCESS_TOKEN:
+                return problem(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
+            return None
         if not auth.startswith("Basic "):
             return problem(401, "API Key Missing", "Your request did not include an API key.")
         try:
@@ -408,8 +482,13 @@ class MailchimpSandbox(Sandbox):
             return problem(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
         return None
 
+    @staticmethod
+    def answer(req: SandboxRequest, body: Any) -> Reply:
+        """A 200 with `body` as the request's `fields` / `exclude_fields` trim it."""
+        return Reply.json(sparse(body, req))
+
     def _ping(self, req: SandboxRequest) -> Reply:
-        return Reply.json({"health_status": "Everything's Chimpy!"})
+        return self.answer(req, {"health_status": "Everything's Chimpy!"})
 
     @staticmethod
     def _window(req: SandboxRequest) -> tuple[int, int]:
@@ -429,7 +508,12 @@ class MailchimpSandbox(Sandbox):
     def _get_lists(self, req: SandboxRequest) -> Reply:
         count, offset = self._window(req)
         rows = [self._list_view(lst) for lst in self._lists.values()]
-        return Reply.json({"lists": rows[offset:offset + count], "total_items": len(rows)})
+        for row in rows:
+            href = f"/3.0/lists/{row['id']}"
+            row["_links"] = links(req.base_url, ("self", "GET", href), ("members", "GET", f"{href}/members"),
+                                  ("segments", "GET", f"{href}/segments"))
+        return self.answer(req, {"lists": rows[offset:offset + count], "total_items": len(rows),
+                                 "_links": links(req.base_url, ("self", "GET", "/3.0/lists"), ("create", "POST", "/3.0/lists"))})
 
     def _get_members(self, req: SandboxRequest, list_id: str) -> Reply:
         if list_id not in self._members:
@@ -448,10 +532,42 @@ class MailchimpSandbox(Sandbox):
         if req.param("sort_field") == "last_changed":
             rows.sort(key=lambda m: (m["last_changed"], m["id"]), reverse=req.param("sort_dir") == "DESC")
         page = rows[offset:offset + count]
-        return Reply.json({"members": page, "list_id": list_id, "total_items": len(rows)})
+        root = f"{req.base_url}/3.0/lists/{list_id}/members"
+        return self.answer(req, {"members": [self._member_view(req, m) for m in page], "list_id": list_id,
+                                 "total_items": len(rows),
+                                 "_links": links(root, ("self", "GET", ""), ("parent", "GET", "/.."), ("create", "POST", ""))})
+
+    @staticmethod
+    def _member_view(req: SandboxRequest, member: dict[str, Any]) -> dict[str, Any]:
+        href = f"/3.0/lists/{member['list_id']}/members/{member['id']}"
+        return {**member, "_links": links(req.base_url, ("self", "GET", href), ("parent", "GET", href.rsplit("/", 1)[0]),
+                                          ("update", "PATCH", href), ("upsert", "PUT", href), ("delete", "DELETE", href),
+                                          ("activity", "GET", f"{href}/activity"), ("tags", "GET", f"{href}/tags"),
+                                          ("notes", "GET", f"{href}/notes"))}
+
+    def _get_member(self, req: SandboxRequest, list_id: str, member_id: str) -> Reply:
+        """One member by subscriber hash (or by address, which Mailchimp also accepts here)."""
+        member_id = unquote(member_id)
+        member_id = subscriber_hash(member_id) if "@" in member_id else member_id.lower()
+        if list_id not in self._members or member_id not in self._members[list_id]:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        return self.answer(req, self._member_view(req, self._members[list_id][member_id]))
+
+    def _get_member_tags(self, req: SandboxRequest, list_id: str, member_id: str) -> Reply:
+        if list_id not in self._members or member_id not in self._members[list_id]:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        member = self._members[list_id][member_id]
+        count, offset = self._window(req)
+        added = member["timestamp_opt"] or member["last_changed"]
+        tags = [{"id": t["id"], "name": t["name"], "date_added": t.get("date_added", added)} for t in member["tags"]]
+        href = f"/3.0/lists/{list_id}/members/{member_id}/tags"
+        return self.answer(req, {"tags": tags[offset:offset + count], "total_items": len(tags),
+                                 "_links": links(req.base_url, ("self", "GET", href), ("create", "POST", href))})
 
     def _get_activity(self, req: SandboxRequest, list_id: str, member_id: str) -> Reply:
         if list_id not in self._members or member_id not in self._members[list_id]:
             return problem(404, "Resource Not Found", "The requested resource could not be found.")
         events = self._activity[(list_id, member_id)][:50]
-        return Reply.json({"activity": events, "email_id": member_id, "list_id": list_id, "total_items": len(events)})
+        href = f"/3.0/lists/{list_id}/members/{member_id}/activity"
+        return self.answer(req, {"activity": events, "email_id": member_id, "list_id": list_id, "total_items": len(events),
+                                 "_links": links(req.base_url, ("self", "GET", href))})

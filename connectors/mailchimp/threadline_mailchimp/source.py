@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from threadline.contracts import Spec
 from threadline.http import (
     Column, Fixed, FromParent, HttpClient, OffsetPaginator, RestSource, RestStream, SinglePage, schema_from_mapping,
 )
-from threadline_mailchimp.client import BASE_URL_HINT, api_root, mailchimp_client
+from threadline_mailchimp.client import BASE_URL_HINT, MailchimpCredentials, api_root, mailchimp_client
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+00:00"
 
@@ -54,9 +53,7 @@ ACTIVITY_SCHEMA = schema_from_mapping({
 })
 
 
-class MailchimpConfig(Spec):
-    api_key: str = Field(description="A Mailchimp API key, `<key>-<dc>`; its suffix names the data centre. "
-                                     "Use ${MAILCHIMP_API_KEY} in the job file.")
+class MailchimpConfig(MailchimpCredentials):
     base_url: str | None = Field(None, description="Override of https://<dc>.api.mailchimp.com/3.0 (the sandbox's URL + /3.0).")
     list_ids: list[str] = Field(default_factory=list, description="Read only these audiences (default: every one).")
     page_size: int = Field(500, ge=1, le=1000, description="Records per page (`count`; Mailchimp allows up to 1000).")
@@ -93,7 +90,8 @@ class MailchimpSource(RestSource[MailchimpConfig]):
             columns=MEMBERS_COLUMNS, primary_key=("list_id", "id"), paginator=pages, partitions=audiences,
             cursor_field="last_changed", cursor_param="since_last_changed", cursor_exclusive=True,
             cursor_format=TIME_FORMAT,  # sorted within an audience, not across audiences: unsorted
-            params={"sort_field": "last_changed", "sort_dir": "ASC"},
+            # every member carries a dozen `_links` (HATEOAS): not needed, and most of the bytes
+            params={"sort_field": "last_changed", "sort_dir": "ASC", "exclude_fields": "members._links,_links"},
             description="Members of every audience, with their consent status.",
         )
         member_ids = RestStream(name="members", path=members.path, records_path="members", schema=MEMBERS_SCHEMA,

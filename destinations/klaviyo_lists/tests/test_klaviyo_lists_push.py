@@ -14,6 +14,7 @@ import requests
 from threadline.contracts import MEMBER_SCHEMA, AudienceTarget, Batch, ConfigError, FatalError, PushMode, ReadRequest, SyncMode
 from threadline.testing import AudienceContract, sample_members
 from threadline_klaviyo import KlaviyoConfig, KlaviyoSource
+from threadline_klaviyo.client import DEFAULT_REVISION
 from threadline_klaviyo_lists import KlaviyoLists, KlaviyoListsConfig
 from threadline_klaviyo_lists.destination import NO_EMAIL, NO_PROFILE
 from threadline_klaviyo_lists.sandbox import KlaviyoListsSandbox
@@ -97,7 +98,7 @@ def test_the_sandbox_refuses_more_than_1000_profiles_as_a_jsonapi_error(klaviyo:
     ids = [klaviyo.profile_id(e) for e in CONTACTS[:1001]]
     answer = requests.post(f"{klaviyo.base_url}/api/lists/{klaviyo.AUDIENCE_LIST_ID}/relationships/profiles",
                            json={"data": [{"type": "profile", "id": i} for i in ids]}, timeout=10,
-                           headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": "2024-10-15"})
+                           headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": DEFAULT_REVISION})
     assert answer.status_code == 400
     error = answer.json()["errors"][0]
     assert error["code"] == "invalid" and "1000" in error["detail"] and error["source"] == {"pointer": "/data"}
@@ -172,7 +173,7 @@ def test_klaviyos_429_retry_after_is_honoured_and_the_push_completes(klaviyo: Kl
 def test_klaviyos_429_carries_retry_after_and_its_jsonapi_error(klaviyo: KlaviyoListsSandbox) -> None:
     klaviyo.throttle(1, retry_after=3)
     answer = requests.get(f"{klaviyo.base_url}/api/lists", timeout=10,
-                          headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": "2024-10-15"})
+                          headers={"Authorization": f"Klaviyo-API-Key {klaviyo.API_KEY}", "revision": DEFAULT_REVISION})
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "3"
     assert "RateLimit-Remaining" not in answer.headers  # Klaviyo leaves them out of 429s
     assert answer.json()["errors"][0]["code"] == "throttled"

@@ -2,10 +2,9 @@
 (`threadline sandbox klaviyo_lists`). Everything the read side serves is still served, so one
 sandbox feeds the `klaviyo` source and takes the `klaviyo_lists` pushes.
 
-Added, as Klaviyo documents it (JSON:API, `revision` header, `Klaviyo-API-Key` auth):
+Added, as Klaviyo documents it (JSON:API, `revision` header, `Klaviyo-API-Key` auth; profile
+lookups by `any(email,[...])` / `equals(email,...)` are the read side's filters):
 
-    GET    /api/lists/{id}?additional-fields[list]=profile_count     the list, 404 when unknown
-    GET    /api/profiles?filter=any(email,["a@x.com",...])|equals(email,"a@x.com")&fields[profile]=email
     POST   /api/lists/{id}/relationships/profiles    {"data": [{"type": "profile", "id": ...}, ...]}  → 204
     DELETE /api/lists/{id}/relationships/profiles    same body                                        → 204
 
@@ -36,7 +35,6 @@ from threadline.sandbox import Reply, SandboxError, SandboxRequest
 from threadline_klaviyo.sandbox import KlaviyoSandbox, errors, iso
 
 RELATIONSHIP_LIMIT = 1000
-_EMAIL_FILTER = re.compile(r"^(any|equals)\(email,(.+)\)$")
 
 
 class KlaviyoListsSandbox(KlaviyoSandbox):
@@ -106,7 +104,6 @@ class KlaviyoListsSandbox(KlaviyoSandbox):
     # ------------------------------------------------------------------ the API
 
     _WRITE_ROUTES: ClassVar[list[tuple[str, re.Pattern[str], str]]] = [
-        ("GET", re.compile(r"^/api/lists/([^/]+)/?$"), "_get_list"),
         ("POST", re.compile(r"^/api/lists/([^/]+)/relationships/profiles/?$"), "_add_to_list"),
         ("DELETE", re.compile(r"^/api/lists/([^/]+)/relationships/profiles/?$"), "_remove_from_list"),
     ]
@@ -133,8 +130,6 @@ class KlaviyoListsSandbox(KlaviyoSandbox):
             return errors(exc.status, "invalid", "Invalid input.", exc.error, getattr(exc, "pointer", "/data"))
 
     def _write_route(self, req: SandboxRequest) -> tuple[Any, tuple[str, ...]]:
-        if req.method == "GET" and req.path.rstrip("/") == "/api/profiles" and _EMAIL_FILTER.match(req.param("filter") or ""):
-            return self._find_profiles, ()
         for method, pattern, name in self._WRITE_ROUTES:
             match = pattern.match(req.path)
             if match and req.method == method:
@@ -145,37 +140,6 @@ class KlaviyoListsSandbox(KlaviyoSandbox):
         if list_id not in self._lists:
             return errors(404, "not_found", "Not found.", f"A list with id {list_id} does not exist.")
         return None
-
-    def _get_list(self, req: SandboxRequest, list_id: str) -> Reply:
-        missing = self._missing_list(list_id)
-        if missing is not None:
-            return missing
-        data = json.loads(json.dumps(self._lists[list_id]))
-        if "profile_count" in (req.param("additional-fields[list]") or ""):
-            data["attributes"]["profile_count"] = len(self._members[list_id])
-        return Reply(200, json.dumps({"data": data}).encode(), {"Content-Type": "application/vnd.api+json"})
-
-    def _find_profiles(self, req: SandboxRequest) -> Reply:
-        match = _EMAIL_FILTER.match(req.param("filter") or "")
-        assert match is not None
-        try:
-            wanted = json.loads(match.group(2)) if match.group(1) == "any" else [json.loads(match.group(2))]
-        except ValueError:
-            raise SandboxError(400, f"Invalid filter {req.param('filter')!r}.") from None
-        if not isinstance(wanted, list) or not all(isinstance(e, str) for e in wanted):
-            raise SandboxError(400, f"Invalid filter {req.param('filter')!r}: email takes a string or a list of strings.")
-        by_email = self._by_email()
-        rows = [self._profiles[by_email[e.lower()]] for e in dict.fromkeys(wanted) if e.lower() in by_email]
-        sparse = req.param("fields[profile]")
-
-        def view(profile: dict[str, Any]) -> dict[str, Any]:
-            rendered = self._profile_view(profile, req)
-            if sparse:
-                keep = set(sparse.split(","))
-                rendered["attributes"] = {k: v for k, v in rendered["attributes"].items() if k in keep}
-            return rendered
-
-        return self._page(req, rows, self._size(req), view=view)
 
     def _members_body(self, req: SandboxRequest) -> list[str]:
         body = req.json()

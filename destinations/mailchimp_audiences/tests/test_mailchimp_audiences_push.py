@@ -96,6 +96,14 @@ def test_a_missing_tag_is_created_by_name_and_an_existing_one_is_reused(mailchim
     assert tagged(mailchimp) == emails(sample_members(0, 10))
 
 
+def test_a_push_signs_in_with_an_oauth_access_token_as_bearer(mailchimp: MailchimpAudiencesSandbox) -> None:
+    cfg = config(mailchimp, api_key=None, access_token=mailchimp.ACCESS_TOKEN)
+    MailchimpAudiences().check(cfg)
+    push(cfg, adds=sample_members(0, 5))
+    assert tagged(mailchimp) == emails(sample_members(0, 5))
+    assert all(r.headers["authorization"] == "Bearer ***" for r in mailchimp.requests)
+
+
 def test_pushed_tags_are_read_back_by_the_mailchimp_source(mailchimp: MailchimpAudiencesSandbox) -> None:
     push(config(mailchimp), adds=sample_members(0, 3))
     source_config = MailchimpConfig.model_validate({"base_url": f"{mailchimp.base_url}/3.0", "api_key": mailchimp.API_KEY,

@@ -33,19 +33,17 @@ from threadline.contracts import (
     PushReport,
     PushResult,
     RowRejection,
-    Spec,
 )
 from threadline.http import HttpClient
 from threadline.http.source import checking
-from threadline_mailchimp.client import mailchimp_client
+from threadline_mailchimp.client import MailchimpCredentials, mailchimp_client
 
 BATCH_LIMIT = 500  # members_to_add / members_to_remove per request (Mailchimp's maximum)
 PAGE_LIMIT = 1000  # segment members per page when a mirror reads the segment back
 NO_EMAIL = "no email address (Mailchimp contacts are keyed by email)"
 
 
-class MailchimpAudiencesConfig(Spec):
-    api_key: str = Field(description="A Mailchimp API key `<key>-<dc>`; use ${MAILCHIMP_API_KEY} in the job file.")
+class MailchimpAudiencesConfig(MailchimpCredentials):
     base_url: str | None = Field(None, description="Override of https://<dc>.api.mailchimp.com/3.0 (the sandbox's URL + /3.0).")
     list_id: str = Field(description="The Mailchimp audience (list) whose contacts are tagged, as in GET /lists.")
     target: Literal["tag", "static_segment"] = Field("tag", description="Push as a tag (found or created by name) or "

@@ -13,6 +13,8 @@ Added, as Mailchimp documents it (Marketing API 3.0, "Organize contacts with tag
     POST /3.0/lists/{list_id}/segments/{segment_id}             batch: {"members_to_add": [...], "members_to_remove": [...]}
                                   → {"members_added", "members_removed", "errors": [{"email_addresses", "error"}],
                                      "total_added", "total_removed", "error_count"}
+    GET  /3.0/lists/{list_id}/segments?type=saved|static|fuzzy&count=&offset=   {"segments": [...], "total_items"}
+    POST /3.0/lists/{list_id}/members/{subscriber_hash}/tags    {"tags": [{"name", "status": "active"|"inactive"}]} → 204
     DELETE /3.0/lists/{list_id}/segments/{segment_id}/members/{subscriber_hash}
                                   → 204; 404 when the contact is not in the segment ("Remove list member from segment")
 
@@ -44,7 +46,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from threadline.sandbox import Reply, SandboxError, SandboxRequest
-from threadline_mailchimp.sandbox import _EPOCH, MailchimpSandbox, problem, stamp, subscriber_hash
+from threadline_mailchimp.sandbox import _EPOCH, MailchimpSandbox, links, problem, stamp, subscriber_hash
 
 BATCH_LIMIT = 500
 NOT_ON_LIST = "Email address is not a contact of this audience and was not added"
@@ -133,6 +135,8 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
         ("GET", re.compile(r"^/3\.0/lists/([^/]+)/?$"), "_get_list"),
         ("GET", re.compile(r"^/3\.0/lists/([^/]+)/tag-search/?$"), "_tag_search"),
         ("POST", re.compile(r"^/3\.0/lists/([^/]+)/segments/?$"), "_create_segment"),
+        ("GET", re.compile(r"^/3\.0/lists/([^/]+)/segments/?$"), "_list_segments"),
+        ("POST", re.compile(r"^/3\.0/lists/([^/]+)/members/([0-9a-f]{32})/tags/?$"), "_tag_member"),
         ("GET", re.compile(r"^/3\.0/lists/([^/]+)/segments/(\d+)/?$"), "_get_segment"),
         ("GET", re.compile(r"^/3\.0/lists/([^/]+)/segments/(\d+)/members/?$"), "_get_segment_members"),
         ("POST", re.compile(r"^/3\.0/lists/([^/]+)/segments/(\d+)/?$"), "_batch_segment"),
@@ -171,15 +175,56 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
             return problem(404, "Resource Not Found", "The requested resource could not be found.")
         return segment
 
-    def _segment_view(self, segment: dict[str, Any]) -> dict[str, Any]:
+    def _segment_view(self, segment: dict[str, Any], req: SandboxRequest) -> dict[str, Any]:
         view = {k: v for k, v in segment.items() if k != "members"}
         view["member_count"] = len(segment["members"])
         if segment["type"] == "saved":
             view["options"] = {"match": "all", "conditions": [{"field": "aim", "op": "open", "value": "any"}]}
+        href = f"/3.0/lists/{segment['list_id']}/segments/{segment['id']}"
+        view["_links"] = links(req.base_url, ("self", "GET", href), ("update", "PATCH", href), ("delete", "DELETE", href),
+                               ("members", "GET", f"{href}/members"))
         return view
 
+    def _list_segments(self, req: SandboxRequest, list_id: str) -> Reply:
+        """List segments: tags are static segments; `type` keeps one kind (saved, static, fuzzy)."""
+        missing = self._list_or_404(list_id)
+        if missing is not None:
+            return missing
+        kind = req.param("type")
+        if kind not in (None, "", "saved", "static", "fuzzy"):
+            raise SandboxError(400, f"type: {kind!r} is not one of saved, static, fuzzy")
+        count, offset = self._window(req)
+        rows = [s for s in self._segments[list_id].values() if not kind or s["type"] == kind]
+        href = f"/3.0/lists/{list_id}/segments"
+        return self.answer(req, {"segments": [self._segment_view(s, req) for s in rows[offset:offset + count]],
+                                 "list_id": list_id, "total_items": len(rows),
+                                 "_links": links(req.base_url, ("self", "GET", href), ("create", "POST", href))})
+
+    def _tag_member(self, req: SandboxRequest, list_id: str, member_hash: str) -> Reply:
+        """Add or remove tags on one contact by name (`status` active or inactive); an unknown
+        name becomes a new tag. Answers 204, as Mailchimp does."""
+        missing = self._list_or_404(list_id)
+        if missing is not None:
+            return missing
+        member = self._members[list_id].get(member_hash)
+        if member is None:
+            return problem(404, "Resource Not Found", "The requested resource could not be found.")
+        tags = req.json().get("tags")
+        if not isinstance(tags, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tags):
+            raise SandboxError(400, "tags: must be an array of {name, status}")
+        for tag in tags:
+            if tag.get("status") not in ("active", "inactive"):
+                raise SandboxError(400, f"tags.status: {tag.get('status')!r} is not one of active, inactive")
+            segment = next((s for s in self._segments[list_id].values() if s["name"] == tag["name"]), None)
+            if segment is None and tag["status"] == "active":
+                new_id = max([3000, *(s for lid in self._segments for s in self._segments[lid])]) + 1
+                segment = self._segment(list_id, new_id, tag["name"])
+            if segment is not None and segment["type"] == "static":
+                self._apply(list_id, segment, [member["email_address"]], add=tag["status"] == "active")
+        return Reply(204, b"", {})
+
     def _get_list(self, req: SandboxRequest, list_id: str) -> Reply:
-        return self._list_or_404(list_id) or Reply.json(self._list_view(self._lists[list_id]))
+        return self._list_or_404(list_id) or self.answer(req, self._list_view(self._lists[list_id]))
 
     def _tag_search(self, req: SandboxRequest, list_id: str) -> Reply:
         missing = self._list_or_404(list_id)
@@ -188,7 +233,7 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
         wanted = (req.param("name") or "").lower()
         tags = [{"id": s["id"], "name": s["name"]} for s in self._segments[list_id].values()
                 if s["type"] == "static" and wanted in s["name"].lower()]
-        return Reply.json({"tags": tags, "total_items": len(tags)})
+        return self.answer(req, {"tags": tags, "total_items": len(tags)})
 
     def _create_segment(self, req: SandboxRequest, list_id: str) -> Reply:
         missing = self._list_or_404(list_id)
@@ -207,11 +252,11 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
         segment["created_at"] = segment["updated_at"] = stamp(self._tick())
         if segment["type"] == "static":
             self._apply(list_id, segment, body.get("static_segment") or [], add=True)
-        return Reply.json(self._segment_view(segment))
+        return self.answer(req, self._segment_view(segment, req))
 
     def _get_segment(self, req: SandboxRequest, list_id: str, segment_id: str) -> Reply:
         segment = self._segment_or_404(list_id, segment_id)
-        return segment if isinstance(segment, Reply) else Reply.json(self._segment_view(segment))
+        return segment if isinstance(segment, Reply) else self.answer(req, self._segment_view(segment, req))
 
     def _get_segment_members(self, req: SandboxRequest, list_id: str, segment_id: str) -> Reply:
         segment = self._segment_or_404(list_id, segment_id)
@@ -219,8 +264,9 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
             return segment
         count, offset = self._window(req)
         rows = [self._members[list_id][h] for h in sorted(segment["members"])]
-        page = [{k: m[k] for k in ("id", "email_address", "status", "list_id")} for m in rows[offset:offset + count]]
-        return Reply.json({"members": page, "total_items": len(rows)})
+        page = [self._member_view(req, m) for m in rows[offset:offset + count]]
+        return self.answer(req, {"members": page, "total_items": len(rows),
+                                 "_links": links(req.base_url, ("self", "GET", req.path), ("parent", "GET", req.path.rsplit("/", 1)[0]))})
 
     def _batch_segment(self, req: SandboxRequest, list_id: str, segment_id: str) -> Reply:
         segment = self._segment_or_404(list_id, segment_id)
@@ -238,7 +284,7 @@ class MailchimpAudiencesSandbox(MailchimpSandbox):
         added, add_errors = self._apply(list_id, segment, adds, add=True)
         removed, remove_errors = self._apply(list_id, segment, removes, add=False)
         errors = [{"email_addresses": missed, "error": NOT_ON_LIST} for missed in (add_errors, remove_errors) if missed]
-        return Reply.json({
+        return self.answer(req, {
             "members_added": added, "members_removed": removed, "errors": errors,
             "total_added": len(added), "total_removed": len(removed), "error_count": sum(len(e) for e in (add_errors, remove_errors)),
         })
