@@ -123,3 +123,28 @@ def test_configured_patterns_block_bulk_identifiers():
     table = pa.table({"kind": ["email", "email"], "hint": ["", ""], "raw": ["a@corp.internal.com", "b@mail.com"]})
     out = {r["raw"]: r["status"] for r in normalize_distinct(table, Blocklist.from_config([], [r"\.internal\."])).to_pylist()}
     assert out == {"a@corp.internal.com": "blocked", "b@mail.com": "ok"}
+
+
+def test_names_in_every_script_keep_their_letters_and_latin_accents_fold():
+    # a name written in Hangul, Cyrillic, Han, Arabic, Greek or Devanagari is a name, not "no letters"
+    keys = {raw: normalize_name(raw).key for raw in ["김민준", "Пётр Иванов", "王小明", "محمد", "Οδυσσέας", "प्रिया"]}
+    assert keys == {"김민준": "김민준", "Пётр Иванов": "пётриванов", "王小明": "王小明", "محمد": "محمد",
+                    "Οδυσσέας": "οδυσσέασ", "प्रिया": "प्रिया"}
+    assert normalize_name("José Núñez").key == normalize_name("jose nunez").key == "josenunez"
+    assert normalize_name("12345").reason == "no letters"
+
+
+def test_addresses_mail_systems_deliver_are_valid_in_any_script():
+    for raw, key in [("José.Núñez@Example.es", "josé.núñez@example.es"), ("taro.@docomo.ne.jp", "taro.@docomo.ne.jp"),
+                     ("ann@example.com.", "ann@example.com"), ("用户@例子.广告", "用户@例子.广告")]:
+        assert (normalize_email(raw).status, normalize_email(raw).key) == ("ok", key), raw
+    for raw in ["a b@mail.com", ".a@mail.com", "a..b@mail.com", "ana@mail", "ana@mail..com"]:
+        assert normalize_email(raw).status == "invalid", raw
+
+
+def test_the_bulk_and_scalar_email_normalizers_agree_beyond_ascii():
+    raws = ["José.Núñez@Example.es", "taro.@docomo.ne.jp", "ann@example.com.", "用户@例子.广告", "a b@mail.com"]
+    out = normalize_distinct(pa.table({"kind": ["email"] * len(raws), "hint": [""] * len(raws), "raw": raws}), Blocklist())
+    for row in out.to_pylist():
+        scalar = normalize_email(row["raw"])
+        assert (row["value"], row["match_key"], row["status"]) == (scalar.value, scalar.key, scalar.status), row["raw"]

@@ -33,9 +33,13 @@ class Normalized:
 
 # ------------------------------------------------------------------------- email
 
+# Addresses as mail systems deliver them (RFC 6531): letters of any script in the local part and
+# the domain (`用户@例子.广告`, `josé@example.es`), and a dot ending the local part, which Japanese
+# carriers handed out for years (`taro.@docomo.ne.jp`). The bulk path settles plain ASCII ones.
+_LOCAL_CHAR = r"[^\s\"(),:;<>@\[\\\].]"
 _EMAIL = re.compile(
-    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+    rf"^{_LOCAL_CHAR}+(\.{_LOCAL_CHAR}+)*\.?"
+    r"@([^\W_]([\w-]{0,61}[^\W_])?\.)+([^\W\d_]{2,63}|xn--[a-z0-9-]{1,59})$"
 )
 # Providers that ignore "+tag" in the local part; Gmail also ignores dots.
 _PLUS_TAG_DOMAINS = {"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "icloud.com",
@@ -48,7 +52,7 @@ def normalize_email(raw: str, hint: str = "") -> Normalized:
     text = raw.strip().lower()
     if text.startswith("mailto:"):
         text = text[7:]
-    text = text.strip("<> ")
+    text = unicodedata.normalize("NFC", text.strip("<> ")).rstrip(".")  # `ann@example.com.`: the root's dot
     if not text:
         return Normalized.invalid("empty")
     if "@" not in text:
@@ -131,8 +135,19 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
+def _folded(text: str) -> str:
+    """Lower case with accents taken off Latin letters (José → jose), and every other script
+    kept as written (김민준, Пётр, प्रिया): a match key, so both sides fold alike."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", text.casefold()):
+        if unicodedata.combining(ch) and out and out[-1].isascii():
+            continue  # an accent on a Latin letter
+        out.append(ch if ch.isalpha() or unicodedata.category(ch) in ("Mn", "Mc") or ch in "'-" else " ")
+    return unicodedata.normalize("NFC", "".join(out))
+
+
 def _name_words(raw: str) -> list[str]:
-    words = re.sub(r"[^a-z' -]+", " ", _ascii(raw).lower()).replace("'", "").replace("-", " ").split()
+    words = _folded(raw).replace("'", "").replace("-", " ").split()
     return [w for w in words if w not in _TITLES and w not in _SUFFIXES]
 
 
