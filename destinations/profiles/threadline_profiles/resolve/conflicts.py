@@ -9,11 +9,13 @@ tells them apart is the first name and the birth date. A pair is a conflict when
 - class 2: they have different first names at the same home (same last name and address
   line) although their birth dates agree.
 
-One person's records conflict too, through typos and noise, at a rate the agreement model
-knows (m of the level "different" for first names and birth dates). So conflicts are only
-believed where they are more than twice as common as that rate explains: among the pairs a
-rule links, a class is vetoed when its count exceeds twice the count expected from one
-person's records. In a store of households it is (family inboxes, twins); in a person
+One person's records conflict too, through typos and noise, at fixed, stated rates
+(TYPO_DIFFERENT: how often one person's two records differ beyond two edits on a first name
+or a birth date). They are never taken from the agreement model the guard checks: a model
+whose match class collapsed onto households would report family members' differences as
+typos and switch the guard off. Conflicts are only believed where they are more than twice
+as common as those rates explain: among the pairs a rule links, a class is vetoed when its
+count exceeds twice the count expected from one person's records. In a store of households it is (family inboxes, twins); in a person
 registry without households it is not, and the rules keep their links.
 """
 
@@ -26,7 +28,12 @@ from threadline_profiles.resolve.agreement import DIFFERENT, EXACT, NEAR, level_
 
 FIRST, BIRTH, MIDDLE, NATIONAL_ID = "first_name", "birth_date", "middle_name", "national_id"
 HOME = ("last_name", "address_line1")
-PRIOR_DIFFERENT = 0.05  # m of "different" for first name and birth date when no model says
+# How often one person's two records differ beyond two edits, set generously for noisy
+# customer files (an unlisted nickname or a middle name used as the first name; a birth date
+# with the year and the day both wrong, or a placeholder date): a class of conflicts is
+# believed only where the data shows more than twice this, so a register of people with
+# noisy records keeps its links.
+TYPO_DIFFERENT = {"first_name": 0.20, "birth_date": 0.10}
 REASONS = {1: "first name and birth date disagree", 2: "different first names at one home",
            4: "nothing tells apart the people at one home"}
 # Class 1 but for a middle name both records share: counted as class 1 when judging whether
