@@ -123,3 +123,16 @@ def test_configured_patterns_block_bulk_identifiers():
     table = pa.table({"kind": ["email", "email"], "hint": ["", ""], "raw": ["a@corp.internal.com", "b@mail.com"]})
     out = {r["raw"]: r["status"] for r in normalize_distinct(table, Blocklist.from_config([], [r"\.internal\."])).to_pylist()}
     assert out == {"a@corp.internal.com": "blocked", "b@mail.com": "ok"}
+
+
+def test_a_well_formed_phone_in_an_unassigned_range_still_identifies_a_person():
+    # 247 and 999 are no US area code today; a customer file's numbers are kept all the same.
+    cases = [("(247) 555-2671", "US"), ("+1 999 555 2671", ""), ("(123) 555-2671", "US"), ("(415) 555-267", "US")]
+    scalar = [normalize_phone(raw, region) for raw, region in cases]
+    assert [(n.value, n.status, n.reason) for n in scalar] == [
+        ("+12475552671", "ok", ""), ("+19995552671", "ok", ""),
+        (None, "invalid", "not a well-formed number"),  # no US area code begins with 1
+        (None, "invalid", "wrong length")]
+    table = pa.table({"kind": ["phone"] * len(cases), "hint": [h for _, h in cases], "raw": [r for r, _ in cases]})
+    bulk = {r["raw"]: (r["value"], r["status"]) for r in normalize_distinct(table, Blocklist()).to_pylist()}
+    assert [bulk[raw] for raw, _ in cases] == [(n.value, n.status) for n in scalar]

@@ -67,6 +67,25 @@ def normalize_email(raw: str, hint: str = "") -> Normalized:
 # ------------------------------------------------------------------------- phone
 
 
+def phone_general_patterns(calling_code: int) -> list[str]:
+    """The general national-number pattern of every region sharing a calling code: what any
+    number of the country looks like, assigned or not (US: [2-9]\\d{9}, no area code 0 or 1)."""
+    from phonenumbers import PhoneMetadata
+    from phonenumbers.data import _COUNTRY_CODE_TO_REGION_CODE
+
+    out = []
+    for region in _COUNTRY_CODE_TO_REGION_CODE.get(calling_code, ()):
+        meta = PhoneMetadata.metadata_for_region(region) or PhoneMetadata.metadata_for_nongeo_region(calling_code)
+        if meta is not None and meta.general_desc is not None and meta.general_desc.national_number_pattern:
+            out.append(meta.general_desc.national_number_pattern)
+    return out
+
+
+def well_formed_phone(number: phonenumbers.PhoneNumber) -> bool:
+    national = phonenumbers.national_significant_number(number)
+    return any(re.fullmatch(p, national) for p in phone_general_patterns(number.country_code))
+
+
 def normalize_phone(raw: str, region: str = "") -> Normalized:
     text = raw.strip()
     if not any(c.isdigit() for c in text):
@@ -79,10 +98,13 @@ def normalize_phone(raw: str, region: str = "") -> Normalized:
         number = phonenumbers.parse(text, None if text.startswith("+") else region)
     except phonenumbers.NumberParseException:
         return Normalized.invalid("unparseable")
-    if not phonenumbers.is_possible_number(number):
+    # Well formed is enough: a number of a possible length that fits its country's general
+    # pattern identifies a person in a customer file even in a range not yet assigned (or
+    # assigned after the metadata was cut). Only the obviously invalid ones are refused.
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return Normalized.invalid("wrong length")
-    if not phonenumbers.is_valid_number(number):
-        return Normalized.invalid("not a valid number")
+    if not well_formed_phone(number):
+        return Normalized.invalid("not a well-formed number")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Normalized(e164, e164)
 
