@@ -144,3 +144,21 @@ def test_a_stronger_link_wins_a_limit_over_a_weaker_one_that_arrived_first(resol
     assert not together(store, "crm.people:a1", "crm.people:c3")
     dropped = {r["reason"] for r in store.engine.rows("SELECT reason FROM tl_dropped_links WHERE rule = 'email'")}
     assert "profile limit on customer_id:crm" in dropped
+
+
+def test_an_inbox_shared_by_two_clearly_different_people_does_not_merge_them(resolved):
+    # A register-like store: one person's records share their own inbox, and the data shows
+    # no households, so no conflict class is believed store-wide. One inbox is shared by two
+    # people whose first names and birth dates both differ: it is evidence, not a key.
+    rng = np.random.default_rng(5)
+    rows = []
+    for d in range(40):
+        one = person(rng, f"d{d}a", email=f"own{d}@mail.com")
+        rows += [one, {**one, "id": f"d{d}b", "last": typo(rng, one["last"])}]
+    ann = person(rng, "ann", first="ann", dob="1980-01-01", email="family@mail.com")
+    bob = person(rng, "bob", first="robert", dob="1975-05-05", email="family@mail.com")
+    ann2 = {**ann, "id": "ann2", "street": None, "email": None}
+    store = resolved(rows + [ann, bob, ann2] + [person(rng, f"bg{i}") for i in range(150)])
+    assert not together(store, "crm.people:ann", "crm.people:bob")
+    assert together(store, "crm.people:ann", "crm.people:ann2")
+    assert all(together(store, f"crm.people:d{d}a", f"crm.people:d{d}b") for d in range(40))

@@ -188,7 +188,9 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
                 classes |= {1, 2, conflicts.UNTOLD}
             elif households is None and is_identifier_rule(r):
                 classes.add(1)
-            vetoed[r.name] = sorted(classes)
+            if is_identifier_rule(r) and r.match[0] in conflicts.SHARED_CONTACTS:  # evidence, not a key: conflicts.py
+                classes.add(conflicts.BOTH_DIFFER)
+            vetoed[r.name] = sorted(conflicts.with_both_differ(classes))
         engine.run(conflicts.relink_sql(vetoed))
         _record_drops(engine, conflicts.dropped_sql(vetoed))
         engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
