@@ -7,6 +7,7 @@ from the data (value frequencies, EM) are those of a store, not of two lone reco
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -172,7 +173,13 @@ def test_the_link_says_how_each_field_compared_without_any_value(resolved):
     store = resolved([maria(1), maria(2, last="Lopes", dob="1980-03-02")])
     key = store.engine.scalar("SELECT key FROM tl_links WHERE rule = 'agreement'")
     assert key.startswith("p=0.9")
-    assert key.endswith("first_name= middle_name? last_name~ birth_date~ address_line1= postal_code= city= national_id?")
+    # each field: how it compared and its match weight (log2 m/u), "?" where a record lacks it
+    marks = [re.sub(r"[+-]\d+\.\d$", "", part) for part in key.split(" ")[1:]]
+    assert marks == ["first_name=", "middle_name?", "last_name~", "birth_date~", "address_line1=", "postal_code=", "city=",
+                     "national_id?"]
+    weights = {part.split("=")[0].split("~")[0]: float(re.search(r"[+-]\d+\.\d$", part).group())
+               for part in key.split(" ")[1:] if not part.endswith("?")}
+    assert weights["first_name"] > 0 and weights["last_name"] > 0 and weights["birth_date"] > 0
     assert "lopez" not in key.lower() and "1980" not in key
 
 

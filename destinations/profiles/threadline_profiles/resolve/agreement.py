@@ -225,10 +225,12 @@ def _num(value: float) -> str:
 
 
 def score_sql(model: AgreementModel) -> str:
-    """tl_work_score: every candidate pair with its log2 odds of being one person, the part of
-    them that comes from first names and birth dates (`person_odds`), and what the place
-    fields add beyond the strongest of them (`place_extra`)."""
-    terms, joins, person, place = [], [], [], []
+    """tl_work_score: every candidate pair with each field's match weight (w0, w1, ...: log2
+    of m/u at the level reached, 0 when either record lacks the field), its log2 odds of
+    being one person, the part of them that comes from first names and birth dates
+    (`person_odds`), and what the place fields add beyond the strongest of them
+    (`place_extra`)."""
+    terms, joins = [], []
     for i, f in enumerate(model.fields):
         w = f.weights()
         cases = " ".join(f"WHEN {lvl} THEN {_num(w[lvl])}" for lvl in f.levels if lvl != EXACT)
@@ -236,33 +238,37 @@ def score_sql(model: AgreementModel) -> str:
         # the weight of a close value, nor below zero).
         exact = (f"GREATEST({_num(math.log2(f.m[EXACT]))} - COALESCE(t{i}.lu, {_num(math.log2(f.u[EXACT]))}), "
                  f"{_num(max(w.get(CLOSE, 0.0), 0.0))})")
-        terms.append(f"CASE c.l{i} WHEN {EXACT} THEN {exact} {cases} ELSE 0 END")
-        if f.name in PERSON_TELLING:
-            person.append(terms[-1])
-        if f.name in PLACE_FIELDS:
-            place.append(terms[-1])
+        terms.append(f"CASE c.l{i} WHEN {EXACT} THEN {exact} {cases} ELSE 0 END AS w{i}")
         joins.append(f"LEFT JOIN tl_work_tf AS t{i} ON t{i}.i = {i} AND c.l{i} = {EXACT} AND t{i}.key = x.{quote(f.name)}")
+    names = [f.name for f in model.fields]
+    weights = [f"w{i}" for i in range(len(names))]
+    person = [f"w{i}" for i, n in enumerate(names) if n in PERSON_TELLING]
+    place = [f"w{i}" for i, n in enumerate(names) if n in PLACE_FIELDS]
     cols = ", ".join(f"c.l{i}" for i in range(len(model.fields)))
     # What the place fields add beyond the strongest of them: where households live in the
     # store, a street, its postal code and its city are one fact a family shares whole, and
     # summed they would outweigh a first name and a birth date that disagree (see link.py).
     extra = f"{' + '.join(place)} - GREATEST({', '.join(place)})" if len(place) > 1 else "0"
     return (
-        f"CREATE TEMP TABLE tl_work_score AS SELECT c.a, c.b, {cols}, {_num(model.prior)} + {' + '.join(terms)} AS odds, "
-        f"{' + '.join(person) or '0'} AS person_odds, {extra} AS place_extra "
-        f"FROM tl_work_cmp AS c JOIN tl_work_person AS x ON x.rid = c.a {' '.join(joins)}"
+        f"CREATE TEMP TABLE tl_work_score AS SELECT p.*, {_num(model.prior)} + {' + '.join(weights)} AS odds, "
+        f"{' + '.join(person) or '0'} AS person_odds, {extra} AS place_extra FROM ("
+        f"SELECT c.a, c.b, {cols}, {', '.join(terms)} "
+        f"FROM tl_work_cmp AS c JOIN tl_work_person AS x ON x.rid = c.a {' '.join(joins)}) AS p"
     )
 
 
 def edges_sql(model: AgreementModel, scored: str, keep: str = "TRUE") -> str:
     """Add the pairs of `scored` (tl_work_score's columns) whose match probability reaches
     the threshold, and that satisfy `keep`, to tl_work_edges; the key says how each field
-    compared and the probability (no values)."""
+    compared and what it weighed (log2 of m/u: `last_name~+4.8`), and the probability — no
+    values."""
     marks = {EXACT: "=", CLOSE: "~", NEAR: "≈", DIFFERENT: "≠"}
     parts = []
     for i, f in enumerate(model.fields):
         cases = " ".join(f"WHEN {lvl} THEN {lit(f.name + marks[lvl])}" for lvl in marks)
-        parts.append(f"COALESCE(CASE s.l{i} {cases} END, {lit(f.name + '?')})")
+        weight = (f"CASE WHEN s.w{i} >= 0 THEN '+' ELSE '' END || "
+                  f"CAST(CAST(s.w{i} AS DECIMAL(10, 1)) AS VARCHAR)")
+        parts.append(f"COALESCE((CASE s.l{i} {cases} END) || {weight}, {lit(f.name + '?')})")
     described = " || ' ' || ".join(parts)
     probability = "CAST(CAST(FLOOR(1000 * (1 - 1 / (1 + POWER(2, s.odds)))) AS INTEGER) AS VARCHAR)"
     return (

@@ -444,6 +444,8 @@ def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits:
         stats.rounds += connected_components(engine, "tl_work_ok", "tl_work_lab")
         engine.run(group_violations_sql("tl_work_lab"))
         if engine.scalar("SELECT COUNT(*) FROM tl_work_group_bad"):
+            if fields:  # the evidence compares names with Levenshtein (fuzzystrmatch on Postgres)
+                engine.require_levenshtein()
             links_sql_, values_sql_ = group_conflicts_sql("tl_work_lab", names, fields or [])
             # columns, not row dicts: at 10M records these are millions of rows
             found, owned = engine.query(links_sql_), engine.query(values_sql_)
