@@ -162,3 +162,33 @@ def test_an_inbox_shared_by_two_clearly_different_people_does_not_merge_them(res
     assert not together(store, "crm.people:ann", "crm.people:bob")
     assert together(store, "crm.people:ann", "crm.people:ann2")
     assert all(together(store, f"crm.people:d{d}a", f"crm.people:d{d}b") for d in range(40))
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_birth_year_alone_tells_apart_two_people_of_one_name(tmp_path, request, engine):
+    # A loyalty programme asks only for the year of birth. Two CRM customers share a name;
+    # the loyalty member born in 1980 is the one born on 1980-02-03, not the one of 1955.
+    mappings = {**PEOPLE, "loyalty.members": {"traits": {"first_name": "first", "last_name": "last", "birth_year": "born"},
+                                              "address": {"postal_code": "zip"}}}
+    rng = np.random.default_rng(3)
+    crm = [person(rng, f"bg{i}") for i in range(200)]
+    crm += [person(rng, "m80", first="maria", last="lopez", dob="1980-02-03", zip="78701"),
+            person(rng, "m55", first="maria", last="lopez", dob="1955-07-08", zip="78702")]
+    members = [{"id": f"L{i}", "first": r["first"], "last": r["last"], "born": int(r["dob"][:4]), "zip": r["zip"]}
+               for i, r in enumerate(crm[:120])]
+    members.append({"id": "Lmaria", "first": "Maria", "last": "Lopez", "born": 1980, "zip": None})
+    config = {"resolve_on_finish": False, "mappings": mappings, "report_dir": str(tmp_path / "reports")}
+    if engine == "postgres":
+        config.update(engine="postgres", schema=request.getfixturevalue("pg_schema"))
+    else:
+        config["path"] = str(tmp_path / "p.duckdb")
+    lander = Lander(config)
+    lander.land("crm", "people", crm)
+    lander.land("loyalty", "members", members)
+    with lander.store() as store:
+        api.build(store, report=False)
+        assert together(store, "crm.people:m80", "loyalty.members:Lmaria")
+        assert not together(store, "crm.people:m55", "loyalty.members:Lmaria")
+        key = store.engine.scalar("SELECT key FROM tl_links WHERE record_key = 'loyalty.members:Lmaria' "
+                                  "OR linked_record_key = 'loyalty.members:Lmaria'")
+        assert " birth_year=+" in key

@@ -136,3 +136,10 @@ def test_a_well_formed_phone_in_an_unassigned_range_still_identifies_a_person():
     table = pa.table({"kind": ["phone"] * len(cases), "hint": [h for _, h in cases], "raw": [r for r, _ in cases]})
     bulk = {r["raw"]: (r["value"], r["status"]) for r in normalize_distinct(table, Blocklist()).to_pylist()}
     assert [bulk[raw] for raw, _ in cases] == [(n.value, n.status) for n in scalar]
+
+
+def test_a_birth_year_is_read_from_a_year_a_spreadsheet_number_or_a_date():
+    from threadline_profiles.resolve.normalize import normalize_year
+
+    assert [normalize_year(v).value for v in ["1980", " 1980.0 ", "1980-02-03"]] == ["1980", "1980", "1980"]
+    assert [normalize_year(v).reason for v in ["80", "1850", ""]] == ["not a year", "implausible year", "empty"]

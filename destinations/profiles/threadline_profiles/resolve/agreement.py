@@ -60,7 +60,7 @@ _LEV_CHARS = 64  # Postgres' levenshtein takes at most 255 characters; names and
 
 # What a level means where no data says otherwise (small stores, the first EM step).
 _M_PRIOR = {EXACT: 0.88, CLOSE: 0.05, NEAR: 0.02, DIFFERENT: 0.05}
-_U_PRIOR_EXACT = {"name": 0.005, "date": 0.0002, "postal_code": 0.002, "address_line": 0.0002, "place": 0.01,
+_U_PRIOR_EXACT = {"name": 0.005, "date": 0.0002, "year": 0.02, "postal_code": 0.002, "address_line": 0.0002, "place": 0.01,
                   "country": 0.3, "text": 0.01, "code": 0.00001}
 _PRIOR_PAIRS = 20.0  # weight of the priors, in pairs
 
@@ -74,6 +74,8 @@ def kind_of(name: str) -> str:
 
 
 def levels_of(name: str) -> tuple[int, ...]:
+    if kind_of(name) == "year":  # the same year, one year apart, different
+        return (EXACT, CLOSE, DIFFERENT)
     return (EXACT, DIFFERENT) if kind_of(name) in _EXACT_ONLY or name in _REGION_FIELDS else (EXACT, CLOSE, NEAR, DIFFERENT)
 
 
@@ -82,11 +84,18 @@ def levels_of(name: str) -> tuple[int, ...]:
 
 def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None) -> str:
     """The comparison level of field `name` between records `x` and `y` (NULL: one lacks it).
-    `partner` is the other name field, for first and last names written the other way round."""
+    `partner` is the other name field, for first and last names written the other way round
+    (for a birth year: the birth date, which is compared instead where both records have it)."""
     a, b = f"{x}.{quote(name)}", f"{y}.{quote(name)}"
     head = f"CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} = {b} THEN {EXACT}"
     if levels_of(name) == (EXACT, DIFFERENT):
         return f"{head} ELSE {DIFFERENT} END"
+    if kind_of(name) == "year":
+        # Where both records have a full birth date, that date is compared instead: the
+        # year alone would count the same evidence twice.
+        dated = f"{x}.{quote(partner)} IS NOT NULL AND {y}.{quote(partner)} IS NOT NULL" if partner else "FALSE"
+        return (f"CASE WHEN {a} IS NULL OR {b} IS NULL OR ({dated}) THEN NULL WHEN {a} = {b} THEN {EXACT} "
+                f"WHEN ABS(CAST({a} AS INTEGER) - CAST({b} AS INTEGER)) = 1 THEN {CLOSE} ELSE {DIFFERENT} END")
     swapped = "FALSE"
     if kind_of(name) == "name":  # an initial against a name it begins
         head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
@@ -113,7 +122,7 @@ def _lev(a: str, b: str) -> str:
 
 
 def _partner(name: str, fields: list[str]) -> str | None:
-    other = {"first_name": "last_name", "last_name": "first_name"}.get(name)
+    other = {"first_name": "last_name", "last_name": "first_name", "birth_year": "birth_date"}.get(name)
     return other if other in fields else None
 
 
@@ -383,7 +392,7 @@ def em(patterns: np.ndarray, counts: np.ndarray, estimated: list[int], levels: l
 def _m_prior(levels: tuple[int, ...]) -> dict[int, float]:
     if levels == (EXACT, DIFFERENT):
         return {EXACT: _M_PRIOR[EXACT], DIFFERENT: 1 - _M_PRIOR[EXACT]}
-    return dict(_M_PRIOR)
+    return _normalized({lvl: _M_PRIOR[lvl] for lvl in levels})
 
 
 def _share_seen(m: dict[int, float], chars: int | None) -> float:

@@ -68,7 +68,13 @@ def identifier_keys_sql(rule: IdentityRule) -> str:
 
 def person_sql(fields: list[str]) -> str:
     """tl_work_person: one row per record with the matching key of each single-valued trait."""
-    cols = ", ".join(f"MAX(CASE WHEN field = {lit(f)} THEN match_key END) AS {quote(f)}" for f in fields)
+    def value(f: str) -> str:
+        own = f"MAX(CASE WHEN field = {lit(f)} THEN match_key END)"
+        if f == "birth_year" and "birth_date" in fields:  # a full date gives its year too
+            return f"COALESCE({own}, MAX(CASE WHEN field = 'birth_date' THEN SUBSTR(match_key, 1, 4) END))"
+        return own
+
+    cols = ", ".join(f"{value(f)} AS {quote(f)}" for f in fields)
     names = ", ".join(lit(f) for f in fields)
     return f"CREATE TEMP TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
 

@@ -218,6 +218,17 @@ def normalize_date(raw: str, hint: str = "") -> Normalized:
     return Normalized(day.isoformat(), day.isoformat())
 
 
+def normalize_year(raw: str, hint: str = "") -> Normalized:
+    """A year of birth alone ("1980", 1980.0 from a spreadsheet, or a date's year)."""
+    found = re.fullmatch(r"\s*(\d{4})(?:\.0*|-\d{1,2}(?:-\d{1,2})?)?\s*", raw)
+    if not found:
+        return Normalized.invalid("empty" if not raw.strip() else "not a year")
+    year = int(found.group(1))
+    if not 1900 <= year <= date.today().year:
+        return Normalized.invalid("implausible year")
+    return Normalized(str(year), str(year))
+
+
 def normalize_datetime(raw: str, hint: str = "") -> Normalized:
     """A moment, as ISO text (`YYYY-MM-DD HH:MM:SS`) so that text order is time order."""
     text = raw.strip()
@@ -323,6 +334,7 @@ NORMALIZERS: dict[str, Callable[[str, str], Normalized]] = {
     "phone": normalize_phone,
     "name": normalize_name,
     "date": normalize_date,
+    "year": normalize_year,
     "datetime": normalize_datetime,
     "address_line": normalize_address_line,
     "postal_code": normalize_postal_code,
