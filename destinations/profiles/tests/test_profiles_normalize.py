@@ -148,3 +148,23 @@ def test_the_bulk_and_scalar_email_normalizers_agree_beyond_ascii():
     for row in out.to_pylist():
         scalar = normalize_email(row["raw"])
         assert (row["value"], row["match_key"], row["status"]) == (scalar.value, scalar.key, scalar.status), row["raw"]
+
+
+def test_a_well_formed_phone_in_an_unassigned_range_still_identifies_a_person():
+    # 247 and 999 are no US area code today; a customer file's numbers are kept all the same.
+    cases = [("(247) 555-2671", "US"), ("+1 999 555 2671", ""), ("(123) 555-2671", "US"), ("(415) 555-267", "US")]
+    scalar = [normalize_phone(raw, region) for raw, region in cases]
+    assert [(n.value, n.status, n.reason) for n in scalar] == [
+        ("+12475552671", "ok", ""), ("+19995552671", "ok", ""),
+        (None, "invalid", "not a well-formed number"),  # no US area code begins with 1
+        (None, "invalid", "wrong length")]
+    table = pa.table({"kind": ["phone"] * len(cases), "hint": [h for _, h in cases], "raw": [r for r, _ in cases]})
+    bulk = {r["raw"]: (r["value"], r["status"]) for r in normalize_distinct(table, Blocklist()).to_pylist()}
+    assert [bulk[raw] for raw, _ in cases] == [(n.value, n.status) for n in scalar]
+
+
+def test_a_birth_year_is_read_from_a_year_a_spreadsheet_number_or_a_date():
+    from threadline_profiles.resolve.normalize import normalize_year
+
+    assert [normalize_year(v).value for v in ["1980", " 1980.0 ", "1980-02-03"]] == ["1980", "1980", "1980"]
+    assert [normalize_year(v).reason for v in ["80", "1850", ""]] == ["not a year", "implausible year", "empty"]

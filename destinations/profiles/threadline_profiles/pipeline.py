@@ -238,7 +238,8 @@ def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool)
     ctypes = limits.column("ctype").to_pylist()
     engine.run(link.constraints_sql([t for t in ctypes if not t.startswith("never_merge:")], settings.never_merge))
     constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
-    stats = link.cluster_records(engine, setup.order, constrained, dict(zip(ctypes, limits.column("max_values").to_pylist())))
+    stats = link.cluster_records(engine, setup.order, constrained, dict(zip(ctypes, limits.column("max_values").to_pylist())),
+                                 setup.person_fields)
     engine.run([link.final_clusters_sql(), link.links_sql()])
     _done_with(engine, "tl_work_groups", "tl_work_edges", "tl_work_constraints", "tl_work_cl")
     if skipped:

@@ -51,6 +51,7 @@ TRAIT_KINDS = {
     "middle_name": "name",
     "full_name": "name",
     "birth_date": "date",
+    "birth_year": "year",  # a source that only has the year (a loyalty sign-up form)
     "address_line1": "address_line",
     "address_line2": "address_line",
     "city": "place",
@@ -275,7 +276,7 @@ class AgreementRule(Spec):
     data makes believable (family members: see `conflict_guard`). The rule runs when at
     least `min_fields` of `fields` are mapped, a first name or a birth date among them."""
 
-    fields: list[str] = Field(default_factory=lambda: ["first_name", "middle_name", "last_name", "birth_date",
+    fields: list[str] = Field(default_factory=lambda: ["first_name", "middle_name", "last_name", "birth_date", "birth_year",
                                                        "address_line1", "address_line2", "postal_code", "city",
                                                        "national_id"])
     min_fields: int = 3

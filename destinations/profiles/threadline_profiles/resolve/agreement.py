@@ -11,9 +11,15 @@ A Fellegi–Sunter model, estimated from the data itself (never from labels):
 3. u          — how often two different people's records reach each level: exact from the
                 value frequencies, the others from a fixed sample of record pairs.
 4. m          — how often one person's two records do: EM over the candidate pairs, once per
-                blocking key with that key's fields left out (they agree by construction).
+                blocking key on a person's own fields (names, birth date, national id; never
+                on where they live, which households share), each field learnt only from the
+                keys that leave it out (they agree by construction). A field seen in fewer
+                than MIN_MATCHING_PAIRS matching pairs keeps the stated priors (_M_PRIOR), and
+                the build report says so.
 5. score      — the log2 Bayes factor of the levels (exact agreement on a rare value weighs
-                more than on a common one), plus the prior odds from the estimated number of
+                more than on a common one; where the data shows households, the place
+                fields count once, by the strongest of them, for pairs whose first names
+                and birth dates do not say one person: a family shares them whole), plus the prior odds from the estimated number of
                 matching pairs; pairs whose match probability reaches the threshold are linked
                 unless they are conflicts the data makes believable (`conflicts.py`).
 
@@ -43,14 +49,18 @@ _REGION_FIELDS = {"region", "country"}
 # households) often share the others too, so a blocking key on one says nothing about
 # how the others behave for different people, and EM leaves them out of that session.
 PLACE_FIELDS = {"postal_code", "city", "region", "country", "address_line1", "address_line2"}
-PERSONAL_FIELDS = {"first_name", "birth_date", "national_id"}
+# Blocking keys on these (and on no place field) are the pairs m is learnt from.
+PERSON_BLOCK_FIELDS = {"first_name", "last_name", "birth_date", "national_id"}
+# Fewer matching pairs than this (estimated, over the blocks m of a field is learnt from)
+# and the field keeps the stated priors: EM on a handful of pairs says nothing.
+MIN_MATCHING_PAIRS = 30
 PERSON_TELLING = ("first_name", "birth_date")  # what tells family members apart (see conflicts.py)
 SAMPLE_RECORDS = 500  # u of the fuzzy levels: from the pairs among this many records
 _LEV_CHARS = 64  # Postgres' levenshtein takes at most 255 characters; names and streets fit in 64
 
 # What a level means where no data says otherwise (small stores, the first EM step).
 _M_PRIOR = {EXACT: 0.88, CLOSE: 0.05, NEAR: 0.02, DIFFERENT: 0.05}
-_U_PRIOR_EXACT = {"name": 0.005, "date": 0.0002, "postal_code": 0.002, "address_line": 0.0002, "place": 0.01,
+_U_PRIOR_EXACT = {"name": 0.005, "date": 0.0002, "year": 0.02, "postal_code": 0.002, "address_line": 0.0002, "place": 0.01,
                   "country": 0.3, "text": 0.01, "code": 0.00001}
 _PRIOR_PAIRS = 20.0  # weight of the priors, in pairs
 
@@ -64,6 +74,8 @@ def kind_of(name: str) -> str:
 
 
 def levels_of(name: str) -> tuple[int, ...]:
+    if kind_of(name) == "year":  # the same year, one year apart, different
+        return (EXACT, CLOSE, DIFFERENT)
     return (EXACT, DIFFERENT) if kind_of(name) in _EXACT_ONLY or name in _REGION_FIELDS else (EXACT, CLOSE, NEAR, DIFFERENT)
 
 
@@ -72,11 +84,18 @@ def levels_of(name: str) -> tuple[int, ...]:
 
 def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None) -> str:
     """The comparison level of field `name` between records `x` and `y` (NULL: one lacks it).
-    `partner` is the other name field, for first and last names written the other way round."""
+    `partner` is the other name field, for first and last names written the other way round
+    (for a birth year: the birth date, which is compared instead where both records have it)."""
     a, b = f"{x}.{quote(name)}", f"{y}.{quote(name)}"
     head = f"CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} = {b} THEN {EXACT}"
     if levels_of(name) == (EXACT, DIFFERENT):
         return f"{head} ELSE {DIFFERENT} END"
+    if kind_of(name) == "year":
+        # Where both records have a full birth date, that date is compared instead: the
+        # year alone would count the same evidence twice.
+        dated = f"{x}.{quote(partner)} IS NOT NULL AND {y}.{quote(partner)} IS NOT NULL" if partner else "FALSE"
+        return (f"CASE WHEN {a} IS NULL OR {b} IS NULL OR ({dated}) THEN NULL WHEN {a} = {b} THEN {EXACT} "
+                f"WHEN ABS(CAST({a} AS INTEGER) - CAST({b} AS INTEGER)) = 1 THEN {CLOSE} ELSE {DIFFERENT} END")
     swapped = "FALSE"
     if kind_of(name) == "name":  # an initial against a name it begins
         head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
@@ -89,11 +108,13 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
         swapped = (f"(SUBSTR({a}, 1, 1) = SUBSTR({other_a}, 1, 1) AND SUBSTR({b}, 1, 1) = SUBSTR({other_b}, 1, 1) "
                    f"AND {_lev(a, other_a)} <= 1 AND {_lev(b, other_b)} <= 1)")
     # LEAST(...) is a simple CASE's operand: the distance is computed once. One edit in a
-    # value of fewer than 3 characters (an initial), or two in fewer than 4, is a difference.
+    # value of fewer than 3 characters (an initial), or two in fewer than 4 (5 in a name), is a difference.
     shortest = f"LEAST(LENGTH({a}), LENGTH({b}))"
+    # Two edits in a name of four letters change half of it: Nora and Noah are two people.
+    near_from = 5 if kind_of(name) == "name" else 4
     return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) "
             f"WHEN 1 THEN CASE WHEN {shortest} >= 3 THEN {CLOSE} ELSE {DIFFERENT} END "
-            f"WHEN 2 THEN CASE WHEN {shortest} >= 4 THEN {NEAR} ELSE {DIFFERENT} END ELSE {DIFFERENT} END END")
+            f"WHEN 2 THEN CASE WHEN {shortest} >= {near_from} THEN {NEAR} ELSE {DIFFERENT} END ELSE {DIFFERENT} END END")
 
 
 def _lev(a: str, b: str) -> str:
@@ -101,7 +122,7 @@ def _lev(a: str, b: str) -> str:
 
 
 def _partner(name: str, fields: list[str]) -> str | None:
-    other = {"first_name": "last_name", "last_name": "first_name"}.get(name)
+    other = {"first_name": "last_name", "last_name": "first_name", "birth_year": "birth_date"}.get(name)
     return other if other in fields else None
 
 
@@ -213,9 +234,12 @@ def _num(value: float) -> str:
 
 
 def score_sql(model: AgreementModel) -> str:
-    """tl_work_score: every candidate pair with its log2 odds of being one person, and the
-    part of them that comes from first names and birth dates (`person_odds`)."""
-    terms, joins, person = [], [], []
+    """tl_work_score: every candidate pair with each field's match weight (w0, w1, ...: log2
+    of m/u at the level reached, 0 when either record lacks the field), its log2 odds of
+    being one person, the part of them that comes from first names and birth dates
+    (`person_odds`), and what the place fields add beyond the strongest of them
+    (`place_extra`)."""
+    terms, joins = [], []
     for i, f in enumerate(model.fields):
         w = f.weights()
         cases = " ".join(f"WHEN {lvl} THEN {_num(w[lvl])}" for lvl in f.levels if lvl != EXACT)
@@ -223,27 +247,37 @@ def score_sql(model: AgreementModel) -> str:
         # the weight of a close value, nor below zero).
         exact = (f"GREATEST({_num(math.log2(f.m[EXACT]))} - COALESCE(t{i}.lu, {_num(math.log2(f.u[EXACT]))}), "
                  f"{_num(max(w.get(CLOSE, 0.0), 0.0))})")
-        terms.append(f"CASE c.l{i} WHEN {EXACT} THEN {exact} {cases} ELSE 0 END")
-        if f.name in PERSON_TELLING:
-            person.append(terms[-1])
+        terms.append(f"CASE c.l{i} WHEN {EXACT} THEN {exact} {cases} ELSE 0 END AS w{i}")
         joins.append(f"LEFT JOIN tl_work_tf AS t{i} ON t{i}.i = {i} AND c.l{i} = {EXACT} AND t{i}.key = x.{quote(f.name)}")
+    names = [f.name for f in model.fields]
+    weights = [f"w{i}" for i in range(len(names))]
+    person = [f"w{i}" for i, n in enumerate(names) if n in PERSON_TELLING]
+    place = [f"w{i}" for i, n in enumerate(names) if n in PLACE_FIELDS]
     cols = ", ".join(f"c.l{i}" for i in range(len(model.fields)))
+    # What the place fields add beyond the strongest of them: where households live in the
+    # store, a street, its postal code and its city are one fact a family shares whole, and
+    # summed they would outweigh a first name and a birth date that disagree (see link.py).
+    extra = f"{' + '.join(place)} - GREATEST({', '.join(place)})" if len(place) > 1 else "0"
     return (
-        f"CREATE TEMP TABLE tl_work_score AS SELECT c.a, c.b, {cols}, {_num(model.prior)} + {' + '.join(terms)} AS odds, "
-        f"{' + '.join(person) or '0'} AS person_odds "
-        f"FROM tl_work_cmp AS c JOIN tl_work_person AS x ON x.rid = c.a {' '.join(joins)}"
+        f"CREATE TEMP TABLE tl_work_score AS SELECT p.*, {_num(model.prior)} + {' + '.join(weights)} AS odds, "
+        f"{' + '.join(person) or '0'} AS person_odds, {extra} AS place_extra FROM ("
+        f"SELECT c.a, c.b, {cols}, {', '.join(terms)} "
+        f"FROM tl_work_cmp AS c JOIN tl_work_person AS x ON x.rid = c.a {' '.join(joins)}) AS p"
     )
 
 
 def edges_sql(model: AgreementModel, scored: str, keep: str = "TRUE") -> str:
     """Add the pairs of `scored` (tl_work_score's columns) whose match probability reaches
     the threshold, and that satisfy `keep`, to tl_work_edges; the key says how each field
-    compared and the probability (no values)."""
+    compared and what it weighed (log2 of m/u: `last_name~+4.8`), and the probability — no
+    values."""
     marks = {EXACT: "=", CLOSE: "~", NEAR: "≈", DIFFERENT: "≠"}
     parts = []
     for i, f in enumerate(model.fields):
         cases = " ".join(f"WHEN {lvl} THEN {lit(f.name + marks[lvl])}" for lvl in marks)
-        parts.append(f"COALESCE(CASE s.l{i} {cases} END, {lit(f.name + '?')})")
+        weight = (f"CASE WHEN s.w{i} >= 0 THEN '+' ELSE '' END || "
+                  f"CAST(CAST(s.w{i} AS DECIMAL(10, 1)) AS VARCHAR)")
+        parts.append(f"COALESCE((CASE s.l{i} {cases} END) || {weight}, {lit(f.name + '?')})")
     described = " || ' ' || ".join(parts)
     probability = "CAST(CAST(FLOOR(1000 * (1 - 1 / (1 + POWER(2, s.odds)))) AS INTEGER) AS VARCHAR)"
     return (
@@ -251,12 +285,6 @@ def edges_sql(model: AgreementModel, scored: str, keep: str = "TRUE") -> str:
         f"'p=0.' || LPAD({probability}, 3, '0') || ' ' || {described} AS key FROM {scored} AS s "
         f"WHERE s.odds >= {_num(model.threshold)} AND ({keep})"
     )
-
-
-def m_different(model: AgreementModel | None, name: str, default: float) -> float:
-    """How often one person's two records differ on a field, as the model estimated it."""
-    found = [f for f in (model.fields if model else []) if f.name == name]
-    return found[0].m[DIFFERENT] if found else default
 
 
 # --------------------------------------------------------------------------- the model
@@ -291,6 +319,8 @@ class AgreementModel:
     expected_pairs: float = 0.0
     candidates: int = 0
     skipped: dict[str, tuple[int, int]] = field(default_factory=dict)  # block -> (blocks, pairs)
+    # fields whose m is the stated prior (too few matching pairs seen), with the pairs seen
+    from_priors: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> dict:
         """The estimated weights, for the report and for reading."""
@@ -362,7 +392,7 @@ def em(patterns: np.ndarray, counts: np.ndarray, estimated: list[int], levels: l
 def _m_prior(levels: tuple[int, ...]) -> dict[int, float]:
     if levels == (EXACT, DIFFERENT):
         return {EXACT: _M_PRIOR[EXACT], DIFFERENT: 1 - _M_PRIOR[EXACT]}
-    return dict(_M_PRIOR)
+    return _normalized({lvl: _M_PRIOR[lvl] for lvl in levels})
 
 
 def _share_seen(m: dict[int, float], chars: int | None) -> float:
@@ -384,21 +414,22 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     m_sum = [{lvl: 0.0 for lvl in lv} for lv in levels]
     m_weight = [0.0] * len(fields)
     sessions = []
-    # Blocks on where people live hold households as much as duplicates: EM would take
-    # family members for one person's records. It learns from blocks on a person's own
-    # fields (a name, a birth date, a national id) when there are any.
-    personal = [b for b in blocks if {block_part(p)[0] for p in b} & PERSONAL_FIELDS]
+    # m of a field is learnt only from pairs found WITHOUT it and without where people live
+    # (as Splink trains each comparison with blocking rules that leave it out). Pairs that
+    # share a postal code or a street hold households as much as duplicates: EM over them
+    # converges on "same surname at one address", a match class in which first names and
+    # birth dates disagree. Pairs sharing a person's own fields (a name, a birth date, a
+    # national id) hold few families, so EM's match class there is one person.
     for blk, block in enumerate(blocks):
-        if personal and block not in personal:
+        names = {block_part(p)[0] for p in block}
+        if names & PLACE_FIELDS or not names & PERSON_BLOCK_FIELDS:
             continue
         rows = engine.rows(patterns_sql(fields, blk))
         if not rows:
             continue
         patterns = np.array([[-1 if r[f"l{i}"] is None else int(r[f"l{i}"]) for i in range(len(fields))] for r in rows])
         counts = np.array([int(r["n"]) for r in rows], dtype=float)
-        names = {block_part(p)[0] for p in block}
-        skip = names | (PLACE_FIELDS if names & PLACE_FIELDS else set())
-        estimated = [i for i, f in enumerate(fields) if f not in skip]
+        estimated = [i for i, f in enumerate(fields) if f not in names]
         m, share = em(patterns, counts, estimated, levels, [_m_prior(lv) for lv in levels], u)
         matches = share * counts.sum()
         for i in estimated:
@@ -406,7 +437,10 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
                 m_sum[i][lvl] += matches * m[i][lvl]
             m_weight[i] += matches
         sessions.append((block, matches))
+    # A field seen in too few matching pairs keeps the stated priors, and the report says so.
+    from_priors = [f for i, f in enumerate(fields) if m_weight[i] < MIN_MATCHING_PAIRS]
     m_final = [
+        _m_prior(levels[i]) if fields[i] in from_priors else
         _normalized({lvl: (m_sum[i][lvl] + _PRIOR_PAIRS * _m_prior(levels[i])[lvl]) / (m_weight[i] + _PRIOR_PAIRS)
                      for lvl in levels[i]})
         for i in range(len(fields))
@@ -424,7 +458,8 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
     p = rule.match_probability
     models = [FieldModel(f, levels[i], m_final[i], u[i]) for i, f in enumerate(fields)]
-    return AgreementModel(models, prior, math.log2(p / (1 - p)), expected)
+    return AgreementModel(models, prior, math.log2(p / (1 - p)), expected,
+                          from_priors={f: m_weight[fields.index(f)] for f in from_priors})
 
 
 WORK = ("tl_work_bk", "tl_work_bs", "tl_work_cand", "tl_work_cmp", "tl_work_tf", "tl_work_score")

@@ -5,15 +5,18 @@ birth date (twins, a form filled in for a child); a phone number passes to a str
 tells them apart is the first name and the birth date. A pair is a conflict when
 
 - class 1: the records disagree on first name and birth date, or on the one of them both
-  records have, and agree on neither;
+  records have, and agree on neither (class 5 when both records have both and both differ:
+  an email or a phone such records share is a household's, and never links them);
 - class 2: they have different first names at the same home (same last name and address
   line) although their birth dates agree.
 
-One person's records conflict too, through typos and noise, at a rate the agreement model
-knows (m of the level "different" for first names and birth dates). So conflicts are only
-believed where they are more than twice as common as that rate explains: among the pairs a
-rule links, a class is vetoed when its count exceeds twice the count expected from one
-person's records. In a store of households it is (family inboxes, twins); in a person
+One person's records conflict too, through typos and noise, at fixed, stated rates
+(TYPO_DIFFERENT: how often one person's two records differ beyond two edits on a first name
+or a birth date). They are never taken from the agreement model the guard checks: a model
+whose match class collapsed onto households would report family members' differences as
+typos and switch the guard off. Conflicts are only believed where they are more than twice
+as common as those rates explain: among the pairs a rule links, a class is vetoed when its
+count exceeds twice the count expected from one person's records. In a store of households it is (family inboxes, twins); in a person
 registry without households it is not, and the rules keep their links.
 """
 
@@ -26,9 +29,18 @@ from threadline_profiles.resolve.agreement import DIFFERENT, EXACT, NEAR, level_
 
 FIRST, BIRTH, MIDDLE, NATIONAL_ID = "first_name", "birth_date", "middle_name", "national_id"
 HOME = ("last_name", "address_line1")
-PRIOR_DIFFERENT = 0.05  # m of "different" for first name and birth date when no model says
+# How often one person's two records differ beyond two edits, set generously for noisy
+# customer files (an unlisted nickname or a middle name used as the first name; a birth date
+# with the year and the day both wrong, or a placeholder date): a class of conflicts is
+# believed only where the data shows more than twice this, so a register of people with
+# noisy records keeps its links.
+TYPO_DIFFERENT = {"first_name": 0.20, "birth_date": 0.10}
+# Class 1 where both records have a first name and a birth date and both differ: two people
+# for certain. An email or a phone they share is a household's, not a key (SHARED_CONTACTS).
+BOTH_DIFFER = 5
 REASONS = {1: "first name and birth date disagree", 2: "different first names at one home",
-           4: "nothing tells apart the people at one home"}
+           4: "nothing tells apart the people at one home", BOTH_DIFFER: "first name and birth date disagree"}
+SHARED_CONTACTS = ("email", "email_canonical", "phone")
 # Class 1 but for a middle name both records share: counted as class 1 when judging whether
 # conflicts are believed, never dropped.
 SAME_MIDDLE = 3
@@ -56,6 +68,7 @@ def conflict_case(f: str, d: str, home: str, m: str = "-1", n: str = "-1") -> st
     a first name that differs under the same national id and middle name is more likely a
     nickname or a name written on a form than another person."""
     return (f"CASE WHEN {f} = {DIFFERENT} AND {d} = -1 AND {m} = {EXACT} AND {n} = {EXACT} THEN {SAME_MIDDLE} "
+            f"WHEN {f} = {DIFFERENT} AND {d} = {DIFFERENT} THEN {BOTH_DIFFER} "
             f"WHEN ({f} = {DIFFERENT} AND {d} <= {DIFFERENT}) OR ({f} = -1 AND {d} = {DIFFERENT}) THEN 1 "
             f"WHEN {f} = {DIFFERENT} AND {d} >= {NEAR} AND {home} THEN 2 "
             f"WHEN {f} = -1 AND {d} = -1 AND {n} <> {EXACT} AND {home} THEN {UNTOLD} ELSE 0 END")
@@ -97,7 +110,7 @@ def evidence_sql(pairs: str, by: str) -> str:
     return (
         f"SELECT {by} AS rule, SUM(n * hf * hd) AS both_, SUM(n * hf * (1 - hd)) AS first_only, "
         f"SUM(n * (1 - hf) * hd) AS birth_only, SUM(n * hh * hf) AS home_first, "
-        f"SUM(CASE WHEN conflict IN (1, {SAME_MIDDLE}) THEN n ELSE 0 END) AS c1, "
+        f"SUM(CASE WHEN conflict IN (1, {SAME_MIDDLE}, {BOTH_DIFFER}) THEN n ELSE 0 END) AS c1, "
         "SUM(CASE WHEN conflict = 2 THEN n ELSE 0 END) AS c2 "
         f"FROM {pairs} AS e GROUP BY {by}"
     )
@@ -145,6 +158,11 @@ def rule_pairs_sql(rules: list[str], max_records: int, fields: list[str]) -> lis
         "LEFT JOIN tl_work_person AS px ON px.rid = p.a LEFT JOIN tl_work_person AS py ON py.rid = p.b "
         "UNION ALL SELECT rule, key, NULL, NULL, hf, hd, hh, 0, records * (records - 1) / 2 FROM tl_work_gstat WHERE people = 1",
     ]
+
+
+def with_both_differ(classes: set[int]) -> set[int]:
+    """Vetoing class 1 vetoes its certain part too."""
+    return classes | {BOTH_DIFFER} if 1 in classes else classes
 
 
 def relink_sql(vetoed: dict[str, list[int]]) -> list[str]:

@@ -68,7 +68,13 @@ def identifier_keys_sql(rule: IdentityRule) -> str:
 
 def person_sql(fields: list[str]) -> str:
     """tl_work_person: one row per record with the matching key of each single-valued trait."""
-    cols = ", ".join(f"MAX(CASE WHEN field = {lit(f)} THEN match_key END) AS {quote(f)}" for f in fields)
+    def value(f: str) -> str:
+        own = f"MAX(CASE WHEN field = {lit(f)} THEN match_key END)"
+        if f == "birth_year" and "birth_date" in fields:  # a full date gives its year too
+            return f"COALESCE({own}, MAX(CASE WHEN field = 'birth_date' THEN SUBSTR(match_key, 1, 4) END))"
+        return own
+
+    cols = ", ".join(f"{value(f)} AS {quote(f)}" for f in fields)
     names = ", ".join(lit(f) for f in fields)
     return f"CREATE TEMP TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
 
@@ -160,8 +166,8 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
     skipped: dict[tuple[str, str], int] = {}
     model = agreement.fit(engine, settings.agreement, fuzzy) if fuzzy and settings.agreement is not None else None
     guard = settings.conflict_guard and conflicts.applies(fields)
-    m_first = agreement.m_different(model, conflicts.FIRST, conflicts.PRIOR_DIFFERENT)
-    m_birth = agreement.m_different(model, conflicts.BIRTH, conflicts.PRIOR_DIFFERENT)
+    # the typo rates the guard judges by are fixed, never the model's: see conflicts.py
+    m_first, m_birth = conflicts.TYPO_DIFFERENT[conflicts.FIRST], conflicts.TYPO_DIFFERENT[conflicts.BIRTH]
     households: bool | None = None
     if model is not None:
         names = [f.name for f in model.fields]
@@ -188,18 +194,28 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
                 classes |= {1, 2, conflicts.UNTOLD}
             elif households is None and is_identifier_rule(r):
                 classes.add(1)
-            vetoed[r.name] = sorted(classes)
+            if is_identifier_rule(r) and r.match[0] in conflicts.SHARED_CONTACTS:  # evidence, not a key: conflicts.py
+                classes.add(conflicts.BOTH_DIFFER)
+            vetoed[r.name] = sorted(conflicts.with_both_differ(classes))
         engine.run(conflicts.relink_sql(vetoed))
         _record_drops(engine, conflicts.dropped_sql(vetoed))
         engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
     if model is not None:
         keep = f"s.conflict IN (0, {conflicts.SAME_MIDDLE})" if guard and households else "TRUE"
+        if guard and households:
+            # One home is one fact: a family shares its street, postal code and city whole, so
+            # they count once (by the strongest) for pairs whose first names and birth dates do
+            # not on balance say one person: exactly the pairs a family member could be.
+            engine.run("UPDATE tl_work_sconf SET odds = odds - place_extra WHERE person_odds <= 0")
         if keep != "TRUE":
             _record_drops(engine, f"SELECT s.a, {lit(AGREEMENT_RULE)} AS rule, s.conflict FROM tl_work_sconf AS s "
                                   f"WHERE s.odds >= {model.threshold!r} AND NOT ({keep})")
         engine.run(agreement.edges_sql(model, "tl_work_sconf", keep))
         engine.run("DROP TABLE IF EXISTS tl_work_sconf")
         agreement.drop_work(engine)
+        if model.from_priors:  # a note for the report, not a drop: no links counted
+            skipped[(AGREEMENT_RULE, f"model: m of {', '.join(model.from_priors)} from the stated priors (fewer than "
+                                     f"{agreement.MIN_MATCHING_PAIRS} matching pairs in the blocks that leave each out)")] = 0
         for block, (_, pairs) in model.skipped.items():
             skipped[(AGREEMENT_RULE, f"blocks on {block} over {settings.agreement.max_block} records skipped")] = pairs
     return skipped
@@ -292,19 +308,47 @@ def group_violations_sql(labels: str) -> str:
     )
 
 
-def group_conflicts_sql(labels: str) -> tuple[str, str]:
+# What a link's two records say about being one person, for settling the links of a group
+# that exceeds a limit: per field both records have, exact +2, close +1, near 0, different -2.
+EVIDENCE_FIELDS = ("first_name", "middle_name", "last_name", "birth_date")
+_EVIDENCE_POINTS = {agreement.EXACT: 2, agreement.CLOSE: 1, agreement.NEAR: 0, agreement.DIFFERENT: -2}
+
+
+def evidence_sql(fields: list[str], x: str = "px", y: str = "py") -> str:
+    """How strongly records x and y (aliases of tl_work_person) look like one person."""
+    terms = []
+    for f in EVIDENCE_FIELDS:
+        if f in fields:
+            points = " ".join(f"WHEN {lvl} THEN {n}" for lvl, n in _EVIDENCE_POINTS.items())
+            terms.append(f"COALESCE(CASE {agreement.level_sql(f, x, y)} {points} END, 0)")
+    return " + ".join(terms) or "0"
+
+
+def group_conflicts_sql(labels: str, rules: list[str], fields: list[str]) -> tuple[str, str]:
     """The links and constraint values of the merged groups that exceed a limit, for the
-    greedy pass (small: only conflicting groups)."""
+    greedy pass (small: only conflicting groups). Links come strongest first: the best
+    evidence any record pair behind the link shows (`evidence_sql`), then the cluster ids."""
     bad = f"(SELECT l.node FROM {labels} AS l WHERE l.label IN (SELECT label FROM tl_work_group_bad))"
+    names = ", ".join(lit(r) for r in rules)
+    person = (f"LEFT JOIN tl_work_person AS px ON px.rid = e.rid LEFT JOIN tl_work_person AS py ON py.rid = e.anchor"
+              if fields else "")
+    behind = (
+        f"SELECT LEAST(ca, cb) AS a, GREATEST(ca, cb) AS b, MAX(evidence) AS evidence FROM ("
+        f"SELECT COALESCE(c1.cid, e.rid) AS ca, COALESCE(c2.cid, e.anchor) AS cb, {evidence_sql(fields) if fields else '0'} AS evidence "
+        f"FROM tl_work_edges AS e LEFT JOIN {CLUSTERS} AS c1 ON c1.rid = e.rid LEFT JOIN {CLUSTERS} AS c2 ON c2.rid = e.anchor "
+        f"{person} WHERE e.rule IN ({names}) AND COALESCE(c1.cid, e.rid) IN {bad}) AS p GROUP BY LEAST(ca, cb), GREATEST(ca, cb)"
+    )
     return (
-        f"SELECT a, b FROM tl_work_ok WHERE a IN {bad} ORDER BY a, b",
+        f"SELECT o.a, o.b FROM tl_work_ok AS o LEFT JOIN ({behind}) AS v ON v.a = o.a AND v.b = o.b "
+        f"WHERE o.a IN {bad} ORDER BY COALESCE(v.evidence, 0) DESC, o.a, o.b",
         f"SELECT cid, ctype, cvalue FROM tl_work_cc WHERE cid IN {bad}",
     )
 
 
 def greedy_accept(links: list[tuple[int, int]], values: list[tuple[int, str, str]], limits: dict[str, int]) -> tuple[list[tuple[int, int]], list[tuple[int, str]]]:
-    """Accept links one at a time, in order, skipping any that would push a merged group
-    over a limit (what rule priority does between rules, done within one rule's conflicts).
+    """Accept links one at a time, in the order given (strongest evidence first), skipping any
+    that would push a merged group over a limit: where a limit refuses a link, the weakest
+    links of the group give way, whatever order the records arrived in.
     Returns the accepted links and the dropped ones, as (first cluster, constraint type)."""
     parent: dict[int, int] = {}
     held: dict[int, dict[str, set[str]]] = {}
@@ -377,9 +421,11 @@ class ClusterStats:
     rounds: int = 0
 
 
-def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits: dict[str, int] | None = None) -> ClusterStats:
+def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits: dict[str, int] | None = None,
+                    fields: list[str] | None = None) -> ClusterStats:
     """Apply the rules in priority order, building tl_work_cl. With no constraints at all the
-    order cannot change the result, so every rule's links are joined in one pass."""
+    order cannot change the result, so every rule's links are joined in one pass. `fields`
+    are tl_work_person's columns, which weigh the links of a group over a limit."""
     stats = ClusterStats()
     limits = limits or {}
     drop = [f"DROP TABLE IF EXISTS {t}" for t in ("tl_work_e", "tl_work_cc", "tl_work_pair_bad", "tl_work_ok",
@@ -404,7 +450,9 @@ def cluster_records(engine: Engine, rules: list[str], constrained: bool, limits:
         stats.rounds += connected_components(engine, "tl_work_ok", "tl_work_lab")
         engine.run(group_violations_sql("tl_work_lab"))
         if engine.scalar("SELECT COUNT(*) FROM tl_work_group_bad"):
-            links_sql_, values_sql_ = group_conflicts_sql("tl_work_lab")
+            if fields:  # the evidence compares names with Levenshtein (fuzzystrmatch on Postgres)
+                engine.require_levenshtein()
+            links_sql_, values_sql_ = group_conflicts_sql("tl_work_lab", names, fields or [])
             # columns, not row dicts: at 10M records these are millions of rows
             found, owned = engine.query(links_sql_), engine.query(values_sql_)
             links = list(zip(found.column("a").to_pylist(), found.column("b").to_pylist()))

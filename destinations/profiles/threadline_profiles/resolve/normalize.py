@@ -71,6 +71,25 @@ def normalize_email(raw: str, hint: str = "") -> Normalized:
 # ------------------------------------------------------------------------- phone
 
 
+def phone_general_patterns(calling_code: int) -> list[str]:
+    """The general national-number pattern of every region sharing a calling code: what any
+    number of the country looks like, assigned or not (US: [2-9]\\d{9}, no area code 0 or 1)."""
+    from phonenumbers import PhoneMetadata
+    from phonenumbers.data import _COUNTRY_CODE_TO_REGION_CODE
+
+    out = []
+    for region in _COUNTRY_CODE_TO_REGION_CODE.get(calling_code, ()):
+        meta = PhoneMetadata.metadata_for_region(region) or PhoneMetadata.metadata_for_nongeo_region(calling_code)
+        if meta is not None and meta.general_desc is not None and meta.general_desc.national_number_pattern:
+            out.append(meta.general_desc.national_number_pattern)
+    return out
+
+
+def well_formed_phone(number: phonenumbers.PhoneNumber) -> bool:
+    national = phonenumbers.national_significant_number(number)
+    return any(re.fullmatch(p, national) for p in phone_general_patterns(number.country_code))
+
+
 def normalize_phone(raw: str, region: str = "") -> Normalized:
     text = raw.strip()
     if not any(c.isdigit() for c in text):
@@ -83,10 +102,13 @@ def normalize_phone(raw: str, region: str = "") -> Normalized:
         number = phonenumbers.parse(text, None if text.startswith("+") else region)
     except phonenumbers.NumberParseException:
         return Normalized.invalid("unparseable")
-    if not phonenumbers.is_possible_number(number):
+    # Well formed is enough: a number of a possible length that fits its country's general
+    # pattern identifies a person in a customer file even in a range not yet assigned (or
+    # assigned after the metadata was cut). Only the obviously invalid ones are refused.
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return Normalized.invalid("wrong length")
-    if not phonenumbers.is_valid_number(number):
-        return Normalized.invalid("not a valid number")
+    if not well_formed_phone(number):
+        return Normalized.invalid("not a well-formed number")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Normalized(e164, e164)
 
@@ -211,6 +233,17 @@ def normalize_date(raw: str, hint: str = "") -> Normalized:
     return Normalized(day.isoformat(), day.isoformat())
 
 
+def normalize_year(raw: str, hint: str = "") -> Normalized:
+    """A year of birth alone ("1980", 1980.0 from a spreadsheet, or a date's year)."""
+    found = re.fullmatch(r"\s*(\d{4})(?:\.0*|-\d{1,2}(?:-\d{1,2})?)?\s*", raw)
+    if not found:
+        return Normalized.invalid("empty" if not raw.strip() else "not a year")
+    year = int(found.group(1))
+    if not 1900 <= year <= date.today().year:
+        return Normalized.invalid("implausible year")
+    return Normalized(str(year), str(year))
+
+
 def normalize_datetime(raw: str, hint: str = "") -> Normalized:
     """A moment, as ISO text (`YYYY-MM-DD HH:MM:SS`) so that text order is time order."""
     text = raw.strip()
@@ -316,6 +349,7 @@ NORMALIZERS: dict[str, Callable[[str, str], Normalized]] = {
     "phone": normalize_phone,
     "name": normalize_name,
     "date": normalize_date,
+    "year": normalize_year,
     "datetime": normalize_datetime,
     "address_line": normalize_address_line,
     "postal_code": normalize_postal_code,

@@ -2,8 +2,8 @@
 
 They give the same answers as `normalize.normalize_email` / `normalize_phone` for the
 values they accept, using Arrow compute kernels (RE2 regexes) instead of a Python loop.
-Phones use libphonenumber's own metadata (the national number patterns of every number
-type of every region sharing a calling code); whatever the fast path cannot accept goes to
+Phones use libphonenumber's own metadata (the general national number pattern and the
+possible lengths of every region sharing a calling code: well formed, assigned or not); whatever the fast path cannot accept goes to
 `phonenumbers` one value at a time, so the slow path only sees the odd values.
 """
 
@@ -25,6 +25,7 @@ from threadline_profiles.resolve.normalize import (
     normalize_email,
     normalize_phone,
     normalize_text,
+    phone_general_patterns,
 )
 from threadline_profiles.resolve.placeholders import Blocklist, placeholder_candidates
 
@@ -32,9 +33,6 @@ _EMAIL_RE2 = (
     r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 )
-_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip", "pager",
-          "uan", "voicemail")
-
 
 def emails(raw: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
     """(value, key, status, reason) for each raw email."""
@@ -73,17 +71,22 @@ def _patch(ok: pa.Array, columns: list[pa.Array], *inputs_and_fallback) -> tuple
 
 @lru_cache(maxsize=None)
 def _valid_pattern(calling_code: int) -> str | None:
-    """One anchored RE2 pattern: any valid national number of any region of this code."""
-    parts = []
+    """One anchored RE2 pattern: any well-formed national number of this code (its regions'
+    general patterns, assigned ranges or not; see normalize.well_formed_phone)."""
+    parts = phone_general_patterns(calling_code)
+    return "^(?:" + "|".join(f"(?:{p})" for p in parts) + ")$" if parts else None
+
+
+@lru_cache(maxsize=None)
+def _length_pattern(calling_code: int) -> str | None:
+    """One anchored RE2 pattern: a national number of a possible length (local-only lengths,
+    which need an area code to dial, are not)."""
+    lengths = set()
     for region in _COUNTRY_CODE_TO_REGION_CODE.get(calling_code, ()):
         meta = PhoneMetadata.metadata_for_region(region) or PhoneMetadata.metadata_for_nongeo_region(calling_code)
-        if meta is None:
-            continue
-        for t in _TYPES:
-            desc = getattr(meta, t, None)
-            if desc is not None and desc.national_number_pattern:
-                parts.append(desc.national_number_pattern)
-    return "^(?:" + "|".join(f"(?:{p})" for p in parts) + ")$" if parts else None
+        if meta is not None and meta.general_desc is not None:
+            lengths |= set(meta.general_desc.possible_length or ())
+    return "^(?:" + "|".join(f"[0-9]{{{n}}}" for n in sorted(lengths) if n > 0) + ")$" if lengths else None
 
 
 @lru_cache(maxsize=None)
@@ -121,11 +124,13 @@ def phones(raw: pa.Array, region: pa.Array) -> tuple[pa.Array, pa.Array, pa.Arra
         for code in pc.unique(pc.filter(head, pc.fill_null(pc.greater(lengths, width), False))).to_pylist():
             if code is None or not code.isdigit() or int(code) not in _COUNTRY_CODE_TO_REGION_CODE:
                 continue
-            pattern = _valid_pattern(int(code))
-            if pattern is None:
+            pattern, sizes = _valid_pattern(int(code)), _length_pattern(int(code))
+            if pattern is None or sizes is None:
                 continue
             mine = pc.fill_null(pc.equal(head, code), False)
-            valid = pc.fill_null(pc.match_substring_regex(pc.utf8_slice_codeunits(intl, width), pattern), False)
+            national = pc.utf8_slice_codeunits(intl, width)
+            valid = pc.fill_null(pc.and_(pc.match_substring_regex(national, pattern),
+                                         pc.match_substring_regex(national, sizes)), False)
             accepted = pc.or_(accepted, pc.and_(mine, valid))
     e164 = pc.binary_join_element_wise("+", intl, "")
     return _patch(accepted, [e164, _fill(n, "ok"), _fill(n, "")], raw, region,
