@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from threadline.contracts import ConfigError
+from threadline_profiles import api
 from threadline_profiles.activation.push import check_activations, push_all
 from threadline_profiles.config import ProfilesConfig
+from threadline_profiles.cli.audiences import render_preview
 from threadline_profiles.decisions.engine import held_out_sql
+from threadline_profiles.decisions.preview import preview
+from threadline_profiles.report.decisions import collisions
 from threadline_profiles.testing import Lander
 
 PEOPLE = 40
@@ -237,3 +241,63 @@ def test_holdouts_are_stable_and_use_up_the_groups_slot(store_config, tmp_path):
 def test_the_holdout_draw_is_the_same_sql_on_every_engine():
     assert held_out_sql("p", "thanks", 0) == "FALSE"
     assert held_out_sql("p", "thanks", 0.5) == "SUBSTR(MD5(p || '/' || 'thanks'), 1, 8) < '80000000'"
+
+
+# --------------------------------------------------------------------------- preview and report
+
+
+def test_preview_shows_what_the_decisions_would_do_and_each_sampled_reason(shop):
+    shop.build()
+    with shop.store() as store:
+        store.config = shop.config
+        result = preview(store, "b", sample=40)
+        assert not store.engine.leftover_tables("tl_work_")
+    both = IN_A & IN_B - OPTED_OUT
+    assert result.decisions == {"winback": {"chosen": len(IN_B - IN_A - OPTED_OUT), "lower_priority": len(both),
+                                            "no_consent": len(OPTED_OUT & IN_B)}}
+    reasons = {row["decision"] for row in result.sample}
+    assert reasons == {"winback: chosen", "winback: lower priority than thanks", "winback: no consent"}
+    text = render_preview(result)
+    assert f"campaign winback: chosen {len(IN_B - IN_A - OPTED_OUT)} · lower priority {len(both)}" in text
+    assert "decision=winback: lower priority than thanks" in text
+
+
+def test_the_report_has_a_section_per_campaign_and_the_groups_collisions(shop):
+    result = shop.build(report=True)
+    text = Path(result.report_path).read_text()
+    assert "<h2>Campaigns</h2>" in text and "<h3>Campaign thanks</h3>" in text and "<h3>Campaign winback</h3>" in text
+    assert "<h3>Priority groups</h3>" in text
+    with shop.store() as store:
+        assert collisions(store, "g") == (len(IN_A & IN_B - OPTED_OUT) + len(IN_A & IN_B & OPTED_OUT), 0)
+    assert "@shop.test" not in text
+
+
+def test_forgetting_a_person_erases_their_decisions_and_contacts(shop):
+    build_and_push(shop, "2026-01-01")
+    with shop.store() as store:
+        store.config = shop.config
+        (profile_id,) = {r["profile_id"] for r in store.engine.rows(
+            "SELECT profile_id FROM tl_members WHERE record_key LIKE '%:c2'")}
+        assert store.engine.scalar(f"SELECT COUNT(*) FROM tl_contacts WHERE profile_id = '{profile_id}'") == 1
+        api.forget(store, email="person2@shop.test")
+        for table in ("tl_decisions", "tl_contacts"):
+            assert store.engine.scalar(f"SELECT COUNT(*) FROM {table} WHERE profile_id = '{profile_id}'") == 0
+
+
+def test_postgres_decides_and_counts_contacts_as_duckdb_does(tmp_path, pg_schema, store_config):
+    def run(config: dict[str, Any]) -> dict:
+        raw = settings(tmp_path, caps=[{"channel": "direct_mail", "max": 1, "window": "7d"}], holdout=0.3)
+        raw["decisions"]["campaigns"]["winback"].update(group=None, cooldown="30d")
+        land = Lander({**config, "report_dir": str(tmp_path / "reports"), **raw})
+        land.land("crm", "customers", people())
+        build_and_push(land, "2026-01-01")
+        build_and_push(land, "2026-01-05")
+        with land.store() as store:
+            contacts = store.engine.rows("SELECT activation, COUNT(*) AS n FROM tl_contacts GROUP BY activation "
+                                         "ORDER BY activation")
+        return {"decisions": decisions(land), "contacts": contacts}
+
+    duck = run(store_config)
+    postgres = run({"engine": "postgres", "schema": pg_schema, "resolve_on_finish": False})
+    assert postgres == duck
+    assert {reason for reason, _ in duck["decisions"].values()} >= {"chosen", "capped", "held_out", "no_consent"}

@@ -82,6 +82,7 @@ def simulate(plan: dict[str, Any]) -> tuple[list[list[dict[str, Any]]], list[dic
     denied = {p for p in people if rng.random() < 0.1}  # no email consent
     days: list[list[dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as tmp, ProfileStore.open(config(Path(tmp), plan)) as store:
+        store.engine.execute("INSERT INTO tl_profiles (profile_id) VALUES " + ", ".join(f"('{p}')" for p in people))
         store.engine.run([consent.CREATE_PUBLISHED,
                           "CREATE TABLE tl_audience_evaluations (seq BIGINT, build_id VARCHAR, evaluated_at TIMESTAMP, "
                           "as_of TIMESTAMP)"])
@@ -145,6 +146,7 @@ def test_decisions_over_ninety_days_keep_groups_caps_and_holdouts(plan):
 
     held_out = {(r["campaign"], r["profile_id"]) for d in days for r in d if r["reason"] == "held_out"}
     chosen = {(r["campaign"], r["profile_id"]) for d in days for r in d if r["reason"] == "chosen"}
+    assert history or not chosen, "people were chosen but no contact was recorded: the caps were not tested"
     assert not held_out & chosen, "a holdout changed between runs"
 
 

@@ -44,6 +44,8 @@ def record_contacts(store: ProfileStore, activation: str, campaign: str | None, 
     at: datetime = latest[0]["as_of"] or datetime.now(timezone.utc).replace(tzinfo=None)
     build_id = latest[0]["build_id"]
     open_rows = f"c.activation = {lit(activation)} AND c.left_at IS NULL"
+    # a ledger row whose profile is gone (forgotten, merged away) is a removal still to make, no contact
+    alive = "AND l.member_id IN (SELECT profile_id FROM tl_profiles)" if engine.table_exists("tl_profiles") else ""
     with store.lock:
         engine.run(CREATE)
         with engine.transaction():
@@ -52,7 +54,7 @@ def record_contacts(store: ProfileStore, activation: str, campaign: str | None, 
                 f"AND profile_id NOT IN (SELECT member_id FROM {ledger})",
                 f"INSERT INTO tl_contacts SELECT {lit(activation)}, {lit(campaign)}, {lit(channel)}, l.member_id, "
                 f"{ts_literal(at)}, NULL, {lit(build_id)}, {lit(push_id)} FROM (SELECT DISTINCT member_id FROM {ledger}) AS l "
-                f"WHERE NOT EXISTS (SELECT 1 FROM tl_contacts AS c WHERE {open_rows} AND c.profile_id = l.member_id)",
+                f"WHERE NOT EXISTS (SELECT 1 FROM tl_contacts AS c WHERE {open_rows} AND c.profile_id = l.member_id) {alive}",
             ])
 
 

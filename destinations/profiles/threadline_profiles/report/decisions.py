@@ -1,0 +1,92 @@
+"""The build report's campaign sections: what the decisions stage chose and why it left people
+out, per campaign, and how many people the priority groups kept from getting two campaigns.
+
+Figures only, never a person.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from threadline_profiles.engines.base import lit
+
+if TYPE_CHECKING:
+    from threadline_profiles.store import ProfileStore
+
+REASON_COLUMNS = {"chosen": "reach", "lower_priority": "lower priority", "capped": "capped",
+                  "cooling_down": "cooling down", "held_out": "held out", "no_consent": "no consent"}
+
+
+def gather(store: ProfileStore) -> dict[str, Any]:
+    """Each campaign's figures at this build and across builds, the people the platforms hold
+    for it, and each priority group's collisions (people in two or more of its audiences)."""
+    engine = store.engine
+    if not engine.table_exists("tl_decision_sizes"):
+        return {"latest": [], "history": [], "groups": []}
+    latest_seq = engine.scalar("SELECT MAX(seq) FROM tl_decision_sizes")
+    latest = engine.rows(f"SELECT * FROM tl_decision_sizes WHERE seq = {latest_seq or 0} ORDER BY campaign")
+    held = {}
+    if engine.table_exists("tl_contacts"):
+        held = {r["campaign"]: int(r["n"]) for r in engine.rows(
+            "SELECT campaign, COUNT(DISTINCT profile_id) AS n FROM tl_contacts WHERE left_at IS NULL "
+            "AND campaign IS NOT NULL GROUP BY campaign")}
+    for row in latest:
+        row["held by platforms"] = held.get(row["campaign"], 0)
+    history = engine.rows("SELECT seq, build_id, as_of, campaign, candidates, chosen, capped, held_out "
+                          "FROM tl_decision_sizes ORDER BY seq, campaign")
+    groups = engine.rows(
+        "SELECT campaign_group, COUNT(*) AS people, COUNT(CASE WHEN chosen_for > 1 THEN 1 END) AS given_several "
+        "FROM (SELECT campaign_group, profile_id, COUNT(CASE WHEN chosen THEN 1 END) AS chosen_for, COUNT(*) AS candidate_for "
+        "FROM tl_decisions WHERE campaign_group IS NOT NULL GROUP BY campaign_group, profile_id) AS x "
+        "WHERE candidate_for > 1 GROUP BY campaign_group ORDER BY campaign_group") \
+        if engine.table_exists("tl_decisions") else []
+    return {"latest": latest, "history": history, "groups": groups}
+
+
+def collisions(store: ProfileStore, group: str) -> tuple[int, int]:
+    """(people who qualify for two or more campaigns of `group`, people chosen for two or
+    more) at the latest build: the second is 0 whenever decisions ran."""
+    rows = store.engine.rows(
+        "SELECT COUNT(CASE WHEN candidate_for > 1 THEN 1 END) AS several, COUNT(CASE WHEN chosen_for > 1 THEN 1 END) AS chosen "
+        "FROM (SELECT profile_id, COUNT(*) AS candidate_for, COUNT(CASE WHEN chosen THEN 1 END) AS chosen_for FROM tl_decisions "
+        f"WHERE campaign_group = {lit(group)} GROUP BY profile_id) AS x")
+    return int(rows[0]["several"] or 0), int(rows[0]["chosen"] or 0)
+
+
+def render(data: dict[str, Any], table: Any) -> str:
+    """The sections, using the report's own table renderer `table(rows, columns, empty)`."""
+    if not data["latest"]:
+        return ""
+    import json
+
+    out = ["<h2>Campaigns</h2><p class=muted>who each campaign chose at this build (reach) and why its other "
+           "candidates were left out: a campaign of higher priority in the same group, a frequency cap of the channel, "
+           "its cooldown, its holdout (kept out to measure it) or no consent for its channel. A person the platforms "
+           "already hold stays without a new contact, so caps and cooldowns do not remove them.</p>"]
+    rows = []
+    for r in data["latest"]:
+        spec = json.loads(r["definition"] or "{}")
+        rows.append({**r, **{label: r[reason] for reason, label in REASON_COLUMNS.items()},
+                     "audience": spec.get("audience", ""), "channel": spec.get("channel", ""),
+                     "group": spec.get("group") or "", "priority": spec.get("priority", "")})
+    out.append(table(rows, ["campaign", "audience", "channel", "group", "priority", "candidates", *REASON_COLUMNS.values(),
+                            "held by platforms"], "no campaigns"))
+    if data["groups"]:
+        out.append("<h3>Priority groups</h3><p class=muted>people who qualify for two or more campaigns of a group, "
+                   "and how many of them were given more than one (always none: the group gives each person its "
+                   "highest-priority campaign)</p>")
+        out.append(table([{"group": g["campaign_group"], "qualify for several": g["people"],
+                           "given several": g["given_several"]} for g in data["groups"]],
+                         ["group", "qualify for several", "given several"], "no group"))
+    for r in rows:
+        name = r["campaign"]
+        past = [h for h in data["history"] if h["campaign"] == name]
+        out.append(f"<h3>Campaign {html.escape(name)}</h3><p class=muted>{html.escape(r['audience'])} by "
+                   f"{html.escape(r['channel'])}: reach {r['chosen']:,} of {r['candidates']:,} candidates "
+                   f"({r['continuing']:,} already held by the platforms), {r['capped']:,} capped, "
+                   f"{r['held_out']:,} held out, {r['cooling_down']:,} cooling down</p>")
+        out.append(table([{"build": h["build_id"], "as of": str(h["as_of"])[:10], "candidates": h["candidates"],
+                           "reach": h["chosen"], "capped": h["capped"], "held out": h["held_out"]} for h in past],
+                         ["build", "as of", "candidates", "reach", "capped", "held out"], "no decisions yet"))
+    return "".join(out)
