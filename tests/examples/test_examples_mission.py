@@ -102,5 +102,6 @@ def test_preview_and_report_show_the_decisions(mission):
     assert "decision=loyal_thanks:" in out.stdout
     report = sorted((folder / "mission_reports").glob("profiles-*.html"))[-1].read_text()
     assert "<h2>Campaigns</h2>" in report and "<h3>Priority groups</h3>" in report
+    assert "<h3>Lift against the holdout</h3>" in report and 'aria-label="conversion lift per campaign"' in report
     assert all(f"<h3>Campaign {c}</h3>" in report
                for c in ("loyal_thanks", "lapsed_winback", "cart_reminder", "service_recovery_coupon"))

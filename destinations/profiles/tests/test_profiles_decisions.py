@@ -238,6 +238,15 @@ def test_holdouts_are_stable_and_use_up_the_groups_slot(store_config, tmp_path):
     assert decisions(land) == first
 
 
+def test_removing_every_campaign_empties_the_decisions_and_pushes_audiences_whole(shop, tmp_path):
+    build_and_push(shop, "2026-01-01")
+    shop.raw_config["decisions"] = {}
+    outcomes = build_and_push(shop, "2026-01-02")
+    assert decisions(shop) == {}
+    assert all(o.excluded_by_decision == 0 for o in outcomes)
+    assert mailed(tmp_path, "b") == IN_B - OPTED_OUT - NO_ADDRESS
+
+
 def test_the_holdout_draw_is_the_same_sql_on_every_engine():
     assert held_out_sql("p", "thanks", 0) == "FALSE"
     assert held_out_sql("p", "thanks", 0.5) == "SUBSTR(MD5(p || '/' || 'thanks'), 1, 8) < '80000000'"

@@ -89,6 +89,13 @@ class Decisions(Spec):
     campaigns: dict[str, Campaign] = Field(default_factory=dict)
     caps: list[Cap] = Field(default_factory=list)
     holdout: float = Field(default=0.0, ge=0, lt=1)  # share of each campaign's people held out to measure it
+    conversion_window: str = "30d"  # an order this long after joining a campaign's arm converts (lift.py)
+
+    @field_validator("conversion_window")
+    @classmethod
+    def _conversion_window_parses(cls, value: str) -> str:
+        window_delta(value)
+        return value
 
     @field_validator("campaigns")
     @classmethod

@@ -5,9 +5,9 @@ A campaign's candidates are its audience's members. Each candidate ends with one
 - `no_consent`: no consent for the campaign's channel (for the audience's purpose);
 - `cooling_down`: contacted by this campaign within its `cooldown`, and not held since;
 - `lower_priority`: their group's slot went to a campaign of higher priority (`detail` names it);
-- `held_out`: in the campaign's holdout (kept out to measure it; the group's slot is used up,
-  so the holdout is who would have got this campaign);
 - `capped`: a new contact would pass a frequency cap of the channel;
+- `held_out`: in the campaign's holdout (kept out to measure it; the group's slot is used up,
+  so the holdout is exactly who would have got this campaign, caps included: see lift.py);
 - `chosen`.
 
 Campaigns are taken one at a time, highest priority first (ties across groups by name), each
@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from threadline_profiles.config.audiences import window_delta
-from threadline_profiles.decisions import contacts
+from threadline_profiles.decisions import contacts, lift
 from threadline_profiles.engines.base import lit
 from threadline_profiles.traits import compute, consent
 from threadline_profiles.traits.facts import ts_literal
@@ -96,8 +96,10 @@ def decide(store: ProfileStore, as_of: datetime | None = None,
     as_of = as_of or compute.latest_as_of(store) or datetime.now(timezone.utc).replace(tzinfo=None)
     engine.run([contacts.CREATE, *[f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES]])
     order = decisions.in_order()
-    if not order:
-        engine.run(["CREATE TEMP TABLE tl_work_d_out (campaign VARCHAR, profile_id VARCHAR, reason VARCHAR, "
+    if not order:  # every campaign was removed: nothing is decided, and the published decisions empty
+        engine.run(["CREATE TEMP TABLE tl_work_d_cand (campaign VARCHAR, grp VARCHAR, channel VARCHAR, profile_id VARCHAR, "
+                    "continuing BOOLEAN, fixed VARCHAR, held_out BOOLEAN)",
+                    "CREATE TEMP TABLE tl_work_d_out (campaign VARCHAR, profile_id VARCHAR, reason VARCHAR, "
                     "detail VARCHAR, continuing BOOLEAN)"])
         return {}
     engine.run([_candidates_sql(store, decisions, as_of, members_of), _history_sql(decisions, as_of),
@@ -166,7 +168,7 @@ def _decide_campaign_sql(decisions: Decisions, name: str) -> str:
     return (
         "INSERT INTO tl_work_d_out SELECT c.campaign, c.profile_id, "
         "CASE WHEN c.fixed IS NOT NULL THEN c.fixed WHEN t.campaign IS NOT NULL THEN 'lower_priority' "
-        f"WHEN c.held_out THEN 'held_out' WHEN NOT c.continuing AND ({capped}) THEN 'capped' ELSE 'chosen' END, "
+        f"WHEN NOT c.continuing AND ({capped}) THEN 'capped' WHEN c.held_out THEN 'held_out' ELSE 'chosen' END, "
         "CASE WHEN c.fixed IS NULL THEN t.campaign END, c.continuing "
         f"FROM tl_work_d_cand AS c LEFT JOIN ({taken}) AS t ON t.profile_id = c.profile_id {' '.join(joins)} "
         f"WHERE c.campaign = {lit(name)}"
@@ -188,10 +190,11 @@ def figures(store: ProfileStore, order: list[str]) -> dict[str, CampaignFigures]
 
 
 def decide_build(store: ProfileStore, build_id: str) -> dict[str, CampaignFigures]:
-    """The build's decisions stage: decide every campaign, then replace `tl_decisions` and
-    add this build's figures to `tl_decision_sizes`, in one transaction."""
+    """The build's decisions stage: decide every campaign, then replace `tl_decisions`, add
+    this build's figures to `tl_decision_sizes` and the people new to a campaign's arms to
+    `tl_campaign_arms`, in one transaction; then measure each campaign's lift (lift.py)."""
     engine, decisions = store.engine, store.config.decisions
-    engine.run(PERSISTENT)
+    engine.run(PERSISTENT + lift.PERSISTENT)
     if not decisions.campaigns and not engine.scalar("SELECT COUNT(*) FROM tl_decisions"):
         return {}
     as_of = compute.latest_as_of(store) or datetime.now(timezone.utc).replace(tzinfo=None)
@@ -208,8 +211,10 @@ def decide_build(store: ProfileStore, build_id: str) -> dict[str, CampaignFigure
               f"{f.held_out}, {f.no_consent}, "
               f"{lit(json.dumps(decisions.campaigns[f.campaign].model_dump(), sort_keys=True))})"
               for f in found.values()],
+            lift.assign_arms_sql(as_of),
         ])
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
+    lift.record(store, build_id, as_of, lift.measure(store, as_of))
     return found
 
 

@@ -21,6 +21,7 @@ not measured and the report says so.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,13 @@ def measure(store: ProfileStore, as_of: datetime) -> list[Lift]:
 
 
 def _compare(campaign: str, treated: Any, held_out: Any) -> list[Lift]:
+    # no order in either arm yet (or no spread): the statistics are undefined, kept as NULL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _statistics(campaign, treated, held_out)
+
+
+def _statistics(campaign: str, treated: Any, held_out: Any) -> list[Lift]:
     from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
     from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 

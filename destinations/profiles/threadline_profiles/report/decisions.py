@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from threadline_profiles.decisions import lift as lift_module
 from threadline_profiles.engines.base import lit
 
 if TYPE_CHECKING:
@@ -41,7 +42,12 @@ def gather(store: ProfileStore) -> dict[str, Any]:
         "FROM tl_decisions WHERE campaign_group IS NOT NULL GROUP BY campaign_group, profile_id) AS x "
         "WHERE candidate_for > 1 GROUP BY campaign_group ORDER BY campaign_group") \
         if engine.table_exists("tl_decisions") else []
-    return {"latest": latest, "history": history, "groups": groups}
+    lift = []
+    if engine.table_exists("tl_campaign_lift") and latest:
+        lift = engine.rows(f"SELECT * FROM tl_campaign_lift WHERE build_id = {lit(latest[0]['build_id'])} "
+                           "ORDER BY campaign, metric")
+    statistics = lift_module.statistics_available()
+    return {"latest": latest, "history": history, "groups": groups, "lift": lift, "statistics": statistics}
 
 
 def collisions(store: ProfileStore, group: str) -> tuple[int, int]:
@@ -79,6 +85,7 @@ def render(data: dict[str, Any], table: Any) -> str:
         out.append(table([{"group": g["campaign_group"], "qualify for several": g["people"],
                            "given several": g["given_several"]} for g in data["groups"]],
                          ["group", "qualify for several", "given several"], "no group"))
+    out.append(render_lift(data, table))
     for r in rows:
         name = r["campaign"]
         past = [h for h in data["history"] if h["campaign"] == name]
@@ -90,3 +97,61 @@ def render(data: dict[str, Any], table: Any) -> str:
                            "reach": h["chosen"], "capped": h["capped"], "held out": h["held_out"]} for h in past],
                          ["build", "as of", "candidates", "reach", "capped", "held out"], "no decisions yet"))
     return "".join(out)
+
+
+def render_lift(data: dict[str, Any], table: Any) -> str:
+    """Lift against the holdout: both arms, the difference and its 95% interval, and a plot of
+    each campaign's conversion lift with its interval around zero."""
+    head = ("<h3>Lift against the holdout</h3><p class=muted>people who joined a campaign's arm (chosen: treated; "
+            "held out), compared as assigned: the share with an order within the conversion window after joining, "
+            "and order revenue per person in it. The difference is treated − held out with a 95% interval; one that "
+            "excludes 0 says the campaign changed it.</p>")
+    if not data.get("statistics"):
+        return head + "<p class=muted>not measured: install statsmodels (pip install threadline-profiles[lift])</p>"
+    if not data["lift"]:
+        return head + "<p class=muted>nothing to compare yet: no campaign has people in both arms and orders mapped</p>"
+    rows = [{"campaign": r["campaign"], "metric": r["metric"].replace("_", " "),
+             "treated people": r["treated_people"], "held-out people": r["held_out_people"],
+             "treated": _figure(r["treated"], r["metric"]), "held out": _figure(r["held_out"], r["metric"]),
+             "difference": _figure(r["difference"], r["metric"]),
+             "95% interval": f"{_figure(r['ci_low'], r['metric'])} … {_figure(r['ci_high'], r['metric'])}",
+             "p": "" if r["p_value"] is None else f"{r['p_value']:.3f}"} for r in data["lift"]]
+    return head + lift_svg([r for r in data["lift"] if r["metric"] == "conversion"]) + table(
+        rows, ["campaign", "metric", "treated people", "held-out people", "treated", "held out", "difference",
+               "95% interval", "p"], "no lift measured")
+
+
+def _figure(value: float | None, metric: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 100:.1f}%" if metric == "conversion" else f"{value:,.2f}"
+
+
+def lift_svg(rows: list[dict[str, Any]]) -> str:
+    """Each campaign's conversion lift as a dot with its interval, on one axis through zero."""
+    usable = [r for r in rows if r["ci_low"] is not None and r["ci_high"] is not None]
+    if not usable:
+        return ""
+    width, left, row_h = 640, 180, 28
+    low = min(0.0, *(r["ci_low"] for r in usable))
+    high = max(0.0, *(r["ci_high"] for r in usable))
+    span = (high - low) or 1.0
+
+    def x(v: float) -> float:
+        return left + (v - low) / span * (width - left - 20)
+
+    height = row_h * len(usable) + 30
+    parts = [f'<svg role="img" aria-label="conversion lift per campaign" width="{width}" height="{height}">',
+             f'<line x1="{x(0):.1f}" y1="0" x2="{x(0):.1f}" y2="{height - 20}" stroke="#999" stroke-dasharray="3,3"/>',
+             f'<text x="{x(0):.1f}" y="{height - 6}" font-size="11" text-anchor="middle">0</text>']
+    for i, r in enumerate(usable):
+        y = 14 + i * row_h
+        label = html.escape(r["campaign"])
+        tip = html.escape(f"{r['campaign']}: {r['difference'] * 100:.1f} points ({r['ci_low'] * 100:.1f} to "
+                          f"{r['ci_high'] * 100:.1f})")
+        parts += [f'<text x="0" y="{y + 4}" font-size="12">{label}</text>',
+                  f'<line x1="{x(r["ci_low"]):.1f}" y1="{y}" x2="{x(r["ci_high"]):.1f}" y2="{y}" stroke="#3b6ea5" '
+                  'stroke-width="2"/>',
+                  f'<circle cx="{x(r["difference"]):.1f}" cy="{y}" r="4" fill="#d1603d"><title>{tip}</title></circle>']
+    parts.append("</svg>")
+    return "".join(parts)
