@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # that runs them (pipeline), the operations on a store (api), the destination and test kit
 # that use those, and the commands and plugin hooks on top.
 LAYERS = {
-    "threadline_profiles": ["config", "engines", "store", "land", "resolve", "traits", "audiences",
+    "threadline_profiles": ["config", "engines", "store", "land", "resolve", "traits", "audiences", "decisions",
                             "activation", "report", "pipeline", "api", "destination", "testing", "cli",
                             "plugin"],
 }

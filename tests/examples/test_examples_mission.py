@@ -76,3 +76,32 @@ def test_the_report_shows_audiences_over_runs_and_what_platforms_accepted(missio
     assert "Audience sizes across builds" in report and "<svg" in report
     assert "Pushes to platforms" in report and "meta_audiences" in report
     assert "kelly.neal@gmail.com" not in report
+
+
+def test_the_lifecycle_group_gives_nobody_two_campaigns(mission):
+    folder, _ = mission
+    (several, given_several), = query(folder, (
+        "SELECT COUNT(CASE WHEN candidate_for > 1 THEN 1 END), COUNT(CASE WHEN chosen_for > 1 THEN 1 END) FROM "
+        "(SELECT profile_id, COUNT(*) AS candidate_for, COUNT(CASE WHEN chosen THEN 1 END) AS chosen_for "
+        "FROM tl_decisions WHERE campaign_group = 'lifecycle' GROUP BY profile_id) AS x"))
+    assert several > 100, "the audiences no longer overlap: the example stopped showing collisions"
+    assert given_several == 0
+    # and the platforms agree: nobody is on the loyalty list and in the win-back ads at once
+    assert query(folder, "SELECT COUNT(*) FROM tl_ledger_loyal_to_mailchimp JOIN tl_ledger_lapsed_to_meta "
+                         "USING (member_id)") == [(0,)]
+    reasons = dict(query(folder, "SELECT reason, COUNT(*) FROM tl_decisions GROUP BY reason"))
+    assert reasons["lower_priority"] > 0 and reasons["held_out"] > 0 and reasons["chosen"] > 500
+
+
+def test_preview_and_report_show_the_decisions(mission):
+    folder, _ = mission
+    out = subprocess.run([sys.executable, "-m", "threadline", "audiences", "preview", "loyal_customers", "--job",
+                          "job.yaml"], cwd=folder, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "campaign loyal_thanks: chosen" in out.stdout and "lower priority" in out.stdout
+    assert "decision=loyal_thanks:" in out.stdout
+    report = sorted((folder / "mission_reports").glob("profiles-*.html"))[-1].read_text()
+    assert "<h2>Campaigns</h2>" in report and "<h3>Priority groups</h3>" in report
+    assert "<h3>Lift against the holdout</h3>" in report and 'aria-label="conversion lift per campaign"' in report
+    assert all(f"<h3>Campaign {c}</h3>" in report
+               for c in ("loyal_thanks", "lapsed_winback", "cart_reminder", "service_recovery_coupon"))

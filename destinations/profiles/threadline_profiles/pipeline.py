@@ -29,6 +29,7 @@ from threadline_profiles.activation import forget
 from threadline_profiles.activation.secret import StoreSecret
 from threadline_profiles.audiences.membership import evaluate_audiences
 from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMapping
+from threadline_profiles.decisions.engine import decide_build
 from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.land.landing import LandedStream, landed_streams
 from threadline_profiles.resolve import golden, ids, incremental, link, publish, values
@@ -163,6 +164,8 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     stage("traits")
     evaluate_audiences(store, build_id)  # membership of this build, kept as history
     stage("audiences")
+    decide_build(store, build_id)  # who gets which campaign, from the contacts platforms accepted
+    stage("decisions")
 
     result = BuildResult(build_id, run_id, records, profiles, setup.order, 0.0, timings, parsed, rounds,
                          mode="full" if plan.full else "incremental", why_full=plan.reason, resolved=resolved)

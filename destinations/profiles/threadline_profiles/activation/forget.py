@@ -7,7 +7,8 @@ does the rest, in this order:
    (no tombstone of a stranger's address) unless asked to block an identifier nobody holds yet;
 2. deletes those records from the landed tables, their values from the normalization cache
    (`tl_norm_cache`, which keeps raw values) unless a remaining record holds them too, their
-   audience history and the rows a platform refused for them (`tl_refused_*`);
+   audience history, their decisions and contact history (`tl_decisions`, `tl_contacts`) and
+   the rows a platform refused for them (`tl_refused_*`);
 3. keeps a *tombstone* per identifier that only this person held: HMAC-SHA256 of
    ``<field>:<normalized value>`` under the store's secret (`secret.py`), never the value. Every
    later build drops records carrying a tombstoned identifier (from the landed tables and the
@@ -201,6 +202,9 @@ def erase(store: ProfileStore, person: Person, *, even_if_unknown: bool = False)
                 engine.execute(f"DELETE FROM {stream.table} WHERE _tl_key IN ({chunk})")
         if ids and engine.table_exists("tl_audience_members"):  # no trace of who they were in audience history
             engine.execute(f"DELETE FROM tl_audience_members WHERE profile_id IN {in_ids}")
+        for table in ("tl_decisions", "tl_contacts"):  # nor in what campaigns chose for them or reached them with
+            if ids and engine.table_exists(table):
+                engine.execute(f"DELETE FROM {table} WHERE profile_id IN {in_ids}")
         for name in store.config.activations:  # what a platform refused is no removal to push: just gone
             if ids and engine.table_exists(f"tl_refused_{name}"):
                 engine.execute(f"DELETE FROM tl_refused_{name} WHERE member_id IN {in_ids}")

@@ -50,6 +50,8 @@ from threadline.secrets import redact
 
 from threadline_profiles.activation.seal import Seal
 from threadline_profiles.config.activations import Activation
+from threadline_profiles.decisions import contacts
+from threadline_profiles.decisions.engine import chosen_sql, decided
 from threadline_profiles.engines.base import lit, quote
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ class PushOutcome(PushTally):
     push_id: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
     seconds: float = 0.0
     channel_note: str = ""
+    excluded_by_decision: int = 0  # members its campaign's decisions left out (lower priority, capped, held out, ...)
 
     def summary(self) -> str:
         head = f"push {self.activation} ({self.destination}, {self.mode}): "
@@ -91,6 +94,8 @@ class PushOutcome(PushTally):
             text += f"; platform match estimate {self.match_estimate:,}"
         if self.excluded_no_consent:
             text += f"; {self.excluded_no_consent:,} left out for lack of {self.channel_note}consent"
+        if self.excluded_by_decision:
+            text += f"; {self.excluded_by_decision:,} left out by the campaign's decisions"
         if self.skipped_refused:
             text += f"; {self.skipped_refused:,} not sent again (refused before, identifiers unchanged)"
         if self.rejection_reasons:
@@ -132,6 +137,11 @@ def check_activations(config: Any, reach: bool = False) -> None:
             raise ConfigError(f"{activation.connector} cannot push in {activation.mode.value} mode",
                               field=f"{where}.mode", hint=f"it can: {', '.join(m.value for m in dest_cls.modes)}")
         dest_config = destination_config(name, activation, dest_cls)
+        campaign = config.decisions.campaign_of(name) if getattr(config, "decisions", None) else None
+        if campaign and config.decisions.campaigns[campaign].channel != dest_cls.channel:
+            raise ConfigError(f"campaign {campaign!r} is on channel {config.decisions.campaigns[campaign].channel!r}, "
+                              f"but activation {name!r} pushes to {activation.connector}, a {dest_cls.channel} destination",
+                              field=f"decisions.campaigns.{campaign}.channel", hint=f"set channel: {dest_cls.channel}")
         if reach:
             try:
                 dest_cls().check(dest_config)
@@ -187,7 +197,12 @@ def push_activation(store: ProfileStore, name: str, activation: Activation, run_
             selection = select_members(store, activation.audience, dest_cls.channel)
             outcome.excluded_no_consent = selection.excluded_no_consent
             outcome.excluded_suppressed = selection.excluded_suppressed
-            push_members(store, name, activation, dest_cls(), dest_config, selection.members, outcome, run_id)
+            campaign = store.config.decisions.campaign_of(name)
+            members = _follow_decisions(store, campaign, selection.members, outcome)
+            try:
+                push_members(store, name, activation, dest_cls(), dest_config, members, outcome, run_id)
+            finally:  # what the platform confirmed before a failure is contact too
+                contacts.record_contacts(store, name, campaign, dest_cls.channel, outcome.push_id)
     except ThreadlineError as exc:  # the message goes to tl_pushes and the report: no secret, no member
         outcome.outcome, outcome.message = "failed", redact(exc.render())
     except Exception as exc:  # a plugin bug must not take the build down; say what broke
@@ -195,6 +210,20 @@ def push_activation(store: ProfileStore, name: str, activation: Activation, run_
     outcome.seconds = round(time.monotonic() - started, 3)
     record(store, outcome, run_id)
     return outcome
+
+
+def _follow_decisions(store: ProfileStore, campaign: str | None, members: pa.Table, outcome: PushOutcome) -> pa.Table:
+    """The members the latest decisions chose for `campaign` (all of them when the activation
+    carries no campaign). Those left out are not sent, and the diff removes them if they were."""
+    if campaign is None:
+        return members
+    if not decided(store, campaign):
+        raise ThreadlineError(f"campaign {campaign!r} has not been decided yet",
+                              hint="run `threadline profiles build` so the decisions stage takes it")
+    chosen = store.engine.query(chosen_sql(campaign)).column(0).combine_chunks().cast(pa.string())
+    kept = members.filter(pc.is_in(members.column("member_id"), value_set=chosen))
+    outcome.excluded_by_decision = members.num_rows - kept.num_rows
+    return kept
 
 
 def push_members(store: ProfileStore, name: str, activation: Activation, dest: AudienceDestination, dest_config: Any,

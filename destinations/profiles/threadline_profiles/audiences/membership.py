@@ -385,13 +385,15 @@ class Preview:
     sample: list[dict[str, Any]] = field(default_factory=list)  # profile_id, masked email, traits used
     unusable_suppression: dict[str, int] = field(default_factory=dict)
     min_size: int = 0
+    decisions: dict[str, dict[str, int]] = field(default_factory=dict)  # campaign -> reason -> people (decisions/preview.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
 
 
-def preview(store: ProfileStore, audience: str, sample: int = 5) -> Preview:
-    """Evaluate every audience as the config says now (nothing is stored) and describe one."""
+def preview(store: ProfileStore, audience: str, sample: int = 5, keep_work: bool = False) -> Preview:
+    """Evaluate every audience as the config says now (nothing is stored) and describe one.
+    With `keep_work` the evaluation (`tl_work_a_eval`) is left for the caller to read and drop."""
     config, engine = store.config, store.engine
     spec = config.audiences.get(audience)
     if spec is None:
@@ -416,7 +418,7 @@ def preview(store: ProfileStore, audience: str, sample: int = 5) -> Preview:
         for row in rows:
             row["email"] = mask_email(row["email"])
     finally:
-        engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
+        engine.run([] if keep_work else [f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
     return Preview(audience, spec.where, compute.latest_as_of(store), figures["size"], figures["matched"],
                    figures["excluded_by_exclusion"], figures["excluded_suppressed"], figures["excluded_no_consent"],
                    lacking, overlap, rows, {k: v for k, v in unusable.items() if v}, spec.min_size)

@@ -58,8 +58,9 @@ def list_command(job: str | None, destination: str | None, path: str | None, dsn
 def preview_command(name: str, job: str | None, destination: str | None, path: str | None, dsn: str | None,
                     schema: str | None, sample: int, as_json: bool) -> None:
     """Evaluate audience NAME as the job file says now, against the traits of the last build:
-    size, why profiles were left out, overlap with the other audiences, and a masked sample."""
-    from threadline_profiles.audiences.membership import preview
+    size, why profiles were left out, overlap with the other audiences, what the decisions of
+    the campaigns carrying it would do, and a masked sample."""
+    from threadline_profiles.decisions.preview import preview
 
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
         result = preview(store, name, sample)
@@ -70,6 +71,8 @@ def preview_command(name: str, job: str | None, destination: str | None, path: s
 
 
 def render_preview(p: Any) -> str:
+    from threadline_profiles.decisions.preview import reason_text
+
     as_of = f"traits as of {str(p.as_of)[:19]}" if p.as_of else "traits of the last build"
     small = f"   below min_size {p.min_size:,}: it would not be pushed" if p.size < p.min_size else ""
     lines = [f"audience {p.audience}: {p.where}", f"  {as_of}",
@@ -85,6 +88,8 @@ def render_preview(p: Any) -> str:
                  + " · ".join(f"{ch} {n:,}" for ch, n in p.lacking_consent.items()))
     if p.overlap:
         lines.append("  overlap: " + " · ".join(f"{a} {n:,}" for a, n in p.overlap.items()))
+    for campaign, reasons in p.decisions.items():
+        lines.append(f"  campaign {campaign}: " + " · ".join(f"{reason_text(r, None)} {n:,}" for r, n in reasons.items()))
     if p.sample:
         lines.append(f"  sample ({len(p.sample)} of {p.size:,}):")
         for row in p.sample:

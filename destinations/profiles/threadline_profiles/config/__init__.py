@@ -31,6 +31,8 @@ from threadline_profiles.config.audiences import (
     TraitsConfig,
     check_references,
 )
+from threadline_profiles.config.decisions import Decisions
+from threadline_profiles.config.decisions import check_references as check_decision_references
 
 try:  # relative paths are taken from the job file's folder once the core offers it
     from threadline.contracts import JobPath
@@ -348,10 +350,12 @@ class ProfilesConfig(Spec):
     consent: ConsentSettings = Field(default_factory=ConsentSettings)  # defaults without a consent record
     suppression: dict[str, SuppressionList] = Field(default_factory=dict)  # name -> emails/phones never targeted
     audiences: dict[str, AudienceConfig] = Field(default_factory=dict)  # name -> filter over traits
+    decisions: Decisions = Field(default_factory=Decisions)  # campaigns, priority groups, caps, holdouts
 
     @model_validator(mode="after")
     def _audiences_refer_to_audiences(self) -> ProfilesConfig:
         check_references(self.audiences, self.suppression)
+        check_decision_references(self.decisions, self.audiences, self.activations)
         return self
 
     @field_validator("mappings")
