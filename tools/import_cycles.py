@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # that use those, and the commands and plugin hooks on top.
 LAYERS = {
     "threadline_profiles": ["config", "engines", "store", "land", "resolve", "traits", "audiences",
-                            "activation", "report", "pipeline", "api", "destination", "testing", "cli",
+                            "activation", "audit", "report", "pipeline", "api", "destination", "testing", "cli",
                             "plugin"],
 }
 

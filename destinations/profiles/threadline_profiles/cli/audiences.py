@@ -60,9 +60,12 @@ def preview_command(name: str, job: str | None, destination: str | None, path: s
     """Evaluate audience NAME as the job file says now, against the traits of the last build:
     size, why profiles were left out, overlap with the other audiences, and a masked sample."""
     from threadline_profiles.audiences.membership import preview
+    from threadline_profiles.audit import log
 
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
         result = preview(store, name, sample)
+        log.record(store, who=log.cli_user(), action="preview", subject=log.named("audience", name),
+                   result=f"ok: size {result.size}, {len(result.sample)} shown masked")
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return
