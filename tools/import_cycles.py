@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {
     "threadline_profiles": ["config", "engines", "store", "land", "resolve", "traits", "audiences",
                             "activation", "audit", "report", "pipeline", "api", "destination", "testing", "cli",
-                            "plugin"],
+                            "serve", "plugin"],
 }
 
 

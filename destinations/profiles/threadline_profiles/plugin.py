@@ -29,3 +29,5 @@ def register_commands(cli: Any) -> None:
                          "Erase a person from the profile store for good (right to erasure).")
     cli.add_lazy_command("audit", "threadline_profiles.cli.audit:audit_command",
                          "The audit log of every lookup, export, preview, push and erasure; --verify checks it.")
+    cli.add_lazy_command("serve", "threadline_profiles.serve.cli:serve_group",
+                         "Serve the profile lookup API: tokens with roles, rate limits, every call audited.")

@@ -221,3 +221,10 @@ def verify(store: ProfileStore) -> Verification:
         found.breaks.append(f"the log ends at entry {rows[-1]['seq'] if rows else 0}, but the store recorded "
                             f"entry {head.split(':')[0] or 0} as its last (newest entries were removed, or the head was altered)")
     return found
+
+
+def record_pushes(store: ProfileStore, who: str, outcomes: list[Any]) -> None:
+    """One entry per push (a `PushOutcome`): which activation, the outcome, and counts."""
+    for o in outcomes:
+        record(store, who=who, action="push", subject=named("activation", o.activation),
+               result=f"{o.outcome}: {o.members} members, +{o.adds} -{o.removes}")

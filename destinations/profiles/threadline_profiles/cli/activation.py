@@ -21,6 +21,7 @@ def push_command(job: str | None, destination: str | None, path: str | None, dsn
     Each push sends only who joined and who left since the last successful push (or the whole
     audience, for `mode: mirror`). Exit status 1 when any push failed."""
     from threadline_profiles.activation.push import push_all, push_history
+    from threadline_profiles.audit import log as audit_log
 
     config = store_config(job, destination, path, dsn, schema)
     with ProfileStore.open(config) as store:
@@ -31,7 +32,7 @@ def push_command(job: str | None, destination: str | None, path: str | None, dsn
                            f"+{row['adds']:,} −{row['removes']:,}  accepted {row['accepted']:,}  rejected {row['rejected']:,}")
             return
         outcomes = push_all(store, only=list(activations) or None, quiet=True)
-        _audit_pushes(store, outcomes)
+        audit_log.record_pushes(store, audit_log.cli_user(), outcomes)
     if not outcomes:
         click.echo("nothing to push: the store has no activations (add `activations:` to its config)")
     for outcome in outcomes:
@@ -92,7 +93,7 @@ def forget_command(job: str | None, destination: str | None, path: str | None, d
         log.record(store, who=log.cli_user(), action="erasure", subject=subject,
                    result=f"ok: {result.profiles} profile(s), {result.records} record(s), {result.tombstones} tombstone(s)",
                    detail={"forget_audit_id": result.audit_id})
-        _audit_pushes(store, result.pushes)
+        log.record_pushes(store, log.cli_user(), result.pushes)
     if as_json:
         from dataclasses import asdict
 
@@ -105,12 +106,3 @@ def forget_command(job: str | None, destination: str | None, path: str | None, d
         click.echo(outcome.summary())
     if any(o.outcome == "failed" for o in result.pushes):
         raise SystemExit(1)
-
-
-def _audit_pushes(store: ProfileStore, outcomes: list) -> None:  # type: ignore[type-arg]
-    """One audit entry per push: which activation, and what happened (counts only)."""
-    from threadline_profiles.audit import log
-
-    for o in outcomes:
-        log.record(store, who=log.cli_user(), action="push", subject=log.named("activation", o.activation),
-                   result=f"{o.outcome}: +{o.adds} -{o.removes}")
