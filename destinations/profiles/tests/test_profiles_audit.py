@@ -73,6 +73,17 @@ def test_a_modified_or_deleted_entry_is_detected(store_config, tamper, problem):
         assert not checked.ok and any(problem in b for b in checked.breaks), checked.breaks
 
 
+def test_cutting_off_the_newest_entries_and_moving_the_head_back_is_detected(store_config):
+    with landed(store_config).store() as store:
+        for n in range(3):
+            log.record(store, who="tok_a", action="lookup", subject=log.person(store, profile_id=f"p{n}"), result="ok")
+        second = log.entries(store)[1]
+        store.engine.execute("DELETE FROM tl_audit_log WHERE seq = 3")
+        store.engine.execute(f"UPDATE tl_meta SET value = '2:{second.entry_hash}' WHERE key = 'audit_head'")
+        checked = log.verify(store)
+        assert not checked.ok and any("record of the last entry was altered" in b for b in checked.breaks)
+
+
 def test_a_recomputed_plain_hash_does_not_pass_for_the_real_one(store_config):
     """Whoever edits an entry cannot re-seal it without the store's secret: the chain is keyed."""
     import hashlib

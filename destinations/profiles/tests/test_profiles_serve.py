@@ -7,6 +7,7 @@ each with an order; Kelly and Sam are the people looked up."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -39,6 +40,7 @@ PEOPLE = [{"id": n + 1, "email": f"{name.lower()}.neal{n}@example.com", "phone":
 ORDERS = [{"id": f"o{n}", "email": p["email"], "at": "2026-11-20T10:00:00", "amount": 20.0 + n} for n, p in enumerate(PEOPLE)]
 KELLY, SAM, GUS = PEOPLE[0], PEOPLE[1], PEOPLE[8]
 AUDIENCES = {"buyers": {"where": "orders_count >= 1"}}
+PG_DSN = os.environ.get("THREADLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")  # as conftest's pg_schema
 
 
 def free_port() -> int:
@@ -50,7 +52,7 @@ def free_port() -> int:
 @dataclass
 class Server:
     url: str
-    store_path: str
+    config: dict[str, Any]  # the store's, as Lander takes it
     process: subprocess.Popen[bytes]
     stderr: Path
     tokens: dict[str, str]  # role (or "revoked") -> token
@@ -68,9 +70,10 @@ class Server:
             self.process.wait(timeout=60)
 
 
-def make_store(folder: Path) -> tuple[str, dict[str, str]]:
-    path = str(folder / "profiles.duckdb")
-    lander = Lander({"path": path, "resolve_on_finish": False, "mappings": MAPPING, "audiences": AUDIENCES})
+def make_store(folder: Path, config: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """A built store (DuckDB in `folder` unless `config` names another) and a token per role."""
+    config = {**(config or {"path": str(folder / "profiles.duckdb")}), "resolve_on_finish": False}
+    lander = Lander({**config, "mappings": MAPPING, "audiences": AUDIENCES})
     lander.land("crm", "customers", PEOPLE)
     lander.land("shop", "orders", ORDERS)
     lander.build()
@@ -80,16 +83,17 @@ def make_store(folder: Path) -> tuple[str, dict[str, str]]:
             tokens[role] = create_token(store, role, f"{role} test", "cli:test")[1]
         record, tokens["revoked"] = create_token(store, "support", "left the company", "cli:test")
         revoke_token(store, record.token_id)
-    return path, tokens
+    return config, tokens
 
 
-def start(path: str, tokens: dict[str, str], rate: str) -> Server:
+def start(config: dict[str, Any], tokens: dict[str, str], rate: str, folder: Path) -> Server:
     port = free_port()
-    stderr = Path(path).parent / f"serve-{port}.log"
-    process = subprocess.Popen([sys.executable, "-m", "threadline", "--log-format", "plain", "serve", "--path", path,
+    stderr = folder / f"serve-{port}.log"
+    where = ["--path", config["path"]] if "path" in config else ["--dsn", config["dsn"], "--schema", config["schema"]]
+    process = subprocess.Popen([sys.executable, "-m", "threadline", "--log-format", "plain", "serve", *where,
                                 "--port", str(port), "--rate-limit", rate],
-                               stdout=subprocess.DEVNULL, stderr=stderr.open("wb"), cwd=Path(path).parent)
-    server = Server(f"http://127.0.0.1:{port}", path, process, stderr, tokens)
+                               stdout=subprocess.DEVNULL, stderr=stderr.open("wb"), cwd=folder)
+    server = Server(f"http://127.0.0.1:{port}", config, process, stderr, tokens)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -105,8 +109,9 @@ def start(path: str, tokens: dict[str, str], rate: str) -> Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    path, tokens = make_store(tmp_path_factory.mktemp("serve"))
-    running = start(path, tokens, "1000/hour")
+    folder = tmp_path_factory.mktemp("serve")
+    config, tokens = make_store(folder)
+    running = start(config, tokens, "1000/hour", folder)
     yield running
     running.stop()
 
@@ -333,7 +338,7 @@ def test_the_audit_log_records_every_call_holds_no_identifier_and_shows_an_edit(
     assert admin_reads.status_code == 200
     server.stop()
     calls = server.calls
-    with Lander({"path": server.store_path}).store() as store:
+    with Lander(server.config).store() as store:
         entries = [e for e in log.entries(store) if e.who != "cli:test"]
         assert len(entries) == len(calls)
         assert [int(e.result.split(":")[0].split()[-1]) if e.result.startswith("refused") else 200
@@ -349,7 +354,7 @@ def test_the_audit_log_records_every_call_holds_no_identifier_and_shows_an_edit(
         assert "drop table" not in text.lower() and "passwd" not in text
         assert log.verify(store).ok
         store.engine.execute("UPDATE tl_audit_log SET who = 'tok_someone' WHERE seq = 3")
-    verified = subprocess.run([sys.executable, "-m", "threadline", "audit", "--path", server.store_path, "--verify"],
+    verified = subprocess.run([sys.executable, "-m", "threadline", "audit", "--path", server.config["path"], "--verify"],
                               capture_output=True, text=True, timeout=120)
     assert verified.returncode == 1 and "entry 3 was modified" in verified.stdout
 
@@ -358,8 +363,8 @@ def test_the_audit_log_records_every_call_holds_no_identifier_and_shows_an_edit(
 
 
 def test_the_rate_limit_holds_per_token_and_for_callers_without_one(tmp_path):
-    path, tokens = make_store(tmp_path)
-    limited = start(path, tokens, "5/hour")
+    config, tokens = make_store(tmp_path)
+    limited = start(config, tokens, "5/hour", tmp_path)
     try:
         answers = [limited.call("GET", "/v1/audiences", tokens["marketer"]).status_code for _ in range(8)]
         assert answers == [200] * 5 + [429] * 3
@@ -378,7 +383,8 @@ def test_the_rate_limit_holds_per_token_and_for_callers_without_one(tmp_path):
 def test_a_token_is_printed_once_kept_hashed_and_revoked_from_the_cli(tmp_path):
     from threadline_profiles.serve.tokens import authenticate
 
-    path, _ = make_store(tmp_path)
+    config, _ = make_store(tmp_path)
+    path = config["path"]
 
     def threadline(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "threadline", "serve", "token", *args, "--path", path],
@@ -399,3 +405,23 @@ def test_a_token_is_printed_once_kept_hashed_and_revoked_from_the_cli(tmp_path):
         assert authenticate(store, token) is None
         assert [e.result for e in log.entries(store, action="token")][-2:] == ["created: role support", "revoked"]
     assert threadline("create", "--role", "root", "--name", "x").returncode == 2
+
+
+def test_on_a_postgres_store_the_roles_hold_and_every_call_is_audited(tmp_path, pg_schema, monkeypatch):
+    monkeypatch.setenv("THREADLINE_STORE_SECRET", "s" * 40)  # the server process and this one share it
+    config, tokens = make_store(tmp_path, {"engine": "postgres", "dsn": PG_DSN, "schema": pg_schema,
+                                           "report_dir": str(tmp_path / "reports")})
+    server = start(config, tokens, "100/hour", tmp_path)
+    try:
+        found = server.call("POST", "/v1/lookup", tokens["support"], {"email": KELLY["email"], "reason": "ticket 5"})
+        assert found.status_code == 200 and found.json()["profile"]["fields"]["email"] == "k***@example.com"
+        assert server.call("POST", "/v1/lookup", tokens["marketer"], {"email": KELLY["email"], "reason": "x"}).status_code == 403
+        assert server.call("POST", "/v1/lookup", tokens["support"], {"email": "kel%", "reason": "x"}).status_code == 403
+        assert server.call("GET", "/v1/audiences/buyers/export", tokens["support"]).status_code == 403
+        assert server.call("GET", "/v1/traits", tokens["marketer"]).status_code == 200
+    finally:
+        server.stop()
+    with Lander(config).store() as store:
+        entries = log.entries(store)
+        assert [e.result.split(":")[0] for e in entries] == ["ok", "refused 403", "refused 403", "refused 403", "ok"]
+        assert KELLY["email"] not in json.dumps([e.to_dict() for e in entries]) and log.verify(store).ok

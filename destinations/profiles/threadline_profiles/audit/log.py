@@ -10,7 +10,9 @@ the log tells nobody whom it is about. Audiences and activations are named in th
 
 The log is append-only by contract and tamper-evident by construction: each entry's hash is
 an HMAC (a key derived from the store's secret) over its fields and the previous entry's hash,
-and the store keeps the last entry's sequence number and hash (`tl_meta`, `audit_head`).
+and the store keeps the last entry's sequence number and hash, sealed with its own HMAC
+(`tl_meta`, `audit_head`), so that cutting off the newest entries and pointing the head at
+an older one shows too.
 `verify` walks the chain: an entry edited, deleted or inserted, or the newest entries cut
 off, shows as a break naming the entry. Without the secret nobody can forge a chain that
 verifies; with it (an administrator of the machine) they could, which is why the head is also
@@ -163,8 +165,18 @@ def record(store: ProfileStore, *, who: str, action: str, result: str, subject: 
             values = ", ".join(lit(getattr(entry, c)) for c in COLUMNS)
             engine.execute(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({values})")
             engine.execute(f"DELETE FROM tl_meta WHERE key = {lit(HEAD_KEY)}")
-            engine.execute(f"INSERT INTO tl_meta VALUES ({lit(HEAD_KEY)}, {lit(f'{seq}:{entry.entry_hash}')})")
+            engine.execute(f"INSERT INTO tl_meta VALUES ({lit(HEAD_KEY)}, {lit(_sealed_head(secret, seq, entry.entry_hash))})")
     return entry
+
+
+def _split_head(head: str) -> tuple[int, str]:
+    seq, _, entry_hash = head.partition(":")
+    return (int(seq) if seq.isdigit() else -1), entry_hash
+
+
+def _sealed_head(secret: StoreSecret, seq: int, entry_hash: str) -> str:
+    head = f"{seq}:{entry_hash}"
+    return f"{head}:{hmac.new(secret.derive('audit-head'), head.encode(), hashlib.sha256).hexdigest()}"
 
 
 def _entry_hash(secret: StoreSecret, entry: AuditEntry) -> str:
@@ -198,11 +210,14 @@ def verify(store: ProfileStore) -> Verification:
     the store saved (else the newest entries were cut off)."""
     ensure_tables(store)
     rows = store.engine.rows(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY seq")
-    head = store.engine.scalar(f"SELECT value FROM tl_meta WHERE key = {lit(HEAD_KEY)}") or ""
+    sealed = store.engine.scalar(f"SELECT value FROM tl_meta WHERE key = {lit(HEAD_KEY)}") or ""
+    head = sealed.rsplit(":", 1)[0] if sealed.count(":") == 2 else sealed
     found = Verification(len(rows), head)
-    if not rows and not head:
+    if not rows and not sealed:
         return found
     secret = _secret(store)
+    if sealed and not hmac.compare_digest(sealed, _sealed_head(secret, *_split_head(head))):
+        found.breaks.append("the store's record of the last entry was altered (its seal does not match)")
     prev, expected_seq = GENESIS, 1
     for row in rows:
         entry = AuditEntry(**row)
