@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # that use those, and the commands and plugin hooks on top.
 LAYERS = {
     "threadline_profiles": ["config", "engines", "store", "land", "resolve", "traits", "audiences", "decisions",
-                            "activation", "report", "pipeline", "api", "destination", "testing", "cli",
-                            "plugin"],
+                            "activation", "audit", "report", "pipeline", "api", "destination", "testing", "cli",
+                            "serve", "plugin"],
 }
 
 

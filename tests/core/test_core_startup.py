@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 # Modules a command that moves no data must not import: what makes start-up cost a second.
-HEAVY = ("pyarrow", "pydantic", "numpy", "duckdb", "psycopg", "sqlglot", "requests", "yaml",
+HEAVY = ("pyarrow", "pydantic", "numpy", "duckdb", "psycopg", "sqlglot", "requests", "yaml", "starlette", "uvicorn",
          "threadline.contracts", "threadline.engine", "threadline.http", "threadline.sandbox", "threadline.activation")
 
 # Runs the CLI as the `threadline` script does, then prints every module the process imported.

@@ -11,6 +11,7 @@ store that pushes an audience to Klaviyo's sandbox; then `forget` runs while Kla
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -126,3 +127,7 @@ def test_no_output_holds_a_secret_and_a_forgotten_person_is_nowhere(tmp_path):
         assert person_in(text) == [], f"the person is in the {where}"
     assert "member.3@example.com" not in outputs, "nobody's address is logged, not only hers"
     assert "tl1:" in stored["store file"] or "tl_ledger" in stored["store file"]
+    audit = threadline(tmp_path, env, "audit", "--job", str(job), "--json")
+    entries = [(e["who"].split(":")[0], e["action"], e["result"].split(":")[0]) for e in json.loads(audit.stdout)]
+    assert ("sync", "push", "pushed") in entries and ("cli", "push", "pushed") in entries  # every push, by whom
+    assert ("cli", "erasure", "ok") in entries and ("cli", "erasure", "not found") in entries

@@ -200,6 +200,9 @@ class ProfilesDestination(Destination[ProfilesConfig]):
                      f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path or "(none)")
             if config.activations:
                 result.pushes = push_all(store, run_id, on_build=True)
+                from threadline_profiles.audit import log as audit_log
+
+                audit_log.record_pushes(store, f"sync:{run_id}", result.pushes)
                 steps += [_push_step(self.name, p) for p in result.pushes]
                 if result.report_path and result.pushes:  # the report shows what the platforms took
                     from threadline_profiles.report.page import write_report

@@ -1,5 +1,5 @@
-"""threadline hooks: the `profiles` destination and the `threadline profiles|audiences|push|forget`
-commands. Building and pushing after a run is the destination's `finish_run` step, not a hook.
+"""threadline hooks: the `profiles` destination and the `threadline profiles|audiences|push|forget|
+serve|audit` commands. Building and pushing after a run is the destination's `finish_run` step, not a hook.
 
 Everything is registered by import path: the store (DuckDB, psycopg, sqlglot) is imported only
 when a sync or a command uses it, so `threadline --help` imports none of it.
@@ -27,3 +27,7 @@ def register_commands(cli: Any) -> None:
                          "Push audiences to their destinations now.")
     cli.add_lazy_command("forget", "threadline_profiles.cli.activation:forget_command",
                          "Erase a person from the profile store for good (right to erasure).")
+    cli.add_lazy_command("audit", "threadline_profiles.cli.audit:audit_command",
+                         "The audit log of every lookup, export, preview, push and erasure; --verify checks it.")
+    cli.add_lazy_command("serve", "threadline_profiles.serve.cli:serve_group",
+                         "Serve the profile lookup API: tokens with roles, rate limits, every call audited.")

@@ -21,6 +21,7 @@ def push_command(job: str | None, destination: str | None, path: str | None, dsn
     Each push sends only who joined and who left since the last successful push (or the whole
     audience, for `mode: mirror`). Exit status 1 when any push failed."""
     from threadline_profiles.activation.push import push_all, push_history
+    from threadline_profiles.audit import log as audit_log
 
     config = store_config(job, destination, path, dsn, schema)
     with ProfileStore.open(config) as store:
@@ -31,6 +32,7 @@ def push_command(job: str | None, destination: str | None, path: str | None, dsn
                            f"+{row['adds']:,} −{row['removes']:,}  accepted {row['accepted']:,}  rejected {row['rejected']:,}")
             return
         outcomes = push_all(store, only=list(activations) or None, quiet=True)
+        audit_log.record_pushes(store, audit_log.cli_user(), outcomes)
     if not outcomes:
         click.echo("nothing to push: the store has no activations (add `activations:` to its config)")
     for outcome in outcomes:
@@ -61,6 +63,7 @@ def forget_command(job: str | None, destination: str | None, path: str | None, d
     entry. Someone nobody holds is not erased: nothing changes."""
     from threadline_profiles.activation.forget import find_person, state_dir_of
     from threadline_profiles.api import forget
+    from threadline_profiles.audit import log
 
     if sum(x is not None for x in (email, phone, profile_id)) != 1:
         raise click.UsageError("give exactly one of --email, --phone, --id")
@@ -68,7 +71,9 @@ def forget_command(job: str | None, destination: str | None, path: str | None, d
     with ProfileStore.open(config) as store:
         store.config = config
         person = find_person(store, email=email, phone=phone, profile_id=profile_id, region=region)
+        subject = log.person(store, email=email, phone=phone, profile_id=profile_id, region=region)
         if not person.found and not even_if_unknown:
+            log.record(store, who=log.cli_user(), action="erasure", subject=subject, result="not found: nothing changed")
             click.echo(f"nobody in the profile store holds {person.asked}; nothing was changed "
                        "(check the spelling; if they landed since the last build, run `threadline profiles build` "
                        "first; --even-if-unknown blocks it before it lands)")
@@ -85,6 +90,10 @@ def forget_command(job: str | None, destination: str | None, path: str | None, d
             click.echo("(quarantined rows were not searched: give the job file with --job to reach its quarantine)")
         result = forget(store, person=person, push=push_now, state_dir=state_dir_of(job) if job else None,
                         even_if_unknown=even_if_unknown)
+        log.record(store, who=log.cli_user(), action="erasure", subject=subject,
+                   result=f"ok: {result.profiles} profile(s), {result.records} record(s), {result.tombstones} tombstone(s)",
+                   detail={"forget_audit_id": result.audit_id})
+        log.record_pushes(store, log.cli_user(), result.pushes)
     if as_json:
         from dataclasses import asdict
 

@@ -60,10 +60,13 @@ def preview_command(name: str, job: str | None, destination: str | None, path: s
     """Evaluate audience NAME as the job file says now, against the traits of the last build:
     size, why profiles were left out, overlap with the other audiences, what the decisions of
     the campaigns carrying it would do, and a masked sample."""
+    from threadline_profiles.audit import log
     from threadline_profiles.decisions.preview import preview
 
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
         result = preview(store, name, sample)
+        log.record(store, who=log.cli_user(), action="preview", subject=log.named("audience", name),
+                   result=f"ok: size {result.size}, {len(result.sample)} shown masked")
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         return

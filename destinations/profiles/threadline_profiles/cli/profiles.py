@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from threadline.contracts import ConfigError
+from threadline.contracts import ConfigError, ThreadlineError
 
 from threadline_profiles import api
 from threadline_profiles.config import ProfilesConfig
@@ -104,13 +104,26 @@ def build_command(job: str | None, destination: str | None, path: str | None, ds
 @click.option("--region", default="", help="Country for a phone written without +code (e.g. US).")
 @click.option("--explain", is_flag=True, help="Show which rule and identifier linked each record.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--reason", default="", help="Why you look this person up (kept in the audit log).")
 def get_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
-                email: str | None, phone: str | None, profile_id: str | None, region: str, explain: bool, as_json: bool) -> None:
-    """Show one unified profile: golden record with lineage, member records, and links."""
+                email: str | None, phone: str | None, profile_id: str | None, region: str, explain: bool, as_json: bool,
+                reason: str) -> None:
+    """Show one unified profile: golden record with lineage, member records, and links.
+    Every lookup is written to the audit log (`threadline audit`)."""
+    from threadline_profiles.audit import log
+
     if sum(x is not None for x in (email, phone, profile_id)) != 1:
         raise click.UsageError("give exactly one of --email, --phone, --id")
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
-        found = api.find(store, email=email, phone=phone, profile_id=profile_id, region=region)
+        subject = log.person(store, email=email, phone=phone, profile_id=profile_id, region=region)
+        try:
+            found = api.find(store, email=email, phone=phone, profile_id=profile_id, region=region)
+        except ThreadlineError as exc:
+            log.record(store, who=log.cli_user(), action="lookup", subject=subject, reason=reason,
+                       result=f"refused: {type(exc).__name__}")
+            raise
+        log.record(store, who=log.cli_user(), action="lookup", subject=subject, reason=reason,
+                   result=f"ok: {len(found)} profile(s)" if found else "not found")
     if not found:
         click.echo("no profile found", err=True)
         raise SystemExit(1)
