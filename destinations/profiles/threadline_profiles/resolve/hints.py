@@ -1,0 +1,140 @@
+"""Name hints: the first and last name a record shows only in its contact details.
+
+A newsletter sign-up has an address (kelly.neal@…, kneal1985@…) and often no last name; a
+social follower has a handle (kneal85) and a display name ("Kelly N.", or the handle again).
+These carry a person's name, and customer data has no other way to join such records to a
+CRM contact when they share no email or phone. Where a record lacks a first or a last name,
+a hint fills it in tl_work_person — the matching table only: the profile's values are
+never touched — so the existing comparisons and blocking keys use it.
+
+Readings, in bulk SQL (DuckDB and, transpiled, Postgres), from a display name (a full
+name), an email's local part or a social handle, lower-cased with every run of non-letters
+made one separator (digits go: kneal1985 -> kneal), a leading filler word dropped (the_,
+its_, real_):
+
+- two words or more: the first and the last word, read as first and last name (the other
+  way round when only that order fits the store's names: neal_kate);
+- one word: split where a first name the store knows is followed by a last name it knows
+  (kateneal, or nealkate), else an initial and a known last name (kneal), else a known
+  first name and an initial (katen), else a known first or last name alone.
+
+"Known" means seen as a first or a last name on some record of the store: the store's own
+names are the dictionary, so nothing here is tuned to one population, and a word no
+record uses as a name (sunnytiger) gives no hint. A first name found this way takes the
+matching key other records give it (Kate -> katherine, the nickname hint). A reading is
+used only where it agrees with the record's own name on the initial it shares (a
+subscription to someone else's address gives no hint).
+"""
+
+from __future__ import annotations
+
+from threadline_profiles.engines.base import lit
+
+# Where a record's hint comes from, in order of preference.
+SOURCES = (("full_name", "value"), ("email", "local"), ("social_handle", "match_key"))
+FILLER_WORDS = ("the", "its", "im", "iam", "real", "official", "mr", "mrs", "ms", "dr")
+_MAX_WORD = 40  # longest single word split into two names
+WORK = ("tl_work_hint_txt", "tl_work_hint_first", "tl_work_hint_last", "tl_work_hint_read", "tl_work_hint")
+
+
+def applies(person_fields: list[str], mapped: set[str]) -> bool:
+    """Hints fill first and last names, so both must be compared, and something must carry them."""
+    return {"first_name", "last_name"} <= set(person_fields) and bool(mapped & {s for s, _ in SOURCES})
+
+
+def _letters(sql: str) -> str:
+    """Lower-case words of `sql`: every run of non-letters one space, no space at either end."""
+    return f"TRIM(REGEXP_REPLACE(LOWER({sql}), '[^a-z]+', ' ', 'g'))"
+
+
+def texts_sql() -> str:
+    """tl_work_hint_txt: (rid, src, t) — the words of each hint source of each record lacking a
+    first or a last name, a leading filler word dropped."""
+    parts = []
+    for src, (field, column) in enumerate(SOURCES):
+        text = "SPLIT_PART(v.value, '@', 1)" if column == "local" else f"v.{column}"
+        parts.append(f"SELECT v.rid, {src} AS src, {_letters(text)} AS t FROM tl_work_nv AS v LEFT JOIN tl_work_person AS p "
+                     f"ON p.rid = v.rid WHERE v.field = {lit(field)} AND v.status = 'ok' "
+                     "AND (p.first_name IS NULL OR p.last_name IS NULL)")
+    filler = "|".join(FILLER_WORDS)
+    return (f"CREATE TEMP TABLE tl_work_hint_txt AS SELECT rid, src, REGEXP_REPLACE(t, '^({filler}) ', '') AS t "
+            f"FROM ({' UNION ALL '.join(parts)}) AS s WHERE t <> ''")
+
+
+def dictionaries_sql() -> list[str]:
+    """The store's own names: first names as written (their first word, letters only) with
+    the matching key records give them, and last names' matching keys."""
+    word = _letters("SPLIT_PART(value, ' ', 1)")
+    return [
+        "CREATE TEMP TABLE tl_work_hint_first AS SELECT word, MIN(key) AS key FROM ("
+        f"SELECT {word} AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok' "
+        "UNION ALL SELECT match_key AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok'"
+        ") AS f WHERE LENGTH(word) >= 2 GROUP BY word",
+        "CREATE TEMP TABLE tl_work_hint_last AS SELECT DISTINCT match_key AS word FROM tl_work_nv "
+        "WHERE field = 'last_name' AND status = 'ok' AND LENGTH(match_key) >= 2",
+    ]
+
+
+def readings_sql() -> str:
+    """tl_work_hint_read: (rid, src, rank, first, last) — every reading of every hint; a lower
+    rank is a reading with more of the store's names in it."""
+    positions = ", ".join(f"({i})" for i in range(1, _MAX_WORD))
+    several = ("SELECT rid, src, t, SPLIT_PART(t, ' ', 1) AS w1, REGEXP_REPLACE(t, '^.* ', '') AS w2 "
+               "FROM tl_work_hint_txt WHERE STRPOS(t, ' ') > 0")
+    one = ("SELECT h.rid, h.src, h.t AS w, pos.i, SUBSTR(h.t, 1, pos.i) AS pre, SUBSTR(h.t, pos.i + 1) AS suf "
+           f"FROM tl_work_hint_txt AS h JOIN (VALUES {positions}) AS pos(i) ON pos.i < LENGTH(h.t) "
+           "WHERE STRPOS(h.t, ' ') = 0")
+    swapped = "(f1.word IS NULL AND l1.word IS NOT NULL AND f2.word IS NOT NULL)"  # neal_kate
+    return (
+        "CREATE TEMP TABLE tl_work_hint_read AS "
+        # Two words or more: a display name is a name as it stands; an address or a handle
+        # only where the store knows one of its words as a name.
+        "SELECT s.rid, s.src, CASE WHEN f1.word IS NOT NULL AND l2.word IS NOT NULL THEN 1 ELSE 2 END AS rank, "
+        f"CASE WHEN {swapped} THEN s.w2 ELSE s.w1 END AS first, CASE WHEN {swapped} THEN s.w1 ELSE s.w2 END AS last "
+        f"FROM ({several}) AS s LEFT JOIN tl_work_hint_first AS f1 ON f1.word = s.w1 "
+        "LEFT JOIN tl_work_hint_last AS l2 ON l2.word = s.w2 LEFT JOIN tl_work_hint_last AS l1 ON l1.word = s.w1 "
+        "LEFT JOIN tl_work_hint_first AS f2 ON f2.word = s.w2 "
+        "WHERE s.src = 0 OR f1.word IS NOT NULL OR l2.word IS NOT NULL OR f2.word IS NOT NULL "
+        # One word, split in two: known first + known last (either order), an initial + a
+        # known last name, a known first name + an initial, a known last name + an initial.
+        "UNION ALL SELECT o.rid, o.src, CASE WHEN f.word IS NOT NULL AND l.word IS NOT NULL THEN 1 "
+        "WHEN o.i = 1 AND l.word IS NOT NULL THEN 3 ELSE 4 END AS rank, o.pre AS first, o.suf AS last "
+        f"FROM ({one}) AS o LEFT JOIN tl_work_hint_first AS f ON f.word = o.pre LEFT JOIN tl_work_hint_last AS l ON l.word = o.suf "
+        "WHERE (f.word IS NOT NULL AND l.word IS NOT NULL) OR (o.i = 1 AND LENGTH(o.suf) >= 3 AND l.word IS NOT NULL) "
+        "OR (f.word IS NOT NULL AND LENGTH(o.suf) = 1) "
+        "UNION ALL SELECT o.rid, o.src, CASE WHEN f.word IS NOT NULL THEN 1 ELSE 4 END AS rank, o.suf AS first, o.pre AS last "
+        f"FROM ({one}) AS o JOIN tl_work_hint_last AS l ON l.word = o.pre LEFT JOIN tl_work_hint_first AS f ON f.word = o.suf "
+        "WHERE f.word IS NOT NULL OR (LENGTH(o.suf) = 1 AND LENGTH(o.pre) >= 3) "
+        # One word, whole: a known first name, else a known last name.
+        "UNION ALL SELECT h.rid, h.src, 5 AS rank, h.t AS first, NULL AS last FROM tl_work_hint_txt AS h "
+        "JOIN tl_work_hint_first AS f ON f.word = h.t WHERE STRPOS(h.t, ' ') = 0 "
+        "UNION ALL SELECT h.rid, h.src, 6 AS rank, NULL AS first, h.t AS last FROM tl_work_hint_txt AS h "
+        "JOIN tl_work_hint_last AS l ON l.word = h.t WHERE STRPOS(h.t, ' ') = 0"
+    )
+
+
+def best_sql() -> str:
+    """tl_work_hint: (rid, first, last) — each record's best reading that agrees with the
+    name it has (same initial), the first name as the store keys it."""
+    fits = ("(p.first_name IS NULL OR r.first IS NULL OR SUBSTR(p.first_name, 1, 1) = SUBSTR(r.first, 1, 1)) "
+            "AND (p.last_name IS NULL OR r.last IS NULL OR SUBSTR(p.last_name, 1, 1) = SUBSTR(r.last, 1, 1))")
+    ranked = ("SELECT r.rid, r.first, r.last, ROW_NUMBER() OVER (PARTITION BY r.rid ORDER BY r.rank, r.src, "
+              "LENGTH(r.first) DESC, r.first, r.last) AS n FROM tl_work_hint_read AS r LEFT JOIN tl_work_person AS p ON p.rid = r.rid "
+              f"WHERE {fits}")
+    return ("CREATE TEMP TABLE tl_work_hint AS SELECT b.rid, COALESCE(f.key, b.first) AS first, b.last "
+            f"FROM ({ranked}) AS b LEFT JOIN tl_work_hint_first AS f ON f.word = b.first WHERE b.n = 1")
+
+
+def fill_sql() -> list[str]:
+    """Missing names filled; a record with nothing else compared (a follower with a handle
+    alone) gets a row of its own."""
+    return ["UPDATE tl_work_person SET first_name = COALESCE(tl_work_person.first_name, h.first), "
+            "last_name = COALESCE(tl_work_person.last_name, h.last) FROM tl_work_hint AS h WHERE h.rid = tl_work_person.rid",
+            "INSERT INTO tl_work_person (rid, first_name, last_name) SELECT h.rid, h.first, h.last FROM tl_work_hint AS h "
+            "WHERE NOT EXISTS (SELECT 1 FROM tl_work_person AS p WHERE p.rid = h.rid)"]
+
+
+def statements() -> list[str]:
+    """Fill missing first and last names of tl_work_person from the records' hints."""
+    return ([f"DROP TABLE IF EXISTS {t}" for t in WORK] + [texts_sql(), *dictionaries_sql(), readings_sql(), best_sql(),
+            *fill_sql()] + [f"DROP TABLE IF EXISTS {t}" for t in WORK])
