@@ -227,7 +227,8 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
 
 def _keys(engine: Engine, setup: Setup) -> None:
     engine.run([link.person_sql(setup.person_fields)] if setup.person_fields else [])
-    engine.run(hints.statements() if setup.name_hints else [])
+    if setup.name_hints:
+        hints.fill(engine)
     engine.run(link.keys_sql(setup.rules))
 
 

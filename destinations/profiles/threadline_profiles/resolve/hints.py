@@ -28,13 +28,16 @@ subscription to someone else's address gives no hint).
 
 from __future__ import annotations
 
-from threadline_profiles.engines.base import lit
+import pyarrow as pa
+
+from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.resolve.normalize import NICKNAMES
 
 # Where a record's hint comes from, in order of preference.
 SOURCES = (("full_name", "value"), ("email", "local"), ("social_handle", "match_key"))
 FILLER_WORDS = ("the", "its", "im", "iam", "real", "official", "mr", "mrs", "ms", "dr")
 _MAX_WORD = 40  # longest single word split into two names
-WORK = ("tl_work_hint_txt", "tl_work_hint_first", "tl_work_hint_last", "tl_work_hint_read", "tl_work_hint")
+WORK = ("tl_work_hint_nick", "tl_work_hint_txt", "tl_work_hint_first", "tl_work_hint_last", "tl_work_hint_read", "tl_work_hint")
 
 
 def applies(person_fields: list[str], mapped: set[str]) -> bool:
@@ -63,12 +66,14 @@ def texts_sql() -> str:
 
 def dictionaries_sql() -> list[str]:
     """The store's own names: first names as written (their first word, letters only) with
-    the matching key records give them, and last names' matching keys."""
+    the matching key records give them, and the nicknames the normalizer knows (Kathy ->
+    katherine, as a first name column would key it); last names' matching keys."""
     word = _letters("SPLIT_PART(value, ' ', 1)")
     return [
         "CREATE TEMP TABLE tl_work_hint_first AS SELECT word, MIN(key) AS key FROM ("
         f"SELECT {word} AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok' "
-        "UNION ALL SELECT match_key AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok'"
+        "UNION ALL SELECT match_key AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok' "
+        "UNION ALL SELECT word, key FROM tl_work_hint_nick UNION ALL SELECT key AS word, key FROM tl_work_hint_nick"
         ") AS f WHERE LENGTH(word) >= 2 GROUP BY word",
         "CREATE TEMP TABLE tl_work_hint_last AS SELECT DISTINCT match_key AS word FROM tl_work_nv "
         "WHERE field = 'last_name' AND status = 'ok' AND LENGTH(match_key) >= 2",
@@ -79,8 +84,11 @@ def readings_sql() -> str:
     """tl_work_hint_read: (rid, src, rank, first, last) — every reading of every hint; a lower
     rank is a reading with more of the store's names in it."""
     positions = ", ".join(f"({i})" for i in range(1, _MAX_WORD))
-    several = ("SELECT rid, src, t, SPLIT_PART(t, ' ', 1) AS w1, REGEXP_REPLACE(t, '^.* ', '') AS w2 "
-               "FROM tl_work_hint_txt WHERE STRPOS(t, ' ') > 0")
+    # The words after the first, together where the store knows them as one last name
+    # (Okonkwo-Bell, van der Berg), else the last word.
+    rest = "REPLACE(SUBSTR(h.t, STRPOS(h.t, ' ') + 1), ' ', '')"
+    several = (f"SELECT h.rid, h.src, SPLIT_PART(h.t, ' ', 1) AS w1, COALESCE(r.word, REGEXP_REPLACE(h.t, '^.* ', '')) AS w2 "
+               f"FROM tl_work_hint_txt AS h LEFT JOIN tl_work_hint_last AS r ON r.word = {rest} WHERE STRPOS(h.t, ' ') > 0")
     one = ("SELECT h.rid, h.src, h.t AS w, pos.i, SUBSTR(h.t, 1, pos.i) AS pre, SUBSTR(h.t, pos.i + 1) AS suf "
            f"FROM tl_work_hint_txt AS h JOIN (VALUES {positions}) AS pos(i) ON pos.i < LENGTH(h.t) "
            "WHERE STRPOS(h.t, ' ') = 0")
@@ -115,14 +123,23 @@ def readings_sql() -> str:
 
 def best_sql() -> str:
     """tl_work_hint: (rid, first, last) — each record's best reading that agrees with the
-    name it has (same initial), the first name as the store keys it."""
+    name it has (same initial), the first name as the store keys it. Where the best reading
+    has only an initial or no first name (a handle kneal85 beside a display name "Kelly"),
+    the best full first name of another reading fills it, when it begins with that initial."""
     fits = ("(p.first_name IS NULL OR r.first IS NULL OR SUBSTR(p.first_name, 1, 1) = SUBSTR(r.first, 1, 1)) "
             "AND (p.last_name IS NULL OR r.last IS NULL OR SUBSTR(p.last_name, 1, 1) = SUBSTR(r.last, 1, 1))")
-    ranked = ("SELECT r.rid, r.first, r.last, ROW_NUMBER() OVER (PARTITION BY r.rid ORDER BY r.rank, r.src, "
-              "LENGTH(r.first) DESC, r.first, r.last) AS n FROM tl_work_hint_read AS r LEFT JOIN tl_work_person AS p ON p.rid = r.rid "
-              f"WHERE {fits}")
-    return ("CREATE TEMP TABLE tl_work_hint AS SELECT b.rid, COALESCE(f.key, b.first) AS first, b.last "
-            f"FROM ({ranked}) AS b LEFT JOIN tl_work_hint_first AS f ON f.word = b.first WHERE b.n = 1")
+
+    def ranked(where: str) -> str:
+        return ("SELECT r.rid, r.first, r.last, ROW_NUMBER() OVER (PARTITION BY r.rid ORDER BY r.rank, r.src, "
+                "LENGTH(r.first) DESC, r.first, r.last) AS n FROM tl_work_hint_read AS r LEFT JOIN tl_work_person AS p "
+                f"ON p.rid = r.rid WHERE {fits}{where}")
+
+    first = ("CASE WHEN b.first IS NULL OR (LENGTH(b.first) = 1 AND SUBSTR(g.first, 1, 1) = b.first) "
+             "THEN g.first ELSE b.first END")
+    return (f"CREATE TEMP TABLE tl_work_hint AS SELECT c.rid, COALESCE(f.key, c.first) AS first, c.last FROM "
+            f"(SELECT b.rid, {first} AS first, b.last FROM ({ranked('')}) AS b "
+            f"LEFT JOIN ({ranked(' AND LENGTH(r.first) >= 2')}) AS g ON g.rid = b.rid AND g.n = 1 WHERE b.n = 1) AS c "
+            "LEFT JOIN tl_work_hint_first AS f ON f.word = c.first")
 
 
 def fill_sql() -> list[str]:
@@ -134,7 +151,9 @@ def fill_sql() -> list[str]:
             "WHERE NOT EXISTS (SELECT 1 FROM tl_work_person AS p WHERE p.rid = h.rid)"]
 
 
-def statements() -> list[str]:
+def fill(engine: Engine) -> None:
     """Fill missing first and last names of tl_work_person from the records' hints."""
-    return ([f"DROP TABLE IF EXISTS {t}" for t in WORK] + [texts_sql(), *dictionaries_sql(), readings_sql(), best_sql(),
-            *fill_sql()] + [f"DROP TABLE IF EXISTS {t}" for t in WORK])
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])
+    engine.load_table("tl_work_hint_nick", pa.table({"word": list(NICKNAMES), "key": list(NICKNAMES.values())}), temp=True)
+    engine.run([texts_sql(), *dictionaries_sql(), readings_sql(), best_sql(), *fill_sql()]
+               + [f"DROP TABLE IF EXISTS {t}" for t in WORK])
