@@ -24,6 +24,7 @@ CASES = {  # rid: (own first name key, own last name key, [(field, value, match_
     14: (None, None, [("full_name", "Kate O.", "kateo")], ("katherine", "o")),
     15: (None, None, [("social_handle", "@sunny_tiger42", "sunny_tiger42")], (None, None)),
     16: ("maria", None, [("email", "kelly.neal@mail.com", "kelly.neal@mail.com")], ("maria", None)),  # someone else's
+    18: (None, None, [("email", "kelly.xyzzy@mail.com", "kelly.xyzzy@mail.com")], ("kelly", None)),  # xyzzy: no one's name
     17: (None, None, [("full_name", "Kelly", "kelly"), ("social_handle", "@kneal85", "kneal85")], ("kelly", "neal")),
 }
 

@@ -95,10 +95,11 @@ def readings_sql() -> str:
     swapped = "(f1.word IS NULL AND l1.word IS NOT NULL AND f2.word IS NOT NULL)"  # neal_kate
     return (
         "CREATE TEMP TABLE tl_work_hint_read AS "
-        # Two words or more: a display name is a name as it stands; an address or a handle
-        # only where the store knows one of its words as a name.
+        # Two words or more: a display name is a name as it stands; of an address or a handle
+        # only the words the store knows as names (kelly.xyz: kelly, no last name).
         "SELECT s.rid, s.src, CASE WHEN f1.word IS NOT NULL AND l2.word IS NOT NULL THEN 1 ELSE 2 END AS rank, "
-        f"CASE WHEN {swapped} THEN s.w2 ELSE s.w1 END AS first, CASE WHEN {swapped} THEN s.w1 ELSE s.w2 END AS last "
+        f"CASE WHEN {swapped} THEN s.w2 WHEN s.src = 0 OR f1.word IS NOT NULL THEN s.w1 END AS first, "
+        f"CASE WHEN {swapped} THEN s.w1 WHEN s.src = 0 OR l2.word IS NOT NULL OR LENGTH(s.w2) = 1 THEN s.w2 END AS last "
         f"FROM ({several}) AS s LEFT JOIN tl_work_hint_first AS f1 ON f1.word = s.w1 "
         "LEFT JOIN tl_work_hint_last AS l2 ON l2.word = s.w2 LEFT JOIN tl_work_hint_last AS l1 ON l1.word = s.w1 "
         "LEFT JOIN tl_work_hint_first AS f2 ON f2.word = s.w2 "
@@ -131,7 +132,7 @@ def best_sql() -> str:
 
     def ranked(where: str) -> str:
         return ("SELECT r.rid, r.first, r.last, ROW_NUMBER() OVER (PARTITION BY r.rid ORDER BY r.rank, r.src, "
-                "LENGTH(r.first) DESC, r.first, r.last) AS n FROM tl_work_hint_read AS r LEFT JOIN tl_work_person AS p "
+                "COALESCE(LENGTH(r.first), 0) DESC, COALESCE(r.first, ''), COALESCE(r.last, '')) AS n FROM tl_work_hint_read AS r LEFT JOIN tl_work_person AS p "
                 f"ON p.rid = r.rid WHERE {fits}{where}")
 
     first = ("CASE WHEN b.first IS NULL OR (LENGTH(b.first) = 1 AND SUBSTR(g.first, 1, 1) = b.first) "
