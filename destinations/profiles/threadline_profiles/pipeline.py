@@ -228,7 +228,7 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
 def _keys(engine: Engine, setup: Setup) -> None:
     engine.run([link.person_sql(setup.person_fields)] if setup.person_fields else [])
     if setup.name_hints:
-        hints.fill(engine)
+        hints.fill(engine, setup.person_fields)
     engine.run(link.keys_sql(setup.rules))
 
 

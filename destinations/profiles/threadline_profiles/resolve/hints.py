@@ -28,6 +28,8 @@ subscription to someone else's address gives no hint).
 
 from __future__ import annotations
 
+import datetime
+
 import pyarrow as pa
 
 from threadline_profiles.engines.base import Engine, lit
@@ -37,6 +39,7 @@ from threadline_profiles.resolve.normalize import NICKNAMES
 SOURCES = (("full_name", "value"), ("email", "local"), ("social_handle", "match_key"))
 FILLER_WORDS = ("the", "its", "im", "iam", "real", "official", "mr", "mrs", "ms", "dr")
 _MAX_WORD = 40  # longest single word split into two names
+MIN_AGE = 10  # a four-digit number in an address is read as a birth year up to this many years ago
 WORK = ("tl_work_hint_nick", "tl_work_hint_txt", "tl_work_hint_first", "tl_work_hint_last", "tl_work_hint_read", "tl_work_hint")
 
 
@@ -152,9 +155,28 @@ def fill_sql() -> list[str]:
             "WHERE NOT EXISTS (SELECT 1 FROM tl_work_person AS p WHERE p.rid = h.rid)"]
 
 
-def fill(engine: Engine) -> None:
-    """Fill missing first and last names of tl_work_person from the records' hints."""
+def birth_year_sql(dated: bool) -> str:
+    """A record without a birth year (nor a birth date, when `dated`) takes the one its address
+    or handle spells out in four digits (kneal1985), when they spell out only one: people put
+    their birth year in an address far more often than any other year of a lifetime."""
+    latest = datetime.date.today().year - MIN_AGE
+    runs = []
+    for field, text in (("email", "SPLIT_PART(value, '@', 1)"), ("social_handle", "match_key")):
+        digits = f"TRIM(REGEXP_REPLACE({text}, '[^0-9]+', ' ', 'g'))"
+        for run in (f"SPLIT_PART({digits}, ' ', 1)", f"REGEXP_REPLACE({digits}, '^.* ', '')"):
+            runs.append(f"SELECT rid, {run} AS year FROM tl_work_nv WHERE field = {lit(field)} AND status = 'ok'")
+    years = (f"SELECT rid, MIN(year) AS year FROM ({' UNION ALL '.join(runs)}) AS r WHERE LENGTH(year) = 4 "
+             f"AND year BETWEEN '1900' AND '{latest}' GROUP BY rid HAVING COUNT(DISTINCT year) = 1")
+    undated = " AND tl_work_person.birth_date IS NULL" if dated else ""
+    return (f"UPDATE tl_work_person SET birth_year = y.year FROM ({years}) AS y WHERE y.rid = tl_work_person.rid "
+            f"AND tl_work_person.birth_year IS NULL{undated}")
+
+
+def fill(engine: Engine, person_fields: list[str]) -> None:
+    """Fill missing first and last names (and birth years, where the store compares them) of
+    tl_work_person from the records' hints."""
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])
     engine.load_table("tl_work_hint_nick", pa.table({"word": list(NICKNAMES), "key": list(NICKNAMES.values())}), temp=True)
-    engine.run([texts_sql(), *dictionaries_sql(), readings_sql(), best_sql(), *fill_sql()]
+    years = [birth_year_sql("birth_date" in person_fields)] if "birth_year" in person_fields else []
+    engine.run([texts_sql(), *dictionaries_sql(), readings_sql(), best_sql(), *fill_sql(), *years]
                + [f"DROP TABLE IF EXISTS {t}" for t in WORK])
