@@ -86,9 +86,8 @@ ROWS_PER_CUSTOMER = 0.85 * 1.04 + 0.85 * 1.135 + 0.65 * 1.05 + 0.50 + 0.05
 
 # What the store cannot take yet (no identifier type or comparison in destinations/profiles/README.md).
 UNMAPPED = {
-    "loyalty.members.birth_year": "a birth year alone: there is no year-only or partial birth date type, so it is not mapped",
-    "email local parts": "kneal1985 is not compared with Kelly Neal: no comparison of a local part with a name",
-    "social.followers.display_name": "mapped as full_name; handles are compared with each other only, never with names",
+    "social.followers.display_name": "mapped as full_name: the store reads a first and a last name from it (and from "
+                                     "the handle and email local parts) only where a record has none of its own",
     "esp.subscribers.LEID": "the ESP's id is one per subscribed address, not per person: a customer_id type (limit 1) "
                             "would forbid a person's two subscriptions from joining, so it stays unmapped",
 }
@@ -442,7 +441,7 @@ def mappings() -> dict[str, dict]:
             "cleaning": {"phone_region": "US"}},
         "loyalty.members": {
             "identifiers": {"card_number": "loyalty_card", "mobile": "phone", "email": "email"},
-            "traits": {"first_name": "fname", "last_name": "lname"},
+            "traits": {"first_name": "fname", "last_name": "lname", "birth_year": "birth_year"},
             "address": {"postal_code": "zip"},
             "cleaning": {"phone_region": "US"}},
         "social.followers": {

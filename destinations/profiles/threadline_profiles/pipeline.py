@@ -32,7 +32,7 @@ from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMappi
 from threadline_profiles.decisions.engine import decide_build
 from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.land.landing import LandedStream, landed_streams
-from threadline_profiles.resolve import golden, ids, incremental, link, publish, values
+from threadline_profiles.resolve import golden, hints, ids, incremental, link, publish, values
 from threadline_profiles.resolve.normalize_bulk import normalize_distinct
 from threadline_profiles.resolve.placeholders import Blocklist
 from threadline_profiles.traits.compute import publish_traits
@@ -74,6 +74,7 @@ class Setup:
     fuzzy: list[str]
     person_fields: list[str]
     always_merge: bool
+    name_hints: bool = False  # fill missing names of tl_work_person from emails, handles and full names
     secret: StoreSecret | None = None  # the store's secret, to match tombstones (None: there are none)
 
     @classmethod
@@ -82,8 +83,10 @@ class Setup:
         traits = {t for _, m in streams for t in m.trait_columns()}
         rules = link.settings_rules(config.resolution, id_types, traits)
         fuzzy = link.agreement_fields(config.resolution.agreement, traits | id_types)
-        return cls(streams, id_types, traits, rules, fuzzy, link.person_fields(rules, fuzzy, traits),
-                   bool(config.resolution.always_merge))
+        person = link.person_fields(rules, fuzzy, traits)
+        agreement = config.resolution.agreement
+        return cls(streams, id_types, traits, rules, fuzzy, person, bool(config.resolution.always_merge),
+                   bool(fuzzy) and agreement is not None and agreement.name_hints and hints.applies(person, traits | id_types))
 
     @property
     def order(self) -> list[str]:
@@ -227,6 +230,8 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
 
 def _keys(engine: Engine, setup: Setup) -> None:
     engine.run([link.person_sql(setup.person_fields)] if setup.person_fields else [])
+    if setup.name_hints:
+        hints.fill(engine, setup.person_fields)
     engine.run(link.keys_sql(setup.rules))
 
 

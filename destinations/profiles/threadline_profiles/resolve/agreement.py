@@ -6,7 +6,8 @@ A Fellegi–Sunter model, estimated from the data itself (never from labels):
                 equi-join per key, UNION-ed); blocks of more than `max_block` records are
                 skipped and counted, so the cost stays near linear.
 2. levels     — each compared field of each pair gets a level: 3 exact, 2 close (one edit,
-                day and month swapped, first and last name swapped), 1 near (two edits),
+                day and month swapped, first and last name swapped, an email's local part
+                at another provider), 1 near (two edits),
                 0 different, NULL when either record lacks it.
 3. u          — how often two different people's records reach each level: exact from the
                 value frequencies, the others from a fixed sample of record pairs.
@@ -100,7 +101,9 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     if kind_of(name) == "name":  # an initial against a name it begins
         head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
                  f"THEN {NEAR}")
-    if kind_of(name) == "date":  # ISO dates: day and month swapped
+    if name == "email":  # the same local part at another provider (gmail.com for hotmail.com)
+        swapped = f"SPLIT_PART({a}, '@', 1) = SPLIT_PART({b}, '@', 1)"
+    elif kind_of(name) == "date":  # ISO dates: day and month swapped
         swapped = (f"(SUBSTR({a}, 1, 4) = SUBSTR({b}, 1, 4) AND SUBSTR({a}, 6, 2) = SUBSTR({b}, 9, 2) "
                    f"AND SUBSTR({a}, 9, 2) = SUBSTR({b}, 6, 2))")
     elif partner:  # each name within one edit of the other record's other name (checked last: costly)
@@ -137,8 +140,13 @@ def block_part(part: str) -> tuple[str, int | None]:
     return name, int(chars) if chars else None
 
 
+# Blocking-only columns of tl_work_person, and the compared field each is made from.
+BLOCK_ONLY = {"email_local": "email"}  # an address's local part: kelly.neal at another provider
+
+
 def usable_blocks(rule: AgreementRule, fields: list[str]) -> list[list[str]]:
-    return [b for b in rule.block_on if b and {block_part(p)[0] for p in b} <= set(fields)]
+    have = set(fields) | {b for b, f in BLOCK_ONLY.items() if f in fields}
+    return [b for b in rule.block_on if b and {block_part(p)[0] for p in b} <= have]
 
 
 def _part_sql(part: str) -> str:

@@ -75,6 +75,7 @@ def person_sql(fields: list[str]) -> str:
         return own
 
     cols = ", ".join(f"{value(f)} AS {quote(f)}" for f in fields)
+    cols += "".join(f", SPLIT_PART({value(f)}, '@', 1) AS {quote(b)}" for b, f in agreement.BLOCK_ONLY.items() if f in fields)
     names = ", ".join(lit(f) for f in fields)
     return f"CREATE TEMP TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
 

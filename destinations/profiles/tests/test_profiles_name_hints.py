@@ -1,0 +1,128 @@
+"""Names read from contact details (display names, email local parts, social handles) and
+emails compared in the agreement rule: the comparisons customer data needs when a
+newsletter sign-up or a social follower shares no email or phone with a CRM contact."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from threadline_profiles.engines import DuckDBEngine
+from threadline_profiles.resolve import agreement, hints
+from threadline_profiles.testing import together
+
+PG_DSN = os.environ.get("THREADLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+# (rid, field, value, match_key): the store's own names, then the records whose names are read.
+KNOWN = [(1, "first_name", "Kelly", "kelly"), (1, "last_name", "Neal", "neal"),
+         (2, "first_name", "Kate", "katherine"), (2, "last_name", "Okafor", "okafor")]
+CASES = {  # rid: (own first name key, own last name key, [(field, value, match_key)]) -> filled (first, last)
+    10: (None, None, [("email", "kelly.neal@mail.com", "kelly.neal@mail.com")], ("kelly", "neal")),
+    11: ("kelly", None, [("email", "kneal1985@mail.com", "kneal1985@mail.com")], ("kelly", "neal")),
+    12: (None, None, [("email", "okafor_kate@mail.com", "okafor_kate@mail.com")], ("katherine", "okafor")),
+    13: (None, None, [("social_handle", "@the_kateokafor", "the_kateokafor")], ("katherine", "okafor")),
+    14: (None, None, [("full_name", "Kate O.", "kateo")], ("katherine", "o")),
+    15: (None, None, [("social_handle", "@sunny_tiger42", "sunny_tiger42")], (None, None)),
+    16: ("maria", None, [("email", "kelly.neal@mail.com", "kelly.neal@mail.com")], ("maria", None)),  # someone else's
+    18: (None, None, [("email", "kelly.xyzzy@mail.com", "kelly.xyzzy@mail.com")], ("kelly", None)),  # xyzzy: no one's name
+    17: (None, None, [("full_name", "Kelly", "kelly"), ("social_handle", "@kneal85", "kneal85")], ("kelly", "neal")),
+}
+
+
+def _filled(engine) -> dict[int, tuple]:
+    nv = [(rid, f, v, k) for rid, f, v, k in KNOWN]
+    nv += [(rid, f, v, k) for rid, (_, _, values, _) in CASES.items() for f, v, k in values]
+    person = [(1, "kelly", "neal"), (2, "katherine", "okafor")]
+    person += [(rid, first, last) for rid, (first, last, _, _) in CASES.items() if first or last]
+
+    def rows(values):
+        return ", ".join("(" + ", ".join("NULL" if x is None else str(x) if isinstance(x, int) else f"'{x}'" for x in r) + ")"
+                         for r in values)
+
+    engine.run([
+        f"CREATE TEMP TABLE tl_work_nv AS SELECT rid, field, value, match_key, 'ok' AS status FROM (VALUES {rows(nv)}) "
+        "AS t(rid, field, value, match_key)",
+        "CREATE TEMP TABLE tl_work_person (rid BIGINT, first_name VARCHAR, last_name VARCHAR, birth_year VARCHAR)",
+        f"INSERT INTO tl_work_person (rid, first_name, last_name) VALUES {rows(person)}",
+    ])
+    hints.fill(engine, ["first_name", "last_name", "birth_year"])
+    return {r["rid"]: (r["first_name"], r["last_name"], r["birth_year"]) for r in engine.rows("SELECT * FROM tl_work_person")}
+
+
+def _assert_readings(got: dict[int, tuple]) -> None:
+    for rid, (*_, want) in CASES.items():
+        assert got.get(rid, (None, None, None))[:2] == want, rid
+    # a birth year where an address spells out one (kneal1985), never from two digits (kneal85)
+    assert {rid: year for rid, (_, _, year) in got.items() if year} == {11: "1985"}
+
+
+def test_names_are_read_from_local_parts_handles_and_display_names_with_the_stores_own_names(tmp_path):
+    engine = DuckDBEngine(tmp_path / "hints.duckdb")
+    try:
+        _assert_readings(_filled(engine))
+    finally:
+        engine.close()
+
+
+def test_postgres_reads_the_same_names(pg_schema):
+    from threadline_profiles.engines.postgres_engine import PostgresEngine
+
+    engine = PostgresEngine(PG_DSN, pg_schema)
+    try:
+        _assert_readings(_filled(engine))
+    finally:
+        engine.close()
+
+
+def test_emails_within_two_edits_or_at_another_provider_are_close_not_equal(tmp_path):
+    engine = DuckDBEngine(tmp_path / "levels.duckdb")
+    pairs = [("kelly.neal@gmail.com", "kelly.neal@gmail.com"), ("kelly.neal@gmail.com", "kelly.neal@yahoo.com"),
+             ("kelly.neal@gmail.com", "kelly.nea@gmail.com"), ("kelly.neal@gmail.com", "kelly.nael@gmail.com"),
+             ("kelly.neal@gmail.com", "maria.lopez@gmail.com")]
+    values = ", ".join(f"({i}, '{a}', '{b}')" for i, (a, b) in enumerate(pairs))
+    try:
+        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, a, b)")
+        got = engine.rows(f"SELECT {agreement.levels_select(['email'])} FROM (SELECT i, a AS email FROM pairs) AS x "
+                          "JOIN (SELECT i, b AS email FROM pairs) AS y ON x.i = y.i ORDER BY x.i")
+    finally:
+        engine.close()
+    E, C, N, D = agreement.EXACT, agreement.CLOSE, agreement.NEAR, agreement.DIFFERENT
+    assert [r["l0"] for r in got] == [E, C, C, N, D]
+
+
+FIRST = ["olivia", "liam", "emma", "noah", "ava", "elijah", "sophia", "lucas", "mia", "mason", "harper", "ethan"]
+LAST = ["nguyen", "schmidt", "rossi", "kowalski", "tanaka", "haddad", "murphy", "silva", "jensen", "novak"]
+MAPPINGS = {
+    "crm.contacts": {"identifiers": {"email": "email"},
+                     "traits": {"first_name": "first", "last_name": "last", "birth_date": "dob", "city": "city"}},
+    "social.followers": {"identifiers": {"handle": "social_handle"}, "traits": {"full_name": "display", "city": "city"}},
+}
+
+
+def _crm(n: int = 200) -> list[dict]:
+    return [{"id": f"c{i}", "first": FIRST[i % len(FIRST)].title(), "last": LAST[(i * 7) % len(LAST)].title(),
+             "dob": f"{1950 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}", "city": ["Austin", "Dallas"][i % 2],
+             "email": f"{FIRST[i % len(FIRST)]}{i}@mail.com"} for i in range(n)]
+
+
+def _followers(n: int = 60) -> list[dict]:
+    return [{"id": f"s{i}", "handle": f"@fan{i}", "display": f"{FIRST[(i * 5) % len(FIRST)].title()} {LAST[i % len(LAST)][0]}.",
+             "city": "Dallas"} for i in range(n)]
+
+
+@pytest.mark.parametrize("display", ["Katherine Okonkwo-Bell", "kokonkwobell"])
+def test_a_follower_with_a_display_name_or_a_handle_joins_the_crm_contact_it_names(resolve_with, display):
+    crm = _crm() + [{"id": "kb", "first": "Katherine", "last": "Okonkwo-Bell", "dob": "1985-04-09", "city": "Seattle",
+                     "email": "kb@work.com"}]
+    followers = _followers() + [{"id": "kb", "handle": "@kathy_okonkwobell" if display == "kokonkwobell" else "@k_ob",
+                                 "display": display, "city": "Seattle"}]
+    store = resolve_with({"crm.contacts": crm, "social.followers": followers}, MAPPINGS)
+    assert together(store, "crm.contacts:kb", "social.followers:kb")
+
+
+def test_without_name_hints_the_follower_stays_apart(resolve_with):
+    crm = _crm() + [{"id": "kb", "first": "Katherine", "last": "Okonkwo-Bell", "dob": "1985-04-09", "city": "Seattle",
+                     "email": "kb@work.com"}]
+    followers = _followers() + [{"id": "kb", "handle": "@k_ob", "display": "Katherine Okonkwo-Bell", "city": "Seattle"}]
+    store = resolve_with({"crm.contacts": crm, "social.followers": followers}, MAPPINGS, agreement={"name_hints": False})
+    assert not together(store, "crm.contacts:kb", "social.followers:kb")
