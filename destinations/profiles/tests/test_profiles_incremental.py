@@ -186,8 +186,14 @@ def test_a_changed_setting_or_the_agreement_rule_makes_a_full_build_and_full_can
         assert "changed since the last build" in api.build(store, report=False).why_full
     with ProfileStore.open({**config, "resolution": {**RESOLUTION, "max_records_per_value": 9}, "full_rebuild": True}) as store:
         assert api.build(store, report=False).why_full == "asked for"
-    with ProfileStore.open({**config, "resolution": {"max_records_per_value": 9, "agreement": {"min_fields": 3}}}) as store:
-        api.build(store, report=False)  # the agreement rule on: its weights come from every record
+    fuzzy = {**config, "resolution": {"max_records_per_value": 9, "agreement": {"min_fields": 3}}}
+    with ProfileStore.open(fuzzy) as store:
+        api.build(store, report=False)  # the agreement rule on: its weights come from every record ...
+        unchanged = api.build(store, report=False)  # ... so only a store where nothing changed is incremental
+        assert (unchanged.mode, unchanged.resolved) == ("incremental", 0)
+    world.move(2, 15)
+    land(Lander(fuzzy), world, 1, replace=False)
+    with ProfileStore.open(fuzzy) as store:
         assert api.build(store, report=False).why_full == "the agreement rule estimates its weights from all records"
     with ProfileStore.open({**config, "incremental_up_to": 0.01}) as store:
         api.build(store, report=False)

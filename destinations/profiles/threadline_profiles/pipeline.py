@@ -120,6 +120,9 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     drop_work(engine)
     landed = values.landed_records_sql(setup.streams)
     plan = incremental.plan(engine, config, full, bool(setup.fuzzy))
+    if plan.reason == incremental.AGREEMENT_FULL and incremental.unchanged_besides_records(engine, config) \
+            and _unchanged(engine, landed):
+        plan = incremental.Plan(False, "")  # the same records give the same weights: nothing to redo
     if not plan.full:
         plan = _find_scope(engine, config, setup, landed)
         stage("scope")
@@ -161,6 +164,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
             f"INSERT INTO tl_builds VALUES ('{build_id}', {lit(run_id)}, CAST('{at}' AS TIMESTAMP), "
             f"CURRENT_TIMESTAMP, {records}, {profiles}, NULL)",
             *incremental.meta_sql(config),
+            *incremental.tombstones_meta_sql(engine),
         ])
     stage("publish")
     publish_traits(store, build_id)  # traits and consent, from the published profiles
@@ -185,6 +189,15 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
 
 
 # --------------------------------------------------------------------------- stages
+
+
+def _unchanged(engine: Engine, landed: str) -> bool:
+    """Whether no record is new, changed or deleted since the last build."""
+    engine.run([f"CREATE TEMP TABLE tl_work_all AS {landed}", incremental.changes_sql()])
+    try:
+        return not engine.scalar("SELECT COUNT(*) FROM tl_work_changes")
+    finally:
+        engine.run(["DROP TABLE IF EXISTS tl_work_changes", "DROP TABLE IF EXISTS tl_work_all"])
 
 
 def _find_scope(engine: Engine, config: ProfilesConfig, setup: Setup, landed: str) -> incremental.Plan:

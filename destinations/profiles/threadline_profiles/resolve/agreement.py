@@ -115,6 +115,12 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     shortest = f"LEAST(LENGTH({a}), LENGTH({b}))"
     # Two edits in a name of four letters change half of it: Nora and Noah are two people.
     near_from = 5 if kind_of(name) == "name" else 4
+    if name == "email":
+        # Numbers in addresses tell people apart (sofia.jones102 and sofia.jones532 are two
+        # customers of one name, kelly1985 and kelly1990 two birth years): an edit counts as
+        # a typo only where both addresses carry the same digits.
+        digits = lambda v: f"REGEXP_REPLACE({v}, '[^0-9]+', '', 'g')"  # noqa: E731
+        head += f" WHEN {digits(a)} <> {digits(b)} AND NOT ({swapped}) THEN {DIFFERENT}"
     return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) "
             f"WHEN 1 THEN CASE WHEN {shortest} >= 3 THEN {CLOSE} ELSE {DIFFERENT} END "
             f"WHEN 2 THEN CASE WHEN {shortest} >= {near_from} THEN {NEAR} ELSE {DIFFERENT} END ELSE {DIFFERENT} END END")

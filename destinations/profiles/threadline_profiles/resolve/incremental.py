@@ -74,8 +74,13 @@ def plan(engine: Engine, config: ProfilesConfig, force_full: bool, agreement_on:
     if saved(engine, "fingerprint") != fingerprint(config):
         return Plan(True, "the mappings, rules or normalizers changed since the last build")
     if agreement_on:
-        return Plan(True, "the agreement rule estimates its weights from all records")
+        return Plan(True, AGREEMENT_FULL)
     return Plan(False, "")
+
+
+# The agreement rule's weights are estimated from every record, so any change means a full
+# build; an unchanged store is the one exception (`pipeline` checks and builds nothing).
+AGREEMENT_FULL = "the agreement rule estimates its weights from all records"
 
 
 def saved(engine: Engine, key: str) -> str | None:
@@ -87,6 +92,22 @@ def meta_sql(config: ProfilesConfig) -> list[str]:
     rows = {"fingerprint": fingerprint(config), "overrides": json.dumps(overrides(config))}
     return [f"DELETE FROM tl_meta WHERE key IN ({', '.join(lit(k) for k in rows)})"] + [
         f"INSERT INTO tl_meta VALUES ({lit(k)}, {lit(v)})" for k, v in rows.items()]
+
+
+def tombstone_count(engine: Engine) -> int:
+    return int(engine.scalar("SELECT COUNT(*) FROM tl_tombstones") or 0) if engine.table_exists("tl_tombstones") else 0
+
+
+def tombstones_meta_sql(engine: Engine) -> list[str]:
+    """How many tombstones this build saw: one added since (a forget, an old store's) is a change."""
+    return ["DELETE FROM tl_meta WHERE key = 'tombstones'",
+            f"INSERT INTO tl_meta VALUES ('tombstones', {lit(str(tombstone_count(engine)))})"]
+
+
+def unchanged_besides_records(engine: Engine, config: ProfilesConfig) -> bool:
+    """Whether the overrides and tombstones are those of the last build."""
+    return (saved(engine, "overrides") == json.dumps(overrides(config))
+            and saved(engine, "tombstones") == str(tombstone_count(engine)))
 
 
 # --------------------------------------------------------------------------- what changed
