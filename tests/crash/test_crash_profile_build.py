@@ -7,7 +7,6 @@ Each kill runs on a copy of one landed store (with its secret, which keys the to
 each build is a real process, so a kill lands wherever DuckDB happens to be."""
 
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from threadline_profiles import ProfileStore
-from threadline_profiles.testing import Lander, snapshot
+from threadline_profiles.testing import Lander, copy_store, snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from synthetic_customers import customers  # noqa: E402
@@ -26,13 +25,6 @@ KILLS = 20
 BUILD = ("import sys\nfrom threadline_profiles import ProfileStore, api\n"
          "with ProfileStore.open({'path': sys.argv[1]}) as store:\n"
          "    api.build(store, report=False, full=True)\n")
-
-
-def copy_store(path: Path, to: Path) -> Path:
-    for suffix in ("", ".wal", ".secret"):
-        if Path(f"{path}{suffix}").exists():
-            shutil.copy(f"{path}{suffix}", f"{to}{suffix}")
-    return to
 
 
 def build(path: Path) -> subprocess.CompletedProcess:

@@ -35,11 +35,10 @@ class ConnectionLost(FatalError):
 def where(dsn: str) -> str:
     """user@host:port/db of a DSN, without its password, for messages."""
     try:
-        info = conninfo_to_dict(dsn)
+        user = conninfo_to_dict(dsn).get("user")
     except psycopg.ProgrammingError:
         return "(unparsable dsn)"
-    host = info.get("host") or "localhost"
-    return f"{info.get('user', '')}{'@' if info.get('user') else ''}{host}:{info.get('port') or 5432}/{info.get('dbname', '')}"
+    return f"{user}@{server(dsn)}" if user else server(dsn)
 
 
 def server(dsn: str) -> str:

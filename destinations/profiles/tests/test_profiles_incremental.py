@@ -12,7 +12,6 @@ records, same links and summaries).
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from threadline.contracts import WriteDisposition
 from threadline_profiles import ProfileStore, api
-from threadline_profiles.testing import Lander, snapshot
+from threadline_profiles.testing import Lander, copy_store, snapshot
 
 FIRST = ["ana", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo"]
 MAPPINGS = {
@@ -95,13 +94,6 @@ def land(lander: Lander, world: World, step: int, replace: bool) -> None:
         if rows:
             source, stream = key.split(".")
             lander.land(source, stream, rows, run_id=f"r{step}", disposition=how)
-
-
-def copy_store(path: Path, to: Path) -> Path:
-    for suffix in ("", ".wal", ".secret"):  # the secret too: it keys the tombstones
-        if Path(f"{path}{suffix}").exists():
-            shutil.copy(f"{path}{suffix}", f"{to}{suffix}")
-    return to
 
 
 def build_copy(config: dict[str, Any], path: Path, clean: bool) -> dict[str, Any]:

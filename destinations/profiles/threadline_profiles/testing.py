@@ -3,6 +3,8 @@ destination contract (open_stream / write / commit / finish), and read profiles 
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -43,6 +45,15 @@ class Lander:
 
     def store(self) -> ProfileStore:
         return ProfileStore.open(self.config)
+
+
+def copy_store(path: Path, to: Path) -> Path:
+    """A copy of a DuckDB store as a backup must be: the file, its WAL and its secret (which
+    keys the tombstones)."""
+    for suffix in ("", ".wal", ".secret"):
+        if Path(f"{path}{suffix}").exists():
+            shutil.copy(f"{path}{suffix}", f"{to}{suffix}")
+    return to
 
 
 def profiles_of(store: ProfileStore) -> set[frozenset[str]]:

@@ -36,11 +36,10 @@ def to_postgres(sql: str) -> str:
 def describe_dsn(dsn: str) -> str:
     """host:port/database as user, without any password, for messages."""
     try:
-        parts = conninfo_to_dict(dsn)
+        user = conninfo_to_dict(dsn).get("user", "?")
     except Exception:
         return "(the configured dsn)"
-    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '?')} as {parts.get('user', '?')}"
-
+    return f"{server(dsn)} as {user}"
 
 
 def server(dsn: str) -> str:
