@@ -23,7 +23,7 @@ def shop_customers(shop: str) -> list[dict]:
     """The shop's first 250 customers (waiting up to a minute for a sandbox that is starting)."""
     for _ in range(600):
         try:
-            answer = requests.get(f"{shop}/admin/api/2024-07/customers.json", params={"limit": 250},
+            answer = requests.get(f"{shop}/admin/api/2026-10/customers.json", params={"limit": 250},
                                   headers={"X-Shopify-Access-Token": SANDBOX_TOKEN}, timeout=30)
             return answer.json()["customers"]
         except requests.ConnectionError:

@@ -63,7 +63,7 @@ def test_the_realtime_example_takes_a_buyer_out_of_the_abandoned_cart_audience_o
         assert sent.returncode == 0, sent.stderr
         customer = int(sent.stdout.split("Shopify customer ")[1])
         wait_until(lambda: meta_requests(meta, "POST"))  # the abandoned carts went to Meta
-        email = requests.get(f"http://127.0.0.1:{shop}/admin/api/2024-07/customers.json", params={"limit": 250},
+        email = requests.get(f"http://127.0.0.1:{shop}/admin/api/2026-10/customers.json", params={"limit": 250},
                              headers={"X-Shopify-Access-Token": "shpat_sandbox0123456789abcdef0123456789"}).json()
         [buyer] = [c["email"] for c in email["customers"] if c["id"] == customer]
         digest = hashlib.sha256(buyer.strip().lower().encode()).hexdigest()

@@ -3,12 +3,14 @@ items, scopes, and records that change or break between pages."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from threadline.contracts import (
     Batch,
     ConfigError,
@@ -22,7 +24,7 @@ from threadline.sandbox.faults import Fault
 from threadline.testing import records as rec
 from threadline.testing.harness import duckdb_path, installed_destination, registry_of
 from threadline_shopify import ShopifyConfig, ShopifySource
-from threadline_shopify.sandbox import API_VERSION, ShopifySandbox
+from threadline_shopify.sandbox import API_VERSION, SUPPORTED_VERSIONS, ShopifySandbox
 
 CUSTOMERS = f"/admin/api/{API_VERSION}/customers.json"
 ORDERS = f"/admin/api/{API_VERSION}/orders.json"
@@ -171,3 +173,86 @@ def test_shopify_record_with_a_field_of_unexpected_type_is_quarantined_not_a_cra
     stream = ShopifySource().discover(config(sandbox)).get("orders")
     landed = {r["id"] for r in rec.landed(duckdb_path(tmp_path), "src__orders", stream)}
     assert landed == {o["id"] for o in orders} - {orders[3]["id"]}
+
+
+# ---------------------------------------------------------------------- Shopify's rules: the 60-day window, versions, fields
+
+
+def test_shopify_without_read_all_orders_the_sandbox_serves_only_the_last_60_days(sandbox):
+    every = sandbox.orders()
+    sandbox.drop_scope("read_all_orders")
+    recent = sandbox.visible_orders()
+    newest = max(datetime.fromisoformat(o["updated_at"]) for o in every)
+    assert 0 < len(recent) < len(every)
+    assert all(newest - datetime.fromisoformat(o["created_at"]) <= timedelta(days=61) for o in recent)
+    headers = {"X-Shopify-Access-Token": sandbox.ACCESS_TOKEN}
+    listed = requests.get(f"{sandbox.base_url}{ORDERS}", params={"status": "any", "limit": 250}, headers=headers).json()
+    assert [o["id"] for o in listed["orders"]] == [o["id"] for o in recent]
+    count = requests.get(f"{sandbox.base_url}/admin/api/{API_VERSION}/orders/count.json", params={"status": "any"},
+                         headers=headers).json()
+    assert count == {"count": len(recent)}
+    old = next(o for o in every if o["id"] not in {r["id"] for r in recent})
+    assert requests.get(f"{sandbox.base_url}/admin/api/{API_VERSION}/orders/{old['id']}.json", headers=headers).status_code == 404
+    scopes = requests.get(f"{sandbox.base_url}/admin/oauth/access_scopes.json", headers=headers).json()
+    assert scopes == {"access_scopes": [{"handle": "read_customers"}, {"handle": "read_orders"}]}
+    sandbox.grant_scope("read_all_orders")
+    assert [o["id"] for o in sandbox.visible_orders()] == [o["id"] for o in every]
+
+
+def test_shopify_token_without_read_all_orders_stops_the_order_streams_naming_access_token(sandbox):
+    sandbox.drop_scope("read_all_orders")
+    for name in ("orders", "order_line_items"):
+        with pytest.raises(ConfigError) as caught:
+            read(config(sandbox), name)
+        assert caught.value.field == "access_token"
+        assert "read_all_orders" in caught.value.message and "60 days" in caught.value.message
+        assert "all_orders: false" in caught.value.hint
+    with pytest.raises(ConfigError) as checked:
+        ShopifySource().check(config(sandbox))
+    assert checked.value.field == "access_token" and "read_all_orders" in checked.value.message
+    assert len(read(config(sandbox), "customers")) == len(sandbox.customers())  # customers need no such scope
+
+
+def test_shopify_all_orders_false_reads_the_last_60_days_with_a_warning(sandbox, caplog):
+    sandbox.drop_scope("read_all_orders")
+    with caplog.at_level(logging.WARNING, logger="threadline.shopify"):
+        rows = read(config(sandbox, all_orders=False), "orders")
+    assert sorted(r["id"] for r in rows) == [o["id"] for o in sandbox.visible_orders()]
+    assert len(rows) < len(sandbox.orders())
+    assert any("read_all_orders" in r.getMessage() and "60 days" in r.getMessage() for r in caplog.records)
+
+
+def test_shopify_retired_version_is_answered_by_the_oldest_supported_one_and_the_connector_refuses_it(sandbox):
+    headers = {"X-Shopify-Access-Token": sandbox.ACCESS_TOKEN}
+    answer = requests.get(f"{sandbox.base_url}/admin/api/2024-07/customers.json", headers=headers)
+    assert answer.status_code == 200 and answer.headers["X-Shopify-API-Version"] == SUPPORTED_VERSIONS[0]
+    for supported in SUPPORTED_VERSIONS:
+        served = requests.get(f"{sandbox.base_url}/admin/api/{supported}/shop.json", headers=headers)
+        assert served.headers["X-Shopify-API-Version"] == supported
+    assert requests.get(f"{sandbox.base_url}/admin/api/2026-02/shop.json", headers=headers).status_code == 404
+    with pytest.raises(ConfigError) as caught:
+        read(config(sandbox, api_version="2024-07"), "customers")
+    assert caught.value.field == "api_version" and "2024-07" in caught.value.message
+    assert SUPPORTED_VERSIONS[0] in caught.value.message and API_VERSION in caught.value.hint
+
+
+def test_shopify_connector_defaults_to_a_supported_version_and_refuses_a_version_that_never_was():
+    assert ShopifyConfig(shop_url="https://x.myshopify.com", access_token="t").api_version in SUPPORTED_VERSIONS
+    with pytest.raises(ValueError):
+        ShopifyConfig(shop_url="https://x.myshopify.com", access_token="t", api_version="2026-02")
+
+
+def test_shopify_fields_parameter_answers_only_those_fields_on_every_page(sandbox):
+    headers = {"X-Shopify-Access-Token": sandbox.ACCESS_TOKEN}
+    first = requests.get(f"{sandbox.base_url}{CUSTOMERS}", params={"limit": 3, "fields": "id,email,nope"}, headers=headers)
+    assert [set(c) for c in first.json()["customers"]] == [{"id", "email"}] * 3
+    following = requests.get(first.links["next"]["url"], headers=headers)  # the Link keeps the fields asked for
+    assert [set(c) for c in following.json()["customers"]] == [{"id", "email"}] * 3
+    one = sandbox.orders()[0]
+    single = requests.get(f"{sandbox.base_url}/admin/api/{API_VERSION}/orders/{one['id']}.json",
+                          params={"fields": "id,total_price"}, headers=headers).json()
+    assert single == {"order": {"id": one["id"], "total_price": one["total_price"]}}
+    sandbox.clear_requests()
+    assert read(config(sandbox), "order_line_items")  # the stream asks for id,updated_at,line_items only
+    pages = sandbox.requests_to(ORDERS)
+    assert len(pages) > 1 and all(p.query["fields"] == ["id,updated_at,line_items"] for p in pages)

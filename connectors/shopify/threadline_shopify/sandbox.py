@@ -3,14 +3,28 @@
 
 What it implements, as Shopify documents it:
 
-    GET /admin/api/{version}/customers.json?limit=&updated_at_min=&since_id=
-    GET /admin/api/{version}/orders.json?limit=&status=open|closed|cancelled|any&updated_at_min=
+    GET /admin/api/{version}/customers.json?limit=&updated_at_min=&since_id=&fields=
+    GET /admin/api/{version}/orders.json?limit=&status=open|closed|cancelled|any&updated_at_min=&fields=
+    GET /admin/api/{version}/customers/{id}.json, orders/{id}.json       (?fields=)
+    GET /admin/api/{version}/customers/count.json, orders/count.json     (?status=&updated_at_min=)
     GET /admin/api/{version}/shop.json
+    GET /admin/oauth/access_scopes.json                                  (unversioned)
 
+- Versions: the supported stable versions are `SUPPORTED_VERSIONS` (quarterly, 2026-01 to
+  2026-10, each served for a year), the release candidate `RELEASE_CANDIDATE` and `unstable`.
+  A retired quarterly version (2024-07, 2025-10) is not refused: as Shopify does, it is
+  answered by the oldest supported version, and `X-Shopify-API-Version` says which one served
+  it (the header is the only sign). A version that never existed (2026-02) answers 404.
 - Auth: `X-Shopify-Access-Token: shpat_...`; a wrong or revoked token answers 401
   {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}; a
   token without the read_customers / read_orders scope answers 403 {"errors": "[API] This action
   requires merchant approval for read_orders scope."}.
+- Scopes: the app is installed with `scopes` (default: read_customers, read_orders and
+  read_all_orders, as the connector's README asks); `grant_scope` / `drop_scope` (or POST
+  /_sandbox/grant_scope, /_sandbox/drop_scope {"scope": ...}) change them, and
+  `/admin/oauth/access_scopes.json` lists them. Without read_all_orders only the orders created
+  in the last 60 days (of the shop's clock) exist for the app: lists, counts and single orders.
+- `fields=a,b` answers only those top-level fields of each record (unknown names are left out).
 - Bodies: {"customers": [...]} / {"orders": [...]}, in id order; `limit` is 1..250 (default 50).
 - Cursor pagination: a `Link` header, `<https://.../customers.json?limit=50&page_info=...>; rel="next"`
   (and rel="previous"); with `page_info` only `limit` and `fields` may be sent (400 otherwise).
@@ -64,7 +78,13 @@ from threadline.sandbox.people import (
 )
 from threadline.sandbox.people_data import CATALOG
 
-API_VERSION = "2024-07"
+# Shopify's supported Admin API versions, checked against its versioning page on 2026-12-06:
+# quarterly releases, each supported for twelve months.
+SUPPORTED_VERSIONS = ("2026-01", "2026-04", "2026-07", "2026-10")
+RELEASE_CANDIDATE = "2027-01"
+API_VERSION = SUPPORTED_VERSIONS[-1]  # the newest stable version
+DEFAULT_SCOPES = ("read_customers", "read_orders", "read_all_orders")
+RECENT_ORDERS = timedelta(days=60)  # what an app without read_all_orders sees
 _ZONE = timezone(timedelta(hours=-5))
 # The shop's catalogue, with Shopify product and variant ids: (product_id, variant_id, sku, title, category, price).
 PRODUCTS = [(632910392 + k, 808950810 + k, sku, title, category, price)
@@ -72,8 +92,20 @@ PRODUCTS = [(632910392 + k, 808950810 + k, sku, title, category, price)
 _BY_SKU = {p[2]: p for p in PRODUCTS}
 _NOT_ON_ORDERS = ("id", "customer_id", "default", "country_name")  # address fields only a customer's addresses have
 _VENDORS = {"brewing": ("Hario", "Fellow", "Baratza", "Bodum"), "accessories": ("Threadline", "Hario")}
-_PATH = re.compile(r"^/admin/api/(?P<version>\d{4}-\d{2}|unstable)/(?P<resource>customers|orders|shop)\.json$")
+_PATH = re.compile(r"^/admin/api/(?P<version>[^/]+)/(?P<resource>customers|orders|shop)(?:/(?P<item>\d+|count))?\.json$")
+_ACCESS_SCOPES = "/admin/oauth/access_scopes.json"
+_QUARTERLY = re.compile(r"^\d{4}-(01|04|07|10)$")
 _SCOPES = {"customers": "read_customers", "orders": "read_orders"}
+
+
+def served_version(asked: str) -> str | None:
+    """The version Shopify answers a request for `asked` with: itself while supported, the
+    oldest supported one for a retired quarterly version, None (404) for one that never was."""
+    if asked in (*SUPPORTED_VERSIONS, RELEASE_CANDIDATE, "unstable"):
+        return asked
+    if _QUARTERLY.match(asked) and asked < SUPPORTED_VERSIONS[0]:
+        return SUPPORTED_VERSIONS[0]
+    return None
 
 
 def shop_time(moment: datetime) -> str:
@@ -92,8 +124,9 @@ class ShopifySandbox(Sandbox):
     ACCESS_TOKEN = "shpat_sandbox0123456789abcdef0123456789"
 
     def __init__(self, *, seed: int = 0, port: int = 0, customers: int = 2000, bucket_size: int = 40,
-                 leak_rate: float = 2.0, retry_after: float = 2.0) -> None:
+                 leak_rate: float = 2.0, retry_after: float = 2.0, scopes: tuple[str, ...] = DEFAULT_SCOPES) -> None:
         self.customer_count = customers
+        self.installed_scopes = tuple(scopes)
         self.bucket_size, self.leak_rate, self.retry_after = bucket_size, leak_rate, retry_after
         super().__init__(seed=seed, port=port)
 
@@ -103,7 +136,7 @@ class ShopifySandbox(Sandbox):
         rng = random.Random(self.seed)
         self._rng = rng
         self._revoked = False
-        self._scopes = {"read_customers", "read_orders"}
+        self._scopes = set(self.installed_scopes)
         self._bucket = 0.0
         self._bucket_at = time.monotonic()
         self._customers: dict[int, dict[str, Any]] = {}
@@ -295,8 +328,32 @@ class ShopifySandbox(Sandbox):
             self._revoked = True
 
     def drop_scope(self, scope: str) -> None:
+        """The merchant takes a scope back from the app (read_all_orders: only 60 days of orders)."""
         with self._lock:
+            self._pages.clear()
             self._scopes.discard(scope)
+
+    def grant_scope(self, scope: str) -> None:
+        with self._lock:
+            self._pages.clear()
+            self._scopes.add(scope)
+
+    def scopes(self) -> list[str]:
+        with self._lock:
+            return sorted(self._scopes)
+
+    def visible_orders(self) -> list[dict[str, Any]]:
+        """The orders the app can read with its scopes (the last 60 days without read_all_orders)."""
+        with self._lock:
+            return [_public(o) for o in sorted(self._orders.values(), key=lambda o: o["id"]) if self._visible(o)]
+
+    def control_grant_scope(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.grant_scope(str(body["scope"]))
+        return {"scopes": self.scopes()}
+
+    def control_drop_scope(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.drop_scope(str(body["scope"]))
+        return {"scopes": self.scopes()}
 
     def control_send_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /_sandbox/send_webhook {"address": URL, "secret": S, "customer_id": optional}: a new
@@ -338,7 +395,10 @@ class ShopifySandbox(Sandbox):
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
         match = _PATH.match(req.path)
-        if match is None or req.method != "GET":
+        if (match is None and req.path != _ACCESS_SCOPES) or req.method != "GET":
+            return Reply.json({"errors": "Not Found"}, 404)
+        version = served_version(match.group("version")) if match else None
+        if match and version is None:
             return Reply.json({"errors": "Not Found"}, 404)
         with self._lock:
             if self._revoked or req.headers.get("x-shopify-access-token") != self.ACCESS_TOKEN:
@@ -349,15 +409,56 @@ class ShopifySandbox(Sandbox):
                     {"errors": f"Exceeded {self.leak_rate:g} calls per second for api client. Reduce request rates to "
                                "resume uninterrupted service."}, 429,
                     {"Retry-After": f"{self.retry_after:.1f}", "X-Shopify-Shop-Api-Call-Limit": f"{self.bucket_size}/{self.bucket_size}"})
-            headers = {"X-Shopify-Shop-Api-Call-Limit": limit_header, "X-Shopify-API-Version": match.group("version")}
+            headers = {"X-Shopify-Shop-Api-Call-Limit": limit_header}
+            if match is None:  # the access scopes the app was granted, whatever they are
+                return Reply.json({"access_scopes": [{"handle": h} for h in sorted(self._scopes)]}, headers=headers)
+            headers["X-Shopify-API-Version"] = version  # the version that served it: a retired one is never echoed
             resource = match.group("resource")
             if resource == "shop":
+                if match.group("item"):
+                    return Reply.json({"errors": "Not Found"}, 404, headers)
                 return Reply.json({"shop": {"id": 548380009, "name": "Threadline Coffee", "iana_timezone": "America/Toronto",
-                                            "currency": "CAD"}}, headers=headers)
+                                            "currency": "CAD", "myshopify_domain": "threadline-coffee.myshopify.com",
+                                            "domain": "threadline-coffee.myshopify.com", "plan_name": "basic"}},
+                                  headers=headers)
             if _SCOPES[resource] not in self._scopes:
                 return Reply.json({"errors": f"[API] This action requires merchant approval for {_SCOPES[resource]} scope."},
                                   403, headers)
+            item = match.group("item")
+            if item == "count":
+                return self._count(req, resource, headers)
+            if item:
+                return self._one(req, resource, int(item), headers)
             return self._list(req, resource, headers)
+
+    def _visible(self, order: dict[str, Any]) -> bool:
+        """Whether the app may see this order: any, with read_all_orders; else those created
+        in the last 60 days."""
+        return "read_all_orders" in self._scopes or _parse_time(order["created_at"]) >= self._clock - RECENT_ORDERS
+
+    def _rows(self, resource: str) -> list[dict[str, Any]]:
+        if resource == "customers":
+            return list(self._customers.values())
+        return [o for o in self._orders.values() if self._visible(o)]
+
+    def _one(self, req: SandboxRequest, resource: str, item: int, headers: dict[str, str]) -> Reply:
+        found = {r["id"]: r for r in self._rows(resource)}.get(item)
+        if found is None:
+            return Reply.json({"errors": "Not Found"}, 404, headers)
+        return Reply.json({resource[:-1]: _fields(_public(found), req.param("fields"))}, headers=headers)
+
+    def _count(self, req: SandboxRequest, resource: str, headers: dict[str, str]) -> Reply:
+        rows = self._rows(resource)
+        if req.param("updated_at_min"):
+            try:
+                bound = _parse_time(req.param("updated_at_min") or "")
+            except ValueError:
+                return Reply.json({"errors": {"updated_at_min": ["must be an ISO 8601 time"]}}, 400, headers)
+            rows = [r for r in rows if _parse_time(r["updated_at"]) >= bound]
+        status = req.param("status", "open")
+        if resource == "orders" and status != "any":
+            rows = [r for r in rows if r["_status"] == status]
+        return Reply.json({"count": len(rows)}, headers=headers)
 
     def _drip(self) -> str | None:
         """Add one call to the leaky bucket; None when it is full (answer 429)."""
@@ -394,12 +495,13 @@ class ShopifySandbox(Sandbox):
                 bound = _parse_time(state["updated_at_min"])
             except ValueError:
                 return Reply.json({"errors": {"updated_at_min": ["must be an ISO 8601 time"]}}, 400, headers)
-        key = (resource, json.dumps(state, sort_keys=True), limit, req.base_url, req.path)
+        fields = req.param("fields")
+        key = (resource, json.dumps(state, sort_keys=True), limit, fields, req.base_url, req.path)
         cached = self._pages.get(key)
         if cached is not None:
             body, link = cached
             return Reply.raw_json(body, headers={**headers, "Link": link} if link else headers)
-        rows = self._customers.values() if resource == "customers" else self._orders.values()
+        rows = self._rows(resource)
         status = state.get("status") or "open"
         after = max(int(state.get("last_id") or 0), int(state.get("since_id") or 0))
         chosen = []
@@ -415,15 +517,16 @@ class ShopifySandbox(Sandbox):
         page, more = chosen[:limit], len(chosen) > limit
         links = []
         url = f"{req.base_url}{req.path}"
+        kept = {"limit": limit, **({"fields": fields} if fields else {})}  # the links keep the fields asked for
         if more:
             token = base64.urlsafe_b64encode(json.dumps({**state, "last_id": page[-1]["id"]}).encode()).decode()
-            links.append(f'<{url}?{urlencode({"limit": limit, "page_info": token})}>; rel="next"')
+            links.append(f'<{url}?{urlencode({**kept, "page_info": token})}>; rel="next"')
         if after and page:
             token = base64.urlsafe_b64encode(json.dumps({**state, "last_id": 0, "direction": "prev"}).encode()).decode()
-            links.insert(0, f'<{url}?{urlencode({"limit": limit, "page_info": token})}>; rel="previous"')
+            links.insert(0, f'<{url}?{urlencode({**kept, "page_info": token})}>; rel="previous"')
         if links:
             headers = {**headers, "Link": ", ".join(links)}
-        records = [_public(r) for r in page] if resource == "orders" else page
+        records = [_fields(_public(r) if resource == "orders" else r, fields) for r in page]
         body = json.dumps({resource: records}, separators=(",", ":")).encode()
         self._pages[key] = (body, ", ".join(links))
         return Reply.raw_json(body, headers=headers)
@@ -444,6 +547,14 @@ def _as_typed(rng: random.Random, email: str) -> str:
     if domain == "gmail.com" and rng.random() < 0.5:
         return f"{local}+shop@{domain}"
     return f"{local.title()}@{domain.title()}"
+
+
+def _fields(record: dict[str, Any], fields: str | None) -> dict[str, Any]:
+    """The record with only the top-level `fields` asked for (all without `fields`)."""
+    if not fields:
+        return record
+    wanted = {f.strip() for f in fields.split(",")}
+    return {k: v for k, v in record.items() if k in wanted}
 
 
 def _public(order: dict[str, Any]) -> dict[str, Any]:

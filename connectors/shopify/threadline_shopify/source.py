@@ -13,11 +13,20 @@ particular to Shopify:
 - Records come in id order, not updated_at order, so the cursor is saved at the end of a
   stream; every checkpoint carries the cursor the run started from, so a crash mid-stream
   resumes from there rather than from the beginning.
+- Shopify answers a retired API version with the oldest supported one and says so only in
+  `X-Shopify-API-Version`: an answer from another version than `api_version` is a config
+  error naming `api_version`, not a silent change of schema.
+- Without the `read_all_orders` scope Shopify shows only the last 60 days of orders, with no
+  error. Before reading orders the connector asks which scopes the token has
+  (`/admin/oauth/access_scopes.json`): without that one, an order stream stops with a config
+  error naming `access_token`, unless `all_orders: false` says 60 days are enough (then it
+  warns once).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -49,8 +58,16 @@ from threadline.http import (
     RetryPolicy,
 )
 from threadline.http.records import PageParser, ParsedPage
+from threadline.http.source import checking
 from threadline.secrets import register_secret
 
+log = logging.getLogger("threadline.shopify")
+
+# The newest stable Admin API version, checked against Shopify's versioning page on 2026-12-06
+# (supported then: 2026-01, 2026-04, 2026-07, 2026-10; each for twelve months).
+API_VERSION = "2026-10"
+ALL_ORDERS_SCOPE = "read_all_orders"
+ORDER_STREAMS = ("orders", "order_line_items")
 CURSOR_KEY = "cursor"  # the engine's key for the saved cursor in a stream's state
 MONEY = pa.decimal128(18, 2)
 TIME = pa.timestamp("us", tz="UTC")
@@ -106,9 +123,14 @@ _CALL_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 class ShopifyConfig(Spec):
     shop_url: str = Field(description="The shop's admin URL, https://your-shop.myshopify.com (the sandbox's URL in tests).")
-    access_token: str = Field(description="An Admin API access token (shpat_...) with read_customers and read_orders. "
-                                          "Use ${SHOPIFY_ACCESS_TOKEN} in the job file.")
-    api_version: str = Field("2024-07", pattern=r"^(\d{4}-\d{2}|unstable)$", description="Admin API version (YYYY-MM).")
+    access_token: str = Field(description="An Admin API access token (shpat_...) with read_customers, read_orders and "
+                                          "read_all_orders. Use ${SHOPIFY_ACCESS_TOKEN} in the job file.")
+    api_version: str = Field(API_VERSION, pattern=r"^(\d{4}-(01|04|07|10)|unstable)$",
+                             description="Admin API version: a quarterly release (YYYY-01, -04, -07, -10) Shopify still "
+                                         "supports, or unstable.")
+    all_orders: bool = Field(True, description="Read every order: a token without the read_all_orders scope (which "
+                                               "sees only the last 60 days) is a config error. false: the last 60 days "
+                                               "are enough, a warning is logged.")
     page_size: int = Field(250, ge=1, le=250, description="Records per page (`limit`; Shopify allows 1 to 250).")
     order_status: str = Field("any", pattern=r"^(any|open|closed|cancelled)$",
                               description="Which orders to read (`status`); `any` includes closed and cancelled ones.")
@@ -227,11 +249,13 @@ class ShopifyStream(RestStream):
     owner: ShopifySource | None = None  # whose client's bucket hears of each answer
     page_schema: pa.Schema | None = None
     shape: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None
+    api_version: str = API_VERSION  # the version asked for; an answer from another one is refused
 
     def parse_page(self, response: requests.Response) -> ParsedPage:
         bucket = self.owner._bucket if self.owner is not None else None
         if bucket is not None:
             bucket.observe(response)
+        check_version(self.api_version, response, f"shopify / {self.name}")
         parser = self._shop_parser
         page = parser(response)
         records = page.records
@@ -307,8 +331,36 @@ class ShopifySource(RestSource[ShopifyConfig]):
             line_items,
         ]
         for stream in streams:
-            stream.owner = self
+            stream.owner, stream.api_version = self, config.api_version
         return list(streams)
+
+    def access_scopes(self, config: ShopifyConfig, client: HttpClient) -> set[str] | None:
+        """The scopes the token was granted (`/admin/oauth/access_scopes.json`, unversioned);
+        None if the answer does not list them."""
+        url = f"{config.shop_url.rstrip('/')}/admin/oauth/access_scopes.json"
+        response = client.request("GET", url, stream="access_scopes")
+        try:
+            scopes = response.json()["access_scopes"] if response is not None else None
+            return {str(s["handle"]) for s in scopes}
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def require_all_orders(self, config: ShopifyConfig, client: HttpClient, stream: str) -> None:
+        """Stop (or warn, with `all_orders: false`) when the token sees only 60 days of orders."""
+        scopes = self.access_scopes(config, client)
+        if scopes is None:
+            log.warning("shopify / %s: the shop did not list the token's access scopes; if it lacks %s, orders older "
+                        "than 60 days are left out", stream, ALL_ORDERS_SCOPE)
+            return
+        if ALL_ORDERS_SCOPE in scopes:
+            return
+        message = (f"the access token lacks the {ALL_ORDERS_SCOPE} scope, so Shopify shows only the orders of the "
+                   "last 60 days (older ones are left out without an error)")
+        if config.all_orders:
+            raise ConfigError(message, field="access_token", where=f"shopify / {stream}",
+                              hint=f"give the app the {ALL_ORDERS_SCOPE} access scope and use its new token, or set "
+                                   "all_orders: false to read only the last 60 days")
+        log.warning("shopify / %s: %s; all_orders is false, so only those are read", stream, message)
 
     def check(self, config: ShopifyConfig) -> None:
         try:
@@ -318,10 +370,21 @@ class ShopifySource(RestSource[ShopifyConfig]):
                 raise ConfigError(exc.message, field="shop_url", where=exc.where,
                                   hint="check shop_url (https://your-shop.myshopify.com) and that it is reachable") from None
             raise _scoped(exc) from None
+        with checking(self.client(config), field="shop_url") as client:
+            try:
+                self.require_all_orders(config, client, "orders")
+            except ConfigError as exc:
+                raise _scoped(exc) from None
 
     def read(self, config: ShopifyConfig, request: ReadRequest) -> Iterator[Message]:
         carried = {CURSOR_KEY: request.state[CURSOR_KEY]} if CURSOR_KEY in request.state else {}
         try:
+            if request.stream.name in ORDER_STREAMS:
+                client = self.client(config)
+                try:
+                    self.require_all_orders(config, client, request.stream.name)
+                finally:
+                    client.close()
             for message in super().read(config, request):
                 yield Checkpoint(message.stream, carried) if isinstance(message, Checkpoint) else message
         except ConfigError as exc:
@@ -335,6 +398,17 @@ class ShopifySource(RestSource[ShopifyConfig]):
                 hint="every page read so far is committed; run the sync again later (it resumes from the saved "
                 "state), lower page_size or raise max_rate_limit_wait",
             ) from None
+
+
+def check_version(asked: str, response: requests.Response, where: str) -> None:
+    """Shopify serves a retired version with the oldest supported one, saying so only in
+    X-Shopify-API-Version: refuse the answer rather than read another version's schema."""
+    served = response.headers.get("X-Shopify-API-Version")
+    if served and served != asked:
+        raise ConfigError(
+            f"Shopify no longer serves API version {asked}: it answered with {served}", field="api_version",
+            where=where, hint=f"set api_version to a supported version ({API_VERSION} was current on 2026-12-06) "
+                              "after checking its release notes")
 
 
 def _scoped(exc: ConfigError) -> ConfigError:
