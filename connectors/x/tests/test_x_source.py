@@ -181,3 +181,45 @@ def test_the_full_read_matches_the_sandbox_for_both_brands(x):
     got = rows(read(config(x, followers_of=list(BRANDS)), "followers"))
     want = [expected_user(u, followed_id=b) for b in BRANDS for u in x.followers(b)]
     assert len(got) == len(want) and {(r["followed_id"], r["id"]) for r in got} == {(r["followed_id"], r["id"]) for r in want}
+
+
+# ---------------------------------------------------------------------- access tiers
+
+
+def test_the_sandbox_refuses_endpoints_outside_the_apps_tier_as_x_does(x):
+    import requests
+
+    followers = f"{x.base_url}/2/users/{SHOP}/followers"
+    basic = {"Authorization": f"Bearer {x.BASIC_BEARER_TOKEN}"}
+    refused = requests.get(followers, headers=basic)
+    assert refused.status_code == 403
+    assert refused.json()["reason"] == "client-not-enrolled" and refused.json()["title"] == "Client Forbidden"
+    assert "x-rate-limit-remaining" not in refused.headers  # refused before any window is spent
+    assert requests.get(f"{x.base_url}/2/users/by", params={"usernames": x.usernames(1)[0]}, headers=basic).ok
+    free = {"Authorization": f"Bearer {x.FREE_BEARER_TOKEN}"}
+    assert requests.get(f"{x.base_url}/2/users/by", params={"usernames": "a"}, headers=free).status_code == 403
+    x.set_tier("pro")  # the main app moves down: follows lookup is Enterprise only
+    assert requests.get(followers, headers={"Authorization": f"Bearer {x.BEARER_TOKEN}"}).status_code == 403
+
+
+def test_a_basic_tier_token_reading_followers_is_a_config_error_naming_bearer_token_and_the_tier(x, tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        read(config(x, bearer_token=x.BASIC_BEARER_TOKEN), "followers")
+    assert caught.value.field == "bearer_token"
+    assert "client-not-enrolled" in caught.value.message and "Enterprise" in caught.value.message
+    assert "tier" in caught.value.hint
+    with pytest.raises(ConfigError) as checked:
+        XSource().check(XConfig.model_validate(config(x, bearer_token=x.BASIC_BEARER_TOKEN)))
+    assert checked.value.field == "bearer_token"
+    report = sync(x, tmp_path, config(x, bearer_token=x.BASIC_BEARER_TOKEN))  # a failed sync, not a crash or an empty one
+    assert not report.ok and "bearer_token" in (report.error or "") + (report.stream("x", "followers").error or "")
+    assert report.stream("x", "followers").rows_written == 0
+
+
+def test_a_basic_tier_token_still_looks_users_up_and_a_free_one_is_refused_naming_the_tier(x):
+    names = x.usernames(3)
+    found = rows(read(config(x, bearer_token=x.BASIC_BEARER_TOKEN, followers_of=[], usernames=names), "users"))
+    assert sorted(r["username"] for r in found) == sorted(names)
+    with pytest.raises(ConfigError) as caught:
+        read(config(x, bearer_token=x.FREE_BEARER_TOKEN, followers_of=[], usernames=names), "users")
+    assert caught.value.field == "bearer_token" and "Basic" in caught.value.message

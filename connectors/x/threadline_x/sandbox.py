@@ -6,6 +6,14 @@
     GET /2/users/by              ?usernames=a,b,... (1..100, case-insensitive) &user.fields=
                                  → {"data": [...], "errors": [{"title": "Not Found Error", ...}]}
 
+Access tiers, as X documents them: an app's tier decides which endpoints it may call at all.
+The follows lookup (followers) is "only available to those with Enterprise access" (X's
+follows page); user lookup needs Basic or above (Free has neither). A call the app's tier
+does not cover is answered 403 with X's problem JSON, `"reason": "client-not-enrolled"`,
+`"title": "Client Forbidden"`, `"required_enrollment": "Appropriate Level of API Access"`,
+before any rate limit is spent. `BEARER_TOKEN` is an Enterprise app (`tier=` or `set_tier`
+changes that); `BASIC_BEARER_TOKEN` and `FREE_BEARER_TOKEN` are apps at those tiers.
+
 As documented: app-only `Authorization: Bearer <token>` (401 problem JSON otherwise); fields
 are only sent when asked for in `user.fields` and absent fields are left out, not null; every
 answer carries `x-rate-limit-limit`, `x-rate-limit-remaining` and `x-rate-limit-reset` (epoch
@@ -43,6 +51,10 @@ USER_FIELDS = {
     "profile_image_url", "protected", "public_metrics", "url", "verified", "verified_type", "withheld",
 }
 WINDOW = 900.0  # seconds: X's rate-limit windows are 15 minutes
+TIERS = ("free", "basic", "pro", "enterprise")
+# The tiers that may call each endpoint: follows lookup is Enterprise only (X's follows page, read
+# 2026-12-06); user lookup starts at Basic.
+ENDPOINT_TIERS = {"followers": {"enterprise"}, "users_by": {"basic", "pro", "enterprise"}}
 
 _SITES = ["linktr.ee/{h}", "{h}.dev", "www.{h}.com", "github.com/{h}", "instagram.com/{h}"]
 
@@ -56,12 +68,30 @@ def problem(status: int, title: str, detail: str, kind: str = "about:blank", hea
     return Reply.json({"title": title, "detail": detail, "type": kind, "status": status, **extra}, status, headers)
 
 
+def not_enrolled() -> Reply:
+    """X's answer to an app whose access tier does not include the endpoint."""
+    return Reply.json({
+        "client_id": "28974514",
+        "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a "
+                  "Twitter developer App that is attached to a Project. You can create a project via the developer "
+                  "portal.",
+        "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+        "title": "Client Forbidden", "required_enrollment": "Appropriate Level of API Access",
+        "reason": "client-not-enrolled", "type": "https://api.twitter.com/2/problems/client-forbidden",
+    }, 403)
+
+
 class XSandbox(Sandbox):
     name = "x"
     BEARER_TOKEN = "AAAAAAAAAAAAAAAAAAAAAsandbox-x-app-only-token"
+    BASIC_BEARER_TOKEN = "AAAAAAAAAAAAAAAAAAAAAsandbox-x-basic-app-token"
+    FREE_BEARER_TOKEN = "AAAAAAAAAAAAAAAAAAAAAsandbox-x-free-app-token"
 
     def __init__(self, *, seed: int = 0, port: int = 0, users: int = 3000, followers_limit: int = 15,
-                 lookup_limit: int = 300) -> None:
+                 lookup_limit: int = 300, tier: str = "enterprise") -> None:
+        if tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}, not {tier!r}")
+        self.tier = tier
         self.user_count = users
         self.limits = {"followers": followers_limit, "users_by": lookup_limit}
         super().__init__(seed=seed, port=port)
@@ -130,7 +160,26 @@ class XSandbox(Sandbox):
         return user
 
     def secrets(self) -> list[str]:
-        return [self.BEARER_TOKEN]
+        return [self.BEARER_TOKEN, self.BASIC_BEARER_TOKEN, self.FREE_BEARER_TOKEN]
+
+    def set_tier(self, tier: str) -> None:
+        """Move the app of BEARER_TOKEN to another access tier (free, basic, pro, enterprise)."""
+        if tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}, not {tier!r}")
+        with self._lock:
+            self.tier = tier
+
+    def control_set_tier(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.set_tier(str(body["tier"]))
+        except ValueError as exc:
+            raise SandboxError(400, str(exc)) from None
+        return {"tier": self.tier}
+
+    def _tier_of(self, authorization: str | None) -> str | None:
+        tokens = {self.BEARER_TOKEN: self.tier, self.BASIC_BEARER_TOKEN: "basic", self.FREE_BEARER_TOKEN: "free"}
+        scheme, _, token = (authorization or "").partition(" ")
+        return tokens.get(token) if scheme == "Bearer" else None
 
     # ------------------------------------------------------------------ what tests use
 
@@ -206,12 +255,15 @@ class XSandbox(Sandbox):
         """X's paths carry ids, so routes are patterns rather than the base's exact paths."""
         if req.method != "GET":
             return problem(404, "Not Found Error", f"no route {req.method} {req.path}")
-        if req.headers.get("authorization") != f"Bearer {self.BEARER_TOKEN}" or self._revoked:
+        tier = self._tier_of(req.headers.get("authorization"))
+        if tier is None or self._revoked:
             return problem(401, "Unauthorized", "Unauthorized")
         match = self._FOLLOWERS.match(req.path)
         endpoint = "followers" if match else "users_by" if req.path == "/2/users/by" else None
         if endpoint is None:
             return problem(404, "Not Found Error", f"Sorry, that page does not exist: {req.path}")
+        if tier not in ENDPOINT_TIERS[endpoint]:  # before the rate limit: X does not count it
+            return not_enrolled()
         headers, allowed = self._spend(endpoint)
         if not allowed:
             return problem(429, "Too Many Requests", "Too Many Requests", headers=headers)
