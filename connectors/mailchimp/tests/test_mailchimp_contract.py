@@ -40,7 +40,9 @@ def expected_reports(sandbox: Any) -> list[dict[str, Any]]:
 
 
 def expected_sent_to(sandbox: Any) -> list[dict[str, Any]]:
-    return [{**r, "last_open": r["last_open"] or None, "absplit_group": r["absplit_group"] or None} for r in sandbox.sent_to()]
+    sent = {r["id"]: r["send_time"] for r in sandbox.reports()}
+    return [{**r, "last_open": r["last_open"] or None, "absplit_group": r["absplit_group"] or None,
+             "send_time": sent[r["campaign_id"]]} for r in sandbox.sent_to()]
 
 
 class TestMailchimpContract(SourceContract):

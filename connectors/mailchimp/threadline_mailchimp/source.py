@@ -80,7 +80,7 @@ REPORTS_COLUMNS = {
 
 SENT_TO_SCHEMA = schema_from_mapping({
     "campaign_id": "string", "list_id": "string", "email_id": "string", "email_address": "string",
-    "status": "string", "open_count": "int64", "last_open": "timestamp", "absplit_group": "string", "vip": "bool",
+    "send_time": "timestamp", "status": "string", "open_count": "int64", "last_open": "timestamp", "absplit_group": "string", "vip": "bool",
 })
 SENT_TO_COLUMNS = {"last_open": Column("last_open", blank_is_null=True),
                    "absplit_group": Column("absplit_group", blank_is_null=True)}
@@ -177,13 +177,17 @@ class MailchimpSource(RestSource[MailchimpConfig]):
             columns=REPORTS_COLUMNS, primary_key=("id",), paginator=pages,
             params={"exclude_fields": "reports._links,_links"},
             description="One report per sent campaign: emails sent, bounces, opens, clicks, unsubscribes.")
-        campaigns = FromParent(stream=RestStream(name="campaign_reports", path="/reports", records_path="reports",
-                                                 schema=REPORTS_SCHEMA, paginator=pages,
-                                                 params={"fields": "reports.id,reports.campaign_title,total_items"}),
-                               keys_from={"campaign_id": "id"}, label="campaign_title", noun="campaign")
+        report_ids = RestStream(name="campaign_reports", path="/reports", records_path="reports", schema=REPORTS_SCHEMA,
+                                paginator=pages, params={"fields": "reports.id,reports.campaign_title,reports.send_time,"
+                                                                   "total_items"})
+        campaigns = FromParent(stream=report_ids, keys_from={"campaign_id": "id"}, label="campaign_title", noun="campaign")
+        # the send time fills sent_to's `send_time` (a recipient has none of its own); a key that
+        # fills no column would be sent as a query parameter, so the other streams go without it
+        sends = FromParent(stream=report_ids, keys_from={"campaign_id": "id", "send_time": "send_time"},
+                           label="campaign_title", noun="campaign")
         sent_to = RestStream(
             name="sent_to", path="/reports/{campaign_id}/sent-to", records_path="sent_to", schema=SENT_TO_SCHEMA,
-            columns=SENT_TO_COLUMNS, primary_key=("campaign_id", "email_id"), paginator=pages, partitions=campaigns,
+            columns=SENT_TO_COLUMNS, primary_key=("campaign_id", "email_id"), paginator=pages, partitions=sends,
             params={"exclude_fields": "sent_to._links,sent_to.merge_fields,_links"},
             description="Every campaign's recipients and whether it reached them (sent, or a hard or soft bounce).")
         email_activity = EmailActivityPages(
