@@ -29,7 +29,7 @@ def expected_event(e: dict[str, Any]) -> dict[str, Any]:
         "id": e["id"], "profile_id": r["profile"]["data"]["id"], "metric_id": r["metric"]["data"]["id"],
         "metric_name": KlaviyoSandbox.metric_name(r["metric"]["data"]["id"]), "datetime": a["datetime"],
         "timestamp": a["timestamp"], "uuid": a["uuid"], "value": a["event_properties"].get("$value"),
-        "event_properties": a["event_properties"],
+        "campaign_name": a["event_properties"].get("Campaign Name"), "event_properties": a["event_properties"],
     }
 
 

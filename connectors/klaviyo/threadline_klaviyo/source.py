@@ -65,12 +65,15 @@ MEMBERSHIPS_COLUMNS = {
 
 EVENTS_SCHEMA = schema_from_mapping({
     "id": "string", "profile_id": "string", "metric_id": "string", "metric_name": "string",
-    "datetime": "timestamp", "timestamp": "int64", "uuid": "string", "value": "float64", "event_properties": "json",
+    "datetime": "timestamp", "timestamp": "int64", "uuid": "string", "value": "float64", "campaign_name": "string",
+    "event_properties": "json",
 })
 EVENTS_COLUMNS = {
     "profile_id": "relationships.profile.data.id", "metric_id": "relationships.metric.data.id",
     "datetime": "attributes.datetime", "timestamp": "attributes.timestamp", "uuid": "attributes.uuid",
     "value": "attributes.event_properties.$value", "event_properties": "attributes.event_properties",
+    # the campaign an email event belongs to (Opened Email, Clicked Email): for campaign results
+    "campaign_name": "attributes.event_properties.Campaign Name",
 }
 
 

@@ -32,6 +32,19 @@ def expected_activity(sandbox: Any) -> list[dict[str, Any]]:
     return sandbox.activity()
 
 
+def expected_reports(sandbox: Any) -> list[dict[str, Any]]:
+    return [{**r, **r["bounces"], **{k: r["opens"][k] for k in ("opens_total", "unique_opens", "open_rate")},
+             **{k: r["clicks"][k] for k in ("clicks_total", "unique_clicks", "unique_subscriber_clicks", "click_rate")},
+             "last_open": r["opens"]["last_open"] or None, "last_click": r["clicks"]["last_click"] or None}
+            for r in sandbox.reports()]
+
+
+def expected_sent_to(sandbox: Any) -> list[dict[str, Any]]:
+    sent = {r["id"]: r["send_time"] for r in sandbox.reports()}
+    return [{**r, "last_open": r["last_open"] or None, "absplit_group": r["absplit_group"] or None,
+             "send_time": sent[r["campaign_id"]]} for r in sandbox.sent_to()]
+
+
 class TestMailchimpContract(SourceContract):
     source = MailchimpSource
     sandbox = MailchimpSandbox
@@ -49,6 +62,10 @@ class TestMailchimpContract(SourceContract):
             "lists": expected_lists(sandbox),
             "members": [expected_member(m) for m in sandbox.members()],
             "member_activity": expected_activity(sandbox),
+            "campaign_reports": expected_reports(sandbox),
+            "sent_to": expected_sent_to(sandbox),
+            "email_activity": sandbox.email_activity(),
+            "unsubscribes": sandbox.unsubscribes(),
         }
 
     def change(self, sandbox):

@@ -138,23 +138,75 @@ def test_one_member_is_read_by_hash_or_by_address(mailchimp: MailchimpSandbox) -
     assert caught.value.status_code == 404
 
 
+# ---------------------------------------------------------------------- campaign reports
+
+
+def every_page(call: Any, records: str, *args: Any, **params: Any) -> list[dict[str, Any]]:
+    rows, offset = [], 0
+    while True:
+        page = call(*args, count=PAGE, offset=offset, **params)
+        rows += page[records]
+        offset += len(page[records])
+        if not page[records] or offset >= page["total_items"]:
+            return rows
+
+
+def test_campaign_reports_page_through_with_their_figures(mailchimp: MailchimpSandbox) -> None:
+    reports = every_page(official(mailchimp).reports.get_all_campaign_reports, "reports")
+    assert [r["id"] for r in reports] == [r["id"] for r in mailchimp.reports()]
+    newsletter = [r for r in reports if r["list_id"] == mailchimp.list_ids[0]]
+    assert newsletter and all(r["emails_sent"] >= r["opens"]["unique_opens"] > 0 for r in newsletter)
+    assert all({"hard_bounces", "soft_bounces", "syntax_errors"} <= set(r["bounces"]) for r in reports)
+    one = official(mailchimp).reports.get_campaign_report(reports[0]["id"])
+    assert one["id"] == reports[0]["id"] and one["emails_sent"] == reports[0]["emails_sent"]
+
+
+def test_an_unknown_campaign_report_is_a_404(mailchimp: MailchimpSandbox) -> None:
+    with pytest.raises(ApiClientError) as caught:
+        official(mailchimp).reports.get_campaign_report("0000000000")
+    assert caught.value.status_code == 404
+
+
+def test_recipients_activity_and_unsubscribes_agree_with_the_report(mailchimp: MailchimpSandbox) -> None:
+    client = official(mailchimp)
+    report = next(r for r in mailchimp.reports() if r["unsubscribed"] and r["bounces"]["hard_bounces"])
+    campaign = report["id"]
+    sent_to = every_page(client.reports.get_campaign_recipients, "sent_to", campaign)
+    assert len(sent_to) == report["emails_sent"]
+    assert sum(1 for r in sent_to if r["status"] == "hard") == report["bounces"]["hard_bounces"]
+    emails = every_page(client.reports.get_email_activity_for_campaign, "emails", campaign)
+    opened = {e["email_id"] for e in emails if any(a["action"] == "open" for a in e["activity"])}
+    assert len(opened) == report["opens"]["unique_opens"] == sum(1 for r in sent_to if r["open_count"] > 0)
+    bounced = {e["email_id"] for e in emails if any(a["action"] == "bounce" for a in e["activity"])}
+    assert bounced == {r["email_id"] for r in sent_to if r["status"] == "hard"}
+    unsubscribed = every_page(client.reports.get_unsubscribed_list_for_campaign, "unsubscribes", campaign)
+    assert len(unsubscribed) == report["unsubscribed"] and all(u["timestamp"] for u in unsubscribed)
+
+
 # The connector's own requests, replayed through the client: each one must be a call the client
 # (generated from Mailchimp's API definition; it refuses arguments it does not know) can make.
-OPERATIONS = [(re.compile(r"^/3\.0/lists/?$"), "get_all_lists", ()),
-              (re.compile(r"^/3\.0/lists/([^/]+)/members/?$"), "get_list_members_info", ("list_id",)),
-              (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/activity/?$"), "get_list_member_activity",
-               ("list_id", "subscriber_hash"))]
+OPERATIONS = [(re.compile(r"^/3\.0/lists/?$"), "lists", "get_all_lists", ()),
+              (re.compile(r"^/3\.0/lists/([^/]+)/members/?$"), "lists", "get_list_members_info", ("list_id",)),
+              (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/activity/?$"), "lists", "get_list_member_activity",
+               ("list_id", "subscriber_hash")),
+              (re.compile(r"^/3\.0/reports/?$"), "reports", "get_all_campaign_reports", ()),
+              (re.compile(r"^/3\.0/reports/([^/]+)/sent-to/?$"), "reports", "get_campaign_recipients", ("campaign_id",)),
+              (re.compile(r"^/3\.0/reports/([^/]+)/email-activity/?$"), "reports", "get_email_activity_for_campaign",
+               ("campaign_id",)),
+              (re.compile(r"^/3\.0/reports/([^/]+)/unsubscribed/?$"), "reports", "get_unsubscribed_list_for_campaign",
+               ("campaign_id",))]
 
 
-def as_client_call(path: str, query: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
-    for pattern, method, names in OPERATIONS:
+def as_client_call(path: str, query: dict[str, list[str]]) -> tuple[str, str, dict[str, Any]]:
+    """(API group, method, arguments) of the client call that makes this request."""
+    for pattern, group, method, names in OPERATIONS:
         match = pattern.match(path)
         if match:
             kwargs: dict[str, Any] = dict(zip(names, match.groups()))
             for name, (value,) in query.items():
                 kwargs[name] = (value.split(",") if name in ("fields", "exclude_fields") else
                                 int(value) if name in ("count", "offset") else value)
-            return method, kwargs
+            return group, method, kwargs
     raise AssertionError(f"the connector called {path}, which the test knows no client operation for")
 
 
@@ -169,10 +221,14 @@ def test_every_request_the_connector_makes_is_one_the_official_client_makes(mail
         assert any(isinstance(m, Batch) for m in source.read(cfg, request))
     sent = mailchimp.requests
     client = official(mailchimp)
-    assert {as_client_call(r.path, r.query)[0] for r in sent} == {o[1] for o in OPERATIONS}
-    for recorded in sent[:40]:  # activity is one request per member: the first few show its shape
+    assert {as_client_call(r.path, r.query)[1] for r in sent} == {o[2] for o in OPERATIONS}
+    # activity is one request per member: the first few of each operation show its shape
+    shown: dict[str, list[Any]] = {}
+    for recorded in sent:
+        shown.setdefault(as_client_call(recorded.path, recorded.query)[1], []).append(recorded)
+    for recorded in [r for requests in shown.values() for r in requests[:10]]:
         mailchimp.clear_requests()
-        method, kwargs = as_client_call(recorded.path, recorded.query)
-        getattr(client.lists, method)(**kwargs)
+        group, method, kwargs = as_client_call(recorded.path, recorded.query)
+        getattr(getattr(client, group), method)(**kwargs)
         replayed = mailchimp.requests[-1]
         assert (replayed.path, replayed.query) == (recorded.path, recorded.query)

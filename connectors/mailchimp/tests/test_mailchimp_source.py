@@ -276,3 +276,41 @@ def test_a_base_url_without_the_api_root_is_a_config_error_naming_base_url(mailc
     with pytest.raises(ConfigError) as caught:
         MailchimpSource().check(config(mailchimp, base_url=mailchimp.base_url))  # /3.0 forgotten
     assert caught.value.field == "base_url" and "/3.0" in caught.value.hint
+
+
+# ---------------------------------------------------------------------- campaign reports
+
+
+def test_email_activity_is_one_row_per_action_with_its_campaign_and_recipient(mailchimp: MailchimpSandbox) -> None:
+    rows = read(config(mailchimp), "email_activity")
+    expected = mailchimp.email_activity()
+    assert len(rows) == len(expected) > 0
+    assert {r["action"] for r in rows} >= {"open", "click"}
+    assert sorted((r["campaign_id"], r["email_id"], r["action"], r["timestamp"].isoformat()) for r in rows) == \
+        sorted((e["campaign_id"], e["email_id"], e["action"], e["timestamp"]) for e in expected)
+    assert all(r["email_address"] and r["list_id"] for r in rows)
+
+
+def test_recipients_of_a_campaign_sent_to_a_tag_arrive_in_sent_to(mailchimp: MailchimpSandbox) -> None:
+    from datetime import datetime, timezone
+
+    tagged = [m for m in mailchimp.members(NEWSLETTER) if m["status"] == "subscribed" and any(t["name"] == "customer" for t in m["tags"])]
+    campaign = mailchimp.send_campaign(NEWSLETTER, "customer", "Thank you", datetime(2026, 11, 21, 9, tzinfo=timezone.utc),
+                                       open_rate=1.0)
+    rows = [r for r in read(config(mailchimp), "sent_to") if r["campaign_id"] == campaign]
+    assert tagged and sorted(r["email_id"] for r in rows) == sorted(m["id"] for m in tagged)
+    assert all(r["status"] == "sent" and r["open_count"] == 1 for r in rows)
+    report = next(r for r in read(config(mailchimp), "campaign_reports") if r["id"] == campaign)
+    assert report["emails_sent"] == report["unique_opens"] == len(tagged) and report["open_rate"] == 1.0
+
+
+def test_a_campaign_deleted_during_a_read_stops_it_naming_the_campaign(mailchimp: MailchimpSandbox) -> None:
+    cfg = config(mailchimp)
+    source = MailchimpSource()
+    request = ReadRequest(stream=source.discover(cfg).get("sent_to"), sync_mode=SyncMode.FULL_REFRESH)
+    victim = mailchimp.reports()[-1]
+    with pytest.raises(FatalError) as caught:
+        for message in source.read(cfg, request):
+            if isinstance(message, Batch):
+                mailchimp.delete_campaign(victim["id"])
+    assert victim["id"] in caught.value.message and "404" in caught.value.message

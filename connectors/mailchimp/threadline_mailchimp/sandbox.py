@@ -53,6 +53,7 @@ from urllib.parse import unquote
 
 from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 from threadline.sandbox.people import AS_OF, CAMPAIGNS, Person, format_phone, in_threes, members_of, population_seed
+from threadline_mailchimp.sandbox_reports import CampaignReports, stamp
 
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 _FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Linus", ""]
@@ -66,11 +67,6 @@ _CAMPAIGNS = CAMPAIGNS["mailchimp"]
 _LISTS = [("a1b2c3d4e5", "Newsletter"), ("f6a7b8c9d0", "Product updates"), ("0e1d2c3b4a", "VIP club")]
 INTERESTS = ("9143cf3bd1", "3a2a927344", "f2b6ea8c1b")  # "Topics": coffee, brewing gear, events (checkboxes)
 EMAIL_PERMISSION_ID = "5c1b2a3d4e"  # the audience's GDPR "Email" marketing permission
-
-
-def stamp(moment: datetime) -> str:
-    """Mailchimp writes timestamps as ISO 8601 with an explicit +00:00 offset."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def subscriber_hash(email: str) -> str:
@@ -159,7 +155,7 @@ def sparse(body: Any, req: SandboxRequest) -> Any:
     return body
 
 
-class MailchimpSandbox(Sandbox):
+class MailchimpSandbox(CampaignReports, Sandbox):
     """Seeded audiences and members behind Mailchimp's documented API (see the module docstring)."""
 
     name = "mailchimp"
@@ -184,12 +180,15 @@ class MailchimpSandbox(Sandbox):
         }
         self._members: dict[str, dict[str, dict[str, Any]]] = {lid: {} for lid in self._lists}
         self._activity: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        homes: list[tuple[str, str, Person]] = []
         for person in members_of("mailchimp", self.people, population_seed(self.seed)):
             for lid, address, status, changed in _homes(rng, person):
                 member = self._make_member(rng, lid, address, person.contacts["mailchimp"].first_name,
                                            person.last_name, changed)
                 self._as_person(rng, member, person, status, changed)
                 self._put(member)
+                homes.append((lid, member["id"], person))
+        self._seed_reports(_LISTS[0][0], homes)
         members = [m for lid in self._members for m in self._members[lid].values()]
         for member, moment in zip(members, in_threes([datetime.fromisoformat(m["last_changed"]) for m in members])):
             member["last_changed"] = stamp(moment)
@@ -437,6 +436,11 @@ class MailchimpSandbox(Sandbox):
         (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/activity/?$"), "_get_activity"),
         (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/tags/?$"), "_get_member_tags"),
         (re.compile(r"^/3\.0/lists/([^/]+)/members/([^/]+)/?$"), "_get_member"),
+        (re.compile(r"^/3\.0/reports/?$"), "_get_reports"),
+        (re.compile(r"^/3\.0/reports/([^/]+)/?$"), "_get_report"),
+        (re.compile(r"^/3\.0/reports/([^/]+)/sent-to/?$"), "_get_sent_to"),
+        (re.compile(r"^/3\.0/reports/([^/]+)/email-activity/?$"), "_get_email_activity"),
+        (re.compile(r"^/3\.0/reports/([^/]+)/unsubscribed/?$"), "_get_unsubscribed"),
     ]
 
     def _dispatch(self, req: SandboxRequest) -> Reply:
@@ -450,7 +454,7 @@ class MailchimpSandbox(Sandbox):
                 if match and req.method == "GET":
                     return self._cached(req, functools.partial(getattr(self, handler), req, *match.groups()))
         except SandboxError as exc:
-            return problem(exc.status, "Invalid Resource", exc.error)
+            return problem(exc.status, "Resource Not Found" if exc.status == 404 else "Invalid Resource", exc.error)
         return problem(404, "Resource Not Found", "The requested resource could not be found.")
 
     def _cached(self, req: SandboxRequest, answer: Any) -> Reply:

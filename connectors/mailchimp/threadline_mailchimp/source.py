@@ -1,20 +1,31 @@
-"""The `mailchimp` source: audiences, members (with consent status) and member activity from
-the Mailchimp Marketing API 3.0, declared on the HTTP kit.
+"""The `mailchimp` source: audiences, members (with consent status), member activity and
+campaign reports (what each campaign sent, to whom, and what they did with it) from the
+Mailchimp Marketing API 3.0, declared on the HTTP kit.
 
 Members live under each audience (`/lists/{list_id}/members`): the stream fans out over the
 audiences, and member activity over the members. Member fields are nested
 (`merge_fields.FNAME`, `tags[].name`): columns are paths into them, read in bulk.
 `since_last_changed` is documented as "changed after", so the cursor is sent one second early
 (`cursor_exclusive`) to keep the engine's inclusive contract.
+
+A campaign's recipients, activity and unsubscribes live under its report
+(`/reports/{campaign_id}/sent-to`): those streams fan out over the campaign reports.
+Email activity nests each recipient's actions in a list; it is flattened to one row per action.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from threadline.http import (
     Column, Fixed, FromParent, HttpClient, OffsetPaginator, RestSource, RestStream, SinglePage, schema_from_mapping,
 )
+from threadline.http.records import PageParser, ParsedPage
 from threadline_mailchimp.client import BASE_URL_HINT, MailchimpCredentials, api_root, mailchimp_client
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S+00:00"
@@ -51,6 +62,64 @@ ACTIVITY_SCHEMA = schema_from_mapping({
     "list_id": "string", "email_id": "string", "action": "string", "timestamp": "timestamp",
     "campaign_id": "string", "title": "string", "type": "string", "url": "string",
 })
+
+REPORTS_SCHEMA = schema_from_mapping({
+    "id": "string", "campaign_title": "string", "type": "string", "list_id": "string", "list_name": "string",
+    "subject_line": "string", "send_time": "timestamp", "emails_sent": "int64", "abuse_reports": "int64",
+    "unsubscribed": "int64", "hard_bounces": "int64", "soft_bounces": "int64", "syntax_errors": "int64",
+    "opens_total": "int64", "unique_opens": "int64", "open_rate": "float64", "last_open": "timestamp",
+    "clicks_total": "int64", "unique_clicks": "int64", "unique_subscriber_clicks": "int64", "click_rate": "float64",
+    "last_click": "timestamp",
+})
+REPORTS_COLUMNS = {
+    **{k: f"bounces.{k}" for k in ("hard_bounces", "soft_bounces", "syntax_errors")},
+    **{k: f"opens.{k}" for k in ("opens_total", "unique_opens", "open_rate")},
+    **{k: f"clicks.{k}" for k in ("clicks_total", "unique_clicks", "unique_subscriber_clicks", "click_rate")},
+    "last_open": Column("opens.last_open", blank_is_null=True), "last_click": Column("clicks.last_click", blank_is_null=True),
+}
+
+SENT_TO_SCHEMA = schema_from_mapping({
+    "campaign_id": "string", "list_id": "string", "email_id": "string", "email_address": "string",
+    "send_time": "timestamp", "status": "string", "open_count": "int64", "last_open": "timestamp", "absplit_group": "string", "vip": "bool",
+})
+SENT_TO_COLUMNS = {"last_open": Column("last_open", blank_is_null=True),
+                   "absplit_group": Column("absplit_group", blank_is_null=True)}
+
+EMAIL_ACTIVITY_SCHEMA = schema_from_mapping({
+    "campaign_id": "string", "list_id": "string", "email_id": "string", "email_address": "string",
+    "action": "string", "type": "string", "timestamp": "timestamp", "url": "string", "ip": "string",
+})
+_ACTION_FIELDS = ("action", "type", "timestamp", "url", "ip")
+_EMAILS_SCHEMA = schema_from_mapping({
+    "campaign_id": "string", "list_id": "string", "email_id": "string", "email_address": "string",
+    **{f"activity_{k}": "list<timestamp>" if k == "timestamp" else "list<string>" for k in _ACTION_FIELDS},
+})
+
+UNSUBSCRIBES_SCHEMA = schema_from_mapping({
+    "campaign_id": "string", "list_id": "string", "email_id": "string", "email_address": "string",
+    "timestamp": "timestamp", "reason": "string",
+})
+
+
+@dataclass
+class EmailActivityPages(RestStream):
+    """A campaign's email activity: each recipient's `activity` list, one row per action."""
+
+    _raw: PageParser | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._raw = PageParser(_EMAILS_SCHEMA, "emails", {f"activity_{k}": f"activity[].{k}" for k in _ACTION_FIELDS})
+
+    def parse_page(self, response: Any) -> ParsedPage:
+        assert self._raw is not None
+        raw = self._raw(response)
+        records = raw.records
+        parents = pc.list_parent_indices(records.column("activity_action"))
+        columns = [records.column(k).take(parents) for k in ("campaign_id", "list_id", "email_id", "email_address")]
+        columns += [pc.list_flatten(records.column(f"activity_{k}")) for k in _ACTION_FIELDS]
+        batch = pa.RecordBatch.from_arrays(columns, schema=EMAIL_ACTIVITY_SCHEMA)
+        return ParsedPage(batch, raw.body, response, raw.rejected, count=records.num_rows)
 
 
 class MailchimpConfig(MailchimpCredentials):
@@ -103,7 +172,35 @@ class MailchimpSource(RestSource[MailchimpConfig]):
             min_batch_rows=1000,  # one request per member: gather their few events into larger batches
             description="The last 50 events of each member (opens, clicks, bounces, sends).",
         )
-        return [members, lists, activity]
+        reports = RestStream(
+            name="campaign_reports", path="/reports", records_path="reports", schema=REPORTS_SCHEMA,
+            columns=REPORTS_COLUMNS, primary_key=("id",), paginator=pages,
+            params={"exclude_fields": "reports._links,_links"},
+            description="One report per sent campaign: emails sent, bounces, opens, clicks, unsubscribes.")
+        report_ids = RestStream(name="campaign_reports", path="/reports", records_path="reports", schema=REPORTS_SCHEMA,
+                                paginator=pages, params={"fields": "reports.id,reports.campaign_title,reports.send_time,"
+                                                                   "total_items"})
+        campaigns = FromParent(stream=report_ids, keys_from={"campaign_id": "id"}, label="campaign_title", noun="campaign")
+        # the send time fills sent_to's `send_time` (a recipient has none of its own); a key that
+        # fills no column would be sent as a query parameter, so the other streams go without it
+        sends = FromParent(stream=report_ids, keys_from={"campaign_id": "id", "send_time": "send_time"},
+                           label="campaign_title", noun="campaign")
+        sent_to = RestStream(
+            name="sent_to", path="/reports/{campaign_id}/sent-to", records_path="sent_to", schema=SENT_TO_SCHEMA,
+            columns=SENT_TO_COLUMNS, primary_key=("campaign_id", "email_id"), paginator=pages, partitions=sends,
+            params={"exclude_fields": "sent_to._links,sent_to.merge_fields,_links"},
+            description="Every campaign's recipients and whether it reached them (sent, or a hard or soft bounce).")
+        email_activity = EmailActivityPages(
+            name="email_activity", path="/reports/{campaign_id}/email-activity", records_path="emails",
+            schema=EMAIL_ACTIVITY_SCHEMA, primary_key=("campaign_id", "email_id", "action", "timestamp"),
+            paginator=pages, partitions=campaigns, params={"exclude_fields": "emails._links,_links"},
+            description="What every recipient did with every campaign: opens, clicks, bounces (one row per action).")
+        unsubscribes = RestStream(
+            name="unsubscribes", path="/reports/{campaign_id}/unsubscribed", records_path="unsubscribes",
+            schema=UNSUBSCRIBES_SCHEMA, primary_key=("campaign_id", "email_id"), paginator=pages, partitions=campaigns,
+            params={"exclude_fields": "unsubscribes._links,unsubscribes.merge_fields,_links"},
+            description="Who unsubscribed from each campaign, when and why.")
+        return [members, lists, activity, reports, sent_to, email_activity, unsubscribes]
 
     def probes(self, config: MailchimpConfig) -> list[RestStream]:
         """The audiences, and the members of the audiences the config names."""
