@@ -223,3 +223,16 @@ def test_a_basic_tier_token_still_looks_users_up_and_a_free_one_is_refused_namin
     with pytest.raises(ConfigError) as caught:
         read(config(x, bearer_token=x.FREE_BEARER_TOKEN, followers_of=[], usernames=names), "users")
     assert caught.value.field == "bearer_token" and "Basic" in caught.value.message
+
+
+def test_the_sandbox_takes_every_user_field_x_lists_and_refuses_others(x):
+    import requests
+
+    headers = {"Authorization": f"Bearer {x.BEARER_TOKEN}"}
+    name = x.usernames(1)[0]
+    newer = requests.get(f"{x.base_url}/2/users/by", headers=headers,
+                         params={"usernames": name, "user.fields": "most_recent_tweet_id,verified_followers_count,location"})
+    assert newer.status_code == 200  # valid at X: fields it has no value for are left out, not refused
+    assert set(newer.json()["data"][0]) <= {"id", "name", "username", "location"}
+    bad = requests.get(f"{x.base_url}/2/users/by", headers=headers, params={"usernames": name, "user.fields": "shoe_size"})
+    assert bad.status_code == 400 and "shoe_size" in bad.text

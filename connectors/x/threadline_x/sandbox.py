@@ -46,9 +46,14 @@ from threadline.sandbox import Reply, Sandbox, SandboxError, SandboxRequest
 from threadline.sandbox.people import AS_OF, Person, members_of, population_seed
 
 BRANDS = {"1500000000000000001": "threadline_shop", "1500000000000000002": "threadline_help"}
+# Every name `user.fields` takes, as X's OpenAPI enumerates it now (checked 2026-12-06): a name
+# outside it is a 400; a valid one this sandbox keeps no value for is left out of the answer, as
+# X leaves out fields a user has no value for.
 USER_FIELDS = {
-    "id", "name", "username", "created_at", "description", "entities", "location", "pinned_tweet_id",
-    "profile_image_url", "protected", "public_metrics", "url", "verified", "verified_type", "withheld",
+    "affiliation", "confirmed_email", "connection_status", "created_at", "description", "entities", "id",
+    "is_identity_verified", "location", "most_recent_tweet_id", "name", "parody", "pinned_tweet_id",
+    "profile_banner_url", "profile_image_url", "protected", "public_metrics", "receives_your_dm", "subscription",
+    "subscription_type", "url", "username", "verified", "verified_followers_count", "verified_type", "withheld",
 }
 WINDOW = 900.0  # seconds: X's rate-limit windows are 15 minutes
 TIERS = ("free", "basic", "pro", "enterprise")

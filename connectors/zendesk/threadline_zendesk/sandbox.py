@@ -6,6 +6,7 @@ What it implements, as Zendesk documents it:
     GET /api/v2/incremental/tickets/cursor.json?start_time=&per_page=&exclude_deleted=
     GET /api/v2/satisfaction_ratings?start_time=&end_time=&page[size]=&page[after]=
     GET /api/v2/users/show_many.json?ids=1,2,...&include=identities     (at most 100 ids)
+    GET /api/v2/users/{id}.json, /api/v2/tickets/{id}.json, /api/v2/users/{id}/identities.json
 
 - Auth: HTTP basic `{email}/token:{api_token}` or `Authorization: Bearer <OAuth token>`;
   401 `{"error": "Couldn't authenticate you"}`. The export endpoints need an admin: the agent
@@ -18,6 +19,9 @@ What it implements, as Zendesk documents it:
   minute ago is a 400, and so is a request with neither start_time nor cursor.
 - Deleted users stay in the user export with `active: false`; deleted tickets stay in the
   ticket export with `status: "deleted"` (unless `exclude_deleted=true`).
+- Links (`after_url`, `links.next`) name the host the client called: a client that sent
+  `Host: <subdomain>.zendesk.com` (through a proxy, as the official-client tests do) gets
+  https://<subdomain>.zendesk.com links, as from Zendesk; a direct caller gets the sandbox's.
 - Satisfaction ratings: cursor pagination (`page[size]` 1..100, `meta.has_more`,
   `meta.after_cursor`, `links.next`), ordered by id; `start_time`/`end_time` filter on
   `updated_at`.
@@ -46,6 +50,7 @@ import bisect
 import json
 import math
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -74,6 +79,15 @@ _LOCALES = {"US": "en-US", "GB": "en-GB", "CA": "en-CA", "DE": "de"}
 _ZONES = {"US": ("Central Time (US & Canada)", "America/Chicago"), "GB": ("London", "Europe/London"),
           "CA": ("Eastern Time (US & Canada)", "America/Toronto"), "DE": ("Berlin", "Europe/Berlin")}
 EXPORTS = {"/api/v2/incremental/users/cursor.json": "users", "/api/v2/incremental/tickets/cursor.json": "tickets"}
+
+
+def _root(req: SandboxRequest) -> str:
+    """Where the links of an answer point: the account's host, as the client called it
+    (https://<subdomain>.zendesk.com through a proxy), else the sandbox itself."""
+    host = req.headers.get("host", "")
+    if not host or host == req.base_url.split("://", 1)[-1] or host.startswith(("127.0.0.1", "localhost")):
+        return req.base_url
+    return f"https://{host}"
 
 
 def iso(moment: datetime) -> str:
@@ -446,8 +460,16 @@ class ZendeskSandbox(Sandbox):
     def _error(status: int, message: str) -> SandboxError:
         return SandboxError(status, json.dumps({"error": message}))
 
+    _ITEM = re.compile(r"^/api/v2/(?P<kind>users|tickets)/(?P<id>[0-9]+)(?P<identities>/identities)?\.json$")
+
     def _dispatch(self, req: SandboxRequest) -> Reply:
         # Zendesk's error bodies are its own JSON objects, not the base class's {"error": ...} wrapper.
+        item = self._ITEM.match(req.path) if req.method == "GET" else None
+        if item is not None:
+            try:
+                return self._show(req, item.group("kind"), int(item.group("id")), bool(item.group("identities")))
+            except SandboxError as exc:
+                return Reply(exc.status, exc.error.encode(), exc.headers)
         reply = super()._dispatch(req)
         if reply.status >= 400 and reply.body.startswith(b'{"error":"{'):
             return Reply(reply.status, json.loads(reply.body)["error"].encode(), reply.headers)
@@ -495,7 +517,7 @@ class ZendeskSandbox(Sandbox):
         after_cursor = _encode(next_position)
         params = {"cursor": after_cursor, "per_page": per_page}
         body = {
-            kind: data, "after_url": f"{req.base_url}{req.path}?{urlencode(params)}", "after_cursor": after_cursor,
+            kind: data, "after_url": f"{_root(req)}{req.path}?{urlencode(params)}", "after_cursor": after_cursor,
             "before_url": None, "before_cursor": None, "end_of_stream": end,
         }
         return Reply.json(body)
@@ -524,6 +546,20 @@ class ZendeskSandbox(Sandbox):
             body["identities"] = [i for u in users for i in self.identities_of(u)]
         return Reply.json(body)
 
+    def _show(self, req: SandboxRequest, kind: str, item_id: int, identities: bool) -> Reply:
+        """GET /api/v2/users/{id}.json, /tickets/{id}.json, /users/{id}/identities.json: what
+        clients fetch one at a time (zenpy follows a rating's ticket, a ticket's requester so)."""
+        self._admit(req, None)
+        with self._lock:
+            found = self._items[kind].get(item_id)
+            if found is None or (kind == "tickets" and found.get("status") == "deleted") or (identities and kind != "users"):
+                raise SandboxError(404, json.dumps({"error": "RecordNotFound", "description": "Not found"}))
+            found = json.loads(json.dumps(found))
+        if identities:
+            listed = self.identities_of(found)
+            return Reply.json({"identities": listed, "next_page": None, "previous_page": None, "count": len(listed)})
+        return Reply.json({kind[:-1]: found})
+
     @route("GET", "/api/v2/satisfaction_ratings")
     def list_ratings(self, req: SandboxRequest) -> Reply:
         self._admit(req, None)
@@ -545,7 +581,7 @@ class ZendeskSandbox(Sandbox):
         body = {
             "satisfaction_ratings": page,
             "meta": {"has_more": more, "after_cursor": cursor, "before_cursor": None},
-            "links": {"next": f"{req.base_url}{req.path}?{urlencode({**query, 'page[after]': cursor})}" if more else None,
+            "links": {"next": f"{_root(req)}{req.path}?{urlencode({**query, 'page[after]': cursor})}" if more else None,
                       "prev": None},
         }
         return Reply.json(body)
