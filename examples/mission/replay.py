@@ -2,7 +2,8 @@
 
 Each sync is the same job seen a month later (`MISSION_AS_OF`): traits are computed as of
 that day, so customers lapse, new orders arrive and carts are abandoned between runs, and
-every push sends only who joined and who left. At the end it prints the audiences, the
+every push sends only who joined and who left. After each push the loyalty thank-you email
+goes out to the Mailchimp tag the push keeps, and the next sync reads back what it did. At the end it prints the audiences, the
 pushes, one customer's unified profile and where the report is.
 
     python examples/mission/replay.py --serve     # what `python3 dev.py demo` runs: starts the
@@ -14,11 +15,14 @@ deleted), because the sandboxes start empty too: a push ledger must match the pl
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -85,6 +89,20 @@ def _any_free_port() -> int:
         return probe.getsockname()[1]
 
 
+def send_loyalty_email(as_of: str) -> None:
+    """The marketer sends the loyalty thank-you to the Mailchimp tag the push keeps, two days
+    later (the sandbox's `send_campaign`: a real account would do it in Mailchimp's editor)."""
+    root = os.environ.get("MAILCHIMP_URL", "http://127.0.0.1:18505/3.0").removesuffix("/3.0")
+    at = (datetime.fromisoformat(as_of) + timedelta(days=2, hours=10)).isoformat() + "+00:00"
+    body = json.dumps({"list_id": "a1b2c3d4e5", "tag": "loyal-customers", "title": "Thank you for your loyalty",
+                       "at": at, "open_rate": 0.6}).encode()
+    request = urllib.request.Request(f"{root}/_sandbox/send_campaign", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        sent = json.loads(answer.read())
+    print(f"\n(the loyalty thank-you email goes to the tag's {sent['recipients']:,} contacts: {sent['campaign_id']})",
+          flush=True)
+
+
 def start_over() -> None:
     for name in LEFTOVERS:
         path = HERE / name
@@ -98,9 +116,11 @@ def main() -> None:
     if "--serve" in sys.argv[1:]:
         sys.exit(serve())
     start_over()
-    for as_of in MONTHS:
+    for n, as_of in enumerate(MONTHS):
         print(f"\n=== the store as of {as_of} ===", flush=True)
         run("sync", str(JOB), env={"MISSION_AS_OF": as_of})
+        if n + 1 < len(MONTHS):  # the next sync reads what the campaign did
+            send_loyalty_email(as_of)
     run("audiences", "list", "--job", str(JOB))
     run("push", "--job", str(JOB), "--history")
     run("profiles", "get", "--job", str(JOB), "--email", "kelly.neal@gmail.com")

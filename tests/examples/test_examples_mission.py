@@ -105,3 +105,22 @@ def test_preview_and_report_show_the_decisions(mission):
     assert "<h3>Lift against the holdout</h3>" in report and 'aria-label="conversion lift per campaign"' in report
     assert all(f"<h3>Campaign {c}</h3>" in report
                for c in ("loyal_thanks", "lapsed_winback", "cart_reminder", "service_recovery_coupon"))
+
+
+def test_campaign_results_and_match_rates_come_back_into_the_store(mission):
+    folder, _ = mission
+    (sent, opened, credited), = query(folder, (
+        "SELECT SUM(delivered), SUM(CASE WHEN opened > 0 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN campaign = 'loyal_thanks' THEN delivered ELSE 0 END) FROM tl_campaign_results "
+        "WHERE platform_campaign LIKE 'a1b2-loyal-custo%'"))
+    assert sent > 100 and opened > 0, "the loyalty thank-you email sent to the tag did not come back"
+    assert credited >= 0.9 * sent, "the thank-you email's deliveries were not credited to loyal_thanks"
+    (openers, clickers, unsubscribed), = query(folder, (
+        "SELECT COUNT(CASE WHEN opened > 0 THEN 1 END), COUNT(CASE WHEN clicked > 0 THEN 1 END), SUM(unsubscribed) "
+        "FROM tl_campaign_results WHERE channel = 'email'"))
+    assert openers > 1000 and clickers > 100 and unsubscribed > 10  # the newsletters' and Klaviyo's too
+    assert query(folder, "SELECT COUNT(*) FROM tl_traits WHERE last_campaign IS NOT NULL")[0][0] > 1000
+    rates = query(folder, "SELECT activation, held, matched FROM tl_match_rates WHERE activation = 'lapsed_to_meta'")
+    assert rates and all(held > 0 for _, held, _ in rates)
+    report = sorted((folder / "mission_reports").glob("profiles-*.html"))[-1].read_text()
+    assert "<h3>Results and conversions</h3>" in report and "<h3>Match rates across pushes</h3>" in report

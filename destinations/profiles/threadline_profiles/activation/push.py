@@ -65,6 +65,10 @@ PUSH_TABLES = [
     "adds BIGINT, removes BIGINT, sent BIGINT, accepted BIGINT, rejected BIGINT, match_estimate BIGINT, "
     "excluded_no_consent BIGINT, excluded_suppressed BIGINT, message VARCHAR)",
     "CREATE TABLE IF NOT EXISTS tl_push_rejections (push_id VARCHAR, activation VARCHAR, reason VARCHAR, rows_rejected BIGINT)",
+    # every push whose platform said how many of the people it holds it matched (ad platforms
+    # match hashed identifiers to their users): `held` is the ledger after the push
+    "CREATE TABLE IF NOT EXISTS tl_match_rates (push_id VARCHAR, activation VARCHAR, destination VARCHAR, channel VARCHAR, "
+    "pushed_at TIMESTAMP, held BIGINT, matched BIGINT, match_rate DOUBLE PRECISION)",
 ]
 
 
@@ -208,7 +212,7 @@ def push_activation(store: ProfileStore, name: str, activation: Activation, run_
     except Exception as exc:  # a plugin bug must not take the build down; say what broke
         outcome.outcome, outcome.message = "failed", redact(f"{type(exc).__name__} in {activation.connector}: {exc}")
     outcome.seconds = round(time.monotonic() - started, 3)
-    record(store, outcome, run_id)
+    record(store, outcome, run_id, dest_cls.channel)
     return outcome
 
 
@@ -407,7 +411,8 @@ def push_lock(store: ProfileStore, activation: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def record(store: ProfileStore, outcome: PushOutcome, run_id: str | None) -> None:
+def record(store: ProfileStore, outcome: PushOutcome, run_id: str | None, channel: str | None = None) -> None:
+    """Add the push to `tl_pushes` (and its rejections), and its match rate when the platform gave one."""
     engine = store.engine
     with store.lock:
         engine.run(PUSH_TABLES)
@@ -420,6 +425,13 @@ def record(store: ProfileStore, outcome: PushOutcome, run_id: str | None) -> Non
         rows = [f"INSERT INTO tl_pushes VALUES ({', '.join(_sql_value(v, i) for i, v in enumerate(values))})"]
         rows += [f"INSERT INTO tl_push_rejections VALUES ({lit(outcome.push_id)}, {lit(outcome.activation)}, {lit(r)}, {n})"
                  for r, n in outcome.rejection_reasons.items()]
+        ledger = f"tl_ledger_{outcome.activation}"
+        if outcome.outcome == "pushed" and outcome.match_estimate is not None and engine.table_exists(ledger):
+            held = int(engine.scalar(f"SELECT COUNT(DISTINCT member_id) FROM {ledger}") or 0)
+            rate = "NULL" if held == 0 else repr(outcome.match_estimate / held)
+            rows.append(f"INSERT INTO tl_match_rates VALUES ({lit(outcome.push_id)}, {lit(outcome.activation)}, "
+                        f"{lit(outcome.destination)}, {lit(channel)}, CAST({lit(now.isoformat(sep=' '))} AS TIMESTAMP), "
+                        f"{held}, {int(outcome.match_estimate)}, {rate})")
         with engine.transaction():
             engine.run(rows)
 
@@ -469,4 +481,19 @@ def render_pushes(store: ProfileStore, table: Any) -> str:
             + table(shown, ["activation", "audience", "destination", "mode", "outcome", "members", "change", "accepted",
                             "rejected", "match estimate", "left out (no consent)", "note"], "no pushes")
             + "<h3>Why the platforms refused rows</h3>"
-            + table(reasons, ["activation", "reason", "rows_rejected"], "no row was refused"))
+            + table(reasons, ["activation", "reason", "rows_rejected"], "no row was refused")
+            + render_match_rates(store, table))
+
+
+def render_match_rates(store: ProfileStore, table: Any) -> str:
+    """Each platform's match rate at every push that reported one, oldest first."""
+    if not store.engine.table_exists("tl_match_rates"):
+        return ""
+    rows = store.engine.rows("SELECT * FROM tl_match_rates ORDER BY activation, pushed_at")
+    shown = [{**r, "pushed at": str(r["pushed_at"])[:16],
+              "match rate": "–" if r["match_rate"] is None else f"{r['match_rate'] * 100:.1f}%"} for r in rows]
+    return ("<h3>Match rates across pushes</h3><p class=muted>how many of the people a platform holds for an "
+            "activation it matched to its users, as the platform reported it after each push (ad platforms give an "
+            "estimate, often rounded down)</p>"
+            + table(shown, ["activation", "destination", "channel", "pushed at", "held", "matched", "match rate"],
+                    "no platform reported a match"))

@@ -117,6 +117,59 @@ class TicketMapping(Spec):
         return [consent_word(v) for v in value]
 
 
+RESULTS = ("delivered", "bounced", "opened", "clicked", "unsubscribed")
+Result = Literal["delivered", "bounced", "opened", "clicked", "unsubscribed"]
+# the values platforms write for each result (compared as `consent_word`s): Mailchimp's sent-to
+# status and email-activity actions, Klaviyo's metric names
+RESULT_WORDS = {
+    "delivered": ["sent", "delivered", "received", "received_email"],
+    "bounced": ["bounce", "bounced", "hard", "soft", "hard_bounce", "soft_bounce", "bounced_email"],
+    "opened": ["open", "opened", "opened_email"],
+    "clicked": ["click", "clicked", "clicked_email"],
+    "unsubscribed": ["unsub", "unsubscribe", "unsubscribed", "unsubscribed_from_email", "unsubscribed_from_list"],
+}
+
+
+class ResultMapping(Spec):
+    """A stream of what a platform's campaigns did for each person: delivered, bounced, opened,
+    clicked or unsubscribed, with the platform's campaign and when. The `action` column's values
+    say which (`actions` lists the values of each; rows with other values are not results), or
+    `every_record` is one result (an unsubscribes stream). `activations`: the activations whose
+    people these results can be credited to (default: every activation on the channel)."""
+
+    campaign: str
+    timestamp: str
+    action: str | None = None
+    every_record: Result | None = None
+    channel: Channel = "email"
+    actions: dict[Result, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in RESULT_WORDS.items()})
+    activations: list[str] = Field(default_factory=list)
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _compared_as_words(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [consent_word(v) for v in ([vs] if isinstance(vs, str) else vs)] for k, vs in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _action_or_every_record(self) -> ResultMapping:
+        if (self.action is None) == (self.every_record is None):
+            raise ValueError("give either `action` (a column whose values say what happened) or "
+                             f"`every_record: {'|'.join(RESULTS)}`")
+        seen: dict[str, str] = {}
+        for result, words in self.actions.items():
+            for word in words:
+                other = seen.setdefault(word, result)
+                if other != result:
+                    raise ValueError(f"actions: {word!r} is listed under both {other!r} and {result!r}")
+        return self
+
+    def columns(self) -> dict[str, str]:
+        """Config path (under `results`) -> column."""
+        return {k: v for k in ("campaign", "timestamp", "action") if (v := getattr(self, k))}
+
+
 def consent_word(value: object) -> str:
     """How a status or consent value is compared: text, trimmed, lower-case, `-` and spaces as `_`."""
     return re.sub(r"[ -]", "_", str(value).strip().lower())
@@ -183,6 +236,7 @@ class StreamMapping(Spec):
     events: EventMapping | None = None
     orders: OrderMapping | None = None
     tickets: TicketMapping | None = None
+    results: ResultMapping | None = None
     consent: list[ConsentMapping] = Field(default_factory=list)
     cleaning: Cleaning = Field(default_factory=Cleaning)
 
@@ -221,6 +275,8 @@ class StreamMapping(Spec):
             value = getattr(self, block)
             if value is not None:
                 paths.update({f"{block}.{k}": v for k, v in value.model_dump().items() if v and isinstance(v, str)})
+        if self.results is not None:
+            paths.update({f"results.{k}": v for k, v in self.results.columns().items()})
         for i, consent in enumerate(self.consent):
             at = f"consent.{i}" if len(self.consent) > 1 else "consent"
             paths.update({f"{at}.{k}": v for k in ("column", "timestamp") if (v := getattr(consent, k))})
@@ -360,6 +416,11 @@ class ProfilesConfig(Spec):
     def _audiences_refer_to_audiences(self) -> ProfilesConfig:
         check_references(self.audiences, self.suppression)
         check_decision_references(self.decisions, self.audiences, self.activations)
+        for key, mapping in self.mappings.items():
+            for name in mapping.results.activations if mapping.results else []:
+                if name not in self.activations:
+                    raise ValueError(f"mappings.{key}.results.activations: activation {name!r} is not declared under "
+                                     f"activations (declared: {', '.join(self.activations) or 'none'})")
         return self
 
     @field_validator("mappings")

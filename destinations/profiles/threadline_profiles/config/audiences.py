@@ -75,6 +75,7 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
     "orders": {"order_id": "text", "timestamp": "timestamp", "amount": "number", "currency": "text", "category": "text"},
     "events": {"name": "text", "timestamp": "timestamp"},
     "tickets": {"ticket_id": "text", "status": "text", "timestamp": "timestamp"},
+    "results": {"campaign": "text", "result": "text", "channel": "text", "timestamp": "timestamp"},
 }
 AGGREGATES = ("count", "sum", "min", "max", "first", "last", "most_frequent", "distinct")
 
@@ -83,7 +84,7 @@ class ComputedTrait(Spec):
     """One trait aggregated over a profile's orders, events or tickets."""
 
     aggregate: Literal["count", "sum", "min", "max", "first", "last", "most_frequent", "distinct"]
-    of: str  # "orders", "events", "tickets", or "<facts>.<field>" (e.g. orders.amount)
+    of: str  # "orders", "events", "tickets", "results", or "<facts>.<field>" (e.g. orders.amount)
     window: str | None = None  # only the last 24h / 90d / 12w / 1y before as_of
     filter: dict[str, list[str]] = Field(default_factory=dict)  # field -> values kept (case-insensitive)
 

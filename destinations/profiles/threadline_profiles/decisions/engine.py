@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from threadline_profiles.config.audiences import window_delta
-from threadline_profiles.decisions import contacts, lift
+from threadline_profiles.decisions import contacts, lift, results
 from threadline_profiles.engines.base import lit
 from threadline_profiles.traits import compute, consent
 from threadline_profiles.traits.facts import ts_literal
@@ -192,12 +192,15 @@ def figures(store: ProfileStore, order: list[str]) -> dict[str, CampaignFigures]
 def decide_build(store: ProfileStore, build_id: str) -> dict[str, CampaignFigures]:
     """The build's decisions stage: decide every campaign, then replace `tl_decisions`, add
     this build's figures to `tl_decision_sizes` and the people new to a campaign's arms to
-    `tl_campaign_arms`, in one transaction; then measure each campaign's lift (lift.py)."""
+    `tl_campaign_arms`, in one transaction; then rebuild the campaigns' results and
+    conversions (results.py) and measure each campaign's lift (lift.py)."""
     engine, decisions = store.engine, store.config.decisions
-    engine.run(PERSISTENT + lift.PERSISTENT)
-    if not decisions.campaigns and not engine.scalar("SELECT COUNT(*) FROM tl_decisions"):
-        return {}
+    engine.run(PERSISTENT + lift.PERSISTENT + results.PERSISTENT)
     as_of = compute.latest_as_of(store) or datetime.now(timezone.utc).replace(tzinfo=None)
+    if not decisions.campaigns and not engine.scalar("SELECT COUNT(*) FROM tl_decisions"):
+        if any(m.results for m in store.config.mappings.values()):
+            results.publish(store, as_of)  # delivery and engagement, without campaigns to credit
+        return {}
     found = decide(store, as_of)
     seq = (engine.scalar("SELECT MAX(seq) FROM tl_decision_sizes") or 0) + 1
     with engine.transaction():
@@ -214,6 +217,7 @@ def decide_build(store: ProfileStore, build_id: str) -> dict[str, CampaignFigure
             lift.assign_arms_sql(as_of),
         ])
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
+    results.publish(store, as_of)
     lift.record(store, build_id, as_of, lift.measure(store, as_of))
     return found
 

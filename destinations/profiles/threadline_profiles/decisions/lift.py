@@ -6,7 +6,10 @@ build) and stays in it. Arms are compared as assigned (intent to treat: a chosen
 platform refused still counts as treated), which the stable random holdout makes fair — the
 holdout is drawn among exactly the people who would have been chosen.
 
-For each campaign, at each build, from the orders mapped into the store:
+For each campaign, at each build, from the orders mapped into the store (counted once, in
+`tl_campaign_conversions`: see results.py), over the people of each arm whose conversion
+window has ended (joined at least `decisions.conversion_window` before `as_of`; the others
+could still order and would count as not converted):
 
 - conversion: the share of the arm with an order within `decisions.conversion_window` after
   joining it;
@@ -28,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 
-from threadline_profiles.config.audiences import window_delta
-from threadline_profiles.engines.base import lit, quote
+from threadline_profiles.decisions import results
+from threadline_profiles.engines.base import lit
 from threadline_profiles.land.landing import landed_streams
 from threadline_profiles.resolve.values import mapped_streams
-from threadline_profiles.traits import facts
 from threadline_profiles.traits.facts import ts_literal
 
 if TYPE_CHECKING:
@@ -81,24 +83,14 @@ def statistics_available() -> bool:
 
 
 def measure(store: ProfileStore, as_of: datetime) -> list[Lift]:
-    """Every campaign's lift at `as_of`, from its arms and the orders up to `as_of`."""
+    """Every campaign's lift at `as_of`, from its arms and their conversions (results.py),
+    counting only the people whose conversion window has ended by `as_of`."""
     engine, config = store.engine, store.config
-    streams = [(s, m) for s, m in mapped_streams(config, landed_streams(store)) if m.orders is not None]
-    if not streams or not config.decisions.campaigns or not statistics_available():
+    orders = any(m.orders is not None for _, m in mapped_streams(config, landed_streams(store)))
+    if not orders or not config.decisions.campaigns or not statistics_available():
         return []
-    engine.run(PERSISTENT + [f"DROP TABLE IF EXISTS {t}" for t in facts.WORK_TABLES])
-    engine.run(facts.facts_sql(engine, streams, as_of))
-    seconds = int(window_delta(config.decisions.conversion_window).total_seconds())
-    ts = quote("timestamp")
-    try:
-        table = engine.query(
-            "SELECT a.campaign, a.arm, a.profile_id, COUNT(o.order_id) > 0 AS converted, "
-            "COALESCE(SUM(o.amount), 0) AS revenue FROM tl_campaign_arms AS a LEFT JOIN tl_work_f_orders AS o "
-            f"ON o.profile_id = a.profile_id AND o.{ts} > a.assigned_at "
-            f"AND o.{ts} <= a.assigned_at + INTERVAL '{seconds} seconds' AND o.{ts} <= {ts_literal(as_of)} "
-            "GROUP BY a.campaign, a.arm, a.profile_id")
-    finally:
-        engine.run([f"DROP TABLE IF EXISTS {t}" for t in facts.WORK_TABLES])
+    engine.run(PERSISTENT + results.PERSISTENT)
+    table = engine.query(results.per_person_sql(results.window_seconds(store), as_of))
     out = []
     for campaign in config.decisions.in_order():
         arms = {arm: table.filter(pc.and_(pc.equal(table.column("campaign"), campaign), pc.equal(table.column("arm"), arm)))

@@ -1,5 +1,6 @@
 """The build report's campaign sections: what the decisions stage chose and why it left people
-out, per campaign, and how many people the priority groups kept from getting two campaigns.
+out, per campaign, how many people the priority groups kept from getting two campaigns, what
+the platforms report back (deliveries, opens, ...) and the conversions that followed.
 
 Figures only, never a person.
 """
@@ -47,7 +48,38 @@ def gather(store: ProfileStore) -> dict[str, Any]:
         lift = engine.rows(f"SELECT * FROM tl_campaign_lift WHERE build_id = {lit(latest[0]['build_id'])} "
                            "ORDER BY campaign, metric")
     statistics = lift_module.statistics_available()
-    return {"latest": latest, "history": history, "groups": groups, "lift": lift, "statistics": statistics}
+    return {"latest": latest, "history": history, "groups": groups, "lift": lift, "statistics": statistics,
+            "outcomes": outcomes(store)}
+
+
+def outcomes(store: ProfileStore) -> dict[str, dict[str, Any]]:
+    """Per campaign: what its platform campaigns did for the people credited to it
+    (results.py), and the orders its arms placed within the conversion window."""
+    engine = store.engine
+    out: dict[str, dict[str, Any]] = {}
+    if engine.table_exists("tl_campaign_results"):
+        for r in engine.rows(
+                "SELECT campaign, SUM(delivered) AS deliveries, COUNT(DISTINCT CASE WHEN delivered > 0 THEN profile_id END) "
+                "AS reached, SUM(bounced) AS bounces, COUNT(DISTINCT CASE WHEN opened > 0 THEN profile_id END) AS openers, "
+                "COUNT(DISTINCT CASE WHEN clicked > 0 THEN profile_id END) AS clickers, "
+                "COUNT(DISTINCT CASE WHEN unsubscribed > 0 THEN profile_id END) AS unsubscribed "
+                "FROM tl_campaign_results WHERE campaign IS NOT NULL GROUP BY campaign"):
+            out.setdefault(r["campaign"], {}).update({k: int(v or 0) for k, v in r.items() if k != "campaign"})
+    if engine.table_exists("tl_campaign_conversions"):
+        for r in engine.rows(
+                "SELECT campaign, COUNT(DISTINCT CASE WHEN arm = 'treated' THEN profile_id END) AS converted, "
+                "COUNT(DISTINCT CASE WHEN arm = 'held_out' THEN profile_id END) AS held_out_converted, "
+                "COUNT(CASE WHEN arm = 'treated' THEN 1 END) AS orders, "
+                "SUM(CASE WHEN arm = 'treated' THEN amount END) AS revenue FROM tl_campaign_conversions GROUP BY campaign"):
+            out.setdefault(r["campaign"], {}).update(
+                converted=int(r["converted"] or 0), held_out_converted=int(r["held_out_converted"] or 0),
+                orders=int(r["orders"] or 0), revenue=float(r["revenue"] or 0.0))
+    return out
+
+
+OUTCOME_COLUMNS = {"deliveries": "deliveries", "reached": "people reached", "bounces": "bounces", "openers": "opened",
+                   "clickers": "clicked", "unsubscribed": "unsubscribed", "converted": "conversions",
+                   "orders": "orders", "revenue": "revenue", "held_out_converted": "held-out conversions"}
 
 
 def collisions(store: ProfileStore, group: str) -> tuple[int, int]:
@@ -85,18 +117,41 @@ def render(data: dict[str, Any], table: Any) -> str:
         out.append(table([{"group": g["campaign_group"], "qualify for several": g["people"],
                            "given several": g["given_several"]} for g in data["groups"]],
                          ["group", "qualify for several", "given several"], "no group"))
+    out.append(render_outcomes(data, rows, table))
     out.append(render_lift(data, table))
     for r in rows:
         name = r["campaign"]
         past = [h for h in data["history"] if h["campaign"] == name]
+        o = data.get("outcomes", {}).get(name, {})
         out.append(f"<h3>Campaign {html.escape(name)}</h3><p class=muted>{html.escape(r['audience'])} by "
                    f"{html.escape(r['channel'])}: reach {r['chosen']:,} of {r['candidates']:,} candidates "
                    f"({r['continuing']:,} already held by the platforms), {r['capped']:,} capped, "
-                   f"{r['held_out']:,} held out, {r['cooling_down']:,} cooling down</p>")
+                   f"{r['held_out']:,} held out, {r['cooling_down']:,} cooling down; "
+                   f"{o.get('deliveries', 0):,} deliveries to {o.get('reached', 0):,} people, "
+                   f"{o.get('openers', 0):,} opened, {o.get('bounces', 0):,} bounced; "
+                   f"{o.get('converted', 0):,} conversions ({o.get('revenue', 0.0):,.2f} revenue) against "
+                   f"{o.get('held_out_converted', 0):,} in the holdout</p>")
         out.append(table([{"build": h["build_id"], "as of": str(h["as_of"])[:10], "candidates": h["candidates"],
                            "reach": h["chosen"], "capped": h["capped"], "held out": h["held_out"]} for h in past],
                          ["build", "as of", "candidates", "reach", "capped", "held out"], "no decisions yet"))
     return "".join(out)
+
+
+def render_outcomes(data: dict[str, Any], rows: list[dict[str, Any]], table: Any) -> str:
+    """Per campaign: deliveries and engagement credited to it, and conversions of its arms."""
+    head = ("<h3>Results and conversions</h3><p class=muted>what the platforms report for the people each campaign "
+            "held when a platform campaign reached them (deliveries, bounces, and the people who opened, clicked or "
+            "unsubscribed), and the treated people with an order within the conversion window after joining "
+            "(conversions, their orders and revenue), beside the held-out people with one</p>")
+    shown = [{"campaign": r["campaign"], "reach": r["chosen"],
+              **{label: _outcome(data.get("outcomes", {}).get(r["campaign"], {}), key)
+                 for key, label in OUTCOME_COLUMNS.items()}} for r in rows]
+    return head + table(shown, ["campaign", "reach", *OUTCOME_COLUMNS.values()], "no campaigns")
+
+
+def _outcome(figures: dict[str, Any], key: str) -> str:
+    value = figures.get(key, 0)
+    return f"{value:,.2f}" if key == "revenue" else f"{value:,}"
 
 
 def render_lift(data: dict[str, Any], table: Any) -> str:

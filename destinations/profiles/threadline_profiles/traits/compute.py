@@ -62,6 +62,9 @@ BUILT_INS = (
     BuiltIn("email_clicks_90d", INTEGER, "events.name", "email click events in the 90 days before as_of"),
     BuiltIn("email_engagement_90d", INTEGER, "events.name", "opens + clicks in the 90 days before as_of"),
     BuiltIn("open_tickets", INTEGER, "tickets", "service tickets whose status is open"),
+    BuiltIn("emails_received_7d", INTEGER, "results", "campaign emails delivered in the 7 days before as_of"),
+    BuiltIn("last_campaign", TEXT, "results", "the platform's campaign of the latest delivery (any channel)"),
+    BuiltIn("days_since_contact", INTEGER, "results", "calendar days from the latest delivery of a campaign to as_of"),
     BuiltIn("reachable_channels", LIST, "", "channels with an identifier and consent (marketing): "
             + ", ".join(CHANNELS)),
 )
@@ -73,6 +76,7 @@ NEEDS_TEXT = {
     "orders|events": "a stream mapped with `orders` or `events`",
     "events.name": "a stream mapped with `events: {timestamp, name}`",
     "tickets": "a stream mapped with `tickets: {ticket_id, status}`",
+    "results": "a stream mapped with `results: {campaign, timestamp, action}`",
 }
 
 
@@ -88,6 +92,8 @@ def features(config: ProfilesConfig) -> set[str]:
             out |= {"events", "orders|events"} | ({"events.name"} if m.events.name else set())
         if m.tickets is not None:
             out.add("tickets")
+        if m.results is not None:
+            out.add("results")
     return out
 
 
@@ -207,6 +213,21 @@ def tickets_sql() -> str:
     )
 
 
+def results_sql(as_of: datetime) -> list[str]:
+    """Per profile: emails delivered in the last 7 days, and the latest delivery (its campaign)."""
+    ts = quote("timestamp")
+    since = ts_literal(as_of - timedelta(days=7))
+    return [
+        "CREATE TEMP TABLE tl_work_t_results AS SELECT profile_id, "
+        f"COUNT(CASE WHEN channel = 'email' AND {ts} > {since} THEN 1 END) AS emails_7d, "
+        f"DATE_DIFF('day', MAX({ts}), {ts_literal(as_of)}) AS days_since "
+        "FROM tl_work_f_results WHERE result = 'delivered' GROUP BY profile_id",
+        "CREATE TEMP TABLE tl_work_t_lastc AS SELECT profile_id, campaign FROM (SELECT profile_id, campaign, "
+        f"ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY {ts} DESC, campaign DESC) AS rn FROM tl_work_f_results "
+        "WHERE result = 'delivered') AS x WHERE rn = 1",
+    ]
+
+
 def reach_sql(config: ProfilesConfig) -> str:
     parts = [f"SELECT profile_id, {lit(ch)} AS channel FROM ({consent.reachable_sql(ch, 'marketing', config.consent, 'tl_work_consent')}) AS r{i}"
              for i, ch in enumerate(CHANNELS)]
@@ -214,7 +235,8 @@ def reach_sql(config: ProfilesConfig) -> str:
             f"FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY profile_id")
 
 
-FACT_TABLES = {"orders": "tl_work_f_orders", "events": "tl_work_f_events", "tickets": "tl_work_f_tickets"}
+FACT_TABLES = {"orders": "tl_work_f_orders", "events": "tl_work_f_events", "tickets": "tl_work_f_tickets",
+               "results": "tl_work_f_results"}
 FACT_KEYS = {"orders": "order_key", "tickets": "ticket_key"}
 
 
@@ -286,6 +308,9 @@ def traits_select(config: ProfilesConfig) -> str:
         "email_clicks_90d": "COALESCE(e.clicks, 0)",
         "email_engagement_90d": "COALESCE(e.opens, 0) + COALESCE(e.clicks, 0)",
         "open_tickets": "COALESCE(k.open_tickets, 0)",
+        "emails_received_7d": "COALESCE(res.emails_7d, 0)",
+        "last_campaign": "lc.campaign",
+        "days_since_contact": "res.days_since",
         "reachable_channels": "COALESCE(ch.channels, CAST([] AS VARCHAR[]))",
     }
     columns = [f"{exprs[b.name]} AS {quote(b.name)}" for b in BUILT_INS if b.needs in have]
@@ -300,6 +325,9 @@ def traits_select(config: ProfilesConfig) -> str:
         joins.append("LEFT JOIN tl_work_t_events AS e ON e.profile_id = p.profile_id")
     if "tickets" in have:
         joins.append("LEFT JOIN tl_work_t_tickets AS k ON k.profile_id = p.profile_id")
+    if "results" in have:
+        joins += ["LEFT JOIN tl_work_t_results AS res ON res.profile_id = p.profile_id",
+                  "LEFT JOIN tl_work_t_lastc AS lc ON lc.profile_id = p.profile_id"]
     for i, (name, spec) in enumerate(config.traits.computed.items()):
         empty = {"count": "0", "sum": "0.0", "distinct": "CAST([] AS VARCHAR[])"}.get(spec.aggregate)
         columns.append(f"{f'COALESCE(c{i}.v, {empty})' if empty else f'c{i}.v'} AS {quote(name)}")
@@ -319,13 +347,15 @@ def stage_sql(config: ProfilesConfig, as_of: datetime) -> list[str]:
         out.append(events_sql(config.traits, as_of))
     if "tickets" in have:
         out.append(tickets_sql())
+    if "results" in have:
+        out += results_sql(as_of)
     out += [computed_sql(i, spec, as_of) for i, spec in enumerate(config.traits.computed.values())]
     return out
 
 
 WORK_TABLES = (
     "tl_work_t_reach", "tl_work_t_order", "tl_work_t_ostats", "tl_work_t_gap", "tl_work_t_rhythm", "tl_work_t_pop",
-    "tl_work_t_rfm", "tl_work_t_cat", "tl_work_t_events", "tl_work_t_tickets",
+    "tl_work_t_rfm", "tl_work_t_cat", "tl_work_t_events", "tl_work_t_tickets", "tl_work_t_results", "tl_work_t_lastc",
 )
 TRAIT_BUILDS = ("CREATE TABLE IF NOT EXISTS tl_trait_builds (build_id VARCHAR, as_of TIMESTAMP, computed_at TIMESTAMP, "
                 "profiles BIGINT, traits BIGINT, seconds DOUBLE)")

@@ -1,6 +1,7 @@
-"""Facts: the orders, events and tickets of every profile, typed and linked, in work tables.
+"""Facts: the orders, events, tickets and campaign results of every profile, typed and linked,
+in work tables.
 
-A stream mapped with an `orders`, `events` or `tickets` block is a stream of records like any
+A stream mapped with an `orders`, `events`, `tickets` or `results` block is a stream of records like any
 other: its identifiers resolve it into a profile (`tl_members`). Here each of its rows becomes
 a fact of that profile, with the mapped columns read into fixed types whatever the source
 gave: timestamps as UTC wall-clock TIMESTAMPs, amounts as DOUBLE, everything else as text.
@@ -8,6 +9,12 @@ gave: timestamps as UTC wall-clock TIMESTAMPs, amounts as DOUBLE, everything els
     tl_work_f_orders   profile_id, record_key, order_key, order_id, timestamp, amount, currency, category
     tl_work_f_events   profile_id, record_key, name, timestamp
     tl_work_f_tickets  profile_id, record_key, ticket_key, ticket_id, status, timestamp, is_open
+    tl_work_f_results  profile_id, record_key, campaign, result, channel, timestamp, source
+
+A result is one of `config.RESULTS` (delivered, bounced, opened, clicked, unsubscribed), read
+from the mapped `action` column's values (rows with other values, or without a campaign, are
+no result: an events stream holds orders too); `source` is the mapping's key, so results can
+be credited to the activations that mapping names.
 
 Only facts up to `as_of` are kept (tickets without a timestamp too), so a build with a fixed
 `as_of` gives the same traits whatever landed later. Text timestamps must be ISO 8601
@@ -27,7 +34,7 @@ from threadline_profiles.land.landing import LandedStream
 ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 ISO_WITH_OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
-WORK_TABLES = ("tl_work_f_orders", "tl_work_f_events", "tl_work_f_tickets")
+WORK_TABLES = ("tl_work_f_orders", "tl_work_f_events", "tl_work_f_tickets", "tl_work_f_results")
 
 COLUMNS = {
     "tl_work_f_orders": [("order_key", "VARCHAR"), ("order_id", "VARCHAR"), ("timestamp", "TIMESTAMP"),
@@ -35,6 +42,8 @@ COLUMNS = {
     "tl_work_f_events": [("name", "VARCHAR"), ("timestamp", "TIMESTAMP")],
     "tl_work_f_tickets": [("ticket_key", "VARCHAR"), ("ticket_id", "VARCHAR"), ("status", "VARCHAR"),
                           ("timestamp", "TIMESTAMP"), ("is_open", "BOOLEAN")],
+    "tl_work_f_results": [("campaign", "VARCHAR"), ("result", "VARCHAR"), ("channel", "VARCHAR"), ("timestamp", "TIMESTAMP"),
+                          ("source", "VARCHAR")],
 }
 
 
@@ -137,12 +146,26 @@ def tickets_select(stream: LandedStream, mapping: StreamMapping, types: dict[str
     )
 
 
+def results_select(stream: LandedStream, mapping: StreamMapping, types: dict[str, str]) -> str:
+    r = mapping.results
+    assert r is not None
+    if r.every_record is not None:
+        result = lit(r.every_record)
+    else:
+        word = word_expr(_typed(r.action, types, "text"))
+        result = "CASE " + " ".join(f"WHEN {word} IN ({', '.join(lit(w) for w in words)}) THEN {lit(name)}"
+                                    for name, words in r.actions.items() if words) + " END"
+    return (f"SELECT m.profile_id, m.record_key, {_typed(r.campaign, types, 'text')} AS campaign, {result} AS result, "
+            f"{lit(r.channel)} AS channel, {_typed(r.timestamp, types, 'timestamp')} AS {quote('timestamp')}, "
+            f"{lit(stream.key)} AS source {member_join(stream)}")
+
+
 SELECTS = {"tl_work_f_orders": ("orders", orders_select), "tl_work_f_events": ("events", events_select),
-           "tl_work_f_tickets": ("tickets", tickets_select)}
+           "tl_work_f_tickets": ("tickets", tickets_select), "tl_work_f_results": ("results", results_select)}
 
 
 def facts_sql(engine: Engine, streams: list[tuple[LandedStream, StreamMapping]], as_of: datetime) -> list[str]:
-    """CREATE TEMP TABLE statements for the three fact tables."""
+    """CREATE TEMP TABLE statements for the fact tables."""
     types = {s.table: engine.column_types(s.table) for s, _ in streams}
     cutoff = f"{quote('timestamp')} <= {ts_literal(as_of)}"
     out = []
@@ -151,5 +174,7 @@ def facts_sql(engine: Engine, streams: list[tuple[LandedStream, StreamMapping]],
         keep = f"({quote('timestamp')} IS NULL OR {cutoff})" if block == "tickets" else cutoff
         if block == "orders":  # an event stream mapped as orders: only its rows with an order id are orders
             keep += " AND order_id IS NOT NULL"
+        if block == "results":  # an events stream mapped as results: only email events of a campaign are
+            keep += " AND result IS NOT NULL AND campaign IS NOT NULL"
         out.append(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({' UNION ALL '.join(parts)}) AS f WHERE {keep}")
     return out
