@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from threadline_profiles.config import RESULTS
 from threadline_profiles.config.audiences import window_delta
 from threadline_profiles.decisions import contacts
 from threadline_profiles.engines.base import lit, quote
@@ -34,11 +35,10 @@ from threadline_profiles.traits.facts import ts_literal
 if TYPE_CHECKING:
     from threadline_profiles.store import ProfileStore
 
-RESULT_COUNTS = ("delivered", "bounced", "opened", "clicked", "unsubscribed")
 PERSISTENT = [
     "CREATE TABLE IF NOT EXISTS tl_campaign_results (profile_id VARCHAR, channel VARCHAR, platform_campaign VARCHAR, "
     "campaign VARCHAR, first_at TIMESTAMP, last_at TIMESTAMP, "
-    + ", ".join(f"{r} BIGINT" for r in RESULT_COUNTS) + ")",
+    + ", ".join(f"{r} BIGINT" for r in RESULTS) + ")",
     "CREATE TABLE IF NOT EXISTS tl_campaign_conversions (campaign VARCHAR, profile_id VARCHAR, arm VARCHAR, "
     "assigned_at TIMESTAMP, order_key VARCHAR, ordered_at TIMESTAMP, amount DOUBLE PRECISION)",
 ]
@@ -52,7 +52,8 @@ def window_seconds(store: ProfileStore) -> int:
 def publish(store: ProfileStore, as_of: datetime) -> None:
     """Rebuild `tl_campaign_results` and `tl_campaign_conversions` as of `as_of`."""
     engine, config = store.engine, store.config
-    streams = mapped_streams(config, landed_streams(store))
+    # only the two fact tables read here: an events stream (every email event) can be large
+    streams = [(s, m) for s, m in mapped_streams(config, landed_streams(store)) if m.orders or m.results]
     engine.run([*PERSISTENT, contacts.CREATE, *drop_work()])
     engine.run(facts.facts_sql(engine, streams, as_of))
     try:
@@ -90,7 +91,7 @@ def credit_sql(store: ProfileStore) -> list[str]:
 
 def results_sql() -> str:
     """Per person, channel and platform campaign: the counts, credited by the first result."""
-    counts = ", ".join(f"COUNT(CASE WHEN result = {lit(r)} THEN 1 END)" for r in RESULT_COUNTS)
+    counts = ", ".join(f"COUNT(CASE WHEN result = {lit(r)} THEN 1 END)" for r in RESULTS)
     return (
         "INSERT INTO tl_campaign_results SELECT profile_id, channel, platform_campaign, "
         f"MAX(CASE WHEN rn = 1 THEN credited END), MIN(happened_at), MAX(happened_at), {counts} FROM (SELECT *, ROW_NUMBER() OVER "
