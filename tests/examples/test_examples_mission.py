@@ -84,7 +84,9 @@ def test_the_lifecycle_group_gives_nobody_two_campaigns(mission):
         "SELECT COUNT(CASE WHEN candidate_for > 1 THEN 1 END), COUNT(CASE WHEN chosen_for > 1 THEN 1 END) FROM "
         "(SELECT profile_id, COUNT(*) AS candidate_for, COUNT(CASE WHEN chosen THEN 1 END) AS chosen_for "
         "FROM tl_decisions WHERE campaign_group = 'lifecycle' GROUP BY profile_id) AS x"))
-    assert several > 100, "the audiences no longer overlap: the example stopped showing collisions"
+    # about a hundred people (100 since conflicts are settled by weight across rules, 107
+    # before): the exact number moves with how profiles resolve, not with the decisions
+    assert several > 50, "the audiences no longer overlap: the example stopped showing collisions"
     assert given_several == 0
     # and the platforms agree: nobody is on the loyalty list and in the win-back ads at once
     assert query(folder, "SELECT COUNT(*) FROM tl_ledger_loyal_to_mailchimp JOIN tl_ledger_lapsed_to_meta "

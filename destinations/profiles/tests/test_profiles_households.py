@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from threadline_profiles import api
+from threadline_profiles.config import AgreementRule
 from threadline_profiles.testing import Lander, together
 
 PEOPLE = {"crm.people": {"traits": {"first_name": "first", "last_name": "last", "birth_date": "dob", "city": "city"},
@@ -97,10 +98,12 @@ def test_the_model_links_one_persons_records_and_not_the_members_of_a_household(
 
 
 def test_a_field_seen_in_too_few_matching_pairs_keeps_the_priors_and_the_report_says_so(resolved):
-    # The duplicates' surnames carry a typo, so no first name + last name block holds them:
-    # birth dates are compared in no block that leaves them out, and keep the stated priors.
+    # The duplicates' surnames carry a typo, so no first name + last name block holds them
+    # (and the first name + last initial block is left out here): birth dates are compared in
+    # no block that leaves them out, and keep the stated priors.
     rows, _, same_person = household_store()
-    store = resolved(rows)
+    blocks = [b for b in AgreementRule().block_on if b != ["first_name", "last_name:1"]]
+    store = resolved(rows, agreement={"block_on": blocks})
     reasons = [r["reason"] for r in store.engine.rows("SELECT reason FROM tl_dropped_links WHERE rule = 'agreement'")]
     assert [r for r in reasons if r.startswith("model: m of ")] == [
         "model: m of birth_date from the stated priors (fewer than 30 matching pairs in the blocks that leave each out)"]
@@ -192,3 +195,30 @@ def test_a_birth_year_alone_tells_apart_two_people_of_one_name(tmp_path, request
         key = store.engine.scalar("SELECT key FROM tl_links WHERE record_key = 'loyalty.members:Lmaria' "
                                   "OR linked_record_key = 'loyalty.members:Lmaria'")
         assert " birth_year=+" in key
+
+
+def test_a_birth_year_tells_people_apart_where_no_two_full_dates_do(tmp_path):
+    from threadline_profiles.engines import DuckDBEngine
+    from threadline_profiles.resolve import conflicts
+
+    # (first, birth_date, birth_year) of two records; the year column holds a full date's year too
+    pairs = [(("ann", None, "1960"), ("zoe", None, "1994")),  # a parent and a child on one phone: two people
+             (("ann", None, "1960"), ("zoe", None, "1960")),  # the same year: a nickname the store does not know
+             (("ann", None, "1960"), ("zoe", None, "1961")),  # a year apart: a typo
+             (("ann", "1960-03-02", "1960"), ("zoe", None, "1994")),  # a full date against a year
+             (("ann", "1960-03-02", "1960"), ("zoe", "1960-03-02", "1960")),  # two full dates: compared as dates
+             (("ann", None, None), ("zoe", None, "1994"))]  # nothing to compare but the first name
+    rows = ", ".join(f"({i}, {side}, '{f}', {'NULL' if d is None else repr(d)}, {'NULL' if y is None else repr(y)})"
+                     for i, pair in enumerate(pairs) for side, (f, d, y) in enumerate(pair))
+    fields = ["first_name", "birth_date", "birth_year"]
+    engine = DuckDBEngine(tmp_path / "years.duckdb")
+    try:
+        engine.run(f"CREATE TEMP TABLE p AS SELECT * FROM (VALUES {rows}) AS t(i, side, first_name, birth_date, birth_year)")
+        got = [r["c"] for r in engine.rows(f"SELECT {conflicts.class_sql('x', 'y', fields)} AS c FROM p AS x "
+                                           "JOIN p AS y ON x.i = y.i AND x.side = 0 AND y.side = 1 ORDER BY x.i")]
+        without_years = [r["c"] for r in engine.rows(f"SELECT {conflicts.class_sql('x', 'y', fields[:2])} AS c FROM p AS x "
+                                                     "JOIN p AS y ON x.i = y.i AND x.side = 0 AND y.side = 1 ORDER BY x.i")]
+    finally:
+        engine.close()
+    assert got == [conflicts.BOTH_DIFFER, 0, 0, conflicts.BOTH_DIFFER, 0, 1]
+    assert without_years == [1, 1, 1, 1, 0, 1]  # a year alone was not compared

@@ -129,3 +129,56 @@ def test_without_name_hints_the_follower_stays_apart(resolve_with):
     followers = _followers() + [{"id": "kb", "handle": "@k_ob", "display": "Katherine Okonkwo-Bell", "city": "Seattle"}]
     store = resolve_with({"crm.contacts": crm, "social.followers": followers}, MAPPINGS, agreement={"name_hints": False})
     assert not together(store, "crm.contacts:kb", "social.followers:kb")
+
+
+def test_a_username_is_a_handle_or_else_a_local_part_without_separators_or_filler(tmp_path):
+    from threadline_profiles.resolve import link
+
+    nv = [(1, "social_handle", "@the_kateneal", "the_kateneal"), (1, "email", "x@mail.com", "x@mail.com"),
+          (2, "email", "Kate.Neal@mail.com", "kate.neal@mail.com"), (3, "email", "kneal_1985@mail.com", "kneal_1985@mail.com"),
+          (4, "email", "al@mail.com", "al@mail.com"), (5, "first_name", "Kate", "katherine")]
+    engine = DuckDBEngine(tmp_path / "username.duckdb")
+    try:
+        values = ", ".join(f"({r}, '{f}', '{v}', '{k}')" for r, f, v, k in nv)
+        engine.run([f"CREATE TEMP TABLE tl_work_nv AS SELECT rid, field, value, match_key, 'ok' AS status FROM (VALUES {values}) "
+                    "AS t(rid, field, value, match_key)", link.person_sql(["first_name", "email", "username"])])
+        got = {r["rid"]: r["username"] for r in engine.rows("SELECT rid, username FROM tl_work_person")}
+    finally:
+        engine.close()
+    assert got == {1: "kateneal", 2: "kateneal", 3: "kneal1985", 4: None, 5: None}
+
+
+def test_usernames_compare_where_a_record_has_no_address_and_their_numbers_tell_people_apart(tmp_path):
+    engine = DuckDBEngine(tmp_path / "levels.duckdb")
+    pairs = [("kateneal", None, "kateneal", "kate.neal@mail.com"),  # a handle against an address
+             ("kateneal", "k@mail.com", "kateneal", "kate.neal@mail.com"),  # both have addresses: the email field compares
+             ("sunnytiger42", None, "sunnytiger43", "sunnytiger43@mail.com"),  # other numbers: another person
+             ("kateneal", None, "katneal", "katneal@mail.com"),  # one edit
+             ("kevm1", None, "kevm111", None)]  # two handles, other numbers: two people
+    values = ", ".join(f"({i}, '{a}', {'NULL' if ea is None else repr(ea)}, '{b}', {'NULL' if eb is None else repr(eb)})"
+                       for i, (a, ea, b, eb) in enumerate(pairs))
+    try:
+        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, a, ea, b, eb)")
+        got = engine.rows(f"SELECT {agreement.levels_select(['email', 'username'])} FROM "
+                          "(SELECT i, a AS username, ea AS email FROM pairs) AS x "
+                          "JOIN (SELECT i, b AS username, eb AS email FROM pairs) AS y ON x.i = y.i ORDER BY x.i")
+    finally:
+        engine.close()
+    assert [r["l1"] for r in got] == [agreement.EXACT, None, agreement.DIFFERENT, agreement.CLOSE, agreement.DIFFERENT]
+
+
+SUBSCRIBERS = {"esp.subscribers": {"identifiers": {"email": "email"}, "traits": {"first_name": "first", "last_name": "last"}}}
+NO_USERNAME = {"fields": ["first_name", "last_name", "birth_date", "city", "email"]}
+
+
+@pytest.mark.parametrize("handle, settings, joins", [("@sunnytiger42", {}, True), ("@sunnytiger43", {}, False),
+                                                     ("@sunnytiger42", NO_USERNAME, False)],
+                         ids=["same-username", "other-number", "usernames-not-compared"])
+def test_a_follower_joins_the_subscriber_whose_address_is_its_handle(resolve_with, handle, settings, joins):
+    subscribers = [{"id": f"e{i}", "email": f"{FIRST[i % len(FIRST)]}.{LAST[(i * 3) % len(LAST)]}{i}@mail.com",
+                    "first": FIRST[i % len(FIRST)].title(), "last": None} for i in range(150)]
+    subscribers.append({"id": "m", "email": "sunnytiger42@gmail.com", "first": "Maria", "last": "Gonzalez"})
+    followers = _followers() + [{"id": "m", "handle": handle, "display": "Maria Gonzalez", "city": None}]
+    store = resolve_with({"crm.contacts": _crm(), "esp.subscribers": subscribers, "social.followers": followers},
+                         {**MAPPINGS, **SUBSCRIBERS}, agreement=settings)
+    assert together(store, "esp.subscribers:m", "social.followers:m") is joins

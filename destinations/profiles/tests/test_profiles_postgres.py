@@ -30,6 +30,8 @@ def land_all(config: dict) -> dict:
             "links": sorted((r["record_key"], r["linked_record_key"], r["rule"]) for r in store.engine.rows("SELECT * FROM tl_links")),
             "dq": sorted((r["source"], r["field"], r["status"], r["reason"], r["n"]) for r in store.engine.rows("SELECT * FROM tl_dq")),
             "blocked": sorted((r["field"], r["value"], r["records"]) for r in store.engine.rows("SELECT * FROM tl_blocked")),
+            "refused": sorted((r["record_key"], r["linked_record_key"], r["rule"], float(r["weight"]), r["reason"])
+                              for r in store.engine.rows("SELECT * FROM tl_links_refused")),
         }
 
 
@@ -38,7 +40,8 @@ def test_postgres_and_duckdb_give_the_same_profiles_golden_records_and_reports(t
     on_postgres = land_all({"engine": "postgres", "dsn": "postgresql://postgres@127.0.0.1:5432/test",
                             "schema": pg_schema, "report_dir": str(tmp_path / "r2")})
     assert len(set(on_duckdb["ids"].values())) < len(on_duckdb["ids"])  # records did merge
-    for part in ("ids", "golden", "links", "dq", "blocked"):
+    assert on_duckdb["refused"]  # the guards and the limits refused links, weighed alike on both
+    for part in ("ids", "golden", "links", "dq", "blocked", "refused"):
         assert on_postgres[part] == on_duckdb[part], part
 
 

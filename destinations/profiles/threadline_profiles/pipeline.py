@@ -28,11 +28,11 @@ import pyarrow as pa
 from threadline_profiles.activation import forget
 from threadline_profiles.activation.secret import StoreSecret
 from threadline_profiles.audiences.membership import evaluate_audiences
-from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMapping
+from threadline_profiles.config import CUSTOMER_ID, IdentityRule, ProfilesConfig, StreamMapping
 from threadline_profiles.decisions.engine import decide_build
 from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.land.landing import LandedStream, landed_streams
-from threadline_profiles.resolve import golden, hints, ids, incremental, link, publish, values
+from threadline_profiles.resolve import evidence, golden, hints, ids, incremental, link, publish, values
 from threadline_profiles.resolve.normalize_bulk import normalize_distinct
 from threadline_profiles.resolve.placeholders import Blocklist
 from threadline_profiles.traits.compute import publish_traits
@@ -253,14 +253,17 @@ def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool)
     settings = config.resolution
     engine.run([link.groups_sql()] + ([incremental.global_counts_sql()] if scoped else [])
                + [link.edges_sql(settings.max_records_per_value, settings.always_merge)] + link.drops_table_sql())
-    skipped = link.guard_and_agree(engine, settings, setup.rules, setup.fuzzy, setup.person_fields)
+    skipped, model = link.guard_and_agree(engine, settings, setup.rules, setup.fuzzy, setup.person_fields)
     limits = link.limits_table(settings.limits, setup.id_types, settings.never_merge)
     engine.load_table("tl_work_limits", limits, temp=True)
     ctypes = limits.column("ctype").to_pylist()
     engine.run(link.constraints_sql([t for t in ctypes if not t.startswith("never_merge:")], settings.never_merge))
     constrained = bool(engine.scalar("SELECT COUNT(*) FROM tl_work_constraints"))
-    stats = link.cluster_records(engine, setup.order, constrained, dict(zip(ctypes, limits.column("max_values").to_pylist())),
-                                 setup.person_fields)
+    weigher = evidence.Weigher.of(model, setup.person_fields, {
+        r.name: ("email" if r.match[0] == "email_canonical" else r.match[0]) for r in setup.rules if link.is_identifier_rule(r)})
+    stats = evidence.cluster(engine, setup.order, dict(zip(ctypes, limits.column("max_values").to_pylist())), constrained,
+                             weigher, link.DROPS, {t for t in ctypes if CUSTOMER_ID.match(t)})
+    evidence.weigh_refused(engine, weigher)
     engine.run([link.final_clusters_sql(), link.links_sql()])
     _done_with(engine, "tl_work_groups", "tl_work_edges", "tl_work_constraints", "tl_work_cl")
     if skipped:
@@ -279,7 +282,7 @@ WORK_TABLES = PASS_TABLES + incremental.WORK_TABLES + (
     "tl_work_newnorm", "tl_work_tomb", "tl_work_tomb_rid", "tl_work_groups", "tl_work_edges", "tl_work_drops",
     "tl_work_limits", "tl_work_constraints", "tl_work_cl", "tl_work_comp", "tl_work_links", "tl_work_prev", "tl_work_kept",
     "tl_work_pid", "tl_work_history", "tl_work_members", "tl_work_profiles",
-    "tl_work_skipped", "tl_work_greedy_drops",
+    "tl_work_skipped", evidence.REFUSED, *evidence.WORK,
 )
 
 

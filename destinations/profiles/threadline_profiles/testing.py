@@ -90,7 +90,7 @@ def snapshot(store: ProfileStore, with_ids: bool) -> dict[str, Any]:
         "sizes": sorted((name(r["profile_id"]), r["records"], r["sources"]) for r in e.rows("SELECT * FROM tl_profiles")),
     }
     for table in ("tl_links", "tl_record_values", "tl_dq", "tl_blocked", "tl_dropped_links", "tl_state_keys",
-                  "tl_state_drops", "tl_state_records"):
+                  "tl_state_drops", "tl_state_records", "tl_links_refused"):
         out[table] = sorted(tuple(str(v) for v in r.values()) for r in e.rows(f"SELECT * FROM {table}"))
     if with_ids:
         out["history"] = sorted((r["profile_id"], r["event"], r["related_profile_id"] or "")

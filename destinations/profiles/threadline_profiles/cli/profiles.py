@@ -102,7 +102,7 @@ def build_command(job: str | None, destination: str | None, path: str | None, ds
 @click.option("--phone", help="Find the profile holding this phone number.")
 @click.option("--id", "profile_id", help="Find a profile by id (merged ids lead to the profile they joined).")
 @click.option("--region", default="", help="Country for a phone written without +code (e.g. US).")
-@click.option("--explain", is_flag=True, help="Show which rule and identifier linked each record.")
+@click.option("--explain", is_flag=True, help="Show which rule and identifier linked each record, and the links refused.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--reason", default="", help="Why you look this person up (kept in the audit log).")
 def get_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
@@ -152,6 +152,9 @@ def render(profile: Profile, explain: bool) -> str:
     if explain:
         lines.append("  why these records are one person:")
         lines.extend(f"    {line}" for line in profile.explain() or ["(a single record)"])
+        if profile.refused:
+            lines.append("  links refused (weight: log2 odds of one person; a limit refuses the weakest first):")
+            lines.extend(f"    {line}" for line in profile.explain_refused())
     if profile.history:
         lines.append("  history:")
         lines.extend(f"    {h['changed_at']}  {h['profile_id']} {h['event']} {h['related_profile_id'] or ''}".rstrip()

@@ -336,7 +336,7 @@ class AgreementRule(Spec):
 
     fields: list[str] = Field(default_factory=lambda: ["first_name", "middle_name", "last_name", "birth_date", "birth_year",
                                                        "address_line1", "address_line2", "postal_code", "city",
-                                                       "national_id", "email"])
+                                                       "national_id", "email", "username"])
     min_fields: int = 3
     # `field:n` is the field's first n characters: a birth date and an initial make blocks of a
     # few records where the birth date alone makes blocks of dozens in a large store.
@@ -344,7 +344,7 @@ class AgreementRule(Spec):
         ["first_name", "last_name"], ["birth_date", "first_name:1"], ["birth_date", "last_name:1"],
         ["birth_date", "postal_code"], ["birth_date", "city"], ["postal_code", "first_name:1"],
         ["postal_code", "last_name:1"], ["postal_code", "city"], ["address_line1"], ["national_id"],
-        ["last_name", "first_name:1"], ["email_local"],
+        ["last_name", "first_name:1"], ["first_name", "last_name:1"], ["email_local"], ["username"],
     ])
     max_block: int = 100
     # Where a record lacks a first or a last name, read it from its display name, email

@@ -91,6 +91,9 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     head = f"CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} = {b} THEN {EXACT}"
     if levels_of(name) == (EXACT, DIFFERENT):
         return f"{head} ELSE {DIFFERENT} END"
+    if name == "username" and partner:  # where both records have an address, the email field compares them
+        head = (f"CASE WHEN {a} IS NULL OR {b} IS NULL OR ({x}.{quote(partner)} IS NOT NULL AND {y}.{quote(partner)} IS NOT NULL) "
+                f"THEN NULL WHEN {a} = {b} THEN {EXACT}")
     if kind_of(name) == "year":
         # Where both records have a full birth date, that date is compared instead: the
         # year alone would count the same evidence twice.
@@ -106,7 +109,7 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     elif kind_of(name) == "date":  # ISO dates: day and month swapped
         swapped = (f"(SUBSTR({a}, 1, 4) = SUBSTR({b}, 1, 4) AND SUBSTR({a}, 6, 2) = SUBSTR({b}, 9, 2) "
                    f"AND SUBSTR({a}, 9, 2) = SUBSTR({b}, 6, 2))")
-    elif partner:  # each name within one edit of the other record's other name (checked last: costly)
+    elif partner and kind_of(name) == "name":  # each name within one edit of the other record's other name (checked last: costly)
         other_a, other_b = f"{y}.{quote(partner)}", f"{x}.{quote(partner)}"
         swapped = (f"(SUBSTR({a}, 1, 1) = SUBSTR({other_a}, 1, 1) AND SUBSTR({b}, 1, 1) = SUBSTR({other_b}, 1, 1) "
                    f"AND {_lev(a, other_a)} <= 1 AND {_lev(b, other_b)} <= 1)")
@@ -115,7 +118,7 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     shortest = f"LEAST(LENGTH({a}), LENGTH({b}))"
     # Two edits in a name of four letters change half of it: Nora and Noah are two people.
     near_from = 5 if kind_of(name) == "name" else 4
-    if name == "email":
+    if name in ("email", "username"):
         # Numbers in addresses tell people apart (sofia.jones102 and sofia.jones532 are two
         # customers of one name, kelly1985 and kelly1990 two birth years): an edit counts as
         # a typo only where both addresses carry the same digits.
@@ -131,7 +134,7 @@ def _lev(a: str, b: str) -> str:
 
 
 def _partner(name: str, fields: list[str]) -> str | None:
-    other = {"first_name": "last_name", "last_name": "first_name", "birth_year": "birth_date"}.get(name)
+    other = {"first_name": "last_name", "last_name": "first_name", "birth_year": "birth_date", "username": "email"}.get(name)
     return other if other in fields else None
 
 

@@ -28,6 +28,10 @@ from threadline_profiles.engines.base import lit, quote
 from threadline_profiles.resolve.agreement import DIFFERENT, EXACT, NEAR, level_sql
 
 FIRST, BIRTH, MIDDLE, NATIONAL_ID = "first_name", "birth_date", "middle_name", "national_id"
+# A birth year is a partial birth date: where two records do not both have a full date, their
+# years (a year alone, or a full date's year) are compared instead — a loyalty sign-up that
+# asks only the year tells a parent from a child as well as a full date would.
+YEAR = "birth_year"
 HOME = ("last_name", "address_line1")
 # How often one person's two records differ beyond two edits, set generously for noisy
 # customer files (an unlisted nickname or a middle name used as the first name; a birth date
@@ -56,10 +60,25 @@ def applies(fields: list[str]) -> bool:
 def class_sql(x: str, y: str, fields: list[str]) -> str:
     """0 (none), 1 or 2: the conflict class of records x and y (aliases of tl_work_person)."""
     f = f"COALESCE({level_sql(FIRST, x, y)}, -1)" if FIRST in fields else "-1"
-    d = f"COALESCE({level_sql(BIRTH, x, y)}, -1)" if BIRTH in fields else "-1"
+    d = birth_level_sql(x, y, fields)
     m = f"COALESCE({level_sql(MIDDLE, x, y)}, -1)" if MIDDLE in fields else "-1"
     n = f"COALESCE({level_sql(NATIONAL_ID, x, y)}, -1)" if NATIONAL_ID in fields else "-1"
     return conflict_case(f, d, home_sql(x, y, fields), m, n)
+
+
+def birth_level_sql(x: str, y: str, fields: list[str]) -> str:
+    """The birth-date level of records x and y: their full dates where both have one, else
+    their years (YEAR), -1 where they cannot be compared."""
+    parts = [level_sql(BIRTH, x, y)] if BIRTH in fields else []
+    if YEAR in fields:
+        parts.append(level_sql(YEAR, x, y, BIRTH if BIRTH in fields else None))
+    return f"COALESCE({', '.join(parts + ['-1'])})"
+
+
+def has_birth_sql(alias: str, fields: list[str]) -> str:
+    """Whether a record has a birth date or year (the year column holds a full date's year)."""
+    names = [f for f in (BIRTH, YEAR) if f in fields]
+    return " OR ".join(f"{alias}.{quote(f)} IS NOT NULL" for f in names) or "FALSE"
 
 
 def conflict_case(f: str, d: str, home: str, m: str = "-1", n: str = "-1") -> str:
@@ -84,7 +103,8 @@ def presence_sql(x: str, y: str, fields: list[str]) -> str:
     """`hf, hd, hh`: 1 when both records have a first name, a birth date, a shared home."""
     def both(name: str) -> str:
         return f"CASE WHEN {x}.{quote(name)} IS NOT NULL AND {y}.{quote(name)} IS NOT NULL THEN 1 ELSE 0 END" if name in fields else "0"
-    return f"{both(FIRST)} AS hf, {both(BIRTH)} AS hd, CASE WHEN {home_sql(x, y, fields)} THEN 1 ELSE 0 END AS hh"
+    birth = f"CASE WHEN ({has_birth_sql(x, fields)}) AND ({has_birth_sql(y, fields)}) THEN 1 ELSE 0 END"
+    return f"{both(FIRST)} AS hf, {birth} AS hd, CASE WHEN {home_sql(x, y, fields)} THEN 1 ELSE 0 END AS hh"
 
 
 @dataclass
@@ -131,10 +151,12 @@ def rule_pairs_sql(rules: list[str], max_records: int, fields: list[str]) -> lis
     enumerated pair by pair; the others (no conflict possible) are one row per group, with n
     its number of pairs. tl_work_mixed lists the enumerated groups."""
     names = ", ".join(lit(r) for r in rules)
-    who = " || '|' || ".join(f"COALESCE(p.{quote(f)}, '')" for f in (FIRST, BIRTH) if f in fields)
+    who = " || '|' || ".join(f"COALESCE(p.{quote(f)}, '')" for f in (FIRST, BIRTH, YEAR) if f in fields)
     home = " || '|' || ".join(f"COALESCE(p.{quote(h)}, '')" for h in HOME) if all(h in fields for h in HOME) else "''"
 
     def has(name: str) -> str:
+        if name == BIRTH:
+            return f"MIN(CASE WHEN {has_birth_sql('p', fields)} THEN 1 ELSE 0 END)"
         return f"MIN(CASE WHEN p.{quote(name)} IS NOT NULL THEN 1 ELSE 0 END)" if name in fields else "0"
 
     home_known = " * ".join(has(h) for h in HOME) if all(h in fields for h in HOME) else "0"
@@ -177,9 +199,9 @@ def relink_sql(vetoed: dict[str, list[int]]) -> list[str]:
 
 
 def dropped_sql(vetoed: dict[str, list[int]]) -> str:
-    """(a, rule, conflict): the pairs the veto dropped."""
+    """(a, b, rule, conflict): the pairs the veto dropped."""
     veto = " OR ".join(f"(rule = {lit(r)} AND conflict IN ({', '.join(str(c) for c in cs)}))" for r, cs in vetoed.items() if cs)
-    return f"SELECT a, rule, conflict FROM tl_work_gpairs WHERE a IS NOT NULL AND ({veto or 'FALSE'})"
+    return f"SELECT a, b, rule, conflict FROM tl_work_gpairs WHERE a IS NOT NULL AND ({veto or 'FALSE'})"
 
 
 def from_levels_sql(names: list[str], s: str = "s") -> str:
@@ -187,12 +209,13 @@ def from_levels_sql(names: list[str], s: str = "s") -> str:
     def col(name: str) -> str:
         return f"{s}.l{names.index(name)}"
     f = f"COALESCE({col(FIRST)}, -1)" if FIRST in names else "-1"
-    d = f"COALESCE({col(BIRTH)}, -1)" if BIRTH in names else "-1"
+    d = f"COALESCE({', '.join([col(f) for f in (BIRTH, YEAR) if f in names] + ['-1'])})"
     m = f"COALESCE({col(MIDDLE)}, -1)" if MIDDLE in names else "-1"
     n = f"COALESCE({col(NATIONAL_ID)}, -1)" if NATIONAL_ID in names else "-1"
     home = " AND ".join(f"{col(h)} = {EXACT}" for h in HOME) if all(h in names for h in HOME) else "FALSE"
     hf = f"CASE WHEN {col(FIRST)} IS NOT NULL THEN 1 ELSE 0 END" if FIRST in names else "0"
-    hd = f"CASE WHEN {col(BIRTH)} IS NOT NULL THEN 1 ELSE 0 END" if BIRTH in names else "0"
+    birth = " OR ".join(f"{col(f)} IS NOT NULL" for f in (BIRTH, YEAR) if f in names)
+    hd = f"CASE WHEN {birth} THEN 1 ELSE 0 END" if birth else "0"
     return f"{hf} AS hf, {hd} AS hd, CASE WHEN {home} THEN 1 ELSE 0 END AS hh, {conflict_case(f, d, home, m, n)} AS conflict"
 
 

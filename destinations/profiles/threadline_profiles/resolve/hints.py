@@ -155,6 +155,30 @@ def fill_sql() -> list[str]:
             "WHERE NOT EXISTS (SELECT 1 FROM tl_work_person AS p WHERE p.rid = h.rid)"]
 
 
+USERNAME = "username"  # a compared field of tl_work_person (agreement.py), made here
+USERNAME_FROM = ("social_handle", "email")
+
+
+def username_sql() -> str:
+    """A record's username, for tl_work_person: its social handle, else its email's local part,
+    lower case, without separators or a leading filler word (the_kateneal, kate.neal and
+    kate_neal are all kateneal); digits are kept, as they tell two people of one name apart
+    (sofia.jones102, sofiajones532). Under four characters it says nothing (NULL). People
+    reuse one username as a handle and an address, so a follower's handle meets a
+    subscriber's address here, where no identifier is shared."""
+    filler = "|".join(FILLER_WORDS)
+
+    def clean(text: str) -> str:
+        words = f"TRIM(REGEXP_REPLACE(LOWER({text}), '[^a-z0-9]+', ' ', 'g'))"
+        return f"REPLACE(REGEXP_REPLACE({words}, '^({filler}) ', ''), ' ', '')"
+
+    handle = f"MAX(CASE WHEN field = 'social_handle' THEN {clean('match_key')} END)"
+    local_part = "SPLIT_PART(value, '@', 1)"
+    local = f"MAX(CASE WHEN field = 'email' THEN {clean(local_part)} END)"
+    name = f"COALESCE({handle}, {local})"
+    return f"CASE WHEN LENGTH({name}) >= 4 THEN {name} END"
+
+
 def birth_year_sql(dated: bool) -> str:
     """A record without a birth year (nor a birth date, when `dated`) takes the one its address
     or handle spells out in four digits (kneal1985), when they spell out only one: people put

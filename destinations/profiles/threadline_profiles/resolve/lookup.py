@@ -43,6 +43,19 @@ class Link:
 
 
 @dataclass
+class Refused:
+    """A link the guards or a limit refused, with its weight (evidence.py) and why."""
+
+    record_key: str
+    linked_record_key: str
+    rule: str
+    weight: float | None
+    reason: str
+    linked_profile_id: str | None = None  # where the other record is (None: this profile too)
+    detail: str = ""  # what the weight is made of: each field's level and weight (evidence.py), no values
+
+
+@dataclass
 class Profile:
     """One unified profile."""
 
@@ -54,11 +67,24 @@ class Profile:
     links: list[Link]
     history: list[dict[str, Any]]
     asked_for: str = ""  # the id looked up, when it was merged into this profile
+    refused: list[Refused] = field(default_factory=list)
 
     def explain(self) -> list[str]:
         """One line per link: which rule and identifier joined which records."""
         return [f"{k.record_key} ↔ {k.linked_record_key}: rule {k.rule}, {'pair' if k.rule == 'always_merge' else 'key'} {k.key}"
                 for k in self.links]
+
+    def explain_refused(self) -> list[str]:
+        """One line per refused link of the profile's records: the rule that found it, its
+        match weight (log2 odds of one person) and why it was refused."""
+        lines: dict[tuple, list[str]] = {}  # one line per record pair and reason: email and email_canonical together
+        for r in self.refused:
+            weight = "?" if r.weight is None else f"{float(r.weight):+.1f}"
+            where = f" (in profile {r.linked_profile_id})" if r.linked_profile_id and r.linked_profile_id != self.profile_id else ""
+            detail = f" ({r.detail})" if r.detail else ""
+            lines.setdefault((r.record_key, r.linked_record_key, where, weight + detail, r.reason), []).append(r.rule)
+        return [f"{a} ✗ {b}{where}: rule {', '.join(rules)}, weight {weight}, refused: {reason}"
+                for (a, b, where, weight, reason), rules in lines.items()]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +94,7 @@ class Profile:
             "golden": {k: vars(v) for k, v in self.golden.items()},
             "members": [vars(m) for m in self.members],
             "links": [vars(k) for k in self.links],
+            "refused_links": [{**vars(r), "weight": None if r.weight is None else float(r.weight)} for r in self.refused],
             "history": [{k: str(v) if v is not None else None for k, v in h.items()} for h in self.history],
         }
 
@@ -137,11 +164,22 @@ def load_profile(store: ProfileStore, profile_id: str) -> Profile | None:
         Link(r["record_key"], r["linked_record_key"], r["rule"], r["key"])
         for r in engine.rows(f"SELECT * FROM tl_links WHERE record_key IN {in_profile} ORDER BY record_key, rule")
     ]
+    refused = [
+        Refused(r["record_key"], r["linked_record_key"], r["rule"], r["weight"], r["reason"], r["linked_profile_id"],
+                r["detail"] or "")
+        for r in engine.rows(
+            "SELECT f.record_key, f.linked_record_key, f.rule, f.weight, f.reason, m.profile_id AS linked_profile_id, f.detail "
+            "FROM tl_links_refused AS f LEFT JOIN tl_members AS m ON m.record_key = f.linked_record_key "
+            f"WHERE f.record_key IN {in_profile} UNION ALL "
+            "SELECT f.linked_record_key, f.record_key, f.rule, f.weight, f.reason, m.profile_id, f.detail FROM tl_links_refused AS f "
+            f"LEFT JOIN tl_members AS m ON m.record_key = f.record_key WHERE f.linked_record_key IN {in_profile} "
+            f"AND f.record_key NOT IN {in_profile} ORDER BY 4 DESC, 1, 2, 3")
+    ] if engine.table_exists("tl_links_refused") else []  # (a store last built before refused links were kept)
     history = engine.rows(
         "SELECT build_id, changed_at, profile_id, event, related_profile_id FROM tl_profile_history "
         f"WHERE profile_id = {lit(profile_id)} OR related_profile_id = {lit(profile_id)} ORDER BY changed_at, event"
     )
-    return Profile(profile_id, head[0]["created_at"], head[0]["updated_at"], golden, members, links, history)
+    return Profile(profile_id, head[0]["created_at"], head[0]["updated_at"], golden, members, links, history, refused=refused)
 
 
 def get_profile(store: ProfileStore, **lookup: Any) -> Profile | None:

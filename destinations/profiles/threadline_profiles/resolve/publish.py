@@ -32,6 +32,10 @@ TABLES = {
     "tl_links": Published(
         "SELECT a.record_key, b.record_key AS linked_record_key, l.rule, l.key FROM tl_work_links AS l "
         "JOIN tl_work_rec AS a ON a.rid = l.rid JOIN tl_work_rec AS b ON b.rid = l.anchor", "record_key"),
+    # links the guards or a limit refused, weighed (see evidence.py)
+    "tl_links_refused": Published(
+        "SELECT a.record_key, b.record_key AS linked_record_key, f.rule, f.weight, f.reason, f.detail FROM tl_work_refused AS f "
+        "JOIN tl_work_rec AS a ON a.rid = f.rid JOIN tl_work_rec AS b ON b.rid = f.anchor", "record_key"),
     # what the next build compares with (see incremental.py)
     # (landing time only where seen_at comes from it; elsewhere landing again changes nothing)
     "tl_state_records": Published("SELECT record_key, row_hash, CASE WHEN uses_landed THEN landed_at END AS landed_at, "
