@@ -101,7 +101,7 @@ def start(config: dict[str, Any], tokens: dict[str, str], rate: str, folder: Pat
         try:
             if requests.get(server.url + "/health", timeout=1).ok:
                 return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or too busy to answer in 1 s
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"threadline serve did not answer: {stderr.read_text()}")
