@@ -11,6 +11,9 @@ import duckdb
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# the replay below runs three months of syncs under its own 900 s limit; the suite's 300 s per
+# test would cut it short on a loaded machine and fail every test of the module with it
+pytestmark = pytest.mark.timeout(960)
 
 
 @pytest.fixture(scope="module")
