@@ -10,6 +10,7 @@ sandbox answers with. A field or rule of X's that the sandbox breaks fails here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -140,6 +141,16 @@ def test_the_sandboxs_problems_have_xs_problem_shapes(x):
     unauthorized = get(x, "/users/by", token="wrong", usernames="a")
     assert unauthorized.status_code == 401
     valid(PROBLEM, unauthorized.json())
+
+
+def test_a_spent_window_is_a_429_problem_with_the_rate_limit_headers_x_documents():
+    with XSandbox(users=20, lookup_limit=1) as small:
+        name = small.usernames(1)[0]
+        first, second = (get(small, "/users/by", usernames=name) for _ in range(2))
+    assert first.status_code == 200 and first.headers["x-rate-limit-remaining"] == "0"
+    assert second.status_code == 429 and "retry-after" not in second.headers
+    valid(PROBLEM, second.json())
+    assert second.headers["x-rate-limit-limit"] == "1" and int(second.headers["x-rate-limit-reset"]) > time.time()
 
 
 def test_the_connector_refuses_a_handle_x_would_refuse_before_asking_x():
