@@ -1,5 +1,6 @@
 """The shared population the vendor sandboxes draw from: deterministic, overlapping, messy."""
 
+import re
 from collections import Counter
 from datetime import timedelta
 
@@ -90,6 +91,12 @@ def test_handles_are_unique_and_often_made_from_name_and_birth_year():
     assert len(handles) == len(set(handles)) and len(socials) > 700
     year_style = [p for p in socials if p.social.handle.endswith(str(p.birth_date.year))]
     assert len(year_style) > 100
+
+
+def test_every_handle_is_one_x_would_accept():
+    # X's OpenAPI `UserName`: a given name such as "Seo-yeon" once made the handle "seo-yeon_37".
+    bad = [p.social.handle for p in PEOPLE if p.social and not re.fullmatch(r"[A-Za-z0-9_]{1,15}", p.social.handle)]
+    assert bad == []
 
 
 def test_segments_drive_the_purchase_rhythm():

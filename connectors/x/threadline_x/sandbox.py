@@ -3,7 +3,7 @@
     GET /2/users/:id/followers   ?max_results=1..1000 (default 100) &pagination_token= &user.fields=
                                  → {"data": [user, ...], "meta": {"result_count": n, "next_token": t}},
                                  most recent follower first; no "data" key when there are none.
-    GET /2/users/by              ?usernames=a,b,... (1..100, case-insensitive) &user.fields=
+    GET /2/users/by              ?usernames=a,b,... (1..100, case-insensitive, each ^[A-Za-z0-9_]{1,15}$) &user.fields=
                                  → {"data": [...], "errors": [{"title": "Not Found Error", ...}]}
 
 Access tiers, as X documents them: an app's tier decides which endpoints it may call at all.
@@ -55,6 +55,8 @@ USER_FIELDS = {
     "profile_banner_url", "profile_image_url", "protected", "public_metrics", "receives_your_dm", "subscription",
     "subscription_type", "url", "username", "verified", "verified_followers_count", "verified_type", "withheld",
 }
+# A handle as X's OpenAPI types it (UserName): what `usernames` takes, and what every user's `username` is.
+USERNAME = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 WINDOW = 900.0  # seconds: X's rate-limit windows are 15 minutes
 TIERS = ("free", "basic", "pro", "enterprise")
 # The tiers that may call each endpoint: follows lookup is Enterprise only (X's follows page, read
@@ -340,6 +342,10 @@ class XSandbox(Sandbox):
         if not 1 <= len(names) <= 100:
             raise _invalid("usernames", req.param("usernames") or "",
                            f"The number of values in the `usernames` query parameter list [{len(names)}] is not between 1 and 100")
+        malformed = [n for n in names if not USERNAME.match(n)]
+        if malformed:  # one bad handle fails the whole request, as at X
+            raise _invalid("usernames", malformed[0], f"The `usernames` query parameter value [{malformed[0]}] does not "
+                           f"match {USERNAME.pattern}")
         data, errors = [], []
         for name in names:
             uid = self._by_name.get(name.lower())
@@ -382,13 +388,14 @@ def _invalid(parameter: str, value: str, message: str) -> SandboxError:
 
 
 def _encode_token(brand: str, offset: int) -> str:
-    return f"{int(brand) % 9973:04X}{offset:08X}QZ"
+    # X's OpenAPI types pagination tokens as PaginationToken32: a string of at least 16 characters.
+    return f"{int(brand) % 9973:04X}{offset:010X}QZ"
 
 
 def _decode_token(token: str, brand: str) -> int | None:
-    if len(token) != 14 or not token.endswith("QZ") or token[:4] != f"{int(brand) % 9973:04X}":
+    if len(token) != 16 or not token.endswith("QZ") or token[:4] != f"{int(brand) % 9973:04X}":
         return None
     try:
-        return int(token[4:12], 16)
+        return int(token[4:14], 16)
     except ValueError:
         return None

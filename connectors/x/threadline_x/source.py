@@ -15,6 +15,8 @@ v2, declared on the HTTP kit.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, field_validator
 
 from threadline.contracts import ConfigError, Spec
@@ -24,6 +26,7 @@ from threadline_x.client import x_client
 from threadline_x.users import FOLLOWERS_SCHEMA, USER_FIELDS, USER_PATHS, USERS_SCHEMA, UserPages
 
 LOOKUP_BATCH = 100  # usernames per GET /2/users/by, X's maximum
+HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")  # X's OpenAPI `UserName`
 
 __all__ = ["RESUME_KEY", "XConfig", "XSource"]
 
@@ -54,6 +57,11 @@ class XConfig(Spec):
     def _bare_handles(cls, names: list[str]) -> list[str]:
         handles, seen = [], set()
         for name in (n.strip().lstrip("@") for n in names):
+            if name and not HANDLE.match(name):
+                # X refuses the whole request of 100 handles for one that is malformed (400).
+                raise ValueError(f"usernames: {name!r} is not an X handle (1 to 15 letters, digits or _, as "
+                                 "X's API defines it): write the handle as it follows the @ on the profile, "
+                                 "not a profile URL or a display name")
             if name and name.lower() not in seen:  # X's handles ignore case
                 handles.append(name)
                 seen.add(name.lower())

@@ -4,6 +4,8 @@ What it implements, as Zendesk documents it:
 
     GET /api/v2/incremental/users/cursor.json?start_time=<epoch s>&per_page=    (then ?cursor=<after_cursor>)
     GET /api/v2/incremental/tickets/cursor.json?start_time=&per_page=&exclude_deleted=
+    GET /api/v2/incremental/users.json?start_time=&per_page=    (time-based: end_time, next_page, end_of_stream)
+    GET /api/v2/incremental/tickets.json?start_time=&per_page=&exclude_deleted=
     GET /api/v2/satisfaction_ratings?start_time=&end_time=&page[size]=&page[after]=
     GET /api/v2/users/show_many.json?ids=1,2,...&include=identities     (at most 100 ids)
     GET /api/v2/users/{id}.json, /api/v2/tickets/{id}.json, /api/v2/users/{id}/identities.json
@@ -79,6 +81,7 @@ _LOCALES = {"US": "en-US", "GB": "en-GB", "CA": "en-CA", "DE": "de"}
 _ZONES = {"US": ("Central Time (US & Canada)", "America/Chicago"), "GB": ("London", "Europe/London"),
           "CA": ("Eastern Time (US & Canada)", "America/Toronto"), "DE": ("Berlin", "Europe/Berlin")}
 EXPORTS = {"/api/v2/incremental/users/cursor.json": "users", "/api/v2/incremental/tickets/cursor.json": "tickets"}
+TIME_EXPORTS = {"/api/v2/incremental/users.json": "users", "/api/v2/incremental/tickets.json": "tickets"}
 
 
 def _root(req: SandboxRequest) -> str:
@@ -521,6 +524,55 @@ class ZendeskSandbox(Sandbox):
             "before_url": None, "before_cursor": None, "end_of_stream": end,
         }
         return Reply.json(body)
+
+    def _time_export(self, req: SandboxRequest) -> Reply:
+        """The time-based export (`/incremental/users.json`, `/incremental/tickets.json`): what
+        zenpy's `incremental(start_time=…)` and older integrations page through. A page holds
+        `per_page` items changed at or after `start_time` and then every further item of its last
+        second, so it ends on a second boundary; `end_time` is that second and `next_page` asks
+        from it again, so the items of that second come twice (Zendesk: "the exported data may
+        contain duplicate items"; clients drop them by id). A page that could not move past its
+        `start_time` (more items in one second than `per_page`) asks from the next second."""
+        kind = TIME_EXPORTS[req.path]
+        self._admit(req, kind)
+        per_page = req.int_param("per_page", 1000)
+        if not 1 <= per_page <= 1000:
+            raise SandboxError(400, json.dumps({"error": "InvalidPaginationParameter",
+                                                "description": "per_page must be between 1 and 1000"}))
+        start = req.param("start_time")
+        if start is None or not start.lstrip("-").isdigit():
+            raise SandboxError(400, json.dumps({"error": "InvalidValue", "description": "start_time is required, "
+                                                "an integer (Unix epoch seconds)"}))
+        start_time = int(start)
+        if start_time > time.time() - 60:
+            raise SandboxError(400, json.dumps({"error": "InvalidValue", "description":
+                                                "Too recent start_time. Use a start_time older than 1 minute"}))
+        exclude_deleted = kind == "tickets" and req.param("exclude_deleted") == "true"
+        with self._lock:
+            keys, items = self._ordered(kind)
+            after = [x for x in items[bisect.bisect_left(keys, (start_time, -1)):]
+                     if not (exclude_deleted and x.get("status") == "deleted")]
+            page = after[:per_page]
+            if page:
+                last = epoch(page[-1]["updated_at"])
+                page += [x for x in after[per_page:] if epoch(x["updated_at"]) == last]
+            data = [json.loads(json.dumps(x)) for x in page]
+        end = len(after) <= len(page)
+        end_time = epoch(page[-1]["updated_at"]) if page else start_time
+        if end_time == start_time and not end:
+            end_time += 1
+        params = {"start_time": end_time, "per_page": per_page} if "per_page" in req.query else {"start_time": end_time}
+        body = {kind: data, "count": len(data), "end_time": end_time, "end_of_stream": end,
+                "next_page": None if end else f"{_root(req)}{req.path}?{urlencode(params)}"}
+        return Reply.json(body)
+
+    @route("GET", "/api/v2/incremental/users.json")
+    def time_export_users(self, req: SandboxRequest) -> Reply:
+        return self._time_export(req)
+
+    @route("GET", "/api/v2/incremental/tickets.json")
+    def time_export_tickets(self, req: SandboxRequest) -> Reply:
+        return self._time_export(req)
 
     @route("GET", "/api/v2/incremental/users/cursor.json")
     def export_users(self, req: SandboxRequest) -> Reply:

@@ -34,7 +34,8 @@ Quirks, and the real exports they mirror:
   ZIP codes with leading zeros (02110); apartments and flats; German street-number order.
 - Birth dates for everyone (1950 to 2004): systems rarely know them.
 - Social: about half have a handle, loosely made from the name and birth year (kneal1985),
-  from the name (kelly_neal), or unrelated (moon_runner); a display name (full, initials,
+  from the name (kelly_neal), or unrelated (moon_runner), of letters, digits and _ only (at
+  most 15, as X allows: Seo-yeon is seoyeon); a display name (full, initials,
   emoji) and a free-text location ("ATX", "NYC 🗽", "somewhere").
 - Loyalty cards: twelve-digit numbers; about one member in five holds two or three.
 - Behaviour, from a segment: loyal (buys every 8 to 14 weeks), regular (every 4 to 7 months),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -267,6 +268,9 @@ def _phones(rng: random.Random, country: str, address: Address, previous: Person
     return tuple(phones)
 
 
+_NOT_IN_HANDLE = re.compile(r"[^A-Za-z0-9_]")
+
+
 def _social(rng: random.Random, taken: Taken, first: str, nickname: str | None, last: str, birth: date,
             address: Address, kelly: dict | None) -> Social | None:
     if kelly:
@@ -286,7 +290,7 @@ def _social(rng: random.Random, taken: Taken, first: str, nickname: str | None, 
         handle = f"{g}_{_int(rng, 1, 100)}"
     else:
         handle = f"{_pick(rng, ['', 'the', 'its', 'just'])}{_pick(rng, data.HANDLE_WORDS)}_{_pick(rng, data.HANDLE_WORDS)}"
-    handle = handle[:15]
+    handle = _NOT_IN_HANDLE.sub("", handle)[:15]  # X's handles: letters, digits and _ only ("seo-yeon" is not one)
     while handle.lower() in taken.handles:  # handles are unique on X
         handle = f"{handle[:11]}{_int(rng, 100, 9999)}"
     taken.handles.add(handle.lower())

@@ -110,7 +110,7 @@ def test_registered_as_a_plugin_with_its_sandbox() -> None:
 def test_users_call_is_a_versioned_restli_batch_create(linkedin: LinkedInAudiencesSandbox) -> None:
     push(config(linkedin), members({"member_id": "p1", "email": "a@example.com"}, {"member_id": "p2", "email": "b@x.org"}))
     [sent] = linkedin.requests_to(USERS, "POST")
-    assert sent.headers["x-restli-method"] == "BATCH_CREATE" and sent.headers["linkedin-version"] == "202601"
+    assert sent.headers["x-restli-method"] == "BATCH_CREATE" and sent.headers["linkedin-version"] == "202607"
     assert sent.headers["x-restli-protocol-version"] == "2.0.0" and sent.headers["authorization"] == "Bearer ***"
     assert json.loads(sent.body) == {"elements": [
         {"action": "ADD", "userIds": [{"idType": "SHA256_EMAIL", "idValue": hashlib.sha256(b"a@example.com").hexdigest()}]},
@@ -209,6 +209,16 @@ def test_retired_version_is_a_config_error_on_linkedin_version(linkedin: LinkedI
     with pytest.raises(ConfigError) as caught:
         push(config(linkedin, linkedin_version="202401"), sample_members(0, 3))
     assert caught.value.field == "linkedin_version" and "426" in caught.value.render()
+
+
+def test_a_version_linkedin_sunset_last_month_is_refused_and_the_default_is_served(linkedin: LinkedInAudiencesSandbox) -> None:
+    # LinkedIn's migrations page: 202511 was sunset on 2026-11-16; the sandbox served it before.
+    with pytest.raises(ConfigError) as caught:
+        push(config(linkedin, linkedin_version="202511"), sample_members(0, 3))
+    assert caught.value.field == "linkedin_version"
+    default = LinkedInAudiencesConfig.model_fields["linkedin_version"].default
+    assert default in linkedin.active_versions and default > "202601"  # 202601 goes on 2027-01-15
+    push(config(linkedin), sample_members(0, 3))
 
 
 # ---------------------------------------------------------------------- OAuth2

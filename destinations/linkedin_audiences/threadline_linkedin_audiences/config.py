@@ -20,7 +20,7 @@ class LinkedInAudiencesConfig(Spec):
                                                                      "name, creating it on the first push if there is none.")
     source_platform: str | None = Field(None, description="The sourcePlatform LinkedIn assigned your integration; needed "
                                                           "only to create a segment (segment_name).")
-    linkedin_version: str = Field("202601", pattern=r"^\d{6}$", description="LinkedIn-Version header (YYYYMM); LinkedIn "
+    linkedin_version: str = Field("202607", pattern=r"^\d{6}$", description="LinkedIn-Version header (YYYYMM); LinkedIn "
                                                                             "retires a version about a year after release.")
     send_names: bool = Field(False, description="Also send firstName, lastName and country, IN THE CLEAR (LinkedIn does "
                                                 "not take them hashed); off by default.")

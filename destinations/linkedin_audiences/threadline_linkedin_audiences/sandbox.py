@@ -51,7 +51,9 @@ from threadline.secrets import register_secret
 HEX = {"SHA256_EMAIL": re.compile(r"^[0-9a-f]{64}$"), "SHA512_EMAIL": re.compile(r"^[0-9a-f]{128}$")}
 ID_TYPES = frozenset({"SHA256_EMAIL", "SHA512_EMAIL", "GOOGLE_AID"})
 SEGMENT_PATH = re.compile(r"^/rest/dmpSegments/(?P<id>\d+)(?P<users>/users)?$")
-DEFAULT_VERSIONS = tuple(f"{y}{m:02d}" for y, m in itertools.product((2025, 2026), range(1, 13)))[10:]  # 202511-202612
+# The Marketing versions LinkedIn serves on 2026-12-06 (its migrations page: each is sunset about a year
+# after release; 202511 was sunset on 2026-11-16, 202512 goes on 2026-12-15): 202512-202612.
+DEFAULT_VERSIONS = tuple(f"{y}{m:02d}" for y, m in itertools.product((2025, 2026), range(1, 13)))[11:]
 
 
 def error(status: int, code: str, message: str, service_code: int | None = None,
