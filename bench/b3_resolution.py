@@ -3,6 +3,7 @@
     python bench/b3_resolution.py                                # 100k and 1M records, DuckDB and Postgres
     python bench/b3_resolution.py --records 10000000 --engine duckdb
     python bench/b3_resolution.py --records 1000000 --changed 0.01   # plus an incremental build after 1% changes
+    python bench/b3_resolution.py --records 100000 --engine duckdb --changed 0.01 --repeat 3   # medians of 3 pairs
 
 Data: synthetic_customers.customers — ~2.5 records per person over a CRM (customer
 id, email, phone, name, birth date), a web shop (customer id, email, name; a quarter of
@@ -14,8 +15,13 @@ Each size and engine runs as separate processes, so each peak RSS is that step's
 generating and landing the data, then the first (full) build. With --changed, a fraction
 of the records then changes (half of it new CRM records of existing people, half CRM
 records whose email moves to another person), lands, and is built incrementally; a full
-build of the same data follows for comparison. One JSON line per step, with the 1-minute
-load average (2 shared cores: compare figures measured at similar load).
+build of the same data follows for comparison. Both reuse the agreement model the first
+build fitted (resolution/model.py), so the last line, `incremental_vs_full`, compares the
+two ways to the same profiles (bar: at most 0.25); with --repeat N (DuckDB) both builds run
+N times, alternating, each on its own copy of the changed store, and the ratio is of the
+medians (the machine is shared: one pair alone swings with the load). One JSON line per step, each build with
+its stage times, and the 1-minute load average (2 shared cores: compare figures measured
+at similar load).
 """
 
 from __future__ import annotations
@@ -130,22 +136,25 @@ def build(args: argparse.Namespace) -> None:
     emit(step="build", engine=args.engine, records=result.records, mode=result.mode, why_full=result.why_full,
          resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), peak_rss_mb=rss,
          stages_s=result.stage_seconds, distinct_values_parsed=result.distinct_values, label_rounds=result.label_rounds,
-         rules=result.rules, memory_limit=args.memory_limit, **fields)
+         rules=result.rules, memory_limit=args.memory_limit, model_version=result.model_version, refit=result.refit,
+         **fields)
 
 
 # --------------------------------------------------------------------------- driver
 
 
-def step(args: argparse.Namespace, name: str, *extra: str) -> bool:
+def step(args: argparse.Namespace, name: str, *extra: str) -> list[dict[str, Any]] | None:
+    """Run one step in its own process; its JSON lines (None when it failed)."""
     cmd = [sys.executable, __file__, "--step", name, "--records", str(args.records[0]), "--engine", args.engine,
            "--store", args.store, "--seed", str(args.seed), "--memory-limit", args.memory_limit,
-           "--changed", str(args.changed), *extra] + (["--agreement-off"] if args.agreement_off else [])
+           "--changed", str(args.changed), "--repeat", str(args.repeat), *extra] + (["--agreement-off"] if args.agreement_off else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.stdout.strip():
         print(proc.stdout.strip(), flush=True)
     if proc.returncode:
         emit(step=name, engine=args.engine, records=args.records[0], error=proc.stderr.strip().splitlines()[-3:])
-    return proc.returncode == 0
+        return None
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
 def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
@@ -155,8 +164,18 @@ def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
     try:
         if step(one, "land") and step(one, "build", "--score") and args.changed:
             if step(one, "change"):
-                step(one, "build")
-                step(one, "build", "--full")
+                pairs = [_build_pair(one, tmp, i) for i in range(args.repeat if engine == "duckdb" else 1)]
+                pairs = [p for p in pairs if p is not None]
+                if pairs:
+                    inc = sorted((p[0] for p in pairs), key=lambda b: b["seconds"])[len(pairs) // 2]
+                    whole = sorted((p[1] for p in pairs), key=lambda b: b["seconds"])[len(pairs) // 2]
+                    emit(step="incremental_vs_full", engine=engine, records=size, changed=args.changed,
+                         agreement=not args.agreement_off, runs=len(pairs), incremental_mode=inc["mode"],
+                         incremental_s=inc["seconds"], full_s=whole["seconds"],
+                         ratio=round(inc["seconds"] / whole["seconds"], 3), bar=0.25,
+                         all_incremental_s=[p[0]["seconds"] for p in pairs], all_full_s=[p[1]["seconds"] for p in pairs],
+                         incremental_stages_s=inc["stages_s"], full_stages_s=whole["stages_s"],
+                         resolved=inc["resolved"], model_version=inc.get("model_version"))
     finally:
         if engine == "postgres":
             import psycopg
@@ -166,6 +185,28 @@ def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
+def _build_pair(one: argparse.Namespace, tmp: Path, i: int) -> tuple[dict, dict] | None:
+    """An incremental and a full build of the changed store. With several repeats (DuckDB)
+    each runs on a fresh copy, so every pair starts from the same state."""
+    if one.repeat <= 1 or one.engine != "duckdb":
+        incremental, full = step(one, "build"), step(one, "build", "--full")
+        return (incremental[-1], full[-1]) if incremental and full else None
+    from threadline_profiles.testing import copy_store
+
+    out = []
+    for kind, extra in (("inc", ()), ("full", ("--full",))):
+        copy = tmp.parent / f"{kind}{i}"
+        shutil.rmtree(copy, ignore_errors=True)
+        copy.mkdir()
+        copy_store(tmp / "profiles.duckdb", copy / "profiles.duckdb")
+        lines = step(argparse.Namespace(**{**vars(one), "store": str(copy)}), "build", *extra)
+        shutil.rmtree(copy, ignore_errors=True)
+        if not lines:
+            return None
+        out.append(lines[-1])
+    return out[0], out[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, action="append", help="sizes to run (default 100k and 1M)")
@@ -173,6 +214,8 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.0, help="then change this fraction of records and build incrementally")
     parser.add_argument("--agreement-off", action="store_true", help="resolution.agreement: null (deterministic rules only)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=1, help="with --changed: run the incremental and the full build this "
+                        "many times (DuckDB, each on a copy) and compare medians")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit (the store's default is 1GB)")
     parser.add_argument("--step", choices=["land", "change", "build"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)

@@ -268,3 +268,28 @@ def test_levels_for_initials_typos_swapped_names_and_transposed_dates(tmp_path):
         engine.close()
     E, C, N, D = agreement.EXACT, agreement.CLOSE, agreement.NEAR, agreement.DIFFERENT
     assert [tuple(r.values()) for r in got] == [(E, E, E), (C, C, C), (C, C, C), (N, E, N), (D, D, D)]
+
+
+def test_the_stored_model_scores_as_the_fitted_one_and_a_refit_estimates_again(resolved):
+    """The first build fits the model and keeps it; a full build with the stored model gives
+    the same links (weights, value frequencies, dictionary and the guard's judgement all read
+    back as they were), and only a refit makes a new version."""
+    from threadline_profiles.testing import snapshot
+
+    store = resolved([maria(1), maria(2, last="Lopes", dob="1980-03-02"), maria(3, first="Lopez", last="Maria"),
+                      maria(4, first="Jose", dob="1978-05-06")])
+    fitted = snapshot(store, with_ids=True)
+    head = store.engine.rows("SELECT version, records, pairs_used, guard FROM tl_model")
+    assert len(head) == 1 and head[0]["records"] == 244 and head[0]["pairs_used"] > 0
+    assert store.engine.scalar("SELECT COUNT(*) FROM tl_model_tf") > 0
+    assert store.engine.scalar("SELECT COUNT(*) FROM tl_model_levels WHERE version = 1") > 0
+    again = api.build(store, report=False, full=True)
+    assert (again.model_version, again.refit) == (1, "")
+    assert snapshot(store, with_ids=True) == fitted
+    # what the stored model is read with decides: weights halved, the links change
+    store.engine.execute("UPDATE tl_model_levels SET m = u WHERE level = 3")
+    api.build(store, report=False, full=True)
+    assert snapshot(store, with_ids=True)["tl_links"] != fitted["tl_links"]
+    refit = api.build(store, report=False, refit=True)
+    assert (refit.model_version, refit.refit) == (2, "the agreement model is fitted again: asked for")
+    assert snapshot(store, with_ids=True)["tl_links"] == fitted["tl_links"]

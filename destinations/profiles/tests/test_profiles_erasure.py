@@ -63,6 +63,19 @@ def test_the_store_file_holds_no_byte_of_a_forgotten_person(store_config):
     assert not path.with_name(path.name + ".compact").exists()
 
 
+def test_the_stored_agreement_model_is_fitted_again_without_her(store_config):
+    """Its name dictionary and value frequencies were read from her records too."""
+    lander = landed(store_config)
+    held = ("SELECT COUNT(*) FROM (SELECT word AS v FROM tl_model_names UNION ALL SELECT value FROM tl_model_tf) AS m "
+            "WHERE v LIKE '%quillfeather%' OR v LIKE '%zephyrine%'")
+    with lander.store() as store:
+        assert store.engine.scalar(held) > 0, "the test needs her in the model before"
+        api.forget(store, email=CANARY["email"])
+        assert store.engine.scalar(held) == 0
+        head = store.engine.rows("SELECT version FROM tl_model ORDER BY version")
+        assert [r["version"] for r in head] == [1, 2]
+
+
 def test_without_compaction_the_freed_blocks_would_still_hold_her(store_config):
     """Why forget compacts: deleting rows leaves their bytes in the file."""
     lander = landed(store_config)

@@ -21,9 +21,13 @@ from typing import Any
 import pytest
 from threadline.contracts import WriteDisposition
 from threadline_profiles import ProfileStore, api
+from threadline_profiles.resolve import incremental
 from threadline_profiles.testing import Lander, copy_store, snapshot
 
 FIRST = ["ana", "bo", "cy", "di", "ed", "flo", "gus", "hal", "ivy", "jo"]
+SURNAMES = ["okafor", "lindqvist", "moreau", "tanaka", "kowalski", "haddad", "brennan", "novak", "sato", "ferreira",
+            "mbeki", "castillo", "olsen", "petrov", "quinlan", "romano", "szabo", "takeda", "ulloa", "varga",
+            "whitlock", "xavier", "yilmaz", "zamora", "abbott", "bianchi", "chandra", "dufresne", "eklund", "fontaine"]
 MAPPINGS = {
     "crm.contacts": {"identifiers": {"email": "email", "phone": "phone", "cid": "customer_id:crm"},
                      "traits": {"first_name": "first", "last_name": "last", "birth_date": "dob"},
@@ -32,16 +36,22 @@ MAPPINGS = {
     "shop.customers": {"identifiers": {"email": "email", "sid": "customer_id:shop"}, "traits": {"first_name": "first"}},
 }
 RESOLUTION = {"max_records_per_value": 4, "agreement": None}
+# The agreement rule on, with blocks small enough that changes push some over max_block and
+# back (their pairs start and stop being compared).
+FUZZY = {"max_records_per_value": 4, "agreement": {"min_fields": 3, "max_block": 5}}
+# CRM records without shared contacts (see World) and no rule on names: only the agreement rule joins them.
+NO_CONTACTS = {**FUZZY, "rules": [{"name": "email", "match": ["email"]}]}
 PUBLISHED = ["tl_members", "tl_profiles", "tl_golden", "tl_record_values", "tl_links", "tl_dq", "tl_blocked",
              "tl_dropped_links", "tl_profile_history", "tl_builds", "tl_state_records", "tl_state_keys", "tl_state_drops",
-             "tl_norm_cache", "tl_meta"]
+             "tl_norm_cache", "tl_meta", "tl_state_person"]
 
 
 class World:
     """People and the records that sources hold about them, changed step by step."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, contacts: bool = True) -> None:
         self.rng = random.Random(seed)
+        self.contacts = contacts  # False: CRM records share no email, phone or id (only the agreement rule joins them)
         self.crm: dict[int, dict[str, Any]] = {}
         self.shop: dict[int, dict[str, Any]] = {}
         self.next_id = 1
@@ -58,6 +68,11 @@ class World:
         row = self.person(p)
         row.update(phone=self.rng.choice([f"+1415555{p:04d}", f"(415) 555-{p:04d}", "12", None]),
                    cid=self.rng.choice([f"C{p}", f"C{p}", f"C{p}x", None]), updated=f"2024-01-01 10:{self.clock // 60:02d}:{self.clock % 60:02d}")
+        if not self.contacts:
+            row.update(email=self.rng.choice([None, f"r{self.clock}@mail.com"]), phone=None, cid=None,
+                       last=SURNAMES[p % len(SURNAMES)].title())
+            if self.rng.random() < 0.3:  # a typo: one edit in the first name
+                row["first"] = row["first"] + "e"
         return row
 
     def shop_row(self, p: int) -> dict[str, Any]:
@@ -111,10 +126,14 @@ def config_for(tmp_path: Path, resolution: dict[str, Any]) -> dict[str, Any]:
             "resolution": resolution, "incremental_up_to": 1.0}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_incremental_builds_equal_full_and_clean_builds_step_by_step(tmp_path, seed):
-    world, people = World(seed), 30
-    resolution = dict(RESOLUTION)
+@pytest.mark.parametrize("seed,base", [(1, RESOLUTION), (2, RESOLUTION), (3, RESOLUTION), (4, FUZZY), (5, NO_CONTACTS)],
+                         ids=["rules-1", "rules-2", "rules-3", "agreement-4", "agreement-no-contacts-5"])
+def test_incremental_builds_equal_full_and_clean_builds_step_by_step(tmp_path, seed, base):
+    """With the agreement rule on, every build after the first reuses the model the first one
+    fitted (the copies too: a clean build keeps the store's model), so all three must agree."""
+    world, people = World(seed, contacts=base is not NO_CONTACTS), 12 if base is NO_CONTACTS else 30
+    resolution = dict(base)
+    fuzzy = base is FUZZY or base is NO_CONTACTS
     config = config_for(tmp_path, resolution)
     path = tmp_path / "p.duckdb"
     world.add(60, people)
@@ -145,12 +164,21 @@ def test_incremental_builds_equal_full_and_clean_builds_step_by_step(tmp_path, s
         clean = build_copy(config, copy_store(path, tmp_path / f"clean{step}.duckdb"), clean=True)
         with ProfileStore.open(config) as store:
             result = api.build(store, report=False)
+            if fuzzy and step in (3, 4, 6):  # the overrides moved: the agreement rule resolves them in full
+                assert result.why_full == incremental.AGREEMENT_FULL and result.model_version == 1
+                assert snapshot(store, with_ids=True) == full, f"step {step}"
+                continue
             assert result.mode == "incremental", result.why_full
+            assert result.model_version == (1 if fuzzy else None) and not result.refit
             assert result.distinct_values <= 12 * (step + 8)  # only values new to the store are normalized
             smaller += result.resolved < result.records
             assert snapshot(store, with_ids=True) == full, f"step {step}"
             assert snapshot(store, with_ids=False) == clean, f"step {step}"
     assert smaller >= 3  # most steps resolved only part of the store
+    if fuzzy:
+        with ProfileStore.open(config) as store:
+            keys = store.engine.scalar("SELECT COUNT(*) FROM tl_state_keys WHERE rule = 'agreement'")
+            assert keys > 0, "the agreement rule's pairs are kept for the next build's scope"
 
 
 def test_a_build_with_nothing_new_resolves_nothing_and_changes_nothing(tmp_path):
@@ -166,7 +194,7 @@ def test_a_build_with_nothing_new_resolves_nothing_and_changes_nothing(tmp_path)
         assert snapshot(store, with_ids=True) == before
 
 
-def test_a_changed_setting_or_the_agreement_rule_makes_a_full_build_and_full_can_be_asked_for(tmp_path):
+def test_a_changed_setting_makes_a_full_build_the_agreement_model_is_reused_and_full_or_a_refit_can_be_asked_for(tmp_path):
     world = World(6)
     world.add(30, 15)
     config = config_for(tmp_path, RESOLUTION)
@@ -180,13 +208,24 @@ def test_a_changed_setting_or_the_agreement_rule_makes_a_full_build_and_full_can
         assert api.build(store, report=False).why_full == "asked for"
     fuzzy = {**config, "resolution": {"max_records_per_value": 9, "agreement": {"min_fields": 3}}}
     with ProfileStore.open(fuzzy) as store:
-        api.build(store, report=False)  # the agreement rule on: its weights come from every record ...
-        unchanged = api.build(store, report=False)  # ... so only a store where nothing changed is incremental
-        assert (unchanged.mode, unchanged.resolved) == ("incremental", 0)
+        first = api.build(store, report=False)  # the agreement rule on: the first build fits its model ...
+        assert "changed since the last build" in first.why_full and first.refit and first.model_version == 1
+        unchanged = api.build(store, report=False)  # ... which the builds after reuse
+        assert (unchanged.mode, unchanged.resolved, unchanged.model_version, unchanged.refit) == ("incremental", 0, 1, "")
     world.move(2, 15)
     land(Lander(fuzzy), world, 1, replace=False)
     with ProfileStore.open(fuzzy) as store:
-        assert api.build(store, report=False).why_full == "the agreement rule estimates its weights from all records"
+        moved = api.build(store, report=False)
+        assert (moved.mode, moved.model_version) == ("incremental", 1) and 0 < moved.resolved < moved.records
+        again = api.build(store, report=False, full=True)  # a full build reuses the model too
+        assert (again.why_full, again.model_version, again.refit) == ("asked for", 1, "")
+        refit = api.build(store, report=False, refit=True)
+        assert (refit.mode, refit.model_version, refit.refit) == ("full", 2, "the agreement model is fitted again: asked for")
+        builds = store.engine.rows("SELECT mode, model_version FROM tl_builds ORDER BY started_at")
+        assert [(b["mode"], b["model_version"]) for b in builds[-5:]] == [
+            ("full", 1), ("incremental", 1), ("incremental", 1), ("full", 1), ("full", 2)]
+    with ProfileStore.open({**fuzzy, "resolution": {**fuzzy["resolution"], "never_merge": [["crm.contacts:1", "crm.contacts:2"]]}}) as store:
+        assert api.build(store, report=False).why_full == incremental.AGREEMENT_FULL
     with ProfileStore.open({**config, "incremental_up_to": 0.01}) as store:
         api.build(store, report=False)
         world.move(3, 15)
@@ -211,6 +250,16 @@ def test_the_cli_builds_incrementally_and_full_on_request(tmp_path):
     assert "full build (no earlier build to start from)" in cli()
     assert "incremental build (0 records resolved)" in cli()
     assert "full build (asked for)" in cli("--full")
+
+    fuzzy = config_for(tmp_path / "fuzzy", FUZZY)
+    (tmp_path / "fuzzy").mkdir()
+    land(Lander(fuzzy), world, 0, replace=False)
+    with ProfileStore.open(fuzzy) as store:
+        store.save_settings()
+    config = fuzzy
+    assert "full build (no earlier build to start from), agreement model v1 fitted (no agreement model is stored yet)" in cli()
+    assert "incremental build (0 records resolved), agreement model v1 reused" in cli()
+    assert "full build (the agreement model is fitted again: asked for), agreement model v2 fitted" in cli("--refit")
 
 
 KILLER = textwrap.dedent(

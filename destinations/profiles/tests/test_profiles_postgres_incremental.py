@@ -91,3 +91,41 @@ def test_postgres_incremental_builds_equal_full_and_clean_builds_and_survive_a_d
     with ProfileStore.open(config_for(schemas[2], tmp_path)) as clean:
         api.build(clean, report=False)
         assert snapshot(clean, with_ids=False) == after[1]
+
+
+def test_postgres_incremental_builds_with_the_agreement_rule_reuse_its_model_and_equal_full_and_clean_builds(tmp_path, schemas):
+    """The agreement rule on: the first build fits the model, the incremental build after the
+    changes reuses it, and equals a full build (and a clean one that keeps the model) with it."""
+    config = {**config_for(schemas[0], tmp_path), "resolution": {"max_records_per_value": 50}}
+    lander = Lander(config)
+    for key, table in customers(300, seed=3).tables.items():
+        source, stream = key.split(".")
+        lander.land(source, stream, table, batch_rows=200)
+    with ProfileStore.open(config) as store:
+        first = api.build(store, report=False)
+        assert first.model_version == 1 and first.refit
+    land_changes(config)
+    # and loyalty members with a typo in the last name and nothing else to share: only the
+    # agreement rule's pairs (scored with the stored model) bring their person into the scope
+    loyalty = customers(300, seed=3).tables["loyalty.members"]
+    crm = customers(300, seed=3).tables["crm.contacts"].slice(150, 30).to_pylist()
+    typos = [{"id": f"T{i}", "card": None, "phone": None, "first_name": r["first_name"], "last_name": r["last_name"] + "e",
+              "birth_date": f"{r['birth_date'][5:7]}/{r['birth_date'][8:10]}/{r['birth_date'][:4]}"} for i, r in enumerate(crm)]
+    Lander(config).land("loyalty", "members", typos, run_id="typos", schema=loyalty.schema)
+    schemas += [f"{schemas[0]}_full", f"{schemas[0]}_clean"]
+    copy_schema(schemas[0], schemas[1])
+    copy_schema(schemas[0], schemas[2], only=("raw_", "tl_streams", "tl_model"))
+
+    with ProfileStore.open(config) as store:
+        result = api.build(store, report=False)
+        assert (result.mode, result.model_version, result.refit) == ("incremental", 1, ""), result.why_full
+        assert 0 < result.resolved < result.records
+        assert store.engine.scalar("SELECT COUNT(*) FROM tl_links WHERE rule = 'agreement' "
+                                   "AND record_key LIKE 'loyalty.members:T%'") > 5
+        after = (snapshot(store, with_ids=True), snapshot(store, with_ids=False))
+    with ProfileStore.open({**config_for(schemas[1], tmp_path), "resolution": config["resolution"]}) as full:
+        assert api.build(full, report=False, full=True).model_version == 1
+        assert snapshot(full, with_ids=True) == after[0]
+    with ProfileStore.open({**config_for(schemas[2], tmp_path), "resolution": config["resolution"]}) as clean:
+        assert api.build(clean, report=False).model_version == 1
+        assert snapshot(clean, with_ids=False) == after[1]

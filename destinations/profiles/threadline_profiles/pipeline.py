@@ -32,7 +32,8 @@ from threadline_profiles.config import CUSTOMER_ID, IdentityRule, ProfilesConfig
 from threadline_profiles.decisions.engine import decide_build
 from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.land.landing import LandedStream, landed_streams
-from threadline_profiles.resolve import evidence, golden, hints, ids, incremental, link, publish, values
+from threadline_profiles.resolve import agreement, evidence, golden, hints, ids, incremental, link, publish, values
+from threadline_profiles.resolve import model as agreement_model
 from threadline_profiles.resolve.normalize_bulk import normalize_distinct
 from threadline_profiles.resolve.placeholders import Blocklist
 from threadline_profiles.traits.compute import publish_traits
@@ -60,6 +61,8 @@ class BuildResult:
     mode: str = "full"  # or "incremental"
     why_full: str = ""
     resolved: int = 0  # records resolved again (all of them in a full build)
+    model_version: int | None = None  # the agreement model it scored with (model.py); None: the rule is off
+    refit: str = ""  # why it fitted the agreement model again ("": it reused the stored one)
     pushes: list = field(default_factory=list)  # PushOutcome of each activation pushed after the build
 
 
@@ -76,6 +79,12 @@ class Setup:
     always_merge: bool
     name_hints: bool = False  # fill missing names of tl_work_person from emails, handles and full names
     secret: StoreSecret | None = None  # the store's secret, to match tombstones (None: there are none)
+    modelled: bool = False  # the agreement rule runs (it has blocks to compare in): a model is kept
+
+    @property
+    def person_columns(self) -> list[str]:
+        """tl_work_person's columns besides rid (link.person_sql)."""
+        return self.person_fields + [b for b, f in agreement.BLOCK_ONLY.items() if f in self.person_fields]
 
     @classmethod
     def of(cls, config: ProfilesConfig, streams: list[tuple[LandedStream, StreamMapping]]) -> Setup:
@@ -84,9 +93,11 @@ class Setup:
         rules = link.settings_rules(config.resolution, id_types, traits)
         fuzzy = link.agreement_fields(config.resolution.agreement, traits | id_types)
         person = link.person_fields(rules, fuzzy, traits)
-        agreement = config.resolution.agreement
-        return cls(streams, id_types, traits, rules, fuzzy, person, bool(config.resolution.always_merge),
-                   bool(fuzzy) and agreement is not None and agreement.name_hints and hints.applies(person, traits | id_types))
+        rule = config.resolution.agreement
+        out = cls(streams, id_types, traits, rules, fuzzy, person, bool(config.resolution.always_merge),
+                  bool(fuzzy) and rule is not None and rule.name_hints and hints.applies(person, traits | id_types))
+        out.modelled = bool(fuzzy) and rule is not None and bool(agreement.usable_blocks(rule, fuzzy))
+        return out
 
     @property
     def order(self) -> list[str]:
@@ -96,9 +107,11 @@ class Setup:
 
 
 def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True, full: bool = False,
-          on_stage: Callable[[str], None] | None = None) -> BuildResult:
+          refit: bool = False, on_stage: Callable[[str], None] | None = None) -> BuildResult:
     """Resolve what has landed (incrementally when it can; everything when `full`) and
-    publish the results in one transaction."""
+    publish the results in one transaction. The agreement rule scores with the model stored
+    by an earlier build (model.py) unless it is fitted again: when `refit`, or when
+    `model.refit_reason` says so."""
     engine, config = store.engine, store.config
     settings = config.resolution
     started = time.monotonic()
@@ -119,12 +132,18 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     setup.secret = forget.tombstone_secret(store)  # before any work: a missing secret stops the build
     drop_work(engine)
     landed = values.landed_records_sql(setup.streams)
-    plan = incremental.plan(engine, config, full, bool(setup.fuzzy))
-    if plan.reason == incremental.AGREEMENT_FULL and incremental.unchanged_besides_records(engine, config) \
-            and _unchanged(engine, landed):
-        plan = incremental.Plan(False, "")  # the same records give the same weights: nothing to redo
+    use, refit_why = agreement_model.Reuse(), None
+    if setup.modelled:
+        agreement_model.ensure(engine)
+        stored, fitted_under = agreement_model.load(engine, setup.fuzzy)
+        refit_why = agreement_model.refit_reason(engine, stored, fitted_under, incremental.fingerprint(config), refit,
+                                                 forgotten=incremental.tombstones_added(engine))
+        use.stored = None if refit_why else stored
+    plan = incremental.plan(engine, config, full, refit_why)
+    if not plan.full and setup.modelled and not incremental.unchanged_besides_records(engine, config):
+        plan = incremental.Plan(True, incremental.AGREEMENT_FULL)
     if not plan.full:
-        plan = _find_scope(engine, config, setup, landed)
+        plan = _find_scope(engine, config, setup, landed, use)
         stage("scope")
     scope = None if plan.full else "tl_work_scope"
     _extract(engine, setup, landed if plan.full else "SELECT * FROM tl_work_all", scope)
@@ -132,8 +151,8 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     _normalize(engine, config, setup, cached=not plan.full)
     stage("normalize")
 
-    _keys(engine, setup)
-    rounds = _resolve(engine, config, setup, scoped=not plan.full)
+    _keys(engine, setup, use)
+    rounds = _resolve(engine, config, setup, scoped=not plan.full, use=use)
     stage("resolve")
 
     engine.run([ids.previous_sql(), ids.kept_sql(), ids.assign_sql(), ids.history_sql(build_id, at),
@@ -159,10 +178,18 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
         engine.run(publish.refresh_summaries(settings.max_records_per_value))
         records = engine.scalar("SELECT COUNT(*) FROM tl_members") or 0
         profiles = engine.scalar("SELECT COUNT(*) FROM tl_profiles") or 0
+        fitted = use.model if use.stored is None else None
+        if fitted is not None:  # kept as the next version, for the builds after this one
+            fitted.records = records
+            engine.run(agreement_model.publish_sql(fitted, build_id, at, incremental.fingerprint(config), setup.name_hints))
+        version = (engine.scalar("SELECT MAX(version) FROM tl_model") if fitted is not None
+                   else use.stored.version if use.stored is not None else None)
         engine.run([
             "INSERT INTO tl_profile_history SELECT build_id, changed_at, profile_id, event, related_profile_id FROM tl_work_history",
-            f"INSERT INTO tl_builds VALUES ('{build_id}', {lit(run_id)}, CAST('{at}' AS TIMESTAMP), "
-            f"CURRENT_TIMESTAMP, {records}, {profiles}, NULL)",
+            "INSERT INTO tl_builds (build_id, run_id, started_at, finished_at, records, profiles, report, mode, model_version) "
+            f"VALUES ('{build_id}', {lit(run_id)}, CAST('{at}' AS TIMESTAMP), "
+            f"CURRENT_TIMESTAMP, {records}, {profiles}, NULL, {lit('full' if plan.full else 'incremental')}, "
+            f"{'NULL' if version is None else int(version)})",
             *incremental.meta_sql(config),
             *incremental.tombstones_meta_sql(engine),
         ])
@@ -175,7 +202,8 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
     stage("decisions")
 
     result = BuildResult(build_id, run_id, records, profiles, setup.order, 0.0, timings, parsed, rounds,
-                         mode="full" if plan.full else "incremental", why_full=plan.reason, resolved=resolved)
+                         mode="full" if plan.full else "incremental", why_full=plan.reason, resolved=resolved,
+                         model_version=None if version is None else int(version), refit=refit_why or "")
     if report:
         from threadline_profiles.report.page import write_report
 
@@ -191,30 +219,51 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
 # --------------------------------------------------------------------------- stages
 
 
-def _unchanged(engine: Engine, landed: str) -> bool:
-    """Whether no record is new, changed or deleted since the last build."""
-    engine.run([f"CREATE TEMP TABLE tl_work_all AS {landed}", incremental.changes_sql()])
-    try:
-        return not engine.scalar("SELECT COUNT(*) FROM tl_work_changes")
-    finally:
-        engine.run(["DROP TABLE IF EXISTS tl_work_changes", "DROP TABLE IF EXISTS tl_work_all"])
-
-
-def _find_scope(engine: Engine, config: ProfilesConfig, setup: Setup, landed: str) -> incremental.Plan:
-    """Compare with the last build, resolve the fresh records alone to learn their keys,
-    then close the scope. Turns into a full build when the scope is most of the store."""
+def _find_scope(engine: Engine, config: ProfilesConfig, setup: Setup, landed: str,
+                use: agreement_model.Reuse) -> incremental.Plan:
+    """Compare with the last build, resolve the fresh records alone to learn their keys (and,
+    with the agreement rule, the pairs they make with the stored model), then close the
+    scope. Turns into a full build when the scope is most of the store."""
     engine.run([f"CREATE TEMP TABLE tl_work_all AS {landed}", incremental.changes_sql(), incremental.fresh_sql()])
     _extract(engine, setup, "SELECT * FROM tl_work_all", "tl_work_fresh")
     _normalize(engine, config, setup, cached=True)
-    _keys(engine, setup)
+    _keys(engine, setup, use)
     engine.run(incremental.vanished_sql() + [incremental.fresh_keys_sql()])
+    if use.stored is not None:
+        _fresh_pairs(engine, config, setup, use.stored)
+        use.sizes = "tl_work_gbs"  # the scope's blocks are as large as they are in the whole store
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in PASS_TABLES])
-    incremental.close_scope(engine, config)
+    incremental.close_scope(engine, config, "tl_work_bseed" if use.stored is not None else None)
     total = engine.scalar("SELECT COUNT(*) FROM tl_work_all") or 0
     in_scope = engine.scalar("SELECT COUNT(*) FROM tl_work_all WHERE record_key IN (SELECT record_key FROM tl_work_scope)") or 0
     if in_scope > config.incremental_up_to * total:
+        use.sizes = None
         return incremental.Plan(True, f"{in_scope} of {total} records are linked to what changed")
     return incremental.Plan(False, "")
+
+
+def _fresh_pairs(engine: Engine, config: ProfilesConfig, setup: Setup, stored: agreement.AgreementModel) -> None:
+    """The agreement rule's part of the scope (incremental.py): every record's matching fields
+    now, the blocks that crossed `max_block`, and the fresh records' pairs scored with the
+    stored model; those it would link become pair keys in tl_work_fkeys."""
+    rule = config.resolution.agreement
+    blocks = agreement.usable_blocks(rule, setup.fuzzy)
+    engine.require_levenshtein()
+    engine.run(incremental.current_person_sql(setup.person_columns) + [
+        *incremental.block_changes_sql(blocks, rule.max_block),
+        *incremental.fresh_candidates_sql(rule.max_block),
+        f"CREATE TEMP TABLE tl_work_fcmp AS SELECT c.a, c.b, {agreement.levels_select(setup.fuzzy)} FROM tl_work_fcand AS c "
+        "JOIN tl_work_fperson AS x ON x.record_key = c.a JOIN tl_work_fperson AS y ON y.record_key = c.b",
+        "DROP TABLE IF EXISTS tl_work_tf",
+        agreement.stored_frequencies_sql(setup.fuzzy),
+        agreement.score_sql(stored, "tl_work_fcmp", "tl_work_fperson", "record_key", "tl_work_fscore"),
+        f"CREATE TEMP TABLE tl_work_fpairs AS SELECT a, b FROM tl_work_fscore WHERE odds >= {stored.threshold!r}",
+        incremental.fresh_pair_keys_sql(),
+        "DROP TABLE tl_work_tf",
+        "DROP VIEW tl_work_cperson",
+    ])
+    _done_with(engine, "tl_work_operson", "tl_work_obk", "tl_work_fbk", "tl_work_hold", "tl_work_fperson", "tl_work_bflip",
+               "tl_work_fcand", "tl_work_fcmp", "tl_work_fscore", "tl_work_fpairs")
 
 
 def _extract(engine: Engine, setup: Setup, landed: str, scope: str | None) -> None:
@@ -241,19 +290,21 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
     _done_with(engine, "tl_work_values", "tl_work_records")
 
 
-def _keys(engine: Engine, setup: Setup) -> None:
+def _keys(engine: Engine, setup: Setup, use: agreement_model.Reuse) -> None:
     engine.run([link.person_sql(setup.person_fields)] if setup.person_fields else [])
-    if setup.name_hints:
-        hints.fill(engine, setup.person_fields)
+    if setup.name_hints:  # the names a stored model knows, or those of every record (kept for the model)
+        hints.fill(engine, setup.person_fields, stored=use.stored is not None,
+                   keep=agreement_model.NAMES_WORK if use.stored is None else None)
     engine.run(link.keys_sql(setup.rules))
 
 
-def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool) -> int:
+def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool, use: agreement_model.Reuse) -> int:
     """Edges, guards, clusters, links and dropped links. Returns label propagation rounds."""
     settings = config.resolution
     engine.run([link.groups_sql()] + ([incremental.global_counts_sql()] if scoped else [])
                + [link.edges_sql(settings.max_records_per_value, settings.always_merge)] + link.drops_table_sql())
-    skipped, model = link.guard_and_agree(engine, settings, setup.rules, setup.fuzzy, setup.person_fields)
+    skipped, model = link.guard_and_agree(engine, settings, setup.rules, setup.fuzzy, setup.person_fields, use)
+    _kept_for_next(engine, setup, use)
     limits = link.limits_table(settings.limits, setup.id_types, settings.never_merge)
     engine.load_table("tl_work_limits", limits, temp=True)
     ctypes = limits.column("ctype").to_pylist()
@@ -275,6 +326,24 @@ def _resolve(engine: Engine, config: ProfilesConfig, setup: Setup, scoped: bool)
     return stats.rounds
 
 
+def _kept_for_next(engine: Engine, setup: Setup, use: agreement_model.Reuse) -> None:
+    """What the next build's scope is found with (incremental.py): the agreement rule's pairs
+    as keys (tl_work_akeys, into tl_state_keys) and every record's matching fields
+    (tl_work_sperson, into tl_state_person); both empty when the rule is off."""
+    engine.run(["DROP TABLE IF EXISTS tl_work_akeys", "DROP VIEW IF EXISTS tl_work_sperson"])
+    if use.model is not None:
+        pairs = (f"(SELECT ra.record_key AS a, rb.record_key AS b FROM {agreement.PAIRS} AS p "
+                 "JOIN tl_work_rec AS ra ON ra.rid = p.a JOIN tl_work_rec AS rb ON rb.rid = p.b)")
+        cols = ", ".join(f"p.{c}" for c in setup.person_columns)
+        engine.run([f"CREATE TEMP TABLE tl_work_akeys AS {incremental.pair_keys_sql(pairs)}",
+                    f"DROP TABLE {agreement.PAIRS}",
+                    f"CREATE TEMP VIEW tl_work_sperson AS SELECT r.record_key, {cols} FROM tl_work_person AS p "
+                    "JOIN tl_work_rec AS r ON r.rid = p.rid"])
+    else:
+        engine.run(["CREATE TEMP TABLE tl_work_akeys (record_key VARCHAR, rule VARCHAR, key VARCHAR)",
+                    "CREATE TEMP VIEW tl_work_sperson AS SELECT CAST(NULL AS VARCHAR) AS record_key WHERE FALSE"])
+
+
 # Tables of one pass over a set of records (an incremental build makes two passes).
 PASS_TABLES = ("tl_work_records", "tl_work_values", "tl_work_distinct", "tl_work_nv", "tl_work_rec", "tl_work_person",
                "tl_work_keys")
@@ -282,11 +351,12 @@ WORK_TABLES = PASS_TABLES + incremental.WORK_TABLES + (
     "tl_work_newnorm", "tl_work_tomb", "tl_work_tomb_rid", "tl_work_groups", "tl_work_edges", "tl_work_drops",
     "tl_work_limits", "tl_work_constraints", "tl_work_cl", "tl_work_comp", "tl_work_links", "tl_work_prev", "tl_work_kept",
     "tl_work_pid", "tl_work_history", "tl_work_members", "tl_work_profiles",
-    "tl_work_skipped", evidence.REFUSED, *evidence.WORK,
+    "tl_work_skipped", evidence.REFUSED, *evidence.WORK, "tl_work_akeys", agreement.PAIRS, agreement.FITTED_TF,
+    agreement_model.NAMES_WORK,
 )
 
 
-WORK_VIEWS = ("tl_work_golden",)
+WORK_VIEWS = ("tl_work_golden", "tl_work_sperson", "tl_work_cperson")
 
 
 def _done_with(engine: Engine, *tables: str) -> None:

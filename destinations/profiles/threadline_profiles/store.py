@@ -33,6 +33,9 @@ PERSISTENT = [
     "CREATE TABLE IF NOT EXISTS tl_builds (build_id VARCHAR, run_id VARCHAR, started_at TIMESTAMP, "
     "finished_at TIMESTAMP, records BIGINT, profiles BIGINT, report VARCHAR)",
     "CREATE TABLE IF NOT EXISTS tl_meta (key VARCHAR, value VARCHAR)",
+    # how each build ran (full or incremental) and the agreement model it scored with (model.py)
+    "ALTER TABLE tl_builds ADD COLUMN IF NOT EXISTS mode VARCHAR",
+    "ALTER TABLE tl_builds ADD COLUMN IF NOT EXISTS model_version BIGINT",
 ]
 
 

@@ -85,12 +85,17 @@ def profiles() -> None:
 @profiles.command("build")
 @store_options
 @click.option("--full", is_flag=True, help="Resolve every record again, not only those around what changed.")
+@click.option("--refit", is_flag=True, help="Fit the agreement model again from every record (a full build); "
+              "otherwise builds reuse the stored one.")
 def build_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
-                  full: bool) -> None:
+                  full: bool, refit: bool) -> None:
     """Normalize, resolve and merge what landed since the last build, and write the report."""
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
-        result = api.build(store, full=full)
+        result = api.build(store, full=full, refit=refit)
     how = f"full build ({result.why_full})" if result.mode == "full" else f"incremental build ({result.resolved} records resolved)"
+    if result.model_version is not None:
+        how += (f", agreement model v{result.model_version} fitted ({result.refit})" if result.refit
+                else f", agreement model v{result.model_version} reused")
     click.echo(f"{result.records} records → {result.profiles} profiles in {result.seconds:.1f}s, {how}")
     if result.report_path:
         click.echo(f"report: {result.report_path}")

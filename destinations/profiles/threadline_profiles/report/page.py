@@ -201,10 +201,13 @@ def render_report(data: dict[str, Any], result: BuildResult, location: str, extr
              ("links dropped by guards", sum(r["links"] for r in data["dropped"]))]
     card_html = "".join(f"<div class=card><b>{v:,}</b>{html.escape(k)}</div>" for k, v in cards)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stage_seconds.items())
+    how = "full build" if result.mode == "full" else f"incremental build ({result.resolved:,} records resolved)"
+    if result.model_version is not None:
+        how += f", agreement model v{result.model_version} " + ("fitted" if result.refit else "reused")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>threadline profiles — build {html.escape(result.build_id)}</title>
 <style>{CSS}</style></head><body>
 <h1>Profile store report</h1>
-<p class=muted>build {html.escape(result.build_id)} · store {html.escape(location)} · {html.escape(stages)}</p>
+<p class=muted>build {html.escape(result.build_id)} · {html.escape(how)} · store {html.escape(location)} · {html.escape(stages)}</p>
 <div class=cards>{card_html}</div>
 <h2>Records per source</h2>{_table(data["per_stream"], ["source", "stream", "records", "profiles"])}
 <h3>Profiles from one source only</h3>{_one_source_note(one_source)}{_table(one_source, ["source", "profiles", "share"], "every profile joins two sources or more")}
@@ -228,8 +231,10 @@ def write_report(store: ProfileStore, result: BuildResult) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     from threadline_profiles.activation.push import render_pushes
     from threadline_profiles.report import audiences, decisions
+    from threadline_profiles.report import model as agreement_model
 
-    extra = (audiences.render(audiences.gather(store), _table) + decisions.render(decisions.gather(store), _table)
+    extra = (agreement_model.render(agreement_model.gather(store))
+             + audiences.render(audiences.gather(store), _table) + decisions.render(decisions.gather(store), _table)
              + render_pushes(store, _table))
     data = {**gather(store), "one_source": one_source_profiles(store), "us_postal": us_postal_codes(store)}
     text = render_report(data, result, store.engine.location, extra)

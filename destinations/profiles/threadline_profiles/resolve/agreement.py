@@ -24,6 +24,10 @@ A Fellegi–Sunter model, estimated from the data itself (never from labels):
                 matching pairs; pairs whose match probability reaches the threshold are linked
                 unless they are conflicts the data makes believable (`conflicts.py`).
 
+The estimates of steps 3 and 4 (and the value frequencies of step 5) are fitted by a full
+build and stored with the store (model.py); the builds after it pass the stored model to
+`fit`, which then only pairs and scores.
+
 Levenshtein distance is DuckDB's own and, on Postgres, the fuzzystrmatch extension's.
 """
 
@@ -163,33 +167,41 @@ def _part_sql(part: str) -> str:
     return quote(name) if chars is None else f"SUBSTR({quote(name)}, 1, {chars})"
 
 
-def block_keys_sql(blocks: list[list[str]]) -> str:
-    """tl_work_bk: (blk, k, rid) — each record's key in each block it can be in."""
+def block_keys_sql(blocks: list[list[str]], person: str = "tl_work_person", rid: str = "rid",
+                   table: str = "tl_work_bk") -> str:
+    """tl_work_bk: (blk, k, rid) — each record's key in each block it can be in (of `person`,
+    whose records are named by column `rid`: an incremental build names them by record key)."""
+    return f"CREATE TEMP TABLE {table} AS {block_keys_select(blocks, person, rid)}"
+
+
+def block_keys_select(blocks: list[list[str]], person: str, rid: str) -> str:
+    """The SELECT of block_keys_sql."""
     parts = []
     for i, block in enumerate(blocks):
         key = " || '|' || ".join(_part_sql(p) for p in block)
         present = " AND ".join(f"{quote(block_part(p)[0])} IS NOT NULL" for p in block)
-        parts.append(f"SELECT {i} AS blk, {key} AS k, rid FROM tl_work_person WHERE {present}")
-    return f"CREATE TEMP TABLE tl_work_bk AS {' UNION ALL '.join(parts)}"
+        parts.append(f"SELECT {i} AS blk, {key} AS k, {rid} FROM {person} WHERE {present}")
+    return " UNION ALL ".join(parts)
 
 
 def block_sizes_sql() -> str:
     return "CREATE TEMP TABLE tl_work_bs AS SELECT blk, k, COUNT(*) AS n FROM tl_work_bk GROUP BY blk, k HAVING COUNT(*) > 1"
 
 
-def skipped_blocks_sql(max_block: int) -> str:
+def skipped_blocks_sql(max_block: int, sizes: str = "tl_work_bs") -> str:
     """Per blocking key: the blocks too large to pair up, and the pairs that cost."""
-    return (f"SELECT blk, COUNT(*) AS blocks, SUM(n * (n - 1) / 2) AS pairs FROM tl_work_bs "
+    return (f"SELECT blk, COUNT(*) AS blocks, SUM(n * (n - 1) / 2) AS pairs FROM {sizes} "
             f"WHERE n > {max_block} GROUP BY blk ORDER BY blk")
 
 
-def candidates_sql(blocks: int, max_block: int) -> str:
+def candidates_sql(blocks: int, max_block: int, sizes: str = "tl_work_bs") -> str:
     """tl_work_cand: (a, b, in0, in1, ...) — every pair (a < b) sharing a small block, with the
-    blocks it shares."""
+    blocks it shares. `sizes` holds each block's size (in an incremental build: over the whole
+    store, so a block too large there is skipped in the scope too)."""
     flags = ", ".join(f"MAX(CASE WHEN blk = {i} THEN 1 ELSE 0 END) AS in{i}" for i in range(blocks))
     return (
         f"CREATE TEMP TABLE tl_work_cand AS SELECT a, b, {flags} FROM ("
-        "SELECT x.blk, x.rid AS a, y.rid AS b FROM tl_work_bk AS x JOIN tl_work_bs AS s ON s.blk = x.blk AND s.k = x.k "
+        f"SELECT x.blk, x.rid AS a, y.rid AS b FROM tl_work_bk AS x JOIN {sizes} AS s ON s.blk = x.blk AND s.k = x.k "
         f"JOIN tl_work_bk AS y ON y.blk = x.blk AND y.k = x.k AND x.rid < y.rid WHERE s.n <= {max_block}"
         ") AS p GROUP BY a, b"
     )
@@ -230,14 +242,25 @@ def exact_pairs_sql(fields: list[str]) -> str:
 def frequencies_sql(fields: list[str]) -> str:
     """tl_work_tf: (i, key, lu) — log2 of how often a field's value occurs among the records
     having the field (pulled towards the prior when they are few): the u of exact agreement
-    on that very value."""
+    on that very value (n: how many records have it)."""
     parts = [
         f"SELECT {i} AS i, {quote(f)} AS key, LN((COUNT(*) + {_num(_PRIOR_PAIRS * _U_PRIOR_EXACT[kind_of(f)])}) / "
-        f"(t.n + {_num(_PRIOR_PAIRS)})) / LN(2) AS lu FROM tl_work_person, "
+        f"(t.n + {_num(_PRIOR_PAIRS)})) / LN(2) AS lu, COUNT(*) AS n FROM tl_work_person, "
         f"(SELECT COUNT({quote(f)}) AS n FROM tl_work_person) AS t WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}, t.n"
         for i, f in enumerate(fields)
     ]
     return f"CREATE TEMP TABLE tl_work_tf AS {' UNION ALL '.join(parts)}"
+
+
+def once_lu(kind: str, having: int) -> float:
+    """The lu of a value seen once among `having` records (frequencies_sql's formula): what a
+    stored model gives a value it never saw twice."""
+    return math.log2((1 + _PRIOR_PAIRS * _U_PRIOR_EXACT[kind]) / (having + _PRIOR_PAIRS))
+
+
+def having_sql(fields: list[str]) -> str:
+    """How many records have each field (c0, c1, ...)."""
+    return "SELECT " + ", ".join(f"COUNT({quote(f)}) AS c{i}" for i, f in enumerate(fields)) + " FROM tl_work_person"
 
 
 def patterns_sql(fields: list[str], blk: int) -> str:
@@ -250,7 +273,8 @@ def _num(value: float) -> str:
     return repr(round(float(value), 6))
 
 
-def score_sql(model: AgreementModel) -> str:
+def score_sql(model: AgreementModel, cmp: str = "tl_work_cmp", records: str = "tl_work_person", rid: str = "rid",
+              table: str = "tl_work_score") -> str:
     """tl_work_score: every candidate pair with each field's match weight (w0, w1, ...: log2
     of m/u at the level reached, 0 when either record lacks the field), its log2 odds of
     being one person, the part of them that comes from first names and birth dates
@@ -262,7 +286,10 @@ def score_sql(model: AgreementModel) -> str:
         cases = " ".join(f"WHEN {lvl} THEN {_num(w[lvl])}" for lvl in f.levels if lvl != EXACT)
         # Exact agreement is weighed by the frequency of the value agreed on (never below
         # the weight of a close value, nor below zero).
-        exact = (f"GREATEST({_num(math.log2(f.m[EXACT]))} - COALESCE(t{i}.lu, {_num(math.log2(f.u[EXACT]))}), "
+        # A value missing from tl_work_tf (a stored model's, which keeps only values seen twice
+        # or more) is a value seen once.
+        unseen = f.lu_once if f.lu_once is not None else math.log2(f.u[EXACT])
+        exact = (f"GREATEST({_num(math.log2(f.m[EXACT]))} - COALESCE(t{i}.lu, {_num(unseen)}), "
                  f"{_num(max(w.get(CLOSE, 0.0), 0.0))})")
         terms.append(f"CASE c.l{i} WHEN {EXACT} THEN {exact} {cases} ELSE 0 END AS w{i}")
         joins.append(f"LEFT JOIN tl_work_tf AS t{i} ON t{i}.i = {i} AND c.l{i} = {EXACT} AND t{i}.key = x.{quote(f.name)}")
@@ -276,10 +303,10 @@ def score_sql(model: AgreementModel) -> str:
     # summed they would outweigh a first name and a birth date that disagree (see link.py).
     extra = f"{' + '.join(place)} - GREATEST({', '.join(place)})" if len(place) > 1 else "0"
     return (
-        f"CREATE TEMP TABLE tl_work_score AS SELECT p.*, {_num(model.prior)} + {' + '.join(weights)} AS odds, "
+        f"CREATE TEMP TABLE {table} AS SELECT p.*, {_num(model.prior)} + {' + '.join(weights)} AS odds, "
         f"{' + '.join(person) or '0'} AS person_odds, {extra} AS place_extra FROM ("
         f"SELECT c.a, c.b, {cols}, {', '.join(terms)} "
-        f"FROM tl_work_cmp AS c JOIN tl_work_person AS x ON x.rid = c.a {' '.join(joins)}) AS p"
+        f"FROM {cmp} AS c JOIN {records} AS x ON x.{rid} = c.a {' '.join(joins)}) AS p"
     )
 
 
@@ -315,6 +342,8 @@ class FieldModel:
     levels: tuple[int, ...]
     m: dict[int, float]
     u: dict[int, float]
+    lu_once: float | None = None  # log2 u of exact agreement on a value seen once (model.py keeps no rarer value)
+    from_prior: bool = False  # m is the stated prior: too few matching pairs to learn it
 
     def weights(self) -> dict[int, float]:
         """log2(m/u) per level, kept in order: disagreeing never counts for a match, and a
@@ -338,6 +367,14 @@ class AgreementModel:
     skipped: dict[str, tuple[int, int]] = field(default_factory=dict)  # block -> (blocks, pairs)
     # fields whose m is the stated prior (too few matching pairs seen), with the pairs seen
     from_priors: dict[str, float] = field(default_factory=dict)
+    # The guard's judgement of the store (link.guard_and_agree): whether it holds households,
+    # and the conflict classes each guarded rule drops. Read from all records when the model
+    # is fitted and kept with it, so a build that reuses the model judges as the fit did.
+    judged: bool = False
+    households: bool | None = None
+    vetoed: dict[str, list[int]] = field(default_factory=dict)
+    version: int = 0  # in tl_model (model.py); 0: not stored yet
+    records: int = 0  # records it was fitted on
 
     def describe(self) -> dict:
         """The estimated weights, for the report and for reading."""
@@ -474,30 +511,62 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     expected = min(max(expected, 0.05 * records, 1e-3), all_pairs / 2)  # (an empty store has none)
     prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
     p = rule.match_probability
-    models = [FieldModel(f, levels[i], m_final[i], u[i]) for i, f in enumerate(fields)]
+    having = engine.rows(having_sql(fields))[0]
+    models = [FieldModel(f, levels[i], m_final[i], u[i], once_lu(kind_of(f), int(having[f"c{i}"] or 0)), f in from_priors)
+              for i, f in enumerate(fields)]
     return AgreementModel(models, prior, math.log2(p / (1 - p)), expected,
-                          from_priors={f: m_weight[fields.index(f)] for f in from_priors})
+                          from_priors={f: m_weight[fields.index(f)] for f in from_priors}, records=records)
 
 
 WORK = ("tl_work_bk", "tl_work_bs", "tl_work_cand", "tl_work_cmp", "tl_work_tf", "tl_work_score")
+# Kept after the rule ran, for the build to publish: the pairs it would link (PAIRS, for the
+# next incremental build's scope) and a fitted model's value frequencies (FITTED_TF).
+PAIRS, FITTED_TF = "tl_work_apairs", "tl_work_mtf"
 
 
-def fit(engine: Engine, rule: AgreementRule, fields: list[str]) -> AgreementModel | None:
-    """Build the candidate pairs and their levels (tl_work_cmp), fit the model and score
-    every pair (tl_work_score). Needs tl_work_person with every field in `fields`."""
+def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: AgreementModel | None = None,
+        sizes: str | None = None) -> AgreementModel | None:
+    """Build the candidate pairs and their levels (tl_work_cmp), fit the model (or take the
+    `stored` one, model.py) and score every pair (tl_work_score). Needs tl_work_person with
+    every field in `fields`; `sizes` is a table of store-wide block sizes (blk, k, n) for a
+    build that resolves part of the store."""
     blocks = usable_blocks(rule, fields)
     if not blocks:
         return None
     engine.require_levenshtein()
-    engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])
-    engine.run([block_keys_sql(blocks), block_sizes_sql(), candidates_sql(len(blocks), rule.max_block),
-                compare_sql(fields, len(blocks))])
-    skipped = {"+".join(blocks[r["blk"]]): (int(r["blocks"]), int(r["pairs"])) for r in engine.rows(skipped_blocks_sql(rule.max_block))}
-    model = estimate(engine, rule, fields, blocks)
+    engine.run([f"DROP TABLE IF EXISTS {t}" for t in (*WORK, PAIRS, FITTED_TF)])
+    engine.run([block_keys_sql(blocks), *([] if sizes else [block_sizes_sql()]),
+                candidates_sql(len(blocks), rule.max_block, sizes or "tl_work_bs"), compare_sql(fields, len(blocks))])
+    skipped = {"+".join(blocks[r["blk"]]): (int(r["blocks"]), int(r["pairs"]))
+               for r in engine.rows(skipped_blocks_sql(rule.max_block, sizes or "tl_work_bs"))}
+    if stored is None:
+        model = estimate(engine, rule, fields, blocks)
+        names = " ".join(f"WHEN {i} THEN {lit(f)}" for i, f in enumerate(fields))
+        # Values seen once are left out of what is kept (their lu is lu_once) and, so that this
+        # build scores exactly as the stored model will, out of this build's frequencies too.
+        engine.run([frequencies_sql(fields),
+                    f"CREATE TEMP TABLE {FITTED_TF} AS SELECT CASE i {names} END AS comparison, key AS value, lu "
+                    "FROM tl_work_tf WHERE n > 1", "DELETE FROM tl_work_tf WHERE n < 2"])
+    else:
+        model = stored
+        engine.run(stored_frequencies_sql(fields))
     model.skipped = skipped
     model.candidates = int(engine.scalar("SELECT COUNT(*) FROM tl_work_cmp") or 0)
-    engine.run([frequencies_sql(fields), score_sql(model)])
+    engine.run([score_sql(model), pairs_sql(model)])
     return model
+
+
+def stored_frequencies_sql(fields: list[str], table: str = "tl_work_tf") -> str:
+    """tl_work_tf from a stored model's value frequencies (tl_model_tf, model.py)."""
+    names = " ".join(f"WHEN {lit(f)} THEN {i}" for i, f in enumerate(fields))
+    return (f"CREATE TEMP TABLE {table} AS SELECT CASE comparison {names} END AS i, value AS key, lu "
+            f"FROM tl_model_tf WHERE comparison IN ({', '.join(lit(f) for f in fields)})")
+
+
+def pairs_sql(model: AgreementModel, scored: str = "tl_work_score") -> str:
+    """PAIRS: the scored pairs whose odds reach the threshold before any guard (a household's
+    place fields counted once can only lower them): every pair the rule could link."""
+    return f"CREATE TEMP TABLE {PAIRS} AS SELECT a, b FROM {scored} WHERE odds >= {_num(model.threshold)}"
 
 
 def drop_work(engine: Engine) -> None:

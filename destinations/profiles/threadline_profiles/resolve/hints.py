@@ -196,11 +196,27 @@ def birth_year_sql(dated: bool) -> str:
             f"AND tl_work_person.birth_year IS NULL{undated}")
 
 
-def fill(engine: Engine, person_fields: list[str]) -> None:
+def stored_dictionaries_sql() -> list[str]:
+    """The dictionaries a stored agreement model keeps (tl_model_names, model.py): a build that
+    resolves part of the store reads the names of all of it, as the fitting build did."""
+    return ["CREATE TEMP TABLE tl_work_hint_first AS SELECT word, key FROM tl_model_names WHERE kind = 'first'",
+            "CREATE TEMP TABLE tl_work_hint_last AS SELECT word FROM tl_model_names WHERE kind = 'last'"]
+
+
+def kept_dictionaries_sql(table: str) -> list[str]:
+    """`table` (kind, word, key): this build's dictionaries, for the model to keep."""
+    return [f"DROP TABLE IF EXISTS {table}",
+            f"CREATE TEMP TABLE {table} AS SELECT 'first' AS kind, word, key FROM tl_work_hint_first "
+            "UNION ALL SELECT 'last' AS kind, word, CAST(NULL AS VARCHAR) AS key FROM tl_work_hint_last"]
+
+
+def fill(engine: Engine, person_fields: list[str], stored: bool = False, keep: str | None = None) -> None:
     """Fill missing first and last names (and birth years, where the store compares them) of
-    tl_work_person from the records' hints."""
+    tl_work_person from the records' hints. The dictionaries of names are the stored model's
+    when `stored`, else read from the records and (`keep`) left in that table."""
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK])
     engine.load_table("tl_work_hint_nick", pa.table({"word": list(NICKNAMES), "key": list(NICKNAMES.values())}), temp=True)
     years = [birth_year_sql("birth_date" in person_fields)] if "birth_year" in person_fields else []
-    engine.run([texts_sql(), *dictionaries_sql(), readings_sql(), best_sql(), *fill_sql(), *years]
+    names = stored_dictionaries_sql() if stored else dictionaries_sql() + (kept_dictionaries_sql(keep) if keep else [])
+    engine.run([texts_sql(), *names, readings_sql(), best_sql(), *fill_sql(), *years]
                + [f"DROP TABLE IF EXISTS {t}" for t in WORK])

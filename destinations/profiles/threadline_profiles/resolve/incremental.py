@@ -20,10 +20,19 @@ its edge; what is outside keeps its profiles and golden records as they are. Rec
 numbered in record-key order within the scope, so anchors and the order in which limits
 settle conflicts are the same as in a full build.
 
+With the agreement rule on, the scope also holds the records a changed record is or was
+compared with and would be linked to: its fresh candidate pairs are scored with the stored
+model (model.py) against every record sharing a block with it, each pair the rule would
+link is a key its two records hold (rule `agreement`, kept in `tl_state_keys` like any
+other), and a block that crosses `max_block` brings in all its records (their pairs start
+or stop being compared). The closure then follows those pair keys as it follows identifier
+keys. Each record's matching fields are kept in `tl_state_person` for this.
+
 A full build runs instead when there is no previous state, when the mappings, rules,
-guards or survivorship changed (the fingerprint), when the agreement rule is on (its
-weights are estimated from all records), when asked (`full_rebuild`, `--full`), or when the
-scope holds more than `incremental_up_to` of the records (then a full build is cheaper).
+guards or survivorship changed (the fingerprint), when asked (`full_rebuild`, `--full`),
+when the agreement model is fitted again (model.refit_reason), when the agreement rule is
+on and the overrides or tombstones changed since the last build, or when the scope holds
+more than `incremental_up_to` of the records (then a full build is cheaper).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from pathlib import Path
 
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.resolve.agreement import block_keys_select
 
 STATE_VERSION = "1"  # bump when the state tables or what they mean change
 STATE_TABLES = ("tl_state_records", "tl_state_keys", "tl_state_drops", "tl_norm_cache")
@@ -64,23 +74,25 @@ class Plan:
 
     full: bool
     reason: str
+    refit: bool = False  # the agreement model is fitted again (a full build)
 
 
-def plan(engine: Engine, config: ProfilesConfig, force_full: bool, agreement_on: bool) -> Plan:
+def plan(engine: Engine, config: ProfilesConfig, force_full: bool, refit: str | None = None) -> Plan:
+    """`refit`: why the agreement model is fitted again (model.refit_reason), if it is."""
     if force_full or config.full_rebuild:
-        return Plan(True, "asked for")
+        return Plan(True, "asked for", refit is not None)
     if not all(engine.table_exists(t) for t in STATE_TABLES):
-        return Plan(True, "no earlier build to start from")
+        return Plan(True, "no earlier build to start from", refit is not None)
     if saved(engine, "fingerprint") != fingerprint(config):
-        return Plan(True, "the mappings, rules or normalizers changed since the last build")
-    if agreement_on:
-        return Plan(True, AGREEMENT_FULL)
+        return Plan(True, "the mappings, rules or normalizers changed since the last build", refit is not None)
+    if refit is not None:
+        return Plan(True, refit, True)
     return Plan(False, "")
 
 
-# The agreement rule's weights are estimated from every record, so any change means a full
-# build; an unchanged store is the one exception (`pipeline` checks and builds nothing).
-AGREEMENT_FULL = "the agreement rule estimates its weights from all records"
+# With the agreement rule on, overrides and tombstones that moved make a full build (with the
+# stored model): `pipeline` checks.
+AGREEMENT_FULL = "the overrides or tombstones changed since the last build (the agreement rule is on)"
 
 
 def saved(engine: Engine, key: str) -> str | None:
@@ -102,6 +114,12 @@ def tombstones_meta_sql(engine: Engine) -> list[str]:
     """How many tombstones this build saw: one added since (a forget, an old store's) is a change."""
     return ["DELETE FROM tl_meta WHERE key = 'tombstones'",
             f"INSERT INTO tl_meta VALUES ('tombstones', {lit(str(tombstone_count(engine)))})"]
+
+
+def tombstones_added(engine: Engine) -> bool:
+    """Whether a person was forgotten since the last build."""
+    before = saved(engine, "tombstones") if engine.table_exists("tl_meta") else None
+    return before is not None and before != str(tombstone_count(engine))
 
 
 def unchanged_besides_records(engine: Engine, config: ProfilesConfig) -> bool:
@@ -166,11 +184,12 @@ def _pairs(pairs: list[tuple[str, str]]) -> str:
     return f"(SELECT * FROM (VALUES {rows}) AS p(a, b))"
 
 
-def seeds_sql(max_records: int, changed_refs: list[str]) -> list[str]:
+def seeds_sql(max_records: int, changed_refs: list[str], extra: str | None = None) -> list[str]:
     """tl_work_scope: where the closure starts (see the module docstring)."""
     touched = ("(SELECT s.rule, s.key FROM tl_state_keys AS s JOIN tl_work_changes AS c ON c.record_key = s.record_key "
                "AND c.change IN ('changed', 'deleted') UNION ALL SELECT rule, key FROM tl_work_fkeys)")
     refs = [f"SELECT record_key FROM (VALUES {', '.join(f'({lit(r)})' for r in changed_refs)}) AS o(record_key)"] if changed_refs else []
+    refs += [f"SELECT record_key FROM {extra}"] if extra else []
     return [
         f"CREATE TEMP TABLE tl_work_ck AS SELECT DISTINCT rule, key FROM {touched} AS t",
         # a changed key's holders are resolved again unless it is blocked both before and after
@@ -202,7 +221,8 @@ def grow_sql(max_records: int, always_merge: list[tuple[str, str]]) -> list[str]
         "DROP TABLE IF EXISTS tl_work_next",
         f"CREATE TEMP TABLE tl_work_fk AS SELECT c.rule, c.key FROM {CURRENT_KEYS} AS c JOIN ("
         f"SELECT DISTINCT k.rule, k.key FROM {CURRENT_KEYS} AS k JOIN tl_work_front AS f ON f.record_key = k.record_key"
-        f") AS q ON q.rule = c.rule AND q.key = c.key GROUP BY c.rule, c.key HAVING COUNT(*) <= {max_records}",
+        f") AS q ON q.rule = c.rule AND q.key = c.key GROUP BY c.rule, c.key HAVING COUNT(*) <= {max_records} "
+        f"OR c.rule = {lit(PAIR_RULE)}",
         "CREATE TEMP TABLE tl_work_next AS SELECT DISTINCT x.record_key FROM ("
         f"SELECT c.record_key FROM {CURRENT_KEYS} AS c JOIN tl_work_fk AS k ON k.rule = c.rule AND k.key = c.key "
         f"UNION ALL {_profile_mates('tl_work_front')}{merged}"
@@ -213,14 +233,15 @@ def grow_sql(max_records: int, always_merge: list[tuple[str, str]]) -> list[str]
     ]
 
 
-def close_scope(engine: Engine, config: ProfilesConfig) -> int:
-    """Build tl_work_scope (needs tl_work_changes and tl_work_fkeys). Returns the closure's steps."""
+def close_scope(engine: Engine, config: ProfilesConfig, extra: str | None = None) -> int:
+    """Build tl_work_scope (needs tl_work_changes and tl_work_fkeys; `extra` is a table of
+    more record keys to start from). Returns the closure's steps."""
     res = config.resolution
     before = json.loads(saved(engine, "overrides") or "[]")
     now = overrides(config)
     changed_refs = sorted({ref for row in [r for r in before if r not in now] + [r for r in now if r not in before]
                            for ref in row[1:]})
-    engine.run(seeds_sql(res.max_records_per_value, changed_refs))
+    engine.run(seeds_sql(res.max_records_per_value, changed_refs, extra))
     steps = 0
     while True:
         steps += 1
@@ -246,5 +267,82 @@ def stale_profiles_sql() -> str:
             "WHERE record_key IN (SELECT record_key FROM tl_work_scope) UNION SELECT profile_id FROM tl_work_pid")
 
 
-WORK_TABLES = ("tl_work_all", "tl_work_changes", "tl_work_fresh", "tl_work_fkeys", "tl_work_ck", "tl_work_ckl",
+# --------------------------------------------------------------------------- the agreement rule's pairs
+
+PAIR_RULE = "agreement"  # the rule name of a pair key: two records the agreement rule would link
+STATE_PERSON = "tl_state_person"
+
+
+def pair_keys_sql(pairs: str, a: str = "a", b: str = "b") -> str:
+    """(record_key, rule, key): both records of each pair of record keys hold the pair's key."""
+    key = f"LEAST(p.{a}, p.{b}) || ' ' || GREATEST(p.{a}, p.{b})"
+    return (f"SELECT p.{a} AS record_key, {lit(PAIR_RULE)} AS rule, {key} AS key FROM {pairs} AS p "
+            f"UNION ALL SELECT p.{b}, {lit(PAIR_RULE)}, {key} FROM {pairs} AS p")
+
+
+def current_person_sql(columns: list[str]) -> list[str]:
+    """tl_work_cperson (a view: it is read twice, never copied): every record's matching
+    fields as they are now — the last build's, less those of records changed or deleted
+    since, plus the fresh records' own (tl_work_person); tl_work_operson: the old ones of the
+    changed and deleted records."""
+    cols = ", ".join(columns)
+    gone = "SELECT record_key FROM tl_work_changes WHERE change IN ('changed', 'deleted')"
+    return [
+        "DROP VIEW IF EXISTS tl_work_cperson",
+        f"CREATE TEMP VIEW tl_work_cperson AS SELECT record_key, {cols} FROM {STATE_PERSON} AS s "
+        f"WHERE s.record_key NOT IN ({gone}) UNION ALL SELECT r.record_key, {', '.join('p.' + c for c in columns)} "
+        "FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid",
+        f"CREATE TEMP TABLE tl_work_operson AS SELECT record_key, {cols} FROM {STATE_PERSON} WHERE record_key IN ({gone})",
+    ]
+
+
+def block_changes_sql(blocks: list[list[str]], max_block: int) -> list[str]:
+    """The blocks around what changed (block keys from agreement.block_keys_select):
+    tl_work_gbs, the size of every block of two or more records now; tl_work_fbk and
+    tl_work_obk, the block keys of the fresh records and the old ones of the changed and
+    deleted; tl_work_bflip, the blocks that crossed `max_block` (their pairs start or stop
+    being compared), and tl_work_bseed their records; tl_work_hold, every record now in a
+    block a fresh record is in or one that crossed."""
+    now = block_keys_select(blocks, "tl_work_cperson", "record_key")
+    fresh = "(SELECT r.record_key, p.* FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid) AS f"
+    return [
+        f"CREATE TEMP TABLE tl_work_gbs AS SELECT blk, k, COUNT(*) AS n FROM ({now}) AS b GROUP BY blk, k HAVING COUNT(*) > 1",
+        f"CREATE TEMP TABLE tl_work_fbk AS {block_keys_select(blocks, fresh, 'record_key')}",
+        f"CREATE TEMP TABLE tl_work_obk AS {block_keys_select(blocks, 'tl_work_operson', 'record_key')}",
+        "CREATE TEMP TABLE tl_work_bflip AS SELECT t.blk, t.k FROM (SELECT blk, k, SUM(nf) AS nf, SUM(no) AS no FROM ("
+        "SELECT blk, k, 1 AS nf, 0 AS no FROM tl_work_fbk UNION ALL SELECT blk, k, 0 AS nf, 1 AS no FROM tl_work_obk) AS u "
+        "GROUP BY blk, k) AS t LEFT JOIN tl_work_gbs AS g ON g.blk = t.blk AND g.k = t.k "
+        f"WHERE (COALESCE(g.n, t.nf) <= {max_block}) <> (COALESCE(g.n, t.nf) - t.nf + t.no <= {max_block})",
+        f"CREATE TEMP TABLE tl_work_hold AS SELECT b.blk, b.k, b.record_key FROM ({now}) AS b JOIN ("
+        "SELECT blk, k FROM tl_work_fbk UNION SELECT blk, k FROM tl_work_bflip) AS t ON t.blk = b.blk AND t.k = b.k",
+        "CREATE TEMP TABLE tl_work_bseed AS SELECT DISTINCT h.record_key FROM tl_work_hold AS h "
+        "JOIN tl_work_bflip AS f ON f.blk = h.blk AND f.k = h.k",
+    ]
+
+
+def fresh_candidates_sql(max_block: int) -> list[str]:
+    """tl_work_fcand: (a, b) — each fresh record with every record sharing a small block;
+    tl_work_fperson: the matching fields of the records in them."""
+    return ["CREATE TEMP TABLE tl_work_fcand AS SELECT DISTINCT f.record_key AS a, o.record_key AS b FROM tl_work_fbk AS f "
+            f"JOIN tl_work_gbs AS g ON g.blk = f.blk AND g.k = f.k AND g.n <= {max_block} "
+            "JOIN tl_work_hold AS o ON o.blk = f.blk AND o.k = f.k AND o.record_key <> f.record_key",
+            "CREATE TEMP TABLE tl_work_fperson AS SELECT * FROM tl_work_cperson WHERE record_key IN "
+            "(SELECT a FROM tl_work_fcand UNION SELECT b FROM tl_work_fcand)"]
+
+
+def fresh_pair_keys_sql() -> str:
+    """Add to tl_work_fkeys the pair keys of the fresh pairs the rule would link (tl_work_fpairs):
+    a fresh record's own, and its partner's unless the partner held it already."""
+    # two branches, not one OR: Postgres runs an OR beside NOT EXISTS as a subquery per row
+    keys = f"({pair_keys_sql('tl_work_fpairs')})"
+    return ("INSERT INTO tl_work_fkeys SELECT DISTINCT record_key, rule, key FROM ("
+            f"SELECT k.record_key, k.rule, k.key FROM {keys} AS k JOIN tl_work_fresh AS f ON f.record_key = k.record_key "
+            f"UNION ALL SELECT k.record_key, k.rule, k.key FROM {keys} AS k WHERE NOT EXISTS (SELECT 1 FROM tl_state_keys AS s "
+            "WHERE s.record_key = k.record_key AND s.rule = k.rule AND s.key = k.key)) AS u")
+
+
+AGREEMENT_WORK = ("tl_work_operson", "tl_work_obk", "tl_work_gbs", "tl_work_fbk", "tl_work_hold", "tl_work_fperson",
+                  "tl_work_bflip", "tl_work_bseed", "tl_work_fcand", "tl_work_fcmp", "tl_work_fscore", "tl_work_fpairs")
+
+WORK_TABLES = AGREEMENT_WORK + ("tl_work_all", "tl_work_changes", "tl_work_fresh", "tl_work_fkeys", "tl_work_ck", "tl_work_ckl",
                "tl_work_scope", "tl_work_front", "tl_work_fk", "tl_work_next", "tl_work_stale")

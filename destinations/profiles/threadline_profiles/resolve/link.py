@@ -26,6 +26,7 @@ from threadline_profiles.config import (
 from threadline_profiles.engines.base import Engine, lit, quote
 from threadline_profiles.resolve import agreement, conflicts, hints
 from threadline_profiles.resolve import evidence as by_evidence
+from threadline_profiles.resolve.model import Reuse
 
 MANUAL_RULE = by_evidence.MANUAL_RULE
 _ID_ORDER = ("national_id", "loyalty_card", "email", "phone", "device_id", "social_handle", "email_canonical")
@@ -151,7 +152,7 @@ def _record_drops(engine: Engine, select: str) -> None:
 
 
 def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRule], fuzzy: list[str],
-                    fields: list[str]) -> tuple[dict[tuple[str, str], int], agreement.AgreementModel | None]:
+                    fields: list[str], use: Reuse | None = None) -> tuple[dict[tuple[str, str], int], agreement.AgreementModel | None]:
     """After tl_work_edges: fit the agreement rule (when it runs), drop the links between
     records that look like two people (`conflicts.py`, when `settings.conflict_guard`), then
     add the agreement rule's edges. Dropped links go to tl_work_drops; returns what the
@@ -162,18 +163,26 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
     rule would link on their other fields alone, and from each guarded rule's own pairs. Where
     it does, both kinds of conflict are dropped from every guarded rule; where the data says it
     does not (a register of people), only the conflicts a rule's own pairs show too often are;
-    where it cannot tell, shared identifiers still drop the records that disagree."""
+    where it cannot tell, shared identifiers still drop the records that disagree.
+
+    With `use.stored` (a model kept from an earlier build, model.py) nothing is estimated: its
+    weights score the pairs and its judgement of households and conflicts is taken as it is;
+    `use.model` is set to the model the pairs were scored with."""
     skipped: dict[tuple[str, str], int] = {}
-    model = agreement.fit(engine, settings.agreement, fuzzy) if fuzzy and settings.agreement is not None else None
+    use = use or Reuse()
+    model = (agreement.fit(engine, settings.agreement, fuzzy, use.stored, use.sizes)
+             if fuzzy and settings.agreement is not None else None)
+    use.model = model
+    judged = model is not None and model.judged  # a stored model: households and vetoes come with it
     guard = settings.conflict_guard and conflicts.applies(fields)
     # the typo rates the guard judges by are fixed, never the model's: see conflicts.py
     m_first, m_birth = conflicts.TYPO_DIFFERENT[conflicts.FIRST], conflicts.TYPO_DIFFERENT[conflicts.BIRTH]
-    households: bool | None = None
+    households: bool | None = model.households if judged else None
     if model is not None:
         names = [f.name for f in model.fields]
         engine.run(["DROP TABLE IF EXISTS tl_work_sconf",
                     f"CREATE TEMP TABLE tl_work_sconf AS SELECT s.*, {conflicts.from_levels_sql(names)} FROM tl_work_score AS s"])
-        if guard:  # judged among the pairs the other fields alone would link
+        if guard and not judged:  # judged among the pairs the other fields alone would link
             alone = (f"(SELECT {lit(AGREEMENT_RULE)} AS rule, hf, hd, hh, conflict, 1 AS n FROM tl_work_sconf "
                      f"WHERE odds - person_odds >= {model.threshold!r})")
             evidence = conflicts.read_evidence(engine.rows(conflicts.evidence_sql(alone, "rule")))
@@ -183,12 +192,12 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
         engine.require_levenshtein()
         engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
         engine.run(conflicts.rule_pairs_sql([r.name for r in guarded], settings.max_records_per_value, fields))
-        evidence = conflicts.read_evidence(engine.rows(conflicts.evidence_sql("tl_work_gpairs", "rule")))
+        vetoed = {r.name: model.vetoed.get(r.name, []) for r in guarded} if judged else {}
+        evidence = {} if judged else conflicts.read_evidence(engine.rows(conflicts.evidence_sql("tl_work_gpairs", "rule")))
         own = {r.name: evidence[r.name].vetoed(m_first, m_birth) if r.name in evidence else [] for r in guarded}
         if any(own[r.name] for r in guarded if not is_identifier_rule(r)):
             households = True
-        vetoed = {}
-        for r in guarded:
+        for r in guarded if not judged else []:
             classes = set(own[r.name])
             if households:
                 classes |= {1, 2, conflicts.UNTOLD}
@@ -200,7 +209,10 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
         engine.run(conflicts.relink_sql(vetoed))
         _record_drops(engine, conflicts.dropped_sql(vetoed))
         engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
+        if model is not None:
+            model.vetoed = vetoed
     if model is not None:
+        model.households, model.judged = households, True
         keep = f"s.conflict IN (0, {conflicts.SAME_MIDDLE})" if guard and households else "TRUE"
         if guard and households:
             # One home is one fact: a family shares its street, postal code and city whole, so

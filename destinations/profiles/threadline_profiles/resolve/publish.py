@@ -40,8 +40,11 @@ TABLES = {
     # (landing time only where seen_at comes from it; elsewhere landing again changes nothing)
     "tl_state_records": Published("SELECT record_key, row_hash, CASE WHEN uses_landed THEN landed_at END AS landed_at, "
                                   "uses_landed FROM tl_work_rec", "record_key"),
+    # (with the agreement rule's pairs as keys, and each record's matching fields: incremental.py)
     "tl_state_keys": Published(
-        "SELECT r.record_key, k.rule, k.key FROM tl_work_keys AS k JOIN tl_work_rec AS r ON r.rid = k.rid", "record_key"),
+        "SELECT r.record_key, k.rule, k.key FROM tl_work_keys AS k JOIN tl_work_rec AS r ON r.rid = k.rid "
+        "UNION ALL SELECT record_key, rule, key FROM tl_work_akeys", "record_key"),
+    "tl_state_person": Published("SELECT * FROM tl_work_sperson", "record_key"),
     "tl_state_drops": Published(
         "SELECT r.record_key, d.rule, d.reason, CAST(SUM(d.links) AS BIGINT) AS links FROM tl_work_drops AS d "
         "LEFT JOIN tl_work_rec AS r ON r.rid = d.rid GROUP BY r.record_key, d.rule, d.reason", "record_key"),
@@ -90,7 +93,10 @@ def replace_incremental() -> list[str]:
     out = []
     for table, p in TABLES.items():
         if p.by == "record_key":
-            out.append(f"DELETE FROM {table} WHERE record_key IN (SELECT record_key FROM tl_work_scope)")
+            # (dropped links that belong to no record, the agreement rule's skipped blocks, are
+            # counted over the whole store by every build)
+            nulls = " OR record_key IS NULL" if table == "tl_state_drops" else ""
+            out.append(f"DELETE FROM {table} WHERE record_key IN (SELECT record_key FROM tl_work_scope){nulls}")
         elif p.by == "profile_id":
             out.append(f"DELETE FROM {table} WHERE profile_id IN (SELECT profile_id FROM tl_work_stale)")
         out.append(f"INSERT INTO {table} {p.select}")
