@@ -303,7 +303,7 @@ def _caught_up(folder: Path, timeout: float) -> None:
 
 
 def _stages(folder: Path, pushes: list[dict[str, Any]]) -> dict[str, Any]:
-    import duckdb
+    from threadline_profiles.engines.duckdb_crypto import connect_file
 
     first_push: dict[str, float] = {}
     for request in sorted(pushes, key=lambda r: r["time"]):
@@ -311,7 +311,7 @@ def _stages(folder: Path, pushes: list[dict[str, Any]]) -> dict[str, Any]:
             for digest in re.findall(r"[0-9a-f]{64}", request["body"]):
                 first_push.setdefault(digest, request["time"])
     offset = time.localtime().tm_gmtoff  # DuckDB's CURRENT_TIMESTAMP lands as local wall-clock time
-    with duckdb.connect(str(folder / "profiles.duckdb"), read_only=True) as db:
+    with connect_file(folder / "profiles.duckdb", read_only=True) as db:  # encrypted or not
         rows = db.sql(f"""
             WITH checkout AS (
               SELECT c.user_id, i.email, epoch(c.received_at) AS accepted, c._tl_run_id AS run_id, c._tl_key

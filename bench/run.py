@@ -10,7 +10,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 wanted = sys.argv[1:]
-scripts = sorted(p for p in HERE.glob("b*_*.py") if not wanted or any(p.name.startswith(w) for w in wanted))
+# by number (b1 is b1_ingest and b1_peers, not b10_encryption) or by full name
+scripts = sorted(p for p in HERE.glob("b*_*.py") if not wanted or any(w in (p.name.split("_")[0], p.stem) for w in wanted))
 status = 0
 for script in scripts:
     print(f"# {script.name}", flush=True)

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
+from threadline_profiles.engines.duckdb_crypto import connect_file
 
 ROOT = Path(__file__).resolve().parents[2]
 # the replay below runs three months of syncs under its own 900 s limit; the suite's 300 s per
@@ -27,7 +27,7 @@ def mission(tmp_path_factory):
 
 
 def query(folder: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(folder / "mission.duckdb"), read_only=True)
+    con = connect_file(folder / "mission.duckdb", read_only=True)  # the profile store, encrypted or not
     try:
         return con.execute(sql).fetchall()
     finally:

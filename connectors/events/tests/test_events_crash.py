@@ -98,7 +98,9 @@ def test_a_collector_killed_mid_stream_loses_no_acknowledged_event_and_doubles_n
 
 
 def _store_contents(folder: Path) -> dict[str, list]:
-    with duckdb.connect(str(folder / "profiles.duckdb"), read_only=True) as db:
+    from threadline_profiles.engines.duckdb_crypto import connect_file
+
+    with connect_file(folder / "profiles.duckdb", read_only=True) as db:  # the profile store, encrypted or not
         return {
             "raw": db.sql("SELECT message_id, type, event, user_id, email, order_id, total, timestamp FROM raw_site__web "
                           "ORDER BY message_id").fetchall(),

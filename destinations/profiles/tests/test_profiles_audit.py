@@ -122,9 +122,9 @@ def test_audit_verify_exits_1_naming_the_altered_entry(tmp_path, store_config):
     landed(store_config)
     path = store_config["path"]
     cli("profiles", "get", "--path", path, "--email", "kelly.neal@example.com", cwd=tmp_path)
-    import duckdb
+    from threadline_profiles.engines.duckdb_crypto import connect_file
 
-    with duckdb.connect(path) as con:
+    with connect_file(Path(path)) as con:  # the store as it is, encrypted or not
         con.execute("UPDATE tl_audit_log SET reason = 'routine' WHERE seq = 1")
     verified = cli("audit", "--path", path, "--verify", cwd=tmp_path)
     assert verified.returncode == 1 and "entry 1 was modified" in verified.stdout

@@ -24,6 +24,7 @@ from threadline_profiles.resolve.lookup import (
     load_profile,
 )
 from threadline_profiles.store import ProfileStore
+from threadline_profiles.traits import enrichment
 
 
 def build(store: ProfileStore, run_id: str | None = None, **kw: Any) -> BuildResult:
@@ -37,14 +38,30 @@ def build(store: ProfileStore, run_id: str | None = None, **kw: Any) -> BuildRes
 def get(store: ProfileStore, *, email: str | None = None, phone: str | None = None,
         profile_id: str | None = None, region: str | None = None) -> Profile | None:
     """The profile holding this email, phone or id (None if there is none)."""
-    return get_profile(store, email=email, phone=phone, profile_id=profile_id, region=region)
+    return _enriched(store, get_profile(store, email=email, phone=phone, profile_id=profile_id, region=region))
 
 
 def find(store: ProfileStore, *, email: str | None = None, phone: str | None = None,
          profile_id: str | None = None, region: str | None = None) -> list[Profile]:
     """Every profile holding this email or phone (a shared value can be in several)."""
     ids = find_profile_ids(store, email=email, phone=phone, profile_id=profile_id, region=region)
-    return [p for p in (load_profile(store, i) for i in ids) if p is not None]
+    return [_enriched(store, p) for p in (load_profile(store, i) for i in ids) if p is not None]
+
+
+def _enriched(store: ProfileStore, profile: Profile | None) -> Profile | None:
+    """Partner attributes of a consenting profile join its golden record, with their source
+    as lineage, where our own data has no value (`traits.enrichment`)."""
+    if profile is not None:
+        for name, value in enrichment.golden_values(store, profile.profile_id).items():
+            profile.golden.setdefault(name, value)
+    return profile
+
+
+def enrich(store: ProfileStore, path: Path, *, source: str, key: str | None = None, kind: str | None = None,
+           attributes: list[str] | None = None) -> enrichment.EnrichResult:
+    """Join a partner's file of SHA-256 emails or phones with attributes to the profiles
+    (see `traits.enrichment`): the match rate, and the attributes of consenting matches kept."""
+    return enrichment.enrich(store, path, source=source, key=key, kind=kind, attributes=attributes)
 
 
 def forget(store: ProfileStore, *, email: str | None = None, phone: str | None = None,
@@ -61,6 +78,8 @@ def forget(store: ProfileStore, *, email: str | None = None, phone: str | None =
 
     if person is None:
         person = find_person(store, email=email, phone=phone, profile_id=profile_id, region=region)
+    for pid in person.profile_ids:  # partner attributes found by their identifiers' digests
+        enrichment.forget(store, pid)
     result = erase(store, person, even_if_unknown=even_if_unknown)
     if not person.found and not result.tombstones:
         return result

@@ -48,9 +48,9 @@ class Lander:
 
 
 def copy_store(path: Path, to: Path) -> Path:
-    """A copy of a DuckDB store as a backup must be: the file, its WAL and its secret (which
-    keys the tombstones)."""
-    for suffix in ("", ".wal", ".secret"):
+    """A copy of a DuckDB store as a backup must be: the file, its WAL, its secret (which
+    keys the tombstones) and its encryption key file (when the key is not in the environment)."""
+    for suffix in ("", ".wal", ".secret", ".key"):
         if Path(f"{path}{suffix}").exists():
             shutil.copy(f"{path}{suffix}", f"{to}{suffix}")
     return to

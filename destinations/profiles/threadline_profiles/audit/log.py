@@ -50,7 +50,7 @@ GENESIS = "0" * 64
 COLUMNS = ("seq", "logged_at", "who", "action", "subject_kind", "subject", "reason", "result", "detail", "prev_hash", "entry_hash")
 
 # What an entry can record. The first five touch people's data; the rest say who could.
-ACTIONS = ("lookup", "export", "preview", "push", "erasure", "sizes", "traits", "audit", "token", "probe")
+ACTIONS = ("lookup", "export", "preview", "push", "erasure", "sizes", "traits", "audit", "token", "probe", "enrichment")
 # Subjects that are people: kept as keyed hashes. Any other kind (audience, activation, token) is a name.
 PERSONAL_KINDS = ("email", "phone", "profile_id")
 

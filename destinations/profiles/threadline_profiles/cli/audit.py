@@ -12,7 +12,8 @@ from threadline_profiles.store import ProfileStore
 
 @click.command("audit")
 @store_options
-@click.option("--action", type=click.Choice(["lookup", "export", "preview", "push", "erasure", "sizes", "traits", "audit", "token", "probe"]),
+@click.option("--action", type=click.Choice(["lookup", "export", "preview", "push", "erasure", "sizes", "traits", "audit", "token", "probe",
+                                            "enrichment"]),
               help="Only entries of this action.")
 @click.option("--who", help="Only entries of this caller (a token id such as tok_1a2b3c4d, or cli:<user>).")
 @click.option("--email", help="Only entries about the person with this email (matched by its keyed hash).")

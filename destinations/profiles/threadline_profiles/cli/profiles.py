@@ -176,3 +176,49 @@ def report_command(job: str | None, destination: str | None, path: str | None, d
     click.echo(report or "no build has written a report yet")
     if report and not Path(report).exists():
         click.echo("(the file is gone; run `threadline profiles build` to write a new one)")
+
+
+@profiles.command("rotate-key")
+@store_options
+@click.option("--decrypt", is_flag=True, help="Store the file unencrypted from now on (the opt-out), instead of a new key.")
+def rotate_key_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
+                       decrypt: bool) -> None:
+    """Re-encrypt a DuckDB store under a new key (an unencrypted store gets encrypted).
+
+    The store is copied into a new file under the new key and swapped in; the old key no
+    longer opens it. A key from $THREADLINE_STORE_KEY is replaced by $THREADLINE_STORE_NEW_KEY;
+    a key file beside the store by a new random one. Run it while nothing else uses the store."""
+    from threadline_profiles.engines import duckdb_crypto
+    from threadline_profiles.engines.duckdb_engine import connect_duckdb
+
+    config = store_config(job, destination, path, dsn, schema)
+    if config.engine != "duckdb":
+        raise ConfigError("rotate-key is for DuckDB stores: threadline does not encrypt Postgres stores itself",
+                          hint="protect a Postgres store with the server's disk encryption and TLS (see the profiles README)")
+    if not config.path.exists():  # never make an empty store to encrypt
+        raise ConfigError(f"there is no profile store at {config.path}", hint="give the path of an existing store")
+    con, key = connect_duckdb(config.path, encryption="off")
+    click.echo(duckdb_crypto.rotate(con, config.path, key, decrypt=decrypt))
+
+
+@profiles.command("enrich")
+@store_options
+@click.option("--file", "partner_file", required=True, type=click.Path(dir_okay=False),
+              help="The partner's CSV or Parquet file: a column of SHA-256 digests and attribute columns.")
+@click.option("--source", required=True, help="The partner's name, kept as the attributes' lineage (enrichment:<source>).")
+@click.option("--key", help="The column holding the digests (default: the one column named *sha256*).")
+@click.option("--kind", type=click.Choice(["email", "phone"]), help="What was hashed (default: from the column name).")
+@click.option("--attribute", "attributes", multiple=True, help="Keep only these columns (default: every other column).")
+def enrich_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
+                   partner_file: str, source: str, key: str | None, kind: str | None, attributes: tuple[str, ...]) -> None:
+    """Join a partner's file of hashed emails or phones to the profiles: print the match rate
+    and keep the attributes of profiles that consented to `enrichment` (default: nobody).
+    A file of plain or unnormalized identifiers is refused with the reason."""
+    from threadline_profiles.audit import log
+
+    with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
+        result = api.enrich(store, Path(partner_file), source=source, key=key, kind=kind, attributes=list(attributes) or None)
+        log.record(store, who=log.cli_user(), action="enrichment", subject=log.named("partner", source),
+                   result=f"{result.matched} of {result.rows} matched, {result.profiles_enriched} profiles enriched",
+                   detail={"file": Path(partner_file).name, "kind": result.kind, "attributes": result.attributes})
+    click.echo(result.describe())

@@ -15,7 +15,7 @@ def open_engine(config: ProfilesConfig) -> Engine:
     """The engine a destination config asks for, connected."""
     if config.engine == "postgres":
         return PostgresEngine(config.dsn, config.db_schema)
-    return DuckDBEngine(config.path, memory_limit=config.memory_limit)
+    return DuckDBEngine(config.path, memory_limit=config.memory_limit, encryption=config.encryption)
 
 
 __all__ = [

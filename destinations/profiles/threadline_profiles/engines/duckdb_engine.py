@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -10,7 +11,11 @@ import duckdb
 import pyarrow as pa
 from threadline.contracts import FatalError
 
+from threadline_profiles.engines import duckdb_crypto as crypto
 from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.engines.duckdb_crypto import StoreKey
+
+logger = logging.getLogger(__name__)
 
 
 class StoreLockedError(FatalError):
@@ -20,11 +25,31 @@ class StoreLockedError(FatalError):
 _PID = re.compile(r"PID (\d+)")
 
 
-def connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open (or create) the store file; a file held by another process is a clear error."""
+def connect_duckdb(path: Path, encryption: str = "auto") -> tuple[duckdb.DuckDBPyConnection, StoreKey | None]:
+    """Open the store file, or create it when there is none (encrypted unless `encryption`
+    is "off"; see `duckdb_crypto`). Returns the connection and the key it was opened with
+    (None for an unencrypted store). A file held by another process, an encrypted store
+    without its key or with another key are clear errors, and never a new empty store."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return duckdb.connect(str(path))
+        if crypto.attached_here(path):
+            return crypto.open_encrypted(path)
+        if path.exists():
+            try:
+                con = duckdb.connect(str(path), config=crypto.connection_config())
+            except duckdb.CatalogException as exc:
+                if "encrypted" not in str(exc):
+                    raise
+                return crypto.open_encrypted(path)
+            if os.environ.get(crypto.ENV) and encryption != "off":
+                logger.warning("$%s is set but the profile store %s is not encrypted; encrypt it with "
+                               "`threadline profiles rotate-key --path %s`", crypto.ENV, path, path)
+            return con, None
+        if encryption != "off":
+            made = crypto.create_encrypted(path, required=encryption == "on")
+            if made is not None:
+                return made
+        return duckdb.connect(str(path), config=crypto.connection_config()), None
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" not in text.lower():
@@ -53,13 +78,22 @@ class DuckDBEngine(Engine):
     dialect = "duckdb"
 
     def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection | None = None,
-                 memory_limit: str | None = None) -> None:
+                 memory_limit: str | None = None, encryption: str = "auto", key: StoreKey | None = None) -> None:
         self.path = Path(path)
         self.memory_limit = memory_limit
+        self.encryption = encryption
+        self.key = key  # the store's key when it is encrypted (kept for compact and cursors)
+        self._released = False
+        self._owns = connection is None  # an encrypted store's shared attachment is released by its opener
         self.con = connection if connection is not None else self._connect()
 
+    @property
+    def encrypted(self) -> bool:
+        return self.key is not None
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = connect_duckdb(self.path)
+        con, self.key = connect_duckdb(self.path, self.encryption)
+        self._released = False
         con.execute("SET enable_progress_bar = false")
         # No stage relies on the order rows were inserted in (each ordered read says so);
         # without it DuckDB can stream and spill large CREATE TABLE ... AS and DISTINCT.
@@ -117,7 +151,10 @@ class DuckDBEngine(Engine):
         return {r[0]: r[1].upper() for r in rows}
 
     def handle(self) -> DuckDBEngine:
-        return DuckDBEngine(self.path, self.con.cursor())
+        cursor = self.con.cursor()
+        if self.encrypted:  # a cursor starts in the in-memory catalog, not the attached store
+            cursor.execute(f"USE {crypto.CATALOG}")
+        return DuckDBEngine(self.path, cursor, encryption=self.encryption, key=self.key)
 
     def compact(self) -> str:
         """Copy the store into a fresh file and swap it in: DuckDB reuses the blocks of deleted
@@ -128,13 +165,13 @@ class DuckDBEngine(Engine):
         fresh.unlink(missing_ok=True)
         database = self.con.execute("SELECT current_database()").fetchone()[0]
         self.con.execute("CHECKPOINT")
-        self.con.execute(f"ATTACH {lit(str(fresh))} AS tl_compact")
+        self.con.execute(crypto.attach_sql(fresh, "tl_compact", self.key))  # under the same key
         try:
             self.con.execute(f'COPY FROM DATABASE "{database}" TO tl_compact')
         finally:
             self.con.execute("DETACH tl_compact")
         before = self.path.stat().st_size
-        self.con.close()
+        self.close()
         os.replace(fresh, self.path)
         folder = os.open(self.path.parent, os.O_RDONLY)
         try:
@@ -146,3 +183,6 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
+        if self._owns and self.encrypted and not self._released:
+            self._released = True  # closed twice (a store closed, then released) counts once
+            crypto.release(self.path)

@@ -1,0 +1,133 @@
+"""B10: the cost of encryption at rest — the same records landed and built into an encrypted
+and an unencrypted DuckDB store, side by side in one run.
+
+    python bench/b10_encryption.py                       # 100k records, 3 rounds
+    python bench/b10_encryption.py --records 1000000 --rounds 3
+
+Data: synthetic_customers.customers (as B3). Each round lands and fully builds both stores,
+alternating which goes first, each step in its own process. Prints one JSON line per step
+and a summary line: median land and build seconds of each, encrypted / unencrypted of the
+medians, and the median of each round's own ratio (steadier on a shared machine).
+
+DuckDB writes encrypted files with httpfs's OpenSSL. Where httpfs is not installed (this
+workplace) the encrypted store is written with DuckDB's mbedTLS under
+$THREADLINE_UNSAFE_TEST_CRYPTO, the same AES-GCM over the same blocks; `crypto` in the
+output says which one was measured (OpenSSL with AES-NI is expected to cost less).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def config(folder: Path, encrypted: bool) -> dict[str, Any]:
+    from synthetic_customers import customers
+
+    return {"path": str(folder / "profiles.duckdb"), "resolve_on_finish": False, "report_dir": str(folder / "reports"),
+            "mappings": customers(100).mappings, "encryption": "on" if encrypted else "off"}
+
+
+def run_step(args: argparse.Namespace) -> None:
+    """One step in this process: land, or build, printing its seconds as JSON."""
+    from synthetic_customers import customers
+    from threadline_profiles import ProfileStore, api
+    from threadline_profiles.testing import Lander
+
+    folder, encrypted = Path(args.folder), args.encrypted
+    if args.step == "land":
+        data = customers(max(1, int(args.records / 2.5)), seed=7)
+        lander = Lander(config(folder, encrypted))
+        t0 = time.perf_counter()
+        for key, table in data.tables.items():
+            source, stream = key.split(".")
+            lander.land(source, stream, table, batch_rows=100_000)
+        print(json.dumps({"seconds": time.perf_counter() - t0, "records": data.records}))
+        return
+    with ProfileStore.open(config(folder, encrypted)) as store:
+        t0 = time.perf_counter()
+        result = api.build(store, full=True, report=False)
+        seconds = time.perf_counter() - t0
+        assert store.engine.encrypted == encrypted  # type: ignore[attr-defined]
+    print(json.dumps({"seconds": seconds, "profiles": result.profiles}))
+
+
+def crypto_used() -> str:
+    import duckdb
+
+    try:
+        duckdb.connect().execute("LOAD httpfs")
+        return "openssl (httpfs)"
+    except duckdb.Error:
+        return "mbedtls (unsafe nonces, httpfs not installed)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--step", choices=["land", "build"])
+    parser.add_argument("--folder")
+    parser.add_argument("--encrypted", action="store_true")
+    args = parser.parse_args()
+    if args.step:
+        run_step(args)
+        return
+
+    crypto = crypto_used()
+    env = dict(os.environ)
+    if crypto.startswith("mbedtls"):
+        env["THREADLINE_UNSAFE_TEST_CRYPTO"] = "1"
+    env.pop("THREADLINE_STORE_KEY", None)
+    times: dict[str, dict[str, list[float]]] = {m: {"land": [], "build": []} for m in ("encrypted", "plain")}
+    work = Path(tempfile.mkdtemp(prefix="b10_"))
+    try:
+        for round_ in range(args.rounds):
+            order = ("encrypted", "plain") if round_ % 2 == 0 else ("plain", "encrypted")
+            for mode in order:
+                folder = work / f"{mode}_{round_}"
+                folder.mkdir()
+                for step in ("land", "build"):
+                    cmd = [sys.executable, __file__, "--step", step, "--records", str(args.records), "--folder", str(folder)]
+                    if mode == "encrypted":
+                        cmd.append("--encrypted")
+                    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                    if out.returncode != 0:
+                        raise SystemExit(out.stderr[-3000:])
+                    measured = json.loads(out.stdout.strip().splitlines()[-1])
+                    times[mode][step].append(measured["seconds"])
+                    print(json.dumps({"bench": "B10", "round": round_, "store": mode, "step": step,
+                                      "seconds": round(measured["seconds"], 2),
+                                      "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+                size = sum(p.stat().st_size for p in folder.glob("profiles.duckdb*") if p.is_file())
+                print(json.dumps({"bench": "B10", "round": round_, "store": mode, "file_mb": round(size / 1e6, 1)}))
+                shutil.rmtree(folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {m: {s: statistics.median(v) for s, v in steps.items()} for m, steps in times.items()}
+    print(json.dumps({
+        "bench": "B10", "summary": True, "records": args.records, "rounds": args.rounds, "crypto": crypto,
+        "build_s_encrypted": round(med["encrypted"]["build"], 2), "build_s_plain": round(med["plain"]["build"], 2),
+        "build_ratio": round(med["encrypted"]["build"] / med["plain"]["build"], 3),
+        # each round's two builds ran back to back, at about the same load: their ratio is steadier
+        "build_ratio_paired_median": round(statistics.median(
+            e / p for e, p in zip(times["encrypted"]["build"], times["plain"]["build"])), 3),
+        "land_s_encrypted": round(med["encrypted"]["land"], 2), "land_s_plain": round(med["plain"]["land"], 2),
+        "land_ratio": round(med["encrypted"]["land"] / med["plain"]["land"], 3),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
