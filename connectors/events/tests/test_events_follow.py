@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from threadline.contracts import Batch, Checkpoint, ReadRequest, Rejected, SyncMode
 from threadline_events.config import EventsConfig
@@ -105,6 +106,13 @@ def test_the_follower_runs_micro_batches_as_events_arrive_and_records_their_late
     shown = subprocess.run([*THREADLINE, "runs", str(job), "--json"], capture_output=True, text=True, cwd=tmp_path)
     latencies = [r["latency"] for r in json.loads(shown.stdout) if r["latency"]]
     assert sum(lat["records"] for lat in latencies) == 80 and all(lat["p50"] > 0 for lat in latencies)
+
+    # the profile store's report shows the same micro-batches, from each record's arrival to its build
+    with duckdb.connect(str(tmp_path / "profiles.duckdb"), read_only=True) as db:
+        built = db.execute("select records, p50, p99 from tl_latency where stage = 'built'").fetchall()
+    assert sum(records for records, *_ in built) == 80 and all(0 < p50 <= p99 for _, p50, p99 in built)
+    report = (tmp_path / "profiles_reports" / "latest.html").read_text()
+    assert "Event → audience latency" in report and "built p99" in report
 
 
 def test_sigterm_lets_the_running_micro_batch_finish_then_stops(tmp_path):

@@ -32,6 +32,7 @@ from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import safe_name
 from threadline_profiles.land import landing
 from threadline_profiles.land.mapping import check_all, check_mapping
+from threadline_profiles.report import latency
 from threadline_profiles.store import ProfileStore, shared_store
 
 log = logging.getLogger("threadline.profiles")
@@ -127,6 +128,10 @@ class ProfilesDestination(Destination[ProfilesConfig]):
     spec = ProfilesConfig
     applies_deletes = True  # a deleted record leaves its raw table; the next build drops it from its profile
 
+    def __init__(self) -> None:
+        # per run: the raw tables it lands whose stream says when each record arrived
+        self._arrival_columns: dict[str, set[latency.ArrivalColumn]] = {}
+
     def check(self, config: ProfilesConfig) -> None:
         store = shared_store(config)
         try:
@@ -149,6 +154,9 @@ class ProfilesDestination(Destination[ProfilesConfig]):
 
     def open_stream(self, config: ProfilesConfig, target: StreamTarget) -> ProfilesWriter:
         key = f"{target.source}.{target.stream.name}"
+        if target.stream.arrival_field:  # its records' latency is measured at the end of the run
+            arrival = latency.ArrivalColumn(raw_table_name(target), target.stream.arrival_field)
+            self._arrival_columns.setdefault(target.run_id, set()).add(arrival)
         mapping = config.mapping_for(target.source, target.stream.name)
         if mapping is not None:
             check_mapping(key, mapping, target.stream.schema.names)
@@ -184,6 +192,7 @@ class ProfilesDestination(Destination[ProfilesConfig]):
         """After the run's streams: build the profiles, then push the activations marked
         `push_on_build`. Each is a step of the run's record; a build that fails fails the run,
         and so does a push that fails (one below a platform's minimum is skipped, not failed)."""
+        arrival_columns = sorted(self._arrival_columns.pop(run_id, set()), key=lambda c: c.table)
         if not config.resolve_on_finish:
             return []
         store = shared_store(config)
@@ -192,6 +201,8 @@ class ProfilesDestination(Destination[ProfilesConfig]):
                 result = api.build(store, run_id=run_id)
             except ThreadlineError as exc:
                 return [StepResult(self.name, "build", "failed", error=exc.render())]
+            arrived = latency.arrivals(store, run_id, arrival_columns)
+            latency.record(store, run_id, "built", arrived)
             steps = [StepResult(self.name, "build", "succeeded",
                                 f"{result.records:,} records → {result.profiles:,} profiles ({result.mode}, "
                                 f"{result.seconds:.1f}s); report: {result.report_path or '(none)'}")]
@@ -204,10 +215,13 @@ class ProfilesDestination(Destination[ProfilesConfig]):
 
                 audit_log.record_pushes(store, f"sync:{run_id}", result.pushes)
                 steps += [_push_step(self.name, p) for p in result.pushes]
-                if result.report_path and result.pushes:  # the report shows what the platforms took
-                    from threadline_profiles.report.page import write_report
+                if any(p.outcome == "pushed" for p in result.pushes):
+                    latency.record(store, run_id, "pushed", arrived)
+            if result.report_path and (result.pushes or len(arrived)):
+                # written again: the report shows what the platforms took and this run's latency
+                from threadline_profiles.report.page import write_report
 
-                    write_report(store, result)
+                write_report(store, result)
             return steps
         finally:
             store.release()
