@@ -32,6 +32,7 @@ from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import safe_name
 from threadline_profiles.land import landing
 from threadline_profiles.land.mapping import check_all, check_mapping
+from threadline_profiles.pipeline import publish_report
 from threadline_profiles.report import latency
 from threadline_profiles.store import ProfileStore, shared_store
 
@@ -198,30 +199,30 @@ class ProfilesDestination(Destination[ProfilesConfig]):
         store = shared_store(config)
         try:
             try:
-                result = api.build(store, run_id=run_id)
+                # the report is written once, after the pushes, so it shows what the platforms took
+                result = api.build(store, run_id=run_id, report=False)
             except ThreadlineError as exc:
                 return [StepResult(self.name, "build", "failed", error=exc.render())]
             arrived = latency.arrivals(store, run_id, arrival_columns)
             latency.record(store, run_id, "built", arrived)
-            steps = [StepResult(self.name, "build", "succeeded",
-                                f"{result.records:,} records → {result.profiles:,} profiles ({result.mode}, "
-                                f"{result.seconds:.1f}s); report: {result.report_path or '(none)'}")]
+            pushes: list[StepResult] = []
+            try:
+                if config.activations:
+                    result.pushes = push_all(store, run_id, on_build=True)
+                    from threadline_profiles.audit import log as audit_log
+
+                    audit_log.record_pushes(store, f"sync:{run_id}", result.pushes)
+                    pushes = [_push_step(self.name, p) for p in result.pushes]
+                    if any(p.outcome == "pushed" for p in result.pushes):
+                        latency.record(store, run_id, "pushed", arrived)
+            finally:
+                publish_report(store, result)
             # the sync's summary covers landing; this line is how a user learns the profiles exist
             log.info("profile store: %s records resolved into %s profiles in %.1fs; report: %s",
-                     f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path or "(none)")
-            if config.activations:
-                result.pushes = push_all(store, run_id, on_build=True)
-                from threadline_profiles.audit import log as audit_log
-
-                audit_log.record_pushes(store, f"sync:{run_id}", result.pushes)
-                steps += [_push_step(self.name, p) for p in result.pushes]
-                if any(p.outcome == "pushed" for p in result.pushes):
-                    latency.record(store, run_id, "pushed", arrived)
-            if result.report_path and (result.pushes or len(arrived)):
-                # written again: the report shows what the platforms took and this run's latency
-                from threadline_profiles.report.page import write_report
-
-                write_report(store, result)
+                     f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path)
+            steps = [StepResult(self.name, "build", "succeeded",
+                                f"{result.records:,} records → {result.profiles:,} profiles ({result.mode}, "
+                                f"{result.seconds:.1f}s); report: {result.report_path}"), *pushes]
             return steps
         finally:
             store.release()
