@@ -63,8 +63,8 @@ def record(store: ProfileStore, run_id: str, stage: str, arrived: np.ndarray, no
     with store.lock:
         store.engine.execute(LATENCY_TABLE)
         store.engine.execute(
-            f"INSERT INTO tl_latency VALUES ({lit(run_id)}, {lit(stage)}, CAST({lit(at)} AS TIMESTAMP), {len(seconds)}, "
-            f"{float(p50)}, {float(p95)}, {float(p99)}, {float(seconds.max())})")
+            f"INSERT INTO tl_latency VALUES ({lit(run_id)}, {lit(stage)}, CAST({lit(at)} AS TIMESTAMP), "
+            f"{len(seconds)}, {float(p50)}, {float(p95)}, {float(p99)}, {float(seconds.max())})")
 
 
 def latest(store: ProfileStore, runs: int = SHOWN_RUNS) -> list[dict[str, Any]]:
@@ -72,8 +72,9 @@ def latest(store: ProfileStore, runs: int = SHOWN_RUNS) -> list[dict[str, Any]]:
     if not store.engine.table_exists("tl_latency"):
         return []
     rows = store.engine.rows(
-        "SELECT l.* FROM tl_latency AS l JOIN (SELECT run_id, MIN(measured_at) AS first_at FROM tl_latency GROUP BY run_id "
-        f"ORDER BY first_at DESC LIMIT {int(runs)}) AS r ON r.run_id = l.run_id ORDER BY r.first_at DESC, l.measured_at")
+        "SELECT l.* FROM tl_latency AS l JOIN (SELECT run_id, MIN(measured_at) AS first_at FROM tl_latency "
+        f"GROUP BY run_id ORDER BY first_at DESC LIMIT {int(runs)}) AS r ON r.run_id = l.run_id "
+        "ORDER BY r.first_at DESC, l.measured_at")
     by_run: dict[str, dict[str, Any]] = {}
     for r in rows:
         shown = by_run.setdefault(r["run_id"], {"run": r["run_id"], "at": str(r["measured_at"])[:19],
