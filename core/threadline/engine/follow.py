@@ -7,15 +7,17 @@ commit-then-state, quarantine, the run's record in `threadline runs`.
 
 A micro-batch starts when `every` seconds have passed since the last one started or when
 `max_events` records wait, whichever comes first: micro-batches come every `every` seconds, and
-one that took longer is followed at once by the next (what arrived meanwhile waits no longer). Sources that can count what waits (`Source.pending`,
-the events source does) are polled; when every source of the job can tell and nothing waits,
-no micro-batch runs. Ctrl-C or SIGTERM lets the running micro-batch finish, then stops
-(a second Ctrl-C stops at once; what was committed stays, with its state).
+one that took longer is followed at once by the next (what arrived meanwhile waits no longer).
+Sources that can count what waits (`Source.pending`, the events source does) are polled; when
+every source of the job can tell and nothing waits, no micro-batch runs. Ctrl-C or SIGTERM
+lets the running micro-batch finish, then stops (a second Ctrl-C stops at once; what was
+committed stays, with its state).
 
 Latency: for streams that declare an `arrival_field` (when each record arrived, e.g. the
 collector's acceptance time), each micro-batch's records are measured from arrival to the
 end of their micro-batch, when their profiles, traits and audiences are updated and the
-changes pushed. The p50/p95/p99 go with the run's record (`threadline runs`).
+changes pushed. The p50/p95/p99 go with the run's record (`threadline runs`); the profile store
+keeps its own per stage (built, pushed) for its report.
 """
 
 from __future__ import annotations
