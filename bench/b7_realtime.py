@@ -1,6 +1,6 @@
 """B7: near real time — the collector's durable throughput, and event → audience → push latency.
 
-    python bench/b7_realtime.py [--seconds 60] [--rates 100,1000] [--events 20000] [--runs 3]
+    python bench/b7_realtime.py [--seconds 60] [--rates 100,1000] [--events 20000] [--runs 3] [--agreement on|off|both]
 
 Everything on loopback, each part a real process: `threadline collect` (uvicorn), `threadline
 sync --follow` into the profile store, the Meta sandbox (`threadline sandbox meta_audiences`),
@@ -18,7 +18,9 @@ and senders using the official `segment-analytics-python` client, unmodified.
    takes no audience under 100 people: checkouts accepted before the first push are warm-up
    and left out. Also: the follower's own per-run figures (`threadline runs`), micro-batches,
    and peak RSS of collector and follower sampled every 0.5 s (flat: RSS at the end over RSS
-   at a third of the run).
+   at a third of the run). `--agreement both` runs each rate twice, side by side: with the
+   agreement rule (the default; until its fitted model is stored every build is full) and with
+   exact rules only (incremental builds); `builds` counts each kind.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def job(folder: Path, collector_port: int, meta_port: int) -> Path:
+def job(folder: Path, collector_port: int, meta_port: int, agreement: bool = True) -> Path:
     config = {"log": "events", "write_keys": {"web": WRITE_KEY},
               "collector": {"port": collector_port, "max_connections": 64}}
     store = {"connector": "profiles", "config": {
@@ -103,6 +105,8 @@ def job(folder: Path, collector_port: int, meta_port: int) -> Path:
         "activations": {"cart_to_meta": {"audience": "abandoned_cart", "connector": "meta_audiences", "config": {
             "base_url": f"http://127.0.0.1:{meta_port}", "access_token": META_TOKEN, "audience_id": META_AUDIENCE}}},
     }}
+    if not agreement:  # exact rules only: a micro-batch's build can be incremental
+        store["config"]["resolution"] = {"agreement": None}
     path = folder / "job.yaml"
     path.write_text(json.dumps({"name": "b7", "sources": {"site": {"connector": "events", "config": config}},
                                 "destinations": {"store": store}}))
@@ -255,11 +259,11 @@ def pcts(values: list[float]) -> dict[str, float]:
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "n": len(values)}
 
 
-def latency(args: argparse.Namespace, work: Path, rate: int) -> None:
-    folder = work / f"latency-{rate}"
+def latency(args: argparse.Namespace, work: Path, rate: int, agreement: bool) -> None:
+    folder = work / f"latency-{rate}-{'agreement' if agreement else 'exact'}"
     folder.mkdir()
     collector_port, meta_port = free_port(), free_port()
-    path = job(folder, collector_port, meta_port)
+    path = job(folder, collector_port, meta_port, agreement)
     meta = start([PY, "-m", "threadline", "sandbox", f"meta_audiences={meta_port}"], folder, "meta")
     collector = start([PY, "-m", "threadline", "collect", str(path)], folder, "collector")
     wait_for(f"http://127.0.0.1:{meta_port}/_sandbox/requests", meta, "meta sandbox")
@@ -281,6 +285,7 @@ def latency(args: argparse.Namespace, work: Path, rate: int) -> None:
     rss = {name: {"peak_mib": round(max(s), 1), "flat_ratio": round(s[-1] / s[len(s) // 3], 2)}
            for name, s in sampler.samples.items() if len(s) > 3}
     emit(bench="B7", what="event -> audience -> push latency (s)", rate_per_s=rate, seconds=args.seconds, sent=sent,
+         resolution="agreement rule on (the default)" if agreement else "exact rules only", builds=runs["builds"],
          achieved_rate=round(sent / (results[0]["ended"] - results[0]["began"]), 1),
          every=args.every, max_events=args.max_events, **stages, micro_batches=runs["micro_batches"],
          follower_runs_p50_of_p50=runs["p50"], follower_runs_max_p99=runs["p99"], rss=rss, bar_p99_push=5.0)
@@ -345,7 +350,12 @@ def _stages(folder: Path, pushes: list[dict[str, Any]]) -> dict[str, Any]:
 def _runs(folder: Path) -> dict[str, Any]:
     with sqlite3.connect(folder / ".threadline" / "state.sqlite") as db:
         rows = db.execute("select p50, p99 from run_latency").fetchall()
-    return {"micro_batches": len(rows), "p50": round(statistics.median(r[0] for r in rows), 2) if rows else None,
+        summaries = [r[0] or "" for r in db.execute("select summary from run_steps where step = 'build'")]
+    # each build says whether it was full or incremental: the agreement rule makes every one full
+    builds: dict[str, int] = {}
+    for mode in re.findall(r"\((full|incremental),", " ".join(summaries)):
+        builds[mode] = builds.get(mode, 0) + 1
+    return {"micro_batches": len(rows), "builds": builds, "p50": round(statistics.median(r[0] for r in rows), 2) if rows else None,
             "p99": round(max(r[1] for r in rows), 2) if rows else None}
 
 
@@ -358,6 +368,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--every", type=float, default=1.0)
     parser.add_argument("--max-events", type=int, default=2000)
+    parser.add_argument("--agreement", choices=["on", "off", "both"], default="on",
+                        help="latency with the agreement rule (every build full until its fitted model is stored), "
+                             "exact rules only (incremental builds), or both side by side")
     parser.add_argument("--only", choices=["throughput", "latency"])
     # child-process roles
     parser.add_argument("--send")
@@ -377,7 +390,8 @@ def main() -> None:
             throughput(args, work)
         if args.only in (None, "latency"):
             for rate in [int(r) for r in args.rates.split(",")]:
-                latency(args, work, rate)
+                for agreement in {"on": [True], "off": [False], "both": [True, False]}[args.agreement]:
+                    latency(args, work, rate, agreement)
     finally:
         if not os.environ.get("B7_KEEP"):
             shutil.rmtree(work, ignore_errors=True)

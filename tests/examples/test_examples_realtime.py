@@ -77,6 +77,8 @@ def test_the_realtime_example_takes_a_buyer_out_of_the_abandoned_cart_audience_o
         runs = subprocess.run([*threadline, "runs", "job.yaml", "--json"], env=env, cwd=folder, capture_output=True,
                               text=True).stdout
         assert any(r["latency"] for r in json.loads(runs))
+        report = (folder / "realtime_reports" / "latest.html").read_text()
+        assert "Event → audience latency" in report and "pushed p99" in report  # the report shows it too
     finally:
         for process in reversed(processes):
             if process.poll() is None:

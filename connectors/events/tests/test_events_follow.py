@@ -6,9 +6,11 @@ import json
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 from threadline.contracts import Batch, Checkpoint, ReadRequest, Rejected, SyncMode
 from threadline_events.config import EventsConfig
@@ -106,6 +108,13 @@ def test_the_follower_runs_micro_batches_as_events_arrive_and_records_their_late
     latencies = [r["latency"] for r in json.loads(shown.stdout) if r["latency"]]
     assert sum(lat["records"] for lat in latencies) == 80 and all(lat["p50"] > 0 for lat in latencies)
 
+    # the profile store's report shows the same micro-batches, from each record's arrival to its build
+    with duckdb.connect(str(tmp_path / "profiles.duckdb"), read_only=True) as db:
+        built = db.execute("select records, p50, p99 from tl_latency where stage = 'built'").fetchall()
+    assert sum(records for records, *_ in built) == 80 and all(0 < p50 <= p99 for _, p50, p99 in built)
+    report = (tmp_path / "profiles_reports" / "latest.html").read_text()
+    assert "Event → audience latency" in report and "built p99" in report
+
 
 def test_sigterm_lets_the_running_micro_batch_finish_then_stops(tmp_path):
     job = write_job(tmp_path, {**events_config(free_port()), "batch_bytes": 65536}, profiles_destination())
@@ -122,3 +131,38 @@ def test_sigterm_lets_the_running_micro_batch_finish_then_stops(tmp_path):
         [(state,)] = db.execute("select state from stream_state where stream='web'").fetchall()
     assert json.loads(state)["offset"] == end
     assert "finishing the current micro-batch" in (tmp_path / "follower.log").read_text()
+
+
+def _waits(job_path: Path, deadline_in: float, moment: float) -> bool:
+    """Whether the follower, between micro-batches, still waits after `moment` seconds (events
+    are in the log, fewer than --max-events) when its period ends `deadline_in` seconds from now."""
+    from threadline.engine.follow import _wait_for_work
+    from threadline.engine.runner import plan_job
+    from threadline.job import load_job
+    from threadline.state import StateStore
+
+    job = load_job(job_path)
+    plans, stop = plan_job(job), threading.Event()
+
+    def wait() -> None:
+        store = StateStore(job.state_dir)  # its own connection: SQLite handles stay in their thread
+        try:
+            _wait_for_work(job, plans, store, stop, time.monotonic() + deadline_in, max_events=1_000_000)
+        finally:
+            store.close()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    waiter.join(timeout=moment)
+    waiting = waiter.is_alive()
+    stop.set()  # a waiting follower lets go when told to stop
+    waiter.join()
+    return waiting
+
+
+def test_a_micro_batch_that_outlasted_its_period_is_followed_at_once_and_one_that_did_not_waits(tmp_path):
+    job = write_job(tmp_path, events_config(free_port()), profiles_destination())
+    fill_log(tmp_path / "events" / "web", shopper_events(5))
+    # a generous moment where it must go (a loaded machine is slow to count), a short one where it must wait
+    assert not _waits(job, deadline_in=-1, moment=120)  # the period (from the last start) is over: go at once
+    assert _waits(job, deadline_in=3600, moment=1)  # within the period, under --max-events: wait

@@ -10,7 +10,7 @@ import time
 import duckdb
 import requests
 from threadline_events.testing import KLAVIYO_SECRET, MAILCHIMP_SECRET, SHOPIFY_SECRET, free_port, log_lines, sync
-from threadline_events.webhooks import klaviyo_signature
+from threadline_events.webhooks import klaviyo_signature, shopify_signature
 
 
 def stored(collector, table: str) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -76,3 +76,30 @@ def test_a_mailchimp_unsubscribe_lands_with_its_email_and_a_resent_one_once(coll
     [row] = stored(collector, "site__mailchimp")
     assert (row["event"], row["email"], row["first_name"]) == ("unsubscribe", "ann@example.com", "Ann")
     assert str(row["timestamp"]).startswith("2026-03-26 21:40:57")
+
+
+def test_mailchimp_profile_updates_land_as_identify_with_the_new_email(collector):
+    url = f"{collector.url}/webhooks/mailchimp/{MAILCHIMP_SECRET}"
+    profile = {"type": "profile", "fired_at": "2026-03-26 21:31:21", "data[email]": "ann@example.com",
+               "data[merges][FNAME]": "Annie", "data[merges][LNAME]": "Lee", "data[list_id]": "a1b2c3"}
+    changed = {"type": "upemail", "fired_at": "2026-03-26 22:15:09", "data[list_id]": "a1b2c3",
+               "data[new_id]": "51aa6b9f", "data[new_email]": "ann.lee@example.com", "data[old_email]": "ann@example.com"}
+    assert requests.post(url, data=profile).status_code == 200
+    assert requests.post(url, data=changed).status_code == 200
+    rows = sorted(stored(collector, "site__mailchimp"), key=lambda r: r["timestamp"])
+    assert [(r["type"], r["event"], r["email"], r["previous_id"], r["first_name"]) for r in rows] == [
+        ("identify", "profile", "ann@example.com", None, "Annie"),
+        ("identify", "upemail", "ann.lee@example.com", "ann@example.com", None)]
+
+
+def test_a_shopify_customer_update_lands_as_identify_with_the_customers_traits(collector):
+    body = json.dumps({"id": 7100000000042, "email": "bo@example.com", "first_name": "Bo", "last_name": "Kim",
+                       "phone": "+15125550100", "updated_at": "2026-05-01T10:00:00-04:00"}).encode()
+    headers = {"X-Shopify-Topic": "customers/update", "X-Shopify-Event-Id": "ev-42", "Content-Type": "application/json",
+               "X-Shopify-Hmac-Sha256": shopify_signature(SHOPIFY_SECRET, body)}
+    for _ in range(2):  # Shopify redelivers until it sees a 200: same event id, one row
+        assert requests.post(f"{collector.url}/webhooks/shopify", data=body, headers=headers).status_code == 200
+    [row] = stored(collector, "site__shopify")
+    assert (row["message_id"], row["type"], row["user_id"], row["email"], row["last_name"]) == (
+        "shopify:ev-42", "identify", "7100000000042", "bo@example.com", "Kim")
+    assert json.loads(row["traits"])["phone"] == "+15125550100"

@@ -250,7 +250,7 @@ def check_command(job_file: str) -> None:
 @click.option("--wait", is_flag=True, help="If the job is already running, wait for it instead of stopping.")
 @click.option("--follow", is_flag=True, help="Keep running micro-batches until Ctrl-C or SIGTERM (near real time).")
 @click.option("--every", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="With --follow: seconds between micro-batches.")
+              help="With --follow: seconds from the start of one micro-batch to the next (a longer one is followed at once).")
 @click.option("--max-events", type=click.IntRange(min=1), default=1000, show_default=True,
               help="With --follow: start a micro-batch as soon as this many records wait.")
 @click.pass_context

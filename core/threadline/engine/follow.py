@@ -5,16 +5,19 @@ post-run steps (the profile store builds incrementally, computes traits and audi
 pushes the membership changes). So everything a run promises holds for each micro-batch:
 commit-then-state, quarantine, the run's record in `threadline runs`.
 
-A micro-batch starts when `every` seconds have passed since the last one or when `max_events`
-records wait, whichever comes first. Sources that can count what waits (`Source.pending`,
-the events source does) are polled; when every source of the job can tell and nothing waits,
-no micro-batch runs. Ctrl-C or SIGTERM lets the running micro-batch finish, then stops
-(a second Ctrl-C stops at once; what was committed stays, with its state).
+A micro-batch starts when `every` seconds have passed since the last one started or when
+`max_events` records wait, whichever comes first: micro-batches come every `every` seconds, and
+one that took longer is followed at once by the next (what arrived meanwhile waits no longer).
+Sources that can count what waits (`Source.pending`, the events source does) are polled; when
+every source of the job can tell and nothing waits, no micro-batch runs. Ctrl-C or SIGTERM
+lets the running micro-batch finish, then stops (a second Ctrl-C stops at once; what was
+committed stays, with its state).
 
 Latency: for streams that declare an `arrival_field` (when each record arrived, e.g. the
 collector's acceptance time), each micro-batch's records are measured from arrival to the
 end of their micro-batch, when their profiles, traits and audiences are updated and the
-changes pushed. The p50/p95/p99 go with the run's record (`threadline runs`).
+changes pushed. The p50/p95/p99 go with the run's record (`threadline runs`); the profile store
+keeps its own per stage (built, pushed) for its report.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def _loop(job: Job, plans: list[Any], store: StateStore, observed: _ArrivalObser
     last: MicroBatch | None = None
     while not stop.is_set():
         observed.reset()
+        started = time.monotonic()
         # the first Ctrl-C lets this micro-batch finish (stop_on_signals): run_job must not take it
         report = run_job(job, only=only, progress=progress, registry=observed, wait=True,  # type: ignore[arg-type]
                          handle_ctrl_c=False)
@@ -95,14 +99,13 @@ def _loop(job: Job, plans: list[Any], store: StateStore, observed: _ArrivalObser
             on_batch(last)
         if report.outcome == "interrupted":
             break
-        _wait_for_work(job, plans, store, stop, every, max_events)
+        _wait_for_work(job, plans, store, stop, started + every, max_events)
     return last
 
 
-def _wait_for_work(job: Job, plans: list[Any], store: StateStore, stop: threading.Event, every: float,
+def _wait_for_work(job: Job, plans: list[Any], store: StateStore, stop: threading.Event, deadline: float,
                    max_events: int) -> None:
-    """Until `every` seconds have passed with something to read, or `max_events` records wait."""
-    deadline = time.monotonic() + every
+    """Until the `deadline` (monotonic) has passed with something to read, or `max_events` records wait."""
     while not stop.is_set():
         waiting = _waiting(job, plans, store, max_events)
         if waiting is not None and waiting >= max_events:

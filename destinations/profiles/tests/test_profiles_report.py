@@ -5,9 +5,10 @@ scale, tables fit the page, and names and blocked values are masked."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
-
 from threadline_profiles import api
 from threadline_profiles.report.page import histogram_svg
 from threadline_profiles.testing import Lander
@@ -98,3 +99,26 @@ def test_the_model_section_says_when_no_comparison_fell_back_and_bars_point_by_t
     (x_for, w_for), (x_against, w_against) = [(float(x), float(w)) for x, w in rects]
     assert x_for == zero and x_against + w_against == zero, "for: right of zero; against: left of it"
     assert w_against / w_for == pytest.approx(4.0 / 3.0, abs=0.01), "to scale"
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_run_landing_records_that_say_when_they_arrived_reports_their_latency(store_config, engine, request):
+    """Each stage's seconds are at least how long ago the records arrived; the report shows them."""
+    config = {**store_config, "resolve_on_finish": True, "mappings": {"site.web": {"identifiers": {"email": "email"}}}}
+    if engine == "postgres":
+        config = {**config, "engine": "postgres", "schema": request.getfixturevalue("pg_schema")}
+    lander = Lander(config)
+    arrived = datetime.now(timezone.utc) - timedelta(seconds=30)
+    rows = [{"id": n, "email": f"p{n}@example.com", "received_at": arrived + timedelta(seconds=n)} for n in range(10)]
+    schema = pa.schema([("id", pa.int64()), ("email", pa.string()), ("received_at", pa.timestamp("us", tz="UTC"))])
+    lander.land("site", "web", rows, schema=schema, run_id="run-7", arrival_field="received_at")
+    lander.land("crm", "contacts", [{"id": 1, "email": "p1@example.com"}], run_id="run-7")  # no arrival times
+    [build] = lander.destination.finish_run(lander.config, "run-7")
+    assert build.outcome == "succeeded"
+    with lander.store() as store:
+        [row] = store.engine.rows("SELECT run_id, stage, records, p50, p99 FROM tl_latency")
+        report = store.engine.scalar("SELECT report FROM tl_builds")
+    assert (row["run_id"], row["stage"], row["records"]) == ("run-7", "built", 10)
+    assert 21 <= row["p50"] <= row["p99"]  # arrived 21 to 30 seconds before the build ended
+    text = open(report, encoding="utf-8").read()
+    assert "Event → audience latency" in text and "<td>run-7</td>" in text and "pushed p50" not in text

@@ -32,6 +32,8 @@ from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import safe_name
 from threadline_profiles.land import landing
 from threadline_profiles.land.mapping import check_all, check_mapping
+from threadline_profiles.pipeline import publish_report
+from threadline_profiles.report import latency
 from threadline_profiles.store import ProfileStore, shared_store
 
 log = logging.getLogger("threadline.profiles")
@@ -127,6 +129,10 @@ class ProfilesDestination(Destination[ProfilesConfig]):
     spec = ProfilesConfig
     applies_deletes = True  # a deleted record leaves its raw table; the next build drops it from its profile
 
+    def __init__(self) -> None:
+        # per run: the raw tables it lands whose stream says when each record arrived
+        self._arrival_columns: dict[str, set[latency.ArrivalColumn]] = {}
+
     def check(self, config: ProfilesConfig) -> None:
         store = shared_store(config)
         try:
@@ -149,6 +155,9 @@ class ProfilesDestination(Destination[ProfilesConfig]):
 
     def open_stream(self, config: ProfilesConfig, target: StreamTarget) -> ProfilesWriter:
         key = f"{target.source}.{target.stream.name}"
+        if target.stream.arrival_field:  # its records' latency is measured at the end of the run
+            arrival = latency.ArrivalColumn(raw_table_name(target), target.stream.arrival_field)
+            self._arrival_columns.setdefault(target.run_id, set()).add(arrival)
         mapping = config.mapping_for(target.source, target.stream.name)
         if mapping is not None:
             check_mapping(key, mapping, target.stream.schema.names)
@@ -184,30 +193,36 @@ class ProfilesDestination(Destination[ProfilesConfig]):
         """After the run's streams: build the profiles, then push the activations marked
         `push_on_build`. Each is a step of the run's record; a build that fails fails the run,
         and so does a push that fails (one below a platform's minimum is skipped, not failed)."""
+        arrival_columns = sorted(self._arrival_columns.pop(run_id, set()), key=lambda c: c.table)
         if not config.resolve_on_finish:
             return []
         store = shared_store(config)
         try:
             try:
-                result = api.build(store, run_id=run_id)
+                # the report is written once, after the pushes, so it shows what the platforms took
+                result = api.build(store, run_id=run_id, report=False)
             except ThreadlineError as exc:
                 return [StepResult(self.name, "build", "failed", error=exc.render())]
-            steps = [StepResult(self.name, "build", "succeeded",
-                                f"{result.records:,} records → {result.profiles:,} profiles ({result.mode}, "
-                                f"{result.seconds:.1f}s); report: {result.report_path or '(none)'}")]
+            arrived = latency.arrivals(store, run_id, arrival_columns)
+            latency.record(store, run_id, "built", arrived)
+            pushes: list[StepResult] = []
+            try:
+                if config.activations:
+                    result.pushes = push_all(store, run_id, on_build=True)
+                    from threadline_profiles.audit import log as audit_log
+
+                    audit_log.record_pushes(store, f"sync:{run_id}", result.pushes)
+                    pushes = [_push_step(self.name, p) for p in result.pushes]
+                    if any(p.outcome == "pushed" for p in result.pushes):
+                        latency.record(store, run_id, "pushed", arrived)
+            finally:
+                publish_report(store, result)
             # the sync's summary covers landing; this line is how a user learns the profiles exist
             log.info("profile store: %s records resolved into %s profiles in %.1fs; report: %s",
-                     f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path or "(none)")
-            if config.activations:
-                result.pushes = push_all(store, run_id, on_build=True)
-                from threadline_profiles.audit import log as audit_log
-
-                audit_log.record_pushes(store, f"sync:{run_id}", result.pushes)
-                steps += [_push_step(self.name, p) for p in result.pushes]
-                if result.report_path and result.pushes:  # the report shows what the platforms took
-                    from threadline_profiles.report.page import write_report
-
-                    write_report(store, result)
+                     f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path)
+            steps = [StepResult(self.name, "build", "succeeded",
+                                f"{result.records:,} records → {result.profiles:,} profiles ({result.mode}, "
+                                f"{result.seconds:.1f}s); report: {result.report_path}"), *pushes]
             return steps
         finally:
             store.release()

@@ -205,15 +205,20 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
                          mode="full" if plan.full else "incremental", why_full=plan.reason, resolved=resolved,
                          model_version=None if version is None else int(version), refit=refit_why or "")
     if report:
-        from threadline_profiles.report.page import write_report
-
-        path = write_report(store, result)
-        result.report_path = str(path)
-        engine.execute(f"UPDATE tl_builds SET report = {lit(str(path))} WHERE build_id = '{build_id}'")
+        publish_report(store, result)
         stage("report")
     drop_work(engine)
     result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def publish_report(store: ProfileStore, result: BuildResult) -> None:
+    """Write the build's HTML report and record where it is (`threadline profiles report`)."""
+    from threadline_profiles.report.page import write_report
+
+    path = write_report(store, result)
+    result.report_path = str(path)
+    store.engine.execute(f"UPDATE tl_builds SET report = {lit(str(path))} WHERE build_id = {lit(result.build_id)}")
 
 
 # --------------------------------------------------------------------------- stages

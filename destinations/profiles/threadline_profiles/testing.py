@@ -29,10 +29,11 @@ class Lander:
 
     def land(self, source: str, stream: str, table: pa.Table | list[dict[str, Any]], *, pk: tuple[str, ...] = ("id",),
              run_id: str = "run-1", disposition: WriteDisposition = WriteDisposition.UPSERT,
-             batch_rows: int = 1000, schema: pa.Schema | None = None) -> Any:
+             batch_rows: int = 1000, schema: pa.Schema | None = None, arrival_field: str | None = None) -> Any:
         if isinstance(table, list):
             table = pa.Table.from_pylist(table, schema=schema)
-        target = StreamTarget(source, Stream(stream, table.schema, primary_key=pk), disposition, f"{source}__{stream}", run_id)
+        stream_ = Stream(stream, table.schema, primary_key=pk, arrival_field=arrival_field)
+        target = StreamTarget(source, stream_, disposition, f"{source}__{stream}", run_id)
         writer = self.destination.open_stream(self.config, target)
         for batch in table.to_batches(max_chunksize=batch_rows):
             writer.write(batch)

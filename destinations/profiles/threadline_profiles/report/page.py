@@ -230,12 +230,12 @@ def write_report(store: ProfileStore, result: BuildResult) -> Path:
     folder = store.config.reports_path()
     folder.mkdir(parents=True, exist_ok=True)
     from threadline_profiles.activation.push import render_pushes
-    from threadline_profiles.report import audiences, decisions
+    from threadline_profiles.report import audiences, decisions, latency
     from threadline_profiles.report import model as agreement_model
 
     extra = (agreement_model.render(agreement_model.gather(store))
              + audiences.render(audiences.gather(store), _table) + decisions.render(decisions.gather(store), _table)
-             + render_pushes(store, _table))
+             + render_pushes(store, _table) + latency.render(store, _table))
     data = {**gather(store), "one_source": one_source_profiles(store), "us_postal": us_postal_codes(store)}
     text = render_report(data, result, store.engine.location, extra)
     path = folder / f"profiles-{result.build_id}.html"
