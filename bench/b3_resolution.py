@@ -4,6 +4,7 @@
     python bench/b3_resolution.py --records 10000000 --engine duckdb
     python bench/b3_resolution.py --records 1000000 --changed 0.01   # plus an incremental build after 1% changes
     python bench/b3_resolution.py --records 100000 --engine duckdb --changed 0.01 --repeat 3   # medians of 3 pairs
+    python bench/b3_resolution.py --records 300000 --engine duckdb --statement-times 15   # plus the 15 slowest statements
 
 Data: synthetic_customers.customers — ~2.5 records per person over a CRM (customer
 id, email, phone, name, birth date), a web shop (customer id, email, name; a quarter of
@@ -74,6 +75,13 @@ def peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process so far, every DuckDB thread included: steadier than
+    wall time on a shared machine, and what the Splink comparison is made in."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def emit(**fields: Any) -> None:
     print(json.dumps({"bench": "B3", **fields, "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
@@ -124,9 +132,9 @@ def build(args: argparse.Namespace) -> None:
     from threadline_profiles import ProfileStore, api
 
     with ProfileStore.open(store_config(args)) as store:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         result = api.build(store, full=args.full, report=not args.no_report)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         rss = peak_rss_mb()  # before anything else is loaded into this process
         found = {r["record_key"]: r["profile_id"] for r in store.engine.query(
             "SELECT record_key, profile_id FROM tl_members").to_pylist()} if args.score else {}
@@ -134,7 +142,7 @@ def build(args: argparse.Namespace) -> None:
     if args.score:
         fields = pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed).truth, found)
     emit(step="build", engine=args.engine, records=result.records, mode=result.mode, why_full=result.why_full,
-         resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), peak_rss_mb=rss,
+         resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), cpu_s=round(cpu, 2), peak_rss_mb=rss,
          stages_s=result.stage_seconds, distinct_values_parsed=result.distinct_values, label_rounds=result.label_rounds,
          rules=result.rules, memory_limit=args.memory_limit, model_version=result.model_version, refit=result.refit,
          **fields)
@@ -148,13 +156,30 @@ def step(args: argparse.Namespace, name: str, *extra: str) -> list[dict[str, Any
     cmd = [sys.executable, __file__, "--step", name, "--records", str(args.records[0]), "--engine", args.engine,
            "--store", args.store, "--seed", str(args.seed), "--memory-limit", args.memory_limit,
            "--changed", str(args.changed), "--repeat", str(args.repeat), *extra] + (["--agreement-off"] if args.agreement_off else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.statement_times and name == "build":
+        env["THREADLINE_STATEMENT_TIMES"] = str(Path(args.store).parent / f"statements_{name}{'_'.join(extra)}.jsonl")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if args.statement_times and name == "build":
+        slowest(Path(env["THREADLINE_STATEMENT_TIMES"]), args.statement_times, args.engine)
     if proc.stdout.strip():
         print(proc.stdout.strip(), flush=True)
     if proc.returncode:
         emit(step=name, engine=args.engine, records=args.records[0], error=proc.stderr.strip().splitlines()[-3:])
         return None
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def slowest(log: Path, top: int, engine: str) -> None:
+    """The build's `top` slowest statements, and how many statements it ran in all."""
+    if not log.exists():
+        return
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    log.unlink()
+    emit(step="statements", engine=engine, statements=len(lines), total_s=round(sum(x["seconds"] for x in lines), 2),
+         under_50ms=sum(1 for x in lines if x["seconds"] < 0.05),
+         under_50ms_s=round(sum(x["seconds"] for x in lines if x["seconds"] < 0.05), 2),
+         slowest=sorted(lines, key=lambda x: -x["seconds"])[:top])
 
 
 def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
@@ -217,6 +242,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="with --changed: run the incremental and the full build this "
                         "many times (DuckDB, each on a copy) and compare medians")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit (the store's default is 1GB)")
+    parser.add_argument("--statement-times", type=int, default=0, metavar="N",
+                        help="print each build's N slowest SQL statements (Engine.run's THREADLINE_STATEMENT_TIMES)")
     parser.add_argument("--step", choices=["land", "change", "build"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
