@@ -148,6 +148,54 @@ def build(args: argparse.Namespace) -> None:
          **fields)
 
 
+def splink_step(args: argparse.Namespace) -> None:
+    """Plain Splink 5 on DuckDB over the same records: one table of every source's records
+    (names lower-cased, birth dates read in both formats, phones as their last ten digits,
+    the only cleaning), u by random sampling, m by EM on two blockings, predictions over
+    blockings that each include the last name, kept at 0.9, clusters at 0.95. Timed from the table on: what
+    `cpu_s` of a threadline build is compared with."""
+    import duckdb
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+    from splink.backends.duckdb import DuckDBAPI
+    from synthetic_customers import customers
+
+    data = customers(max(1, int(args.records / 2.5)), seed=args.seed)
+    con = duckdb.connect()
+    for key, table in data.tables.items():
+        con.register(key.replace(".", "_"), table)
+    parts = []
+    for key, table in data.tables.items():
+        cols = set(table.schema.names)
+        opt = lambda c: c if c in cols else "NULL"  # noqa: E731
+        parts.append(
+            f"SELECT '{key}:' || id AS unique_id, lower(first_name) AS first_name, lower(last_name) AS last_name, "
+            f"COALESCE(TRY_STRPTIME({opt('birth_date')}, '%Y-%m-%d'), TRY_STRPTIME({opt('birth_date')}, '%m/%d/%Y'))::DATE::VARCHAR "
+            f"AS birth_date, lower({opt('email')}) AS email, right(regexp_replace({opt('phone')}, '[^0-9]', '', 'g'), 10) AS phone "
+            f"FROM {key.replace('.', '_')}")
+    con.execute(f"CREATE TABLE people AS {' UNION ALL '.join(parts)}")
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    db_api = DuckDBAPI(connection=con)
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[cl.NameComparison("first_name"), cl.NameComparison("last_name"),
+                     cl.DateOfBirthComparison("birth_date", input_is_string=True), cl.EmailComparison("email"),
+                     cl.ExactMatch("phone")],
+        # (not email or phone alone: placeholder and household emails make blocks of thousands)
+        blocking_rules_to_generate_predictions=[block_on("email", "last_name"), block_on("phone", "last_name"),
+                                                block_on("first_name", "last_name"), block_on("last_name", "birth_date")])
+    linker = Linker(db_api.register("people"), settings, log_level="WARNING")
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "last_name"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+    predictions = linker.inference.predict(threshold_match_probability=0.9)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.95)
+    found = {r[0]: r[1] for r in con.execute(f"SELECT unique_id, cluster_id FROM {clusters.physical_name}").fetchall()}
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    emit(step="splink", engine="duckdb", records=len(found), seconds=round(seconds, 2), cpu_s=round(cpu, 2),
+         peak_rss_mb=peak_rss_mb(), splink=__import__("splink").__version__, **pairwise(data.truth, found))
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -187,7 +235,14 @@ def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
     tmp.mkdir()
     one = argparse.Namespace(**{**vars(args), "records": [size], "engine": engine, "store": str(tmp)})
     try:
-        if step(one, "land") and step(one, "build", "--score") and args.changed:
+        built = step(one, "land") and step(one, "build", "--score")
+        if built and args.splink:
+            plain = step(one, "splink")
+            if plain:
+                emit(step="vs_splink", engine=engine, records=size, build_cpu_s=built[-1]["cpu_s"],
+                     splink_cpu_s=plain[-1]["cpu_s"], cpu_ratio=round(built[-1]["cpu_s"] / plain[-1]["cpu_s"], 2), bar=2.0,
+                     build_s=built[-1]["seconds"], splink_s=plain[-1]["seconds"])
+        if built and args.changed:
             if step(one, "change"):
                 pairs = [_build_pair(one, tmp, i) for i in range(args.repeat if engine == "duckdb" else 1)]
                 pairs = [p for p in pairs if p is not None]
@@ -244,7 +299,9 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit (the store's default is 1GB)")
     parser.add_argument("--statement-times", type=int, default=0, metavar="N",
                         help="print each build's N slowest SQL statements (Engine.run's THREADLINE_STATEMENT_TIMES)")
-    parser.add_argument("--step", choices=["land", "change", "build"], help=argparse.SUPPRESS)
+    parser.add_argument("--splink", action="store_true", help="then plain Splink on the same records, and the CPU ratio "
+                        "of the full build to it (issue 12's bar: at most 2)")
+    parser.add_argument("--step", choices=["land", "change", "build", "splink"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--score", action="store_true", help=argparse.SUPPRESS)
@@ -252,7 +309,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.step:
         args.records = args.records[0]
-        {"land": land, "change": change, "build": build}[args.step](args)
+        {"land": land, "change": change, "build": build, "splink": splink_step}[args.step](args)
         return
     engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
     for size in args.records or [100_000, 1_000_000]:
