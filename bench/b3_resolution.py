@@ -21,7 +21,7 @@ build fitted (resolution/model.py), so the last line, `incremental_vs_full`, com
 two ways to the same profiles (bar: at most 0.25); with --repeat N (DuckDB) both builds run
 N times, alternating, each on its own copy of the changed store, and the ratio is of the
 medians (the machine is shared: one pair alone swings with the load). One JSON line per step, each build with
-its stage times and CPU seconds (`cpu_s`), and the 1-minute load average (2 shared cores: compare figures measured
+its stage times, and the 1-minute load average (2 shared cores: compare figures measured
 at similar load).
 """
 

@@ -73,18 +73,7 @@ class DuckDBEngine(Engine):
         return str(self.path)
 
     def execute(self, sql: str) -> None:
-        if not _TEMPORARY.match(sql):
-            self.con.execute(stored(sql))
-            return
-        # A work table is written once, read by a stage or two and dropped: compressing its
-        # strings (DuckDB weighs dictionary and FSST encodings as it writes each row group)
-        # was about an eighth of a build's CPU (README, B3), for nothing kept. Only the work
-        # table's own statement writes uncompressed; published tables stay compressed.
-        self.con.execute("SET force_compression = 'uncompressed'")
-        try:
-            self.con.execute(stored(sql))
-        finally:
-            self.con.execute("RESET force_compression")
+        self.con.execute(stored(sql))
 
     def leftover_tables(self, prefix: str) -> dict[str, str]:
         """Tables and views whose name starts with `prefix` (name -> 'VIEW' or 'BASE TABLE'):
