@@ -4,6 +4,7 @@
     python bench/b3_resolution.py --records 10000000 --engine duckdb
     python bench/b3_resolution.py --records 1000000 --changed 0.01   # plus an incremental build after 1% changes
     python bench/b3_resolution.py --records 100000 --engine duckdb --changed 0.01 --repeat 3   # medians of 3 pairs
+    python bench/b3_resolution.py --records 300000 --engine duckdb --statement-times 15   # plus the 15 slowest statements
 
 Data: synthetic_customers.customers — ~2.5 records per person over a CRM (customer
 id, email, phone, name, birth date), a web shop (customer id, email, name; a quarter of
@@ -74,6 +75,13 @@ def peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process so far, every DuckDB thread included: steadier than
+    wall time on a shared machine, and what the Splink comparison is made in."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def emit(**fields: Any) -> None:
     print(json.dumps({"bench": "B3", **fields, "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
@@ -124,9 +132,9 @@ def build(args: argparse.Namespace) -> None:
     from threadline_profiles import ProfileStore, api
 
     with ProfileStore.open(store_config(args)) as store:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         result = api.build(store, full=args.full, report=not args.no_report)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         rss = peak_rss_mb()  # before anything else is loaded into this process
         found = {r["record_key"]: r["profile_id"] for r in store.engine.query(
             "SELECT record_key, profile_id FROM tl_members").to_pylist()} if args.score else {}
@@ -134,10 +142,58 @@ def build(args: argparse.Namespace) -> None:
     if args.score:
         fields = pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed).truth, found)
     emit(step="build", engine=args.engine, records=result.records, mode=result.mode, why_full=result.why_full,
-         resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), peak_rss_mb=rss,
+         resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), cpu_s=round(cpu, 2), peak_rss_mb=rss,
          stages_s=result.stage_seconds, distinct_values_parsed=result.distinct_values, label_rounds=result.label_rounds,
          rules=result.rules, memory_limit=args.memory_limit, model_version=result.model_version, refit=result.refit,
          **fields)
+
+
+def splink_step(args: argparse.Namespace) -> None:
+    """Plain Splink 5 on DuckDB over the same records: one table of every source's records
+    (names lower-cased, birth dates read in both formats, phones as their last ten digits,
+    the only cleaning), u by random sampling, m by EM on two blockings, predictions over
+    blockings that each include the last name, kept at 0.9, clusters at 0.95. Timed from the table on: what
+    `cpu_s` of a threadline build is compared with."""
+    import duckdb
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+    from splink.backends.duckdb import DuckDBAPI
+    from synthetic_customers import customers
+
+    data = customers(max(1, int(args.records / 2.5)), seed=args.seed)
+    con = duckdb.connect()
+    for key, table in data.tables.items():
+        con.register(key.replace(".", "_"), table)
+    parts = []
+    for key, table in data.tables.items():
+        cols = set(table.schema.names)
+        opt = lambda c: c if c in cols else "NULL"  # noqa: E731
+        parts.append(
+            f"SELECT '{key}:' || id AS unique_id, lower(first_name) AS first_name, lower(last_name) AS last_name, "
+            f"COALESCE(TRY_STRPTIME({opt('birth_date')}, '%Y-%m-%d'), TRY_STRPTIME({opt('birth_date')}, '%m/%d/%Y'))::DATE::VARCHAR "
+            f"AS birth_date, lower({opt('email')}) AS email, right(regexp_replace({opt('phone')}, '[^0-9]', '', 'g'), 10) AS phone "
+            f"FROM {key.replace('.', '_')}")
+    con.execute(f"CREATE TABLE people AS {' UNION ALL '.join(parts)}")
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    db_api = DuckDBAPI(connection=con)
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[cl.NameComparison("first_name"), cl.NameComparison("last_name"),
+                     cl.DateOfBirthComparison("birth_date", input_is_string=True), cl.EmailComparison("email"),
+                     cl.ExactMatch("phone")],
+        # (not email or phone alone: placeholder and household emails make blocks of thousands)
+        blocking_rules_to_generate_predictions=[block_on("email", "last_name"), block_on("phone", "last_name"),
+                                                block_on("first_name", "last_name"), block_on("last_name", "birth_date")])
+    linker = Linker(db_api.register("people"), settings, log_level="WARNING")
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "last_name"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+    predictions = linker.inference.predict(threshold_match_probability=0.9)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.95)
+    found = {r[0]: r[1] for r in con.execute(f"SELECT unique_id, cluster_id FROM {clusters.physical_name}").fetchall()}
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    emit(step="splink", engine="duckdb", records=len(found), seconds=round(seconds, 2), cpu_s=round(cpu, 2),
+         peak_rss_mb=peak_rss_mb(), splink=__import__("splink").__version__, **pairwise(data.truth, found))
 
 
 # --------------------------------------------------------------------------- driver
@@ -148,7 +204,12 @@ def step(args: argparse.Namespace, name: str, *extra: str) -> list[dict[str, Any
     cmd = [sys.executable, __file__, "--step", name, "--records", str(args.records[0]), "--engine", args.engine,
            "--store", args.store, "--seed", str(args.seed), "--memory-limit", args.memory_limit,
            "--changed", str(args.changed), "--repeat", str(args.repeat), *extra] + (["--agreement-off"] if args.agreement_off else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.statement_times and name == "build":
+        env["THREADLINE_STATEMENT_TIMES"] = str(Path(args.store).parent / f"statements_{name}{'_'.join(extra)}.jsonl")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if args.statement_times and name == "build":
+        slowest(Path(env["THREADLINE_STATEMENT_TIMES"]), args.statement_times, args.engine)
     if proc.stdout.strip():
         print(proc.stdout.strip(), flush=True)
     if proc.returncode:
@@ -157,12 +218,31 @@ def step(args: argparse.Namespace, name: str, *extra: str) -> list[dict[str, Any
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
+def slowest(log: Path, top: int, engine: str) -> None:
+    """The build's `top` slowest statements, and how many statements it ran in all."""
+    if not log.exists():
+        return
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    log.unlink()
+    emit(step="statements", engine=engine, statements=len(lines), total_s=round(sum(x["seconds"] for x in lines), 2),
+         under_50ms=sum(1 for x in lines if x["seconds"] < 0.05),
+         under_50ms_s=round(sum(x["seconds"] for x in lines if x["seconds"] < 0.05), 2),
+         slowest=sorted(lines, key=lambda x: -x["seconds"])[:top])
+
+
 def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="b3_")) / f"b3_{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     one = argparse.Namespace(**{**vars(args), "records": [size], "engine": engine, "store": str(tmp)})
     try:
-        if step(one, "land") and step(one, "build", "--score") and args.changed:
+        built = step(one, "land") and step(one, "build", "--score")
+        if built and args.splink:
+            plain = step(one, "splink")
+            if plain:
+                emit(step="vs_splink", engine=engine, records=size, build_cpu_s=built[-1]["cpu_s"],
+                     splink_cpu_s=plain[-1]["cpu_s"], cpu_ratio=round(built[-1]["cpu_s"] / plain[-1]["cpu_s"], 2), bar=2.0,
+                     build_s=built[-1]["seconds"], splink_s=plain[-1]["seconds"])
+        if built and args.changed:
             if step(one, "change"):
                 pairs = [_build_pair(one, tmp, i) for i in range(args.repeat if engine == "duckdb" else 1)]
                 pairs = [p for p in pairs if p is not None]
@@ -217,7 +297,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="with --changed: run the incremental and the full build this "
                         "many times (DuckDB, each on a copy) and compare medians")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit (the store's default is 1GB)")
-    parser.add_argument("--step", choices=["land", "change", "build"], help=argparse.SUPPRESS)
+    parser.add_argument("--statement-times", type=int, default=0, metavar="N",
+                        help="print each build's N slowest SQL statements (Engine.run's THREADLINE_STATEMENT_TIMES)")
+    parser.add_argument("--splink", action="store_true", help="then plain Splink on the same records, and the CPU ratio "
+                        "of the full build to it (issue 12's bar: at most 2)")
+    parser.add_argument("--step", choices=["land", "change", "build", "splink"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--score", action="store_true", help=argparse.SUPPRESS)
@@ -225,7 +309,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.step:
         args.records = args.records[0]
-        {"land": land, "change": change, "build": build}[args.step](args)
+        {"land": land, "change": change, "build": build, "splink": splink_step}[args.step](args)
         return
     engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
     for size in args.records or [100_000, 1_000_000]:

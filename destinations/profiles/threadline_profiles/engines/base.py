@@ -6,7 +6,10 @@ sqlglot before running it. No stage talks to a database driver directly.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +18,12 @@ from typing import Any
 import pyarrow as pa
 
 _NAME = re.compile(r"[^a-z0-9_]+")
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+# Set to a file path to append one JSON line per statement `Engine.run` runs (seconds and the
+# statement's opening, string literals blanked so no value or secret is written): finds the
+# statements a build spends its time on (bench/b3_resolution.py --statement-times).
+STATEMENT_TIMES_ENV = "THREADLINE_STATEMENT_TIMES"
 
 
 def safe_name(text: str) -> str:
@@ -117,8 +126,16 @@ class Engine(ABC):
     # ------------------------------------------------------------------ shared helpers
 
     def run(self, statements: list[str] | str) -> None:
+        log = os.environ.get(STATEMENT_TIMES_ENV)
         for sql in [statements] if isinstance(statements, str) else statements:
+            if not log:
+                self.execute(sql)
+                continue
+            t0 = time.perf_counter()
             self.execute(sql)
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"seconds": round(time.perf_counter() - t0, 4),
+                                      "sql": _STRING_LITERAL.sub("'?'", " ".join(sql.split()))[:160]}) + "\n")
 
     def scalar(self, sql: str) -> Any:
         table = self.query(sql)
