@@ -29,6 +29,7 @@ from threadline_profiles.activation import forget
 from threadline_profiles.activation.secret import StoreSecret
 from threadline_profiles.audiences.membership import evaluate_audiences
 from threadline_profiles.config import IdentityRule, ProfilesConfig, StreamMapping
+from threadline_profiles.decisions import contacts
 from threadline_profiles.decisions.engine import decide_build
 from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.land.landing import LandedStream, landed_streams
@@ -159,6 +160,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
         engine.run(publish.refresh_summaries(settings.max_records_per_value))
         records = engine.scalar("SELECT COUNT(*) FROM tl_members") or 0
         profiles = engine.scalar("SELECT COUNT(*) FROM tl_profiles") or 0
+        engine.run(contacts.follow_merges_sql())  # caps and cooldowns count a merged person's contacts
         engine.run([
             "INSERT INTO tl_profile_history SELECT build_id, changed_at, profile_id, event, related_profile_id FROM tl_work_history",
             f"INSERT INTO tl_builds VALUES ('{build_id}', {lit(run_id)}, CAST('{at}' AS TIMESTAMP), "
