@@ -227,11 +227,14 @@ def test_a_cooldown_keeps_a_campaign_from_contacting_someone_again(shop, tmp_pat
     assert decisions(shop)[("winback", person)] == ("chosen", None)
 
 
-def test_a_merge_moves_the_contact_history_to_the_surviving_profile_so_caps_still_count_it(store_config, tmp_path):
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_merge_moves_the_contact_history_to_the_surviving_profile_so_caps_still_count_it(engine, request, tmp_path):
     # one mailing a week, and winback in no group. Ann41 has been a customer (in no audience)
     # since day 1; on day 2 a second record of hers, with another email, is new and in `a`, and
     # is mailed `thanks`. On day 3 that record gives her first email and moves her to `b`: the
     # two profiles merge into hers (the older), and the thanks letter of the week still counts
+    store_config = request.getfixturevalue("store_config") if engine == "duckdb" else \
+        {"engine": "postgres", "schema": request.getfixturevalue("pg_schema"), "resolve_on_finish": False}
     raw = settings(tmp_path, caps=[{"channel": "direct_mail", "max": 1, "window": "7d"}])
     raw["decisions"]["campaigns"]["winback"]["group"] = None
     land = Lander({**store_config, "report_dir": str(tmp_path / "reports"), **raw})
