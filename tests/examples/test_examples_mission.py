@@ -12,6 +12,9 @@ import duckdb
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# the replay (every sandbox, three syncs and pushes) takes 3-5 minutes on a busy 2-core machine:
+# as long as the replay's own limit below, not the suite's 300 s
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
