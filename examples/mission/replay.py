@@ -3,7 +3,9 @@
 Each sync is the same job seen a month later (`MISSION_AS_OF`): traits are computed as of
 that day, so customers lapse, new orders arrive and carts are abandoned between runs, and
 every push sends only who joined and who left. After each push the loyalty thank-you email
-goes out to the Mailchimp tag the push keeps, and the next sync reads back what it did. At the end it prints the audiences, the
+goes out to the Mailchimp tag the push keeps, and the people each campaign's decisions chose or
+held out answer it with orders at known rates (ANSWER_RATES); the next sync reads back what
+the email and the orders did. At the end it prints the audiences, the
 pushes, one customer's unified profile and where the report is.
 
     python examples/mission/replay.py --serve     # what `python3 dev.py demo` runs: starts the
@@ -43,6 +45,14 @@ URL_VARIABLES = {
     "tiktok_audiences": {"TIKTOK_URL": ""},
     "linkedin_audiences": {"LINKEDIN_URL": "/rest", "LINKEDIN_TOKEN_URL": "/oauth/v2/accessToken"},
 }
+# The simulated shoppers, with a known true effect: in the weeks after a campaign's decisions,
+# a person of its treated arm buys the answer order (the Shopify sandbox's `answer_campaign`,
+# seeded) with probability TREATED, someone held out with HELD_OUT, on top of what the
+# population buys anyway. So each campaign adds (TREATED - HELD_OUT) answer orders per person
+# of its arms, and the report's lift on revenue per person should have that times the order's
+# total inside its interval (tests/examples/test_examples_mission.py checks it).
+ANSWER_RATES = {"treated": 0.45, "held_out": 0.10}
+ANSWER_WITHIN_DAYS = 20  # inside the conversion window (decisions.conversion_window, 30d)
 LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", "mission.duckdb.secret", ".threadline", "mission_reports", "mail")
 THREADLINE = [sys.executable, "-m", "threadline"]
 
@@ -103,6 +113,37 @@ def send_loyalty_email(as_of: str) -> None:
           flush=True)
 
 
+def answer_campaigns(as_of: str) -> None:
+    """The people who joined a campaign's arms at `as_of` (the store's `tl_campaign_arms`: the
+    simulation knows who got which offer) answer it in the Shopify sandbox at their arm's rate.
+    Only campaigns with a holdout: one without (the win-back ads) cannot be measured, and its
+    answers would only shrink the lapsed audience below what the ad platforms take."""
+    import duckdb
+
+    con = duckdb.connect(str(HERE / "mission.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT a.campaign, a.arm, g.value FROM tl_campaign_arms AS a "
+            "JOIN tl_golden AS g ON g.profile_id = a.profile_id AND g.field = 'email' "
+            "WHERE a.assigned_at = CAST(? AS TIMESTAMP) "
+            "AND a.campaign IN (SELECT campaign FROM tl_campaign_arms WHERE arm = 'held_out') ORDER BY 1, 2, 3",
+            [as_of]).fetchall()
+    finally:
+        con.close()
+    arms: dict[tuple[str, str], list[str]] = {}
+    for campaign, arm, email in rows:
+        arms.setdefault((campaign, arm), []).append(email)
+    root = os.environ.get("SHOPIFY_URL", "http://127.0.0.1:18504")
+    for (campaign, arm), emails in sorted(arms.items()):
+        body = json.dumps({"emails": emails, "rate": ANSWER_RATES[arm], "after": f"{as_of}T12:00:00+00:00",
+                           "within_days": ANSWER_WITHIN_DAYS, "label": f"{campaign}/{arm}/{as_of}"}).encode()
+        request = urllib.request.Request(f"{root}/_sandbox/answer_campaign", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            placed = json.loads(answer.read())
+        print(f"({campaign}, {arm}: {placed['orders']:,} of {placed['of']:,} people answer with an order of "
+              f"{placed['total']:.2f})", flush=True)
+
+
 def start_over() -> None:
     for name in LEFTOVERS:
         path = HERE / name
@@ -119,8 +160,9 @@ def main() -> None:
     for n, as_of in enumerate(MONTHS):
         print(f"\n=== the store as of {as_of} ===", flush=True)
         run("sync", str(JOB), env={"MISSION_AS_OF": as_of})
-        if n + 1 < len(MONTHS):  # the next sync reads what the campaign did
+        if n + 1 < len(MONTHS):  # the next sync reads what the campaigns did
             send_loyalty_email(as_of)
+            answer_campaigns(as_of)
     run("audiences", "list", "--job", str(JOB))
     run("push", "--job", str(JOB), "--history")
     run("profiles", "get", "--job", str(JOB), "--email", "kelly.neal@gmail.com")

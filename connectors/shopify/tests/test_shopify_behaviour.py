@@ -256,3 +256,31 @@ def test_shopify_fields_parameter_answers_only_those_fields_on_every_page(sandbo
     assert read(config(sandbox), "order_line_items")  # the stream asks for id,updated_at,line_items only
     pages = sandbox.requests_to(ORDERS)
     assert len(pages) > 1 and all(p.query["fields"] == ["id,updated_at,line_items"] for p in pages)
+
+
+def test_shopify_sandbox_answers_a_campaign_at_a_known_rate_and_an_incremental_read_takes_the_orders(sandbox):
+    # what the mission replay uses to simulate a campaign's known effect on orders
+    from threadline_shopify.sandbox import ANSWER_TOTAL
+
+    emails = [c["email"] for c in sandbox.customers() if c["email"]]
+    read_until = max(o["updated_at"] for o in read(config(sandbox), "orders"))
+    after = datetime(2026, 9, 20, 12, tzinfo=UTC)
+    answered = sandbox.answer_campaign(emails, 0.5, after, timedelta(days=20), "promo/treated")
+    assert 0 < answered["orders"] < len(emails) and answered["total"] == ANSWER_TOTAL
+    new = read(config(sandbox), "orders", cursor_start=read_until)
+    answers = [o for o in new if o["updated_at"] > read_until]
+    assert len(answers) == answered["orders"]
+    assert all(after < o["created_at"] <= after + timedelta(days=20) and o["total_price"] == Decimal(str(ANSWER_TOTAL))
+               for o in answers)
+    assert sandbox.answer_campaign(emails, 0.0, after, timedelta(days=20), "promo/held_out")["orders"] == 0
+
+
+def test_shopify_sandbox_answers_a_campaign_the_same_way_on_every_run():
+    def answers(reverse: bool) -> list[tuple[int, str, str]]:
+        with ShopifySandbox(customers=24) as box:
+            emails = [c["email"] for c in box.customers() if c["email"]]
+            box.answer_campaign(emails[::-1] if reverse else emails, 0.5, datetime(2026, 9, 20, tzinfo=UTC),
+                                timedelta(days=20), "promo/treated")
+            return [(o["id"], o["email"], o["created_at"]) for o in box.orders()]
+
+    assert answers(reverse=False) == answers(reverse=True)  # seeded, whatever order the addresses come in

@@ -46,7 +46,8 @@ the customer last gave it at checkout (later unsubscribes happen at the email to
 come back), SMS consent, tags. `updated_at` is when the record last changed (an order, a
 consent), shared in threes so that cursor boundaries land on ties. Tests change data with
 `update_customers`, `add_orders`, `delete_customer`, `set_raw`, and refuse the token with
-`revoke_credentials` or `drop_scope`.
+`revoke_credentials` or `drop_scope`; a demo has shoppers answer a campaign with a known effect
+with `answer_campaign` (POST /_sandbox/answer_campaign).
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ _ZONE = timezone(timedelta(hours=-5))
 PRODUCTS = [(632910392 + k, 808950810 + k, sku, title, category, price)
             for k, (sku, title, category, price) in enumerate(CATALOG)]
 _BY_SKU = {p[2]: p for p in PRODUCTS}
+# what a shopper answering a campaign buys (answer_campaign): one order of one price, so a
+# campaign's effect on revenue is known
+ANSWER_SKU = CATALOG[0][0]
+_ANSWER_PRICE = _BY_SKU[ANSWER_SKU][5]
+ANSWER_TAX = round(_ANSWER_PRICE * 0.13, 2)
+ANSWER_TOTAL = round(_ANSWER_PRICE + ANSWER_TAX, 2)
 _NOT_ON_ORDERS = ("id", "customer_id", "default", "country_name")  # address fields only a customer's addresses have
 _VENDORS = {"brewing": ("Hario", "Fellow", "Baratza", "Bodum"), "accessories": ("Threadline", "Hario")}
 _PATH = re.compile(r"^/admin/api/(?P<version>[^/]+)/(?P<resource>customers|orders|shop)(?:/(?P<item>\d+|count))?\.json$")
@@ -311,6 +318,39 @@ class ShopifySandbox(Sandbox):
                 record["updated_at"] = buyer["updated_at"] = shop_time(when)
                 added.append(record)
             return [_public(o) for o in added]
+
+    def answer_campaign(self, emails: list[str], rate: float, after: datetime, within: timedelta,
+                        label: str) -> dict[str, Any]:
+        """Shoppers answering a campaign, with a known effect: each address buys once with
+        probability `rate` (drawn from a generator seeded by `label`, so a replay gives the same
+        orders), at a time within `within` after `after`. Every answer is the same one-item
+        order (`ANSWER_SKU`), so what a campaign adds to revenue is `rate` times its `total`.
+        The order is stamped `created_at` in that window and `updated_at` with the shop's
+        clock, as an order imported late is: an incremental read since the last sync takes it."""
+        with self._lock:
+            rng = random.Random(f"{self.seed}/{label}")
+            buyers = {str(c["email"]).lower(): c for c in self._customers.values() if c.get("email")}
+            _, _, sku, title, category, price = _BY_SKU[ANSWER_SKU]
+            placed = 0
+            for email in sorted(emails):  # the draw does not depend on the order they were sent in
+                if rng.random() >= rate:
+                    continue
+                when = after + within * rng.random()
+                item = Item(sku, title, category, price, 1)
+                order = Order(max(self._orders, default=ORDER_ID_BASE) + 3, when, (item,), price, 0.0, ANSWER_TAX,
+                              ANSWER_TOTAL, "web", "paid")
+                record = self._add_order(rng, len(self._orders), order, buyers.get(email.lower()), email)
+                record["updated_at"] = shop_time(self._tick())
+                placed += 1
+            return {"orders": placed, "of": len(emails), "total": ANSWER_TOTAL}
+
+    def control_answer_campaign(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /_sandbox/answer_campaign {"emails": [...], "rate": 0.3, "after": ISO time,
+        "within_days": 20, "label": "..."}: see `answer_campaign`."""
+        after = datetime.fromisoformat(str(body["after"]))
+        return self.answer_campaign([str(e) for e in body["emails"]], float(body["rate"]),
+                                    after if after.tzinfo else after.replace(tzinfo=timezone.utc),
+                                    timedelta(days=float(body.get("within_days", 20))), str(body["label"]))
 
     def delete_customer(self, customer_id: int) -> None:
         with self._lock:

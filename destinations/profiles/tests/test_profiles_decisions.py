@@ -9,6 +9,7 @@ people 4 (in a) and 15 (in b) opted out of direct mail. Campaigns go to direct-m
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,44 @@ def test_a_cooldown_keeps_a_campaign_from_contacting_someone_again(shop, tmp_pat
     assert decisions(shop)[("winback", person)] == ("cooling_down", None)
     build_and_push(shop, "2026-02-05")
     assert decisions(shop)[("winback", person)] == ("chosen", None)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_merge_moves_the_contact_history_to_the_surviving_profile_so_caps_still_count_it(engine, request, tmp_path):
+    # one mailing a week, and winback in no group. Ann41 has been a customer (in no audience)
+    # since day 1; on day 2 a second record of hers, with another email, is new and in `a`, and
+    # is mailed `thanks`. On day 3 that record gives her first email and moves her to `b`: the
+    # two profiles merge into hers (the older), and the thanks letter of the week still counts
+    store_config = request.getfixturevalue("store_config") if engine == "duckdb" else \
+        {"engine": "postgres", "schema": request.getfixturevalue("pg_schema"), "resolve_on_finish": False}
+    raw = settings(tmp_path, caps=[{"channel": "direct_mail", "max": 1, "window": "7d"}])
+    raw["decisions"]["campaigns"]["winback"]["group"] = None
+    land = Lander({**store_config, "report_dir": str(tmp_path / "reports"), **raw})
+    template = people()[1]
+    her = {**template, "id": "c41", "email": "ann41@shop.test", "first": "Ann41", "street": "41 Main St",
+           "seg_a": None, "seg_b": None}
+    land.land("crm", "customers", [*people(), her])
+    build_and_push(land, "2026-01-01")
+    second = {**her, "id": "c42", "email": "ann41.work@shop.test", "street": "7 Oak St",
+              "seg_a": "y", "seg_b": "n"}  # another address: nothing links it to her yet
+    land.land("crm", "customers", [second])
+    build_and_push(land, "2026-01-02")
+    with land.store() as store:
+        ids = {r["record_key"].rsplit(":", 1)[1]: r["profile_id"] for r in store.engine.rows(
+            "SELECT record_key, profile_id FROM tl_members WHERE record_key LIKE '%:c41' OR record_key LIKE '%:c42'")}
+        assert ids["c41"] != ids["c42"]
+        assert store.engine.rows(f"SELECT campaign FROM tl_contacts WHERE profile_id = '{ids['c42']}'") == [
+            {"campaign": "thanks"}]
+    land.land("crm", "customers", [{**second, "email": her["email"], "seg_a": "n", "seg_b": "y"}])
+    build_and_push(land, "2026-01-03")
+    with land.store() as store:
+        survivor = store.engine.scalar("SELECT profile_id FROM tl_members WHERE record_key LIKE '%:c42'")
+        assert survivor == ids["c41"]
+        moved = store.engine.rows("SELECT profile_id, campaign, contacted_at FROM tl_contacts "
+                                  f"WHERE profile_id IN ('{ids['c41']}', '{ids['c42']}')")
+        assert moved == [{"profile_id": survivor, "campaign": "thanks", "contacted_at": datetime(2026, 1, 2)}]
+        reason = store.engine.rows(f"SELECT campaign, reason FROM tl_decisions WHERE profile_id = '{survivor}'")
+    assert reason == [{"campaign": "winback", "reason": "capped"}]  # the letter of day 2 fills her week
 
 
 def test_holdouts_are_stable_and_use_up_the_groups_slot(store_config, tmp_path):

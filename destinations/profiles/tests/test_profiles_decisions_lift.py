@@ -82,3 +82,18 @@ def test_postgres_measures_the_same_lift(store_config, tmp_path, pg_schema):
     for metric, row in duck.items():
         assert {k: pytest.approx(v) for k, v in row.items() if k != "metric"} == \
             {k: v for k, v in postgres[metric].items() if k != "metric"}
+
+
+def test_the_report_warns_when_an_arm_is_too_small_to_read():
+    from threadline_profiles.report.decisions import FEW_IN_AN_ARM, render_lift
+    from threadline_profiles.report.page import _table
+
+    def row(campaign: str, held_out_people: int) -> dict[str, Any]:
+        return {"campaign": campaign, "metric": "revenue_per_person", "treated_people": 300,
+                "held_out_people": held_out_people, "treated": 20.0, "held_out": 0.0, "difference": 20.0,
+                "ci_low": 15.0, "ci_high": 25.0, "p_value": 0.001}
+
+    text = render_lift({"statistics": True, "lift": [row("coupon", 2), row("thanks", 40)]}, _table)
+    warning = f"fewer than {FEW_IN_AN_ARM} people in an arm: read with care"
+    assert text.count(warning) == 1
+    assert text.index("coupon") < text.index(warning) < text.index("thanks")

@@ -29,6 +29,7 @@ from threadline_profiles.activation import forget
 from threadline_profiles.activation.secret import StoreSecret
 from threadline_profiles.audiences.membership import evaluate_audiences
 from threadline_profiles.config import CUSTOMER_ID, IdentityRule, ProfilesConfig, StreamMapping
+from threadline_profiles.decisions import contacts
 from threadline_profiles.decisions.engine import decide_build
 from threadline_profiles.engines.base import Engine, lit
 from threadline_profiles.land.landing import LandedStream, landed_streams
@@ -184,6 +185,7 @@ def build(store: ProfileStore, run_id: str | None = None, *, report: bool = True
             engine.run(agreement_model.publish_sql(fitted, build_id, at, incremental.fingerprint(config), setup.name_hints))
         version = (engine.scalar("SELECT MAX(version) FROM tl_model") if fitted is not None
                    else use.stored.version if use.stored is not None else None)
+        engine.run(contacts.follow_merges_sql())  # caps and cooldowns count a merged person's contacts
         engine.run([
             "INSERT INTO tl_profile_history SELECT build_id, changed_at, profile_id, event, related_profile_id FROM tl_work_history",
             "INSERT INTO tl_builds (build_id, run_id, started_at, finished_at, records, profiles, report, mode, model_version) "

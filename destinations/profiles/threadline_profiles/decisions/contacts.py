@@ -7,6 +7,8 @@ It is read from the ledger after each push (`tl_ledger_<activation>` holds exact
 the platform confirmed), never from what was sent: a rejected or failed row is no contact.
 
 A contact is an *entry*: a person the platform keeps holding is one contact, not one per push.
+When a build merges two profiles, their contacts move to the surviving profile id in the same
+transaction that publishes the merge (`follow_merges_sql`), so caps and cooldowns count both.
 Frequency caps count the entries of a channel in their window; one campaign carried by
 several activations counts once per build (`contact_key`).
 """
@@ -56,6 +58,16 @@ def record_contacts(store: ProfileStore, activation: str, campaign: str | None, 
                 f"{ts_literal(at)}, NULL, {lit(build_id)}, {lit(push_id)} FROM (SELECT DISTINCT member_id FROM {ledger}) AS l "
                 f"WHERE NOT EXISTS (SELECT 1 FROM tl_contacts AS c WHERE {open_rows} AND c.profile_id = l.member_id) {alive}",
             ])
+
+
+def follow_merges_sql() -> list[str]:
+    """Move the contacts of the profiles this build merged into another (`tl_work_history`) to
+    the profile that survived: the platforms took that same person, so its caps and cooldowns
+    go on counting them. (A split keeps the history on the profile keeping the id.)"""
+    merged = "SELECT profile_id, related_profile_id FROM tl_work_history WHERE event = 'merged_into'"
+    return [CREATE,
+            f"UPDATE tl_contacts SET profile_id = (SELECT h.related_profile_id FROM ({merged}) AS h "
+            f"WHERE h.profile_id = tl_contacts.profile_id) WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m)"]
 
 
 def contacts_in_window_sql(channel: str, since: datetime, until: datetime) -> str:

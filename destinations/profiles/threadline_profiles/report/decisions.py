@@ -154,6 +154,11 @@ def _outcome(figures: dict[str, Any], key: str) -> str:
     return f"{value:,.2f}" if key == "revenue" else f"{value:,}"
 
 
+# Below this many people in an arm an interval says little (two held-out people who bought
+# nothing show no spread, and Welch's interval then ignores that arm's uncertainty)
+FEW_IN_AN_ARM = 10
+
+
 def render_lift(data: dict[str, Any], table: Any) -> str:
     """Lift against the holdout: both arms, the difference and its 95% interval, and a plot of
     each campaign's conversion lift with its interval around zero."""
@@ -170,10 +175,12 @@ def render_lift(data: dict[str, Any], table: Any) -> str:
              "treated": _figure(r["treated"], r["metric"]), "held out": _figure(r["held_out"], r["metric"]),
              "difference": _figure(r["difference"], r["metric"]),
              "95% interval": f"{_figure(r['ci_low'], r['metric'])} … {_figure(r['ci_high'], r['metric'])}",
-             "p": "" if r["p_value"] is None else f"{r['p_value']:.3f}"} for r in data["lift"]]
+             "p": "" if r["p_value"] is None else f"{r['p_value']:.3f}",
+             "note": f"fewer than {FEW_IN_AN_ARM} people in an arm: read with care"
+             if min(r["treated_people"], r["held_out_people"]) < FEW_IN_AN_ARM else ""} for r in data["lift"]]
     return head + lift_svg([r for r in data["lift"] if r["metric"] == "conversion"]) + table(
         rows, ["campaign", "metric", "treated people", "held-out people", "treated", "held out", "difference",
-               "95% interval", "p"], "no lift measured")
+               "95% interval", "p", "note"], "no lift measured")
 
 
 def _figure(value: float | None, metric: str) -> str:
