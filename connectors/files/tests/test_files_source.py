@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -253,7 +254,7 @@ RULES_CSV = (
 )
 
 
-def _rules_sync(folder, monkeypatch, native: bool):
+def _rules_sync(folder, monkeypatch, native: bool, key: list[str] | None = None, text: str = RULES_CSV):
     from threadline_duckdb.destination import DuckDBWriter
 
     loads = []
@@ -262,34 +263,42 @@ def _rules_sync(folder, monkeypatch, native: bool):
     if not native:
         monkeypatch.setattr(DuckDBWriter, "native_formats", frozenset({"parquet"}))
     folder.mkdir()
-    (folder / "a.csv").write_text(RULES_CSV)
-    report, rows = run_sync(folder, {"path": "a.csv", "primary_key": ["id"],
+    (folder / "a.csv").write_text(text)
+    report, rows = run_sync(folder, {"path": "a.csv", **({"primary_key": key} if key else {}),
                                      "columns": {"day": {"type": "date"}, "n": {"type": "int64"}, "v": {"type": "float64"}}},
                             max_rejected_share=0.9)
+    kept = Path(f"{report.quarantine}/src__s.jsonl")  # written only when a record is quarantined
     quarantined = sorted((q["reason"], json.dumps(q["record"], sort_keys=True))
-                         for q in map(json.loads, open(f"{report.quarantine}/src__s.jsonl")))
+                         for q in map(json.loads, kept.open())) if kept.exists() else []
     s = report.streams[0]
     return loads, rows, quarantined, (s.rows_read, s.rows_written, s.rows_rejected)
 
 
 def test_csv_loaded_by_duckdb_itself_meets_the_same_coercion_and_quarantine_rules_as_the_arrow_path(tmp_path, monkeypatch):
-    native = _rules_sync(tmp_path / "native", monkeypatch, native=True)
+    native = _rules_sync(tmp_path / "native", monkeypatch, native=True)  # no key: appended
     arrow = _rules_sync(tmp_path / "arrow", monkeypatch, native=False)
     assert native[0] == ["csv"] and arrow[0] == []  # each path was the one taken
     assert native[1] == arrow[1]  # the same table
-    assert [r["id"] for r in native[1]] == [1, 4, 6] and native[1][0]["name"] == "Ann again"
-    assert native[1][2]["n"] is None and native[1][2]["v"] == 1000.0
-    assert native[3] == arrow[3] == (8, 4, 4)  # rows read, written (key 1 twice), rejected
+    assert [r["id"] for r in native[1]] == [1, 1, 4, 6, None] and native[1][1]["name"] == "Ann again"
+    assert native[1][3]["n"] is None and native[1][3]["v"] == 1000.0
+    assert native[3] == arrow[3] == (8, 5, 3)  # rows read, written, rejected
     reasons = [reason for reason, _ in native[2]]
     assert native[2] == arrow[2]  # the same records, with the same reasons
-    assert reasons == ["day: not a valid date", "id: primary key is empty",
-                       "malformed CSV line (wrong number of columns)", "n: not a valid integer"]
+    assert reasons == ["day: not a valid date", "malformed CSV line (wrong number of columns)", "n: not a valid integer"]
 
+
+def test_an_upserted_csv_is_read_in_file_order_so_the_last_row_of_a_key_wins(tmp_path, monkeypatch):
+    """DuckDB's own CSV path writes the rows only the engine's cast accepts ("1e3") after the
+    others: for a stream whose last row per key wins, the file is read through Arrow instead."""
+    text = "id,name,day,n,v\n6,First,2024-01-01,1,1e3\n6,Last,2024-01-02,2,2.5\n"
+    loads, rows, quarantined, counts = _rules_sync(tmp_path / "upsert", monkeypatch, native=True, key=["id"], text=text)
+    assert loads == [] and quarantined == []
+    assert [(r["id"], r["name"], r["v"]) for r in rows] == [(6, "Last", 2.5)]
 
 
 def test_csv_loaded_by_duckdb_itself_fails_its_stream_on_text_that_is_not_utf8_past_the_sample(tmp_path, sync):
     lines = b"".join(b"%d,n%d\n" % (i, i) for i in range(200_000))  # past the 1 MiB schema sample
     (tmp_path / "a.csv").write_bytes(b"id,name\n" + lines + b"200000,M\xfcller\n")
-    report, rows = sync({"path": "a.csv", "primary_key": ["id"]})
+    report, rows = sync({"path": "a.csv"})  # appended: DuckDB reads it itself
     assert "a.csv is not valid utf-8 text (line 200002)" in report.stream("src", "s").error
     assert rows == []  # nothing of the file is kept

@@ -249,6 +249,12 @@ class DuckDBWriter(StreamWriter):
         self.schema_name = schema_name
         self.upsert = target.disposition is WriteDisposition.UPSERT
         self.replace = target.disposition is WriteDisposition.REPLACE
+        if self.upsert or (self.replace and self.key):
+            # DuckDB's CSV path writes the rows it holds back (text only the engine's cast
+            # accepts, such as "1e3") after the file's other rows; where the last row of a key
+            # must win, an earlier held-back row would win instead, so these streams read CSV
+            # through Arrow, in file order
+            self.native_formats = frozenset({"parquet"})
         self.staging_name = f"{target.table}__staging" if self.replace else target.table
         self.into = f"{quote(schema_name)}.{quote(self.staging_name)}"
         self.run_literal = "'" + target.run_id.replace("'", "''") + "'"
