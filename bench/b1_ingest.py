@@ -1,7 +1,11 @@
 """B1: file ingest — threadline against dlt, the Singer anchor and DuckDB's own CTAS (the limit),
 side by side in ONE interleaved run, as whole commands and as run-record times.
 
-    python bench/b1_ingest.py [--rows 1000000] [--anchor-rows 100000] [--runs 3] [--skip-singer]
+    python bench/b1_ingest.py [--rows 200000] [--anchor-rows 100000] [--runs 3] [--skip-singer] [--only NAME]
+    python bench/b1_ingest.py --large       # 1M rows (the issue's size); --rows N for any other
+
+The default run is short (200k rows × 3 rounds, a few minutes on the shared machine); --large
+or --rows measure the sizes where start-up weighs less.
 
 Every contender is a whole command in a fresh child process, into a fresh database, measured
 from outside with getrusage(RUSAGE_CHILDREN): CPU seconds (user + system, the figure to quote on
@@ -18,7 +22,7 @@ Contenders (bench/b1_peers.py holds the peers' commands):
 - dlt: dlt's Arrow path (a resource yielding pyarrow batches) into DuckDB, append;
 - singer: tap-jsonl (singer-sdk) | target-duckdb on --anchor-rows rows of JSON lines, in its own
   venv (bench/out/anchor-venv: Singer targets pin their own dependencies); threadline runs the same
-  JSON lines file, so the like-for-like ratio is printed as well as CSV at 1M against it;
+  JSON lines file, so the like-for-like ratio is printed as well as CSV at --rows against it;
 - start-up: `threadline --help`, `--version`, `plugins` against `dlt --help`; a 10-row sync against
   dlt's 10-row pipeline.
 
@@ -175,14 +179,15 @@ def report(c: Contender) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--large", action="store_true", help="1M rows (as --rows 1000000)")
     parser.add_argument("--anchor-rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-singer", action="store_true", help="leave out the Singer anchor (slow)")
     parser.add_argument("--only", default="", help="run only the contenders whose name contains this (no ratios)")
     args = parser.parse_args()
 
-    n, small = args.rows, args.anchor_rows
+    n, small = (1_000_000 if args.large else args.rows), args.anchor_rows
     contenders = []
     for fmt in ("csv", "parquet"):
         path = dataset(n, fmt)
@@ -230,7 +235,7 @@ def main() -> None:
                 ratios[f"{fmt}_vs_{key}_run_record"] = round(other.median_inner() / tl.median_inner(), 2)
     if not args.skip_singer:
         anchor_rate = small / by["singer: tap-jsonl | target-duckdb"].median_cpu()
-        ratios["csv_1m_vs_singer"] = round(n / by["threadline csv → duckdb"].median_cpu() / anchor_rate, 1)
+        ratios["csv_vs_singer"] = round(n / by["threadline csv → duckdb"].median_cpu() / anchor_rate, 1)
         ratios["same_jsonl_rows_vs_singer"] = round(
             small / by["threadline jsonl → duckdb (the anchor's rows)"].median_cpu() / anchor_rate, 1)
     ratios["csv_vs_ctas_duckdb_types_command"] = round(

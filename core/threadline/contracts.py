@@ -211,25 +211,37 @@ class NativeFile:
     """A whole file the destination loads itself, instead of the Arrow batches read from it.
 
     A source yields it only for a format listed in `ReadRequest.native_formats`, and only when
-    the file needs no coercion: its own Arrow `schema` is the stream's schema. The destination
-    then applies the one rule left, rows with an empty primary key, by holding them back for
-    the engine's quarantine (`FileLoad`). Anything else is read as `Batch`es, as ever.
+    the destination can apply the engine's rules itself:
+    - Parquet: the file needs no coercion (its own Arrow `schema` is the stream's schema); the
+      one rule left, rows with an empty primary key, is met by holding them back (`FileLoad`);
+    - CSV: `schema` is the stream's schema (the header's columns, in order, with their target
+      types) and `options` says how to read the text (`delimiter`, `quote_char`, `null_values`,
+      `skip_rows`). The destination loads only the rows whose every value converts exactly as
+      the engine's cast would, and holds back the rest as text for the engine to coerce or
+      quarantine; lines with the wrong number of columns come back as `FileLoad.malformed`.
+    Anything else is read as `Batch`es, as ever.
     """
 
     stream: str
     path: Path
-    format: str  # "parquet"
+    format: str  # "parquet" or "csv"
     schema: pa.Schema
-    rows: int
+    rows: int | None  # None when the file must be read to know (CSV)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class FileLoad:
-    """What a destination did with a `NativeFile`: rows loaded, and rows held back (their
-    primary key is empty) for the engine to quarantine with the reason."""
+    """What a destination did with a `NativeFile`: rows loaded, and rows held back (an empty
+    primary key, or a CSV value that does not convert exactly) for the engine to coerce or
+    quarantine as it does any batch."""
 
     rows: int
     held_back: pa.Table | None = None
+    # lines that could not be read as rows (e.g. a CSV line with the wrong number of columns),
+    # as `Rejected.records` are, and the reason the engine quarantines them with
+    malformed: list[dict[str, Any]] = field(default_factory=list)
+    malformed_reason: str = ""
 
 
 Message = Batch | Checkpoint | Rejected | NativeFile

@@ -70,3 +70,18 @@ def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
               and not m.startswith(("threadline_files.", "threadline_duckdb."))]
     assert others == []
     assert not any(m == "threadline.sandbox" or m.startswith("threadline.sandbox.") for m in modules)
+
+
+def test_a_sync_that_types_text_does_not_make_pyarrow_import_pandas(tmp_path):
+    # a Python value handed to an Arrow compute call makes pyarrow import pandas (~0.3 CPU-s)
+    (tmp_path / "a.jsonl").write_text('{"id": 1, "day": "2024-01-02", "n": 5}\n')  # the date arrives as text
+    (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
+        name: startup
+        sources:
+          shop: {connector: files, config: {streams: [{name: people, path: a.jsonl, primary_key: [id],
+                                                       columns: {day: {type: date}, n: {type: int64}}}]}}
+        destinations:
+          db: {connector: duckdb, config: {path: out.duckdb}}
+    """))
+    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
+    assert "threadline.engine.coerce" in modules and "pandas" not in modules

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -14,30 +15,31 @@ from threadline.job import job_from_dict
 from threadline_duckdb.destination import close_all
 
 
+def run_sync(folder, stream, **options):
+    """Run a job with one files stream `s` into DuckDB in `folder`; (report, rows as dicts
+    ordered by the first column)."""
+    job = job_from_dict({
+        "name": "files_test",
+        "sources": {"src": {"connector": "files", "config": {"streams": [{"name": "s", **stream}]}}},
+        "destinations": {"db": {"connector": "duckdb", "config": {"path": "out.duckdb"}}},
+        **options,
+    }, folder)
+    report = run_job(job)
+    close_all()
+    con = duckdb.connect(str(folder / "out.duckdb"))
+    try:
+        rel = con.sql('select * exclude (_threadline_run_id, _threadline_loaded_at) from src__s order by 1')
+        rows = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
+    except duckdb.CatalogException:
+        rows = []
+    con.close()
+    return report, rows
+
+
 @pytest.fixture
 def sync(tmp_path):
-    """sync(stream_config, **job_options) runs a job with one files stream into DuckDB and
-    returns (report, rows as dicts ordered by the first column)."""
-
-    def run(stream, **options):
-        job = job_from_dict({
-            "name": "files_test",
-            "sources": {"src": {"connector": "files", "config": {"streams": [{"name": "s", **stream}]}}},
-            "destinations": {"db": {"connector": "duckdb", "config": {"path": "out.duckdb"}}},
-            **options,
-        }, tmp_path)
-        report = run_job(job)
-        close_all()
-        con = duckdb.connect(str(tmp_path / "out.duckdb"))
-        try:
-            rel = con.sql('select * exclude (_threadline_run_id, _threadline_loaded_at) from src__s order by 1')
-            rows = [dict(zip(rel.columns, r)) for r in rel.fetchall()]
-        except duckdb.CatalogException:
-            rows = []
-        con.close()
-        return report, rows
-
-    yield run
+    """sync(stream_config, **job_options): `run_sync` in the test's folder."""
+    yield lambda stream, **options: run_sync(tmp_path, stream, **options)
     close_all()
 
 
@@ -219,3 +221,84 @@ def test_json_lines_keep_timestamps_and_numbers_in_a_text_column_without_going_l
                          "columns": {"at": {"type": "timestamp"}, "code": {"type": "string"}}})
     assert report.ok, report.error
     assert rows[5]["code"] == "5" and rows[5]["at"].second == 5
+
+
+def test_a_plain_csv_file_is_handed_whole_to_a_destination_that_reads_csv(tmp_path):
+    from threadline.contracts import Batch, NativeFile
+
+    (tmp_path / "a.csv").write_text("id,day,n\n1,2024-01-01,5\n")
+    native = read_messages(tmp_path, {"path": "a.csv", "columns": {"day": {"type": "date"}}}, frozenset({"csv"}))
+    assert [type(m).__name__ for m in native] == ["NativeFile", "Checkpoint"]
+    assert isinstance(native[0], NativeFile) and native[0].schema.field("day").type == pa.date32()
+    # no destination asked for it, a date with a format, or another encoding: batches, for the engine to coerce
+    assert isinstance(read_messages(tmp_path, {"path": "a.csv"})[0], Batch)
+    formatted = {"path": "a.csv", "columns": {"day": {"type": "date", "format": "%Y-%m-%d"}}}
+    assert isinstance(read_messages(tmp_path, formatted, frozenset({"csv"}))[0], Batch)
+    assert isinstance(read_messages(tmp_path, {"path": "a.csv", "csv": {"encoding": "latin-1"}}, frozenset({"csv"}))[0], Batch)
+
+
+# Every rule the engine applies to CSV, in one file: values that convert, values that do not
+# (quarantined with the column named), text the engine's cast reads that DuckDB's check leaves
+# to it (" 7", "1e3"), null markers, an empty key, a line with too many columns, a quoted comma
+# and a key written twice (the last row wins).
+RULES_CSV = (
+    "id,name,day,n,v\n"
+    "1,Ann,2024-01-01,5,1.5\n"
+    "2,Bob,2024-02-30,6,2\n"          # no such day
+    "3,Cy,2024-01-03,x,3\n"           # not an integer
+    "4,\"Dee, D\",2024-01-04,NULL,\n"  # quoted comma, null markers
+    "5,Eve,2024-01-05,8,4,extra\n"    # too many columns
+    ",NoKey,2024-01-06,9,5\n"         # empty key
+    "6,  sp  ,,  ,1e3\n"              # blank number, exponent
+    "1,Ann again,2024-01-07,10,6.25\n"  # key 1 again: this row wins
+)
+
+
+def _rules_sync(folder, monkeypatch, native: bool, key: list[str] | None = None, text: str = RULES_CSV):
+    from threadline_duckdb.destination import DuckDBWriter
+
+    loads = []
+    real = DuckDBWriter.load_file
+    monkeypatch.setattr(DuckDBWriter, "load_file", lambda self, file: loads.append(file.format) or real(self, file))
+    if not native:
+        monkeypatch.setattr(DuckDBWriter, "native_formats", frozenset({"parquet"}))
+    folder.mkdir()
+    (folder / "a.csv").write_text(text)
+    report, rows = run_sync(folder, {"path": "a.csv", **({"primary_key": key} if key else {}),
+                                     "columns": {"day": {"type": "date"}, "n": {"type": "int64"}, "v": {"type": "float64"}}},
+                            max_rejected_share=0.9)
+    kept = Path(f"{report.quarantine}/src__s.jsonl")  # written only when a record is quarantined
+    quarantined = sorted((q["reason"], json.dumps(q["record"], sort_keys=True))
+                         for q in map(json.loads, kept.open())) if kept.exists() else []
+    s = report.streams[0]
+    return loads, rows, quarantined, (s.rows_read, s.rows_written, s.rows_rejected)
+
+
+def test_csv_loaded_by_duckdb_itself_meets_the_same_coercion_and_quarantine_rules_as_the_arrow_path(tmp_path, monkeypatch):
+    native = _rules_sync(tmp_path / "native", monkeypatch, native=True)  # no key: appended
+    arrow = _rules_sync(tmp_path / "arrow", monkeypatch, native=False)
+    assert native[0] == ["csv"] and arrow[0] == []  # each path was the one taken
+    assert native[1] == arrow[1]  # the same table
+    assert [r["id"] for r in native[1]] == [1, 1, 4, 6, None] and native[1][1]["name"] == "Ann again"
+    assert native[1][3]["n"] is None and native[1][3]["v"] == 1000.0
+    assert native[3] == arrow[3] == (8, 5, 3)  # rows read, written, rejected
+    reasons = [reason for reason, _ in native[2]]
+    assert native[2] == arrow[2]  # the same records, with the same reasons
+    assert reasons == ["day: not a valid date", "malformed CSV line (wrong number of columns)", "n: not a valid integer"]
+
+
+def test_an_upserted_csv_is_read_in_file_order_so_the_last_row_of_a_key_wins(tmp_path, monkeypatch):
+    """DuckDB's own CSV path writes the rows only the engine's cast accepts ("1e3") after the
+    others: for a stream whose last row per key wins, the file is read through Arrow instead."""
+    text = "id,name,day,n,v\n6,First,2024-01-01,1,1e3\n6,Last,2024-01-02,2,2.5\n"
+    loads, rows, quarantined, counts = _rules_sync(tmp_path / "upsert", monkeypatch, native=True, key=["id"], text=text)
+    assert loads == [] and quarantined == []
+    assert [(r["id"], r["name"], r["v"]) for r in rows] == [(6, "Last", 2.5)]
+
+
+def test_csv_loaded_by_duckdb_itself_fails_its_stream_on_text_that_is_not_utf8_past_the_sample(tmp_path, sync):
+    lines = b"".join(b"%d,n%d\n" % (i, i) for i in range(200_000))  # past the 1 MiB schema sample
+    (tmp_path / "a.csv").write_bytes(b"id,name\n" + lines + b"200000,M\xfcller\n")
+    report, rows = sync({"path": "a.csv"})  # appended: DuckDB reads it itself
+    assert "a.csv is not valid utf-8 text (line 200002)" in report.stream("src", "s").error
+    assert rows == []  # nothing of the file is kept

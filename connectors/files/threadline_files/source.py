@@ -7,6 +7,9 @@ time changed since they were last read.
 
 A Parquet file whose columns are the stream's own needs no coercion: when the destination can
 read Parquet itself (DuckDB), the source hands it the file (`NativeFile`) instead of batches.
+So is a plain CSV file (UTF-8 with a header, columns of text, int64, float64 or date without a
+`format`) when the destination reads CSV itself: it loads the rows whose values convert exactly
+as the engine's cast would and hands the rest back to the engine (see `NativeFile`).
 
 CSV and JSON values arrive as text and are typed by the engine against the stream's schema
 (inferred from the first file, overridden per column in the config): a value that does not
@@ -232,6 +235,10 @@ class FilesSource(Source[FilesConfig]):
                 _check_text_columns(batch)
                 yield Batch(fs.name, batch)
         elif fmt == "csv":
+            native = _native_csv(path, fs, stream) if "csv" in request.native_formats else None
+            if native is not None:
+                yield native  # the destination reads the text itself, under the engine's rules
+                return
             yield from _read_csv(path, fs)
         else:
             yield from _read_jsonl(path, fs, stream)
@@ -352,15 +359,8 @@ def _read_csv(path: Path, fs: FileStream) -> Iterator[Message]:
                              "problem": f"expected {row.expected_columns} columns, found {row.actual_columns}"})
         return "skip"
 
-    index = -1  # the stream's position is not known here; errors name the file instead
     with _open_once(path) as handle:
-        head = handle.peek_head(1 << 16)
-        _check_text(path, fs, head, index, decode=fs.csv.encoding.lower().replace("_", "-") in ("utf-8", "utf8"))
-        head += _rest_of_header(path, fs, head, index, handle)
-        read, probe_parse, o = _csv_options(fs, len(head) + 1, lambda row: "skip")
-        with pacsv.open_csv(io.BytesIO(head), read_options=read, parse_options=probe_parse) as probe:
-            names = probe.schema.names
-        _check_header(path, names, fs, index)
+        head, names = _csv_header(path, fs, handle)
         read, parse, o = _csv_options(fs, max(fs.batch_bytes, len(head) + 1), on_invalid_row)
         # one thread: Arrow then knows each bad line's number (the streaming reader is no faster with more)
         read.use_threads = False
@@ -381,6 +381,42 @@ def _read_csv(path: Path, fs: FileStream) -> Iterator[Message]:
             raise _file_error(path, fs, exc) from None
     if bad_rows:
         yield Rejected(fs.name, bad_rows, "malformed CSV line (wrong number of columns)")
+
+
+def _csv_header(path: Path, fs: FileStream, handle: _open_once) -> tuple[bytes, list[str]]:
+    """(the bytes read up to the end of the header, the column names), once the file's first
+    bytes are text in its encoding and the header is fit for columns."""
+    index = -1  # the stream's position is not known here; errors name the file instead
+    head = handle.peek_head(1 << 16)
+    _check_text(path, fs, head, index, decode=fs.csv.encoding.lower().replace("_", "-") in ("utf-8", "utf8"))
+    head += _rest_of_header(path, fs, head, index, handle)
+    read, probe_parse, _ = _csv_options(fs, len(head) + 1, lambda row: "skip")
+    with pacsv.open_csv(io.BytesIO(head), read_options=read, parse_options=probe_parse) as probe:
+        names = probe.schema.names
+    _check_header(path, names, fs, index)
+    return head, names
+
+
+# Types whose text a destination can check and convert exactly as the engine's cast does (see
+# NativeFile): a column of any other type, or with a `format`, keeps the file on the Arrow path.
+_NATIVE_CSV_TYPES = (pa.string(), pa.int64(), pa.float64(), pa.date32())
+
+
+def _native_csv(path: Path, fs: FileStream, stream: Stream) -> NativeFile | None:
+    """The CSV file as a `NativeFile` for a destination that reads CSV itself, when the stream
+    reads it the plain way (UTF-8, a header, types the destination converts exactly); else None."""
+    o = fs.csv
+    plain = (not path.is_fifo() and o.encoding.lower().replace("_", "-") in ("utf-8", "utf8") and o.header
+             and o.column_names is None and o.null_values)
+    if not plain or any(f.type not in _NATIVE_CSV_TYPES or FORMAT_KEY in (f.metadata or {}) for f in stream.schema):
+        return None
+    with _open_once(path) as handle:
+        _, names = _csv_header(path, fs, handle)
+    if names != stream.schema.names:  # another file of the stream with other columns: Arrow fills them in
+        return None
+    return NativeFile(fs.name, path, "csv", stream.schema, None,
+                      {"delimiter": o.delimiter, "quote_char": o.quote_char, "null_values": list(o.null_values),
+                       "skip_rows": o.skip_rows})
 
 
 class _open_once:

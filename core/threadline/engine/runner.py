@@ -521,12 +521,20 @@ class _RunContext:
                         self.store.set(job.name, plan.source_name, stream.name, progress, location)
                 elif isinstance(message, NativeFile):
                     _expect_stream(message.stream, plan)
+                    columns.check(message.schema)
                     loaded = writer.load_file(message)
                     s.rows_read += loaded.rows
                     s.rows_written += loaded.rows
                     hook.batch_written(run=self.run, target=target, rows=loaded.rows)
-                    for held in loaded.held_back.to_batches() if loaded.held_back is not None else []:
-                        write_batch(held)  # rows held back (an empty key) meet the engine's rules like any batch
+                    held_back = loaded.held_back.to_batches(EARLY_STOP_ROWS) if loaded.held_back is not None else []
+                    for held in held_back:
+                        write_batch(held)  # rows held back meet the engine's rules like any batch
+                        limit.stop_if_clearly_exceeded()  # a file of bad rows stops early, as batches do
+                    if loaded.malformed:
+                        quarantine.add(loaded.malformed, loaded.malformed_reason)
+                        s.rows_read += len(loaded.malformed)
+                        s.rows_rejected += len(loaded.malformed)
+                    limit.stop_if_clearly_exceeded()
                     s.seconds = time.monotonic() - t0
                     self.progress.stream_progress(s)
                 elif isinstance(message, Rejected):

@@ -13,7 +13,7 @@ from typing import Any
 import pluggy
 
 from threadline import hookspecs
-from threadline.contracts import Batch, Destination, FatalError, Source, Stream, SyncMode, WriteDisposition
+from threadline.contracts import Batch, Destination, FatalError, NativeFile, Source, Stream, SyncMode, WriteDisposition
 from threadline.engine.runner import RunReport, run_job
 from threadline.job import job_from_dict
 from threadline.plugins import Registry, registry as installed_registry
@@ -85,8 +85,8 @@ def duckdb_path(workdir: Path) -> Path:
 def instrumented(
     source: type[Source], *, crash_after: dict[str, int] | None = None, record_into: list[Any] | None = None,
 ) -> type[Source]:
-    """`source`, except that reading stream S crashes right after its `crash_after[S]`-th
-    batch, and every message it yields is appended to `record_into`."""
+    """`source`, except that reading stream S crashes right after its `crash_after[S]`-th batch
+    (or whole file handed to the destination), and every message it yields is appended to `record_into`."""
 
     class Instrumented(source):  # type: ignore[misc, valid-type]
         def read(self, config, request):  # noqa: ANN001 - same signature as the source's
@@ -96,7 +96,7 @@ def instrumented(
                 if record_into is not None:
                     record_into.append(message)
                 yield message
-                if limit is not None and isinstance(message, Batch):
+                if limit is not None and isinstance(message, (Batch, NativeFile)):
                     seen += 1
                     if seen >= limit:
                         raise SimulatedCrash(f"the contract suite crashed this read after {seen} batch(es) on purpose")

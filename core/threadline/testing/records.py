@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from threadline.contracts import Stream
+from threadline.contracts import Batch, NativeFile, Stream
 from threadline.engine.coerce import coerce
 
 LINEAGE_PREFIX = "_threadline_"
@@ -39,6 +39,36 @@ def typed(records: list[dict[str, Any]], stream: Stream, what: str) -> list[dict
             f"{stream.name!r}: {(result.reasons or [''])[0]}"
         )
     return only_declared(result.good.to_pylist(), stream)
+
+
+def batches_of(messages: Iterable[Any], stream: str | None = None) -> list[pa.RecordBatch]:
+    """The records a source's messages carry (of `stream`, or every stream): its batches, and
+    the rows of each whole file it handed to a destination that reads the file itself
+    (`NativeFile`), read here with Arrow (CSV as text, as the engine would get it)."""
+    batches: list[pa.RecordBatch] = []
+    for m in messages:
+        if stream is not None and getattr(m, "stream", None) != stream:
+            continue
+        if isinstance(m, Batch):
+            batches.append(m.records)
+        elif isinstance(m, NativeFile):
+            batches += _read_native(m).to_batches()
+    return batches
+
+
+def _read_native(file: NativeFile) -> pa.Table:
+    if file.format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(file.path)
+    import pyarrow.csv as pacsv
+
+    o = file.options
+    return pacsv.read_csv(
+        file.path, read_options=pacsv.ReadOptions(skip_rows=o.get("skip_rows", 0)),
+        parse_options=pacsv.ParseOptions(delimiter=o.get("delimiter", ","), quote_char=o.get("quote_char", '"')),
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in file.schema.names},
+                                             null_values=o.get("null_values", [""]), strings_can_be_null=True))
 
 
 def from_batches(batches: Iterable[pa.RecordBatch], stream: Stream) -> list[dict[str, Any]]:

@@ -270,8 +270,7 @@ class SourceContract:
         expected_now = self._expected(contract_sandbox, incremental)
         for stream in incremental:
             changed = rec.typed(changes.get(stream.name, []), stream, f"changes of {stream.name!r}")
-            read_again = rec.from_batches(
-                [m.records for m in messages if isinstance(m, Batch) and m.stream == stream.name], stream)
+            read_again = rec.from_batches(rec.batches_of(messages, stream.name), stream)
             got = {rec.key_of(r, stream) for r in read_again}
             want = {rec.key_of(r, stream) for r in changed}
             boundary = _at_boundary(before[stream.name], stream)

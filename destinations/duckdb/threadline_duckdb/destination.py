@@ -9,7 +9,8 @@ the engine saves the state. Dispositions:
 - upsert:  rows are added as for append, and at each commit the rows sharing a key with a row
            written later are deleted, in the same transaction: the last row written for a key
            wins. Into an empty table (a first load) a Bloom filter of the keys written so far
-           (keys.py) flags the only keys that can repeat, so a load of unique keys pays no join;
+           (keys.py) flags the only keys that can repeat, so a load of unique keys pays no join
+           (after a file DuckDB read itself, the keys repeated in the table are found by grouping);
            into a table that had rows, the commit joins the keys it wrote against the table. In a
            change stream, a key whose newest row's `_threadline_op` is "delete" is removed;
 - replace: rows go to a staging table that takes the table's place when the stream ends,
@@ -137,6 +138,55 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_CSV_REJECTS, _CSV_SCANS = "__threadline_csv_rejects", "__threadline_csv_scans"
+_DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.date32(): "DATE"}
+# The text the engine's Arrow cast turns into the same value DuckDB's cast gives; other text
+# (" 5", "1e3", "+5", "inf") is held back for the engine to decide.
+_EXACT_TEXT = {pa.int64(): "-?[0-9]+", pa.float64(): r"-?[0-9]+(\.[0-9]+)?", pa.date32(): "[0-9]{4}-[0-9]{2}-[0-9]{2}"}
+
+
+def _converts_exactly(column: str, arrow_type: pa.DataType) -> str:
+    """SQL that is true when the text in `column` is null or converts to `arrow_type` exactly
+    as the engine's cast would."""
+    if pa.types.is_string(arrow_type):
+        return "true"
+    return (f"({column} is null or (regexp_full_match({column}, '{_EXACT_TEXT[arrow_type]}') "
+            f"and try_cast({column} as {_DUCKDB_TYPES[arrow_type]}) is not null))")
+
+
+def _csv_scan(file: NativeFile, rejects: bool) -> str:
+    """read_csv(...) of `file` with every column as text, read as the files source's options
+    say (Arrow's defaults otherwise: double quotes escape a quote, a quoted null is null)."""
+    o = file.options
+    columns = "{" + ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in file.schema.names) + "}"
+    nulls = "[" + ", ".join(_literal(v) for v in o.get("null_values", [""])) + "]"
+    quote_char = _literal(o.get("quote_char", '"'))
+    args = [_literal(str(file.path)), "header = true", f"skip = {int(o.get('skip_rows', 0))}",
+            f"delim = {_literal(o.get('delimiter', ','))}", f"quote = {quote_char}", f"escape = {quote_char}",
+            f"nullstr = {nulls}", "auto_detect = false", f"columns = {columns}", "ignore_errors = true"]
+    if rejects:
+        args += ["store_rejects = true", f"rejects_table = '{_CSV_REJECTS}'", f"rejects_scan = '{_CSV_SCANS}'"]
+    return "read_csv(" + ", ".join(args) + ")"
+
+
+def _csv_problem(kind: str, message: str) -> str:
+    found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message or "")
+    if found:
+        return f"expected {found.group(1)} columns, found {found.group(2)}"
+    return f"{kind.lower()}: {(message or '').splitlines()[0][:200]}"
+
+
+def _records_at_most(path: Path, header_lines: int) -> int:
+    """How many records the file can hold at most: its lines after the header (a quoted value
+    may span lines, so there may be fewer)."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n") - header_lines
+
+
 def _refuse_names_equal_but_for_case(names: list[str], table: str) -> None:
     seen: dict[str, str] = {}
     for name in names:
@@ -188,7 +238,7 @@ class DuckDBWriter(StreamWriter):
     # (in-process, 1M rows: 449 MiB), for the same CPU as one commit. Committing before a
     # checkpoint is harmless: the state is not saved yet, and a re-read upserts the same rows.
     commit_rows = 250_000
-    native_formats = frozenset({"parquet"})  # load_file reads these with DuckDB's own reader
+    native_formats = frozenset({"parquet", "csv"})  # load_file reads these with DuckDB's own readers
 
     def __init__(self, cursor: duckdb.DuckDBPyConnection, schema_name: str, target: StreamTarget) -> None:
         self.cur = cursor
@@ -199,6 +249,12 @@ class DuckDBWriter(StreamWriter):
         self.schema_name = schema_name
         self.upsert = target.disposition is WriteDisposition.UPSERT
         self.replace = target.disposition is WriteDisposition.REPLACE
+        if self.upsert or (self.replace and self.key):
+            # DuckDB's CSV path writes the rows it holds back (text only the engine's cast
+            # accepts, such as "1e3") after the file's other rows; where the last row of a key
+            # must win, an earlier held-back row would win instead, so these streams read CSV
+            # through Arrow, in file order
+            self.native_formats = frozenset({"parquet"})
         self.staging_name = f"{target.table}__staging" if self.replace else target.table
         self.into = f"{quote(schema_name)}.{quote(self.staging_name)}"
         self.run_literal = "'" + target.run_id.replace("'", "''") + "'"
@@ -214,6 +270,10 @@ class DuckDBWriter(StreamWriter):
             # a first load into an empty table needs no join against older rows
             self.seen = SeenKeys() if self.upsert and self._row_count() == 0 else None
         self.repeats: list[pa.Table] = []  # keys the Bloom filter flagged since the last commit
+        # after a file loaded by DuckDB itself (whose keys the Bloom filter never saw), a first
+        # load finds repeated keys by grouping the table: every row in it is this writer's. For
+        # a 1M-row file that costs ~0.2 CPU-s, where hashing the keys into the filter cost more
+        self.group_for_repeats = False
         self.wrote_since_commit = False
         self.uncommitted_rows = 0
         self.cur.execute("begin transaction")
@@ -250,16 +310,19 @@ class DuckDBWriter(StreamWriter):
         return WriteReport(rows_written=self.rows)
 
     def load_file(self, file: NativeFile) -> FileLoad:
-        """Insert a whole Parquet file in one statement with DuckDB's read_parquet (no Arrow
-        round trip); rows with an empty primary key are held back for the engine's quarantine."""
+        """Insert a whole file in one statement with DuckDB's own reader (no Arrow round trip)."""
         self._flush(everything=True)  # rows written before the file stay before it
+        return self._load_csv(file) if file.format == "csv" else self._load_parquet(file)
+
+    def _load_parquet(self, file: NativeFile) -> FileLoad:
+        """read_parquet; rows with an empty primary key are held back for the engine's quarantine."""
         if not self._fits(file.schema):
             self._ensure_table(file.schema)
         source = "read_parquet(" + _literal(str(file.path)) + ")"
         empty_key = " or ".join(f"{quote(k)} is null" for k in self.key)
         rows = f"(select * from {source} where not ({empty_key}))" if self.key else source
         if self.seen is not None:
-            self._note_repeats(rows)
+            self.group_for_repeats = True
         names = ", ".join(quote(n) for n in file.schema.names)
         try:
             loaded = self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
@@ -271,6 +334,52 @@ class DuckDBWriter(StreamWriter):
         self.wrote_since_commit = self.wrote_since_commit or loaded > 0
         held_back = self.cur.sql(f"select * from {source} where {empty_key}").to_arrow_table() if self.key else None
         return FileLoad(loaded, held_back)
+
+    def _load_csv(self, file: NativeFile) -> FileLoad:
+        """read_csv with every column as text, cast in the same statement. Only rows whose every
+        value converts exactly as the engine's cast would (`_converts_exactly`) and whose key is
+        there are inserted; the rest are held back, as text, for the engine to coerce or
+        quarantine with its reasons. Lines with the wrong number of columns come back as
+        malformed, as the Arrow reader reports them."""
+        schema = pa.schema([f.with_nullable(True) for f in file.schema])
+        if not self._fits(schema):
+            self._ensure_table(schema)
+        for table in (_CSV_REJECTS, _CSV_SCANS):
+            self.cur.execute(f"drop table if exists temp.{table}")
+        scan = _csv_scan(file, rejects=True)
+        fits = " and ".join([_converts_exactly(quote(f.name), f.type) for f in schema]
+                            + [f"{quote(k)} is not null" for k in self.key]) or "true"
+        typed = ", ".join(quote(f.name) if pa.types.is_string(f.type) else
+                          f"cast({quote(f.name)} as {_DUCKDB_TYPES[f.type]})" for f in schema)
+        names = ", ".join(quote(n) for n in schema.names)
+        try:
+            loaded = self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
+                                      f"select {typed}, {self.run_literal}, now() from {scan} where {fits}").fetchall()[0][0]
+            rejects = self.cur.execute(f"select line, csv_line, error_type, error_message from temp.{_CSV_REJECTS} "
+                                       "order by line").fetchall()
+        except duckdb.Error as exc:
+            raise FatalError(f"{file.path.name} cannot be read as csv: {str(exc).splitlines()[0][:300]}", where="duckdb",
+                             hint="check the file is CSV, and the stream's csv options (delimiter, quote_char)") from None
+        # text in another encoding fails the stream, as it does on the Arrow path
+        undecodable = [n for n, _, kind, _ in rejects if kind in ("INVALID ENCODING", "INVALID UNICODE")]
+        if undecodable:
+            raise ConfigError(f"{file.path.name} is not valid utf-8 text (line {undecodable[0]})",
+                              hint="set `csv: {encoding: latin-1}` (or the file's real encoding, e.g. cp1252, utf-16) on the stream")
+        malformed = [{"file": file.path.name, "line": line, "text": text, "problem": _csv_problem(kind, message)}
+                     for line, text, kind, message in dict((r[0], r) for r in rejects).values()]
+        self.rows += loaded
+        self.wrote_since_commit = self.wrote_since_commit or loaded > 0
+        self.uncommitted_rows += loaded
+        if self.seen is not None:
+            self.group_for_repeats = True
+        held_back = None
+        # A record spans one line or more: when the rows loaded and the malformed lines account
+        # for every line, nothing was held back and the file need not be read again.
+        if loaded + len(malformed) != _records_at_most(file.path, 1 + int(file.options.get("skip_rows", 0))):
+            held_back = self.cur.sql(f"select * from {_csv_scan(file, rejects=False)} where not ({fits})").to_arrow_table()
+        column_count = all(kind in ("TOO MANY COLUMNS", "MISSING COLUMNS") for _, _, kind, _ in rejects)
+        return FileLoad(loaded, held_back if held_back is not None and held_back.num_rows else None, malformed,
+                        "malformed CSV line (wrong number of columns)" if column_count else "malformed CSV line")
 
     def abort(self) -> None:
         self.pending, self.pending_rows, self.repeats = [], 0, []
@@ -311,23 +420,14 @@ class DuckDBWriter(StreamWriter):
         finally:
             self.cur.unregister("__threadline_batch")
 
-    def _note_repeats(self, relation: str, rows: pa.Table | None = None) -> None:
-        """Keep the keys of `relation` (a registered table or a subquery) that may have been
-        written before, as the Bloom filter says. From a registered Arrow table only the hashes
-        come back (its keys are at hand); from a file, keys and hashes, in slices so a large
-        file's keys never sit in memory."""
+    def _note_repeats(self, relation: str, rows: pa.Table) -> None:
+        """Keep the keys of `rows` (registered as `relation`) that may have been written
+        before, as the Bloom filter says; only their hashes come back from DuckDB."""
         keys = ", ".join(quote(k) for k in self.key)
-        if rows is not None:
-            hashes = self.cur.execute(f"select hash({keys}) as h from {relation}").fetchnumpy()["h"]
-            repeats = self.seen.flag_repeats(np.asarray(hashes))
-            if repeats.any():
-                self.repeats.append(rows.select(self.key).filter(pa.array(repeats)))
-            return
-        reader = self.cur.sql(f"select {keys}, hash({keys}) as __threadline_hash from {relation}").to_arrow_reader(self.insert_rows)
-        for part in reader:
-            repeats = self.seen.flag_repeats(part.column(len(self.key)).to_numpy())
-            if repeats.any():
-                self.repeats.append(pa.Table.from_batches([part]).select(self.key).filter(pa.array(repeats)))
+        hashes = self.cur.execute(f"select hash({keys}) as h from {relation}").fetchnumpy()["h"]
+        repeats = self.seen.flag_repeats(np.asarray(hashes))
+        if repeats.any():
+            self.repeats.append(rows.select(self.key).filter(pa.array(repeats)))
 
     # ---- upsert: the last row written for a key wins
 
@@ -349,7 +449,9 @@ class DuckDBWriter(StreamWriter):
         the transaction's `now()`)."""
         keys = ", ".join(quote(k) for k in self.key)
         match = " and ".join(f"t.{quote(k)} is not distinct from c.{quote(k)}" for k in self.key)
-        if self.seen is not None:
+        if self.group_for_repeats:
+            source = f"(select {keys} from {self.into} group by all having count(*) > 1)"
+        elif self.seen is not None:
             if not self.repeats:
                 return
             candidates = pa.concat_tables(self.repeats)
@@ -365,7 +467,7 @@ class DuckDBWriter(StreamWriter):
                 f"order by t.rowid desc) as newest from {self.into} t semi join (select distinct {keys} from {source}) c "
                 f"on {match}) where newest > 1)")
         finally:
-            if self.seen is not None:
+            if self.seen is not None and not self.group_for_repeats:
                 self.cur.unregister("__threadline_repeats")
 
     # ---- table shape
