@@ -265,6 +265,28 @@ def test_a_merge_moves_the_contact_history_to_the_surviving_profile_so_caps_stil
     assert reason == [{"campaign": "winback", "reason": "capped"}]  # the letter of day 2 fills her week
 
 
+def test_a_merge_moves_campaign_arms_to_the_survivor_and_a_person_keeps_one_arm_per_campaign():
+    """Lift counts the arms' people: a merged-away profile left in an arm is nobody."""
+    import duckdb
+    from threadline_profiles.decisions.contacts import follow_merges_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE tl_work_history (profile_id VARCHAR, event VARCHAR, related_profile_id VARCHAR)")
+    con.execute("INSERT INTO tl_work_history VALUES ('a', 'merged_into', 's'), ('b', 'merged_into', 's'), "
+                "('c', 'merged_into', 't'), ('d', 'merged_into', 't'), ('x', 'created', NULL)")
+    for sql in follow_merges_sql()[:1]:
+        con.execute(sql)
+    con.execute("CREATE TABLE tl_campaign_arms (campaign VARCHAR, profile_id VARCHAR, arm VARCHAR, assigned_at TIMESTAMP)")
+    con.execute("INSERT INTO tl_campaign_arms VALUES "
+                "('thanks', 'a', 'treated', '2026-01-01'), ('thanks', 's', 'held_out', '2026-01-02'), "  # survivor holds one
+                "('thanks', 'c', 'treated', '2026-01-01'), ('thanks', 'd', 'held_out', '2026-01-03'), "  # two merged, no survivor row
+                "('winback', 'b', 'treated', '2026-01-05'), ('thanks', 'x', 'treated', '2026-01-01')")
+    for sql in follow_merges_sql()[1:]:
+        con.execute(sql)
+    assert sorted(con.execute("SELECT campaign, profile_id, arm FROM tl_campaign_arms").fetchall()) == [
+        ("thanks", "s", "held_out"), ("thanks", "t", "treated"), ("thanks", "x", "treated"), ("winback", "s", "treated")]
+
+
 def test_holdouts_are_stable_and_use_up_the_groups_slot(store_config, tmp_path):
     land = Lander({**store_config, "report_dir": str(tmp_path / "reports"), **settings(tmp_path, holdout=0.3)})
     land.land("crm", "customers", people())

@@ -24,6 +24,8 @@ from threadline_profiles.traits.facts import ts_literal
 if TYPE_CHECKING:
     from threadline_profiles.store import ProfileStore
 
+# who joined which arm of a campaign (lift.py), here because merges move its rows (follow_merges_sql)
+ARMS_CREATE = "CREATE TABLE IF NOT EXISTS tl_campaign_arms (campaign VARCHAR, profile_id VARCHAR, arm VARCHAR, assigned_at TIMESTAMP)"
 CREATE = ("CREATE TABLE IF NOT EXISTS tl_contacts (activation VARCHAR, campaign VARCHAR, channel VARCHAR, "
           "profile_id VARCHAR, contacted_at TIMESTAMP, left_at TIMESTAMP, build_id VARCHAR, push_id VARCHAR)")
 
@@ -67,7 +69,25 @@ def follow_merges_sql() -> list[str]:
     merged = "SELECT profile_id, related_profile_id FROM tl_work_history WHERE event = 'merged_into'"
     return [CREATE,
             f"UPDATE tl_contacts SET profile_id = (SELECT h.related_profile_id FROM ({merged}) AS h "
-            f"WHERE h.profile_id = tl_contacts.profile_id) WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m)"]
+            f"WHERE h.profile_id = tl_contacts.profile_id) WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m)",
+            *arms_follow_merges_sql(merged)]
+
+
+def arms_follow_merges_sql(merged: str) -> list[str]:
+    """The campaign arms (lift.py) of merged profiles move to the survivor too, or lift would
+    count a person who no longer exists. A person joins an arm once: where the survivor (or
+    another profile merged into it) already holds an arm of that campaign, that one stands."""
+    arms = "tl_campaign_arms"
+    return [
+        ARMS_CREATE,
+        f"DELETE FROM {arms} WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m) AND EXISTS ("
+        f"SELECT 1 FROM ({merged}) AS h JOIN {arms} AS b ON b.campaign = {arms}.campaign "
+        f"AND (b.profile_id = h.related_profile_id OR (b.profile_id IN (SELECT o.profile_id FROM ({merged}) AS o "
+        f"WHERE o.related_profile_id = h.related_profile_id) AND b.profile_id < {arms}.profile_id)) "
+        f"WHERE h.profile_id = {arms}.profile_id)",
+        f"UPDATE {arms} SET profile_id = (SELECT h.related_profile_id FROM ({merged}) AS h "
+        f"WHERE h.profile_id = {arms}.profile_id) WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m)",
+    ]
 
 
 def contacts_in_window_sql(channel: str, since: datetime, until: datetime) -> str:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.compute as pc
 
 from threadline_profiles.decisions import results
+from threadline_profiles.decisions.contacts import ARMS_CREATE
 from threadline_profiles.engines.base import lit
 from threadline_profiles.land.landing import landed_streams
 from threadline_profiles.resolve.values import mapped_streams
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from threadline_profiles.store import ProfileStore
 
 PERSISTENT = [
-    "CREATE TABLE IF NOT EXISTS tl_campaign_arms (campaign VARCHAR, profile_id VARCHAR, arm VARCHAR, assigned_at TIMESTAMP)",
+    ARMS_CREATE,
     "CREATE TABLE IF NOT EXISTS tl_campaign_lift (build_id VARCHAR, as_of TIMESTAMP, campaign VARCHAR, metric VARCHAR, "
     "treated_people BIGINT, held_out_people BIGINT, treated DOUBLE PRECISION, held_out DOUBLE PRECISION, "
     "difference DOUBLE PRECISION, ci_low DOUBLE PRECISION, ci_high DOUBLE PRECISION, p_value DOUBLE PRECISION)",
