@@ -36,6 +36,17 @@ class ShapesSandbox(Sandbox):
     def mixed(self, req: SandboxRequest) -> Reply:
         return Reply.json({"data": [{"id": 1, "score": 5}, {"id": "two", "score": "n/a"}, {"id": 3, "score": 2.5}]})
 
+    @route("GET", "/jsonish")
+    def jsonish(self, req: SandboxRequest) -> Reply:
+        return Reply.json({"data": [
+            {"id": 1, "extra": {"name": "Zoë", "n": 12345678901234567890123, "f": 0.1}},
+            {"id": 2, "extra": None}, {"id": 3},
+        ]})
+
+    @route("GET", "/jsonish-small")
+    def jsonish_small(self, req: SandboxRequest) -> Reply:
+        return Reply.json({"data": [{"id": 1, "extra": {"name": "Zoë", "n": 7, "f": 0.1}}, {"id": 2}]})
+
     @route("GET", "/epoch")
     def epoch(self, req: SandboxRequest) -> Reply:
         return Reply.json({"data": [{"id": 1, "seen": 1700000000000000}]})
@@ -90,6 +101,31 @@ def test_json_columns_keep_nested_objects_as_json_text(crm):
     table = read(crm, {"id": "int64", "address": "json"})
     assert table.schema.field("address").type == pa.string()
     assert json.loads(table.column("address")[0].as_py()) == crm.customers[0]["address"]
+
+
+def test_json_columns_come_from_the_bytes_path_and_keep_text_as_sent(shapes):
+    from threadline.http.records import PageParser
+
+    stream = RestStream(name="x", path="/jsonish-small", schema={"id": "int64", "extra": "json"})
+    parser = stream._parser
+    calls = []
+    original = PageParser._parsed
+    PageParser._parsed = lambda self, *a: calls.append(a) or original(self, *a)  # type: ignore[method-assign]
+    try:
+        table = read(shapes, {"id": "int64", "extra": "json"}, path="/jsonish-small")
+    finally:
+        PageParser._parsed = original  # type: ignore[method-assign]
+    assert calls == []  # no json.loads + pa.array for a page whose json column orjson reads exactly
+    assert parser.json_columns == {"extra"}
+    assert table.column("extra").to_pylist() == ['{"name":"Zoë","n":7,"f":0.1}', None]
+
+
+def test_json_columns_keep_integers_past_64_bits_exactly(shapes):
+    table = read(shapes, {"id": "int64", "extra": "json"}, path="/jsonish")
+    extra = table.column("extra").to_pylist()
+    assert json.loads(extra[0]) == {"name": "Zoë", "n": 12345678901234567890123, "f": 0.1}
+    assert "12345678901234567890123" in extra[0]  # not 1.2345678901234568e+22
+    assert extra[1:] == [None, None]  # null and absent alike
 
 
 def test_a_body_that_is_the_list_itself(shapes):

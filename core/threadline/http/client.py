@@ -62,6 +62,26 @@ class ClientStats:
     auth_refreshes: int = 0
 
 
+class _Session(requests.Session):
+    """A requests session that reads the environment's proxy and CA settings (HTTPS_PROXY,
+    NO_PROXY, REQUESTS_CA_BUNDLE, ...) once per host rather than on every request: requests
+    scans every environment variable each time, a sizeable share of a small page's cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str, Any, Any, Any], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        if proxies or not self.trust_env:  # proxies given for this request: requests' own rules
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        merged = self._environment.get(key)
+        if merged is None:
+            merged = self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return {**merged, "proxies": dict(merged["proxies"])}
+
+
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth retrying (tenacity catches it)."""
 
@@ -70,6 +90,26 @@ class _Retry(Exception):
         super().__init__(reason)
         self.action, self.reason, self.server_wait, self.status = action, reason, server_wait, status
         self.rule = rule
+
+
+class _Described:
+    """The request being sent, as errors and logs name it (`describe_request`): worked out only
+    when something is said about it, not for every page of a read."""
+
+    def __init__(self, method: str, url: str, params: dict[str, Any] | None) -> None:
+        self.method, self._url, self._params = method, url, params
+
+    def sent(self, url: str) -> None:
+        """The URL as it went out (query included)."""
+        self._url, self._params = url, None
+
+    @property
+    def line(self) -> str:
+        return describe_request(self.method, _with_params(self._url, self._params))
+
+    @property
+    def url(self) -> str:
+        return describe_request("", _with_params(self._url, self._params)).strip()
 
 
 def describe_request(method: str, url: str) -> str:
@@ -110,7 +150,7 @@ class HttpClient:
         self.auth = auth or NoAuth()
         self.actions, self.retry, self.budget, self.timeouts = actions, retry, budget, timeouts
         self.connector = connector
-        self.session = session or requests.Session()
+        self.session = session or _Session()
         self.session.headers.update(headers or {})
         self.stats = ClientStats()
         self.on_wait = on_wait  # progress hook: (seconds, why)
@@ -156,8 +196,7 @@ class HttpClient:
         where = " / ".join(p for p in (self.connector, stream) if p)
         started = time.monotonic()
         refreshed = False
-        last: dict[str, Any] = {"line": describe_request(method, _with_params(url, params))}
-        last["url"] = describe_request("", _with_params(url, params)).strip()
+        last = _Described(method, url, params)
 
         def attempt() -> T | None:
             nonlocal refreshed
@@ -173,17 +212,15 @@ class HttpClient:
                 reason = _exception_reason(exc)
                 if rule.action in (Action.RETRY, Action.RATE_LIMITED):
                     raise _Retry(rule.action, reason, rule=rule) from None
-                raise FatalError(f"{last['line']} failed: {reason}", where=where, hint=rule.hint,
-                                 method=method, url=last["url"]) from None
-            last["line"] = describe_request(method, response.request.url or url)
-            last["url"] = describe_request("", response.request.url or url).strip()
+                raise FatalError(f"{last.line} failed: {reason}", where=where, hint=rule.hint,
+                                 method=method, url=last.url) from None
+            last.sent(response.request.url or url)
             status = response.status_code
             if log.isEnabledFor(logging.DEBUG):  # the request dump, secrets masked
                 log.debug(
-                    "%s → %d, %d bytes in %.0f ms", last["line"], status, len(response.content),
+                    "%s → %d, %d bytes in %.0f ms", last.line, status, len(response.content),
                     response.elapsed.total_seconds() * 1000,
                 )
-            about = {"method": method.upper(), "url": last["url"], "status": status}
             body = response.text[:2000] if self.actions.needs_body(status) else ""
             rule = self.actions.rule_for_status(status, body)
             action = rule.action
@@ -196,15 +233,17 @@ class HttpClient:
                         raise _Retry(rule.action, f"{exc}", status=status, rule=rule) from None
                     if rule.action is Action.IGNORE:
                         return None
+                    about = {"method": method.upper(), "url": last.url, "status": status}
                     if rule.action is Action.CONFIG_ERROR:
-                        raise ConfigError(_said(rule, response, f"{last['line']}: {exc}"), field=rule.field or "base_url",
+                        raise ConfigError(_said(rule, response, f"{last.line}: {exc}"), field=rule.field or "base_url",
                                           where=where, hint=rule.hint or exc.hint, **about) from None
-                    raise FatalError(_said(rule, response, f"{last['line']}: {exc}"), where=where,
+                    raise FatalError(_said(rule, response, f"{last.line}: {exc}"), where=where,
                                      hint=rule.hint or exc.hint, **about) from None
             if action is Action.IGNORE:
                 return None
+            about = {"method": method.upper(), "url": last.url, "status": status}
             status_text = f"answered {status}: {_snippet(response)}"
-            said = _said(rule, response, f"{last['line']} {status_text}")
+            said = _said(rule, response, f"{last.line} {status_text}")
             if action is Action.REFRESH_AUTH:
                 if refreshed or not self.auth.can_refresh:
                     raise ConfigError(
@@ -217,7 +256,7 @@ class HttpClient:
                 refreshed = True
                 self.auth.refresh(self.session, self.timeouts.as_requests())
                 self.stats.auth_refreshes += 1
-                log.info("%s: %s; refreshed the access token and retrying", where, f"{last['line']} {status_text}")
+                log.info("%s: %s; refreshed the access token and retrying", where, f"{last.line} {status_text}")
                 raise _Retry(action, status_text, server_wait=0.0, status=status, rule=rule)
             if action in (Action.RETRY, Action.RATE_LIMITED):
                 raise _Retry(action, status_text, server_wait(response.headers), status=status, rule=rule)
@@ -233,7 +272,7 @@ class HttpClient:
             stop=stop_after_attempt(self.retry.max_attempts) | stop_before_delay(self.retry.max_retry_time),
             wait=self._wait,
             retry=retry_if_exception_type(_Retry),
-            before_sleep=lambda state: self._before_sleep(state, where, last["line"]),
+            before_sleep=lambda state: self._before_sleep(state, where, last.line),
             reraise=True,
         )
         try:
@@ -242,11 +281,11 @@ class HttpClient:
             elapsed = time.monotonic() - started
             asked = f"; the server asked to wait {exc.server_wait:.0f}s" if exc.server_wait else ""
             raise TransientError(
-                f"{last['line']} still failing after {self.stats_attempts(retrying)} attempts over "
+                f"{last.line} still failing after {self.stats_attempts(retrying)} attempts over "
                 f"{elapsed:.1f}s: {exc.reason}{asked}",
                 retry_after=exc.server_wait, where=where,
                 hint=(exc.rule.hint if exc.rule else "") or _transient_hint(exc.reason),
-                status=exc.status, method=method.upper(), url=last["url"],
+                status=exc.status, method=method.upper(), url=last.url,
             ) from None
 
     @staticmethod

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -368,5 +369,12 @@ def _get(record: Any, steps: tuple[_Step, ...]) -> Any:
     return value
 
 
-def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+def _dumps(value: Any) -> str | bytes | None:
+    """A value as compact JSON text (UTF-8 as is, not escaped): orjson's, or the standard
+    library's for what orjson refuses (integers past 64 bits, keys that are not strings)."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -235,7 +235,6 @@ class RestStream:
                 raise
             if page is None:  # the action table said IGNORE: nothing here
                 return
-            line = describe_request(self.method, page.response.url)
             records = paginator.select(page.records)
             try:
                 # Before yielding: a repeated page is refused before its records go anywhere.
@@ -252,16 +251,18 @@ class RestStream:
                 empty_tries += 1
                 if empty_tries > EMPTY_PAGE_RETRIES:
                     raise FatalError(
-                        f"{line}: {exc}; asked {empty_tries} times. The stream stops here rather than end early: "
+                        f"{describe_request(self.method, page.response.url)}: {exc}; asked {empty_tries} times. "
+                        "The stream stops here rather than end early: "
                         "what was read before is committed, a replaced table is left as it was",
                         where=where, hint="the API lost track of its pages; run the sync again later",
                     ) from None
-                log.warning("%s: %s: %s; asking for that page again", where, line, exc)
+                log.warning("%s: %s: %s; asking for that page again", where,
+                            describe_request(self.method, page.response.url), exc)
                 time.sleep(client.retry.backoff(empty_tries))
                 continue
             except PaginationLoop as exc:
                 raise FatalError(
-                    f"{line}: {exc}", where=where,
+                    f"{describe_request(self.method, page.response.url)}: {exc}", where=where,
                     hint="the API's pagination is broken, or the paginator configured does not match the API "
                     "(type and parameter names)",
                 ) from None
