@@ -1,7 +1,8 @@
 """B2 per connector: records/s of every HTTP connector against its sandbox, with the ratio to
-the declarative `rest` connector measured in the same run.
+dlt's rest_api on the same endpoint and to the declarative `rest` connector, measured in the
+same run.
 
-    python bench/b2_connectors.py [--size 10000] [--runs 3] [--only hubspot,klaviyo]
+    python bench/b2_connectors.py [--size 10000] [--runs 3] [--only hubspot,klaviyo] [--no-dlt]
 
 The B2 method (bench/b2_http.py): each sandbox runs in its own process (so the reader does not
 share a GIL with the server) and serves pre-built pages (`Sandbox.cache_pages`: an answer is
@@ -9,12 +10,16 @@ built once, on the warm-up read, and its bytes served again), rate limits are li
 sandboxes and the connectors' request budgets are off, no faults are injected. Every stream gets one warm-up read (which
 fills a sandbox's page cache where it has one), then `--runs` full reads through the
 connector's own `Source.read` (HTTP, JSON page → Arrow batches). Each read of a connector's
-stream is followed by a read of `rest` against the customers sandbox (`--rest-records`
-records, 1000 a page), so the anchor is measured under the same load, interleaved.
+stream is followed by the same read through dlt's rest_api (`dlt_plan`: the same paths, query,
+page size, pagination and credentials; where rest_api has no paginator for the stream's
+pages, no anchor) and by a read of `rest` against the customers sandbox (`--rest-records`
+records, 1000 a page), so the anchors are measured under the same load, interleaved.
 
-Prints JSON lines: one per stream (median records/s, each run, the interleaved `rest`
-median and the ratio), then one per connector (its streams' records over their median
-seconds, the ratio to `rest`, and whether it meets the bar of 50k records/s).
+Prints JSON lines: one per stream (median records/s, each run, records per CPU-second of the
+reader, dlt's, the interleaved `rest` median and the ratios), then one per connector (its
+streams' records over their median seconds; the ratio to dlt over the streams dlt read; the
+bar: 50k records/s and 2x dlt). The sandbox is another process, so CPU-seconds count the
+reader alone: on the shared machine the steadier figure, wall records/s the bar's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit  # noqa: E402
 
 BAR = 50_000
+BAR_DLT = 2.0  # and at least twice dlt rest_api's records/s on the same endpoint
 
 # connector → the streams read (name, sync mode). Mailchimp's member_activity is one request per
 # member (bounded by requests, not by the connector), so it is not part of the figure.
@@ -184,47 +191,161 @@ def _reader(kind: str, base_url: str, extra: Any) -> tuple[Any, Any]:
                                           leak_rate=1_000_000.0)
 
 
-def timed_read(source: Any, config: Any, stream: str, mode: str) -> tuple[float, int]:
+# --------------------------------------------------------------------------- dlt's rest_api on the same endpoint
+
+
+def dlt_plan(source: Any, config: Any, stream: str, mode: str) -> dict[str, Any] | None:
+    """dlt rest_api's config for the requests the connector's stream sends (same paths, query,
+    page size, records path, pagination and credentials), or None where the stream pages in a
+    way rest_api has no paginator for (Zendesk's export cursor, Salesforce's query locator,
+    HubSpot's search windows, X's batched lookups) or reshapes pages in code (associations).
+    Partitions (HubSpot's live then archived records, Mailchimp's audiences) are resolved
+    beforehand, outside the timing, one resource each."""
+    import requests
+
+    from threadline.contracts import ReadRequest, SyncMode
+    from threadline.http import (
+        BodyCursorPaginator, Fixed, FromParent, LinkHeaderPaginator, NextUrlPaginator, OffsetPaginator, RestStream,
+    )
+
+    if mode != "full_refresh":
+        return None
+    declared = next((s for s in getattr(source, "streams", lambda _: [])(config) if s.name == stream), None)
+    if declared is None or any(getattr(type(declared), hook) is not getattr(RestStream, hook)
+                               for hook in ("parse_page", "request_params", "request_body")):
+        return None
+    pager = declared.paginator
+    if type(pager) is BodyCursorPaginator and pager.location == "query" and pager.has_more_path is None:
+        paginator = {"type": "cursor", "cursor_path": pager.cursor_path, "cursor_param": pager.cursor_param}
+    elif isinstance(pager, NextUrlPaginator):
+        paginator = {"type": "json_link", "next_url_path": pager.next_url_path}
+    elif isinstance(pager, LinkHeaderPaginator):
+        paginator = {"type": "header_link"}
+    elif type(pager) is OffsetPaginator and pager.total_path:
+        paginator = {"type": "offset", "limit": pager.limit, "offset_param": pager.offset_param,
+                     "limit_param": pager.limit_param, "total_path": pager.total_path}
+    else:
+        return None
+    client = source.client(config)
+    params = dict(declared.params)
+    if hasattr(declared, "properties"):  # HubSpot asks for every property the account defines
+        params["properties"] = ",".join(declared.properties(client))
+    request = ReadRequest(declared.to_stream(), SyncMode.FULL_REFRESH)
+    if declared.partitions is None:
+        parts: list[dict[str, Any]] = [{}]
+    elif isinstance(declared.partitions, (Fixed, FromParent)):
+        parts = [p for p in declared.partitions.walk(client, request) if isinstance(p, dict)]
+    else:
+        return None
+    prepared = client.session.prepare_request(requests.Request("GET", client.url(""), auth=client.auth))
+    headers = {k: v for k, v in prepared.headers.items()
+               if k.lower() not in ("user-agent", "accept-encoding", "accept", "connection", "content-length")}
+    resources = []
+    for n, part in enumerate(parts):
+        values = {k: v for k, v in part.items() if not k.startswith("_")}
+        path = declared.path.format(**values) if values else declared.path
+        query = {**params, **{k: v for k, v in values.items() if "{" + k + "}" not in declared.path}}
+        resources.append({"name": f"{stream}_{n}", "endpoint": {
+            "path": path.lstrip("/"), "params": query, "data_selector": declared.records_path or "$",
+            "paginator": paginator}})
+    return {"client": {"base_url": client.base_url + "/", "headers": headers}, "resources": resources}
+
+
+def dlt_read(plan: dict[str, Any]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and records of one read through dlt's rest_api (its resources
+    iterated: the records as dlt hands them to a pipeline, before normalising and loading)."""
+    from dlt.sources.rest_api import rest_api_source
+
+    started, cpu = time.perf_counter(), time.process_time()
+    source = rest_api_source(plan)
+    rows = sum(1 for name in source.resources for _ in source.resources[name])
+    return time.perf_counter() - started, time.process_time() - cpu, rows
+
+
+def timed_read(source: Any, config: Any, stream: str, mode: str) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (this process: the reader, not the sandbox) and records."""
     from threadline.contracts import Batch, ReadRequest, SyncMode
 
     declared = source.discover(config).get(stream)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     rows = sum(m.records.num_rows for m in source.read(config, ReadRequest(declared, SyncMode(mode)))
                if isinstance(m, Batch))
-    return time.perf_counter() - started, rows
+    return time.perf_counter() - started, time.process_time() - cpu, rows
 
 
 # --------------------------------------------------------------------------- the run
 
 
-def bench(kind: str, size: int, runs: int, rest: tuple[Any, Any]) -> None:
-    total_records, total_seconds, rest_rates = 0, 0.0, []
+@dataclass
+class Tally:
+    """Records and median seconds (wall and CPU) summed over streams, for a connector's line."""
+
+    records: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def add(self, records: int, runs: list[tuple[float, float, int]]) -> None:
+        self.records += records
+        self.wall += statistics.median(r[0] for r in runs)
+        self.cpu += statistics.median(r[1] for r in runs)
+
+    def rates(self) -> tuple[float, float]:
+        return (self.records / self.wall if self.wall else 0.0, self.records / self.cpu if self.cpu else 0.0)
+
+
+def bench(kind: str, size: int, runs: int, rest: tuple[Any, Any], with_dlt: bool = True) -> None:
+    ours, anchored, theirs, rest_rates = Tally(), Tally(), Tally(), []
     with Served(kind, size) as (base_url, extra):
         source, config = _reader(kind, base_url, extra)
         for stream, mode in STREAMS[kind]:
-            _, expected = timed_read(source, config, stream, mode)  # warm-up (fills page caches)
-            seconds, anchor = [], []
-            for _ in range(runs):
-                took, rows = timed_read(source, config, stream, mode)
-                if rows != expected:
-                    emit(bench="B2", connector=kind, stream=stream, error=f"read {rows} records, warm-up read {expected}")
+            expected = timed_read(source, config, stream, mode)[2]  # warm-up (fills page caches)
+            plan = dlt_plan(source, config, stream, mode) if with_dlt else None
+            if plan is not None:
+                dlt_rows = dlt_read(plan)[2]  # warm-up
+                if dlt_rows != expected:
+                    emit(bench="B2", connector=kind, stream=stream, error=f"dlt read {dlt_rows} records, the connector {expected}")
+                    plan = None
+            mine, dlts, anchor = [], [], []
+            for _ in range(runs):  # interleaved: the connector, dlt on the same endpoint, then `rest`
+                mine.append(timed_read(source, config, stream, mode))
+                if mine[-1][2] != expected:
+                    emit(bench="B2", connector=kind, stream=stream, error=f"read {mine[-1][2]} records, warm-up read {expected}")
                     return
-                seconds.append(took)
-                rest_took, rest_rows = timed_read(*rest, "customers", "full_refresh")
+                if plan is not None:
+                    dlts.append(dlt_read(plan))
+                rest_took, _, rest_rows = timed_read(*rest, "customers", "full_refresh")
                 anchor.append(rest_rows / rest_took)
-            rates = [expected / s for s in seconds]
+            rates = [expected / r[0] for r in mine]
+            cpu_rate = expected / statistics.median(r[1] for r in mine)
             median, rest_median = statistics.median(rates), statistics.median(anchor)
             rest_rates += anchor
-            total_records += expected
-            total_seconds += statistics.median(seconds)
+            ours.add(expected, mine)
+            vs_dlt = {}
+            if dlts:
+                anchored.add(expected, mine)
+                theirs.add(expected, dlts)
+                dlt_wall = expected / statistics.median(r[0] for r in dlts)
+                dlt_cpu = expected / statistics.median(r[1] for r in dlts)
+                vs_dlt = {"dlt_median_records_per_s": round(dlt_wall),
+                          "dlt_runs_records_per_s": [round(expected / r[0]) for r in dlts],
+                          "dlt_records_per_cpu_s": round(dlt_cpu),
+                          "ratio_to_dlt": round(median / dlt_wall, 2), "ratio_to_dlt_cpu": round(cpu_rate / dlt_cpu, 2)}
             emit(bench="B2", connector=kind, stream=stream, sync_mode=mode, records=expected, runs=runs,
                  median_records_per_s=round(median), runs_records_per_s=[round(r) for r in rates],
-                 rest_median_records_per_s=round(rest_median), ratio_to_rest=round(median / rest_median, 2))
-    rate = total_records / total_seconds if total_seconds else 0.0
+                 records_per_cpu_s=round(cpu_rate),
+                 rest_median_records_per_s=round(rest_median), ratio_to_rest=round(median / rest_median, 2), **vs_dlt)
+    rate, cpu_rate = ours.rates()
     rest_median = statistics.median(rest_rates)
-    emit(bench="B2", connector=kind, streams=len(STREAMS[kind]), records=total_records,
-         records_per_s=round(rate), rest_median_records_per_s=round(rest_median),
-         ratio_to_rest=round(rate / rest_median, 2), bar_records_per_s=BAR, meets_bar=rate >= BAR)
+    vs_dlt: dict[str, Any] = {"ratio_to_dlt": None, "ratio_to_dlt_cpu": None}
+    if anchored.records:  # over the streams dlt read too: the connector's seconds against dlt's
+        vs_dlt = {"dlt_records": anchored.records, "dlt_records_per_s": round(theirs.rates()[0]),
+                  "dlt_records_per_cpu_s": round(theirs.rates()[1]),
+                  "ratio_to_dlt": round(theirs.wall / anchored.wall, 2),
+                  "ratio_to_dlt_cpu": round(theirs.cpu / anchored.cpu, 2)}
+    emit(bench="B2", connector=kind, streams=len(STREAMS[kind]), records=ours.records,
+         records_per_s=round(rate), records_per_cpu_s=round(cpu_rate), rest_median_records_per_s=round(rest_median),
+         ratio_to_rest=round(rate / rest_median, 2), **vs_dlt, bar_records_per_s=BAR, bar_ratio_to_dlt=BAR_DLT,
+         meets_bar=rate >= BAR and (vs_dlt["ratio_to_dlt"] or 0) >= BAR_DLT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest-records", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated connectors (default: all)")
+    parser.add_argument("--no-dlt", action="store_true", help="skip dlt rest_api (bench/requirements.txt)")
     args = parser.parse_args(argv)
     wanted = [k for k in STREAMS if not args.only or k in args.only.split(",")]
 
@@ -243,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         rest = _reader("rest", rest_url, None)
         timed_read(*rest, "customers", "full_refresh")  # warm-up: fills the customers sandbox's page cache
         for kind in wanted:
-            bench(kind, args.size, args.runs, rest)
+            bench(kind, args.size, args.runs, rest, with_dlt=not args.no_dlt)
     return 0
 
 
