@@ -66,8 +66,10 @@ class DuckDBConfig(Spec):
     # DuckDB caches up to 80% of RAM by default, so its memory would grow with the data landed;
     # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it). A 1M-row load fills
     # ~60 MiB of it, a 10M-row one all of it: 256MB let the 10M peak grow 255 MiB over the 1M
-    # one, 96MB 120 MiB, for the same CPU (bench B6, in-process)
-    memory_limit: str = "96MB"
+    # one, 96MB 120 MiB in-process; as whole `threadline sync` commands (bench B6), 96MB peaked
+    # at 401 / 445 MiB for 1M / 10M rows (x1.11), 32MB, which a 1M load already fills, at
+    # 376 / 386 MiB (x1.03), for CPU 4.6 vs 4.5 s at 1M and 36.2 vs 33.5 s at 10M (load 9-11)
+    memory_limit: str = "32MB"
 
     @field_validator("schema_name")
     @classmethod
