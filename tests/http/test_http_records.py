@@ -44,8 +44,9 @@ class ShapesSandbox(Sandbox):
         ]})
 
     @route("GET", "/jsonish-small")
-    def jsonish_small(self, req: SandboxRequest) -> Reply:
-        return Reply.json({"data": [{"id": 1, "extra": {"name": "Zoë", "n": 7, "f": 0.1}}, {"id": 2}]})
+    def jsonish_small(self, req: SandboxRequest) -> Reply:  # a long digit run inside a string is no reason to leave
+        return Reply.json({"data": [{"id": 1, "extra": {"name": "Zoë", "n": 7, "f": 0.1}}, {"id": 2}],
+                           "links": {"next": None, "self": "/p?cursor=0000045276883842902342"}})
 
     @route("GET", "/epoch")
     def epoch(self, req: SandboxRequest) -> Reply:
