@@ -238,6 +238,17 @@ def test_without_httpfs_a_new_store_is_refused_and_nothing_is_created(tmp_path, 
     assert not crypto.key_file(path).exists()
 
 
+def test_the_opt_out_written_in_yaml_makes_a_plain_store(tmp_path):
+    import yaml
+
+    path = tmp_path / "profiles.duckdb"
+    config = yaml.safe_load(f"path: {path}\nencryption: off\n")  # YAML 1.1 reads the bare word as false
+    with ProfileStore.open(config) as store:
+        assert not store.engine.encrypted
+    assert not crypto.key_file(path).exists()
+    duckdb.connect(str(path)).close()  # a plain file: DuckDB opens it without a key
+
+
 def test_duckdb_itself_refuses_the_file_without_its_key_and_with_another(tmp_path):
     path = tmp_path / "profiles.duckdb"
     landed(path).store().close()

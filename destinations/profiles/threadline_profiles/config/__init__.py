@@ -426,6 +426,12 @@ class ProfilesConfig(Spec):
                                      f"activations (declared: {', '.join(self.activations) or 'none'})")
         return self
 
+    @field_validator("encryption", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `encryption: off` as false (and `on` as true)
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @field_validator("mappings")
     @classmethod
     def _keys_are_source_dot_stream(cls, value: dict[str, StreamMapping]) -> dict[str, StreamMapping]:
