@@ -306,6 +306,9 @@ def rotate(con: duckdb.DuckDBPyConnection, path: Path, current: StoreKey | None,
     swap it in. The new key is kept in `<store>.key.next` until the new file is in place, so
     a crash at any point leaves a store that opens: the old file with the old key, or the new
     file with the next key (`open_encrypted` then finishes the swap). Closes `con`."""
+    if not decrypt and not secure_crypto(con):  # before any key is made
+        raise CryptoUnavailableError(f"DuckDB {duckdb.__version__} here cannot write encrypted files "
+                                     f"({HTTPFS_WHEEL} is not installed for this version)", hint=install_hint())
     env_key = _key_from_env(ENV)
     new: StoreKey | None = None
     next_file = next_key_file(path)
@@ -320,9 +323,6 @@ def rotate(con: duckdb.DuckDBPyConnection, path: Path, current: StoreKey | None,
         else:
             next_file.unlink(missing_ok=True)  # a rotation that stopped before its swap
             new = write_key_file(next_file)
-    if not secure_crypto(con) and new is not None:
-        raise CryptoUnavailableError(f"DuckDB {duckdb.__version__} here cannot write encrypted files "
-                                     f"({HTTPFS_WHEEL} is not installed for this version)", hint=install_hint())
     fresh = path.with_name(path.name + ".rotating")
     fresh.unlink(missing_ok=True)
     database = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
