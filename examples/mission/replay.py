@@ -53,7 +53,7 @@ URL_VARIABLES = {
 # total inside its interval (tests/examples/test_examples_mission.py checks it).
 ANSWER_RATES = {"treated": 0.45, "held_out": 0.10}
 ANSWER_WITHIN_DAYS = 20  # inside the conversion window (decisions.conversion_window, 30d)
-LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", "mission.duckdb.secret", ".threadline", "mission_reports", "mail")
+LEFTOVERS = ("mission.duckdb", "mission.duckdb.wal", "mission.duckdb.secret", "mission.duckdb.key", ".threadline", "mission_reports", "mail")
 THREADLINE = [sys.executable, "-m", "threadline"]
 
 
@@ -118,9 +118,9 @@ def answer_campaigns(as_of: str) -> None:
     simulation knows who got which offer) answer it in the Shopify sandbox at their arm's rate.
     Only campaigns with a holdout: one without (the win-back ads) cannot be measured, and its
     answers would only shrink the lapsed audience below what the ad platforms take."""
-    import duckdb
+    from threadline_profiles.engines.duckdb_crypto import connect_file
 
-    con = duckdb.connect(str(HERE / "mission.duckdb"), read_only=True)
+    con = connect_file(HERE / "mission.duckdb", read_only=True)  # the store is encrypted: read with its key
     try:
         rows = con.execute(
             "SELECT a.campaign, a.arm, g.value FROM tl_campaign_arms AS a "

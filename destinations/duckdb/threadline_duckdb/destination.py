@@ -107,7 +107,9 @@ def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
                 ) from None
             _connections[path] = con
         if memory_limit:
-            con.execute("set memory_limit = ?", [memory_limit])
+            # Values are inlined as literals here, not bound as parameters: DuckDB 1.5's parameter
+            # binding imports pandas (~0.3 CPU-s a sync, tests/core/test_core_startup.py).
+            con.execute(f"set memory_limit = {_literal(memory_limit)}")
         return con
 
 
@@ -221,8 +223,9 @@ class DuckDBDestination(Destination[DuckDBConfig]):
         cur = connect(config.path, config.memory_limit).cursor()
         try:
             return bool(cur.execute(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                [config.schema_name, target.table]).fetchall()[0][0])
+                "select count(*) from information_schema.tables "
+                f"where table_schema = {_literal(config.schema_name)} and table_name = {_literal(target.table)}"
+            ).fetchall()[0][0])
         finally:
             cur.close()
 
@@ -475,9 +478,9 @@ class DuckDBWriter(StreamWriter):
     # ---- table shape
 
     def _exists(self, table: str) -> bool:
-        return bool(self.cur.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [self.schema_name, table],
+        return bool(self.cur.execute(  # literals, not parameters: see connect()
+            "select count(*) from information_schema.tables "
+            f"where table_schema = {_literal(self.schema_name)} and table_name = {_literal(table)}"
         ).fetchall()[0][0])
 
     def _row_count(self) -> int:

@@ -58,6 +58,7 @@ destinations:
     connector: profiles
     config:
       path: store/profiles.duckdb
+      encryption: off                # its bytes readable: the key holder's view of what is left
       mappings:
         crm.contacts:
           identifiers: {{email: email, phone: phone}}

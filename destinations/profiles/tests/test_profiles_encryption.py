@@ -3,9 +3,8 @@ file (and WAL) read as bytes, with `strings` and with DuckDB directly shows none
 population's emails or phones; without the key or with another key nothing opens and
 nothing new is created; rotate-key keeps the data and the old key stops working.
 
-DuckDB writes encrypted files only with httpfs's OpenSSL, which this machine lacks; these
-tests write them with DuckDB's mbedTLS (`$THREADLINE_UNSAFE_TEST_CRYPTO`): the same file
-format, key derivation and checks, only the nonces' random source differs."""
+The stores are encrypted as in production: DuckDB with its httpfs extension (OpenSSL) loaded
+from the `duckdb-extension-httpfs` wheel."""
 
 from __future__ import annotations
 
@@ -40,9 +39,8 @@ def population(n: int = 300) -> list[dict]:
 TRACES = ("tidewater-mail", "quennell", "7375551", "555-10")
 
 
-@pytest.fixture
-def unsafe_crypto(monkeypatch):
-    monkeypatch.setenv(crypto.UNSAFE_ENV, "1")
+@pytest.fixture(autouse=True)
+def no_key_in_the_environment(monkeypatch):
     monkeypatch.delenv(crypto.ENV, raising=False)
     monkeypatch.delenv(crypto.NEW_ENV, raising=False)
 
@@ -72,7 +70,7 @@ def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
 
 
-def test_a_new_store_is_encrypted_and_its_file_shows_no_email_or_phone(tmp_path, unsafe_crypto):
+def test_a_new_store_is_encrypted_and_its_file_shows_no_email_or_phone(tmp_path):
     plain = tmp_path / "plain" / "profiles.duckdb"
     landed(plain, encryption="off")
     assert traces_in(plain), "the control: an unencrypted store shows the population"
@@ -90,8 +88,7 @@ def test_a_new_store_is_encrypted_and_its_file_shows_no_email_or_phone(tmp_path,
         assert api.find(store, email="marisol.quennell0@tidewater-mail.example")[0].golden["last_name"]
 
 
-def test_without_its_key_or_with_another_the_store_does_not_open_and_nothing_is_created(tmp_path, unsafe_crypto,
-                                                                                           monkeypatch):
+def test_without_its_key_or_with_another_the_store_does_not_open_and_nothing_is_created(tmp_path, monkeypatch):
     path = tmp_path / "profiles.duckdb"
     landed(path).store().close()
     key = crypto.key_file(path)
@@ -122,7 +119,7 @@ def test_without_its_key_or_with_another_the_store_does_not_open_and_nothing_is_
         assert len(profiles_of(store)) == 300
 
 
-def test_a_key_that_is_too_short_is_refused(tmp_path, unsafe_crypto, monkeypatch):
+def test_a_key_that_is_too_short_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv(crypto.ENV, "short")
     with pytest.raises(ConfigError, match="at least 32"):
         ProfileStore.open({"path": str(tmp_path / "p.duckdb")})
@@ -134,7 +131,7 @@ def rotate_cli(path: Path, *args: str, env: dict | None = None) -> subprocess.Co
                           capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
-def test_rotate_key_keeps_the_data_and_the_old_key_stops_working(tmp_path, unsafe_crypto):
+def test_rotate_key_keeps_the_data_and_the_old_key_stops_working(tmp_path):
     path = tmp_path / "profiles.duckdb"
     with landed(path).store() as store:
         before = profiles_of(store)
@@ -158,7 +155,7 @@ def test_rotate_key_keeps_the_data_and_the_old_key_stops_working(tmp_path, unsaf
         assert profiles_of(store) == before
 
 
-def test_a_rotation_stopped_between_its_two_swaps_finishes_on_the_next_open(tmp_path, unsafe_crypto):
+def test_a_rotation_stopped_between_its_two_swaps_finishes_on_the_next_open(tmp_path):
     path = tmp_path / "profiles.duckdb"
     landed(path).store().close()
     old = crypto.key_file(path).read_text()
@@ -171,7 +168,7 @@ def test_a_rotation_stopped_between_its_two_swaps_finishes_on_the_next_open(tmp_
     assert not crypto.next_key_file(path).exists() and crypto.key_file(path).read_text() != old
 
 
-def test_an_unencrypted_store_still_opens_and_rotate_key_encrypts_it(tmp_path, unsafe_crypto):
+def test_an_unencrypted_store_still_opens_and_rotate_key_encrypts_it(tmp_path):
     path = tmp_path / "profiles.duckdb"
     with landed(path, encryption="off").store() as store:
         before = profiles_of(store)
@@ -190,7 +187,7 @@ def test_an_unencrypted_store_still_opens_and_rotate_key_encrypts_it(tmp_path, u
     assert traces_in(path) and not crypto.key_file(path).exists()
 
 
-def test_a_store_keyed_by_the_environment_rotates_to_the_new_variable(tmp_path, unsafe_crypto, monkeypatch):
+def test_a_store_keyed_by_the_environment_rotates_to_the_new_variable(tmp_path, monkeypatch):
     first, second = "a1" * 32, "b2" * 32
     monkeypatch.setenv(crypto.ENV, first)
     path = tmp_path / "profiles.duckdb"
@@ -209,7 +206,7 @@ def test_a_store_keyed_by_the_environment_rotates_to_the_new_variable(tmp_path, 
         assert profiles_of(store) == before
 
 
-def test_forget_compacts_an_encrypted_store_into_an_encrypted_file(tmp_path, unsafe_crypto):
+def test_forget_compacts_an_encrypted_store_into_an_encrypted_file(tmp_path):
     path = tmp_path / "profiles.duckdb"
     with landed(path).store() as store:
         result = api.forget(store, email="marisol.quennell7@tidewater-mail.example")
@@ -220,26 +217,51 @@ def test_forget_compacts_an_encrypted_store_into_an_encrypted_file(tmp_path, uns
         assert con.execute("SELECT COUNT(*) FROM tl_profiles").fetchone()[0] == 299
 
 
-def httpfs_installed() -> bool:
-    try:
-        duckdb.connect().execute("LOAD httpfs")
-        return True
-    except duckdb.Error:
-        return False
+def test_httpfs_is_loaded_from_the_installed_wheel_and_never_fetched():
+    extension = crypto.httpfs_file()
+    assert extension is not None and extension.is_file(), "duckdb-extension-httpfs for this DuckDB is a dependency"
+    assert f"v{duckdb.__version__}" in extension.parts
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    assert crypto.secure_crypto(con)
+    assert con.execute("SELECT loaded FROM duckdb_extensions() WHERE extension_name = 'httpfs'").fetchone() == (True,)
 
 
-@pytest.mark.skipif(httpfs_installed(), reason="DuckDB can encrypt securely on this machine")
-def test_without_secure_crypto_on_refuses_and_auto_makes_a_plain_store_saying_so(tmp_path, monkeypatch, caplog):
-    monkeypatch.delenv(crypto.UNSAFE_ENV, raising=False)
+def test_without_httpfs_a_new_store_is_refused_and_nothing_is_created(tmp_path, monkeypatch):
+    monkeypatch.setattr(crypto, "httpfs_file", lambda: None)  # a DuckDB other than the pinned one
     path = tmp_path / "profiles.duckdb"
     with pytest.raises(crypto.CryptoUnavailableError, match="httpfs") as err:
-        ProfileStore.open({"path": str(path), "encryption": "on"})
-    assert "install_extension('httpfs')" in err.value.hint
-    assert not path.exists() and not crypto.key_file(path).exists()
-    with caplog.at_level("WARNING"), ProfileStore.open({"path": str(path)}):
-        pass
-    assert "WITHOUT encryption at rest" in caplog.text and "rotate-key" in caplog.text
+        ProfileStore.open({"path": str(path)})
+    assert f"duckdb-extension-httpfs=={duckdb.__version__}" in err.value.hint and "encryption: off" in err.value.hint
+    assert list(tmp_path.iterdir()) == []
+    with ProfileStore.open({"path": str(path), "encryption": "off"}) as store:  # the documented opt-out
+        assert not store.engine.encrypted
     assert not crypto.key_file(path).exists()
+
+
+def test_the_opt_out_written_in_yaml_makes_a_plain_store(tmp_path):
+    import yaml
+
+    path = tmp_path / "profiles.duckdb"
+    config = yaml.safe_load(f"path: {path}\nencryption: off\n")  # YAML 1.1 reads the bare word as false
+    with ProfileStore.open(config) as store:
+        assert not store.engine.encrypted
+    assert not crypto.key_file(path).exists()
+    duckdb.connect(str(path)).close()  # a plain file: DuckDB opens it without a key
+
+
+def test_duckdb_itself_refuses_the_file_without_its_key_and_with_another(tmp_path):
+    path = tmp_path / "profiles.duckdb"
+    landed(path).store().close()
+    con = duckdb.connect()
+    with pytest.raises(duckdb.Error, match="without a key"):
+        con.execute(f"ATTACH '{path}' AS stolen (READ_ONLY)")
+    crypto.secure_crypto(con)
+    with pytest.raises(duckdb.Error, match="(?i)wrong encryption key"):
+        con.execute(f"ATTACH '{path}' AS stolen (ENCRYPTION_KEY '{'0' * 64}', READ_ONLY)")
+    real = crypto.key_file(path).read_text().strip()
+    con.execute(f"ATTACH '{path}' AS opened (ENCRYPTION_KEY '{real}', READ_ONLY)")  # the control: the key opens it
+    emails = con.execute("SELECT COUNT(*) FROM opened.tl_record_values WHERE value LIKE '%tidewater-mail%'").fetchone()[0]
+    assert emails > 0
 
 
 def test_rotate_key_names_what_it_cannot_do(tmp_path):
@@ -251,7 +273,7 @@ def test_rotate_key_names_what_it_cannot_do(tmp_path):
     assert out.returncode != 0 and "Postgres" in out.stderr
 
 
-def test_the_key_is_never_in_an_error_about_the_store(tmp_path, unsafe_crypto):
+def test_the_key_is_never_in_an_error_about_the_store(tmp_path):
     path = tmp_path / "profiles.duckdb"
     landed(path).store().close()
     real = crypto.key_file(path).read_text().strip()
@@ -261,7 +283,7 @@ def test_the_key_is_never_in_an_error_about_the_store(tmp_path, unsafe_crypto):
     assert real not in str(err.value) and "1" * 64 not in str(err.value)
 
 
-def test_one_process_opens_an_encrypted_store_twice_and_lets_it_go(tmp_path, unsafe_crypto):
+def test_one_process_opens_an_encrypted_store_twice_and_lets_it_go(tmp_path):
     """As the destination's shared store and a command's store do: one attachment, shared;
     the file is free for another process once both are closed."""
     path = tmp_path / "profiles.duckdb"

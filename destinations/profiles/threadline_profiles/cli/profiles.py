@@ -39,6 +39,9 @@ def store_config(job: str | None, destination: str | None, path: str | None, dsn
     if dsn:
         return ProfilesConfig.model_validate({"engine": "postgres", "dsn": dsn, "schema": schema or "threadline_profiles"})
     if path:
+        if not Path(path).exists():  # a mistyped path never becomes a new, empty store
+            raise ConfigError(f"there is no profile store at {path}",
+                              hint="give the path of an existing store, or the job file that creates it")
         return ProfilesConfig.model_validate({"path": path})
     raise ConfigError("say which profile store to use", hint="give the job file (job.yaml or --job job.yaml), --path profiles.duckdb, or --dsn")
 
@@ -195,7 +198,7 @@ def rotate_key_command(job: str | None, destination: str | None, path: str | Non
     if config.engine != "duckdb":
         raise ConfigError("rotate-key is for DuckDB stores: threadline does not encrypt Postgres stores itself",
                           hint="protect a Postgres store with the server's disk encryption and TLS (see the profiles README)")
-    if not config.path.exists():  # never make an empty store to encrypt
+    if not config.path.exists():  # never make an empty store to encrypt (from a job file)
         raise ConfigError(f"there is no profile store at {config.path}", hint="give the path of an existing store")
     con, key = connect_duckdb(config.path, encryption="off")
     click.echo(duckdb_crypto.rotate(con, config.path, key, decrypt=decrypt))

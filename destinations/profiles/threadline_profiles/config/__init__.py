@@ -398,9 +398,9 @@ class ProfilesConfig(Spec):
     dsn: str = "postgresql://postgres@127.0.0.1:5432/test"  # Postgres connection string
     db_schema: str = Field(default="threadline_profiles", alias="schema")  # Postgres schema
     memory_limit: str | None = "1GB"  # DuckDB's memory limit; beyond it, work spills to disk
-    # A new DuckDB store's file encryption (engines/duckdb_crypto.py): "auto" encrypts when DuckDB
-    # can here (httpfs installed) and warns when not, "on" refuses to create an unencrypted one.
-    encryption: Literal["auto", "on", "off"] = "auto"
+    # A new DuckDB store's file encryption (engines/duckdb_crypto.py): "on" (the default) creates
+    # it encrypted or not at all, "off" opts out. An existing file opens as it is either way.
+    encryption: Literal["on", "off"] = "on"
     mappings: dict[str, StreamMapping] = Field(default_factory=dict)  # "source.stream" -> mapping
     resolution: Resolution = Field(default_factory=Resolution)
     survivorship: Survivorship = Field(default_factory=Survivorship)
@@ -425,6 +425,12 @@ class ProfilesConfig(Spec):
                     raise ValueError(f"mappings.{key}.results.activations: activation {name!r} is not declared under "
                                      f"activations (declared: {', '.join(self.activations) or 'none'})")
         return self
+
+    @field_validator("encryption", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `encryption: off` as false (and `on` as true)
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("mappings")
     @classmethod

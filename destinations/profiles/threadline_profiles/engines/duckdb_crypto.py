@@ -16,17 +16,16 @@ A key file beside the store protects every copy of the store file made without i
 backup, a file handed over, a disk image of another folder); against someone who can read
 the folder, keep the key in the environment instead.
 
-DuckDB carries AES in mbedTLS, but it writes an encrypted file only with a secure random
-source for the nonces, which its `httpfs` extension (OpenSSL) provides; without it it can
-read an encrypted store but not write one. `secure_crypto` loads httpfs when it is
-installed (never downloads it at run time). `$THREADLINE_UNSAFE_TEST_CRYPTO=1` lets tests
-and benches write encrypted stores with DuckDB's mbedTLS instead (`force_mbedtls_unsafe`:
-the same file format and key checks, but nonces from a non-cryptographic generator, so
-never for real data).
+DuckDB writes an encrypted file only with a cryptographically secure source for its AES-GCM
+nonces, which its `httpfs` extension (OpenSSL) brings; without it DuckDB can read an encrypted
+store but not write one. httpfs comes as a Python wheel, `duckdb-extension-httpfs`, pinned to
+exactly the DuckDB version it was built for (destinations/profiles/pyproject.toml); it is loaded
+from that wheel's file (`LOAD '<path>'`), never downloaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import secrets as random
@@ -44,11 +43,9 @@ logger = logging.getLogger(__name__)
 
 ENV = "THREADLINE_STORE_KEY"
 NEW_ENV = "THREADLINE_STORE_NEW_KEY"  # the next key, for `rotate-key` of a store keyed by the environment
-UNSAFE_ENV = "THREADLINE_UNSAFE_TEST_CRYPTO"
 MIN_LENGTH = 32
 CATALOG = "tl_store"  # the name an encrypted store is attached under (a plain one is named after its file)
-INSTALL_HINT = ("install DuckDB's httpfs extension once on this machine (it brings OpenSSL): "
-                "python -c \"import duckdb; duckdb.connect().install_extension('httpfs')\"")
+HTTPFS_WHEEL = "duckdb-extension-httpfs"
 
 
 class StoreKeyError(FatalError):
@@ -56,7 +53,7 @@ class StoreKeyError(FatalError):
 
 
 class CryptoUnavailableError(FatalError):
-    """DuckDB cannot write an encrypted file here: no secure random source (httpfs) loaded."""
+    """DuckDB cannot write an encrypted file here: its httpfs extension (OpenSSL) does not load."""
 
 
 @dataclass(frozen=True)
@@ -78,39 +75,42 @@ def where_looked(path: Path) -> str:
     return f"${ENV} and the file {key_file(path)}"
 
 
-def unsafe_for_tests() -> bool:
-    return os.environ.get(UNSAFE_ENV, "") == "1"
+def install_hint() -> str:
+    return (f"install the httpfs extension built for this DuckDB: pip install "
+            f"'duckdb=={duckdb.__version__}' '{HTTPFS_WHEEL}=={duckdb.__version__}' "
+            "(the two versions must be equal)")
 
 
-def connection_config() -> dict[str, Any]:
-    """Settings of a store file's connection: DuckDB's defaults (so that other connections to
-    the file in this process share its instance), unless tests ask for the unsafe crypto."""
-    return {"force_mbedtls_unsafe": True} if unsafe_for_tests() else {}
-
-
-def _memory_config() -> dict[str, Any]:
-    """Settings of the in-memory connection an encrypted store is attached to: httpfs is
-    loaded when installed, never fetched at run time."""
-    return {**connection_config(), "autoinstall_known_extensions": False}
-
-
-_warned_unsafe = False
+def httpfs_file() -> Path | None:
+    """The httpfs extension file for this DuckDB version in the installed
+    `duckdb-extension-httpfs` wheel, or None when it is not installed or built for another version."""
+    spec = importlib.util.find_spec("duckdb_extension_httpfs")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = Path(folder) / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+        if found.is_file():
+            return found
+    return None
 
 
 def secure_crypto(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether this connection can write encrypted files (httpfs's OpenSSL loaded)."""
-    global _warned_unsafe
-    if unsafe_for_tests():
-        if not _warned_unsafe:
-            _warned_unsafe = True
-            logger.warning("$%s=1: encrypted stores are written with DuckDB's unsafe mbedTLS nonces (tests only)",
-                           UNSAFE_ENV)
-        return True
-    try:
-        con.execute("LOAD httpfs")
-        return True
-    except duckdb.Error:
+    """Load httpfs (OpenSSL) into `con` from the wheel's file, so that it can write encrypted
+    files; False when the wheel for this DuckDB version is missing or does not load."""
+    extension = httpfs_file()
+    if extension is None:
         return False
+    try:
+        con.execute(f"LOAD {lit(str(extension))}")
+        return True
+    except duckdb.Error as exc:
+        logger.warning("DuckDB's httpfs extension %s does not load: %s", extension, exc)
+        return False
+
+
+def _memory_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that never fetches an extension (an encrypted store is attached to it)."""
+    return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
 
 
 # ---------------------------------------------------------------- keys
@@ -198,12 +198,13 @@ def _attached(path: Path, key: StoreKey) -> duckdb.DuckDBPyConnection:
 
 def _root(path: Path, key: StoreKey, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A new in-memory connection with the store attached (as `CATALOG`, also made the default)."""
-    root = duckdb.connect(":memory:", config=_memory_config())
+    root = _memory_connection()
     try:
-        if not read_only and not secure_crypto(root):
+        if not secure_crypto(root) and not read_only:
             raise CryptoUnavailableError(
-                f"the profile store {path} is encrypted and DuckDB here cannot write encrypted files "
-                "(no secure random source: its httpfs extension is not installed)", hint=INSTALL_HINT)
+                f"the profile store {path} is encrypted and DuckDB {duckdb.__version__} here cannot write "
+                f"encrypted files: its httpfs extension ({HTTPFS_WHEEL}) is not installed for this version",
+                hint=install_hint())
         sql = attach_sql(path, CATALOG, key)
         root.execute(sql[:-1] + ", READ_ONLY)" if read_only else sql)
         root.execute(f"USE {CATALOG}")
@@ -264,25 +265,20 @@ def open_encrypted(path: Path) -> tuple[duckdb.DuckDBPyConnection, StoreKey]:
         hint=f"use the key this store was encrypted with ({where_looked(path)}); nothing was opened or created")
 
 
-def create_encrypted(path: Path, required: bool) -> tuple[duckdb.DuckDBPyConnection, StoreKey] | None:
+def create_encrypted(path: Path) -> tuple[duckdb.DuckDBPyConnection, StoreKey]:
     """A new encrypted store at `path` (which does not exist), with the key from the
-    environment or a new key file. None when DuckDB cannot encrypt here and it is not
-    `required`: the caller makes a plain store (and says so)."""
-    probe = duckdb.connect(":memory:", config=_memory_config())
+    environment or a new key file. Refused when DuckDB cannot encrypt here: nothing is
+    created, not even the key file."""
+    probe = _memory_connection()
     try:
         available = secure_crypto(probe)
     finally:
         probe.close()
     if not available:
-        if required:
-            raise CryptoUnavailableError(
-                f"cannot create the encrypted profile store {path}: DuckDB here has no secure random source "
-                "for encryption (its httpfs extension is not installed)",
-                hint=f"{INSTALL_HINT}; or set `encryption: off` in the profiles destination to store it unencrypted")
-        logger.warning("profile store %s is created WITHOUT encryption at rest: DuckDB's httpfs extension "
-                       "(secure crypto) is not installed here. %s; then encrypt it with "
-                       "`threadline profiles rotate-key --path %s`", path, INSTALL_HINT, path)
-        return None
+        raise CryptoUnavailableError(
+            f"cannot create the encrypted profile store {path}: DuckDB {duckdb.__version__} here cannot write "
+            f"encrypted files (its httpfs extension, {HTTPFS_WHEEL}, is not installed for this version)",
+            hint=f"{install_hint()}; or set `encryption: off` in the profiles destination to store it unencrypted")
     key = find_key(path) or write_key_file(key_file(path))
     return _attached(path, key), key
 
@@ -291,7 +287,7 @@ def connect_file(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnecti
     """A DuckDB connection to an existing store file, encrypted or not, for tests, benches and
     tools that read a store directly. Reading an encrypted store needs its key but no httpfs."""
     try:
-        return duckdb.connect(str(path), read_only=read_only, config=connection_config())
+        return duckdb.connect(str(path), read_only=read_only)
     except duckdb.CatalogException as exc:
         if "encrypted" not in str(exc):
             raise
@@ -310,6 +306,9 @@ def rotate(con: duckdb.DuckDBPyConnection, path: Path, current: StoreKey | None,
     swap it in. The new key is kept in `<store>.key.next` until the new file is in place, so
     a crash at any point leaves a store that opens: the old file with the old key, or the new
     file with the next key (`open_encrypted` then finishes the swap). Closes `con`."""
+    if not decrypt and not secure_crypto(con):  # before any key is made
+        raise CryptoUnavailableError(f"DuckDB {duckdb.__version__} here cannot write encrypted files "
+                                     f"({HTTPFS_WHEEL} is not installed for this version)", hint=install_hint())
     env_key = _key_from_env(ENV)
     new: StoreKey | None = None
     next_file = next_key_file(path)
@@ -324,8 +323,6 @@ def rotate(con: duckdb.DuckDBPyConnection, path: Path, current: StoreKey | None,
         else:
             next_file.unlink(missing_ok=True)  # a rotation that stopped before its swap
             new = write_key_file(next_file)
-    if not secure_crypto(con) and new is not None:
-        raise CryptoUnavailableError("DuckDB here cannot write encrypted files", hint=INSTALL_HINT)
     fresh = path.with_name(path.name + ".rotating")
     fresh.unlink(missing_ok=True)
     database = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]

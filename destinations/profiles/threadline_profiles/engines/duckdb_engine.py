@@ -25,9 +25,9 @@ class StoreLockedError(FatalError):
 _PID = re.compile(r"PID (\d+)")
 
 
-def connect_duckdb(path: Path, encryption: str = "auto") -> tuple[duckdb.DuckDBPyConnection, StoreKey | None]:
+def connect_duckdb(path: Path, encryption: str = "on") -> tuple[duckdb.DuckDBPyConnection, StoreKey | None]:
     """Open the store file, or create it when there is none (encrypted unless `encryption`
-    is "off"; see `duckdb_crypto`). Returns the connection and the key it was opened with
+    is "off"; see `duckdb_crypto`). An existing file opens as it is, encrypted or not. Returns the connection and the key it was opened with
     (None for an unencrypted store). A file held by another process, an encrypted store
     without its key or with another key are clear errors, and never a new empty store."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +36,7 @@ def connect_duckdb(path: Path, encryption: str = "auto") -> tuple[duckdb.DuckDBP
             return crypto.open_encrypted(path)
         if path.exists():
             try:
-                con = duckdb.connect(str(path), config=crypto.connection_config())
+                con = duckdb.connect(str(path))
             except duckdb.CatalogException as exc:
                 if "encrypted" not in str(exc):
                     raise
@@ -45,11 +45,9 @@ def connect_duckdb(path: Path, encryption: str = "auto") -> tuple[duckdb.DuckDBP
                 logger.warning("$%s is set but the profile store %s is not encrypted; encrypt it with "
                                "`threadline profiles rotate-key --path %s`", crypto.ENV, path, path)
             return con, None
-        if encryption != "off":
-            made = crypto.create_encrypted(path, required=encryption == "on")
-            if made is not None:
-                return made
-        return duckdb.connect(str(path), config=crypto.connection_config()), None
+        if encryption == "off":
+            return duckdb.connect(str(path)), None
+        return crypto.create_encrypted(path)
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" not in text.lower():
@@ -78,7 +76,7 @@ class DuckDBEngine(Engine):
     dialect = "duckdb"
 
     def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection | None = None,
-                 memory_limit: str | None = None, encryption: str = "auto", key: StoreKey | None = None) -> None:
+                 memory_limit: str | None = None, encryption: str = "on", key: StoreKey | None = None) -> None:
         self.path = Path(path)
         self.memory_limit = memory_limit
         self.encryption = encryption
