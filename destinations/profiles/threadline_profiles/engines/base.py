@@ -72,6 +72,7 @@ class Engine(ABC):
     """A connection to the store's database, as the stages see it."""
 
     dialect: str = "duckdb"
+    incremental_builds: bool = True  # False: every build resolves every record (incremental.plan)
 
     @abstractmethod
     def execute(self, sql: str) -> None:
