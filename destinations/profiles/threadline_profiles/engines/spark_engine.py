@@ -37,7 +37,7 @@ import sqlglot
 from sqlglot import exp
 from threadline.contracts import FatalError
 
-from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.engines.base import Engine, for_dialect, lit
 
 MIN_SPARK = (3, 5)
 _PHYSICAL = "__g"  # tl_members__g3: the third physical table of tl_members
@@ -332,7 +332,7 @@ class SparkEngine(Engine):
             self._sql(statement)
 
     def query(self, sql: str) -> pa.Table:
-        tree = _parse(sql)
+        tree = _parse(for_dialect(sql, self.dialect))
         if self._tx:
             tree = _rename_tables(tree, {k: v for k, v in self._tx.items() if v})
         frame = self._sql(_spark(tree))
@@ -432,18 +432,28 @@ class SparkEngine(Engine):
         if isinstance(tree, exp.Delete):
             select = exp.select("*").from_(exp.to_table(source).as_(name)).where(exp.not_(hit))
         else:
-            if tree.args.get("from"):
-                raise FatalError(f"the Spark engine cannot run UPDATE ... FROM on {name} yet")
+            joined = tree.args.get("from_") or tree.args.get("from")
+            if joined is not None:
+                # UPDATE t SET ... FROM h WHERE <match>: t LEFT JOIN h ON <match>; a row is
+                # updated where it found its h row (each t row is expected to match one at most,
+                # as DuckDB's UPDATE ... FROM picks an arbitrary one otherwise)
+                other = joined.this
+                alias = other.alias_or_name
+                marked = exp.select("*", exp.alias_(exp.true(), "_tl_hit")).from_(other.copy().as_(alias) if isinstance(
+                    other, exp.Table) else other.copy())
+                hit = exp.column("_tl_hit", table=alias)
             sets = {e.this.name: e.expression for e in tree.expressions}
             columns = []
             for column in self.table_columns(source):
                 if column in sets:
                     value = exp.Case(ifs=[exp.If(this=hit.copy(), true=sets[column].copy())],
-                                     default=exp.column(column))
+                                     default=exp.column(column, table=name))
                     columns.append(exp.alias_(value, column))
                 else:
-                    columns.append(exp.column(column))
+                    columns.append(exp.column(column, table=name))
             select = exp.select(*columns).from_(exp.to_table(source).as_(name))
+            if joined is not None:
+                select = select.join(marked.subquery(alias), on=condition.copy(), join_type="LEFT")
         return [f"CREATE TABLE {out} AS {_spark(select)}"]
 
     def _add_existing_column(self, tree: exp.Alter, name: str) -> bool:
