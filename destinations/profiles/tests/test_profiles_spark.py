@@ -26,6 +26,8 @@ from threadline_profiles.engines.spark_engine import (
 from threadline_profiles.testing import Lander
 
 ROOT = Path(__file__).resolve().parents[3]
+# A build on Spark runs ~450 statements, each a Spark job: minutes on a busy 2-core machine.
+ON_SPARK = pytest.mark.timeout(1500)
 # (the catalog in memory: the tests' stores live as long as the session, and Derby's metastore
 # would add a fraction of a second to every statement)
 LIGHT = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2", "spark.ui.enabled": "false",
@@ -58,11 +60,12 @@ def land_all(config: dict, people: int) -> dict:
     data = customers(people, seed=11)
     config = {**config, "resolve_on_finish": False, "mappings": data.mappings,
               "resolution": {"never_merge": [["crm.contacts:C1", "shop.customers:S2"]],
-                             "always_merge": [["crm.contacts:C3", "loyalty.members:L4"]]}}
+                             "always_merge": [["crm.contacts:C3", "loyalty.members:L4"]]},
+              "audiences": {"born": {"where": "birth_date is not null"}}}
     lander = Lander(config)
     for key, table in data.tables.items():
         source, stream = key.split(".")
-        lander.land(source, stream, table, batch_rows=250)
+        lander.land(source, stream, table)
     with lander.store() as store:
         api.build(store, report=False)
         return published(store)
@@ -78,6 +81,11 @@ def published(store: ProfileStore) -> dict:
         "dq": sorted((r["source"], r["field"], r["status"], r["reason"], int(r["n"])) for r in e.rows("SELECT * FROM tl_dq")),
         "refused": sorted((r["record_key"], r["linked_record_key"], r["rule"], round(float(r["weight"]), 6), r["reason"])
                           for r in e.rows("SELECT * FROM tl_links_refused")),
+        "traits": sorted((r["profile_id"], tuple(r["reachable_channels"] or ())) for r in e.rows("SELECT * FROM tl_traits"))
+        if e.table_exists("tl_traits") else [],
+        "audience_members": sorted((r["audience"], r["profile_id"], r["from_seq"], r["to_seq"])
+                                   for r in e.rows("SELECT * FROM tl_audience_members"))
+        if e.table_exists("tl_audience_members") else [],
     }
 
 
@@ -121,14 +129,17 @@ def test_an_unreachable_cluster_at_check_names_the_url_and_the_reason():
 # ------------------------------------------------------------------ on Spark (CI runs these)
 
 
+@ON_SPARK
 def test_spark_and_duckdb_give_the_same_profiles_on_a_small_population(tmp_path, spark_config):
     on_duckdb = land_all({"path": str(tmp_path / "p.duckdb"), "encryption": "off"}, people=150)
     on_spark = land_all(spark_config, people=150)
     assert len(set(on_duckdb["ids"].values())) < len(on_duckdb["ids"])  # records did merge
-    for part in ("ids", "golden", "links", "dq", "refused"):
+    assert on_duckdb["traits"] and on_duckdb["audience_members"]
+    for part in ("ids", "golden", "links", "dq", "refused", "traits", "audience_members"):
         assert on_spark[part] == on_duckdb[part], part
 
 
+@ON_SPARK
 def test_a_build_that_fails_before_its_publish_leaves_the_previous_profiles(spark_config):
     config = {**spark_config, "resolve_on_finish": False,
               "mappings": {"crm.contacts": {"identifiers": {"email": "email"}}}}
@@ -155,8 +166,50 @@ def test_a_build_that_fails_before_its_publish_leaves_the_previous_profiles(spar
 
 
 @pytest.mark.spark
+@ON_SPARK
 def test_spark_and_duckdb_give_the_same_profiles_on_a_larger_population(tmp_path, spark_config):
     on_duckdb = land_all({"path": str(tmp_path / "p.duckdb"), "encryption": "off"}, people=400)
     on_spark = land_all(spark_config, people=400)
-    for part in ("ids", "golden", "links", "dq", "refused"):
+    for part in ("ids", "golden", "links", "dq", "refused", "traits", "audience_members"):
         assert on_spark[part] == on_duckdb[part], part
+
+
+def _cli(*args: str) -> str:
+    """A threadline command in this process (a subprocess would start a second JVM)."""
+    from click.testing import CliRunner
+    from threadline.cli import _add_package_commands, cli
+
+    _add_package_commands()
+    out = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert out.exit_code == 0, out.output[-3000:]
+    return out.output
+
+
+def _example(job: str, folder: Path) -> dict:
+    from threadline_profiles.cli.profiles import store_config
+
+    _cli("sync", job)
+    with ProfileStore.open(store_config(str(folder / job), None, None, None, None)) as store:
+        found = published(store)
+    groups: dict[str, set[str]] = {}
+    for key, pid in found["ids"].items():
+        groups.setdefault(pid, set()).add(key)
+    found["profiles"] = sorted(tuple(sorted(g)) for g in groups.values())
+    found["lookup"] = _cli("profiles", "get", "--job", job, "--email", "sofia.jones102@example.com", "--region", "US",
+                           "--json")
+    return found
+
+
+@pytest.mark.spark
+@ON_SPARK
+def test_the_customers_example_gives_the_same_profiles_on_spark_and_duckdb(tmp_path, spark_warehouse, monkeypatch):
+    folder = tmp_path / "customers"
+    shutil.copytree(ROOT / "examples" / "customers", folder,
+                    ignore=shutil.ignore_patterns(".threadline", "*.duckdb*", "*_reports", "spark-warehouse"))
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("THREADLINE_SPARK_DATABASE", f"tl_customers_{uuid.uuid4().hex[:8]}")
+    duck = _example("job.yaml", folder)
+    spark = _example("job_spark.yaml", folder)
+    assert len(duck["profiles"]) < len(duck["ids"])  # records did merge
+    for part in ("ids", "profiles", "golden", "links", "dq", "refused", "traits", "audience_members", "lookup"):
+        assert spark[part] == duck[part], part
