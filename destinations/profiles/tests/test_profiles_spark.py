@@ -7,6 +7,7 @@ full parity suite is marked `spark` (`pytest -m spark`).
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -26,6 +27,7 @@ from threadline_profiles.engines.spark_engine import (
 from threadline_profiles.testing import Lander
 
 ROOT = Path(__file__).resolve().parents[3]
+LOOKUPS = [("--email", "sofia.jones102@example.com"), ("--email", "test@test.com"), ("--phone", "+15123535655")]
 # A build on Spark runs ~450 statements, each a Spark job: minutes on a busy 2-core machine.
 ON_SPARK = pytest.mark.timeout(1500)
 # (the catalog in memory: the tests' stores live as long as the session, and Derby's metastore
@@ -195,8 +197,12 @@ def _example(job: str, folder: Path) -> dict:
     for key, pid in found["ids"].items():
         groups.setdefault(pid, set()).add(key)
     found["profiles"] = sorted(tuple(sorted(g)) for g in groups.values())
-    found["lookup"] = _cli("profiles", "get", "--job", job, "--email", "sofia.jones102@example.com", "--region", "US",
-                           "--json")
+    found["lookups"] = []
+    for option, value in LOOKUPS:  # each profile found: its members and golden record (not its build's times)
+        out = json.loads(_cli("profiles", "get", "--job", job, option, value, "--region", "US", "--json"))
+        found["lookups"].append(sorted(
+            (p["profile_id"], sorted(m["record_key"] for m in p["members"]),
+             sorted((k, g["value"], g["record_key"]) for k, g in p["golden"].items())) for p in out))
     return found
 
 
@@ -211,5 +217,6 @@ def test_the_customers_example_gives_the_same_profiles_on_spark_and_duckdb(tmp_p
     duck = _example("job.yaml", folder)
     spark = _example("job_spark.yaml", folder)
     assert len(duck["profiles"]) < len(duck["ids"])  # records did merge
-    for part in ("ids", "profiles", "golden", "links", "dq", "refused", "traits", "audience_members", "lookup"):
+    for part in ("ids", "profiles", "golden", "links", "dq", "refused", "traits", "audience_members", "lookups"):
         assert spark[part] == duck[part], part
+    assert [len(found) for found in duck["lookups"]] == [1, 3, 1]  # one person; the placeholder's three holders apart

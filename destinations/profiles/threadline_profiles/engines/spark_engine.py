@@ -22,7 +22,6 @@ temporary view, and results come out through `toArrow` (or `toPandas`).
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import socket
@@ -37,7 +36,7 @@ import sqlglot
 from sqlglot import exp
 from threadline.contracts import FatalError
 
-from threadline_profiles.engines.base import Engine, for_dialect, lit
+from threadline_profiles.engines.base import Engine, for_dialect
 
 MIN_SPARK = (3, 5)
 _PHYSICAL = "__g"  # tl_members__g3: the third physical table of tl_members
@@ -266,7 +265,6 @@ class SparkEngine(Engine):
         self.spark = session or spark_session(settings)
         self._arrow: set[str] = set()
         self._tx: dict[str, str | None] | None = None  # logical -> its new physical table (None: dropped)
-        self._generation = itertools.count(1)
         catalog = f"`{settings.catalog}`." if settings.catalog else ""
         self._db = f"{catalog}`{settings.database}`"
         self._sql(f"CREATE DATABASE IF NOT EXISTS {self._db}")
@@ -298,10 +296,8 @@ class SparkEngine(Engine):
         """The physical table behind store table `name` (outside any transaction)."""
         if not self._exists(name):
             return None
-        rows = self._sql(f"SHOW TABLES IN {self._db} LIKE '{name}{_PHYSICAL}*'").collect()
-        names = sorted((r["tableName"] for r in rows), key=lambda n: int(n.rsplit(_PHYSICAL, 1)[1] or 0))
         view = self._view_target(name)
-        return view if view is not None else (names[-1] if names else name)
+        return view if view is not None else name  # a plain table made before it had a view
 
     def _view_target(self, name: str) -> str | None:
         try:
@@ -347,7 +343,7 @@ class SparkEngine(Engine):
             _drop_temporary(tree)
         if isinstance(tree, exp.Create) and tree.kind == "VIEW":
             tree.set("replace", True)
-            _drop_temporary_view(tree)
+            _drop_temporary(tree)  # a persistent view of the database: it reads plain tables
         if target is None or _scratch(target) or target in self._arrow or (
                 isinstance(tree, exp.Create) and tree.kind == "VIEW") or (
                 isinstance(tree, exp.Drop) and tree.kind == "VIEW"):
@@ -535,12 +531,6 @@ def _is_rename(tree: exp.Alter) -> bool:
     return len(actions) == 1 and isinstance(actions[0], exp.AlterRename)
 
 
-def _drop_temporary_view(tree: exp.Create) -> None:
-    """Views of the store are persistent views of its database (a persistent view cannot read
-    a temporary one, and work tables are plain tables)."""
-    _drop_temporary(tree)
-
-
 def _lost(exc: BaseException) -> bool:
     text = str(exc)
     return any(s in text for s in ("Connection refused", "SparkContext was shut down", "Cannot call methods on a stopped",
@@ -595,4 +585,4 @@ def settings_of(config: Any) -> SparkSettings:
                          warehouse=str(spark.warehouse) if spark.warehouse else None, conf=dict(spark.conf))
 
 
-__all__ = ["SparkEngine", "SparkSettings", "SparkUnavailableError", "SparkUnreachableError", "lit", "to_spark"]
+__all__ = ["SparkEngine", "SparkSettings", "SparkUnavailableError", "SparkUnreachableError", "to_spark"]
