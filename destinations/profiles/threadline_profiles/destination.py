@@ -176,6 +176,8 @@ class ProfilesDestination(Destination[ProfilesConfig]):
             from threadline_profiles.engines.postgres_engine import server
 
             return f"profiles:postgres:{server(config.dsn)}#{config.db_schema}.{raw_table_name(target)}"
+        if config.engine == "spark":
+            return f"profiles:spark:{config.spark.remote or config.spark.master}#{config.spark.database}.{raw_table_name(target)}"
         return f"profiles:duckdb:{Path(config.path).resolve()}#{raw_table_name(target)}"
 
     def table_exists(self, config: ProfilesConfig, target: StreamTarget) -> bool:

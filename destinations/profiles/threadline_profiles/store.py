@@ -107,6 +107,8 @@ class ProfileStore:
 def store_key(config: ProfilesConfig) -> str:
     if config.engine == "postgres":
         return f"postgres:{config.dsn}:{config.db_schema}"
+    if config.engine == "spark":
+        return f"spark:{config.spark.remote or config.spark.master}:{config.spark.catalog}.{config.spark.database}"
     return f"duckdb:{config.path.resolve()}"
 
 

@@ -390,13 +390,32 @@ class Survivorship(Spec):
         return self.fields.get(field, self.default)
 
 
+class SparkConfig(Spec):
+    """Where an `engine: spark` store lives (engines/spark_engine.py)."""
+
+    master: str = "local[*]"  # local[*], spark://host:7077, yarn, k8s://...; ignored when `remote` is set
+    remote: str | None = None  # a Spark Connect server (sc://host:15002), e.g. Databricks Connect's
+    catalog: str | None = None  # a catalog of the session (Unity, Glue, Iceberg); default: the session's own
+    database: str = "threadline_profiles"  # the database (schema) holding the store's tables
+    warehouse: JobPath | None = None  # spark.sql.warehouse.dir of a session this process starts
+    conf: dict[str, str] = Field(default_factory=dict)  # more Spark settings, e.g. spark.sql.shuffle.partitions
+
+    @field_validator("database", "catalog")
+    @classmethod
+    def _a_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"{value!r} must be letters, digits and underscores")
+        return value
+
+
 class ProfilesConfig(Spec):
     """Configuration of the `profiles` destination."""
 
-    engine: Literal["duckdb", "postgres"] = "duckdb"
+    engine: Literal["duckdb", "postgres", "spark"] = "duckdb"
     path: JobPath = Path("profiles.duckdb")  # DuckDB file
     dsn: str = "postgresql://postgres@127.0.0.1:5432/test"  # Postgres connection string
     db_schema: str = Field(default="threadline_profiles", alias="schema")  # Postgres schema
+    spark: SparkConfig = Field(default_factory=SparkConfig)  # engine: spark
     memory_limit: str | None = "1GB"  # DuckDB's memory limit; beyond it, work spills to disk
     # A new DuckDB store's file encryption (engines/duckdb_crypto.py): "on" (the default) creates
     # it encrypted or not at all, "off" opts out. An existing file opens as it is either way.

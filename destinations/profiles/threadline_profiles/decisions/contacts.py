@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from threadline_profiles.engines.base import lit
+from threadline_profiles.engines.base import Statement, lit
 from threadline_profiles.traits.facts import ts_literal
 
 if TYPE_CHECKING:
@@ -68,8 +68,7 @@ def follow_merges_sql() -> list[str]:
     go on counting them. (A split keeps the history on the profile keeping the id.)"""
     merged = "SELECT profile_id, related_profile_id FROM tl_work_history WHERE event = 'merged_into'"
     return [CREATE,
-            f"UPDATE tl_contacts SET profile_id = (SELECT h.related_profile_id FROM ({merged}) AS h "
-            f"WHERE h.profile_id = tl_contacts.profile_id) WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m)",
+            _to_survivor("tl_contacts", merged),
             *arms_follow_merges_sql(merged)]
 
 
@@ -80,14 +79,34 @@ def arms_follow_merges_sql(merged: str) -> list[str]:
     arms = "tl_campaign_arms"
     return [
         ARMS_CREATE,
-        f"DELETE FROM {arms} WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m) AND EXISTS ("
-        f"SELECT 1 FROM ({merged}) AS h JOIN {arms} AS b ON b.campaign = {arms}.campaign "
-        f"AND (b.profile_id = h.related_profile_id OR (b.profile_id IN (SELECT o.profile_id FROM ({merged}) AS o "
-        f"WHERE o.related_profile_id = h.related_profile_id) AND b.profile_id < {arms}.profile_id)) "
-        f"WHERE h.profile_id = {arms}.profile_id)",
-        f"UPDATE {arms} SET profile_id = (SELECT h.related_profile_id FROM ({merged}) AS h "
-        f"WHERE h.profile_id = {arms}.profile_id) WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m)",
+        Statement(
+            f"DELETE FROM {arms} WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m) AND EXISTS ("
+            f"SELECT 1 FROM ({merged}) AS h JOIN {arms} AS b ON b.campaign = {arms}.campaign "
+            f"AND (b.profile_id = h.related_profile_id OR (b.profile_id IN (SELECT o.profile_id FROM ({merged}) AS o "
+            f"WHERE o.related_profile_id = h.related_profile_id) AND b.profile_id < {arms}.profile_id)) "
+            f"WHERE h.profile_id = {arms}.profile_id)",
+            # Spark: no subquery in a join condition; the other merged profile `o` joined instead
+            # (a profile merges into one survivor, so `o` is one row or none)
+            spark=f"DELETE FROM {arms} WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m) AND EXISTS ("
+            f"SELECT 1 FROM ({merged}) AS h JOIN {arms} AS b ON b.profile_id <> h.profile_id "
+            f"LEFT JOIN ({merged}) AS o ON o.profile_id = b.profile_id "
+            f"WHERE h.profile_id = {arms}.profile_id AND b.campaign = {arms}.campaign "
+            f"AND (b.profile_id = h.related_profile_id OR (o.related_profile_id = h.related_profile_id "
+            f"AND b.profile_id < {arms}.profile_id)))",
+        ),
+        _to_survivor(arms, merged),
     ]
+
+
+def _to_survivor(table: str, merged: str) -> Statement:
+    """The rows of merged-away profiles move to the profile each merged into."""
+    return Statement(
+        f"UPDATE {table} SET profile_id = (SELECT h.related_profile_id FROM ({merged}) AS h "
+        f"WHERE h.profile_id = {table}.profile_id) WHERE profile_id IN (SELECT profile_id FROM ({merged}) AS m)",
+        # Spark: a correlated scalar subquery must be an aggregate; a join does the same here
+        spark=f"UPDATE {table} SET profile_id = h.related_profile_id FROM ({merged}) AS h "
+        f"WHERE h.profile_id = {table}.profile_id",
+    )
 
 
 def contacts_in_window_sql(channel: str, since: datetime, until: datetime) -> str:

@@ -1,4 +1,5 @@
-"""Engines run the stages' SQL: DuckDB (embedded, the default) and Postgres (a shared server)."""
+"""Engines run the stages' SQL: DuckDB (embedded, the default), Postgres (a shared server) and
+Spark (a cluster; pyspark is imported only when a store asks for it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ def open_engine(config: ProfilesConfig) -> Engine:
     """The engine a destination config asks for, connected."""
     if config.engine == "postgres":
         return PostgresEngine(config.dsn, config.db_schema)
+    if config.engine == "spark":
+        from threadline_profiles.engines.spark_engine import SparkEngine, settings_of
+
+        return SparkEngine(settings_of(config))
     return DuckDBEngine(config.path, memory_limit=config.memory_limit, encryption=config.encryption)
 
 

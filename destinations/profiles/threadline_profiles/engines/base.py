@@ -68,10 +68,30 @@ def sql_type(t: pa.DataType) -> str:
     return "VARCHAR"  # strings, and nested values kept as JSON text
 
 
+class Statement(str):
+    """A statement in DuckDB's dialect (the portable version, what every engine runs unless
+    told otherwise) carrying, beside it, the version an engine needs of its own, also written
+    in DuckDB's dialect: `Statement(portable, spark=...)`. Engines pick theirs in `run` and
+    `query`; nothing rewrites a statement behind the reader's back."""
+
+    specific: dict[str, str]
+
+    def __new__(cls, portable: str, **specific: str) -> Statement:
+        out = super().__new__(cls, portable)
+        out.specific = specific
+        return out
+
+
+def for_dialect(sql: str, dialect: str) -> str:
+    """The version of `sql` an engine of `dialect` runs."""
+    return sql.specific.get(dialect, sql) if isinstance(sql, Statement) else sql
+
+
 class Engine(ABC):
     """A connection to the store's database, as the stages see it."""
 
     dialect: str = "duckdb"
+    incremental_builds: bool = True  # False: every build resolves every record (incremental.plan)
 
     @abstractmethod
     def execute(self, sql: str) -> None:
@@ -128,6 +148,7 @@ class Engine(ABC):
     def run(self, statements: list[str] | str) -> None:
         log = os.environ.get(STATEMENT_TIMES_ENV)
         for sql in [statements] if isinstance(statements, str) else statements:
+            sql = for_dialect(sql, self.dialect)
             if not log:
                 self.execute(sql)
                 continue
@@ -138,14 +159,14 @@ class Engine(ABC):
                                       "sql": _STRING_LITERAL.sub("'?'", " ".join(sql.split()))[:160]}) + "\n")
 
     def scalar(self, sql: str) -> Any:
-        table = self.query(sql)
+        table = self.query(for_dialect(sql, self.dialect))
         return table.column(0)[0].as_py() if table.num_rows else None
 
     def table_exists(self, table: str) -> bool:
         return bool(self.table_columns(table))
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        return self.query(sql).to_pylist()
+        return self.query(for_dialect(sql, self.dialect)).to_pylist()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -81,6 +81,8 @@ def plan(engine: Engine, config: ProfilesConfig, force_full: bool, refit: str | 
     """`refit`: why the agreement model is fitted again (model.refit_reason), if it is."""
     if force_full or config.full_rebuild:
         return Plan(True, "asked for", refit is not None)
+    if not engine.incremental_builds:
+        return Plan(True, f"the {engine.dialect} engine builds in full", refit is not None)
     if not all(engine.table_exists(t) for t in STATE_TABLES):
         return Plan(True, "no earlier build to start from", refit is not None)
     if saved(engine, "fingerprint") != fingerprint(config):

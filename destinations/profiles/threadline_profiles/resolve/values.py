@@ -16,7 +16,7 @@ from threadline_profiles.config import (
     StreamMapping,
     identifier_kind,
 )
-from threadline_profiles.engines.base import lit, quote
+from threadline_profiles.engines.base import Statement, lit, quote
 from threadline_profiles.land.landing import LandedStream
 
 UPDATED_AT = "_updated_at"
@@ -119,8 +119,10 @@ def distinct_values_sql(known: list[str]) -> str:
     numbered (for batches), leaving out those already in the `known` tables."""
     unknown = "".join(
         f" AND NOT EXISTS (SELECT 1 FROM {t} AS n WHERE n.kind = d.kind AND n.hint = d.hint AND n.raw = d.raw)" for t in known)
-    return ("CREATE TEMP TABLE tl_work_distinct AS SELECT ROW_NUMBER() OVER () AS n, d.kind, d.hint, d.raw FROM "
-            f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
+    select = ("CREATE TEMP TABLE tl_work_distinct AS SELECT ROW_NUMBER() OVER ({}) AS n, d.kind, d.hint, d.raw FROM "
+              f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
+    # Spark numbers rows only in a window with an order (any order does: n only cuts batches)
+    return Statement(select.format(""), spark=select.format("ORDER BY d.kind, d.hint, d.raw"))
 
 
 def normalized_values_sql(norm: list[str]) -> str:
