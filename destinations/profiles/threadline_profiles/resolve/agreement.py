@@ -246,7 +246,7 @@ def exact_pairs_sql(fields: list[str]) -> str:
         for i, f in enumerate(fields))
 
 
-def frequencies_sql(fields: list[str], own: list[float] | None = None) -> str:
+def frequencies_sql(fields: list[str], own: list[float | None] | None = None) -> str:
     """tl_work_tf: (i, key, lu) — log2 of how often a field's value occurs among the records
     having the field (pulled towards the prior when they are few): the u of exact agreement
     on that very value (n: how many records have it).
@@ -257,10 +257,15 @@ def frequencies_sql(fields: list[str], own: list[float] | None = None) -> str:
     estimated matching pairs). Counting a person's own duplicates as other people makes a
     rare surname held by one customer's four records look four times as common as it is;
     at least one other record is always counted, so a value is never rarer than one seen
-    once."""
+    once. Where `own[i]` is None (no estimate of it) every record holding the value is
+    counted, the record itself too."""
     own = own or [0.0] * len(fields)
+
+    def held(i: int) -> str:
+        return "COUNT(*)" if own[i] is None else f"GREATEST(COUNT(*) - 1 - {_num(own[i])}, 1)"
+
     parts = [
-        f"SELECT {i} AS i, {quote(f)} AS key, LN((GREATEST(COUNT(*) - 1 - {_num(own[i])}, 1) + "
+        f"SELECT {i} AS i, {quote(f)} AS key, LN(({held(i)} + "
         f"{_num(_PRIOR_PAIRS * _U_PRIOR_EXACT[kind_of(f)])}) / "
         f"(t.n + {_num(_PRIOR_PAIRS)})) / LN(2) AS lu, COUNT(*) AS n FROM tl_work_person, "
         f"(SELECT COUNT({quote(f)}) AS n FROM tl_work_person) AS t WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}, t.n"
@@ -269,14 +274,17 @@ def frequencies_sql(fields: list[str], own: list[float] | None = None) -> str:
     return f"CREATE TEMP TABLE tl_work_tf AS {' UNION ALL '.join(parts)}"
 
 
-def own_records(model: AgreementModel) -> list[float]:
+def own_records(model: AgreementModel) -> list[float | None]:
     """Per field: how many of a record's other records are expected to be the same person's
     and agree on the field exactly — records per person less one (from the estimated matching
     pairs: N people-records with E matching pairs hold 2E/N others each), times the share of
-    records having the field, times m of exact agreement."""
+    records having the field, times m of exact agreement; None (count every record) for a
+    field whose m is the stated prior."""
     records = max(model.records, 1)
     per_record = 2 * model.expected_pairs / records
-    return [per_record * min(max(f.having, 0) / records, 1.0) * f.m[EXACT] for f in model.fields]
+    # A field whose m is the stated prior was seen in too few matching pairs to say how many
+    # of a value's records are one person's: its records are counted as they are (None).
+    return [None if f.from_prior else per_record * min(max(f.having, 0) / records, 1.0) * f.m[EXACT] for f in model.fields]
 
 
 def once_lu(kind: str, having: int) -> float:
