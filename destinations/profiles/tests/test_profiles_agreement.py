@@ -217,7 +217,36 @@ def test_exact_agreement_on_a_rare_value_weighs_more_than_on_a_common_one(tmp_pa
     finally:
         engine.close()
     assert lu["zabrowski"] < lu["smith"] < 0  # log2 of the value's share: rarer is more negative, so weighs more
-    assert math.isclose(2 ** lu["smith"], (3 + 20 * 0.005) / (4 + 20))
+    # u is how often another record has the value: smith's other two records of four
+    assert math.isclose(2 ** lu["smith"], (2 + 20 * 0.005) / (4 + 20))
+
+
+def test_a_persons_own_records_do_not_make_a_rare_value_look_common(tmp_path):
+    """A rare surname held by one customer's four records is as rare as one seen once: the
+    records expected to be that person's own (`own`) are not other people holding it."""
+    engine = DuckDBEngine(tmp_path / "work.duckdb")
+    rows = ", ".join(f"({i}, '{name}')" for i, name in enumerate(["vetrano"] * 4 + ["smith"] * 12 + ["zabrowski"], 1))
+    try:
+        engine.run([f"CREATE TEMP TABLE tl_work_person AS SELECT * FROM (VALUES {rows}) AS t(rid, last_name)",
+                    agreement.frequencies_sql(["last_name"], own=[3.0])])
+        lu = {r["key"]: r["lu"] for r in engine.rows("SELECT key, lu FROM tl_work_tf")}
+        engine.run(["DROP TABLE tl_work_tf", agreement.frequencies_sql(["last_name"])])
+        counted = {r["key"]: r["lu"] for r in engine.rows("SELECT key, lu FROM tl_work_tf")}
+    finally:
+        engine.close()
+    assert math.isclose(lu["vetrano"], lu["zabrowski"])  # its three other records are the person's own
+    assert math.isclose(2 ** lu["smith"], (12 - 1 - 3 + 20 * 0.005) / (17 + 20))  # other people's smiths
+    assert lu["vetrano"] < counted["vetrano"] - 1.4  # counted as other people it weighs 1.5 bits less
+    assert math.isclose(counted["zabrowski"], agreement.once_lu("name", 17))  # a value seen once: the stored model's lu_once
+
+
+def test_own_records_come_from_the_estimated_matching_pairs():
+    """Records per person less one (2E/N), times the share of records having the field and m of exact agreement."""
+    levels = agreement.levels_of("last_name")
+    field = agreement.FieldModel("last_name", levels, {3: 0.9, 2: 0.05, 1: 0.03, 0: 0.02}, {3: 0.01, 2: 0.01, 1: 0.01, 0: 0.97},
+                                 having=500)
+    model = agreement.AgreementModel([field], prior=-10.0, threshold=4.0, expected_pairs=1000.0, records=1000)
+    assert agreement.own_records(model) == pytest.approx([2 * 1000 / 1000 * 0.5 * 0.9])
 
 
 @pytest.mark.postgres
@@ -268,6 +297,24 @@ def test_levels_for_initials_typos_swapped_names_and_transposed_dates(tmp_path):
         engine.close()
     E, C, N, D = agreement.EXACT, agreement.CLOSE, agreement.NEAR, agreement.DIFFERENT
     assert [tuple(r.values()) for r in got] == [(E, E, E), (C, C, C), (C, C, C), (N, E, N), (D, D, D)]
+
+
+def test_a_given_names_short_form_is_near_and_a_surnames_beginning_is_not(tmp_path):
+    engine = DuckDBEngine(tmp_path / "short.duckdb")
+    fields = ["first_name", "last_name"]
+    rows = [("kevin", "neal", "kev", "neal"), ("norman", "neal", "norm", "neal"), ("caroline", "neal", "carol", "neal"),
+            ("jennifer", "anderson", "jenni", "and"), ("al", "neal", "albert", "neal"), ("kevin", "neal", "kelvin", "neal")]
+    values = ", ".join("(" + ", ".join(f"'{v}'" for v in (i,) + row) + ")" for i, row in enumerate(rows))
+    try:
+        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, xf, xl, yf, yl)")
+        got = engine.rows(f"SELECT {agreement.levels_select(fields)} FROM (SELECT i, xf AS first_name, xl AS last_name FROM pairs) AS x "
+                          "JOIN (SELECT i, yf AS first_name, yl AS last_name FROM pairs) AS y ON x.i = y.i ORDER BY x.i")
+    finally:
+        engine.close()
+    E, C, N, D = agreement.EXACT, agreement.CLOSE, agreement.NEAR, agreement.DIFFERENT
+    # kev/kevin, norm/norman, carol/caroline, jenni/jennifer: near; and/anderson is a
+    # surname's beginning: different; al is too short to be read as albert's; kelvin: one edit
+    assert [tuple(r.values()) for r in got] == [(N, E), (N, E), (N, E), (N, D), (D, E), (C, E)]
 
 
 def test_the_stored_model_scores_as_the_fitted_one_and_a_refit_estimates_again(resolved):

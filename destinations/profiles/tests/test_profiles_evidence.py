@@ -128,6 +128,18 @@ def test_two_accounts_of_one_person_join_past_the_one_id_limit(resolve_with, agr
     assert {"crm.contacts:3"} <= {k for pair in refused for k in pair}
 
 
+@pytest.mark.parametrize("agreement", [None, {}], ids=["points", "model"])
+def test_two_accounts_with_a_short_first_name_join_where_birth_date_and_street_agree(resolve_with, agreement):
+    """Jon and Jonathan Reyes, born the same day at one street, are one person's two CRM
+    contacts; Jonah Reyes at another street with that birth date is not joined past the limit."""
+    rows = [crm(1, "c1", "Jonathan", "Reyes", "1979-06-11", "12 Oak Ave"),
+            crm(2, "c2", "Jon", "Reyes", "1979-06-11", "12 Oak Ave"),  # a short form: near, not close
+            crm(3, "c3", "Jonah", "Reyes", "1979-06-11", "80 Pine Rd")] + OTHERS
+    store = resolve_with({"crm.contacts": rows}, {"crm.contacts": CRM_ONLY}, agreement=agreement)
+    assert together(store, "crm.contacts:1", "crm.contacts:2")
+    assert not together(store, "crm.contacts:1", "crm.contacts:3")
+
+
 def test_a_group_past_a_limit_still_takes_links_that_bring_no_new_value():
     values = [(1, "customer_id:crm", "c1"), (2, "customer_id:crm", "c2"), (4, "customer_id:crm", "c3")]
     limits = {"customer_id:crm": 1}

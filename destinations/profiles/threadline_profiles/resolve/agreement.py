@@ -60,6 +60,7 @@ PERSON_BLOCK_FIELDS = {"first_name", "last_name", "birth_date", "national_id"}
 # and the field keeps the stated priors: EM on a handful of pairs says nothing.
 MIN_MATCHING_PAIRS = 30
 PERSON_TELLING = ("first_name", "birth_date")  # what tells family members apart (see conflicts.py)
+GIVEN_NAMES = ("first_name", "middle_name")  # compared with their short forms (level_sql)
 SAMPLE_RECORDS = 500  # u of the fuzzy levels: from the pairs among this many records
 _LEV_CHARS = 64  # Postgres' levenshtein takes at most 255 characters; names and streets fit in 64
 
@@ -128,9 +129,15 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
         # a typo only where both addresses carry the same digits.
         digits = lambda v: f"REGEXP_REPLACE({v}, '[^0-9]+', '', 'g')"  # noqa: E731
         head += f" WHEN {digits(a)} <> {digits(b)} AND NOT ({swapped}) THEN {DIFFERENT}"
+    # A given name and its short form (Kev, Kevin; Norm, Norman; Carol, Caroline; Jenni,
+    # Jennifer): one the other's beginning, of three letters or more, is near — a nickname
+    # no dictionary lists reads like this, and a surname's beginning is not a short form.
+    prefix = (f"({shortest} >= 3 AND (SUBSTR({a}, 1, LENGTH({b})) = {b} OR SUBSTR({b}, 1, LENGTH({a})) = {a}))"
+              if name in GIVEN_NAMES else "FALSE")
     return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) "
             f"WHEN 1 THEN CASE WHEN {shortest} >= 3 THEN {CLOSE} ELSE {DIFFERENT} END "
-            f"WHEN 2 THEN CASE WHEN {shortest} >= {near_from} THEN {NEAR} ELSE {DIFFERENT} END ELSE {DIFFERENT} END END")
+            f"WHEN 2 THEN CASE WHEN {shortest} >= {near_from} OR {prefix} THEN {NEAR} ELSE {DIFFERENT} END "
+            f"ELSE CASE WHEN {prefix} THEN {NEAR} ELSE {DIFFERENT} END END END")
 
 
 def _lev(a: str, b: str) -> str:
@@ -239,17 +246,45 @@ def exact_pairs_sql(fields: list[str]) -> str:
         for i, f in enumerate(fields))
 
 
-def frequencies_sql(fields: list[str]) -> str:
+def frequencies_sql(fields: list[str], own: list[float | None] | None = None) -> str:
     """tl_work_tf: (i, key, lu) — log2 of how often a field's value occurs among the records
     having the field (pulled towards the prior when they are few): the u of exact agreement
-    on that very value (n: how many records have it)."""
+    on that very value (n: how many records have it).
+
+    u is how often ANOTHER person's record has the value, so the records counted are the
+    value's other records less `own[i]`, the number of them expected to be the same person's
+    (each person's other records that have the field and agree on it exactly: from the
+    estimated matching pairs). Counting a person's own duplicates as other people makes a
+    rare surname held by one customer's four records look four times as common as it is;
+    at least one other record is always counted, so a value is never rarer than one seen
+    once. Where `own[i]` is None (no estimate of it) every record holding the value is
+    counted, the record itself too."""
+    own = own or [0.0] * len(fields)
+
+    def held(i: int) -> str:
+        return "COUNT(*)" if own[i] is None else f"GREATEST(COUNT(*) - 1 - {_num(own[i])}, 1)"
+
     parts = [
-        f"SELECT {i} AS i, {quote(f)} AS key, LN((COUNT(*) + {_num(_PRIOR_PAIRS * _U_PRIOR_EXACT[kind_of(f)])}) / "
+        f"SELECT {i} AS i, {quote(f)} AS key, LN(({held(i)} + "
+        f"{_num(_PRIOR_PAIRS * _U_PRIOR_EXACT[kind_of(f)])}) / "
         f"(t.n + {_num(_PRIOR_PAIRS)})) / LN(2) AS lu, COUNT(*) AS n FROM tl_work_person, "
         f"(SELECT COUNT({quote(f)}) AS n FROM tl_work_person) AS t WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}, t.n"
         for i, f in enumerate(fields)
     ]
     return f"CREATE TEMP TABLE tl_work_tf AS {' UNION ALL '.join(parts)}"
+
+
+def own_records(model: AgreementModel) -> list[float | None]:
+    """Per field: how many of a record's other records are expected to be the same person's
+    and agree on the field exactly — records per person less one (from the estimated matching
+    pairs: N people-records with E matching pairs hold 2E/N others each), times the share of
+    records having the field, times m of exact agreement; None (count every record) for a
+    field whose m is the stated prior."""
+    records = max(model.records, 1)
+    per_record = 2 * model.expected_pairs / records
+    # A field whose m is the stated prior was seen in too few matching pairs to say how many
+    # of a value's records are one person's: its records are counted as they are (None).
+    return [None if f.from_prior else per_record * min(max(f.having, 0) / records, 1.0) * f.m[EXACT] for f in model.fields]
 
 
 def once_lu(kind: str, having: int) -> float:
@@ -344,6 +379,7 @@ class FieldModel:
     u: dict[int, float]
     lu_once: float | None = None  # log2 u of exact agreement on a value seen once (model.py keeps no rarer value)
     from_prior: bool = False  # m is the stated prior: too few matching pairs to learn it
+    having: int = 0  # records having the field when the model was fitted
 
     def weights(self) -> dict[int, float]:
         """log2(m/u) per level, kept in order: disagreeing never counts for a match, and a
@@ -512,7 +548,8 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
     p = rule.match_probability
     having = engine.rows(having_sql(fields))[0]
-    models = [FieldModel(f, levels[i], m_final[i], u[i], once_lu(kind_of(f), int(having[f"c{i}"] or 0)), f in from_priors)
+    models = [FieldModel(f, levels[i], m_final[i], u[i], once_lu(kind_of(f), int(having[f"c{i}"] or 0)), f in from_priors,
+                         int(having[f"c{i}"] or 0))
               for i, f in enumerate(fields)]
     return AgreementModel(models, prior, math.log2(p / (1 - p)), expected,
                           from_priors={f: m_weight[fields.index(f)] for f in from_priors}, records=records)
@@ -544,7 +581,7 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
         names = " ".join(f"WHEN {i} THEN {lit(f)}" for i, f in enumerate(fields))
         # Values seen once are left out of what is kept (their lu is lu_once) and, so that this
         # build scores exactly as the stored model will, out of this build's frequencies too.
-        engine.run([frequencies_sql(fields),
+        engine.run([frequencies_sql(fields, own_records(model)),
                     f"CREATE TEMP TABLE {FITTED_TF} AS SELECT CASE i {names} END AS comparison, key AS value, lu "
                     "FROM tl_work_tf WHERE n > 1", "DELETE FROM tl_work_tf WHERE n < 2"])
     else:

@@ -57,8 +57,9 @@ POINTS = {agreement.EXACT: 2.0, agreement.CLOSE: 1.0, agreement.NEAR: 0.0, agree
 IDENTIFIER_POINTS = 2.0
 # Two accounts of one system are one person where their records name one person: first and
 # last names agree (exact, or one edit), and so do the birth dates where both records have
-# one, or else the street addresses. A family shares a last name and a street, never a first
-# name and a birth date (twins have two first names).
+# one, or else the street addresses (or the names are near — two edits, a short form — and
+# both the birth dates and the streets agree). A family shares a last name and a street,
+# never a first name and a birth date (twins have two first names).
 SAME_PERSON = ("first_name", "last_name", "birth_date", "address_line1")
 WORK = ("tl_work_e", "tl_work_lab", "tl_work_group_bad", "tl_work_greedy", "tl_work_refused_w")
 
@@ -92,9 +93,13 @@ class Weigher:
         if not {"first_name", "last_name"} <= set(self.person):
             return "0"
         level = {f: agreement.level_sql(f, x, y) if f in self.person else "NULL" for f in SAME_PERSON}
-        return (f"CASE WHEN ({level['first_name']}) >= {agreement.CLOSE} AND ({level['last_name']}) >= {agreement.CLOSE} "
+        # Names two edits off (a typo, a short form: Jon, Jonathan) are enough where the birth
+        # date AND the street agree too: twins have two first names, not one misspelt.
+        return (f"CASE WHEN (({level['first_name']}) >= {agreement.CLOSE} AND ({level['last_name']}) >= {agreement.CLOSE} "
                 f"AND (({level['birth_date']}) = {agreement.EXACT} OR (({level['birth_date']}) IS NULL "
-                f"AND ({level['address_line1']}) = {agreement.EXACT})) THEN 1 ELSE 0 END")
+                f"AND ({level['address_line1']}) = {agreement.EXACT}))) OR (({level['first_name']}) >= {agreement.NEAR} "
+                f"AND ({level['last_name']}) >= {agreement.NEAR} AND ({level['birth_date']}) = {agreement.EXACT} "
+                f"AND ({level['address_line1']}) = {agreement.EXACT}) THEN 1 ELSE 0 END")
 
     def _terms(self) -> list[str]:
         out = []
