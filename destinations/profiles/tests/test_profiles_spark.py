@@ -141,6 +141,7 @@ def test_spark_and_duckdb_give_the_same_profiles_on_a_small_population(tmp_path,
         assert on_spark[part] == on_duckdb[part], part
 
 
+@pytest.mark.spark  # a second JVM-backed build costs CI minutes; the parity test above is CI's one
 @ON_SPARK
 def test_a_build_that_fails_before_its_publish_leaves_the_previous_profiles(spark_config):
     config = {**spark_config, "resolve_on_finish": False,
