@@ -42,3 +42,12 @@ def test_star_components_need_logarithmic_rounds_on_a_long_chain(engine):
     star, rounds = labels(engine, edges, star_components)
     assert set(star.values()) == {0} and len(star) == 2000
     assert rounds <= 2 * 11  # 2 log2(2000): a constant times log n, not the chain's length
+
+
+def test_label_propagation_that_hits_its_round_cap_still_gives_one_component_per_chain(engine):
+    nodes = list(range(600))
+    random.Random(5).shuffle(nodes)
+    edges = list(zip(nodes, nodes[1:])) + [(1000, 1001)]
+    found, rounds = labels(engine, edges, lambda e, edges, out: propagated_components(e, edges, out, max_rounds=3))
+    assert rounds > 3  # the cap was reached and the star rounds finished the job
+    assert set(found.values()) == {0, 1000} and len(found) == 602

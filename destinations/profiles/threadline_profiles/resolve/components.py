@@ -59,14 +59,18 @@ def propagated_components(engine: Engine, edges: str, out: str, max_rounds: int 
     both, cur, nxt = f"{out}_both", f"{out}_l0", f"{out}_l1"
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in (both, cur, nxt, out)])
     engine.run([both_directions_sql(edges, both), initial_labels_sql(both, cur)])
-    rounds = 0
-    while rounds < max_rounds:
+    rounds, changed = 0, 1
+    while changed and rounds < max_rounds:
         rounds += 1
         engine.run([f"DROP TABLE IF EXISTS {nxt}", propagate_sql(both, cur, nxt)])
         changed = engine.scalar(changed_sql(cur, nxt))
         cur, nxt = nxt, cur
-        if not changed:
-            break
+    if changed:
+        # a long chain whose ids are out of order along it can need more rounds than the cap;
+        # stopping there would split one person's records into several profiles without a
+        # word, so the labels are finished by large-star/small-star, whose rounds are O(log n)
+        engine.run([f"DROP TABLE IF EXISTS {t}" for t in (both, cur, nxt)])
+        return rounds + star_components(engine, edges, out)
     engine.run([f"CREATE TEMP TABLE {out} AS SELECT node, label FROM {cur}",
                 f"DROP TABLE IF EXISTS {both}", f"DROP TABLE IF EXISTS {cur}", f"DROP TABLE IF EXISTS {nxt}"])
     return rounds
