@@ -3,6 +3,7 @@ propagation (DuckDB's and Postgres') does, in few rounds even on a long chain.""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pyarrow as pa
@@ -51,3 +52,20 @@ def test_label_propagation_that_hits_its_round_cap_still_gives_one_component_per
     found, rounds = labels(engine, edges, lambda e, edges, out: propagated_components(e, edges, out, max_rounds=3))
     assert rounds > 3  # the cap was reached and the star rounds finished the job
     assert set(found.values()) == {0, 1000} and len(found) == 602
+
+
+@pytest.mark.postgres
+def test_postgres_runs_both_algorithms_to_the_same_labels(pg_schema):
+    from threadline_profiles.engines.postgres_engine import PostgresEngine
+
+    nodes = list(range(300))
+    random.Random(9).shuffle(nodes)
+    edges = list(zip(nodes, nodes[1:])) + [(500, 501), (502, 502)]
+    engine = PostgresEngine(os.environ.get("THREADLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"), pg_schema)
+    try:
+        star, _ = labels(engine, edges, star_components)
+        capped, rounds = labels(engine, edges, lambda e, edges, out: propagated_components(e, edges, out, max_rounds=2))
+    finally:
+        engine.close()
+    assert rounds > 2 and star == capped
+    assert set(star.values()) == {0, 500, 502}
