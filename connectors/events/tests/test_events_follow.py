@@ -10,11 +10,11 @@ import threading
 import time
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 from threadline.contracts import Batch, Checkpoint, ReadRequest, Rejected, SyncMode
 from threadline_events.config import EventsConfig
 from threadline_events.source import EventsSource, first_per_message
+from threadline_profiles.engines.duckdb_crypto import connect_file
 from threadline_events.testing import (
     THREADLINE,
     WRITE_KEY,
@@ -109,7 +109,7 @@ def test_the_follower_runs_micro_batches_as_events_arrive_and_records_their_late
     assert sum(lat["records"] for lat in latencies) == 80 and all(lat["p50"] > 0 for lat in latencies)
 
     # the profile store's report shows the same micro-batches, from each record's arrival to its build
-    with duckdb.connect(str(tmp_path / "profiles.duckdb"), read_only=True) as db:
+    with connect_file(tmp_path / "profiles.duckdb", read_only=True) as db:  # encrypted, its key beside it
         built = db.execute("select records, p50, p99 from tl_latency where stage = 'built'").fetchall()
     assert sum(records for records, *_ in built) == 80 and all(0 < p50 <= p99 for _, p50, p99 in built)
     report = (tmp_path / "profiles_reports" / "latest.html").read_text()

@@ -64,12 +64,11 @@ class DuckDBConfig(Spec):
     path: JobPath  # the database file, created if missing; relative to the job file
     schema_name: str = "main"
     # DuckDB caches up to 80% of RAM by default, so its memory would grow with the data landed;
-    # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it). A 1M-row load fills
-    # ~60 MiB of it, a 10M-row one all of it: 256MB let the 10M peak grow 255 MiB over the 1M
-    # one, 96MB 120 MiB in-process; as whole `threadline sync` commands (bench B6), 96MB peaked
-    # at 401 / 445 MiB for 1M / 10M rows (x1.11), 32MB, which a 1M load already fills, at
-    # 376 / 386 MiB (x1.03), for CPU 4.6 vs 4.5 s at 1M and 36.2 vs 33.5 s at 10M (load 9-11)
-    memory_limit: str = "32MB"
+    # a bound keeps a sync's memory flat (DuckDB spills to disk beyond it). As whole
+    # `threadline sync` commands (bench B6), 96MB peaked at 401 / 445 MiB for 1M / 10M rows
+    # (x1.11). 32MB peaked at 376 / 386 MiB (x1.03) on DuckDB 2.0.1, but DuckDB 1.5.5 (pinned
+    # for encryption, issue 20) reads a CSV in 30.5 MiB blocks and cannot read one under 32MB
+    memory_limit: str = "96MB"
 
     @field_validator("schema_name")
     @classmethod
