@@ -141,6 +141,11 @@ def spark_session(settings: SparkSettings) -> Any:
                 hint="check that the master or Spark Connect server is running and that `spark.master` "
                 "or `spark.remote` in the destination config is right",
             ) from exc
+        if not settings.remote:
+            # Spark's own WARN lines (Hive type notes on every table written, ignored empty
+            # paths) would bury the sync's output; errors still show, and a cluster's log
+            # settings stay the cluster's
+            session.sparkContext.setLogLevel("ERROR")
         _sessions[key] = session
         return session
 
