@@ -130,6 +130,11 @@ def spark_session(settings: SparkSettings) -> Any:
             for name, value in local_catalog(settings).items():
                 builder = builder.config(name, value)
             builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            if settings.master.startswith("local"):
+                # Spark in this process talks only to itself: on loopback, not on whatever
+                # address the host name resolves to (a network interface, otherwise)
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM as it starts
+                builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
         builder = builder.config("spark.sql.session.timeZone", "UTC")
         for name, value in settings.conf.items():
             builder = builder.config(name, value)
