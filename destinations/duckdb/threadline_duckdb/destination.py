@@ -141,6 +141,14 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def has_table(cur: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether `schema.table` exists (literals, not parameters: see connect())."""
+    return bool(cur.execute(
+        "select count(*) from information_schema.tables "
+        f"where table_schema = {_literal(schema)} and table_name = {_literal(table)}"
+    ).fetchall()[0][0])
+
+
 _CSV_REJECTS, _CSV_SCANS = "__threadline_csv_rejects", "__threadline_csv_scans"
 _DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.date32(): "DATE"}
 # The text the engine's Arrow cast turns into the same value DuckDB's cast gives; other text
@@ -221,10 +229,7 @@ class DuckDBDestination(Destination[DuckDBConfig]):
             return False  # deleted, or never written: nothing to resume into (and nothing is created)
         cur = connect(config.path, config.memory_limit).cursor()
         try:
-            return bool(cur.execute(
-                "select count(*) from information_schema.tables "
-                f"where table_schema = {_literal(config.schema_name)} and table_name = {_literal(target.table)}"
-            ).fetchall()[0][0])
+            return has_table(cur, config.schema_name, target.table)
         finally:
             cur.close()
 
@@ -477,10 +482,7 @@ class DuckDBWriter(StreamWriter):
     # ---- table shape
 
     def _exists(self, table: str) -> bool:
-        return bool(self.cur.execute(  # literals, not parameters: see connect()
-            "select count(*) from information_schema.tables "
-            f"where table_schema = {_literal(self.schema_name)} and table_name = {_literal(table)}"
-        ).fetchall()[0][0])
+        return has_table(self.cur, self.schema_name, table)
 
     def _row_count(self) -> int:
         if not self._exists(self.staging_name):
