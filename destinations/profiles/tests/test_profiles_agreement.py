@@ -15,7 +15,7 @@ import pytest
 from threadline_profiles import api
 from threadline_profiles.engines import DuckDBEngine
 from threadline_profiles.resolve import agreement
-from threadline_profiles.testing import Lander, profile_ids, profiles_of, together
+from threadline_profiles.testing import Lander, comparison_levels, profile_ids, profiles_of, together
 
 PEOPLE = {"crm.people": {"traits": {"first_name": "first", "middle_name": "middle", "last_name": "last", "birth_date": "dob",
                                     "city": "city"},
@@ -300,21 +300,14 @@ def test_levels_for_initials_typos_swapped_names_and_transposed_dates(tmp_path):
 
 
 def test_a_given_names_short_form_is_near_and_a_surnames_beginning_is_not(tmp_path):
-    engine = DuckDBEngine(tmp_path / "short.duckdb")
-    fields = ["first_name", "last_name"]
     rows = [("kevin", "neal", "kev", "neal"), ("norman", "neal", "norm", "neal"), ("caroline", "neal", "carol", "neal"),
             ("jennifer", "anderson", "jenni", "and"), ("al", "neal", "albert", "neal"), ("kevin", "neal", "kelvin", "neal")]
-    values = ", ".join("(" + ", ".join(f"'{v}'" for v in (i,) + row) + ")" for i, row in enumerate(rows))
-    try:
-        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, xf, xl, yf, yl)")
-        got = engine.rows(f"SELECT {agreement.levels_select(fields)} FROM (SELECT i, xf AS first_name, xl AS last_name FROM pairs) AS x "
-                          "JOIN (SELECT i, yf AS first_name, yl AS last_name FROM pairs) AS y ON x.i = y.i ORDER BY x.i")
-    finally:
-        engine.close()
+    got = comparison_levels(DuckDBEngine(tmp_path / "short.duckdb"), ["first_name", "last_name"],
+                            [(row[:2], row[2:]) for row in rows])
     E, C, N, D = agreement.EXACT, agreement.CLOSE, agreement.NEAR, agreement.DIFFERENT
     # kev/kevin, norm/norman, carol/caroline, jenni/jennifer: near; and/anderson is a
     # surname's beginning: different; al is too short to be read as albert's; kelvin: one edit
-    assert [tuple(r.values()) for r in got] == [(N, E), (N, E), (N, E), (N, D), (D, E), (C, E)]
+    assert got == [(N, E), (N, E), (N, E), (N, D), (D, E), (C, E)]
 
 
 def test_the_stored_model_scores_as_the_fitted_one_and_a_refit_estimates_again(resolved):

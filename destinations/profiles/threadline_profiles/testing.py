@@ -97,3 +97,24 @@ def snapshot(store: ProfileStore, with_ids: bool) -> dict[str, Any]:
         out["history"] = sorted((r["profile_id"], r["event"], r["related_profile_id"] or "")
                                 for r in e.rows("SELECT * FROM tl_profile_history"))
     return out
+
+
+def comparison_levels(engine: Any, fields: list[str], pairs: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> list[tuple[int, ...]]:
+    """The agreement rule's level of each field for each pair of values ((x's fields), (y's
+    fields)), compared in the engine's own SQL as a build compares records; closes the engine."""
+    from threadline_profiles.engines.base import lit
+    from threadline_profiles.resolve import agreement
+
+    rows = ", ".join("(" + ", ".join(lit(v) for v in (i, *x, *y)) + ")" for i, (x, y) in enumerate(pairs))
+    columns = ", ".join([f"x_{f}" for f in fields] + [f"y_{f}" for f in fields])
+
+    def side(prefix: str) -> str:
+        return ", ".join(f"{prefix}_{f} AS {f}" for f in fields)
+
+    try:
+        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {rows}) AS t(i, {columns})")
+        got = engine.rows(f"SELECT {agreement.levels_select(fields)} FROM (SELECT i, {side('x')} FROM pairs) AS x "
+                          f"JOIN (SELECT i, {side('y')} FROM pairs) AS y ON x.i = y.i ORDER BY x.i")
+    finally:
+        engine.close()
+    return [tuple(r.values()) for r in got]
