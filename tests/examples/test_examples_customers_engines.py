@@ -95,6 +95,7 @@ def test_the_customers_example_gives_the_same_profiles_on_duckdb_and_postgres(tm
     for job, env in runs.items():
         sync = threadline("sync", job, cwd=folder, env=env)
         assert "records resolved into" in sync.stderr
+        assert "full build (no earlier build to start from)" in sync.stderr, "the sync's log line says why a build was full"
         first = published(job, folder, env)
         assert first["report"] and Path(first["report"]).is_file()
         again = threadline("profiles", "build", "--job", job, cwd=folder, env=env)

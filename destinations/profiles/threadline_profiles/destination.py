@@ -220,8 +220,8 @@ class ProfilesDestination(Destination[ProfilesConfig]):
             finally:
                 publish_report(store, result)
             # the sync's summary covers landing; this line is how a user learns the profiles exist
-            log.info("profile store: %s records resolved into %s profiles in %.1fs; report: %s",
-                     f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.report_path)
+            log.info("profile store: %s records resolved into %s profiles in %.1fs, %s; report: %s",
+                     f"{result.records:,}", f"{result.profiles:,}", result.seconds, result.how(), result.report_path)
             steps = [StepResult(self.name, "build", "succeeded",
                                 f"{result.records:,} records → {result.profiles:,} profiles ({result.mode}, "
                                 f"{result.seconds:.1f}s); report: {result.report_path}"), *pushes]

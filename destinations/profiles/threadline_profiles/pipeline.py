@@ -66,6 +66,16 @@ class BuildResult:
     refit: str = ""  # why it fitted the agreement model again ("": it reused the stored one)
     pushes: list = field(default_factory=list)  # PushOutcome of each activation pushed after the build
 
+    def how(self) -> str:
+        """Full or incremental, and why; and whether the agreement model was fitted or reused.
+        One wording for the CLI, the sync's log line and the report."""
+        how = (f"full build ({self.why_full})" if self.mode == "full" and self.why_full else "full build"
+               if self.mode == "full" else f"incremental build ({self.resolved:,} records resolved)")
+        if self.model_version is not None:
+            how += (f", agreement model v{self.model_version} fitted ({self.refit})" if self.refit
+                    else f", agreement model v{self.model_version} reused")
+        return how
+
 
 @dataclass
 class Setup:

@@ -95,11 +95,7 @@ def build_command(job: str | None, destination: str | None, path: str | None, ds
     """Normalize, resolve and merge what landed since the last build, and write the report."""
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
         result = api.build(store, full=full, refit=refit)
-    how = f"full build ({result.why_full})" if result.mode == "full" else f"incremental build ({result.resolved} records resolved)"
-    if result.model_version is not None:
-        how += (f", agreement model v{result.model_version} fitted ({result.refit})" if result.refit
-                else f", agreement model v{result.model_version} reused")
-    click.echo(f"{result.records} records → {result.profiles} profiles in {result.seconds:.1f}s, {how}")
+    click.echo(f"{result.records:,} records → {result.profiles:,} profiles in {result.seconds:.1f}s, {result.how()}")
     if result.report_path:
         click.echo(f"report: {result.report_path}")
 

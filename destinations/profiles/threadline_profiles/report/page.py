@@ -208,9 +208,7 @@ def render_report(data: dict[str, Any], result: BuildResult, location: str, extr
              ("links dropped by guards", sum(r["links"] for r in data["dropped"]))]
     card_html = "".join(f"<div class=card><b>{v:,}</b>{html.escape(k)}</div>" for k, v in cards)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stage_seconds.items())
-    how = "full build" if result.mode == "full" else f"incremental build ({result.resolved:,} records resolved)"
-    if result.model_version is not None:
-        how += f", agreement model v{result.model_version} " + ("fitted" if result.refit else "reused")
+    how = result.how()
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>threadline profiles — build {html.escape(result.build_id)}</title>
 <style>{CSS}</style></head><body>
 <h1>Profile store report</h1>
