@@ -165,8 +165,8 @@ def open_encrypted(path: Path) -> tuple[duckdb.DuckDBPyConnection, StoreKey]:
     """Open an existing encrypted store. A missing or wrong key is an error naming where the
     key was looked for; nothing is ever created in its place."""
     primary = find_key(path)
-    fallback = fallback(path, primary)
-    candidates = [k for k in (primary, fallback) if k is not None]
+    spare = fallback(path, primary)
+    candidates = [k for k in (primary, spare) if k is not None]
     if not candidates:
         raise StoreKeyError(
             f"the profile store {path} is encrypted and its key was not found (looked for {where_looked(path)})",
@@ -178,7 +178,7 @@ def open_encrypted(path: Path) -> tuple[duckdb.DuckDBPyConnection, StoreKey]:
             if "encryption key" not in str(exc).lower():
                 raise
             continue
-        if key is fallback and key.where == str(next_key_file(path)):
+        if key is spare and key.where == str(next_key_file(path)):
             os.replace(next_key_file(path), key_file(path))  # finish the interrupted rotation
             fsync_folder(path.parent)
             logger.warning("finished an interrupted key rotation of %s: its key is now %s", path, key_file(path))

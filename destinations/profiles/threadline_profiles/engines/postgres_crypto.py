@@ -30,6 +30,7 @@ import hmac
 import logging
 import os
 import re
+import secrets as random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -147,7 +148,7 @@ def as_temporary(sql: str) -> str:
 
 @dataclass
 class _State:
-    loaded: dict[str, int] = field(default_factory=dict)  # table -> generation of its TEMP copy
+    loaded: dict[str, int] = field(default_factory=dict)  # table -> generation of its TEMP copy (-1: new here)
     dirty: set[str] = field(default_factory=set)  # written since the last seal
     dropped: set[str] = field(default_factory=set)  # to leave the catalog at the next seal
 
@@ -347,19 +348,29 @@ def seal_table(con: Any, cipher: Cipher, name: str, relation: str | None = None)
         cur.executemany(f"INSERT INTO {CHUNKS} (name, seq, chunk) VALUES (%s, %s, %s)", rows)
     count = con.execute(f"SELECT COUNT(*) FROM {relation}").fetchone()[0]
     ddl, names = _columns(con, relation)
-    return con.execute(
-        f"INSERT INTO {CATALOG} (name, columns, column_names, generation, rows) VALUES (%s, %s, %s, 1, %s) "
-        f"ON CONFLICT (name) DO UPDATE SET columns = EXCLUDED.columns, column_names = EXCLUDED.column_names, "
-        f"rows = EXCLUDED.rows, generation = {CATALOG}.generation + 1 RETURNING generation",
-        [name, ddl, names, count]).fetchone()[0]
+    # A new random generation (not a counter): a table dropped and made again under its name
+    # never repeats one that another session holds a copy of.
+    generation = new_generation()
+    if con.execute(f"UPDATE {CATALOG} SET columns = %s, column_names = %s, rows = %s, generation = %s WHERE name = %s",
+                   [ddl, names, count, generation, name]).rowcount == 0:
+        con.execute(f"INSERT INTO {CATALOG} (name, columns, column_names, generation, rows) VALUES (%s, %s, %s, %s, %s)",
+                    [name, ddl, names, generation, count])
+    return generation
+
+
+def new_generation() -> int:
+    return random.randbits(62) + 1
 
 
 # ---------------------------------------------------------------- keys and opening
 
 
-def key_base(folder: Path, dbname: str, schema: str) -> Path:
-    """The store's stand-in path for its key file: `<folder>/<database>.<schema>.key`."""
-    return folder / f"{dbname}.{schema}"
+def key_base(key: Path | None, dbname: str, schema: str) -> Path:
+    """The stand-in path `store_keys` derives the key file names from (`<base>.key`,
+    `<base>.key.next`), for the key file `key` (default: `<database>.<schema>.key` here)."""
+    if key is None:
+        return Path.cwd() / f"{dbname}.{schema}"
+    return key.with_name(key.name.removesuffix(".key"))
 
 
 def is_sealed(con: Any, schema: str) -> bool:
@@ -446,7 +457,8 @@ def rotate(con: Any, schema: str, base: Path, current: Cipher | None, decrypt: b
                 with con.cursor() as cur:
                     cur.executemany(f"INSERT INTO {CHUNKS} (name, seq, chunk) VALUES (%s, %s, %s)",
                                     [(n, s, new.seal(current.open(bytes(c), n, s), n, s)) for n, s, c in chunks])
-                con.execute(f"UPDATE {CATALOG} SET generation = generation + 1")
+                for name in names:
+                    con.execute(f"UPDATE {CATALOG} SET generation = %s WHERE name = %s", [new_generation(), name])
                 con.execute(f"UPDATE {KEY_CHECK} SET check_digest = %s", [new.check])
             else:
                 tables = SealedTables(con, current)

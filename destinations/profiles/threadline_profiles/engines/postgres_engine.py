@@ -66,15 +66,15 @@ _EXTENSION_SCHEMA = ("SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace 
 class PostgresEngine(Engine):
     dialect = "postgres"
 
-    def __init__(self, dsn: str, schema: str, encryption: str = "on", key_folder: Path | None = None,
+    def __init__(self, dsn: str, schema: str, encryption: str = "on", key_file: Path | None = None,
                  opened: tuple[crypto.Cipher | None] | None = None) -> None:
         """`encryption` decides only for a new store (an existing one opens as it is); its key
-        file is `<key_folder>/<database>.<schema>.key`. `opened`: the cipher of a store this
-        process has opened already (another handle on it)."""
+        file is `key_file` (default `<database>.<schema>.key` here). `opened`: the cipher of a
+        store this process has opened already (another handle on it)."""
         self.dsn = dsn
         self.schema = schema
         self.encryption = encryption
-        self.key_folder = Path(key_folder) if key_folder is not None else Path.cwd()
+        self.key_file = key_file
         self.cipher: crypto.Cipher | None = None
         self.con = self._connect(opened)
         self.sealed = crypto.SealedTables(self.con, self.cipher) if self.cipher else None
@@ -91,14 +91,10 @@ class PostgresEngine(Engine):
             raise
         return con
 
-    @property
-    def key_base(self) -> Path:
-        return crypto.key_base(self.key_folder, self.con.info.dbname, self.schema)
-
     def _open_or_create(self, con: "psycopg.Connection") -> crypto.Cipher | None:
         """An encrypted store opens with its key or not at all; a plain one opens as it is; a
         new one is made encrypted unless `encryption` is "off"."""
-        base = crypto.key_base(self.key_folder, con.info.dbname, self.schema)
+        base = crypto.key_base(self.key_file, con.info.dbname, self.schema)
         if crypto.is_sealed(con, self.schema):
             return crypto.open_sealed(con, self.schema, base)
         if crypto.store_tables(con, self.schema):
@@ -246,7 +242,7 @@ class PostgresEngine(Engine):
         return {r[0]: r[1].upper() for r in rows}
 
     def handle(self) -> PostgresEngine:
-        return PostgresEngine(self.dsn, self.schema, self.encryption, self.key_folder, opened=(self.cipher,))
+        return PostgresEngine(self.dsn, self.schema, self.encryption, self.key_file, opened=(self.cipher,))
 
     def compact(self) -> str:
         """VACUUM FULL every table of the schema: each is rewritten into new files and the old
@@ -272,12 +268,12 @@ def connect(dsn: str) -> "psycopg.Connection":
         ) from exc
 
 
-def rotate_key(dsn: str, schema: str, key_folder: Path, decrypt: bool = False) -> str:
+def rotate_key(dsn: str, schema: str, key_file: Path | None, decrypt: bool = False) -> str:
     """`threadline profiles rotate-key` for a Postgres store: re-encrypt it under a new key,
     encrypt a plain one, or (`decrypt`) store it plain from now on. Never makes a store."""
     con = connect(dsn)
     try:
-        base = crypto.key_base(key_folder, con.info.dbname, schema)
+        base = crypto.key_base(key_file, con.info.dbname, schema)
         if crypto.is_sealed(con, schema):
             current: crypto.Cipher | None = crypto.open_sealed(con, schema, base)
         elif crypto.store_tables(con, schema):
