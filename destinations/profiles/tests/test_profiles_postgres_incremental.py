@@ -35,9 +35,10 @@ def copy_schema(source: str, target: str, only: tuple[str, ...] = ()) -> None:
         sealed = crypto.CATALOG in tables
         for table in tables:
             if sealed:
-                name = "''" if table == crypto.KEY_CHECK else "name"
-                con.execute(f'CREATE TABLE "{target}"."{table}" AS SELECT * FROM "{source}"."{table}" '
-                            f"WHERE {name} = '' OR %s OR {name} LIKE ANY(%s)", (not only, [f"{p}%" for p in only]))
+                wanted = (f'SELECT id FROM "{source}".{crypto.CATALOG} WHERE %(all)s OR name LIKE ANY(%(only)s)')
+                where = {crypto.KEY_CHECK: "TRUE", crypto.CATALOG: f"id IN ({wanted})", crypto.CHUNKS: f"id IN ({wanted})"}
+                con.execute(f'CREATE TABLE "{target}"."{table}" AS SELECT * FROM "{source}"."{table}" WHERE {where[table]}',
+                            {"all": not only, "only": [f"{p}%" for p in only]})
             elif not only or table.startswith(only):
                 con.execute(f'CREATE TABLE "{target}"."{table}" AS SELECT * FROM "{source}"."{table}"')
 

@@ -48,36 +48,37 @@ from threadline_profiles.engines.store_keys import (
 
 logger = logging.getLogger(__name__)
 
-CATALOG = "tl_sealed"  # name -> columns, generation, rows
-CHUNKS = "tl_sealed_chunks"  # name, seq -> nonce + AES-GCM ciphertext of a piece of the binary COPY
+CATALOG = "tl_sealed"  # name -> id, columns, generation, rows
+CHUNKS = "tl_sealed_chunks"  # id, seq -> nonce + AES-GCM ciphertext of a piece of the binary COPY
 KEY_CHECK = "tl_sealed_key"  # one row: a keyed digest that tells the store's key from another
 CHUNK_BYTES = 4 << 20
 FORMAT = "threadline sealed table v1"
 
 CATALOG_DDL = [
-    f"CREATE TABLE {CATALOG} (name TEXT PRIMARY KEY, columns TEXT NOT NULL, column_names TEXT[] NOT NULL, "
-    "generation BIGINT NOT NULL, rows BIGINT)",
-    f"CREATE TABLE {CHUNKS} (name TEXT NOT NULL, seq INTEGER NOT NULL, chunk BYTEA NOT NULL, PRIMARY KEY (name, seq))",
+    f"CREATE TABLE {CATALOG} (name TEXT PRIMARY KEY, id BIGINT NOT NULL, columns TEXT NOT NULL, "
+    "column_names TEXT[] NOT NULL, generation BIGINT NOT NULL, rows BIGINT)",
+    f"CREATE TABLE {CHUNKS} (id BIGINT NOT NULL, seq INTEGER NOT NULL, chunk BYTEA NOT NULL, PRIMARY KEY (id, seq))",
     f"CREATE TABLE {KEY_CHECK} (format TEXT NOT NULL, check_digest TEXT NOT NULL)",
 ]
 OWN_TABLES = frozenset({CATALOG, CHUNKS, KEY_CHECK})
 
 
 class Cipher:
-    """AES-256-GCM under a key derived from the store key; each chunk's place (table, seq) is
-    bound in as associated data, so chunks cannot be moved between tables or reordered."""
+    """AES-256-GCM under a key derived from the store key; each chunk's place (the table's id,
+    its seq) is bound in as associated data, so chunks cannot be moved between tables or
+    reordered. The id stays with a table through renames: a rename re-encrypts nothing."""
 
     def __init__(self, key: StoreKey) -> None:
         self.key = key
         self._aes = AESGCM(hashlib.sha256(b"threadline postgres sealed tables\x00" + key.value.encode()).digest())
         self.check = hmac.new(key.value.encode(), FORMAT.encode(), hashlib.sha256).hexdigest()
 
-    def seal(self, data: bytes, name: str, seq: int) -> bytes:
+    def seal(self, data: bytes, table_id: int, seq: int) -> bytes:
         nonce = os.urandom(12)  # random 96-bit nonces: far below the collision bound at chunk counts
-        return nonce + self._aes.encrypt(nonce, data, f"{name}:{seq}".encode())
+        return nonce + self._aes.encrypt(nonce, data, f"{table_id}:{seq}".encode())
 
-    def open(self, chunk: bytes, name: str, seq: int) -> bytes:
-        return self._aes.decrypt(chunk[:12], chunk[12:], f"{name}:{seq}".encode())
+    def open(self, chunk: bytes, table_id: int, seq: int) -> bytes:
+        return self._aes.decrypt(chunk[:12], chunk[12:], f"{table_id}:{seq}".encode())
 
 
 # ---------------------------------------------------------------- what a statement touches
@@ -150,7 +151,12 @@ def as_temporary(sql: str) -> str:
 class _State:
     loaded: dict[str, int] = field(default_factory=dict)  # table -> generation of its TEMP copy (-1: new here)
     dirty: set[str] = field(default_factory=set)  # written since the last seal
-    dropped: set[str] = field(default_factory=set)  # to leave the catalog at the next seal
+    dropped: set[str] = field(default_factory=set)  # dropped here, to leave the catalog at the next seal
+    renamed: set[str] = field(default_factory=set)  # new names of renames, in the catalog at the next seal
+    ops: list[tuple[str, ...]] = field(default_factory=list)  # ("drop", name) / ("rename", old, new), in order
+
+    def copy(self) -> _State:
+        return _State(dict(self.loaded), set(self.dirty), set(self.dropped), set(self.renamed), list(self.ops))
 
 
 class SealedTables:
@@ -189,11 +195,14 @@ class SealedTables:
             if writes & set(catalog):
                 self._lock(writes & set(catalog))  # one writer per table; then start from its newest generation
                 catalog = self._catalog(store_names)
-            for name in sorted(store_names & set(catalog)):
-                if name in t.drops or name in self.state.dirty or name in self.state.dropped:
+            for name in sorted(store_names):
+                if name in t.drops or name in self.state.dirty or name in self.state.dropped or name in self.state.renamed:
                     continue
-                if self.state.loaded.get(name) != catalog[name]:
+                if name in catalog and self.state.loaded.get(name) != catalog[name]:
                     self._bring_in(name)
+                elif name not in catalog and self.state.loaded.get(name, -1) != -1:  # dropped by another session
+                    self.con.execute(f"DROP TABLE IF EXISTS pg_temp.{_ident(name)}")
+                    del self.state.loaded[name]
             before = columns_of(self.con, next(iter(t.writes))) if t.alters else None
             cur = native(sql)
             self._after(t, cur, before, catalog)
@@ -224,32 +233,46 @@ class SealedTables:
             if name in self.work:
                 self.work.discard(name)
             else:
-                self._mark_dropped(name, name in catalog)
+                self._mark_dropped(name)
         if t.renamed:
             old, new = t.renamed
             if old in self.work:
                 self.work.discard(old)
                 self.work.add(new)
             else:
-                self._mark_dropped(old, old in catalog)
-                self._mark_written(new)
+                self._mark_renamed(old, new)
 
     def _mark_written(self, name: str) -> None:
         self.state.dirty.add(name)
         self.state.dropped.discard(name)
         self.state.loaded.setdefault(name, -1)
 
-    def _mark_dropped(self, name: str, in_catalog: bool) -> None:
-        self.state.dirty.discard(name)
-        self.state.loaded.pop(name, None)
-        if in_catalog:
-            self.state.dropped.add(name)
+    def _mark_dropped(self, name: str) -> None:
+        st = self.state
+        st.dirty.discard(name)
+        st.renamed.discard(name)
+        st.loaded.pop(name, None)
+        st.dropped.add(name)
+        st.ops.append(("drop", name))
+
+    def _mark_renamed(self, old: str, new: str) -> None:
+        """The sealed rows move with the name (no re-encryption); changes not sealed yet follow."""
+        st = self.state
+        st.loaded[new] = st.loaded.pop(old, -1)
+        if old in st.dirty or old in st.renamed:
+            st.dirty.discard(old)
+            st.dirty.add(new)
+        st.renamed.discard(old)
+        st.renamed.add(new)
+        st.dropped.discard(new)
+        st.dropped.add(old)
+        st.ops.append(("rename", old, new))
 
     # -------------------------------------------------------------- transactions
 
     def begin(self) -> None:
         self.in_transaction = True
-        self._saved = _State(dict(self.state.loaded), set(self.state.dirty), set(self.state.dropped))
+        self._saved = self.state.copy()
         self._saved_work = set(self.work)
 
     def after_end(self, committed: bool) -> None:
@@ -263,7 +286,7 @@ class SealedTables:
         store table (the caller looks in the schema, as for a plain store)."""
         if name in self.work:
             return None  # a work table is not the store's (a plain store's lookup does not see it either)
-        if name in self.state.dirty:
+        if name in self.state.dirty or name in self.state.renamed:
             return _columns(self.con, f"pg_temp.{_ident(name)}")[1]
         if name in self.state.dropped:
             return []
@@ -286,30 +309,41 @@ class SealedTables:
 
     def _bring_in(self, name: str) -> None:
         """The sealed table `name` as a TEMP table of the same name, at its newest generation."""
-        row = self.con.execute(f"SELECT columns, generation FROM {CATALOG} WHERE name = %s", [name]).fetchone()
+        row = self.con.execute(f"SELECT columns, generation, id FROM {CATALOG} WHERE name = %s", [name]).fetchone()
         if row is None:
             return
-        columns, generation = row
+        columns, generation, table_id = row
         ident = _ident(name)
         self.con.execute(f"DROP TABLE IF EXISTS pg_temp.{ident}")
         self.con.execute(f"CREATE TEMPORARY TABLE {ident} ({columns})")
-        chunks = self.con.cursor().execute(f"SELECT seq, chunk FROM {CHUNKS} WHERE name = %s ORDER BY seq", [name])
+        chunks = self.con.cursor().execute(f"SELECT seq, chunk FROM {CHUNKS} WHERE id = %s ORDER BY seq", [table_id])
         with self.con.cursor().copy(f"COPY pg_temp.{ident} FROM STDIN (FORMAT binary)") as copy:
             for seq, chunk in chunks:
-                copy.write(self.cipher.open(bytes(chunk), name, seq))
+                copy.write(self.cipher.open(bytes(chunk), table_id, seq))
         self.con.execute(f"ANALYZE pg_temp.{ident}")  # TEMP tables get no autovacuum statistics
         self.state.loaded[name] = generation
 
     def seal_changes(self) -> None:
-        """Seal every table written since the last seal and forget the dropped ones, in the
-        current transaction."""
-        for name in sorted(self.state.dropped):
-            self.con.execute(f"DELETE FROM {CHUNKS} WHERE name = %s", [name])
-            self.con.execute(f"DELETE FROM {CATALOG} WHERE name = %s", [name])
-        self.state.dropped.clear()
-        for name in sorted(self.state.dirty):
-            self.state.loaded[name] = seal_table(self.con, self.cipher, name)
-        self.state.dirty.clear()
+        """Apply the drops and renames, in order, and seal every table written since the last
+        seal, in the current transaction."""
+        st = self.state
+        for op in st.ops:
+            forget(self.con, op[-1])  # a drop, or what a rename replaces
+            if op[0] == "rename":
+                self.con.execute(f"UPDATE {CATALOG} SET name = %s WHERE name = %s", [op[2], op[1]])
+        for name in sorted(st.dirty):
+            st.loaded[name] = seal_table(self.con, self.cipher, name)
+        st.ops.clear()
+        st.dropped.clear()
+        st.renamed.clear()
+        st.dirty.clear()
+
+
+def forget(con: Any, name: str) -> None:
+    """Drop the sealed table `name` (when there is one)."""
+    row = con.execute(f"DELETE FROM {CATALOG} WHERE name = %s RETURNING id", [name]).fetchone()
+    if row is not None:
+        con.execute(f"DELETE FROM {CHUNKS} WHERE id = %s", [row[0]])
 
 
 def _ident(name: str) -> str:
@@ -333,28 +367,32 @@ def seal_table(con: Any, cipher: Cipher, name: str, relation: str | None = None)
     """Encrypt the rows of `relation` (default: the session's TEMP table `name`) into the
     sealed table `name`, replacing its chunks; returns its new generation."""
     relation = relation or f"pg_temp.{_ident(name)}"
-    con.execute(f"DELETE FROM {CHUNKS} WHERE name = %s", [name])
+    found = con.execute(f"SELECT id FROM {CATALOG} WHERE name = %s", [name]).fetchone()
+    table_id = found[0] if found else new_generation()
+    con.execute(f"DELETE FROM {CHUNKS} WHERE id = %s", [table_id])
     pending, size, seq, rows = [], 0, 0, []
     with con.cursor().copy(f"COPY {relation} TO STDOUT (FORMAT binary)") as copy:
         for data in copy:
             pending.append(bytes(data))
             size += len(data)
             if size >= CHUNK_BYTES:
-                rows.append((name, seq, cipher.seal(b"".join(pending), name, seq)))
+                rows.append((table_id, seq, cipher.seal(b"".join(pending), table_id, seq)))
                 pending, size, seq = [], 0, seq + 1
     if pending:
-        rows.append((name, seq, cipher.seal(b"".join(pending), name, seq)))
+        rows.append((table_id, seq, cipher.seal(b"".join(pending), table_id, seq)))
     with con.cursor() as cur:
-        cur.executemany(f"INSERT INTO {CHUNKS} (name, seq, chunk) VALUES (%s, %s, %s)", rows)
+        cur.executemany(f"INSERT INTO {CHUNKS} (id, seq, chunk) VALUES (%s, %s, %s)", rows)
     count = con.execute(f"SELECT COUNT(*) FROM {relation}").fetchone()[0]
     ddl, names = _columns(con, relation)
     # A new random generation (not a counter): a table dropped and made again under its name
     # never repeats one that another session holds a copy of.
     generation = new_generation()
-    if con.execute(f"UPDATE {CATALOG} SET columns = %s, column_names = %s, rows = %s, generation = %s WHERE name = %s",
-                   [ddl, names, count, generation, name]).rowcount == 0:
-        con.execute(f"INSERT INTO {CATALOG} (name, columns, column_names, generation, rows) VALUES (%s, %s, %s, %s, %s)",
-                    [name, ddl, names, generation, count])
+    if found:
+        con.execute(f"UPDATE {CATALOG} SET columns = %s, column_names = %s, rows = %s, generation = %s WHERE id = %s",
+                    [ddl, names, count, generation, table_id])
+    else:
+        con.execute(f"INSERT INTO {CATALOG} (name, id, columns, column_names, generation, rows) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)", [name, table_id, ddl, names, generation, count])
     return generation
 
 
@@ -452,11 +490,11 @@ def rotate(con: Any, schema: str, base: Path, current: Cipher | None, decrypt: b
             con.execute(f"LOCK TABLE {CATALOG} IN EXCLUSIVE MODE")
             names = [r[0] for r in con.execute(f"SELECT name FROM {CATALOG} ORDER BY name").fetchall()]
             if new is not None:
-                chunks = con.execute(f"SELECT name, seq, chunk FROM {CHUNKS} ORDER BY name, seq").fetchall()
+                chunks = con.execute(f"SELECT id, seq, chunk FROM {CHUNKS} ORDER BY id, seq").fetchall()
                 con.execute(f"DELETE FROM {CHUNKS}")
                 with con.cursor() as cur:
-                    cur.executemany(f"INSERT INTO {CHUNKS} (name, seq, chunk) VALUES (%s, %s, %s)",
-                                    [(n, s, new.seal(current.open(bytes(c), n, s), n, s)) for n, s, c in chunks])
+                    cur.executemany(f"INSERT INTO {CHUNKS} (id, seq, chunk) VALUES (%s, %s, %s)",
+                                    [(i, s, new.seal(current.open(bytes(c), i, s), i, s)) for i, s, c in chunks])
                 for name in names:
                     con.execute(f"UPDATE {CATALOG} SET generation = %s WHERE name = %s", [new_generation(), name])
                 con.execute(f"UPDATE {KEY_CHECK} SET check_digest = %s", [new.check])
