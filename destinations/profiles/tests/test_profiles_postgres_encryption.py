@@ -218,3 +218,15 @@ def test_rotate_key_never_makes_a_store(tmp_path, pg_schema):
     assert out.returncode != 0 and "no profile store" in out.stderr
     with psycopg.connect(PG_DSN, autocommit=True) as con:
         assert crypto.store_tables(con, pg_schema) == []
+
+
+def test_forget_on_a_sealed_store_erases_the_person_and_compacts_the_chunks(tmp_path, pg_schema):
+    config = config_for(pg_schema, tmp_path)
+    email = "marisol.quennell5@tidewater-mail.example"
+    with landed(config).store() as store:
+        assert api.find(store, email=email)
+        result = api.forget(store, email=email)
+        assert result.compacted.startswith("VACUUM FULL")
+    with ProfileStore.open(config) as store:  # a new session reads what forget sealed
+        assert api.find(store, email=email) == []
+        assert len(profiles_of(store)) == 299
