@@ -34,10 +34,11 @@ from typing import Any
 
 import duckdb
 from threadline.contracts import ConfigError, FatalError
+from threadline.state import fsync_folder
 
 from threadline_profiles.engines.base import lit
 from threadline_profiles.engines.store_keys import (  # noqa: F401 - the key's names, as this module always offered them
-    ENV, MIN_LENGTH, NEW_ENV, StoreKey, StoreKeyError, fallback, find_key, fsync_folder, key_file, key_from_env,
+    ENV, MIN_LENGTH, NEW_ENV, StoreKey, StoreKeyError, fallback, find_key, key_file, key_from_env,
     key_from_file, next_key_file, where_looked, write_key_file,
 )
 

@@ -40,10 +40,11 @@ from typing import Any
 import sqlglot
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlglot import exp
+from threadline.state import fsync_folder
 
 from threadline_profiles.engines.store_keys import (
-    ENV, NEW_ENV, StoreKey, StoreKeyError, fallback, find_key, fsync_folder, key_file, key_from_env,
-    next_key_file, where_looked, write_key_file,
+    ENV, NEW_ENV, StoreKey, StoreKeyError, fallback, find_key, key_file, key_from_env, next_key_file, where_looked,
+    write_key_file,
 )
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from threadline.contracts import ConfigError, FatalError
+from threadline.state import fsync_folder
 
 ENV = "THREADLINE_STORE_KEY"
 NEW_ENV = "THREADLINE_STORE_NEW_KEY"  # the next key, for `rotate-key` of a store keyed by the environment
@@ -96,11 +97,3 @@ def fallback(path: Path, primary: StoreKey | None) -> StoreKey | None:
     if primary is not None and primary.where == f"${ENV}":
         return key_from_env(NEW_ENV)
     return key_from_file(next_key_file(path))
-
-
-def fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
