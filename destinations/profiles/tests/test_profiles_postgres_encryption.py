@@ -230,3 +230,38 @@ def test_forget_on_a_sealed_store_erases_the_person_and_compacts_the_chunks(tmp_
     with ProfileStore.open(config) as store:  # a new session reads what forget sealed
         assert api.find(store, email=email) == []
         assert len(profiles_of(store)) == 299
+
+
+def test_a_rotation_committed_before_its_key_file_swap_finishes_on_the_next_open(tmp_path, pg_schema, monkeypatch):
+    monkeypatch.delenv(crypto.ENV)
+    key = tmp_path / "store.key"
+    config = config_for(pg_schema, tmp_path, key_file=str(key))
+    landed(config).store().close()
+    old = key.read_text()
+    assert "re-encrypted" in rotate_key(PG_DSN, pg_schema, key)
+    # as if it stopped after its transaction committed, with the new key still in `.next`
+    key.rename(tmp_path / "store.key.next")
+    key.write_text(old)
+    with ProfileStore.open(config) as store:
+        assert len(profiles_of(store)) == 300
+    assert key.read_text() != old and not (tmp_path / "store.key.next").exists()
+
+
+SERVER_LOG = Path("/var/log/postgresql/postgresql-15-main.log")  # Debian's pg_ctlcluster log
+
+
+def test_the_key_never_reaches_the_server_in_a_statement(tmp_path, pg_schema, monkeypatch):
+    if not os.access(SERVER_LOG, os.R_OK):
+        pytest.skip(f"the server's log {SERVER_LOG} is not readable here")
+    # every statement of these sessions (only these) logged by the server, as with log_statement = all
+    dsn = f"{PG_DSN}?options=-c%20log_statement%3Dall"
+    key, new = os.environ[crypto.ENV], "b" * 64
+    start = SERVER_LOG.stat().st_size
+    landed(config_for(pg_schema, tmp_path, dsn=dsn)).store().close()
+    monkeypatch.setenv(crypto.NEW_ENV, new)
+    rotate_key(dsn, pg_schema, None)
+    with open(SERVER_LOG, "rb") as log:
+        log.seek(start)
+        logged = log.read()
+    assert f"{crypto.CATALOG}".encode() in logged and b"statement:" in logged, "the control: the sessions were logged"
+    assert key.encode() not in logged and new.encode() not in logged
