@@ -265,3 +265,12 @@ def test_the_key_never_reaches_the_server_in_a_statement(tmp_path, pg_schema, mo
         logged = log.read()
     assert f"{crypto.CATALOG}".encode() in logged and b"statement:" in logged, "the control: the sessions were logged"
     assert key.encode() not in logged and new.encode() not in logged
+
+
+def test_a_command_given_a_schema_without_a_store_stops_and_makes_nothing(tmp_path, pg_schema):
+    out = subprocess.run([sys.executable, "-m", "threadline", "profiles", "get", "--dsn", PG_DSN, "--schema", pg_schema,
+                          "--email", "a@example.com"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode != 0 and f"no profile store in schema {pg_schema}" in out.stderr
+    assert list(tmp_path.iterdir()) == []  # no key file
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        assert con.execute("SELECT COUNT(*) FROM pg_namespace WHERE nspname = %s", (pg_schema,)).fetchone()[0] == 0

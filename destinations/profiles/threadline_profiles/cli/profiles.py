@@ -37,7 +37,13 @@ def store_config(job: str | None, destination: str | None, path: str | None, dsn
         raw = loaded.destinations[names[0]].config
         return loaded.validate_config(("destinations", names[0], "config"), ProfilesConfig, raw)  # type: ignore[return-value]
     if dsn:
-        return ProfilesConfig.model_validate({"engine": "postgres", "dsn": dsn, "schema": schema or "threadline_profiles"})
+        from threadline_profiles.engines.postgres_engine import server, store_exists
+
+        config = ProfilesConfig.model_validate({"engine": "postgres", "dsn": dsn, "schema": schema or "threadline_profiles"})
+        if not store_exists(config.dsn, config.db_schema):  # a mistyped schema never becomes a new, empty store
+            raise ConfigError(f"there is no profile store in schema {config.db_schema} at {server(config.dsn)}",
+                              hint="give the dsn and schema of an existing store, or the job file that creates it")
+        return config
     if path:
         if not Path(path).exists():  # a mistyped path never becomes a new, empty store
             raise ConfigError(f"there is no profile store at {path}",

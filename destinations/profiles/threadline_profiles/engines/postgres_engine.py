@@ -268,19 +268,25 @@ def connect(dsn: str) -> "psycopg.Connection":
         ) from exc
 
 
+def store_exists(dsn: str, schema: str) -> bool:
+    """Whether `schema` holds a profile store (sealed or plain), without creating anything."""
+    con = connect(dsn)
+    try:
+        return bool(crypto.store_tables(con, schema))
+    finally:
+        con.close()
+
+
 def rotate_key(dsn: str, schema: str, key_file: Path | None, decrypt: bool = False) -> str:
     """`threadline profiles rotate-key` for a Postgres store: re-encrypt it under a new key,
     encrypt a plain one, or (`decrypt`) store it plain from now on. Never makes a store."""
     con = connect(dsn)
     try:
         base = crypto.key_base(key_file, con.info.dbname, schema)
-        if crypto.is_sealed(con, schema):
-            current: crypto.Cipher | None = crypto.open_sealed(con, schema, base)
-        elif crypto.store_tables(con, schema):
-            current = None
-        else:
+        if not crypto.store_tables(con, schema):
             raise ConfigError(f"there is no profile store in schema {schema} at {server(dsn)}",
                               hint="give the dsn and schema of an existing store")
+        current = crypto.open_sealed(con, schema, base) if crypto.is_sealed(con, schema) else None
         if current is None and decrypt:
             raise ConfigError(f"the profile store in schema {schema} is not encrypted: there is nothing to decrypt")
         return crypto.rotate(con, schema, base, current, decrypt=decrypt)
