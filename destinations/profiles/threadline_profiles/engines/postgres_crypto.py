@@ -4,8 +4,8 @@ Postgres has no transparent data encryption, so an encrypted Postgres store keep
 tables in clear in its schema. Each store table is *sealed*: its rows, in Postgres' binary
 COPY format, cut into chunks of a few megabytes, each chunk AES-256-GCM encrypted on the
 client (the `cryptography` package) and kept as `bytea` in `tl_sealed_chunks`; `tl_sealed`
-lists the tables, their column definitions (names and types, no values) and a generation that
-grows with every write. The key never reaches the server: no statement carries it, so no
+lists the tables, their column definitions (names and types, no values), an id that stays
+with a table through renames and a random generation that changes with every write. The key never reaches the server: no statement carries it, so no
 server log, `pg_stat_activity` or `pg_stat_statements` can show it.
 
 A session works on plaintext only in its own TEMP tables: the first statement that names a
@@ -162,7 +162,8 @@ class _State:
 
 class SealedTables:
     """One Postgres session's view of an encrypted store's tables (see the module's docstring).
-    `native(sql, params)` runs a statement on the session's connection."""
+    `run(sql, native)` runs one statement through `native(sql)`, bringing in what it reads and
+    sealing what it changed."""
 
     def __init__(self, con: Any, cipher: Cipher) -> None:
         self.con = con
@@ -206,7 +207,7 @@ class SealedTables:
                     del self.state.loaded[name]
             before = columns_of(self.con, next(iter(t.writes))) if t.alters else None
             cur = native(sql)
-            self._after(t, cur, before, catalog)
+            self._after(t, cur, before)
             if own:
                 self.seal_changes()
                 native("COMMIT")
@@ -220,7 +221,7 @@ class SealedTables:
                     self.after_end(committed=False)
             raise
 
-    def _after(self, t: Touches, cur: Any, before: str | None, catalog: dict[str, int]) -> None:
+    def _after(self, t: Touches, cur: Any, before: str | None) -> None:
         """Note what the statement just run changed."""
         changed = True
         if t.alters:
