@@ -41,12 +41,16 @@ def _postgres_reachable() -> str:
 
 
 @pytest.fixture
-def pg_schema() -> Any:
-    """A fresh Postgres schema, dropped afterwards; skips when no server is reachable."""
+def pg_schema(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh Postgres schema, dropped afterwards; skips when no server is reachable. A store
+    made in it is encrypted (the default) under a key from the environment, so that no key
+    file is left in the working folder."""
     reason = _postgres_reachable()
     if reason:
         pytest.skip(reason)
     import psycopg
+
+    monkeypatch.setenv("THREADLINE_STORE_KEY", uuid.uuid4().hex + uuid.uuid4().hex)
 
     schema = f"tl_test_{uuid.uuid4().hex[:10]}"
     yield schema

@@ -20,24 +20,10 @@ import pytest
 from threadline.contracts import ConfigError, FatalError
 from threadline_profiles import ProfileStore, api
 from threadline_profiles.engines import duckdb_crypto as crypto
+from threadline_profiles.testing import SECRET_MAPPING as MAPPING
+from threadline_profiles.testing import SECRET_TRACES as TRACES
 from threadline_profiles.testing import Lander, copy_store, profiles_of
-
-MAPPING = {"crm.contacts": {"identifiers": {"email": "email", "phone": "phone"},
-                            "traits": {"first_name": "first_name", "last_name": "last_name"},
-                            "cleaning": {"phone_region": "US"}}}
-
-
-def population(n: int = 300) -> list[dict]:
-    rows = [{"id": i, "email": f"marisol.quennell{i}@tidewater-mail.example", "phone": f"(737) 555-{1000 + i:04d}",
-             "first_name": "Marisol", "last_name": f"Quennell{i}"} for i in range(n)]
-    rows.append({"id": n, "email": "MARISOL.QUENNELL0@tidewater-mail.example", "phone": None,
-                 "first_name": "Marisol", "last_name": "Quennell0"})  # a second record of person 0
-    return rows
-
-
-# What must not show in an encrypted file: the raw and normalized emails and phones.
-TRACES = ("tidewater-mail", "quennell", "7375551", "555-10")
-
+from threadline_profiles.testing import secret_population as population
 
 @pytest.fixture(autouse=True)
 def no_key_in_the_environment(monkeypatch):

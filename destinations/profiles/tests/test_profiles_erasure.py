@@ -222,8 +222,9 @@ def test_postgres_table_files_hold_no_byte_of_her_after_forget(pg_schema, tmp_pa
 
     PG_DSN = os.environ.get("THREADLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
+    # A plain store (an encrypted one never holds her in clear: test_profiles_postgres_encryption.py)
     config = {"engine": "postgres", "dsn": PG_DSN, "schema": pg_schema, "resolve_on_finish": False,
-              "report_dir": str(tmp_path / "reports")}
+              "report_dir": str(tmp_path / "reports"), "encryption": "off"}
     lander = landed(config)
     with psycopg.connect(PG_DSN, autocommit=True) as con:
         data_dir = Path(con.execute("SHOW data_directory").fetchone()[0])

@@ -10,6 +10,7 @@ import pytest
 from synthetic_customers import customers
 from threadline_profiles import ProfileStore, api
 from threadline_profiles.engines import PostgresUnreachableError
+from threadline_profiles.engines import postgres_crypto as crypto
 from threadline_profiles.testing import Lander, snapshot
 
 pytestmark = pytest.mark.postgres
@@ -23,14 +24,22 @@ def config_for(schema: str, tmp_path) -> dict:
 
 
 def copy_schema(source: str, target: str, only: tuple[str, ...] = ()) -> None:
-    """Copy every table of `source` (or those starting with one of `only`) into `target`."""
+    """Copy every table of `source` (or those starting with one of `only`) into `target`. The
+    tables of an encrypted store are rows of its sealed catalog: those rows are copied (still
+    encrypted, under the same key)."""
     with psycopg.connect(DSN, autocommit=True) as con:
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'",
             (source,)).fetchall()]
         con.execute(f'CREATE SCHEMA "{target}"')
+        sealed = crypto.CATALOG in tables
         for table in tables:
-            if not only or table.startswith(only):
+            if sealed:
+                wanted = (f'SELECT id FROM "{source}".{crypto.CATALOG} WHERE %(all)s OR name LIKE ANY(%(only)s)')
+                where = {crypto.KEY_CHECK: "TRUE", crypto.CATALOG: f"id IN ({wanted})", crypto.CHUNKS: f"id IN ({wanted})"}
+                con.execute(f'CREATE TABLE "{target}"."{table}" AS SELECT * FROM "{source}"."{table}" WHERE {where[table]}',
+                            {"all": not only, "only": [f"{p}%" for p in only]})
+            elif not only or table.startswith(only):
                 con.execute(f'CREATE TABLE "{target}"."{table}" AS SELECT * FROM "{source}"."{table}"')
 
 

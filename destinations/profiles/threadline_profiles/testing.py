@@ -118,3 +118,22 @@ def comparison_levels(engine: Any, fields: list[str], pairs: list[tuple[tuple[st
     finally:
         engine.close()
     return [tuple(r.values()) for r in got]
+
+
+# A population an encrypted store must never show in clear (DuckDB's and Postgres' encryption
+# tests): its mapping, its rows, and the strings to look for.
+SECRET_MAPPING = {"crm.contacts": {"identifiers": {"email": "email", "phone": "phone"},
+                                   "traits": {"first_name": "first_name", "last_name": "last_name"},
+                                   "cleaning": {"phone_region": "US"}}}
+
+
+def secret_population(n: int = 300) -> list[dict]:
+    rows = [{"id": i, "email": f"marisol.quennell{i}@tidewater-mail.example", "phone": f"(737) 555-{1000 + i:04d}",
+             "first_name": "Marisol", "last_name": f"Quennell{i}"} for i in range(n)]
+    rows.append({"id": n, "email": "MARISOL.QUENNELL0@tidewater-mail.example", "phone": None,
+                 "first_name": "Marisol", "last_name": "Quennell0"})  # a second record of person 0
+    return rows
+
+
+# What must not show in an encrypted store: the raw and normalized emails and phones.
+SECRET_TRACES = ("tidewater-mail", "quennell", "7375551", "555-10")

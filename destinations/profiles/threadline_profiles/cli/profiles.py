@@ -37,7 +37,13 @@ def store_config(job: str | None, destination: str | None, path: str | None, dsn
         raw = loaded.destinations[names[0]].config
         return loaded.validate_config(("destinations", names[0], "config"), ProfilesConfig, raw)  # type: ignore[return-value]
     if dsn:
-        return ProfilesConfig.model_validate({"engine": "postgres", "dsn": dsn, "schema": schema or "threadline_profiles"})
+        from threadline_profiles.engines.postgres_engine import server, store_exists
+
+        config = ProfilesConfig.model_validate({"engine": "postgres", "dsn": dsn, "schema": schema or "threadline_profiles"})
+        if not store_exists(config.dsn, config.db_schema):  # a mistyped schema never becomes a new, empty store
+            raise ConfigError(f"there is no profile store in schema {config.db_schema} at {server(config.dsn)}",
+                              hint="give the dsn and schema of an existing store, or the job file that creates it")
+        return config
     if path:
         if not Path(path).exists():  # a mistyped path never becomes a new, empty store
             raise ConfigError(f"there is no profile store at {path}",
@@ -179,21 +185,27 @@ def report_command(job: str | None, destination: str | None, path: str | None, d
 
 @profiles.command("rotate-key")
 @store_options
-@click.option("--decrypt", is_flag=True, help="Store the file unencrypted from now on (the opt-out), instead of a new key.")
+@click.option("--decrypt", is_flag=True, help="Store it unencrypted from now on (the opt-out), instead of a new key.")
 def rotate_key_command(job: str | None, destination: str | None, path: str | None, dsn: str | None, schema: str | None,
                        decrypt: bool) -> None:
-    """Re-encrypt a DuckDB store under a new key (an unencrypted store gets encrypted).
+    """Re-encrypt a store under a new key (an unencrypted store gets encrypted).
 
-    The store is copied into a new file under the new key and swapped in; the old key no
-    longer opens it. A key from $THREADLINE_STORE_KEY is replaced by $THREADLINE_STORE_NEW_KEY;
-    a key file beside the store by a new random one. Run it while nothing else uses the store."""
+    DuckDB: the store is copied into a new file under the new key and swapped in. Postgres: every
+    sealed chunk is re-encrypted in one transaction. Either way the old key no longer opens it.
+    A key from $THREADLINE_STORE_KEY is replaced by $THREADLINE_STORE_NEW_KEY; a key file by a
+    new random one. Run it while nothing else uses the store."""
     from threadline_profiles.engines import duckdb_crypto
     from threadline_profiles.engines.duckdb_engine import connect_duckdb
 
     config = store_config(job, destination, path, dsn, schema)
+    if config.engine == "postgres":
+        from threadline_profiles.engines.postgres_engine import rotate_key
+
+        click.echo(rotate_key(config.dsn, config.db_schema, config.key_file, decrypt=decrypt))
+        return
     if config.engine != "duckdb":
-        raise ConfigError("rotate-key is for DuckDB stores: threadline does not encrypt Postgres stores itself",
-                          hint="protect a Postgres store with the server's disk encryption and TLS (see the profiles README)")
+        raise ConfigError("rotate-key is for DuckDB and Postgres stores: a Spark store is protected by its cluster's storage",
+                          hint="encrypt the warehouse's storage (see the profiles README)")
     if not config.path.exists():  # never make an empty store to encrypt (from a job file)
         raise ConfigError(f"there is no profile store at {config.path}", hint="give the path of an existing store")
     con, key = connect_duckdb(config.path, encryption="off")

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from threadline.contracts import Spec
 
 from threadline_profiles.config.activations import NAME_PATTERN, Activation
@@ -417,9 +417,13 @@ class ProfilesConfig(Spec):
     db_schema: str = Field(default="threadline_profiles", alias="schema")  # Postgres schema
     spark: SparkConfig = Field(default_factory=SparkConfig)  # engine: spark
     memory_limit: str | None = "1GB"  # DuckDB's memory limit; beyond it, work spills to disk
-    # A new DuckDB store's file encryption (engines/duckdb_crypto.py): "on" (the default) creates
-    # it encrypted or not at all, "off" opts out. An existing file opens as it is either way.
+    # A new store's encryption at rest (DuckDB: engines/duckdb_crypto.py; Postgres: sealed tables,
+    # engines/postgres_crypto.py): "on" (the default) creates it encrypted or not at all, "off"
+    # opts out. An existing store opens as it is either way.
     encryption: Literal["on", "off"] = "on"
+    # An encrypted Postgres store's key file, when $THREADLINE_STORE_KEY is not set (default:
+    # `<database>.<schema>.key` in the job file's folder). A DuckDB store's is `<path>.key`.
+    key_file: JobPath | None = None
     mappings: dict[str, StreamMapping] = Field(default_factory=dict)  # "source.stream" -> mapping
     resolution: Resolution = Field(default_factory=Resolution)
     survivorship: Survivorship = Field(default_factory=Survivorship)
@@ -443,6 +447,15 @@ class ProfilesConfig(Spec):
                 if name not in self.activations:
                     raise ValueError(f"mappings.{key}.results.activations: activation {name!r} is not declared under "
                                      f"activations (declared: {', '.join(self.activations) or 'none'})")
+        return self
+
+    @model_validator(mode="after")
+    def _postgres_key_file(self, info: ValidationInfo) -> ProfilesConfig:
+        if self.key_file is not None and not self.key_file.name.endswith(".key"):
+            raise ValueError(f"key_file: {self.key_file} must end with .key")
+        if self.key_file is None and self.engine == "postgres":
+            base = (info.context or {}).get("base_dir")
+            self.key_file = Path(base or ".").absolute() / f"{dsn_database(self.dsn)}.{self.db_schema}.key"
         return self
 
     @field_validator("encryption", mode="before")
@@ -483,3 +496,14 @@ class ProfilesConfig(Spec):
         if self.engine == "duckdb":
             return self.path.parent / f"{self.path.stem}_reports"
         return Path("profiles_reports")
+
+
+def dsn_database(dsn: str) -> str:
+    """The database a Postgres connection string names (libpq's default: the user's name)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - an unreadable dsn fails clearly when it connects
+        return "postgres"
+    return str(parts.get("dbname") or parts.get("user") or "postgres")

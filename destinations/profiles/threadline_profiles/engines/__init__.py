@@ -15,7 +15,8 @@ from threadline_profiles.engines.postgres_engine import (
 def open_engine(config: ProfilesConfig) -> Engine:
     """The engine a destination config asks for, connected."""
     if config.engine == "postgres":
-        return PostgresEngine(config.dsn, config.db_schema)
+        return PostgresEngine(config.dsn, config.db_schema, encryption=config.encryption,
+                              key_file=config.key_file)
     if config.engine == "spark":
         from threadline_profiles.engines.spark_engine import SparkEngine, settings_of
 

@@ -28,9 +28,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import secrets as random
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,41 +37,19 @@ from threadline.contracts import ConfigError, FatalError
 from threadline.state import fsync_folder
 
 from threadline_profiles.engines.base import lit
+from threadline_profiles.engines.store_keys import (  # noqa: F401 - the key's names, as this module always offered them
+    ENV, MIN_LENGTH, NEW_ENV, StoreKey, StoreKeyError, fallback, find_key, key_file, key_from_env,
+    key_from_file, next_key_file, where_looked, write_key_file,
+)
 
 logger = logging.getLogger(__name__)
 
-ENV = "THREADLINE_STORE_KEY"
-NEW_ENV = "THREADLINE_STORE_NEW_KEY"  # the next key, for `rotate-key` of a store keyed by the environment
-MIN_LENGTH = 32
 CATALOG = "tl_store"  # the name an encrypted store is attached under (a plain one is named after its file)
 HTTPFS_WHEEL = "duckdb-extension-httpfs"
 
 
-class StoreKeyError(FatalError):
-    """An encrypted store's key is missing or is not the key of the store."""
-
-
 class CryptoUnavailableError(FatalError):
     """DuckDB cannot write an encrypted file here: its httpfs extension (OpenSSL) does not load."""
-
-
-@dataclass(frozen=True)
-class StoreKey:
-    value: str
-    where: str  # the variable or file it came from, for messages (never the value)
-
-
-def key_file(path: Path) -> Path:
-    return path.with_name(path.name + ".key")
-
-
-def next_key_file(path: Path) -> Path:
-    """The new key of a rotation, until the rotated file is in place."""
-    return path.with_name(path.name + ".key.next")
-
-
-def where_looked(path: Path) -> str:
-    return f"${ENV} and the file {key_file(path)}"
 
 
 def install_hint() -> str:
@@ -112,58 +88,6 @@ def secure_crypto(con: duckdb.DuckDBPyConnection) -> bool:
 def _memory_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory connection that never fetches an extension (an encrypted store is attached to it)."""
     return duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
-
-
-# ---------------------------------------------------------------- keys
-
-
-def _checked(value: str, where: str) -> StoreKey:
-    if len(value) < MIN_LENGTH:
-        raise ConfigError(f"the store key in {where} is {len(value)} characters long; it needs at least {MIN_LENGTH}",
-                          hint='make one with: python3 -c "import secrets; print(secrets.token_hex(32))"')
-    from threadline.secrets import register_secret
-
-    register_secret(value)  # masked in every message from here on
-    return StoreKey(value, where)
-
-
-def _key_from_env(name: str) -> StoreKey | None:
-    value = os.environ.get(name, "")
-    return _checked(value, f"${name}") if value else None
-
-
-def _key_from_file(path: Path) -> StoreKey | None:
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    return _checked(text, str(path))
-
-
-def find_key(path: Path) -> StoreKey | None:
-    """The store's key: the environment first, then the key file beside the store."""
-    return _key_from_env(ENV) or _key_from_file(key_file(path))
-
-
-def write_key_file(path: Path) -> StoreKey:
-    """A new random key in `path`, readable by its owner only (made so, never chmod-ed after)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(random.token_hex(32) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    fsync_folder(path.parent)
-    found = _key_from_file(path)
-    assert found is not None
-    return found
-
-
-def _fallback(path: Path, primary: StoreKey | None) -> StoreKey | None:
-    """The new key of a rotation that stopped between swapping the file and the key."""
-    if primary is not None and primary.where == f"${ENV}":
-        return _key_from_env(NEW_ENV)
-    return _key_from_file(next_key_file(path))
 
 
 # ---------------------------------------------------------------- opening
@@ -242,8 +166,8 @@ def open_encrypted(path: Path) -> tuple[duckdb.DuckDBPyConnection, StoreKey]:
     """Open an existing encrypted store. A missing or wrong key is an error naming where the
     key was looked for; nothing is ever created in its place."""
     primary = find_key(path)
-    fallback = _fallback(path, primary)
-    candidates = [k for k in (primary, fallback) if k is not None]
+    spare = fallback(path, primary)
+    candidates = [k for k in (primary, spare) if k is not None]
     if not candidates:
         raise StoreKeyError(
             f"the profile store {path} is encrypted and its key was not found (looked for {where_looked(path)})",
@@ -255,7 +179,7 @@ def open_encrypted(path: Path) -> tuple[duckdb.DuckDBPyConnection, StoreKey]:
             if "encryption key" not in str(exc).lower():
                 raise
             continue
-        if key is fallback and key.where == str(next_key_file(path)):
+        if key is spare and key.where == str(next_key_file(path)):
             os.replace(next_key_file(path), key_file(path))  # finish the interrupted rotation
             fsync_folder(path.parent)
             logger.warning("finished an interrupted key rotation of %s: its key is now %s", path, key_file(path))
@@ -310,12 +234,12 @@ def rotate(con: duckdb.DuckDBPyConnection, path: Path, current: StoreKey | None,
     if not decrypt and not secure_crypto(con):  # before any key is made
         raise CryptoUnavailableError(f"DuckDB {duckdb.__version__} here cannot write encrypted files "
                                      f"({HTTPFS_WHEEL} is not installed for this version)", hint=install_hint())
-    env_key = _key_from_env(ENV)
+    env_key = key_from_env(ENV)
     new: StoreKey | None = None
     next_file = next_key_file(path)
     if not decrypt:
         if env_key is not None and current is not None:  # keyed by the environment: the next key comes from it too
-            new = _key_from_env(NEW_ENV)
+            new = key_from_env(NEW_ENV)
             if new is None:
                 raise ConfigError(f"the store's key comes from ${ENV}; give the new one in ${NEW_ENV}",
                                   hint=f"after the rotation, set ${ENV} to it (and unset ${NEW_ENV})")
