@@ -4,6 +4,7 @@ side by side in ONE interleaved run, as whole commands and as run-record times.
     python bench/b1_ingest.py [--rows 200000] [--anchor-rows 100000] [--runs 3] [--skip-singer] [--only NAME]
     python bench/b1_ingest.py --large       # 1M rows (the issue's size); --rows N for any other
     python bench/b1_ingest.py --large --baseline main   # also threadline as of a git ref, interleaved
+    python bench/b1_ingest.py --large --duckdb-threads 1 --skip-singer   # steadier CPU figures under load
 
 The default run is short (200k rows × 3 rounds, a few minutes on the shared machine); --large
 or --rows measure the sizes where start-up weighs less.
@@ -26,6 +27,9 @@ Contenders (bench/b1_peers.py holds the peers' commands):
   JSON lines file, so the like-for-like ratio is printed as well as CSV at --rows against it;
 - start-up: `threadline --help`, `--version`, `plugins` against `dlt --help`; a 10-row sync against
   dlt's 10-row pipeline;
+- with --duckdb-threads N: threadline's DuckDB (the destination's `threads`) and the CTAS use N
+  worker threads; under load on this 2-core machine a 1M-row CTAS took 2.2 to 4.9 CPU-s with 2
+  threads and a steady ~1.9 with 1;
 - with --baseline REF: the CSV and Parquet syncs again with the core, files and duckdb packages as
   of git REF (exported to bench/out, put first on PYTHONPATH), so a change is measured against
   what it changed in the same run.
@@ -64,6 +68,7 @@ ANCHOR_PACKAGES = ["tap-jsonl==0.3.1", "target-duckdb==0.8.0"]
 # integers (cheaper to store), which the job declares as text; "ctas csv, duckdb's own column
 # types" is printed beside it for reference.
 CTAS_TYPES = {"csv": ("phone=VARCHAR,postal_code=VARCHAR",), "parquet": ()}
+DUCKDB_THREADS: dict[str, int] = {}  # --duckdb-threads N: {"threads": N} for threadline; B1_DUCKDB_THREADS for the CTAS
 CSV_COLUMNS = {"signup_date": {"type": "date"}, "lifetime_value": {"type": "float64"}, "orders": {"type": "int64"},
                "phone": {"type": "string"}, "postal_code": {"type": "string"}}
 
@@ -131,7 +136,7 @@ def threadline_sync(path: Path, fmt: str, rows: int, write: str | None = None,
         job = {"name": "b1", "sources": {"files": {"connector": "files", **choice, "config": {"streams": [
                    {"name": "customers", "path": str(path), "format": fmt, "primary_key": ["customer_id"],
                     "columns": CSV_COLUMNS if fmt in ("csv", "jsonl") else {}}]}}},
-               "destinations": {"db": {"connector": "duckdb", "config": {"path": "store.duckdb"}}}}
+               "destinations": {"db": {"connector": "duckdb", "config": {"path": "store.duckdb", **DUCKDB_THREADS}}}}
         (work / "job.yaml").write_text(json.dumps(job))
         load = load_avg()
         m = _checked(measure([str(BIN / "threadline"), "sync", "job.yaml"], cwd=work, env=env), f"threadline sync {fmt}")
@@ -208,7 +213,15 @@ def main() -> None:
     parser.add_argument("--skip-singer", action="store_true", help="leave out the Singer anchor (slow)")
     parser.add_argument("--only", default="", help="run only the contenders whose name contains this (no ratios)")
     parser.add_argument("--baseline", default="", help="also run the CSV and Parquet syncs as of this git ref")
+    parser.add_argument("--duckdb-threads", type=int, default=0,
+                        help="DuckDB's worker threads for threadline and the CTAS (dlt keeps its own): under load, "
+                             "waiting threads make DuckDB's CPU seconds swing by up to 2x with 2 threads")
     args = parser.parse_args()
+    if args.duckdb_threads and args.baseline:
+        raise SystemExit("--duckdb-threads and --baseline: a ref before the destination's `threads` option refuses it")
+    if args.duckdb_threads:
+        DUCKDB_THREADS["threads"] = args.duckdb_threads
+        os.environ["B1_DUCKDB_THREADS"] = str(args.duckdb_threads)
 
     n, small = (1_000_000 if args.large else args.rows), args.anchor_rows
     contenders = []

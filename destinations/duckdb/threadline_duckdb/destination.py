@@ -38,7 +38,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from threadline.contracts import (
     OPERATION_COLUMN,
@@ -72,6 +72,10 @@ class DuckDBConfig(Spec):
     # (x1.11). 32MB peaked at 376 / 386 MiB (x1.03) on DuckDB 2.0.1, but DuckDB 1.5.5 (pinned
     # for encryption, issue 20) reads a CSV in 30.5 MiB blocks and cannot read one under 32MB
     memory_limit: str = "96MB"
+    # DuckDB's worker threads (None: DuckDB's own choice, one per core). On a machine other work
+    # keeps busy, 1 thread does the same work in less CPU: a 1M-row CTAS took 1.9 CPU-s with 1
+    # thread and between 2.2 and 4.9 with 2 at load ~11 on 2 cores (threads waiting for a core)
+    threads: int | None = Field(default=None, ge=1)
 
     @field_validator("schema_name")
     @classmethod
@@ -87,7 +91,7 @@ _connections_lock = threading.Lock()
 _ddl_lock = threading.Lock()  # DDL from concurrent writers would conflict in DuckDB's catalog
 
 
-def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, memory_limit: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """The process's connection to a DuckDB file (DuckDB allows one writer process per file)."""
     path = path.resolve()
     with _connections_lock:
@@ -112,6 +116,8 @@ def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
             # Values are inlined as literals here, not bound as parameters: DuckDB 1.5's parameter
             # binding imports pandas (~0.3 CPU-s a sync, tests/core/test_core_startup.py).
             con.execute(f"set memory_limit = {_literal(memory_limit)}")
+        if threads:
+            con.execute(f"set threads = {int(threads)}")
         return con
 
 
@@ -232,10 +238,10 @@ class DuckDBDestination(Destination[DuckDBConfig]):
     applies_deletes = True
 
     def check(self, config: DuckDBConfig) -> None:
-        connect(config.path, config.memory_limit).cursor().execute("select 1").fetchall()
+        connect(config.path, config.memory_limit, config.threads).cursor().execute("select 1").fetchall()
 
     def open_stream(self, config: DuckDBConfig, target: StreamTarget) -> StreamWriter:
-        return DuckDBWriter(connect(config.path, config.memory_limit).cursor(), config.schema_name, target)
+        return DuckDBWriter(connect(config.path, config.memory_limit, config.threads).cursor(), config.schema_name, target)
 
     def locate(self, config: DuckDBConfig, target: StreamTarget) -> str:
         return f"duckdb:{Path(config.path).resolve()}#{config.schema_name}.{target.table}"
@@ -243,7 +249,7 @@ class DuckDBDestination(Destination[DuckDBConfig]):
     def table_exists(self, config: DuckDBConfig, target: StreamTarget) -> bool:
         if not Path(config.path).exists():
             return False  # deleted, or never written: nothing to resume into (and nothing is created)
-        cur = connect(config.path, config.memory_limit).cursor()
+        cur = connect(config.path, config.memory_limit, config.threads).cursor()
         try:
             return has_table(cur, config.schema_name, target.table)
         finally:
