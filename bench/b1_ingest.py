@@ -3,6 +3,8 @@ side by side in ONE interleaved run, as whole commands and as run-record times.
 
     python bench/b1_ingest.py [--rows 200000] [--anchor-rows 100000] [--runs 3] [--skip-singer] [--only NAME]
     python bench/b1_ingest.py --large       # 1M rows (the issue's size); --rows N for any other
+    python bench/b1_ingest.py --large --baseline main   # also threadline as of a git ref, interleaved
+    python bench/b1_ingest.py --large --duckdb-threads 1 --skip-singer   # steadier CPU figures under load
 
 The default run is short (200k rows × 3 rounds, a few minutes on the shared machine); --large
 or --rows measure the sizes where start-up weighs less.
@@ -24,7 +26,13 @@ Contenders (bench/b1_peers.py holds the peers' commands):
   venv (bench/out/anchor-venv: Singer targets pin their own dependencies); threadline runs the same
   JSON lines file, so the like-for-like ratio is printed as well as CSV at --rows against it;
 - start-up: `threadline --help`, `--version`, `plugins` against `dlt --help`; a 10-row sync against
-  dlt's 10-row pipeline.
+  dlt's 10-row pipeline;
+- with --duckdb-threads N: threadline's DuckDB (the destination's `threads`) and the CTAS use N
+  worker threads; under load on this 2-core machine a 1M-row CTAS took 2.2 to 4.9 CPU-s with 2
+  threads and a steady ~1.9 with 1;
+- with --baseline REF: the CSV and Parquet syncs again with the core, files and duckdb packages as
+  of git REF (exported to bench/out, put first on PYTHONPATH), so a change is measured against
+  what it changed in the same run.
 
 "Run-record time" is what each tool's own record says the load took: threadline's run_streams
 seconds; for the peers, the seconds around the load call inside the process (b1_peers.py).
@@ -37,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
 import statistics
@@ -59,6 +68,7 @@ ANCHOR_PACKAGES = ["tap-jsonl==0.3.1", "target-duckdb==0.8.0"]
 # integers (cheaper to store), which the job declares as text; "ctas csv, duckdb's own column
 # types" is printed beside it for reference.
 CTAS_TYPES = {"csv": ("phone=VARCHAR,postal_code=VARCHAR",), "parquet": ()}
+DUCKDB_THREADS: dict[str, int] = {}  # --duckdb-threads N: {"threads": N} for threadline; B1_DUCKDB_THREADS for the CTAS
 CSV_COLUMNS = {"signup_date": {"type": "date"}, "lifetime_value": {"type": "float64"}, "orders": {"type": "int64"},
                "phone": {"type": "string"}, "postal_code": {"type": "string"}}
 
@@ -103,16 +113,33 @@ def _count(db: Path, table: str) -> int:
         con.close()
 
 
-def threadline_sync(path: Path, fmt: str, rows: int, write: str | None = None) -> Callable[[Path], Run]:
+def baseline_env(ref: str) -> dict[str, str]:
+    """The environment that runs threadline's core, files source and duckdb destination as of
+    git `ref`: their packages exported to bench/out/baseline-<commit>, first on PYTHONPATH
+    (ahead of the editable install's paths)."""
+    root = HERE.parent
+    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=root, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dirs = ["core", "connectors/files", "destinations/duckdb"]
+    into = OUT / f"baseline-{commit}"
+    if not into.exists():
+        into.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", commit, *dirs], cwd=root, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(str(into / d) for d in dirs)}
+
+
+def threadline_sync(path: Path, fmt: str, rows: int, write: str | None = None,
+                    env: dict[str, str] | None = None) -> Callable[[Path], Run]:
     def once(work: Path) -> Run:
         choice = {"streams": {"customers": {"write": write}}} if write else {}
         job = {"name": "b1", "sources": {"files": {"connector": "files", **choice, "config": {"streams": [
                    {"name": "customers", "path": str(path), "format": fmt, "primary_key": ["customer_id"],
                     "columns": CSV_COLUMNS if fmt in ("csv", "jsonl") else {}}]}}},
-               "destinations": {"db": {"connector": "duckdb", "config": {"path": "store.duckdb"}}}}
+               "destinations": {"db": {"connector": "duckdb", "config": {"path": "store.duckdb", **DUCKDB_THREADS}}}}
         (work / "job.yaml").write_text(json.dumps(job))
         load = load_avg()
-        m = _checked(measure([str(BIN / "threadline"), "sync", "job.yaml"], cwd=work), f"threadline sync {fmt}")
+        m = _checked(measure([str(BIN / "threadline"), "sync", "job.yaml"], cwd=work, env=env), f"threadline sync {fmt}")
         landed = _count(work / "store.duckdb", "files__customers")
         if landed != rows:
             raise SystemExit(f"threadline sync {fmt}: expected {rows} rows landed, found {landed}")
@@ -185,7 +212,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-singer", action="store_true", help="leave out the Singer anchor (slow)")
     parser.add_argument("--only", default="", help="run only the contenders whose name contains this (no ratios)")
+    parser.add_argument("--baseline", default="", help="also run the CSV and Parquet syncs as of this git ref")
+    parser.add_argument("--duckdb-threads", type=int, default=0,
+                        help="DuckDB's worker threads for threadline and the CTAS (dlt keeps its own): under load, "
+                             "waiting threads make DuckDB's CPU seconds swing by up to 2x with 2 threads")
     args = parser.parse_args()
+    if args.duckdb_threads and args.baseline:
+        raise SystemExit("--duckdb-threads and --baseline: a ref before the destination's `threads` option refuses it")
+    if args.duckdb_threads:
+        DUCKDB_THREADS["threads"] = args.duckdb_threads
+        os.environ["B1_DUCKDB_THREADS"] = str(args.duckdb_threads)
 
     n, small = (1_000_000 if args.large else args.rows), args.anchor_rows
     contenders = []
@@ -196,6 +232,10 @@ def main() -> None:
                        Contender(f"dlt arrow {fmt} → duckdb", n, peer("dlt", path, fmt, n))]
     contenders += [Contender("threadline csv → duckdb, write: append", n, threadline_sync(dataset(n, "csv"), "csv", n, "append")),
                    Contender("ctas csv, duckdb's own column types", n, peer("ctas", dataset(n, "csv"), "csv", n))]
+    if args.baseline:
+        env = baseline_env(args.baseline)
+        contenders += [Contender(f"threadline {fmt} → duckdb, as of {args.baseline}", n,
+                                 threadline_sync(dataset(n, fmt), fmt, n, env=env)) for fmt in ("csv", "parquet")]
     jsonl = dataset(small, "jsonl")
     contenders.append(Contender("threadline jsonl → duckdb (the anchor's rows)", small, threadline_sync(jsonl, "jsonl", small)))
     if not args.skip_singer:
@@ -238,6 +278,11 @@ def main() -> None:
         ratios["csv_vs_singer"] = round(n / by["threadline csv → duckdb"].median_cpu() / anchor_rate, 1)
         ratios["same_jsonl_rows_vs_singer"] = round(
             small / by["threadline jsonl → duckdb (the anchor's rows)"].median_cpu() / anchor_rate, 1)
+    if args.baseline:
+        for fmt in ("csv", "parquet"):
+            ratios[f"{fmt}_vs_{args.baseline}_command"] = round(
+                by[f"threadline {fmt} → duckdb, as of {args.baseline}"].median_cpu()
+                / by[f"threadline {fmt} → duckdb"].median_cpu(), 2)
     ratios["csv_vs_ctas_duckdb_types_command"] = round(
         by["ctas csv, duckdb's own column types"].median_cpu() / by["threadline csv → duckdb"].median_cpu(), 2)
     ratios["upsert_cost_over_append"] = round(

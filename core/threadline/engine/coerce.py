@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from threadline.arrays import bool_mask
 from threadline.contracts import FORMAT_KEY, FatalError
 
 
@@ -117,7 +118,7 @@ def _convert(array: pa.Array, field: pa.Field) -> tuple[pa.Array, pa.Array | Non
             pass
     bad_rows = _bisect_failures(array, target)
     mask = _mask(len(array), bad_rows)
-    cleaned = pc.if_else(mask, pa.scalar(None, array.type), array)
+    cleaned = pc.if_else(mask, pa.nulls(len(array), array.type), array)
     return pc.cast(cleaned, target), mask, f"{field.name}: not a valid {_type_name(target)}"
 
 
@@ -161,7 +162,7 @@ def _bisect_failures(array: pa.Array, target: pa.DataType, offset: int = 0) -> l
 def _mask(length: int, rows: list[int]) -> pa.Array:
     flags = np.zeros(length, dtype=bool)
     flags[rows] = True
-    return pa.array(flags)
+    return bool_mask(flags)
 
 
 def _type_name(t: pa.DataType) -> str:

@@ -246,3 +246,19 @@ def test_a_schema_name_that_could_be_a_path_is_a_config_error(tmp_path):
 
     with pytest.raises(ValidationError, match="schema_name"):
         DuckDBConfig(path=tmp_path / "db.duckdb", schema_name="../x")
+
+
+def test_threads_bounds_the_worker_threads_duckdb_uses(tmp_path):
+    config = DuckDBConfig(path=tmp_path / "db.duckdb", threads=3)  # not any machine's default
+    writer = DuckDBDestination().open_stream(
+        config, StreamTarget("src", Stream("people", SCHEMA, ("id",)), WriteDisposition.UPSERT, "people", "r1"))
+    try:
+        assert writer.cur.execute("select current_setting('threads')").fetchall() == [(3,)]
+    finally:
+        writer.abort()
+        close_all()
+
+
+def test_threads_below_one_is_a_config_error(tmp_path):
+    with pytest.raises(ValueError, match="threads"):
+        DuckDBConfig(path=tmp_path / "db.duckdb", threads=0)

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from threadline.contracts import (
     OPERATION_COLUMN,
@@ -53,6 +55,7 @@ from threadline.contracts import (
     WriteDisposition,
     WriteReport,
 )
+from threadline.arrays import bool_mask
 from threadline.names import safe_name
 from threadline_duckdb.keys import SeenKeys
 
@@ -69,6 +72,10 @@ class DuckDBConfig(Spec):
     # (x1.11). 32MB peaked at 376 / 386 MiB (x1.03) on DuckDB 2.0.1, but DuckDB 1.5.5 (pinned
     # for encryption, issue 20) reads a CSV in 30.5 MiB blocks and cannot read one under 32MB
     memory_limit: str = "96MB"
+    # DuckDB's worker threads (None: DuckDB's own choice, one per core). On a machine other work
+    # keeps busy, 1 thread does the same work in less CPU: a 1M-row CTAS took 1.9 CPU-s with 1
+    # thread and between 2.2 and 4.9 with 2 at load ~11 on 2 cores (threads waiting for a core)
+    threads: int | None = Field(default=None, ge=1)
 
     @field_validator("schema_name")
     @classmethod
@@ -84,7 +91,7 @@ _connections_lock = threading.Lock()
 _ddl_lock = threading.Lock()  # DDL from concurrent writers would conflict in DuckDB's catalog
 
 
-def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, memory_limit: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """The process's connection to a DuckDB file (DuckDB allows one writer process per file)."""
     path = path.resolve()
     with _connections_lock:
@@ -109,6 +116,8 @@ def connect(path: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConne
             # Values are inlined as literals here, not bound as parameters: DuckDB 1.5's parameter
             # binding imports pandas (~0.3 CPU-s a sync, tests/core/test_core_startup.py).
             con.execute(f"set memory_limit = {_literal(memory_limit)}")
+        if threads:
+            con.execute(f"set threads = {int(threads)}")
         return con
 
 
@@ -135,6 +144,19 @@ def _lock_holder(message: str) -> str:
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def _registered(cur: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> Iterator[None]:
+    """`rows` readable as the view `name` for ONE statement. DuckDB 1.5 scans a registered
+    pyarrow Table through pyarrow.dataset, and importing pyarrow.dataset imports pandas when it
+    is installed (~0.6 CPU-s a sync, tests/core/test_core_startup.py); an Arrow C stream (the
+    PyCapsule interface) is read as it is, no slower, but only once."""
+    cur.register(name, rows.__arrow_c_stream__())
+    try:
+        yield
+    finally:
+        cur.unregister(name)
 
 
 def _literal(text: str) -> str:
@@ -216,10 +238,10 @@ class DuckDBDestination(Destination[DuckDBConfig]):
     applies_deletes = True
 
     def check(self, config: DuckDBConfig) -> None:
-        connect(config.path, config.memory_limit).cursor().execute("select 1").fetchall()
+        connect(config.path, config.memory_limit, config.threads).cursor().execute("select 1").fetchall()
 
     def open_stream(self, config: DuckDBConfig, target: StreamTarget) -> StreamWriter:
-        return DuckDBWriter(connect(config.path, config.memory_limit).cursor(), config.schema_name, target)
+        return DuckDBWriter(connect(config.path, config.memory_limit, config.threads).cursor(), config.schema_name, target)
 
     def locate(self, config: DuckDBConfig, target: StreamTarget) -> str:
         return f"duckdb:{Path(config.path).resolve()}#{config.schema_name}.{target.table}"
@@ -227,7 +249,7 @@ class DuckDBDestination(Destination[DuckDBConfig]):
     def table_exists(self, config: DuckDBConfig, target: StreamTarget) -> bool:
         if not Path(config.path).exists():
             return False  # deleted, or never written: nothing to resume into (and nothing is created)
-        cur = connect(config.path, config.memory_limit).cursor()
+        cur = connect(config.path, config.memory_limit, config.threads).cursor()
         try:
             return has_table(cur, config.schema_name, target.table)
         finally:
@@ -418,25 +440,23 @@ class DuckDBWriter(StreamWriter):
 
     def _insert(self, rows: pa.Table) -> None:
         names = ", ".join(quote(n) for n in rows.schema.names)
-        self.cur.register("__threadline_batch", rows)
-        try:
-            if self.seen is not None:
-                self._note_repeats("__threadline_batch", rows)
+        if self.seen is not None:
+            self._note_repeats(rows)
+        with _registered(self.cur, "__threadline_batch", rows):
             self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
                              f"select {names}, {self.run_literal}, now() from __threadline_batch")
-            self.wrote_since_commit = True
-            self.uncommitted_rows += rows.num_rows
-        finally:
-            self.cur.unregister("__threadline_batch")
+        self.wrote_since_commit = True
+        self.uncommitted_rows += rows.num_rows
 
-    def _note_repeats(self, relation: str, rows: pa.Table) -> None:
-        """Keep the keys of `rows` (registered as `relation`) that may have been written
-        before, as the Bloom filter says; only their hashes come back from DuckDB."""
+    def _note_repeats(self, rows: pa.Table) -> None:
+        """Keep the keys of `rows` that may have been written before, as the Bloom filter says;
+        only their hashes come back from DuckDB."""
         keys = ", ".join(quote(k) for k in self.key)
-        hashes = self.cur.execute(f"select hash({keys}) as h from {relation}").fetchnumpy()["h"]
+        with _registered(self.cur, "__threadline_keys", rows.select(self.key)):
+            hashes = self.cur.execute(f"select hash({keys}) as h from __threadline_keys").fetchnumpy()["h"]
         repeats = self.seen.flag_repeats(np.asarray(hashes))
         if repeats.any():
-            self.repeats.append(rows.select(self.key).filter(pa.array(repeats)))
+            self.repeats.append(rows.select(self.key).filter(bool_mask(repeats)))
 
     # ---- upsert: the last row written for a key wins
 
@@ -458,26 +478,23 @@ class DuckDBWriter(StreamWriter):
         the transaction's `now()`)."""
         keys = ", ".join(quote(k) for k in self.key)
         match = " and ".join(f"t.{quote(k)} is not distinct from c.{quote(k)}" for k in self.key)
+        candidates = None
         if self.group_for_repeats:
             source = f"(select {keys} from {self.into} group by all having count(*) > 1)"
         elif self.seen is not None:
             if not self.repeats:
                 return
             candidates = pa.concat_tables(self.repeats)
-            self.cur.register("__threadline_repeats", candidates)
             source = "__threadline_repeats"
         else:
             source = (f"(select {keys} from {self.into} where {LOADED_COLUMN} = now() "
                       f"and {RUN_COLUMN} = {self.run_literal})")
-        try:
+        with _registered(self.cur, source, candidates) if candidates is not None else nullcontext():
             self.cur.execute(
                 f"delete from {self.into} where rowid in (select rid from ("
                 f"select t.rowid as rid, row_number() over (partition by {', '.join('t.' + quote(k) for k in self.key)} "
                 f"order by t.rowid desc) as newest from {self.into} t semi join (select distinct {keys} from {source}) c "
                 f"on {match}) where newest > 1)")
-        finally:
-            if self.seen is not None and not self.group_for_repeats:
-                self.cur.unregister("__threadline_repeats")
 
     # ---- table shape
 
@@ -500,27 +517,26 @@ class DuckDBWriter(StreamWriter):
         _refuse_names_equal_but_for_case(schema.names, self.target.table)
         # DDL runs between transactions: concurrent streams' DDL would conflict in DuckDB's catalog
         self._end_transaction()
+        empty = pa.Table.from_batches([], schema=schema)
         with _ddl_lock:
-            self.cur.register("__threadline_empty", pa.Table.from_batches([], schema=schema))
-            try:
-                if not self._exists(self.staging_name):
+            with _registered(self.cur, "__threadline_empty", empty):
+                kinds = dict(self.cur.execute("select column_name, column_type from (describe select * from __threadline_empty)").fetchall())
+            if not self._exists(self.staging_name):
+                with _registered(self.cur, "__threadline_empty", empty):
                     self.cur.execute(
                         f"create table {self.into} as select *, ''::varchar as {RUN_COLUMN}, "
                         f"now() as {LOADED_COLUMN} from __threadline_empty"
                     )
-                # DuckDB's identifiers ignore case: `Email` in a batch is the table's `email`
-                existing = {n.lower(): t for n, t in self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall()}
-                kinds = dict(self.cur.execute("select column_name, column_type from (describe select * from __threadline_empty)").fetchall())
-                for f in schema:
-                    name, known = f.name, f.name.lower()  # DuckDB's identifiers ignore case
-                    if known not in existing:
-                        self.cur.execute(f"alter table {self.into} add column {quote(name)} {kinds[name]}")
-                        existing[known] = kinds[name]
-                    elif existing[known] != kinds[name] and not pa.types.is_null(f.type):
-                        self._retype(name, existing[known], kinds[name])
-                        existing[known] = kinds[name]
-            finally:
-                self.cur.unregister("__threadline_empty")
+            # DuckDB's identifiers ignore case: `Email` in a batch is the table's `email`
+            existing = {n.lower(): t for n, t in self.cur.execute(f"select column_name, column_type from (describe {self.into})").fetchall()}
+            for f in schema:
+                name, known = f.name, f.name.lower()  # DuckDB's identifiers ignore case
+                if known not in existing:
+                    self.cur.execute(f"alter table {self.into} add column {quote(name)} {kinds[name]}")
+                    existing[known] = kinds[name]
+                elif existing[known] != kinds[name] and not pa.types.is_null(f.type):
+                    self._retype(name, existing[known], kinds[name])
+                    existing[known] = kinds[name]
         self._columns = existing
         self._schema = schema
         self.cur.execute("begin transaction")
