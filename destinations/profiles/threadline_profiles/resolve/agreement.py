@@ -45,6 +45,7 @@ from threadline_profiles.config import (
     AgreementRule,
 )
 from threadline_profiles.engines.base import Engine, lit, quote
+from threadline_profiles.resolve import nicknames
 
 RULE = "agreement"
 EXACT, CLOSE, NEAR, DIFFERENT = 3, 2, 1, 0
@@ -132,12 +133,21 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     # A given name and its short form (Kev, Kevin; Norm, Norman; Carol, Caroline; Jenni,
     # Jennifer): one the other's beginning, of three letters or more, is near — a nickname
     # no dictionary lists reads like this, and a surname's beginning is not a short form.
-    prefix = (f"({shortest} >= 3 AND (SUBSTR({a}, 1, LENGTH({b})) = {b} OR SUBSTR({b}, 1, LENGTH({a})) = {a}))"
+    # A nickname of the other name, or both nicknames of one formal name (Ted and Edward,
+    # Peggy and Margaret, Kate and Kathy: nicknames.py's maintained list), is near as well.
+    prefix = (f"({shortest} >= 3 AND (SUBSTR({a}, 1, LENGTH({b})) = {b} OR SUBSTR({b}, 1, LENGTH({a})) = {a}) "
+              f"OR EXISTS (SELECT 1 FROM {nicknames.TABLE} AS nk WHERE nk.a = {a} AND nk.b = {b}))"
               if name in GIVEN_NAMES else "FALSE")
     return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) "
             f"WHEN 1 THEN CASE WHEN {shortest} >= 3 THEN {CLOSE} ELSE {DIFFERENT} END "
             f"WHEN 2 THEN CASE WHEN {shortest} >= {near_from} OR {prefix} THEN {NEAR} ELSE {DIFFERENT} END "
             f"ELSE CASE WHEN {prefix} THEN {NEAR} ELSE {DIFFERENT} END END END")
+
+
+def require_comparisons(engine: Engine) -> None:
+    """What level_sql needs on this connection: LEVENSHTEIN and the nickname pairs."""
+    engine.require_levenshtein()
+    nicknames.load(engine)
 
 
 def _lev(a: str, b: str) -> str:
@@ -570,7 +580,7 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
     blocks = usable_blocks(rule, fields)
     if not blocks:
         return None
-    engine.require_levenshtein()
+    require_comparisons(engine)
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in (*WORK, PAIRS, FITTED_TF)])
     engine.run([block_keys_sql(blocks), *([] if sizes else [block_sizes_sql()]),
                 candidates_sql(len(blocks), rule.max_block, sizes or "tl_work_bs"), compare_sql(fields, len(blocks))])
