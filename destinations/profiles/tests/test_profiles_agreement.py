@@ -346,3 +346,14 @@ def test_the_stored_model_scores_as_the_fitted_one_and_a_refit_estimates_again(r
     refit = api.build(store, report=False, refit=True)
     assert (refit.model_version, refit.refit) == (2, "the agreement model is fitted again: asked for")
     assert snapshot(store, with_ids=True)["tl_links"] == fitted["tl_links"]
+
+
+def test_an_email_local_part_at_another_provider_is_close_with_or_without_separators(tmp_path):
+    """william.hurley@outlook.com and williamhurley@gmail.com are one local part written two
+    ways at two providers: close, as the same local part is; other digits stay different."""
+    rows = [("william.hurley@outlook.com", "williamhurley@gmail.com"), ("kate_neal@aol.com", "kate.neal@gmail.com"),
+            ("kate.neal@aol.com", "kate.neal@gmail.com"), ("kate.neal1@aol.com", "kateneal2@gmail.com"),
+            ("kate.neal@aol.com", "karl.neal@gmail.com")]
+    got = comparison_levels(DuckDBEngine(tmp_path / "mail.duckdb"), ["email"], [((x,), (y,)) for x, y in rows])
+    C, D = agreement.CLOSE, agreement.DIFFERENT
+    assert got == [(C,), (C,), (C,), (D,), (D,)]

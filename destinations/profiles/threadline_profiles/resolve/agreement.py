@@ -110,8 +110,13 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     if kind_of(name) == "name":  # an initial against a name it begins
         head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
                  f"THEN {NEAR}")
-    if name == "email":  # the same local part at another provider (gmail.com for hotmail.com)
-        swapped = f"SPLIT_PART({a}, '@', 1) = SPLIT_PART({b}, '@', 1)"
+    if name == "email":
+        # The same local part at another provider (gmail.com for hotmail.com), its dots,
+        # underscores and hyphens aside: people write one name-made local part with and
+        # without them (william.hurley@outlook.com, williamhurley@gmail.com), and some
+        # providers deliver it either way.
+        local = lambda v: f"REGEXP_REPLACE(SPLIT_PART({v}, '@', 1), '[._-]+', '', 'g')"  # noqa: E731
+        swapped = f"{local(a)} = {local(b)}"
     elif kind_of(name) == "date":  # ISO dates: day and month swapped
         swapped = (f"(SUBSTR({a}, 1, 4) = SUBSTR({b}, 1, 4) AND SUBSTR({a}, 6, 2) = SUBSTR({b}, 9, 2) "
                    f"AND SUBSTR({a}, 9, 2) = SUBSTR({b}, 6, 2))")
