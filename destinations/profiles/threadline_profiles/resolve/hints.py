@@ -4,7 +4,7 @@ A newsletter sign-up has an address (kelly.neal@…, kneal1985@…) and often no
 social follower has a handle (kneal85) and a display name ("Kelly N.", or the handle again).
 These carry a person's name, and customer data has no other way to join such records to a
 CRM contact when they share no email or phone. Where a record lacks a first or a last name,
-a hint fills it in tl_work_person — the matching table only: the profile's values are
+or has only its initial ("Kate N." with the handle kateneal), a hint fills it in tl_work_person — the matching table only: the profile's values are
 never touched — so the existing comparisons and blocking keys use it.
 
 Readings, in bulk SQL (DuckDB and, transpiled, Postgres), from a display name (a full
@@ -53,6 +53,18 @@ def _letters(sql: str) -> str:
     return f"TRIM(REGEXP_REPLACE(LOWER({sql}), '[^a-z]+', ' ', 'g'))"
 
 
+def _wanting(p: str) -> str:
+    """A record of `p` whose first or last name is missing or only an initial ("Kate N.")."""
+    return " OR ".join(f"{p}.{n} IS NULL OR LENGTH({p}.{n}) = 1" for n in ("first_name", "last_name"))
+
+
+def _filled(name: str) -> str:
+    """The record's own `name` (first or last) where it has more than an initial, else the
+    hint's (best_sql keeps only readings that begin with the initial the record has)."""
+    own, hint = f"tl_work_person.{name}_name", f"h.{name}"
+    return f"CASE WHEN {own} IS NULL OR (LENGTH({own}) = 1 AND LENGTH({hint}) > 1) THEN COALESCE({hint}, {own}) ELSE {own} END"
+
+
 def texts_sql() -> str:
     """tl_work_hint_txt: (rid, src, t) — the words of each hint source of each record lacking a
     first or a last name, a leading filler word dropped."""
@@ -61,7 +73,7 @@ def texts_sql() -> str:
         text = "SPLIT_PART(v.value, '@', 1)" if column == "local" else f"v.{column}"
         parts.append(f"SELECT v.rid, {src} AS src, {_letters(text)} AS t FROM tl_work_nv AS v LEFT JOIN tl_work_person AS p "
                      f"ON p.rid = v.rid WHERE v.field = {lit(field)} AND v.status = 'ok' "
-                     "AND (p.first_name IS NULL OR p.last_name IS NULL)")
+                     f"AND ({_wanting('p')})")
     filler = "|".join(FILLER_WORDS)
     return (f"CREATE TEMP TABLE tl_work_hint_txt AS SELECT rid, src, REGEXP_REPLACE(t, '^({filler}) ', '') AS t "
             f"FROM ({' UNION ALL '.join(parts)}) AS s WHERE t <> ''")
@@ -149,8 +161,8 @@ def best_sql() -> str:
 def fill_sql() -> list[str]:
     """Missing names filled; a record with nothing else compared (a follower with a handle
     alone) gets a row of its own."""
-    return ["UPDATE tl_work_person SET first_name = COALESCE(tl_work_person.first_name, h.first), "
-            "last_name = COALESCE(tl_work_person.last_name, h.last) FROM tl_work_hint AS h WHERE h.rid = tl_work_person.rid",
+    return [f"UPDATE tl_work_person SET first_name = {_filled('first')}, "
+            f"last_name = {_filled('last')} FROM tl_work_hint AS h WHERE h.rid = tl_work_person.rid",
             "INSERT INTO tl_work_person (rid, first_name, last_name) SELECT h.rid, h.first, h.last FROM tl_work_hint AS h "
             "WHERE NOT EXISTS (SELECT 1 FROM tl_work_person AS p WHERE p.rid = h.rid)"]
 
