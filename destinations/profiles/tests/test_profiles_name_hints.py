@@ -29,6 +29,8 @@ CASES = {  # rid: (own first name key, own last name key, [(field, value, match_
     # "Kelly N." has only an initial of a last name: the handle fills it where it begins so
     19: ("kelly", "n", [("social_handle", "@kellyneal", "kellyneal")], ("kelly", "neal")),
     20: ("kelly", "o", [("social_handle", "@kellyneal", "kellyneal")], ("kelly", "o")),  # another initial: not hers
+    # the display name gives a last initial, the handle the full last name beginning with it
+    21: (None, None, [("full_name", "Kelly N.", "kellyn"), ("social_handle", "@kneal85", "kneal85")], ("kelly", "neal")),
 }
 
 

@@ -141,7 +141,8 @@ def best_sql() -> str:
     """tl_work_hint: (rid, first, last) — each record's best reading that agrees with the
     name it has (same initial), the first name as the store keys it. Where the best reading
     has only an initial or no first name (a handle kneal85 beside a display name "Kelly"),
-    the best full first name of another reading fills it, when it begins with that initial."""
+    the best full first name of another reading fills it, when it begins with that initial;
+    and a last name it has only the initial of, the best full last name beginning so."""
     fits = ("(p.first_name IS NULL OR r.first IS NULL OR SUBSTR(p.first_name, 1, 1) = SUBSTR(r.first, 1, 1)) "
             "AND (p.last_name IS NULL OR r.last IS NULL OR SUBSTR(p.last_name, 1, 1) = SUBSTR(r.last, 1, 1))")
 
@@ -152,9 +153,13 @@ def best_sql() -> str:
 
     first = ("CASE WHEN b.first IS NULL OR (LENGTH(b.first) = 1 AND SUBSTR(g.first, 1, 1) = b.first) "
              "THEN g.first ELSE b.first END")
+    # The same for a last name the best reading has only the initial of: a display name
+    # "Eloisa D." beside the handle edaniels38 is Eloisa Daniels.
+    last = "CASE WHEN LENGTH(b.last) = 1 AND SUBSTR(gl.last, 1, 1) = b.last THEN gl.last ELSE b.last END"
     return (f"CREATE TEMP TABLE tl_work_hint AS SELECT c.rid, COALESCE(f.key, c.first) AS first, c.last FROM "
-            f"(SELECT b.rid, {first} AS first, b.last FROM ({ranked('')}) AS b "
-            f"LEFT JOIN ({ranked(' AND LENGTH(r.first) >= 2')}) AS g ON g.rid = b.rid AND g.n = 1 WHERE b.n = 1) AS c "
+            f"(SELECT b.rid, {first} AS first, {last} AS last FROM ({ranked('')}) AS b "
+            f"LEFT JOIN ({ranked(' AND LENGTH(r.first) >= 2')}) AS g ON g.rid = b.rid AND g.n = 1 "
+            f"LEFT JOIN ({ranked(' AND LENGTH(r.last) >= 2')}) AS gl ON gl.rid = b.rid AND gl.n = 1 WHERE b.n = 1) AS c "
             "LEFT JOIN tl_work_hint_first AS f ON f.word = c.first")
 
 
