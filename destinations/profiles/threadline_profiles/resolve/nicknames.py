@@ -9,7 +9,7 @@ and the formal name are evidence of one person instead of two different first na
 
 The pairs are of matching keys, as the normalizer writes a first name's key (its own small
 table already keys Kate as katherine, so the pairs are keyed the same way). They are loaded
-once per connection as a temporary table, TABLE (a, b: both directions), which the
+into the connection as a temporary table before comparing, TABLE (a, b: both directions), which the
 comparison's SQL looks pairs up in (agreement.level_sql).
 """
 
@@ -43,9 +43,7 @@ def related_pairs() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def load(engine) -> None:
-    """Make TABLE available to this connection's comparisons (once)."""
-    if getattr(engine, "_nicknames_ready", False):
-        return
+    """Make TABLE available to this connection's comparisons. Loaded anew each time (8k rows):
+    a build's clean-up drops every work table, and the next build on the connection needs it."""
     a, b = related_pairs()
     engine.load_table(TABLE, pa.table({"a": pa.array(a, pa.string()), "b": pa.array(b, pa.string())}), temp=True)
-    engine._nicknames_ready = True
