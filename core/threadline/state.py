@@ -361,6 +361,16 @@ def file_lock(path: Path, refusal: Callable[[str], Exception], wait: bool = Fals
         handle.close()  # closing releases the flock; the file stays for the next holder
 
 
+def fsync_folder(folder: Path) -> None:
+    """Make a file's creation, rename or removal in `folder` durable: fsync of the file alone
+    leaves its directory entry in the page cache, and a crash can lose the rename."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def new_run_id() -> str:
     """Sortable by start time, unique even for two runs in one second."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -398,4 +408,5 @@ def erase_quarantined(folder: Path, matches: Callable[[str, str, dict[str, Any]]
             out.flush()
             os.fsync(out.fileno())
         os.replace(fresh, path)
+        fsync_folder(path.parent)
     return deleted

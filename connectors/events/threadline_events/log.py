@@ -34,6 +34,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from threadline.state import fsync_folder
+
 SUFFIX = ".jsonl"
 DIGITS = 20
 QUARANTINE = "quarantine"
@@ -42,15 +44,6 @@ _READ_CHUNK = 1 << 20
 
 def _segment_name(base: int) -> str:
     return f"{base:0{DIGITS}d}{SUFFIX}"
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a file's creation or removal in `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -186,7 +179,7 @@ class StreamLog:
                 continue
             freed += size
         if freed:
-            _fsync_dir(self.folder)
+            fsync_folder(self.folder)
         return freed
 
 
@@ -253,7 +246,7 @@ class SegmentWriter:
         path = self.log.folder / _segment_name(base)
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         self._base, self._size = base, os.fstat(self._fd).st_size
-        _fsync_dir(self.log.folder)
+        fsync_folder(self.log.folder)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)

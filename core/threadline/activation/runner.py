@@ -98,7 +98,8 @@ def push_audience(dest: AudienceDestination, dest_config: Any, members: pa.Table
     minimum = max(dest.min_members, minimum)
     if members.num_rows < minimum:
         tally.outcome = "below_minimum"
-        tally.message = (f"audience {target.audience!r} has {members.num_rows:,} consenting members; "
+        tally.message = (f"audience {target.audience!r} has {members.num_rows:,} consenting "
+                         f"member{'' if members.num_rows == 1 else 's'}; "
                          f"{dest.name} needs at least {minimum:,}, so nothing was sent (the platform keeps the last push)")
         return tally
     prepared = dest.prepare(dest_config, members)

@@ -15,6 +15,7 @@ import pytest
 from threadline_profiles import api
 from threadline_profiles.engines import DuckDBEngine
 from threadline_profiles.resolve import agreement
+from threadline_profiles.report.page import gather
 from threadline_profiles.testing import Lander, comparison_levels, profile_ids, profiles_of, together
 
 PEOPLE = {"crm.people": {"traits": {"first_name": "first", "middle_name": "middle", "last_name": "last", "birth_date": "dob",
@@ -157,6 +158,11 @@ def test_blocks_larger_than_max_block_are_skipped_and_counted(resolved):
                                                                  "AND reason LIKE 'blocks%'")}
     assert skipped == {"blocks on birth_date over 10 records skipped": 32 * 31 // 2,
                        "blocks on postal_code over 10 records skipped": 32 * 31 // 2}
+    # The report keeps pairs never compared out of its "links dropped" headline and lists them apart.
+    figures = gather(small)
+    assert {(r["reason"], r["pairs"]) for r in figures["not_compared"]} >= {
+        ("blocks on birth_date over 10 records skipped", 32 * 31 // 2), ("blocks on postal_code over 10 records skipped", 32 * 31 // 2)}
+    assert not any(r["reason"].startswith("blocks on") for r in figures["dropped"])
     large = resolved(rows, agreement={"max_block": 100, "block_on": [["birth_date"], ["postal_code"]]})
     assert together(large, "crm.people:1", "crm.people:2")
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import duckdb
 from threadline.contracts import ConfigError, FatalError
+from threadline.state import fsync_folder
 
 from threadline_profiles.engines.base import lit
 
@@ -152,7 +153,7 @@ def write_key_file(path: Path) -> StoreKey:
         out.write(random.token_hex(32) + "\n")
         out.flush()
         os.fsync(out.fileno())
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     found = _key_from_file(path)
     assert found is not None
     return found
@@ -256,7 +257,7 @@ def open_encrypted(path: Path) -> tuple[duckdb.DuckDBPyConnection, StoreKey]:
             continue
         if key is fallback and key.where == str(next_key_file(path)):
             os.replace(next_key_file(path), key_file(path))  # finish the interrupted rotation
-            _fsync_folder(path.parent)
+            fsync_folder(path.parent)
             logger.warning("finished an interrupted key rotation of %s: its key is now %s", path, key_file(path))
             key = StoreKey(key.value, str(key_file(path)))
         return con, key
@@ -337,11 +338,11 @@ def rotate(con: duckdb.DuckDBPyConnection, path: Path, current: StoreKey | None,
     with open(fresh, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(fresh, path)
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     verb = "encrypted" if current is None else "re-encrypted"
     if new is not None and new.where == str(next_file):
         os.replace(next_file, key_file(path))
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
         return f"{path} {verb}; its key is in {key_file(path)}" + (" (the old key no longer opens it)" if current else "")
     if new is None:
         key_file(path).unlink(missing_ok=True)
@@ -349,11 +350,3 @@ def rotate(con: duckdb.DuckDBPyConnection, path: Path, current: StoreKey | None,
     if current is None:
         return f"{path} encrypted with the key in ${ENV}"
     return f"{path} re-encrypted with the key in ${NEW_ENV}: set ${ENV} to it now (the old key no longer opens it)"
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

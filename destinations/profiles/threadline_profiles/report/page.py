@@ -44,7 +44,14 @@ def gather(store: ProfileStore) -> dict[str, Any]:
         "blocked": [dict(r, value=mask_value(r["value"])) for r in e.rows(
             "SELECT field, value, records, reason FROM tl_blocked ORDER BY records DESC, field, value LIMIT 25")],
         "blocked_total": e.scalar("SELECT COUNT(*) FROM tl_blocked") or 0,
-        "dropped": e.rows("SELECT rule, reason, links FROM tl_dropped_links ORDER BY links DESC"),
+        # A dropped link belongs to a record; what belongs to none (record_key NULL) is a note
+        # on the whole build: pairs the agreement rule never compared because their block was
+        # too large, and priors the model fell back to. Counting those as drops would put
+        # hundreds of thousands of never-formed pairs in the headline.
+        "dropped": e.rows("SELECT rule, reason, CAST(SUM(links) AS BIGINT) AS links FROM tl_state_drops "
+                          "WHERE record_key IS NOT NULL GROUP BY rule, reason ORDER BY links DESC, rule, reason"),
+        "not_compared": e.rows("SELECT rule, reason, CAST(SUM(links) AS BIGINT) AS pairs FROM tl_state_drops "
+                               "WHERE record_key IS NULL GROUP BY rule, reason ORDER BY pairs DESC, rule, reason"),
         "dq": e.rows("SELECT source, stream, field, SUM(n) AS total, "
                      "SUM(CASE WHEN status = 'invalid' THEN n ELSE 0 END) AS invalid, "
                      "SUM(CASE WHEN status = 'ambiguous' THEN n ELSE 0 END) AS ambiguous, "
@@ -217,6 +224,7 @@ def render_report(data: dict[str, Any], result: BuildResult, location: str, extr
 <h2>Links by rule</h2>{_table(data["links"], ["rule", "n"], "no links")}
 <h2>Blocked values</h2><p class=muted>never used to link: placeholders, configured values and patterns, and values shared by too many records</p>{_table(data["blocked"], ["field", "value", "records", "reason"], "nothing blocked")}
 <h2>Links dropped by the guards</h2>{_table(data["dropped"], ["rule", "reason", "links"], "none dropped")}
+<h3>Pairs never compared, and model notes</h3><p class=muted>candidate pairs the agreement rule skipped because their block was larger than its <code>max_block</code> (a common name, a busy postal code), and comparisons whose weights came from the stated priors; these are not links, and a person in such a block can still be linked by the rule's other blocks</p>{_table(data.get("not_compared", []), ["rule", "reason", "pairs"], "every candidate pair was compared")}
 <h2>Data quality</h2>{_table(dq, ["source", "stream", "field", "total", "invalid", "ambiguous", "blocked", "unusable"])}
 {_table([{"check": k, "profiles": v} for k, v in postal.items()], ["check", "profiles"]) if postal.get("US postal codes") else ""}
 <h3>Why values were not used</h3>{_table(data["reasons"], ["source", "stream", "field", "status", "reason", "n"], "every value was usable")}
