@@ -295,6 +295,7 @@ def test_levels_for_initials_typos_swapped_names_and_transposed_dates(tmp_path):
             ("Al", "Lopez", "1980-02-03", "Ed", "Perez", "1951-07-19")]  # short names: no fuzzy level
     values = ", ".join("(" + ", ".join(f"'{v}'" for v in (i,) + row) + ")" for i, row in enumerate(rows))
     try:
+        agreement.require_comparisons(engine)
         engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, xf, xl, xd, yf, yl, yd)")
         select = agreement.levels_select(fields)
         got = engine.rows(f"SELECT {select} FROM (SELECT i, xf AS first_name, xl AS last_name, xd AS birth_date FROM pairs) AS x "
@@ -314,6 +315,18 @@ def test_a_given_names_short_form_is_near_and_a_surnames_beginning_is_not(tmp_pa
     # kev/kevin, norm/norman, carol/caroline, jenni/jennifer: near; and/anderson is a
     # surname's beginning: different; al is too short to be read as albert's; kelvin: one edit
     assert got == [(N, E), (N, E), (N, E), (N, D), (D, E), (C, E)]
+
+
+def test_a_nickname_from_the_maintained_list_is_near_and_an_unrelated_name_is_not(tmp_path):
+    """Nicknames no short form covers (Nan for Anna, Teddy for Edward, Kathy and Kitty of one
+    Katherine) come from the `nicknames` package and compare as near; names it does not
+    relate stay different, and so does a surname."""
+    rows = [("anna", "neal", "nan", "neal"), ("edward", "neal", "teddy", "neal"), ("kathy", "neal", "kitty", "neal"),
+            ("anna", "neal", "maria", "neal"), ("ted", "edward", "ted", "teddy")]
+    got = comparison_levels(DuckDBEngine(tmp_path / "nick.duckdb"), ["first_name", "last_name"],
+                            [(row[:2], row[2:]) for row in rows])
+    E, N, D = agreement.EXACT, agreement.NEAR, agreement.DIFFERENT
+    assert got == [(N, E), (N, E), (N, E), (D, E), (E, D)]
 
 
 def test_the_stored_model_scores_as_the_fitted_one_and_a_refit_estimates_again(resolved):
@@ -339,3 +352,14 @@ def test_the_stored_model_scores_as_the_fitted_one_and_a_refit_estimates_again(r
     refit = api.build(store, report=False, refit=True)
     assert (refit.model_version, refit.refit) == (2, "the agreement model is fitted again: asked for")
     assert snapshot(store, with_ids=True)["tl_links"] == fitted["tl_links"]
+
+
+def test_an_email_local_part_at_another_provider_is_close_with_or_without_separators(tmp_path):
+    """william.hurley@outlook.com and williamhurley@gmail.com are one local part written two
+    ways at two providers: close, as the same local part is; other digits stay different."""
+    rows = [("william.hurley@outlook.com", "williamhurley@gmail.com"), ("kate_neal@aol.com", "kate.neal@gmail.com"),
+            ("kate.neal@aol.com", "kate.neal@gmail.com"), ("kate.neal1@aol.com", "kateneal2@gmail.com"),
+            ("kate.neal@aol.com", "karl.neal@gmail.com")]
+    got = comparison_levels(DuckDBEngine(tmp_path / "mail.duckdb"), ["email"], [((x,), (y,)) for x, y in rows])
+    C, D = agreement.CLOSE, agreement.DIFFERENT
+    assert got == [(C,), (C,), (C,), (D,), (D,)]

@@ -199,7 +199,7 @@ def test_a_birth_year_alone_tells_apart_two_people_of_one_name(tmp_path, request
 
 def test_a_birth_year_tells_people_apart_where_no_two_full_dates_do(tmp_path):
     from threadline_profiles.engines import DuckDBEngine
-    from threadline_profiles.resolve import conflicts
+    from threadline_profiles.resolve import agreement, conflicts
 
     # (first, birth_date, birth_year) of two records; the year column holds a full date's year too
     pairs = [(("ann", None, "1960"), ("zoe", None, "1994")),  # a parent and a child on one phone: two people
@@ -213,6 +213,7 @@ def test_a_birth_year_tells_people_apart_where_no_two_full_dates_do(tmp_path):
     fields = ["first_name", "birth_date", "birth_year"]
     engine = DuckDBEngine(tmp_path / "years.duckdb")
     try:
+        agreement.require_comparisons(engine)  # first names are compared with their nicknames
         engine.run(f"CREATE TEMP TABLE p AS SELECT * FROM (VALUES {rows}) AS t(i, side, first_name, birth_date, birth_year)")
         got = [r["c"] for r in engine.rows(f"SELECT {conflicts.class_sql('x', 'y', fields)} AS c FROM p AS x "
                                            "JOIN p AS y ON x.i = y.i AND x.side = 0 AND y.side = 1 ORDER BY x.i")]

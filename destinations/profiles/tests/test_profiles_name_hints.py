@@ -26,6 +26,11 @@ CASES = {  # rid: (own first name key, own last name key, [(field, value, match_
     16: ("maria", None, [("email", "kelly.neal@mail.com", "kelly.neal@mail.com")], ("maria", None)),  # someone else's
     18: (None, None, [("email", "kelly.xyzzy@mail.com", "kelly.xyzzy@mail.com")], ("kelly", None)),  # xyzzy: no one's name
     17: (None, None, [("full_name", "Kelly", "kelly"), ("social_handle", "@kneal85", "kneal85")], ("kelly", "neal")),
+    # "Kelly N." has only an initial of a last name: the handle fills it where it begins so
+    19: ("kelly", "n", [("social_handle", "@kellyneal", "kellyneal")], ("kelly", "neal")),
+    20: ("kelly", "o", [("social_handle", "@kellyneal", "kellyneal")], ("kelly", "o")),  # another initial: not hers
+    # the display name gives a last initial, the handle the full last name beginning with it
+    21: (None, None, [("full_name", "Kelly N.", "kellyn"), ("social_handle", "@kneal85", "kneal85")], ("kelly", "neal")),
 }
 
 

@@ -265,7 +265,7 @@ def _fresh_pairs(engine: Engine, config: ProfilesConfig, setup: Setup, stored: a
     stored model; those it would link become pair keys in tl_work_fkeys."""
     rule = config.resolution.agreement
     blocks = agreement.usable_blocks(rule, setup.fuzzy)
-    engine.require_levenshtein()
+    agreement.require_comparisons(engine)
     engine.run(incremental.current_person_sql(setup.person_columns) + [
         *incremental.block_changes_sql(blocks, rule.max_block),
         *incremental.fresh_candidates_sql(rule.max_block),

@@ -112,6 +112,7 @@ def comparison_levels(engine: Any, fields: list[str], pairs: list[tuple[tuple[st
         return ", ".join(f"{prefix}_{f} AS {f}" for f in fields)
 
     try:
+        agreement.require_comparisons(engine)
         engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {rows}) AS t(i, {columns})")
         got = engine.rows(f"SELECT {agreement.levels_select(fields)} FROM (SELECT i, {side('x')} FROM pairs) AS x "
                           f"JOIN (SELECT i, {side('y')} FROM pairs) AS y ON x.i = y.i ORDER BY x.i")

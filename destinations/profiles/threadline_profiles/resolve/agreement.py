@@ -45,6 +45,7 @@ from threadline_profiles.config import (
     AgreementRule,
 )
 from threadline_profiles.engines.base import Engine, lit, quote
+from threadline_profiles.resolve import nicknames
 
 RULE = "agreement"
 EXACT, CLOSE, NEAR, DIFFERENT = 3, 2, 1, 0
@@ -109,8 +110,13 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     if kind_of(name) == "name":  # an initial against a name it begins
         head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
                  f"THEN {NEAR}")
-    if name == "email":  # the same local part at another provider (gmail.com for hotmail.com)
-        swapped = f"SPLIT_PART({a}, '@', 1) = SPLIT_PART({b}, '@', 1)"
+    if name == "email":
+        # The same local part at another provider (gmail.com for hotmail.com), its dots,
+        # underscores and hyphens aside: people write one name-made local part with and
+        # without them (william.hurley@outlook.com, williamhurley@gmail.com), and some
+        # providers deliver it either way.
+        local = lambda v: f"REGEXP_REPLACE(SPLIT_PART({v}, '@', 1), '[._-]+', '', 'g')"  # noqa: E731
+        swapped = f"{local(a)} = {local(b)}"
     elif kind_of(name) == "date":  # ISO dates: day and month swapped
         swapped = (f"(SUBSTR({a}, 1, 4) = SUBSTR({b}, 1, 4) AND SUBSTR({a}, 6, 2) = SUBSTR({b}, 9, 2) "
                    f"AND SUBSTR({a}, 9, 2) = SUBSTR({b}, 6, 2))")
@@ -132,12 +138,21 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     # A given name and its short form (Kev, Kevin; Norm, Norman; Carol, Caroline; Jenni,
     # Jennifer): one the other's beginning, of three letters or more, is near — a nickname
     # no dictionary lists reads like this, and a surname's beginning is not a short form.
-    prefix = (f"({shortest} >= 3 AND (SUBSTR({a}, 1, LENGTH({b})) = {b} OR SUBSTR({b}, 1, LENGTH({a})) = {a}))"
+    # A nickname of the other name, or both nicknames of one formal name (Ted and Edward,
+    # Peggy and Margaret, Kate and Kathy: nicknames.py's maintained list), is near as well.
+    prefix = (f"({shortest} >= 3 AND (SUBSTR({a}, 1, LENGTH({b})) = {b} OR SUBSTR({b}, 1, LENGTH({a})) = {a}) "
+              f"OR EXISTS (SELECT 1 FROM {nicknames.TABLE} AS nk WHERE nk.a = {a} AND nk.b = {b}))"
               if name in GIVEN_NAMES else "FALSE")
     return (f"{head} WHEN {swapped} THEN {CLOSE} ELSE CASE LEAST({_lev(a, b)}, 3) "
             f"WHEN 1 THEN CASE WHEN {shortest} >= 3 THEN {CLOSE} ELSE {DIFFERENT} END "
             f"WHEN 2 THEN CASE WHEN {shortest} >= {near_from} OR {prefix} THEN {NEAR} ELSE {DIFFERENT} END "
             f"ELSE CASE WHEN {prefix} THEN {NEAR} ELSE {DIFFERENT} END END END")
+
+
+def require_comparisons(engine: Engine) -> None:
+    """What level_sql needs on this connection: LEVENSHTEIN and the nickname pairs."""
+    engine.require_levenshtein()
+    nicknames.load(engine)
 
 
 def _lev(a: str, b: str) -> str:
@@ -570,7 +585,7 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
     blocks = usable_blocks(rule, fields)
     if not blocks:
         return None
-    engine.require_levenshtein()
+    require_comparisons(engine)
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in (*WORK, PAIRS, FITTED_TF)])
     engine.run([block_keys_sql(blocks), *([] if sizes else [block_sizes_sql()]),
                 candidates_sql(len(blocks), rule.max_block, sizes or "tl_work_bs"), compare_sql(fields, len(blocks))])

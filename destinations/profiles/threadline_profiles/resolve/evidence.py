@@ -184,7 +184,7 @@ def weigh_refused(engine: Engine, weigher: Weigher) -> None:
     if not engine.scalar(f"SELECT COUNT(*) FROM {REFUSED} WHERE weight IS NULL"):
         return
     if weigher.fields:
-        engine.require_levenshtein()
+        agreement.require_comparisons(engine)
     engine.run([
         "DROP TABLE IF EXISTS tl_work_refused_w",
         f"CREATE TEMP TABLE tl_work_refused_w AS SELECT rid, anchor, rule, reason, weight, detail FROM {REFUSED} WHERE weight IS NOT NULL "
@@ -319,7 +319,7 @@ def cluster(engine: Engine, order: list[str], limits: dict[str, int], constraine
                     *[f"DROP TABLE IF EXISTS {t}" for t in WORK]])
         return stats
     if weigher.fields:  # the levels compare names with Levenshtein (fuzzystrmatch on Postgres)
-        engine.require_levenshtein()
+        agreement.require_comparisons(engine)
     links_sql, values_sql = contested_sql(weigher, order)
     # columns, not row dicts: at 10M records these can be millions of rows
     found, owned = engine.query(links_sql), engine.query(values_sql)

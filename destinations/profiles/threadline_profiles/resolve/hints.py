@@ -4,7 +4,7 @@ A newsletter sign-up has an address (kelly.neal@…, kneal1985@…) and often no
 social follower has a handle (kneal85) and a display name ("Kelly N.", or the handle again).
 These carry a person's name, and customer data has no other way to join such records to a
 CRM contact when they share no email or phone. Where a record lacks a first or a last name,
-a hint fills it in tl_work_person — the matching table only: the profile's values are
+or has only its initial ("Kate N." with the handle kateneal), a hint fills it in tl_work_person — the matching table only: the profile's values are
 never touched — so the existing comparisons and blocking keys use it.
 
 Readings, in bulk SQL (DuckDB and, transpiled, Postgres), from a display name (a full
@@ -53,6 +53,18 @@ def _letters(sql: str) -> str:
     return f"TRIM(REGEXP_REPLACE(LOWER({sql}), '[^a-z]+', ' ', 'g'))"
 
 
+def _wanting(p: str) -> str:
+    """A record of `p` whose first or last name is missing or only an initial ("Kate N.")."""
+    return " OR ".join(f"{p}.{n} IS NULL OR LENGTH({p}.{n}) = 1" for n in ("first_name", "last_name"))
+
+
+def _filled(name: str) -> str:
+    """The record's own `name` (first or last) where it has more than an initial, else the
+    hint's (best_sql keeps only readings that begin with the initial the record has)."""
+    own, hint = f"tl_work_person.{name}_name", f"h.{name}"
+    return f"CASE WHEN {own} IS NULL OR (LENGTH({own}) = 1 AND LENGTH({hint}) > 1) THEN COALESCE({hint}, {own}) ELSE {own} END"
+
+
 def texts_sql() -> str:
     """tl_work_hint_txt: (rid, src, t) — the words of each hint source of each record lacking a
     first or a last name, a leading filler word dropped."""
@@ -61,7 +73,7 @@ def texts_sql() -> str:
         text = "SPLIT_PART(v.value, '@', 1)" if column == "local" else f"v.{column}"
         parts.append(f"SELECT v.rid, {src} AS src, {_letters(text)} AS t FROM tl_work_nv AS v LEFT JOIN tl_work_person AS p "
                      f"ON p.rid = v.rid WHERE v.field = {lit(field)} AND v.status = 'ok' "
-                     "AND (p.first_name IS NULL OR p.last_name IS NULL)")
+                     f"AND ({_wanting('p')})")
     filler = "|".join(FILLER_WORDS)
     return (f"CREATE TEMP TABLE tl_work_hint_txt AS SELECT rid, src, REGEXP_REPLACE(t, '^({filler}) ', '') AS t "
             f"FROM ({' UNION ALL '.join(parts)}) AS s WHERE t <> ''")
@@ -129,7 +141,8 @@ def best_sql() -> str:
     """tl_work_hint: (rid, first, last) — each record's best reading that agrees with the
     name it has (same initial), the first name as the store keys it. Where the best reading
     has only an initial or no first name (a handle kneal85 beside a display name "Kelly"),
-    the best full first name of another reading fills it, when it begins with that initial."""
+    the best full first name of another reading fills it, when it begins with that initial;
+    and a last name it has only the initial of, the best full last name beginning so."""
     fits = ("(p.first_name IS NULL OR r.first IS NULL OR SUBSTR(p.first_name, 1, 1) = SUBSTR(r.first, 1, 1)) "
             "AND (p.last_name IS NULL OR r.last IS NULL OR SUBSTR(p.last_name, 1, 1) = SUBSTR(r.last, 1, 1))")
 
@@ -140,17 +153,21 @@ def best_sql() -> str:
 
     first = ("CASE WHEN b.first IS NULL OR (LENGTH(b.first) = 1 AND SUBSTR(g.first, 1, 1) = b.first) "
              "THEN g.first ELSE b.first END")
+    # The same for a last name the best reading has only the initial of: a display name
+    # "Eloisa D." beside the handle edaniels38 is Eloisa Daniels.
+    last = "CASE WHEN LENGTH(b.last) = 1 AND SUBSTR(gl.last, 1, 1) = b.last THEN gl.last ELSE b.last END"
     return (f"CREATE TEMP TABLE tl_work_hint AS SELECT c.rid, COALESCE(f.key, c.first) AS first, c.last FROM "
-            f"(SELECT b.rid, {first} AS first, b.last FROM ({ranked('')}) AS b "
-            f"LEFT JOIN ({ranked(' AND LENGTH(r.first) >= 2')}) AS g ON g.rid = b.rid AND g.n = 1 WHERE b.n = 1) AS c "
+            f"(SELECT b.rid, {first} AS first, {last} AS last FROM ({ranked('')}) AS b "
+            f"LEFT JOIN ({ranked(' AND LENGTH(r.first) >= 2')}) AS g ON g.rid = b.rid AND g.n = 1 "
+            f"LEFT JOIN ({ranked(' AND LENGTH(r.last) >= 2')}) AS gl ON gl.rid = b.rid AND gl.n = 1 WHERE b.n = 1) AS c "
             "LEFT JOIN tl_work_hint_first AS f ON f.word = c.first")
 
 
 def fill_sql() -> list[str]:
     """Missing names filled; a record with nothing else compared (a follower with a handle
     alone) gets a row of its own."""
-    return ["UPDATE tl_work_person SET first_name = COALESCE(tl_work_person.first_name, h.first), "
-            "last_name = COALESCE(tl_work_person.last_name, h.last) FROM tl_work_hint AS h WHERE h.rid = tl_work_person.rid",
+    return [f"UPDATE tl_work_person SET first_name = {_filled('first')}, "
+            f"last_name = {_filled('last')} FROM tl_work_hint AS h WHERE h.rid = tl_work_person.rid",
             "INSERT INTO tl_work_person (rid, first_name, last_name) SELECT h.rid, h.first, h.last FROM tl_work_hint AS h "
             "WHERE NOT EXISTS (SELECT 1 FROM tl_work_person AS p WHERE p.rid = h.rid)"]
 

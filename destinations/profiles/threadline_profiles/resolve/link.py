@@ -189,7 +189,7 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
             households = bool(evidence.get(AGREEMENT_RULE, conflicts.Evidence()).vetoed(m_first, m_birth))
     guarded = [r for r in rules if is_guarded(r)]
     if guard and guarded:
-        engine.require_levenshtein()
+        agreement.require_comparisons(engine)
         engine.run([f"DROP TABLE IF EXISTS {t}" for t in conflicts.WORK])
         engine.run(conflicts.rule_pairs_sql([r.name for r in guarded], settings.max_records_per_value, fields))
         vetoed = {r.name: model.vetoed.get(r.name, []) for r in guarded} if judged else {}
