@@ -16,6 +16,8 @@ import pytest
 from synthetic_customers import customers
 from threadline.contracts import FatalError
 from threadline_profiles import ProfileStore, api
+from threadline_profiles.activation.push import push_all
+from threadline_profiles.api import forget
 from threadline_profiles.engines.spark_engine import (
     SparkSettings,
     SparkUnavailableError,
@@ -221,3 +223,160 @@ def test_the_customers_example_gives_the_same_profiles_on_spark_and_duckdb(tmp_p
     for part in ("ids", "profiles", "golden", "links", "dq", "refused", "traits", "audience_members", "lookups"):
         assert spark[part] == duck[part], part
     assert [len(found) for found in duck["lookups"]] == [1, 3, 1]  # one person; the placeholder's three holders apart
+
+
+# ------------------------------------------------------------------ consent, pushes and forget
+
+
+def _contacts(people: int, kelly_again: bool = False) -> dict[str, list[dict]]:
+    """A CRM granting or denying ad use, a website's consent log that later overrides some of
+    it (a tie with the CRM for others, which denies), and an ESP's newsletter purpose."""
+    crm = [{"id": i, "email": f"Person.{i}@Example.com", "first_name": f"Ann{i}", "last_name": "Lee",
+            "ads": "denied" if i % 9 == 0 else "granted", "ads_at": "2026-10-01T00:00:00Z"} for i in range(people)]
+    web = [{"id": f"w{i}", "email": f"person.{i}@example.com", "choice": "rejected" if i % 2 else "accepted",
+            "recorded_at": "2026-10-01T00:00:00Z" if i % 3 == 0 else ("2026-11-01T00:00:00Z" if i % 3 == 1 else
+                                                                       "2026-09-01T00:00:00Z")}
+           for i in range(0, people, 4)]
+    esp = [{"id": f"e{i}", "email": f"person.{i}@example.com", "newsletter": i % 2 == 0, "changed_at": f"2026-10-{i % 28 + 1:02d}"}
+           for i in range(0, people, 5)]
+    if kelly_again:  # the CRM still has person 1 and sends her again; the ESP too, under a new id
+        esp.append({"id": "e-again", "email": "person.1@example.com", "newsletter": True, "changed_at": "2026-11-02"})
+    return {"crm.contacts": crm, "web.consent_log": web, "esp.members": esp}
+
+
+def _activation_flow(config: dict, sandbox) -> dict:
+    """Land, build, push to Meta's sandbox, forget one person, push again, land her again and
+    build: what each step left in the store and on the platform."""
+    # each stream's own update time (not when it landed, which differs between two runs) picks golden values
+    config = {**config, "resolve_on_finish": False, "mappings": {
+        "crm.contacts": {"identifiers": {"email": "email"}, "traits": {"first_name": "first_name", "last_name": "last_name"},
+                         "updated_at": "ads_at", "consent": {"channel": "advertising", "column": "ads", "timestamp": "ads_at"}},
+        "web.consent_log": {"identifiers": {"email": "email"}, "updated_at": "recorded_at",
+                            "consent": {"channel": "advertising", "column": "choice", "granted": ["accepted"],
+                                        "denied": ["rejected"], "timestamp": "recorded_at"}},
+        "esp.members": {"identifiers": {"email": "email"}, "updated_at": "changed_at",
+                        "consent": {"channel": "email", "purpose": "newsletter", "column": "newsletter",
+                                    "timestamp": "changed_at"}}},
+        "audiences": {"everyone": {"where": "email is not null"}},
+        "activations": {"everyone_to_meta": {"audience": "everyone", "connector": "meta_audiences", "config": {
+            "base_url": sandbox.base_url, "access_token": sandbox.ACCESS_TOKEN, "audience_id": sandbox.AUDIENCE_ID}}}}
+    lander = Lander(config)
+    for key, rows in _contacts(130).items():
+        lander.land(*key.split("."), rows)
+    found: dict = {}
+
+    def pushed(store: ProfileStore) -> list:
+        outcomes = push_all(store)
+        ledger = sorted(tuple(str(v) for v in r.values()) for r in store.engine.rows("SELECT * FROM tl_ledger_everyone_to_meta"))
+        return [[(o.outcome, o.members, o.excluded_no_consent, o.adds, o.removes, o.accepted) for o in outcomes],
+                ledger, sorted(sandbox.audience_hashes(sandbox.AUDIENCE_ID))]
+
+    with lander.store() as store:
+        api.build(store, report=False)
+        found["consent"] = sorted(tuple(str(v) for v in r.values()) for r in store.engine.rows(
+            'SELECT profile_id, channel, purpose, granted, "at", source, stream, record_key FROM tl_consent'))
+        found.update({f"built {k}": v for k, v in published(store).items()})
+        found["first_push"] = pushed(store)
+        result = forget(store, email="person.1@example.com")
+        found["forget"] = (result.profiles, result.records, result.tombstones, result.pending_removals)
+        found.update({f"after_forget {k}": v for k, v in published(store).items()})
+        found["tombstones"] = sorted(r["hash"] for r in store.engine.rows("SELECT hash FROM tl_tombstones"))
+        found["second_push"] = pushed(store)
+    for key, rows in _contacts(130, kelly_again=True).items():
+        lander.land(*key.split("."), rows, run_id="run-2")
+    with lander.store() as store:
+        api.build(store, report=False)
+        found.update({f"rebuilt {k}": v for k, v in published(store).items()})
+        found["rebuilt_raw"] = sorted(r["id"] for r in store.engine.rows("SELECT id FROM raw_esp__members"))
+        found["her"] = api.get(store, email="person.1@example.com")
+    return found
+
+
+@pytest.mark.spark
+@ON_SPARK
+def test_consent_pushes_and_forget_give_the_same_results_on_spark_and_duckdb(tmp_path, spark_config, monkeypatch):
+    from threadline_meta_audiences.sandbox import MetaSandbox
+
+    monkeypatch.setenv("THREADLINE_STORE_SECRET", "0f" * 32)  # one secret: the same tombstone hashes
+    with MetaSandbox() as box:
+        duck = _activation_flow({"path": str(tmp_path / "p.duckdb"), "encryption": "off",
+                                 "report_dir": str(tmp_path / "duck_reports")}, box)
+    with MetaSandbox() as box:
+        spark = _activation_flow(spark_config, box)
+    # the flow shows what it is meant to: consent both ways, a push, a removal, a person kept out
+    assert {c[3] for c in duck["consent"]} == {"True", "False"}
+    assert duck["first_push"][0][0][0] == "pushed" and duck["second_push"][0][0][3:5] == (0, 1)
+    assert duck["forget"][3] == {"everyone_to_meta": 1} and duck["her"] is None
+    assert "esp.members:e-again" not in duck["rebuilt ids"]
+    differ = [part for part in duck if spark[part] != duck[part]]
+    for part in differ:
+        assert spark[part] == duck[part], f"{part} (all that differ: {', '.join(differ)})"
+
+
+# ------------------------------------------------------------------ examples/mission
+
+MISSION_MONTH = "2026-09-20"  # the replay's first month (replay.py MONTHS): one sync, every stage and push
+RUN_COLUMNS = {"push_id", "run_id", "audit_id", "build_id", "seconds"}  # differ between any two runs
+
+
+def rows_of(store: ProfileStore, table: str) -> list[tuple]:
+    """A table's rows, comparable between engines: without the times of the run and its ids."""
+    from datetime import date, datetime
+
+    if not store.engine.table_exists(table):
+        return []
+    return sorted(tuple(str(v) for k, v in r.items() if k not in RUN_COLUMNS and not isinstance(v, (datetime, date)))
+                  for r in store.engine.rows(f"SELECT * FROM {table}"))
+
+
+def _mission(folder: Path, spark: dict | None, monkeypatch) -> dict:
+    """One sync of examples/mission against fresh sandboxes; what its store then holds."""
+    import runpy
+
+    from threadline.plugins import registry
+    from threadline_profiles.cli.profiles import store_config
+
+    shutil.copytree(ROOT / "examples" / "mission", folder,
+                    ignore=shutil.ignore_patterns(".threadline", "*.duckdb*", "*_reports", "mail"))
+    job = folder / "job.yaml"
+    if spark is not None:  # the same job with its store on Spark
+        text = job.read_text()
+        assert "      path: mission.duckdb\n" in text
+        job.write_text(text.replace("      path: mission.duckdb\n", "      engine: spark\n      report_dir: mission_reports\n"
+                                    f"      spark: {json.dumps(spark)}\n"))
+    replay = runpy.run_path(str(folder / "replay.py"))  # not as __main__: nothing runs
+    boxes = [registry().sandboxes[name](seed=0, port=0).start() for name in replay["SANDBOXES"]]
+    try:
+        for name, box in zip(replay["SANDBOXES"], boxes):
+            for variable, path in replay["URL_VARIABLES"][name].items():
+                monkeypatch.setenv(variable, box.base_url + path)
+        monkeypatch.setenv("MISSION_AS_OF", MISSION_MONTH)
+        monkeypatch.chdir(folder)
+        _cli("sync", str(job))
+    finally:
+        for box in boxes:
+            box.stop()
+    with ProfileStore.open(store_config(str(job), None, None, None, None)) as store:
+        found = published(store)
+        for table in ("tl_consent", "tl_decisions", "tl_campaign_arms", "tl_suppressed"):
+            found[table] = rows_of(store, table)
+        found["pushes"] = sorted((r["activation"], r["outcome"], r["adds"], r["removes"], r["accepted"]) for r in
+                                 store.engine.rows("SELECT * FROM tl_pushes"))
+        for name in store.config.activations:
+            found[f"ledger {name}"] = rows_of(store, f"tl_ledger_{name}")
+    return found
+
+
+@pytest.mark.spark
+@pytest.mark.timeout(3000)  # one sync of every stage and seven pushes: tens of minutes on a busy 2-core machine
+def test_the_mission_gives_the_same_profiles_decisions_and_push_ledgers_on_spark_and_duckdb(
+        tmp_path, spark_warehouse, monkeypatch):
+    monkeypatch.setenv("THREADLINE_STORE_SECRET", "0f" * 32)
+    duck = _mission(tmp_path / "duck", None, monkeypatch)
+    spark = _mission(tmp_path / "spark", {"master": "local[2]", "warehouse": str(spark_warehouse), "conf": LIGHT,
+                                          "database": f"tl_mission_{uuid.uuid4().hex[:8]}"}, monkeypatch)
+    assert duck["tl_decisions"] and duck["ledger loyal_to_mailchimp"] and duck["tl_consent"]
+    assert any(outcome == "pushed" for _, outcome, *_ in duck["pushes"])
+    differ = [part for part in duck if spark[part] != duck[part]]
+    for part in differ:
+        assert spark[part] == duck[part], f"{part} (all that differ: {', '.join(differ)})"

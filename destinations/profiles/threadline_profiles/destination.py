@@ -89,8 +89,15 @@ class ProfilesWriter(StreamWriter):
     def commit(self) -> None:
         into = self.side or self.raw
         duplicates = bool(self.engine.scalar(landing.duplicate_keys_sql(self.stage)))
+        # where a DELETE rewrites the whole table, a batch of records not landed before is appended
+        keys_landed = not self.engine.delete_rewrites_table or bool(
+            self.engine.scalar(landing.staged_keys_landed_sql(self.stage, into)))
         statements = landing.merge_stage(self.stage, into, self.schema, self.target.source, self.target.stream.name,
-                                         self.target.run_id, duplicates)
+                                         self.target.run_id, duplicates, keys_landed)
+        if not keys_landed:  # one INSERT (and the stage emptied): nothing to commit together
+            with self.store.lock:
+                self.engine.run(statements)
+            return
         with self.store.lock, self.engine.transaction():
             self.engine.run(statements)
 

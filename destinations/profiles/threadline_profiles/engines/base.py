@@ -92,6 +92,10 @@ class Engine(ABC):
 
     dialect: str = "duckdb"
     incremental_builds: bool = True  # False: every build resolves every record (incremental.plan)
+    # True where a DELETE writes the table's remaining rows anew (Spark's Parquet tables): landing
+    # then skips the upsert's DELETE when no staged key is in the table, so a batch of new
+    # records is an append, not a rewrite of every record landed before it
+    delete_rewrites_table: bool = False
 
     @abstractmethod
     def execute(self, sql: str) -> None:

@@ -205,7 +205,21 @@ def _reason(exc: BaseException) -> str:
 
 
 def _parse(sql: str) -> exp.Expression:
-    return sqlglot.parse_one(sql, read="duckdb")
+    return _utc_wall_clock(sqlglot.parse_one(sql, read="duckdb"))
+
+
+def _utc_wall_clock(tree: exp.Expression) -> exp.Expression:
+    """DuckDB's `ts AT TIME ZONE 'UTC'` of a zone-aware `ts` is the UTC wall-clock time, a
+    TIMESTAMP without zone; sqlglot carries it to FROM_UTC_TIMESTAMP, which keeps Spark's
+    zone-aware type, so tl_consent.at and the facts' times came out zone-aware on Spark only.
+    On a session in UTC (every session this engine starts) the same value is a cast to
+    TIMESTAMP_NTZ. The stages use AT TIME ZONE 'UTC' only on zone-aware values (traits/facts.py
+    timestamp_expr), where the two agree."""
+    for node in list(tree.find_all(exp.AtTimeZone)):
+        zone = node.args.get("zone")
+        if isinstance(zone, exp.Literal) and zone.is_string and zone.this.upper() == "UTC":
+            node.replace(exp.cast(node.this.copy(), exp.DataType.build("TIMESTAMP", dialect="duckdb")))
+    return tree
 
 
 def _spark(tree: exp.Expression) -> str:
@@ -269,6 +283,7 @@ def _scratch(name: str) -> bool:
 class SparkEngine(Engine):
     dialect = "spark"
     incremental_builds = False  # every build on Spark is a full one (see README: not yet incremental)
+    delete_rewrites_table = True
 
     def __init__(self, settings: SparkSettings, session: Any = None) -> None:
         self.settings = settings
@@ -393,12 +408,14 @@ class SparkEngine(Engine):
             return self._switch(name, None, current)
         if current is None:
             return [_spark(tree)]  # let Spark say the table is missing
-        if isinstance(tree, exp.Insert) and self._tx is None:
-            return [_spark(_rename_tables(tree, {name: current}))]
+        reads = {k: v for k, v in (self._tx or {}).items() if v}
+        if isinstance(tree, exp.Insert) and (self._tx is None or self._fresh(name)):
+            # an append in place: outside a transaction one INSERT is atomic on its own, and a
+            # table made in this transaction is read by nothing outside it until the commit
+            return [_spark(_rename_tables(tree, {**reads, name: current}))]
         if isinstance(tree, exp.Alter) and self._add_existing_column(tree, name):
             return []
         physical = self._next_physical(name)
-        reads = {k: v for k, v in (self._tx or {}).items() if v}
         if isinstance(tree, exp.Insert):
             insert = _rename_tables(tree, {**reads, name: physical})
             return [f"CREATE TABLE {physical} AS SELECT * FROM {current}", _spark(insert),
@@ -420,12 +437,18 @@ class SparkEngine(Engine):
         physical = self._next_physical(name)
         return [f"ALTER TABLE {source} RENAME TO {physical}", *self._switch(name, physical, current)]
 
+    def _fresh(self, name: str) -> bool:
+        """Store table `name` has a physical table made in this transaction."""
+        return self._tx is not None and self._tx.get(name) is not None
+
     def _switch(self, name: str, physical: str | None, old: str | None) -> list[str]:
         """Point store table `name` at `physical` (None: drop it). Inside a transaction this
-        waits for `commit`; outside it happens now, and the old physical table goes."""
+        waits for `commit` (a physical table made earlier in the same transaction, which
+        nothing else can read, goes now); outside it happens now, and the old physical table goes."""
         if self._tx is not None:
+            made_here = self._fresh(name) and old != physical
             self._tx[name] = physical
-            return []
+            return [f"DROP TABLE IF EXISTS {old}"] if made_here else []
         out = [f"DROP VIEW IF EXISTS {name}"] if physical is None else [
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {physical}"]
         return out + ([f"DROP TABLE IF EXISTS {old}"] if old and old != physical and old != name else [])

@@ -95,13 +95,19 @@ def duplicate_keys_sql(stage: str) -> str:
     return f"SELECT COUNT(*) - COUNT(DISTINCT _tl_key) FROM {stage}"
 
 
+def staged_keys_landed_sql(stage: str, into: str) -> str:
+    """How many staged keys `into` already holds (none: the merge is an append)."""
+    return f"SELECT COUNT(*) FROM {stage} WHERE _tl_key IN (SELECT _tl_key FROM {into})"
+
+
 def merge_stage(stage: str, into: str, schema: pa.Schema, source: str, stream: str, run_id: str,
-                has_duplicates: bool = True) -> list[str]:
+                has_duplicates: bool = True, keys_landed: bool = True) -> list[str]:
     """Upsert the staged rows into `into` by key (the last staged row of a key wins), then
     empty the stage. Run inside one transaction. Without duplicate keys in the stage the
     ranking is skipped (it is the costly part). In a change stream (a schema with the
     `_threadline_op` column), a key whose last staged row is a delete is removed: the record
-    is gone, and the next build resolves without it."""
+    is gone, and the next build resolves without it. Without `keys_landed` (no staged key is
+    in `into`) the merge is one INSERT, atomic by itself."""
     cols = ", ".join(quote(f.name) for f in schema)
     staged = (f"(SELECT *, ROW_NUMBER() OVER (PARTITION BY _tl_key ORDER BY _tl_seq DESC) AS _tl_rn FROM {stage}) "
               "AS staged WHERE _tl_rn = 1") if has_duplicates else f"{stage}"
@@ -109,10 +115,10 @@ def merge_stage(stage: str, into: str, schema: pa.Schema, source: str, stream: s
         live = f"{quote(OPERATION_COLUMN)} IS DISTINCT FROM {lit(Operation.DELETE.value)}"
         staged = f"{staged} AND {live}" if has_duplicates else f"{stage} WHERE {live}"
     return [
-        f"DELETE FROM {into} WHERE _tl_key IN (SELECT _tl_key FROM {stage})",
+        *([f"DELETE FROM {into} WHERE _tl_key IN (SELECT _tl_key FROM {stage})"] if keys_landed else []),
         f"INSERT INTO {into} ({cols}, _tl_key, _tl_source, _tl_stream, _tl_run_id, _tl_landed_at) "
         f"SELECT {cols}, _tl_key, {lit(source)}, {lit(stream)}, {lit(run_id)}, CURRENT_TIMESTAMP FROM {staged}",
-        f"DELETE FROM {stage}",
+        f"TRUNCATE {stage}",  # one statement on every engine (a DELETE rewrites the table on Spark)
     ]
 
 
