@@ -182,7 +182,7 @@ def test_the_link_says_how_each_field_compared_without_any_value(resolved):
     # each field: how it compared and its match weight (log2 m/u), "?" where a record lacks it
     marks = [re.sub(r"[+-]\d+\.\d$", "", part) for part in key.split(" ")[1:]]
     assert marks == ["first_name=", "middle_name?", "last_name~", "birth_date~", "address_line1=", "postal_code=", "city=",
-                     "national_id?", "email?"]
+                     "national_id?", "email?", "handle_year?"]
     weights = {part.split("=")[0].split("~")[0]: float(re.search(r"[+-]\d+\.\d$", part).group())
                for part in key.split(" ")[1:] if not part.endswith("?")}
     assert weights["first_name"] > 0 and weights["last_name"] > 0 and weights["birth_date"] > 0

@@ -129,21 +129,26 @@ def test_without_name_hints_the_follower_stays_apart(resolve_with):
     assert not together(store, "crm.contacts:kb", "social.followers:kb")
 
 
-def test_a_username_is_a_handle_or_else_a_local_part_without_separators_or_filler(tmp_path):
+def _person_rows(engine, nv: list[tuple], fields: list[str]) -> dict[int, dict]:
+    """tl_work_person (link.person_sql) of the normalized values `nv` (rid, field, value,
+    match_key), by record; closes the engine."""
     from threadline_profiles.resolve import link
 
-    nv = [(1, "social_handle", "@the_kateneal", "the_kateneal"), (1, "email", "x@mail.com", "x@mail.com"),
-          (2, "email", "Kate.Neal@mail.com", "kate.neal@mail.com"), (3, "email", "kneal_1985@mail.com", "kneal_1985@mail.com"),
-          (4, "email", "al@mail.com", "al@mail.com"), (5, "first_name", "Kate", "katherine")]
-    engine = DuckDBEngine(tmp_path / "username.duckdb")
     try:
         values = ", ".join(f"({r}, '{f}', '{v}', '{k}')" for r, f, v, k in nv)
         engine.run([f"CREATE TEMP TABLE tl_work_nv AS SELECT rid, field, value, match_key, 'ok' AS status FROM (VALUES {values}) "
-                    "AS t(rid, field, value, match_key)", link.person_sql(["first_name", "email", "username"])])
-        got = {r["rid"]: r["username"] for r in engine.rows("SELECT rid, username FROM tl_work_person")}
+                    "AS t(rid, field, value, match_key)", link.person_sql(fields)])
+        return {r["rid"]: r for r in engine.rows("SELECT * FROM tl_work_person")}
     finally:
         engine.close()
-    assert got == {1: "kateneal", 2: "kateneal", 3: "kneal1985", 4: None, 5: None}
+
+
+def test_a_username_is_a_handle_or_else_a_local_part_without_separators_or_filler(tmp_path):
+    nv = [(1, "social_handle", "@the_kateneal", "the_kateneal"), (1, "email", "x@mail.com", "x@mail.com"),
+          (2, "email", "Kate.Neal@mail.com", "kate.neal@mail.com"), (3, "email", "kneal_1985@mail.com", "kneal_1985@mail.com"),
+          (4, "email", "al@mail.com", "al@mail.com"), (5, "first_name", "Kate", "katherine")]
+    got = _person_rows(DuckDBEngine(tmp_path / "username.duckdb"), nv, ["first_name", "email", "username"])
+    assert {rid: r["username"] for rid, r in got.items()} == {1: "kateneal", 2: "kateneal", 3: "kneal1985", 4: None, 5: None}
 
 
 def test_usernames_compare_where_a_record_has_no_address_and_their_numbers_tell_people_apart(tmp_path):
@@ -180,3 +185,67 @@ def test_a_follower_joins_the_subscriber_whose_address_is_its_handle(resolve_wit
     store = resolve_with({"crm.contacts": _crm(), "esp.subscribers": subscribers, "social.followers": followers},
                          {**MAPPINGS, **SUBSCRIBERS}, agreement=settings)
     assert together(store, "esp.subscribers:m", "social.followers:m") is joins
+
+
+HANDLE_YEARS = [(1, "social_handle", "@rburris59", "rburris59"), (1, "email", "rb1961@mail.com", "rb1961@mail.com"),
+                (2, "email", "hkingsley1973@mail.com", "hkingsley1973@mail.com"),
+                (3, "email", "sofia.jones102@mail.com", "sofia.jones102@mail.com"), (4, "social_handle", "@kate_neal", "kate_neal"),
+                (5, "birth_date", "1984-02-03", "1984-02-03"), (6, "birth_year", "1990", "1990"),
+                (6, "social_handle", "@kelly77", "kelly77")]
+# (handle year, own birth year's last two digits) by record
+HANDLE_YEARS_READ = {1: ("59", None), 2: ("73", None), 3: (None, None), 4: (None, None), 5: (None, "84"), 6: ("77", "90")}
+
+
+def _handle_years(engine) -> dict[int, tuple]:
+    got = _person_rows(engine, HANDLE_YEARS, ["birth_date", "birth_year", "handle_year"])
+    return {rid: (r["handle_year"], r["birth_yy"]) for rid, r in got.items()}
+
+
+def test_a_handle_year_is_the_last_two_digits_of_a_year_like_number_in_a_handle_or_else_an_address(tmp_path):
+    assert _handle_years(DuckDBEngine(tmp_path / "handle_year.duckdb")) == HANDLE_YEARS_READ
+
+
+def test_postgres_reads_the_same_handle_years(pg_schema):
+    from threadline_profiles.engines.postgres_engine import PostgresEngine
+
+    assert _handle_years(PostgresEngine(PG_DSN, pg_schema)) == HANDLE_YEARS_READ
+
+
+def test_a_handle_year_compares_only_with_the_other_records_own_birth_year(tmp_path):
+    # (birth_yy, birth_year, handle_year) of x and y
+    pairs = [(("59", "1959", None), (None, None, "59")),  # a birth date against rburris59
+             ((None, None, "59"), ("59", "1959", None)),  # either way round
+             (("59", "1959", None), (None, None, "61")),  # another year in the handle
+             ((None, None, "59"), (None, None, "59")),  # two handles: their digits are not compared
+             (("59", "1959", "59"), ("61", "1961", "59")),  # both have their own: the birth fields compare them
+             (("59", "1959", None), (None, "1959", "59"))]  # a year read from the handle (kneal1959): the birth year compares it
+    got = comparison_levels(DuckDBEngine(tmp_path / "levels.duckdb"), ["birth_yy", "birth_year", "handle_year"], pairs)
+    assert [levels[2] for levels in got] == [agreement.EXACT, agreement.EXACT, agreement.DIFFERENT, None, None, None]
+
+
+def _handle_year_stores(year: str, display: str | None) -> tuple[dict, dict]:
+    # CRM contacts born in many years, and followers whose handles carry years; the follower
+    # "rb" shows the name of the contact "rb" (a rare one: alone it does not reach the
+    # threshold in this store) and two digits.
+    crm = _crm() + [{"id": "rb", "first": "Rebecca", "last": "Burris", "dob": "1959-06-14", "city": "Austin", "email": None}]
+    followers = [{"id": f"s{i}", "handle": f"@{FIRST[i % len(FIRST)][0]}{LAST[(i * 3) % len(LAST)]}{50 + i % 40}",
+                  "display": None, "city": None} for i in range(120)]
+    followers.append({"id": "rb", "handle": f"@rburris{year}", "display": display, "city": None})
+    return {"crm.contacts": crm, "social.followers": followers}, MAPPINGS
+
+
+@pytest.mark.parametrize("year, settings, joins", [
+    ("59", {}, True),  # her birth year in her handle
+    ("59", {"fields": ["first_name", "middle_name", "last_name", "birth_date", "birth_year", "city", "email", "username"]}, False),
+    ("83", {}, False),  # another year
+], ids=["birth-year-in-handle", "handle-year-not-compared", "other-year"])
+def test_a_follower_joins_the_contact_whose_birth_year_ends_in_the_digits_of_its_handle(resolve_with, year, settings, joins):
+    streams, mappings = _handle_year_stores(year, "Rebecca Burris")
+    store = resolve_with(streams, mappings, agreement=settings)
+    assert together(store, "crm.contacts:rb", "social.followers:rb") is joins
+
+
+def test_handle_digits_that_happen_to_be_a_contacts_birth_year_do_not_join_someone_of_another_name(resolve_with):
+    streams, mappings = _handle_year_stores("59", "Kevin Burris")  # born in 1959 too: her brother
+    store = resolve_with(streams, mappings)
+    assert not together(store, "crm.contacts:rb", "social.followers:rb")

@@ -95,7 +95,7 @@ class Setup:
     @property
     def person_columns(self) -> list[str]:
         """tl_work_person's columns besides rid (link.person_sql)."""
-        return self.person_fields + [b for b, f in agreement.BLOCK_ONLY.items() if f in self.person_fields]
+        return self.person_fields + [b for b, f in agreement.SERVING.items() if f in self.person_fields]
 
     @classmethod
     def of(cls, config: ProfilesConfig, streams: list[tuple[LandedStream, StreamMapping]]) -> Setup:

@@ -336,7 +336,7 @@ class AgreementRule(Spec):
 
     fields: list[str] = Field(default_factory=lambda: ["first_name", "middle_name", "last_name", "birth_date", "birth_year",
                                                        "address_line1", "address_line2", "postal_code", "city",
-                                                       "national_id", "email", "username"])
+                                                       "national_id", "email", "username", "handle_year"])
     min_fields: int = 3
     # `field:n` is the field's first n characters: a birth date and an initial make blocks of a
     # few records where the birth date alone makes blocks of dozens in a large store.

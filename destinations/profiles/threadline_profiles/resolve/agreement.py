@@ -60,6 +60,11 @@ PERSON_BLOCK_FIELDS = {"first_name", "last_name", "birth_date", "national_id"}
 # Fewer matching pairs than this (estimated, over the blocks m of a field is learnt from)
 # and the field keeps the stated priors: EM on a handful of pairs says nothing.
 MIN_MATCHING_PAIRS = 30
+# A birth year in a social handle or an address (rburris59, hkingsley73, kneal1985): compared
+# only against the OTHER record's own birth date or year (its last two digits, column
+# REAL_YEAR), never against another handle's digits (two usernames' numbers tell little).
+HANDLE_YEAR = "handle_year"
+REAL_YEAR = "birth_yy"  # a record's own birth year (from its birth date or year, not its handle): last two digits
 PERSON_TELLING = ("first_name", "birth_date")  # what tells family members apart (see conflicts.py)
 GIVEN_NAMES = ("first_name", "middle_name")  # compared with their short forms (level_sql)
 SAMPLE_RECORDS = 500  # u of the fuzzy levels: from the pairs among this many records
@@ -81,6 +86,8 @@ def kind_of(name: str) -> str:
 
 
 def levels_of(name: str) -> tuple[int, ...]:
+    if name == HANDLE_YEAR:  # the year in one record's handle is the other's birth year, or not
+        return (EXACT, DIFFERENT)
     if kind_of(name) == "year":  # the same year, one year apart, different
         return (EXACT, CLOSE, DIFFERENT)
     return (EXACT, DIFFERENT) if kind_of(name) in _EXACT_ONLY or name in _REGION_FIELDS else (EXACT, CLOSE, NEAR, DIFFERENT)
@@ -93,6 +100,8 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     """The comparison level of field `name` between records `x` and `y` (NULL: one lacks it).
     `partner` is the other name field, for first and last names written the other way round
     (for a birth year: the birth date, which is compared instead where both records have it)."""
+    if name == HANDLE_YEAR:
+        return handle_year_level_sql(x, y, partner)
     a, b = f"{x}.{quote(name)}", f"{y}.{quote(name)}"
     head = f"CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL WHEN {a} = {b} THEN {EXACT}"
     if levels_of(name) == (EXACT, DIFFERENT):
@@ -149,6 +158,23 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
             f"ELSE CASE WHEN {prefix} THEN {NEAR} ELSE {DIFFERENT} END END END")
 
 
+def handle_year_level_sql(x: str, y: str, year: str | None) -> str:
+    """The year in a handle against a birth year: exact where one record's own birth year
+    (REAL_YEAR) ends in the two digits the other's handle or address shows, different where
+    it does not; NULL unless exactly one side has a year of its own (where both have, the
+    birth date and year fields compare them, and a year read from a handle — hints.py's
+    four-digit birth year — counts as the record's own here: it is already compared there).
+    `year` is the birth year column where the store compares one."""
+    def yearless(p: str) -> str:
+        return f"{p}.{REAL_YEAR} IS NULL" + (f" AND {p}.{quote(year)} IS NULL" if year else "")
+
+    h = quote(HANDLE_YEAR)
+    return (f"CASE WHEN {x}.{REAL_YEAR} IS NOT NULL AND {y}.{h} IS NOT NULL AND {yearless(y)} "
+            f"THEN CASE WHEN {x}.{REAL_YEAR} = {y}.{h} THEN {EXACT} ELSE {DIFFERENT} END "
+            f"WHEN {y}.{REAL_YEAR} IS NOT NULL AND {x}.{h} IS NOT NULL AND {yearless(x)} "
+            f"THEN CASE WHEN {y}.{REAL_YEAR} = {x}.{h} THEN {EXACT} ELSE {DIFFERENT} END END")
+
+
 def require_comparisons(engine: Engine) -> None:
     """What level_sql needs on this connection: LEVENSHTEIN and the nickname pairs."""
     engine.require_levenshtein()
@@ -160,7 +186,8 @@ def _lev(a: str, b: str) -> str:
 
 
 def _partner(name: str, fields: list[str]) -> str | None:
-    other = {"first_name": "last_name", "last_name": "first_name", "birth_year": "birth_date", "username": "email"}.get(name)
+    other = {"first_name": "last_name", "last_name": "first_name", "birth_year": "birth_date", "username": "email",
+             HANDLE_YEAR: "birth_year"}.get(name)
     return other if other in fields else None
 
 
@@ -177,6 +204,8 @@ def block_part(part: str) -> tuple[str, int | None]:
 
 # Blocking-only columns of tl_work_person, and the compared field each is made from.
 BLOCK_ONLY = {"email_local": "email"}  # an address's local part: kelly.neal at another provider
+# Other columns of tl_work_person that are not compared themselves, and the field each serves.
+SERVING = {**BLOCK_ONLY, REAL_YEAR: HANDLE_YEAR}
 
 
 def usable_blocks(rule: AgreementRule, fields: list[str]) -> list[list[str]]:
@@ -254,11 +283,24 @@ def level_counts_sql(fields: list[str], table: str) -> str:
 
 
 def exact_pairs_sql(fields: list[str]) -> str:
-    """(i, agree, pairs): among all pairs of records having field i, how many agree exactly."""
+    """(i, agree, pairs): among all pairs of records having field i, how many agree exactly
+    (for HANDLE_YEAR: among all pairs of a record with a birth year of its own and one with
+    only a year in its handle, how many show the same year)."""
     return " UNION ALL ".join(
+        _handle_year_pairs_sql(i, _partner(f, fields)) if f == HANDLE_YEAR else
         f"SELECT {i} AS i, SUM(n * (n - 1) / 2) AS agree, SUM(n) * (SUM(n) - 1) / 2 AS pairs FROM "
         f"(SELECT COUNT(*) AS n FROM tl_work_person WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}) AS v"
         for i, f in enumerate(fields))
+
+
+def _handle_year_pairs_sql(i: int, year: str | None) -> str:
+    handles = (f"SELECT {quote(HANDLE_YEAR)} AS v FROM tl_work_person WHERE {quote(HANDLE_YEAR)} IS NOT NULL "
+               f"AND {REAL_YEAR} IS NULL" + (f" AND {quote(year)} IS NULL" if year else ""))
+    own = f"SELECT {REAL_YEAR} AS v FROM tl_work_person WHERE {REAL_YEAR} IS NOT NULL"
+    agree = (f"SELECT SUM(r.n * h.n) FROM (SELECT v, COUNT(*) AS n FROM ({own}) AS o GROUP BY v) AS r "
+             f"JOIN (SELECT v, COUNT(*) AS n FROM ({handles}) AS k GROUP BY v) AS h ON h.v = r.v")
+    return (f"SELECT {i} AS i, CAST(COALESCE(({agree}), 0) AS DOUBLE) AS agree, "
+            f"CAST((SELECT COUNT(*) FROM ({own}) AS o) AS DOUBLE) * (SELECT COUNT(*) FROM ({handles}) AS k) AS pairs")
 
 
 def frequencies_sql(fields: list[str], own: list[float | None] | None = None) -> str:
@@ -284,9 +326,14 @@ def frequencies_sql(fields: list[str], own: list[float | None] | None = None) ->
         f"{_num(_PRIOR_PAIRS * _U_PRIOR_EXACT[kind_of(f)])}) / "
         f"(t.n + {_num(_PRIOR_PAIRS)})) / LN(2) AS lu, COUNT(*) AS n FROM tl_work_person, "
         f"(SELECT COUNT({quote(f)}) AS n FROM tl_work_person) AS t WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}, t.n"
-        for i, f in enumerate(fields)
+        for i, f in enumerate(fields) if f not in NO_FREQUENCIES
     ]
     return f"CREATE TEMP TABLE tl_work_tf AS {' UNION ALL '.join(parts)}"
+
+
+# Compared fields whose exact agreement weighs the same whatever the value: a handle's year
+# against a birth year agrees on two digits, equally likely by chance for any year.
+NO_FREQUENCIES = {HANDLE_YEAR}
 
 
 def own_records(model: AgreementModel) -> list[float | None]:
@@ -563,7 +610,8 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
     p = rule.match_probability
     having = engine.rows(having_sql(fields))[0]
-    models = [FieldModel(f, levels[i], m_final[i], u[i], once_lu(kind_of(f), int(having[f"c{i}"] or 0)), f in from_priors,
+    models = [FieldModel(f, levels[i], m_final[i], u[i],
+                         None if f in NO_FREQUENCIES else once_lu(kind_of(f), int(having[f"c{i}"] or 0)), f in from_priors,
                          int(having[f"c{i}"] or 0))
               for i, f in enumerate(fields)]
     return AgreementModel(models, prior, math.log2(p / (1 - p)), expected,

@@ -196,6 +196,24 @@ def username_sql() -> str:
     return f"CASE WHEN LENGTH({name}) >= 4 THEN {name} END"
 
 
+def handle_year_sql() -> str:
+    """A record's handle year, for tl_work_person (agreement.HANDLE_YEAR): the last run of
+    digits of its social handle, else of its email's local part, when it reads as a year —
+    two digits (rburris59: 59), or four from 1900 to MIN_AGE years ago (kneal1985: 85) —
+    as its last two digits; NULL otherwise (sofia.jones102)."""
+    latest = datetime.date.today().year - MIN_AGE
+
+    def year(text: str) -> str:
+        run = f"REGEXP_REPLACE(TRIM(REGEXP_REPLACE({text}, '[^0-9]+', ' ', 'g')), '^.* ', '')"
+        return (f"CASE WHEN LENGTH({run}) = 2 THEN {run} WHEN LENGTH({run}) = 4 AND {run} BETWEEN '1900' AND '{latest}' "
+                f"THEN SUBSTR({run}, 3, 2) END")
+
+    handle = f"MAX(CASE WHEN field = 'social_handle' THEN {year('match_key')} END)"
+    local_part = "SPLIT_PART(value, '@', 1)"
+    local = f"MAX(CASE WHEN field = 'email' THEN {year(local_part)} END)"
+    return f"COALESCE({handle}, {local})"
+
+
 def birth_year_sql(dated: bool) -> str:
     """A record without a birth year (nor a birth date, when `dated`) takes the one its address
     or handle spells out in four digits (kneal1985), when they spell out only one: people put

@@ -66,6 +66,11 @@ def person_sql(fields: list[str]) -> str:
     def value(f: str) -> str:
         if f == hints.USERNAME:  # made from handles and addresses
             return hints.username_sql()
+        if f == agreement.HANDLE_YEAR:  # the year-like digits of a handle or an address
+            return hints.handle_year_sql()
+        if f == agreement.REAL_YEAR:  # the record's own birth year (before hints.py reads one from a handle)
+            date = "MAX(CASE WHEN field = 'birth_date' THEN SUBSTR(match_key, 1, 4) END)"
+            return f"SUBSTR(COALESCE(MAX(CASE WHEN field = 'birth_year' THEN match_key END), {date}), 3, 2)"
         own = f"MAX(CASE WHEN field = {lit(f)} THEN match_key END)"
         if f == "birth_year" and "birth_date" in fields:  # a full date gives its year too
             return f"COALESCE({own}, MAX(CASE WHEN field = 'birth_date' THEN SUBSTR(match_key, 1, 4) END))"
@@ -73,7 +78,10 @@ def person_sql(fields: list[str]) -> str:
 
     cols = ", ".join(f"{value(f)} AS {quote(f)}" for f in fields)
     cols += "".join(f", SPLIT_PART({value(f)}, '@', 1) AS {quote(b)}" for b, f in agreement.BLOCK_ONLY.items() if f in fields)
-    names = ", ".join(lit(f) for f in fields + (list(hints.USERNAME_FROM) if hints.USERNAME in fields else []))
+    cols += f", {value(agreement.REAL_YEAR)} AS {agreement.REAL_YEAR}" if agreement.HANDLE_YEAR in fields else ""
+    sources = (list(hints.USERNAME_FROM) if {hints.USERNAME, agreement.HANDLE_YEAR} & set(fields) else []) + (
+        ["birth_date", "birth_year"] if agreement.HANDLE_YEAR in fields else [])
+    names = ", ".join(lit(f) for f in dict.fromkeys(fields + sources))
     return f"CREATE TEMP TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
 
 
@@ -124,7 +132,8 @@ def agreement_fields(rule: AgreementRule | None, mapped: set[str]) -> list[str]:
     few are, or neither a first name nor a birth date (which tell family members apart)."""
     if rule is None:
         return []
-    fields = [f for f in rule.fields if f in mapped or (f == hints.USERNAME and "social_handle" in mapped)]
+    fields = [f for f in rule.fields if f in mapped or (f == hints.USERNAME and "social_handle" in mapped)
+              or (f == agreement.HANDLE_YEAR and mapped & set(hints.USERNAME_FROM) and mapped & {"birth_date", "birth_year"})]
     return fields if len(fields) >= rule.min_fields and conflicts.applies(fields) else []
 
 
