@@ -65,7 +65,9 @@ def store_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.agreement_off:
         config["resolution"] = {"agreement": None}
     if args.engine == "postgres":
-        config.update(engine="postgres", dsn=PG_DSN, schema=Path(args.store).name)
+        # (its key file in the run's own folder, not in the folder the bench was started from)
+        config.update(engine="postgres", dsn=PG_DSN, schema=Path(args.store).name,
+                      key_file=str(Path(args.store) / "store.key"))
     else:
         config["path"] = str(Path(args.store) / "profiles.duckdb")
     return config
