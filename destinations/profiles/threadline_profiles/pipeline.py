@@ -69,8 +69,10 @@ class BuildResult:
     def how(self) -> str:
         """Full or incremental, and why; and whether the agreement model was fitted or reused.
         One wording for the CLI, the sync's log line and the report."""
-        how = (f"full build ({self.why_full})" if self.mode == "full" and self.why_full else "full build"
-               if self.mode == "full" else f"incremental build ({self.resolved:,} records resolved)")
+        if self.mode != "full":
+            how = f"incremental build ({self.resolved:,} records resolved)"
+        else:
+            how = f"full build ({self.why_full})" if self.why_full else "full build"
         if self.model_version is not None:
             how += (f", agreement model v{self.model_version} fitted ({self.refit})" if self.refit
                     else f", agreement model v{self.model_version} reused")
