@@ -118,8 +118,14 @@ class KlaviyoListWriter(AudienceWriter):
                     self.report.details["mirror_removed"] = self._remove_others()
                 listed = _json(self.client.request("GET", f"/lists/{self.config.list_id}",
                                                    params={"additional-fields[list]": "profile_count"}))
-            # Klaviyo's own count of the list: the platform's figure for the push report
-            self.report.match_estimate = ((listed.get("data") or {}).get("attributes") or {}).get("profile_count")
+            # Klaviyo's own count of the list. Only a mirrored list holds nothing but this audience,
+            # so only there is it the platform's match estimate; a list pushed as diffs also holds
+            # whoever joined it another way (a sign-up form), and the count would read as a match
+            # rate above 100%. Either way the count is in the report's details.
+            count = ((listed.get("data") or {}).get("attributes") or {}).get("profile_count")
+            self.report.details["list_profiles"] = count
+            if self.target.mode is PushMode.MIRROR:
+                self.report.match_estimate = count
             return self.report
         finally:
             self.client.close()
