@@ -172,3 +172,21 @@ def test_state_show_and_runs_need_no_secret_set(project):
     assert shown.returncode == 0 and "shop.orders" in shown.stdout, shown.stderr
     assert threadline("runs", "job.yaml", cwd=project).returncode == 0
     assert threadline("sync", "job.yaml", cwd=project).returncode == 2  # a sync does need it
+
+
+# ---------------------------------------------------------------- progress lines off a terminal
+
+
+def test_off_a_terminal_a_stream_logs_started_without_counts_and_finished_with_them(project):
+    out = threadline("sync", "job.yaml", cwd=project)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "threadline.sync" in line and "shop.orders" in line]
+    started = [line for line in lines if "started shop.orders" in line]
+    finished = [line for line in lines if "finished shop.orders" in line]
+    assert len(started) == 1 and started[0].rstrip().endswith("started shop.orders"), lines
+    assert len(finished) == 1 and "300 rows read, 0 rejected" in finished[0], lines
+    as_json = threadline("--log-format", "json", "sync", "job.yaml", cwd=project)  # nothing new: read 0
+    assert as_json.returncode == 0, as_json.stderr
+    events = [json.loads(line) for line in as_json.stderr.splitlines() if line.startswith("{")]
+    begun = [e for e in events if e.get("event") == "started" and e.get("stream") == "orders"]
+    assert begun and begun[0]["rows_read"] == 0, events  # the JSON line keeps every field

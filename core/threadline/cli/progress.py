@@ -56,6 +56,9 @@ class LogProgress:
         fields = {"event": event, "source": s.source, "stream": s.stream, "rows_read": s.rows_read,
                   "rows_written": s.rows_written, "rows_rejected": s.rows_rejected,
                   "rows_per_second": round(s.rate), "outcome": s.outcome}
+        if event == "started":  # nothing is counted yet: the line says which stream, the fields are all zero
+            log.info("started %s.%s", s.source, s.stream, extra={"fields": fields})
+            return
         log.info("%s %s.%s: %s rows read, %s rejected, %.0f rows/s", event, s.source, s.stream,
                  f"{s.rows_read:,}", f"{s.rows_rejected:,}", s.rate, extra={"fields": fields})
 
