@@ -257,7 +257,8 @@ def _find_scope(engine: Engine, config: ProfilesConfig, setup: Setup, landed: st
     in_scope = engine.scalar("SELECT COUNT(*) FROM tl_work_all WHERE record_key IN (SELECT record_key FROM tl_work_scope)") or 0
     if in_scope > config.incremental_up_to * total:
         use.sizes = None
-        return incremental.Plan(True, f"{in_scope} of {total} records are linked to what changed")
+        return incremental.Plan(True, f"{in_scope:,} of {total:,} records are linked to what changed, over "
+                                      f"incremental_up_to {config.incremental_up_to:.0%}")
     return incremental.Plan(False, "")
 
 
