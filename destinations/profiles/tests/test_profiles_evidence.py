@@ -42,6 +42,21 @@ def test_the_stronger_link_keeps_the_crm_id_whatever_rule_came_first(resolve_wit
         "SELECT rule, reason, links FROM tl_dropped_links")
 
 
+
+def test_the_report_counts_records_with_a_refused_link_not_the_pairs(resolve_with):
+    # A limit refuses a record's link to each record of the other profile, so links (pairs)
+    # outnumber the records they belong to; the headline counts the records.
+    from threadline_profiles.report.page import gather, render_report
+
+    store = resolve_with({"crm.contacts": CRM_ROWS + OTHERS, "shop.orders": SHOP_ROWS},
+                         {"crm.contacts": PEOPLE, "shop.orders": SHOP})
+    store.engine.run("INSERT INTO tl_state_drops VALUES ('shop.orders:9', 'phone', 'profile limit on customer_id:crm', 2)")
+    figures = gather(store)
+    (row,) = [r for r in figures["dropped"] if r["reason"] == "profile limit on customer_id:crm"]
+    assert (row["records"], row["links"]) == (1, 3) and figures["dropped_records"] == 1
+    page = render_report(figures, api.build(store, report=False), "store")
+    assert "<b>1</b>records with a link refused" in page and "links dropped by guards" not in page
+
 def test_a_refused_link_is_weaker_than_the_links_that_hold(resolve_with):
     store = resolve_with({"crm.contacts": CRM_ROWS, "shop.orders": SHOP_ROWS}, {"crm.contacts": PEOPLE, "shop.orders": SHOP},
                          agreement=None)

@@ -48,8 +48,12 @@ def gather(store: ProfileStore) -> dict[str, Any]:
         # on the whole build: pairs the agreement rule never compared because their block was
         # too large, and priors the model fell back to. Counting those as drops would put
         # hundreds of thousands of never-formed pairs in the headline.
-        "dropped": e.rows("SELECT rule, reason, CAST(SUM(links) AS BIGINT) AS links FROM tl_state_drops "
+        # Links are pairs, and one limit can refuse a record's links to each record of the other
+        # profile: the records those links belonged to are the figure a reader can act on.
+        "dropped": e.rows("SELECT rule, reason, CAST(COUNT(DISTINCT record_key) AS BIGINT) AS records, "
+                          "CAST(SUM(links) AS BIGINT) AS links FROM tl_state_drops "
                           "WHERE record_key IS NOT NULL GROUP BY rule, reason ORDER BY links DESC, rule, reason"),
+        "dropped_records": e.scalar("SELECT COUNT(DISTINCT record_key) FROM tl_state_drops WHERE record_key IS NOT NULL") or 0,
         "not_compared": e.rows("SELECT rule, reason, CAST(SUM(links) AS BIGINT) AS pairs FROM tl_state_drops "
                                "WHERE record_key IS NULL GROUP BY rule, reason ORDER BY pairs DESC, rule, reason"),
         "dq": e.rows("SELECT source, stream, field, SUM(n) AS total, "
@@ -205,7 +209,7 @@ def render_report(data: dict[str, Any], result: BuildResult, location: str, extr
           for r in data["dq"]]
     cards = [("records", data["records"]), ("profiles", data["profiles"]),
              ("profiles in 2+ sources", data["multi_source"]), ("blocked values", data["blocked_total"]),
-             ("links dropped by guards", sum(r["links"] for r in data["dropped"]))]
+             ("records with a link refused", data["dropped_records"])]
     card_html = "".join(f"<div class=card><b>{v:,}</b>{html.escape(k)}</div>" for k, v in cards)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.stage_seconds.items())
     how = result.how()
@@ -221,7 +225,7 @@ def render_report(data: dict[str, Any], result: BuildResult, location: str, extr
 <h2>Largest profiles</h2>{_table(data["largest"], ["profile_id", "records", "sources", "name"])}
 <h2>Links by rule</h2>{_table(data["links"], ["rule", "n"], "no links")}
 <h2>Blocked values</h2><p class=muted>never used to link: placeholders, configured values and patterns, and values shared by too many records</p>{_table(data["blocked"], ["field", "value", "records", "reason"], "nothing blocked")}
-<h2>Links dropped by the guards</h2>{_table(data["dropped"], ["rule", "reason", "links"], "none dropped")}
+<h2>Links dropped by the guards</h2>{_table(data["dropped"], ["rule", "reason", "records", "links"], "none dropped")}
 <h3>Pairs never compared, and model notes</h3><p class=muted>candidate pairs the agreement rule skipped because their block was larger than its <code>max_block</code> (a common name, a busy postal code), and comparisons whose weights came from the stated priors; these are not links, and a person in such a block can still be linked by the rule's other blocks</p>{_table(data.get("not_compared", []), ["rule", "reason", "pairs"], "every candidate pair was compared")}
 <h2>Data quality</h2>{_table(dq, ["source", "stream", "field", "total", "invalid", "ambiguous", "blocked", "unusable"])}
 {_table([{"check": k, "profiles": v} for k, v in postal.items()], ["check", "profiles"]) if postal.get("US postal codes") else ""}
