@@ -307,3 +307,28 @@ def test_postgres_keeps_the_same_results_conversions_and_traits(store_config, tm
     postgres = scenario({"engine": "postgres", "schema": pg_schema, "resolve_on_finish": False}, tmp_path / "pg")
     assert duck["tl_campaign_results"] and duck["tl_campaign_conversions"]
     assert duck == postgres
+
+
+# ---------------------------------------------------------------------------- a store without its job
+
+
+def test_a_store_opened_without_its_job_builds_with_the_saved_settings_and_keeps_no_connection_details(
+        shop: Lander, tmp_path) -> None:
+    # Results streams and decisions name activations: the saved settings keep those names (with
+    # audience and mode), so `threadline profiles build --path` validates and builds as the job
+    # did; the activation's destination config (a folder here, a token elsewhere) stays out.
+    mailing(shop, list(range(PEOPLE)), "2025-12-20T10:00:00Z")
+    build(shop, "2026-01-01")
+    before = arms(shop)
+    with shop.store() as store:
+        saved = store.engine.scalar("SELECT value FROM tl_meta WHERE key = 'settings'")
+    assert '"promo_by_post"' in saved and str(tmp_path / "mail") not in saved and '"config"' not in saved
+    from threadline_profiles import api
+    from threadline_profiles.store import ProfileStore
+
+    pathonly = {k: v for k, v in shop.raw_config.items() if k in ("engine", "path", "dsn", "schema", "key_file", "report_dir")}
+    with ProfileStore.open(pathonly) as store:
+        assert set(store.config.activations) == {"promo_by_post"} and not store.config.activations["promo_by_post"].push_on_build
+        assert store.config.decisions.campaigns["promo"].activation == ["promo_by_post"]
+        api.build(store, report=False, full=True)
+    assert arms(shop) == before

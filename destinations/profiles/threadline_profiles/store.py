@@ -15,7 +15,10 @@ from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import Engine, lit, open_engine
 
 # The parts of the config a store keeps, so that `--path` commands work without the job file.
-SAVED_SETTINGS = {"mappings", "resolution", "survivorship", "traits", "consent", "suppression", "audiences"}
+SAVED_SETTINGS = {"mappings", "resolution", "survivorship", "traits", "consent", "suppression", "audiences", "decisions"}
+# Of an activation, what a build reads (results streams and decisions name activations; a build
+# credits results to them): never its destination's config, which holds connection details.
+SAVED_ACTIVATION = {"audience", "connector", "mode"}
 
 # Which source streams have landed, and in which raw table (written by `land.landing`).
 STREAMS_TABLE = "tl_streams"
@@ -77,8 +80,14 @@ class ProfileStore:
 
     def save_settings(self) -> None:
         """Keep the mappings and resolution settings in the store, so that `threadline
-        profiles build --path ...` can resolve without the job file (no connection details)."""
-        settings = self.config.model_dump_json(include=SAVED_SETTINGS, by_alias=True)
+        profiles build --path ...` can resolve without the job file (no connection details).
+        Activations are kept by name, audience and mode only, and never push from there: a
+        store opened from its saved settings validates and builds as the job's did, and
+        `threadline push` takes its activations from the job."""
+        saved = self.config.model_dump(include=SAVED_SETTINGS, by_alias=True, mode="json")
+        saved["activations"] = {name: {**a.model_dump(include=SAVED_ACTIVATION, mode="json"), "push_on_build": False}
+                                for name, a in self.config.activations.items()}
+        settings = json.dumps(saved)
         with self.lock:
             self.engine.run(["CREATE TABLE IF NOT EXISTS tl_meta (key VARCHAR, value VARCHAR)",
                              "DELETE FROM tl_meta WHERE key = 'settings'",
