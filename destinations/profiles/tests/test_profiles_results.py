@@ -332,3 +332,22 @@ def test_a_store_opened_without_its_job_builds_with_the_saved_settings_and_keeps
         assert store.config.decisions.campaigns["promo"].activation == ["promo_by_post"]
         api.build(store, report=False, full=True)
     assert arms(shop) == before
+
+
+def test_settings_saved_by_an_older_version_say_how_to_save_them_again(shop: Lander) -> None:
+    # Before activations were kept, a store whose results name one saved settings that no
+    # longer validate on their own: opening it by path says so and how to fix it.
+    import json
+
+    from threadline.errors import ConfigError
+    from threadline_profiles.store import ProfileStore
+
+    with shop.store() as store:
+        old = json.loads(store.engine.scalar("SELECT value FROM tl_meta WHERE key = 'settings'"))
+        old.pop("activations"), old.pop("decisions")
+        store.engine.run(["DELETE FROM tl_meta WHERE key = 'settings'",
+                          f"INSERT INTO tl_meta VALUES ('settings', '{json.dumps(old)}')"])
+    pathonly = {k: v for k, v in shop.raw_config.items() if k in ("engine", "path", "dsn", "schema", "key_file", "report_dir")}
+    with pytest.raises(ConfigError, match="activation 'promo_by_post' is not declared") as raised:
+        ProfileStore.open(pathonly)
+    assert "threadline profiles build job.yaml" in raised.value.hint

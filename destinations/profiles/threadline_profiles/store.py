@@ -11,6 +11,8 @@ import json
 import threading
 from typing import Any
 
+from pydantic import ValidationError
+from threadline.errors import ConfigError
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.engines import Engine, lit, open_engine
 
@@ -63,7 +65,15 @@ class ProfileStore:
             saved = store.saved_settings()
             if saved:
                 base = config.model_dump(by_alias=True, exclude=SAVED_SETTINGS)
-                store.config = ProfilesConfig.model_validate({**base, **saved})
+                try:
+                    store.config = ProfilesConfig.model_validate({**base, **saved})
+                except ValidationError as exc:  # saved by an older threadline (before activations were kept)
+                    store.close()
+                    first = exc.errors()[0]
+                    raise ConfigError(
+                        f"the settings saved in the store {store.key} do not validate: {first['msg']}",
+                        hint="build it once with its job file (threadline profiles build job.yaml), "
+                             "which saves them again") from None
         return store
 
     def __enter__(self) -> ProfileStore:

@@ -100,6 +100,8 @@ def build_command(job: str | None, destination: str | None, path: str | None, ds
                   full: bool, refit: bool) -> None:
     """Normalize, resolve and merge what landed since the last build, and write the report."""
     with ProfileStore.open(store_config(job, destination, path, dsn, schema)) as store:
+        if store.config.mappings and job is not None:  # a build from the job keeps its settings for --path commands
+            store.save_settings()
         result = api.build(store, full=full, refit=refit)
     click.echo(f"{result.records:,} records → {result.profiles:,} profiles in {result.seconds:.1f}s, {result.how()}")
     if result.report_path:
