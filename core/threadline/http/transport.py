@@ -190,6 +190,9 @@ class Transport:
             _discard(conn)
             raise requests.exceptions.ChunkedEncodingError(
                 f"Connection broken: the answer ended early ({exc!r})", request=prepared) from None
+        except ssl.SSLError as exc:  # a certificate that does not verify, a broken handshake
+            _discard(conn)
+            raise requests.exceptions.SSLError(f"TLS: {exc}", request=prepared) from None
         except (OSError, http.client.HTTPException) as exc:
             _discard(conn)
             raise requests.ConnectionError(f"Connection aborted: {type(exc).__name__}: {exc}", request=prepared) from None
