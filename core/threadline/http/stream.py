@@ -50,14 +50,18 @@ import logging
 import string
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from threadline.contracts import Batch, Checkpoint, FatalError, Message, ReadRequest, Rejected, Stream, SyncMode
-from threadline.http.client import HttpClient, describe_request
+from threadline.http.actions import BadPage
+from threadline.http.client import HttpClient, describe_request, expect_json_response
 from threadline.http.paginators import EmptyPage, PageInfo, PageRequest, PaginationLoop, Paginator, SinglePage
 from threadline.http.partitions import Partitions
 from threadline.http.paths import ColumnSpec
@@ -184,6 +188,15 @@ class RestStream:
         keys = self.partitions.keys() if self.partitions else []
         follow = bool(self.partitions and self.partitions.follow)
         pending: list[pa.RecordBatch] = []
+        with ThreadPoolExecutor(1, thread_name_prefix=f"read-ahead {self.name}") if self.paginator.reads_ahead \
+                else nullcontext() as pool:
+            yield from self._read_partitions(client, request, saved, done, keys, follow, pending, pool)
+        if self.resumable:
+            yield Checkpoint(self.name, self.position_state(None))  # complete: the next read starts afresh
+
+    def _read_partitions(self, client: HttpClient, request: ReadRequest, saved: dict[str, Any] | None,
+                         done: list[Any], keys: list[str], follow: bool, pending: list[pa.RecordBatch],
+                         pool: ThreadPoolExecutor | None) -> Iterator[Message]:
         for item in self.partitions.walk(client, request) if self.partitions else iter([{}]):
             if isinstance(item, Checkpoint):  # a followed parent's position: the children before it are read
                 yield from self._yield_pending(pending)
@@ -195,15 +208,14 @@ class RestStream:
             token = None
             if saved and all(saved.get(k) == v for k, v in ident.items()):
                 token = saved.get(self.paginator.position_key)
-            yield from self._read_partition(client, request, item, token, done, pending, checkpoints=not follow)
+            yield from self._read_partition(client, request, item, token, done, pending, pool, checkpoints=not follow)
             if keys and not follow:
                 done.append(ident)
         yield from self._yield_pending(pending)
-        if self.resumable:
-            yield Checkpoint(self.name, self.position_state(None))  # complete: the next read starts afresh
 
     def _read_partition(self, client: HttpClient, request: ReadRequest, partition: dict[str, Any], token: Any,
-                        done: list[Any], pending: list[pa.RecordBatch], *, checkpoints: bool) -> Iterator[Message]:
+                        done: list[Any], pending: list[pa.RecordBatch], pool: ThreadPoolExecutor | None, *,
+                        checkpoints: bool) -> Iterator[Message]:
         paginator = self.paginator.fresh()
         values = {k: v for k, v in partition.items() if not k.startswith("_")}
         # Hooks of streams without partitions are called as they always were: (request) alone.
@@ -216,18 +228,16 @@ class RestStream:
         previous: pa.RecordBatch | None = None
         empty_tries = 0
         where = f"{client.connector} / {self.name}"
+        ahead: _Ahead | None = None
         while True:
             try:
-                page = client.request(
-                    self.method, page_request.url, params=page_request.params, json=page_request.json,
-                    stream=self.name, parse=self.parse_page,
-                )
+                page, ahead = self._page(client, page_request, paginator, pool, ahead)
             except FatalError as exc:
                 if token is not None and exc.status in (400, 404, 410) and previous is None:
                     # Tokens do not live forever: read this partition again from its first page.
                     log.warning("%s: the API refused the saved position %s=%r; reading %s from its first page",
                                 where, paginator.position_key, "***", self.name)
-                    yield from self._read_partition(client, request, partition, None, done, pending,
+                    yield from self._read_partition(client, request, partition, None, done, pending, pool,
                                                     checkpoints=checkpoints)
                     return
                 if self.partitions is not None and partition and exc.status == 404:
@@ -284,6 +294,46 @@ class RestStream:
             if not paginator.has_next:
                 return
 
+    def _page(self, client: HttpClient, request: PageRequest, paginator: Paginator, pool: ThreadPoolExecutor | None,
+              ahead: _Ahead | None) -> tuple[ParsedPage | None, _Ahead | None]:
+        """The page `request` asks for, and the next page's fetch when it is under way.
+
+        Reading ahead (a paginator that `reads_ahead`): the answer is fetched (or taken from
+        `ahead`, when that fetched this very request), the paginator guesses the next request
+        from it, that request is sent on a thread while this page parses, one page ahead at
+        most. Errors of a fetch are raised here, for the page they belong to; a guess the
+        paginator does not confirm is dropped unread. A page that fails to parse is asked for
+        again through the client's loop, whose action table says what that means (retry it,
+        ignore it, fail)."""
+        fetch = self._fetch if pool is not None else None
+        if ahead is not None and ahead.request != request:
+            ahead.drop()
+            ahead = None
+        if fetch is None or pool is None:
+            return client.request(self.method, request.url, params=request.params, json=request.json,
+                                  stream=self.name, parse=self.parse_page), None
+        response = ahead.future.result() if ahead is not None else fetch(client, request)
+        if response is None:  # the action table said IGNORE
+            return None, None
+        following = paginator.guess(_whole_answer(response, self._parser.path), request)
+        ahead = _Ahead(following, pool.submit(fetch, client, following)) if following is not None else None
+        try:
+            return self.parse_page(response), ahead
+        except BadPage:
+            if ahead is not None:
+                ahead.drop()
+            return client.request(self.method, request.url, params=request.params, json=request.json,
+                                  stream=self.name, parse=self.parse_page), None
+        except BaseException:
+            if ahead is not None:
+                ahead.drop()
+            raise
+
+    def _fetch(self, client: HttpClient, request: PageRequest) -> Any:
+        """One page's answer, checked (status, HTML) but not parsed."""
+        return client.request(self.method, request.url, params=request.params, json=request.json,
+                              stream=self.name, parse=expect_json_response)
+
     def _finished(self, records: pa.RecordBatch, partition: Mapping[str, Any]) -> pa.RecordBatch:
         """The batch as the stream declares it: partition values filled in, helper columns dropped."""
         assert isinstance(self.schema, pa.Schema)
@@ -301,3 +351,28 @@ class RestStream:
         batch = pending[0] if len(pending) == 1 else pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
         pending.clear()
         yield Batch(self.name, batch)
+
+
+@dataclass
+class _Ahead:
+    """The next page's request, and its fetch under way."""
+
+    request: PageRequest
+    future: Future[Any]
+
+    def drop(self) -> None:
+        """Not wanted after all: let it finish and forget its answer (or its error)."""
+        self.future.cancel() or self.future.exception()
+
+
+def _whole_answer(response: Any, records_path: list[str]) -> PageInfo:
+    """What a paginator's guess reads: the whole body (orjson, a fraction of parsing the page)
+    and the number of records at `records_path`."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return PageInfo(response, {}, 0)
+    records = body
+    for key in records_path:
+        records = records.get(key) if isinstance(records, dict) else None
+    return PageInfo(response, body if isinstance(body, dict) else {}, len(records) if isinstance(records, list) else 0)
