@@ -102,6 +102,7 @@ class Paginator(ABC):
     has_next: bool = True
     position_key: str = "page"  # the name a resumable stream saves `position()` under
     reads_ahead: bool = False  # `advance` needs only the answer's body, headers and record count (see `guess`)
+    reads_body: bool = True  # `advance` reads the body (not only headers and the record count)
 
     def fresh(self) -> Paginator:
         """A copy with no state, for one read."""
@@ -320,6 +321,8 @@ class BodyCursorPaginator(_TokenPaginator):
 class HeaderCursorPaginator(_TokenPaginator):
     """The next cursor is in response header `header`; it is sent back as `?cursor_param=`."""
 
+    reads_body = False
+
     header: str = "X-Next-Cursor"
     cursor_param: str = "cursor"
     allow_empty_pages: bool = False
@@ -365,6 +368,8 @@ class NextUrlPaginator(_TokenPaginator):
 @dataclass
 class LinkHeaderPaginator(_TokenPaginator):
     """RFC 8288 `Link: <url>; rel="next"` headers (GitHub, Shopify, many others)."""
+
+    reads_body = False
 
     rel: str = "next"
     allow_empty_pages: bool = False

@@ -122,23 +122,22 @@ class PageParser:
             nested = _select_struct(nested, self.plan.fast_wire_type)
         columns = self.plan.columns_from(nested)
         if self.json_columns:
-            texts = self._json_texts(stripped, len(nested))
+            texts = self._json_texts(stripped, response, len(nested))
             if texts is None:
                 return None
             columns.update(texts)
         batch = self.plan.batch(columns, len(nested))
         return ParsedPage(batch, self._fast_body(table), response)
 
-    def _json_texts(self, content: bytes, count: int) -> dict[str, pa.Array] | None:
+    def _json_texts(self, content: bytes, response: requests.Response, count: int) -> dict[str, pa.Array] | None:
         """The json columns of a page read by the fast path: the page parsed again by orjson,
         each value written back as JSON text. None sends the page to `_parsed`: a body orjson
         refuses (NaN, a number past a double) or one where it would not be exact (an integer
         of 20 digits or more becomes a float), or records that are not a list of objects."""
         if _has_long_digit_run(content):
             return None
-        try:
-            body = orjson.loads(content)
-        except orjson.JSONDecodeError:
+        body = answer_json(response)
+        if body is _NOT_JSON:
             return None
         records: Any = body
         for key in self.path:
@@ -192,6 +191,23 @@ class PageParser:
             f"records path {self.records_path!r} matched nothing in the response "
             f"(top-level keys present: {keys})"
         )
+
+
+_NOT_JSON = object()
+
+
+def answer_json(response: requests.Response) -> Any:
+    """The answer's body as orjson reads it (`_NOT_JSON` when it cannot), parsed once per
+    response: a stream reading ahead reads it for the next page's request, the json columns
+    read it for their values."""
+    body = response.__dict__.get("_threadline_json", None)
+    if body is None:
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = _NOT_JSON
+        response.__dict__["_threadline_json"] = body
+    return body
 
 
 def _has_long_digit_run(content: bytes, digits: int = 20) -> bool:
