@@ -96,12 +96,17 @@ class PageParser:
             stripped = b'{"' + _BARE_LIST_KEY.encode() + b'":' + stripped + b"}"
         elif not stripped.startswith(b"{"):
             return None
+        # With json columns, orjson parses the page anyway: the body around the records comes from
+        # it, and pyarrow skips every field it was not asked for rather than infer its type (a
+        # field that is a string in one record and an object in the next, as Mailchimp's
+        # merge fields, would otherwise send the whole page to the slow path).
+        skip_others = bool(self.json_columns)
         try:
             table = pa_json.read_json(
                 io.BytesIO(stripped),
                 read_options=pa_json.ReadOptions(use_threads=False, block_size=len(stripped) + 16),
                 parse_options=pa_json.ParseOptions(
-                    explicit_schema=self._fast_schema, unexpected_field_behavior="infer",
+                    explicit_schema=self._fast_schema, unexpected_field_behavior="ignore" if skip_others else "infer",
                     newlines_in_values=b"\n" in stripped,
                 ),
             )
@@ -116,7 +121,8 @@ class PageParser:
                 break
             column = column.field(key)
         if column.null_count:
-            raise RecordsPathMissing(self._missing_message(_present_keys(table)))
+            body = answer_json(response) if skip_others else None
+            raise RecordsPathMissing(self._missing_message(sorted(body) if isinstance(body, dict) else _present_keys(table)))
         nested = column.flatten()
         if nested.type != self.plan.fast_wire_type:  # fields the API added inside records: not the stream's
             nested = _select_struct(nested, self.plan.fast_wire_type)
@@ -127,6 +133,9 @@ class PageParser:
                 return None
             columns.update(texts)
         batch = self.plan.batch(columns, len(nested))
+        if skip_others:
+            rest = _without(answer_json(response), self.path)
+            return ParsedPage(batch, rest if isinstance(rest, dict) else {}, response)
         return ParsedPage(batch, self._fast_body(table), response)
 
     def _json_texts(self, content: bytes, response: requests.Response, count: int) -> dict[str, pa.Array] | None:
