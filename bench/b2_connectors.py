@@ -201,8 +201,6 @@ def dlt_plan(source: Any, config: Any, stream: str, mode: str) -> dict[str, Any]
     HubSpot's search windows, X's batched lookups) or reshapes pages in code (associations).
     Partitions (HubSpot's live then archived records, Mailchimp's audiences) are resolved
     beforehand, outside the timing, one resource each."""
-    import requests
-
     from threadline.contracts import ReadRequest, SyncMode
     from threadline.http import (
         BodyCursorPaginator, Fixed, FromParent, LinkHeaderPaginator, NextUrlPaginator, OffsetPaginator, RestStream,
@@ -237,7 +235,7 @@ def dlt_plan(source: Any, config: Any, stream: str, mode: str) -> dict[str, Any]
         parts = [p for p in declared.partitions.walk(client, request) if isinstance(p, dict)]
     else:
         return None
-    prepared = client.session.prepare_request(requests.Request("GET", client.url(""), auth=client.auth))
+    prepared = client.session.prepare("GET", client.url(""), auth=client.auth)
     headers = {k: v for k, v in prepared.headers.items()
                if k.lower() not in ("user-agent", "accept-encoding", "accept", "connection", "content-length")}
     resources = []

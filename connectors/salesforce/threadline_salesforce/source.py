@@ -38,7 +38,7 @@ from threadline.contracts import (
     TransientError,
 )
 from threadline.http.source import checking, read_first_page
-from threadline.http import HttpClient, OAuth2Auth, RestStream, RetryPolicy
+from threadline.http import HttpClient, OAuth2Auth, RestStream, RetryPolicy, Transport
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
 from threadline.http.paginators import PageInfo, PageRequest, Paginator
@@ -117,8 +117,8 @@ class SalesforceAuth(OAuth2Auth):
                          client_secret=config.client_secret, refresh_token=config.refresh_token, field="refresh_token")
         self.instance_url = ""
 
-    def refresh(self, session: requests.Session | None = None, timeout: Any = None) -> None:
-        session = session or self._session or requests.Session()
+    def refresh(self, session: Transport | None = None, timeout: Any = None) -> None:
+        session = session or self._session or Transport()
         data = {"grant_type": "refresh_token", "refresh_token": self.refresh_token,
                 "client_id": self.client_id, "client_secret": self.client_secret}
         try:

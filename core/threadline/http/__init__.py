@@ -1,6 +1,7 @@
 """The HTTP connector kit: what every HTTP connector is made of.
 
-    client      HttpClient, Timeouts — requests + tenacity: retries, rate limits, classified errors
+    client      HttpClient, Timeouts — tenacity over the transport: retries, rate limits, classified errors
+    transport   Transport — http.client connections kept alive per host; requests' Response values
     actions     Action, Rule, ActionTable, DEFAULT_ACTIONS — status/exception → what to do (field, hint)
     backoff     RetryPolicy, server_wait — exponential back-off with jitter; Retry-After, reset headers
     budget      RequestBudget — at most N calls per window
@@ -43,6 +44,7 @@ from threadline.http.records import PageParser, ParsedPage, RecordsPathMissing
 from threadline.http.schema import parse_type, schema_from_mapping
 from threadline.http.source import RestSource
 from threadline.http.stream import RestStream
+from threadline.http.transport import Transport
 
 __all__ = [
     "DEFAULT_ACTIONS", "Action", "ActionTable", "ApiKeyAuth", "Auth", "BadPage", "BasicAuth", "BearerAuth",
@@ -50,5 +52,6 @@ __all__ = [
     "MalformedJson", "NextUrlPaginator", "NoAuth", "NotJson", "OAuth2Auth", "OffsetPaginator", "PageInfo",
     "PageNumberPaginator", "PageParser", "PageRequest", "PaginationLoop", "Paginator", "ParsedPage", "Partitions",
     "RecordsPathMissing", "RequestBudget", "RestSource", "RestStream", "RetryPolicy", "Rule", "SinglePage", "Timeouts",
+    "Transport",
     "describe_request", "parse_type", "schema_from_mapping", "server_wait",
 ]

@@ -2,7 +2,7 @@
 and refresh token. Every credential is registered as a secret the moment it is known, so it
 is masked in logs, errors and request dumps.
 
-An `Auth` is a `requests` auth object (it signs each request) that may also `refresh()`:
+An `Auth` is a `requests` auth object (it signs each `requests.PreparedRequest` the transport sends) that may also `refresh()`:
 the client calls `refresh()` once after a 401 and retries; a second 401 is a config error.
 OAuth flows also refresh on their own shortly before the token expires.
 """
@@ -17,6 +17,7 @@ import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from threadline.contracts import ConfigError
+from threadline.http.transport import Transport, with_query
 from threadline.secrets import redact, register_secret
 
 
@@ -29,7 +30,7 @@ class Auth(AuthBase):
     def can_refresh(self) -> bool:
         return False
 
-    def refresh(self, session: requests.Session, timeout: Any) -> None:
+    def refresh(self, session: Transport, timeout: Any) -> None:
         """Get fresh credentials (OAuth); the default has nothing to refresh."""
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -65,7 +66,7 @@ class ApiKeyAuth(Auth):
         if self.location == "header":
             r.headers[self.name] = self.key
         else:
-            r.prepare_url(r.url, {self.name: self.key})
+            r.url = with_query(r.url or "", {self.name: self.key})
         return r
 
 
@@ -100,7 +101,7 @@ class OAuth2Auth(Auth):
         self.expires_at = 0.0
         self.refreshes = 0  # how many tokens were fetched (tests and progress output read it)
         self._lock = threading.Lock()
-        self._session: requests.Session | None = None
+        self._session: Transport | None = None
         self._timeout: Any = (10, 30)
 
     @property
@@ -111,12 +112,12 @@ class OAuth2Auth(Auth):
     def can_refresh(self) -> bool:
         return True
 
-    def bind(self, session: requests.Session, timeout: Any) -> None:
+    def bind(self, session: Transport, timeout: Any) -> None:
         """The client hands over its session and timeouts for token requests."""
         self._session, self._timeout = session, timeout
 
-    def refresh(self, session: requests.Session | None = None, timeout: Any = None) -> None:
-        session = session or self._session or requests.Session()
+    def refresh(self, session: Transport | None = None, timeout: Any = None) -> None:
+        session = session or self._session or Transport()
         data = {"grant_type": self.grant_type}
         if self.refresh_token:
             data["refresh_token"] = self.refresh_token

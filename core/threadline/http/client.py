@@ -29,6 +29,7 @@ from threadline.http.actions import DEFAULT_ACTIONS, Action, ActionTable, BadPag
 from threadline.http.auth import Auth, NoAuth, OAuth2Auth
 from threadline.http.backoff import RetryPolicy, server_wait
 from threadline.http.budget import BothBudgets, RequestBudget
+from threadline.http.transport import Transport, with_query
 from threadline.secrets import RedactingFilter, redact
 
 log = logging.getLogger("threadline.http")
@@ -62,26 +63,6 @@ class ClientStats:
     auth_refreshes: int = 0
 
 
-class _Session(requests.Session):
-    """A requests session that reads the environment's proxy and CA settings (HTTPS_PROXY,
-    NO_PROXY, REQUESTS_CA_BUNDLE, ...) once per host rather than on every request: requests
-    scans every environment variable each time, a sizeable share of a small page's cost."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[tuple[str, str, Any, Any, Any], dict[str, Any]] = {}
-
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
-        if proxies or not self.trust_env:  # proxies given for this request: requests' own rules
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc, stream, verify, cert)
-        merged = self._environment.get(key)
-        if merged is None:
-            merged = self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        return {**merged, "proxies": dict(merged["proxies"])}
-
-
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth retrying (tenacity catches it)."""
 
@@ -105,11 +86,11 @@ class _Described:
 
     @property
     def line(self) -> str:
-        return describe_request(self.method, _with_params(self._url, self._params))
+        return describe_request(self.method, with_query(self._url, self._params))
 
     @property
     def url(self) -> str:
-        return describe_request("", _with_params(self._url, self._params)).strip()
+        return describe_request("", with_query(self._url, self._params)).strip()
 
 
 def describe_request(method: str, url: str) -> str:
@@ -130,7 +111,8 @@ def expect_json_response(response: requests.Response) -> requests.Response:
 
 
 class HttpClient:
-    """A `requests` session with the retry, rate-limit, budget and auth rules of one connector."""
+    """A `Transport` (kept-alive connections) with the retry, rate-limit, budget and auth rules
+    of one connector. Responses are `requests.Response` values (see `transport`)."""
 
     def __init__(
         self,
@@ -143,14 +125,14 @@ class HttpClient:
         timeouts: Timeouts = Timeouts(),
         headers: dict[str, str] | None = None,
         connector: str = "",
-        session: requests.Session | None = None,
+        session: Transport | None = None,
         on_wait: Callable[[float, str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth = auth or NoAuth()
         self.actions, self.retry, self.budget, self.timeouts = actions, retry, budget, timeouts
         self.connector = connector
-        self.session = session or _Session()
+        self.session = session or Transport()
         self.session.headers.update(headers or {})
         self.stats = ClientStats()
         self.on_wait = on_wait  # progress hook: (seconds, why)
@@ -335,12 +317,6 @@ class HttpClient:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _with_params(url: str, params: dict[str, Any] | None) -> str:
-    if not params:
-        return url
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(params, doseq=True)}"
 
 
 def _said(rule: Rule, response: requests.Response, what: str) -> str:

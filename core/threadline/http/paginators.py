@@ -101,6 +101,8 @@ class Paginator(ABC):
 
     has_next: bool = True
     position_key: str = "page"  # the name a resumable stream saves `position()` under
+    reads_ahead: bool = False  # `advance` needs only the answer's body, headers and record count (see `guess`)
+    reads_body: bool = True  # `advance` reads the body (not only headers and the record count)
 
     def fresh(self) -> Paginator:
         """A copy with no state, for one read."""
@@ -121,6 +123,22 @@ class Paginator(ABC):
     def select(self, records: pa.RecordBatch) -> pa.RecordBatch:
         """The page's records to deliver (a paginator moving a window may drop repeats)."""
         return records
+
+    def guess(self, page: PageInfo, request: PageRequest) -> PageRequest | None:
+        """The request `advance` will make of `page`, worked out on a copy before the page is
+        parsed (its body is the whole answer), so that the next page can be fetched meanwhile;
+        None when there is no next page or it cannot be told (`reads_ahead` False, an empty
+        page, a loop). `advance` stays the judge: a guess it does not confirm is dropped."""
+        if not self.reads_ahead:
+            return None
+        trial = copy.copy(self)
+        trial._seen = _Unrecorded(self.__dict__.get("_seen", ()))  # type: ignore[attr-defined]
+        following = PageRequest(request.url, dict(request.params), copy.deepcopy(request.json))
+        try:
+            trial.advance(page, following)
+        except Exception:  # an empty page, a loop, a body the paginator cannot read: no guess
+            return None
+        return following if trial.has_next else None
 
     def position(self) -> Any:
         """What gets the next page, for a checkpoint (None: not resumable)."""
@@ -147,6 +165,19 @@ class Paginator(ABC):
 
 
 @dataclass
+class _Unrecorded:
+    """The tokens a paginator followed, seen by a guess without adding to them."""
+
+    def __init__(self, seen: Any) -> None:
+        self.seen = seen
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.seen
+
+    def add(self, key: str) -> None:
+        pass
+
+
 class SinglePage(Paginator):
     """No pagination: one request returns everything."""
 
@@ -160,6 +191,8 @@ class OffsetPaginator(Paginator):
     gives one), on an empty page (when it does not: then an empty page is all that says the
     end has come), or on a short page if `short_page_is_last` (off by default: many APIs cap
     page sizes silently, and a short page then is not the last)."""
+
+    reads_ahead = True
 
     limit: int = 100
     offset_param: str = "offset"
@@ -202,6 +235,8 @@ class PageNumberPaginator(Paginator):
     """`?page=N` (and `&per_page=S` when `page_size` is set). Stops when the page number reaches
     the count at `total_pages_path`, or on an empty page."""
 
+    reads_ahead = True
+
     page_param: str = "page"
     start: int = 1
     page_size: int | None = None
@@ -238,6 +273,8 @@ class PageNumberPaginator(Paginator):
 class _TokenPaginator(Paginator):
     """A next token or URL read from each answer; an empty page that still carries one is an
     `EmptyPage` unless `allow_empty_pages`."""
+
+    reads_ahead = True
 
     allow_empty_pages: bool = False
 
@@ -284,6 +321,8 @@ class BodyCursorPaginator(_TokenPaginator):
 class HeaderCursorPaginator(_TokenPaginator):
     """The next cursor is in response header `header`; it is sent back as `?cursor_param=`."""
 
+    reads_body = False
+
     header: str = "X-Next-Cursor"
     cursor_param: str = "cursor"
     allow_empty_pages: bool = False
@@ -329,6 +368,8 @@ class NextUrlPaginator(_TokenPaginator):
 @dataclass
 class LinkHeaderPaginator(_TokenPaginator):
     """RFC 8288 `Link: <url>; rel="next"` headers (GitHub, Shopify, many others)."""
+
+    reads_body = False
 
     rel: str = "next"
     allow_empty_pages: bool = False

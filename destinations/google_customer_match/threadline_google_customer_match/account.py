@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-import requests
 from pydantic import Field, field_validator
 
 from threadline.contracts import Spec
-from threadline.http import HttpClient, OAuth2Auth, RequestBudget, RetryPolicy
+from threadline.http import HttpClient, OAuth2Auth, RequestBudget, RetryPolicy, Transport
 
 from threadline_google_customer_match.errors import error_hook
 
@@ -69,7 +68,7 @@ def google_client(name: str, base_url: str, config: GoogleAccountSpec, *, header
                   budget: RequestBudget | None = None) -> HttpClient:
     """The kit's client with OAuth2 (refresh token), the retry settings of `config`, and the
     hook turning Google's error bodies into classified errors (see `errors`)."""
-    session = requests.Session()
+    session = Transport()
     session.hooks["response"].append(error_hook(name))
     auth = OAuth2Auth(
         config.token_url, client_id=config.client_id, client_secret=config.client_secret,

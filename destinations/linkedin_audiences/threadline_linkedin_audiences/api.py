@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import requests
 from threadline.contracts import ConfigError, FatalError
-from threadline.http import DEFAULT_ACTIONS, Action, HttpClient, OAuth2Auth, RetryPolicy, describe_request
+from threadline.http import DEFAULT_ACTIONS, Action, HttpClient, OAuth2Auth, RetryPolicy, Transport, describe_request
 from threadline.secrets import redact, register_secret
 
 from threadline_linkedin_audiences.config import LinkedInAudiencesConfig
@@ -94,8 +94,8 @@ class LinkedInAuth(OAuth2Auth):
             register_secret(config.access_token)
             self.access_token, self.expires_at = config.access_token, float("inf")  # a 401 renews it
 
-    def refresh(self, session: requests.Session | None = None, timeout: Any = None) -> None:
-        session = session or self._session or requests.Session()
+    def refresh(self, session: Transport | None = None, timeout: Any = None) -> None:
+        session = session or self._session or Transport()
         form = {"grant_type": "refresh_token", "refresh_token": self.refresh_token,
                 "client_id": self.client_id, "client_secret": self.client_secret}
         try:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 import requests
 from threadline.contracts import ConfigError, FatalError
-from threadline.http import DEFAULT_ACTIONS, Action, Auth, HttpClient, RetryPolicy
+from threadline.http import DEFAULT_ACTIONS, Action, Auth, HttpClient, RetryPolicy, Transport
 from threadline.http.actions import MalformedJson
 from threadline.http.client import expect_json_response
 from threadline.secrets import redact, register_secret
@@ -138,13 +138,13 @@ class MetaAuth(Auth):
             r.prepare_url(r.url, {"appsecret_proof": proof})
         return r
 
-    def refresh(self, session: requests.Session | None = None, timeout: Any = None) -> None:
+    def refresh(self, session: Transport | None = None, timeout: Any = None) -> None:
         # A session of its own: the client's session restates Graph errors for the kit's loop.
         url = f"{self.config.graph_root}/oauth/access_token"
         params = {"grant_type": "fb_exchange_token", "client_id": self.config.app_id,
                   "client_secret": self.config.app_secret, "fb_exchange_token": self.config.exchange_token}
         try:
-            response = requests.get(url, params=params, timeout=timeout or (10, 30))
+            response = Transport().get(url, params=params, timeout=timeout or (10, 30))
             body = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise ConfigError(f"could not renew the access token at {redact(url)}: {redact(exc)[:200]}",
@@ -190,7 +190,7 @@ def restate_graph_errors(auth: MetaAuth) -> Callable[..., requests.Response]:
 
 def make_client(config: MetaAudiencesConfig, stream: str) -> tuple[HttpClient, MetaAuth]:
     auth = MetaAuth(config)
-    session = requests.Session()
+    session = Transport()
     session.hooks["response"].append(restate_graph_errors(auth))
     client = HttpClient(
         config.graph_root, auth=auth, actions=GRAPH_ACTIONS, session=session, connector=DESTINATION,
