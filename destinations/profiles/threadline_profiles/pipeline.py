@@ -371,7 +371,7 @@ WORK_TABLES = PASS_TABLES + incremental.WORK_TABLES + (
     "tl_work_newnorm", "tl_work_tomb", "tl_work_tomb_rid", "tl_work_groups", "tl_work_edges", "tl_work_drops",
     "tl_work_limits", "tl_work_constraints", "tl_work_cl", "tl_work_comp", "tl_work_links", "tl_work_prev", "tl_work_kept",
     "tl_work_pid", "tl_work_history", "tl_work_members", "tl_work_profiles",
-    "tl_work_skipped", evidence.REFUSED, *evidence.WORK, "tl_work_akeys", agreement.PAIRS, agreement.FITTED_TF,
+    "tl_work_skipped", evidence.REFUSED, evidence.PENDING, *evidence.WORK, "tl_work_akeys", agreement.PAIRS, agreement.FITTED_TF,
     agreement_model.NAMES_WORK,
 )
 

@@ -43,6 +43,7 @@ from threadline_profiles.resolve import agreement
 from threadline_profiles.resolve.components import connected_components
 
 REFUSED = "tl_work_refused"  # (rid, anchor, rule, reason, weight): links the guards or a limit refused
+PENDING = "tl_work_refused_g"  # (rid, anchor, rule, reason): links the guards refused, until weigh_refused weighs them
 CLUSTERS = "tl_work_cl"  # (rid, cid) for every record in a cluster of two or more
 MANUAL_RULE = "always_merge"
 
@@ -171,28 +172,26 @@ def _num(value: float) -> str:
 def refused_table_sql() -> list[str]:
     return [f"DROP TABLE IF EXISTS {REFUSED}",
             f"CREATE TEMP TABLE {REFUSED} (rid BIGINT, anchor BIGINT, rule VARCHAR, reason VARCHAR, weight DECIMAL(12, 3), "
-            "detail VARCHAR)"]
+            "detail VARCHAR)",
+            f"DROP TABLE IF EXISTS {PENDING}",
+            f"CREATE TEMP TABLE {PENDING} (rid BIGINT, anchor BIGINT, rule VARCHAR, reason VARCHAR)"]
 
 
 def refuse_sql(select: str) -> str:
     """Record the links of `select` (rid, anchor, rule, reason), unweighed until `weigh_refused`."""
-    return f"INSERT INTO {REFUSED} SELECT r.rid, r.anchor, r.rule, r.reason, NULL, NULL FROM ({select}) AS r"
+    return f"INSERT INTO {PENDING} SELECT r.rid, r.anchor, r.rule, r.reason FROM ({select}) AS r"
 
 
 def weigh_refused(engine: Engine, weigher: Weigher) -> None:
-    """Give the refused links that have none (the guards') their weight."""
-    if not engine.scalar(f"SELECT COUNT(*) FROM {REFUSED} WHERE weight IS NULL"):
-        return
-    if weigher.fields:
-        agreement.require_comparisons(engine)
-    engine.run([
-        "DROP TABLE IF EXISTS tl_work_refused_w",
-        f"CREATE TEMP TABLE tl_work_refused_w AS SELECT rid, anchor, rule, reason, weight, detail FROM {REFUSED} WHERE weight IS NOT NULL "
-        f"UNION ALL {weigher.weighed_sql(f'(SELECT * FROM {REFUSED} WHERE weight IS NULL)', ('reason',))}",
-        f"DELETE FROM {REFUSED}",
-        f"INSERT INTO {REFUSED} SELECT rid, anchor, rule, reason, weight, detail FROM tl_work_refused_w",
-        "DROP TABLE tl_work_refused_w",
-    ])
+    """Add the links the guards refused to the refused links, with their weight. (They wait
+    in a table of their own, so that weighing them writes only them: weighed in place, every
+    refused link was deleted and written again.)"""
+    if engine.scalar(f"SELECT COUNT(*) FROM {PENDING}"):
+        if weigher.fields:
+            agreement.require_comparisons(engine)
+        engine.run(f"INSERT INTO {REFUSED} SELECT rid, anchor, rule, reason, weight, detail "
+                   f"FROM ({weigher.weighed_sql(PENDING, ('reason',))}) AS w")
+    engine.run(f"DROP TABLE {PENDING}")
 
 
 # --------------------------------------------------------------------------- clustering

@@ -174,6 +174,9 @@ CURRENT_KEYS = (
     "WHERE c.record_key = k.record_key AND c.change IN ('changed', 'deleted')) "
     "UNION ALL SELECT record_key, rule, key FROM tl_work_fkeys)"
 )
+# (rule, key, n): every current key two records or more hold, and how many hold it, counted once
+# per build for the seeds, the closure and the key groups' store-wide sizes (global_counts_sql)
+KEY_COUNTS = "tl_work_kn"
 
 
 def _profile_mates(records: str) -> str:
@@ -198,8 +201,7 @@ def seeds_sql(max_records: int, changed_refs: list[str], extra: str | None = Non
         "CREATE TEMP TABLE tl_work_ckl AS SELECT ck.rule, ck.key FROM tl_work_ck AS ck "
         "LEFT JOIN (SELECT s.rule, s.key, COUNT(*) AS n FROM tl_state_keys AS s JOIN tl_work_ck AS k "
         "ON k.rule = s.rule AND k.key = s.key GROUP BY s.rule, s.key) AS o ON o.rule = ck.rule AND o.key = ck.key "
-        f"LEFT JOIN (SELECT c.rule, c.key, COUNT(*) AS n FROM {CURRENT_KEYS} AS c JOIN tl_work_ck AS k "
-        "ON k.rule = c.rule AND k.key = c.key GROUP BY c.rule, c.key) AS w ON w.rule = ck.rule AND w.key = ck.key "
+        f"LEFT JOIN {KEY_COUNTS} AS w ON w.rule = ck.rule AND w.key = ck.key "
         f"WHERE COALESCE(o.n, 0) <= {max_records} OR COALESCE(w.n, 0) <= {max_records}",
         "CREATE TEMP TABLE tl_work_scope AS SELECT DISTINCT record_key FROM ("
         "SELECT record_key FROM tl_work_changes UNION ALL "
@@ -210,23 +212,35 @@ def seeds_sql(max_records: int, changed_refs: list[str], extra: str | None = Non
     ]
 
 
-def grow_sql(max_records: int, always_merge: list[tuple[str, str]]) -> list[str]:
-    """One step of the closure: tl_work_next, the records linked to the frontier that are not
-    in the scope yet; they join the scope and become the frontier."""
+def key_counts_sql() -> str:
+    return (f"CREATE TEMP TABLE {KEY_COUNTS} AS SELECT rule, key, COUNT(*) AS n FROM {CURRENT_KEYS} AS c "
+            "GROUP BY rule, key HAVING COUNT(*) > 1")
+
+
+def linkable_keys_sql(max_records: int) -> str:
+    """tl_work_lk: the current keys that link records, once for the whole closure: those held
+    by two records or more and by at most `max_records` (any number for a pair key). A key
+    only one record holds links nothing, and most keys are such (a customer id, a card): the
+    closure's steps join this table, not every record's keys, each time."""
+    return (f"CREATE TEMP TABLE tl_work_lk AS SELECT c.record_key, c.rule, c.key FROM {CURRENT_KEYS} AS c "
+            f"JOIN {KEY_COUNTS} AS g ON g.rule = c.rule AND g.key = c.key "
+            f"WHERE g.n <= {max_records} OR g.rule = {lit(PAIR_RULE)}")
+
+
+def grow_sql(always_merge: list[tuple[str, str]]) -> list[str]:
+    """One step of the closure: tl_work_next, the records linked to the frontier (by a key of
+    tl_work_lk, a profile or an always-merge pair) that are not in the scope yet; they join
+    the scope and become the frontier."""
     merged = ""
     if always_merge:
         pairs = _pairs(always_merge)
         merged = (f" UNION ALL SELECT p.b FROM {pairs} AS p JOIN tl_work_front AS f ON f.record_key = p.a"
                   f" UNION ALL SELECT p.a FROM {pairs} AS p JOIN tl_work_front AS f ON f.record_key = p.b")
     return [
-        "DROP TABLE IF EXISTS tl_work_fk",
         "DROP TABLE IF EXISTS tl_work_next",
-        f"CREATE TEMP TABLE tl_work_fk AS SELECT c.rule, c.key FROM {CURRENT_KEYS} AS c JOIN ("
-        f"SELECT DISTINCT k.rule, k.key FROM {CURRENT_KEYS} AS k JOIN tl_work_front AS f ON f.record_key = k.record_key"
-        f") AS q ON q.rule = c.rule AND q.key = c.key GROUP BY c.rule, c.key HAVING COUNT(*) <= {max_records} "
-        f"OR c.rule = {lit(PAIR_RULE)}",
         "CREATE TEMP TABLE tl_work_next AS SELECT DISTINCT x.record_key FROM ("
-        f"SELECT c.record_key FROM {CURRENT_KEYS} AS c JOIN tl_work_fk AS k ON k.rule = c.rule AND k.key = c.key "
+        "SELECT c.record_key FROM tl_work_lk AS c JOIN (SELECT DISTINCT k.rule, k.key FROM tl_work_lk AS k "
+        "JOIN tl_work_front AS f ON f.record_key = k.record_key) AS q ON q.rule = c.rule AND q.key = c.key "
         f"UNION ALL {_profile_mates('tl_work_front')}{merged}"
         ") AS x WHERE NOT EXISTS (SELECT 1 FROM tl_work_scope AS s WHERE s.record_key = x.record_key)",
         "INSERT INTO tl_work_scope SELECT record_key FROM tl_work_next",
@@ -243,24 +257,23 @@ def close_scope(engine: Engine, config: ProfilesConfig, extra: str | None = None
     now = overrides(config)
     changed_refs = sorted({ref for row in [r for r in before if r not in now] + [r for r in now if r not in before]
                            for ref in row[1:]})
-    engine.run(seeds_sql(res.max_records_per_value, changed_refs, extra))
+    engine.run([key_counts_sql(), *seeds_sql(res.max_records_per_value, changed_refs, extra),
+                linkable_keys_sql(res.max_records_per_value)])
     steps = 0
     while True:
         steps += 1
-        engine.run(grow_sql(res.max_records_per_value, list(res.always_merge)))
+        engine.run(grow_sql(list(res.always_merge)))
         if not engine.scalar("SELECT COUNT(*) FROM tl_work_next"):
+            engine.run("DROP TABLE tl_work_lk")
             return steps
 
 
 def global_counts_sql() -> str:
     """Key groups count every record holding the key in the whole store, not only in the
-    scope: a key blocked store-wide stays blocked (only used by incremental builds)."""
-    return (
-        "UPDATE tl_work_groups SET records = c.n FROM ("
-        f"SELECT s.rule, s.key, COUNT(*) AS n FROM {CURRENT_KEYS} AS s JOIN tl_work_groups AS g "
-        "ON g.rule = s.rule AND g.key = s.key GROUP BY s.rule, s.key) AS c "
-        "WHERE c.rule = tl_work_groups.rule AND c.key = tl_work_groups.key"
-    )
+    scope: a key blocked store-wide stays blocked (only used by incremental builds, after
+    close_scope counted the keys)."""
+    return (f"UPDATE tl_work_groups SET records = c.n FROM {KEY_COUNTS} AS c "
+            "WHERE c.rule = tl_work_groups.rule AND c.key = tl_work_groups.key")
 
 
 def stale_profiles_sql() -> str:
@@ -347,4 +360,4 @@ AGREEMENT_WORK = ("tl_work_operson", "tl_work_obk", "tl_work_gbs", "tl_work_fbk"
                   "tl_work_bflip", "tl_work_bseed", "tl_work_fcand", "tl_work_fcmp", "tl_work_fscore", "tl_work_fpairs")
 
 WORK_TABLES = AGREEMENT_WORK + ("tl_work_all", "tl_work_changes", "tl_work_fresh", "tl_work_fkeys", "tl_work_ck", "tl_work_ckl",
-               "tl_work_scope", "tl_work_front", "tl_work_fk", "tl_work_next", "tl_work_stale")
+               "tl_work_scope", "tl_work_front", KEY_COUNTS, "tl_work_lk", "tl_work_next", "tl_work_stale")
