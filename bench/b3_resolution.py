@@ -5,6 +5,7 @@
     python bench/b3_resolution.py --records 1000000 --changed 0.01   # plus an incremental build after 1% changes
     python bench/b3_resolution.py --records 100000 --engine duckdb --changed 0.01 --repeat 3   # medians of 3 pairs
     python bench/b3_resolution.py --records 300000 --engine duckdb --statement-times 15   # plus the 15 slowest statements
+    python bench/b3_resolution.py --records 100000 --engine spark    # Spark local[2] (--spark-master, --spark-driver-memory)
 
 Data: synthetic_customers.customers — ~2.5 records per person over a CRM (customer
 id, email, phone, name, birth date), a web shop (customer id, email, name; a quarter of
@@ -23,6 +24,13 @@ N times, alternating, each on its own copy of the changed store, and the ratio i
 medians (the machine is shared: one pair alone swings with the load). One JSON line per step, each build with
 its stage times, and the 1-minute load average (2 shared cores: compare figures measured
 at similar load).
+
+On Spark (`--engine spark`, one database in a Derby-backed local catalog under the run's
+folder, so that the steps' processes share it) Spark's work is done in its JVM, a child of
+the step's process: `cpu_s` adds the JVM's CPU to the process's own, `jvm_peak_rss_mb` is the
+JVM's, and each build stage also reports what Spark's status store saw during it (`spark`:
+jobs, tasks, task seconds, shuffle bytes written, input and output bytes), the figures the
+README's capacity plan is derived from.
 """
 
 from __future__ import annotations
@@ -69,6 +77,14 @@ def store_config(args: argparse.Namespace) -> dict[str, Any]:
         # (its key file in the run's own folder, not in the folder the bench was started from)
         config.update(engine="postgres", dsn=PG_DSN, schema=Path(args.store).name,
                       key_file=str(Path(args.store) / "store.key"))
+    elif args.engine == "spark":
+        config.update(engine="spark", spark={
+            "master": args.spark_master, "warehouse": str(Path(args.store) / "warehouse"), "database": "b3",
+            "conf": {"spark.driver.memory": args.spark_driver_memory, "spark.ui.enabled": "false",
+                     "spark.sql.shuffle.partitions": str(args.spark_partitions),
+                     # every stage of a build kept in the status store, for the per-stage figures
+                     "spark.ui.retainedStages": "1000000", "spark.ui.retainedJobs": "1000000",
+                     "spark.ui.retainedTasks": "10000000"}})
     else:
         config["path"] = str(Path(args.store) / "profiles.duckdb")
     return config
@@ -80,9 +96,88 @@ def peak_rss_mb() -> int:
 
 def cpu_seconds() -> float:
     """User + system CPU of this process so far, every DuckDB thread included: steadier than
-    wall time on a shared machine, and what the Splink comparison is made in."""
+    wall time on a shared machine, and what the Splink comparison is made in. With a Spark
+    session in this process, its JVM's CPU too."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime + jvm_cpu_seconds()
+
+
+def _jvm_pid() -> int | None:
+    """The JVM pyspark started for this process, if it did."""
+    if "pyspark" not in sys.modules:
+        return None
+    from pyspark import SparkContext
+
+    proc = getattr(SparkContext._gateway, "proc", None)
+    return proc.pid if proc is not None else None
+
+
+def jvm_cpu_seconds() -> float:
+    pid = _jvm_pid()
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def jvm_peak_rss_mb() -> int | None:
+    pid = _jvm_pid()
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return None
+
+
+def stop_jvm() -> None:
+    """Stop this process's Spark session and wait for its JVM to end: the next step's process
+    opens the same Derby metastore, which one JVM at a time may hold."""
+    pid = _jvm_pid()
+    if pid is None:
+        return
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None:
+        SparkContext._active_spark_context.stop()
+    SparkContext._gateway.shutdown()
+    SparkContext._gateway.proc.stdin.close()  # the JVM ends when the stream from its Python closes
+    SparkContext._gateway.proc.wait(timeout=60)
+
+
+class SparkStages:
+    """What Spark's status store saw during each build stage: an `on_stage` callback that
+    sums the jobs and stages completed since the last call."""
+
+    def __init__(self, engine: Any) -> None:
+        self.context = engine.spark.sparkContext
+        self.seen: set[int] = set()
+        self.jobs = 0
+        self.per_stage: dict[str, dict[str, float]] = {}
+        self("_before")
+
+    def __call__(self, name: str) -> None:
+        status = self.context._jsc.sc().statusStore()
+        totals = {"jobs": 0, "tasks": 0, "task_s": 0.0, "shuffle_write_mb": 0.0, "input_mb": 0.0, "output_mb": 0.0,
+                  "max_tasks_of_a_stage": 0}
+        no_quantiles = self.context._gateway.new_array(self.context._jvm.double, 0)
+        stages = status.stageList(None, False, False, no_quantiles, None)  # (a Scala Seq)
+        for i in range(stages.size()):
+            stage = stages.apply(i)
+            key = stage.stageId() * 1000 + stage.attemptId()
+            if key in self.seen or str(stage.status()) not in ("COMPLETE", "FAILED", "SKIPPED"):
+                continue
+            self.seen.add(key)
+            totals["tasks"] += stage.numCompleteTasks()
+            totals["task_s"] += stage.executorRunTime() / 1000
+            totals["shuffle_write_mb"] += stage.shuffleWriteBytes() / 2**20
+            totals["input_mb"] += stage.inputBytes() / 2**20
+            totals["output_mb"] += stage.outputBytes() / 2**20
+            totals["max_tasks_of_a_stage"] = max(totals["max_tasks_of_a_stage"], stage.numTasks())
+        jobs = status.jobsList(None).size()
+        totals["jobs"], self.jobs = jobs - self.jobs, jobs
+        if name != "_before":
+            self.per_stage[name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in totals.items()}
 
 
 def emit(**fields: Any) -> None:
@@ -135,15 +230,19 @@ def build(args: argparse.Namespace) -> None:
     from threadline_profiles import ProfileStore, api
 
     with ProfileStore.open(store_config(args)) as store:
+        spark = SparkStages(store.engine) if args.engine == "spark" else None
         t0, cpu0 = time.perf_counter(), cpu_seconds()
-        result = api.build(store, full=args.full, report=not args.no_report)
+        result = api.build(store, full=args.full, report=not args.no_report, on_stage=spark)
         seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         rss = peak_rss_mb()  # before anything else is loaded into this process
         found = {r["record_key"]: r["profile_id"] for r in store.engine.query(
             "SELECT record_key, profile_id FROM tl_members").to_pylist()} if args.score else {}
     fields: dict[str, Any] = {}
+    if spark is not None:
+        fields.update(jvm_peak_rss_mb=jvm_peak_rss_mb(), spark=spark.per_stage, spark_master=args.spark_master,
+                      spark_driver_memory=args.spark_driver_memory)
     if args.score:
-        fields = pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed).truth, found)
+        fields.update(pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed).truth, found))
     emit(step="build", engine=args.engine, records=result.records, mode=result.mode, why_full=result.why_full,
          resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), cpu_s=round(cpu, 2), peak_rss_mb=rss,
          stages_s=result.stage_seconds, distinct_values_parsed=result.distinct_values, label_rounds=result.label_rounds,
@@ -221,6 +320,8 @@ def step(args: argparse.Namespace, name: str, *extra: str) -> list[dict[str, Any
     """Run one step in its own process; its JSON lines (None when it failed)."""
     cmd = [sys.executable, __file__, "--step", name, "--records", str(args.records[0]), "--engine", args.engine,
            "--store", args.store, "--seed", str(args.seed), "--memory-limit", args.memory_limit,
+           "--spark-master", args.spark_master, "--spark-driver-memory", args.spark_driver_memory,
+           "--spark-partitions", str(args.spark_partitions),
            "--changed", str(args.changed), "--repeat", str(args.repeat), *extra] + (["--agreement-off"] if args.agreement_off else [])
     env = dict(os.environ)
     if args.statement_times and name == "build":
@@ -308,7 +409,8 @@ def _build_pair(one: argparse.Namespace, tmp: Path, i: int) -> tuple[dict, dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, action="append", help="sizes to run (default 100k and 1M)")
-    parser.add_argument("--engine", choices=["duckdb", "postgres", "both"], default="both")
+    parser.add_argument("--engine", choices=["duckdb", "postgres", "spark", "both"], default="both",
+                        help="both: DuckDB and Postgres")
     parser.add_argument("--changed", type=float, default=0.0, help="then change this fraction of records and build incrementally")
     parser.add_argument("--agreement-off", action="store_true", help="resolution.agreement: null (deterministic rules only)")
     parser.add_argument("--seed", type=int, default=7)
@@ -319,6 +421,9 @@ def main() -> None:
                         help="print each build's N slowest SQL statements (Engine.run's THREADLINE_STATEMENT_TIMES)")
     parser.add_argument("--splink", action="store_true", help="then plain Splink on the same records, and the CPU ratio "
                         "of the full build to it (issue 12's bar: at most 2)")
+    parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--spark-driver-memory", default="2g", help="spark.driver.memory (local mode: the whole JVM)")
+    parser.add_argument("--spark-partitions", type=int, default=4, help="spark.sql.shuffle.partitions")
     parser.add_argument("--step", choices=["land", "change", "build", "splink"], help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
@@ -327,7 +432,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.step:
         args.records = args.records[0]
-        {"land": land, "change": change, "build": build, "splink": splink_step}[args.step](args)
+        try:
+            {"land": land, "change": change, "build": build, "splink": splink_step}[args.step](args)
+        finally:
+            stop_jvm()
         return
     engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
     for size in args.records or [100_000, 1_000_000]:

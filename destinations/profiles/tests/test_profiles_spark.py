@@ -11,6 +11,7 @@ import json
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from synthetic_customers import customers
@@ -26,16 +27,17 @@ from threadline_profiles.engines.spark_engine import (
     spark_session,
     to_spark,
 )
-from threadline_profiles.testing import Lander
+from threadline_profiles.testing import Lander, copy_store
 
 ROOT = Path(__file__).resolve().parents[3]
 LOOKUPS = [("--email", "sofia.jones102@example.com"), ("--email", "test@test.com"), ("--phone", "+15123535655")]
 # A build on Spark runs ~450 statements, each a Spark job: minutes on a busy 2-core machine.
 ON_SPARK = pytest.mark.timeout(1500)
 # (the catalog in memory: the tests' stores live as long as the session, and Derby's metastore
-# would add a fraction of a second to every statement)
+# would add a fraction of a second to every statement; a heap that fits examples/mission's reads,
+# the same on every machine)
 LIGHT = {"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2", "spark.ui.enabled": "false",
-         "spark.sql.catalogImplementation": "in-memory"}
+         "spark.sql.catalogImplementation": "in-memory", "spark.driver.memory": "2g"}
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +87,8 @@ def published(store: ProfileStore) -> dict:
         "dq": sorted((r["source"], r["field"], r["status"], r["reason"], int(r["n"])) for r in e.rows("SELECT * FROM tl_dq")),
         "refused": sorted((r["record_key"], r["linked_record_key"], r["rule"], round(float(r["weight"]), 6), r["reason"])
                           for r in e.rows("SELECT * FROM tl_links_refused")),
-        "traits": sorted((r["profile_id"], tuple(r["reachable_channels"] or ())) for r in e.rows("SELECT * FROM tl_traits"))
+        # (a set: Spark lists a profile's channels in another order than DuckDB)
+        "traits": sorted((r["profile_id"], tuple(sorted(r["reachable_channels"] or ()))) for r in e.rows("SELECT * FROM tl_traits"))
         if e.table_exists("tl_traits") else [],
         "audience_members": sorted((r["audience"], r["profile_id"], r["from_seq"], r["to_seq"])
                                    for r in e.rows("SELECT * FROM tl_audience_members"))
@@ -225,6 +228,58 @@ def test_the_customers_example_gives_the_same_profiles_on_spark_and_duckdb(tmp_p
     assert [len(found) for found in duck["lookups"]] == [1, 3, 1]  # one person; the placeholder's three holders apart
 
 
+# ------------------------------------------------------------------ incremental builds
+
+
+def _built_twice(config: dict, before_second: Any = None) -> dict:
+    """Land a population and build; land changes (CRM records whose phone is now another
+    record's, shop customers new under emails the CRM holds) and build again: what the second
+    build published, and how it ran. `before_second` runs between the landing and the build."""
+    data = customers(300, seed=3)
+    config = {**config, "resolve_on_finish": False, "mappings": data.mappings, "resolution": {"agreement": None},
+              "incremental_up_to": 1.0}
+    lander = Lander(config)
+    for key, table in data.tables.items():
+        lander.land(*key.split("."), table, batch_rows=200)
+    with lander.store() as store:
+        api.build(store, report=False)
+    crm = data.tables["crm.contacts"].to_pylist()
+    moved = [{**r, "phone": crm[(i * 37 + 50) % len(crm)]["phone"]} for i, r in enumerate(crm[:15])]
+    joined = [{"id": f"N{i}", "email": r["email"], "first_name": r["first_name"], "last_name": r["last_name"]}
+              for i, r in enumerate(crm[100:110])]
+    lander.land("crm", "contacts", moved, run_id="changes", schema=data.tables["crm.contacts"].schema)
+    lander.land("shop", "customers", joined, run_id="changes", schema=data.tables["shop.customers"].schema)
+    if before_second is not None:
+        before_second()
+    with lander.store() as store:
+        result = api.build(store, report=False)
+        return {"how": (result.mode, result.resolved, result.records), **published(store)}
+
+
+@pytest.mark.spark
+@ON_SPARK
+def test_an_incremental_build_on_spark_gives_what_a_full_build_gives(tmp_path, spark_config):
+    """Spark's second build resolves only the scope around the changes, and publishes what a
+    full build from the same state publishes (DuckDB's, on a copy of its store taken before its
+    own second build; that DuckDB's incremental builds equal its full ones is
+    test_profiles_incremental's)."""
+    path = tmp_path / "p.duckdb"
+    duck_config = {"path": str(path), "encryption": "off", "report_dir": str(tmp_path / "duck_reports")}
+    duck = _built_twice(duck_config, before_second=lambda: copy_store(path, tmp_path / "full.duckdb"))
+    with ProfileStore.open({**duck_config, "path": str(tmp_path / "full.duckdb"), "resolve_on_finish": False,
+                            "mappings": customers(300, seed=3).mappings, "resolution": {"agreement": None}}) as store:
+        api.build(store, report=False, full=True)
+        full = published(store)
+    spark = _built_twice(spark_config)
+    mode, resolved, records = spark["how"]
+    assert mode == "incremental" and 0 < resolved < records, spark["how"]
+    assert duck["how"] == spark["how"]
+    assert len(set(full["ids"].values())) < len(full["ids"])  # records did merge
+    differ = [part for part in full if spark[part] != full[part]]
+    for part in differ:
+        assert spark[part] == full[part], f"{part} (all that differ: {', '.join(differ)})"
+
+
 # ------------------------------------------------------------------ consent, pushes and forget
 
 
@@ -320,12 +375,16 @@ RUN_COLUMNS = {"push_id", "run_id", "audit_id", "build_id", "seconds"}  # differ
 
 
 def rows_of(store: ProfileStore, table: str) -> list[tuple]:
-    """A table's rows, comparable between engines: without the times of the run and its ids."""
+    """A table's rows, comparable between engines: without the times of the run and its ids,
+    nor sealed values (encrypted under a fresh nonce each time)."""
     from datetime import date, datetime
+
+    from threadline_profiles.activation.seal import PREFIX
 
     if not store.engine.table_exists(table):
         return []
-    return sorted(tuple(str(v) for k, v in r.items() if k not in RUN_COLUMNS and not isinstance(v, (datetime, date)))
+    return sorted(tuple(str(v) for k, v in r.items() if k not in RUN_COLUMNS and not isinstance(v, (datetime, date))
+                        and not (isinstance(v, str) and v.startswith(PREFIX)))
                   for r in store.engine.rows(f"SELECT * FROM {table}"))
 
 
@@ -339,6 +398,13 @@ def _mission(folder: Path, spark: dict | None, monkeypatch) -> dict:
     shutil.copytree(ROOT / "examples" / "mission", folder,
                     ignore=shutil.ignore_patterns(".threadline", "*.duckdb*", "*_reports", "mail"))
     job = folder / "job.yaml"
+    # One stream at a time, in the job's order: a record without an update time is as recent as
+    # its landing, so with streams landing side by side which of two equally ranked values (an
+    # order's email and a campaign result's) becomes golden, and who is then pushed, changes
+    # from one run to the next on any engine
+    text = job.read_text()
+    assert "\nconcurrency: 4\n" in text
+    job.write_text(text.replace("\nconcurrency: 4\n", "\nconcurrency: 1\n"))
     if spark is not None:  # the same job with its store on Spark
         text = job.read_text()
         assert "      path: mission.duckdb\n" in text
@@ -358,6 +424,10 @@ def _mission(folder: Path, spark: dict | None, monkeypatch) -> dict:
             box.stop()
     with ProfileStore.open(store_config(str(job), None, None, None, None)) as store:
         found = published(store)
+        # (which of a profile's records with the winning value is credited with it hangs, for a
+        # stream without an update time such as klaviyo.events, on which of its pages landed in
+        # which commit: it differs between two runs on one engine)
+        found["golden"] = sorted({(p, field, value, rule) for p, field, value, _, rule in found["golden"]})
         for table in ("tl_consent", "tl_decisions", "tl_campaign_arms", "tl_suppressed"):
             found[table] = rows_of(store, table)
         found["pushes"] = sorted((r["activation"], r["outcome"], r["adds"], r["removes"], r["accepted"]) for r in
@@ -369,9 +439,9 @@ def _mission(folder: Path, spark: dict | None, monkeypatch) -> dict:
 
 @pytest.mark.spark
 @pytest.mark.timeout(3000)  # one sync of every stage and seven pushes: tens of minutes on a busy 2-core machine
-@pytest.mark.xfail(strict=False, reason="not yet seen to pass: its one run (26 min, load 13-17) finished the Spark sync and "
-                   "then lost the result of reading tl_links back (TaskResultLost, driver at the 1 GB default); see the "
-                   "profile store README's Spark section")
+@pytest.mark.xfail(strict=False, reason="golden values still differ for 14 of 7,423 profiles (x.followers' fields, e.g. a "
+                   "city Berlin on Spark and Germany on DuckDB); ids, links, consent, decisions, pushes and ledgers are "
+                   "equal (see the profile store README's Spark section)")
 def test_the_mission_gives_the_same_profiles_decisions_and_push_ledgers_on_spark_and_duckdb(
         tmp_path, spark_warehouse, monkeypatch):
     monkeypatch.setenv("THREADLINE_STORE_SECRET", "0f" * 32)

@@ -15,6 +15,14 @@ its catalog has no DELETE or UPDATE, so the engine keeps every store table behin
   A build killed before the commit leaves every view on the previous build's tables, and
   `rollback` drops the new ones.
 
+Which physical table each view reads, and the last generation number of each store table, are
+kept in memory (`_Catalog`, one per database and Spark session, shared by every store opened on
+it and their handles) and changed as the engine switches views, so a statement on a store table
+asks Spark's catalog nothing: this process is taken to be the only one writing the database (a
+local session's Derby metastore admits one process anyway; on a cluster, two processes landing
+into or building one store at once are not supported). A failed statement forgets all of it,
+and the next one asks the catalog again.
+
 Work tables (`tl_work_*`, and the `tl_next_*` a full build publishes) are plain tables:
 nothing reads them across builds. Arrow comes in as a Spark DataFrame registered as a
 temporary view, and results come out through `toArrow` (or `toPandas`).
@@ -135,6 +143,7 @@ def spark_session(settings: SparkSettings) -> Any:
                 # address the host name resolves to (a network interface, otherwise)
                 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM as it starts
                 builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+                builder = builder.config("spark.driver.memory", local_driver_memory())
         builder = builder.config("spark.sql.session.timeZone", "UTC")
         for name, value in settings.conf.items():
             builder = builder.config(name, value)
@@ -153,6 +162,20 @@ def spark_session(settings: SparkSettings) -> Any:
             session.sparkContext.setLogLevel("ERROR")
         _sessions[key] = session
         return session
+
+
+def local_driver_memory() -> str:
+    """The heap of a local session's one JVM, which is the driver, every executor and their
+    memory store at once: a quarter of this machine's memory, between 1 and 8 GB. Spark's default
+    of 1 GB is too little for the results a store reads back: a result larger than 1 MB reaches
+    the driver through its memory store and is copied in its heap twice more on the way, so
+    reading the 959,195 links of examples/mission (192 MB as Arrow, two tasks) ran out of heap,
+    which Spark reports as `TaskResultLost`. `spark.conf` can set it (`spark.driver.memory`)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): Spark's own default
+        return "1g"
+    return f"{min(8192, max(1024, total // 4 // 2**20))}m"
 
 
 def local_catalog(settings: SparkSettings) -> dict[str, str]:
@@ -250,6 +273,11 @@ def _drop_temporary(tree: exp.Create) -> None:
 def _target(tree: exp.Expression) -> str | None:
     """The table a statement writes to, if it writes to one."""
     node = tree.this if isinstance(tree, (exp.Insert, exp.Delete, exp.Update, exp.Create, exp.Drop, exp.Alter)) else None
+    if isinstance(tree, exp.Drop) and node is None:
+        # sqlglot 30 keeps a DROP's tables in a list: without this a DROP of a store table ran
+        # as written, dropping its view at once (not at the commit) and leaving its table behind
+        tables = tree.args.get("tables") or []
+        node = tables[0] if len(tables) == 1 else None
     if isinstance(node, exp.Schema):
         node = node.this
     return node.name if isinstance(node, exp.Table) else None
@@ -280,9 +308,33 @@ def _scratch(name: str) -> bool:
 # ----------------------------------------------------------------------- the engine
 
 
+class _Catalog:
+    """What the engine knows of one database's store tables (its statements run one at a time
+    under the store's lock, but two handles' transactions may each take a physical table of the
+    same store table)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.views: dict[str, str | None] = {}  # store table -> its physical table (None: no such table)
+        self.generations: dict[str, int] = {}  # store table -> the last generation number given out
+
+    def forget(self) -> None:
+        with self.lock:
+            self.views.clear()
+            self.generations.clear()
+
+
+def _catalog_of(session: Any, settings: SparkSettings) -> _Catalog:
+    """The session's `_Catalog` of this database (kept on the session: a new session, after the
+    last one stopped, starts from what the catalog says)."""
+    with _sessions_lock:
+        if not hasattr(session, "_threadline_catalogs"):
+            session._threadline_catalogs = {}
+        return session._threadline_catalogs.setdefault((settings.catalog, settings.database), _Catalog())
+
+
 class SparkEngine(Engine):
     dialect = "spark"
-    incremental_builds = False  # every build on Spark is a full one (see README: not yet incremental)
     delete_rewrites_table = True
 
     def __init__(self, settings: SparkSettings, session: Any = None) -> None:
@@ -290,6 +342,8 @@ class SparkEngine(Engine):
         self.spark = session or spark_session(settings)
         self._arrow: set[str] = set()
         self._tx: dict[str, str | None] | None = None  # logical -> its new physical table (None: dropped)
+        self._catalog = _catalog_of(self.spark, settings)
+        self._switched: dict[str, str | None] = {}  # views the statement being planned switches (outside a transaction)
         catalog = f"`{settings.catalog}`." if settings.catalog else ""
         self._db = f"{catalog}`{settings.database}`"
         self._sql(f"CREATE DATABASE IF NOT EXISTS {self._db}")
@@ -319,10 +373,17 @@ class SparkEngine(Engine):
 
     def _physical(self, name: str) -> str | None:
         """The physical table behind store table `name` (outside any transaction)."""
+        with self._catalog.lock:
+            if name in self._catalog.views:
+                return self._catalog.views[name]
         if not self._exists(name):
-            return None
-        view = self._view_target(name)
-        return view if view is not None else name  # a plain table made before it had a view
+            physical = None
+        else:
+            view = self._view_target(name)
+            physical = view if view is not None else name  # a plain table made before it had a view
+        with self._catalog.lock:
+            self._catalog.views[name] = physical
+        return physical
 
     def _view_target(self, name: str) -> str | None:
         try:
@@ -336,9 +397,16 @@ class SparkEngine(Engine):
         return source.name if source is not None else None
 
     def _next_physical(self, name: str) -> str:
-        rows = self._sql(f"SHOW TABLES IN {self._db} LIKE '{name}{_PHYSICAL}*'").collect()
-        used = [int(n) for n in (r["tableName"].rsplit(_PHYSICAL, 1)[1] for r in rows) if n.isdigit()]
-        return f"{name}{_PHYSICAL}{max(used, default=0) + 1}"
+        with self._catalog.lock:
+            last = self._catalog.generations.get(name)
+        if last is None:
+            rows = self._sql(f"SHOW TABLES IN {self._db} LIKE '{name}{_PHYSICAL}*'").collect()
+            used = [int(n) for n in (r["tableName"].rsplit(_PHYSICAL, 1)[1] for r in rows) if n.isdigit()]
+            last = max(used, default=0)
+        with self._catalog.lock:
+            number = max(last, self._catalog.generations.get(name, 0)) + 1
+            self._catalog.generations[name] = number
+        return f"{name}{_PHYSICAL}{number}"
 
     def _current(self, name: str) -> str | None:
         """The physical table statements read and write for `name` right now."""
@@ -349,17 +417,36 @@ class SparkEngine(Engine):
     # ---------------------------------------------------------------- statements
 
     def execute(self, sql: str) -> None:
-        for statement in self._plan(_parse(sql)):
-            self._sql(statement)
+        tree = _parse(sql)
+        self._switched = {}
+        try:
+            for statement in self._plan(tree):
+                self._sql(statement)
+        except BaseException:
+            self._catalog.forget()
+            raise
+        with self._catalog.lock:
+            self._catalog.views.update(self._switched)
 
     def query(self, sql: str) -> pa.Table:
         tree = _parse(for_dialect(sql, self.dialect))
         if self._tx:
             tree = _rename_tables(tree, {k: v for k, v in self._tx.items() if v})
         frame = self._sql(_spark(tree))
-        if hasattr(frame, "toArrow"):
-            return frame.toArrow()
-        return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
+        try:
+            if hasattr(frame, "toArrow"):
+                return frame.toArrow()
+            return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
+        except Exception as exc:
+            if not any(s in str(exc) for s in _TOO_BIG):
+                raise
+            memory = self.spark.conf.get("spark.driver.memory", "1g")
+            raise FatalError(
+                f"a result read back from the profile store ({self.location}) did not fit the Spark driver's "
+                f"memory (spark.driver.memory {memory}): {_reason(exc)}",
+                hint="raise `spark.driver.memory` (and `spark.driver.maxResultSize`) under `spark.conf` in the "
+                "destination config",
+            ) from exc
 
     def _plan(self, tree: exp.Expression) -> list[str]:
         """The Spark statements that do what one DuckDB statement does."""
@@ -373,6 +460,9 @@ class SparkEngine(Engine):
                 isinstance(tree, exp.Create) and tree.kind == "VIEW") or (
                 isinstance(tree, exp.Drop) and tree.kind == "VIEW"):
             renamed = _rename_tables(tree, {k: v for k, v in (self._tx or {}).items() if v}) if self._tx else tree
+            if target is not None and isinstance(tree, (exp.Create, exp.Drop, exp.Alter)):
+                with self._catalog.lock:  # a view or table made, dropped or altered by its own name: ask again
+                    self._catalog.views.pop(target, None)
             return self._scratch_plan(renamed, target)
         return self._store_plan(tree, target)
 
@@ -449,6 +539,7 @@ class SparkEngine(Engine):
             made_here = self._fresh(name) and old != physical
             self._tx[name] = physical
             return [f"DROP TABLE IF EXISTS {old}"] if made_here else []
+        self._switched[name] = physical
         out = [f"DROP VIEW IF EXISTS {name}"] if physical is None else [
             f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {physical}"]
         return out + ([f"DROP TABLE IF EXISTS {old}"] if old and old != physical and old != name else [])
@@ -515,12 +606,18 @@ class SparkEngine(Engine):
         """Switch every view written in the transaction, then drop what they pointed at."""
         changed, self._tx = self._tx or {}, None
         old = {name: self._physical(name) for name in changed}
-        for name, physical in changed.items():
-            self._sql(f"DROP VIEW IF EXISTS {name}" if physical is None else
-                      f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {physical}")
-        for name, was in old.items():
-            if was and was != changed[name] and was != name:
-                self._sql(f"DROP TABLE IF EXISTS {was}")
+        try:
+            for name, physical in changed.items():
+                self._sql(f"DROP VIEW IF EXISTS {name}" if physical is None else
+                          f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {physical}")
+                with self._catalog.lock:
+                    self._catalog.views[name] = physical
+            for name, was in old.items():
+                if was and was != changed[name] and was != name:
+                    self._sql(f"DROP TABLE IF EXISTS {was}")
+        except BaseException:
+            self._catalog.forget()
+            raise
 
     def rollback(self) -> None:
         changed, self._tx = self._tx or {}, None
@@ -562,6 +659,10 @@ class SparkEngine(Engine):
 def _is_rename(tree: exp.Alter) -> bool:
     actions = tree.args.get("actions") or []
     return len(actions) == 1 and isinstance(actions[0], exp.AlterRename)
+
+
+# how Spark says a result was too big for its driver (a fetch that ran out of heap loses the result)
+_TOO_BIG = ("TaskResultLost", "java.lang.OutOfMemoryError", "spark.driver.maxResultSize")
 
 
 def _lost(exc: BaseException) -> bool:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from threadline_profiles.engines.base import lit
 
+# (value last: one record can offer a field two values, e.g. an email and a secondary email,
+# and a tie left to the engine picked either, from one run to the next)
 ORDER_BY = {
-    "source_priority": "priority DESC, seen_at DESC, record_key",
-    "most_recent": "seen_at DESC, priority DESC, record_key",
-    "most_frequent": "freq DESC, seen_at DESC, record_key",
-    "first_non_null": "seen_at ASC, record_key",
+    "source_priority": "priority DESC, seen_at DESC, record_key, value",
+    "most_recent": "seen_at DESC, priority DESC, record_key, value",
+    "most_frequent": "freq DESC, seen_at DESC, record_key, value",
+    "first_non_null": "seen_at ASC, record_key, value",
 }
 
 
