@@ -351,3 +351,28 @@ def test_settings_saved_by_an_older_version_say_how_to_save_them_again(shop: Lan
     with pytest.raises(ConfigError, match="activation 'promo_by_post' is not declared") as raised:
         ProfileStore.open(pathonly)
     assert "threadline profiles build job.yaml" in raised.value.hint
+
+
+def test_results_follow_a_merge_to_the_surviving_profile(shop: Lander) -> None:
+    """Results are recounted at every build from the facts, so when two profiles merge, what
+    both received is the survivor's and nothing is left on the id that merged away."""
+    newsletter(shop)  # p5's newsletter went to p5@shop.test: delivered
+    shop.land("esp", "activity", [  # and to an older address of p5's, not yet known to be theirs: delivered, opened
+        {"id": "alt-s", "email": "ann.five@old.test", "campaign_id": "nl-0105", "at": "2026-01-05T15:00:00Z", "action": "sent"},
+        {"id": "alt-o", "email": "ann.five@old.test", "campaign_id": "nl-0105", "at": "2026-01-05T19:00:00Z", "action": "open"}])
+    build(shop, "2026-01-10", push=False)
+    with shop.store() as store:
+        before = {r["profile_id"] for r in store.engine.rows("SELECT profile_id FROM tl_campaign_results")}
+        alt, p5_id = ([r["profile_id"] for r in store.engine.rows(
+            f"SELECT profile_id FROM tl_members WHERE record_key = '{key}'")][0] for key in ("esp.activity:alt-s", "crm.customers:p5"))
+    assert by_person(shop, "SELECT * FROM tl_campaign_results")["p5"]["opened"] == 0
+    assert alt in before  # its results stand on a profile of their own
+    shop.raw_config["resolution"] = {"always_merge": [["crm.customers:p5", "esp.activity:alt-s"]]}
+    build(shop, "2026-01-10", push=False)
+    p5 = by_person(shop, "SELECT * FROM tl_campaign_results")["p5"]
+    assert (p5["delivered"], p5["opened"]) == (2, 1)
+    with shop.store() as store:
+        orphans = store.engine.rows("SELECT r.profile_id FROM tl_campaign_results AS r "
+                                    "WHERE r.profile_id NOT IN (SELECT profile_id FROM tl_profiles)")
+        merged = store.engine.rows("SELECT profile_id FROM tl_profile_history WHERE event = 'merged_into'")
+    assert orphans == [] and [r["profile_id"] for r in merged] in ([alt], [p5_id])  # one id merged away
