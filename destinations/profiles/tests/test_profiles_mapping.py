@@ -58,6 +58,19 @@ def test_an_unknown_identifier_type_is_a_config_error():
         ProfilesConfig.model_validate({"mappings": {"crm.contacts": {"identifiers": {"f": "fax"}}}})
 
 
+@pytest.mark.parametrize("formats", ["%Y", ["%Y-%m", "%m/%Y"]])
+def test_a_birth_date_read_without_a_day_is_refused_pointing_to_birth_year(formats):
+    # "1974" read as %Y would land as 1974-01-01 and differ from the person's real birth date elsewhere
+    with pytest.raises(ValidationError, match=r"traits.birth_date: column 'born' .* hold no day .* map the column as `birth_year`"):
+        ProfilesConfig.model_validate({"mappings": {"loyalty.members": {
+            "traits": {"birth_date": "born"}, "cleaning": {"date_formats": {"born": formats}}}}})
+
+
+def test_a_birth_date_with_a_day_in_one_of_its_formats_is_accepted():
+    ProfilesConfig.model_validate({"mappings": {"loyalty.members": {
+        "traits": {"birth_date": "born"}, "cleaning": {"date_formats": {"born": ["%Y", "%d.%m.%Y"]}}}}})
+
+
 def test_a_rule_cannot_combine_an_identifier_with_traits():
     with pytest.raises(ValidationError, match="can only be matched on its own"):
         ProfilesConfig.model_validate({"resolution": {"rules": [{"name": "x", "match": ["email", "first_name"]}]}})

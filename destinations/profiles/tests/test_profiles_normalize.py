@@ -81,6 +81,10 @@ def test_a_date_that_fits_no_declared_format_is_invalid():
     assert normalize_date("2020.04.03", "%d/%m/%Y").reason == "unparseable date"
 
 
+def test_a_year_alone_is_not_a_date_and_the_reason_names_birth_year():
+    assert normalize_date("1974").reason == "a year alone is not a date (map the column as birth_year)"
+
+
 def test_an_undeclared_slash_date_is_read_only_when_unambiguous():
     assert normalize_date("13/04/2020").value == "2020-04-13"
     assert normalize_date("03/04/2020").status == "ambiguous"

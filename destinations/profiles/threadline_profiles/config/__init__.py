@@ -65,6 +65,11 @@ TRAIT_KINDS = {
 SURVIVORSHIP = Literal["source_priority", "most_recent", "most_frequent", "first_non_null"]
 
 
+def _has_day(date_format: str) -> bool:
+    """Whether a strptime format reads a day (of the month or of the year, or a locale's whole date)."""
+    return any(d in date_format for d in ("%d", "%-d", "%j", "%c", "%x"))
+
+
 def identifier_kind(id_type: str) -> str:
     """The normalizer an identifier type uses: customer ids of every system share one."""
     return "customer_id" if id_type.startswith("customer_id:") else id_type
@@ -255,6 +260,21 @@ class StreamMapping(Spec):
                     f"use one of {', '.join(IDENTIFIER_TYPES)} or customer_id:<system>"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _dates_have_days(self) -> StreamMapping:
+        # A column read only with formats that hold no day (%Y, %Y-%m) would become January the
+        # first of each year: compared as a full birth date, that date differs from the
+        # person's real one in every other source, and the conflict guard would part them.
+        for trait, column in self.traits.items():
+            formats = self.cleaning.date_formats.get(column)
+            if TRAIT_KINDS.get(trait) == "date" and formats and not any(_has_day(f) for f in formats):
+                better = " as `birth_year` (compared as a year; a year apart counts as a typo)" if trait == "birth_date" else ""
+                raise ValueError(
+                    f"traits.{trait}: column {column!r} is read with date formats that hold no day "
+                    f"({', '.join(formats)}), so every value would become the first of a month; map the column{better} "
+                    f"or give a format with the day")
+        return self
 
     def trait_columns(self) -> dict[str, str]:
         """Every trait (address parts included) -> its column."""

@@ -194,6 +194,7 @@ def normalize_name(raw: str, hint: str = "") -> Normalized:
 # ------------------------------------------------------------------------- dates
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_YEAR_ALONE = re.compile(r"^\d{4}$")
 _GUESS_FORMATS = ("%m/%d/%Y", "%d/%m/%Y")
 
 
@@ -224,6 +225,8 @@ def normalize_date(raw: str, hint: str = "") -> Normalized:
     readings, _ = _parse_dates(text, [f for f in hint.split("||") if f])
     days = {d.date() for d in readings}
     if not days:
+        if _YEAR_ALONE.match(text):  # a sign-up form that asks only the year
+            return Normalized.invalid("a year alone is not a date (map the column as birth_year)")
         return Normalized.invalid("unparseable date" + ("" if hint else " (declare date_formats for this column)"))
     if len(days) > 1:
         return Normalized.invalid("ambiguous date (day and month could be swapped)", "ambiguous")
