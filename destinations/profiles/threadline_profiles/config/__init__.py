@@ -353,7 +353,7 @@ class AgreementRule(Spec):
     # that also agree on the key's refined form (agreement.refined: birth date and first name
     # for birth date and first initial), so a record's pairs stay about as many in a store of
     # 10M records as of 1M. At or over max_block: off.
-    refine_over: int = Field(default=20, ge=1)
+    refine_over: int = Field(default=8, ge=1)
     # Where a record lacks a first or a last name, read it from its display name, email
     # local part or social handle (kneal1985 -> k, neal), for matching only (`hints.py`).
     name_hints: bool = True
