@@ -269,15 +269,16 @@ def skipped_blocks_sql(max_block: int, sizes: str = "tl_work_bs") -> str:
             f"WHERE n > {max_block} GROUP BY blk ORDER BY blk")
 
 
-def refined_blocks_sql(refine_over: int, max_block: int, sizes: str = "tl_work_bs", keys: str = "tl_work_bk") -> str:
+def refined_blocks_sql(refine_over: int, max_block: int, sizes: str = "tl_work_bs", fine: str | None = None) -> str:
     """Per blocking key: the blocks paired by their refined key only, and the pairs of their
-    records that do not share it (never compared)."""
+    records that do not share it (never compared). `fine` holds the refined keys' sizes
+    (blk, k, r, n); None: counted from tl_work_bk (a full build's, every record's keys)."""
     band = f"s.n > {refine_over} AND s.n <= {max_block}"
-    within = (f"SELECT k.blk, k.k, k.r, COUNT(*) AS m FROM {keys} AS k JOIN {sizes} AS s ON s.blk = k.blk AND s.k = k.k "
-              f"WHERE {band} AND k.r IS NOT NULL GROUP BY k.blk, k.k, k.r")
+    fine = fine or "(SELECT blk, k, r, COUNT(*) AS n FROM tl_work_bk WHERE r IS NOT NULL GROUP BY blk, k, r)"
+    within = f"SELECT f.blk, f.n FROM {fine} AS f JOIN {sizes} AS s ON s.blk = f.blk AND s.k = f.k WHERE {band}"
     return (f"SELECT t.blk, t.blocks, t.pairs - COALESCE(w.pairs, 0) AS pairs FROM ("
             f"SELECT s.blk, COUNT(*) AS blocks, SUM(s.n * (s.n - 1) / 2) AS pairs FROM {sizes} AS s WHERE {band} "
-            f"GROUP BY s.blk) AS t LEFT JOIN (SELECT blk, SUM(m * (m - 1) / 2) AS pairs FROM ({within}) AS r "
+            f"GROUP BY s.blk) AS t LEFT JOIN (SELECT blk, SUM(n * (n - 1) / 2) AS pairs FROM ({within}) AS r "
             "GROUP BY blk) AS w ON w.blk = t.blk ORDER BY t.blk")
 
 
@@ -735,7 +736,7 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
     """Build the candidate pairs and their levels (tl_work_cmp), fit the model (or take the
     `stored` one, model.py) and score every pair (tl_work_score). Needs tl_work_person with
     every field in `fields`; `sizes` is a table of store-wide block sizes (blk, k, n) for a
-    build that resolves part of the store."""
+    build that resolves part of the store, and `sizes`_r one of its refined keys' (blk, k, r, n)."""
     blocks = usable_blocks(rule, fields)
     if not blocks:
         return None
@@ -750,7 +751,8 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
     narrowed = {}
     if rule.refine_over < rule.max_block:
         narrowed = {"+".join(blocks[r["blk"]]): (int(r["blocks"]), int(r["pairs"] or 0))
-                    for r in engine.rows(refined_blocks_sql(rule.refine_over, rule.max_block, sizes or "tl_work_bs"))}
+                    for r in engine.rows(refined_blocks_sql(rule.refine_over, rule.max_block, sizes or "tl_work_bs",
+                                                            f"{sizes}_r" if sizes else None))}
     if stored is None:
         model = estimate(engine, rule, fields, blocks)
         names = " ".join(f"WHEN {i} THEN {lit(f)}" for i, f in enumerate(fields))

@@ -318,7 +318,8 @@ def _band(n: str, max_block: int, refine_over: int) -> str:
 
 def block_changes_sql(blocks: list[list[str]], fields: list[str], max_block: int, refine_over: int) -> list[str]:
     """The blocks around what changed (block keys from agreement.block_keys_select):
-    tl_work_gbs, the size of every block of two or more records now; tl_work_fbk and
+    tl_work_gbs, the size of every block of two or more records now (tl_work_gbs_r: of every
+    refined key within one, agreement.fit's `sizes`); tl_work_fbk and
     tl_work_obk, the block keys of the fresh records and the old ones of the changed and
     deleted; tl_work_bflip, the blocks that crossed `max_block` or `refine_over` (their pairs
     start or stop being compared), and tl_work_bseed their records; tl_work_hold, every
@@ -326,8 +327,12 @@ def block_changes_sql(blocks: list[list[str]], fields: list[str], max_block: int
     now = block_keys_select(blocks, fields, "tl_work_cperson", "record_key")
     fresh = "(SELECT r.record_key, p.* FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid) AS f"
     before, after = "COALESCE(g.n, t.nf) - t.nf + t.no", "COALESCE(g.n, t.nf)"
+    # the refined keys' sizes too, store-wide, for the count of pairs they leave out (agreement.refined_blocks_sql)
+    fine = ([f"CREATE TEMP TABLE tl_work_gbs_r AS SELECT blk, k, r, COUNT(*) AS n FROM ({now}) AS b WHERE r IS NOT NULL "
+             "GROUP BY blk, k, r HAVING COUNT(*) > 1"] if refine_over < max_block else [])
     return [
         f"CREATE TEMP TABLE tl_work_gbs AS SELECT blk, k, COUNT(*) AS n FROM ({now}) AS b GROUP BY blk, k HAVING COUNT(*) > 1",
+        *fine,
         f"CREATE TEMP TABLE tl_work_fbk AS {block_keys_select(blocks, fields, fresh, 'record_key')}",
         f"CREATE TEMP TABLE tl_work_obk AS {block_keys_select(blocks, fields, 'tl_work_operson', 'record_key')}",
         "CREATE TEMP TABLE tl_work_bflip AS SELECT t.blk, t.k FROM (SELECT blk, k, SUM(nf) AS nf, SUM(no) AS no FROM ("
@@ -368,7 +373,7 @@ def fresh_pair_keys_sql() -> str:
             "WHERE s.record_key = k.record_key AND s.rule = k.rule AND s.key = k.key)) AS u")
 
 
-AGREEMENT_WORK = ("tl_work_operson", "tl_work_obk", "tl_work_gbs", "tl_work_fbk", "tl_work_hold", "tl_work_fperson",
+AGREEMENT_WORK = ("tl_work_operson", "tl_work_obk", "tl_work_gbs", "tl_work_gbs_r", "tl_work_fbk", "tl_work_hold", "tl_work_fperson",
                   "tl_work_bflip", "tl_work_bseed", "tl_work_fcand", "tl_work_fcmp", "tl_work_fscore", "tl_work_fpairs")
 
 WORK_TABLES = AGREEMENT_WORK + ("tl_work_all", "tl_work_changes", "tl_work_fresh", "tl_work_fkeys", "tl_work_ck", "tl_work_ckl",
