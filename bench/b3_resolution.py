@@ -7,7 +7,9 @@
     python bench/b3_resolution.py --records 300000 --engine duckdb --statement-times 15   # plus the 15 slowest statements
     python bench/b3_resolution.py --records 100000 --engine spark    # Spark local[2] (--spark-master, --spark-driver-memory)
 
-Data: synthetic_customers.customers — ~2.5 records per person over a CRM (customer
+Data: synthetic_customers.customers(names="census") — people with US first and last names
+drawn at their published frequencies (Faker's en_US lists; `--names small`: 40 × 40 names,
+uniform, on which every name block grows with the population), ~2.5 records per person over a CRM (customer
 id, email, phone, name, birth date), a web shop (customer id, email, name; a quarter of
 people have two shop accounts) and a loyalty program (card, national phone, name, US-format
 birth date), with households sharing an email, Gmail +tags, odd case, nicknames,
@@ -192,14 +194,15 @@ def land(args: argparse.Namespace) -> None:
     from threadline_profiles.testing import Lander
 
     t0 = time.perf_counter()
-    data = customers(max(1, int(args.records / 2.5)), seed=args.seed)
+    data = customers(max(1, int(args.records / 2.5)), seed=args.seed, names=args.names)
     generated = time.perf_counter() - t0
     lander = Lander(store_config(args))
     t0 = time.perf_counter()
     for key, table in data.tables.items():
         source, stream = key.split(".")
         lander.land(source, stream, table, batch_rows=100_000)
-    emit(step="land", engine=args.engine, records=data.records, people=data.people, generate_s=round(generated, 2),
+    emit(step="land", engine=args.engine, records=data.records, people=data.people, names=data.names, seed=args.seed,
+         generate_s=round(generated, 2),
          land_s=round(time.perf_counter() - t0, 2), peak_rss_mb=peak_rss_mb())
 
 
@@ -211,7 +214,7 @@ def change(args: argparse.Namespace) -> None:
     from synthetic_customers import customers
     from threadline_profiles.testing import Lander
 
-    crm = customers(max(1, int(args.records / 2.5)), seed=args.seed).tables["crm.contacts"]
+    crm = customers(max(1, int(args.records / 2.5)), seed=args.seed, names=args.names).tables["crm.contacts"]
     n = max(2, int(args.records * args.changed))
     rng = np.random.default_rng(args.seed + 99)
     picked = crm.take(pa.array(rng.choice(crm.num_rows, n, replace=False)))
@@ -242,7 +245,7 @@ def build(args: argparse.Namespace) -> None:
         fields.update(jvm_peak_rss_mb=jvm_peak_rss_mb(), spark=spark.per_stage, spark_master=args.spark_master,
                       spark_driver_memory=args.spark_driver_memory)
     if args.score:
-        fields.update(pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed).truth, found))
+        fields.update(pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed, names=args.names).truth, found))
     emit(step="build", engine=args.engine, records=result.records, mode=result.mode, why_full=result.why_full,
          resolved=result.resolved, profiles=result.profiles, seconds=round(seconds, 2), cpu_s=round(cpu, 2), peak_rss_mb=rss,
          stages_s=result.stage_seconds, distinct_values_parsed=result.distinct_values, label_rounds=result.label_rounds,
@@ -269,7 +272,7 @@ def splink_step(args: argparse.Namespace) -> None:
     from splink.blocking_rule_library import CustomRule
     from synthetic_customers import customers
 
-    data = customers(max(1, int(args.records / 2.5)), seed=args.seed)
+    data = customers(max(1, int(args.records / 2.5)), seed=args.seed, names=args.names)
     con = duckdb.connect()
     for key, table in data.tables.items():
         con.register(key.replace(".", "_"), table)
@@ -319,7 +322,7 @@ def splink_step(args: argparse.Namespace) -> None:
 def step(args: argparse.Namespace, name: str, *extra: str) -> list[dict[str, Any]] | None:
     """Run one step in its own process; its JSON lines (None when it failed)."""
     cmd = [sys.executable, __file__, "--step", name, "--records", str(args.records[0]), "--engine", args.engine,
-           "--store", args.store, "--seed", str(args.seed), "--memory-limit", args.memory_limit,
+           "--store", args.store, "--seed", str(args.seed), "--names", args.names, "--memory-limit", args.memory_limit,
            "--spark-master", args.spark_master, "--spark-driver-memory", args.spark_driver_memory,
            "--spark-partitions", str(args.spark_partitions),
            "--changed", str(args.changed), "--repeat", str(args.repeat), *extra] + (["--agreement-off"] if args.agreement_off else [])
@@ -343,10 +346,16 @@ def slowest(log: Path, top: int, engine: str) -> None:
         return
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     log.unlink()
+    # where the process's peak memory rose by 50 MiB or more (in or just before the statement)
+    peaks, before = [], 0
+    for x in lines:
+        if (x.get("peak_rss_mb") or 0) - before >= 50:
+            peaks.append({"peak_rss_mb": x["peak_rss_mb"], "rose_mb": x["peak_rss_mb"] - before, "sql": x["sql"][:100]})
+        before = max(before, x.get("peak_rss_mb") or 0)
     emit(step="statements", engine=engine, statements=len(lines), total_s=round(sum(x["seconds"] for x in lines), 2),
          under_50ms=sum(1 for x in lines if x["seconds"] < 0.05),
          under_50ms_s=round(sum(x["seconds"] for x in lines if x["seconds"] < 0.05), 2),
-         slowest=sorted(lines, key=lambda x: -x["seconds"])[:top])
+         slowest=sorted(lines, key=lambda x: -x["seconds"])[:top], memory_rose=peaks)
 
 
 def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
@@ -414,6 +423,9 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.0, help="then change this fraction of records and build incrementally")
     parser.add_argument("--agreement-off", action="store_true", help="resolution.agreement: null (deterministic rules only)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--names", choices=["census", "small"], default="census",
+                        help="census: Faker's en_US names at their published frequencies (the default); small: the "
+                        "40 first and 40 last names drawn uniformly, as the earlier figures were measured")
     parser.add_argument("--repeat", type=int, default=1, help="with --changed: run the incremental and the full build this "
                         "many times (DuckDB, each on a copy) and compare medians")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit (the store's default is 1GB)")

@@ -6,6 +6,15 @@ several emails per person, Gmail dot/+tag variants, emails in odd case, phones w
 nationally or internationally, household members sharing an email, stale phones, nicknames,
 placeholder emails (test@test.com) on many records, and invalid emails, phones and dates.
 Built column-wise with numpy so a million records take seconds.
+
+Names: `names="small"` (the default, which the tests are written against) draws from 40
+first and 40 last names, uniformly; at millions of records that makes every name block
+grow with the population far faster than a real one's. `names="census"` draws from Faker's
+en_US lists, each name with its published frequency (381 female and 322 male first names,
+690 distinct, from the US Social Security Administration's counts, 1,000 surnames from the US census:
+Smith 2.2% of people), so common names make large blocks and most names small ones, as in
+a real customer file. The lists are read from the installed Faker (bench/requirements.txt),
+whose version `Dataset.names` reports; the draw is the seed's.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ class Dataset:
     mappings: dict[str, dict]
     truth: dict[str, int]
     people: int
+    names: str = "small: 40 first and 40 last names, uniform"  # where the names came from
 
     @property
     def records(self) -> int:
@@ -48,12 +58,40 @@ def _s(a: np.ndarray) -> np.ndarray:
     return a.astype(object)
 
 
-def customers(people: int, seed: int = 7, records_per_person: float = 2.5) -> Dataset:
-    """About `records_per_person` × `people` records over three sources."""
+def census_names() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """First names, their frequencies, last names, theirs (lower case) and a description,
+    from Faker's en_US person provider."""
+    import faker
+    from faker.providers.person.en_US import Provider
+
+    def weighted(*lists: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        total: dict[str, float] = {}
+        for names in lists:  # (female and male lists each sum to 1: half the people each)
+            for name, w in names.items():
+                total[name.lower()] = total.get(name.lower(), 0.0) + w / len(lists)
+        p = np.array(list(total.values()))
+        return np.array(list(total)), p / p.sum()
+
+    first, pf = weighted(Provider.first_names_female, Provider.first_names_male)
+    last, pl = weighted(Provider.last_names)
+    return first, pf, last, pl, (f"census: Faker {faker.VERSION} en_US, {len(first)} first names (SSA frequencies), "
+                                 f"{len(last)} last names (US census frequencies)")
+
+
+def customers(people: int, seed: int = 7, records_per_person: float = 2.5, names: str = "small") -> Dataset:
+    """About `records_per_person` × `people` records over three sources; `names` "small" or
+    "census" (the module's doc)."""
     rng = np.random.default_rng(seed)
     n = people
-    first = FIRST[rng.integers(0, len(FIRST), n)]
-    last = LAST[rng.integers(0, len(LAST), n)]
+    if names == "census":
+        first_names, pf, last_names, pl, described = census_names()
+        first, last = rng.choice(first_names, n, p=pf), rng.choice(last_names, n, p=pl)
+    elif names == "small":
+        first = FIRST[rng.integers(0, len(FIRST), n)]
+        last = LAST[rng.integers(0, len(LAST), n)]
+        described = Dataset.names
+    else:
+        raise ValueError(f"names: {names!r} is neither 'small' nor 'census'")
     pid = np.arange(n)
     birth = np.datetime64("1950-01-01") + rng.integers(0, 365 * 55, n).astype("timedelta64[D]")
     domain = DOMAINS[rng.integers(0, len(DOMAINS), n)]
@@ -146,4 +184,4 @@ def customers(people: int, seed: int = 7, records_per_person: float = 2.5) -> Da
                             "traits": {"first_name": "first_name", "last_name": "last_name", "birth_date": "birth_date"},
                             "cleaning": {"phone_region": "US", "date_formats": {"birth_date": "%m/%d/%Y"}}},
     }
-    return Dataset({"crm.contacts": crm, "shop.customers": shop, "loyalty.members": loyalty}, mappings, truth, n)
+    return Dataset({"crm.contacts": crm, "shop.customers": shop, "loyalty.members": loyalty}, mappings, truth, n, described)

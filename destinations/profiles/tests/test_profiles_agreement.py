@@ -167,6 +167,34 @@ def test_blocks_larger_than_max_block_are_skipped_and_counted(resolved):
     assert together(large, "crm.people:1", "crm.people:2")
 
 
+def test_blocks_larger_than_refine_over_pair_only_records_sharing_the_refined_key_and_are_counted(resolved):
+    # 30 people born on Maria's day whose first names begin with M: the birth date + first
+    # initial block holds 33 records, over refine_over 10, so only records that also share
+    # the whole first name are compared there (the cost of a record stays bounded however
+    # many people a store holds).
+    crowd = [maria(f"c{i}", first="Mo" + FIRST[i % len(FIRST)], last=f"crowd{i}", street=f"{i} crowd road", city="Waco",
+                   zip=f"7{i:04d}") for i in range(30)]
+    rows = crowd + [maria(1), maria(2, first="Mariah", last="Lopes", street="12 Oak Street"), maria(3, street="12 Oak St")]
+    rule = {"block_on": [["birth_date", "first_name:1"]], "refine_over": 10}
+    narrow = resolved(rows, agreement=rule)
+    assert together(narrow, "crm.people:1", "crm.people:3")  # one first name: compared, and one person
+    assert not together(narrow, "crm.people:1", "crm.people:2")  # Maria and Mariah: never compared
+    counted = narrow.engine.rows("SELECT reason, links FROM tl_dropped_links WHERE rule = 'agreement' AND reason LIKE 'blocks%'")
+    # 33 records make 528 pairs; those sharing a first name (crowd i and i + 20, the two Marias) are 11
+    assert counted == [{"reason": "blocks on birth_date+first_name:1 over 10 records compared within birth_date+first_name "
+                                  "only", "links": 528 - 11}]
+    whole = resolved(rows, agreement={**rule, "refine_over": 100})  # at max_block or over: every pair of the block
+    assert together(whole, "crm.people:1", "crm.people:2")
+
+
+def test_a_refined_key_writes_prefixes_in_full_or_adds_a_field():
+    fields = ["first_name", "last_name", "birth_date", "postal_code", "email"]
+    assert agreement.refined(["birth_date", "first_name:1"], fields) == ["birth_date", "first_name"]
+    assert agreement.refined(["first_name", "last_name"], fields) == ["first_name", "last_name", "birth_date"]
+    assert agreement.refined(["birth_date", "postal_code"], fields) == ["birth_date", "postal_code", "last_name"]
+    assert agreement.refined(["email_local"], ["email"]) == ["email_local"]  # nothing to add: the block as it is
+
+
 def test_a_store_with_nothing_to_compare_builds(tmp_path):
     lander = Lander({"path": str(tmp_path / "empty.duckdb"), "resolve_on_finish": False, "mappings": PEOPLE})
     lander.land("crm", "people", [maria(1)][:0], schema=pa.Table.from_pylist([maria(1)]).schema)

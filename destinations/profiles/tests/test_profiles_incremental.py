@@ -41,6 +41,8 @@ RESOLUTION = {"max_records_per_value": 4, "agreement": None}
 FUZZY = {"max_records_per_value": 4, "agreement": {"min_fields": 3, "max_block": 5}}
 # CRM records without shared contacts (see World) and no rule on names: only the agreement rule joins them.
 NO_CONTACTS = {**FUZZY, "rules": [{"name": "email", "match": ["email"]}]}
+# And blocks that cross refine_over and back (their records' pairs narrow to the refined key, and widen again).
+REFINED = {**NO_CONTACTS, "agreement": {"min_fields": 3, "max_block": 12, "refine_over": 3}}
 PUBLISHED = ["tl_members", "tl_profiles", "tl_golden", "tl_record_values", "tl_links", "tl_dq", "tl_blocked",
              "tl_dropped_links", "tl_profile_history", "tl_builds", "tl_state_records", "tl_state_keys", "tl_state_drops",
              "tl_norm_cache", "tl_meta", "tl_state_person"]
@@ -126,14 +128,17 @@ def config_for(tmp_path: Path, resolution: dict[str, Any]) -> dict[str, Any]:
             "resolution": resolution, "incremental_up_to": 1.0}
 
 
-@pytest.mark.parametrize("seed,base", [(1, RESOLUTION), (2, RESOLUTION), (3, RESOLUTION), (4, FUZZY), (5, NO_CONTACTS)],
-                         ids=["rules-1", "rules-2", "rules-3", "agreement-4", "agreement-no-contacts-5"])
+@pytest.mark.parametrize("seed,base", [(1, RESOLUTION), (2, RESOLUTION), (3, RESOLUTION), (4, FUZZY), (5, NO_CONTACTS),
+                                       (6, REFINED)],
+                         ids=["rules-1", "rules-2", "rules-3", "agreement-4", "agreement-no-contacts-5",
+                              "agreement-refined-blocks-6"])
 def test_incremental_builds_equal_full_and_clean_builds_step_by_step(tmp_path, seed, base):
     """With the agreement rule on, every build after the first reuses the model the first one
     fitted (the copies too: a clean build keeps the store's model), so all three must agree."""
-    world, people = World(seed, contacts=base is not NO_CONTACTS), 12 if base is NO_CONTACTS else 30
+    alone = base is NO_CONTACTS or base is REFINED  # only the agreement rule joins CRM records
+    world, people = World(seed, contacts=not alone), 12 if alone else 30
     resolution = dict(base)
-    fuzzy = base is FUZZY or base is NO_CONTACTS
+    fuzzy = base is FUZZY or alone
     config = config_for(tmp_path, resolution)
     path = tmp_path / "p.duckdb"
     world.add(60, people)

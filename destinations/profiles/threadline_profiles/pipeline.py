@@ -264,14 +264,14 @@ def _find_scope(engine: Engine, config: ProfilesConfig, setup: Setup, landed: st
 
 def _fresh_pairs(engine: Engine, config: ProfilesConfig, setup: Setup, stored: agreement.AgreementModel) -> None:
     """The agreement rule's part of the scope (incremental.py): every record's matching fields
-    now, the blocks that crossed `max_block`, and the fresh records' pairs scored with the
+    now, the blocks that crossed `max_block` or `refine_over`, and the fresh records' pairs scored with the
     stored model; those it would link become pair keys in tl_work_fkeys."""
     rule = config.resolution.agreement
     blocks = agreement.usable_blocks(rule, setup.fuzzy)
     agreement.require_comparisons(engine)
     engine.run(incremental.current_person_sql(setup.person_columns) + [
-        *incremental.block_changes_sql(blocks, rule.max_block),
-        *incremental.fresh_candidates_sql(rule.max_block),
+        *incremental.block_changes_sql(blocks, setup.fuzzy, rule.max_block, rule.refine_over),
+        *incremental.fresh_candidates_sql(rule.max_block, rule.refine_over),
         f"CREATE TEMP TABLE tl_work_fcmp AS SELECT c.a, c.b, {agreement.levels_select(setup.fuzzy)} FROM tl_work_fcand AS c "
         "JOIN tl_work_fperson AS x ON x.record_key = c.a JOIN tl_work_fperson AS y ON y.record_key = c.b",
         "DROP TABLE IF EXISTS tl_work_tf",

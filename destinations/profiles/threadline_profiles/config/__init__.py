@@ -345,7 +345,9 @@ class AgreementRule(Spec):
     combination (a Fellegi–Sunter model; see `agreement.py`).
 
     Candidate pairs share every field of one `block_on` entry; blocks of more than
-    `max_block` records are skipped (and counted), so the cost stays near linear. Each of
+    `max_block` records are skipped (and counted), and blocks of more than `refine_over`
+    pair only records that share the entry's refined form as well (its `field:n` parts in
+    full, or one more field; counted too), so the cost stays linear in records. Each of
     `fields` is compared at four levels — exact, close (one edit, day and month swapped,
     first and last name swapped), near (two edits), different — and each level weighs how
     much likelier it is between one person's records than between two people's, both
@@ -367,6 +369,11 @@ class AgreementRule(Spec):
         ["last_name", "first_name:1"], ["first_name", "last_name:1"], ["email_local"], ["username"],
     ])
     max_block: int = 100
+    # Blocks of more than this many records (and at most max_block) pair only the records
+    # that also agree on the key's refined form (agreement.refined: birth date and first name
+    # for birth date and first initial), so a record's pairs stay about as many in a store of
+    # 10M records as of 1M. At or over max_block: off.
+    refine_over: int = Field(default=8, ge=1)
     # Where a record lacks a first or a last name, read it from its display name, email
     # local part or social handle (kneal1985 -> k, neal), for matching only (`hints.py`).
     name_hints: bool = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -24,6 +25,17 @@ _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 # statement's opening, string literals blanked so no value or secret is written): finds the
 # statements a build spends its time on (bench/b3_resolution.py --statement-times).
 STATEMENT_TIMES_ENV = "THREADLINE_STATEMENT_TIMES"
+
+
+def _peak_rss_mb() -> int | None:
+    """This process's peak resident memory so far (None where the platform does not say): in
+    the statement log, the statement after which it rose is the one that took the memory."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 1024))  # bytes on macOS, KiB elsewhere
 
 
 def safe_name(text: str) -> str:
@@ -159,7 +171,7 @@ class Engine(ABC):
             t0 = time.perf_counter()
             self.execute(sql)
             with open(log, "a", encoding="utf-8") as out:
-                out.write(json.dumps({"seconds": round(time.perf_counter() - t0, 4),
+                out.write(json.dumps({"seconds": round(time.perf_counter() - t0, 4), "peak_rss_mb": _peak_rss_mb(),
                                       "sql": _STRING_LITERAL.sub("'?'", " ".join(sql.split()))[:160]}) + "\n")
 
     def scalar(self, sql: str) -> Any:

@@ -4,7 +4,12 @@ A Fellegi–Sunter model, estimated from the data itself (never from labels):
 
 1. blocks     — candidate pairs are records sharing every field of one blocking key (an
                 equi-join per key, UNION-ed); blocks of more than `max_block` records are
-                skipped and counted, so the cost stays near linear.
+                skipped and counted, and those of more than `refine_over` pair only the
+                records that also share the key's refined form (`refined`: birth date and
+                first name where the key has birth date and first initial), counted too.
+                A fixed key space (dates × initials) makes blocks grow with the store, so
+                without that bound a record's pairs grew with it: 10x the records made
+                about 100x the pairs.
 2. levels     — each compared field of each pair gets a level: 3 exact, 2 close (one edit,
                 day and month swapped, first and last name swapped, an email's local part
                 at another provider), 1 near (two edits),
@@ -218,20 +223,39 @@ def _part_sql(part: str) -> str:
     return quote(name) if chars is None else f"SUBSTR({quote(name)}, 1, {chars})"
 
 
-def block_keys_sql(blocks: list[list[str]], person: str = "tl_work_person", rid: str = "rid",
+# What refines a block key that has no `field:n` part to write in full: the first of these
+# the key lacks and the rule compares.
+REFINE_BY = ("birth_date", "last_name", "first_name", "postal_code")
+
+
+def refined(block: list[str], fields: list[str]) -> list[str]:
+    """The key a block of more than `refine_over` records is paired by: its `field:n` parts in
+    full (birth date and first initial -> birth date and first name) or, where it has none,
+    the key and one more field (first and last name -> and birth date). Records agreeing on
+    it agree on the block's key too, so it splits the block, never joins two."""
+    parts = [block_part(p)[0] for p in block]
+    if any(block_part(p)[1] is not None for p in block):
+        return list(dict.fromkeys(parts))
+    extra = next((f for f in REFINE_BY if f in fields and f not in parts), None)
+    return parts + ([extra] if extra else [])
+
+
+def block_keys_sql(blocks: list[list[str]], fields: list[str], person: str = "tl_work_person", rid: str = "rid",
                    table: str = "tl_work_bk") -> str:
-    """tl_work_bk: (blk, k, rid) — each record's key in each block it can be in (of `person`,
-    whose records are named by column `rid`: an incremental build names them by record key)."""
-    return f"CREATE TEMP TABLE {table} AS {block_keys_select(blocks, person, rid)}"
+    """tl_work_bk: (blk, k, r, rid) — each record's key in each block it can be in (of `person`,
+    whose records are named by column `rid`: an incremental build names them by record key),
+    and its refined key there (`refined`; NULL where the record lacks a field of it)."""
+    return f"CREATE TEMP TABLE {table} AS {block_keys_select(blocks, fields, person, rid)}"
 
 
-def block_keys_select(blocks: list[list[str]], person: str, rid: str) -> str:
+def block_keys_select(blocks: list[list[str]], fields: list[str], person: str, rid: str) -> str:
     """The SELECT of block_keys_sql."""
     parts = []
     for i, block in enumerate(blocks):
         key = " || '|' || ".join(_part_sql(p) for p in block)
+        fine = " || '|' || ".join(quote(f) for f in refined(block, fields))
         present = " AND ".join(f"{quote(block_part(p)[0])} IS NOT NULL" for p in block)
-        parts.append(f"SELECT {i} AS blk, {key} AS k, {rid} FROM {person} WHERE {present}")
+        parts.append(f"SELECT {i} AS blk, {key} AS k, {fine} AS r, {rid} FROM {person} WHERE {present}")
     return " UNION ALL ".join(parts)
 
 
@@ -245,18 +269,36 @@ def skipped_blocks_sql(max_block: int, sizes: str = "tl_work_bs") -> str:
             f"WHERE n > {max_block} GROUP BY blk ORDER BY blk")
 
 
-def candidates_sql(blocks: int, max_block: int, sizes: str = "tl_work_bs", keys: str = "tl_work_bk",
+def refined_blocks_sql(refine_over: int, max_block: int, sizes: str = "tl_work_bs", fine: str | None = None) -> str:
+    """Per blocking key: the blocks paired by their refined key only, and the pairs of their
+    records that do not share it (never compared). `fine` holds the refined keys' sizes
+    (blk, k, r, n); None: counted from tl_work_bk (a full build's, every record's keys)."""
+    band = f"s.n > {refine_over} AND s.n <= {max_block}"
+    fine = fine or "(SELECT blk, k, r, COUNT(*) AS n FROM tl_work_bk WHERE r IS NOT NULL GROUP BY blk, k, r)"
+    within = f"SELECT f.blk, f.n FROM {fine} AS f JOIN {sizes} AS s ON s.blk = f.blk AND s.k = f.k WHERE {band}"
+    return (f"SELECT t.blk, t.blocks, t.pairs - COALESCE(w.pairs, 0) AS pairs FROM ("
+            f"SELECT s.blk, COUNT(*) AS blocks, SUM(s.n * (s.n - 1) / 2) AS pairs FROM {sizes} AS s WHERE {band} "
+            f"GROUP BY s.blk) AS t LEFT JOIN (SELECT blk, SUM(n * (n - 1) / 2) AS pairs FROM ({within}) AS r "
+            "GROUP BY blk) AS w ON w.blk = t.blk ORDER BY t.blk")
+
+
+def candidates_sql(blocks: int, max_block: int, refine_over: int, sizes: str = "tl_work_bs", keys: str = "tl_work_bk",
                    table: str = "tl_work_cand") -> str:
     """`table`: (a, b, in0, in1, ...) — every pair (a < b) of `keys`' records sharing a small
-    block, with the blocks it shares. `sizes` holds each block's size (in an incremental
-    build: over the whole store, so a block too large there is skipped in the scope too)."""
+    block, with the blocks it shares. In a block of more than `refine_over` records (and at
+    most `max_block`) only the records that also share its refined key are paired: the
+    pairs a record makes stay about as many however large the store grows. `sizes` holds
+    each block's size (in an incremental build: over the whole store, so a block too large
+    there is skipped, or refined, in the scope too)."""
     flags = ", ".join(f"MAX(CASE WHEN blk = {i} THEN 1 ELSE 0 END) AS in{i}" for i in range(blocks))
-    return (
-        f"CREATE TEMP TABLE {table} AS SELECT a, b, {flags} FROM ("
-        f"SELECT x.blk, x.rid AS a, y.rid AS b FROM {keys} AS x JOIN {sizes} AS s ON s.blk = x.blk AND s.k = x.k "
-        f"JOIN {keys} AS y ON y.blk = x.blk AND y.k = x.k AND x.rid < y.rid WHERE s.n <= {max_block}"
-        ") AS p GROUP BY a, b"
-    )
+    # Two equi-joins, not one with an OR: joined on the coarse key alone, a block of 100
+    # records would make 4,950 rows to filter down to its refined pairs.
+    small = (f"SELECT x.blk, x.rid AS a, y.rid AS b FROM {keys} AS x JOIN {sizes} AS s ON s.blk = x.blk AND s.k = x.k "
+             f"JOIN {keys} AS y ON y.blk = x.blk AND y.k = x.k AND x.rid < y.rid WHERE s.n <= {min(refine_over, max_block)}")
+    fine = (f" UNION ALL SELECT x.blk, x.rid AS a, y.rid AS b FROM {keys} AS x JOIN {sizes} AS s ON s.blk = x.blk AND s.k = x.k "
+            f"JOIN {keys} AS y ON y.blk = x.blk AND y.k = x.k AND y.r = x.r AND x.rid < y.rid "
+            f"WHERE s.n > {refine_over} AND s.n <= {max_block}") if refine_over < max_block else ""
+    return f"CREATE TEMP TABLE {table} AS SELECT a, b, {flags} FROM ({small}{fine}) AS p GROUP BY a, b"
 
 
 # Records whose matching fields are all equal (a person's campaign sends and events carry the
@@ -278,18 +320,19 @@ def groups_sql(columns: list[str]) -> list[str]:
     by = ", ".join(quote(c) for c in columns)
     return [f"CREATE TEMP TABLE {GROUPS} AS SELECT rid, MIN(rid) OVER (PARTITION BY {by}) AS rep, "
             f"COUNT(*) OVER (PARTITION BY {by}) AS n FROM tl_work_person",
-            f"CREATE TEMP TABLE {REP_KEYS} AS SELECT k.blk, k.k, k.rid FROM tl_work_bk AS k "
+            f"CREATE TEMP TABLE {REP_KEYS} AS SELECT k.blk, k.k, k.r, k.rid FROM tl_work_bk AS k "
             f"JOIN {GROUPS} AS g ON g.rid = k.rid AND g.rep = k.rid"]
 
 
-def weighted_candidates_sql(blocks: int, max_block: int, sizes: str) -> list[str]:
+def weighted_candidates_sql(blocks: int, max_block: int, refine_over: int, sizes: str) -> list[str]:
     """tl_work_cand: the reps' pairs (REP_PAIRS), each weighing n × n' record pairs (column w),
     and one row (a = b = rep) per group of two or more sharing a small block, weighing the
-    n(n-1)/2 pairs among its records: the records' candidate pairs, counted as they were."""
+    n(n-1)/2 pairs among its records: the records' candidate pairs, counted as they were.
+    (A group's records share every matched field, so its refined key too.)"""
     flags = ", ".join(f"c.in{i}" for i in range(blocks))
     own = ", ".join(f"MAX(CASE WHEN k.blk = {i} THEN 1 ELSE 0 END) AS in{i}" for i in range(blocks))
     return [
-        candidates_sql(blocks, max_block, sizes, REP_KEYS, REP_PAIRS),
+        candidates_sql(blocks, max_block, refine_over, sizes, REP_KEYS, REP_PAIRS),
         f"CREATE TEMP TABLE tl_work_cand AS SELECT c.a, c.b, {flags}, CAST(ga.n * gb.n AS DOUBLE) AS w "
         f"FROM {REP_PAIRS} AS c JOIN {GROUPS} AS ga ON ga.rid = c.a JOIN {GROUPS} AS gb ON gb.rid = c.b "
         f"UNION ALL SELECT k.rid AS a, k.rid AS b, {own}, CAST(MAX(g.n) * (MAX(g.n) - 1) / 2 AS DOUBLE) AS w "
@@ -525,6 +568,7 @@ class AgreementModel:
     expected_pairs: float = 0.0
     candidates: int = 0
     skipped: dict[str, tuple[int, int]] = field(default_factory=dict)  # block -> (blocks, pairs)
+    refined: dict[str, tuple[int, int]] = field(default_factory=dict)  # block -> (blocks, pairs not compared)
     # fields whose m is the stated prior (too few matching pairs seen), with the pairs seen
     from_priors: dict[str, float] = field(default_factory=dict)
     # The guard's judgement of the store (link.guard_and_agree): whether it holds households,
@@ -692,16 +736,23 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
     """Build the candidate pairs and their levels (tl_work_cmp), fit the model (or take the
     `stored` one, model.py) and score every pair (tl_work_score). Needs tl_work_person with
     every field in `fields`; `sizes` is a table of store-wide block sizes (blk, k, n) for a
-    build that resolves part of the store."""
+    build that resolves part of the store, and `sizes`_r one of its refined keys' (blk, k, r, n)."""
     blocks = usable_blocks(rule, fields)
     if not blocks:
         return None
     require_comparisons(engine)
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in (*WORK, PAIRS, FITTED_TF)])
-    engine.run([block_keys_sql(blocks), *([] if sizes else [block_sizes_sql()]), *groups_sql(matched_columns(fields)),
-                *weighted_candidates_sql(len(blocks), rule.max_block, sizes or "tl_work_bs"), compare_sql(fields, len(blocks))])
+    engine.run([block_keys_sql(blocks, fields), *([] if sizes else [block_sizes_sql()]),
+                *groups_sql(matched_columns(fields)),
+                *weighted_candidates_sql(len(blocks), rule.max_block, rule.refine_over, sizes or "tl_work_bs"),
+                compare_sql(fields, len(blocks))])
     skipped = {"+".join(blocks[r["blk"]]): (int(r["blocks"]), int(r["pairs"]))
                for r in engine.rows(skipped_blocks_sql(rule.max_block, sizes or "tl_work_bs"))}
+    narrowed = {}
+    if rule.refine_over < rule.max_block:
+        narrowed = {"+".join(blocks[r["blk"]]): (int(r["blocks"]), int(r["pairs"] or 0))
+                    for r in engine.rows(refined_blocks_sql(rule.refine_over, rule.max_block, sizes or "tl_work_bs",
+                                                            f"{sizes}_r" if sizes else None))}
     if stored is None:
         model = estimate(engine, rule, fields, blocks)
         names = " ".join(f"WHEN {i} THEN {lit(f)}" for i, f in enumerate(fields))
@@ -713,7 +764,7 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
     else:
         model = stored
         engine.run(stored_frequencies_sql(fields))
-    model.skipped = skipped
+    model.skipped, model.refined = skipped, narrowed
     model.candidates = int(engine.scalar("SELECT SUM(w) FROM tl_work_cmp") or 0)
     engine.run([score_sql(model, table=REP_SCORES), *spread_sql(model), pairs_sql(model)])
     return model

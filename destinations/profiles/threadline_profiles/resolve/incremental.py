@@ -24,7 +24,7 @@ With the agreement rule on, the scope also holds the records a changed record is
 compared with and would be linked to: its fresh candidate pairs are scored with the stored
 model (model.py) against every record sharing a block with it, each pair the rule would
 link is a key its two records hold (rule `agreement`, kept in `tl_state_keys` like any
-other), and a block that crosses `max_block` brings in all its records (their pairs start
+other), and a block that crosses `max_block` or `refine_over` brings in all its records (their pairs start
 or stop being compared). The closure then follows those pair keys as it follows identifier
 keys. Each record's matching fields are kept in `tl_state_person` for this.
 
@@ -311,36 +311,53 @@ def current_person_sql(columns: list[str]) -> list[str]:
     ]
 
 
-def block_changes_sql(blocks: list[list[str]], max_block: int) -> list[str]:
+def _band(n: str, max_block: int, refine_over: int) -> str:
+    """How a block of `n` records is paired: 0 whole, 1 by its refined key, 2 not at all."""
+    return f"CASE WHEN {n} > {max_block} THEN 2 WHEN {n} > {refine_over} THEN 1 ELSE 0 END"
+
+
+def block_changes_sql(blocks: list[list[str]], fields: list[str], max_block: int, refine_over: int) -> list[str]:
     """The blocks around what changed (block keys from agreement.block_keys_select):
-    tl_work_gbs, the size of every block of two or more records now; tl_work_fbk and
+    tl_work_gbs, the size of every block of two or more records now (tl_work_gbs_r: of every
+    refined key within one, agreement.fit's `sizes`); tl_work_fbk and
     tl_work_obk, the block keys of the fresh records and the old ones of the changed and
-    deleted; tl_work_bflip, the blocks that crossed `max_block` (their pairs start or stop
-    being compared), and tl_work_bseed their records; tl_work_hold, every record now in a
-    block a fresh record is in or one that crossed."""
-    now = block_keys_select(blocks, "tl_work_cperson", "record_key")
+    deleted; tl_work_bflip, the blocks that crossed `max_block` or `refine_over` (their pairs
+    start or stop being compared), and tl_work_bseed their records; tl_work_hold, every
+    record now in a block a fresh record is in or one that crossed."""
+    now = block_keys_select(blocks, fields, "tl_work_cperson", "record_key")
     fresh = "(SELECT r.record_key, p.* FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid) AS f"
+    before, after = "COALESCE(g.n, t.nf) - t.nf + t.no", "COALESCE(g.n, t.nf)"
+    # the refined keys' sizes too, store-wide, for the count of pairs they leave out (agreement.refined_blocks_sql)
+    fine = ([f"CREATE TEMP TABLE tl_work_gbs_r AS SELECT blk, k, r, COUNT(*) AS n FROM ({now}) AS b WHERE r IS NOT NULL "
+             "GROUP BY blk, k, r HAVING COUNT(*) > 1"] if refine_over < max_block else [])
     return [
         f"CREATE TEMP TABLE tl_work_gbs AS SELECT blk, k, COUNT(*) AS n FROM ({now}) AS b GROUP BY blk, k HAVING COUNT(*) > 1",
-        f"CREATE TEMP TABLE tl_work_fbk AS {block_keys_select(blocks, fresh, 'record_key')}",
-        f"CREATE TEMP TABLE tl_work_obk AS {block_keys_select(blocks, 'tl_work_operson', 'record_key')}",
+        *fine,
+        f"CREATE TEMP TABLE tl_work_fbk AS {block_keys_select(blocks, fields, fresh, 'record_key')}",
+        f"CREATE TEMP TABLE tl_work_obk AS {block_keys_select(blocks, fields, 'tl_work_operson', 'record_key')}",
         "CREATE TEMP TABLE tl_work_bflip AS SELECT t.blk, t.k FROM (SELECT blk, k, SUM(nf) AS nf, SUM(no) AS no FROM ("
         "SELECT blk, k, 1 AS nf, 0 AS no FROM tl_work_fbk UNION ALL SELECT blk, k, 0 AS nf, 1 AS no FROM tl_work_obk) AS u "
         "GROUP BY blk, k) AS t LEFT JOIN tl_work_gbs AS g ON g.blk = t.blk AND g.k = t.k "
-        f"WHERE (COALESCE(g.n, t.nf) <= {max_block}) <> (COALESCE(g.n, t.nf) - t.nf + t.no <= {max_block})",
-        f"CREATE TEMP TABLE tl_work_hold AS SELECT b.blk, b.k, b.record_key FROM ({now}) AS b JOIN ("
+        f"WHERE {_band(after, max_block, refine_over)} <> {_band(before, max_block, refine_over)}",
+        f"CREATE TEMP TABLE tl_work_hold AS SELECT b.blk, b.k, b.r, b.record_key FROM ({now}) AS b JOIN ("
         "SELECT blk, k FROM tl_work_fbk UNION SELECT blk, k FROM tl_work_bflip) AS t ON t.blk = b.blk AND t.k = b.k",
         "CREATE TEMP TABLE tl_work_bseed AS SELECT DISTINCT h.record_key FROM tl_work_hold AS h "
         "JOIN tl_work_bflip AS f ON f.blk = h.blk AND f.k = h.k",
     ]
 
 
-def fresh_candidates_sql(max_block: int) -> list[str]:
-    """tl_work_fcand: (a, b) — each fresh record with every record sharing a small block;
+def fresh_candidates_sql(max_block: int, refine_over: int) -> list[str]:
+    """tl_work_fcand: (a, b) — each fresh record with every record sharing a small block (in
+    a block over `refine_over`, sharing its refined key too: agreement.candidates_sql);
     tl_work_fperson: the matching fields of the records in them."""
-    return ["CREATE TEMP TABLE tl_work_fcand AS SELECT DISTINCT f.record_key AS a, o.record_key AS b FROM tl_work_fbk AS f "
-            f"JOIN tl_work_gbs AS g ON g.blk = f.blk AND g.k = f.k AND g.n <= {max_block} "
-            "JOIN tl_work_hold AS o ON o.blk = f.blk AND o.k = f.k AND o.record_key <> f.record_key",
+    small = ("SELECT f.record_key AS a, o.record_key AS b FROM tl_work_fbk AS f "
+             f"JOIN tl_work_gbs AS g ON g.blk = f.blk AND g.k = f.k AND g.n <= {min(refine_over, max_block)} "
+             "JOIN tl_work_hold AS o ON o.blk = f.blk AND o.k = f.k AND o.record_key <> f.record_key")
+    fine = (" UNION SELECT f.record_key AS a, o.record_key AS b FROM tl_work_fbk AS f "
+            f"JOIN tl_work_gbs AS g ON g.blk = f.blk AND g.k = f.k AND g.n > {refine_over} AND g.n <= {max_block} "
+            "JOIN tl_work_hold AS o ON o.blk = f.blk AND o.k = f.k AND o.r = f.r AND o.record_key <> f.record_key"
+            ) if refine_over < max_block else ""
+    return [f"CREATE TEMP TABLE tl_work_fcand AS SELECT DISTINCT a, b FROM ({small}{fine}) AS c",
             "CREATE TEMP TABLE tl_work_fperson AS SELECT * FROM tl_work_cperson WHERE record_key IN "
             "(SELECT a FROM tl_work_fcand UNION SELECT b FROM tl_work_fcand)"]
 
@@ -356,7 +373,7 @@ def fresh_pair_keys_sql() -> str:
             "WHERE s.record_key = k.record_key AND s.rule = k.rule AND s.key = k.key)) AS u")
 
 
-AGREEMENT_WORK = ("tl_work_operson", "tl_work_obk", "tl_work_gbs", "tl_work_fbk", "tl_work_hold", "tl_work_fperson",
+AGREEMENT_WORK = ("tl_work_operson", "tl_work_obk", "tl_work_gbs", "tl_work_gbs_r", "tl_work_fbk", "tl_work_hold", "tl_work_fperson",
                   "tl_work_bflip", "tl_work_bseed", "tl_work_fcand", "tl_work_fcmp", "tl_work_fscore", "tl_work_fpairs")
 
 WORK_TABLES = AGREEMENT_WORK + ("tl_work_all", "tl_work_changes", "tl_work_fresh", "tl_work_fkeys", "tl_work_ck", "tl_work_ckl",

@@ -239,6 +239,10 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
                                      f"{agreement.MIN_MATCHING_PAIRS} matching pairs in the blocks that leave each out)")] = 0
         for block, (_, pairs) in model.skipped.items():
             skipped[(AGREEMENT_RULE, f"blocks on {block} over {settings.agreement.max_block} records skipped")] = pairs
+        for block, (_, pairs) in model.refined.items():
+            fine = "+".join(agreement.refined(block.split("+"), fuzzy))
+            skipped[(AGREEMENT_RULE, f"blocks on {block} over {settings.agreement.refine_over} records "
+                                     f"compared within {fine} only")] = pairs
     return skipped, model
 
 
