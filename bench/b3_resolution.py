@@ -5,7 +5,7 @@
     python bench/b3_resolution.py --records 1000000 --changed 0.01   # plus an incremental build after 1% changes
     python bench/b3_resolution.py --records 100000 --engine duckdb --changed 0.01 --repeat 3   # medians of 3 pairs
     python bench/b3_resolution.py --records 300000 --engine duckdb --statement-times 15   # plus the 15 slowest statements
-    python bench/b3_resolution.py --records 100000 --engine spark    # Spark local[2] (--spark-master, --spark-driver-memory)
+    python bench/b3_resolution.py --records 100000 --engine spark    # Spark local[2], then DuckDB beside it, and the ratio
 
 Data: synthetic_customers.customers(names="census") — people with US first and last names
 drawn at their published frequencies (Faker's en_US lists; `--names small`: 40 × 40 names,
@@ -32,7 +32,8 @@ folder, so that the steps' processes share it) Spark's work is done in its JVM, 
 the step's process: `cpu_s` adds the JVM's CPU to the process's own, `jvm_peak_rss_mb` is the
 JVM's, and each build stage also reports what Spark's status store saw during it (`spark`:
 jobs, tasks, task seconds, shuffle bytes written, input and output bytes), the figures the
-README's capacity plan is derived from.
+README's capacity plan is derived from. The same size then runs on DuckDB, and a last line
+(`spark_vs_duckdb`) gives both builds' wall and CPU seconds per stage and their ratios.
 """
 
 from __future__ import annotations
@@ -358,7 +359,9 @@ def slowest(log: Path, top: int, engine: str) -> None:
          slowest=sorted(lines, key=lambda x: -x["seconds"])[:top], memory_rose=peaks)
 
 
-def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
+def run_size(args: argparse.Namespace, size: int, engine: str) -> dict[str, Any] | None:
+    """Land and build `size` records on `engine` (then Splink, an incremental build, as
+    asked); the first build's line."""
     tmp = Path(tempfile.mkdtemp(prefix="b3_")) / f"b3_{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     one = argparse.Namespace(**{**vars(args), "records": [size], "engine": engine, "store": str(tmp)})
@@ -384,6 +387,7 @@ def run_size(args: argparse.Namespace, size: int, engine: str) -> None:
                          all_incremental_s=[p[0]["seconds"] for p in pairs], all_full_s=[p[1]["seconds"] for p in pairs],
                          incremental_stages_s=inc["stages_s"], full_stages_s=whole["stages_s"],
                          resolved=inc["resolved"], model_version=inc.get("model_version"))
+        return built[-1] if built else None
     finally:
         if engine == "postgres":
             import psycopg
@@ -419,7 +423,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, action="append", help="sizes to run (default 100k and 1M)")
     parser.add_argument("--engine", choices=["duckdb", "postgres", "spark", "both"], default="both",
-                        help="both: DuckDB and Postgres")
+                        help="both: DuckDB and Postgres; spark: Spark, then DuckDB beside it")
     parser.add_argument("--changed", type=float, default=0.0, help="then change this fraction of records and build incrementally")
     parser.add_argument("--agreement-off", action="store_true", help="resolution.agreement: null (deterministic rules only)")
     parser.add_argument("--seed", type=int, default=7)
@@ -449,10 +453,25 @@ def main() -> None:
         finally:
             stop_jvm()
         return
-    engines = ["duckdb", "postgres"] if args.engine == "both" else [args.engine]
+    engines = {"both": ["duckdb", "postgres"], "spark": ["spark", "duckdb"]}.get(args.engine, [args.engine])
     for size in args.records or [100_000, 1_000_000]:
-        for engine in engines:
-            run_size(args, size, engine)
+        built = {engine: run_size(args, size, engine) for engine in engines}
+        if args.engine == "spark" and all(built.values()):
+            compare(built["spark"], built["duckdb"])
+
+
+def compare(spark: dict[str, Any], duck: dict[str, Any]) -> None:
+    """Spark's first build beside DuckDB's on the same records: seconds, CPU-seconds and each
+    stage's seconds, with Spark's over DuckDB's."""
+    def ratio(a: float, b: float) -> float | None:
+        return round(a / b, 1) if b else None
+
+    stages = {name: {"spark_s": s, "duckdb_s": duck["stages_s"].get(name), "ratio": ratio(s, duck["stages_s"].get(name, 0))}
+              for name, s in spark["stages_s"].items()}
+    emit(step="spark_vs_duckdb", records=spark["records"], same_profiles=spark["profiles"] == duck["profiles"],
+         f1=[spark.get("f1"), duck.get("f1")], spark_s=spark["seconds"], duckdb_s=duck["seconds"],
+         ratio_s=ratio(spark["seconds"], duck["seconds"]), spark_cpu_s=spark["cpu_s"], duckdb_cpu_s=duck["cpu_s"],
+         ratio_cpu=ratio(spark["cpu_s"], duck["cpu_s"]), stages=stages)
 
 
 if __name__ == "__main__":

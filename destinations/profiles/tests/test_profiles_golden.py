@@ -56,3 +56,21 @@ def test_invalid_values_never_win(resolve_with):
     rows = [{"id": 1, "email": "a@mail.com", "dob": "1980-13-45"}, {"id": 2, "email": "a@mail.com", "dob": "1980-02-03"}]
     store = resolve_with({"crm.contacts": rows}, mappings)
     assert golden(store, "birth_date")["value"] == "1980-02-03"
+
+
+def test_without_an_update_time_the_record_landed_later_wins_even_within_one_second(tmp_path):
+    """Two pages of one stream landed in two commits a moment apart: the later page's value is
+    the most recent, whatever the record keys (to the second the two tied, and the key chose
+    the first page on a fast engine and the second on a slow one)."""
+    from threadline_profiles import api
+    from threadline_profiles.testing import Lander
+
+    lander = Lander({"path": str(tmp_path / "profiles.duckdb"), "resolve_on_finish": False, "mappings": {
+        "x.followers": {"identifiers": {"email": "email"}, "traits": {"city": "location"}}}})
+    lander.land("x", "followers", [{"id": 1, "email": "a@mail.com", "location": "Germany"}])
+    lander.land("x", "followers", [{"id": 2, "email": "a@mail.com", "location": "Berlin"}])
+    with lander.store() as store:
+        api.build(store, report=False)
+        seen = {r["record_key"]: r["seen_at"] for r in store.engine.rows("SELECT record_key, seen_at FROM tl_members")}
+        assert seen["x.followers:1"] < seen["x.followers:2"]
+        assert golden(store, "city")["value"] == "Berlin"

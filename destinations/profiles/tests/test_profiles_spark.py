@@ -439,9 +439,6 @@ def _mission(folder: Path, spark: dict | None, monkeypatch) -> dict:
 
 @pytest.mark.spark
 @pytest.mark.timeout(3000)  # one sync of every stage and seven pushes: tens of minutes on a busy 2-core machine
-@pytest.mark.xfail(strict=False, reason="golden values still differ for 14 of 7,423 profiles (x.followers' fields, e.g. a "
-                   "city Berlin on Spark and Germany on DuckDB); ids, links, consent, decisions, pushes and ledgers are "
-                   "equal (see the profile store README's Spark section)")
 def test_the_mission_gives_the_same_profiles_decisions_and_push_ledgers_on_spark_and_duckdb(
         tmp_path, spark_warehouse, monkeypatch):
     monkeypatch.setenv("THREADLINE_STORE_SECRET", "0f" * 32)

@@ -3,7 +3,8 @@
 Survivorship rules order a field's candidate values (valid values of the profile's records):
 
     source_priority  the source mapped with the highest `cleaning.priority`, then most recent
-    most_recent      the record seen last (its `updated_at` column, else when it landed)
+    most_recent      the record seen last (its `updated_at` column, else when it landed, to the
+                     microsecond: a later commit is more recent, on every engine)
     most_frequent    the value most records agree on, then most recent
     first_non_null   the record seen first
 

@@ -71,11 +71,19 @@ def row_hash_expr(mapping: StreamMapping) -> str:
     return f"MD5({joined})"
 
 
+# When a record landed, as text that sorts as time does, to the microsecond: it is the `seen_at`
+# of a record without an update time, which survivorship orders by. To the second, two commits
+# landed within one second tied and the record key chose between them, so which one won hung
+# on how fast the engine landed them (examples/mission: DuckDB lands x.followers' two pages in
+# one second, Spark in two, and the other page won there).
+LANDED_AT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def landed_records_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
     """A SELECT of every landed record of a mapped stream, with its row hash."""
     parts = [
         f"SELECT {lit(s.source)} AS source, {lit(s.stream)} AS stream, _tl_key AS pk, {record_key_expr(s)} AS record_key, "
-        f"_tl_run_id AS run_id, STRFTIME(_tl_landed_at, '%Y-%m-%d %H:%M:%S') AS landed_at, "
+        f"_tl_run_id AS run_id, STRFTIME(_tl_landed_at, {lit(LANDED_AT_FORMAT)}) AS landed_at, "
         f"{m.cleaning.priority} AS priority, {row_hash_expr(m)} AS row_hash FROM {s.table}"
         for s, m in streams
     ]
