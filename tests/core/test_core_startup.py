@@ -87,6 +87,20 @@ def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
     assert not any(m == "threadline.sandbox" or m.startswith("threadline.sandbox.") for m in modules)
 
 
+def test_a_csv_sync_off_a_terminal_imports_no_parquet_reader_and_no_progress_bars(tmp_path):
+    (tmp_path / "a.csv").write_text("id,name\n1,Ann\n")
+    (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
+        name: startup
+        sources:
+          shop: {connector: files, config: {streams: [{name: people, path: a.csv, primary_key: [id]}]}}
+        destinations:
+          db: {connector: duckdb, config: {path: out.duckdb}}
+    """))
+    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
+    assert "threadline_files.source" in modules  # the sync ran
+    assert "pyarrow.parquet" not in modules and "rich.progress" not in modules
+
+
 @pytest.mark.parametrize("data, name", [
     ('{"id": 1, "day": "2024-01-02", "n": 5}\n', "a.jsonl"),  # the date arrives as text
     # a key written twice (the upsert's repeated-key check) and a value the cast refuses

@@ -38,7 +38,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
-import pyarrow.parquet as pq
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from threadline.contracts import (
@@ -225,6 +224,8 @@ class FilesSource(Source[FilesConfig]):
             if path.is_fifo():
                 raise FatalError(f"{path.name} is a named pipe: Parquet cannot be streamed through one",
                                  hint="write the Parquet file to disk first, or stream CSV or JSON lines")
+            import pyarrow.parquet as pq  # here: a CSV or JSON lines sync does not pay for it (~30 ms of CPU)
+
             parquet = pq.ParquetFile(path)
             if "parquet" in request.native_formats and _same_columns(parquet.schema_arrow, stream.schema):
                 # nothing to coerce: the destination reads the file itself (DuckDB's read_parquet)
@@ -296,6 +297,8 @@ def _csv_options(fs: FileStream, block_size: int, handler: Any = None) -> tuple[
 def _infer_schema(path: Path, fmt: Format, fs: FileStream, index: int) -> pa.Schema:
     try:
         if fmt == "parquet":
+            import pyarrow.parquet as pq
+
             return _named(path, pq.read_schema(path), fs, index)
         with path.open("rb") as handle:
             sample = handle.read(_SAMPLE_BYTES)

@@ -180,14 +180,15 @@ def test_the_cursor_is_sent_one_second_early_because_mailchimp_filters_after_it(
     assert mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["since_last_changed"] == [one_second_early]
 
 
-def test_member_pages_are_asked_for_without_their_links(mailchimp: MailchimpSandbox) -> None:
+def test_member_pages_are_asked_for_with_only_the_fields_the_columns_read(mailchimp: MailchimpSandbox) -> None:
     rows = read(config(mailchimp, list_ids=[NEWSLETTER]), "members")
     assert len(rows) == len(mailchimp.members(NEWSLETTER))
-    asked = mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["exclude_fields"]
-    assert asked == ["members._links,_links"]
+    asked = mailchimp.requests_to(f"/3.0/lists/{NEWSLETTER}/members")[0].query["fields"]
     answer = requests.get(f"{mailchimp.base_url}/3.0/lists/{NEWSLETTER}/members", auth=("any", mailchimp.API_KEY),
-                          params={"exclude_fields": asked[0], "count": 3}, timeout=5).json()
-    assert "_links" not in answer and all("_links" not in m and m["email_address"] for m in answer["members"])
+                          params={"fields": asked[0], "count": 3}, timeout=5).json()
+    assert set(answer) == {"members", "total_items"}
+    assert all(m["email_address"] and m["merge_fields"] and "_links" not in m and "stats" not in m
+               for m in answer["members"])
 
 
 # ---------------------------------------------------------------------- bad inputs

@@ -160,7 +160,7 @@ def plugins_command(as_json: bool) -> None:
     """List installed plugins, their versions and what each registers."""
     reg = plugins.registry()
     if as_json:
-        console.print_json(json.dumps([p.__dict__ for p in reg.plugins]))
+        console.print_json(json.dumps([p.as_dict() for p in reg.plugins]))
         return
     table = Table(title="threadline plugins")
     for col in ("plugin", "distribution", "version", "sources", "destinations", "sandboxes"):

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
 if TYPE_CHECKING:  # the CLI imports this module at start-up: no Arrow here
+    from rich.console import Console
+
     from threadline.state import StreamRun
 
 log = logging.getLogger("threadline.sync")
@@ -22,6 +21,9 @@ class BarProgress:
     """One live line per stream: rows read, rows/s, rejected, elapsed."""
 
     def __init__(self, console: Console) -> None:
+        # here: only a terminal shows bars, a sync whose output is piped or logged does not import them
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.bars = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(bar_width=None),
             TextColumn("{task.fields[rows]:>12,} rows"), TextColumn("{task.fields[rate]:>10,.0f}/s"),

@@ -64,7 +64,7 @@ from threadline.http.client import HttpClient, describe_request, expect_json_res
 from threadline.http.paginators import EmptyPage, PageInfo, PageRequest, PaginationLoop, Paginator, SinglePage
 from threadline.http.partitions import Partitions
 from threadline.http.paths import ColumnSpec
-from threadline.http.records import PageParser, ParsedPage, answer_json
+from threadline.http.records import PageParser, ParsedPage, answer_json, parsing
 from threadline.http.schema import schema_from_mapping
 
 log = logging.getLogger("threadline.http")
@@ -328,21 +328,22 @@ class RestStream:
         response = ahead.future.result() if ahead is not None else fetch(client, request)
         if response is None:  # the action table said IGNORE
             return None, None
-        following = None
-        if len(response.content) <= READ_AHEAD_MAX_BYTES:
-            following = paginator.guess(self._answer(response, paginator), request)
-        ahead = _Ahead(following, pool.submit(fetch, client, following)) if following is not None else None
-        try:
-            return self.parse_page(response), ahead
-        except BadPage:
-            if ahead is not None:
-                ahead.drop()
-            return client.request(self.method, request.url, params=request.params, json=request.json,
-                                  stream=self.name, parse=self.parse_page), None
-        except BaseException:
-            if ahead is not None:
-                ahead.drop()
-            raise
+        with parsing(response):  # the guess's parse of the page lives until the page is parsed
+            following = None
+            if len(response.content) <= READ_AHEAD_MAX_BYTES:
+                following = paginator.guess(self._answer(response, paginator), request)
+            ahead = _Ahead(following, pool.submit(fetch, client, following)) if following is not None else None
+            try:
+                return self.parse_page(response), ahead
+            except BadPage:
+                if ahead is not None:
+                    ahead.drop()
+            except BaseException:
+                if ahead is not None:
+                    ahead.drop()
+                raise
+        return client.request(self.method, request.url, params=request.params, json=request.json,
+                              stream=self.name, parse=self.parse_page), None
 
     def _answer(self, response: Any, paginator: Paginator) -> PageInfo:
         """What a paginator's guess reads: the whole body and the number of records at the
