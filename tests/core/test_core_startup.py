@@ -70,7 +70,8 @@ def test_a_plugin_command_imports_its_own_module_only_when_it_runs():
     assert "threadline_profiles.cli.activation" not in modules  # `push` and `forget` were not asked for
 
 
-def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
+def csv_sync_modules(tmp_path) -> set[str]:
+    """The modules a `threadline sync` of a one-row CSV into DuckDB imported."""
     (tmp_path / "a.csv").write_text("id,name\n1,Ann\n")
     (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
         name: startup
@@ -79,7 +80,11 @@ def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
         destinations:
           db: {connector: duckdb, config: {path: out.duckdb}}
     """))
-    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
+    return imported_by("sync", "job.yaml", cwd=tmp_path)
+
+
+def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
+    modules = csv_sync_modules(tmp_path)
     assert "threadline_files.source" in modules and "threadline_duckdb.destination" in modules
     others = [m for m in heavy(modules) if m.startswith("threadline_")
               and not m.startswith(("threadline_files.", "threadline_duckdb."))]
@@ -88,15 +93,7 @@ def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
 
 
 def test_a_csv_sync_off_a_terminal_imports_no_parquet_reader_and_no_progress_bars(tmp_path):
-    (tmp_path / "a.csv").write_text("id,name\n1,Ann\n")
-    (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
-        name: startup
-        sources:
-          shop: {connector: files, config: {streams: [{name: people, path: a.csv, primary_key: [id]}]}}
-        destinations:
-          db: {connector: duckdb, config: {path: out.duckdb}}
-    """))
-    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
+    modules = csv_sync_modules(tmp_path)
     assert "threadline_files.source" in modules  # the sync ran
     assert "pyarrow.parquet" not in modules and "rich.progress" not in modules
 
