@@ -263,9 +263,9 @@ def splink_step(args: argparse.Namespace) -> None:
 
     Splink's connection gets the build's `memory_limit`, and its blocks are bounded as the
     agreement rule's are (`max_block`, 100 records): a blocking rule only pairs records whose
-    block under it is that small. Unbounded, first and last name make blocks of ~640
-    records at 1M (the generator has 39 first and 40 last names: 329M pairs, which threadline
-    skips) and Splink grew past 20 GB."""
+    block under it is that small. Unbounded, on `--names small` (40 first and 40 last names)
+    first and last name make blocks of ~640 records at 1M: 329M pairs, which threadline skips,
+    and Splink grew past 20 GB."""
     import duckdb
     import splink.comparison_library as cl
     from splink import Linker, SettingsCreator
