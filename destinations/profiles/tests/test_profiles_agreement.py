@@ -283,6 +283,29 @@ def test_own_records_come_from_the_estimated_matching_pairs():
     assert agreement.own_records(model) == pytest.approx([2 * 1000 / 1000 * 0.5 * 0.9])
 
 
+def test_matching_pairs_are_estimated_alike_when_some_records_lack_a_blocking_keys_field(tmp_path):
+    """Each of 240 people twice. Blanking the last name on a third of the records, each record
+    apart from the other (as a source that often leaves it blank does), leaves as many
+    duplicates; the name keys only see the pairs whose two records both have one, so the
+    estimate scales their matches by the share of pairs that do (else 4/9 of them)."""
+    people = background()
+    twice = people + [{**row, "id": f"{row['id']}b", "email": f"{row['id']}b@mail.com"} for row in people]
+    # person i's first record is blanked where (i % 9) // 3 == 0, its second where i % 3 == 0:
+    # each a third of the records, independently, so 4/9 of the people keep both last names
+    lacking = {f"bg{i}" for i in range(240) if (i % 9) // 3 == 0} | {f"bg{i}b" for i in range(240) if i % 3 == 0}
+    estimates = []
+    for blank in (False, True):
+        rows = [{**row, "last": None} if blank and row["id"] in lacking else row for row in twice]
+        lander = Lander({"resolve_on_finish": False, "mappings": PEOPLE, "report_dir": str(tmp_path / f"r{blank}"),
+                         "path": str(tmp_path / f"p{blank}.duckdb")})
+        lander.land("crm", "people", rows)
+        with lander.store() as store:
+            api.build(store, report=False)
+            estimates.append(float(store.engine.scalar("SELECT matching_pairs FROM tl_model")))
+    assert estimates[0] == pytest.approx(240, rel=0.15)
+    assert estimates[1] == pytest.approx(estimates[0], rel=0.15)
+
+
 @pytest.mark.postgres
 def test_duckdb_and_postgres_give_the_same_agreement_links(tmp_path, pg_schema):
     rows = [maria(1, email="lopez.family@mail.com"), maria(2, last="Lopes", dob="1980-03-02"),

@@ -456,6 +456,15 @@ def once_lu(kind: str, having: int) -> float:
     return math.log2((1 + _PRIOR_PAIRS * _U_PRIOR_EXACT[kind]) / (having + _PRIOR_PAIRS))
 
 
+def block_having_sql(blocks: list[list[str]]) -> str:
+    """`s0, s1, ...`: the records having every field of each block (those it can pair)."""
+    counts = []
+    for i, block in enumerate(blocks):
+        present = " AND ".join(f"{quote(block_part(p)[0])} IS NOT NULL" for p in block)
+        counts.append(f"SUM(CASE WHEN {present} THEN 1 ELSE 0 END) AS s{i}")
+    return f"SELECT {', '.join(counts)} FROM tl_work_person"
+
+
 def having_sql(fields: list[str]) -> str:
     """How many records have each field (c0, c1, ...)."""
     return "SELECT " + ", ".join(f"COUNT({quote(f)}) AS c{i}" for i, f in enumerate(fields)) + " FROM tl_work_person"
@@ -707,10 +716,17 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     all_pairs = max(records * (records - 1) / 2, 1.0)
     # Matching pairs in all the data: each block's matches over the share of matches the
     # block can see (those agreeing exactly on its fields); the median over blocks.
+    # A block holds only the pairs whose two records both have its fields, so its matches over
+    # the share it can see estimate the matching pairs AMONG those pairs; scaled to all pairs
+    # by the share of pairs having the fields (missing values say nothing of a match, as in
+    # scoring, where a field one record lacks weighs 0). Unscaled, a key on names read a store
+    # where a third of the records have no last name as if it held a third fewer duplicates.
+    having_block = engine.rows(block_having_sql([block for block, _ in sessions]))[0] if sessions else {}
     estimates = []
-    for block, matches in sessions:
+    for s, (block, matches) in enumerate(sessions):
         seen = math.prod(_share_seen(m_final[fields.index(block_part(p)[0])], block_part(p)[1]) for p in block)
-        estimates.append(matches / max(seen, 1e-6))
+        have = int(having_block[f"s{s}"] or 0)
+        estimates.append(matches / max(seen, 1e-6) * all_pairs / max(have * (have - 1) / 2, 1.0))
     expected = float(np.median(estimates)) if estimates else float(records)
     expected = min(max(expected, 0.05 * records, 1e-3), all_pairs / 2)  # (an empty store has none)
     prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
