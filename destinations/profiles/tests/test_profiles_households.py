@@ -197,6 +197,33 @@ def test_a_birth_year_alone_tells_apart_two_people_of_one_name(tmp_path, request
         assert " birth_year=+" in key
 
 
+def test_a_member_known_by_a_nickname_of_another_initial_is_compared_with_the_contact_of_its_surname_and_birth_year(tmp_path):
+    # Polly (a listed nickname of Mary) Lopez, born 1980, with no postal code: no default key
+    # on a first name or its initial holds both her and the CRM's Mary Lopez, and the loyalty
+    # record has no full date. The key on last name and birth year pairs them (and not Mary
+    # Lopez of 1955, nor Polly Lopez's neighbour of another surname born in 1980).
+    from threadline_profiles.engines import DuckDBEngine
+    from threadline_profiles.resolve import agreement
+
+    fields = ["first_name", "last_name", "birth_date", "birth_year", "postal_code"]
+    people = [(1, "mary", "lopez", "1980-02-03", "1980", "78701"), (2, "mary", "lopez", "1955-07-08", "1955", "78702"),
+              (3, "polly", "lopez", None, "1980", None), (4, "anne", "kerr", None, "1980", None)]
+    engine = DuckDBEngine(tmp_path / "blocks.duckdb")
+    try:
+        values = ", ".join("(" + ", ".join("NULL" if v is None else repr(v) if isinstance(v, str) else str(v) for v in row) + ")"
+                           for row in people)
+        engine.run(f"CREATE TEMP TABLE tl_work_person AS SELECT * FROM (VALUES {values}) AS t(rid, {', '.join(fields)})")
+        rule = AgreementRule()
+        blocks = agreement.usable_blocks(rule, fields)
+        engine.run([agreement.block_keys_sql(blocks, fields), agreement.block_sizes_sql(),
+                    agreement.candidates_sql(len(blocks), rule.max_block, rule.refine_over)])
+        pairs = {(r["a"], r["b"]) for r in engine.rows("SELECT a, b FROM tl_work_cand")}
+    finally:
+        engine.close()
+    assert ["last_name", "birth_year"] in blocks
+    assert (1, 3) in pairs and (2, 3) not in pairs and (3, 4) not in pairs
+
+
 def test_a_birth_year_tells_people_apart_where_no_two_full_dates_do(tmp_path):
     from threadline_profiles.engines import DuckDBEngine
     from threadline_profiles.resolve import agreement, conflicts

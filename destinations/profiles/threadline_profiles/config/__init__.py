@@ -366,7 +366,7 @@ class AgreementRule(Spec):
         ["first_name", "last_name"], ["birth_date", "first_name:1"], ["birth_date", "last_name:1"],
         ["birth_date", "postal_code"], ["birth_date", "city"], ["postal_code", "first_name:1"],
         ["postal_code", "last_name:1"], ["postal_code", "city"], ["address_line1"], ["national_id"],
-        ["last_name", "first_name:1"], ["first_name", "last_name:1"], ["email_local"], ["username"],
+        ["last_name", "first_name:1"], ["first_name", "last_name:1"], ["last_name", "birth_year"], ["email_local"], ["username"],
     ])
     max_block: int = 100
     # Blocks of more than this many records (and at most max_block) pair only the records

@@ -62,6 +62,10 @@ _REGION_FIELDS = {"region", "country"}
 PLACE_FIELDS = {"postal_code", "city", "region", "country", "address_line1", "address_line2"}
 # Blocking keys on these (and on no place field) are the pairs m is learnt from.
 PERSON_BLOCK_FIELDS = {"first_name", "last_name", "birth_date", "national_id"}
+# A field a key on another field already decides in part: pairs sharing a birth year agree on
+# the date far more often than two people's records do (u), so a session keyed on the year
+# does not learn the date's m (nor a key on the date the year's, which it never compares).
+SAME_AS = {"birth_date": {"birth_year"}}
 # Fewer matching pairs than this (estimated, over the blocks m of a field is learnt from)
 # and the field keeps the stated priors: EM on a handful of pairs says nothing.
 MIN_MATCHING_PAIRS = 30
@@ -696,7 +700,7 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
             continue
         patterns = np.array([[-1 if r[f"l{i}"] is None else int(r[f"l{i}"]) for i in range(len(fields))] for r in rows])
         counts = np.array([int(r["n"]) for r in rows], dtype=float)
-        estimated = [i for i, f in enumerate(fields) if f not in names]
+        estimated = [i for i, f in enumerate(fields) if f not in names and not names & SAME_AS.get(f, set())]
         m, share = em(patterns, counts, estimated, levels, [_m_prior(lv) for lv in levels], u)
         matches = share * counts.sum()
         for i in estimated:
