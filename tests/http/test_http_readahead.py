@@ -72,3 +72,27 @@ def test_a_page_fetched_ahead_that_fails_to_parse_is_asked_for_again(crm):
     messages = read(crm, stream(OffsetPaginator(limit=20, total_path="total")))
     assert ids(messages) == sorted(c["id"] for c in crm.customers)
     assert len(crm.requests) == 6
+
+
+def fetched_ahead(crm, declared: RestStream, monkeypatch) -> int:
+    """How many pages were fetched on the read-ahead thread (every page is read, in order)."""
+    import threading
+
+    import threadline.http.stream as stream_module
+
+    monkeypatch.setattr(stream_module, "READ_AHEAD_MAX_BYTES", 64)  # every page of the sandbox is bigger
+    fetch, on_threads = RestStream._fetch, []
+
+    def counted(self, client, request):
+        on_threads.append(threading.current_thread() is not threading.main_thread())
+        return fetch(self, client, request)
+
+    monkeypatch.setattr(RestStream, "_fetch", counted)
+    assert ids(read(crm, declared)) == sorted(c["id"] for c in crm.customers)
+    return sum(on_threads)
+
+
+def test_a_big_page_is_read_ahead_only_when_the_next_request_is_in_its_headers(crm, monkeypatch):
+    # Guessing from the body of a big page cost more than it saved; from a header it costs nothing.
+    assert fetched_ahead(crm, stream(LinkHeaderPaginator(), params={"limit": 20}), monkeypatch) == 4
+    assert fetched_ahead(crm, stream(OffsetPaginator(limit=20, total_path="total")), monkeypatch) == 0

@@ -221,3 +221,11 @@ def test_a_bare_struct_asks_for_its_fields():
         parse_type("struct", "streams.customers.schema.address")
     assert raised.value.field == "streams.customers.schema.address"
     assert "json" in raised.value.hint
+
+
+@pytest.mark.parametrize("odd", [None, [1], "text", {}])
+def test_a_nested_json_column_reads_every_record_whatever_lies_on_its_path(odd):
+    stream = RestStream(name="x", path="/x", schema={"id": "int64", "props": "json"}, columns={"props": "b.x"})
+    records = [{"id": 1, "b": {"x": {"k": "Zoë"}}}, {"id": 2, "b": odd}, {"id": 3, "b": {"x": None}}, {"id": 4}]
+    texts = stream._parser.plan.json_columns_from(records)["props"].to_pylist()
+    assert [json.loads(t) if t is not None else None for t in texts] == [{"k": "Zoë"}, None, None, None]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import urljoin
 
@@ -361,7 +362,7 @@ class NextUrlPaginator(_TokenPaginator):
         if (page.count == 0 and not self.allow_empty_pages) or not self._follow(url, "next-page URL"):
             self.has_next = False
             return
-        request.url, request.params = urljoin(page.response.url, str(url)), {}
+        request.url, request.params = _joined(page.response.url, str(url)), {}
         self._next = request.url
 
 
@@ -385,3 +386,10 @@ class LinkHeaderPaginator(_TokenPaginator):
             self.has_next = False
             return
         request.url, request.params = url, {}
+
+
+@lru_cache(maxsize=8)
+def _joined(base: str, url: str) -> str:
+    """`urljoin`, remembered for the few last pages: a stream reading ahead joins each next-page
+    URL twice, in `guess` and again in `advance` (~25 µs each)."""
+    return urljoin(base, url)

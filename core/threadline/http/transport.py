@@ -39,8 +39,9 @@ import zlib
 from base64 import b64encode
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote, urlencode, urljoin, urlsplit
+from urllib.parse import quote_plus, unquote, urlencode, urljoin, urlsplit
 
 import requests
 from requests.auth import HTTPBasicAuth
@@ -259,7 +260,23 @@ def with_query(url: str, params: Mapping[str, Any] | None) -> str:
     pairs = [(k, v) for k, v in params.items() if v is not None]
     if not pairs:
         return url
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(pairs, doseq=True)}"
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(pairs, doseq=True, quote_via=_quote_plus)}"
+
+
+def _quote_plus(text: str | bytes, safe: str = "", encoding: str | None = None, errors: str | None = None) -> str:
+    """`quote_plus`, remembering long strings: the same query value goes with every page
+    (HubSpot's list of ~100 property names, 65 µs to quote each time, character by character)."""
+    if isinstance(text, str) and len(text) >= _QUOTE_CACHED_FROM and encoding is None and errors is None:
+        return _quoted(text, safe)
+    return quote_plus(text, safe, encoding, errors)
+
+
+_QUOTE_CACHED_FROM = 64
+
+
+@lru_cache(maxsize=64)
+def _quoted(text: str, safe: str) -> str:
+    return quote_plus(text, safe)
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 from threadline_profiles import api
 from threadline_profiles.engines import DuckDBEngine
+from threadline_profiles.engines.base import work_table
 from threadline_profiles.resolve import agreement
 from threadline_profiles.report.page import gather
 from threadline_profiles.testing import Lander, comparison_levels, profile_ids, profiles_of, together
@@ -245,8 +246,10 @@ def test_em_recovers_the_m_probabilities_of_a_mixture_without_labels():
 def test_exact_agreement_on_a_rare_value_weighs_more_than_on_a_common_one(tmp_path):
     engine = DuckDBEngine(tmp_path / "work.duckdb")
     try:
-        engine.run(["CREATE TEMP TABLE tl_work_person AS SELECT * FROM (VALUES (1, 'smith'), (2, 'smith'), (3, 'smith'), "
-                    "(4, 'zabrowski')) AS t(rid, last_name)", agreement.frequencies_sql(["last_name"])])
+        engine.run([work_table(
+            "tl_work_person",
+            "AS SELECT * FROM (VALUES (1, 'smith'), (2, 'smith'), (3, 'smith'), "
+            "(4, 'zabrowski')) AS t(rid, last_name)"), agreement.frequencies_sql(["last_name"])])
         lu = {r["key"]: r["lu"] for r in engine.rows("SELECT key, lu FROM tl_work_tf")}
     finally:
         engine.close()
@@ -261,7 +264,7 @@ def test_a_persons_own_records_do_not_make_a_rare_value_look_common(tmp_path):
     engine = DuckDBEngine(tmp_path / "work.duckdb")
     rows = ", ".join(f"({i}, '{name}')" for i, name in enumerate(["vetrano"] * 4 + ["smith"] * 12 + ["zabrowski"], 1))
     try:
-        engine.run([f"CREATE TEMP TABLE tl_work_person AS SELECT * FROM (VALUES {rows}) AS t(rid, last_name)",
+        engine.run([work_table("tl_work_person", f"AS SELECT * FROM (VALUES {rows}) AS t(rid, last_name)"),
                     agreement.frequencies_sql(["last_name"], own=[3.0])])
         lu = {r["key"]: r["lu"] for r in engine.rows("SELECT key, lu FROM tl_work_tf")}
         engine.run(["DROP TABLE tl_work_tf", agreement.frequencies_sql(["last_name"])])
@@ -347,7 +350,7 @@ def test_levels_for_initials_typos_swapped_names_and_transposed_dates(tmp_path):
     values = ", ".join("(" + ", ".join(f"'{v}'" for v in (i,) + row) + ")" for i, row in enumerate(rows))
     try:
         agreement.require_comparisons(engine)
-        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, xf, xl, xd, yf, yl, yd)")
+        engine.run(work_table("pairs", f"AS SELECT * FROM (VALUES {values}) AS t(i, xf, xl, xd, yf, yl, yd)"))
         select = agreement.levels_select(fields)
         got = engine.rows(f"SELECT {select} FROM (SELECT i, xf AS first_name, xl AS last_name, xd AS birth_date FROM pairs) AS x "
                           "JOIN (SELECT i, yf AS first_name, yl AS last_name, yd AS birth_date FROM pairs) AS y ON x.i = y.i ORDER BY x.i")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from threadline_profiles import api
 from threadline_profiles.config import AgreementRule
+from threadline_profiles.engines.base import work_table
 from threadline_profiles.testing import Lander, together
 
 PEOPLE = {"crm.people": {"traits": {"first_name": "first", "last_name": "last", "birth_date": "dob", "city": "city"},
@@ -241,7 +242,9 @@ def test_a_birth_year_tells_people_apart_where_no_two_full_dates_do(tmp_path):
     engine = DuckDBEngine(tmp_path / "years.duckdb")
     try:
         agreement.require_comparisons(engine)  # first names are compared with their nicknames
-        engine.run(f"CREATE TEMP TABLE p AS SELECT * FROM (VALUES {rows}) AS t(i, side, first_name, birth_date, birth_year)")
+        engine.run(work_table(
+            "p",
+            f"AS SELECT * FROM (VALUES {rows}) AS t(i, side, first_name, birth_date, birth_year)"))
         got = [r["c"] for r in engine.rows(f"SELECT {conflicts.class_sql('x', 'y', fields)} AS c FROM p AS x "
                                            "JOIN p AS y ON x.i = y.i AND x.side = 0 AND y.side = 1 ORDER BY x.i")]
         without_years = [r["c"] for r in engine.rows(f"SELECT {conflicts.class_sql('x', 'y', fields[:2])} AS c FROM p AS x "

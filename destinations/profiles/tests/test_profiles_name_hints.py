@@ -8,6 +8,7 @@ import os
 
 import pytest
 from threadline_profiles.engines import DuckDBEngine
+from threadline_profiles.engines.base import work_table
 from threadline_profiles.resolve import agreement, hints
 from threadline_profiles.testing import comparison_levels, together
 
@@ -45,9 +46,9 @@ def _filled(engine) -> dict[int, tuple]:
                          for r in values)
 
     engine.run([
-        f"CREATE TEMP TABLE tl_work_nv AS SELECT rid, field, value, match_key, 'ok' AS status FROM (VALUES {rows(nv)}) "
-        "AS t(rid, field, value, match_key)",
-        "CREATE TEMP TABLE tl_work_person (rid BIGINT, first_name VARCHAR, last_name VARCHAR, birth_year VARCHAR)",
+        work_table("tl_work_nv", f"AS SELECT rid, field, value, match_key, 'ok' AS status FROM (VALUES {rows(nv)}) "
+                                 "AS t(rid, field, value, match_key)"),
+        work_table("tl_work_person", "(rid BIGINT, first_name VARCHAR, last_name VARCHAR, birth_year VARCHAR)"),
         f"INSERT INTO tl_work_person (rid, first_name, last_name) VALUES {rows(person)}",
     ])
     hints.fill(engine, ["first_name", "last_name", "birth_year"])
@@ -136,8 +137,10 @@ def _person_rows(engine, nv: list[tuple], fields: list[str]) -> dict[int, dict]:
 
     try:
         values = ", ".join(f"({r}, '{f}', '{v}', '{k}')" for r, f, v, k in nv)
-        engine.run([f"CREATE TEMP TABLE tl_work_nv AS SELECT rid, field, value, match_key, 'ok' AS status FROM (VALUES {values}) "
-                    "AS t(rid, field, value, match_key)", link.person_sql(fields)])
+        engine.run([work_table(
+            "tl_work_nv",
+            f"AS SELECT rid, field, value, match_key, 'ok' AS status FROM (VALUES {values}) "
+            "AS t(rid, field, value, match_key)"), link.person_sql(fields)])
         return {r["rid"]: r for r in engine.rows("SELECT * FROM tl_work_person")}
     finally:
         engine.close()
@@ -161,7 +164,7 @@ def test_usernames_compare_where_a_record_has_no_address_and_their_numbers_tell_
     values = ", ".join(f"({i}, '{a}', {'NULL' if ea is None else repr(ea)}, '{b}', {'NULL' if eb is None else repr(eb)})"
                        for i, (a, ea, b, eb) in enumerate(pairs))
     try:
-        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {values}) AS t(i, a, ea, b, eb)")
+        engine.run(work_table("pairs", f"AS SELECT * FROM (VALUES {values}) AS t(i, a, ea, b, eb)"))
         got = engine.rows(f"SELECT {agreement.levels_select(['email', 'username'])} FROM "
                           "(SELECT i, a AS username, ea AS email FROM pairs) AS x "
                           "JOIN (SELECT i, b AS username, eb AS email FROM pairs) AS y ON x.i = y.i ORDER BY x.i")

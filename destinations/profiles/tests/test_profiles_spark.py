@@ -19,6 +19,7 @@ from threadline.contracts import FatalError
 from threadline_profiles import ProfileStore, api
 from threadline_profiles.activation.push import push_all
 from threadline_profiles.api import forget
+from threadline_profiles.engines.base import for_dialect, work_table
 from threadline_profiles.engines.spark_engine import (
     SparkSettings,
     SparkUnavailableError,
@@ -99,8 +100,8 @@ def published(store: ProfileStore) -> dict:
 # ------------------------------------------------------------------ without a JVM
 
 
-def test_stage_sql_is_carried_to_the_spark_dialect_and_temporary_tables_become_plain_ones():
-    assert to_spark("CREATE TEMP TABLE t AS SELECT CAST(x AS VARCHAR) AS x FROM s") == \
+def test_stage_sql_is_carried_to_the_spark_dialect_and_work_tables_are_plain_ones():
+    assert to_spark(for_dialect(work_table("t", "AS SELECT CAST(x AS VARCHAR) AS x FROM s"), "spark")) == \
         "CREATE TABLE t AS SELECT CAST(x AS STRING) AS x FROM s"
 
 

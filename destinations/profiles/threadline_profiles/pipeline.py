@@ -31,7 +31,7 @@ from threadline_profiles.audiences.membership import evaluate_audiences
 from threadline_profiles.config import CUSTOMER_ID, IdentityRule, ProfilesConfig, StreamMapping
 from threadline_profiles.decisions import contacts
 from threadline_profiles.decisions.engine import decide_build
-from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.engines.base import Engine, lit, work_table, work_view
 from threadline_profiles.land.landing import LandedStream, landed_streams
 from threadline_profiles.resolve import agreement, evidence, golden, hints, ids, incremental, link, publish, values
 from threadline_profiles.resolve import model as agreement_model
@@ -243,7 +243,7 @@ def _find_scope(engine: Engine, config: ProfilesConfig, setup: Setup, landed: st
     """Compare with the last build, resolve the fresh records alone to learn their keys (and,
     with the agreement rule, the pairs they make with the stored model), then close the
     scope. Turns into a full build when the scope is most of the store."""
-    engine.run([f"CREATE TEMP TABLE tl_work_all AS {landed}", incremental.changes_sql(), incremental.fresh_sql()])
+    engine.run([work_table("tl_work_all", f"AS {landed}"), incremental.changes_sql(), incremental.fresh_sql()])
     _extract(engine, setup, "SELECT * FROM tl_work_all", "tl_work_fresh")
     _normalize(engine, config, setup, cached=True)
     _keys(engine, setup, use)
@@ -272,12 +272,14 @@ def _fresh_pairs(engine: Engine, config: ProfilesConfig, setup: Setup, stored: a
     engine.run(incremental.current_person_sql(setup.person_columns) + [
         *incremental.block_changes_sql(blocks, setup.fuzzy, rule.max_block, rule.refine_over),
         *incremental.fresh_candidates_sql(rule.max_block, rule.refine_over),
-        f"CREATE TEMP TABLE tl_work_fcmp AS SELECT c.a, c.b, {agreement.levels_select(setup.fuzzy)} FROM tl_work_fcand AS c "
-        "JOIN tl_work_fperson AS x ON x.record_key = c.a JOIN tl_work_fperson AS y ON y.record_key = c.b",
+        work_table(
+            "tl_work_fcmp",
+            f"AS SELECT c.a, c.b, {agreement.levels_select(setup.fuzzy)} FROM tl_work_fcand AS c "
+            "JOIN tl_work_fperson AS x ON x.record_key = c.a JOIN tl_work_fperson AS y ON y.record_key = c.b"),
         "DROP TABLE IF EXISTS tl_work_tf",
         agreement.stored_frequencies_sql(setup.fuzzy),
         agreement.score_sql(stored, "tl_work_fcmp", "tl_work_fperson", "record_key", "tl_work_fscore"),
-        f"CREATE TEMP TABLE tl_work_fpairs AS SELECT a, b FROM tl_work_fscore WHERE odds >= {stored.threshold!r}",
+        work_table("tl_work_fpairs", f"AS SELECT a, b FROM tl_work_fscore WHERE odds >= {stored.threshold!r}"),
         incremental.fresh_pair_keys_sql(),
         "DROP TABLE tl_work_tf",
         "DROP VIEW tl_work_cperson",
@@ -298,8 +300,11 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
     blocklist = Blocklist.from_config(settings.blocked_values, settings.blocked_patterns)
     fresh = publish.fresh_values_table(full=not cached)
     known = [publish.NORM_CACHE, fresh] if cached else [fresh]
-    engine.run([f"CREATE {'TEMP ' if cached else ''}TABLE IF NOT EXISTS {fresh} (kind VARCHAR, hint VARCHAR, raw VARCHAR, "
-                "value VARCHAR, match_key VARCHAR, status VARCHAR, reason VARCHAR)", "DROP TABLE IF EXISTS tl_work_distinct",
+    columns = "(kind VARCHAR, hint VARCHAR, raw VARCHAR, value VARCHAR, match_key VARCHAR, status VARCHAR, reason VARCHAR)"
+    create = work_table(
+        fresh,
+        columns, if_not_exists=True) if cached else f"CREATE TABLE IF NOT EXISTS {fresh} {columns}"
+    engine.run([create, "DROP TABLE IF EXISTS tl_work_distinct",
                 values.distinct_values_sql(known)])
     count = engine.scalar("SELECT COUNT(*) FROM tl_work_distinct") or 0
     for low in range(0, count, NORMALIZE_BATCH):
@@ -355,13 +360,13 @@ def _kept_for_next(engine: Engine, setup: Setup, use: agreement_model.Reuse) -> 
         pairs = (f"(SELECT ra.record_key AS a, rb.record_key AS b FROM {agreement.PAIRS} AS p "
                  "JOIN tl_work_rec AS ra ON ra.rid = p.a JOIN tl_work_rec AS rb ON rb.rid = p.b)")
         cols = ", ".join(f"p.{c}" for c in setup.person_columns)
-        engine.run([f"CREATE TEMP TABLE tl_work_akeys AS {incremental.pair_keys_sql(pairs)}",
+        engine.run([work_table("tl_work_akeys", f"AS {incremental.pair_keys_sql(pairs)}"),
                     f"DROP TABLE {agreement.PAIRS}",
-                    f"CREATE TEMP VIEW tl_work_sperson AS SELECT r.record_key, {cols} FROM tl_work_person AS p "
-                    "JOIN tl_work_rec AS r ON r.rid = p.rid"])
+                    work_view("tl_work_sperson", f"AS SELECT r.record_key, {cols} FROM tl_work_person AS p "
+                                                 "JOIN tl_work_rec AS r ON r.rid = p.rid")])
     else:
-        engine.run(["CREATE TEMP TABLE tl_work_akeys (record_key VARCHAR, rule VARCHAR, key VARCHAR)",
-                    "CREATE TEMP VIEW tl_work_sperson AS SELECT CAST(NULL AS VARCHAR) AS record_key WHERE FALSE"])
+        engine.run([work_table("tl_work_akeys", "(record_key VARCHAR, rule VARCHAR, key VARCHAR)"),
+                    work_view("tl_work_sperson", "AS SELECT CAST(NULL AS VARCHAR) AS record_key WHERE FALSE")])
 
 
 # Tables of one pass over a set of records (an incremental build makes two passes).

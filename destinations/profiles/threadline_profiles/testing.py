@@ -14,6 +14,7 @@ from threadline_profiles import api
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.destination import ProfilesDestination
 from threadline_profiles.store import ProfileStore
+from threadline_profiles.engines.base import work_table
 
 
 class Lander:
@@ -113,7 +114,7 @@ def comparison_levels(engine: Any, fields: list[str], pairs: list[tuple[tuple[st
 
     try:
         agreement.require_comparisons(engine)
-        engine.run(f"CREATE TEMP TABLE pairs AS SELECT * FROM (VALUES {rows}) AS t(i, {columns})")
+        engine.run(work_table("pairs", f"AS SELECT * FROM (VALUES {rows}) AS t(i, {columns})"))
         got = engine.rows(f"SELECT {agreement.levels_select(fields)} FROM (SELECT i, {side('x')} FROM pairs) AS x "
                           f"JOIN (SELECT i, {side('y')} FROM pairs) AS y ON x.i = y.i ORDER BY x.i")
     finally:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from threadline_profiles.activation.secret import StoreSecret, store_secret
-from threadline_profiles.engines.base import lit
+from threadline_profiles.engines.base import lit, work_table
 from threadline_profiles.land.landing import LandedStream, landed_streams
 from threadline_profiles.resolve.normalize import (
     IDENTIFIER_KINDS,
@@ -279,8 +279,10 @@ def drop_tombstoned(engine: Engine, streams: list[LandedStream], fresh: str, sec
             engine.execute(f"UPDATE tl_tombstones SET hash = {lit(new)}, scheme = {lit(KEYED)} WHERE hash = {lit(old)}")
     engine.load_table("tl_work_tomb", pa.table({"field": [f for f, _ in hits], "match_key": [k for _, k in hits]}), temp=True)
     engine.run(["DROP TABLE IF EXISTS tl_work_tomb_rid",
-                "CREATE TEMP TABLE tl_work_tomb_rid AS SELECT DISTINCT v.rid FROM tl_work_nv AS v "
-                "JOIN tl_work_tomb AS t ON t.field = v.field AND t.match_key = v.match_key"])
+                work_table(
+                    "tl_work_tomb_rid",
+                    "AS SELECT DISTINCT v.rid FROM tl_work_nv AS v "
+                    "JOIN tl_work_tomb AS t ON t.field = v.field AND t.match_key = v.match_key")])
     dropped = engine.scalar("SELECT COUNT(*) FROM tl_work_tomb_rid") or 0
     for stream in streams:
         engine.execute(

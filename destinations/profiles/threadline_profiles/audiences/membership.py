@@ -35,7 +35,7 @@ from threadline.contracts import (
 from threadline_profiles.audiences import expr, suppression
 from threadline_profiles.config import ProfilesConfig
 from threadline_profiles.config.audiences import CHANNELS, evaluation_order
-from threadline_profiles.engines.base import lit, quote
+from threadline_profiles.engines.base import lit, quote, work_table
 from threadline_profiles.traits import compute, consent
 from threadline_profiles.traits.facts import ts_literal
 
@@ -161,10 +161,12 @@ def _evaluate(store: ProfileStore) -> dict[str, int]:
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES])
     engine.load_table("tl_work_a_supp_keys", keys, temp=True)
     engine.run([
-        "CREATE TEMP TABLE tl_work_a_supp AS SELECT DISTINCT s.list, m.profile_id FROM tl_work_a_supp_keys AS s "
-        "JOIN tl_record_values AS v ON v.field = s.field AND v.match_key = s.key "
-        "JOIN tl_members AS m ON m.record_key = v.record_key WHERE v.status IN ('ok', 'blocked')",
-        "CREATE TEMP TABLE tl_work_a_eval (audience VARCHAR, profile_id VARCHAR, dropped_by VARCHAR)",
+        work_table(
+            "tl_work_a_supp",
+            "AS SELECT DISTINCT s.list, m.profile_id FROM tl_work_a_supp_keys AS s "
+            "JOIN tl_record_values AS v ON v.field = s.field AND v.match_key = s.key "
+            "JOIN tl_members AS m ON m.record_key = v.record_key WHERE v.status IN ('ok', 'blocked')"),
+        work_table("tl_work_a_eval", "(audience VARCHAR, profile_id VARCHAR, dropped_by VARCHAR)"),
     ])
     nothing = "(SELECT CAST(NULL AS VARCHAR) AS profile_id WHERE 1 = 0)"
     for name in evaluation_order(config.audiences):
@@ -217,7 +219,7 @@ def evaluate_audiences(store: ProfileStore, build_id: str) -> list[AudienceSize]
         _evaluate(store)
     else:  # every audience was removed from the config: close what is still open
         engine.run(["DROP TABLE IF EXISTS tl_work_a_eval",
-                    "CREATE TEMP TABLE tl_work_a_eval (audience VARCHAR, profile_id VARCHAR, dropped_by VARCHAR)"])
+                    work_table("tl_work_a_eval", "(audience VARCHAR, profile_id VARCHAR, dropped_by VARCHAR)")])
     figures = _figures(store)
     current = "SELECT audience, profile_id FROM tl_work_a_eval WHERE dropped_by IS NULL"
     added = {r["audience"]: r["n"] for r in engine.rows(

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from threadline_profiles.config.audiences import window_delta
 from threadline_profiles.decisions import contacts, lift, results
-from threadline_profiles.engines.base import lit
+from threadline_profiles.engines.base import lit, work_table
 from threadline_profiles.traits import compute, consent
 from threadline_profiles.traits.facts import ts_literal
 
@@ -97,14 +97,14 @@ def decide(store: ProfileStore, as_of: datetime | None = None,
     engine.run([contacts.CREATE, *[f"DROP TABLE IF EXISTS {t}" for t in WORK_TABLES]])
     order = decisions.in_order()
     if not order:  # every campaign was removed: nothing is decided, and the published decisions empty
-        engine.run(["CREATE TEMP TABLE tl_work_d_cand (campaign VARCHAR, grp VARCHAR, channel VARCHAR, profile_id VARCHAR, "
-                    "continuing BOOLEAN, fixed VARCHAR, held_out BOOLEAN)",
-                    "CREATE TEMP TABLE tl_work_d_out (campaign VARCHAR, profile_id VARCHAR, reason VARCHAR, "
-                    "detail VARCHAR, continuing BOOLEAN)"])
+        engine.run([work_table("tl_work_d_cand", "(campaign VARCHAR, grp VARCHAR, channel VARCHAR, profile_id VARCHAR, "
+                                                 "continuing BOOLEAN, fixed VARCHAR, held_out BOOLEAN)"),
+                    work_table("tl_work_d_out", "(campaign VARCHAR, profile_id VARCHAR, reason VARCHAR, "
+                                                "detail VARCHAR, continuing BOOLEAN)")])
         return {}
     engine.run([_candidates_sql(store, decisions, as_of, members_of), _history_sql(decisions, as_of),
-                "CREATE TEMP TABLE tl_work_d_out (campaign VARCHAR, profile_id VARCHAR, reason VARCHAR, detail VARCHAR, "
-                "continuing BOOLEAN)"])
+                work_table("tl_work_d_out", "(campaign VARCHAR, profile_id VARCHAR, reason VARCHAR, detail VARCHAR, "
+                                            "continuing BOOLEAN)")])
     for name in order:
         engine.execute(_decide_campaign_sql(decisions, name))
     return figures(store, order)
@@ -134,9 +134,11 @@ def _candidates_sql(store: ProfileStore, decisions: Decisions, as_of: datetime, 
             f"FROM (SELECT DISTINCT profile_id FROM ({members_of(c.audience)}) AS a) AS m "
             f"LEFT JOIN ({lacking}) AS nc ON nc.profile_id = m.profile_id")
     # a continuing person is not cooling down: staying is no new contact
-    return ("CREATE TEMP TABLE tl_work_d_cand AS SELECT campaign, grp, channel, profile_id, continuing, "
-            "CASE WHEN fixed = 'cooling_down' AND continuing THEN NULL ELSE fixed END AS fixed, held_out FROM ("
-            + " UNION ALL ".join(parts) + ") AS x")
+    return work_table(
+        "tl_work_d_cand",
+        "AS SELECT campaign, grp, channel, profile_id, continuing, "
+        "CASE WHEN fixed = 'cooling_down' AND continuing THEN NULL ELSE fixed END AS fixed, held_out FROM ("
+        + " UNION ALL ".join(parts) + ") AS x")
 
 
 def _history_sql(decisions: Decisions, as_of: datetime) -> str:
@@ -144,7 +146,7 @@ def _history_sql(decisions: Decisions, as_of: datetime) -> str:
     parts = [f"SELECT {i} AS cap, profile_id, n FROM ({contacts.contacts_in_window_sql(cap.channel, as_of - window_delta(cap.window), as_of)}) AS h{i}"
              for i, cap in enumerate(decisions.caps)]
     body = " UNION ALL ".join(parts) if parts else "SELECT 0 AS cap, CAST(NULL AS VARCHAR) AS profile_id, 0 AS n WHERE FALSE"
-    return f"CREATE TEMP TABLE tl_work_d_hist AS {body}"
+    return work_table("tl_work_d_hist", f"AS {body}")
 
 
 def _decide_campaign_sql(decisions: Decisions, name: str) -> str:

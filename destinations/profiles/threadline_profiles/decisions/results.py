@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from threadline_profiles.config import RESULTS
 from threadline_profiles.config.audiences import window_delta
 from threadline_profiles.decisions import contacts
-from threadline_profiles.engines.base import lit, quote
+from threadline_profiles.engines.base import lit, quote, work_table
 from threadline_profiles.land.landing import landed_streams
 from threadline_profiles.resolve.values import mapped_streams
 from threadline_profiles.traits import facts
@@ -78,14 +78,16 @@ def credit_sql(store: ProfileStore) -> list[str]:
     if limited:
         allowed = f"AND ({allowed} OR f.source NOT IN ({', '.join(lit(k) for k in limited)}))"
     return [
-        f"CREATE TEMP TABLE tl_work_r_facts AS SELECT ROW_NUMBER() OVER (ORDER BY profile_id, {ts}, campaign, result, "
-        "record_key) AS rid, profile_id, record_key, campaign, result, channel, source, "
-        f"{ts} AS happened_at FROM tl_work_f_results",
-        "CREATE TEMP TABLE tl_work_r_credit AS SELECT rid, profile_id, channel, campaign AS platform_campaign, result, happened_at, "
-        "credited FROM (SELECT f.*, c.campaign AS credited, ROW_NUMBER() OVER (PARTITION BY f.rid ORDER BY "
-        "c.contacted_at DESC, c.campaign) AS rn FROM tl_work_r_facts AS f LEFT JOIN tl_contacts AS c "
-        "ON c.profile_id = f.profile_id AND c.channel = f.channel AND c.campaign IS NOT NULL "
-        f"AND c.contacted_at <= f.happened_at AND (c.left_at IS NULL OR c.left_at > f.happened_at) {allowed}) AS x WHERE rn = 1",
+        work_table("tl_work_r_facts", f"AS SELECT ROW_NUMBER() OVER (ORDER BY profile_id, {ts}, campaign, result, "
+                                      "record_key) AS rid, profile_id, record_key, campaign, result, channel, source, "
+                                      f"{ts} AS happened_at FROM tl_work_f_results"),
+        work_table(
+            "tl_work_r_credit",
+            "AS SELECT rid, profile_id, channel, campaign AS platform_campaign, result, happened_at, "
+            "credited FROM (SELECT f.*, c.campaign AS credited, ROW_NUMBER() OVER (PARTITION BY f.rid ORDER BY "
+            "c.contacted_at DESC, c.campaign) AS rn FROM tl_work_r_facts AS f LEFT JOIN tl_contacts AS c "
+            "ON c.profile_id = f.profile_id AND c.channel = f.channel AND c.campaign IS NOT NULL "
+            f"AND c.contacted_at <= f.happened_at AND (c.left_at IS NULL OR c.left_at > f.happened_at) {allowed}) AS x WHERE rn = 1"),
     ]
 
 

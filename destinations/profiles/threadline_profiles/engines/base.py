@@ -94,6 +94,44 @@ class Statement(str):
         return out
 
 
+# The engines whose work tables are TEMPORARY (see `work_table`); every other engine keeps them
+# as ordinary tables of the store.
+TEMPORARY_WORK_TABLES = frozenset({"postgres"})
+
+
+def work_table(name: str, definition: str, *, if_not_exists: bool = False, **specific: str) -> Statement:
+    """`CREATE TABLE name definition` for one of a stage's work tables (`tl_work_*`: made, read
+    and dropped within one build): `definition` is `AS SELECT ...` or `(column TYPE, ...)`, and
+    `specific` an engine's own definition where it needs one (as for `Statement`). How each
+    engine keeps work tables is said here, once, and each engine runs the version made for it:
+
+    - DuckDB: ordinary tables in the store file. DuckDB keeps a temporary table's blocks in its
+      buffer pool, where at 10M records they crowd out the joins and aggregates until one
+      cannot pin a block within `memory_limit`; an ordinary table's blocks are unloaded and
+      read back. A killed build leaves them in the file (`Engine.leftover_tables`).
+    - Spark: plain tables of the store's database (a Spark catalog has no temporary tables).
+    - Postgres: TEMPORARY tables, private to the session and gone with it; an encrypted
+      store never seals them (`postgres_crypto`)."""
+    return _work("TABLE", name, definition, if_not_exists, specific)
+
+
+def work_view(name: str, definition: str) -> Statement:
+    """`CREATE VIEW name AS ...` for a stage's work view, kept as `work_table` keeps work tables
+    (temporary on Postgres; a view of the store elsewhere)."""
+    return _work("VIEW", name, definition, False, {})
+
+
+def _work(kind: str, name: str, definition: str, if_not_exists: bool, specific: dict[str, str]) -> Statement:
+    exists = "IF NOT EXISTS " if if_not_exists else ""
+
+    def create(dialect: str | None) -> str:
+        temporary = "TEMPORARY " if dialect in TEMPORARY_WORK_TABLES else ""
+        return f"CREATE {temporary}{kind} {exists}{name} {specific.get(dialect or '', definition)}"
+
+    engines = TEMPORARY_WORK_TABLES | set(specific)
+    return Statement(create(None), **{dialect: create(dialect) for dialect in sorted(engines)})
+
+
 def for_dialect(sql: str, dialect: str) -> str:
     """The version of `sql` an engine of `dialect` runs."""
     return sql.specific.get(dialect, sql) if isinstance(sql, Statement) else sql
@@ -213,10 +251,17 @@ class Engine(ABC):
             self.unregister(view)
 
     def load_table(self, name: str, data: pa.Table, temp: bool = False) -> None:
-        """Create (or replace) table `name` holding `data`."""
+        """Create (or replace) table `name` holding `data`; `temp`: a work table (`work_table`)."""
         view = f"_tl_load_{safe_name(name)}"
         self.register_arrow(view, data)
         try:
-            self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM {view}"])
+            self.run([f"DROP TABLE IF EXISTS {name}", load_sql(name, view, temp)])
         finally:
             self.unregister(view)
+
+
+def load_sql(name: str, source: str, work: bool) -> str:
+    """The statement that makes table `name` a copy of the rows of `source`: a work table
+    (`work_table`) or a table of the store."""
+    select = f"AS SELECT * FROM {source}"
+    return work_table(name, select) if work else f"CREATE TABLE {name} {select}"

@@ -61,18 +61,10 @@ def connect_duckdb(path: Path, encryption: str = "on") -> tuple[duckdb.DuckDBPyC
         ) from exc
 
 
-_TEMPORARY = re.compile(r"^(\s*CREATE\s+)(?:TEMP|TEMPORARY)\s+(TABLE|VIEW)\b", re.IGNORECASE)
-
-
-def stored(sql: str) -> str:
-    """Stages create their work tables as temporary; DuckDB gets ordinary tables in the store
-    file instead. DuckDB keeps temporary tables' blocks in its buffer pool, where at 10M
-    records they crowd out the joins and aggregates until one cannot pin a block within
-    `memory_limit`; ordinary tables' blocks are simply unloaded and read back."""
-    return _TEMPORARY.sub(r"\1\2", sql, count=1)
-
-
 class DuckDBEngine(Engine):
+    """Runs each statement as it is written (the portable version). A stage's work tables are
+    ordinary tables in the store file (`base.work_table` says why)."""
+
     dialect = "duckdb"
 
     def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection | None = None,
@@ -105,7 +97,7 @@ class DuckDBEngine(Engine):
         return str(self.path)
 
     def execute(self, sql: str) -> None:
-        self.con.execute(stored(sql))
+        self.con.execute(sql)
 
     def leftover_tables(self, prefix: str) -> dict[str, str]:
         """Tables and views whose name starts with `prefix` (name -> 'VIEW' or 'BASE TABLE'):

@@ -10,9 +10,13 @@ server log, `pg_stat_activity` or `pg_stat_statements` can show it.
 
 A session works on plaintext only in its own TEMP tables: the first statement that names a
 sealed table brings it into a TEMP table of the same name (Postgres looks in the session's
-temporary schema first, so the stages' SQL runs unchanged), a stage's `CREATE TABLE` becomes
-`CREATE TEMP TABLE`, and when a statement (outside a transaction) or a transaction that wrote
-to a store table commits, the changed tables are sealed again in the same transaction. Writers
+temporary schema first, so the stages' SQL runs unchanged), a stage's `CREATE TABLE` makes a
+TEMP table because the session's `search_path` starts with `pg_temp` (`SEARCH_PATH`: Postgres
+creates an unqualified table in the first schema of the path, and a table made in the
+temporary schema is temporary; no statement is rewritten), and when a statement (outside a
+transaction) or a transaction that wrote to a store table commits, the changed tables are
+sealed again in the same transaction. A stage's work tables (`base.work_table`, declared
+TEMPORARY for Postgres) are the session's own and never sealed. Writers
 of one table take its `tl_sealed` row lock first and start from its newest generation; a
 reader brings a table in again when its generation moved.
 
@@ -29,7 +33,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import secrets as random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,12 +58,18 @@ KEY_CHECK = "tl_sealed_key"  # one row: a keyed digest that tells the store's ke
 CHUNK_BYTES = 4 << 20
 FORMAT = "threadline sealed table v1"
 
-CATALOG_DDL = [
-    f"CREATE TABLE {CATALOG} (name TEXT PRIMARY KEY, id BIGINT NOT NULL, columns TEXT NOT NULL, "
-    "column_names TEXT[] NOT NULL, generation BIGINT NOT NULL, rows BIGINT)",
-    f"CREATE TABLE {CHUNKS} (id BIGINT NOT NULL, seq INTEGER NOT NULL, chunk BYTEA NOT NULL, PRIMARY KEY (id, seq))",
-    f"CREATE TABLE {KEY_CHECK} (format TEXT NOT NULL, check_digest TEXT NOT NULL)",
-]
+
+
+def catalog_ddl(schema: str) -> list[str]:
+    """The encrypted store's own tables, in `schema` (quoted)."""
+    return [
+        f"CREATE TABLE {schema}.{CATALOG} (name TEXT PRIMARY KEY, id BIGINT NOT NULL, columns TEXT NOT NULL, "
+        "column_names TEXT[] NOT NULL, generation BIGINT NOT NULL, rows BIGINT)",
+        f"CREATE TABLE {schema}.{CHUNKS} (id BIGINT NOT NULL, seq INTEGER NOT NULL, chunk BYTEA NOT NULL, PRIMARY KEY (id, seq))",
+        f"CREATE TABLE {schema}.{KEY_CHECK} (format TEXT NOT NULL, check_digest TEXT NOT NULL)",
+    ]
+
+
 OWN_TABLES = frozenset({CATALOG, CHUNKS, KEY_CHECK})
 
 
@@ -93,7 +102,7 @@ class Touches:
     writes: frozenset[str] = frozenset()
     drops: frozenset[str] = frozenset()
     renamed: tuple[str, str] | None = None  # (old, new)
-    creates: str | None = None  # a CREATE TABLE without TEMP: becomes a sealed table
+    creates: str | None = None  # a CREATE TABLE without TEMP: a sealed table (made in pg_temp: `search_path`)
     creates_temp: str | None = None  # a stage's own work table
     if_not_exists: bool = False
     alters: bool = False  # ALTER TABLE other than a rename (often a no-op ADD COLUMN IF NOT EXISTS)
@@ -109,8 +118,16 @@ def _names(nodes: Any) -> frozenset[str]:
     return frozenset(n for n in (_table_name(e) for e in nodes or []) if n)
 
 
-_TEMPORARY = re.compile(r"^\s*CREATE\s+(?:GLOBAL\s+|LOCAL\s+)?TEMP(?:ORARY)?\s", re.IGNORECASE)
-_CREATE_TABLE = re.compile(r"^(\s*CREATE\s+)(?:UNLOGGED\s+)?(TABLE)\b", re.IGNORECASE)
+def search_path(schema: str) -> str:
+    """The `search_path` of a session on an encrypted store: its temporary schema first, so that
+    every table it creates without a schema is a TEMP table (sealed at the commit), then the
+    store's schema (the sealed catalog, and functions: Postgres never looks in pg_temp for those)."""
+    return f"pg_temp, {_ident(schema)}"
+
+
+def _temporary(tree: exp.Expression) -> bool:
+    props = tree.args.get("properties")
+    return props is not None and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions)
 
 
 @lru_cache(maxsize=4096)
@@ -123,7 +140,7 @@ def touches(sql: str) -> Touches:
     target = _table_name(tree.this)
     kind = str(tree.args.get("kind") or "").upper()
     if isinstance(tree, exp.Create) and kind == "TABLE" and target:
-        if _TEMPORARY.match(sql):
+        if _temporary(tree):
             return Touches(names, creates_temp=target)
         return Touches(names, writes=frozenset({target}), creates=target, if_not_exists=bool(tree.args.get("exists")))
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete)) and target:
@@ -138,11 +155,6 @@ def touches(sql: str) -> Touches:
                 return Touches(names, renamed=(target, _table_name(action.this) or ""))
         return Touches(names, writes=frozenset({target}), alters=True)
     return Touches(names)
-
-
-def as_temporary(sql: str) -> str:
-    """A stage's `CREATE TABLE` as a session-private `CREATE TEMPORARY TABLE`."""
-    return _CREATE_TABLE.sub(r"\1TEMPORARY \2", sql, count=1)
 
 
 # ---------------------------------------------------------------- the session's sealed tables
@@ -180,8 +192,6 @@ class SealedTables:
         t = touches(sql)
         if t.creates_temp:
             self.work.add(t.creates_temp)
-        if t.creates:
-            sql = as_temporary(sql)
         store_names = t.names - self.work - OWN_TABLES
         if not store_names:
             return native(sql)
@@ -455,8 +465,8 @@ def create_sealed(con: Any, schema: str, base: Path, key: StoreKey | None = None
     cipher = Cipher(key)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
     with con.transaction():
-        for ddl in CATALOG_DDL:
-            con.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {_ident(schema)}.", 1))
+        for ddl in catalog_ddl(_ident(schema)):
+            con.execute(ddl)
         con.execute(f"INSERT INTO {_ident(schema)}.{KEY_CHECK} VALUES (%s, %s)", [FORMAT, cipher.check])
     return cipher
 
@@ -511,8 +521,8 @@ def rotate(con: Any, schema: str, base: Path, current: Cipher | None, decrypt: b
         else:
             assert new is not None
             plain = [t for t in store_tables(con, schema) if t not in OWN_TABLES]
-            for ddl in CATALOG_DDL:
-                con.execute(ddl.replace("CREATE TABLE ", f"CREATE TABLE {ident}.", 1))
+            for ddl in catalog_ddl(ident):
+                con.execute(ddl)
             con.execute(f"INSERT INTO {ident}.{KEY_CHECK} VALUES (%s, %s)", [FORMAT, new.check])
             for name in plain:
                 seal_table(con, new, name, relation=f"{ident}.{_ident(name)}")

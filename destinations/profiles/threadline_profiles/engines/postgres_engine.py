@@ -19,7 +19,7 @@ import sqlglot
 from threadline.contracts import ConfigError, FatalError
 
 from threadline_profiles.engines import postgres_crypto as crypto
-from threadline_profiles.engines.base import Engine, lit, quote, sql_type
+from threadline_profiles.engines.base import Engine, lit, load_sql, quote, sql_type
 
 try:
     import psycopg
@@ -85,7 +85,8 @@ class PostgresEngine(Engine):
         try:
             self.cipher = opened[0] if opened is not None else self._open_or_create(con)
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
-            con.execute(f"SET search_path TO {quote(self.schema)}")
+            # an encrypted store's session creates its tables in pg_temp (postgres_crypto.search_path)
+            con.execute(f"SET search_path TO {crypto.search_path(self.schema) if self.cipher else quote(self.schema)}")
         except BaseException:
             con.close()
             raise
@@ -196,7 +197,7 @@ class PostgresEngine(Engine):
     def load_table(self, name: str, data: pa.Table, temp: bool = False) -> None:
         view = f"_tl_load_{name}"
         self.register_arrow(view, data)
-        self.run([f"DROP TABLE IF EXISTS {name}", f"CREATE {'TEMP ' if temp else ''}TABLE {name} AS SELECT * FROM {view}"])
+        self.run([f"DROP TABLE IF EXISTS {name}", load_sql(name, view, temp)])
         self.unregister(view)
 
     def require_levenshtein(self) -> None:

@@ -23,9 +23,10 @@ local session's Derby metastore admits one process anyway; on a cluster, two pro
 into or building one store at once are not supported). A failed statement forgets all of it,
 and the next one asks the catalog again.
 
-Work tables (`tl_work_*`, and the `tl_next_*` a full build publishes) are plain tables:
-nothing reads them across builds. Arrow comes in as a Spark DataFrame registered as a
-temporary view, and results come out through `toArrow` (or `toPandas`).
+Work tables (`tl_work_*`, which the stages make with `base.work_table`, and the `tl_next_*`
+a full build publishes) are plain tables: nothing reads them across builds. Arrow comes in
+as a Spark DataFrame registered as a temporary view, and results come out through `toArrow`
+(or `toPandas`).
 """
 
 from __future__ import annotations
@@ -251,23 +252,9 @@ def _spark(tree: exp.Expression) -> str:
 
 @lru_cache(maxsize=4096)
 def to_spark(sql: str) -> str:
-    """One DuckDB-dialect statement in Spark's dialect. Temporary tables become plain ones
-    (Spark's catalog has no temporary tables, only temporary views)."""
-    tree = _parse(sql)
-    if isinstance(tree, exp.Create) and tree.kind == "TABLE":
-        _drop_temporary(tree)
-    return _spark(tree)
-
-
-def _drop_temporary(tree: exp.Create) -> None:
-    props = tree.args.get("properties")
-    if props is None:
-        return
-    for prop in list(props.expressions):
-        if isinstance(prop, exp.TemporaryProperty):
-            prop.pop()
-    if not props.expressions:
-        props.pop()
+    """One DuckDB-dialect statement in Spark's dialect. (Work tables reach Spark as plain
+    `CREATE TABLE`: `base.work_table`.)"""
+    return _spark(_parse(sql))
 
 
 def _target(tree: exp.Expression) -> str | None:
@@ -451,11 +438,8 @@ class SparkEngine(Engine):
     def _plan(self, tree: exp.Expression) -> list[str]:
         """The Spark statements that do what one DuckDB statement does."""
         target = _target(tree)
-        if isinstance(tree, exp.Create) and tree.kind == "TABLE":
-            _drop_temporary(tree)
         if isinstance(tree, exp.Create) and tree.kind == "VIEW":
             tree.set("replace", True)
-            _drop_temporary(tree)  # a persistent view of the database: it reads plain tables
         if target is None or _scratch(target) or target in self._arrow or (
                 isinstance(tree, exp.Create) and tree.kind == "VIEW") or (
                 isinstance(tree, exp.Drop) and tree.kind == "VIEW"):

@@ -49,7 +49,7 @@ from threadline_profiles.config import (
     TRAIT_KINDS,
     AgreementRule,
 )
-from threadline_profiles.engines.base import Engine, lit, quote
+from threadline_profiles.engines.base import Engine, lit, quote, work_table
 from threadline_profiles.resolve import nicknames
 
 RULE = "agreement"
@@ -249,7 +249,7 @@ def block_keys_sql(blocks: list[list[str]], fields: list[str], person: str = "tl
     """tl_work_bk: (blk, k, r, rid) — each record's key in each block it can be in (of `person`,
     whose records are named by column `rid`: an incremental build names them by record key),
     and its refined key there (`refined`; NULL where the record lacks a field of it)."""
-    return f"CREATE TEMP TABLE {table} AS {block_keys_select(blocks, fields, person, rid)}"
+    return work_table(table, f"AS {block_keys_select(blocks, fields, person, rid)}")
 
 
 def block_keys_select(blocks: list[list[str]], fields: list[str], person: str, rid: str) -> str:
@@ -264,7 +264,9 @@ def block_keys_select(blocks: list[list[str]], fields: list[str], person: str, r
 
 
 def block_sizes_sql() -> str:
-    return "CREATE TEMP TABLE tl_work_bs AS SELECT blk, k, COUNT(*) AS n FROM tl_work_bk GROUP BY blk, k HAVING COUNT(*) > 1"
+    return work_table(
+        "tl_work_bs",
+        "AS SELECT blk, k, COUNT(*) AS n FROM tl_work_bk GROUP BY blk, k HAVING COUNT(*) > 1")
 
 
 def skipped_blocks_sql(max_block: int, sizes: str = "tl_work_bs") -> str:
@@ -302,7 +304,7 @@ def candidates_sql(blocks: int, max_block: int, refine_over: int, sizes: str = "
     fine = (f" UNION ALL SELECT x.blk, x.rid AS a, y.rid AS b FROM {keys} AS x JOIN {sizes} AS s ON s.blk = x.blk AND s.k = x.k "
             f"JOIN {keys} AS y ON y.blk = x.blk AND y.k = x.k AND y.r = x.r AND x.rid < y.rid "
             f"WHERE s.n > {refine_over} AND s.n <= {max_block}") if refine_over < max_block else ""
-    return f"CREATE TEMP TABLE {table} AS SELECT a, b, {flags} FROM ({small}{fine}) AS p GROUP BY a, b"
+    return work_table(table, f"AS SELECT a, b, {flags} FROM ({small}{fine}) AS p GROUP BY a, b")
 
 
 # Records whose matching fields are all equal (a person's campaign sends and events carry the
@@ -322,10 +324,10 @@ def groups_sql(columns: list[str]) -> list[str]:
     """GROUPS: (rid, rep, n) for every record of tl_work_person, grouped by `columns` (NULLs
     equal, as in a window's partition); REP_KEYS: tl_work_bk's keys of the reps alone."""
     by = ", ".join(quote(c) for c in columns)
-    return [f"CREATE TEMP TABLE {GROUPS} AS SELECT rid, MIN(rid) OVER (PARTITION BY {by}) AS rep, "
-            f"COUNT(*) OVER (PARTITION BY {by}) AS n FROM tl_work_person",
-            f"CREATE TEMP TABLE {REP_KEYS} AS SELECT k.blk, k.k, k.r, k.rid FROM tl_work_bk AS k "
-            f"JOIN {GROUPS} AS g ON g.rid = k.rid AND g.rep = k.rid"]
+    return [work_table(GROUPS, f"AS SELECT rid, MIN(rid) OVER (PARTITION BY {by}) AS rep, "
+                               f"COUNT(*) OVER (PARTITION BY {by}) AS n FROM tl_work_person"),
+            work_table(REP_KEYS, f"AS SELECT k.blk, k.k, k.r, k.rid FROM tl_work_bk AS k "
+                                 f"JOIN {GROUPS} AS g ON g.rid = k.rid AND g.rep = k.rid")]
 
 
 def weighted_candidates_sql(blocks: int, max_block: int, refine_over: int, sizes: str) -> list[str]:
@@ -337,11 +339,13 @@ def weighted_candidates_sql(blocks: int, max_block: int, refine_over: int, sizes
     own = ", ".join(f"MAX(CASE WHEN k.blk = {i} THEN 1 ELSE 0 END) AS in{i}" for i in range(blocks))
     return [
         candidates_sql(blocks, max_block, refine_over, sizes, REP_KEYS, REP_PAIRS),
-        f"CREATE TEMP TABLE tl_work_cand AS SELECT c.a, c.b, {flags}, CAST(ga.n * gb.n AS DOUBLE) AS w "
-        f"FROM {REP_PAIRS} AS c JOIN {GROUPS} AS ga ON ga.rid = c.a JOIN {GROUPS} AS gb ON gb.rid = c.b "
-        f"UNION ALL SELECT k.rid AS a, k.rid AS b, {own}, CAST(MAX(g.n) * (MAX(g.n) - 1) / 2 AS DOUBLE) AS w "
-        f"FROM {REP_KEYS} AS k JOIN {GROUPS} AS g ON g.rid = k.rid JOIN {sizes} AS s ON s.blk = k.blk AND s.k = k.k "
-        f"WHERE g.n > 1 AND s.n <= {max_block} GROUP BY k.rid",
+        work_table(
+            "tl_work_cand",
+            f"AS SELECT c.a, c.b, {flags}, CAST(ga.n * gb.n AS DOUBLE) AS w "
+            f"FROM {REP_PAIRS} AS c JOIN {GROUPS} AS ga ON ga.rid = c.a JOIN {GROUPS} AS gb ON gb.rid = c.b "
+            f"UNION ALL SELECT k.rid AS a, k.rid AS b, {own}, CAST(MAX(g.n) * (MAX(g.n) - 1) / 2 AS DOUBLE) AS w "
+            f"FROM {REP_KEYS} AS k JOIN {GROUPS} AS g ON g.rid = k.rid JOIN {sizes} AS s ON s.blk = k.blk AND s.k = k.k "
+            f"WHERE g.n > 1 AND s.n <= {max_block} GROUP BY k.rid"),
         f"DROP TABLE {REP_PAIRS}",
     ]
 
@@ -351,8 +355,8 @@ def compare_sql(fields: list[str], blocks: int) -> str:
     level of every field."""
     flags = ", ".join(f"c.in{i}" for i in range(blocks))
     return (
-        f"CREATE TEMP TABLE tl_work_cmp AS SELECT c.a, c.b, {flags}, c.w, {levels_select(fields)} FROM tl_work_cand AS c "
-        "JOIN tl_work_person AS x ON x.rid = c.a JOIN tl_work_person AS y ON y.rid = c.b"
+        work_table("tl_work_cmp", f"AS SELECT c.a, c.b, {flags}, c.w, {levels_select(fields)} FROM tl_work_cand AS c "
+                                  "JOIN tl_work_person AS x ON x.rid = c.a JOIN tl_work_person AS y ON y.rid = c.b")
     )
 
 
@@ -364,10 +368,12 @@ def spread_sql(model: AgreementModel) -> list[str]:
     link.guard_and_agree); the others link nothing and are never read."""
     cols = ", ".join([f"s.l{i}, s.w{i}" for i in range(len(model.fields))] + ["s.odds", "s.person_odds", "s.place_extra"])
     return [
-        f"CREATE TEMP TABLE tl_work_score AS SELECT LEAST(x.rid, y.rid) AS a, GREATEST(x.rid, y.rid) AS b, {cols} "
-        f"FROM {REP_SCORES} AS s JOIN {GROUPS} AS x ON x.rep = s.a JOIN {GROUPS} AS y ON y.rep = s.b "
-        f"WHERE (s.a <> s.b OR x.rid < y.rid) AND (s.odds >= {_num(model.threshold)} "
-        f"OR s.odds - s.person_odds >= {_num(model.threshold)})",
+        work_table(
+            "tl_work_score",
+            f"AS SELECT LEAST(x.rid, y.rid) AS a, GREATEST(x.rid, y.rid) AS b, {cols} "
+            f"FROM {REP_SCORES} AS s JOIN {GROUPS} AS x ON x.rep = s.a JOIN {GROUPS} AS y ON y.rep = s.b "
+            f"WHERE (s.a <> s.b OR x.rid < y.rid) AND (s.odds >= {_num(model.threshold)} "
+            f"OR s.odds - s.person_odds >= {_num(model.threshold)})"),
         f"DROP TABLE {REP_SCORES}",
     ]
 
@@ -376,8 +382,8 @@ def sample_levels_sql(fields: list[str], records: int = SAMPLE_RECORDS) -> str:
     """tl_work_ucmp: the levels of every pair among a fixed sample of records (the same
     records on every engine: the first by the md5 of their number)."""
     sample = f"(SELECT * FROM tl_work_person ORDER BY MD5(CAST(rid AS VARCHAR)), rid LIMIT {records})"
-    return (f"CREATE TEMP TABLE tl_work_ucmp AS SELECT {levels_select(fields)} FROM {sample} AS x "
-            f"JOIN {sample} AS y ON x.rid < y.rid")
+    return (work_table("tl_work_ucmp", f"AS SELECT {levels_select(fields)} FROM {sample} AS x "
+                                       f"JOIN {sample} AS y ON x.rid < y.rid"))
 
 
 def level_counts_sql(fields: list[str], table: str) -> str:
@@ -433,7 +439,7 @@ def frequencies_sql(fields: list[str], own: list[float | None] | None = None) ->
         f"(SELECT COUNT({quote(f)}) AS n FROM tl_work_person) AS t WHERE {quote(f)} IS NOT NULL GROUP BY {quote(f)}, t.n"
         for i, f in enumerate(fields) if f not in NO_FREQUENCIES
     ]
-    return f"CREATE TEMP TABLE tl_work_tf AS {' UNION ALL '.join(parts)}"
+    return work_table("tl_work_tf", f"AS {' UNION ALL '.join(parts)}")
 
 
 # Compared fields whose exact agreement weighs the same whatever the value: a handle's year
@@ -518,10 +524,10 @@ def score_sql(model: AgreementModel, cmp: str = "tl_work_cmp", records: str = "t
     # summed they would outweigh a first name and a birth date that disagree (see link.py).
     extra = f"{' + '.join(place)} - GREATEST({', '.join(place)})" if len(place) > 1 else "0"
     return (
-        f"CREATE TEMP TABLE {table} AS SELECT p.*, {_num(model.prior)} + {' + '.join(weights)} AS odds, "
-        f"{' + '.join(person) or '0'} AS person_odds, {extra} AS place_extra FROM ("
-        f"SELECT c.a, c.b, {cols}, {', '.join(terms)} "
-        f"FROM {cmp} AS c JOIN {records} AS x ON x.{rid} = c.a {' '.join(joins)}) AS p"
+        work_table(table, f"AS SELECT p.*, {_num(model.prior)} + {' + '.join(weights)} AS odds, "
+                          f"{' + '.join(person) or '0'} AS person_odds, {extra} AS place_extra FROM ("
+                          f"SELECT c.a, c.b, {cols}, {', '.join(terms)} "
+                          f"FROM {cmp} AS c JOIN {records} AS x ON x.{rid} = c.a {' '.join(joins)}) AS p")
     )
 
 
@@ -779,8 +785,8 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
         # Values seen once are left out of what is kept (their lu is lu_once) and, so that this
         # build scores exactly as the stored model will, out of this build's frequencies too.
         engine.run([frequencies_sql(fields, own_records(model)),
-                    f"CREATE TEMP TABLE {FITTED_TF} AS SELECT CASE i {names} END AS comparison, key AS value, lu "
-                    "FROM tl_work_tf WHERE n > 1", "DELETE FROM tl_work_tf WHERE n < 2"])
+                    work_table(FITTED_TF, f"AS SELECT CASE i {names} END AS comparison, key AS value, lu "
+                                          "FROM tl_work_tf WHERE n > 1"), "DELETE FROM tl_work_tf WHERE n < 2"])
     else:
         model = stored
         engine.run(stored_frequencies_sql(fields))
@@ -793,14 +799,14 @@ def fit(engine: Engine, rule: AgreementRule, fields: list[str], stored: Agreemen
 def stored_frequencies_sql(fields: list[str], table: str = "tl_work_tf") -> str:
     """tl_work_tf from a stored model's value frequencies (tl_model_tf, model.py)."""
     names = " ".join(f"WHEN {lit(f)} THEN {i}" for i, f in enumerate(fields))
-    return (f"CREATE TEMP TABLE {table} AS SELECT CASE comparison {names} END AS i, value AS key, lu "
-            f"FROM tl_model_tf WHERE comparison IN ({', '.join(lit(f) for f in fields)})")
+    return (work_table(table, f"AS SELECT CASE comparison {names} END AS i, value AS key, lu "
+                              f"FROM tl_model_tf WHERE comparison IN ({', '.join(lit(f) for f in fields)})"))
 
 
 def pairs_sql(model: AgreementModel, scored: str = "tl_work_score") -> str:
     """PAIRS: the scored pairs whose odds reach the threshold before any guard (a household's
     place fields counted once can only lower them): every pair the rule could link."""
-    return f"CREATE TEMP TABLE {PAIRS} AS SELECT a, b FROM {scored} WHERE odds >= {_num(model.threshold)}"
+    return work_table(PAIRS, f"AS SELECT a, b FROM {scored} WHERE odds >= {_num(model.threshold)}")
 
 
 def drop_work(engine: Engine) -> None:

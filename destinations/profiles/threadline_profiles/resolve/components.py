@@ -5,7 +5,7 @@ Two implementations of the one stage, both plain SQL in DuckDB's dialect:
 - label propagation with pointer jumping (DuckDB, Postgres): every node starts labelled with
   the smallest id among itself and its neighbours; each round a node takes the smallest label
   among its neighbours, then the label of its label (the jump, which halves long chains).
-  Each round is two CREATE TEMP TABLE statements and a count. Cheap rounds, but a long
+  Each round is two work-table statements and a count. Cheap rounds, but a long
   chain needs many of them.
 - large-star / small-star (Kiveris et al., "Connected Components in MapReduce and Beyond",
   2014; Spark): the edges themselves are rewritten until every component is a star around
@@ -16,24 +16,24 @@ Two implementations of the one stage, both plain SQL in DuckDB's dialect:
 
 from __future__ import annotations
 
-from threadline_profiles.engines.base import Engine
+from threadline_profiles.engines.base import Engine, work_table
 
 
 def both_directions_sql(edges: str, out: str) -> str:
-    return f"CREATE TEMP TABLE {out} AS SELECT a, b FROM {edges} UNION SELECT b AS a, a AS b FROM {edges}"
+    return work_table(out, f"AS SELECT a, b FROM {edges} UNION SELECT b AS a, a AS b FROM {edges}")
 
 
 def initial_labels_sql(both: str, out: str) -> str:
-    return f"CREATE TEMP TABLE {out} AS SELECT a AS node, LEAST(a, MIN(b)) AS label FROM {both} GROUP BY a"
+    return work_table(out, f"AS SELECT a AS node, LEAST(a, MIN(b)) AS label FROM {both} GROUP BY a")
 
 
 def propagate_sql(both: str, labels: str, out: str) -> str:
     """One round: smallest neighbour label, then the label of that label."""
     return (
-        f"CREATE TEMP TABLE {out} AS SELECT x.node, LEAST(x.label, COALESCE(j.label, x.label)) AS label FROM ("
-        f"SELECT l.node, LEAST(l.label, MIN(n.label)) AS label FROM {labels} AS l "
-        f"JOIN {both} AS e ON e.a = l.node JOIN {labels} AS n ON n.node = e.b GROUP BY l.node, l.label"
-        f") AS x LEFT JOIN {labels} AS j ON j.node = x.label"
+        work_table(out, f"AS SELECT x.node, LEAST(x.label, COALESCE(j.label, x.label)) AS label FROM ("
+                        f"SELECT l.node, LEAST(l.label, MIN(n.label)) AS label FROM {labels} AS l "
+                        f"JOIN {both} AS e ON e.a = l.node JOIN {labels} AS n ON n.node = e.b GROUP BY l.node, l.label"
+                        f") AS x LEFT JOIN {labels} AS j ON j.node = x.label")
     )
 
 
@@ -71,7 +71,7 @@ def propagated_components(engine: Engine, edges: str, out: str, max_rounds: int 
         # word, so the labels are finished by large-star/small-star, whose rounds are O(log n)
         engine.run([f"DROP TABLE IF EXISTS {t}" for t in (both, cur, nxt)])
         return rounds + star_components(engine, edges, out)
-    engine.run([f"CREATE TEMP TABLE {out} AS SELECT node, label FROM {cur}",
+    engine.run([work_table(out, f"AS SELECT node, label FROM {cur}"),
                 f"DROP TABLE IF EXISTS {both}", f"DROP TABLE IF EXISTS {cur}", f"DROP TABLE IF EXISTS {nxt}"])
     return rounds
 
@@ -81,25 +81,27 @@ def propagated_components(engine: Engine, edges: str, out: str, max_rounds: int 
 
 
 def oriented_sql(edges: str, out: str) -> str:
-    return (f"CREATE TEMP TABLE {out} AS SELECT DISTINCT GREATEST(a, b) AS a, LEAST(a, b) AS b FROM {edges} "
-            "WHERE a <> b")
+    return (work_table(out, f"AS SELECT DISTINCT GREATEST(a, b) AS a, LEAST(a, b) AS b FROM {edges} "
+                            "WHERE a <> b"))
 
 
 def large_star_sql(edges: str, out: str) -> str:
     """Every node u hands its larger neighbours to m(u), the smallest of u and its neighbours."""
     return (
-        f"CREATE TEMP TABLE {out} AS WITH nb AS (SELECT a AS u, b AS v FROM {edges} UNION ALL "
-        f"SELECT b AS u, a AS v FROM {edges}), m AS (SELECT u, LEAST(u, MIN(v)) AS m FROM nb GROUP BY u) "
-        "SELECT DISTINCT nb.v AS a, m.m AS b FROM nb JOIN m ON m.u = nb.u WHERE nb.v > nb.u"
+        work_table(
+            out,
+            f"AS WITH nb AS (SELECT a AS u, b AS v FROM {edges} UNION ALL "
+            f"SELECT b AS u, a AS v FROM {edges}), m AS (SELECT u, LEAST(u, MIN(v)) AS m FROM nb GROUP BY u) "
+            "SELECT DISTINCT nb.v AS a, m.m AS b FROM nb JOIN m ON m.u = nb.u WHERE nb.v > nb.u")
     )
 
 
 def small_star_sql(edges: str, out: str) -> str:
     """Every node u links itself and its smaller neighbours to the smallest of those."""
     return (
-        f"CREATE TEMP TABLE {out} AS WITH m AS (SELECT a AS u, MIN(b) AS m FROM {edges} GROUP BY a) "
-        f"SELECT e.b AS a, m.m AS b FROM {edges} AS e JOIN m ON m.u = e.a WHERE e.b <> m.m "
-        "UNION SELECT u AS a, m AS b FROM m"
+        work_table(out, f"AS WITH m AS (SELECT a AS u, MIN(b) AS m FROM {edges} GROUP BY a) "
+                        f"SELECT e.b AS a, m.m AS b FROM {edges} AS e JOIN m ON m.u = e.a WHERE e.b <> m.m "
+                        "UNION SELECT u AS a, m AS b FROM m")
     )
 
 
@@ -113,8 +115,10 @@ def not_stars_sql(edges: str) -> str:
 def star_labels_sql(edges: str, stars: str, out: str) -> str:
     """Every node of the original edges: its star's centre, or itself when it is one."""
     return (
-        f"CREATE TEMP TABLE {out} AS WITH nodes AS (SELECT a AS node FROM {edges} UNION SELECT b AS node FROM {edges}) "
-        f"SELECT n.node, COALESCE(s.b, n.node) AS label FROM nodes AS n LEFT JOIN {stars} AS s ON s.a = n.node"
+        work_table(
+            out,
+            f"AS WITH nodes AS (SELECT a AS node FROM {edges} UNION SELECT b AS node FROM {edges}) "
+            f"SELECT n.node, COALESCE(s.b, n.node) AS label FROM nodes AS n LEFT JOIN {stars} AS s ON s.a = n.node")
     )
 
 

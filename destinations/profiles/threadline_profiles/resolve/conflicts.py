@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from threadline_profiles.engines.base import lit, quote
+from threadline_profiles.engines.base import lit, quote, work_table
 from threadline_profiles.resolve.agreement import DIFFERENT, EXACT, NEAR, level_sql
 
 FIRST, BIRTH, MIDDLE, NATIONAL_ID = "first_name", "birth_date", "middle_name", "national_id"
@@ -171,14 +171,18 @@ def rule_pairs_sql(rules: list[str], max_records: int, fields: list[str]) -> lis
     )
     return [
         # MIN <> MAX: cheaper than counting distinct values, and all that is asked
-        f"CREATE TEMP TABLE tl_work_gstat AS SELECT k.rule, k.key, COUNT(*) AS records, "
-        f"CASE WHEN MIN({who}) <> MAX({who}) THEN 2 ELSE 1 END AS people, {has(FIRST)} AS hf, {has(BIRTH)} AS hd, "
-        f"CASE WHEN MIN({home}) = MAX({home}) THEN {home_known} ELSE 0 END AS hh {members} GROUP BY k.rule, k.key",
-        "CREATE TEMP TABLE tl_work_mixed AS SELECT rule, key FROM tl_work_gstat WHERE people > 1",
-        f"CREATE TEMP TABLE tl_work_gpairs AS SELECT p.rule, p.key, p.a, p.b, {presence_sql('px', 'py', fields)}, "
-        f"{class_sql('px', 'py', fields)} AS conflict, 1 AS n FROM ({pairs}) AS p "
-        "LEFT JOIN tl_work_person AS px ON px.rid = p.a LEFT JOIN tl_work_person AS py ON py.rid = p.b "
-        "UNION ALL SELECT rule, key, NULL, NULL, hf, hd, hh, 0, records * (records - 1) / 2 FROM tl_work_gstat WHERE people = 1",
+        work_table(
+            "tl_work_gstat",
+            f"AS SELECT k.rule, k.key, COUNT(*) AS records, "
+            f"CASE WHEN MIN({who}) <> MAX({who}) THEN 2 ELSE 1 END AS people, {has(FIRST)} AS hf, {has(BIRTH)} AS hd, "
+            f"CASE WHEN MIN({home}) = MAX({home}) THEN {home_known} ELSE 0 END AS hh {members} GROUP BY k.rule, k.key"),
+        work_table("tl_work_mixed", "AS SELECT rule, key FROM tl_work_gstat WHERE people > 1"),
+        work_table(
+            "tl_work_gpairs",
+            f"AS SELECT p.rule, p.key, p.a, p.b, {presence_sql('px', 'py', fields)}, "
+            f"{class_sql('px', 'py', fields)} AS conflict, 1 AS n FROM ({pairs}) AS p "
+            "LEFT JOIN tl_work_person AS px ON px.rid = p.a LEFT JOIN tl_work_person AS py ON py.rid = p.b "
+            "UNION ALL SELECT rule, key, NULL, NULL, hf, hd, hh, 0, records * (records - 1) / 2 FROM tl_work_gstat WHERE people = 1"),
     ]
 
 

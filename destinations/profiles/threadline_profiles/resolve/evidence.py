@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.engines.base import Engine, lit, work_table
 from threadline_profiles.resolve import agreement
 from threadline_profiles.resolve.components import connected_components
 
@@ -170,10 +170,10 @@ def _num(value: float) -> str:
 
 def refused_table_sql() -> list[str]:
     return [f"DROP TABLE IF EXISTS {REFUSED}",
-            f"CREATE TEMP TABLE {REFUSED} (rid BIGINT, anchor BIGINT, rule VARCHAR, reason VARCHAR, weight DECIMAL(12, 3), "
-            "detail VARCHAR)",
+            work_table(REFUSED, f"(rid BIGINT, anchor BIGINT, rule VARCHAR, reason VARCHAR, weight DECIMAL(12, 3), "
+                                "detail VARCHAR)"),
             f"DROP TABLE IF EXISTS {PENDING}",
-            f"CREATE TEMP TABLE {PENDING} (rid BIGINT, anchor BIGINT, rule VARCHAR, reason VARCHAR)"]
+            work_table(PENDING, f"(rid BIGINT, anchor BIGINT, rule VARCHAR, reason VARCHAR)")]
 
 
 def refuse_sql(select: str) -> str:
@@ -198,18 +198,18 @@ def weigh_refused(engine: Engine, weigher: Weigher) -> None:
 
 def pairs_sql() -> str:
     """tl_work_e: each record pair some link joins (a < b)."""
-    return ("CREATE TEMP TABLE tl_work_e AS SELECT DISTINCT LEAST(rid, anchor) AS a, GREATEST(rid, anchor) AS b "
-            "FROM tl_work_edges WHERE rid <> anchor")
+    return (work_table("tl_work_e", "AS SELECT DISTINCT LEAST(rid, anchor) AS a, GREATEST(rid, anchor) AS b "
+                                    "FROM tl_work_edges WHERE rid <> anchor"))
 
 
 def over_limit_sql() -> str:
     """tl_work_group_bad: the components holding more values of a limited type than allowed
     (a never-merge pair is a type allowing one of its two sides)."""
     return (
-        "CREATE TEMP TABLE tl_work_group_bad AS SELECT DISTINCT g.label FROM ("
-        "SELECT l.label, k.ctype, COUNT(DISTINCT k.cvalue) AS n FROM tl_work_lab AS l "
-        "JOIN tl_work_constraints AS k ON k.rid = l.node GROUP BY l.label, k.ctype"
-        ") AS g JOIN tl_work_limits AS m ON m.ctype = g.ctype WHERE g.n > m.max_values"
+        work_table("tl_work_group_bad", "AS SELECT DISTINCT g.label FROM ("
+                                        "SELECT l.label, k.ctype, COUNT(DISTINCT k.cvalue) AS n FROM tl_work_lab AS l "
+                                        "JOIN tl_work_constraints AS k ON k.rid = l.node GROUP BY l.label, k.ctype"
+                                        ") AS g JOIN tl_work_limits AS m ON m.ctype = g.ctype WHERE g.n > m.max_values")
     )
 
 
@@ -307,13 +307,13 @@ def cluster(engine: Engine, order: list[str], limits: dict[str, int], constraine
     stats = ClusterStats()
     engine.run([f"DROP TABLE IF EXISTS {t}" for t in WORK] + [f"DROP TABLE IF EXISTS {CLUSTERS}", pairs_sql()])
     if not engine.scalar("SELECT COUNT(*) FROM tl_work_e"):
-        engine.run(f"CREATE TEMP TABLE {CLUSTERS} (rid BIGINT, cid BIGINT)")
+        engine.run(work_table(CLUSTERS, f"(rid BIGINT, cid BIGINT)"))
         return stats
     stats.rounds = connected_components(engine, "tl_work_e", "tl_work_lab")
     if constrained:
         engine.run(over_limit_sql())
     if not constrained or not engine.scalar("SELECT COUNT(*) FROM tl_work_group_bad"):
-        engine.run([f"CREATE TEMP TABLE {CLUSTERS} AS SELECT node AS rid, label AS cid FROM tl_work_lab",
+        engine.run([work_table(CLUSTERS, f"AS SELECT node AS rid, label AS cid FROM tl_work_lab"),
                     *[f"DROP TABLE IF EXISTS {t}" for t in WORK]])
         return stats
     if weigher.fields:  # the levels compare names with Levenshtein (fuzzystrmatch on Postgres)
@@ -341,8 +341,10 @@ def cluster(engine: Engine, order: list[str], limits: dict[str, int], constraine
         "rule": pa.array([r.rule for r in refused], pa.string()),
         "reason": pa.array([reason_of(r.ctype) for r in refused], pa.string())}))
     engine.run([
-        f"CREATE TEMP TABLE {CLUSTERS} AS SELECT node AS rid, label AS cid FROM tl_work_lab "
-        "WHERE label NOT IN (SELECT label FROM tl_work_group_bad) UNION ALL SELECT rid, cid FROM tl_work_greedy",
+        work_table(
+            CLUSTERS,
+            f"AS SELECT node AS rid, label AS cid FROM tl_work_lab "
+            "WHERE label NOT IN (SELECT label FROM tl_work_group_bad) UNION ALL SELECT rid, cid FROM tl_work_greedy"),
         f"INSERT INTO {PENDING} SELECT rid, anchor, rule, reason FROM tl_work_refused_w",  # weighed by weigh_refused
         f"INSERT INTO {drops} SELECT rid, rule, reason, 1 FROM tl_work_refused_w",
         *[f"DROP TABLE IF EXISTS {t}" for t in WORK],

@@ -13,7 +13,7 @@ The winner keeps where it came from: source, stream, record key, and when it was
 
 from __future__ import annotations
 
-from threadline_profiles.engines.base import lit
+from threadline_profiles.engines.base import lit, work_view
 
 # (value last: one record can offer a field two values, e.g. an email and a secondary email,
 # and a tie left to the engine picked either, from one run to the next)
@@ -56,4 +56,4 @@ def golden_sql(rules: dict[str, list[str]]) -> str:
         parts = ["SELECT CAST(NULL AS VARCHAR) AS profile_id, CAST(NULL AS VARCHAR) AS field, CAST(NULL AS VARCHAR) AS value, "
                  "CAST(NULL AS VARCHAR) AS source, CAST(NULL AS VARCHAR) AS stream, CAST(NULL AS VARCHAR) AS record_key, "
                  "CAST(NULL AS VARCHAR) AS seen_at, CAST(NULL AS VARCHAR) AS rule WHERE 1 = 0"]
-    return f"CREATE TEMP VIEW tl_work_golden AS {' UNION ALL '.join(parts)}"
+    return work_view("tl_work_golden", f"AS {' UNION ALL '.join(parts)}")

@@ -32,7 +32,7 @@ import datetime
 
 import pyarrow as pa
 
-from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.engines.base import Engine, lit, work_table
 from threadline_profiles.resolve.normalize import NICKNAMES
 
 # Where a record's hint comes from, in order of preference.
@@ -75,8 +75,8 @@ def texts_sql() -> str:
                      f"ON p.rid = v.rid WHERE v.field = {lit(field)} AND v.status = 'ok' "
                      f"AND ({_wanting('p')})")
     filler = "|".join(FILLER_WORDS)
-    return (f"CREATE TEMP TABLE tl_work_hint_txt AS SELECT rid, src, REGEXP_REPLACE(t, '^({filler}) ', '') AS t "
-            f"FROM ({' UNION ALL '.join(parts)}) AS s WHERE t <> ''")
+    return (work_table("tl_work_hint_txt", f"AS SELECT rid, src, REGEXP_REPLACE(t, '^({filler}) ', '') AS t "
+                                           f"FROM ({' UNION ALL '.join(parts)}) AS s WHERE t <> ''"))
 
 
 def dictionaries_sql() -> list[str]:
@@ -85,13 +85,15 @@ def dictionaries_sql() -> list[str]:
     katherine, as a first name column would key it); last names' matching keys."""
     word = _letters("SPLIT_PART(value, ' ', 1)")
     return [
-        "CREATE TEMP TABLE tl_work_hint_first AS SELECT word, MIN(key) AS key FROM ("
-        f"SELECT {word} AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok' "
-        "UNION ALL SELECT match_key AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok' "
-        "UNION ALL SELECT word, key FROM tl_work_hint_nick UNION ALL SELECT key AS word, key FROM tl_work_hint_nick"
-        ") AS f WHERE LENGTH(word) >= 2 GROUP BY word",
-        "CREATE TEMP TABLE tl_work_hint_last AS SELECT DISTINCT match_key AS word FROM tl_work_nv "
-        "WHERE field = 'last_name' AND status = 'ok' AND LENGTH(match_key) >= 2",
+        work_table(
+            "tl_work_hint_first",
+            "AS SELECT word, MIN(key) AS key FROM ("
+            f"SELECT {word} AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok' "
+            "UNION ALL SELECT match_key AS word, match_key AS key FROM tl_work_nv WHERE field = 'first_name' AND status = 'ok' "
+            "UNION ALL SELECT word, key FROM tl_work_hint_nick UNION ALL SELECT key AS word, key FROM tl_work_hint_nick"
+            ") AS f WHERE LENGTH(word) >= 2 GROUP BY word"),
+        work_table("tl_work_hint_last", "AS SELECT DISTINCT match_key AS word FROM tl_work_nv "
+                                        "WHERE field = 'last_name' AND status = 'ok' AND LENGTH(match_key) >= 2"),
     ]
 
 
@@ -109,31 +111,33 @@ def readings_sql() -> str:
            "WHERE STRPOS(h.t, ' ') = 0")
     swapped = "(f1.word IS NULL AND l1.word IS NOT NULL AND f2.word IS NOT NULL)"  # neal_kate
     return (
-        "CREATE TEMP TABLE tl_work_hint_read AS "
-        # Two words or more: a display name is a name as it stands; of an address or a handle
-        # only the words the store knows as names (kelly.xyz: kelly, no last name).
-        "SELECT s.rid, s.src, CASE WHEN f1.word IS NOT NULL AND l2.word IS NOT NULL THEN 1 ELSE 2 END AS rank, "
-        f"CASE WHEN {swapped} THEN s.w2 WHEN s.src = 0 OR f1.word IS NOT NULL THEN s.w1 END AS first, "
-        f"CASE WHEN {swapped} THEN s.w1 WHEN s.src = 0 OR l2.word IS NOT NULL OR LENGTH(s.w2) = 1 THEN s.w2 END AS last "
-        f"FROM ({several}) AS s LEFT JOIN tl_work_hint_first AS f1 ON f1.word = s.w1 "
-        "LEFT JOIN tl_work_hint_last AS l2 ON l2.word = s.w2 LEFT JOIN tl_work_hint_last AS l1 ON l1.word = s.w1 "
-        "LEFT JOIN tl_work_hint_first AS f2 ON f2.word = s.w2 "
-        "WHERE s.src = 0 OR f1.word IS NOT NULL OR l2.word IS NOT NULL OR f2.word IS NOT NULL "
-        # One word, split in two: known first + known last (either order), an initial + a
-        # known last name, a known first name + an initial, a known last name + an initial.
-        "UNION ALL SELECT o.rid, o.src, CASE WHEN f.word IS NOT NULL AND l.word IS NOT NULL THEN 1 "
-        "WHEN o.i = 1 AND l.word IS NOT NULL THEN 3 ELSE 4 END AS rank, o.pre AS first, o.suf AS last "
-        f"FROM ({one}) AS o LEFT JOIN tl_work_hint_first AS f ON f.word = o.pre LEFT JOIN tl_work_hint_last AS l ON l.word = o.suf "
-        "WHERE (f.word IS NOT NULL AND l.word IS NOT NULL) OR (o.i = 1 AND LENGTH(o.suf) >= 3 AND l.word IS NOT NULL) "
-        "OR (f.word IS NOT NULL AND LENGTH(o.suf) = 1) "
-        "UNION ALL SELECT o.rid, o.src, CASE WHEN f.word IS NOT NULL THEN 1 ELSE 4 END AS rank, o.suf AS first, o.pre AS last "
-        f"FROM ({one}) AS o JOIN tl_work_hint_last AS l ON l.word = o.pre LEFT JOIN tl_work_hint_first AS f ON f.word = o.suf "
-        "WHERE f.word IS NOT NULL OR (LENGTH(o.suf) = 1 AND LENGTH(o.pre) >= 3) "
-        # One word, whole: a known first name, else a known last name.
-        "UNION ALL SELECT h.rid, h.src, 5 AS rank, h.t AS first, NULL AS last FROM tl_work_hint_txt AS h "
-        "JOIN tl_work_hint_first AS f ON f.word = h.t WHERE STRPOS(h.t, ' ') = 0 "
-        "UNION ALL SELECT h.rid, h.src, 6 AS rank, NULL AS first, h.t AS last FROM tl_work_hint_txt AS h "
-        "JOIN tl_work_hint_last AS l ON l.word = h.t WHERE STRPOS(h.t, ' ') = 0"
+        work_table(
+            "tl_work_hint_read",
+            "AS "
+            # Two words or more: a display name is a name as it stands; of an address or a handle
+            # only the words the store knows as names (kelly.xyz: kelly, no last name).
+            "SELECT s.rid, s.src, CASE WHEN f1.word IS NOT NULL AND l2.word IS NOT NULL THEN 1 ELSE 2 END AS rank, "
+            f"CASE WHEN {swapped} THEN s.w2 WHEN s.src = 0 OR f1.word IS NOT NULL THEN s.w1 END AS first, "
+            f"CASE WHEN {swapped} THEN s.w1 WHEN s.src = 0 OR l2.word IS NOT NULL OR LENGTH(s.w2) = 1 THEN s.w2 END AS last "
+            f"FROM ({several}) AS s LEFT JOIN tl_work_hint_first AS f1 ON f1.word = s.w1 "
+            "LEFT JOIN tl_work_hint_last AS l2 ON l2.word = s.w2 LEFT JOIN tl_work_hint_last AS l1 ON l1.word = s.w1 "
+            "LEFT JOIN tl_work_hint_first AS f2 ON f2.word = s.w2 "
+            "WHERE s.src = 0 OR f1.word IS NOT NULL OR l2.word IS NOT NULL OR f2.word IS NOT NULL "
+            # One word, split in two: known first + known last (either order), an initial + a
+            # known last name, a known first name + an initial, a known last name + an initial.
+            "UNION ALL SELECT o.rid, o.src, CASE WHEN f.word IS NOT NULL AND l.word IS NOT NULL THEN 1 "
+            "WHEN o.i = 1 AND l.word IS NOT NULL THEN 3 ELSE 4 END AS rank, o.pre AS first, o.suf AS last "
+            f"FROM ({one}) AS o LEFT JOIN tl_work_hint_first AS f ON f.word = o.pre LEFT JOIN tl_work_hint_last AS l ON l.word = o.suf "
+            "WHERE (f.word IS NOT NULL AND l.word IS NOT NULL) OR (o.i = 1 AND LENGTH(o.suf) >= 3 AND l.word IS NOT NULL) "
+            "OR (f.word IS NOT NULL AND LENGTH(o.suf) = 1) "
+            "UNION ALL SELECT o.rid, o.src, CASE WHEN f.word IS NOT NULL THEN 1 ELSE 4 END AS rank, o.suf AS first, o.pre AS last "
+            f"FROM ({one}) AS o JOIN tl_work_hint_last AS l ON l.word = o.pre LEFT JOIN tl_work_hint_first AS f ON f.word = o.suf "
+            "WHERE f.word IS NOT NULL OR (LENGTH(o.suf) = 1 AND LENGTH(o.pre) >= 3) "
+            # One word, whole: a known first name, else a known last name.
+            "UNION ALL SELECT h.rid, h.src, 5 AS rank, h.t AS first, NULL AS last FROM tl_work_hint_txt AS h "
+            "JOIN tl_work_hint_first AS f ON f.word = h.t WHERE STRPOS(h.t, ' ') = 0 "
+            "UNION ALL SELECT h.rid, h.src, 6 AS rank, NULL AS first, h.t AS last FROM tl_work_hint_txt AS h "
+            "JOIN tl_work_hint_last AS l ON l.word = h.t WHERE STRPOS(h.t, ' ') = 0")
     )
 
 
@@ -156,11 +160,13 @@ def best_sql() -> str:
     # The same for a last name the best reading has only the initial of: a display name
     # "Eloisa D." beside the handle edaniels38 is Eloisa Daniels.
     last = "CASE WHEN LENGTH(b.last) = 1 AND SUBSTR(gl.last, 1, 1) = b.last THEN gl.last ELSE b.last END"
-    return (f"CREATE TEMP TABLE tl_work_hint AS SELECT c.rid, COALESCE(f.key, c.first) AS first, c.last FROM "
-            f"(SELECT b.rid, {first} AS first, {last} AS last FROM ({ranked('')}) AS b "
-            f"LEFT JOIN ({ranked(' AND LENGTH(r.first) >= 2')}) AS g ON g.rid = b.rid AND g.n = 1 "
-            f"LEFT JOIN ({ranked(' AND LENGTH(r.last) >= 2')}) AS gl ON gl.rid = b.rid AND gl.n = 1 WHERE b.n = 1) AS c "
-            "LEFT JOIN tl_work_hint_first AS f ON f.word = c.first")
+    return (work_table(
+        "tl_work_hint",
+        f"AS SELECT c.rid, COALESCE(f.key, c.first) AS first, c.last FROM "
+        f"(SELECT b.rid, {first} AS first, {last} AS last FROM ({ranked('')}) AS b "
+        f"LEFT JOIN ({ranked(' AND LENGTH(r.first) >= 2')}) AS g ON g.rid = b.rid AND g.n = 1 "
+        f"LEFT JOIN ({ranked(' AND LENGTH(r.last) >= 2')}) AS gl ON gl.rid = b.rid AND gl.n = 1 WHERE b.n = 1) AS c "
+        "LEFT JOIN tl_work_hint_first AS f ON f.word = c.first"))
 
 
 def fill_sql() -> list[str]:
@@ -234,15 +240,17 @@ def birth_year_sql(dated: bool) -> str:
 def stored_dictionaries_sql() -> list[str]:
     """The dictionaries a stored agreement model keeps (tl_model_names, model.py): a build that
     resolves part of the store reads the names of all of it, as the fitting build did."""
-    return ["CREATE TEMP TABLE tl_work_hint_first AS SELECT word, key FROM tl_model_names WHERE kind = 'first'",
-            "CREATE TEMP TABLE tl_work_hint_last AS SELECT word FROM tl_model_names WHERE kind = 'last'"]
+    return [work_table("tl_work_hint_first", "AS SELECT word, key FROM tl_model_names WHERE kind = 'first'"),
+            work_table("tl_work_hint_last", "AS SELECT word FROM tl_model_names WHERE kind = 'last'")]
 
 
 def kept_dictionaries_sql(table: str) -> list[str]:
     """`table` (kind, word, key): this build's dictionaries, for the model to keep."""
     return [f"DROP TABLE IF EXISTS {table}",
-            f"CREATE TEMP TABLE {table} AS SELECT 'first' AS kind, word, key FROM tl_work_hint_first "
-            "UNION ALL SELECT 'last' AS kind, word, CAST(NULL AS VARCHAR) AS key FROM tl_work_hint_last"]
+            work_table(
+                table,
+                f"AS SELECT 'first' AS kind, word, key FROM tl_work_hint_first "
+                "UNION ALL SELECT 'last' AS kind, word, CAST(NULL AS VARCHAR) AS key FROM tl_work_hint_last")]
 
 
 def fill(engine: Engine, person_fields: list[str], stored: bool = False, keep: str | None = None) -> None:

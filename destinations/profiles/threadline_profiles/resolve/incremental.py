@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from threadline_profiles.config import ProfilesConfig
-from threadline_profiles.engines.base import Engine, lit
+from threadline_profiles.engines.base import Engine, lit, work_table, work_view
 from threadline_profiles.resolve.agreement import block_keys_select
 
 STATE_VERSION = "1"  # bump when the state tables or what they mean change
@@ -137,19 +137,21 @@ def changes_sql() -> str:
     """tl_work_changes: (record_key, change) for every record that is new, changed, deleted,
     or landed again with a `seen_at` taken from its landing time."""
     return (
-        "CREATE TEMP TABLE tl_work_changes AS SELECT COALESCE(a.record_key, s.record_key) AS record_key, "
-        "CASE WHEN s.record_key IS NULL THEN 'new' WHEN a.record_key IS NULL THEN 'deleted' "
-        "WHEN a.row_hash <> s.row_hash THEN 'changed' ELSE 'seen' END AS change "
-        "FROM tl_work_all AS a FULL OUTER JOIN tl_state_records AS s ON s.record_key = a.record_key "
-        "WHERE s.record_key IS NULL OR a.record_key IS NULL OR a.row_hash <> s.row_hash "
-        "OR (s.uses_landed AND a.landed_at <> s.landed_at)"
+        work_table(
+            "tl_work_changes",
+            "AS SELECT COALESCE(a.record_key, s.record_key) AS record_key, "
+            "CASE WHEN s.record_key IS NULL THEN 'new' WHEN a.record_key IS NULL THEN 'deleted' "
+            "WHEN a.row_hash <> s.row_hash THEN 'changed' ELSE 'seen' END AS change "
+            "FROM tl_work_all AS a FULL OUTER JOIN tl_state_records AS s ON s.record_key = a.record_key "
+            "WHERE s.record_key IS NULL OR a.record_key IS NULL OR a.row_hash <> s.row_hash "
+            "OR (s.uses_landed AND a.landed_at <> s.landed_at)")
     )
 
 
 def fresh_sql() -> str:
     """tl_work_fresh: the records whose values are new to the store (resolved first, alone,
     to learn the keys they offer)."""
-    return "CREATE TEMP TABLE tl_work_fresh AS SELECT record_key FROM tl_work_changes WHERE change IN ('new', 'changed')"
+    return work_table("tl_work_fresh", "AS SELECT record_key FROM tl_work_changes WHERE change IN ('new', 'changed')")
 
 
 def vanished_sql() -> list[str]:
@@ -163,8 +165,8 @@ def vanished_sql() -> list[str]:
 
 def fresh_keys_sql() -> str:
     """tl_work_fkeys: the keys the fresh records offer now."""
-    return ("CREATE TEMP TABLE tl_work_fkeys AS SELECT r.record_key, k.rule, k.key FROM tl_work_keys AS k "
-            "JOIN tl_work_rec AS r ON r.rid = k.rid")
+    return (work_table("tl_work_fkeys", "AS SELECT r.record_key, k.rule, k.key FROM tl_work_keys AS k "
+                                        "JOIN tl_work_rec AS r ON r.rid = k.rid"))
 
 
 # Every record's keys as they are now: the last build's, minus those of records changed or
@@ -196,25 +198,29 @@ def seeds_sql(max_records: int, changed_refs: list[str], extra: str | None = Non
     refs = [f"SELECT record_key FROM (VALUES {', '.join(f'({lit(r)})' for r in changed_refs)}) AS o(record_key)"] if changed_refs else []
     refs += [f"SELECT record_key FROM {extra}"] if extra else []
     return [
-        f"CREATE TEMP TABLE tl_work_ck AS SELECT DISTINCT rule, key FROM {touched} AS t",
+        work_table("tl_work_ck", f"AS SELECT DISTINCT rule, key FROM {touched} AS t"),
         # a changed key's holders are resolved again unless it is blocked both before and after
-        "CREATE TEMP TABLE tl_work_ckl AS SELECT ck.rule, ck.key FROM tl_work_ck AS ck "
-        "LEFT JOIN (SELECT s.rule, s.key, COUNT(*) AS n FROM tl_state_keys AS s JOIN tl_work_ck AS k "
-        "ON k.rule = s.rule AND k.key = s.key GROUP BY s.rule, s.key) AS o ON o.rule = ck.rule AND o.key = ck.key "
-        f"LEFT JOIN {KEY_COUNTS} AS w ON w.rule = ck.rule AND w.key = ck.key "
-        f"WHERE COALESCE(o.n, 0) <= {max_records} OR COALESCE(w.n, 0) <= {max_records}",
-        "CREATE TEMP TABLE tl_work_scope AS SELECT DISTINCT record_key FROM ("
-        "SELECT record_key FROM tl_work_changes UNION ALL "
-        f"{_profile_mates('tl_work_changes')} UNION ALL "
-        f"SELECT c.record_key FROM {CURRENT_KEYS} AS c JOIN tl_work_ckl AS k ON k.rule = c.rule AND k.key = c.key"
-        f"{''.join(' UNION ALL ' + r for r in refs)}) AS s",
-        "CREATE TEMP TABLE tl_work_front AS SELECT record_key FROM tl_work_scope",
+        work_table(
+            "tl_work_ckl",
+            "AS SELECT ck.rule, ck.key FROM tl_work_ck AS ck "
+            "LEFT JOIN (SELECT s.rule, s.key, COUNT(*) AS n FROM tl_state_keys AS s JOIN tl_work_ck AS k "
+            "ON k.rule = s.rule AND k.key = s.key GROUP BY s.rule, s.key) AS o ON o.rule = ck.rule AND o.key = ck.key "
+            f"LEFT JOIN {KEY_COUNTS} AS w ON w.rule = ck.rule AND w.key = ck.key "
+            f"WHERE COALESCE(o.n, 0) <= {max_records} OR COALESCE(w.n, 0) <= {max_records}"),
+        work_table(
+            "tl_work_scope",
+            "AS SELECT DISTINCT record_key FROM ("
+            "SELECT record_key FROM tl_work_changes UNION ALL "
+            f"{_profile_mates('tl_work_changes')} UNION ALL "
+            f"SELECT c.record_key FROM {CURRENT_KEYS} AS c JOIN tl_work_ckl AS k ON k.rule = c.rule AND k.key = c.key"
+            f"{''.join(' UNION ALL ' + r for r in refs)}) AS s"),
+        work_table("tl_work_front", "AS SELECT record_key FROM tl_work_scope"),
     ]
 
 
 def key_counts_sql() -> str:
-    return (f"CREATE TEMP TABLE {KEY_COUNTS} AS SELECT rule, key, COUNT(*) AS n FROM {CURRENT_KEYS} AS c "
-            "GROUP BY rule, key HAVING COUNT(*) > 1")
+    return (work_table(KEY_COUNTS, f"AS SELECT rule, key, COUNT(*) AS n FROM {CURRENT_KEYS} AS c "
+                                   "GROUP BY rule, key HAVING COUNT(*) > 1"))
 
 
 def linkable_keys_sql(max_records: int) -> str:
@@ -222,9 +228,9 @@ def linkable_keys_sql(max_records: int) -> str:
     by two records or more and by at most `max_records` (any number for a pair key). A key
     only one record holds links nothing, and most keys are such (a customer id, a card): the
     closure's steps join this table, not every record's keys, each time."""
-    return (f"CREATE TEMP TABLE tl_work_lk AS SELECT c.record_key, c.rule, c.key FROM {CURRENT_KEYS} AS c "
-            f"JOIN {KEY_COUNTS} AS g ON g.rule = c.rule AND g.key = c.key "
-            f"WHERE g.n <= {max_records} OR g.rule = {lit(PAIR_RULE)}")
+    return (work_table("tl_work_lk", f"AS SELECT c.record_key, c.rule, c.key FROM {CURRENT_KEYS} AS c "
+                                     f"JOIN {KEY_COUNTS} AS g ON g.rule = c.rule AND g.key = c.key "
+                                     f"WHERE g.n <= {max_records} OR g.rule = {lit(PAIR_RULE)}"))
 
 
 def grow_sql(always_merge: list[tuple[str, str]]) -> list[str]:
@@ -238,14 +244,16 @@ def grow_sql(always_merge: list[tuple[str, str]]) -> list[str]:
                   f" UNION ALL SELECT p.a FROM {pairs} AS p JOIN tl_work_front AS f ON f.record_key = p.b")
     return [
         "DROP TABLE IF EXISTS tl_work_next",
-        "CREATE TEMP TABLE tl_work_next AS SELECT DISTINCT x.record_key FROM ("
-        "SELECT c.record_key FROM tl_work_lk AS c JOIN (SELECT DISTINCT k.rule, k.key FROM tl_work_lk AS k "
-        "JOIN tl_work_front AS f ON f.record_key = k.record_key) AS q ON q.rule = c.rule AND q.key = c.key "
-        f"UNION ALL {_profile_mates('tl_work_front')}{merged}"
-        ") AS x WHERE NOT EXISTS (SELECT 1 FROM tl_work_scope AS s WHERE s.record_key = x.record_key)",
+        work_table(
+            "tl_work_next",
+            "AS SELECT DISTINCT x.record_key FROM ("
+            "SELECT c.record_key FROM tl_work_lk AS c JOIN (SELECT DISTINCT k.rule, k.key FROM tl_work_lk AS k "
+            "JOIN tl_work_front AS f ON f.record_key = k.record_key) AS q ON q.rule = c.rule AND q.key = c.key "
+            f"UNION ALL {_profile_mates('tl_work_front')}{merged}"
+            ") AS x WHERE NOT EXISTS (SELECT 1 FROM tl_work_scope AS s WHERE s.record_key = x.record_key)"),
         "INSERT INTO tl_work_scope SELECT record_key FROM tl_work_next",
         "DROP TABLE tl_work_front",
-        "CREATE TEMP TABLE tl_work_front AS SELECT record_key FROM tl_work_next",
+        work_table("tl_work_front", "AS SELECT record_key FROM tl_work_next"),
     ]
 
 
@@ -278,8 +286,10 @@ def global_counts_sql() -> str:
 
 def stale_profiles_sql() -> str:
     """tl_work_stale: the profiles whose published rows this build replaces."""
-    return ("CREATE TEMP TABLE tl_work_stale AS SELECT DISTINCT profile_id FROM tl_members "
-            "WHERE record_key IN (SELECT record_key FROM tl_work_scope) UNION SELECT profile_id FROM tl_work_pid")
+    return (work_table(
+        "tl_work_stale",
+        "AS SELECT DISTINCT profile_id FROM tl_members "
+        "WHERE record_key IN (SELECT record_key FROM tl_work_scope) UNION SELECT profile_id FROM tl_work_pid"))
 
 
 # --------------------------------------------------------------------------- the agreement rule's pairs
@@ -304,10 +314,12 @@ def current_person_sql(columns: list[str]) -> list[str]:
     gone = "SELECT record_key FROM tl_work_changes WHERE change IN ('changed', 'deleted')"
     return [
         "DROP VIEW IF EXISTS tl_work_cperson",
-        f"CREATE TEMP VIEW tl_work_cperson AS SELECT record_key, {cols} FROM {STATE_PERSON} AS s "
-        f"WHERE s.record_key NOT IN ({gone}) UNION ALL SELECT r.record_key, {', '.join('p.' + c for c in columns)} "
-        "FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid",
-        f"CREATE TEMP TABLE tl_work_operson AS SELECT record_key, {cols} FROM {STATE_PERSON} WHERE record_key IN ({gone})",
+        work_view(
+            "tl_work_cperson",
+            f"AS SELECT record_key, {cols} FROM {STATE_PERSON} AS s "
+            f"WHERE s.record_key NOT IN ({gone}) UNION ALL SELECT r.record_key, {', '.join('p.' + c for c in columns)} "
+            "FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid"),
+        work_table("tl_work_operson", f"AS SELECT record_key, {cols} FROM {STATE_PERSON} WHERE record_key IN ({gone})"),
     ]
 
 
@@ -328,21 +340,27 @@ def block_changes_sql(blocks: list[list[str]], fields: list[str], max_block: int
     fresh = "(SELECT r.record_key, p.* FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid) AS f"
     before, after = "COALESCE(g.n, t.nf) - t.nf + t.no", "COALESCE(g.n, t.nf)"
     # the refined keys' sizes too, store-wide, for the count of pairs they leave out (agreement.refined_blocks_sql)
-    fine = ([f"CREATE TEMP TABLE tl_work_gbs_r AS SELECT blk, k, r, COUNT(*) AS n FROM ({now}) AS b WHERE r IS NOT NULL "
-             "GROUP BY blk, k, r HAVING COUNT(*) > 1"] if refine_over < max_block else [])
+    fine = ([work_table("tl_work_gbs_r", f"AS SELECT blk, k, r, COUNT(*) AS n FROM ({now}) AS b WHERE r IS NOT NULL "
+                                         "GROUP BY blk, k, r HAVING COUNT(*) > 1")] if refine_over < max_block else [])
     return [
-        f"CREATE TEMP TABLE tl_work_gbs AS SELECT blk, k, COUNT(*) AS n FROM ({now}) AS b GROUP BY blk, k HAVING COUNT(*) > 1",
+        work_table(
+            "tl_work_gbs",
+            f"AS SELECT blk, k, COUNT(*) AS n FROM ({now}) AS b GROUP BY blk, k HAVING COUNT(*) > 1"),
         *fine,
-        f"CREATE TEMP TABLE tl_work_fbk AS {block_keys_select(blocks, fields, fresh, 'record_key')}",
-        f"CREATE TEMP TABLE tl_work_obk AS {block_keys_select(blocks, fields, 'tl_work_operson', 'record_key')}",
-        "CREATE TEMP TABLE tl_work_bflip AS SELECT t.blk, t.k FROM (SELECT blk, k, SUM(nf) AS nf, SUM(no) AS no FROM ("
-        "SELECT blk, k, 1 AS nf, 0 AS no FROM tl_work_fbk UNION ALL SELECT blk, k, 0 AS nf, 1 AS no FROM tl_work_obk) AS u "
-        "GROUP BY blk, k) AS t LEFT JOIN tl_work_gbs AS g ON g.blk = t.blk AND g.k = t.k "
-        f"WHERE {_band(after, max_block, refine_over)} <> {_band(before, max_block, refine_over)}",
-        f"CREATE TEMP TABLE tl_work_hold AS SELECT b.blk, b.k, b.r, b.record_key FROM ({now}) AS b JOIN ("
-        "SELECT blk, k FROM tl_work_fbk UNION SELECT blk, k FROM tl_work_bflip) AS t ON t.blk = b.blk AND t.k = b.k",
-        "CREATE TEMP TABLE tl_work_bseed AS SELECT DISTINCT h.record_key FROM tl_work_hold AS h "
-        "JOIN tl_work_bflip AS f ON f.blk = h.blk AND f.k = h.k",
+        work_table("tl_work_fbk", f"AS {block_keys_select(blocks, fields, fresh, 'record_key')}"),
+        work_table("tl_work_obk", f"AS {block_keys_select(blocks, fields, 'tl_work_operson', 'record_key')}"),
+        work_table(
+            "tl_work_bflip",
+            "AS SELECT t.blk, t.k FROM (SELECT blk, k, SUM(nf) AS nf, SUM(no) AS no FROM ("
+            "SELECT blk, k, 1 AS nf, 0 AS no FROM tl_work_fbk UNION ALL SELECT blk, k, 0 AS nf, 1 AS no FROM tl_work_obk) AS u "
+            "GROUP BY blk, k) AS t LEFT JOIN tl_work_gbs AS g ON g.blk = t.blk AND g.k = t.k "
+            f"WHERE {_band(after, max_block, refine_over)} <> {_band(before, max_block, refine_over)}"),
+        work_table(
+            "tl_work_hold",
+            f"AS SELECT b.blk, b.k, b.r, b.record_key FROM ({now}) AS b JOIN ("
+            "SELECT blk, k FROM tl_work_fbk UNION SELECT blk, k FROM tl_work_bflip) AS t ON t.blk = b.blk AND t.k = b.k"),
+        work_table("tl_work_bseed", "AS SELECT DISTINCT h.record_key FROM tl_work_hold AS h "
+                                    "JOIN tl_work_bflip AS f ON f.blk = h.blk AND f.k = h.k"),
     ]
 
 
@@ -357,9 +375,9 @@ def fresh_candidates_sql(max_block: int, refine_over: int) -> list[str]:
             f"JOIN tl_work_gbs AS g ON g.blk = f.blk AND g.k = f.k AND g.n > {refine_over} AND g.n <= {max_block} "
             "JOIN tl_work_hold AS o ON o.blk = f.blk AND o.k = f.k AND o.r = f.r AND o.record_key <> f.record_key"
             ) if refine_over < max_block else ""
-    return [f"CREATE TEMP TABLE tl_work_fcand AS SELECT DISTINCT a, b FROM ({small}{fine}) AS c",
-            "CREATE TEMP TABLE tl_work_fperson AS SELECT * FROM tl_work_cperson WHERE record_key IN "
-            "(SELECT a FROM tl_work_fcand UNION SELECT b FROM tl_work_fcand)"]
+    return [work_table("tl_work_fcand", f"AS SELECT DISTINCT a, b FROM ({small}{fine}) AS c"),
+            work_table("tl_work_fperson", "AS SELECT * FROM tl_work_cperson WHERE record_key IN "
+                                          "(SELECT a FROM tl_work_fcand UNION SELECT b FROM tl_work_fcand)")]
 
 
 def fresh_pair_keys_sql() -> str:

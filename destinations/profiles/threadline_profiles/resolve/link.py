@@ -23,7 +23,7 @@ from threadline_profiles.config import (
     IdentityRule,
     Resolution,
 )
-from threadline_profiles.engines.base import Engine, lit, quote
+from threadline_profiles.engines.base import Engine, lit, quote, work_table
 from threadline_profiles.resolve import agreement, conflicts, hints
 from threadline_profiles.resolve import evidence as by_evidence
 from threadline_profiles.resolve.model import Reuse
@@ -82,7 +82,9 @@ def person_sql(fields: list[str]) -> str:
     sources = (list(hints.USERNAME_FROM) if {hints.USERNAME, agreement.HANDLE_YEAR} & set(fields) else []) + (
         ["birth_date", "birth_year"] if agreement.HANDLE_YEAR in fields else [])
     names = ", ".join(lit(f) for f in dict.fromkeys(fields + sources))
-    return f"CREATE TEMP TABLE tl_work_person AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid"
+    return work_table(
+        "tl_work_person",
+        f"AS SELECT rid, {cols} FROM tl_work_nv WHERE status = 'ok' AND field IN ({names}) GROUP BY rid")
 
 
 def trait_keys_sql(rule: IdentityRule) -> str:
@@ -98,14 +100,14 @@ def keys_sql(rules: list[IdentityRule]) -> str:
     parts = [identifier_keys_sql(r) if is_identifier_rule(r) else trait_keys_sql(r) for r in rules]
     if not parts:
         parts = ["SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS key WHERE 1 = 0"]
-    return f"CREATE TEMP TABLE tl_work_keys AS SELECT rid, rule, key FROM ({' UNION ALL '.join(parts)}) AS k"
+    return work_table("tl_work_keys", f"AS SELECT rid, rule, key FROM ({' UNION ALL '.join(parts)}) AS k")
 
 
 def groups_sql() -> str:
     """tl_work_groups: every key held by two or more records, with its first record."""
     return (
-        "CREATE TEMP TABLE tl_work_groups AS SELECT rule, key, COUNT(*) AS records, MIN(rid) AS anchor "
-        "FROM tl_work_keys GROUP BY rule, key HAVING COUNT(*) > 1"
+        work_table("tl_work_groups", "AS SELECT rule, key, COUNT(*) AS records, MIN(rid) AS anchor "
+                                     "FROM tl_work_keys GROUP BY rule, key HAVING COUNT(*) > 1")
     )
 
 
@@ -121,7 +123,7 @@ def edges_sql(max_records: int, always_merge: list[tuple[str, str]]) -> str:
             f"SELECT x.rid, y.rid AS anchor, {lit(MANUAL_RULE)} AS rule, {lit(a + ' = ' + b)} AS key "
             f"FROM tl_work_rec AS x JOIN tl_work_rec AS y ON x.record_key = {lit(a)} AND y.record_key = {lit(b)}"
         )
-    return f"CREATE TEMP TABLE tl_work_edges AS {' UNION ALL '.join(parts)}"
+    return work_table("tl_work_edges", f"AS {' UNION ALL '.join(parts)}")
 
 
 AGREEMENT_RULE = agreement.RULE
@@ -190,7 +192,9 @@ def guard_and_agree(engine: Engine, settings: Resolution, rules: list[IdentityRu
     if model is not None:
         names = [f.name for f in model.fields]
         engine.run(["DROP TABLE IF EXISTS tl_work_sconf",
-                    f"CREATE TEMP TABLE tl_work_sconf AS SELECT s.*, {conflicts.from_levels_sql(names)} FROM tl_work_score AS s"])
+                    work_table(
+                        "tl_work_sconf",
+                        f"AS SELECT s.*, {conflicts.from_levels_sql(names)} FROM tl_work_score AS s")])
         if guard and not judged:  # judged among the pairs the other fields alone would link
             alone = (f"(SELECT {lit(AGREEMENT_RULE)} AS rule, hf, hd, hh, conflict, 1 AS n FROM tl_work_sconf "
                      f"WHERE odds - person_odds >= {model.threshold!r})")
@@ -276,7 +280,9 @@ def constraints_sql(limited_types: list[str], never_merge: list[tuple[str, str]]
             parts.append(f"SELECT rid, {lit(f'never_merge:{i}')} AS ctype, {lit(side)} AS cvalue FROM tl_work_rec WHERE record_key = {lit(ref)}")
     if not parts:
         parts = ["SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS ctype, CAST(NULL AS VARCHAR) AS cvalue WHERE 1 = 0"]
-    return f"CREATE TEMP TABLE tl_work_constraints AS SELECT DISTINCT rid, ctype, cvalue FROM ({' UNION ALL '.join(parts)}) AS c"
+    return work_table(
+        "tl_work_constraints",
+        f"AS SELECT DISTINCT rid, ctype, cvalue FROM ({' UNION ALL '.join(parts)}) AS c")
 
 
 # --------------------------------------------------------------------------- clustering (evidence.py)
@@ -289,23 +295,27 @@ def drops_table_sql() -> list[str]:
     """tl_work_drops, filled by the guards and the clustering (rid NULL: counts that belong
     to no one record, such as the agreement rule's skipped blocks), and tl_work_refused, the
     refused links themselves (evidence.py)."""
-    return [f"DROP TABLE IF EXISTS {DROPS}", f"CREATE TEMP TABLE {DROPS} (rid BIGINT, rule VARCHAR, reason VARCHAR, links BIGINT)",
+    return [f"DROP TABLE IF EXISTS {DROPS}", work_table(
+        DROPS,
+        f"(rid BIGINT, rule VARCHAR, reason VARCHAR, links BIGINT)"),
             *by_evidence.refused_table_sql()]
 
 
 def final_clusters_sql() -> str:
     """tl_work_comp: every record with its component (its smallest rid)."""
     return (
-        "CREATE TEMP TABLE tl_work_comp AS SELECT r.rid, COALESCE(c.cid, r.rid) AS comp FROM tl_work_rec AS r "
-        f"LEFT JOIN {CLUSTERS} AS c ON c.rid = r.rid"
+        work_table("tl_work_comp", "AS SELECT r.rid, COALESCE(c.cid, r.rid) AS comp FROM tl_work_rec AS r "
+                                   f"LEFT JOIN {CLUSTERS} AS c ON c.rid = r.rid")
     )
 
 
 def links_sql() -> str:
     """tl_work_links: the edges that hold inside a final component (the why of each link)."""
     return (
-        "CREATE TEMP TABLE tl_work_links AS SELECT e.rid, e.anchor, e.rule, e.key FROM tl_work_edges AS e "
-        "JOIN tl_work_comp AS x ON x.rid = e.rid JOIN tl_work_comp AS y ON y.rid = e.anchor WHERE x.comp = y.comp"
+        work_table(
+            "tl_work_links",
+            "AS SELECT e.rid, e.anchor, e.rule, e.key FROM tl_work_edges AS e "
+            "JOIN tl_work_comp AS x ON x.rid = e.rid JOIN tl_work_comp AS y ON y.rid = e.anchor WHERE x.comp = y.comp")
     )
 
 

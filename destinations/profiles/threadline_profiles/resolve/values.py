@@ -16,7 +16,7 @@ from threadline_profiles.config import (
     StreamMapping,
     identifier_kind,
 )
-from threadline_profiles.engines.base import Statement, lit, quote
+from threadline_profiles.engines.base import lit, quote, work_table
 from threadline_profiles.land.landing import LandedStream
 
 UPDATED_AT = "_updated_at"
@@ -99,8 +99,8 @@ def records_sql(landed: str, scope: str | None = None) -> str:
     numbered in record-key order, so that a record's place among its neighbours (which
     decides anchors and the order limits are settled in) is the same in every build."""
     where = f" WHERE u.record_key IN (SELECT record_key FROM {scope})" if scope else ""
-    return (f"CREATE TEMP TABLE tl_work_records AS SELECT ROW_NUMBER() OVER (ORDER BY u.record_key) AS rid, u.* "
-            f"FROM ({landed}) AS u{where}")
+    return (work_table("tl_work_records", f"AS SELECT ROW_NUMBER() OVER (ORDER BY u.record_key) AS rid, u.* "
+                                          f"FROM ({landed}) AS u{where}"))
 
 
 def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
@@ -117,8 +117,10 @@ def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
         parts = ["SELECT CAST(NULL AS VARCHAR) AS record_key, CAST(NULL AS VARCHAR) AS field, CAST(NULL AS VARCHAR) AS kind, "
                  "CAST(NULL AS VARCHAR) AS hint, CAST(NULL AS VARCHAR) AS raw WHERE 1 = 0"]
     return (
-        "CREATE TEMP TABLE tl_work_values AS SELECT r.rid, v.field, v.kind, v.hint, v.raw "
-        f"FROM ({' UNION ALL '.join(parts)}) AS v JOIN tl_work_records AS r ON r.record_key = v.record_key"
+        work_table(
+            "tl_work_values",
+            "AS SELECT r.rid, v.field, v.kind, v.hint, v.raw "
+            f"FROM ({' UNION ALL '.join(parts)}) AS v JOIN tl_work_records AS r ON r.record_key = v.record_key")
     )
 
 
@@ -127,10 +129,10 @@ def distinct_values_sql(known: list[str]) -> str:
     numbered (for batches), leaving out those already in the `known` tables."""
     unknown = "".join(
         f" AND NOT EXISTS (SELECT 1 FROM {t} AS n WHERE n.kind = d.kind AND n.hint = d.hint AND n.raw = d.raw)" for t in known)
-    select = ("CREATE TEMP TABLE tl_work_distinct AS SELECT ROW_NUMBER() OVER ({}) AS n, d.kind, d.hint, d.raw FROM "
+    select = ("AS SELECT ROW_NUMBER() OVER ({}) AS n, d.kind, d.hint, d.raw FROM "
               f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
     # Spark numbers rows only in a window with an order (any order does: n only cuts batches)
-    return Statement(select.format(""), spark=select.format("ORDER BY d.kind, d.hint, d.raw"))
+    return work_table("tl_work_distinct", select.format(""), spark=select.format("ORDER BY d.kind, d.hint, d.raw"))
 
 
 def normalized_values_sql(norm: list[str]) -> str:
@@ -138,8 +140,10 @@ def normalized_values_sql(norm: list[str]) -> str:
     (the values normalized before and those normalized now)."""
     union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in norm)
     return (
-        "CREATE TEMP TABLE tl_work_nv AS SELECT v.rid, v.field, v.kind, v.raw, n.value, n.match_key, n.status, n.reason "
-        f"FROM tl_work_values AS v JOIN ({union}) AS n ON n.kind = v.kind AND n.hint = v.hint AND n.raw = v.raw"
+        work_table(
+            "tl_work_nv",
+            "AS SELECT v.rid, v.field, v.kind, v.raw, n.value, n.match_key, n.status, n.reason "
+            f"FROM tl_work_values AS v JOIN ({union}) AS n ON n.kind = v.kind AND n.hint = v.hint AND n.raw = v.raw")
     )
 
 
@@ -147,9 +151,11 @@ def records_seen_sql() -> str:
     """tl_work_rec: records with `seen_at`, the source's own update time when mapped, else when
     landed (`uses_landed`: then re-landing an unchanged record moves its `seen_at`)."""
     return (
-        "CREATE TEMP TABLE tl_work_rec AS SELECT r.rid, r.source, r.stream, r.pk, r.record_key, r.run_id, r.priority, "
-        "COALESCE(u.value, r.landed_at) AS seen_at, r.row_hash, r.landed_at, u.value IS NULL AS uses_landed "
-        "FROM tl_work_records AS r LEFT JOIN "
-        f"(SELECT rid, MAX(value) AS value FROM tl_work_nv WHERE field = {lit(UPDATED_AT)} AND status = 'ok' GROUP BY rid) AS u "
-        "ON u.rid = r.rid"
+        work_table(
+            "tl_work_rec",
+            "AS SELECT r.rid, r.source, r.stream, r.pk, r.record_key, r.run_id, r.priority, "
+            "COALESCE(u.value, r.landed_at) AS seen_at, r.row_hash, r.landed_at, u.value IS NULL AS uses_landed "
+            "FROM tl_work_records AS r LEFT JOIN "
+            f"(SELECT rid, MAX(value) AS value FROM tl_work_nv WHERE field = {lit(UPDATED_AT)} AND status = 'ok' GROUP BY rid) AS u "
+            "ON u.rid = r.rid")
     )

@@ -24,7 +24,7 @@ from threadline_profiles.config.audiences import (
     TraitsConfig,
     window_delta,
 )
-from threadline_profiles.engines.base import lit, quote
+from threadline_profiles.engines.base import lit, quote, work_table
 from threadline_profiles.land.landing import landed_streams
 from threadline_profiles.resolve.values import mapped_streams
 from threadline_profiles.traits import consent, facts
@@ -162,32 +162,40 @@ def order_stats_sql(as_of: datetime) -> list[str]:
     at = ts_literal(as_of)
     ts = quote("timestamp")
     return [
-        f"CREATE TEMP TABLE tl_work_t_order AS SELECT profile_id, order_key, MIN({ts}) AS ts, SUM(amount) AS amount, "
-        "COUNT(amount) AS priced FROM tl_work_f_orders GROUP BY profile_id, order_key",
-        "CREATE TEMP TABLE tl_work_t_ostats AS SELECT profile_id, COUNT(*) AS orders_count, "
-        f"{_money('SUM(amount)')} AS lifetime_value, COUNT(CASE WHEN priced > 0 THEN 1 END) AS priced_orders, "
-        f"MIN(ts) AS first_order_at, MAX(ts) AS last_order_at, DATE_DIFF('day', MAX(ts), {at}) AS days_since_last_order "
-        "FROM tl_work_t_order GROUP BY profile_id",
-        "CREATE TEMP TABLE tl_work_t_gap AS SELECT profile_id, "
-        "(EPOCH(ts) - EPOCH(LAG(ts) OVER (PARTITION BY profile_id ORDER BY ts, order_key))) / 86400.0 AS gap "
-        "FROM tl_work_t_order",
-        "CREATE TEMP TABLE tl_work_t_rhythm AS SELECT profile_id, MEDIAN(gap) AS median_gap FROM tl_work_t_gap "
-        "WHERE gap IS NOT NULL GROUP BY profile_id",
+        work_table("tl_work_t_order", f"AS SELECT profile_id, order_key, MIN({ts}) AS ts, SUM(amount) AS amount, "
+                                      "COUNT(amount) AS priced FROM tl_work_f_orders GROUP BY profile_id, order_key"),
+        work_table(
+            "tl_work_t_ostats",
+            "AS SELECT profile_id, COUNT(*) AS orders_count, "
+            f"{_money('SUM(amount)')} AS lifetime_value, COUNT(CASE WHEN priced > 0 THEN 1 END) AS priced_orders, "
+            f"MIN(ts) AS first_order_at, MAX(ts) AS last_order_at, DATE_DIFF('day', MAX(ts), {at}) AS days_since_last_order "
+            "FROM tl_work_t_order GROUP BY profile_id"),
+        work_table(
+            "tl_work_t_gap",
+            "AS SELECT profile_id, "
+            "(EPOCH(ts) - EPOCH(LAG(ts) OVER (PARTITION BY profile_id ORDER BY ts, order_key))) / 86400.0 AS gap "
+            "FROM tl_work_t_order"),
+        work_table("tl_work_t_rhythm", "AS SELECT profile_id, MEDIAN(gap) AS median_gap FROM tl_work_t_gap "
+                                       "WHERE gap IS NOT NULL GROUP BY profile_id"),
         # one-order customers are measured against the rhythm of everyone's repeat orders
-        "CREATE TEMP TABLE tl_work_t_pop AS SELECT MEDIAN(gap) AS median_gap FROM tl_work_t_gap WHERE gap IS NOT NULL",
-        "CREATE TEMP TABLE tl_work_t_rfm AS SELECT profile_id, "
-        f"{_score('days_since_last_order DESC')} AS recency_score, {_score('orders_count')} AS frequency_score, "
-        f"CASE WHEN priced_orders > 0 THEN {_score('lifetime_value', 'priced_orders > 0')} END AS monetary_score "
-        "FROM tl_work_t_ostats",
+        work_table("tl_work_t_pop", "AS SELECT MEDIAN(gap) AS median_gap FROM tl_work_t_gap WHERE gap IS NOT NULL"),
+        work_table(
+            "tl_work_t_rfm",
+            "AS SELECT profile_id, "
+            f"{_score('days_since_last_order DESC')} AS recency_score, {_score('orders_count')} AS frequency_score, "
+            f"CASE WHEN priced_orders > 0 THEN {_score('lifetime_value', 'priced_orders > 0')} END AS monetary_score "
+            "FROM tl_work_t_ostats"),
     ]
 
 
 def categories_sql() -> str:
     return (
-        "CREATE TEMP TABLE tl_work_t_cat AS SELECT profile_id, ARRAY_AGG(category ORDER BY rn) AS top_categories FROM ("
-        "SELECT profile_id, category, ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY n DESC, category) AS rn FROM ("
-        "SELECT profile_id, category, COUNT(DISTINCT order_key) AS n FROM tl_work_f_orders WHERE category IS NOT NULL "
-        "GROUP BY profile_id, category) AS c) AS r WHERE rn <= 3 GROUP BY profile_id"
+        work_table(
+            "tl_work_t_cat",
+            "AS SELECT profile_id, ARRAY_AGG(category ORDER BY rn) AS top_categories FROM ("
+            "SELECT profile_id, category, ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY n DESC, category) AS rn FROM ("
+            "SELECT profile_id, category, COUNT(DISTINCT order_key) AS n FROM tl_work_f_orders WHERE category IS NOT NULL "
+            "GROUP BY profile_id, category) AS c) AS r WHERE rn <= 3 GROUP BY profile_id")
     )
 
 
@@ -198,18 +206,22 @@ def events_sql(settings: TraitsConfig, as_of: datetime) -> str:
     clicks = ", ".join(lit(v.strip().lower().replace(" ", "_").replace("-", "_")) for v in settings.email_events.clicks) or "NULL"
     ts = quote("timestamp")
     return (
-        "CREATE TEMP TABLE tl_work_t_events AS SELECT profile_id, "
-        f"COUNT(CASE WHEN {ts} > {since} AND {word} IN ({opens}) THEN 1 END) AS opens, "
-        f"COUNT(CASE WHEN {ts} > {since} AND {word} IN ({clicks}) THEN 1 END) AS clicks, "
-        f"MAX({ts}) AS last_event_at FROM tl_work_f_events GROUP BY profile_id"
+        work_table(
+            "tl_work_t_events",
+            "AS SELECT profile_id, "
+            f"COUNT(CASE WHEN {ts} > {since} AND {word} IN ({opens}) THEN 1 END) AS opens, "
+            f"COUNT(CASE WHEN {ts} > {since} AND {word} IN ({clicks}) THEN 1 END) AS clicks, "
+            f"MAX({ts}) AS last_event_at FROM tl_work_f_events GROUP BY profile_id")
     )
 
 
 def tickets_sql() -> str:
     return (
-        "CREATE TEMP TABLE tl_work_t_tickets AS SELECT profile_id, COUNT(*) AS open_tickets FROM ("
-        f"SELECT profile_id, is_open, ROW_NUMBER() OVER (PARTITION BY profile_id, ticket_key ORDER BY {quote('timestamp')} "
-        "DESC, record_key DESC) AS rn FROM tl_work_f_tickets) AS t WHERE rn = 1 AND is_open GROUP BY profile_id"
+        work_table(
+            "tl_work_t_tickets",
+            "AS SELECT profile_id, COUNT(*) AS open_tickets FROM ("
+            f"SELECT profile_id, is_open, ROW_NUMBER() OVER (PARTITION BY profile_id, ticket_key ORDER BY {quote('timestamp')} "
+            "DESC, record_key DESC) AS rn FROM tl_work_f_tickets) AS t WHERE rn = 1 AND is_open GROUP BY profile_id")
     )
 
 
@@ -218,21 +230,25 @@ def results_sql(as_of: datetime) -> list[str]:
     ts = quote("timestamp")
     since = ts_literal(as_of - timedelta(days=7))
     return [
-        "CREATE TEMP TABLE tl_work_t_results AS SELECT profile_id, "
-        f"COUNT(CASE WHEN channel = 'email' AND {ts} > {since} THEN 1 END) AS emails_7d, "
-        f"DATE_DIFF('day', MAX({ts}), {ts_literal(as_of)}) AS days_since "
-        "FROM tl_work_f_results WHERE result = 'delivered' GROUP BY profile_id",
-        "CREATE TEMP TABLE tl_work_t_lastc AS SELECT profile_id, campaign FROM (SELECT profile_id, campaign, "
-        f"ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY {ts} DESC, campaign DESC) AS rn FROM tl_work_f_results "
-        "WHERE result = 'delivered') AS x WHERE rn = 1",
+        work_table(
+            "tl_work_t_results",
+            "AS SELECT profile_id, "
+            f"COUNT(CASE WHEN channel = 'email' AND {ts} > {since} THEN 1 END) AS emails_7d, "
+            f"DATE_DIFF('day', MAX({ts}), {ts_literal(as_of)}) AS days_since "
+            "FROM tl_work_f_results WHERE result = 'delivered' GROUP BY profile_id"),
+        work_table(
+            "tl_work_t_lastc",
+            "AS SELECT profile_id, campaign FROM (SELECT profile_id, campaign, "
+            f"ROW_NUMBER() OVER (PARTITION BY profile_id ORDER BY {ts} DESC, campaign DESC) AS rn FROM tl_work_f_results "
+            "WHERE result = 'delivered') AS x WHERE rn = 1"),
     ]
 
 
 def reach_sql(config: ProfilesConfig) -> str:
     parts = [f"SELECT profile_id, {lit(ch)} AS channel FROM ({consent.reachable_sql(ch, 'marketing', config.consent, 'tl_work_consent')}) AS r{i}"
              for i, ch in enumerate(CHANNELS)]
-    return (f"CREATE TEMP TABLE tl_work_t_reach AS SELECT profile_id, ARRAY_AGG(channel ORDER BY channel) AS channels "
-            f"FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY profile_id")
+    return (work_table("tl_work_t_reach", f"AS SELECT profile_id, ARRAY_AGG(channel ORDER BY channel) AS channels "
+                                          f"FROM ({' UNION ALL '.join(parts)}) AS u GROUP BY profile_id"))
 
 
 FACT_TABLES = {"orders": "tl_work_f_orders", "events": "tl_work_f_events", "tickets": "tl_work_f_tickets",
@@ -252,7 +268,7 @@ def computed_sql(index: int, spec: ComputedTrait, as_of: datetime) -> str:
     if field:
         where.append(f"{field} IS NOT NULL")
     cond = " AND ".join(where) or "TRUE"
-    out = f"CREATE TEMP TABLE tl_work_t_c{index} AS "
+    table_out = f"tl_work_t_c{index}"
     agg = spec.aggregate
     if agg in ("count", "sum", "min", "max", "distinct"):
         value = {
@@ -262,16 +278,23 @@ def computed_sql(index: int, spec: ComputedTrait, as_of: datetime) -> str:
             "max": f"MAX({field})",
             "distinct": f"ARRAY_AGG(DISTINCT CAST({field} AS VARCHAR) ORDER BY CAST({field} AS VARCHAR))",
         }[agg]
-        return out + f"SELECT profile_id, {value} AS v FROM {table} WHERE {cond} GROUP BY profile_id"
+        return work_table(
+            table_out,
+            f"AS SELECT profile_id, {value} AS v FROM {table} WHERE {cond} GROUP BY profile_id")
     if agg in ("first", "last"):
         direction = "ASC" if agg == "first" else "DESC"
-        return out + (f"SELECT profile_id, v FROM (SELECT profile_id, {field} AS v, ROW_NUMBER() OVER (PARTITION BY profile_id "
-                      f"ORDER BY {ts} {direction}, record_key {direction}) AS rn FROM {table} WHERE {cond}) AS x WHERE rn = 1")
+        return work_table(
+            table_out,
+            f"AS SELECT profile_id, v FROM (SELECT profile_id, {field} AS v, ROW_NUMBER() OVER ("
+            f"PARTITION BY profile_id ORDER BY {ts} {direction}, record_key {direction}) AS rn FROM {table} "
+            f"WHERE {cond}) AS x WHERE rn = 1")
     # most_frequent: ties go to the value seen most recently, then the smallest
-    return out + (f"SELECT profile_id, v FROM (SELECT profile_id, v, ROW_NUMBER() OVER (PARTITION BY profile_id "
-                  "ORDER BY n DESC, latest DESC, v) AS rn FROM (SELECT profile_id, "
-                  f"{field} AS v, COUNT(*) AS n, MAX({ts}) AS latest FROM {table} WHERE {cond} GROUP BY profile_id, {field}) AS c) "
-                  "AS x WHERE rn = 1")
+    return work_table(
+        table_out,
+        f"AS SELECT profile_id, v FROM (SELECT profile_id, v, ROW_NUMBER() OVER (PARTITION BY profile_id "
+        "ORDER BY n DESC, latest DESC, v) AS rn FROM (SELECT profile_id, "
+        f"{field} AS v, COUNT(*) AS n, MAX({ts}) AS latest FROM {table} WHERE {cond} GROUP BY profile_id, {field}) AS c) "
+        "AS x WHERE rn = 1")
 
 
 def traits_select(config: ProfilesConfig) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadline_profiles.config import ConsentMapping, StreamMapping
 from threadline_profiles.config.audiences import CHANNELS, ConsentSettings
-from threadline_profiles.engines.base import Engine, lit, quote
+from threadline_profiles.engines.base import Engine, lit, quote, work_table
 from threadline_profiles.land.landing import LandedStream
 from threadline_profiles.traits.facts import member_join, timestamp_expr, word_expr
 
@@ -64,10 +64,12 @@ def consent_sql(engine: Engine, streams: list[tuple[LandedStream, StreamMapping]
           "CAST(NULL AS BOOLEAN) AS granted, CAST(NULL AS TIMESTAMP) AS \"at\", CAST(NULL AS VARCHAR) AS source, "
           "CAST(NULL AS VARCHAR) AS stream, CAST(NULL AS VARCHAR) AS record_key WHERE 1 = 0"]
     return [
-        f"CREATE TEMP TABLE tl_work_consent_all AS {' UNION ALL '.join(parts)}",
-        'CREATE TEMP TABLE tl_work_consent AS SELECT profile_id, channel, purpose, granted, "at", source, stream, record_key '
-        "FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY profile_id, channel, purpose "
-        'ORDER BY "at" DESC, granted ASC, record_key DESC) AS rn FROM tl_work_consent_all) AS s WHERE rn = 1',
+        work_table("tl_work_consent_all", f"AS {' UNION ALL '.join(parts)}"),
+        work_table(
+            "tl_work_consent",
+            'AS SELECT profile_id, channel, purpose, granted, "at", source, stream, record_key '
+            "FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY profile_id, channel, purpose "
+            'ORDER BY "at" DESC, granted ASC, record_key DESC) AS rn FROM tl_work_consent_all) AS s WHERE rn = 1'),
     ]
 
 

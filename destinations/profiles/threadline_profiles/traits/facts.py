@@ -28,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from threadline_profiles.config import StreamMapping
-from threadline_profiles.engines.base import Engine, lit, quote
+from threadline_profiles.engines.base import Engine, lit, quote, work_table
 from threadline_profiles.land.landing import LandedStream
 
 ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
@@ -165,7 +165,7 @@ SELECTS = {"tl_work_f_orders": ("orders", orders_select), "tl_work_f_events": ("
 
 
 def facts_sql(engine: Engine, streams: list[tuple[LandedStream, StreamMapping]], as_of: datetime) -> list[str]:
-    """CREATE TEMP TABLE statements for the fact tables."""
+    """The statements that make the fact tables (work tables)."""
     types = {s.table: engine.column_types(s.table) for s, _ in streams}
     cutoff = f"{quote('timestamp')} <= {ts_literal(as_of)}"
     out = []
@@ -176,5 +176,5 @@ def facts_sql(engine: Engine, streams: list[tuple[LandedStream, StreamMapping]],
             keep += " AND order_id IS NOT NULL"
         if block == "results":  # an events stream mapped as results: only email events of a campaign are
             keep += " AND result IS NOT NULL AND campaign IS NOT NULL"
-        out.append(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({' UNION ALL '.join(parts)}) AS f WHERE {keep}")
+        out.append(work_table(table, f"AS SELECT * FROM ({' UNION ALL '.join(parts)}) AS f WHERE {keep}"))
     return out
