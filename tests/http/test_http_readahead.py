@@ -38,7 +38,14 @@ def ids(messages: list) -> list[int]:
 
 def test_streams_read_ahead_only_where_the_guess_costs_nothing():
     assert stream(OffsetPaginator(limit=20)).reads_ahead()  # the json columns parse each page with orjson anyway
-    assert not stream(OffsetPaginator(limit=20), schema=PLAIN).reads_ahead()  # it would parse every page twice
+    assert stream(OffsetPaginator(limit=20), schema=PLAIN).reads_ahead()  # a small page's parse is orjson's too
+
+    class OwnParse(RestStream):
+        def parse_page(self, response):
+            return super().parse_page(response)
+
+    own = OwnParse(name="customers", path="/customers", schema=PLAIN, paginator=OffsetPaginator(limit=20))
+    assert not own.reads_ahead()  # a page parsed its own way would be parsed twice
     assert stream(LinkHeaderPaginator(), schema=PLAIN).reads_ahead()  # the next page is in a header
 
 
@@ -74,13 +81,13 @@ def test_a_page_fetched_ahead_that_fails_to_parse_is_asked_for_again(crm):
     assert len(crm.requests) == 6
 
 
-def fetched_ahead(crm, declared: RestStream, monkeypatch) -> int:
+def fetched_ahead(crm, declared: RestStream, monkeypatch, cap: int = 64) -> int:
     """How many pages were fetched on the read-ahead thread (every page is read, in order)."""
     import threading
 
     import threadline.http.stream as stream_module
 
-    monkeypatch.setattr(stream_module, "READ_AHEAD_MAX_BYTES", 64)  # every page of the sandbox is bigger
+    monkeypatch.setattr(stream_module, "READ_AHEAD_MAX_BYTES", cap)  # 64: every page of the sandbox is bigger
     fetch, on_threads = RestStream._fetch, []
 
     def counted(self, client, request):
@@ -96,3 +103,13 @@ def test_a_big_page_is_read_ahead_only_when_the_next_request_is_in_its_headers(c
     # Guessing from the body of a big page cost more than it saved; from a header it costs nothing.
     assert fetched_ahead(crm, stream(LinkHeaderPaginator(), params={"limit": 20}), monkeypatch) == 4
     assert fetched_ahead(crm, stream(OffsetPaginator(limit=20, total_path="total")), monkeypatch) == 0
+
+
+def test_small_pages_of_a_stream_without_json_columns_are_read_ahead_big_ones_are_not(crm, monkeypatch):
+    import threadline.http.stream as stream_module
+
+    plain = stream(OffsetPaginator(limit=20, total_path="total"), schema=PLAIN)
+    monkeypatch.setattr(stream_module, "SMALL_PAGE_BYTES", 10**6)
+    assert fetched_ahead(crm, plain, monkeypatch, cap=10**6) == 4
+    monkeypatch.setattr(stream_module, "SMALL_PAGE_BYTES", 64)  # every page of the sandbox is bigger
+    assert fetched_ahead(crm, plain, monkeypatch, cap=10**6) == 0

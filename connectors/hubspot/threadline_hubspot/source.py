@@ -44,6 +44,7 @@ from threadline.http import (
     RequestBudget, RestSource, RestStream, schema_from_mapping,
 )
 from threadline.http.client import expect_json_response
+from threadline.http.records import SMALL_PAGE_BYTES
 from threadline.http.actions import MalformedJson
 from threadline_hubspot.client import hubspot_client
 
@@ -262,6 +263,10 @@ class AssociationPages(RestStream):
         raw = {"id": "string", **{f"{t}_{part}": "list<string>" for t in self.targets for part in ("id", "type")}}
         paths = {f"{t}_{part}": f"associations.{t}.results[].{part}" for t in self.targets for part in ("id", "type")}
         self._raw = PageParser(schema_from_mapping(raw), "results", paths)
+
+    def shares_parse(self, size: int) -> bool:
+        """Its pages are parsed by the kit's parser (`_raw`): a small one from the guess's parse."""
+        return size < SMALL_PAGE_BYTES
 
     def parse_page(self, response: requests.Response) -> ParsedPage:
         assert self._raw is not None

@@ -64,7 +64,7 @@ from threadline.http.client import HttpClient, describe_request, expect_json_res
 from threadline.http.paginators import EmptyPage, PageInfo, PageRequest, PaginationLoop, Paginator, SinglePage
 from threadline.http.partitions import Partitions
 from threadline.http.paths import ColumnSpec
-from threadline.http.records import PageParser, ParsedPage, answer_json, parsing
+from threadline.http.records import SMALL_PAGE_BYTES, PageParser, ParsedPage, answer_json, parsing
 from threadline.http.schema import schema_from_mapping
 
 log = logging.getLogger("threadline.http")
@@ -180,11 +180,19 @@ class RestStream:
     def reads_ahead(self) -> bool:
         """Whether the next page is fetched while this one parses (see `_page`): when the paginator
         can tell the next request from the raw answer at no extra cost, from its headers or from
-        the orjson parse the stream's json columns make anyway. Guessing from the body of a stream
-        without json columns would parse every page once more (11-40% of parsing it, measured on
-        Zendesk, LoyaltyLion and Mailchimp pages), a loss whenever no core is idle."""
+        the orjson parse the page's own parse makes anyway (`shares_parse`). Guessing from the
+        body of a page parsed otherwise would parse it once more (11-40% of parsing it, measured
+        on Zendesk, LoyaltyLion and Mailchimp pages), a loss whenever no core is idle."""
         paginator = self.paginator
-        return paginator.reads_ahead and (not paginator.reads_body or bool(self._parser.json_columns))
+        return paginator.reads_ahead and (not paginator.reads_body or self.shares_parse(0))
+
+    def shares_parse(self, size: int) -> bool:
+        """Whether `parse_page` reads a page of `size` bytes from the orjson parse a guess makes of
+        it (`answer_json`): with json columns, or a page under `SMALL_PAGE_BYTES` parsed by the
+        kit's parser. A stream parsing its pages its own way says no unless it overrides this."""
+        if self._parser.json_columns:
+            return True
+        return size < SMALL_PAGE_BYTES and type(self).parse_page is RestStream.parse_page
 
     def resume_from(self, request: ReadRequest) -> dict[str, Any] | None:
         """Where a resumable read starts: the position in the state it was handed (or None)."""
@@ -333,7 +341,8 @@ class RestStream:
             return None, None
         with parsing(response):  # the guess's parse of the page lives until the page is parsed
             following = None
-            if len(response.content) <= READ_AHEAD_MAX_BYTES or not paginator.reads_body:
+            size = len(response.content)
+            if not paginator.reads_body or (size <= READ_AHEAD_MAX_BYTES and self.shares_parse(size)):
                 following = paginator.guess(self._answer(response, paginator), request)
             ahead = _Ahead(following, pool.submit(fetch, client, following)) if following is not None else None
             try:
