@@ -206,10 +206,11 @@ class Engine(ABC):
             if not log:
                 self.execute(sql)
                 continue
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             self.execute(sql)
             with open(log, "a", encoding="utf-8") as out:
-                out.write(json.dumps({"seconds": round(time.perf_counter() - t0, 4), "peak_rss_mb": _peak_rss_mb(),
+                out.write(json.dumps({"seconds": round(time.perf_counter() - t0, 4),
+                                      "cpu_s": round(time.process_time() - cpu0, 4), "peak_rss_mb": _peak_rss_mb(),
                                       "sql": _STRING_LITERAL.sub("'?'", " ".join(sql.split()))[:160]}) + "\n")
 
     def scalar(self, sql: str) -> Any:
