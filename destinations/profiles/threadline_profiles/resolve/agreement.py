@@ -469,18 +469,14 @@ def once_lu(kind: str, having: int) -> float:
     return math.log2((1 + _PRIOR_PAIRS * _U_PRIOR_EXACT[kind]) / (having + _PRIOR_PAIRS))
 
 
-def block_having_sql(blocks: list[list[str]]) -> str:
-    """`s0, s1, ...`: the records having every field of each block (those it can pair)."""
-    counts = []
+def having_sql(fields: list[str], blocks: list[list[str]]) -> str:
+    """How many records there are (n), have each field (c0, c1, ...) and every field of each
+    block (s0, s1, ...: the records it can pair), in one scan."""
+    counts = ["COUNT(*) AS n", *(f"COUNT({quote(f)}) AS c{i}" for i, f in enumerate(fields))]
     for i, block in enumerate(blocks):
         present = " AND ".join(f"{quote(block_part(p)[0])} IS NOT NULL" for p in block)
         counts.append(f"SUM(CASE WHEN {present} THEN 1 ELSE 0 END) AS s{i}")
     return f"SELECT {', '.join(counts)} FROM tl_work_person"
-
-
-def having_sql(fields: list[str]) -> str:
-    """How many records have each field (c0, c1, ...)."""
-    return "SELECT " + ", ".join(f"COUNT({quote(f)}) AS c{i}" for i, f in enumerate(fields)) + " FROM tl_work_person"
 
 
 def patterns_sql(fields: list[str], blk: int) -> str:
@@ -725,7 +721,8 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
                      for lvl in levels[i]})
         for i in range(len(fields))
     ]
-    records = int(engine.scalar("SELECT COUNT(*) FROM tl_work_person") or 0)
+    having = engine.rows(having_sql(fields, [block for block, _ in sessions]))[0]
+    records = int(having["n"] or 0)
     all_pairs = max(records * (records - 1) / 2, 1.0)
     # Matching pairs in all the data: each block's matches over the share of matches the
     # block can see (those agreeing exactly on its fields); the median over blocks.
@@ -734,17 +731,15 @@ def estimate(engine: Engine, rule: AgreementRule, fields: list[str], blocks: lis
     # by the share of pairs having the fields (missing values say nothing of a match, as in
     # scoring, where a field one record lacks weighs 0). Unscaled, a key on names read a store
     # where a third of the records have no last name as if it held a third fewer duplicates.
-    having_block = engine.rows(block_having_sql([block for block, _ in sessions]))[0] if sessions else {}
     estimates = []
     for s, (block, matches) in enumerate(sessions):
         seen = math.prod(_share_seen(m_final[fields.index(block_part(p)[0])], block_part(p)[1]) for p in block)
-        have = int(having_block[f"s{s}"] or 0)
+        have = int(having[f"s{s}"] or 0)
         estimates.append(matches / max(seen, 1e-6) * all_pairs / max(have * (have - 1) / 2, 1.0))
     expected = float(np.median(estimates)) if estimates else float(records)
     expected = min(max(expected, 0.05 * records, 1e-3), all_pairs / 2)  # (an empty store has none)
     prior = math.log2(expected / (all_pairs - expected)) if all_pairs > expected else 0.0
     p = rule.match_probability
-    having = engine.rows(having_sql(fields))[0]
     models = [FieldModel(f, levels[i], m_final[i], u[i],
                          None if f in NO_FREQUENCIES else once_lu(kind_of(f), int(having[f"c{i}"] or 0)), f in from_priors,
                          int(having[f"c{i}"] or 0))
