@@ -191,14 +191,16 @@ def _converts_exactly(column: str, arrow_type: pa.DataType) -> str:
 
 def _csv_scan(file: NativeFile, rejects: bool) -> str:
     """read_csv(...) of `file` with every column as text, read as the files source's options
-    say (Arrow's defaults otherwise: double quotes escape a quote, a quoted null is null)."""
+    say (Arrow's defaults otherwise: double quotes escape a quote, a quoted null is null). One
+    reader thread, as the Arrow path reads: DuckDB's parallel reader on a busy 2-core machine
+    cost 1.27-1.32x the Arrow path's CPU for a 1M-row upsert, 1.12x in one thread (bench/README.md)."""
     o = file.options
     columns = "{" + ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in file.schema.names) + "}"
     nulls = "[" + ", ".join(_literal(v) for v in o.get("null_values", [""])) + "]"
     quote_char = _literal(o.get("quote_char", '"'))
     args = [_literal(str(file.path)), "header = true", f"skip = {int(o.get('skip_rows', 0))}",
             f"delim = {_literal(o.get('delimiter', ','))}", f"quote = {quote_char}", f"escape = {quote_char}",
-            f"nullstr = {nulls}", "auto_detect = false", f"columns = {columns}", "ignore_errors = true"]
+            f"nullstr = {nulls}", "auto_detect = false", f"columns = {columns}", "ignore_errors = true", "parallel = false"]
     if rejects:
         args += ["store_rejects = true", f"rejects_table = '{_CSV_REJECTS}'", f"rejects_scan = '{_CSV_SCANS}'"]
     return "read_csv(" + ", ".join(args) + ")"
