@@ -219,6 +219,9 @@ class NativeFile:
       `skip_rows`). The destination loads only the rows whose every value converts exactly as
       the engine's cast would, and holds back the rest as text for the engine to coerce or
       quarantine; lines with the wrong number of columns come back as `FileLoad.malformed`.
+      Held-back rows are written after the loaded ones, so where the order of rows decides
+      (an upsert: the last row of a key wins) the destination hands back, with them and in
+      file order, the loaded rows of every key a held-back row will land under.
     Anything else is read as `Batch`es, as ever.
     """
 

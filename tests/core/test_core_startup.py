@@ -101,8 +101,10 @@ def test_a_csv_sync_off_a_terminal_imports_no_parquet_reader_and_no_progress_bar
 @pytest.mark.parametrize("data, name", [
     ('{"id": 1, "day": "2024-01-02", "n": 5}\n', "a.jsonl"),  # the date arrives as text
     # a key written twice (the upsert's repeated-key check) and a value the cast refuses
-    ("id,day,n\n1,2024-01-02,5\n2,2024-01-03,x\n1,2024-01-04,7\n", "a.csv"),
-], ids=["jsonl", "csv-upsert-with-a-rejected-row"])
+    ("id,day,n\n1,2024-01-02,5\n2,2024-01-03,x\n1,2024-01-04,7\n", "a.csv"),  # DuckDB reads it (native CSV)
+    # the same through Arrow's reader: a bool column keeps a CSV file off DuckDB's own reader
+    ("id,day,n,ok\n1,2024-01-02,5,true\n2,2024-01-03,x,false\n1,2024-01-04,7,true\n", "a.csv"),
+], ids=["jsonl", "csv-upsert-with-a-rejected-row", "csv-upsert-through-arrow"])
 def test_a_sync_into_duckdb_imports_no_pandas(tmp_path, data, name):
     # pyarrow imports pandas (~0.6 CPU-s) when handed a Python or NumPy value, and DuckDB 1.5
     # imports it through pyarrow.dataset when it scans a registered pyarrow Table

@@ -287,13 +287,39 @@ def test_csv_loaded_by_duckdb_itself_meets_the_same_coercion_and_quarantine_rule
     assert reasons == ["day: not a valid date", "malformed CSV line (wrong number of columns)", "n: not a valid integer"]
 
 
-def test_an_upserted_csv_is_read_in_file_order_so_the_last_row_of_a_key_wins(tmp_path, monkeypatch):
-    """DuckDB's own CSV path writes the rows only the engine's cast accepts ("1e3") after the
-    others: for a stream whose last row per key wins, the file is read through Arrow instead."""
-    text = "id,name,day,n,v\n6,First,2024-01-01,1,1e3\n6,Last,2024-01-02,2,2.5\n"
-    loads, rows, quarantined, counts = _rules_sync(tmp_path / "upsert", monkeypatch, native=True, key=["id"], text=text)
-    assert loads == [] and quarantined == []
-    assert [(r["id"], r["name"], r["v"]) for r in rows] == [(6, "Last", 2.5)]
+def test_an_upserted_csv_loaded_by_duckdb_itself_lands_the_same_table_and_quarantine_as_the_arrow_path(tmp_path, monkeypatch):
+    native = _rules_sync(tmp_path / "native", monkeypatch, native=True, key=["id"])
+    arrow = _rules_sync(tmp_path / "arrow", monkeypatch, native=False, key=["id"])
+    assert native[0] == ["csv"] and arrow[0] == []
+    assert native[1:] == arrow[1:]  # table, quarantine, and rows read, written, rejected
+    assert [(r["id"], r["name"]) for r in native[1]] == [(1, "Ann again"), (4, "Dee, D"), (6, "  sp  ")]
+    assert native[3] == (8, 4, 4)  # the empty key is quarantined too
+
+
+# A key's rows in an upsert where some are held back for the engine ("1e3", " 7": text only its
+# cast reads, landed after the file's other rows) and some are loaded by DuckDB: whichever is
+# last in the file wins, as on the Arrow path, whether or not the held-back row lands.
+@pytest.mark.parametrize("text, winner", [
+    ("6,First,2024-01-01,1,1e3\n6,Last,2024-01-02,2,2.5\n", ("Last", 2.5)),   # held back, then loaded
+    ("6,First,2024-01-01,1,2.5\n6,Last,2024-01-02,2,1e3\n", ("Last", 1000.0)),  # loaded, then held back
+    ("6,A,2024-01-01,1,1.5\n6,B,2024-01-01, 7,1e3\n6,C,2024-01-02,3,2\n6,D,2024-01-02,x,3\n", ("C", 2.0)),
+    ("7,A,2024-01-01,1,1.5\n6,B,2024-01-01,2,1e3\n7,C,2024-01-02,3,2\n", ("B", 1000.0)),  # another key only
+], ids=["held-back-then-loaded", "loaded-then-held-back", "a-rejected-row-last", "no-shared-key"])
+def test_an_upserted_csv_lands_the_last_row_of_each_key_in_file_order(tmp_path, monkeypatch, text, winner):
+    header = "id,name,day,n,v\n"
+    native = _rules_sync(tmp_path / "native", monkeypatch, native=True, key=["id"], text=header + text)
+    arrow = _rules_sync(tmp_path / "arrow", monkeypatch, native=False, key=["id"], text=header + text)
+    assert native[0] == ["csv"] and arrow[0] == []
+    assert native[1:] == arrow[1:]  # table, quarantine, and rows read, written, rejected
+    assert next((r["name"], r["v"]) for r in native[1] if r["id"] == 6) == winner
+
+
+def test_a_malformed_line_in_a_csv_loaded_by_duckdb_itself_is_quarantined_with_its_file_line_and_text(tmp_path, monkeypatch):
+    _, rows, quarantined, counts = _rules_sync(tmp_path / "native", monkeypatch, native=True, key=["id"])
+    malformed = [json.loads(record) for reason, record in quarantined if reason.startswith("malformed")]
+    assert malformed == [{"file": "a.csv", "line": 6, "text": "5,Eve,2024-01-05,8,4,extra",
+                          "problem": "expected 5 columns, found 6"}]
+    assert 5 not in [r["id"] for r in rows]
 
 
 def test_csv_loaded_by_duckdb_itself_fails_its_stream_on_text_that_is_not_utf8_past_the_sample(tmp_path, sync):

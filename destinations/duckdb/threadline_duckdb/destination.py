@@ -56,6 +56,7 @@ from threadline.contracts import (
     WriteReport,
 )
 from threadline.arrays import bool_mask
+from threadline.engine.coerce import coerce
 from threadline.names import safe_name
 from threadline_duckdb.keys import SeenKeys
 
@@ -172,6 +173,7 @@ def has_table(cur: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
 
 
 _CSV_REJECTS, _CSV_SCANS = "__threadline_csv_rejects", "__threadline_csv_scans"
+_CSV_KEYS = "__threadline_csv_keys"  # keys of held-back rows that will land (upsert)
 _DUCKDB_TYPES = {pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.date32(): "DATE"}
 # The text the engine's Arrow cast turns into the same value DuckDB's cast gives; other text
 # (" 5", "1e3", "+5", "inf") is held back for the engine to decide.
@@ -189,14 +191,16 @@ def _converts_exactly(column: str, arrow_type: pa.DataType) -> str:
 
 def _csv_scan(file: NativeFile, rejects: bool) -> str:
     """read_csv(...) of `file` with every column as text, read as the files source's options
-    say (Arrow's defaults otherwise: double quotes escape a quote, a quoted null is null)."""
+    say (Arrow's defaults otherwise: double quotes escape a quote, a quoted null is null). One
+    reader thread, as the Arrow path reads: DuckDB's parallel reader on a busy 2-core machine
+    cost 1.27-1.32x the Arrow path's CPU for a 1M-row upsert, 1.12x in one thread (bench/README.md)."""
     o = file.options
     columns = "{" + ", ".join(f"{_literal(n)}: 'VARCHAR'" for n in file.schema.names) + "}"
     nulls = "[" + ", ".join(_literal(v) for v in o.get("null_values", [""])) + "]"
     quote_char = _literal(o.get("quote_char", '"'))
     args = [_literal(str(file.path)), "header = true", f"skip = {int(o.get('skip_rows', 0))}",
             f"delim = {_literal(o.get('delimiter', ','))}", f"quote = {quote_char}", f"escape = {quote_char}",
-            f"nullstr = {nulls}", "auto_detect = false", f"columns = {columns}", "ignore_errors = true"]
+            f"nullstr = {nulls}", "auto_detect = false", f"columns = {columns}", "ignore_errors = true", "parallel = false"]
     if rejects:
         args += ["store_rejects = true", f"rejects_table = '{_CSV_REJECTS}'", f"rejects_scan = '{_CSV_SCANS}'"]
     return "read_csv(" + ", ".join(args) + ")"
@@ -280,12 +284,6 @@ class DuckDBWriter(StreamWriter):
         self.schema_name = schema_name
         self.upsert = target.disposition is WriteDisposition.UPSERT
         self.replace = target.disposition is WriteDisposition.REPLACE
-        if self.upsert or (self.replace and self.key):
-            # DuckDB's CSV path writes the rows it holds back (text only the engine's cast
-            # accepts, such as "1e3") after the file's other rows; where the last row of a key
-            # must win, an earlier held-back row would win instead, so these streams read CSV
-            # through Arrow, in file order
-            self.native_formats = frozenset({"parquet"})
         self.staging_name = f"{target.table}__staging" if self.replace else target.table
         self.into = f"{quote(schema_name)}.{quote(self.staging_name)}"
         self.run_literal = "'" + target.run_id.replace("'", "''") + "'"
@@ -408,9 +406,49 @@ class DuckDBWriter(StreamWriter):
         # for every line, nothing was held back and the file need not be read again.
         if loaded + len(malformed) != _records_at_most(file.path, 1 + int(file.options.get("skip_rows", 0))):
             held_back = self.cur.sql(f"select * from {_csv_scan(file, rejects=False)} where not ({fits})").to_arrow_table()
+        if held_back is not None and held_back.num_rows and self.upsert:
+            held_back, reread = self._with_loaded_rows_of_their_keys(file, schema, fits, held_back)
+            loaded -= reread
+            self.rows -= reread
+            self.uncommitted_rows -= reread
         column_count = all(kind in ("TOO MANY COLUMNS", "MISSING COLUMNS") for _, _, kind, _ in rejects)
         return FileLoad(loaded, held_back if held_back is not None and held_back.num_rows else None, malformed,
                         "malformed CSV line (wrong number of columns)" if column_count else "malformed CSV line")
+
+    def _with_loaded_rows_of_their_keys(self, file: NativeFile, schema: pa.Schema, fits: str,
+                                        held_back: pa.Table) -> tuple[pa.Table, int]:
+        """Rows held back land after the file's loaded rows, and in an upsert the order decides
+        which row of a key wins. When a held-back row the engine will land (its own cast says
+        which) shares its key with a row this transaction loaded, every row of those keys is
+        handed back with the held-back rows, in file order, so the engine writes them in the
+        file's order after their loaded copies, which the commit then drops as older rows of
+        their keys. Returns (the rows to hand back, how many of them were loaded)."""
+        landing = [good.select(self.key) for batch in held_back.to_batches()
+                   if (good := coerce(batch, file.schema, tuple(self.key)).good).num_rows]
+        if not landing:
+            return held_back, 0  # every held-back row goes to quarantine: none competes for a key
+        keys = pa.Table.from_batches(landing)
+        with _registered(self.cur, "__threadline_batch", keys):
+            self.cur.execute(f"create or replace temp table {_CSV_KEYS} as select distinct * from __threadline_batch")
+        try:
+            match = " and ".join(f"c.{quote(k)} = t.{quote(k)}" for k in self.key)
+            shared = self.cur.execute(
+                f"select count(*) from {self.into} t semi join temp.{_CSV_KEYS} c on {match} "
+                f"where t.{LOADED_COLUMN} = now() and t.{RUN_COLUMN} = {self.run_literal}").fetchall()[0][0]
+            if not shared:
+                return held_back, 0
+            types = {f.name: f.type for f in schema}
+            same_key = " and ".join(
+                f"c.{quote(k)} = " + (f"s.{quote(k)}" if pa.types.is_string(types[k])
+                                      else f"try_cast(s.{quote(k)} as {_DUCKDB_TYPES[types[k]]})") for k in self.key)
+            # row_number() over the scan alone is the file's order; the join after it need not keep it
+            rows = self.cur.sql(
+                f"select * exclude (__threadline_position) from (select row_number() over () as __threadline_position, * "
+                f"from {_csv_scan(file, rejects=False)}) s where not ({fits}) or exists "
+                f"(select 1 from temp.{_CSV_KEYS} c where {same_key}) order by __threadline_position").to_arrow_table()
+        finally:
+            self.cur.execute(f"drop table if exists temp.{_CSV_KEYS}")
+        return rows, rows.num_rows - held_back.num_rows
 
     def abort(self) -> None:
         self.pending, self.pending_rows, self.repeats = [], 0, []
