@@ -94,13 +94,38 @@ def landed_records_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str
     )
 
 
-def records_sql(landed: str, scope: str | None = None) -> str:
+# How many leading characters of a record's primary key (after its stream's `source.stream:`)
+# and of a raw value group rows for numbering on Spark (see `records_sql`, `distinct_values_sql`)
+KEY_PREFIX = 4
+RAW_PREFIX = 2
+
+
+def records_sql(landed: str, scope: str | None = None, *, prefix_groups: bool = True) -> str:
     """tl_work_records: the records this pass works on (all, or those in table `scope`),
     numbered in record-key order, so that a record's place among its neighbours (which
-    decides anchors and the order limits are settled in) is the same in every build."""
+    decides anchors and the order limits are settled in) is the same in every build.
+
+    On Spark a window without PARTITION BY is one task, every record through one core, so
+    Spark numbers the same way in groups: a record's group is its record key cut after its
+    stream's prefix and KEY_PREFIX characters of its primary key. Cutting keys at one length
+    per stream keeps their order (a key's group never sorts after a greater key's), so a
+    record's number is the records of the groups before its own plus its place within its
+    group: the numbers `ROW_NUMBER() OVER (ORDER BY record_key)` gives, each group numbered in
+    its own task. The groups' offsets are one small window over the groups. That holds while
+    no stream's `source.stream:` begins another's, which only a stream key holding `:` can
+    break: the caller passes `prefix_groups=False` then, and Spark numbers in one window too."""
     where = f" WHERE u.record_key IN (SELECT record_key FROM {scope})" if scope else ""
-    return (work_table("tl_work_records", f"AS SELECT ROW_NUMBER() OVER (ORDER BY u.record_key) AS rid, u.* "
-                                          f"FROM ({landed}) AS u{where}"))
+    plain = f"AS SELECT ROW_NUMBER() OVER (ORDER BY u.record_key) AS rid, u.* FROM ({landed}) AS u{where}"
+    if not prefix_groups:
+        return work_table("tl_work_records", plain)
+    group = f"LEFT(u.record_key, LENGTH(u.record_key) - LENGTH(u.pk) + {KEY_PREFIX})"
+    grouped = (
+        f"AS WITH sizes AS (SELECT {group} AS g, COUNT(*) AS c FROM ({landed}) AS u{where} GROUP BY 1), "
+        "offsets AS (SELECT g, SUM(c) OVER (ORDER BY g ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - c AS earlier "
+        "FROM sizes) "
+        f"SELECT CAST(o.earlier + ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY u.record_key) AS BIGINT) AS rid, u.* "
+        f"FROM ({landed}) AS u JOIN offsets AS o ON o.g = {group}{where}")
+    return work_table("tl_work_records", plain, spark=grouped)
 
 
 def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
@@ -126,13 +151,23 @@ def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
 
 def distinct_values_sql(known: list[str]) -> str:
     """tl_work_distinct: the values to normalize, each distinct (kind, hint, raw) once and
-    numbered (for batches), leaving out those already in the `known` tables."""
+    numbered 1..n (n only cuts batches, so any order does), leaving out those already in the
+    `known` tables. Spark numbers rows only in a window with an order, and one without
+    PARTITION BY is one task, so it numbers within groups of (kind, hint, the first RAW_PREFIX
+    characters of raw) after the sizes of the groups before (as `records_sql` does)."""
     unknown = "".join(
         f" AND NOT EXISTS (SELECT 1 FROM {t} AS n WHERE n.kind = d.kind AND n.hint = d.hint AND n.raw = d.raw)" for t in known)
-    select = ("AS SELECT ROW_NUMBER() OVER ({}) AS n, d.kind, d.hint, d.raw FROM "
-              f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
-    # Spark numbers rows only in a window with an order (any order does: n only cuts batches)
-    return work_table("tl_work_distinct", select.format(""), spark=select.format("ORDER BY d.kind, d.hint, d.raw"))
+    todo = f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}"
+    plain = f"AS SELECT ROW_NUMBER() OVER () AS n, d.kind, d.hint, d.raw FROM {todo}"
+    grouped = (
+        f"AS WITH todo AS (SELECT d.kind, d.hint, d.raw, LEFT(d.raw, {RAW_PREFIX}) AS g FROM {todo}), "
+        "sizes AS (SELECT kind, hint, g, COUNT(*) AS c FROM todo GROUP BY kind, hint, g), "
+        "offsets AS (SELECT kind, hint, g, SUM(c) OVER (ORDER BY kind, hint, g ROWS BETWEEN UNBOUNDED PRECEDING AND "
+        "CURRENT ROW) - c AS earlier FROM sizes) "
+        "SELECT CAST(o.earlier + ROW_NUMBER() OVER (PARTITION BY t.kind, t.hint, t.g ORDER BY t.raw) AS BIGINT) AS n, "
+        "t.kind, t.hint, t.raw "
+        "FROM todo AS t JOIN offsets AS o ON o.kind = t.kind AND o.hint = t.hint AND o.g = t.g")
+    return work_table("tl_work_distinct", plain, spark=grouped)
 
 
 def normalized_values_sql(norm: list[str]) -> str:
