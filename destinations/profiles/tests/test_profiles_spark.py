@@ -178,27 +178,6 @@ def test_numbering_records_in_groups_of_keys_gives_the_numbers_of_one_window(tmp
         engine.close()
 
 
-def test_numbering_distinct_values_in_groups_numbers_each_value_once_from_one(tmp_path):
-    import pyarrow as pa
-    from threadline_profiles.engines import DuckDBEngine
-    from threadline_profiles.resolve import values
-
-    raws = ["a", "ab", "abc", "", "é", "éa", "x1", "x2", "x1"] * 3
-    engine = DuckDBEngine(tmp_path / "p.duckdb", encryption="off")
-    try:
-        engine.load_table("tl_work_values", pa.table({
-            "kind": ["email", "phone", "email"] * 9, "hint": ["", "US", ""] * 9, "raw": raws}))
-        engine.load_table("known", pa.table({"kind": ["email"], "hint": [""], "raw": ["ab"]}))
-        sql = for_dialect(values.distinct_values_sql(["known"]), "spark")
-        engine.run(["DROP TABLE IF EXISTS tl_work_distinct", sql])
-        rows = engine.rows("SELECT n, kind, hint, raw FROM tl_work_distinct")
-        expected = {(k, h, r) for k, h, r in zip(["email", "phone", "email"] * 9, ["", "US", ""] * 9, raws)} - {("email", "", "ab")}
-        assert sorted(r["n"] for r in rows) == list(range(1, len(expected) + 1))
-        assert {(r["kind"], r["hint"], r["raw"]) for r in rows} == expected
-    finally:
-        engine.close()
-
-
 @pytest.mark.spark
 @ON_SPARK
 def test_spark_numbers_records_as_duckdb_does(tmp_path, spark_config):

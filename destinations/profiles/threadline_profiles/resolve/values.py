@@ -95,9 +95,8 @@ def landed_records_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str
 
 
 # How many leading characters of a record's primary key (after its stream's `source.stream:`)
-# and of a raw value group rows for numbering on Spark (see `records_sql`, `distinct_values_sql`)
+# group records for numbering on Spark (see `records_sql`)
 KEY_PREFIX = 4
-RAW_PREFIX = 2
 
 
 def records_sql(landed: str, scope: str | None = None, *, prefix_groups: bool = True) -> str:
@@ -151,23 +150,15 @@ def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
 
 def distinct_values_sql(known: list[str]) -> str:
     """tl_work_distinct: the values to normalize, each distinct (kind, hint, raw) once and
-    numbered 1..n (n only cuts batches, so any order does), leaving out those already in the
-    `known` tables. Spark numbers rows only in a window with an order, and one without
-    PARTITION BY is one task, so it numbers within groups of (kind, hint, the first RAW_PREFIX
-    characters of raw) after the sizes of the groups before (as `records_sql` does)."""
+    numbered (for batches), leaving out those already in the `known` tables."""
     unknown = "".join(
         f" AND NOT EXISTS (SELECT 1 FROM {t} AS n WHERE n.kind = d.kind AND n.hint = d.hint AND n.raw = d.raw)" for t in known)
-    todo = f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}"
-    plain = f"AS SELECT ROW_NUMBER() OVER () AS n, d.kind, d.hint, d.raw FROM {todo}"
-    grouped = (
-        f"AS WITH todo AS (SELECT d.kind, d.hint, d.raw, LEFT(d.raw, {RAW_PREFIX}) AS g FROM {todo}), "
-        "sizes AS (SELECT kind, hint, g, COUNT(*) AS c FROM todo GROUP BY kind, hint, g), "
-        "offsets AS (SELECT kind, hint, g, SUM(c) OVER (ORDER BY kind, hint, g ROWS BETWEEN UNBOUNDED PRECEDING AND "
-        "CURRENT ROW) - c AS earlier FROM sizes) "
-        "SELECT CAST(o.earlier + ROW_NUMBER() OVER (PARTITION BY t.kind, t.hint, t.g ORDER BY t.raw) AS BIGINT) AS n, "
-        "t.kind, t.hint, t.raw "
-        "FROM todo AS t JOIN offsets AS o ON o.kind = t.kind AND o.hint = t.hint AND o.g = t.g")
-    return work_table("tl_work_distinct", plain, spark=grouped)
+    select = ("AS SELECT ROW_NUMBER() OVER ({}) AS n, d.kind, d.hint, d.raw FROM "
+              f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
+    # Spark numbers rows only in a window with an order (any order does: n only cuts batches).
+    # Numbering in groups (as records_sql does) was measured at 1M and not kept: the same
+    # critical path, 55% more executor CPU (profile README, Engine-specific SQL)
+    return work_table("tl_work_distinct", select.format(""), spark=select.format("ORDER BY d.kind, d.hint, d.raw"))
 
 
 def normalized_values_sql(norm: list[str]) -> str:
