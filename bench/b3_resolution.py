@@ -31,9 +31,14 @@ On Spark (`--engine spark`, one database in a Derby-backed local catalog under t
 folder, so that the steps' processes share it) Spark's work is done in its JVM, a child of
 the step's process: `cpu_s` adds the JVM's CPU to the process's own, `jvm_peak_rss_mb` is the
 JVM's, and each build stage also reports what Spark's status store saw during it (`spark`:
-jobs, tasks, task seconds, shuffle bytes written, input and output bytes), the figures the
-README's capacity plan is derived from. The same size then runs on DuckDB, and a last line
-(`spark_vs_duckdb`) gives both builds' wall and CPU seconds per stage and their ratios.
+jobs, tasks, task seconds, shuffle bytes read and written, spill to memory and disk, input
+and output bytes, the largest shuffle one Spark stage wrote and its statement, the largest
+peak execution memory of one task, the JVM heap's and execution memory's peaks), the 40
+statements that moved the most shuffle bytes (`spark_statements`, each statement labelled
+with its opening as its job description) and `label_rounds`, the connected-components
+rounds: the figures the README's capacity plan is derived from. The same size then runs on
+DuckDB, and a last line (`spark_vs_duckdb`) gives both builds' wall and CPU seconds per stage
+and their ratios.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -87,7 +93,9 @@ def store_config(args: argparse.Namespace) -> dict[str, Any]:
                      "spark.sql.shuffle.partitions": str(args.spark_partitions),
                      # every stage of a build kept in the status store, for the per-stage figures
                      "spark.ui.retainedStages": "1000000", "spark.ui.retainedJobs": "1000000",
-                     "spark.ui.retainedTasks": "10000000"}})
+                     "spark.ui.retainedTasks": "10000000",
+                     # executor memory (heap, execution) sampled each second, not only at heartbeats
+                     "spark.executor.metrics.pollingInterval": "1s"}})
     else:
         config["path"] = str(Path(args.store) / "profiles.duckdb")
     return config
@@ -148,39 +156,109 @@ def stop_jvm() -> None:
     SparkContext._gateway.proc.wait(timeout=60)
 
 
+SPARK_LITERAL = re.compile(r"'(?:[^'\\]|\\.|'')*'")  # a Spark SQL string literal (backslash escapes)
+
+
 class SparkStages:
     """What Spark's status store saw during each build stage: an `on_stage` callback that
-    sums the jobs and stages completed since the last call."""
+    sums the Spark stages completed since the last call.
+
+    Per build stage: jobs, tasks, task seconds, shuffle bytes read and written, spill (memory
+    and disk), input and output bytes, the largest shuffle one Spark stage wrote, the largest
+    peak execution memory of one task (joins', aggregates' and sorts' buffers) and the peak
+    JVM heap and execution memory Spark's executor metrics saw. Every statement the engine runs
+    is labelled with its opening (its job description, string literals blanked), so the
+    figures are also summed per statement (`statements`): which statement writes which
+    shuffle, as the capacity plan needs it."""
 
     def __init__(self, engine: Any) -> None:
         self.context = engine.spark.sparkContext
+        self.status = self.context._jsc.sc().statusStore()
         self.seen: set[int] = set()
         self.jobs = 0
-        self.per_stage: dict[str, dict[str, float]] = {}
+        self.per_stage: dict[str, dict[str, Any]] = {}
+        self.statements: dict[str, dict[str, Any]] = {}
+        self._label_statements(engine)
         self("_before")
 
+    def _label_statements(self, engine: Any) -> None:
+        run = engine._sql
+
+        def labelled(sql: str) -> Any:
+            self.context.setJobDescription(SPARK_LITERAL.sub("'?'", " ".join(sql.split()))[:200])
+            return run(sql)
+
+        engine._sql = labelled
+
+    def _max_task_peak_memory(self, stage: Any) -> float:
+        """The largest peak execution memory of one task of `stage` (the stage's own figure
+        is the sum over its tasks)."""
+        top = self.context._gateway.new_array(self.context._jvm.double, 1)
+        top[0] = 1.0
+        summary = self.status.taskSummary(stage.stageId(), stage.attemptId(), top)
+        return float(summary.get().peakExecutionMemory().apply(0)) if summary.isDefined() else 0.0
+
     def __call__(self, name: str) -> None:
-        status = self.context._jsc.sc().statusStore()
-        totals = {"jobs": 0, "tasks": 0, "task_s": 0.0, "shuffle_write_mb": 0.0, "input_mb": 0.0, "output_mb": 0.0,
-                  "max_tasks_of_a_stage": 0}
+        mb = 2**20
+        totals: dict[str, Any] = {
+            "jobs": 0, "tasks": 0, "task_s": 0.0, "shuffle_read_mb": 0.0, "shuffle_write_mb": 0.0,
+            "spill_memory_mb": 0.0, "spill_disk_mb": 0.0, "input_mb": 0.0, "output_mb": 0.0, "max_tasks_of_a_stage": 0,
+            "largest_shuffle_write_mb": 0.0, "largest_shuffle_statement": None, "max_task_peak_execution_mb": 0.0,
+            "peak_jvm_heap_mb": 0.0, "peak_execution_mb": 0.0}
         no_quantiles = self.context._gateway.new_array(self.context._jvm.double, 0)
-        stages = status.stageList(None, False, False, no_quantiles, None)  # (a Scala Seq)
+        stages = self.status.stageList(None, False, False, no_quantiles, None)  # (a Scala Seq)
         for i in range(stages.size()):
             stage = stages.apply(i)
             key = stage.stageId() * 1000 + stage.attemptId()
             if key in self.seen or str(stage.status()) not in ("COMPLETE", "FAILED", "SKIPPED"):
                 continue
             self.seen.add(key)
+            label = stage.description().get() if stage.description().isDefined() else "(unlabelled)"
+            one = {"task_s": stage.executorRunTime() / 1000, "shuffle_read_mb": stage.shuffleReadBytes() / mb,
+                   "shuffle_write_mb": stage.shuffleWriteBytes() / mb, "spill_memory_mb": stage.memoryBytesSpilled() / mb,
+                   "spill_disk_mb": stage.diskBytesSpilled() / mb, "input_mb": stage.inputBytes() / mb,
+                   "output_mb": stage.outputBytes() / mb}
+            task_peak = self._max_task_peak_memory(stage) / mb if stage.numCompleteTasks() else 0.0
             totals["tasks"] += stage.numCompleteTasks()
-            totals["task_s"] += stage.executorRunTime() / 1000
-            totals["shuffle_write_mb"] += stage.shuffleWriteBytes() / 2**20
-            totals["input_mb"] += stage.inputBytes() / 2**20
-            totals["output_mb"] += stage.outputBytes() / 2**20
+            for k, v in one.items():
+                totals[k] += v
             totals["max_tasks_of_a_stage"] = max(totals["max_tasks_of_a_stage"], stage.numTasks())
-        jobs = status.jobsList(None).size()
+            if one["shuffle_write_mb"] > totals["largest_shuffle_write_mb"]:
+                totals["largest_shuffle_write_mb"], totals["largest_shuffle_statement"] = one["shuffle_write_mb"], label[:100]
+            totals["max_task_peak_execution_mb"] = max(totals["max_task_peak_execution_mb"], task_peak)
+            peaks = stage.peakExecutorMetrics()
+            if peaks.isDefined():
+                totals["peak_jvm_heap_mb"] = max(totals["peak_jvm_heap_mb"], peaks.get().getMetricValue("JVMHeapMemory") / mb)
+                totals["peak_execution_mb"] = max(totals["peak_execution_mb"],
+                                                  peaks.get().getMetricValue("OnHeapExecutionMemory") / mb)
+            mine = self.statements.setdefault(label, {"build_stage": name, "spark_stages": 0, "largest_shuffle_write_mb": 0.0,
+                                                      "max_task_peak_execution_mb": 0.0, **dict.fromkeys(one, 0.0)})
+            mine["spark_stages"] += 1
+            for k, v in one.items():
+                mine[k] += v
+            mine["largest_shuffle_write_mb"] = max(mine["largest_shuffle_write_mb"], one["shuffle_write_mb"])
+            mine["max_task_peak_execution_mb"] = max(mine["max_task_peak_execution_mb"], task_peak)
+        jobs = self.status.jobsList(None).size()
         totals["jobs"], self.jobs = jobs - self.jobs, jobs
         if name != "_before":
             self.per_stage[name] = {k: round(v, 2) if isinstance(v, float) else v for k, v in totals.items()}
+
+    def heaviest(self, top: int) -> list[dict[str, Any]]:
+        """The `top` statements that moved the most shuffle bytes (read and written)."""
+        rows = sorted(self.statements.items(), key=lambda kv: -(kv[1]["shuffle_read_mb"] + kv[1]["shuffle_write_mb"]))
+        return [{"sql": label, **{k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}}
+                for label, figures in rows[:top]]
+
+    def executor_peaks(self) -> dict[str, float]:
+        """The peaks Spark's executor metrics saw over the whole session (local mode: the one JVM)."""
+        out: dict[str, float] = {}
+        executors = self.status.executorList(True)
+        for i in range(executors.size()):
+            peaks = executors.apply(i).peakMemoryMetrics()
+            if peaks.isDefined():
+                for metric in ("JVMHeapMemory", "OnHeapExecutionMemory", "OnHeapStorageMemory", "OnHeapUnifiedMemory"):
+                    out[metric + "_mb"] = max(out.get(metric + "_mb", 0.0), round(peaks.get().getMetricValue(metric) / 2**20, 1))
+        return out
 
 
 def emit(**fields: Any) -> None:
@@ -244,7 +322,8 @@ def build(args: argparse.Namespace) -> None:
     fields: dict[str, Any] = {}
     if spark is not None:
         fields.update(jvm_peak_rss_mb=jvm_peak_rss_mb(), spark=spark.per_stage, spark_master=args.spark_master,
-                      spark_driver_memory=args.spark_driver_memory)
+                      spark_driver_memory=args.spark_driver_memory, spark_partitions=args.spark_partitions,
+                      spark_executor_peaks=spark.executor_peaks(), spark_statements=spark.heaviest(40))
     if args.score:
         fields.update(pairwise(customers(max(1, int(args.records / 2.5)), seed=args.seed, names=args.names).truth, found))
     emit(step="build", engine=args.engine, records=result.records, mode=result.mode, why_full=result.why_full,

@@ -134,6 +134,68 @@ def test_an_unreachable_cluster_at_check_names_the_url_and_the_reason():
     assert "refused" in str(err.value).lower()
 
 
+# Record keys whose order a cut of their keys could get wrong: primary keys shorter and longer
+# than the cut, sharing their first characters, non-ASCII, and streams whose names sort one way
+# and whose `source.stream:` prefixes another
+TRICKY_KEYS = [("crm", "contacts", pk) for pk in ("C1", "C10", "C100", "C1000", "C10000", "C9", "C99", "C1001", "", "Z",
+                                                "é1", "ée", "C1000a", "C1000A", "c1")] + \
+              [("crm", "contacts2", pk) for pk in ("A", "C1000", "C100")] + [("crm", "c", pk) for pk in ("x", "C10000")] + \
+              [("shop", "customers", f"S{i}") for i in range(40)]
+
+
+def landed_table(keys: list[tuple[str, str, str]]) -> Any:
+    import pyarrow as pa
+
+    return pa.table({"source": [k[0] for k in keys], "stream": [k[1] for k in keys], "pk": [k[2] for k in keys],
+                     "record_key": [f"{k[0]}.{k[1]}:{k[2]}" for k in keys]})
+
+
+def numbered(engine: Any, statement: str, table: str, key: str, number: str) -> dict:
+    engine.run(["DROP TABLE IF EXISTS " + table, statement])
+    return {r[key]: r[number] for r in engine.rows(f"SELECT {key}, {number} FROM {table}")}
+
+
+def test_numbering_records_in_groups_of_keys_gives_the_numbers_of_one_window(tmp_path):
+    """Spark's tl_work_records (groups of record keys, each numbered in its own task) numbers
+    every record as one window over all record keys does: checked on DuckDB, which runs both."""
+    from threadline_profiles.engines import DuckDBEngine
+    from threadline_profiles.resolve import values
+
+    engine = DuckDBEngine(tmp_path / "p.duckdb", encryption="off")
+    try:
+        engine.load_table("landed", landed_table(TRICKY_KEYS))
+        sql = values.records_sql("SELECT * FROM landed")
+        assert for_dialect(sql, "spark") != for_dialect(sql, "duckdb")
+        one_window = numbered(engine, for_dialect(sql, "duckdb"), "tl_work_records", "record_key", "rid")
+        grouped = numbered(engine, for_dialect(sql, "spark"), "tl_work_records", "record_key", "rid")
+        assert grouped == one_window
+        assert sorted(one_window, key=one_window.get) == sorted(one_window)  # numbered in record-key order
+        engine.load_table("scope", landed_table(TRICKY_KEYS[::3]).select(["record_key"]))
+        scoped = values.records_sql("SELECT * FROM landed", "scope")
+        assert numbered(engine, for_dialect(scoped, "spark"), "tl_work_records", "record_key", "rid") == \
+            numbered(engine, for_dialect(scoped, "duckdb"), "tl_work_records", "record_key", "rid")
+    finally:
+        engine.close()
+
+
+@pytest.mark.spark
+@ON_SPARK
+def test_spark_numbers_records_as_duckdb_does(tmp_path, spark_config):
+    from threadline_profiles.engines import DuckDBEngine
+    from threadline_profiles.resolve import values
+
+    sql = values.records_sql("SELECT * FROM landed")
+    duck = DuckDBEngine(tmp_path / "p.duckdb", encryption="off")
+    try:
+        duck.load_table("landed", landed_table(TRICKY_KEYS))
+        expected = numbered(duck, sql, "tl_work_records", "record_key", "rid")
+    finally:
+        duck.close()
+    with ProfileStore.open(spark_config) as store:
+        store.engine.load_table("landed", landed_table(TRICKY_KEYS))
+        assert numbered(store.engine, sql, "tl_work_records", "record_key", "rid") == expected
+
+
 # ------------------------------------------------------------------ on Spark (CI runs these)
 
 

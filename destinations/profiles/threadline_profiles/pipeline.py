@@ -289,7 +289,9 @@ def _fresh_pairs(engine: Engine, config: ProfilesConfig, setup: Setup, stored: a
 
 
 def _extract(engine: Engine, setup: Setup, landed: str, scope: str | None) -> None:
-    engine.run([values.records_sql(landed, scope), values.values_sql(setup.streams)])
+    # (numbering in groups of record keys needs no stream's `source.stream:` to begin another's)
+    prefix_groups = not any(":" in stream.key for stream, _ in setup.streams)
+    engine.run([values.records_sql(landed, scope, prefix_groups=prefix_groups), values.values_sql(setup.streams)])
 
 
 def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: bool) -> None:
