@@ -356,7 +356,7 @@ def cluster(engine: Engine, order: list[str], limits: dict[str, int], constraine
     engine.run(list(contested_sql(weigher, order)))
     sizes = engine.query("SELECT label, COUNT(*) AS n FROM tl_work_contested GROUP BY label ORDER BY label")
     greedy: list[pa.Table] = []
-    refused: list[Refusal] = []
+    refused: list[pa.Table] = []  # (columns, not Refusal objects: a batch's are let go with it)
     for first, last in batches(sizes, SETTLE_BATCH):
         links_sql, values_sql = batch_sql(first, last)
         # Columns, not row dicts, and a batch of components at a time: every Python object
@@ -373,17 +373,21 @@ def cluster(engine: Engine, order: list[str], limits: dict[str, int], constraine
         stats.contested_links += len(links)
         clusters, refusals = settle(links, held, limits, same, yielding)
         del links, held
-        refused += refusals
+        refused.append(pa.table({
+            "rid": pa.array([r.rid for r in refusals], pa.int64()), "anchor": pa.array([r.anchor for r in refusals], pa.int64()),
+            "rule": pa.array([r.rule for r in refusals], pa.string()),
+            "reason": pa.array([reason_of(r.ctype) for r in refusals], pa.string())}))
+        del refusals
         greedy.append(pa.table({"rid": pa.array(list(clusters), pa.int64()),
                                 "cid": pa.array(list(clusters.values()), pa.int64())}))
         del clusters
     engine.load_table("tl_work_greedy", temp=True, data=pa.concat_tables(greedy) if greedy else pa.table({
         "rid": pa.array([], pa.int64()), "cid": pa.array([], pa.int64())}))
     del greedy
-    engine.load_table("tl_work_refused_w", temp=True, data=pa.table({
-        "rid": pa.array([r.rid for r in refused], pa.int64()), "anchor": pa.array([r.anchor for r in refused], pa.int64()),
-        "rule": pa.array([r.rule for r in refused], pa.string()),
-        "reason": pa.array([reason_of(r.ctype) for r in refused], pa.string())}))
+    engine.load_table("tl_work_refused_w", temp=True, data=pa.concat_tables(refused) if refused else pa.table({
+        "rid": pa.array([], pa.int64()), "anchor": pa.array([], pa.int64()), "rule": pa.array([], pa.string()),
+        "reason": pa.array([], pa.string())}))
+    del refused
     engine.run([
         work_table(
             CLUSTERS,
