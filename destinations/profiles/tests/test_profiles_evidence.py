@@ -4,12 +4,18 @@ refused link is kept with its weight and reason for `profiles get --explain`."""
 
 from __future__ import annotations
 
+import os
+
+import pyarrow as pa
 import pytest
+from synthetic_customers import customers
 from threadline_profiles import api
 from threadline_profiles.cli.profiles import render
-from threadline_profiles.resolve.evidence import MANUAL_RULE, settle
-from threadline_profiles.testing import profiles_of, together
+from threadline_profiles.resolve import evidence
+from threadline_profiles.resolve.evidence import MANUAL_RULE, batches, settle
+from threadline_profiles.testing import Lander, profile_ids, profiles_of, together
 
+PG_DSN = os.environ.get("THREADLINE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PEOPLE = {"identifiers": {"cid": "customer_id:crm", "phone": "phone", "email": "email"},
           "traits": {"first_name": "first", "last_name": "last", "birth_date": "dob"},
           "cleaning": {"phone_region": "US", "date_formats": {"dob": "%Y-%m-%d"}}}
@@ -164,3 +170,58 @@ def test_a_group_past_a_limit_still_takes_links_that_bring_no_new_value():
     assert [(r.rid, r.anchor) for r in refused] == [(4, 3)]  # a third id: refused
     _, refused = settle(links, values, limits, same_person={0}, yielding=set())
     assert [(r.rid, r.anchor) for r in refused] == [(1, 2), (4, 3)]  # without yielding, the limit holds
+
+
+def test_batches_hold_whole_components_of_about_the_given_number_of_links():
+    sizes = pa.table({"label": [3, 5, 8, 9, 12], "n": [2, 2, 7, 1, 1]})
+    assert batches(sizes, 4) == [(3, 5), (8, 8), (9, 12)]  # a component past the size alone
+    assert batches(sizes, 100) == [(3, 12)]
+    assert batches(sizes.slice(0, 0), 4) == []
+
+
+def _build(config: dict) -> tuple[dict, list]:
+    data = customers(400, seed=11)
+    config = {**config, "resolve_on_finish": False, "mappings": data.mappings,
+              "resolution": {"never_merge": [["crm.contacts:C1", "shop.customers:S2"]],
+                             "always_merge": [["crm.contacts:C3", "loyalty.members:L4"]]}}
+    lander = Lander(config)
+    for key, table in data.tables.items():
+        source, stream = key.split(".")
+        lander.land(source, stream, table, batch_rows=250)
+    with lander.store() as store:
+        api.build(store)
+        return profile_ids(store), sorted(
+            (r["record_key"], r["linked_record_key"], r["rule"], float(r["weight"]), r["reason"])
+            for r in store.engine.rows("SELECT * FROM tl_links_refused"))
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_settling_a_component_at_a_time_gives_what_settling_all_at_once_gives(engine, tmp_path, monkeypatch, request):
+    def config(name: str) -> dict:
+        if engine == "duckdb":
+            return {"path": str(tmp_path / f"{name}.duckdb"), "report_dir": str(tmp_path / name)}
+        schema = request.getfixturevalue("pg_schema") + ("" if name == "all" else "_b")
+        if name != "all":  # (the fixture drops its own schema; this one is dropped here)
+            request.addfinalizer(lambda: _drop_schema(schema))
+        return {"engine": "postgres", "dsn": PG_DSN, "schema": schema, "report_dir": str(tmp_path / name)}
+
+    ranges: list[list[tuple[int, int]]] = []
+
+    def counted(sizes: pa.Table, most: int) -> list[tuple[int, int]]:
+        ranges.append(batches(sizes, most))
+        return ranges[-1]
+
+    monkeypatch.setattr(evidence, "batches", counted)
+    at_once = _build(config("all"))
+    monkeypatch.setattr(evidence, "SETTLE_BATCH", 1)
+    one_by_one = _build(config("one"))
+    assert len(ranges[0]) == 1 and len(ranges[1]) > 1  # settled in one batch, then component by component
+    assert any("limit" in r[4] or "never-merge" in r[4] for r in at_once[1])  # a limit did refuse links
+    assert one_by_one == at_once

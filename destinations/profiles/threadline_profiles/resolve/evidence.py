@@ -61,7 +61,12 @@ IDENTIFIER_POINTS = 2.0
 # both the birth dates and the streets agree). A family shares a last name and a street,
 # never a first name and a birth date (twins have two first names).
 SAME_PERSON = ("first_name", "last_name", "birth_date", "address_line1")
-WORK = ("tl_work_e", "tl_work_lab", "tl_work_group_bad", "tl_work_greedy", "tl_work_refused_w")
+WORK = ("tl_work_e", "tl_work_lab", "tl_work_group_bad", "tl_work_greedy", "tl_work_refused_w", "tl_work_contested",
+        "tl_work_contested_v")
+# Contested links settled in Python at a time: whole components, about this many links (a
+# component with more is settled alone). Each held link costs a few hundred bytes of Python
+# objects; all of them at once took a 10M-record build from 2.1 to 5.4 GB.
+SETTLE_BATCH = 250_000
 
 
 @dataclass
@@ -214,18 +219,48 @@ def over_limit_sql() -> str:
 
 
 def contested_sql(weigher: Weigher, order: list[str]) -> tuple[str, str]:
-    """The links and constraint values of the components over a limit, links strongest first:
-    weight, then the rules' priority, then the record numbers."""
-    bad = "(SELECT l.node FROM tl_work_lab AS l WHERE l.label IN (SELECT label FROM tl_work_group_bad))"
+    """tl_work_contested and tl_work_contested_v: the links and constraint values of the
+    components over a limit, each with its component's label, the links weighed (see
+    `batch_sql` for the order they are settled in)."""
+    bad = "(SELECT label FROM tl_work_group_bad)"
     priority = " ".join(f"WHEN {lit(r)} THEN {i}" for i, r in enumerate(order))
-    edges = f"(SELECT rid, anchor, rule FROM tl_work_edges WHERE rid IN {bad} AND rid <> anchor)"
+    edges = ("(SELECT e.rid, e.anchor, e.rule, l.label FROM tl_work_edges AS e JOIN tl_work_lab AS l ON l.node = e.rid "
+             f"WHERE l.label IN {bad} AND e.rid <> e.anchor)")
     # (no `detail`: it is written for the refused links alone, by weigh_refused)
     return (
-        f"SELECT rid, anchor, rule, weight, same, CASE rule {priority} ELSE {len(order)} END AS priority "
-        f"FROM ({weigher.weighed_sql(edges, same_person=True)}) AS w ORDER BY CASE WHEN rule = {lit(MANUAL_RULE)} THEN 0 ELSE 1 END, "
-        "weight DESC, priority, rid, anchor",
-        f"SELECT rid, ctype, cvalue FROM tl_work_constraints WHERE rid IN {bad}",
+        work_table("tl_work_contested", f"AS SELECT label, rid, anchor, rule, weight, same, "
+                                        f"CASE rule {priority} ELSE {len(order)} END AS priority "
+                                        f"FROM ({weigher.weighed_sql(edges, ('label',), same_person=True)}) AS w"),
+        work_table("tl_work_contested_v", "AS SELECT l.label, k.rid, k.ctype, k.cvalue FROM tl_work_constraints AS k "
+                                          f"JOIN tl_work_lab AS l ON l.node = k.rid WHERE l.label IN {bad}"),
     )
+
+
+def batch_sql(first: int, last: int) -> tuple[str, str]:
+    """The contested links and values of the components labelled `first` to `last`, links
+    strongest first: always-merge pairs, then weight, the rules' priority, the record numbers.
+    (Links act only within their component, so settling the components a batch at a time
+    gives what settling them all at once in this order gives.)"""
+    where = f"WHERE label BETWEEN {int(first)} AND {int(last)}"
+    return (f"SELECT rid, anchor, rule, weight, same FROM tl_work_contested {where} "
+            f"ORDER BY CASE WHEN rule = {lit(MANUAL_RULE)} THEN 0 ELSE 1 END, weight DESC, priority, rid, anchor",
+            f"SELECT rid, ctype, cvalue FROM tl_work_contested_v {where}")
+
+
+def batches(sizes: pa.Table, most: int) -> list[tuple[int, int]]:
+    """Ranges of labels (first, last) holding whole components of about `most` links at most
+    (a larger component alone), from `sizes` (label, n) ordered by label."""
+    labels, counts = sizes.column("label").to_pylist(), sizes.column("n").to_pylist()
+    out: list[tuple[int, int]] = []
+    start, held = 0, 0
+    for i, n in enumerate(counts):
+        if held and held + n > most:
+            out.append((labels[start], labels[i - 1]))
+            start, held = i, 0
+        held += n
+    if held:
+        out.append((labels[start], labels[-1]))
+    return out
 
 
 @dataclass
@@ -318,28 +353,41 @@ def cluster(engine: Engine, order: list[str], limits: dict[str, int], constraine
         return stats
     if weigher.fields:  # the levels compare names with Levenshtein (fuzzystrmatch on Postgres)
         agreement.require_comparisons(engine)
-    links_sql, values_sql = contested_sql(weigher, order)
-    # Columns, not row dicts: at 10M records these are millions of rows, and every Python
-    # object per link costs. Each rule name is one shared string (to_pylist makes one per row),
-    # and a link's `detail` is written for the refused ones only (weigh_refused): held for
-    # every contested link they took the process from 2.1 to 6.9 GB at 10M records.
-    found, owned = engine.query(links_sql), engine.query(values_sql)
-    rules = found.column("rule").combine_chunks().dictionary_encode()
-    names = rules.dictionary.to_pylist()
-    links = list(zip(found.column("rid").to_pylist(), found.column("anchor").to_pylist(),
-                     [names[i] for i in rules.indices.to_pylist()], found.column("weight").cast(pa.float64()).to_pylist()))
-    same = {i for i, s in enumerate(found.column("same").to_pylist()) if s}
-    held = list(zip(*(owned.column(c).to_pylist() for c in ("rid", "ctype", "cvalue"))))
-    del found, owned, rules
-    stats.contested_links = len(links)
-    clusters, refused = settle(links, held, limits, same, yielding)
-    del links, held
-    engine.load_table("tl_work_greedy", temp=True, data=pa.table({
-        "rid": pa.array(list(clusters), pa.int64()), "cid": pa.array(list(clusters.values()), pa.int64())}))
-    engine.load_table("tl_work_refused_w", temp=True, data=pa.table({
-        "rid": pa.array([r.rid for r in refused], pa.int64()), "anchor": pa.array([r.anchor for r in refused], pa.int64()),
-        "rule": pa.array([r.rule for r in refused], pa.string()),
-        "reason": pa.array([reason_of(r.ctype) for r in refused], pa.string())}))
+    engine.run(list(contested_sql(weigher, order)))
+    sizes = engine.query("SELECT label, COUNT(*) AS n FROM tl_work_contested GROUP BY label ORDER BY label")
+    greedy: list[pa.Table] = []
+    refused: list[pa.Table] = []  # (columns, not Refusal objects: a batch's are let go with it)
+    for first, last in batches(sizes, SETTLE_BATCH):
+        links_sql, values_sql = batch_sql(first, last)
+        # Columns, not row dicts, and a batch of components at a time: every Python object
+        # per link costs. Each rule name is one shared string (to_pylist makes one per row),
+        # and a link's `detail` is written for the refused ones only (weigh_refused).
+        found, owned = engine.query(links_sql), engine.query(values_sql)
+        rules = found.column("rule").combine_chunks().dictionary_encode()
+        names = rules.dictionary.to_pylist()
+        links = list(zip(found.column("rid").to_pylist(), found.column("anchor").to_pylist(),
+                         [names[i] for i in rules.indices.to_pylist()], found.column("weight").cast(pa.float64()).to_pylist()))
+        same = {i for i, s in enumerate(found.column("same").to_pylist()) if s}
+        held = list(zip(*(owned.column(c).to_pylist() for c in ("rid", "ctype", "cvalue"))))
+        del found, owned, rules
+        stats.contested_links += len(links)
+        clusters, refusals = settle(links, held, limits, same, yielding)
+        del links, held
+        refused.append(pa.table({
+            "rid": pa.array([r.rid for r in refusals], pa.int64()), "anchor": pa.array([r.anchor for r in refusals], pa.int64()),
+            "rule": pa.array([r.rule for r in refusals], pa.string()),
+            "reason": pa.array([reason_of(r.ctype) for r in refusals], pa.string())}))
+        del refusals
+        greedy.append(pa.table({"rid": pa.array(list(clusters), pa.int64()),
+                                "cid": pa.array(list(clusters.values()), pa.int64())}))
+        del clusters
+    engine.load_table("tl_work_greedy", temp=True, data=pa.concat_tables(greedy) if greedy else pa.table({
+        "rid": pa.array([], pa.int64()), "cid": pa.array([], pa.int64())}))
+    del greedy
+    engine.load_table("tl_work_refused_w", temp=True, data=pa.concat_tables(refused) if refused else pa.table({
+        "rid": pa.array([], pa.int64()), "anchor": pa.array([], pa.int64()), "rule": pa.array([], pa.string()),
+        "reason": pa.array([], pa.string())}))
+    del refused
     engine.run([
         work_table(
             CLUSTERS,
