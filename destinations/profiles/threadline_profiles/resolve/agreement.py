@@ -12,8 +12,7 @@ A Fellegi–Sunter model, estimated from the data itself (never from labels):
                 about 100x the pairs.
 2. levels     — each compared field of each pair gets a level: 3 exact, 2 close (one edit,
                 day and month swapped, first and last name swapped, an email's local part
-                at another provider), 1 near (two edits; an email or username whose letters
-                are the other's with a number added),
+                at another provider), 1 near (two edits),
                 0 different, NULL when either record lacks it.
 3. u          — how often two different people's records reach each level: exact from the
                 value frequencies, the others from a fixed sample of record pairs.
