@@ -125,7 +125,6 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
         return (f"CASE WHEN {a} IS NULL OR {b} IS NULL OR ({dated}) THEN NULL WHEN {a} = {b} THEN {EXACT} "
                 f"WHEN ABS(CAST({a} AS INTEGER) - CAST({b} AS INTEGER)) = 1 THEN {CLOSE} ELSE {DIFFERENT} END")
     swapped = "FALSE"
-    local_of = (lambda v: f"SPLIT_PART({v}, '@', 1)") if name == "email" else (lambda v: v)  # noqa: E731
     if kind_of(name) == "name":  # an initial against a name it begins
         head += (f" WHEN LEAST(LENGTH({a}), LENGTH({b})) = 1 AND SUBSTR({a}, 1, 1) = SUBSTR({b}, 1, 1) "
                  f"THEN {NEAR}")
@@ -151,15 +150,9 @@ def level_sql(name: str, x: str = "x", y: str = "y", partner: str | None = None)
     if name in ("email", "username"):
         # Numbers in addresses tell people apart (sofia.jones102 and sofia.jones532 are two
         # customers of one name, kelly1985 and kelly1990 two birth years): an edit counts as
-        # a typo only where both addresses carry the same digits. Where only one carries any,
-        # and their letters are the same (kateneal42 and kate.neal), it is the plain form with
-        # a number added — by the person, or by the provider for a second person of the name:
-        # near, and EM weighs which the data shows more.
+        # a typo only where both addresses carry the same digits.
         digits = lambda v: f"REGEXP_REPLACE({v}, '[^0-9]+', '', 'g')"  # noqa: E731
-        letters = lambda v: f"REGEXP_REPLACE({local_of(v)}, '[^a-z]+', '', 'g')"  # noqa: E731
-        plain = f"(({digits(a)} = '' OR {digits(b)} = '') AND {letters(a)} = {letters(b)})"
-        head += (f" WHEN {digits(a)} <> {digits(b)} AND NOT ({swapped}) "
-                 f"THEN CASE WHEN {plain} THEN {NEAR} ELSE {DIFFERENT} END")
+        head += f" WHEN {digits(a)} <> {digits(b)} AND NOT ({swapped}) THEN {DIFFERENT}"
     # A given name and its short form (Kev, Kevin; Norm, Norman; Carol, Caroline; Jenni,
     # Jennifer): one the other's beginning, of three letters or more, is near — a nickname
     # no dictionary lists reads like this, and a surname's beginning is not a short form.
