@@ -18,9 +18,7 @@ def land_all(config: dict) -> dict:
               "resolution": {"never_merge": [["crm.contacts:C1", "shop.customers:S2"]],
                              "always_merge": [["crm.contacts:C3", "loyalty.members:L4"]]}}
     lander = Lander(config)
-    for key, table in data.tables.items():
-        source, stream = key.split(".")
-        lander.land(source, stream, table, batch_rows=250)
+    lander.land_tables(data.tables, batch_rows=250)
     with lander.store() as store:
         api.build(store)
         return {

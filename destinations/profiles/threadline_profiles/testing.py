@@ -41,6 +41,12 @@ class Lander:
         writer.commit()
         return writer.finish()
 
+    def land_tables(self, tables: dict[str, pa.Table], *, batch_rows: int = 1000) -> None:
+        """Land a population's tables, keyed `source.stream` (as the synthetic customers give them)."""
+        for key, table in tables.items():
+            source, stream = key.split(".")
+            self.land(source, stream, table, batch_rows=batch_rows)
+
     def build(self, **kw: Any) -> Any:
         with ProfileStore.open(self.config) as store:
             return api.build(store, **kw)
