@@ -52,9 +52,7 @@ def test_the_report_charts_the_stored_agreement_models_match_weights_and_says_wh
 
     data = customers(100, seed=3)
     lander = Lander({**store_config, "mappings": data.mappings})
-    for key, table in data.tables.items():
-        source, stream = key.split(".")
-        lander.land(source, stream, table)
+    lander.land_tables(data.tables)
     with lander.store() as store:
         result = api.build(store)
         levels = store.engine.rows("SELECT comparison, level, weight FROM tl_model_levels WHERE version = 1")

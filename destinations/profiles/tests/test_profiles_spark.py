@@ -70,9 +70,7 @@ def land_all(config: dict, people: int) -> dict:
                              "always_merge": [["crm.contacts:C3", "loyalty.members:L4"]]},
               "audiences": {"born": {"where": "birth_date is not null"}}}
     lander = Lander(config)
-    for key, table in data.tables.items():
-        source, stream = key.split(".")
-        lander.land(source, stream, table)
+    lander.land_tables(data.tables)
     with lander.store() as store:
         api.build(store, report=False)
         return published(store)
@@ -302,8 +300,7 @@ def _built_twice(config: dict, before_second: Any = None) -> dict:
     config = {**config, "resolve_on_finish": False, "mappings": data.mappings, "resolution": {"agreement": None},
               "incremental_up_to": 1.0}
     lander = Lander(config)
-    for key, table in data.tables.items():
-        lander.land(*key.split("."), table, batch_rows=200)
+    lander.land_tables(data.tables, batch_rows=200)
     with lander.store() as store:
         api.build(store, report=False)
     crm = data.tables["crm.contacts"].to_pylist()
