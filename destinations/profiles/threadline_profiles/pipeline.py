@@ -16,6 +16,7 @@ table computed from them is published by adding it to `publish.TABLES` (by="prof
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -296,8 +297,9 @@ def _extract(engine: Engine, setup: Setup, landed: str, scope: str | None) -> No
 
 def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: bool) -> None:
     """tl_work_nv and tl_work_rec. Each distinct value is normalized once: values the store
-    has normalized before (when `cached`) are looked up, the rest are normalized in batches of
-    NORMALIZE_BATCH into the build's table of fresh values (see publish.fresh_values_table)."""
+    has normalized before (when `cached`) are looked up, the rest are normalized into the build's
+    table of fresh values (see publish.fresh_values_table): here NORMALIZE_BATCH at a time, on
+    Spark by its executors (Engine.map_rows)."""
     settings = config.resolution
     blocklist = Blocklist.from_config(settings.blocked_values, settings.blocked_patterns)
     fresh = publish.fresh_values_table(full=not cached)
@@ -308,10 +310,8 @@ def _normalize(engine: Engine, config: ProfilesConfig, setup: Setup, cached: boo
         columns, if_not_exists=True) if cached else f"CREATE TABLE IF NOT EXISTS {fresh} {columns}"
     engine.run([create, "DROP TABLE IF EXISTS tl_work_distinct",
                 values.distinct_values_sql(known)])
-    count = engine.scalar("SELECT COUNT(*) FROM tl_work_distinct") or 0
-    for low in range(0, count, NORMALIZE_BATCH):
-        batch = engine.query(f"SELECT kind, hint, raw FROM tl_work_distinct WHERE n > {low} AND n <= {low + NORMALIZE_BATCH}")
-        engine.append_table(fresh, normalize_distinct(batch, blocklist))
+    engine.map_rows("tl_work_distinct", ["kind", "hint", "raw"], functools.partial(normalize_distinct, blocklist=blocklist),
+                    fresh, NORMALIZE_BATCH)
     engine.run(["DROP TABLE tl_work_distinct", values.normalized_values_sql(known), values.records_seen_sql()])
     forget.drop_tombstoned(engine, [s for s, _ in setup.streams], fresh, setup.secret)  # erased people stay erased
     _done_with(engine, "tl_work_values", "tl_work_records")

@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -250,6 +250,18 @@ class Engine(ABC):
             self.execute(f"INSERT INTO {name} SELECT * FROM {view}")
         finally:
             self.unregister(view)
+
+    def map_rows(self, source: str, columns: list[str], fn: Callable[[pa.Table], pa.Table], into: str,
+                 batch_rows: int) -> None:
+        """Append `fn` of the rows of work table `source` (its `columns`) to table `into`, whose
+        columns `fn` returns in order. `fn` maps each row on its own (the other rows of a batch
+        never change its result), so an engine may cut the batches as it likes. Here they are
+        read into this process `batch_rows` at a time, by `source`'s column `n`, which numbers its
+        rows 1..N; Spark runs `fn` on its executors instead (SparkEngine.map_rows)."""
+        count = self.scalar(f"SELECT COUNT(*) FROM {source}") or 0
+        for low in range(0, count, batch_rows):
+            batch = self.query(f"SELECT {', '.join(columns)} FROM {source} WHERE n > {low} AND n <= {low + batch_rows}")
+            self.append_table(into, fn(batch))
 
     def load_table(self, name: str, data: pa.Table, temp: bool = False) -> None:
         """Create (or replace) table `name` holding `data`; `temp`: a work table (`work_table`)."""

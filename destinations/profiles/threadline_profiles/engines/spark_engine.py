@@ -34,7 +34,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -45,7 +47,7 @@ import sqlglot
 from sqlglot import exp
 from threadline.contracts import FatalError
 
-from threadline_profiles.engines.base import Engine, for_dialect
+from threadline_profiles.engines.base import Engine, for_dialect, safe_name
 
 MIN_SPARK = (3, 5)
 _PHYSICAL = "__g"  # tl_members__g3: the third physical table of tl_members
@@ -143,6 +145,9 @@ def spark_session(settings: SparkSettings) -> Any:
                 # Spark in this process talks only to itself: on loopback, not on whatever
                 # address the host name resolves to (a network interface, otherwise)
                 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM as it starts
+                # its Python workers (Engine.map_rows) run this interpreter, with the packages
+                # this process imports, not whatever `python3` is first on PATH (pyspark's default)
+                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
                 builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                 builder = builder.config("spark.driver.memory", local_driver_memory())
         builder = builder.config("spark.sql.session.timeZone", "UTC")
@@ -415,11 +420,15 @@ class SparkEngine(Engine):
         with self._catalog.lock:
             self._catalog.views.update(self._switched)
 
-    def query(self, sql: str) -> pa.Table:
+    def _frame(self, sql: str) -> Any:
+        """The DataFrame of one SELECT (DuckDB dialect), reading the transaction's tables."""
         tree = _parse(for_dialect(sql, self.dialect))
         if self._tx:
             tree = _rename_tables(tree, {k: v for k, v in self._tx.items() if v})
-        frame = self._sql(_spark(tree))
+        return self._sql(_spark(tree))
+
+    def query(self, sql: str) -> pa.Table:
+        frame = self._frame(sql)
         try:
             if hasattr(frame, "toArrow"):
                 return frame.toArrow()
@@ -580,6 +589,26 @@ class SparkEngine(Engine):
     def unregister(self, name: str) -> None:
         self.spark.catalog.dropTempView(name)
         self._arrow.discard(name)
+
+    def map_rows(self, source: str, columns: list[str], fn: Callable[[pa.Table], pa.Table], into: str,
+                 batch_rows: int) -> None:
+        """`fn` runs on the executors, over the batches Spark's Arrow exchange cuts
+        (`mapInArrow`): the rows never pass through the driver, and `source` needs no
+        numbering. The executors' Python must have threadline-profiles installed (the
+        README's cluster how-to)."""
+        select = f"SELECT {', '.join(columns)} FROM {source}"
+        schema = fn(self.query(select + " LIMIT 0")).schema
+
+        def each(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                yield from fn(pa.Table.from_batches([batch])).cast(schema).to_batches()
+
+        view = f"_tl_map_{safe_name(into)}"
+        self._frame(select).mapInArrow(each, _spark_schema(schema)).createOrReplaceTempView(view)
+        try:
+            self.execute(f"INSERT INTO {into} SELECT * FROM {view}")
+        finally:
+            self.spark.catalog.dropTempView(view)
 
     # ---------------------------------------------------------------- transactions
 

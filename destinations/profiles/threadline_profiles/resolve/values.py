@@ -150,15 +150,14 @@ def values_sql(streams: list[tuple[LandedStream, StreamMapping]]) -> str:
 
 def distinct_values_sql(known: list[str]) -> str:
     """tl_work_distinct: the values to normalize, each distinct (kind, hint, raw) once and
-    numbered (for batches), leaving out those already in the `known` tables."""
+    numbered (for Engine.map_rows's batches), leaving out those already in the `known` tables."""
     unknown = "".join(
         f" AND NOT EXISTS (SELECT 1 FROM {t} AS n WHERE n.kind = d.kind AND n.hint = d.hint AND n.raw = d.raw)" for t in known)
-    select = ("AS SELECT ROW_NUMBER() OVER ({}) AS n, d.kind, d.hint, d.raw FROM "
+    select = ("AS SELECT {}d.kind, d.hint, d.raw FROM "
               f"(SELECT DISTINCT kind, hint, raw FROM tl_work_values) AS d WHERE 1 = 1{unknown}")
-    # Spark numbers rows only in a window with an order (any order does: n only cuts batches).
-    # Numbering in groups (as records_sql does) was measured at 1M and not kept: the same
-    # critical path, 55% more executor CPU (profile README, Engine-specific SQL)
-    return work_table("tl_work_distinct", select.format(""), spark=select.format("ORDER BY d.kind, d.hint, d.raw"))
+    # Spark normalizes on its executors, with no batches to cut (SparkEngine.map_rows): no n,
+    # and so no window over every value, which would be one task whatever the cluster
+    return work_table("tl_work_distinct", select.format("ROW_NUMBER() OVER () AS n, "), spark=select.format(""))
 
 
 def normalized_values_sql(norm: list[str]) -> str:
