@@ -107,6 +107,25 @@ def test_a_csv_sync_off_a_terminal_imports_no_parquet_reader_and_no_progress_bar
     assert "pyarrow.parquet" not in modules and "rich.progress" not in modules
 
 
+def test_a_parquet_sync_that_duckdb_loads_itself_imports_no_compute_kernels(tmp_path):
+    # the file goes in whole through read_parquet: nothing is coerced, so pyarrow.compute (~0.03
+    # CPU-s to import) is not needed
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [1, 2], "name": ["Ann", "Bo"]}), tmp_path / "a.parquet")
+    (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
+        name: startup
+        sources:
+          shop: {connector: files, config: {streams: [{name: people, path: a.parquet, primary_key: [id]}]}}
+        destinations:
+          db: {connector: duckdb, config: {path: out.duckdb}}
+    """))
+    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
+    assert "threadline_duckdb.destination" in modules and "pyarrow.parquet" in modules  # the sync ran
+    assert "pyarrow.compute" not in modules
+
+
 @pytest.mark.parametrize("data, name", [
     ('{"id": 1, "day": "2024-01-02", "n": 5}\n', "a.jsonl"),  # the date arrives as text
     # a key written twice (the upsert's repeated-key check) and a value the cast refuses
