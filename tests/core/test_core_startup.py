@@ -79,17 +79,22 @@ def test_a_command_leaves_what_it_built_to_the_process_exit_not_the_garbage_coll
     assert frozen > 10_000, out.stdout  # the modules and classes of click, rich, pluggy and threadline
 
 
+def sync_modules(tmp_path, name: str) -> set[str]:
+    """The modules a `threadline sync` of the file `name` (in tmp_path) into DuckDB imported."""
+    (tmp_path / "job.yaml").write_text(textwrap.dedent(f"""\
+        name: startup
+        sources:
+          shop: {{connector: files, config: {{streams: [{{name: people, path: {name}, primary_key: [id]}}]}}}}
+        destinations:
+          db: {{connector: duckdb, config: {{path: out.duckdb}}}}
+    """))
+    return imported_by("sync", "job.yaml", cwd=tmp_path)
+
+
 def csv_sync_modules(tmp_path) -> set[str]:
     """The modules a `threadline sync` of a one-row CSV into DuckDB imported."""
     (tmp_path / "a.csv").write_text("id,name\n1,Ann\n")
-    (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
-        name: startup
-        sources:
-          shop: {connector: files, config: {streams: [{name: people, path: a.csv, primary_key: [id]}]}}
-        destinations:
-          db: {connector: duckdb, config: {path: out.duckdb}}
-    """))
-    return imported_by("sync", "job.yaml", cwd=tmp_path)
+    return sync_modules(tmp_path, "a.csv")
 
 
 def test_a_sync_imports_the_connectors_its_job_names_and_no_other(tmp_path):
@@ -114,14 +119,7 @@ def test_a_parquet_sync_that_duckdb_loads_itself_imports_no_compute_kernels(tmp_
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"id": [1, 2], "name": ["Ann", "Bo"]}), tmp_path / "a.parquet")
-    (tmp_path / "job.yaml").write_text(textwrap.dedent("""\
-        name: startup
-        sources:
-          shop: {connector: files, config: {streams: [{name: people, path: a.parquet, primary_key: [id]}]}}
-        destinations:
-          db: {connector: duckdb, config: {path: out.duckdb}}
-    """))
-    modules = imported_by("sync", "job.yaml", cwd=tmp_path)
+    modules = sync_modules(tmp_path, "a.parquet")
     assert "threadline_duckdb.destination" in modules and "pyarrow.parquet" in modules  # the sync ran
     assert "pyarrow.compute" not in modules
 
