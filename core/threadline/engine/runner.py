@@ -32,7 +32,6 @@ from datetime import date, datetime, timezone
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from threadline.contracts import (
@@ -663,6 +662,8 @@ class StreamCursor:
     def observe(self, batch: pa.RecordBatch) -> None:
         if self.field is None:
             return
+        import pyarrow.compute as pc  # here: a sync whose files the destination loads itself never needs it
+
         seen = pc.max(batch.column(batch.schema.get_field_index(self.field))).as_py()
         if seen is not None:
             with self._lock:
@@ -698,6 +699,8 @@ def _encode(value: Any, t: pa.DataType) -> Any:
 
 def _decode(value: Any, t: pa.DataType) -> Any:
     if isinstance(value, str) and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        import pyarrow.compute as pc  # as in StreamCursor.observe
+
         return pc.cast(pa.array([value]), t)[0].as_py()
     return pa.scalar(value).cast(t).as_py()
 

@@ -262,3 +262,24 @@ def test_threads_bounds_the_worker_threads_duckdb_uses(tmp_path):
 def test_threads_below_one_is_a_config_error(tmp_path):
     with pytest.raises(ValueError, match="threads"):
         DuckDBConfig(path=tmp_path / "db.duckdb", threads=0)
+
+
+def test_a_parquet_files_empty_keys_are_looked_for_only_where_its_null_counts_leave_room(dest, tmp_path):
+    import pyarrow.parquet as pq
+
+    from threadline.contracts import NativeFile
+
+    open_stream, rows = dest
+    files = {"counted.parquet": ([1, 2], ["a", "b"], True), "holed.parquet": ([3, None], ["c", "lost"], True),
+             "uncounted.parquet": ([None, 4], ["gone", "d"], False)}  # no statistics: it may hold empty keys
+    for name, (ids, emails, statistics) in files.items():
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int64()), "email": emails}), tmp_path / name,
+                       write_statistics=statistics)
+    w = open_stream(WriteDisposition.UPSERT)
+    loads = {name: w.load_file(NativeFile("people", tmp_path / name, "parquet", SCHEMA, 2)) for name in files}
+    w.finish()
+    assert loads["counted.parquet"].held_back is None  # its footer counts no null key: nothing to look for
+    assert loads["holed.parquet"].held_back.to_pylist() == [{"id": None, "email": "lost"}]
+    assert loads["uncounted.parquet"].held_back.to_pylist() == [{"id": None, "email": "gone"}]
+    assert [load.rows for load in loads.values()] == [2, 1, 1]
+    assert rows() == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]

@@ -344,16 +344,21 @@ class DuckDBWriter(StreamWriter):
         return self._load_csv(file) if file.format == "csv" else self._load_parquet(file)
 
     def _load_parquet(self, file: NativeFile) -> FileLoad:
-        """read_parquet; rows with an empty primary key are held back for the engine's quarantine."""
+        """read_parquet; rows with an empty primary key are held back for the engine's quarantine.
+        They are looked for only when the file's statistics do not rule them out: the footer
+        counts each row group's nulls per column, and a second scan of a 1M-row file for keys
+        that cannot be empty cost ~0.12 CPU-s (its filter on the insert ~0.03)."""
         if not self._fits(file.schema):
             self._ensure_table(file.schema)
         source = "read_parquet(" + _literal(str(file.path)) + ")"
         empty_key = " or ".join(f"{quote(k)} is null" for k in self.key)
-        rows = f"(select * from {source} where not ({empty_key}))" if self.key else source
         if self.seen is not None:
             self.group_for_repeats = True
         names = ", ".join(quote(n) for n in file.schema.names)
         try:
+            if empty_key and not self._may_hold_nulls(file.path, self.key):
+                empty_key = ""
+            rows = f"(select * from {source} where not ({empty_key}))" if empty_key else source
             loaded = self.cur.execute(f"insert into {self.into} ({names}, {RUN_COLUMN}, {LOADED_COLUMN}) "
                                       f"select {names}, {self.run_literal}, now() from {rows}").fetchall()[0][0]
         except duckdb.InvalidInputException as exc:  # a damaged file (bad UTF-8, a broken page)
@@ -361,8 +366,18 @@ class DuckDBWriter(StreamWriter):
                              hint="re-export the file, or move it out of the stream's path") from None
         self.rows += loaded
         self.wrote_since_commit = self.wrote_since_commit or loaded > 0
-        held_back = self.cur.sql(f"select * from {source} where {empty_key}").to_arrow_table() if self.key else None
+        held_back = self.cur.sql(f"select * from {source} where {empty_key}").to_arrow_table() if empty_key else None
         return FileLoad(loaded, held_back)
+
+    def _may_hold_nulls(self, path: Path, columns: list[str]) -> bool:
+        """Whether the Parquet file's statistics leave room for a null in any of `columns` (top-level
+        columns): false only when every row group counts zero nulls for each of them; a row
+        group without the count, or a column it does not list, may hold some."""
+        wanted = ", ".join(_literal(c) for c in columns)
+        return not self.cur.execute(
+            f"select count(distinct row_group_id) * {len(columns)} = count(*) filter "
+            f"(where path_in_schema in ({wanted}) and stats_null_count = 0) "
+            f"from parquet_metadata({_literal(str(path))})").fetchall()[0][0]
 
     def _load_csv(self, file: NativeFile) -> FileLoad:
         """read_csv with every column as text, cast in the same statement. Only rows whose every
