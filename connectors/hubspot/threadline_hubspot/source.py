@@ -253,36 +253,51 @@ class SearchPages(RestStream):
 
 @dataclass
 class AssociationPages(RestStream):
-    """Links of each listed record (`associations` asked inline), one row per link."""
+    """Links of each listed record (`associations` asked inline), one row per link.
+
+    A page's links are read as each target's list of {id, type} items (`_links`) and exploded
+    with a few Arrow kernels a target. A page whose links do not read as such lists (a value
+    of another type, records the careful parse would reject) is read item by item instead
+    (`_items`: ids and types as lists of text, a value that is not a list as no links)."""
 
     targets: tuple[str, ...] = ("companies", "deals")
-    _raw: PageParser | None = field(default=None, repr=False)
+    _links: PageParser | None = field(default=None, repr=False)
+    _items: PageParser | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        link = pa.list_(pa.struct([("id", pa.string()), ("type", pa.string())]))
+        self._links = PageParser(pa.schema([("id", pa.string()), *((t, link) for t in self.targets)]), "results",
+                                 {t: f"associations.{t}.results" for t in self.targets})
         raw = {"id": "string", **{f"{t}_{part}": "list<string>" for t in self.targets for part in ("id", "type")}}
         paths = {f"{t}_{part}": f"associations.{t}.results[].{part}" for t in self.targets for part in ("id", "type")}
-        self._raw = PageParser(schema_from_mapping(raw), "results", paths)
+        self._items = PageParser(schema_from_mapping(raw), "results", paths)
 
     def shares_parse(self, size: int) -> bool:
-        """Its pages are parsed by the kit's parser (`_raw`): a small one from the guess's parse."""
+        """Its pages are parsed by the kit's parser: a small one from the guess's parse."""
         return size < SMALL_PAGE_BYTES
 
     def parse_page(self, response: requests.Response) -> ParsedPage:
-        assert self._raw is not None
-        raw = self._raw(response)
-        records, pieces = raw.records, []
-        for to_type in self.targets:
-            ids, kinds = records.column(f"{to_type}_id"), records.column(f"{to_type}_type")
-            links = len(pc.list_flatten(ids))
-            pieces.append(pa.RecordBatch.from_arrays([
-                pa.nulls(links, pa.string()),  # from_type: the partition's kind, filled by the stream
-                pc.take(records.column("id"), pc.list_parent_indices(ids)),
-                pa.array([to_type] * links, pa.string()), pc.list_flatten(ids), pc.list_flatten(kinds),
-            ], schema=ASSOCIATIONS_SCHEMA))
-        rows = pa.Table.from_batches(pieces, ASSOCIATIONS_SCHEMA).combine_chunks()
-        batch = rows.to_batches()[0] if rows.num_rows else pa.RecordBatch.from_pylist([], schema=ASSOCIATIONS_SCHEMA)
-        return ParsedPage(batch, raw.body, response, count=records.num_rows)
+        assert self._links is not None and self._items is not None
+        raw = self._links(response)
+        records, links = raw.records, []
+        if not raw.rejected and records.schema == self._links.schema:
+            for to_type in self.targets:
+                lists = records.column(to_type)
+                to_id, kind = pc.list_flatten(lists).flatten()  # a null item: a link with null id and type
+                links.append((to_type, pc.list_parent_indices(lists), to_id, kind))
+        else:
+            raw = self._items(response)
+            records = raw.records
+            for to_type in self.targets:
+                ids = records.column(f"{to_type}_id")
+                links.append((to_type, pc.list_parent_indices(ids), pc.list_flatten(ids),
+                              pc.list_flatten(records.column(f"{to_type}_type"))))
+        pieces = [pa.RecordBatch.from_arrays([
+            pa.nulls(len(to_id), pa.string()),  # from_type: the partition's kind, filled by the stream
+            pc.take(records.column("id"), parents), pa.repeat(pa.scalar(to_type, pa.string()), len(to_id)), to_id, kind,
+        ], schema=ASSOCIATIONS_SCHEMA) for to_type, parents, to_id, kind in links]
+        return ParsedPage(pa.concat_batches(pieces), raw.body, response, count=records.num_rows)
 
 
 class HubspotSource(RestSource[HubspotConfig]):

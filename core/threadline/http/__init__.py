@@ -1,6 +1,6 @@
 """The HTTP connector kit: what every HTTP connector is made of.
 
-    client      HttpClient, Timeouts — tenacity over the transport: retries, rate limits, classified errors
+    client      HttpClient, Timeouts — the retry loop over the transport: retries, rate limits, classified errors
     transport   Transport — http.client connections kept alive per host; requests' Response values
     actions     Action, Rule, ActionTable, DEFAULT_ACTIONS — status/exception → what to do (field, hint)
     backoff     RetryPolicy, server_wait — exponential back-off with jitter; Retry-After, reset headers
