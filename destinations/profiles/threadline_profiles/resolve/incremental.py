@@ -176,10 +176,8 @@ CURRENT_KEYS = (
     "WHERE c.record_key = k.record_key AND c.change IN ('changed', 'deleted')) "
     "UNION ALL SELECT record_key, rule, key FROM tl_work_fkeys)"
 )
-# (rule, key, n, seed): every current key two records or more hold and every key a changed,
-# deleted or fresh record holds or held, with how many hold it now, counted once per build
-# over the last build's keys and the fresh ones for the seeds (`seed`: 1 when its holders
-# start the closure), the closure and the key groups' store-wide sizes (global_counts_sql)
+# (rule, key, n): every current key two records or more hold, and how many hold it, counted once
+# per build for the seeds, the closure and the key groups' store-wide sizes (global_counts_sql)
 KEY_COUNTS = "tl_work_kn"
 
 
@@ -193,39 +191,36 @@ def _pairs(pairs: list[tuple[str, str]]) -> str:
     return f"(SELECT * FROM (VALUES {rows}) AS p(a, b))"
 
 
-def seeds_sql(changed_refs: list[str], extra: str | None = None) -> list[str]:
+def seeds_sql(max_records: int, changed_refs: list[str], extra: str | None = None) -> list[str]:
     """tl_work_scope: where the closure starts (see the module docstring)."""
+    touched = ("(SELECT s.rule, s.key FROM tl_state_keys AS s JOIN tl_work_changes AS c ON c.record_key = s.record_key "
+               "AND c.change IN ('changed', 'deleted') UNION ALL SELECT rule, key FROM tl_work_fkeys)")
     refs = [f"SELECT record_key FROM (VALUES {', '.join(f'({lit(r)})' for r in changed_refs)}) AS o(record_key)"] if changed_refs else []
     refs += [f"SELECT record_key FROM {extra}"] if extra else []
     return [
+        work_table("tl_work_ck", f"AS SELECT DISTINCT rule, key FROM {touched} AS t"),
+        # a changed key's holders are resolved again unless it is blocked both before and after
+        work_table(
+            "tl_work_ckl",
+            "AS SELECT ck.rule, ck.key FROM tl_work_ck AS ck "
+            "LEFT JOIN (SELECT s.rule, s.key, COUNT(*) AS n FROM tl_state_keys AS s JOIN tl_work_ck AS k "
+            "ON k.rule = s.rule AND k.key = s.key GROUP BY s.rule, s.key) AS o ON o.rule = ck.rule AND o.key = ck.key "
+            f"LEFT JOIN {KEY_COUNTS} AS w ON w.rule = ck.rule AND w.key = ck.key "
+            f"WHERE COALESCE(o.n, 0) <= {max_records} OR COALESCE(w.n, 0) <= {max_records}"),
         work_table(
             "tl_work_scope",
             "AS SELECT DISTINCT record_key FROM ("
             "SELECT record_key FROM tl_work_changes UNION ALL "
             f"{_profile_mates('tl_work_changes')} UNION ALL "
-            f"SELECT c.record_key FROM {CURRENT_KEYS} AS c JOIN {KEY_COUNTS} AS k ON k.rule = c.rule AND k.key = c.key "
-            f"AND k.seed = 1{''.join(' UNION ALL ' + r for r in refs)}) AS s"),
+            f"SELECT c.record_key FROM {CURRENT_KEYS} AS c JOIN tl_work_ckl AS k ON k.rule = c.rule AND k.key = c.key"
+            f"{''.join(' UNION ALL ' + r for r in refs)}) AS s"),
         work_table("tl_work_front", "AS SELECT record_key FROM tl_work_scope"),
     ]
 
 
-def key_counts_sql(max_records: int) -> str:
-    """KEY_COUNTS in one pass over the last build's keys (each marked `gone` when its record
-    changed or was deleted since) and the fresh records' keys. A key a changed or fresh
-    record holds or held is a seed's unless more than `max_records` records hold it both
-    before and after (blocked either way; one holder now links nothing, whatever the limit)."""
-    keys = ("(SELECT s.record_key, s.rule, s.key, CASE WHEN c.record_key IS NULL THEN 0 ELSE 1 END AS gone, 1 AS was "
-            "FROM tl_state_keys AS s LEFT JOIN (SELECT record_key FROM tl_work_changes WHERE change IN ('changed', 'deleted')) "
-            "AS c ON c.record_key = s.record_key "
-            "UNION ALL SELECT record_key, rule, key, 0 AS gone, 0 AS was FROM tl_work_fkeys) AS k")
-    now = "SUM(CASE WHEN k.gone = 0 THEN 1 ELSE 0 END)"
-    touched = "MAX(CASE WHEN k.gone = 1 OR k.was = 0 THEN 1 ELSE 0 END)"
-    return work_table(
-        KEY_COUNTS,
-        f"AS SELECT k.rule, k.key, {now} AS n, "
-        f"CASE WHEN {touched} = 1 AND (SUM(k.was) <= {max_records} OR {now} <= {max(max_records, 1)}) THEN 1 ELSE 0 END "
-        "AS seed "
-        f"FROM {keys} GROUP BY k.rule, k.key HAVING {now} > 1 OR {touched} = 1")
+def key_counts_sql() -> str:
+    return (work_table(KEY_COUNTS, f"AS SELECT rule, key, COUNT(*) AS n FROM {CURRENT_KEYS} AS c "
+                                   "GROUP BY rule, key HAVING COUNT(*) > 1"))
 
 
 def linkable_keys_sql(max_records: int) -> str:
@@ -235,7 +230,7 @@ def linkable_keys_sql(max_records: int) -> str:
     closure's steps join this table, not every record's keys, each time."""
     return (work_table("tl_work_lk", f"AS SELECT c.record_key, c.rule, c.key FROM {CURRENT_KEYS} AS c "
                                      f"JOIN {KEY_COUNTS} AS g ON g.rule = c.rule AND g.key = c.key "
-                                     f"WHERE g.n > 1 AND (g.n <= {max_records} OR g.rule = {lit(PAIR_RULE)})"))
+                                     f"WHERE g.n <= {max_records} OR g.rule = {lit(PAIR_RULE)}"))
 
 
 def grow_sql(always_merge: list[tuple[str, str]]) -> list[str]:
@@ -270,7 +265,7 @@ def close_scope(engine: Engine, config: ProfilesConfig, extra: str | None = None
     now = overrides(config)
     changed_refs = sorted({ref for row in [r for r in before if r not in now] + [r for r in now if r not in before]
                            for ref in row[1:]})
-    engine.run([key_counts_sql(res.max_records_per_value), *seeds_sql(changed_refs, extra),
+    engine.run([key_counts_sql(), *seeds_sql(res.max_records_per_value, changed_refs, extra),
                 linkable_keys_sql(res.max_records_per_value)])
     steps = 0
     while True:
@@ -286,7 +281,7 @@ def global_counts_sql() -> str:
     scope: a key blocked store-wide stays blocked (only used by incremental builds, after
     close_scope counted the keys)."""
     return (f"UPDATE tl_work_groups SET records = c.n FROM {KEY_COUNTS} AS c "
-            "WHERE c.rule = tl_work_groups.rule AND c.key = tl_work_groups.key AND c.n > 1")
+            "WHERE c.rule = tl_work_groups.rule AND c.key = tl_work_groups.key")
 
 
 def stale_profiles_sql() -> str:
@@ -402,5 +397,5 @@ def fresh_pair_keys_sql() -> str:
 AGREEMENT_WORK = ("tl_work_operson", "tl_work_obk", "tl_work_gbs", "tl_work_gbs_r", "tl_work_fbk", "tl_work_hold", "tl_work_fperson",
                   "tl_work_bflip", "tl_work_bseed", "tl_work_fcand", "tl_work_fcmp", "tl_work_fscore", "tl_work_fpairs")
 
-WORK_TABLES = AGREEMENT_WORK + ("tl_work_all", "tl_work_changes", "tl_work_fresh", "tl_work_fkeys",
+WORK_TABLES = AGREEMENT_WORK + ("tl_work_all", "tl_work_changes", "tl_work_fresh", "tl_work_fkeys", "tl_work_ck", "tl_work_ckl",
                "tl_work_scope", "tl_work_front", KEY_COUNTS, "tl_work_lk", "tl_work_next", "tl_work_stale")
