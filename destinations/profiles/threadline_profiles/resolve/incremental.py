@@ -331,7 +331,7 @@ def _band(n: str, max_block: int, refine_over: int) -> str:
 def block_changes_sql(blocks: list[list[str]], fields: list[str], max_block: int, refine_over: int) -> list[str]:
     """The blocks around what changed (block keys from agreement.block_keys_select):
     tl_work_gbs, the size of every block of two or more records now (tl_work_gbs_r: of every
-    refined key within one over `refine_over`, agreement.fit's `sizes`); tl_work_fbk and
+    refined key within one, agreement.fit's `sizes`); tl_work_fbk and
     tl_work_obk, the block keys of the fresh records and the old ones of the changed and
     deleted; tl_work_bflip, the blocks that crossed `max_block` or `refine_over` (their pairs
     start or stop being compared), and tl_work_bseed their records; tl_work_hold, every
@@ -339,12 +339,9 @@ def block_changes_sql(blocks: list[list[str]], fields: list[str], max_block: int
     now = block_keys_select(blocks, fields, "tl_work_cperson", "record_key")
     fresh = "(SELECT r.record_key, p.* FROM tl_work_person AS p JOIN tl_work_rec AS r ON r.rid = p.rid) AS f"
     before, after = "COALESCE(g.n, t.nf) - t.nf + t.no", "COALESCE(g.n, t.nf)"
-    # the refined keys' sizes too, store-wide, for the count of pairs they leave out (agreement.refined_blocks_sql):
-    # only within the blocks paired by their refined key, the only ones it counts (a third of all refined keys)
-    fine = ([work_table("tl_work_gbs_r", f"AS SELECT b.blk, b.k, b.r, COUNT(*) AS n FROM ({now}) AS b JOIN tl_work_gbs AS g "
-                                         f"ON g.blk = b.blk AND g.k = b.k AND g.n > {refine_over} AND g.n <= {max_block} "
-                                         "WHERE b.r IS NOT NULL GROUP BY b.blk, b.k, b.r HAVING COUNT(*) > 1")]
-            if refine_over < max_block else [])
+    # the refined keys' sizes too, store-wide, for the count of pairs they leave out (agreement.refined_blocks_sql)
+    fine = ([work_table("tl_work_gbs_r", f"AS SELECT blk, k, r, COUNT(*) AS n FROM ({now}) AS b WHERE r IS NOT NULL "
+                                         "GROUP BY blk, k, r HAVING COUNT(*) > 1")] if refine_over < max_block else [])
     return [
         work_table(
             "tl_work_gbs",
