@@ -151,6 +151,9 @@ def spark_session(settings: SparkSettings) -> Any:
                 builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                 builder = builder.config("spark.driver.memory", local_driver_memory())
         builder = builder.config("spark.sql.session.timeZone", "UTC")
+        # Spark's console progress bars ([Stage 87:====>  (7 + 2) / 20]) would be drawn over the
+        # sync's own progress lines and summary table; a cluster's UI still shows every stage
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
         for name, value in settings.conf.items():
             builder = builder.config(name, value)
         try:
@@ -360,7 +363,9 @@ class SparkEngine(Engine):
     # ---------------------------------------------------------------- catalog
 
     def _exists(self, name: str) -> bool:
-        return bool(self.spark.catalog.tableExists(name, self.settings.database)) if not self.settings.catalog else \
+        # (`database.table` in one string: the two-argument form is deprecated since Spark 3.4 and
+        # warned on every sync)
+        return bool(self.spark.catalog.tableExists(f"`{self.settings.database}`.`{name}`")) if not self.settings.catalog else \
             bool(self._sql(f"SHOW TABLES IN {self._db} LIKE '{name}'").count())
 
     def _physical(self, name: str) -> str | None:
